@@ -1,0 +1,227 @@
+"""Configuration: environment variables (pydantic-settings) and the domains file they point at.
+
+Only the composition root (``bot.bootstrap``) and the CLI read this module. A mistake produces a
+``ConfigurationError`` that names the variable or key and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.domain.errors import ConfigurationError
+
+SLACK_API_DEFAULT = "https://slack.com/api/"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretSource(_Strict):
+    """Where a secret comes from: an environment variable, a file, or (sandbox only) inline."""
+
+    env: str | None = None
+    file: Path | None = None
+    value: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretSource:
+        given = [n for n in ("env", "file", "value") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'env', 'file' or 'value'")
+        return self
+
+    def resolve(self, where: str) -> str:
+        """The secret itself; ``where`` names the key for the error message."""
+        if self.env is not None:
+            found = os.environ.get(self.env)
+            if not found:
+                raise ConfigurationError(f"{where}: environment variable {self.env} is not set or empty")
+            return found
+        if self.file is not None:
+            try:
+                return self.file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigurationError(f"{where}: cannot read secret file {self.file}: {exc.strerror}") from exc
+        assert self.value is not None
+        return self.value.get_secret_value()
+
+
+def base_dn_of(dns_name: str) -> str:
+    return ",".join(f"DC={part}" for part in dns_name.split("."))
+
+
+class DomainConfig(_Strict):
+    """One on-premises AD domain and how to reach its DCs."""
+
+    name: str = Field(description="DNS name of the domain, e.g. contoso.com")
+    base_dn: str | None = None
+    ldap_urls: list[str] = Field(min_length=1, description="ldaps://dc1.contoso.com:636, one per DC")
+    bind_user: str
+    bind_password: SecretSource
+    ca_file: Path | None = None
+    tls_validate: bool = True
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    operation_timeout_seconds: float = Field(default=10.0, gt=0)
+    forest_root: str | None = Field(default=None, description="DNS name of the forest root; empty = this domain")
+
+    @field_validator("name")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        value = value.strip().lower().rstrip(".")
+        if not value or " " in value or "." not in value:
+            raise ValueError(f"'{value}' is not a DNS domain name such as contoso.com")
+        return value
+
+    @field_validator("ldap_urls")
+    @classmethod
+    def _urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("ldap://", "ldaps://")):
+                raise ValueError(f"'{url}' must start with ldaps:// (or ldap:// for StartTLS)")
+        return urls
+
+    @property
+    def effective_base_dn(self) -> str:
+        return self.base_dn or base_dn_of(self.name)
+
+    @property
+    def forest_root_name(self) -> str:
+        return (self.forest_root or self.name).lower()
+
+    @property
+    def configuration_dn(self) -> str:
+        return f"CN=Configuration,{base_dn_of(self.forest_root_name)}"
+
+
+class ClientCertificate(_Strict):
+    private_key_file: Path
+    thumbprint: str
+    public_certificate_file: Path | None = None
+
+
+class EntraConfig(_Strict):
+    tenant_id: str
+    client_id: str
+    client_secret: SecretSource | None = None
+    client_certificate: ClientCertificate | None = None
+    authority_host: str = "https://login.microsoftonline.com"
+    graph_url: str = "https://graph.microsoft.com"
+    ca_file: Path | None = Field(default=None, description="CA bundle for the identity platform and Graph")
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> EntraConfig:
+        if (self.client_secret is None) == (self.client_certificate is None):
+            raise ValueError("give exactly one of 'client_secret' or 'client_certificate'")
+        return self
+
+
+class PolicyConfig(_Strict):
+    key_max_age_days: int = Field(default=180, gt=0)
+    rotation_min_interval_hours: float = Field(default=24.0, gt=0)
+    audit_lookback_days: int = Field(default=30, gt=0)
+
+
+class EmulatorDomain(_Strict):
+    """Per-domain settings of the emulator: the local Samba instance it drives over LSA."""
+
+    samba_conf: Path | None = None
+    admin_user: str = "Administrator"
+    admin_password: SecretSource | None = None
+
+
+class EmulatorConfig(_Strict):
+    cloud_url: str = Field(description="Base URL of the Entra stand-in's KerberosDomain store")
+    domains: dict[str, EmulatorDomain] = Field(default_factory=dict)
+
+
+class KerberosModuleConfig(_Strict):
+    kind: Literal["emulator"] = "emulator"
+    emulator: EmulatorConfig | None = None
+
+    @model_validator(mode="after")
+    def _emulator_settings(self) -> KerberosModuleConfig:
+        if self.kind == "emulator" and self.emulator is None:
+            raise ValueError("kind 'emulator' needs a [kerberos_module.emulator] table with cloud_url")
+        return self
+
+
+class BotConfig(_Strict):
+    """The file named by KERBEROS_BOT_CONFIG (TOML)."""
+
+    domains: Annotated[list[DomainConfig], Field(min_length=1)]
+    entra: EntraConfig
+    policy: PolicyConfig = PolicyConfig()
+    kerberos_module: KerberosModuleConfig
+
+    @model_validator(mode="after")
+    def _unique_domains(self) -> BotConfig:
+        names = [d.name for d in self.domains]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"domain(s) declared twice: {', '.join(dupes)}")
+        known = set(names)
+        for d in self.domains:
+            if d.forest_root and d.forest_root.lower() not in known:
+                raise ValueError(f"domain {d.name}: forest_root '{d.forest_root}' is not a configured domain")
+        return self
+
+    def domain(self, name: str) -> DomainConfig | None:
+        wanted = name.strip().lower().rstrip(".")
+        return next((d for d in self.domains if d.name == wanted), None)
+
+
+class Settings(BaseSettings):
+    """Environment variables (and ``.env``)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    slack_signing_secret: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = SLACK_API_DEFAULT
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    kerberos_bot_config: Path | None = None
+    log_level: str = "INFO"
+
+
+def _explain(exc: ValidationError, prefix: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"{prefix}{loc}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = [
+            f"environment variable {'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigurationError("; ".join(problems)) from exc
+
+
+def load_bot_config(path: Path) -> BotConfig:
+    """Read and validate the domains file; errors name the file and the key."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"KERBEROS_BOT_CONFIG: file {path} does not exist") from exc
+    except OSError as exc:
+        raise ConfigurationError(f"KERBEROS_BOT_CONFIG: cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"KERBEROS_BOT_CONFIG: {path} is not valid TOML: {exc}") from exc
+    try:
+        return BotConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigurationError(f"KERBEROS_BOT_CONFIG ({path}): " + _explain(exc, "")) from exc
