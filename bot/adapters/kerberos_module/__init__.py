@@ -1,0 +1,1 @@
+"""Implementations of the KerberosModule port: the emulator (tests, demo) and, later, the real module."""

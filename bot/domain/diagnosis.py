@@ -1,0 +1,374 @@
+"""What is wrong with an Entra Kerberos server, in plain words.
+
+Pure functions over what the adapters read; no I/O, so every case is unit-testable.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.domain.model import AuditEvent, KerberosServerReport, OnPremState
+
+
+class Severity(enum.IntEnum):
+    OK = 0
+    INFO = 1
+    WARNING = 2
+    CRITICAL = 3
+
+
+class Health(enum.Enum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"  # works, but something needs attention
+    BROKEN = "broken"  # Kerberos for cloud users fails
+    ABSENT = "absent"  # no Entra Kerberos server in this domain
+    UNKNOWN = "unknown"  # a source could not be read
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: Severity
+    summary: str
+    advice: str | None = None
+
+
+@dataclass(frozen=True)
+class RotationPolicy:
+    key_max_age_days: int = 180
+    rotation_min_interval: timedelta = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class RotationWindow:
+    allowed_now: bool
+    allowed_from: datetime | None  # when a rotation without --force becomes allowed
+    key_age: timedelta | None
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    health: Health
+    findings: tuple[Finding, ...]
+    rotation: RotationWindow
+
+    @property
+    def headline(self) -> str:
+        return {
+            Health.HEALTHY: "Healthy",
+            Health.DEGRADED: "Needs attention",
+            Health.BROKEN: "Broken",
+            Health.ABSENT: "Not set up",
+            Health.UNKNOWN: "Could not be fully checked",
+        }[self.health]
+
+
+@dataclass(frozen=True)
+class SourceFailure:
+    """A source that could not be read, with the user-safe reason."""
+
+    source: str  # "Active Directory", "Kerberos module", "Entra ID"
+    message: str
+
+
+@dataclass(frozen=True)
+class Observations:
+    domain: str
+    report: KerberosServerReport | None
+    on_prem: OnPremState | None
+    audit_events: Sequence[AuditEvent] | None
+    failures: Sequence[SourceFailure] = field(default_factory=tuple)
+    audit_since: datetime | None = None  # start of the audit look-back period
+
+
+# The module stamps both sides from one operation; allow for clock skew between AD and Entra.
+_SAME_MOMENT = timedelta(seconds=5)
+# A cloud change recorded long after (or before) the AD key change hints at a change made outside the module.
+_AUDIT_TOLERANCE = timedelta(minutes=15)
+
+
+def rotation_window(key_updated_on: datetime | None, now: datetime, policy: RotationPolicy) -> RotationWindow:
+    if key_updated_on is None:
+        return RotationWindow(allowed_now=True, allowed_from=None, key_age=None)
+    age = now - key_updated_on
+    allowed_from = key_updated_on + policy.rotation_min_interval
+    return RotationWindow(allowed_now=now >= allowed_from, allowed_from=allowed_from, key_age=age)
+
+
+def _days(age: timedelta) -> str:
+    days = age.days
+    if days >= 1:
+        return f"{days} day{'s' if days != 1 else ''}"
+    hours = int(age.total_seconds() // 3600)
+    return f"{hours} hour{'s' if hours != 1 else ''}"
+
+
+def diagnose(obs: Observations, now: datetime, policy: RotationPolicy) -> Diagnosis:
+    findings: list[Finding] = []
+    report = obs.report
+    d = obs.domain
+
+    for failure in obs.failures:
+        findings.append(
+            Finding(
+                "source_unavailable",
+                Severity.WARNING,
+                f"Could not read {failure.source}: {failure.message}",
+                "The fields from this source are missing below; the rest of the check still ran.",
+            )
+        )
+
+    tdo = obs.on_prem.trusted_domain if obs.on_prem else None
+    on_prem_known = obs.on_prem is not None or (report is not None)
+    has_on_prem = (obs.on_prem is not None and obs.on_prem.server is not None) or bool(report and report.has_on_prem)
+    has_cloud = bool(report and report.has_cloud)
+    cloud_known = report is not None
+
+    if on_prem_known and cloud_known and not has_on_prem and not has_cloud:
+        if tdo is not None:
+            findings.append(
+                Finding(
+                    "orphan_tdo",
+                    Severity.WARNING,
+                    f"A trusted domain object for {tdo.partner} exists in {d}, but no Entra Kerberos server.",
+                    "It is left over from a partial removal; remove it or set the server up again.",
+                )
+            )
+        findings.append(
+            Finding(
+                "no_server",
+                Severity.INFO,
+                f"No Microsoft Entra Kerberos server in {d}: neither FIDO sign-in nor the incoming "
+                "trust-based flow for Azure SQL Managed Instance is set up.",
+                "An admin creates it with Set-AzureADKerberosServer -SetupCloudTrust (kerberos-bot: setup).",
+            )
+        )
+        return Diagnosis(Health.ABSENT, tuple(findings), RotationWindow(False, None, None))
+
+    key_updated_on = report.key_updated_on if report else None
+    if key_updated_on is None and obs.on_prem and obs.on_prem.server and obs.on_prem.server.key:
+        key_updated_on = obs.on_prem.server.key.updated_on
+    window = rotation_window(key_updated_on, now, policy)
+
+    if report is not None and has_on_prem and cloud_known and not has_cloud:
+        findings.append(
+            Finding(
+                "cloud_missing",
+                Severity.CRITICAL,
+                f"The AD objects exist in {d}, but Entra ID has no Kerberos server object for it.",
+                "Entra cannot issue tickets for this domain. Run setup again so the module registers it "
+                "in Entra (it reuses the AD account).",
+            )
+        )
+    if report is not None and has_cloud and not has_on_prem and obs.on_prem is not None:
+        findings.append(
+            Finding(
+                "on_prem_missing",
+                Severity.CRITICAL,
+                f"Entra ID has a Kerberos server for {d}, but its AD objects (AzureADKerberos computer and "
+                "krbtgt account) are missing.",
+                "Remove the Kerberos settings and set the server up again.",
+            )
+        )
+    if obs.on_prem and obs.on_prem.server and obs.on_prem.server.krbtgt_dn is None:
+        findings.append(
+            Finding(
+                "krbtgt_link_broken",
+                Severity.CRITICAL,
+                f"The AzureADKerberos computer in {d} has no valid msDS-KrbTgtLink to its krbtgt account.",
+                "Remove the Kerberos settings and set the server up again.",
+            )
+        )
+
+    if report is not None and has_on_prem and has_cloud:
+        if report.id != report.cloud_id:
+            findings.append(
+                Finding(
+                    "id_mismatch",
+                    Severity.CRITICAL,
+                    f"The server ID differs: AD {report.id}, Entra {report.cloud_id}.",
+                    "Entra knows another krbtgt account than AD has; set the server up again.",
+                )
+            )
+        if (report.domain_dns_name or "").lower() != (report.cloud_domain_dns_name or "").lower():
+            findings.append(
+                Finding(
+                    "dns_mismatch",
+                    Severity.CRITICAL,
+                    f"The domain names differ: AD {report.domain_dns_name}, Entra {report.cloud_domain_dns_name}.",
+                )
+            )
+        if report.key_version != report.cloud_key_version:
+            findings.append(
+                Finding(
+                    "key_version_drift",
+                    Severity.CRITICAL,
+                    f"Key versions differ: AD has KeyVersion {report.key_version}, Entra has "
+                    f"CloudKeyVersion {report.cloud_key_version}. Kerberos tickets for cloud users fail "
+                    "until they match.",
+                    "Rotate the key with the module (kerberos-bot: rotate --force) so that AD and Entra are "
+                    "written together. Never reset the krbtgt_AzureAD password by hand.",
+                )
+            )
+        elif (
+            report.key_updated_on is not None
+            and report.cloud_key_updated_on is not None
+            and abs(report.key_updated_on - report.cloud_key_updated_on) > _SAME_MOMENT
+        ):
+            findings.append(
+                Finding(
+                    "key_time_drift",
+                    Severity.WARNING,
+                    "Key versions match but KeyUpdatedOn and CloudKeyUpdatedOn differ "
+                    f"({_fmt(report.key_updated_on)} vs {_fmt(report.cloud_key_updated_on)}).",
+                    "Usually harmless; a rotation through the module realigns them.",
+                )
+            )
+
+    if has_on_prem:
+        trust_in_cloud = bool(report and report.cloud_trust_display)
+        if tdo is None and not trust_in_cloud and obs.on_prem is not None:
+            findings.append(
+                Finding(
+                    "no_tdo",
+                    Severity.WARNING,
+                    f"No trusted domain object for KERBEROS.MICROSOFTONLINE.COM in {d}: FIDO sign-in works, "
+                    "the incoming trust-based flow (Azure SQL Managed Instance) does not.",
+                    "Create it with Set-AzureADKerberosServer -SetupCloudTrust (kerberos-bot: setup). "
+                    "In a multi-domain forest the root domain comes first.",
+                )
+            )
+        elif tdo is None and trust_in_cloud and obs.on_prem is not None:
+            findings.append(
+                Finding(
+                    "tdo_missing_on_prem",
+                    Severity.CRITICAL,
+                    f"Entra shows a cloud trust, but the trusted domain object is missing in {d}.",
+                    "Run setup with -SetupCloudTrust again to recreate it.",
+                )
+            )
+        elif tdo is not None and report is not None and has_cloud and not trust_in_cloud:
+            findings.append(
+                Finding(
+                    "tdo_missing_in_cloud",
+                    Severity.WARNING,
+                    f"The trusted domain object exists in {d}, but Entra shows no cloud trust (CloudTrustDisplay "
+                    "is empty).",
+                    "Run setup with -SetupCloudTrust again so Entra records the trust.",
+                )
+            )
+        elif tdo is not None and tdo.direction & 1 == 0:
+            findings.append(
+                Finding(
+                    "tdo_not_inbound",
+                    Severity.CRITICAL,
+                    f"The trusted domain object in {d} is not inbound (trustDirection {tdo.direction}).",
+                    "Remove it and create it again through the module.",
+                )
+            )
+        if tdo is not None and tdo.top_level_names:
+            findings.append(
+                Finding(
+                    "tdo_present",
+                    Severity.OK,
+                    f"Cloud trust in place; top-level names: {', '.join(tdo.top_level_names)}.",
+                )
+            )
+
+    if window.key_age is not None:
+        age = window.key_age
+        if age > timedelta(days=policy.key_max_age_days):
+            findings.append(
+                Finding(
+                    "key_too_old",
+                    Severity.WARNING,
+                    f"The key is {_days(age)} old, older than the policy's {policy.key_max_age_days} days.",
+                    "Rotate it (kerberos-bot: rotate); rotate twice, a day apart, to retire the old key fully.",
+                )
+            )
+        else:
+            findings.append(Finding("key_age", Severity.OK, f"The key is {_days(age)} old (policy: "
+                                    f"{policy.key_max_age_days} days)."))
+        if window.allowed_now:
+            findings.append(Finding("rotation_allowed", Severity.OK, "A rotation is allowed now."))
+        else:
+            findings.append(
+                Finding(
+                    "rotation_forced_only",
+                    Severity.INFO,
+                    f"The key was changed less than {_hours(policy.rotation_min_interval)} ago: until "
+                    f"{_fmt(window.allowed_from)} a rotation needs --force (propagation between KDCs takes hours).",
+                )
+            )
+
+    if obs.audit_events is not None and has_cloud:
+        findings.extend(_audit_findings(obs.audit_events, key_updated_on, obs.audit_since))
+
+    worst = max((f.severity for f in findings), default=Severity.OK)
+    if worst == Severity.CRITICAL:
+        health = Health.BROKEN
+    elif any(f.code == "source_unavailable" for f in findings):
+        health = Health.UNKNOWN
+    elif worst == Severity.WARNING:
+        health = Health.DEGRADED
+    else:
+        health = Health.HEALTHY
+    if health == Health.HEALTHY:
+        findings.insert(
+            0,
+            Finding(
+                "healthy",
+                Severity.OK,
+                "AD and Entra objects exist and agree: ID, domain name, KeyVersion and KeyUpdatedOn match.",
+            ),
+        )
+    return Diagnosis(health, tuple(findings), window)
+
+
+def _audit_findings(
+    events: Sequence[AuditEvent], key_updated_on: datetime | None, since: datetime | None
+) -> list[Finding]:
+    if not events:
+        if key_updated_on is not None and since is not None and key_updated_on > since + _AUDIT_TOLERANCE:
+            return [
+                Finding(
+                    "key_changed_outside_module",
+                    Severity.WARNING,
+                    f"The AD key changed at {_fmt(key_updated_on)}, but Entra's audit log holds no "
+                    "KerberosDomain event since: the key may have been reset outside the module.",
+                    "Rotate through the module so that Entra gets the new key too.",
+                )
+            ]
+        return [
+            Finding(
+                "no_audit_events",
+                Severity.INFO,
+                "Entra's audit log holds no KerberosDomain event for this domain in the look-back period.",
+            )
+        ]
+    latest = max(events, key=lambda e: e.at)
+    who = f" by {latest.initiated_by}" if latest.initiated_by else ""
+    out = [Finding("audit_latest", Severity.OK, f"Last cloud change: {latest.activity} at {_fmt(latest.at)}{who}.")]
+    if key_updated_on is not None and key_updated_on - latest.at > _AUDIT_TOLERANCE:
+        out.append(
+            Finding(
+                "key_changed_outside_module",
+                Severity.WARNING,
+                f"The AD key changed at {_fmt(key_updated_on)}, but Entra recorded no KerberosDomain change "
+                "since then: the key may have been reset outside the module.",
+                "Rotate through the module so that Entra gets the new key too.",
+            )
+        )
+    return out
+
+
+def _fmt(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
+
+
+def _hours(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:g} hours"

@@ -1,0 +1,12 @@
+"""The services the Slack handlers may use; built by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.services.status import StatusService
+
+
+@dataclass(frozen=True)
+class BotServices:
+    status: StatusService

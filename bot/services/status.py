@@ -1,0 +1,118 @@
+"""Use case: the status of the Entra Kerberos server in one or all configured domains."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from bot.domain.diagnosis import Diagnosis, Observations, RotationPolicy, SourceFailure, diagnose
+from bot.domain.errors import KerberosBotError, UnknownDomainError
+from bot.domain.model import AuditEvent, KerberosServerReport, OnPremState
+from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class DomainStatus:
+    domain: str
+    report: KerberosServerReport | None
+    on_prem: OnPremState | None
+    audit_events: tuple[AuditEvent, ...] | None
+    diagnosis: Diagnosis
+    checked_at: datetime
+
+
+@dataclass(frozen=True)
+class StatusSettings:
+    policy: RotationPolicy = RotationPolicy()
+    audit_lookback: timedelta = timedelta(days=30)
+    per_source_timeout: timedelta = timedelta(seconds=20)
+
+
+class StatusService:
+    """Reads AD, the Kerberos module and Entra for a domain concurrently and diagnoses the result."""
+
+    def __init__(
+        self,
+        directories: Mapping[str, ActiveDirectory],
+        module: KerberosModule,
+        entra: EntraDirectory,
+        settings: StatusSettings | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._directories = dict(directories)
+        self._module = module
+        self._entra = entra
+        self._settings = settings or StatusSettings()
+        self._clock = clock
+
+    @property
+    def domains(self) -> list[str]:
+        return list(self._directories)
+
+    def resolve(self, domain: str | None) -> list[str]:
+        """The configured domains a request is about; an unknown name names the valid ones."""
+        if domain is None:
+            return self.domains
+        wanted = domain.strip().lower().rstrip(".")
+        if wanted not in self._directories:
+            raise UnknownDomainError(domain, self.domains)
+        return [wanted]
+
+    async def status(self, domain: str | None = None) -> list[DomainStatus]:
+        names = self.resolve(domain)
+        return list(await asyncio.gather(*(self._one(name) for name in names)))
+
+    async def _one(self, domain: str) -> DomainStatus:
+        now = self._clock()
+        since = now - self._settings.audit_lookback
+        failures: list[SourceFailure] = []
+        on_prem, report, events = await asyncio.gather(
+            self._guard("Active Directory", failures, self._directories[domain].read_kerberos_objects),
+            self._guard("Kerberos module", failures, lambda: self._module.get_server(domain)),
+            self._guard("Entra ID", failures, lambda: self._entra.kerberos_domain_events(domain, since=since)),
+        )
+        observations = Observations(
+            domain=domain,
+            report=report,
+            on_prem=on_prem,
+            audit_events=events,
+            failures=tuple(failures),
+            audit_since=since,
+        )
+        return DomainStatus(
+            domain=domain,
+            report=report,
+            on_prem=on_prem,
+            audit_events=tuple(events) if events is not None else None,
+            diagnosis=diagnose(observations, now, self._settings.policy),
+            checked_at=now,
+        )
+
+    async def _guard(
+        self, source: str, failures: list[SourceFailure], call: Callable[[], Awaitable[T]]
+    ) -> T | None:
+        """Run one read; a failure becomes a finding instead of failing the whole status."""
+        timeout = self._settings.per_source_timeout.total_seconds()
+        try:
+            return await asyncio.wait_for(call(), timeout=timeout)
+        except KerberosBotError as exc:
+            failures.append(SourceFailure(source, str(exc)))
+        except TimeoutError:
+            failures.append(SourceFailure(source, f"no answer within {timeout:g} s"))
+        except Exception:
+            log.exception("unexpected error reading %s", source)
+            failures.append(SourceFailure(source, "unexpected error (details in the bot's log)"))
+        return None

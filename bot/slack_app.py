@@ -1,0 +1,33 @@
+"""The slack-bolt app: signature verification, the Web API client, and the handlers."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.services.container import BotServices
+from handlers import router
+
+
+def build_bolt_app(
+    *,
+    signing_secret: str,
+    bot_token: str,
+    api_url: str,
+    services: BotServices,
+    logger: logging.Logger | None = None,
+) -> AsyncApp:
+    """Everything is passed explicitly: ``AsyncApp()`` would otherwise read SLACK_* itself."""
+    client = AsyncWebClient(token=bot_token, base_url=api_url)
+    app = AsyncApp(
+        signing_secret=signing_secret,
+        token=bot_token,
+        client=client,
+        # Acknowledge first, then do the slow work: Slack gives a command 3 seconds.
+        process_before_response=False,
+        logger=logger or logging.getLogger("kerberos_bot.slack"),
+    )
+    router.register(app, services)
+    return app

@@ -1,0 +1,46 @@
+"""The ``/kerberos`` subcommands.
+
+Each subcommand is a module here with ``NAME``, ``USAGE`` and ``prepare()``; the first line of its
+docstring is its help text. ``prepare`` validates at once (Slack wants an answer within 3 s) and
+returns the acknowledgement plus the slow work, which the router runs after acknowledging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import ModuleType
+
+from bot.services.container import BotServices
+from handlers.messages import Reply
+from handlers.parsing import ParsedCommand
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    user_id: str
+    channel_id: str
+    services: BotServices
+    catalog: tuple[tuple[str, str], ...] = ()  # (usage, summary) of every subcommand, for help
+
+
+@dataclass(frozen=True)
+class Prepared:
+    ack: Reply | None  # None: acknowledge with an empty body
+    work: Callable[[], Awaitable[list[Reply]]] | None = None
+
+
+Prepare = Callable[[ParsedCommand, CommandContext], Prepared]
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    usage: str
+    summary: str
+    prepare: Prepare
+
+    @classmethod
+    def from_module(cls, module: ModuleType) -> Subcommand:
+        doc = (module.__doc__ or "").strip().splitlines()
+        return cls(name=module.NAME, usage=module.USAGE, summary=doc[0] if doc else "", prepare=module.prepare)

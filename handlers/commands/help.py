@@ -1,0 +1,14 @@
+"""List the subcommands with what they do."""
+
+from __future__ import annotations
+
+from handlers.commands import CommandContext, Prepared
+from handlers.parsing import ParsedCommand
+from handlers.views import help_reply
+
+NAME = "help"
+USAGE = "help"
+
+
+def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
+    return Prepared(ack=help_reply(ctx.catalog))

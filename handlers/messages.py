@@ -1,0 +1,28 @@
+"""A reply as the handlers build it: fallback text plus Block Kit blocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk.models.blocks import Block
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str  # notification / accessibility fallback
+    blocks: list[Block] = field(default_factory=list)
+    in_channel: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        """The keyword arguments for ``ack()`` / ``respond()``; validates every block."""
+        body: dict[str, Any] = {"text": self.text}
+        if self.blocks:
+            body["blocks"] = [block.to_dict() for block in self.blocks]
+        body["response_type"] = "in_channel" if self.in_channel else "ephemeral"
+        return body
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn control characters; directory values are data, never markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,103 @@
+"""The ``/kerberos`` slash command: parse, acknowledge at once, run the work, reply.
+
+Errors come in two tiers: a ``KerberosBotError`` is shown to the user as it is; anything else is
+logged with its traceback and the user gets a short reply with a reference to find it in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from bot.domain.errors import KerberosBotError, UsageError
+from bot.services.container import BotServices
+from handlers.commands import CommandContext, Prepared, Subcommand
+from handlers.commands import help as help_command
+from handlers.commands import status as status_command
+from handlers.messages import Reply
+from handlers.parsing import parse_command
+from handlers.views import error_reply
+
+log = logging.getLogger(__name__)
+
+SUBCOMMANDS: tuple[Subcommand, ...] = tuple(
+    Subcommand.from_module(m) for m in (status_command, help_command)
+)
+COMMAND = "/kerberos"
+
+
+def catalog(subcommands: Sequence[Subcommand] = SUBCOMMANDS) -> tuple[tuple[str, str], ...]:
+    return tuple((s.usage, s.summary) for s in subcommands)
+
+
+def _unknown(name: str, subcommands: Sequence[Subcommand]) -> UsageError:
+    valid = ", ".join(f"`{s.name}`" for s in subcommands)
+    return UsageError(f"Unknown subcommand `{name}`. Valid subcommands: {valid}. Try `/kerberos help`.")
+
+
+def _internal_error(where: str) -> Reply:
+    ref = uuid.uuid4().hex[:8]
+    log.exception("unexpected error in %s (ref %s)", where, ref)
+    return error_reply(f"Something went wrong inside kerberos-bot (reference {ref}); an admin can find it in the log.")
+
+
+class KerberosCommand:
+    """The listener for ``/kerberos``; one instance per app."""
+
+    def __init__(self, services: BotServices, subcommands: Sequence[Subcommand] = SUBCOMMANDS) -> None:
+        self._services = services
+        self._subcommands = {s.name: s for s in subcommands}
+        self._catalog = catalog(subcommands)
+
+    def _prepare(self, body: dict[str, Any]) -> Prepared:
+        parsed = parse_command(str(body.get("text", "")))
+        subcommand = self._subcommands.get(parsed.name)
+        if subcommand is None:
+            raise _unknown(parsed.name, list(self._subcommands.values()))
+        ctx = CommandContext(
+            user_id=str(body.get("user_id", "")),
+            channel_id=str(body.get("channel_id", "")),
+            services=self._services,
+            catalog=self._catalog,
+        )
+        return subcommand.prepare(parsed, ctx)
+
+    async def __call__(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        try:
+            prepared = self._prepare(command)
+        except KerberosBotError as exc:
+            await ack(**error_reply(str(exc)).payload())
+            return
+        except Exception:
+            await ack(**_internal_error("parsing /kerberos").payload())
+            return
+        await ack(**prepared.ack.payload()) if prepared.ack else await ack()
+        if prepared.work is not None:
+            await self._run(prepared.work, respond)
+
+    async def _run(self, work: Callable[[], Awaitable[list[Reply]]], respond: AsyncRespond) -> None:
+        try:
+            replies = await work()
+        except KerberosBotError as exc:
+            replies = [error_reply(str(exc))]
+        except Exception:
+            replies = [_internal_error("/kerberos work")]
+        for reply in replies:
+            try:
+                await respond(**reply.payload())
+            except Exception:
+                log.exception("could not deliver a reply through the response URL")
+
+
+def register(app: AsyncApp, services: BotServices) -> None:
+    listener = KerberosCommand(services)
+
+    # Bolt injects arguments by parameter name, so the listener is a plain function.
+    async def kerberos(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        await listener(ack, command, respond)
+
+    app.command(COMMAND)(kerberos)

@@ -1,0 +1,118 @@
+"""Block Kit views: pure functions from domain results to Slack messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.domain.diagnosis import Health, Severity
+from bot.services.status import DomainStatus
+from handlers.messages import Reply, escape
+
+# Slack's limits: 50 blocks a message, 10 fields a section, 3,000 characters a text, 2,000 a field.
+MAX_BLOCKS = 50
+_SECTION_TEXT = 3000
+_FIELD_TEXT = 2000
+
+HEALTH_ICON = {
+    Health.HEALTHY: ":large_green_circle:",
+    Health.DEGRADED: ":large_yellow_circle:",
+    Health.BROKEN: ":red_circle:",
+    Health.ABSENT: ":white_circle:",
+    Health.UNKNOWN: ":grey_question:",
+}
+SEVERITY_ICON = {
+    Severity.OK: ":white_check_mark:",
+    Severity.INFO: ":information_source:",
+    Severity.WARNING: ":warning:",
+    Severity.CRITICAL: ":rotating_light:",
+}
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def domain_status_blocks(status: DomainStatus) -> list[Block]:
+    diag = status.diagnosis
+    lines = []
+    for finding in sorted(diag.findings, key=lambda f: -f.severity):
+        line = f"{SEVERITY_ICON[finding.severity]} {escape(finding.summary)}"
+        if finding.advice and finding.severity >= Severity.INFO:
+            line += f"\n      _{escape(finding.advice)}_"
+        lines.append(line)
+    blocks: list[Block] = [
+        HeaderBlock(text=_clip(f"Kerberos status: {status.domain}", 150)),
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=_clip(f"{HEALTH_ICON[diag.health]} *{diag.headline}*\n" + "\n".join(lines), _SECTION_TEXT)
+            )
+        ),
+    ]
+    if status.report is not None:
+        fields = status.report.fields()
+        on_prem, cloud = fields[:8], fields[8:]
+        for group in (on_prem, cloud):
+            blocks.append(
+                SectionBlock(
+                    fields=[
+                        MarkdownTextObject(text=_clip(f"*{name}*\n{escape(value) if value else '—'}", _FIELD_TEXT))
+                        for name, value in group
+                    ]
+                )
+            )
+    context = [f"Checked {status.checked_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"]
+    if status.on_prem is not None:
+        context.append(f"AD read from {escape(status.on_prem.read_from)}")
+    if status.on_prem and status.on_prem.trusted_domain:
+        tdo = status.on_prem.trusted_domain
+        context.append(f"TDO {escape(tdo.partner)} (trustDirection {tdo.direction}, trustAttributes {tdo.attributes:#x})")
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(" · ".join(context), _SECTION_TEXT))]))
+    return blocks
+
+
+def status_replies(statuses: Sequence[DomainStatus]) -> list[Reply]:
+    """One or more in-channel messages: Slack takes at most 50 blocks in one."""
+    replies: list[Reply] = []
+    blocks: list[Block] = []
+    texts: list[str] = []
+    for status in statuses:
+        chunk = domain_status_blocks(status)
+        if blocks and len(blocks) + 1 + len(chunk) > MAX_BLOCKS:
+            replies.append(Reply(text="; ".join(texts), blocks=blocks, in_channel=True))
+            blocks, texts = [], []
+        if blocks:
+            blocks.append(DividerBlock())
+        blocks.extend(chunk)
+        texts.append(f"Kerberos status of {status.domain}: {status.diagnosis.headline}")
+    if blocks:
+        replies.append(Reply(text="; ".join(texts), blocks=blocks, in_channel=True))
+    return replies
+
+
+def text_reply(text: str, *, icon: str = "") -> Reply:
+    body = f"{icon} {text}" if icon else text
+    return Reply(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=_clip(body, _SECTION_TEXT)))])
+
+
+def error_reply(message: str) -> Reply:
+    return text_reply(escape(message), icon=":warning:")
+
+
+def help_reply(entries: Sequence[tuple[str, str]]) -> Reply:
+    lines = [f"`/kerberos {usage}`  {escape(summary)}" for usage, summary in entries]
+    return Reply(
+        text="kerberos-bot commands",
+        blocks=[
+            SectionBlock(text=MarkdownTextObject(text="*kerberos-bot*: Microsoft Entra Kerberos for Azure SQL MI")),
+            SectionBlock(text=MarkdownTextObject(text=_clip("\n".join(lines), _SECTION_TEXT))),
+        ],
+    )

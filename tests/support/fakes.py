@@ -1,0 +1,151 @@
+"""In-memory fakes of the ports: same Protocols as the adapters, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from bot.domain.errors import KerberosBotError
+from bot.domain.model import (
+    TRUST_DISPLAY_TYPE,
+    AuditEvent,
+    CloudKerberosDomain,
+    KerberosServerReport,
+    KeyMetadata,
+    OnPremKerberosServer,
+    OnPremState,
+    TenantInfo,
+    TrustedDomainObject,
+)
+from bot.domain.ports import SetServerOptions
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def on_prem_state(
+    domain: str = "contoso.test",
+    *,
+    server_id: int = 25614,
+    key_version: int = 53325,
+    key_updated_on: datetime = NOW - timedelta(days=40),
+    with_server: bool = True,
+    with_tdo: bool = True,
+    tlns: tuple[str, ...] = ("windows.net",),
+) -> OnPremState:
+    base = ",".join(f"DC={p}" for p in domain.split("."))
+    server = (
+        OnPremKerberosServer(
+            computer_dn=f"CN=AzureADKerberos,OU=Domain Controllers,{base}",
+            krbtgt_dn=f"CN=krbtgt_AzureAD,CN=Users,{base}",
+            server_id=server_id,
+            display_name=f"krbtgt_{server_id}",
+            key=KeyMetadata(key_version, key_updated_on, f"dc1.{domain}", kvno=3),
+        )
+        if with_server
+        else None
+    )
+    tdo = (
+        TrustedDomainObject(
+            dn=f"CN=KERBEROS.MICROSOFTONLINE.COM,CN=System,{base}",
+            partner="KERBEROS.MICROSOFTONLINE.COM",
+            direction=1,
+            trust_type=2,
+            attributes=8,
+            top_level_names=tlns,
+        )
+        if with_tdo
+        else None
+    )
+    return OnPremState(domain, server, tdo, None, read_from=f"dc1.{domain}", ldap_operations=1)
+
+
+def cloud_of(state: OnPremState) -> CloudKerberosDomain | None:
+    server = state.server
+    if server is None or server.key is None or server.server_id is None:
+        return None
+    tdo = state.trusted_domain
+    return CloudKerberosDomain(
+        id=server.server_id,
+        display_name=server.display_name or "",
+        domain_dns_name=state.domain_dns_name,
+        key_version=server.key.version,
+        key_updated_on=server.key.updated_on,
+        trust_display=TRUST_DISPLAY_TYPE if tdo else None,
+        top_level_names=tdo.top_level_names if tdo else (),
+    )
+
+
+@dataclass
+class FakeDirectory:
+    state: OnPremState
+    error: KerberosBotError | None = None
+    reads: int = 0
+
+    @property
+    def domain_dns_name(self) -> str:
+        return self.state.domain_dns_name
+
+    async def read_kerberos_objects(self) -> OnPremState:
+        self.reads += 1
+        if self.error:
+            raise self.error
+        return self.state
+
+    async def read_key_versions_per_dc(self) -> dict[str, int | None]:
+        key = self.state.server.key if self.state.server else None
+        return {f"ldaps://dc1.{self.domain_dns_name}": key.version if key else None}
+
+
+@dataclass
+class FakeKerberosModule:
+    """Cloud objects by domain; the on-prem half comes from the fake directories."""
+
+    directories: dict[str, FakeDirectory]
+    cloud: dict[str, CloudKerberosDomain] = field(default_factory=dict)
+    error: KerberosBotError | None = None
+
+    @classmethod
+    def in_step(cls, directories: dict[str, FakeDirectory]) -> FakeKerberosModule:
+        cloud = {name: c for name, d in directories.items() if (c := cloud_of(d.state)) is not None}
+        return cls(directories, cloud)
+
+    async def get_server(self, domain_dns_name: str) -> KerberosServerReport:
+        if self.error:
+            raise self.error
+        state = self.directories[domain_dns_name].state
+        return KerberosServerReport.combine(state.server, domain_dns_name, self.cloud.get(domain_dns_name))
+
+    async def set_server(self, domain_dns_name: str, options: SetServerOptions) -> KerberosServerReport:
+        raise NotImplementedError("not used by the status tests")
+
+    async def remove_trusted_domain_object(self, domain_dns_name: str) -> None:
+        self.cloud[domain_dns_name] = replace(self.cloud[domain_dns_name], trust_display=None, top_level_names=())
+
+    async def remove_server(self, domain_dns_name: str) -> None:
+        self.cloud.pop(domain_dns_name, None)
+
+
+@dataclass
+class FakeEntra:
+    events: list[AuditEvent] = field(default_factory=list)
+    error: KerberosBotError | None = None
+
+    async def tenant(self) -> TenantInfo:
+        return TenantInfo("00000000-0000-0000-0000-00000000c0de", "Contoso", ("contoso.test",))
+
+    async def kerberos_domain_events(
+        self, domain_dns_name: str, *, since: datetime | None = None, limit: int = 20
+    ) -> list[AuditEvent]:
+        if self.error:
+            raise self.error
+        found = [
+            e for e in self.events if domain_dns_name in e.targets and (since is None or e.at >= since)
+        ]
+        return sorted(found, key=lambda e: e.at, reverse=True)[:limit]
+
+
+def audit_event(domain: str, at: datetime, activity: str = "Update kerberos domain") -> AuditEvent:
+    return AuditEvent(
+        id=f"evt-{at.timestamp():.0f}", activity=activity, at=at, result="success",
+        initiated_by="admin@contoso.test", targets=(domain,),
+    )
