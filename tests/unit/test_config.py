@@ -1,0 +1,74 @@
+from pathlib import Path
+
+import pytest
+
+from bot.config import BotConfig, SecretSource, load_bot_config, load_settings
+from bot.domain.errors import ConfigurationError
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "kerberos-bot.toml"
+
+
+def test_documented_example_is_valid() -> None:
+    config = load_bot_config(EXAMPLE)
+    assert [d.name for d in config.domains] == ["contoso.com", "emea.contoso.com"]
+    child = config.domain("EMEA.contoso.com.")
+    assert child is not None
+    assert child.effective_base_dn == "DC=emea,DC=contoso,DC=com"
+    assert child.configuration_dn == "CN=Configuration,DC=contoso,DC=com"
+
+
+def test_missing_file_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="KERBEROS_BOT_CONFIG: file .* does not exist"):
+        load_bot_config(tmp_path / "nope.toml")
+
+
+def test_bad_toml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[[domains]\nname=")
+    with pytest.raises(ConfigurationError, match="not valid TOML"):
+        load_bot_config(path)
+
+
+def test_invalid_key_names_the_key(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace('"ldaps://dc1.emea.contoso.com:636"', '"dc1.emea.contoso.com"')
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigurationError, match=r"domains\.1\.ldap_urls.*must start with ldaps://"):
+        load_bot_config(path)
+
+
+def test_forest_root_must_be_configured(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(EXAMPLE.read_text().replace('forest_root = "contoso.com"', 'forest_root = "other.com"'))
+    with pytest.raises(ConfigurationError, match="forest_root 'other.com' is not a configured domain"):
+        load_bot_config(path)
+
+
+def test_secret_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("X_SECRET", "s3cret")
+    assert SecretSource(env="X_SECRET").resolve("domains.0.bind_password") == "s3cret"
+    secret_file = tmp_path / "pw"
+    secret_file.write_text("from-file\n")
+    assert SecretSource(file=secret_file).resolve("k") == "from-file"
+    monkeypatch.delenv("X_SECRET")
+    with pytest.raises(ConfigurationError, match="domains.0.bind_password: environment variable X_SECRET"):
+        SecretSource(env="X_SECRET").resolve("domains.0.bind_password")
+
+
+def test_secret_needs_exactly_one_source() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        SecretSource(env="A", file=Path("/x"))
+
+
+def test_unknown_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="Extra inputs"):
+        BotConfig.model_validate({"domains": [], "entra": {}, "kerberos_module": {}, "typo": 1})
+
+
+def test_settings_error_names_the_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KERBEROS_BOT_CONFIG", "")
+    monkeypatch.setenv("SLACK_API_URL", "https://slack.example/api/")
+    settings = load_settings()
+    assert settings.slack_api_url == "https://slack.example/api/"
+    with pytest.raises(ConfigurationError, match="environment variable LOG_LEVEL"):
+        load_settings(log_level=["not", "a", "string"])

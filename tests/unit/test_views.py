@@ -1,0 +1,63 @@
+"""The Block Kit views are valid for Slack (slack_sdk's models validate on to_dict)."""
+
+from datetime import timedelta
+
+from slack_sdk.models.blocks import Block
+
+from bot.domain.diagnosis import Observations, RotationPolicy, diagnose
+from bot.domain.model import KerberosServerReport
+from bot.sandbox.render import render_message
+from bot.services.status import DomainStatus
+from handlers.router import catalog
+from handlers.views import MAX_BLOCKS, error_reply, help_reply, status_replies
+from tests.support.fakes import NOW, cloud_of, on_prem_state
+
+
+def status_of(domain: str, **kw) -> DomainStatus:  # type: ignore[no-untyped-def]
+    state = on_prem_state(domain, **kw)
+    report = KerberosServerReport.combine(state.server, domain, cloud_of(state))
+    diag = diagnose(Observations(domain, report, state, None), NOW, RotationPolicy())
+    return DomainStatus(domain, report, state, None, diag, NOW)
+
+
+def test_status_blocks_validate_and_hold_all_module_fields() -> None:
+    [reply] = status_replies([status_of("contoso.test")])
+    payload = reply.payload()
+    parsed = [Block.parse(b) for b in payload["blocks"]]
+    assert all(b is not None for b in parsed)
+    text = str(payload["blocks"])
+    for name in ("ID", "UserAccount", "ComputerAccount", "KeyUpdatedFrom", "CloudTrustDisplay"):
+        assert f"*{name}*" in text
+    assert payload["response_type"] == "in_channel"
+
+
+def test_many_domains_are_split_to_respect_the_block_limit() -> None:
+    statuses = [status_of(f"d{i}.contoso.test") for i in range(20)]
+    replies = status_replies(statuses)
+    assert len(replies) > 1
+    assert all(len(r.blocks) <= MAX_BLOCKS for r in replies)
+    shown = "".join(str(r.payload()["blocks"]) for r in replies)
+    assert all(f"d{i}.contoso.test" in shown for i in range(20))
+
+
+def test_directory_values_are_escaped_not_markup() -> None:
+    status = status_of("contoso.test")
+    report = status.report
+    assert report is not None
+    evil = DomainStatus(status.domain, KerberosServerReport(**{**report.__dict__, "key_updated_from": "<!channel>"}),
+                        status.on_prem, None, status.diagnosis, NOW)
+    [reply] = status_replies([evil])
+    assert "<!channel>" not in str(reply.payload()) and "&lt;!channel&gt;" in str(reply.payload())
+
+
+def test_help_and_error_replies_validate() -> None:
+    help_reply(catalog()).payload()
+    assert error_reply("x" * 5000).payload()["blocks"][0]["text"]["text"].endswith("…")
+
+
+def test_text_rendering_shows_what_slack_would() -> None:
+    [reply] = status_replies([status_of("contoso.test", key_updated_on=NOW - timedelta(hours=2))])
+    text = render_message(reply.payload())
+    assert "Kerberos status: contoso.test" in text
+    assert "KeyVersion" in text and "53325" in text
+    assert "needs --force" in text
