@@ -57,6 +57,8 @@ class StatusService:
         self._entra = entra
         self._settings = settings or StatusSettings()
         self._clock = clock
+        # Concurrent requests for the same domain share one read, so a burst never multiplies DC load.
+        self._in_flight: dict[str, asyncio.Future[DomainStatus]] = {}
 
     @property
     def domains(self) -> list[str]:
@@ -73,7 +75,15 @@ class StatusService:
 
     async def status(self, domain: str | None = None) -> list[DomainStatus]:
         names = self.resolve(domain)
-        return list(await asyncio.gather(*(self._one(name) for name in names)))
+        return list(await asyncio.gather(*(self._shared(name) for name in names)))
+
+    async def _shared(self, domain: str) -> DomainStatus:
+        running = self._in_flight.get(domain)
+        if running is None:
+            running = asyncio.ensure_future(self._one(domain))
+            self._in_flight[domain] = running
+            running.add_done_callback(lambda _: self._in_flight.pop(domain, None))
+        return await asyncio.shield(running)
 
     async def _one(self, domain: str) -> DomainStatus:
         now = self._clock()

@@ -1,0 +1,160 @@
+"""The composition root: builds the adapters and services from configuration.
+
+The only module (with the CLI) that reads configuration. Tests pass their own adapters through
+``overrides`` instead of patching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from bot.adapters.ad_ldap import LdapDirectory
+from bot.adapters.entra_graph import GraphEntraDirectory
+from bot.adapters.kerberos_module.cloud_store import CloudKerberosDomainStore
+from bot.adapters.kerberos_module.emulator import EmulatedDomain, KerberosModuleEmulator
+from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
+from bot.config import BotConfig, DomainConfig, EntraConfig
+from bot.domain.diagnosis import RotationPolicy
+from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule
+from bot.services.container import BotServices
+from bot.services.status import StatusService, StatusSettings
+
+
+@dataclass
+class Components:
+    """Everything the bot runs on; ``aclose`` releases connections."""
+
+    services: BotServices
+    directories: Mapping[str, ActiveDirectory]
+    entra: EntraDirectory
+    module: KerberosModule
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(close() for close in self.closers), return_exceptions=True)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    directories: Mapping[str, ActiveDirectory] | None = None
+    entra: EntraDirectory | None = None
+    module: KerberosModule | None = None
+
+
+def _read_bytes(path: Path | None) -> str | None:
+    return path.read_text(encoding="utf-8") if path else None
+
+
+def _entra_credentials(entra: EntraConfig) -> dict[str, str | None]:
+    if entra.client_secret is not None:
+        return {"client_secret": entra.client_secret.resolve("entra.client_secret")}
+    cert = entra.client_certificate
+    assert cert is not None  # the config model requires one of the two
+    return {
+        "private_key_pem": _read_bytes(cert.private_key_file),
+        "thumbprint": cert.thumbprint,
+        "public_certificate_pem": _read_bytes(cert.public_certificate_file),
+    }
+
+
+def build_directory(domain: DomainConfig) -> LdapDirectory:
+    return LdapDirectory(
+        domain_dns_name=domain.name,
+        base_dn=domain.effective_base_dn,
+        ldap_urls=list(domain.ldap_urls),
+        bind_user=domain.bind_user,
+        bind_password=domain.bind_password.resolve(f"domains[{domain.name}].bind_password"),
+        ca_file=domain.ca_file,
+        tls_validate=domain.tls_validate,
+        connect_timeout=domain.connect_timeout_seconds,
+        operation_timeout=domain.operation_timeout_seconds,
+        configuration_dn=domain.configuration_dn,
+    )
+
+
+def build_entra(entra: EntraConfig) -> GraphEntraDirectory:
+    return GraphEntraDirectory(
+        tenant_id=entra.tenant_id,
+        client_id=entra.client_id,
+        authority_host=entra.authority_host,
+        graph_url=entra.graph_url,
+        ca_file=entra.ca_file,
+        timeout=entra.timeout_seconds,
+        **_entra_credentials(entra),
+    )
+
+
+def build_emulator(config: BotConfig, directories: Mapping[str, ActiveDirectory]) -> KerberosModuleEmulator:
+    emulator = config.kerberos_module.emulator
+    assert emulator is not None  # validated by KerberosModuleConfig
+    cloud = CloudKerberosDomainStore(
+        base_url=emulator.cloud_url,
+        tenant_id=config.entra.tenant_id,
+        client_id=config.entra.client_id,
+        authority_host=config.entra.authority_host,
+        ca_file=config.entra.ca_file,
+        timeout=config.entra.timeout_seconds,
+        **_entra_credentials(config.entra),
+    )
+    domains: dict[str, EmulatedDomain] = {}
+    for domain in config.domains:
+        extra = emulator.domains.get(domain.name)
+        admin_password = (
+            extra.admin_password.resolve(f"kerberos_module.emulator.domains.{domain.name}.admin_password")
+            if extra and extra.admin_password
+            else domain.bind_password.resolve(f"domains[{domain.name}].bind_password")
+        )
+        on_prem = EmulatedOnPremModule(
+            domain_dns_name=domain.name,
+            base_dn=domain.effective_base_dn,
+            ldap_urls=list(domain.ldap_urls),
+            bind_user=extra.admin_user if extra and extra.admin_user else domain.bind_user,
+            bind_password=admin_password,
+            ca_file=domain.ca_file,
+            tls_validate=domain.tls_validate,
+            connect_timeout=domain.connect_timeout_seconds,
+            operation_timeout=domain.operation_timeout_seconds,
+            samba_conf=extra.samba_conf if extra else None,
+        )
+        domains[domain.name] = EmulatedDomain(
+            directory=directories[domain.name],
+            on_prem=on_prem,
+            is_forest_root=domain.forest_root_name == domain.name,
+        )
+    return KerberosModuleEmulator(domains, cloud)
+
+
+def build_components(config: BotConfig, overrides: Overrides | None = None) -> Components:
+    overrides = overrides or Overrides()
+    closers: list[Callable[[], Awaitable[None]]] = []
+    if overrides.directories is not None:
+        directories: Mapping[str, ActiveDirectory] = overrides.directories
+    else:
+        ldap = {d.name: build_directory(d) for d in config.domains}
+        closers += [d.close for d in ldap.values()]
+        directories = ldap
+    if overrides.entra is not None:
+        entra: EntraDirectory = overrides.entra
+    else:
+        graph = build_entra(config.entra)
+        closers.append(graph.close)
+        entra = graph
+    module: KerberosModule = overrides.module or build_emulator(config, directories)
+    policy = config.policy
+    status = StatusService(
+        directories,
+        module,
+        entra,
+        StatusSettings(
+            policy=RotationPolicy(
+                key_max_age_days=policy.key_max_age_days,
+                rotation_min_interval=timedelta(hours=policy.rotation_min_interval_hours),
+            ),
+            audit_lookback=timedelta(days=policy.audit_lookback_days),
+        ),
+    )
+    return Components(BotServices(status=status), directories, entra, module, closers)

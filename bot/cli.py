@@ -1,0 +1,133 @@
+"""``kerberos-bot``: serve (HTTP mode), socket (Socket Mode), demo (local sandbox)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from bot import __version__
+from bot.config import Settings, load_bot_config, load_settings
+from bot.domain.errors import ConfigurationError
+
+log = logging.getLogger("kerberos_bot")
+
+DESCRIPTION = """\
+Slack chat-ops for Microsoft Entra Kerberos (Azure SQL Managed Instance, incoming trust-based flow).
+
+Settings come from the environment (and .env): SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN,
+SLACK_APP_TOKEN (socket mode), SLACK_API_URL, REDIS_URL, KERBEROS_BOT_CONFIG (the TOML file
+declaring the domains, the Entra app and the policy), LOG_LEVEL.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kerberos-bot", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"kerberos-bot {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run HTTP mode: Slack posts to /slack/events")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
+    sub.add_parser("socket", help="run Socket Mode (needs SLACK_APP_TOKEN)")
+    demo = sub.add_parser(
+        "demo",
+        help="the local sandbox: a Samba AD DC, the Entra and Slack stand-ins, and the bot, "
+        "driven by a signed /kerberos status; prints what Slack would show",
+    )
+    demo.add_argument("--text", default="status", help="what to type after /kerberos (default: status)")
+    demo.add_argument("--keep-running", action="store_true", help="keep the sandbox and the bot running")
+    return parser
+
+
+def _require(settings: Settings, *names: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name in names:
+        secret = getattr(settings, name)
+        value = secret.get_secret_value() if secret is not None else ""
+        if not value:
+            raise ConfigurationError(f"environment variable {name.upper()} is not set")
+        values[name] = value
+    return values
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    from bot.bootstrap import build_components
+    from bot.slack_app import build_bolt_app
+    from bot.web import EVENTS_PATH, build_web_app
+
+    secrets = _require(settings, "slack_signing_secret", "slack_bot_token")
+    if settings.kerberos_bot_config is None:
+        raise ConfigurationError("environment variable KERBEROS_BOT_CONFIG is not set (path of the TOML file)")
+    components = build_components(load_bot_config(settings.kerberos_bot_config))
+    bolt = build_bolt_app(
+        signing_secret=secrets["slack_signing_secret"],
+        bot_token=secrets["slack_bot_token"],
+        api_url=settings.slack_api_url,
+        services=components.services,
+    )
+    runner = web.AppRunner(build_web_app(bolt), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("listening on http://%s:%d%s", host, port, EVENTS_PATH)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        await components.aclose()
+
+
+async def _socket(settings: Settings) -> None:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.bootstrap import build_components
+    from bot.slack_app import build_bolt_app
+
+    secrets = _require(settings, "slack_app_token", "slack_bot_token")
+    if settings.kerberos_bot_config is None:
+        raise ConfigurationError("environment variable KERBEROS_BOT_CONFIG is not set (path of the TOML file)")
+    components = build_components(load_bot_config(settings.kerberos_bot_config))
+    bolt = build_bolt_app(
+        # Socket Mode carries no HTTP signature; Slack authenticates the websocket with the app token.
+        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "unused",
+        bot_token=secrets["slack_bot_token"],
+        api_url=settings.slack_api_url,
+        services=components.services,
+    )
+    handler = AsyncSocketModeHandler(bolt, secrets["slack_app_token"])
+    try:
+        await handler.start_async()
+    finally:
+        await components.aclose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        logging.basicConfig(
+            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+        if args.command == "serve":
+            asyncio.run(_serve(settings, args.host, args.port))
+        elif args.command == "socket":
+            asyncio.run(_socket(settings))
+        elif args.command == "demo":
+            from bot.sandbox.demo import run_demo
+
+            return asyncio.run(run_demo(text=args.text, keep_running=args.keep_running))
+    except ConfigurationError as exc:
+        print(f"kerberos-bot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Debian packages the sandbox and the tests need: a Samba AD DC (the test directory), python3-samba
+# (LSA calls that create trusted domain objects), redis-server (embedded Redis when none runs).
+# Idempotent: installs only what is missing. Needs root (CI and these machines run as root).
+set -euo pipefail
+packages=(samba samba-dsdb-modules samba-vfs-modules samba-ad-provision winbind python3-samba
+          ldb-tools openssl iproute2 redis-server)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "[install] system packages present"
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "[install] missing Debian packages: ${missing[*]}; run as root (or: sudo $0)" >&2
+    exit 1
+fi
+echo "[install] apt-get install ${missing[*]}"
+apt-get update -q >/dev/null
+# policy-rc.d on these images keeps the packaged services from starting; ours run privately.
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
