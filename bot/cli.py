@@ -8,8 +8,6 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from aiohttp import web
-
 from bot import __version__
 from bot.config import Settings, load_bot_config, load_settings
 from bot.domain.errors import ConfigurationError
@@ -59,7 +57,7 @@ def _require(settings: Settings, *names: str) -> dict[str, str]:
 async def _serve(settings: Settings, host: str, port: int) -> None:
     from bot.bootstrap import build_components
     from bot.slack_app import build_bolt_app
-    from bot.web import EVENTS_PATH, build_web_app
+    from bot.web import EVENTS_PATH, build_web_app, start_site
 
     secrets = _require(settings, "slack_signing_secret", "slack_bot_token")
     if settings.kerberos_bot_config is None:
@@ -71,9 +69,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         api_url=settings.slack_api_url,
         services=components.services,
     )
-    runner = web.AppRunner(build_web_app(bolt), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    runner, port = await start_site(build_web_app(bolt), host, port)
     log.info("listening on http://%s:%d%s", host, port, EVENTS_PATH)
     try:
         await asyncio.Event().wait()
@@ -110,9 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
         if args.command == "serve":
             asyncio.run(_serve(settings, args.host, args.port))
         elif args.command == "socket":

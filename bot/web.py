@@ -22,3 +22,12 @@ def build_web_app(bolt: AsyncApp) -> web.Application:
     app.router.add_post(EVENTS_PATH, slack_events)
     app.router.add_get("/healthz", healthz)
     return app
+
+
+async def start_site(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, int]:
+    """Serve ``app``; returns the runner (for cleanup) and the port really bound (``port=0``: a free one)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    bound = runner.addresses[0][1]
+    return runner, int(bound)

@@ -24,9 +24,7 @@ from handlers.views import error_reply
 
 log = logging.getLogger(__name__)
 
-SUBCOMMANDS: tuple[Subcommand, ...] = tuple(
-    Subcommand.from_module(m) for m in (status_command, help_command)
-)
+SUBCOMMANDS: tuple[Subcommand, ...] = tuple(Subcommand.from_module(m) for m in (status_command, help_command))
 COMMAND = "/kerberos"
 
 

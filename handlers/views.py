@@ -74,7 +74,9 @@ def domain_status_blocks(status: DomainStatus) -> list[Block]:
         context.append(f"AD read from {escape(status.on_prem.read_from)}")
     if status.on_prem and status.on_prem.trusted_domain:
         tdo = status.on_prem.trusted_domain
-        context.append(f"TDO {escape(tdo.partner)} (trustDirection {tdo.direction}, trustAttributes {tdo.attributes:#x})")
+        context.append(
+            f"TDO {escape(tdo.partner)} (trustDirection {tdo.direction}, trustAttributes {tdo.attributes:#x})"
+        )
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(" · ".join(context), _SECTION_TEXT))]))
     return blocks
 

@@ -290,8 +290,13 @@ def diagnose(obs: Observations, now: datetime, policy: RotationPolicy) -> Diagno
                 )
             )
         else:
-            findings.append(Finding("key_age", Severity.OK, f"The key is {_days(age)} old (policy: "
-                                    f"{policy.key_max_age_days} days)."))
+            findings.append(
+                Finding(
+                    "key_age",
+                    Severity.OK,
+                    f"The key is {_days(age)} old (policy: {policy.key_max_age_days} days).",
+                )
+            )
         if window.allowed_now:
             findings.append(Finding("rotation_allowed", Severity.OK, "A rotation is allowed now."))
         else:

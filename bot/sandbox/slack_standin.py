@@ -20,6 +20,8 @@ import aiohttp
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
+from bot.web import start_site
+
 
 @dataclass
 class RecordedCall:
@@ -61,12 +63,7 @@ class SlackStandIn:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_post("/response/{rid}", self._response)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        port = sockets[0].getsockname()[1]
+        self._runner, port = await start_site(app, self._host, self._port)
         self.url = f"http://{self._host}:{port}"
 
     async def stop(self) -> None:
@@ -93,8 +90,16 @@ class SlackStandIn:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         if method == "auth.test":
             return web.json_response(
-                {"ok": True, "url": "https://standin.slack.test/", "team": "Stand-in", "user": "kerberos-bot",
-                 "team_id": "T0STANDIN", "user_id": "U0KERBOT", "bot_id": "B0KERBOT", "is_enterprise_install": False}
+                {
+                    "ok": True,
+                    "url": "https://standin.slack.test/",
+                    "team": "Stand-in",
+                    "user": "kerberos-bot",
+                    "team_id": "T0STANDIN",
+                    "user_id": "U0KERBOT",
+                    "bot_id": "B0KERBOT",
+                    "is_enterprise_install": False,
+                }
             )
         if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
             ts = f"{int(time.time())}.{next(self._ts):06d}"
@@ -113,7 +118,9 @@ class SlackStandIn:
     def api_calls(self, method: str | None = None) -> list[RecordedCall]:
         return [c for c in self.calls if c.kind == "api" and (method is None or c.name == method)]
 
-    async def wait_for_responses(self, response_url: str, count: int = 1, timeout: float = 30.0) -> list[dict[str, Any]]:
+    async def wait_for_responses(
+        self, response_url: str, count: int = 1, timeout: float = 30.0
+    ) -> list[dict[str, Any]]:
         async def enough() -> None:
             async with self._changed:
                 await self._changed.wait_for(lambda: len(self.responses(response_url)) >= count)
@@ -155,6 +162,7 @@ def slash_command_form(
 def signed_headers(signing_secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
     ts = str(int(time.time()) if timestamp is None else timestamp)
     signature = SignatureVerifier(signing_secret).generate_signature(timestamp=ts, body=body)
+    assert signature is not None  # only None when no secret was given
     return {
         "Content-Type": "application/x-www-form-urlencoded",
         "X-Slack-Request-Timestamp": ts,

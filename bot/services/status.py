@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -36,7 +36,7 @@ class DomainStatus:
 
 @dataclass(frozen=True)
 class StatusSettings:
-    policy: RotationPolicy = RotationPolicy()
+    policy: RotationPolicy = field(default_factory=RotationPolicy)
     audit_lookback: timedelta = timedelta(days=30)
     per_source_timeout: timedelta = timedelta(seconds=20)
 
@@ -111,9 +111,7 @@ class StatusService:
             checked_at=now,
         )
 
-    async def _guard(
-        self, source: str, failures: list[SourceFailure], call: Callable[[], Awaitable[T]]
-    ) -> T | None:
+    async def _guard(self, source: str, failures: list[SourceFailure], call: Callable[[], Awaitable[T]]) -> T | None:
         """Run one read; a failure becomes a finding instead of failing the whole status."""
         timeout = self._settings.per_source_timeout.total_seconds()
         try:

@@ -18,8 +18,15 @@ from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeKerberosModul
 
 
 class Harness:
-    def __init__(self, bot: RunningBot, slack: SlackStandIn, session: aiohttp.ClientSession,
-                 directories: dict[str, FakeDirectory], module: FakeKerberosModule, entra: FakeEntra) -> None:
+    def __init__(
+        self,
+        bot: RunningBot,
+        slack: SlackStandIn,
+        session: aiohttp.ClientSession,
+        directories: dict[str, FakeDirectory],
+        module: FakeKerberosModule,
+        entra: FakeEntra,
+    ) -> None:
         self.bot, self.slack, self.session = bot, slack, session
         self.directories, self.module, self.entra = directories, module, entra
 
@@ -39,7 +46,11 @@ async def harness() -> AsyncIterator[Harness]:
     module = FakeKerberosModule.in_step(directories)
     entra = FakeEntra()
     services = BotServices(status=StatusService(directories, module, entra, clock=lambda: NOW))
-    async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
+    async with (
+        SlackStandIn() as slack,
+        running_bot(services, slack) as bot,
+        aiohttp.ClientSession() as session,
+    ):
         yield Harness(bot, slack, session, directories, module, entra)
 
 
@@ -150,8 +161,11 @@ async def test_unbalanced_quote_is_explained(harness: Harness) -> None:
 
 
 async def _post(harness: Harness, headers: dict[str, str] | None, form: str) -> int:
-    async with harness.session.post(harness.bot.endpoint, data=form.encode(), headers=headers or {
-        "Content-Type": "application/x-www-form-urlencoded"}) as resp:
+    async with harness.session.post(
+        harness.bot.endpoint,
+        data=form.encode(),
+        headers=headers or {"Content-Type": "application/x-www-form-urlencoded"},
+    ) as resp:
         return resp.status
 
 

@@ -6,12 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from aiohttp import web
-
+from bot.sandbox.slack_standin import SlackStandIn
 from bot.services.container import BotServices
 from bot.slack_app import build_bolt_app
-from bot.web import EVENTS_PATH, build_web_app
-from bot.sandbox.slack_standin import SlackStandIn
+from bot.web import EVENTS_PATH, build_web_app, start_site
 
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 
@@ -28,11 +26,7 @@ async def running_bot(services: BotServices, slack: SlackStandIn) -> AsyncIterat
     bolt = build_bolt_app(
         signing_secret=SIGNING_SECRET, bot_token=slack.bot_token, api_url=slack.api_url, services=services
     )
-    runner = web.AppRunner(build_web_app(bolt), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await start_site(build_web_app(bolt))
     url = f"http://127.0.0.1:{port}"
     try:
         yield RunningBot(url, url + EVENTS_PATH, SIGNING_SECRET)

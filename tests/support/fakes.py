@@ -138,14 +138,16 @@ class FakeEntra:
     ) -> list[AuditEvent]:
         if self.error:
             raise self.error
-        found = [
-            e for e in self.events if domain_dns_name in e.targets and (since is None or e.at >= since)
-        ]
+        found = [e for e in self.events if domain_dns_name in e.targets and (since is None or e.at >= since)]
         return sorted(found, key=lambda e: e.at, reverse=True)[:limit]
 
 
 def audit_event(domain: str, at: datetime, activity: str = "Update kerberos domain") -> AuditEvent:
     return AuditEvent(
-        id=f"evt-{at.timestamp():.0f}", activity=activity, at=at, result="success",
-        initiated_by="admin@contoso.test", targets=(domain,),
+        id=f"evt-{at.timestamp():.0f}",
+        activity=activity,
+        at=at,
+        result="success",
+        initiated_by="admin@contoso.test",
+        targets=(domain,),
     )

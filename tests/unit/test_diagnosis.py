@@ -120,7 +120,9 @@ def test_source_failure_is_reported_and_health_unknown() -> None:
 def test_audit_event_is_cross_checked_against_key_updated_on() -> None:
     changed = NOW - timedelta(days=2)
     state = on_prem_state(key_updated_on=changed)
-    matching = diagnose(observe(state, events=[audit_event("contoso.test", changed + timedelta(seconds=2))]), NOW, POLICY)
+    matching = diagnose(
+        observe(state, events=[audit_event("contoso.test", changed + timedelta(seconds=2))]), NOW, POLICY
+    )
     assert "audit_latest" in codes(matching)
     assert "key_changed_outside_module" not in codes(matching)
 
@@ -142,8 +144,19 @@ def test_key_metadata_is_what_the_report_shows() -> None:
 def test_empty_report_prints_every_field_empty_like_the_module() -> None:
     fields = KerberosServerReport().fields()
     assert [n for n, _ in fields] == [
-        "ID", "UserAccount", "ComputerAccount", "DisplayName", "DomainDnsName", "KeyVersion", "KeyUpdatedOn",
-        "KeyUpdatedFrom", "CloudDisplayName", "CloudDomainDnsName", "CloudId", "CloudKeyVersion",
-        "CloudKeyUpdatedOn", "CloudTrustDisplay",
+        "ID",
+        "UserAccount",
+        "ComputerAccount",
+        "DisplayName",
+        "DomainDnsName",
+        "KeyVersion",
+        "KeyUpdatedOn",
+        "KeyUpdatedFrom",
+        "CloudDisplayName",
+        "CloudDomainDnsName",
+        "CloudId",
+        "CloudKeyVersion",
+        "CloudKeyUpdatedOn",
+        "CloudTrustDisplay",
     ]
     assert all(v == "" for _, v in fields)

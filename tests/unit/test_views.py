@@ -44,8 +44,14 @@ def test_directory_values_are_escaped_not_markup() -> None:
     status = status_of("contoso.test")
     report = status.report
     assert report is not None
-    evil = DomainStatus(status.domain, KerberosServerReport(**{**report.__dict__, "key_updated_from": "<!channel>"}),
-                        status.on_prem, None, status.diagnosis, NOW)
+    evil = DomainStatus(
+        status.domain,
+        KerberosServerReport(**{**report.__dict__, "key_updated_from": "<!channel>"}),
+        status.on_prem,
+        None,
+        status.diagnosis,
+        NOW,
+    )
     [reply] = status_replies([evil])
     assert "<!channel>" not in str(reply.payload()) and "&lt;!channel&gt;" in str(reply.payload())
 

@@ -1,0 +1,207 @@
+"""The local sandbox: real Samba AD DCs, the Entra and Slack stand-ins, and the bot on loopback.
+
+Used by ``kerberos-bot demo``, the end-to-end tests and the benchmarks. Nothing reaches Slack or
+Microsoft. Needs root (Samba listens on privileged ports) and the Debian packages that
+``scripts/install-system-packages.sh`` installs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bot.bootstrap import Components, build_components
+from bot.config import load_bot_config
+from bot.domain.errors import ConfigurationError
+from bot.domain.ports import SetServerOptions
+from bot.sandbox.entra_standin import EntraStandIn
+from bot.sandbox.slack_standin import AckResult, SlackStandIn, send_slash_command, slash_command_form
+from bot.slack_app import build_bolt_app
+from bot.web import EVENTS_PATH, build_web_app, start_site
+
+REPO = Path(__file__).resolve().parents[2]
+SAMBA_SCRIPT = REPO / "scripts" / "samba-dc.sh"
+ADMIN_PASSWORD = "Passw0rd!Passw0rd"
+
+
+@dataclass(frozen=True)
+class SandboxDomain:
+    """One Samba AD DC of the sandbox and the state the demo seeds it into."""
+
+    name: str
+    netbios: str
+    address: str  # loopback address Samba binds to
+    cloud_trust: bool  # seed with -SetupCloudTrust (else: FIDO only)
+
+    @property
+    def realm(self) -> str:
+        return self.name.upper()
+
+    @property
+    def directory(self) -> Path:
+        return Path(os.environ.get("KERBEROS_BOT_SAMBA_ROOT", "/tmp/kerberos-bot-samba")) / self.name
+
+    @property
+    def ca_file(self) -> Path:
+        return self.directory / "private" / "tls" / "ca.pem"
+
+    @property
+    def smb_conf(self) -> Path:
+        return self.directory / "etc" / "smb.conf"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "SAMBA_DIR": str(self.directory),
+            "SAMBA_REALM": self.realm,
+            "SAMBA_DOMAIN": self.netbios,
+            "SAMBA_ADMINPASS": ADMIN_PASSWORD,
+            "SAMBA_IFACE": "lo" if self.address == "127.0.0.1" else self.address,
+        }
+
+
+DEFAULT_DOMAINS = (
+    SandboxDomain("contoso.test", "CONTOSO", "127.0.0.1", cloud_trust=True),
+    SandboxDomain("fabrikam.test", "FABRIKAM", "127.0.0.2", cloud_trust=False),
+)
+
+
+async def samba(action: str, domain: SandboxDomain) -> None:
+    """Run ``scripts/samba-dc.sh <action>`` for one domain; its own output explains failures."""
+    if not SAMBA_SCRIPT.exists():
+        raise ConfigurationError(f"{SAMBA_SCRIPT} is missing: run the sandbox from a kerberos-bot checkout")
+    proc = await asyncio.create_subprocess_exec(
+        "bash",
+        str(SAMBA_SCRIPT),
+        action,
+        env=domain.env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await proc.communicate()
+    if proc.returncode != 0:
+        detail = output.decode(errors="replace")
+        raise ConfigurationError(f"samba-dc.sh {action} for {domain.name} failed (exit {proc.returncode}):\n{detail}")
+
+
+def sandbox_config(domains: tuple[SandboxDomain, ...], entra: EntraStandIn) -> str:
+    """The TOML a real deployment would write, pointed at the sandbox."""
+    lines = [
+        "[policy]",
+        "key_max_age_days = 180",
+        "rotation_min_interval_hours = 24",
+        "",
+        "[entra]",
+        f'tenant_id = "{entra.tenant_id}"',
+        f'client_id = "{entra.client_id}"',
+        f'client_secret = {{ value = "{entra.client_secret}" }}',
+        f'authority_host = "{entra.url}"',
+        f'graph_url = "{entra.url}"',
+        f'ca_file = "{entra.ca_file}"',
+        "",
+    ]
+    for d in domains:
+        lines += [
+            "[[domains]]",
+            f'name = "{d.name}"',
+            f'ldap_urls = ["ldaps://{d.address}:636"]',
+            f'bind_user = "Administrator@{d.name}"',
+            f'bind_password = {{ value = "{ADMIN_PASSWORD}" }}',
+            f'ca_file = "{d.ca_file}"',
+            "",
+        ]
+    lines += [
+        "[kerberos_module]",
+        'kind = "emulator"',
+        "",
+        "[kerberos_module.emulator]",
+        f'cloud_url = "{entra.url}"',
+        "",
+    ]
+    for d in domains:
+        lines += [f'[kerberos_module.emulator.domains."{d.name}"]', f'samba_conf = "{d.smb_conf}"', ""]
+    return "\n".join(lines)
+
+
+@dataclass
+class Sandbox:
+    domains: tuple[SandboxDomain, ...]
+    entra: EntraStandIn
+    slack: SlackStandIn
+    components: Components
+    endpoint: str
+    signing_secret: str
+    session: aiohttp.ClientSession
+    config_path: Path
+
+    async def command(
+        self, text: str, *, user_id: str = "U0ALICE", wait: bool = True, timeout: float = 60.0
+    ) -> tuple[AckResult, list[dict[str, Any]]]:
+        """Type ``/kerberos <text>`` as a Slack user; returns the ack and the replies that followed."""
+        response_url = self.slack.new_response_url()
+        form = slash_command_form(text, response_url=response_url, user_id=user_id)
+        ack = await send_slash_command(self.session, self.endpoint, self.signing_secret, form)
+        replies: list[dict[str, Any]] = []
+        if wait and ack.status == 200 and "Checking" in ack.body:
+            replies = await self.slack.wait_for_responses(response_url, 1, timeout)
+        return ack, replies
+
+
+async def seed(sandbox_domains: tuple[SandboxDomain, ...], components: Components) -> None:
+    """Bring each domain into the state a real Entra Kerberos deployment has, via the module."""
+    for d in sandbox_domains:
+        report = await components.module.get_server(d.name)
+        if report.has_on_prem and report.has_cloud:
+            continue
+        await components.module.set_server(d.name, SetServerOptions(setup_cloud_trust=d.cloud_trust))
+
+
+@asynccontextmanager
+async def sandbox(
+    domains: tuple[SandboxDomain, ...] = DEFAULT_DOMAINS,
+    *,
+    workdir: Path | None = None,
+    seed_domains: bool = True,
+) -> AsyncIterator[Sandbox]:
+    workdir = workdir or REPO / ".sandbox"
+    workdir.mkdir(parents=True, exist_ok=True)
+    async with AsyncExitStack() as stack:
+        # Provisioning is CPU-bound; start the DCs one after the other on 2 cores.
+        for d in domains:
+            await samba("up", d)
+        entra = await stack.enter_async_context(EntraStandIn())
+        config_path = workdir / "kerberos-bot.toml"
+        config_path.write_text(sandbox_config(domains, entra), encoding="utf-8")
+        components = build_components(load_bot_config(config_path))
+        stack.push_async_callback(components.aclose)
+        if seed_domains:
+            await seed(domains, components)
+        slack = await stack.enter_async_context(SlackStandIn())
+        signing_secret = secrets.token_hex(16)
+        bolt = build_bolt_app(
+            signing_secret=signing_secret,
+            bot_token=slack.bot_token,
+            api_url=slack.api_url,
+            services=components.services,
+        )
+        runner, port = await start_site(build_web_app(bolt))
+        stack.push_async_callback(runner.cleanup)
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        yield Sandbox(
+            domains,
+            entra,
+            slack,
+            components,
+            f"http://127.0.0.1:{port}{EVENTS_PATH}",
+            signing_secret,
+            session,
+            config_path,
+        )
