@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot import __version__
 from bot.config import Settings, load_bot_config, load_settings
@@ -54,15 +55,21 @@ def _require(settings: Settings, *names: str) -> dict[str, str]:
     return values
 
 
+def _config_path(settings: Settings) -> Path:
+    if settings.kerberos_bot_config is None or not str(settings.kerberos_bot_config).strip():
+        raise ConfigurationError("environment variable KERBEROS_BOT_CONFIG is not set (path of the TOML file)")
+    return settings.kerberos_bot_config
+
+
 async def _serve(settings: Settings, host: str, port: int) -> None:
+    secrets = _require(settings, "slack_signing_secret", "slack_bot_token")
+    config = load_bot_config(_config_path(settings))
+
     from bot.bootstrap import build_components
     from bot.slack_app import build_bolt_app
     from bot.web import EVENTS_PATH, build_web_app, start_site
 
-    secrets = _require(settings, "slack_signing_secret", "slack_bot_token")
-    if settings.kerberos_bot_config is None:
-        raise ConfigurationError("environment variable KERBEROS_BOT_CONFIG is not set (path of the TOML file)")
-    components = build_components(load_bot_config(settings.kerberos_bot_config))
+    components = build_components(config)
     bolt = build_bolt_app(
         signing_secret=secrets["slack_signing_secret"],
         bot_token=secrets["slack_bot_token"],
@@ -79,15 +86,15 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
 
 async def _socket(settings: Settings) -> None:
+    secrets = _require(settings, "slack_app_token", "slack_bot_token")
+    config = load_bot_config(_config_path(settings))
+
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     from bot.bootstrap import build_components
     from bot.slack_app import build_bolt_app
 
-    secrets = _require(settings, "slack_app_token", "slack_bot_token")
-    if settings.kerberos_bot_config is None:
-        raise ConfigurationError("environment variable KERBEROS_BOT_CONFIG is not set (path of the TOML file)")
-    components = build_components(load_bot_config(settings.kerberos_bot_config))
+    components = build_components(config)
     bolt = build_bolt_app(
         # Socket Mode carries no HTTP signature; Slack authenticates the websocket with the app token.
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "unused",

@@ -1,0 +1,43 @@
+import pytest
+
+from bot.cli import main
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for word in ("serve", "socket", "demo", "KERBEROS_BOT_CONFIG", "SLACK_SIGNING_SECRET"):
+        assert word in out
+
+
+def test_serve_without_signing_secret_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir("/")  # no .env here
+    for name in ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "KERBEROS_BOT_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["serve", "--port", "0"]) == 2
+    assert "environment variable SLACK_SIGNING_SECRET is not set" in capsys.readouterr().err
+
+
+def test_socket_without_app_token_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir("/")
+    monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-x")
+    assert main(["socket"]) == 2
+    assert "SLACK_APP_TOKEN is not set" in capsys.readouterr().err
+
+
+def test_serve_with_missing_config_file_names_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: object
+) -> None:
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-x")
+    monkeypatch.setenv("KERBEROS_BOT_CONFIG", "/nonexistent/kerberos-bot.toml")
+    assert main(["serve", "--port", "0"]) == 2
+    assert "/nonexistent/kerberos-bot.toml does not exist" in capsys.readouterr().err
