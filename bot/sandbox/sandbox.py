@@ -156,12 +156,14 @@ class Sandbox:
 
 
 async def seed(sandbox_domains: tuple[SandboxDomain, ...], components: Components) -> None:
-    """Bring each domain into the state a real Entra Kerberos deployment has, via the module."""
+    """Bring each domain into the state a real deployment has, through the module (converges)."""
     for d in sandbox_domains:
         report = await components.module.get_server(d.name)
-        if report.has_on_prem and report.has_cloud:
-            continue
-        await components.module.set_server(d.name, SetServerOptions(setup_cloud_trust=d.cloud_trust))
+        has_trust = bool(report.cloud_trust_display)
+        if not (report.has_on_prem and report.has_cloud) or (d.cloud_trust and not has_trust):
+            await components.module.set_server(d.name, SetServerOptions(setup_cloud_trust=d.cloud_trust))
+        elif has_trust and not d.cloud_trust:
+            await components.module.remove_trusted_domain_object(d.name)
 
 
 @asynccontextmanager

@@ -57,6 +57,10 @@ class KerberosModuleEmulator:
         # The real module is one PowerShell session per call; serialise changes per domain.
         self._locks = {name: asyncio.Lock() for name in self._domains}
 
+    def domain(self, name: str) -> EmulatedDomain:
+        """One domain's halves; tests use it to change AD alone, as a manual reset would."""
+        return self._domain(name)
+
     def _domain(self, name: str) -> EmulatedDomain:
         try:
             return self._domains[name]

@@ -1,0 +1,88 @@
+"""/kerberos status end to end: signed HTTP -> bot -> real Samba DCs, Entra stand-in -> response URL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.adapters.kerberos_module.emulator import KerberosModuleEmulator
+from bot.domain.ports import SetServerOptions
+from bot.sandbox.sandbox import DEFAULT_DOMAINS, Sandbox, sandbox, seed
+
+pytestmark = pytest.mark.samba
+
+
+@pytest.fixture(scope="module")
+async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
+    async with sandbox(workdir=Path(tmp_path_factory.mktemp("sandbox"))) as running:
+        yield running
+
+
+@pytest.fixture
+async def seeded(box: Sandbox) -> AsyncIterator[Sandbox]:
+    await seed(box.domains, box.components)
+    yield box
+    await seed(box.domains, box.components)  # leave the directories as the next test expects them
+
+
+def text_of(messages: list[dict]) -> str:  # type: ignore[type-arg]
+    return json.dumps(messages, ensure_ascii=False)
+
+
+async def test_status_of_all_domains_reads_both_directories(seeded: Sandbox) -> None:
+    ack, replies = await seeded.command("status")
+    assert ack.status == 200
+    text = text_of(replies)
+    assert "Kerberos status: contoso.test" in text and "Kerberos status: fabrikam.test" in text
+    # contoso has the cloud trust, fabrikam is FIDO only
+    assert "Microsoft.AzureAD.Kdc.Service.TrustDisplay (windows.net)" in text
+    assert "FIDO sign-in works" in text
+    assert "DC=contoso,DC=test" in text and "DC=fabrikam,DC=test" in text
+
+
+async def test_healthy_domain_shows_module_fields_from_the_directory(seeded: Sandbox) -> None:
+    _, replies = await seeded.command("status contoso.test")
+    text = text_of(replies)
+    report = await seeded.components.module.get_server("contoso.test")
+    assert report.key_version is not None and report.key_version == report.cloud_key_version
+    assert f"*KeyVersion*\\n{report.key_version}" in text
+    assert f"*CloudKeyVersion*\\n{report.key_version}" in text
+    assert "krbtgt_" in text
+    assert "Healthy" in text
+
+
+async def test_key_reset_outside_the_module_shows_drift(seeded: Sandbox) -> None:
+    module = seeded.components.module
+    assert isinstance(module, KerberosModuleEmulator)
+    await module.domain("contoso.test").on_prem.rotate_key()  # AD only: what a manual password reset does
+    _, replies = await seeded.command("status contoso.test")
+    text = text_of(replies)
+    assert "Broken" in text
+    assert "Key versions differ" in text
+    # the module's forced rotation writes both sides and heals it
+    await module.set_server("contoso.test", SetServerOptions(rotate_server_key=True, force=True))
+    _, replies = await seeded.command("status contoso.test")
+    assert "Key versions differ" not in text_of(replies)
+
+
+async def test_domain_without_server_is_not_set_up(seeded: Sandbox) -> None:
+    await seeded.components.module.remove_server("fabrikam.test")
+    _, replies = await seeded.command("status fabrikam.test")
+    text = text_of(replies)
+    assert "Not set up" in text
+    assert "No Microsoft Entra Kerberos server in fabrikam.test" in text
+
+
+async def test_tdo_removed_keeps_the_service_account(seeded: Sandbox) -> None:
+    await seeded.components.module.remove_trusted_domain_object("contoso.test")
+    _, replies = await seeded.command("status contoso.test")
+    text = text_of(replies)
+    assert "No trusted domain object" in text
+    assert "krbtgt_" in text  # the service account is still there
+
+
+def test_sandbox_domains_are_two_separate_dcs() -> None:
+    assert {d.address for d in DEFAULT_DOMAINS} == {"127.0.0.1", "127.0.0.2"}
