@@ -1,0 +1,364 @@
+"""The AD adapter: reads the Entra Kerberos server's objects from a domain over LDAPS.
+
+One subtree search finds everything (computer, krbtgt accounts, trusted domain object, service
+connection point); the map from DSA invocation id to DC host name (for KeyUpdatedFrom) comes from
+the configuration partition and is cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ldap3 import BASE, SUBTREE, Connection
+from ldap3.protocol.formatters.formatters import format_sid
+from ldap3.utils.conv import escape_filter_chars
+
+from bot.adapters.ldap_connection import LdapEndpoint, LdapSession
+from bot.domain.errors import DirectoryError
+from bot.domain.model import (
+    KERBEROS_REALM,
+    SCP_CN,
+    KeyMetadata,
+    OnPremKerberosServer,
+    OnPremState,
+    ServiceConnectionPoint,
+    TrustedDomainObject,
+)
+
+UNICODE_PWD_ATTID = 0x9005A
+_NT_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+_DSA_CACHE_SECONDS = 3600.0
+
+READ_ATTRIBUTES = (
+    "objectClass",
+    "cn",
+    "sAMAccountName",
+    "objectSid",
+    "msDS-KrbTgtLink",
+    "msDS-SecondaryKrbTgtNumber",
+    "msDS-KeyVersionNumber",
+    "replPropertyMetaData",
+    "msDS-ReplAttributeMetaData",
+    "trustPartner",
+    "trustDirection",
+    "trustType",
+    "trustAttributes",
+    "msDS-TrustForestTrustInfo",
+    "whenCreated",
+    "keywords",
+)
+
+
+@dataclass(frozen=True)
+class ReplEntry:
+    """Replication metadata of one attribute (MS-DRSR PROPERTY_META_DATA_EXT)."""
+
+    attid: int
+    version: int
+    originating_time: datetime
+    originating_invocation_id: str
+    originating_usn: int
+    local_usn: int
+    originating_dsa_dn: str | None = None
+
+
+def parse_repl_property_metadata(blob: bytes) -> list[ReplEntry]:
+    """The binary ``replPropertyMetaData``: a 16-byte header, then 48-byte entries."""
+    if len(blob) < 16:
+        raise ValueError("replPropertyMetaData shorter than its header")
+    version, _, count, _ = struct.unpack_from("<IIII", blob, 0)
+    if version != 1 or len(blob) < 16 + 48 * count:
+        raise ValueError(f"unexpected replPropertyMetaData (version {version}, {count} entries, {len(blob)} bytes)")
+    entries = []
+    for i in range(count):
+        attid, ver, seconds, invocation, o_usn, l_usn = struct.unpack_from("<IIQ16sqq", blob, 16 + 48 * i)
+        entries.append(
+            ReplEntry(
+                attid, ver, _NT_EPOCH + timedelta(seconds=seconds), str(uuid.UUID(bytes_le=invocation)), o_usn, l_usn
+            )
+        )
+    return entries
+
+
+def parse_repl_attribute_metadata_xml(values: Sequence[str]) -> dict[str, ReplEntry]:
+    """The constructed ``msDS-ReplAttributeMetaData`` (Windows): one XML fragment per attribute."""
+    found: dict[str, ReplEntry] = {}
+    for value in values:
+        node = ET.fromstring(value.replace("\x00", ""))
+
+        def text(tag: str, node: ET.Element = node) -> str:
+            return (node.findtext(tag) or "").strip()
+
+        name = text("pszAttributeName")
+        stamp = text("ftimeLastOriginatingChange").replace("Z", "+00:00")
+        found[name.lower()] = ReplEntry(
+            attid=0,
+            version=int(text("dwVersion") or 0),
+            originating_time=datetime.fromisoformat(stamp).astimezone(UTC),
+            originating_invocation_id=text("uuidLastOriginatingDsaInvocationID").lower(),
+            originating_usn=int(text("usnOriginatingChange") or 0),
+            local_usn=int(text("usnLocalChange") or 0),
+            originating_dsa_dn=text("pszLastOriginatingDsaDN") or None,
+        )
+    return found
+
+
+def parse_forest_trust_top_level_names(blob: bytes) -> tuple[str, ...]:
+    """Top-level names from ``msDS-TrustForestTrustInfo`` (MS-ADTS 6.1.6.9.3)."""
+    if len(blob) < 8:
+        return ()
+    _, count = struct.unpack_from("<II", blob, 0)
+    offset, names = 8, []
+    for _ in range(count):
+        if offset + 4 > len(blob):
+            break
+        (length,) = struct.unpack_from("<I", blob, offset)
+        record = blob[offset + 4 : offset + 4 + length]
+        offset += 4 + length
+        if len(record) < 13:
+            continue
+        record_type = record[12]
+        if record_type == 0:  # top level name
+            (name_length,) = struct.unpack_from("<I", record, 13)
+            names.append(record[17 : 17 + name_length].decode("utf-8"))
+    return tuple(names)
+
+
+def _str(raw: dict[str, list[bytes]], name: str) -> str | None:
+    values = raw.get(name.lower())
+    return values[0].decode("utf-8") if values else None
+
+
+def _int(raw: dict[str, list[bytes]], name: str) -> int | None:
+    value = _str(raw, name)
+    return int(value) if value is not None else None
+
+
+def _generalized_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.strptime(value[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+
+
+def _classes(raw: dict[str, list[bytes]]) -> set[str]:
+    return {v.decode().lower() for v in raw.get("objectclass", [])}
+
+
+def _parent(dn: str) -> str:
+    return dn.split(",", 1)[1] if "," in dn else ""
+
+
+class LdapDirectory:
+    """Implements ``bot.domain.ports.ActiveDirectory`` for one domain."""
+
+    def __init__(
+        self,
+        *,
+        domain_dns_name: str,
+        base_dn: str,
+        ldap_urls: Sequence[str],
+        bind_user: str,
+        bind_password: str,
+        ca_file: Path | None = None,
+        tls_validate: bool = True,
+        connect_timeout: float = 5.0,
+        operation_timeout: float = 10.0,
+        configuration_dn: str | None = None,
+    ) -> None:
+        self._endpoint = LdapEndpoint(
+            domain_dns_name,
+            base_dn,
+            list(ldap_urls),
+            bind_user,
+            bind_password,
+            ca_file,
+            tls_validate,
+            connect_timeout,
+            operation_timeout,
+        )
+        self._session = LdapSession(self._endpoint)
+        self._configuration_dn = configuration_dn or f"CN=Configuration,{base_dn}"
+        self._dsa_hosts: dict[str, str] = {}  # invocation id (and NTDS Settings DN) -> DC host name
+        self._dsa_loaded_at = 0.0
+
+    @property
+    def domain_dns_name(self) -> str:
+        return self._endpoint.domain_dns_name
+
+    @property
+    def operations(self) -> int:
+        return self._session.operations
+
+    @property
+    def endpoint(self) -> LdapEndpoint:
+        return self._endpoint
+
+    async def read_kerberos_objects(self) -> OnPremState:
+        session = self._session
+        return await session.run(lambda conn: self._read(session, conn))
+
+    def _filter(self) -> str:
+        realm = escape_filter_chars(KERBEROS_REALM)
+        return (
+            "(|(&(objectClass=computer)(cn=AzureADKerberos))"
+            "(msDS-SecondaryKrbTgtNumber=*)"
+            f"(&(objectClass=trustedDomain)(trustPartner={realm}))"
+            f"(&(objectClass=serviceConnectionPoint)(cn={escape_filter_chars(SCP_CN)})))"
+        )
+
+    def _read(self, session: LdapSession, conn: Connection) -> OnPremState:
+        before = session.operations
+        entries = session.search(conn, self._endpoint.base_dn, self._filter(), SUBTREE, READ_ATTRIBUTES)
+        computer = None
+        krbtgts: dict[str, dict[str, Any]] = {}
+        tdo = scp = None
+        for entry in entries:
+            classes = _classes(entry["raw"])
+            if "trusteddomain" in classes:
+                tdo = entry
+            elif "serviceconnectionpoint" in classes:
+                scp = entry
+            elif "computer" in classes:
+                computer = entry
+            elif "user" in classes:
+                krbtgts[entry["dn"].lower()] = entry
+        server = None
+        if computer is not None:
+            link = _str(computer["raw"], "msDS-KrbTgtLink")
+            krbtgt = krbtgts.get(link.lower()) if link else None
+            server = OnPremKerberosServer(
+                computer_dn=computer["dn"],
+                krbtgt_dn=krbtgt["dn"] if krbtgt else None,
+                server_id=_int(krbtgt["raw"], "msDS-SecondaryKrbTgtNumber") if krbtgt else None,
+                display_name=_str(krbtgt["raw"], "sAMAccountName") if krbtgt else None,
+                key=self._key_metadata(session, conn, krbtgt["raw"]) if krbtgt else None,
+            )
+        return OnPremState(
+            domain_dns_name=self.domain_dns_name,
+            server=server,
+            trusted_domain=self._tdo(tdo) if tdo else None,
+            service_connection_point=ServiceConnectionPoint(
+                scp["dn"], tuple(v.decode("utf-8") for v in scp["raw"].get("keywords", []))
+            )
+            if scp
+            else None,
+            read_from=session.answering_host(),
+            ldap_operations=session.operations - before,
+        )
+
+    def _key_metadata(self, session: LdapSession, conn: Connection, raw: dict[str, list[bytes]]) -> KeyMetadata | None:
+        entry: ReplEntry | None = None
+        xml_values = raw.get("msds-replattributemetadata")
+        try:
+            if xml_values:
+                entry = parse_repl_attribute_metadata_xml([v.decode("utf-8") for v in xml_values]).get("unicodepwd")
+            if entry is None and raw.get("replpropertymetadata"):
+                entry = next(
+                    (
+                        e
+                        for e in parse_repl_property_metadata(raw["replpropertymetadata"][0])
+                        if e.attid == UNICODE_PWD_ATTID
+                    ),
+                    None,
+                )
+        except (ValueError, ET.ParseError) as exc:
+            raise DirectoryError(
+                f"The replication metadata of the krbtgt account in {self.domain_dns_name} could not be read."
+            ) from exc
+        if entry is None:
+            return None  # no key set yet
+        return KeyMetadata(
+            version=entry.originating_usn,
+            updated_on=entry.originating_time,
+            updated_from=self._dc_name(session, conn, entry),
+            kvno=_int(raw, "msDS-KeyVersionNumber"),
+        )
+
+    def _dc_name(self, session: LdapSession, conn: Connection, entry: ReplEntry) -> str:
+        keys = [entry.originating_invocation_id.lower()]
+        if entry.originating_dsa_dn:
+            keys.insert(0, entry.originating_dsa_dn.lower())
+        stale = time.monotonic() - self._dsa_loaded_at > _DSA_CACHE_SECONDS
+        if stale or not any(k in self._dsa_hosts for k in keys):
+            self._load_dsa_map(session, conn)
+        for key in keys:
+            if key in self._dsa_hosts:
+                return self._dsa_hosts[key]
+        return entry.originating_invocation_id
+
+    def _load_dsa_map(self, session: LdapSession, conn: Connection) -> None:
+        entries = session.search(
+            conn,
+            f"CN=Sites,{self._configuration_dn}",
+            "(|(objectClass=nTDSDSA)(objectClass=server))",
+            SUBTREE,
+            ["objectClass", "invocationId", "dNSHostName"],
+        )
+        hosts = {e["dn"].lower(): _str(e["raw"], "dNSHostName") for e in entries if "server" in _classes(e["raw"])}
+        mapping: dict[str, str] = {}
+        for e in entries:
+            if "ntdsdsa" not in _classes(e["raw"]):
+                continue
+            host = hosts.get(_parent(e["dn"]).lower())
+            invocation = e["raw"].get("invocationid")
+            if host and invocation:
+                mapping[str(uuid.UUID(bytes_le=invocation[0]))] = host
+                mapping[e["dn"].lower()] = host
+        self._dsa_hosts = mapping
+        self._dsa_loaded_at = time.monotonic()
+
+    @staticmethod
+    def _tdo(entry: dict[str, Any]) -> TrustedDomainObject:
+        raw = entry["raw"]
+        info = raw.get("msds-trustforesttrustinfo")
+        return TrustedDomainObject(
+            dn=entry["dn"],
+            partner=_str(raw, "trustPartner") or KERBEROS_REALM,
+            direction=_int(raw, "trustDirection") or 0,
+            trust_type=_int(raw, "trustType") or 0,
+            attributes=_int(raw, "trustAttributes") or 0,
+            created=_generalized_time(_str(raw, "whenCreated")),
+            # MS-LSAD requires the trust's own name among the names; operators care about the others
+            top_level_names=tuple(
+                n for n in (parse_forest_trust_top_level_names(info[0]) if info else ()) if n.upper() != KERBEROS_REALM
+            ),
+        )
+
+    async def read_key_versions_per_dc(self) -> dict[str, int | None]:
+        async def one(url: str) -> tuple[str, int | None]:
+            session = LdapSession(self._endpoint, urls=[url])
+            try:
+                state = await session.run(lambda conn: self._read(session, conn))
+                key = state.server.key if state.server else None
+                return url, key.version if key else None
+            except DirectoryError:
+                return url, None
+            finally:
+                await session.close()
+
+        return dict(await asyncio.gather(*(one(u) for u in self._endpoint.ldap_urls)))
+
+    async def ping(self) -> str:
+        """A cheap RootDSE read; returns the DC that answered."""
+
+        def read_root(conn: Connection) -> str:
+            self._session.search(conn, "", "(objectClass=*)", BASE, ["dnsHostName"])
+            return self._session.answering_host()
+
+        return await self._session.run(read_root)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    @staticmethod
+    def format_sid(raw: bytes) -> str:
+        return str(format_sid(raw))

@@ -1,0 +1,204 @@
+"""One LDAP(S) connection to a domain's pool of DCs, shared by the AD adapter and the emulator.
+
+ldap3 blocks, so every operation runs in a worker thread behind a lock (one ldap3 connection is
+not safe for concurrent use). Library exceptions become ``DirectoryError``s here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+from ldap3 import AUTO_BIND_NO_TLS, AUTO_BIND_TLS_BEFORE_BIND, FIRST, NONE, Connection, Server, ServerPool, Tls
+from ldap3.core import exceptions as ldap_exc
+
+from bot.domain.errors import (
+    DirectoryAuthError,
+    DirectoryError,
+    DirectoryTimeout,
+    DirectoryUnavailable,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LdapEndpoint:
+    """How to reach and bind to one domain's DCs."""
+
+    domain_dns_name: str
+    base_dn: str
+    ldap_urls: Sequence[str]
+    bind_user: str
+    bind_password: str
+    ca_file: Path | None = None
+    tls_validate: bool = True
+    connect_timeout: float = 5.0
+    operation_timeout: float = 10.0
+
+    def __repr__(self) -> str:  # never print the password
+        return f"LdapEndpoint({self.domain_dns_name!r}, urls={list(self.ldap_urls)!r}, user={self.bind_user!r})"
+
+    def tls(self) -> Tls:
+        if self.tls_validate:
+            return Tls(
+                validate=ssl.CERT_REQUIRED,
+                ca_certs_file=str(self.ca_file) if self.ca_file else None,
+                version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        return Tls(validate=ssl.CERT_NONE, version=ssl.PROTOCOL_TLS_CLIENT)
+
+    def server(self, url: str) -> Server:
+        parsed = urlparse(url)
+        secure = parsed.scheme == "ldaps"
+        return Server(
+            parsed.hostname or url,
+            port=parsed.port or (636 if secure else 389),
+            use_ssl=secure,
+            tls=self.tls(),
+            get_info=NONE,  # no schema/DSE reads on connect: they cost LDAP operations
+            connect_timeout=self.connect_timeout,
+        )
+
+
+def _looks_like_timeout(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, socket.timeout | TimeoutError) or "timed out" in text or "timeout" in text
+
+
+class LdapSession:
+    """A lazily bound connection over the domain's DC pool, reconnected when it drops."""
+
+    def __init__(self, endpoint: LdapEndpoint, urls: Sequence[str] | None = None) -> None:
+        self.endpoint = endpoint
+        self._urls = list(urls if urls is not None else endpoint.ldap_urls)
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self.operations = 0  # cumulative LDAP operations (binds + searches + writes), for benchmarks
+
+    @property
+    def urls(self) -> list[str]:
+        return list(self._urls)
+
+    def _connect(self) -> Connection:
+        ep = self.endpoint
+        # FIRST: prefer the first DC; a DC that does not answer is skipped, and tried again next time.
+        pool = ServerPool([ep.server(u) for u in self._urls], FIRST, active=1, exhaust=False)
+        start_tls = all(urlparse(u).scheme == "ldap" for u in self._urls)
+        conn = Connection(
+            pool,
+            user=ep.bind_user,
+            password=ep.bind_password,
+            auto_bind=AUTO_BIND_TLS_BEFORE_BIND if start_tls else AUTO_BIND_NO_TLS,
+            receive_timeout=max(1, math.ceil(ep.operation_timeout)),  # ldap3 packs it as an integer
+            raise_exceptions=True,
+            read_only=False,
+            return_empty_attributes=False,
+        )
+        self.operations += 1  # the bind
+        return conn
+
+    def answering_host(self) -> str:
+        conn = self._conn
+        return str(conn.server.host) if conn is not None and conn.server is not None else "?"
+
+    def _run_locked(self, operation: Callable[[Connection], T]) -> T:
+        with self._lock:
+            for attempt in (1, 2):
+                if self._conn is None or self._conn.closed:
+                    self._conn = self._connect()
+                try:
+                    return operation(self._conn)
+                except (ldap_exc.LDAPSessionTerminatedByServerError, ldap_exc.LDAPSocketSendError) as exc:
+                    # a DC restarted or dropped idle connections: reconnect once
+                    self._drop()
+                    if attempt == 2:
+                        raise exc
+                except ldap_exc.LDAPSocketReceiveError:
+                    self._drop()
+                    raise
+            raise AssertionError("unreachable")
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.unbind()
+        self._conn = None
+
+    def run_sync(self, operation: Callable[[Connection], T]) -> T:
+        """Run ``operation(conn)`` with the library's errors translated."""
+        try:
+            return self._run_locked(operation)
+        except DirectoryError:
+            raise
+        except Exception as exc:
+            raise self.translate(exc) from exc
+
+    async def run(self, operation: Callable[[Connection], T]) -> T:
+        return await asyncio.to_thread(self.run_sync, operation)
+
+    def search(
+        self, conn: Connection, base: str, ldap_filter: str, scope: str, attributes: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """A search whose entries are ``{"dn": ..., "raw": {attribute: [bytes, ...]}}``."""
+        self.operations += 1
+        conn.search(base, ldap_filter, scope, attributes=list(attributes))
+        return [
+            {"dn": item["dn"], "raw": {k.lower(): v for k, v in item["raw_attributes"].items()}}
+            for item in conn.response or []
+            if item.get("type") == "searchResEntry"
+        ]
+
+    def translate(self, exc: BaseException) -> DirectoryError:
+        ep = self.endpoint
+        tried = ", ".join(self._urls)
+        if isinstance(exc, ldap_exc.LDAPInvalidCredentialsResult) or (
+            isinstance(exc, ldap_exc.LDAPBindError) and "invalidcredentials" in str(exc).lower().replace(" ", "")
+        ):
+            return DirectoryAuthError(
+                f"The DCs of {ep.domain_dns_name} refused the bind of {ep.bind_user}: wrong password, "
+                "or the account is disabled, expired or locked."
+            )
+        if isinstance(exc, ldap_exc.LDAPBindError):
+            return DirectoryAuthError(f"The bind of {ep.bind_user} to {ep.domain_dns_name} failed.")
+        if _looks_like_timeout(exc):
+            return DirectoryTimeout(
+                f"A DC of {ep.domain_dns_name} did not answer within {ep.operation_timeout:g} s (tried {tried})."
+            )
+        if isinstance(exc, ldap_exc.LDAPStartTLSError | ssl.SSLError) or "certificate" in str(exc).lower():
+            return DirectoryUnavailable(
+                f"TLS to the DCs of {ep.domain_dns_name} failed (tried {tried}): the certificate was not "
+                "trusted; check ca_file."
+            )
+        if isinstance(
+            exc,
+            ldap_exc.LDAPSocketOpenError
+            | ldap_exc.LDAPServerPoolExhaustedError
+            | ldap_exc.LDAPSessionTerminatedByServerError
+            | ldap_exc.LDAPSocketSendError
+            | ldap_exc.LDAPSocketReceiveError
+            | ldap_exc.LDAPCommunicationError
+            | OSError,
+        ):
+            return DirectoryUnavailable(f"No domain controller of {ep.domain_dns_name} answered (tried {tried}).")
+        if isinstance(exc, ldap_exc.LDAPInsufficientAccessRightsResult):
+            return DirectoryError(f"{ep.bind_user} lacks the rights for this operation in {ep.domain_dns_name}.")
+        if isinstance(exc, ldap_exc.LDAPOperationResult):
+            return DirectoryError(f"{ep.domain_dns_name} refused the operation: {exc.description} ({exc.result}).")
+        return DirectoryError(f"LDAP error talking to {ep.domain_dns_name}: {type(exc).__name__}.")
+
+    def close_sync(self) -> None:
+        with self._lock:
+            self._drop()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.close_sync)
