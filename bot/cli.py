@@ -104,7 +104,7 @@ async def _socket(settings: Settings) -> None:
     )
     handler = AsyncSocketModeHandler(bolt, secrets["slack_app_token"])
     try:
-        await handler.start_async()
+        await handler.start_async()  # type: ignore[no-untyped-call]
     finally:
         await components.aclose()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
@@ -24,10 +26,12 @@ def build_web_app(bolt: AsyncApp) -> web.Application:
     return app
 
 
-async def start_site(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, int]:
+async def start_site(
+    app: web.Application, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
     """Serve ``app``; returns the runner (for cleanup) and the port really bound (``port=0``: a free one)."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     bound = runner.addresses[0][1]
     return runner, int(bound)

@@ -114,9 +114,7 @@ class KerberosModuleEmulator:
         state = await domain.directory.read_kerberos_objects()
         server = state.server
         if server is None or server.key is None or server.server_id is None:
-            raise KerberosModuleError(
-                f"The Kerberos server objects in {domain_dns_name} could not be read back."
-            )
+            raise KerberosModuleError(f"The Kerberos server objects in {domain_dns_name} could not be read back.")
         tdo = state.trusted_domain
         await self._cloud.put(
             CloudKerberosDomain(

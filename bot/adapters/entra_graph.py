@@ -1,0 +1,125 @@
+"""The Entra adapter: the tenant and the KerberosDomain audit events, through Microsoft Graph."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.adapters.entra_auth import EntraHttp, TokenProvider
+from bot.domain.errors import EntraError
+from bot.domain.model import AuditEvent, TenantInfo
+
+_TENANT_CACHE_SECONDS = 600.0
+_PAGE_SIZE = 50
+
+
+def graph_scope_resource(graph_url: str) -> str:
+    """The resource id for tokens: Graph's public host, except in sovereign clouds (their own host)."""
+    host = graph_url.split("://", 1)[-1].split("/", 1)[0]
+    return graph_url if host.startswith("graph.") else "https://graph.microsoft.com"
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _initiator(event: dict[str, Any]) -> str | None:
+    initiated = event.get("initiatedBy") or {}
+    user = initiated.get("user") or {}
+    app = initiated.get("app") or {}
+    return user.get("userPrincipalName") or user.get("displayName") or app.get("displayName")
+
+
+class GraphEntraDirectory:
+    """Implements ``bot.domain.ports.EntraDirectory``."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str,
+        client_id: str,
+        authority_host: str = "https://login.microsoftonline.com",
+        graph_url: str = "https://graph.microsoft.com",
+        client_secret: str | None = None,
+        private_key_pem: str | None = None,
+        thumbprint: str | None = None,
+        public_certificate_pem: str | None = None,
+        ca_file: Path | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self._graph = graph_url.rstrip("/")
+        self.tokens = TokenProvider(
+            tenant_id=tenant_id,
+            client_id=client_id,
+            authority_host=authority_host,
+            # The resource is Graph whatever the URL it is reached at (sovereign clouds: set graph_url).
+            scope=f"{graph_scope_resource(self._graph)}/.default",
+            client_secret=client_secret,
+            private_key_pem=private_key_pem,
+            thumbprint=thumbprint,
+            public_certificate_pem=public_certificate_pem,
+            ca_file=ca_file,
+            timeout=timeout,
+        )
+        self._http = EntraHttp(self.tokens, ca_file=ca_file, timeout=timeout, service="Microsoft Graph")
+        self._tenant: tuple[float, TenantInfo] | None = None
+
+    @property
+    def graph_requests(self) -> int:
+        return self._http.requests
+
+    @property
+    def token_requests(self) -> int:
+        return self.tokens.token_requests
+
+    async def _get_json(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        response = await self._http.request("GET", url, params=params)
+        if response.status_code == 404:
+            raise EntraError(f"Microsoft Graph has no resource at {url.removeprefix(self._graph)}.")
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def tenant(self) -> TenantInfo:
+        if self._tenant and time.monotonic() - self._tenant[0] < _TENANT_CACHE_SECONDS:
+            return self._tenant[1]
+        body = await self._get_json(f"{self._graph}/v1.0/organization")
+        org = (body.get("value") or [{}])[0]
+        info = TenantInfo(
+            id=str(org.get("id", "")),
+            display_name=str(org.get("displayName", "")),
+            verified_domains=tuple(d["name"] for d in org.get("verifiedDomains") or []),
+        )
+        self._tenant = (time.monotonic(), info)
+        return info
+
+    async def kerberos_domain_events(
+        self, domain_dns_name: str, *, since: datetime | None = None, limit: int = 20
+    ) -> list[AuditEvent]:
+        name = domain_dns_name.replace("'", "''")  # OData string literal
+        clauses = ["category eq 'KerberosDomain'", f"targetResources/any(t: t/displayName eq '{name}')"]
+        if since is not None:
+            clauses.append(f"activityDateTime ge {since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}")
+        url: str | None = f"{self._graph}/v1.0/auditLogs/directoryAudits"
+        params: dict[str, str] | None = {"$filter": " and ".join(clauses), "$top": str(min(limit, _PAGE_SIZE))}
+        events: list[AuditEvent] = []
+        while url and len(events) < limit:
+            body = await self._get_json(url, params)
+            for item in body.get("value") or []:
+                events.append(
+                    AuditEvent(
+                        id=str(item.get("id")),
+                        activity=str(item.get("activityDisplayName")),
+                        at=_parse_time(str(item.get("activityDateTime"))),
+                        result=str(item.get("result")),
+                        initiated_by=_initiator(item),
+                        targets=tuple(str(t.get("displayName")) for t in item.get("targetResources") or []),
+                    )
+                )
+            url, params = body.get("@odata.nextLink"), None  # the link carries the query
+        events.sort(key=lambda e: e.at, reverse=True)
+        return events[:limit]
+
+    async def close(self) -> None:
+        await self._http.close()
