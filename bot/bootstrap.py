@@ -143,7 +143,12 @@ def build_components(config: BotConfig, overrides: Overrides | None = None) -> C
         graph = build_entra(config.entra)
         closers.append(graph.close)
         entra = graph
-    module: KerberosModule = overrides.module or build_emulator(config, directories)
+    if overrides.module is not None:
+        module: KerberosModule = overrides.module
+    else:
+        emulator = build_emulator(config, directories)
+        closers.append(emulator.close)
+        module = emulator
     policy = config.policy
     status = StatusService(
         directories,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bot import __version__
 from bot.config import Settings, load_bot_config, load_settings
-from bot.domain.errors import ConfigurationError
+from bot.domain.errors import ConfigurationError, KerberosBotError
 
 log = logging.getLogger("kerberos_bot")
 
@@ -114,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        # httpx logs every request URL at INFO; the bot logs what matters itself
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         if args.command == "serve":
             asyncio.run(_serve(settings, args.host, args.port))
         elif args.command == "socket":
@@ -125,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"kerberos-bot: configuration error: {exc}", file=sys.stderr)
         return 2
+    except KerberosBotError as exc:
+        print(f"kerberos-bot: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

@@ -141,7 +141,7 @@ class EmulatorDomain(_Strict):
     """Per-domain settings of the emulator: the local Samba instance it drives over LSA."""
 
     samba_conf: Path | None = None
-    admin_user: str = "Administrator"
+    admin_user: str | None = None  # default: the domain's bind_user
     admin_password: SecretSource | None = None
 
 

@@ -23,8 +23,7 @@ def build_bolt_app(
     client = AsyncWebClient(token=bot_token, base_url=api_url)
     app = AsyncApp(
         signing_secret=signing_secret,
-        token=bot_token,
-        client=client,
+        client=client,  # carries the token; Bolt authorizes with it
         # Acknowledge first, then do the slow work: Slack gives a command 3 seconds.
         process_before_response=False,
         logger=logger or logging.getLogger("kerberos_bot.slack"),

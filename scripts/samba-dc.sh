@@ -12,7 +12,7 @@
 #   SAMBA_DIR        private dir for everything (default /tmp/kerberos-bot-samba/<realm in lower case>)
 #   SAMBA_REALM      default CONTOSO.TEST        SAMBA_DOMAIN  default CONTOSO
 #   SAMBA_ADMINPASS  default Passw0rd!Passw0rd   (must satisfy AD complexity rules)
-#   SAMBA_IFACE      what samba binds to, default "lo" (127.0.0.1 + ::1). Use an IP such as 127.0.0.2
+#   SAMBA_IFACE      the address samba binds to, default 127.0.0.1 ("lo" binds every address on lo). Use an IP such as 127.0.0.2
 #                    (it is added to lo automatically) when 127.0.0.1:389/636 is already taken.
 #   SAMBA_MODEL      samba process model: single (default, ~1/3 the memory) or prefork (Samba default)
 #   SAMBA_SERVICES   "default": ldap, cldap, kdc, rpc, winbindd - LDAP/LDAPS/GC, Kerberos, LSA over the local
@@ -34,7 +34,7 @@ REALM=${SAMBA_REALM:-CONTOSO.TEST}
 DIR=${SAMBA_DIR:-/tmp/kerberos-bot-samba/$(echo "$REALM" | tr 'A-Z' 'a-z')}
 DOMAIN=${SAMBA_DOMAIN:-CONTOSO}
 PASS=${SAMBA_ADMINPASS:-Passw0rd!Passw0rd}
-IFACE=${SAMBA_IFACE:-lo}
+IFACE=${SAMBA_IFACE:-127.0.0.1}
 MODEL=${SAMBA_MODEL:-single}
 SERVICES=${SAMBA_SERVICES:-default}
 MAXRT=${SAMBA_MAX_RUNTIME:-7200}
@@ -135,6 +135,7 @@ do_start() {
     if is_running; then log "already running (pid $(cat "$DIR/run/samba.pid"))"; return; fi
     if [ "$IFACE" != lo ] && ! has_ip; then
         "${NS[@]}" ip addr add "$IFACE/8" dev lo      # e.g. 127.0.0.2 - loopback only, removed by 'down'
+        mkdir -p "$DIR/run"; echo "$IFACE" > "$DIR/run/added-ip"
     fi
     # refuse to start if someone else already listens there: the readiness probe would talk to *them*
     local busy=""
@@ -204,9 +205,11 @@ do_stop() {
         for _ in $(seq 100); do alive "$p" || break; sleep 0.1; done
         if alive "$p"; then log "pid $p ignored TERM for 10 s, sending KILL"; kill -KILL "$p" 2>/dev/null || true; fi
     done
-    if [ "$IFACE" != lo ] && has_ip; then
+    # remove only an address this script added (never 127.0.0.1)
+    if [ -f "$DIR/run/added-ip" ] && [ "$(cat "$DIR/run/added-ip")" = "$IFACE" ] && [ "$IFACE" != 127.0.0.1 ] && has_ip; then
         "${NS[@]}" ip addr del "$IFACE/8" dev lo || true
     fi
+    rm -f "$DIR/run/added-ip"
     log "stopped"
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import threading
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ class _PinnedSession(requests.Session):
         self._verify = verify
         self._timeout = timeout
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("verify", self._verify)
         kwargs.setdefault("timeout", self._timeout)
         return super().request(method, url, *args, **kwargs)
@@ -89,11 +90,12 @@ class TokenProvider:
         else:
             raise EntraAuthError("No Entra credential: give a client secret or a certificate with its thumbprint.")
         self._scopes = [scope]
+        self._session = _PinnedSession(str(ca_file) if ca_file else True, timeout)
         self._app_args: dict[str, Any] = {
             "client_id": client_id,
             "client_credential": credential,
             "authority": f"{authority_host.rstrip('/')}/{tenant_id}",
-            "http_client": _PinnedSession(str(ca_file) if ca_file else True, timeout),
+            "http_client": self._session,
             # Sovereign clouds and the stand-in are not in msal's list of Microsoft hosts.
             "instance_discovery": False,
         }
@@ -138,6 +140,9 @@ class TokenProvider:
     async def token(self) -> str:
         return await asyncio.to_thread(self.token_sync)
 
+    def close(self) -> None:
+        self._session.close()
+
     def invalidate(self) -> None:
         """Forget cached tokens (the service said ours expired or was revoked)."""
         with self._lock:
@@ -151,7 +156,8 @@ class EntraHttp:
     def __init__(self, tokens: TokenProvider, *, ca_file: Path | None, timeout: float, service: str) -> None:
         self._tokens = tokens
         self._service = service
-        self._client = httpx.AsyncClient(verify=str(ca_file) if ca_file else True, timeout=timeout)
+        tls = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+        self._client = httpx.AsyncClient(verify=tls, timeout=timeout)
         self.requests = 0
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
@@ -211,6 +217,7 @@ class EntraHttp:
 
     async def close(self) -> None:
         await self._client.aclose()
+        self._tokens.close()
 
 
 def _retry_after(response: httpx.Response) -> float | None:
