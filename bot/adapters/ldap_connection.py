@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from ldap3 import AUTO_BIND_NO_TLS, AUTO_BIND_TLS_BEFORE_BIND, FIRST, NONE, Connection, Server, ServerPool, Tls
+from ldap3 import AUTO_BIND_NONE, NONE, Connection, Server, Tls
 from ldap3.core import exceptions as ldap_exc
 
 from bot.domain.errors import (
@@ -90,21 +90,52 @@ class LdapSession:
         return list(self._urls)
 
     def _connect(self) -> Connection:
+        """Bind to the first DC that answers, in the configured order (a down DC is skipped).
+
+        Done here rather than with ldap3's ServerPool, which sleeps 10 s before giving up.
+        """
+        last: Exception | None = None
+        for url in self._urls:
+            try:
+                return self._connect_one(url)
+            except (
+                ldap_exc.LDAPSocketOpenError,
+                ldap_exc.LDAPSocketReceiveError,
+                ldap_exc.LDAPStartTLSError,
+                ldap_exc.LDAPSessionTerminatedByServerError,
+                OSError,
+            ) as exc:
+                last = exc  # this DC does not answer (or its TLS fails): try the next one
+        assert last is not None
+        raise last
+
+    def _connect_one(self, url: str) -> Connection:
         ep = self.endpoint
-        # FIRST: prefer the first DC; a DC that does not answer is skipped, and tried again next time.
-        pool = ServerPool([ep.server(u) for u in self._urls], FIRST, active=1, exhaust=False)
-        start_tls = all(urlparse(u).scheme == "ldap" for u in self._urls)
         conn = Connection(
-            pool,
+            ep.server(url),
             user=ep.bind_user,
             password=ep.bind_password,
-            auto_bind=AUTO_BIND_TLS_BEFORE_BIND if start_tls else AUTO_BIND_NO_TLS,
+            auto_bind=AUTO_BIND_NONE,
             receive_timeout=max(1, math.ceil(ep.operation_timeout)),  # ldap3 packs it as an integer
             raise_exceptions=True,
             read_only=False,
             return_empty_attributes=False,
         )
-        self.operations += 1  # the bind
+        # Opened by hand: with auto_bind, a failed TLS or bind leaves ldap3's socket open.
+        try:
+            conn.open(read_server_info=False)
+            if urlparse(url).scheme == "ldap":
+                conn.start_tls(read_server_info=False)  # never a simple bind in clear text
+            self.operations += 1  # the bind
+            conn.bind(read_server_info=False)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.unbind()
+            sock = getattr(conn, "socket", None)  # ldap3 keeps the socket of a refused connect open
+            if sock is not None:
+                with contextlib.suppress(Exception):
+                    sock.close()
+            raise
         return conn
 
     def answering_host(self) -> str:
