@@ -56,7 +56,7 @@ class StandInState:
     kerberos_domains: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: dict[str, list[Fault]] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
-    tokens_valid_after: float = 0.0
+    token_epoch: int = 0  # tokens minted in an earlier epoch count as expired
 
 
 def _graph_error(status: int, code: str, message: str) -> web.Response:
@@ -143,7 +143,7 @@ class EntraStandIn:
 
     def expire_tokens(self) -> None:
         """Every token issued so far is now expired (Graph answers 401 'token is expired')."""
-        self.state.tokens_valid_after = time.time() + 1
+        self.state.token_epoch += 1
 
     def request_counts(self) -> dict[str, int]:
         return dict(self.state.counts)
@@ -198,7 +198,7 @@ class EntraStandIn:
         self.state.faults.clear()
         self.state.counts.clear()
         self.state.roles = GRAPH_ROLES
-        self.state.tokens_valid_after = 0.0
+        self.state.token_epoch = 0
 
     # -- server ---------------------------------------------------------------------------------
     async def __aenter__(self) -> EntraStandIn:
@@ -354,6 +354,7 @@ class EntraStandIn:
                 "exp": now + TOKEN_LIFETIME,
                 "appid": self.client_id,
                 "tid": self.tenant_id,
+                "epoch": self.state.token_epoch,
                 "roles": list(self.state.roles),
                 "idtyp": "app",
                 "uti": uuid.uuid4().hex,
@@ -382,7 +383,7 @@ class EntraStandIn:
             return _graph_error(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
         except jwt.PyJWTError:
             return _graph_error(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
-        if claims["iat"] < self.state.tokens_valid_after:
+        if claims.get("epoch") != self.state.token_epoch:
             return _graph_error(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
         if role not in claims.get("roles", []):
             return _graph_error(
