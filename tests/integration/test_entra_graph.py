@@ -74,7 +74,7 @@ async def test_events_name_who_changed_the_cloud_object(graph: GraphEntraDirecto
 
 async def test_certificate_credential(entra: EntraStandIn) -> None:
     ca = trustme.CA(key_type=trustme.KeyType.RSA)  # msal signs its assertion with RS256
-    cert = ca.issue_cert("kerberos-bot.contoso.test")
+    cert = ca.issue_cert("kerberos-bot.contoso.test", key_type=trustme.KeyType.RSA)
     thumbprint = entra.register_certificate(cert.cert_chain_pems[0].bytes())
     g = graph_for(
         entra, client_secret=None, private_key_pem=cert.private_key_pem.bytes().decode(), thumbprint=thumbprint
