@@ -1,22 +1,42 @@
 """Send N signed slash commands at C concurrent clients; print the ack latencies as JSON.
 
 Runs as its own process so the load generator never shares the measured server's event loop.
-usage: loadgen.py ENDPOINT SIGNING_SECRET RESPONSE_URL_BASE TEXT REQUESTS CONCURRENCY
+It also serves the response URLs the commands carry (as Slack would, elsewhere) and reports how
+many replies arrived, so the bench checks that every command was answered.
+
+usage: loadgen.py ENDPOINT SIGNING_SECRET TEXT REQUESTS CONCURRENCY REPLY_WAIT_SECONDS
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import uuid
 
 import aiohttp
+from aiohttp import web
 
 from bot.sandbox.slack_standin import send_slash_command, slash_command_form
+from bot.web import start_site
 
 
-async def main(endpoint: str, secret: str, response_base: str, text: str, total: int, concurrency: int) -> None:
+async def main(endpoint: str, secret: str, text: str, total: int, concurrency: int, reply_wait: float) -> None:
+    replies = 0
+    all_replied = asyncio.Event()
+
+    async def sink(request: web.Request) -> web.Response:
+        nonlocal replies
+        await request.read()
+        replies += 1
+        if replies >= total:
+            all_replied.set()
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=4 << 20)
+    app.router.add_post("/response/{rid}", sink)
+    runner, port = await start_site(app)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -31,15 +51,19 @@ async def main(endpoint: str, secret: str, response_base: str, text: str, total:
                     queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                form = slash_command_form(text, response_url=f"{response_base}/{uuid.uuid4().hex}")
-                ack = await send_slash_command(session, endpoint, secret, form)
+                url = f"http://127.0.0.1:{port}/response/{uuid.uuid4().hex}"
+                ack = await send_slash_command(session, endpoint, secret, slash_command_form(text, response_url=url))
                 statuses[ack.status] = statuses.get(ack.status, 0) + 1
                 latencies.append(ack.seconds)
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
-    print(json.dumps({"latencies": latencies, "statuses": statuses}))
+    if reply_wait > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_replied.wait(), reply_wait)
+    await runner.cleanup()
+    print(json.dumps({"latencies": latencies, "statuses": statuses, "replies": replies}))
 
 
 if __name__ == "__main__":
-    ep, sec, base, txt, n, c = sys.argv[1:7]
-    asyncio.run(main(ep, sec, base, txt, int(n), int(c)))
+    ep, sec, txt, n, c, wait = sys.argv[1:7]
+    asyncio.run(main(ep, sec, txt, int(n), int(c), float(wait)))

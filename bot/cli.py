@@ -68,9 +68,12 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     from bot.bootstrap import build_components
     from bot.slack_app import build_bolt_app
     from bot.web import EVENTS_PATH, build_web_app, start_site
+    from handlers.responder import ResponseUrlPoster
 
     components = build_components(config)
+    poster = ResponseUrlPoster()
     bolt = build_bolt_app(
+        poster=poster,
         signing_secret=secrets["slack_signing_secret"],
         bot_token=secrets["slack_bot_token"],
         api_url=settings.slack_api_url,
@@ -82,6 +85,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
+        await poster.close()
         await components.aclose()
 
 
@@ -93,9 +97,12 @@ async def _socket(settings: Settings) -> None:
 
     from bot.bootstrap import build_components
     from bot.slack_app import build_bolt_app
+    from handlers.responder import ResponseUrlPoster
 
     components = build_components(config)
+    poster = ResponseUrlPoster()
     bolt = build_bolt_app(
+        poster=poster,
         # Socket Mode carries no HTTP signature; Slack authenticates the websocket with the app token.
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "unused",
         bot_token=secrets["slack_bot_token"],
@@ -106,6 +113,7 @@ async def _socket(settings: Settings) -> None:
     try:
         await handler.start_async()  # type: ignore[no-untyped-call]
     finally:
+        await poster.close()
         await components.aclose()
 
 

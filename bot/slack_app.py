@@ -9,6 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services.container import BotServices
 from handlers import router
+from handlers.responder import ResponseUrlPoster
 
 
 def build_bolt_app(
@@ -17,6 +18,7 @@ def build_bolt_app(
     bot_token: str,
     api_url: str,
     services: BotServices,
+    poster: ResponseUrlPoster | None = None,
     logger: logging.Logger | None = None,
 ) -> AsyncApp:
     """Everything is passed explicitly: ``AsyncApp()`` would otherwise read SLACK_* itself."""
@@ -28,5 +30,5 @@ def build_bolt_app(
         process_before_response=False,
         logger=logger or logging.getLogger("kerberos_bot.slack"),
     )
-    router.register(app, services)
+    router.register(app, services, poster or ResponseUrlPoster())
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from slack_sdk.models.blocks import Block
@@ -15,7 +17,16 @@ class Reply:
     in_channel: bool = False
 
     def payload(self) -> dict[str, Any]:
-        """The keyword arguments for ``ack()`` / ``respond()``; validates every block."""
+        """The keyword arguments for ``ack()`` / ``respond()``; validates every block (once)."""
+        return dict(self._payload)
+
+    @cached_property
+    def json_body(self) -> bytes:
+        """The payload as JSON, serialised once however many response URLs it goes to."""
+        return json.dumps(self._payload, separators=(",", ":")).encode()
+
+    @cached_property
+    def _payload(self) -> dict[str, Any]:
         body: dict[str, Any] = {"text": self.text}
         if self.blocks:
             body["blocks"] = [block.to_dict() for block in self.blocks]

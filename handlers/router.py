@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.domain.errors import KerberosBotError, UsageError
 from bot.services.container import BotServices
@@ -20,6 +20,7 @@ from handlers.commands import help as help_command
 from handlers.commands import status as status_command
 from handlers.messages import Reply
 from handlers.parsing import parse_command
+from handlers.responder import ResponseUrlPoster
 from handlers.views import error_reply
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,14 @@ def _internal_error(where: str) -> Reply:
 class KerberosCommand:
     """The listener for ``/kerberos``; one instance per app."""
 
-    def __init__(self, services: BotServices, subcommands: Sequence[Subcommand] = SUBCOMMANDS) -> None:
+    def __init__(
+        self,
+        services: BotServices,
+        poster: ResponseUrlPoster,
+        subcommands: Sequence[Subcommand] = SUBCOMMANDS,
+    ) -> None:
         self._services = services
+        self._poster = poster
         self._subcommands = {s.name: s for s in subcommands}
         self._catalog = catalog(subcommands)
 
@@ -64,7 +71,7 @@ class KerberosCommand:
         )
         return subcommand.prepare(parsed, ctx)
 
-    async def __call__(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+    async def __call__(self, ack: AsyncAck, command: dict[str, Any]) -> None:
         try:
             prepared = self._prepare(command)
         except KerberosBotError as exc:
@@ -75,9 +82,9 @@ class KerberosCommand:
             return
         await ack(**prepared.ack.payload()) if prepared.ack else await ack()
         if prepared.work is not None:
-            await self._run(prepared.work, respond)
+            await self._run(prepared.work, str(command.get("response_url", "")))
 
-    async def _run(self, work: Callable[[], Awaitable[list[Reply]]], respond: AsyncRespond) -> None:
+    async def _run(self, work: Callable[[], Awaitable[list[Reply]]], response_url: str) -> None:
         try:
             replies = await work()
         except KerberosBotError as exc:
@@ -86,16 +93,16 @@ class KerberosCommand:
             replies = [_internal_error("/kerberos work")]
         for reply in replies:
             try:
-                await respond(**reply.payload())
+                await self._poster.post(response_url, reply.json_body)
             except Exception:
                 log.exception("could not deliver a reply through the response URL")
 
 
-def register(app: AsyncApp, services: BotServices) -> None:
-    listener = KerberosCommand(services)
+def register(app: AsyncApp, services: BotServices, poster: ResponseUrlPoster) -> None:
+    listener = KerberosCommand(services, poster)
 
     # Bolt injects arguments by parameter name, so the listener is a plain function.
-    async def kerberos(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
-        await listener(ack, command, respond)
+    async def kerberos(ack: AsyncAck, command: dict[str, Any]) -> None:
+        await listener(ack, command)
 
     app.command(COMMAND)(kerberos)

@@ -26,6 +26,7 @@ from bot.sandbox.entra_standin import EntraStandIn
 from bot.sandbox.slack_standin import AckResult, SlackStandIn, send_slash_command, slash_command_form
 from bot.slack_app import build_bolt_app
 from bot.web import EVENTS_PATH, build_web_app, start_site
+from handlers.responder import ResponseUrlPoster
 
 REPO = Path(__file__).resolve().parents[2]
 SAMBA_SCRIPT = REPO / "scripts" / "samba-dc.sh"
@@ -190,7 +191,10 @@ async def sandbox(
             await seed(domains, components)
         slack = await stack.enter_async_context(SlackStandIn())
         signing_secret = secrets.token_hex(16)
+        poster = ResponseUrlPoster()
+        stack.push_async_callback(poster.close)
         bolt = build_bolt_app(
+            poster=poster,
             signing_secret=signing_secret,
             bot_token=slack.bot_token,
             api_url=slack.api_url,

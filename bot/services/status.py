@@ -7,12 +7,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TypeVar
 
 from bot.domain.diagnosis import Diagnosis, Observations, RotationPolicy, SourceFailure, diagnose
 from bot.domain.errors import KerberosBotError, UnknownDomainError
 from bot.domain.model import AuditEvent, KerberosServerReport, OnPremState
 from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule
+from bot.services.single_flight import SingleFlight
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,7 +60,7 @@ class StatusService:
         self._settings = settings or StatusSettings()
         self._clock = clock
         # Concurrent requests for the same domain share one read, so a burst never multiplies DC load.
-        self._in_flight: dict[str, asyncio.Future[DomainStatus]] = {}
+        self._reads: SingleFlight[DomainStatus] = SingleFlight()
 
     @property
     def domains(self) -> list[str]:
@@ -75,15 +77,7 @@ class StatusService:
 
     async def status(self, domain: str | None = None) -> list[DomainStatus]:
         names = self.resolve(domain)
-        return list(await asyncio.gather(*(self._shared(name) for name in names)))
-
-    async def _shared(self, domain: str) -> DomainStatus:
-        running = self._in_flight.get(domain)
-        if running is None:
-            running = asyncio.ensure_future(self._one(domain))
-            self._in_flight[domain] = running
-            running.add_done_callback(lambda _: self._in_flight.pop(domain, None))
-        return await asyncio.shield(running)
+        return list(await asyncio.gather(*(self._reads.run(name, partial(self._one, name)) for name in names)))
 
     async def _one(self, domain: str) -> DomainStatus:
         now = self._clock()

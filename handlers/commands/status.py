@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from bot.domain.errors import UsageError
+from bot.services.single_flight import SingleFlight
+from bot.services.status import StatusService
 from handlers.commands import CommandContext, Prepared
 from handlers.messages import Reply
 from handlers.parsing import ParsedCommand
 from handlers.views import status_replies, text_reply
 
 NAME = "status"
+_renderings: SingleFlight[list[Reply]] = SingleFlight()
+
+
+async def _render(service: StatusService, domain: str | None) -> list[Reply]:
+    replies = status_replies(await service.status(domain))
+    for reply in replies:
+        reply.payload()  # validate and serialise once, for every caller sharing this rendering
+    return replies
+
+
 USAGE = "status [domain]"
 
 
@@ -22,7 +36,12 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     domains = service.resolve(domain)  # an unknown domain is refused before acknowledging
 
     async def work() -> list[Reply]:
-        return status_replies(await service.status(domain))
+        # identical requests in flight share one read and one rendering
+        return await _renderings.run(tuple(domains), lambda: _render(service, domain))
 
-    names = ", ".join(domains)
-    return Prepared(ack=text_reply(f"Checking the Kerberos server of {names}…", icon=":mag:"), work=work)
+    return Prepared(ack=_checking(tuple(domains)), work=work)
+
+
+@lru_cache(maxsize=128)
+def _checking(domains: tuple[str, ...]) -> Reply:
+    return text_reply(f"Checking the Kerberos server of {', '.join(domains)}…", icon=":mag:")

@@ -10,6 +10,7 @@ from bot.sandbox.slack_standin import SlackStandIn
 from bot.services.container import BotServices
 from bot.slack_app import build_bolt_app
 from bot.web import EVENTS_PATH, build_web_app, start_site
+from handlers.responder import ResponseUrlPoster
 
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 
@@ -23,8 +24,13 @@ class RunningBot:
 
 @asynccontextmanager
 async def running_bot(services: BotServices, slack: SlackStandIn) -> AsyncIterator[RunningBot]:
+    poster = ResponseUrlPoster()
     bolt = build_bolt_app(
-        signing_secret=SIGNING_SECRET, bot_token=slack.bot_token, api_url=slack.api_url, services=services
+        signing_secret=SIGNING_SECRET,
+        bot_token=slack.bot_token,
+        api_url=slack.api_url,
+        services=services,
+        poster=poster,
     )
     runner, port = await start_site(build_web_app(bolt))
     url = f"http://127.0.0.1:{port}"
@@ -32,3 +38,4 @@ async def running_bot(services: BotServices, slack: SlackStandIn) -> AsyncIterat
         yield RunningBot(url, url + EVENTS_PATH, SIGNING_SECRET)
     finally:
         await runner.cleanup()
+        await poster.close()
