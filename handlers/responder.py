@@ -29,8 +29,8 @@ class ResponseUrlPoster:
         headers = {"Content-Type": "application/json; charset=utf-8"}
         async with self._client().post(response_url, data=body, headers=headers) as response:
             if response.status >= 300:
-                body = (await response.text())[:200]
-                log.warning("response URL answered %s: %s", response.status, body)
+                answer = (await response.text())[:200]
+                log.warning("response URL answered %s: %s", response.status, answer)
 
     async def close(self) -> None:
         if self._session is not None:
