@@ -10,7 +10,7 @@ import pytest
 
 from bot.adapters.kerberos_module.emulator import KerberosModuleEmulator
 from bot.domain.ports import SetServerOptions
-from bot.sandbox.sandbox import DEFAULT_DOMAINS, Sandbox, sandbox, seed
+from bot.sandbox.sandbox import DEFAULT_DOMAINS, Sandbox, samba, sandbox, seed
 
 pytestmark = pytest.mark.samba
 
@@ -86,3 +86,24 @@ async def test_tdo_removed_keeps_the_service_account(seeded: Sandbox) -> None:
 
 def test_sandbox_domains_are_two_separate_dcs() -> None:
     assert {d.address for d in DEFAULT_DOMAINS} == {"127.0.0.1", "127.0.0.2"}
+
+
+async def test_entra_throttling_shows_in_the_reply_with_the_wait(seeded: Sandbox) -> None:
+    seeded.entra.fail_next("graph", 429, retry_after=45)
+    _, replies = await seeded.command("status contoso.test")
+    text = text_of(replies)
+    assert "Could not read Entra ID" in text and "retry in 45 s" in text
+    assert "krbtgt_" in text  # AD and the module still answered
+    assert "Traceback" not in text
+
+
+async def test_a_domain_whose_dcs_are_down_is_reported_and_the_others_still_shown(seeded: Sandbox) -> None:
+    fabrikam = seeded.domains[1]
+    await samba("down", fabrikam)
+    try:
+        _, replies = await seeded.command("status")
+        text = text_of(replies)
+        assert "No domain controller of fabrikam.test answered" in text
+        assert "Kerberos status: contoso.test" in text and "Healthy" in text
+    finally:
+        await samba("up", fabrikam)
