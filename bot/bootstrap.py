@@ -13,10 +13,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from bot.adapters.ad_ldap import LdapDirectory
+from bot.adapters.entra_auth import EntraApp
 from bot.adapters.entra_graph import GraphEntraDirectory
 from bot.adapters.kerberos_module.cloud_store import CloudKerberosDomainStore
 from bot.adapters.kerberos_module.emulator import EmulatedDomain, KerberosModuleEmulator
 from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
+from bot.adapters.ldap_connection import LdapEndpoint
 from bot.config import BotConfig, DomainConfig, EntraConfig
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule
@@ -45,79 +47,53 @@ class Overrides:
     module: KerberosModule | None = None
 
 
-def _read_bytes(path: Path | None) -> str | None:
+def _read_text(path: Path | None) -> str | None:
     return path.read_text(encoding="utf-8") if path else None
 
 
-def _entra_credentials(entra: EntraConfig) -> dict[str, str | None]:
-    if entra.client_secret is not None:
-        return {"client_secret": entra.client_secret.resolve("entra.client_secret")}
+def entra_app(entra: EntraConfig) -> EntraApp:
     cert = entra.client_certificate
-    assert cert is not None  # the config model requires one of the two
-    return {
-        "private_key_pem": _read_bytes(cert.private_key_file),
-        "thumbprint": cert.thumbprint,
-        "public_certificate_pem": _read_bytes(cert.public_certificate_file),
-    }
+    return EntraApp(
+        tenant_id=entra.tenant_id,
+        client_id=entra.client_id,
+        authority_host=entra.authority_host,
+        client_secret=entra.client_secret.resolve("entra.client_secret") if entra.client_secret else None,
+        private_key_pem=_read_text(cert.private_key_file) if cert else None,
+        thumbprint=cert.thumbprint if cert else None,
+        public_certificate_pem=_read_text(cert.public_certificate_file) if cert else None,
+        ca_file=entra.ca_file,
+        timeout=entra.timeout_seconds,
+    )
 
 
-def build_directory(domain: DomainConfig) -> LdapDirectory:
-    return LdapDirectory(
+def ldap_endpoint(domain: DomainConfig, *, user: str | None = None, password: str | None = None) -> LdapEndpoint:
+    return LdapEndpoint(
         domain_dns_name=domain.name,
         base_dn=domain.effective_base_dn,
         ldap_urls=list(domain.ldap_urls),
-        bind_user=domain.bind_user,
-        bind_password=domain.bind_password.resolve(f"domains[{domain.name}].bind_password"),
+        bind_user=user or domain.bind_user,
+        bind_password=password or domain.bind_password.resolve(f"domains[{domain.name}].bind_password"),
         ca_file=domain.ca_file,
         tls_validate=domain.tls_validate,
         connect_timeout=domain.connect_timeout_seconds,
         operation_timeout=domain.operation_timeout_seconds,
-        configuration_dn=domain.configuration_dn,
-    )
-
-
-def build_entra(entra: EntraConfig) -> GraphEntraDirectory:
-    return GraphEntraDirectory(
-        tenant_id=entra.tenant_id,
-        client_id=entra.client_id,
-        authority_host=entra.authority_host,
-        graph_url=entra.graph_url,
-        ca_file=entra.ca_file,
-        timeout=entra.timeout_seconds,
-        **_entra_credentials(entra),
     )
 
 
 def build_emulator(config: BotConfig, directories: Mapping[str, ActiveDirectory]) -> KerberosModuleEmulator:
     emulator = config.kerberos_module.emulator
     assert emulator is not None  # validated by KerberosModuleConfig
-    cloud = CloudKerberosDomainStore(
-        base_url=emulator.cloud_url,
-        tenant_id=config.entra.tenant_id,
-        client_id=config.entra.client_id,
-        authority_host=config.entra.authority_host,
-        ca_file=config.entra.ca_file,
-        timeout=config.entra.timeout_seconds,
-        **_entra_credentials(config.entra),
-    )
+    cloud = CloudKerberosDomainStore(entra_app(config.entra), base_url=emulator.cloud_url)
     domains: dict[str, EmulatedDomain] = {}
     for domain in config.domains:
         extra = emulator.domains.get(domain.name)
-        admin_password = (
-            extra.admin_password.resolve(f"kerberos_module.emulator.domains.{domain.name}.admin_password")
-            if extra and extra.admin_password
-            else domain.bind_password.resolve(f"domains[{domain.name}].bind_password")
-        )
+        where = f"kerberos_module.emulator.domains.{domain.name}.admin_password"
         on_prem = EmulatedOnPremModule(
-            domain_dns_name=domain.name,
-            base_dn=domain.effective_base_dn,
-            ldap_urls=list(domain.ldap_urls),
-            bind_user=extra.admin_user if extra and extra.admin_user else domain.bind_user,
-            bind_password=admin_password,
-            ca_file=domain.ca_file,
-            tls_validate=domain.tls_validate,
-            connect_timeout=domain.connect_timeout_seconds,
-            operation_timeout=domain.operation_timeout_seconds,
+            ldap_endpoint(
+                domain,
+                user=extra.admin_user if extra else None,
+                password=extra.admin_password.resolve(where) if extra and extra.admin_password else None,
+            ),
             samba_conf=extra.samba_conf if extra else None,
         )
         domains[domain.name] = EmulatedDomain(
@@ -134,13 +110,13 @@ def build_components(config: BotConfig, overrides: Overrides | None = None) -> C
     if overrides.directories is not None:
         directories: Mapping[str, ActiveDirectory] = overrides.directories
     else:
-        ldap = {d.name: build_directory(d) for d in config.domains}
+        ldap = {d.name: LdapDirectory(ldap_endpoint(d), configuration_dn=d.configuration_dn) for d in config.domains}
         closers += [d.close for d in ldap.values()]
         directories = ldap
     if overrides.entra is not None:
         entra: EntraDirectory = overrides.entra
     else:
-        graph = build_entra(config.entra)
+        graph = GraphEntraDirectory(entra_app(config.entra), graph_url=config.entra.graph_url)
         closers.append(graph.close)
         entra = graph
     if overrides.module is not None:

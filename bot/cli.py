@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
+
+from slack_bolt.async_app import AsyncApp
 
 from bot import __version__
 from bot.config import Settings, load_bot_config, load_settings
@@ -61,60 +64,49 @@ def _config_path(settings: Settings) -> Path:
     return settings.kerberos_bot_config
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
-    secrets = _require(settings, "slack_signing_secret", "slack_bot_token")
-    config = load_bot_config(_config_path(settings))
-
+@asynccontextmanager
+async def _running_bot(settings: Settings, signing_secret: str, bot_token: str) -> AsyncIterator[AsyncApp]:
+    """The wired Bolt app, with every connection released on the way out."""
     from bot.bootstrap import build_components
     from bot.slack_app import build_bolt_app
-    from bot.web import EVENTS_PATH, build_web_app, start_site
     from handlers.responder import ResponseUrlPoster
 
-    components = build_components(config)
+    components = build_components(load_bot_config(_config_path(settings)))
     poster = ResponseUrlPoster()
-    bolt = build_bolt_app(
-        poster=poster,
-        signing_secret=secrets["slack_signing_secret"],
-        bot_token=secrets["slack_bot_token"],
-        api_url=settings.slack_api_url,
-        services=components.services,
-    )
-    runner, port = await start_site(build_web_app(bolt), host, port)
-    log.info("listening on http://%s:%d%s", host, port, EVENTS_PATH)
     try:
-        await asyncio.Event().wait()
+        yield build_bolt_app(
+            signing_secret=signing_secret,
+            bot_token=bot_token,
+            api_url=settings.slack_api_url,
+            services=components.services,
+            poster=poster,
+        )
     finally:
-        await runner.cleanup()
         await poster.close()
         await components.aclose()
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    from bot.web import EVENTS_PATH, build_web_app, start_site
+
+    secrets = _require(settings, "slack_signing_secret", "slack_bot_token")
+    async with _running_bot(settings, secrets["slack_signing_secret"], secrets["slack_bot_token"]) as bolt:
+        runner, port = await start_site(build_web_app(bolt), host, port)
+        log.info("listening on http://%s:%d%s", host, port, EVENTS_PATH)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
 
 
 async def _socket(settings: Settings) -> None:
-    secrets = _require(settings, "slack_app_token", "slack_bot_token")
-    config = load_bot_config(_config_path(settings))
-
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.bootstrap import build_components
-    from bot.slack_app import build_bolt_app
-    from handlers.responder import ResponseUrlPoster
-
-    components = build_components(config)
-    poster = ResponseUrlPoster()
-    bolt = build_bolt_app(
-        poster=poster,
-        # Socket Mode carries no HTTP signature; Slack authenticates the websocket with the app token.
-        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "unused",
-        bot_token=secrets["slack_bot_token"],
-        api_url=settings.slack_api_url,
-        services=components.services,
-    )
-    handler = AsyncSocketModeHandler(bolt, secrets["slack_app_token"])
-    try:
-        await handler.start_async()  # type: ignore[no-untyped-call]
-    finally:
-        await poster.close()
-        await components.aclose()
+    secrets = _require(settings, "slack_app_token", "slack_bot_token")
+    # Socket Mode carries no HTTP signature; Slack authenticates the websocket with the app token.
+    signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "unused"
+    async with _running_bot(settings, signing_secret, secrets["slack_bot_token"]) as bolt:
+        await AsyncSocketModeHandler(bolt, secrets["slack_app_token"]).start_async()  # type: ignore[no-untyped-call]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

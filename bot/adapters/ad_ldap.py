@@ -15,7 +15,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from ldap3 import BASE, SUBTREE, Connection
@@ -160,33 +159,10 @@ def _parent(dn: str) -> str:
 class LdapDirectory:
     """Implements ``bot.domain.ports.ActiveDirectory`` for one domain."""
 
-    def __init__(
-        self,
-        *,
-        domain_dns_name: str,
-        base_dn: str,
-        ldap_urls: Sequence[str],
-        bind_user: str,
-        bind_password: str,
-        ca_file: Path | None = None,
-        tls_validate: bool = True,
-        connect_timeout: float = 5.0,
-        operation_timeout: float = 10.0,
-        configuration_dn: str | None = None,
-    ) -> None:
-        self._endpoint = LdapEndpoint(
-            domain_dns_name,
-            base_dn,
-            list(ldap_urls),
-            bind_user,
-            bind_password,
-            ca_file,
-            tls_validate,
-            connect_timeout,
-            operation_timeout,
-        )
-        self._session = LdapSession(self._endpoint)
-        self._configuration_dn = configuration_dn or f"CN=Configuration,{base_dn}"
+    def __init__(self, endpoint: LdapEndpoint, *, configuration_dn: str | None = None) -> None:
+        self._endpoint = endpoint
+        self._session = LdapSession(endpoint)
+        self._configuration_dn = configuration_dn or f"CN=Configuration,{endpoint.base_dn}"
         self._dsa_hosts: dict[str, str] = {}  # invocation id (and NTDS Settings DN) -> DC host name
         self._dsa_loaded_at = 0.0
 

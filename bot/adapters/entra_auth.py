@@ -11,6 +11,7 @@ import asyncio
 import re
 import ssl
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,38 +64,41 @@ class _PinnedSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
+@dataclass(frozen=True)
+class EntraApp:
+    """The app registration the bot signs in as, and where the identity platform is."""
+
+    tenant_id: str
+    client_id: str
+    authority_host: str = "https://login.microsoftonline.com"
+    client_secret: str | None = field(default=None, repr=False)
+    private_key_pem: str | None = field(default=None, repr=False)
+    thumbprint: str | None = None
+    public_certificate_pem: str | None = None
+    ca_file: Path | None = None
+    timeout: float = 10.0
+
+    def credential(self) -> str | dict[str, str]:
+        if self.client_secret is not None:
+            return self.client_secret
+        if self.private_key_pem is not None and self.thumbprint is not None:
+            cert = {"private_key": self.private_key_pem, "thumbprint": self.thumbprint}
+            if self.public_certificate_pem:
+                cert["public_certificate"] = self.public_certificate_pem
+            return cert
+        raise EntraAuthError("No Entra credential: give a client secret or a certificate with its thumbprint.")
+
+
 class TokenProvider:
     """App-only tokens for one resource scope."""
 
-    def __init__(
-        self,
-        *,
-        tenant_id: str,
-        client_id: str,
-        authority_host: str,
-        scope: str,
-        client_secret: str | None = None,
-        private_key_pem: str | None = None,
-        thumbprint: str | None = None,
-        public_certificate_pem: str | None = None,
-        ca_file: Path | None = None,
-        timeout: float = 10.0,
-    ) -> None:
-        credential: str | dict[str, str]
-        if client_secret is not None:
-            credential = client_secret
-        elif private_key_pem is not None and thumbprint is not None:
-            credential = {"private_key": private_key_pem, "thumbprint": thumbprint}
-            if public_certificate_pem:
-                credential["public_certificate"] = public_certificate_pem
-        else:
-            raise EntraAuthError("No Entra credential: give a client secret or a certificate with its thumbprint.")
+    def __init__(self, app: EntraApp, scope: str) -> None:
         self._scopes = [scope]
-        self._session = _PinnedSession(str(ca_file) if ca_file else True, timeout)
+        self._session = _PinnedSession(str(app.ca_file) if app.ca_file else True, app.timeout)
         self._app_args: dict[str, Any] = {
-            "client_id": client_id,
-            "client_credential": credential,
-            "authority": f"{authority_host.rstrip('/')}/{tenant_id}",
+            "client_id": app.client_id,
+            "client_credential": app.credential(),
+            "authority": f"{app.authority_host.rstrip('/')}/{app.tenant_id}",
             "http_client": self._session,
             # Sovereign clouds and the stand-in are not in msal's list of Microsoft hosts.
             "instance_discovery": False,
@@ -153,11 +157,12 @@ class TokenProvider:
 class EntraHttp:
     """Authorized JSON calls with the retry rules every Entra adapter shares."""
 
-    def __init__(self, tokens: TokenProvider, *, ca_file: Path | None, timeout: float, service: str) -> None:
-        self._tokens = tokens
+    def __init__(self, app: EntraApp, *, scope: str, service: str) -> None:
+        self.tokens = TokenProvider(app, scope)
+        self._tokens = self.tokens
         self._service = service
-        tls = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
-        self._client = httpx.AsyncClient(verify=tls, timeout=timeout)
+        tls = ssl.create_default_context(cafile=str(app.ca_file)) if app.ca_file else True
+        self._client = httpx.AsyncClient(verify=tls, timeout=app.timeout)
         self.requests = 0
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:

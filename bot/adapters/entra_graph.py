@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from bot.adapters.entra_auth import EntraHttp, TokenProvider
+from bot.adapters.entra_auth import EntraApp, EntraHttp
 from bot.domain.errors import EntraError
 from bot.domain.model import AuditEvent, TenantInfo
 
@@ -35,35 +34,11 @@ def _initiator(event: dict[str, Any]) -> str | None:
 class GraphEntraDirectory:
     """Implements ``bot.domain.ports.EntraDirectory``."""
 
-    def __init__(
-        self,
-        *,
-        tenant_id: str,
-        client_id: str,
-        authority_host: str = "https://login.microsoftonline.com",
-        graph_url: str = "https://graph.microsoft.com",
-        client_secret: str | None = None,
-        private_key_pem: str | None = None,
-        thumbprint: str | None = None,
-        public_certificate_pem: str | None = None,
-        ca_file: Path | None = None,
-        timeout: float = 10.0,
-    ) -> None:
+    def __init__(self, app: EntraApp, *, graph_url: str = "https://graph.microsoft.com") -> None:
         self._graph = graph_url.rstrip("/")
-        self.tokens = TokenProvider(
-            tenant_id=tenant_id,
-            client_id=client_id,
-            authority_host=authority_host,
-            # The resource is Graph whatever the URL it is reached at (sovereign clouds: set graph_url).
-            scope=f"{graph_scope_resource(self._graph)}/.default",
-            client_secret=client_secret,
-            private_key_pem=private_key_pem,
-            thumbprint=thumbprint,
-            public_certificate_pem=public_certificate_pem,
-            ca_file=ca_file,
-            timeout=timeout,
-        )
-        self._http = EntraHttp(self.tokens, ca_file=ca_file, timeout=timeout, service="Microsoft Graph")
+        # The resource is Graph whatever the URL it is reached at (sovereign clouds: set graph_url).
+        self._http = EntraHttp(app, scope=f"{graph_scope_resource(self._graph)}/.default", service="Microsoft Graph")
+        self.tokens = self._http.tokens
         self._tenant: tuple[float, TenantInfo] | None = None
 
     @property

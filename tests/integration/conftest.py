@@ -9,13 +9,14 @@ import pytest
 
 from bot.adapters.ad_ldap import LdapDirectory
 from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
+from bot.adapters.ldap_connection import LdapEndpoint
 from bot.sandbox.entra_standin import EntraStandIn
 from bot.sandbox.sandbox import ADMIN_PASSWORD, DEFAULT_DOMAINS, SandboxDomain, samba
 
 CONTOSO, FABRIKAM = DEFAULT_DOMAINS
 
 
-def ldap_kwargs(domain: SandboxDomain, **overrides: Any) -> dict[str, Any]:
+def endpoint(domain: SandboxDomain, **overrides: Any) -> LdapEndpoint:
     values: dict[str, Any] = {
         "domain_dns_name": domain.name,
         "base_dn": ",".join(f"DC={p}" for p in domain.name.split(".")),
@@ -27,7 +28,7 @@ def ldap_kwargs(domain: SandboxDomain, **overrides: Any) -> dict[str, Any]:
         "operation_timeout": 5.0,
     }
     values.update(overrides)
-    return values
+    return LdapEndpoint(**values)
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +41,7 @@ async def contoso_dc() -> SandboxDomain:
 @pytest.fixture
 async def onprem(contoso_dc: SandboxDomain) -> AsyncIterator[EmulatedOnPremModule]:
     """The emulator's AD half for contoso, with the server objects and no TDO; cleaned up after."""
-    module = EmulatedOnPremModule(**ldap_kwargs(contoso_dc), samba_conf=contoso_dc.smb_conf)
+    module = EmulatedOnPremModule(endpoint(contoso_dc), samba_conf=contoso_dc.smb_conf)
     await module.delete_server()
     await module.create_server()
     yield module
@@ -49,7 +50,7 @@ async def onprem(contoso_dc: SandboxDomain) -> AsyncIterator[EmulatedOnPremModul
 
 @pytest.fixture
 async def directory(contoso_dc: SandboxDomain) -> AsyncIterator[LdapDirectory]:
-    d = LdapDirectory(**ldap_kwargs(contoso_dc), configuration_dn="CN=Configuration,DC=contoso,DC=test")
+    d = LdapDirectory(endpoint(contoso_dc), configuration_dn="CN=Configuration,DC=contoso,DC=test")
     yield d
     await d.close()
 

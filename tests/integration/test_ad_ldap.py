@@ -13,7 +13,7 @@ from bot.adapters.ad_ldap import LdapDirectory
 from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
 from bot.domain.errors import DirectoryAuthError, DirectoryUnavailable
 from bot.sandbox.sandbox import ADMIN_PASSWORD, SandboxDomain
-from tests.integration.conftest import ldap_kwargs
+from tests.integration.conftest import endpoint
 
 pytestmark = pytest.mark.samba
 
@@ -88,7 +88,7 @@ async def test_warm_read_is_one_ldap_operation(onprem: EmulatedOnPremModule, dir
 
 async def test_a_dead_dc_in_the_pool_is_skipped(contoso_dc: SandboxDomain, onprem: EmulatedOnPremModule) -> None:
     dead = f"ldaps://127.0.0.1:{free_port()}"
-    d = LdapDirectory(**ldap_kwargs(contoso_dc, ldap_urls=[dead, "ldaps://127.0.0.1:636"]))
+    d = LdapDirectory(endpoint(contoso_dc, ldap_urls=[dead, "ldaps://127.0.0.1:636"]))
     try:
         state = await d.read_kerberos_objects()
         assert state.server is not None
@@ -101,7 +101,7 @@ async def test_a_dead_dc_in_the_pool_is_skipped(contoso_dc: SandboxDomain, onpre
 
 async def test_all_dcs_down_is_unavailable_naming_the_urls(contoso_dc: SandboxDomain) -> None:
     urls = [f"ldaps://127.0.0.1:{free_port()}", f"ldaps://127.0.0.1:{free_port()}"]
-    d = LdapDirectory(**ldap_kwargs(contoso_dc, ldap_urls=urls))
+    d = LdapDirectory(endpoint(contoso_dc, ldap_urls=urls))
     with pytest.raises(DirectoryUnavailable) as err:
         await d.read_kerberos_objects()
     assert "contoso.test" in err.value.user_message and urls[0] in err.value.user_message
@@ -109,7 +109,7 @@ async def test_all_dcs_down_is_unavailable_naming_the_urls(contoso_dc: SandboxDo
 
 
 async def test_wrong_password_is_an_auth_error_without_the_password(contoso_dc: SandboxDomain) -> None:
-    d = LdapDirectory(**ldap_kwargs(contoso_dc, bind_password="Wr0ng!Secret-value"))
+    d = LdapDirectory(endpoint(contoso_dc, bind_password="Wr0ng!Secret-value"))
     with pytest.raises(DirectoryAuthError) as err:
         await d.read_kerberos_objects()
     assert "Administrator@contoso.test" in err.value.user_message
@@ -120,14 +120,14 @@ async def test_wrong_password_is_an_auth_error_without_the_password(contoso_dc: 
 async def test_untrusted_certificate_is_refused(contoso_dc: SandboxDomain, tmp_path: Path) -> None:
     other_ca = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other_ca))
-    d = LdapDirectory(**ldap_kwargs(contoso_dc, ca_file=other_ca))
+    d = LdapDirectory(endpoint(contoso_dc, ca_file=other_ca))
     with pytest.raises(DirectoryUnavailable, match="certificate was not trusted"):
         await d.read_kerberos_objects()
     await d.close()
 
 
 async def test_starttls_on_389(contoso_dc: SandboxDomain, onprem: EmulatedOnPremModule) -> None:
-    d = LdapDirectory(**ldap_kwargs(contoso_dc, ldap_urls=["ldap://127.0.0.1:389"]))
+    d = LdapDirectory(endpoint(contoso_dc, ldap_urls=["ldap://127.0.0.1:389"]))
     try:
         assert (await d.read_kerberos_objects()).server is not None
     finally:
@@ -139,7 +139,7 @@ async def test_second_domain_is_a_separate_dc(contoso_dc: SandboxDomain) -> None
 
     fabrikam = DEFAULT_DOMAINS[1]
     await samba("up", fabrikam)
-    d = LdapDirectory(**ldap_kwargs(fabrikam), configuration_dn="CN=Configuration,DC=fabrikam,DC=test")
+    d = LdapDirectory(endpoint(fabrikam), configuration_dn="CN=Configuration,DC=fabrikam,DC=test")
     try:
         assert await d.ping() == fabrikam.address
         state = await d.read_kerberos_objects()

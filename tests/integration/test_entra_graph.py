@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import trustme
 
+from bot.adapters.entra_auth import EntraApp
 from bot.adapters.entra_graph import GraphEntraDirectory
 from bot.adapters.kerberos_module.cloud_store import CloudKerberosDomainStore
 from bot.domain.errors import EntraAuthError, EntraForbidden, EntraThrottled, EntraUnavailable
@@ -15,18 +16,21 @@ from bot.domain.model import TRUST_DISPLAY_TYPE, CloudKerberosDomain
 from bot.sandbox.entra_standin import EntraStandIn
 
 
-def graph_for(entra: EntraStandIn, **overrides: object) -> GraphEntraDirectory:
+def app_for(entra: EntraStandIn, **overrides: object) -> EntraApp:
     values: dict[str, object] = {
         "tenant_id": entra.tenant_id,
         "client_id": entra.client_id,
         "client_secret": entra.client_secret,
         "authority_host": entra.url,
-        "graph_url": entra.url,
         "ca_file": entra.ca_file,
         "timeout": 2.0,
     }
     values.update(overrides)
-    return GraphEntraDirectory(**values)  # type: ignore[arg-type]
+    return EntraApp(**values)  # type: ignore[arg-type]
+
+
+def graph_for(entra: EntraStandIn, **overrides: object) -> GraphEntraDirectory:
+    return GraphEntraDirectory(app_for(entra, **overrides), graph_url=entra.url)
 
 
 @pytest.fixture
@@ -159,14 +163,7 @@ async def test_untrusted_certificate_is_unavailable(entra: EntraStandIn, tmp_pat
 
 
 async def test_cloud_store_round_trip_records_audit_events(entra: EntraStandIn) -> None:
-    store = CloudKerberosDomainStore(
-        base_url=entra.url,
-        tenant_id=entra.tenant_id,
-        client_id=entra.client_id,
-        client_secret=entra.client_secret,
-        authority_host=entra.url,
-        ca_file=entra.ca_file,
-    )
+    store = CloudKerberosDomainStore(app_for(entra), base_url=entra.url)
     g = graph_for(entra)
     try:
         assert await store.get("contoso.test") is None

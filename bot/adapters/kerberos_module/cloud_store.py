@@ -8,42 +8,17 @@ real token, as the module would.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import quote
 
-from bot.adapters.entra_auth import EntraHttp, TokenProvider
+from bot.adapters.entra_auth import EntraApp, EntraHttp
 from bot.domain.model import CloudKerberosDomain
 
 
 class CloudKerberosDomainStore:
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        tenant_id: str,
-        client_id: str,
-        authority_host: str,
-        client_secret: str | None = None,
-        private_key_pem: str | None = None,
-        thumbprint: str | None = None,
-        public_certificate_pem: str | None = None,
-        ca_file: Path | None = None,
-        timeout: float = 10.0,
-    ) -> None:
-        self._base = f"{base_url.rstrip('/')}/_emulator/tenants/{quote(tenant_id)}/kerberosDomains"
-        self.tokens = TokenProvider(
-            tenant_id=tenant_id,
-            client_id=client_id,
-            authority_host=authority_host,
-            scope="https://graph.microsoft.com/.default",
-            client_secret=client_secret,
-            private_key_pem=private_key_pem,
-            thumbprint=thumbprint,
-            public_certificate_pem=public_certificate_pem,
-            ca_file=ca_file,
-            timeout=timeout,
-        )
-        self._http = EntraHttp(self.tokens, ca_file=ca_file, timeout=timeout, service="Entra (KerberosDomain)")
+    def __init__(self, app: EntraApp, *, base_url: str) -> None:
+        self._base = f"{base_url.rstrip('/')}/_emulator/tenants/{quote(app.tenant_id)}/kerberosDomains"
+        self._http = EntraHttp(app, scope="https://graph.microsoft.com/.default", service="Entra (KerberosDomain)")
+        self.tokens = self._http.tokens
 
     @property
     def requests(self) -> int:

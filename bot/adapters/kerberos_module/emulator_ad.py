@@ -40,34 +40,11 @@ def _new_key() -> bytes:
 class EmulatedOnPremModule:
     """What the module changes in one AD domain."""
 
-    def __init__(
-        self,
-        *,
-        domain_dns_name: str,
-        base_dn: str,
-        ldap_urls: Sequence[str],
-        bind_user: str,
-        bind_password: str,
-        ca_file: Path | None = None,
-        tls_validate: bool = True,
-        connect_timeout: float = 5.0,
-        operation_timeout: float = 10.0,
-        samba_conf: Path | None = None,
-    ) -> None:
-        self._endpoint = LdapEndpoint(
-            domain_dns_name,
-            base_dn,
-            list(ldap_urls),
-            bind_user,
-            bind_password,
-            ca_file,
-            tls_validate,
-            connect_timeout,
-            operation_timeout,
-        )
+    def __init__(self, endpoint: LdapEndpoint, *, samba_conf: Path | None = None) -> None:
+        self._endpoint = endpoint
         self._session = LdapSession(self._endpoint)
         self._samba_conf = samba_conf
-        base = base_dn
+        base = endpoint.base_dn
         self.krbtgt_dn = f"CN=krbtgt_AzureAD,CN=Users,{base}"
         self.computer_dn = f"CN=AzureADKerberos,OU=Domain Controllers,{base}"
         self.container_dn = f"CN=AzureAD,CN=System,{base}"
