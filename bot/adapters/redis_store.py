@@ -1,0 +1,355 @@
+"""Change requests in Redis: every transition is one Lua script, so one round trip per click and
+no interleaving between the check and the change, whatever the number of clicks, approvers, bot
+replicas or Slack retries.
+
+Keys (``P`` is the configured prefix; a single Redis, not a cluster, since the streams are shared):
+    P:req:<id>             hash: the request
+    P:req:<id>:approvals   hash: approver -> time; its size is the approval count
+    P:pending              sorted set: pending request ids by expiry (ms)
+    P:recent               sorted set: every request id by creation (ms)
+    P:work                 stream: approved requests for the workers (consumer group "workers")
+    P:audit                stream: append-only trail of every event
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from bot.domain.approvals import (
+    Action,
+    Approval,
+    AuditEntry,
+    ChangeRequest,
+    DecisionResult,
+    RequestState,
+    Verdict,
+)
+from bot.domain.errors import KerberosBotError
+
+WORKERS = "workers"
+
+_AUDIT = """
+local function audit(event, actor, detail)
+  redis.call('XADD', KEYS[5], '*', 'request', ARGV[1], 'event', event, 'actor', actor, 'at', ARGV[3],
+             'detail', detail)
+end
+"""
+
+# KEYS: req, approvals, pending, work, audit   ARGV: id, now_ms, now_iso, actor, [reason]
+_PENDING_CHECKS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found', 0} end
+if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then
+  return {'not_pending', redis.call('HLEN', KEYS[2])}
+end
+if tonumber(ARGV[2]) >= tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms')) then
+  redis.call('HSET', KEYS[1], 'state', 'expired', 'decided_at', ARGV[3])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  audit('expired', '', '')
+  return {'expired', redis.call('HLEN', KEYS[2])}
+end
+"""
+
+APPROVE = (
+    _AUDIT
+    + _PENDING_CHECKS
+    + """
+if redis.call('HGET', KEYS[1], 'requester') == ARGV[4] then
+  audit('refused', ARGV[4], 'the requester cannot approve their own request')
+  return {'self_approval', redis.call('HLEN', KEYS[2])}
+end
+if redis.call('HSETNX', KEYS[2], ARGV[4], ARGV[3]) == 0 then
+  return {'duplicate', redis.call('HLEN', KEYS[2])}
+end
+audit('approved', ARGV[4], '')
+local n = redis.call('HLEN', KEYS[2])
+if n >= tonumber(redis.call('HGET', KEYS[1], 'approvals_required')) then
+  redis.call('HSET', KEYS[1], 'state', 'approved')
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('XADD', KEYS[4], '*', 'request', ARGV[1])
+  return {'approved', n}
+end
+return {'recorded', n}
+"""
+)
+
+DENY = (
+    _AUDIT
+    + _PENDING_CHECKS
+    + """
+redis.call('HSET', KEYS[1], 'state', 'denied', 'decided_by', ARGV[4], 'decision_reason', ARGV[5],
+           'decided_at', ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[1])
+audit('denied', ARGV[4], ARGV[5])
+return {'denied', redis.call('HLEN', KEYS[2])}
+"""
+)
+
+CANCEL = (
+    _AUDIT
+    + _PENDING_CHECKS
+    + """
+if redis.call('HGET', KEYS[1], 'requester') ~= ARGV[4] then
+  audit('refused', ARGV[4], 'only the requester can cancel')
+  return {'not_requester', redis.call('HLEN', KEYS[2])}
+end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'decided_by', ARGV[4], 'decided_at', ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[1])
+audit('cancelled', ARGV[4], '')
+return {'cancelled', redis.call('HLEN', KEYS[2])}
+"""
+)
+
+# KEYS: req, approvals, pending, work, audit   ARGV: id, now_ms, now_iso
+EXPIRE = (
+    _AUDIT
+    + """
+if redis.call('HGET', KEYS[1], 'state') == 'pending'
+   and tonumber(ARGV[2]) >= tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms')) then
+  redis.call('HSET', KEYS[1], 'state', 'expired', 'decided_at', ARGV[3])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  audit('expired', '', '')
+  return 1
+end
+if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then redis.call('ZREM', KEYS[3], ARGV[1]) end
+return 0
+"""
+)
+
+# approved -> executing, once.   ARGV: id, now_ms, now_iso, consumer
+CLAIM = (
+    _AUDIT
+    + """
+if redis.call('HGET', KEYS[1], 'state') ~= 'approved' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'executing', 'claimed_by', ARGV[4], 'claimed_at', ARGV[3])
+audit('claimed', ARGV[4], '')
+return 1
+"""
+)
+
+# executing -> succeeded | failed.   ARGV: id, now_ms, now_iso, final state, outcome
+FINISH = (
+    _AUDIT
+    + """
+if redis.call('HGET', KEYS[1], 'state') ~= 'executing' then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[4], 'outcome', ARGV[5], 'finished_at', ARGV[3])
+audit(ARGV[4], '', ARGV[5])
+return 1
+"""
+)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class StoreUnavailable(KerberosBotError):
+    pass
+
+
+class RedisApprovalStore:
+    """Implements ``bot.domain.approvals.ApprovalStore``."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
+        # redis-py's annotations ignore decode_responses=True; every reply here is str by construction
+        self._redis: Any = client
+        self._p = prefix
+        self._scripts = {
+            name: client.register_script(source)
+            for name, source in (
+                ("approve", APPROVE),
+                ("deny", DENY),
+                ("cancel", CANCEL),
+                ("expire", EXPIRE),
+                ("claim", CLAIM),
+                ("finish", FINISH),
+            )
+        }
+        self._group_ready = False
+        self.round_trips = 0  # commands sent to Redis, for the benchmark
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "kerberos-bot") -> RedisApprovalStore:
+        return cls(aioredis.Redis.from_url(url, decode_responses=True), prefix)
+
+    # -- keys -----------------------------------------------------------------------------------
+    def _req(self, request_id: str) -> str:
+        return f"{self._p}:req:{request_id}"
+
+    def _keys(self, request_id: str) -> list[str]:
+        return [
+            self._req(request_id),
+            f"{self._req(request_id)}:approvals",
+            f"{self._p}:pending",
+            f"{self._p}:work",
+            f"{self._p}:audit",
+        ]
+
+    async def _run(self, script: str, request_id: str, at: datetime, *extra: str) -> Any:
+        self.round_trips += 1
+        try:
+            return await self._scripts[script](
+                keys=self._keys(request_id), args=[request_id, _ms(at), _iso(at), *extra]
+            )
+        except RedisError as exc:
+            raise StoreUnavailable("The approval store (Redis) is unavailable; nothing was changed.") from exc
+
+    # -- transitions ----------------------------------------------------------------------------
+    async def create(self, request: ChangeRequest) -> None:
+        fields = {
+            "id": request.id,
+            "action": request.action.value,
+            "domain": request.domain,
+            "requester": request.requester,
+            "reason": request.reason,
+            "plan": json.dumps(list(request.plan)),
+            "created_at": _iso(request.created_at),
+            "expires_at": _iso(request.expires_at),
+            "expires_at_ms": str(_ms(request.expires_at)),
+            "approvals_required": str(request.approvals_required),
+            "state": RequestState.PENDING.value,
+            "channel": request.channel or "",
+            "message_ts": request.message_ts or "",
+        }
+        self.round_trips += 1
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._req(request.id), mapping=fields)
+                pipe.zadd(f"{self._p}:pending", {request.id: _ms(request.expires_at)})
+                pipe.zadd(f"{self._p}:recent", {request.id: _ms(request.created_at)})
+                pipe.xadd(
+                    f"{self._p}:audit",
+                    {
+                        "request": request.id,
+                        "event": "requested",
+                        "actor": request.requester,
+                        "at": _iso(request.created_at),
+                        "detail": request.reason,
+                    },
+                )
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreUnavailable("The approval store (Redis) is unavailable; the request was not recorded.") from exc
+
+    async def set_message(self, request_id: str, channel: str, message_ts: str) -> None:
+        await self._redis.hset(self._req(request_id), mapping={"channel": channel, "message_ts": message_ts})
+
+    async def _result(self, answer: list[Any], request_id: str) -> DecisionResult:
+        verdict, count = Verdict(answer[0]), int(answer[1])
+        request = await self.get(request_id) if verdict != Verdict.NOT_FOUND else None
+        return DecisionResult(verdict, request, count)
+
+    async def approve(self, request_id: str, approver: str, at: datetime) -> DecisionResult:
+        return await self._result(await self._run("approve", request_id, at, approver), request_id)
+
+    async def deny(self, request_id: str, approver: str, reason: str, at: datetime) -> DecisionResult:
+        return await self._result(await self._run("deny", request_id, at, approver, reason), request_id)
+
+    async def cancel(self, request_id: str, requester: str, at: datetime) -> DecisionResult:
+        return await self._result(await self._run("cancel", request_id, at, requester), request_id)
+
+    async def refuse(self, request_id: str, actor: str, why: str, at: datetime) -> None:
+        self.round_trips += 1
+        await self._redis.xadd(
+            f"{self._p}:audit",
+            {"request": request_id, "event": "refused", "actor": actor, "at": _iso(at), "detail": why},
+        )
+
+    async def expire_due(self, at: datetime) -> list[str]:
+        due = await self._redis.zrangebyscore(f"{self._p}:pending", "-inf", _ms(at))
+        return [rid for rid in due if await self._run("expire", rid, at) == 1]
+
+    async def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            await self._redis.xgroup_create(f"{self._p}:work", WORKERS, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def next_approved(self, consumer: str, block_ms: int = 0) -> ChangeRequest | None:
+        await self._ensure_group()
+        answer = await self._redis.xreadgroup(
+            WORKERS, consumer, {f"{self._p}:work": ">"}, count=1, block=block_ms or None
+        )
+        for _stream, messages in answer or []:
+            for message_id, fields in messages:
+                request_id = fields["request"]
+                claimed = await self._run("claim", request_id, datetime.now(UTC), consumer)
+                await self._redis.xack(f"{self._p}:work", WORKERS, message_id)
+                if claimed == 1:
+                    return await self.get(request_id)
+        return None
+
+    async def finish(self, request_id: str, succeeded: bool, outcome: str, at: datetime) -> None:
+        state = RequestState.SUCCEEDED if succeeded else RequestState.FAILED
+        await self._run("finish", request_id, at, state.value, outcome)
+
+    # -- reads ----------------------------------------------------------------------------------
+    async def get(self, request_id: str) -> ChangeRequest | None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._req(request_id))
+            pipe.hgetall(f"{self._req(request_id)}:approvals")
+            fields, approvals = await pipe.execute()
+        if not fields:
+            return None
+        return ChangeRequest(
+            id=fields["id"],
+            action=Action(fields["action"]),
+            domain=fields["domain"],
+            requester=fields["requester"],
+            reason=fields["reason"],
+            plan=tuple(json.loads(fields["plan"])),
+            created_at=datetime.fromisoformat(fields["created_at"]),
+            expires_at=datetime.fromisoformat(fields["expires_at"]),
+            approvals_required=int(fields["approvals_required"]),
+            state=RequestState(fields["state"]),
+            approvals=tuple(
+                sorted((Approval(who, datetime.fromisoformat(at)) for who, at in approvals.items()), key=lambda a: a.at)
+            ),
+            decided_by=fields.get("decided_by") or None,
+            decision_reason=fields.get("decision_reason") or None,
+            decided_at=_time(fields.get("decided_at")),
+            channel=fields.get("channel") or None,
+            message_ts=fields.get("message_ts") or None,
+            outcome=fields.get("outcome") or None,
+        )
+
+    async def audit(self, request_id: str | None = None, count: int = 100) -> list[AuditEntry]:
+        entries = await self._redis.xrange(f"{self._p}:audit", count=None if request_id else count)
+        out = [
+            AuditEntry(
+                entry_id,
+                f["request"],
+                f["event"],
+                f.get("actor") or None,
+                datetime.fromisoformat(f["at"]),
+                f.get("detail", ""),
+            )
+            for entry_id, f in entries
+            if request_id is None or f["request"] == request_id
+        ]
+        return out[-count:]
+
+    async def recent(self, count: int = 20) -> Sequence[ChangeRequest]:
+        ids = await self._redis.zrevrange(f"{self._p}:recent", 0, count - 1)
+        found = [await self.get(i) for i in ids]
+        return [r for r in found if r is not None]
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,71 @@
+"""A private redis-server (Debian's package) with append-only persistence, for restart tests."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PrivateRedis:
+    """``start()`` / ``restart()`` / ``stop()``; the data directory survives restarts."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = _free_port()
+        self._proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self._proc = await asyncio.create_subprocess_exec(
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        client = aioredis.Redis.from_url(self.url)
+        try:
+            for _ in range(100):
+                try:
+                    if await client.ping():
+                        return
+                except (ConnectionError, OSError, aioredis.ConnectionError):
+                    await asyncio.sleep(0.05)
+            raise RuntimeError(f"redis-server on port {self.port} did not start")
+        finally:
+            await client.aclose()
+
+    async def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()  # SIGTERM: redis flushes the append-only file and exits
+        await self._proc.wait()
+        self._proc = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
