@@ -35,6 +35,9 @@ from bot.domain.errors import KerberosBotError
 WORKERS = "workers"
 
 _AUDIT = """
+local function answer(verdict)
+  return {verdict, redis.call('HLEN', KEYS[2]), redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
+end
 local function audit(event, actor, detail)
   redis.call('XADD', KEYS[5], '*', 'request', ARGV[1], 'event', event, 'actor', actor, 'at', ARGV[3],
              'detail', detail)
@@ -45,13 +48,13 @@ end
 _PENDING_CHECKS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found', 0} end
 if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then
-  return {'not_pending', redis.call('HLEN', KEYS[2])}
+  return answer('not_pending')
 end
 if tonumber(ARGV[2]) >= tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms')) then
   redis.call('HSET', KEYS[1], 'state', 'expired', 'decided_at', ARGV[3])
   redis.call('ZREM', KEYS[3], ARGV[1])
   audit('expired', '', '')
-  return {'expired', redis.call('HLEN', KEYS[2])}
+  return answer('expired')
 end
 """
 
@@ -61,10 +64,10 @@ APPROVE = (
     + """
 if redis.call('HGET', KEYS[1], 'requester') == ARGV[4] then
   audit('refused', ARGV[4], 'the requester cannot approve their own request')
-  return {'self_approval', redis.call('HLEN', KEYS[2])}
+  return answer('self_approval')
 end
 if redis.call('HSETNX', KEYS[2], ARGV[4], ARGV[3]) == 0 then
-  return {'duplicate', redis.call('HLEN', KEYS[2])}
+  return answer('duplicate')
 end
 audit('approved', ARGV[4], '')
 local n = redis.call('HLEN', KEYS[2])
@@ -72,9 +75,9 @@ if n >= tonumber(redis.call('HGET', KEYS[1], 'approvals_required')) then
   redis.call('HSET', KEYS[1], 'state', 'approved')
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('XADD', KEYS[4], '*', 'request', ARGV[1])
-  return {'approved', n}
+  return answer('approved')
 end
-return {'recorded', n}
+return answer('recorded')
 """
 )
 
@@ -86,7 +89,7 @@ redis.call('HSET', KEYS[1], 'state', 'denied', 'decided_by', ARGV[4], 'decision_
            'decided_at', ARGV[3])
 redis.call('ZREM', KEYS[3], ARGV[1])
 audit('denied', ARGV[4], ARGV[5])
-return {'denied', redis.call('HLEN', KEYS[2])}
+return answer('denied')
 """
 )
 
@@ -96,12 +99,12 @@ CANCEL = (
     + """
 if redis.call('HGET', KEYS[1], 'requester') ~= ARGV[4] then
   audit('refused', ARGV[4], 'only the requester can cancel')
-  return {'not_requester', redis.call('HLEN', KEYS[2])}
+  return answer('not_requester')
 end
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'decided_by', ARGV[4], 'decided_at', ARGV[3])
 redis.call('ZREM', KEYS[3], ARGV[1])
 audit('cancelled', ARGV[4], '')
-return {'cancelled', redis.call('HLEN', KEYS[2])}
+return answer('cancelled')
 """
 )
 
@@ -154,6 +157,34 @@ def _iso(moment: datetime) -> str:
 
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeRequest:
+    return ChangeRequest(
+        id=fields["id"],
+        action=Action(fields["action"]),
+        domain=fields["domain"],
+        requester=fields["requester"],
+        reason=fields["reason"],
+        plan=tuple(json.loads(fields["plan"])),
+        created_at=datetime.fromisoformat(fields["created_at"]),
+        expires_at=datetime.fromisoformat(fields["expires_at"]),
+        approvals_required=int(fields["approvals_required"]),
+        state=RequestState(fields["state"]),
+        approvals=tuple(
+            sorted((Approval(who, datetime.fromisoformat(at)) for who, at in approvals.items()), key=lambda a: a.at)
+        ),
+        decided_by=fields.get("decided_by") or None,
+        decision_reason=fields.get("decision_reason") or None,
+        decided_at=_time(fields.get("decided_at")),
+        channel=fields.get("channel") or None,
+        message_ts=fields.get("message_ts") or None,
+        outcome=fields.get("outcome") or None,
+    )
 
 
 class StoreUnavailable(KerberosBotError):
@@ -247,19 +278,22 @@ class RedisApprovalStore:
     async def set_message(self, request_id: str, channel: str, message_ts: str) -> None:
         await self._redis.hset(self._req(request_id), mapping={"channel": channel, "message_ts": message_ts})
 
-    async def _result(self, answer: list[Any], request_id: str) -> DecisionResult:
+    @staticmethod
+    def _result(answer: list[Any]) -> DecisionResult:
+        """The script's answer carries the request itself: the click is one round trip."""
         verdict, count = Verdict(answer[0]), int(answer[1])
-        request = await self.get(request_id) if verdict != Verdict.NOT_FOUND else None
-        return DecisionResult(verdict, request, count)
+        if verdict == Verdict.NOT_FOUND:
+            return DecisionResult(verdict, None, 0)
+        return DecisionResult(verdict, _request_from(_pairs(answer[2]), _pairs(answer[3])), count)
 
     async def approve(self, request_id: str, approver: str, at: datetime) -> DecisionResult:
-        return await self._result(await self._run("approve", request_id, at, approver), request_id)
+        return self._result(await self._run("approve", request_id, at, approver))
 
     async def deny(self, request_id: str, approver: str, reason: str, at: datetime) -> DecisionResult:
-        return await self._result(await self._run("deny", request_id, at, approver, reason), request_id)
+        return self._result(await self._run("deny", request_id, at, approver, reason))
 
     async def cancel(self, request_id: str, requester: str, at: datetime) -> DecisionResult:
-        return await self._result(await self._run("cancel", request_id, at, requester), request_id)
+        return self._result(await self._run("cancel", request_id, at, requester))
 
     async def refuse(self, request_id: str, actor: str, why: str, at: datetime) -> None:
         self.round_trips += 1
@@ -306,29 +340,7 @@ class RedisApprovalStore:
             pipe.hgetall(self._req(request_id))
             pipe.hgetall(f"{self._req(request_id)}:approvals")
             fields, approvals = await pipe.execute()
-        if not fields:
-            return None
-        return ChangeRequest(
-            id=fields["id"],
-            action=Action(fields["action"]),
-            domain=fields["domain"],
-            requester=fields["requester"],
-            reason=fields["reason"],
-            plan=tuple(json.loads(fields["plan"])),
-            created_at=datetime.fromisoformat(fields["created_at"]),
-            expires_at=datetime.fromisoformat(fields["expires_at"]),
-            approvals_required=int(fields["approvals_required"]),
-            state=RequestState(fields["state"]),
-            approvals=tuple(
-                sorted((Approval(who, datetime.fromisoformat(at)) for who, at in approvals.items()), key=lambda a: a.at)
-            ),
-            decided_by=fields.get("decided_by") or None,
-            decision_reason=fields.get("decision_reason") or None,
-            decided_at=_time(fields.get("decided_at")),
-            channel=fields.get("channel") or None,
-            message_ts=fields.get("message_ts") or None,
-            outcome=fields.get("outcome") or None,
-        )
+        return _request_from(fields, approvals) if fields else None
 
     async def audit(self, request_id: str | None = None, count: int = 100) -> list[AuditEntry]:
         entries = await self._redis.xrange(f"{self._p}:audit", count=None if request_id else count)
