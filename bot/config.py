@@ -137,6 +137,30 @@ class PolicyConfig(_Strict):
     audit_lookback_days: int = Field(default=30, gt=0)
 
 
+class ActionPolicyConfig(_Strict):
+    """Who may request and approve one action, how many must approve, how long a request lives."""
+
+    approvals_required: int = Field(default=1, ge=1, le=10)
+    ttl_minutes: int = Field(default=240, ge=1)
+    requester_groups: list[str] = Field(default_factory=list, description="Slack user group ids; empty: anyone")
+    approver_groups: list[str] = Field(default_factory=list, description="Slack user group ids that may approve")
+
+
+def _policy(required: int) -> ActionPolicyConfig:
+    return ActionPolicyConfig(approvals_required=required)
+
+
+class ApprovalsConfig(_Strict):
+    """Per action; the defaults follow the risk: a forced rotation or a removal needs two people."""
+
+    rotate: ActionPolicyConfig = Field(default_factory=lambda: _policy(1))
+    rotate_force: ActionPolicyConfig = Field(default_factory=lambda: _policy(2))
+    remove_tdo: ActionPolicyConfig = Field(default_factory=lambda: _policy(2))
+    setup: ActionPolicyConfig = Field(default_factory=lambda: _policy(1))
+    remove_all: ActionPolicyConfig = Field(default_factory=lambda: _policy(2))
+    default_approver_groups: list[str] = Field(default_factory=list)
+
+
 class EmulatorDomain(_Strict):
     """Per-domain settings of the emulator: the local Samba instance it drives over LSA."""
 
@@ -167,6 +191,7 @@ class BotConfig(_Strict):
     domains: Annotated[list[DomainConfig], Field(min_length=1)]
     entra: EntraConfig
     policy: PolicyConfig = PolicyConfig()
+    approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     kerberos_module: KerberosModuleConfig
 
     @model_validator(mode="after")

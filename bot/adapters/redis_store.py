@@ -14,8 +14,9 @@ Keys (``P`` is the configured prefix; a single Redis, not a cluster, since the s
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -184,6 +185,7 @@ def _request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeRe
         channel=fields.get("channel") or None,
         message_ts=fields.get("message_ts") or None,
         outcome=fields.get("outcome") or None,
+        expected_key_version=int(fields["expected_key_version"]) if fields.get("expected_key_version") else None,
     )
 
 
@@ -254,6 +256,7 @@ class RedisApprovalStore:
             "state": RequestState.PENDING.value,
             "channel": request.channel or "",
             "message_ts": request.message_ts or "",
+            "expected_key_version": "" if request.expected_key_version is None else str(request.expected_key_version),
         }
         self.round_trips += 1
         try:
@@ -365,3 +368,26 @@ class RedisApprovalStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisDomainLocks:
+    """``SET NX PX`` per domain; released only by its holder (compare-and-delete in Lua)."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
+        self._redis: Any = client
+        self._p = prefix
+        self._release = client.register_script(RELEASE)
+
+    async def acquire(self, domain: str, ttl: timedelta) -> str | None:
+        token = uuid.uuid4().hex
+        ok = await self._redis.set(f"{self._p}:lock:{domain}", token, nx=True, px=int(ttl.total_seconds() * 1000))
+        return token if ok else None
+
+    async def release(self, domain: str, token: str) -> None:
+        await self._release(keys=[f"{self._p}:lock:{domain}"], args=[token])

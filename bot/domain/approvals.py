@@ -81,6 +81,7 @@ class ChangeRequest:
     channel: str | None = None
     message_ts: str | None = None  # the Slack card, updated in place
     outcome: str | None = None  # what execution reported
+    expected_key_version: int | None = None  # KeyVersion when requested; the worker re-checks it
 
 
 class Verdict(enum.Enum):
@@ -96,6 +97,7 @@ class Verdict(enum.Enum):
     EXPIRED = "expired"
     NOT_FOUND = "not_found"
     NOT_REQUESTER = "not_requester"  # only the requester may cancel
+    NOT_ALLOWED = "not_allowed"  # not in an approver group: refused, audited, nothing changed
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,20 @@ class AuditEntry:
     at: datetime
     detail: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+
+
+class GroupDirectory(Protocol):
+    """Slack user groups: who may request and who may approve."""
+
+    async def members(self, group_id: str) -> frozenset[str]: ...
+
+
+class DomainLocks(Protocol):
+    """One dangerous action per domain at a time; a lock expires if its holder dies."""
+
+    async def acquire(self, domain: str, ttl: timedelta) -> str | None: ...
+
+    async def release(self, domain: str, token: str) -> None: ...
 
 
 class ApprovalStore(Protocol):

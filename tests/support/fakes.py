@@ -103,6 +103,7 @@ class FakeKerberosModule:
     directories: dict[str, FakeDirectory]
     cloud: dict[str, CloudKerberosDomain] = field(default_factory=dict)
     error: KerberosBotError | None = None
+    set_calls: int = 0
 
     @classmethod
     def in_step(cls, directories: dict[str, FakeDirectory]) -> FakeKerberosModule:
@@ -116,7 +117,20 @@ class FakeKerberosModule:
         return KerberosServerReport.combine(state.server, domain_dns_name, self.cloud.get(domain_dns_name))
 
     async def set_server(self, domain_dns_name: str, options: SetServerOptions) -> KerberosServerReport:
-        raise NotImplementedError("not used by the status tests")
+        """Rotation as the module does it: a new key in AD and the same in Entra."""
+        if self.error:
+            raise self.error
+        directory = self.directories[domain_dns_name]
+        server = directory.state.server
+        if options.rotate_server_key and server is not None and server.key is not None:
+            key = replace(
+                server.key, version=server.key.version + 1000, updated_on=NOW, kvno=(server.key.kvno or 0) + 1
+            )
+            directory.state = replace(directory.state, server=replace(server, key=key))
+            if (cloud := cloud_of(directory.state)) is not None:
+                self.cloud[domain_dns_name] = cloud
+        self.set_calls += 1
+        return await self.get_server(domain_dns_name)
 
     async def remove_trusted_domain_object(self, domain_dns_name: str) -> None:
         self.cloud[domain_dns_name] = replace(self.cloud[domain_dns_name], trust_display=None, top_level_names=())
@@ -151,3 +165,26 @@ def audit_event(domain: str, at: datetime, activity: str = "Update kerberos doma
         initiated_by="admin@contoso.test",
         targets=(domain,),
     )
+
+
+@dataclass
+class FakeGroups:
+    groups: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    async def members(self, group_id: str) -> frozenset[str]:
+        return self.groups.get(group_id, frozenset())
+
+
+@dataclass
+class FakeLocks:
+    held: dict[str, str] = field(default_factory=dict)
+
+    async def acquire(self, domain: str, ttl: timedelta) -> str | None:
+        if domain in self.held:
+            return None
+        self.held[domain] = token = f"token-{domain}"
+        return token
+
+    async def release(self, domain: str, token: str) -> None:
+        if self.held.get(domain) == token:
+            del self.held[domain]

@@ -9,7 +9,7 @@ adapter sees real directory state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -53,9 +53,15 @@ class EmulatedDomain:
 class KerberosModuleEmulator:
     """Implements ``bot.domain.ports.KerberosModule``."""
 
-    def __init__(self, domains: Mapping[str, EmulatedDomain], cloud: CloudHalf) -> None:
+    def __init__(
+        self,
+        domains: Mapping[str, EmulatedDomain],
+        cloud: CloudHalf,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._domains = dict(domains)
         self._cloud = cloud
+        self._clock = clock
         # The real module is one PowerShell session per call; serialise changes per domain.
         self._locks = {name: asyncio.Lock() for name in self._domains}
 
@@ -92,7 +98,7 @@ class KerberosModuleEmulator:
             if state.server is None:
                 await domain.on_prem.create_server()
             elif options.rotate_server_key:
-                self._check_rotation_interval(state, options.force)
+                self._check_rotation_interval(state, options.force, self._clock())
                 await domain.on_prem.rotate_key()
             if options.setup_cloud_trust and state.trusted_domain is None:
                 await domain.on_prem.create_trusted_domain_object(
@@ -102,12 +108,12 @@ class KerberosModuleEmulator:
         return await self.get_server(domain_dns_name)
 
     @staticmethod
-    def _check_rotation_interval(state: OnPremState, force: bool) -> None:
+    def _check_rotation_interval(state: OnPremState, force: bool, now: datetime) -> None:
         key = state.server.key if state.server else None
         if key is None or force:
             return
         allowed_from = key.updated_on + ROTATION_INTERVAL
-        if datetime.now(UTC) < allowed_from:
+        if now < allowed_from:
             raise KerberosModuleError(
                 "The key was rotated less than 24 hours ago (KeyUpdatedOn "
                 f"{key.updated_on:%Y-%m-%d %H:%M} UTC); use -Force to rotate again before "

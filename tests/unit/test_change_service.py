@@ -1,0 +1,122 @@
+"""The change service with in-memory fakes: who may ask, what is refused up front, execution once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
+from bot.domain.diagnosis import RotationPolicy
+from bot.services.changes import ChangeService, NotAllowed, PreflightError
+from tests.support.fake_approvals import FakeApprovalStore
+from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, FakeLocks, on_prem_state
+
+ADMINS, PLATFORM = "S0ADMINS", "S0PLATFORM"
+
+
+def make(key_age: timedelta = timedelta(days=40)):  # type: ignore[no-untyped-def]
+    directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - key_age))}
+    module = FakeKerberosModule.in_step(directories)
+    store = FakeApprovalStore()
+    locks = FakeLocks()
+    policies = {
+        Action.ROTATE: ActionPolicy(1, timedelta(hours=4), frozenset({PLATFORM}), frozenset({ADMINS})),
+        Action.ROTATE_FORCE: ActionPolicy(2, timedelta(hours=1), frozenset({PLATFORM}), frozenset({ADMINS})),
+    }
+    groups = FakeGroups({ADMINS: frozenset({"U0BOB", "U0CAROL", "U0ALICE"}), PLATFORM: frozenset({"U0ALICE"})})
+    service = ChangeService(
+        store=store,
+        module=module,
+        directories=directories,
+        groups=groups,
+        policies=policies,
+        locks=locks,
+        rotation=RotationPolicy(),
+        clock=lambda: NOW,
+    )
+    return service, store, module, directories, locks
+
+
+async def test_rotation_runs_once_after_approval_and_says_what_follows() -> None:
+    service, _store, module, _directories, _ = make()
+    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="quarterly", force=False)
+    assert request.approvals_required == 1 and request.expected_key_version == 53325
+    assert any("-RotateServerKey" in step for step in request.plan)
+    assert (await service.approve(request.id, Action.ROTATE, "U0BOB")).verdict == Verdict.APPROVED
+    execution = await service.execute_next("worker")
+    assert execution is not None and execution.succeeded
+    assert "53325 -> 54325" in execution.outcome and "several hours" in execution.outcome
+    assert "rotate again" in execution.outcome
+    assert execution.request.state == RequestState.SUCCEEDED
+    assert module.set_calls == 1
+    assert await service.execute_next("worker") is None
+
+
+async def test_requester_outside_the_groups_is_refused() -> None:
+    service, *_ = make()
+    with pytest.raises(NotAllowed):
+        await service.request_rotation("contoso.test", requester="U0MALLORY", reason="x", force=False)
+
+
+async def test_a_reason_is_required() -> None:
+    service, *_ = make()
+    with pytest.raises(Exception, match="Say why"):
+        await service.request_rotation("contoso.test", requester="U0ALICE", reason="  ", force=False)
+
+
+async def test_within_24_hours_only_forced_and_the_refusal_says_so() -> None:
+    service, store, *_ = make(key_age=timedelta(hours=3))
+    with pytest.raises(PreflightError, match="needs `--force` \\(2 approvals\\)"):
+        await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
+    assert store.requests == {}  # refused before any approver saw it
+    forced = await service.request_rotation("contoso.test", requester="U0ALICE", reason="repair", force=True)
+    assert forced.action == Action.ROTATE_FORCE and forced.approvals_required == 2
+
+
+async def test_no_server_is_refused_up_front() -> None:
+    service, _store, _, directories, _ = make()
+    directories["contoso.test"].state = on_prem_state("contoso.test", with_server=False, with_tdo=False)
+    with pytest.raises(PreflightError, match="nothing to rotate"):
+        await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
+
+
+async def test_approver_outside_the_group_is_refused_and_audited() -> None:
+    service, store, *_ = make()
+    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
+    result = await service.approve(request.id, Action.ROTATE, "U0MALLORY")
+    assert result.verdict == Verdict.NOT_ALLOWED
+    assert [e.event for e in await store.audit(request.id)] == ["requested", "refused"]
+    assert (await store.get(request.id)).state == RequestState.PENDING  # type: ignore[union-attr]
+
+
+async def test_requester_in_the_approver_group_still_cannot_approve() -> None:
+    service, *_ = make()
+    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
+    assert (await service.approve(request.id, Action.ROTATE, "U0ALICE")).verdict == Verdict.SELF_APPROVAL
+
+
+async def test_stale_request_stops_without_changing_anything() -> None:
+    service, _store, module, _directories, _ = make()
+    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
+    await service.approve(request.id, Action.ROTATE, "U0BOB")
+    # someone rotated in the meantime
+    await module.set_server(
+        "contoso.test", __import__("bot.domain.ports", fromlist=["x"]).SetServerOptions(rotate_server_key=True)
+    )
+    calls = module.set_calls
+    execution = await service.execute_next("worker")
+    assert execution is not None and not execution.succeeded
+    assert "the key changed since the request" in execution.outcome
+    assert module.set_calls == calls
+    assert execution.request.state == RequestState.FAILED
+
+
+async def test_one_change_per_domain_at_a_time() -> None:
+    service, _store, module, _, locks = make()
+    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
+    await service.approve(request.id, Action.ROTATE, "U0BOB")
+    await locks.acquire("contoso.test", timedelta(minutes=1))
+    execution = await service.execute_next("worker")
+    assert execution is not None and not execution.succeeded and "Another change" in execution.outcome
+    assert module.set_calls == 0
