@@ -8,6 +8,7 @@ import pytest
 
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
+from bot.domain.ports import SetServerOptions
 from bot.services.changes import ChangeService, NotAllowed, PreflightError
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, FakeLocks, on_prem_state
@@ -101,9 +102,7 @@ async def test_stale_request_stops_without_changing_anything() -> None:
     request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
     await service.approve(request.id, Action.ROTATE, "U0BOB")
     # someone rotated in the meantime
-    await module.set_server(
-        "contoso.test", __import__("bot.domain.ports", fromlist=["x"]).SetServerOptions(rotate_server_key=True)
-    )
+    await module.set_server("contoso.test", SetServerOptions(rotate_server_key=True))
     calls = module.set_calls
     execution = await service.execute_next("worker")
     assert execution is not None and not execution.succeeded
