@@ -8,7 +8,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services.container import BotServices
-from handlers import router
+from handlers import approvals, router
 from handlers.responder import ResponseUrlPoster
 
 
@@ -31,4 +31,6 @@ def build_bolt_app(
         logger=logger or logging.getLogger("kerberos_bot.slack"),
     )
     router.register(app, services, poster or ResponseUrlPoster())
+    if services.changes is not None:
+        approvals.register(app, services.changes)
     return app

@@ -12,11 +12,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import KerberosBotError, UsageError
 from bot.services.container import BotServices
 from handlers.commands import CommandContext, Prepared, Subcommand
 from handlers.commands import help as help_command
+from handlers.commands import rotate as rotate_command
 from handlers.commands import status as status_command
 from handlers.messages import Reply
 from handlers.parsing import parse_command
@@ -25,7 +27,9 @@ from handlers.views import error_reply
 
 log = logging.getLogger(__name__)
 
-SUBCOMMANDS: tuple[Subcommand, ...] = tuple(Subcommand.from_module(m) for m in (status_command, help_command))
+SUBCOMMANDS: tuple[Subcommand, ...] = tuple(
+    Subcommand.from_module(m) for m in (status_command, rotate_command, help_command)
+)
 COMMAND = "/kerberos"
 
 
@@ -58,7 +62,7 @@ class KerberosCommand:
         self._subcommands = {s.name: s for s in subcommands}
         self._catalog = catalog(subcommands)
 
-    def _prepare(self, body: dict[str, Any]) -> Prepared:
+    def _prepare(self, body: dict[str, Any], client: AsyncWebClient | None) -> Prepared:
         parsed = parse_command(str(body.get("text", "")))
         subcommand = self._subcommands.get(parsed.name)
         if subcommand is None:
@@ -68,12 +72,13 @@ class KerberosCommand:
             channel_id=str(body.get("channel_id", "")),
             services=self._services,
             catalog=self._catalog,
+            client=client,
         )
         return subcommand.prepare(parsed, ctx)
 
-    async def __call__(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+    async def __call__(self, ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient | None = None) -> None:
         try:
-            prepared = self._prepare(command)
+            prepared = self._prepare(command, client)
         except KerberosBotError as exc:
             await ack(**error_reply(str(exc)).payload())
             return
@@ -102,7 +107,7 @@ def register(app: AsyncApp, services: BotServices, poster: ResponseUrlPoster) ->
     listener = KerberosCommand(services, poster)
 
     # Bolt injects arguments by parameter name, so the listener is a plain function.
-    async def kerberos(ack: AsyncAck, command: dict[str, Any]) -> None:
-        await listener(ack, command)
+    async def kerberos(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient) -> None:
+        await listener(ack, command, client)
 
     app.command(COMMAND)(kerberos)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from slack_sdk.models.blocks import (
+    ActionsBlock,
     Block,
+    ButtonElement,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
@@ -13,6 +15,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.domain.approvals import Action, ChangeRequest, RequestState
 from bot.domain.diagnosis import Health, Severity
 from bot.services.status import DomainStatus
 from handlers.messages import Reply, escape
@@ -118,3 +121,71 @@ def help_reply(entries: Sequence[tuple[str, str]]) -> Reply:
             SectionBlock(text=MarkdownTextObject(text=_clip("\n".join(lines), _SECTION_TEXT))),
         ],
     )
+
+
+APPROVE_ACTION = "kerberos_approve"
+DENY_ACTION = "kerberos_deny"
+ACTION_TITLES = {
+    Action.ROTATE: "Rotate the Kerberos key",
+    Action.ROTATE_FORCE: "Rotate the Kerberos key (forced, within 24 hours)",
+    Action.REMOVE_TDO: "Remove the trusted domain object",
+    Action.SETUP: "Set up the cloud trust",
+    Action.REMOVE_ALL: "Remove all Kerberos settings",
+}
+STATE_LINES = {
+    RequestState.PENDING: ":hourglass_flowing_sand: Waiting for approval",
+    RequestState.APPROVED: ":white_check_mark: Approved; starting",
+    RequestState.EXECUTING: ":gear: Running",
+    RequestState.SUCCEEDED: ":white_check_mark: Done",
+    RequestState.FAILED: ":x: Failed",
+    RequestState.DENIED: ":no_entry: Denied",
+    RequestState.EXPIRED: ":clock3: Expired without enough approvals",
+    RequestState.CANCELLED: ":leftwards_arrow_with_hook: Cancelled by the requester",
+}
+
+
+def button_value(request: ChangeRequest) -> str:
+    return f"{request.id}|{request.action.value}"
+
+
+def parse_button_value(value: str) -> tuple[str, Action]:
+    request_id, _, action = value.partition("|")
+    return request_id, Action(action)
+
+
+def request_card(request: ChangeRequest) -> Reply:
+    """The request as approvers see it; the buttons go once it is decided."""
+    title = f"{ACTION_TITLES[request.action]}: {request.domain}"
+    approvals = ", ".join(f"<@{a.approver}>" for a in request.approvals) or "none yet"
+    lines = [
+        f"*Requested by* <@{request.requester}>   *Request* `{request.id}`",
+        f"*Why:* {escape(request.reason)}",
+        f"*Approvals:* {len(request.approvals)} of {request.approvals_required} ({approvals})",
+        f"*Expires:* {request.expires_at:%Y-%m-%d %H:%M} UTC",
+    ]
+    plan = "\n".join(f"• {escape(step)}" for step in request.plan)
+    status = STATE_LINES[request.state]
+    if request.state in (RequestState.DENIED, RequestState.CANCELLED) and request.decided_by:
+        status += f" by <@{request.decided_by}>"
+        if request.decision_reason:
+            status += f": {escape(request.decision_reason)}"
+    if request.outcome:
+        status += f"\n{escape(request.outcome)}"
+    blocks: list[Block] = [
+        HeaderBlock(text=_clip(title, 150)),
+        SectionBlock(text=MarkdownTextObject(text=_clip("\n".join(lines), _SECTION_TEXT))),
+        SectionBlock(text=MarkdownTextObject(text=_clip(f"*What will change*\n{plan}", _SECTION_TEXT))),
+        SectionBlock(text=MarkdownTextObject(text=_clip(status, _SECTION_TEXT))),
+    ]
+    if request.state == RequestState.PENDING:
+        value = button_value(request)
+        blocks.append(
+            ActionsBlock(
+                block_id=f"request-{request.id}",
+                elements=[
+                    ButtonElement(text="Approve", action_id=APPROVE_ACTION, value=value, style="primary"),
+                    ButtonElement(text="Deny", action_id=DENY_ACTION, value=value, style="danger"),
+                ],
+            )
+        )
+    return Reply(text=f"{title} ({request.state.value})", blocks=blocks, in_channel=True)

@@ -40,6 +40,7 @@ class SlackStandIn:
         self._port = port
         self.bot_token = bot_token
         self.calls: list[RecordedCall] = []
+        self.user_groups: dict[str, list[str]] = {}  # usergroups.users.list
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._ts = itertools.count(1)
@@ -101,6 +102,11 @@ class SlackStandIn:
                     "is_enterprise_install": False,
                 }
             )
+        if method == "usergroups.users.list":
+            group = str(body.get("usergroup", ""))
+            if group not in self.user_groups:
+                return web.json_response({"ok": False, "error": "no_such_subteam"})
+            return web.json_response({"ok": True, "users": self.user_groups[group]})
         if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
             ts = f"{int(time.time())}.{next(self._ts):06d}"
             return web.json_response({"ok": True, "channel": body.get("channel"), "ts": ts, "message_ts": ts})

@@ -145,6 +145,12 @@ class ChangeService:
             return DecisionResult(Verdict.NOT_ALLOWED, await self._store.get(request_id))
         return await self._store.deny(request_id, approver, reason, self._clock())
 
+    async def card_posted(self, request_id: str, channel: str, message_ts: str) -> None:
+        await self._store.set_message(request_id, channel, message_ts)
+
+    async def get(self, request_id: str) -> ChangeRequest | None:
+        return await self._store.get(request_id)
+
     async def cancel(self, request_id: str, requester: str) -> DecisionResult:
         return await self._store.cancel(request_id, requester, self._clock())
 

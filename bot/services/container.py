@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.services.changes import ChangeService
 from bot.services.status import StatusService
 
 
 @dataclass(frozen=True)
 class BotServices:
     status: StatusService
+    changes: ChangeService | None = None  # None: no Redis configured, the changing actions are off

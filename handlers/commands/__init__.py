@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import ModuleType
 
+from slack_sdk.web.async_client import AsyncWebClient
+
 from bot.services.container import BotServices
 from handlers.messages import Reply
 from handlers.parsing import ParsedCommand
@@ -22,6 +24,7 @@ class CommandContext:
     channel_id: str
     services: BotServices
     catalog: tuple[tuple[str, str], ...] = ()  # (usage, summary) of every subcommand, for help
+    client: AsyncWebClient | None = None  # the Web API, for subcommands that post messages
 
 
 @dataclass(frozen=True)

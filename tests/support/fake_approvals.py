@@ -28,6 +28,9 @@ class FakeApprovalStore:
     async def get(self, request_id: str) -> ChangeRequest | None:
         return self.requests.get(request_id)
 
+    async def set_message(self, request_id: str, channel: str, message_ts: str) -> None:
+        self.requests[request_id] = replace(self.requests[request_id], channel=channel, message_ts=message_ts)
+
     def _pending(self, request_id: str, at: datetime) -> DecisionResult | None:
         request = self.requests.get(request_id)
         if request is None:

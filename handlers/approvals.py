@@ -1,0 +1,141 @@
+"""Approve and Deny clicks on request cards, the deny-reason dialog, and the worker that carries out
+approved requests and reports on the card and in its thread.
+
+Each click is acknowledged at once; the decision is one atomic step in the store, so however many
+people click however often, a request is decided and executed once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain.approvals import ChangeRequest, DecisionResult, Verdict
+from bot.services.changes import ChangeService
+from handlers.views import APPROVE_ACTION, DENY_ACTION, parse_button_value, request_card
+
+log = logging.getLogger(__name__)
+DENY_DIALOG = "kerberos_deny_reason"
+
+REFUSALS = {
+    Verdict.NOT_ALLOWED: "You are not in a group allowed to approve this action; nothing was changed.",
+    Verdict.SELF_APPROVAL: "You asked for this change, so someone else has to approve it.",
+    Verdict.DUPLICATE: "Your approval is already counted.",
+    Verdict.NOT_PENDING: "This request is already decided.",
+    Verdict.EXPIRED: "This request has expired; ask again if it is still needed.",
+    Verdict.NOT_FOUND: "This request no longer exists.",
+}
+
+
+async def update_card(client: AsyncWebClient, request: ChangeRequest) -> None:
+    if not (request.channel and request.message_ts):
+        return
+    card = request_card(request)
+    await client.chat_update(
+        channel=request.channel, ts=request.message_ts, text=card.text, blocks=card.payload()["blocks"]
+    )
+
+
+async def _after_decision(client: AsyncWebClient, result: DecisionResult, user: str, channel: str) -> None:
+    if result.request is not None and result.verdict not in (Verdict.NOT_ALLOWED, Verdict.DUPLICATE):
+        await update_card(client, result.request)
+    refusal = REFUSALS.get(result.verdict)
+    if refusal:
+        await client.chat_postEphemeral(channel=channel, user=user, text=refusal)
+
+
+def register(app: AsyncApp, changes: ChangeService) -> None:
+    @app.action(APPROVE_ACTION)
+    async def approve(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        request_id, kind = parse_button_value(str(action["value"]))
+        user, channel = body["user"]["id"], body["channel"]["id"]
+        await _after_decision(client, await changes.approve(request_id, kind, user), user, channel)
+
+    @app.action(DENY_ACTION)
+    async def deny(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        metadata = json.dumps({"value": action["value"], "channel": body["channel"]["id"]})
+        await client.views_open(
+            trigger_id=body["trigger_id"],
+            view={
+                "type": "modal",
+                "callback_id": DENY_DIALOG,
+                "private_metadata": metadata,
+                "title": {"type": "plain_text", "text": "Deny the request"},
+                "submit": {"type": "plain_text", "text": "Deny"},
+                "close": {"type": "plain_text", "text": "Cancel"},
+                "blocks": [
+                    {
+                        "type": "input",
+                        "block_id": "reason",
+                        "label": {"type": "plain_text", "text": "Why? The requester and the channel will see it."},
+                        "element": {
+                            "type": "plain_text_input",
+                            "action_id": "reason",
+                            "multiline": True,
+                            "min_length": 3,
+                            "max_length": 500,
+                        },
+                    }
+                ],
+            },
+        )
+
+    @app.view(DENY_DIALOG)
+    async def deny_reason(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        metadata = json.loads(view["private_metadata"])
+        request_id, kind = parse_button_value(metadata["value"])
+        reason = str(view["state"]["values"]["reason"]["reason"]["value"]).strip()
+        user = body["user"]["id"]
+        await _after_decision(client, await changes.deny(request_id, kind, user, reason), user, metadata["channel"])
+
+
+class ChangeWorker:
+    """Takes approved requests from the store and carries them out, one at a time per worker."""
+
+    def __init__(self, changes: ChangeService, client: AsyncWebClient, name: str = "worker-1") -> None:
+        self._changes = changes
+        self._client = client
+        self._name = name
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self, block_ms: int = 1000) -> bool:
+        execution = await self._changes.execute_next(self._name, block_ms)
+        if execution is None:
+            return False
+        request = execution.request
+        await update_card(self._client, request)
+        if request.channel and request.message_ts:
+            icon = ":white_check_mark:" if execution.succeeded else ":x:"
+            await self._client.chat_postMessage(
+                channel=request.channel, thread_ts=request.message_ts, text=f"{icon} {execution.outcome}"
+            )
+        return True
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the change worker failed; retrying in 5 s")
+                await asyncio.sleep(5)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=f"change-{self._name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

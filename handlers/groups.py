@@ -1,0 +1,38 @@
+"""The GroupDirectory port served by Slack user groups (``usergroups.users.list``).
+
+The only adapter that speaks Slack, so it lives with the Slack transport. Memberships are cached
+briefly: a click should not cost a Web API call each time, and a removal takes effect within a minute.
+"""
+
+from __future__ import annotations
+
+import time
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain.errors import KerberosBotError
+
+CACHE_SECONDS = 60.0
+
+
+class SlackUserGroups:
+    def __init__(self, client: AsyncWebClient, cache_seconds: float = CACHE_SECONDS) -> None:
+        self._client = client
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+
+    async def members(self, group_id: str) -> frozenset[str]:
+        cached = self._cache.get(group_id)
+        if cached and time.monotonic() - cached[0] < self._cache_seconds:
+            return cached[1]
+        try:
+            response = await self._client.usergroups_users_list(usergroup=group_id)
+        except SlackApiError as exc:
+            raise KerberosBotError(
+                f"Slack did not list the members of user group {group_id} ({exc.response.get('error')}); "
+                "the bot needs the usergroups:read scope."
+            ) from exc
+        users = frozenset(str(u) for u in response.get("users") or [])
+        self._cache[group_id] = (time.monotonic(), users)
+        return users
