@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import redis.asyncio as aioredis
+
 from bot.adapters.ad_ldap import LdapDirectory
 from bot.adapters.entra_auth import EntraApp
 from bot.adapters.entra_graph import GraphEntraDirectory
@@ -19,11 +21,14 @@ from bot.adapters.kerberos_module.cloud_store import CloudKerberosDomainStore
 from bot.adapters.kerberos_module.emulator import EmulatedDomain, KerberosModuleEmulator
 from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
 from bot.adapters.ldap_connection import LdapEndpoint
+from bot.adapters.redis_store import RedisApprovalStore, RedisDomainLocks
 from bot.config import BotConfig, DomainConfig, EntraConfig
+from bot.domain.approvals import Action, ActionPolicy, GroupDirectory
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule
+from bot.services.changes import ChangeService
 from bot.services.container import BotServices
-from bot.services.status import StatusService, StatusSettings
+from bot.services.status import StatusService, StatusSettings, utc_now
 
 
 @dataclass
@@ -104,7 +109,35 @@ def build_emulator(config: BotConfig, directories: Mapping[str, ActiveDirectory]
     return KerberosModuleEmulator(domains, cloud)
 
 
-def build_components(config: BotConfig, overrides: Overrides | None = None) -> Components:
+def action_policies(config: BotConfig) -> dict[Action, ActionPolicy]:
+    approvals = config.approvals
+    by_action = {
+        Action.ROTATE: approvals.rotate,
+        Action.ROTATE_FORCE: approvals.rotate_force,
+        Action.REMOVE_TDO: approvals.remove_tdo,
+        Action.SETUP: approvals.setup,
+        Action.REMOVE_ALL: approvals.remove_all,
+    }
+    return {
+        action: ActionPolicy(
+            approvals_required=p.approvals_required,
+            ttl=timedelta(minutes=p.ttl_minutes),
+            requester_groups=frozenset(p.requester_groups),
+            approver_groups=frozenset(p.approver_groups or approvals.default_approver_groups),
+        )
+        for action, p in by_action.items()
+    }
+
+
+def build_components(
+    config: BotConfig,
+    overrides: Overrides | None = None,
+    *,
+    redis_url: str | None = None,
+    groups: GroupDirectory | None = None,
+    store_prefix: str = "kerberos-bot",
+) -> Components:
+    """``redis_url`` and ``groups`` switch the changing actions on (the approval store and who approves)."""
     overrides = overrides or Overrides()
     closers: list[Callable[[], Awaitable[None]]] = []
     if overrides.directories is not None:
@@ -126,16 +159,26 @@ def build_components(config: BotConfig, overrides: Overrides | None = None) -> C
         closers.append(emulator.close)
         module = emulator
     policy = config.policy
-    status = StatusService(
-        directories,
-        module,
-        entra,
-        StatusSettings(
-            policy=RotationPolicy(
-                key_max_age_days=policy.key_max_age_days,
-                rotation_min_interval=timedelta(hours=policy.rotation_min_interval_hours),
-            ),
-            audit_lookback=timedelta(days=policy.audit_lookback_days),
+    status_settings = StatusSettings(
+        policy=RotationPolicy(
+            key_max_age_days=policy.key_max_age_days,
+            rotation_min_interval=timedelta(hours=policy.rotation_min_interval_hours),
         ),
+        audit_lookback=timedelta(days=policy.audit_lookback_days),
     )
-    return Components(BotServices(status=status), directories, entra, module, closers)
+    status = StatusService(directories, module, entra, status_settings)
+    changes = None
+    if redis_url is not None and groups is not None:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        closers.append(client.aclose)
+        changes = ChangeService(
+            store=RedisApprovalStore(client, store_prefix),
+            module=module,
+            directories=directories,
+            groups=groups,
+            policies=action_policies(config),
+            locks=RedisDomainLocks(client, store_prefix),
+            rotation=status_settings.policy,
+            clock=utc_now,
+        )
+    return Components(BotServices(status=status, changes=changes), directories, entra, module, closers)

@@ -68,20 +68,24 @@ def _config_path(settings: Settings) -> Path:
 async def _running_bot(settings: Settings, signing_secret: str, bot_token: str) -> AsyncIterator[AsyncApp]:
     """The wired Bolt app, with every connection released on the way out."""
     from bot.bootstrap import build_components
-    from bot.slack_app import build_bolt_app
+    from bot.slack_app import build_bolt_app, slack_client
+    from handlers.approvals import ChangeWorker
+    from handlers.groups import SlackUserGroups
     from handlers.responder import ResponseUrlPoster
 
-    components = build_components(load_bot_config(_config_path(settings)))
+    client = slack_client(bot_token, settings.slack_api_url)
+    components = build_components(
+        load_bot_config(_config_path(settings)), redis_url=settings.redis_url, groups=SlackUserGroups(client)
+    )
     poster = ResponseUrlPoster()
+    worker = ChangeWorker(components.services.changes, client) if components.services.changes else None
     try:
-        yield build_bolt_app(
-            signing_secret=signing_secret,
-            bot_token=bot_token,
-            api_url=settings.slack_api_url,
-            services=components.services,
-            poster=poster,
-        )
+        if worker is not None:
+            worker.start()
+        yield build_bolt_app(signing_secret=signing_secret, client=client, services=components.services, poster=poster)
     finally:
+        if worker is not None:
+            await worker.stop()
         await poster.close()
         await components.aclose()
 

@@ -12,17 +12,19 @@ from handlers import approvals, router
 from handlers.responder import ResponseUrlPoster
 
 
+def slack_client(bot_token: str, api_url: str) -> AsyncWebClient:
+    return AsyncWebClient(token=bot_token, base_url=api_url)
+
+
 def build_bolt_app(
     *,
     signing_secret: str,
-    bot_token: str,
-    api_url: str,
+    client: AsyncWebClient,
     services: BotServices,
     poster: ResponseUrlPoster | None = None,
     logger: logging.Logger | None = None,
 ) -> AsyncApp:
     """Everything is passed explicitly: ``AsyncApp()`` would otherwise read SLACK_* itself."""
-    client = AsyncWebClient(token=bot_token, base_url=api_url)
     app = AsyncApp(
         signing_secret=signing_secret,
         client=client,  # carries the token; Bolt authorizes with it

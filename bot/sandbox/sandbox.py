@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import redis.asyncio as aioredis
 
 from bot.bootstrap import Components, build_components
 from bot.config import load_bot_config
@@ -24,8 +25,10 @@ from bot.domain.errors import ConfigurationError
 from bot.domain.ports import SetServerOptions
 from bot.sandbox.entra_standin import EntraStandIn
 from bot.sandbox.slack_standin import AckResult, SlackStandIn, send_slash_command, slash_command_form
-from bot.slack_app import build_bolt_app
+from bot.slack_app import build_bolt_app, slack_client
 from bot.web import EVENTS_PATH, build_web_app, start_site
+from handlers.approvals import ChangeWorker
+from handlers.groups import SlackUserGroups
 from handlers.responder import ResponseUrlPoster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,6 +96,19 @@ async def samba(action: str, domain: SandboxDomain) -> None:
         raise ConfigurationError(f"samba-dc.sh {action} for {domain.name} failed (exit {proc.returncode}):\n{detail}")
 
 
+# Slack user groups of the sandbox: who may approve (alice asks, bob and carol approve).
+SANDBOX_GROUPS = {"S0KERBADMINS": ("U0BOB", "U0CAROL", "U0DAVE")}
+
+
+async def _drop_keys(redis_url: str, prefix: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        async for key in client.scan_iter(match=f"{prefix}:*", count=500):
+            await client.delete(key)
+    finally:
+        await client.aclose()
+
+
 def sandbox_config(domains: tuple[SandboxDomain, ...], entra: EntraStandIn) -> str:
     """The TOML a real deployment would write, pointed at the sandbox."""
     lines = [
@@ -119,6 +135,7 @@ def sandbox_config(domains: tuple[SandboxDomain, ...], entra: EntraStandIn) -> s
             f'ca_file = "{d.ca_file}"',
             "",
         ]
+    lines += ["[approvals]", "default_approver_groups = [" + ", ".join(f'"{g}"' for g in SANDBOX_GROUPS) + "]", ""]
     lines += [
         "[kerberos_module]",
         'kind = "emulator"',
@@ -174,6 +191,7 @@ async def sandbox(
     workdir: Path | None = None,
     seed_domains: bool = True,
     fresh: bool = True,
+    redis_url: str = "redis://127.0.0.1:6379/0",
 ) -> AsyncIterator[Sandbox]:
     """``fresh``: restore each DC from its pristine copy (about 2 s) instead of reusing its state."""
     workdir = workdir or REPO / ".sandbox"
@@ -185,21 +203,28 @@ async def sandbox(
         entra = await stack.enter_async_context(EntraStandIn())
         config_path = workdir / "kerberos-bot.toml"
         config_path.write_text(sandbox_config(domains, entra), encoding="utf-8")
-        components = build_components(load_bot_config(config_path))
+        slack = await stack.enter_async_context(SlackStandIn())
+        slack.user_groups = {g: list(users) for g, users in SANDBOX_GROUPS.items()}
+        client = slack_client(slack.bot_token, slack.api_url)
+        store_prefix = f"kerberos-bot-sandbox-{secrets.token_hex(4)}"
+        components = build_components(
+            load_bot_config(config_path),
+            redis_url=redis_url,
+            groups=SlackUserGroups(client),
+            store_prefix=store_prefix,
+        )
         stack.push_async_callback(components.aclose)
+        stack.push_async_callback(_drop_keys, redis_url, store_prefix)
         if seed_domains:
             await seed(domains, components)
-        slack = await stack.enter_async_context(SlackStandIn())
         signing_secret = secrets.token_hex(16)
         poster = ResponseUrlPoster()
         stack.push_async_callback(poster.close)
-        bolt = build_bolt_app(
-            poster=poster,
-            signing_secret=signing_secret,
-            bot_token=slack.bot_token,
-            api_url=slack.api_url,
-            services=components.services,
-        )
+        if components.services.changes is not None:
+            worker = ChangeWorker(components.services.changes, client)
+            worker.start()
+            stack.push_async_callback(worker.stop)
+        bolt = build_bolt_app(poster=poster, signing_secret=signing_secret, client=client, services=components.services)
         runner, port = await start_site(build_web_app(bolt))
         stack.push_async_callback(runner.cleanup)
         session = await stack.enter_async_context(aiohttp.ClientSession())

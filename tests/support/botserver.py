@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bot.sandbox.slack_standin import SlackStandIn
 from bot.services.container import BotServices
-from bot.slack_app import build_bolt_app
+from bot.slack_app import build_bolt_app, slack_client
 from bot.web import EVENTS_PATH, build_web_app, start_site
 from handlers.responder import ResponseUrlPoster
 
@@ -27,8 +27,7 @@ async def running_bot(services: BotServices, slack: SlackStandIn) -> AsyncIterat
     poster = ResponseUrlPoster()
     bolt = build_bolt_app(
         signing_secret=SIGNING_SECRET,
-        bot_token=slack.bot_token,
-        api_url=slack.api_url,
+        client=slack_client(slack.bot_token, slack.api_url),
         services=services,
         poster=poster,
     )
