@@ -24,7 +24,13 @@ from bot.config import load_bot_config
 from bot.domain.errors import ConfigurationError
 from bot.domain.ports import SetServerOptions
 from bot.sandbox.entra_standin import EntraStandIn
-from bot.sandbox.slack_standin import AckResult, SlackStandIn, send_slash_command, slash_command_form
+from bot.sandbox.slack_standin import (
+    AckResult,
+    SlackStandIn,
+    interaction_form,
+    send_slash_command,
+    slash_command_form,
+)
 from bot.slack_app import build_bolt_app, slack_client
 from bot.web import EVENTS_PATH, build_web_app, start_site
 from handlers.approvals import ChangeWorker
@@ -96,8 +102,8 @@ async def samba(action: str, domain: SandboxDomain) -> None:
         raise ConfigurationError(f"samba-dc.sh {action} for {domain.name} failed (exit {proc.returncode}):\n{detail}")
 
 
-# Slack user groups of the sandbox: who may approve (alice asks, bob and carol approve).
-SANDBOX_GROUPS = {"S0KERBADMINS": ("U0BOB", "U0CAROL", "U0DAVE")}
+# Slack user groups of the sandbox: who may approve (an approver never approves their own request).
+SANDBOX_GROUPS = {"S0KERBADMINS": ("U0ALICE", "U0BOB", "U0CAROL", "U0DAVE")}
 
 
 async def _drop_keys(redis_url: str, prefix: str) -> None:
@@ -171,6 +177,10 @@ class Sandbox:
         if wait and ack.status == 200 and "Checking" in ack.body:
             replies = await self.slack.wait_for_responses(response_url, 1, timeout)
         return ack, replies
+
+    async def interact(self, payload: dict[str, Any]) -> AckResult:
+        """A signed interactivity request (a button click, a dialog submission), as Slack sends it."""
+        return await send_slash_command(self.session, self.endpoint, self.signing_secret, interaction_form(payload))
 
 
 async def seed(sandbox_domains: tuple[SandboxDomain, ...], components: Components) -> None:

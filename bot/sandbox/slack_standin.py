@@ -63,6 +63,7 @@ class SlackStandIn:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # slack_sdk reads some methods with GET
         app.router.add_post("/response/{rid}", self._response)
         self._runner, port = await start_site(app, self._host, self._port)
         self.url = f"http://{self._host}:{port}"
@@ -84,6 +85,7 @@ class SlackStandIn:
             body: dict[str, Any] = json.loads(raw or "{}")
         else:
             body = dict(parse_qsl(raw))
+        body.update(request.query)
         await self._record(RecordedCall("api", method, body, dict(request.headers)))
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ").strip() or str(body.get("token", ""))
@@ -163,6 +165,56 @@ def slash_command_form(
             "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}",
         }
     )
+
+
+def interaction_form(payload: dict[str, Any]) -> str:
+    """The form body Slack posts for interactivity (block_actions, view_submission)."""
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def block_actions_payload(
+    *, user_id: str, action_id: str, value: str, channel_id: str, message_ts: str, team_id: str = "T0STANDIN"
+) -> dict[str, Any]:
+    return {
+        "type": "block_actions",
+        "team": {"id": team_id, "domain": "standin"},
+        "user": {"id": user_id, "username": user_id.lower(), "team_id": team_id},
+        "api_app_id": "A0KERBOT",
+        "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}",
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id, "is_ephemeral": False},
+        "channel": {"id": channel_id, "name": "platform"},
+        "message": {"type": "message", "ts": message_ts, "text": "request"},
+        "response_url": f"https://hooks.slack.test/actions/{uuid.uuid4().hex}",
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "request",
+                "value": value,
+                "action_ts": str(time.time()),
+            }
+        ],
+    }
+
+
+def view_submission_payload(
+    *, user_id: str, callback_id: str, private_metadata: str, values: dict[str, Any], team_id: str = "T0STANDIN"
+) -> dict[str, Any]:
+    return {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": "standin"},
+        "user": {"id": user_id, "username": user_id.lower(), "team_id": team_id},
+        "api_app_id": "A0KERBOT",
+        "view": {
+            "id": "V0DENY",
+            "type": "modal",
+            "callback_id": callback_id,
+            "private_metadata": private_metadata,
+            "state": {"values": values},
+            "hash": "1",
+            "team_id": team_id,
+        },
+    }
 
 
 def signed_headers(signing_secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:

@@ -1,0 +1,125 @@
+"""/kerberos rotate through Slack: signed command, signed clicks, the worker, the card and its thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.domain.approvals import ChangeRequest, RequestState
+from bot.sandbox.sandbox import Sandbox, sandbox
+from bot.sandbox.slack_standin import block_actions_payload, view_submission_payload
+from handlers.approvals import DENY_DIALOG
+from handlers.views import APPROVE_ACTION, DENY_ACTION
+
+pytestmark = pytest.mark.samba
+
+
+@pytest.fixture(scope="module")
+async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
+    async with sandbox(workdir=Path(tmp_path_factory.mktemp("sandbox"))) as running:
+        yield running
+
+
+def blocks_of(call_body: dict[str, Any]) -> list[dict[str, Any]]:
+    blocks = call_body.get("blocks", [])
+    return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
+
+
+async def request_via_slack(box: Sandbox, text: str) -> tuple[ChangeRequest, str, str]:
+    ack, replies = await box.command(text, user_id="U0ALICE")
+    assert ack.status == 200, ack.body
+    assert replies and "posted for approval" in json.dumps(replies), replies
+    card = box.slack.api_calls("chat.postMessage")[-1].body
+    [actions] = [b for b in blocks_of(card) if b["type"] == "actions"]
+    value = actions["elements"][0]["value"]
+    changes = box.components.services.changes
+    assert changes is not None
+    request = await changes.get(value.split("|")[0])
+    assert request is not None and request.message_ts
+    return request, value, request.message_ts
+
+
+async def click(box: Sandbox, user: str, action_id: str, value: str, ts: str) -> int:
+    payload = block_actions_payload(
+        user_id=user, action_id=action_id, value=value, channel_id="C0PLATFORM", message_ts=ts
+    )
+    return (await box.interact(payload)).status
+
+
+async def wait_for_state(box: Sandbox, request_id: str, states: set[RequestState]) -> ChangeRequest:
+    changes = box.components.services.changes
+    assert changes is not None
+    for _ in range(300):
+        request = await changes.get(request_id)
+        if request is not None and request.state in states:
+            return request
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"request {request_id} never reached {states}")
+
+
+async def test_forced_rotation_approved_by_two_in_slack_runs_once(box: Sandbox) -> None:
+    directory = box.components.directories["contoso.test"]
+    before = (await directory.read_kerberos_objects()).server
+    assert before is not None and before.key is not None
+    request, value, ts = await request_via_slack(box, "rotate contoso.test --force -- repair right after setup")
+    assert request.approvals_required == 2
+
+    # refused clicks: the requester, and someone outside the approver group
+    assert await click(box, "U0ALICE", APPROVE_ACTION, value, ts) == 200
+    assert await click(box, "U0MALLORY", APPROVE_ACTION, value, ts) == 200
+    # many clicks by the two approvers at once
+    statuses = await asyncio.gather(*(click(box, u, APPROVE_ACTION, value, ts) for u in ["U0BOB", "U0CAROL"] * 5))
+    assert set(statuses) == {200}
+
+    done = await wait_for_state(box, request.id, {RequestState.SUCCEEDED, RequestState.FAILED})
+    assert done.state == RequestState.SUCCEEDED, done.outcome
+    assert {a.approver for a in done.approvals} == {"U0BOB", "U0CAROL"}
+
+    after = (await directory.read_kerberos_objects()).server
+    assert after is not None and after.key is not None and after.key.version > before.key.version
+    await asyncio.sleep(0.3)
+    thread = [c.body for c in box.slack.api_calls("chat.postMessage") if c.body.get("thread_ts") == ts]
+    assert len(thread) == 1 and "Rotated: KeyVersion" in thread[0]["text"] and "several hours" in thread[0]["text"]
+    last_card = [c.body for c in box.slack.api_calls("chat.update") if c.body.get("ts") == ts][-1]
+    assert "Done" in json.dumps(blocks_of(last_card))
+    assert not [b for b in blocks_of(last_card) if b["type"] == "actions"]  # the buttons are gone
+    ephemerals = [c.body["text"] for c in box.slack.api_calls("chat.postEphemeral")]
+    assert any("someone else has to approve" in t for t in ephemerals)
+    assert any("not in a group allowed to approve" in t for t in ephemerals)
+
+
+async def test_deny_asks_for_a_reason_and_shows_it(box: Sandbox) -> None:
+    request, value, ts = await request_via_slack(box, "rotate contoso.test --force -- second rotation")
+    assert await click(box, "U0BOB", DENY_ACTION, value, ts) == 200
+    await asyncio.sleep(0.2)
+    [dialog] = [c.body for c in box.slack.api_calls("views.open")][-1:]
+    view = json.loads(dialog["view"]) if isinstance(dialog["view"], str) else dialog["view"]
+    submission = view_submission_payload(
+        user_id="U0BOB",
+        callback_id=DENY_DIALOG,
+        private_metadata=view["private_metadata"],
+        values={"reason": {"reason": {"type": "plain_text_input", "value": "change freeze until Monday"}}},
+    )
+    assert (await box.interact(submission)).status == 200
+    denied = await wait_for_state(box, request.id, {RequestState.DENIED})
+    assert denied.decided_by == "U0BOB" and denied.decision_reason == "change freeze until Monday"
+    await asyncio.sleep(0.2)
+    last_card = [c.body for c in box.slack.api_calls("chat.update") if c.body.get("ts") == ts][-1]
+    assert "change freeze until Monday" in json.dumps(blocks_of(last_card))
+
+
+async def test_unforced_rotation_of_a_fresh_key_is_refused_in_slack(box: Sandbox) -> None:
+    posted = len(box.slack.api_calls("chat.postMessage"))
+    _ack, replies = await box.command("rotate contoso.test -- routine", user_id="U0ALICE")
+    assert "needs `--force`" in json.dumps(replies)
+    assert len(box.slack.api_calls("chat.postMessage")) == posted  # no card went to approvers
+
+
+async def test_rotate_needs_a_reason(box: Sandbox) -> None:
+    ack, _ = await box.command("rotate contoso.test --force", user_id="U0ALICE")
+    assert "Say why" in ack.body
