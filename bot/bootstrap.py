@@ -180,5 +180,6 @@ def build_components(
             locks=RedisDomainLocks(client, store_prefix),
             rotation=status_settings.policy,
             clock=utc_now,
+            forest_roots={d.name: d.forest_root_name for d in config.domains},
         )
     return Components(BotServices(status=status, changes=changes), directories, entra, module, closers)

@@ -186,6 +186,7 @@ def _request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeRe
         message_ts=fields.get("message_ts") or None,
         outcome=fields.get("outcome") or None,
         expected_key_version=int(fields["expected_key_version"]) if fields.get("expected_key_version") else None,
+        top_level_names=tuple(n for n in fields.get("top_level_names", "").split(",") if n),
     )
 
 
@@ -257,6 +258,7 @@ class RedisApprovalStore:
             "channel": request.channel or "",
             "message_ts": request.message_ts or "",
             "expected_key_version": "" if request.expected_key_version is None else str(request.expected_key_version),
+            "top_level_names": ",".join(request.top_level_names),
         }
         self.round_trips += 1
         try:

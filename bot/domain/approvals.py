@@ -82,6 +82,7 @@ class ChangeRequest:
     message_ts: str | None = None  # the Slack card, updated in place
     outcome: str | None = None  # what execution reported
     expected_key_version: int | None = None  # KeyVersion when requested; the worker re-checks it
+    top_level_names: tuple[str, ...] = ()  # setup: -TopLevelNames
 
 
 class Verdict(enum.Enum):

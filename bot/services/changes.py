@@ -26,6 +26,7 @@ from bot.domain.approvals import (
 )
 from bot.domain.diagnosis import RotationPolicy, rotation_window
 from bot.domain.errors import KerberosBotError, UnknownDomainError, UsageError
+from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES
 from bot.domain.ports import ActiveDirectory, KerberosModule, SetServerOptions
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,10 @@ class ChangeService:
         locks: DomainLocks,
         rotation: RotationPolicy,
         clock: Callable[[], datetime],
+        forest_roots: Mapping[str, str] | None = None,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:10],
     ) -> None:
+        self._forest_roots = dict(forest_roots or {})  # domain -> its forest root (absent: itself)
         self._store = store
         self._module = module
         self._directories = dict(directories)
@@ -89,20 +92,12 @@ class ChangeService:
         self, domain: str, *, requester: str, reason: str, force: bool, channel: str | None = None
     ) -> ChangeRequest:
         action = Action.ROTATE_FORCE if force else Action.ROTATE
-        policy = self._policies[action]
-        directory = self._directory(domain)
-        if policy.requester_groups and not await self._is_member(requester, policy.requester_groups):
-            raise NotAllowed(f"You are not in a group allowed to request `{action.value}`.")
-        if not reason.strip():
-            raise UsageError(f"Say why, after `--`: `/kerberos {action.value} {domain} -- <reason>`.")
-        state = await directory.read_kerberos_objects()
-        server = state.server
+        directory = await self._may_request(action, requester, reason, domain)
+        name = directory.domain_dns_name
+        server = (await directory.read_kerberos_objects()).server
         if server is None or server.key is None or server.krbtgt_dn is None:
-            raise PreflightError(
-                f"There is no Entra Kerberos server in {directory.domain_dns_name}: nothing to rotate."
-            )
-        now = self._clock()
-        window = rotation_window(server.key.updated_on, now, self._rotation)
+            raise PreflightError(f"There is no Entra Kerberos server in {name}: nothing to rotate.")
+        window = rotation_window(server.key.updated_on, self._clock(), self._rotation)
         if not window.allowed_now and not force:
             raise PreflightError(
                 f"The key was changed at {server.key.updated_on:%Y-%m-%d %H:%M} UTC; propagation between KDCs "
@@ -110,16 +105,32 @@ class ChangeService:
                 f"({self._policies[Action.ROTATE_FORCE].approvals_required} approvals)."
             )
         plan = (
-            f"Set-AzureADKerberosServer -Domain {directory.domain_dns_name} -RotateServerKey"
-            + (" -Force" if force else ""),
+            f"Set-AzureADKerberosServer -Domain {name} -RotateServerKey" + (" -Force" if force else ""),
             f"AD: new random key on {server.krbtgt_dn} (unicodePwd); KeyVersion {server.key.version} grows",
             "Entra: the KerberosDomain object gets the same key (CloudKeyVersion = KeyVersion)",
             "The new key takes hours to reach every KDC; the old key stays valid as the secondary key",
         )
+        return await self._submit(
+            action, name, requester, reason, plan, channel, expected_key_version=server.key.version
+        )
+
+    async def _submit(
+        self,
+        action: Action,
+        domain: str,
+        requester: str,
+        reason: str,
+        plan: tuple[str, ...],
+        channel: str | None,
+        expected_key_version: int | None = None,
+        top_level_names: tuple[str, ...] = (),
+    ) -> ChangeRequest:
+        policy = self._policies[action]
+        now = self._clock()
         request = ChangeRequest(
             id=self._new_id(),
             action=action,
-            domain=directory.domain_dns_name,
+            domain=domain,
             requester=requester,
             reason=reason.strip(),
             plan=plan,
@@ -127,10 +138,107 @@ class ChangeService:
             expires_at=now + policy.ttl,
             approvals_required=policy.approvals_required,
             channel=channel,
-            expected_key_version=server.key.version,
+            expected_key_version=expected_key_version,
+            top_level_names=top_level_names,
         )
         await self._store.create(request)
         return request
+
+    async def _may_request(self, action: Action, requester: str, reason: str, domain: str) -> ActiveDirectory:
+        directory = self._directory(domain)
+        policy = self._policies[action]
+        if policy.requester_groups and not await self._is_member(requester, policy.requester_groups):
+            raise NotAllowed(f"You are not in a group allowed to request `{action.value}`.")
+        if not reason.strip():
+            raise UsageError(f"Say why, after `--`: `/kerberos {action.value} {domain} -- <reason>`.")
+        return directory
+
+    async def request_tdo_removal(
+        self, domain: str, *, requester: str, reason: str, channel: str | None = None
+    ) -> ChangeRequest:
+        directory = await self._may_request(Action.REMOVE_TDO, requester, reason, domain)
+        name = directory.domain_dns_name
+        state = await directory.read_kerberos_objects()
+        if state.trusted_domain is None:
+            raise PreflightError(f"There is no trusted domain object in {name}: nothing to remove.")
+        plan = (
+            f"Remove-AzureADKerberosServerTrustedDomainObject -Domain {name}",
+            f"AD: delete {state.trusted_domain.dn} and its trust account KERBEROS$",
+            "Entra: the cloud trust is cleared (CloudTrustDisplay becomes empty)",
+            "Kept: the krbtgt_AzureAD account and the AzureADKerberos computer, so FIDO sign-in keeps working; "
+            "the incoming trust-based flow (Azure SQL Managed Instance) stops",
+        )
+        return await self._submit(Action.REMOVE_TDO, name, requester, reason, plan, channel)
+
+    def _forest_root(self, domain: str) -> str:
+        return self._forest_roots.get(domain, domain)
+
+    async def request_setup(
+        self,
+        domain: str,
+        *,
+        requester: str,
+        reason: str,
+        top_level_names: tuple[str, ...] = DEFAULT_TOP_LEVEL_NAMES,
+        channel: str | None = None,
+    ) -> ChangeRequest:
+        directory = await self._may_request(Action.SETUP, requester, reason, domain)
+        name = directory.domain_dns_name
+        root = self._forest_root(name)
+        state = await directory.read_kerberos_objects()
+        is_root = root == name
+        if is_root and state.server is not None and state.trusted_domain is not None:
+            raise PreflightError(f"{name} already has the Kerberos server and the cloud trust: nothing to set up.")
+        if not is_root:
+            if state.server is not None:
+                raise PreflightError(f"{name} already has the Kerberos server: nothing to set up.")
+            root_state = await self._directory(root).read_kerberos_objects()
+            if root_state.trusted_domain is None:
+                raise PreflightError(
+                    f"{name} is a child domain of the forest {root}: the cloud trust is set up in the forest root "
+                    f"first (`/kerberos setup {root}`), then in {name} without it. (Microsoft's module fails "
+                    "otherwise with LsaCreateTrustedDomainEx 0x549.)"
+                )
+        switches = " -SetupCloudTrust" if is_root else ""
+        if is_root and tuple(top_level_names) != DEFAULT_TOP_LEVEL_NAMES:
+            switches += f' -TopLevelNames "{",".join(top_level_names)}"'
+        plan = [f"Set-AzureADKerberosServer -Domain {name}{switches}"]
+        if state.server is None:
+            plan.append(f"AD: create the krbtgt_AzureAD account and the AzureADKerberos computer in {name}")
+            plan.append("Entra: register the Kerberos server (KerberosDomain) with the same key")
+        if is_root:
+            plan.append(
+                f"AD: create the inbound trusted domain object KERBEROS.MICROSOFTONLINE.COM (top-level names "
+                f"{', '.join(top_level_names)}); Entra records the cloud trust"
+            )
+        else:
+            plan.append(f"No cloud trust here: it lives in the forest root {root}")
+        return await self._submit(
+            Action.SETUP,
+            name,
+            requester,
+            reason,
+            tuple(plan),
+            channel,
+            top_level_names=tuple(top_level_names) if is_root else (),
+        )
+
+    async def request_removal(
+        self, domain: str, *, requester: str, reason: str, channel: str | None = None
+    ) -> ChangeRequest:
+        directory = await self._may_request(Action.REMOVE_ALL, requester, reason, domain)
+        name = directory.domain_dns_name
+        state = await directory.read_kerberos_objects()
+        if state.server is None and state.trusted_domain is None:
+            raise PreflightError(f"There is no Entra Kerberos server in {name}: nothing to remove.")
+        plan = (
+            f"Remove-AzureAdKerberosServer -Domain {name}",
+            "AD: delete the trusted domain object (if any), the krbtgt_AzureAD account, the AzureADKerberos "
+            "computer and the service connection point",
+            "Entra: delete the Kerberos server object",
+            "Afterwards neither FIDO sign-in nor the incoming trust-based flow works in this domain",
+        )
+        return await self._submit(Action.REMOVE_ALL, name, requester, reason, plan, channel)
 
     # -- decide -----------------------------------------------------------------------------------
     async def approve(self, request_id: str, action: Action, approver: str) -> DecisionResult:
@@ -180,8 +288,71 @@ class ChangeService:
         return Execution(done or request, succeeded, outcome)
 
     async def _carry_out(self, request: ChangeRequest) -> tuple[bool, str]:
-        if request.action not in (Action.ROTATE, Action.ROTATE_FORCE):
-            return False, f"`{request.action.value}` is not implemented yet; nothing was changed."
+        if request.action == Action.REMOVE_TDO:
+            return await self._carry_out_tdo_removal(request)
+        if request.action == Action.SETUP:
+            return await self._carry_out_setup(request)
+        if request.action == Action.REMOVE_ALL:
+            return await self._carry_out_removal(request)
+        return await self._carry_out_rotation(request)
+
+    async def _carry_out_tdo_removal(self, request: ChangeRequest) -> tuple[bool, str]:
+        directory = self._directory(request.domain)
+        if (await directory.read_kerberos_objects()).trusted_domain is None:
+            return False, "Stopped: the trusted domain object is already gone; nothing was changed."
+        await self._module.remove_trusted_domain_object(request.domain)
+        after = await directory.read_kerberos_objects()
+        if after.trusted_domain is not None:
+            return False, "The module reported success but the trusted domain object is still in AD."
+        if after.server is None:
+            return False, "The trusted domain object is gone, but so is the Kerberos server: FIDO sign-in stops."
+        return True, (
+            "Removed the trusted domain object. The Entra Kerberos server stays, so FIDO sign-in keeps working; "
+            "the incoming trust-based flow for Azure SQL Managed Instance no longer does."
+        )
+
+    async def _carry_out_setup(self, request: ChangeRequest) -> tuple[bool, str]:
+        directory = self._directory(request.domain)
+        is_root = self._forest_root(request.domain) == request.domain
+        before = await directory.read_kerberos_objects()
+        if before.server is not None and (before.trusted_domain is not None or not is_root):
+            return False, "Stopped: it is already set up; nothing was changed."
+        report = await self._module.set_server(
+            request.domain,
+            SetServerOptions(setup_cloud_trust=is_root, top_level_names=request.top_level_names or None),
+        )
+        after = await directory.read_kerberos_objects()
+        if after.server is None or (is_root and after.trusted_domain is None):
+            return False, "The module reported success but the objects are not all in AD."
+        if report.key_version != report.cloud_key_version:
+            return False, f"Set up, but KeyVersion {report.key_version} != CloudKeyVersion {report.cloud_key_version}."
+        trust = (
+            f" and the cloud trust (top-level names {', '.join(after.trusted_domain.top_level_names)})"
+            if after.trusted_domain is not None
+            else ""
+        )
+        return True, (
+            f"Set up the Entra Kerberos server (ID {report.id}, KeyVersion {report.key_version}){trust}. "
+            "Microsoft recommends a forced rotation right after creating the trusted domain object."
+        )
+
+    async def _carry_out_removal(self, request: ChangeRequest) -> tuple[bool, str]:
+        directory = self._directory(request.domain)
+        before = await directory.read_kerberos_objects()
+        if before.server is None and before.trusted_domain is None:
+            return False, "Stopped: there is nothing left to remove; nothing was changed."
+        await self._module.remove_server(request.domain)
+        after = await directory.read_kerberos_objects()
+        report = await self._module.get_server(request.domain)
+        if after.server is not None or after.trusted_domain is not None or report.has_cloud:
+            return False, "The module reported success but objects remain; check `/kerberos status`."
+        return (
+            True,
+            "Removed all Kerberos settings: the trusted domain object, the service account, the computer "
+            "object and the Entra object. FIDO sign-in and the trust-based flow no longer work in this domain.",
+        )
+
+    async def _carry_out_rotation(self, request: ChangeRequest) -> tuple[bool, str]:
         directory = self._directory(request.domain)
         before = await directory.read_kerberos_objects()
         key = before.server.key if before.server else None
