@@ -16,6 +16,10 @@ class ParsedCommand:
     args: tuple[str, ...] = ()
     flags: frozenset[str] = field(default_factory=frozenset)
     reason: str | None = None  # text after a lone "--"
+    options: dict[str, str] = field(default_factory=dict)  # --name value, --name=value
+
+
+VALUE_OPTIONS = frozenset({"top-level-names"})
 
 
 def parse_command(text: str) -> ParsedCommand:
@@ -36,6 +40,25 @@ def parse_command(text: str) -> ParsedCommand:
     if not tokens:
         return ParsedCommand("help", reason=reason)
     name, rest = tokens[0].lower(), tokens[1:]
-    args = tuple(t for t in rest if not t.startswith("--"))
-    flags = frozenset(t[2:].lower() for t in rest if t.startswith("--") and len(t) > 2)
-    return ParsedCommand(name, args, flags, reason)
+    args: list[str] = []
+    flags: set[str] = set()
+    options: dict[str, str] = {}
+    i = 0
+    while i < len(rest):
+        token = rest[i]
+        if token.startswith("--") and len(token) > 2:
+            key, eq, value = token[2:].partition("=")
+            key = key.lower()
+            if key in VALUE_OPTIONS:
+                if not eq:
+                    if i + 1 >= len(rest) or rest[i + 1].startswith("--"):
+                        raise UsageError(f"`--{key}` needs a value, e.g. `--{key} usgovcloudapi.net,windows.net`.")
+                    i += 1
+                    value = rest[i]
+                options[key] = value
+            else:
+                flags.add(key)
+        else:
+            args.append(token)
+        i += 1
+    return ParsedCommand(name, tuple(args), frozenset(flags), reason, options)

@@ -18,7 +18,10 @@ from bot.domain.errors import KerberosBotError, UsageError
 from bot.services.container import BotServices
 from handlers.commands import CommandContext, Prepared, Subcommand
 from handlers.commands import help as help_command
+from handlers.commands import remove_all as remove_all_command
+from handlers.commands import remove_tdo as remove_tdo_command
 from handlers.commands import rotate as rotate_command
+from handlers.commands import setup as setup_command
 from handlers.commands import status as status_command
 from handlers.messages import Reply
 from handlers.parsing import parse_command
@@ -28,7 +31,8 @@ from handlers.views import error_reply
 log = logging.getLogger(__name__)
 
 SUBCOMMANDS: tuple[Subcommand, ...] = tuple(
-    Subcommand.from_module(m) for m in (status_command, rotate_command, help_command)
+    Subcommand.from_module(m)
+    for m in (status_command, rotate_command, remove_tdo_command, setup_command, remove_all_command, help_command)
 )
 COMMAND = "/kerberos"
 

@@ -119,3 +119,59 @@ async def test_one_change_per_domain_at_a_time() -> None:
     execution = await service.execute_next("worker")
     assert execution is not None and not execution.succeeded and "Another change" in execution.outcome
     assert module.set_calls == 0
+
+
+def make_forest():  # type: ignore[no-untyped-def]
+    """contoso.test is the forest root, emea.contoso.test a child without a server yet."""
+    directories = {
+        "contoso.test": FakeDirectory(on_prem_state("contoso.test", with_tdo=False)),
+        "emea.contoso.test": FakeDirectory(on_prem_state("emea.contoso.test", with_server=False, with_tdo=False)),
+    }
+    policies = {a: ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({ADMINS})) for a in Action}
+    service = ChangeService(
+        store=FakeApprovalStore(),
+        module=FakeKerberosModule.in_step(directories),
+        directories=directories,
+        groups=FakeGroups({ADMINS: frozenset({"U0BOB"})}),
+        policies=policies,
+        locks=FakeLocks(),
+        rotation=RotationPolicy(),
+        clock=lambda: NOW,
+        forest_roots={"emea.contoso.test": "contoso.test"},
+    )
+    return service, directories
+
+
+async def test_child_domain_setup_waits_for_the_forest_root_and_explains_0x549() -> None:
+    service, directories = make_forest()
+    with pytest.raises(PreflightError, match="forest root first.*0x549"):
+        await service.request_setup("emea.contoso.test", requester="U0ALICE", reason="x")
+    directories["contoso.test"].state = on_prem_state("contoso.test", with_tdo=True)
+    request = await service.request_setup("emea.contoso.test", requester="U0ALICE", reason="x")
+    assert request.top_level_names == ()
+    assert not any("-SetupCloudTrust" in step for step in request.plan)
+    assert any("lives in the forest root contoso.test" in step for step in request.plan)
+
+
+async def test_root_setup_carries_sovereign_top_level_names() -> None:
+    service, _ = make_forest()
+    request = await service.request_setup(
+        "contoso.test", requester="U0ALICE", reason="x", top_level_names=("usgovcloudapi.net", "windows.net")
+    )
+    assert request.plan[0] == (
+        'Set-AzureADKerberosServer -Domain contoso.test -SetupCloudTrust -TopLevelNames "usgovcloudapi.net,windows.net"'
+    )
+    assert request.top_level_names == ("usgovcloudapi.net", "windows.net")
+
+
+async def test_setup_of_a_complete_root_is_refused() -> None:
+    service, directories = make_forest()
+    directories["contoso.test"].state = on_prem_state("contoso.test", with_tdo=True)
+    with pytest.raises(PreflightError, match="nothing to set up"):
+        await service.request_setup("contoso.test", requester="U0ALICE", reason="x")
+
+
+async def test_removing_a_missing_tdo_is_refused() -> None:
+    service, _ = make_forest()
+    with pytest.raises(PreflightError, match="no trusted domain object"):
+        await service.request_tdo_removal("contoso.test", requester="U0ALICE", reason="x")

@@ -1,0 +1,46 @@
+"""What every changing subcommand shares: checks, the request, the card, the reply to the requester."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from bot.domain.approvals import ChangeRequest
+from bot.domain.errors import KerberosBotError, UsageError
+from bot.services.changes import ChangeService
+from handlers.commands import CommandContext, Prepared
+from handlers.messages import Reply
+from handlers.parsing import ParsedCommand
+from handlers.views import request_card, text_reply
+
+Submit = Callable[[ChangeService, str, str], Awaitable[ChangeRequest]]  # (service, domain, reason)
+
+
+def change_command(
+    command: ParsedCommand, ctx: CommandContext, usage: str, allowed_flags: frozenset[str], submit: Submit
+) -> Prepared:
+    changes, client = ctx.services.changes, ctx.client
+    if changes is None or client is None:
+        raise KerberosBotError("Changes are switched off: the bot has no approval store (REDIS_URL) configured.")
+    if len(command.args) != 1:
+        raise UsageError(f"Name one domain: `/kerberos {usage}`.")
+    unknown = (command.flags - allowed_flags) | (set(command.options) - allowed_flags)
+    if unknown:
+        raise UsageError(f"Unknown option `--{sorted(unknown)[0]}`; usage: `/kerberos {usage}`.")
+    if not command.reason:
+        raise UsageError(f"Say why after ` -- `: `/kerberos {usage}`.")
+    domain, reason = command.args[0], command.reason
+
+    async def work() -> list[Reply]:
+        request = await submit(changes, domain, reason)
+        card = request_card(request)
+        posted = await client.chat_postMessage(channel=ctx.channel_id, text=card.text, blocks=card.payload()["blocks"])
+        await changes.card_posted(request.id, str(posted["channel"]), str(posted["ts"]))
+        return [
+            text_reply(
+                f"Request `{request.id}` is posted for approval ({request.approvals_required} needed, "
+                f"until {request.expires_at:%H:%M} UTC).",
+                icon=":inbox_tray:",
+            )
+        ]
+
+    return Prepared(ack=text_reply(f"Checking {domain} before asking for approval…", icon=":mag:"), work=work)

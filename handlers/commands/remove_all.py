@@ -1,0 +1,22 @@
+"""Ask to remove all Kerberos settings of a domain: trusted domain object, service account, cloud object."""
+
+from __future__ import annotations
+
+from handlers.commands import CommandContext, Prepared
+from handlers.commands.changes import change_command
+from handlers.parsing import ParsedCommand
+
+NAME = "remove-all"
+USAGE = "remove-all <domain> -- <reason>"
+
+
+def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
+    return change_command(
+        command,
+        ctx,
+        USAGE,
+        frozenset(),
+        lambda changes, domain, reason: changes.request_removal(
+            domain, requester=ctx.user_id, reason=reason, channel=ctx.channel_id
+        ),
+    )

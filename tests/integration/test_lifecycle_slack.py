@@ -1,0 +1,71 @@
+"""remove-tdo, setup (sovereign top-level names) and remove-all through Slack, on the real DCs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.domain.approvals import RequestState
+from bot.sandbox.sandbox import Sandbox, sandbox
+from handlers.views import APPROVE_ACTION
+from tests.integration.test_rotate_slack import click, request_via_slack, wait_for_state
+
+pytestmark = pytest.mark.samba
+
+
+@pytest.fixture(scope="module")
+async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
+    async with sandbox(workdir=Path(tmp_path_factory.mktemp("sandbox"))) as running:
+        yield running
+
+
+async def approve_and_wait(box: Sandbox, text: str, approvers: list[str]) -> str:
+    request, value, ts = await request_via_slack(box, text)
+    for user in approvers:
+        assert await click(box, user, APPROVE_ACTION, value, ts) == 200
+    done = await wait_for_state(box, request.id, {RequestState.SUCCEEDED, RequestState.FAILED})
+    assert done.state == RequestState.SUCCEEDED, done.outcome
+    return done.outcome or ""
+
+
+async def test_remove_tdo_keeps_the_service_account_then_setup_restores_it(box: Sandbox) -> None:
+    directory = box.components.directories["contoso.test"]
+    outcome = await approve_and_wait(box, "remove-tdo contoso.test -- retire SQL MI trust", ["U0BOB", "U0CAROL"])
+    assert "FIDO sign-in keeps working" in outcome
+    state = await directory.read_kerberos_objects()
+    assert state.trusted_domain is None and state.server is not None
+    assert not (await box.components.module.get_server("contoso.test")).cloud_trust_display
+
+    outcome = await approve_and_wait(
+        box, "setup contoso.test --top-level-names usgovcloudapi.net,windows.net -- US Gov SQL MI", ["U0BOB"]
+    )
+    assert "cloud trust" in outcome
+    state = await directory.read_kerberos_objects()
+    assert state.trusted_domain is not None
+    assert set(state.trusted_domain.top_level_names) == {"usgovcloudapi.net", "windows.net"}
+    report = await box.components.module.get_server("contoso.test")
+    assert report.cloud_trust_display and set(report.cloud_top_level_names) == {"usgovcloudapi.net", "windows.net"}
+
+
+async def test_remove_all_leaves_nothing_in_ad_or_entra(box: Sandbox) -> None:
+    outcome = await approve_and_wait(box, "remove-all fabrikam.test -- decommission", ["U0BOB", "U0CAROL"])
+    assert "Removed all Kerberos settings" in outcome
+    state = await box.components.directories["fabrikam.test"].read_kerberos_objects()
+    assert state.server is None and state.trusted_domain is None and state.service_connection_point is None
+    report = await box.components.module.get_server("fabrikam.test")
+    assert not report.has_cloud and not report.has_on_prem
+    await asyncio.sleep(0)
+    _, replies = await box.command("status fabrikam.test")
+    assert "Not set up" in str(replies)
+
+
+async def test_refusals_reach_the_requester_not_the_approvers(box: Sandbox) -> None:
+    posted = len(box.slack.api_calls("chat.postMessage"))
+    _, replies = await box.command("remove-tdo fabrikam.test -- nothing there", user_id="U0ALICE")
+    assert "no trusted domain object" in str(replies)
+    ack, _ = await box.command("setup contoso.test --top-level-names bogus -- x", user_id="U0ALICE")
+    assert "not a DNS suffix" in ack.body
+    assert len(box.slack.api_calls("chat.postMessage")) == posted
