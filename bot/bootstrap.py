@@ -25,6 +25,7 @@ from bot.adapters.redis_store import RedisApprovalStore, RedisDomainLocks
 from bot.config import BotConfig, DomainConfig, EntraConfig
 from bot.domain.approvals import Action, ActionPolicy, GroupDirectory
 from bot.domain.diagnosis import RotationPolicy
+from bot.domain.gpo import KdcProxySetting
 from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule
 from bot.services.changes import ChangeService
 from bot.services.container import BotServices
@@ -182,4 +183,6 @@ def build_components(
             clock=utc_now,
             forest_roots={d.name: d.forest_root_name for d in config.domains},
         )
-    return Components(BotServices(status=status, changes=changes), directories, entra, module, closers)
+    kdc_proxy = KdcProxySetting(config.entra.tenant_id, config.entra.authority_host)
+    services = BotServices(status=status, changes=changes, kdc_proxy=kdc_proxy)
+    return Components(services, directories, entra, module, closers)

@@ -17,9 +17,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.errors import KerberosBotError, UsageError
 from bot.services.container import BotServices
 from handlers.commands import CommandContext, Prepared, Subcommand
+from handlers.commands import cancel as cancel_command
+from handlers.commands import gpo as gpo_command
 from handlers.commands import help as help_command
 from handlers.commands import remove_all as remove_all_command
 from handlers.commands import remove_tdo as remove_tdo_command
+from handlers.commands import requests as requests_command
 from handlers.commands import rotate as rotate_command
 from handlers.commands import setup as setup_command
 from handlers.commands import status as status_command
@@ -32,7 +35,17 @@ log = logging.getLogger(__name__)
 
 SUBCOMMANDS: tuple[Subcommand, ...] = tuple(
     Subcommand.from_module(m)
-    for m in (status_command, rotate_command, remove_tdo_command, setup_command, remove_all_command, help_command)
+    for m in (
+        status_command,
+        rotate_command,
+        remove_tdo_command,
+        setup_command,
+        remove_all_command,
+        gpo_command,
+        requests_command,
+        cancel_command,
+        help_command,
+    )
 )
 COMMAND = "/kerberos"
 

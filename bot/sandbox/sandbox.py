@@ -174,7 +174,8 @@ class Sandbox:
         form = slash_command_form(text, response_url=response_url, user_id=user_id)
         ack = await send_slash_command(self.session, self.endpoint, self.signing_secret, form)
         replies: list[dict[str, Any]] = []
-        if wait and ack.status == 200 and "Checking" in ack.body:
+        # commands with slow work acknowledge with "Checking…" or with an empty body, then reply
+        if wait and ack.status == 200 and (not ack.body or "Checking" in ack.body):
             replies = await self.slack.wait_for_responses(response_url, 1, timeout)
         return ack, replies
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.domain.gpo import KdcProxySetting
 from bot.services.changes import ChangeService
 from bot.services.status import StatusService
 
@@ -12,3 +13,4 @@ from bot.services.status import StatusService
 class BotServices:
     status: StatusService
     changes: ChangeService | None = None  # None: no Redis configured, the changing actions are off
+    kdc_proxy: KdcProxySetting | None = None

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from bot.domain.errors import DirectoryUnavailable, EntraThrottled
+from bot.domain.gpo import KdcProxySetting
 from bot.sandbox.slack_standin import SlackStandIn, send_slash_command, signed_headers, slash_command_form
 from bot.services.container import BotServices
 from bot.services.status import StatusService
@@ -45,7 +46,10 @@ async def harness() -> AsyncIterator[Harness]:
     }
     module = FakeKerberosModule.in_step(directories)
     entra = FakeEntra()
-    services = BotServices(status=StatusService(directories, module, entra, clock=lambda: NOW))
+    services = BotServices(
+        status=StatusService(directories, module, entra, clock=lambda: NOW),
+        kdc_proxy=KdcProxySetting("a1b2c3d4-0000-4000-8000-00000000c0de"),
+    )
     async with (
         SlackStandIn() as slack,
         running_bot(services, slack) as bot,
@@ -190,3 +194,15 @@ async def test_stale_request_is_rejected(harness: Harness) -> None:
     headers = signed_headers(harness.bot.signing_secret, form, timestamp=int(time.time()) - 6 * 60)
     assert await _post(harness, headers, form) == 401
     assert harness.directories["contoso.test"].reads == 0
+
+
+async def test_gpo_prints_the_exact_kdc_proxy_value(harness: Harness) -> None:
+    ack, _ = await harness.command("gpo")
+    text = ack.json()["blocks"][0]["text"]["text"]
+    assert "`KERBEROS.MICROSOFTONLINE.COM`" in text
+    assert "`<https login.microsoftonline.com:443:a1b2c3d4-0000-4000-8000-00000000c0de/kerberos />`" in text
+
+
+async def test_changes_are_off_without_an_approval_store(harness: Harness) -> None:
+    ack, _ = await harness.command("rotate contoso.test -- x")
+    assert "Changes are switched off" in ack.json()["text"]

@@ -69,3 +69,19 @@ async def test_refusals_reach_the_requester_not_the_approvers(box: Sandbox) -> N
     ack, _ = await box.command("setup contoso.test --top-level-names bogus -- x", user_id="U0ALICE")
     assert "not a DNS suffix" in ack.body
     assert len(box.slack.api_calls("chat.postMessage")) == posted
+
+
+async def test_requests_lists_and_the_requester_can_cancel(box: Sandbox) -> None:
+    request, _, ts = await request_via_slack(box, "rotate contoso.test --force -- maybe later")
+    _, replies = await box.command("requests", user_id="U0BOB")
+    assert request.id in str(replies) and "Waiting for approval" in str(replies)
+    _, replies = await box.command(f"cancel {request.id}", user_id="U0BOB")
+    assert "Only the person who asked" in str(replies)
+    _, replies = await box.command(f"cancel {request.id}", user_id="U0ALICE")
+    assert "is cancelled" in str(replies)
+    cancelled = await wait_for_state(box, request.id, {RequestState.CANCELLED})
+    assert cancelled.decided_by == "U0ALICE"
+    last_card = [c.body for c in box.slack.api_calls("chat.update") if c.body.get("ts") == ts][-1]
+    assert "Cancelled by the requester" in str(last_card)
+    _, replies = await box.command("cancel nope", user_id="U0ALICE")
+    assert "There is no request `nope`" in str(replies)

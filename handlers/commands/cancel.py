@@ -1,0 +1,38 @@
+"""Withdraw your own pending change request."""
+
+from __future__ import annotations
+
+from bot.domain.approvals import Verdict
+from bot.domain.errors import KerberosBotError, UsageError
+from handlers.approvals import update_card
+from handlers.commands import CommandContext, Prepared
+from handlers.messages import Reply
+from handlers.parsing import ParsedCommand
+from handlers.views import text_reply
+
+NAME = "cancel"
+USAGE = "cancel <request id>"
+ANSWERS = {
+    Verdict.CANCELLED: "Request `{id}` is cancelled.",
+    Verdict.NOT_REQUESTER: "Only the person who asked can cancel request `{id}`.",
+    Verdict.NOT_PENDING: "Request `{id}` is already decided; it can no longer be cancelled.",
+    Verdict.EXPIRED: "Request `{id}` had already expired.",
+    Verdict.NOT_FOUND: "There is no request `{id}`; `/kerberos requests` lists them.",
+}
+
+
+def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
+    if len(command.args) != 1:
+        raise UsageError(f"Name the request: `/kerberos {USAGE}`.")
+    changes, client = ctx.services.changes, ctx.client
+    if changes is None or client is None:
+        raise KerberosBotError("Changes are switched off: the bot has no approval store (REDIS_URL) configured.")
+    request_id = command.args[0]
+
+    async def work() -> list[Reply]:
+        result = await changes.cancel(request_id, ctx.user_id)
+        if result.verdict == Verdict.CANCELLED and result.request is not None:
+            await update_card(client, result.request)
+        return [text_reply(ANSWERS.get(result.verdict, "Nothing changed.").format(id=request_id))]
+
+    return Prepared(ack=None, work=work)

@@ -1,0 +1,33 @@
+"""List open and recent change requests with their state."""
+
+from __future__ import annotations
+
+from bot.domain.errors import KerberosBotError, UsageError
+from handlers.commands import CommandContext, Prepared
+from handlers.messages import Reply, escape
+from handlers.parsing import ParsedCommand
+from handlers.views import STATE_LINES, text_reply
+
+NAME = "requests"
+USAGE = "requests"
+
+
+def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
+    if command.args or command.flags:
+        raise UsageError("`requests` takes no arguments.")
+    changes = ctx.services.changes
+    if changes is None:
+        raise KerberosBotError("Changes are switched off: the bot has no approval store (REDIS_URL) configured.")
+
+    async def work() -> list[Reply]:
+        recent = await changes.pending_or_recent(20)
+        if not recent:
+            return [text_reply("No change requests yet.")]
+        lines = [
+            f"`{r.id}` {r.action.value} {r.domain} by <@{r.requester}>, {r.created_at:%Y-%m-%d %H:%M} UTC: "
+            f"{STATE_LINES[r.state]} ({len(r.approvals)}/{r.approvals_required} approvals) — {escape(r.reason)}"
+            for r in recent
+        ]
+        return [text_reply("*Change requests, newest first*\n" + "\n".join(lines))]
+
+    return Prepared(ack=None, work=work)
