@@ -120,7 +120,20 @@ class ChangeWorker:
             )
         return True
 
+    async def recover(self) -> None:
+        """Requests a dead worker left mid-action are flagged, shown on their card, never re-run."""
+        for request in await self._changes.recover():
+            await update_card(self._client, request)
+            if request.channel and request.message_ts:
+                await self._client.chat_postMessage(
+                    channel=request.channel, thread_ts=request.message_ts, text=f":rotating_light: {request.outcome}"
+                )
+
     async def _loop(self) -> None:
+        try:
+            await self.recover()
+        except Exception:
+            log.exception("could not check for interrupted requests")
         while True:
             try:
                 await self.run_once()

@@ -141,6 +141,7 @@ STATE_LINES = {
     RequestState.DENIED: ":no_entry: Denied",
     RequestState.EXPIRED: ":clock3: Expired without enough approvals",
     RequestState.CANCELLED: ":leftwards_arrow_with_hook: Cancelled by the requester",
+    RequestState.ATTENTION: ":rotating_light: Needs attention: the worker stopped while carrying it out",
 }
 
 

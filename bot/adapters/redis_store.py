@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -131,7 +132,20 @@ CLAIM = (
     + """
 if redis.call('HGET', KEYS[1], 'state') ~= 'approved' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'executing', 'claimed_by', ARGV[4], 'claimed_at', ARGV[3])
+redis.call('SADD', KEYS[6], ARGV[1])
 audit('claimed', ARGV[4], '')
+return 1
+"""
+)
+
+# executing -> attention (a dead worker's request).   ARGV: id, now_ms, now_iso, note
+ATTENTION = (
+    _AUDIT
+    + """
+if redis.call('HGET', KEYS[1], 'state') ~= 'executing' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'attention', 'outcome', ARGV[4], 'finished_at', ARGV[3])
+redis.call('SREM', KEYS[6], ARGV[1])
+audit('attention', '', ARGV[4])
 return 1
 """
 )
@@ -142,6 +156,7 @@ FINISH = (
     + """
 if redis.call('HGET', KEYS[1], 'state') ~= 'executing' then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[4], 'outcome', ARGV[5], 'finished_at', ARGV[3])
+redis.call('SREM', KEYS[6], ARGV[1])
 audit(ARGV[4], '', ARGV[5])
 return 1
 """
@@ -209,6 +224,7 @@ class RedisApprovalStore:
                 ("cancel", CANCEL),
                 ("expire", EXPIRE),
                 ("claim", CLAIM),
+                ("attention", ATTENTION),
                 ("finish", FINISH),
             )
         }
@@ -230,6 +246,7 @@ class RedisApprovalStore:
             f"{self._p}:pending",
             f"{self._p}:work",
             f"{self._p}:audit",
+            f"{self._p}:executing",
         ]
 
     async def _run(self, script: str, request_id: str, at: datetime, *extra: str) -> Any:
@@ -339,13 +356,26 @@ class RedisApprovalStore:
         state = RequestState.SUCCEEDED if succeeded else RequestState.FAILED
         await self._run("finish", request_id, at, state.value, outcome)
 
+    async def record_step(self, request_id: str, step: str, at: datetime) -> None:
+        self.round_trips += 1
+        await self._redis.rpush(f"{self._req(request_id)}:journal", f"{_iso(at)} {step}")
+
+    async def executing(self) -> list[ChangeRequest]:
+        ids = await self._redis.smembers(f"{self._p}:executing")
+        found = [await self.get(i) for i in sorted(ids)]
+        return [r for r in found if r is not None]
+
+    async def flag_attention(self, request_id: str, note: str, at: datetime) -> bool:
+        return bool(await self._run("attention", request_id, at, note) == 1)
+
     # -- reads ----------------------------------------------------------------------------------
     async def get(self, request_id: str) -> ChangeRequest | None:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(self._req(request_id))
             pipe.hgetall(f"{self._req(request_id)}:approvals")
-            fields, approvals = await pipe.execute()
-        return _request_from(fields, approvals) if fields else None
+            pipe.lrange(f"{self._req(request_id)}:journal", 0, -1)
+            fields, approvals, journal = await pipe.execute()
+        return replace(_request_from(fields, approvals), journal=tuple(journal)) if fields else None
 
     async def audit(self, request_id: str | None = None, count: int = 100) -> list[AuditEntry]:
         entries = await self._redis.xrange(f"{self._p}:audit", count=None if request_id else count)
@@ -393,3 +423,6 @@ class RedisDomainLocks:
 
     async def release(self, domain: str, token: str) -> None:
         await self._release(keys=[f"{self._p}:lock:{domain}"], args=[token])
+
+    async def held(self, domain: str) -> bool:
+        return bool(await self._redis.exists(f"{self._p}:lock:{domain}"))

@@ -34,6 +34,7 @@ class RequestState(enum.Enum):
     DENIED = "denied"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+    ATTENTION = "attention"  # a worker died mid-action: a human must look (the journal says what ran)
 
     @property
     def is_final(self) -> bool:
@@ -43,6 +44,7 @@ class RequestState(enum.Enum):
             RequestState.DENIED,
             RequestState.EXPIRED,
             RequestState.CANCELLED,
+            RequestState.ATTENTION,
         }
 
 
@@ -82,6 +84,7 @@ class ChangeRequest:
     message_ts: str | None = None  # the Slack card, updated in place
     outcome: str | None = None  # what execution reported
     expected_key_version: int | None = None  # KeyVersion when requested; the worker re-checks it
+    journal: tuple[str, ...] = ()  # the execution's steps, in order, each "<time> <step>"
     top_level_names: tuple[str, ...] = ()  # setup: -TopLevelNames
 
 
@@ -132,6 +135,8 @@ class DomainLocks(Protocol):
 
     async def release(self, domain: str, token: str) -> None: ...
 
+    async def held(self, domain: str) -> bool: ...
+
 
 class ApprovalStore(Protocol):
     """Keeps change requests; every method is one atomic transition."""
@@ -163,6 +168,18 @@ class ApprovalStore(Protocol):
         ...
 
     async def finish(self, request_id: str, succeeded: bool, outcome: str, at: datetime) -> None: ...
+
+    async def record_step(self, request_id: str, step: str, at: datetime) -> None:
+        """Append to the execution journal (written before and after each step that changes anything)."""
+        ...
+
+    async def executing(self) -> list[ChangeRequest]:
+        """Requests a worker claimed and has not finished."""
+        ...
+
+    async def flag_attention(self, request_id: str, note: str, at: datetime) -> bool:
+        """executing -> attention, once; False if the request was not executing."""
+        ...
 
     async def audit(self, request_id: str | None = None, count: int = 100) -> list[AuditEntry]: ...
 

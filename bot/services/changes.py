@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from bot.domain.approvals import (
     Action,
@@ -30,6 +31,7 @@ from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES
 from bot.domain.ports import ActiveDirectory, KerberosModule, SetServerOptions
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LOCK_TTL = timedelta(minutes=15)  # longer than any module call; a dead worker's lock expires
 
@@ -268,6 +270,7 @@ class ChangeService:
         request = await self._store.next_approved(consumer, block_ms)
         if request is None:
             return None
+        await self._step(request, f"claimed by {consumer}")
         token = await self._locks.acquire(request.domain, LOCK_TTL)
         if token is None:
             outcome = f"Another change to {request.domain} is running; this one was not started. Request it again."
@@ -283,9 +286,43 @@ class ChangeService:
             succeeded, outcome = False, f"Failed with an unexpected error (reference {ref}); see the bot's log."
         finally:
             await self._locks.release(request.domain, token)
+        await self._step(request, "finished: " + ("succeeded" if succeeded else "failed"))
         await self._store.finish(request.id, succeeded, outcome, self._clock())
         done = await self._store.get(request.id)
         return Execution(done or request, succeeded, outcome)
+
+    async def _step(self, request: ChangeRequest, step: str) -> None:
+        await self._store.record_step(request.id, step, self._clock())
+
+    async def _module_call(self, request: ChangeRequest, cmdlet: str, call: Awaitable[T]) -> T:
+        """Journal around the one step that changes AD and Entra, so a crash inside it is visible later."""
+        await self._step(request, f"module call started: {cmdlet}")
+        result = await call
+        await self._step(request, f"module call returned: {cmdlet}")
+        return result
+
+    async def recover(self) -> list[ChangeRequest]:
+        """Flag requests whose worker died mid-action; never run them again. Call when a worker starts."""
+        flagged = []
+        for request in await self._store.executing():
+            if await self._locks.held(request.domain):
+                continue  # a live worker (maybe another replica) holds the domain's lock
+            steps = [line.split(" ", 1)[1] for line in request.journal]
+            started = any(s.startswith("module call started") for s in steps)
+            returned = any(s.startswith("module call returned") for s in steps)
+            if started and not returned:
+                advice = (
+                    "The worker stopped inside the module call: AD may be changed and Entra not (or the other way "
+                    "round). Run `/kerberos status` and, if the key versions differ, a forced rotation."
+                )
+            elif returned:
+                advice = "The change was made; it was not verified. Run `/kerberos status` to check it."
+            else:
+                advice = "The worker stopped before changing anything. Request it again if it is still needed."
+            note = f"Needs attention: {advice} Steps recorded: {'; '.join(steps) or 'none'}."
+            if await self._store.flag_attention(request.id, note, self._clock()):
+                flagged.append(await self._store.get(request.id) or request)
+        return flagged
 
     async def _carry_out(self, request: ChangeRequest) -> tuple[bool, str]:
         if request.action == Action.REMOVE_TDO:
@@ -300,7 +337,8 @@ class ChangeService:
         directory = self._directory(request.domain)
         if (await directory.read_kerberos_objects()).trusted_domain is None:
             return False, "Stopped: the trusted domain object is already gone; nothing was changed."
-        await self._module.remove_trusted_domain_object(request.domain)
+        cmdlet = "Remove-AzureADKerberosServerTrustedDomainObject"
+        await self._module_call(request, cmdlet, self._module.remove_trusted_domain_object(request.domain))
         after = await directory.read_kerberos_objects()
         if after.trusted_domain is not None:
             return False, "The module reported success but the trusted domain object is still in AD."
@@ -317,9 +355,9 @@ class ChangeService:
         before = await directory.read_kerberos_objects()
         if before.server is not None and (before.trusted_domain is not None or not is_root):
             return False, "Stopped: it is already set up; nothing was changed."
-        report = await self._module.set_server(
-            request.domain,
-            SetServerOptions(setup_cloud_trust=is_root, top_level_names=request.top_level_names or None),
+        options = SetServerOptions(setup_cloud_trust=is_root, top_level_names=request.top_level_names or None)
+        report = await self._module_call(
+            request, "Set-AzureADKerberosServer", self._module.set_server(request.domain, options)
         )
         after = await directory.read_kerberos_objects()
         if after.server is None or (is_root and after.trusted_domain is None):
@@ -341,7 +379,7 @@ class ChangeService:
         before = await directory.read_kerberos_objects()
         if before.server is None and before.trusted_domain is None:
             return False, "Stopped: there is nothing left to remove; nothing was changed."
-        await self._module.remove_server(request.domain)
+        await self._module_call(request, "Remove-AzureAdKerberosServer", self._module.remove_server(request.domain))
         after = await directory.read_kerberos_objects()
         report = await self._module.get_server(request.domain)
         if after.server is not None or after.trusted_domain is not None or report.has_cloud:
@@ -363,8 +401,10 @@ class ChangeService:
                 f"Stopped: the key changed since the request (KeyVersion {request.expected_key_version} -> "
                 f"{key.version}); nothing was changed."
             )
-        report = await self._module.set_server(
-            request.domain, SetServerOptions(rotate_server_key=True, force=request.action == Action.ROTATE_FORCE)
+        options = SetServerOptions(rotate_server_key=True, force=request.action == Action.ROTATE_FORCE)
+        await self._step(request, f"re-validated: KeyVersion {key.version}")
+        report = await self._module_call(
+            request, "Set-AzureADKerberosServer -RotateServerKey", self._module.set_server(request.domain, options)
         )
         after = await directory.read_kerberos_objects()
         new_key = after.server.key if after.server else None

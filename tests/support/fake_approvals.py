@@ -113,6 +113,21 @@ class FakeApprovalStore:
         self.requests[request_id] = replace(request, state=state, outcome=outcome)
         self._audit(request_id, state.value, None, at, outcome)
 
+    async def record_step(self, request_id: str, step: str, at: datetime) -> None:
+        request = self.requests[request_id]
+        self.requests[request_id] = replace(request, journal=(*request.journal, f"{at.isoformat()} {step}"))
+
+    async def executing(self) -> list[ChangeRequest]:
+        return [r for r in self.requests.values() if r.state == RequestState.EXECUTING]
+
+    async def flag_attention(self, request_id: str, note: str, at: datetime) -> bool:
+        request = self.requests[request_id]
+        if request.state != RequestState.EXECUTING:
+            return False
+        self.requests[request_id] = replace(request, state=RequestState.ATTENTION, outcome=note)
+        self._audit(request_id, "attention", None, at, note)
+        return True
+
     async def audit(self, request_id: str | None = None, count: int = 100) -> list[AuditEntry]:
         return [e for e in self.entries if request_id is None or e.request_id == request_id][-count:]
 

@@ -177,14 +177,17 @@ class FakeGroups:
 
 @dataclass
 class FakeLocks:
-    held: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
 
     async def acquire(self, domain: str, ttl: timedelta) -> str | None:
-        if domain in self.held:
+        if domain in self.tokens:
             return None
-        self.held[domain] = token = f"token-{domain}"
+        self.tokens[domain] = token = f"token-{domain}"
         return token
 
     async def release(self, domain: str, token: str) -> None:
-        if self.held.get(domain) == token:
-            del self.held[domain]
+        if self.tokens.get(domain) == token:
+            del self.tokens[domain]
+
+    async def held(self, domain: str) -> bool:
+        return domain in self.tokens

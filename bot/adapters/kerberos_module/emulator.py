@@ -9,7 +9,7 @@ adapter sees real directory state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -62,6 +62,8 @@ class KerberosModuleEmulator:
         self._domains = dict(domains)
         self._cloud = cloud
         self._clock = clock
+        # Called after the AD half of a change and before the cloud half; tests use it to kill a worker there.
+        self.between_halves: Callable[[str], Awaitable[None]] | None = None
         # The real module is one PowerShell session per call; serialise changes per domain.
         self._locks = {name: asyncio.Lock() for name in self._domains}
 
@@ -104,6 +106,8 @@ class KerberosModuleEmulator:
                 await domain.on_prem.create_trusted_domain_object(
                     list(options.top_level_names or DEFAULT_TOP_LEVEL_NAMES)
                 )
+            if self.between_halves is not None:
+                await self.between_halves(domain_dns_name)
             await self._publish(domain_dns_name, domain)
         return await self.get_server(domain_dns_name)
 
