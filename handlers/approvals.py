@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -18,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.approvals import ChangeRequest, DecisionResult, Verdict
 from bot.services.changes import ChangeService
+from handlers.messages import escape
 from handlers.views import APPROVE_ACTION, DENY_ACTION, parse_button_value, request_card
 
 log = logging.getLogger(__name__)
@@ -42,12 +44,40 @@ async def update_card(client: AsyncWebClient, request: ChangeRequest) -> None:
     )
 
 
+THREAD_LINES = {
+    Verdict.RECORDED: ":ballot_box_with_check: <@{user}> approved ({count} of {required}).",
+    Verdict.APPROVED: ":white_check_mark: <@{user}> approved ({count} of {required}): the change starts.",
+    Verdict.DENIED: ":no_entry: <@{user}> denied it: {reason}",
+    Verdict.EXPIRED: ":clock3: The request expired before enough approvals.",
+    Verdict.SELF_APPROVAL: ":no_entry_sign: <@{user}> tried to approve their own request; refused.",
+    Verdict.NOT_ALLOWED: ":no_entry_sign: A click by <@{user}> was refused: not in an approver group.",
+}
+
+
+async def post_in_thread(client: AsyncWebClient, request: ChangeRequest, text: str) -> None:
+    if request.channel and request.message_ts:
+        await client.chat_postMessage(channel=request.channel, thread_ts=request.message_ts, text=text)
+
+
 async def _after_decision(client: AsyncWebClient, result: DecisionResult, user: str, channel: str) -> None:
-    if result.request is not None and result.verdict not in (Verdict.NOT_ALLOWED, Verdict.DUPLICATE):
-        await update_card(client, result.request)
+    request = result.request
+    if request is not None and result.verdict not in (Verdict.NOT_ALLOWED, Verdict.DUPLICATE):
+        await update_card(client, request)
     refusal = REFUSALS.get(result.verdict)
     if refusal:
         await client.chat_postEphemeral(channel=channel, user=user, text=refusal)
+    line = THREAD_LINES.get(result.verdict)
+    if request is not None and line:
+        await post_in_thread(
+            client,
+            request,
+            line.format(
+                user=user,
+                count=result.approvals,
+                required=request.approvals_required,
+                reason=escape(request.decision_reason or ""),
+            ),
+        )
 
 
 def register(app: AsyncApp, changes: ChangeService) -> None:
@@ -101,11 +131,22 @@ def register(app: AsyncApp, changes: ChangeService) -> None:
 class ChangeWorker:
     """Takes approved requests from the store and carries them out, one at a time per worker."""
 
-    def __init__(self, changes: ChangeService, client: AsyncWebClient, name: str = "worker-1") -> None:
+    def __init__(
+        self,
+        changes: ChangeService,
+        client: AsyncWebClient,
+        name: str = "worker-1",
+        *,
+        follow_interval: timedelta = timedelta(minutes=5),
+        follow_for: timedelta = timedelta(hours=8),
+    ) -> None:
         self._changes = changes
         self._client = client
         self._name = name
+        self._follow_interval = follow_interval
+        self._follow_for = follow_for
         self._task: asyncio.Task[None] | None = None
+        self._followers: set[asyncio.Task[None]] = set()
 
     async def run_once(self, block_ms: int = 1000) -> bool:
         execution = await self._changes.execute_next(self._name, block_ms)
@@ -113,21 +154,47 @@ class ChangeWorker:
             return False
         request = execution.request
         await update_card(self._client, request)
-        if request.channel and request.message_ts:
-            icon = ":white_check_mark:" if execution.succeeded else ":x:"
-            await self._client.chat_postMessage(
-                channel=request.channel, thread_ts=request.message_ts, text=f"{icon} {execution.outcome}"
-            )
+        icon = ":white_check_mark:" if execution.succeeded else ":x:"
+        await post_in_thread(self._client, request, f"{icon} {execution.outcome}")
+        if execution.new_key_version is not None:
+            follower = asyncio.create_task(self._follow(request, execution.new_key_version))
+            self._followers.add(follower)
+            follower.add_done_callback(self._followers.discard)
         return True
+
+    async def _follow(self, request: ChangeRequest, key_version: int) -> None:
+        """Tell the thread when every DC of the domain holds the new key, or which still lag."""
+        try:
+            result = await self._changes.follow_key(
+                request.domain, key_version, interval=self._follow_interval, give_up_after=self._follow_for
+            )
+        except Exception:
+            log.exception("following the key of %s failed", request.domain)
+            return
+        if not result.lagging:
+            text = (
+                f":satellite_antenna: Every configured DC of {request.domain} holds the new key "
+                f"(KeyVersion {key_version}): {', '.join(result.agreed)}."
+            )
+        else:
+            hours = result.waited.total_seconds() / 3600
+            text = (
+                f":hourglass: After {hours:.1f} h these DCs of {request.domain} still show an older key or do not "
+                f"answer: {', '.join(result.lagging)}. Check replication before rotating again."
+            )
+        await post_in_thread(self._client, request, text)
+
+    async def expire(self) -> None:
+        """Pending requests whose time is up: expired, their card and thread say so."""
+        for request in await self._changes.expire_due():
+            await update_card(self._client, request)
+            await post_in_thread(self._client, request, THREAD_LINES[Verdict.EXPIRED])
 
     async def recover(self) -> None:
         """Requests a dead worker left mid-action are flagged, shown on their card, never re-run."""
         for request in await self._changes.recover():
             await update_card(self._client, request)
-            if request.channel and request.message_ts:
-                await self._client.chat_postMessage(
-                    channel=request.channel, thread_ts=request.message_ts, text=f":rotating_light: {request.outcome}"
-                )
+            await post_in_thread(self._client, request, f":rotating_light: {request.outcome}")
 
     async def _loop(self) -> None:
         try:
@@ -136,6 +203,7 @@ class ChangeWorker:
             log.exception("could not check for interrupted requests")
         while True:
             try:
+                await self.expire()
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
@@ -147,6 +215,8 @@ class ChangeWorker:
         self._task = asyncio.create_task(self._loop(), name=f"change-{self._name}")
 
     async def stop(self) -> None:
+        for follower in list(self._followers):
+            follower.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -7,6 +7,7 @@ reuse the same request, decision and execution path once their pre-flight and pl
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -49,6 +50,15 @@ class Execution:
     request: ChangeRequest
     succeeded: bool
     outcome: str
+    new_key_version: int | None = None  # after a rotation: what every DC should come to hold
+
+
+@dataclass(frozen=True)
+class KeyPropagation:
+    key_version: int
+    agreed: tuple[str, ...]  # DCs that hold the new key
+    lagging: tuple[str, ...]  # DCs that still show an older key, or did not answer
+    waited: timedelta
 
 
 class ChangeService:
@@ -255,6 +265,14 @@ class ChangeService:
             return DecisionResult(Verdict.NOT_ALLOWED, await self._store.get(request_id))
         return await self._store.deny(request_id, approver, reason, self._clock())
 
+    async def expire_due(self) -> list[ChangeRequest]:
+        expired = []
+        for request_id in await self._store.expire_due(self._clock()):
+            request = await self._store.get(request_id)
+            if request is not None:
+                expired.append(request)
+        return expired
+
     async def card_posted(self, request_id: str, channel: str, message_ts: str) -> None:
         await self._store.set_message(request_id, channel, message_ts)
 
@@ -289,7 +307,26 @@ class ChangeService:
         await self._step(request, "finished: " + ("succeeded" if succeeded else "failed"))
         await self._store.finish(request.id, succeeded, outcome, self._clock())
         done = await self._store.get(request.id)
-        return Execution(done or request, succeeded, outcome)
+        new_version = None
+        if succeeded and request.action in (Action.ROTATE, Action.ROTATE_FORCE):
+            server = (await self._directory(request.domain).read_kerberos_objects()).server
+            new_version = server.key.version if server and server.key else None
+        return Execution(done or request, succeeded, outcome, new_version)
+
+    async def follow_key(
+        self, domain: str, key_version: int, *, interval: timedelta, give_up_after: timedelta
+    ) -> KeyPropagation:
+        """Read the key on every configured DC until all hold ``key_version`` or the time is up."""
+        directory = self._directory(domain)
+        started = self._clock()
+        while True:
+            versions = await directory.read_key_versions_per_dc()
+            agreed = tuple(dc for dc, v in versions.items() if v is not None and v >= key_version)
+            lagging = tuple(dc for dc in versions if dc not in agreed)
+            waited = self._clock() - started
+            if not lagging or waited >= give_up_after:
+                return KeyPropagation(key_version, agreed, lagging, waited)
+            await asyncio.sleep(interval.total_seconds())
 
     async def _step(self, request: ChangeRequest, step: str) -> None:
         await self._store.record_step(request.id, step, self._clock())

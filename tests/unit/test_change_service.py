@@ -175,3 +175,28 @@ async def test_removing_a_missing_tdo_is_refused() -> None:
     service, _ = make_forest()
     with pytest.raises(PreflightError, match="no trusted domain object"):
         await service.request_tdo_removal("contoso.test", requester="U0ALICE", reason="x")
+
+
+async def test_pending_requests_expire_on_the_sweep() -> None:
+    clock = {"now": NOW}
+    service, _store, *_ = make()
+    service._clock = lambda: clock["now"]  # type: ignore[method-assign]
+    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
+    assert await service.expire_due() == []
+    clock["now"] = NOW + timedelta(hours=5)
+    [expired] = await service.expire_due()
+    assert expired.id == request.id and expired.state == RequestState.EXPIRED
+
+
+class LaggingDirectory(FakeDirectory):
+    async def read_key_versions_per_dc(self) -> dict[str, int | None]:
+        return {"ldaps://dc1.contoso.test": 60000, "ldaps://dc2.contoso.test": 53325, "ldaps://dc3.contoso.test": None}
+
+
+async def test_following_the_key_names_the_dcs_that_lag() -> None:
+    service, *_, directories, _ = make()
+    lagging = LaggingDirectory(directories["contoso.test"].state)
+    service._directories["contoso.test"] = lagging  # type: ignore[attr-defined]
+    result = await service.follow_key("contoso.test", 60000, interval=timedelta(0), give_up_after=timedelta(0))
+    assert result.agreed == ("ldaps://dc1.contoso.test",)
+    assert result.lagging == ("ldaps://dc2.contoso.test", "ldaps://dc3.contoso.test")
