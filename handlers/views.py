@@ -140,7 +140,7 @@ STATE_LINES = {
     RequestState.FAILED: ":x: Failed",
     RequestState.DENIED: ":no_entry: Denied",
     RequestState.EXPIRED: ":clock3: Expired without enough approvals",
-    RequestState.CANCELLED: ":leftwards_arrow_with_hook: Cancelled by the requester",
+    RequestState.CANCELLED: ":leftwards_arrow_with_hook: Cancelled",
     RequestState.ATTENTION: ":rotating_light: Needs attention: the worker stopped while carrying it out",
 }
 
@@ -157,7 +157,7 @@ def parse_button_value(value: str) -> tuple[str, Action]:
 def request_card(request: ChangeRequest) -> Reply:
     """The request as approvers see it; the buttons go once it is decided."""
     title = f"{ACTION_TITLES[request.action]}: {request.domain}"
-    approvals = ", ".join(f"<@{a.approver}>" for a in request.approvals) or "none yet"
+    approvals = ", ".join(f"<@{a.approver}> at {a.at:%H:%M} UTC" for a in request.approvals) or "none yet"
     lines = [
         f"*Requested by* <@{request.requester}>   *Request* `{request.id}`",
         f"*Why:* {escape(request.reason)}",
@@ -168,6 +168,8 @@ def request_card(request: ChangeRequest) -> Reply:
     status = STATE_LINES[request.state]
     if request.state in (RequestState.DENIED, RequestState.CANCELLED) and request.decided_by:
         status += f" by <@{request.decided_by}>"
+        if request.decided_at:
+            status += f" at {request.decided_at:%Y-%m-%d %H:%M} UTC"
         if request.decision_reason:
             status += f": {escape(request.decision_reason)}"
     if request.outcome:

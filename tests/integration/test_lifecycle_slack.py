@@ -38,6 +38,8 @@ async def test_remove_tdo_keeps_the_service_account_then_setup_restores_it(box: 
     state = await directory.read_kerberos_objects()
     assert state.trusted_domain is None and state.server is not None
     assert not (await box.components.module.get_server("contoso.test")).cloud_trust_display
+    events = await box.components.entra.kerberos_domain_events("contoso.test")
+    assert events[0].activity == "Update kerberos domain"  # Entra recorded the cloud side of the change
 
     outcome = await approve_and_wait(
         box, "setup contoso.test --top-level-names usgovcloudapi.net,windows.net -- US Gov SQL MI", ["U0BOB"]
@@ -57,6 +59,8 @@ async def test_remove_all_leaves_nothing_in_ad_or_entra(box: Sandbox) -> None:
     assert state.server is None and state.trusted_domain is None and state.service_connection_point is None
     report = await box.components.module.get_server("fabrikam.test")
     assert not report.has_cloud and not report.has_on_prem
+    events = await box.components.entra.kerberos_domain_events("fabrikam.test")
+    assert events[0].activity == "Delete kerberos domain"
     await asyncio.sleep(0)
     _, replies = await box.command("status fabrikam.test")
     assert "Not set up" in str(replies)
@@ -82,6 +86,6 @@ async def test_requests_lists_and_the_requester_can_cancel(box: Sandbox) -> None
     cancelled = await wait_for_state(box, request.id, {RequestState.CANCELLED})
     assert cancelled.decided_by == "U0ALICE"
     last_card = [c.body for c in box.slack.api_calls("chat.update") if c.body.get("ts") == ts][-1]
-    assert "Cancelled by the requester" in str(last_card)
+    assert "Cancelled by <@U0ALICE> at " in str(last_card)
     _, replies = await box.command("cancel nope", user_id="U0ALICE")
     assert "There is no request `nope`" in str(replies)
