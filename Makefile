@@ -29,7 +29,8 @@ test: install lint typecheck
 	$(BIN)/pytest -q
 
 bench: install
-	$(BIN)/python bench/ack_latency.py
+	$(BIN)/python -m bench.ack_latency
+	$(BIN)/python -m bench.approvals
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .sandbox
