@@ -13,6 +13,8 @@ from types import ModuleType
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.domain.errors import KerberosBotError
+from bot.services.changes import ChangeService
 from bot.services.container import BotServices
 from handlers.messages import Reply
 from handlers.parsing import ParsedCommand
@@ -47,3 +49,10 @@ class Subcommand:
     def from_module(cls, module: ModuleType) -> Subcommand:
         doc = (module.__doc__ or "").strip().splitlines()
         return cls(name=module.NAME, usage=module.USAGE, summary=doc[0] if doc else "", prepare=module.prepare)
+
+
+def require_changes(ctx: CommandContext) -> tuple[ChangeService, AsyncWebClient]:
+    """The change service and the Web API, or a clear refusal when no approval store is configured."""
+    if ctx.services.changes is None or ctx.client is None:
+        raise KerberosBotError("Changes are switched off: the bot has no approval store (REDIS_URL) configured.")
+    return ctx.services.changes, ctx.client

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bot.domain.approvals import Verdict
-from bot.domain.errors import KerberosBotError, UsageError
+from bot.domain.errors import UsageError
 from handlers.approvals import update_card
-from handlers.commands import CommandContext, Prepared
+from handlers.commands import CommandContext, Prepared, require_changes
 from handlers.messages import Reply
 from handlers.parsing import ParsedCommand
 from handlers.views import text_reply
@@ -24,9 +24,7 @@ ANSWERS = {
 def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     if len(command.args) != 1:
         raise UsageError(f"Name the request: `/kerberos {USAGE}`.")
-    changes, client = ctx.services.changes, ctx.client
-    if changes is None or client is None:
-        raise KerberosBotError("Changes are switched off: the bot has no approval store (REDIS_URL) configured.")
+    changes, client = require_changes(ctx)
     request_id = command.args[0]
 
     async def work() -> list[Reply]:

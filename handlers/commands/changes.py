@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bot.domain.approvals import ChangeRequest
-from bot.domain.errors import KerberosBotError, UsageError
+from bot.domain.errors import UsageError
 from bot.services.changes import ChangeService
-from handlers.commands import CommandContext, Prepared
+from handlers.commands import CommandContext, Prepared, require_changes
 from handlers.messages import Reply
 from handlers.parsing import ParsedCommand
 from handlers.views import request_card, text_reply
@@ -18,9 +18,7 @@ Submit = Callable[[ChangeService, str, str], Awaitable[ChangeRequest]]  # (servi
 def change_command(
     command: ParsedCommand, ctx: CommandContext, usage: str, allowed_flags: frozenset[str], submit: Submit
 ) -> Prepared:
-    changes, client = ctx.services.changes, ctx.client
-    if changes is None or client is None:
-        raise KerberosBotError("Changes are switched off: the bot has no approval store (REDIS_URL) configured.")
+    changes, client = require_changes(ctx)
     if len(command.args) != 1:
         raise UsageError(f"Name one domain: `/kerberos {usage}`.")
     unknown = (command.flags - allowed_flags) | (set(command.options) - allowed_flags)

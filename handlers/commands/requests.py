@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.domain.errors import KerberosBotError, UsageError
-from handlers.commands import CommandContext, Prepared
+from bot.domain.errors import UsageError
+from handlers.commands import CommandContext, Prepared, require_changes
 from handlers.messages import Reply, escape
 from handlers.parsing import ParsedCommand
 from handlers.views import STATE_LINES, text_reply
@@ -15,9 +15,7 @@ USAGE = "requests"
 def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     if command.args or command.flags:
         raise UsageError("`requests` takes no arguments.")
-    changes = ctx.services.changes
-    if changes is None:
-        raise KerberosBotError("Changes are switched off: the bot has no approval store (REDIS_URL) configured.")
+    changes, _ = require_changes(ctx)
 
     async def work() -> list[Reply]:
         recent = await changes.pending_or_recent(20)
