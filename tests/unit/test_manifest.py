@@ -1,0 +1,68 @@
+"""The Slack app manifest declares what the code registers, and only the scopes it uses."""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.domain.diagnosis import RotationPolicy
+from bot.services.changes import ChangeService
+from bot.services.container import BotServices
+from bot.services.status import StatusService
+from bot.slack_app import build_bolt_app, slack_client
+from bot.web import EVENTS_PATH
+from handlers.router import COMMAND
+from tests.support.fake_approvals import FakeApprovalStore
+from tests.support.fakes import FakeDirectory, FakeEntra, FakeGroups, FakeKerberosModule, FakeLocks, on_prem_state
+
+MANIFEST = json.loads((Path(__file__).parents[2] / "slack" / "manifest.json").read_text())
+
+
+def registered_listeners() -> list[str]:
+    """The names of the Bolt listeners the real app registers, with the approval store switched on."""
+    directories = {"contoso.test": FakeDirectory(on_prem_state())}
+    module = FakeKerberosModule.in_step(directories)
+    changes = ChangeService(
+        store=FakeApprovalStore(),
+        module=module,
+        directories=directories,
+        groups=FakeGroups(),
+        policies={},
+        locks=FakeLocks(),
+        rotation=RotationPolicy(),
+        clock=lambda: datetime.now(UTC),
+    )
+    services = BotServices(status=StatusService(directories, module, FakeEntra()), changes=changes)
+    client = slack_client("xoxb-x", "http://127.0.0.1:9/api/")
+    app = build_bolt_app(signing_secret="s", client=client, services=services)
+    return [listener.ack_function.__name__ for listener in app._async_listeners]
+
+
+def test_the_command_the_code_registers_is_declared() -> None:
+    commands = [c["command"] for c in MANIFEST["features"]["slash_commands"]]
+    assert commands == [COMMAND]
+    assert MANIFEST["features"]["slash_commands"][0]["url"].endswith(EVENTS_PATH)
+
+
+def test_interactivity_is_on_because_buttons_and_a_dialog_are_registered() -> None:
+    listeners = registered_listeners()
+    assert {"kerberos", "approve", "deny", "deny_reason"} <= set(listeners)
+    assert MANIFEST["settings"]["interactivity"]["is_enabled"] is True
+    assert MANIFEST["settings"]["interactivity"]["request_url"].endswith(EVENTS_PATH)
+
+
+def test_least_privilege_scopes() -> None:
+    assert sorted(MANIFEST["oauth_config"]["scopes"]["bot"]) == ["chat:write", "commands", "usergroups:read"]
+
+
+def test_scopes_cover_every_web_api_method_the_code_calls() -> None:
+    needs = {
+        "chat_postMessage": "chat:write",
+        "chat_update": "chat:write",
+        "chat_postEphemeral": "chat:write",
+        "usergroups_users_list": "usergroups:read",
+        "views_open": None,
+    }
+    source = "".join(p.read_text() for p in (Path(__file__).parents[2] / "handlers").rglob("*.py"))
+    called = {m for m in needs if f".{m}(" in source}
+    assert called == set(needs)
+    assert {needs[m] for m in called if needs[m]} <= set(MANIFEST["oauth_config"]["scopes"]["bot"])
