@@ -25,6 +25,7 @@ from bot.adapters.redis_store import RedisApprovalStore, RedisDomainLocks
 from bot.config import BotConfig, DomainConfig, EntraConfig
 from bot.domain.approvals import Action, ActionPolicy, GroupDirectory
 from bot.domain.diagnosis import RotationPolicy
+from bot.domain.errors import KerberosBotError
 from bot.domain.gpo import KdcProxySetting
 from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule
 from bot.services.changes import ChangeService
@@ -41,6 +42,24 @@ class Components:
     entra: EntraDirectory
     module: KerberosModule
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
+
+    async def readiness(self, timeout: float = 5.0) -> dict[str, str]:
+        """Every dependency the bot needs to answer, checked at once: name -> why it failed."""
+
+        async def one(name: str, check: Callable[[], Awaitable[object]]) -> tuple[str, str | None]:
+            try:
+                await asyncio.wait_for(check(), timeout)
+                return name, None
+            except TimeoutError:
+                return name, f"no answer within {timeout:g} s"
+            except KerberosBotError as exc:
+                return name, exc.user_message
+            except Exception as exc:
+                return name, type(exc).__name__
+
+        results = await asyncio.gather(*(one(n, c) for n, c in self.checks.items()))
+        return {name: why for name, why in results if why is not None}
 
     async def aclose(self) -> None:
         await asyncio.gather(*(close() for close in self.closers), return_exceptions=True)
@@ -141,11 +160,13 @@ def build_components(
     """``redis_url`` and ``groups`` switch the changing actions on (the approval store and who approves)."""
     overrides = overrides or Overrides()
     closers: list[Callable[[], Awaitable[None]]] = []
+    checks: dict[str, Callable[[], Awaitable[object]]] = {}
     if overrides.directories is not None:
         directories: Mapping[str, ActiveDirectory] = overrides.directories
     else:
         ldap = {d.name: LdapDirectory(ldap_endpoint(d), configuration_dn=d.configuration_dn) for d in config.domains}
         closers += [d.close for d in ldap.values()]
+        checks.update({f"ldap:{name}": d.ping for name, d in ldap.items()})
         directories = ldap
     if overrides.entra is not None:
         entra: EntraDirectory = overrides.entra
@@ -172,6 +193,7 @@ def build_components(
     if redis_url is not None and groups is not None:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
         closers.append(client.aclose)
+        checks["redis"] = client.ping
         changes = ChangeService(
             store=RedisApprovalStore(client, store_prefix),
             module=module,
@@ -185,4 +207,4 @@ def build_components(
         )
     kdc_proxy = KdcProxySetting(config.entra.tenant_id, config.entra.authority_host)
     services = BotServices(status=status, changes=changes, kdc_proxy=kdc_proxy)
-    return Components(services, directories, entra, module, closers)
+    return Components(services, directories, entra, module, closers, checks)

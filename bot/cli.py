@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from bot import __version__
 from bot.config import Settings, load_bot_config, load_settings
 from bot.domain.errors import ConfigurationError, KerberosBotError
+from bot.web import Readiness
 
 log = logging.getLogger("kerberos_bot")
 
@@ -65,7 +66,9 @@ def _config_path(settings: Settings) -> Path:
 
 
 @asynccontextmanager
-async def _running_bot(settings: Settings, signing_secret: str, bot_token: str) -> AsyncIterator[AsyncApp]:
+async def _running_bot(
+    settings: Settings, signing_secret: str, bot_token: str
+) -> AsyncIterator[tuple[AsyncApp, Readiness]]:
     """The wired Bolt app, with every connection released on the way out."""
     from bot.bootstrap import build_components
     from bot.slack_app import build_bolt_app, slack_client
@@ -82,7 +85,8 @@ async def _running_bot(settings: Settings, signing_secret: str, bot_token: str) 
     try:
         if worker is not None:
             worker.start()
-        yield build_bolt_app(signing_secret=signing_secret, client=client, services=components.services, poster=poster)
+        bolt = build_bolt_app(signing_secret=signing_secret, client=client, services=components.services, poster=poster)
+        yield bolt, components.readiness
     finally:
         if worker is not None:
             await worker.stop()
@@ -94,8 +98,8 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     from bot.web import EVENTS_PATH, build_web_app, start_site
 
     secrets = _require(settings, "slack_signing_secret", "slack_bot_token")
-    async with _running_bot(settings, secrets["slack_signing_secret"], secrets["slack_bot_token"]) as bolt:
-        runner, port = await start_site(build_web_app(bolt), host, port)
+    async with _running_bot(settings, secrets["slack_signing_secret"], secrets["slack_bot_token"]) as (bolt, ready):
+        runner, port = await start_site(build_web_app(bolt, ready), host, port)
         log.info("listening on http://%s:%d%s", host, port, EVENTS_PATH)
         try:
             await asyncio.Event().wait()
@@ -109,7 +113,7 @@ async def _socket(settings: Settings) -> None:
     secrets = _require(settings, "slack_app_token", "slack_bot_token")
     # Socket Mode carries no HTTP signature; Slack authenticates the websocket with the app token.
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "unused"
-    async with _running_bot(settings, signing_secret, secrets["slack_bot_token"]) as bolt:
+    async with _running_bot(settings, signing_secret, secrets["slack_bot_token"]) as (bolt, _):
         await AsyncSocketModeHandler(bolt, secrets["slack_app_token"]).start_async()  # type: ignore[no-untyped-call]
 
 

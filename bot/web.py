@@ -3,26 +3,47 @@
 from __future__ import annotations
 
 import ssl
+import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from bot.metrics import ACK_SECONDS, exposition
+
 EVENTS_PATH = "/slack/events"
 
 
-def build_web_app(bolt: AsyncApp) -> web.Application:
+Readiness = Callable[[], Awaitable[dict[str, str]]]  # name of each failed check -> why
+
+
+def build_web_app(bolt: AsyncApp, readiness: Readiness | None = None) -> web.Application:
     async def slack_events(request: web.Request) -> web.Response:
+        started = time.perf_counter()
         bolt_request = await to_bolt_request(request)
+        kind = "interaction" if bolt_request.raw_body.startswith("payload=") else "command"
         bolt_response = await bolt.async_dispatch(bolt_request)
+        ACK_SECONDS.labels(kind).observe(time.perf_counter() - started)
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def readyz(_: web.Request) -> web.Response:
+        failed = await readiness() if readiness is not None else {}
+        if failed:
+            return web.json_response({"status": "not ready", "failed": failed}, status=503)
+        return web.json_response({"status": "ready"})
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=exposition(), content_type="text/plain", charset="utf-8")
+
     app = web.Application(client_max_size=1 << 20)
     app.router.add_post(EVENTS_PATH, slack_events)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     return app
 
 

@@ -18,6 +18,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.approvals import ChangeRequest, DecisionResult, Verdict
+from bot.metrics import DECISIONS
 from bot.services.changes import ChangeService
 from handlers.messages import escape
 from handlers.views import APPROVE_ACTION, DENY_ACTION, parse_button_value, request_card
@@ -60,6 +61,7 @@ async def post_in_thread(client: AsyncWebClient, request: ChangeRequest, text: s
 
 
 async def _after_decision(client: AsyncWebClient, result: DecisionResult, user: str, channel: str) -> None:
+    DECISIONS.labels(result.verdict.value).inc()
     request = result.request
     if request is not None and result.verdict not in (Verdict.NOT_ALLOWED, Verdict.DUPLICATE):
         await update_card(client, request)

@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import KerberosBotError, UsageError
+from bot.metrics import COMMANDS
 from bot.services.container import BotServices
 from handlers.commands import CommandContext, Prepared, Subcommand
 from handlers.commands import cancel as cancel_command
@@ -93,26 +94,40 @@ class KerberosCommand:
         )
         return subcommand.prepare(parsed, ctx)
 
+    def _label(self, text: str) -> str:
+        """The subcommand for metrics: a known name, or "unknown" (never free text as a label)."""
+        word = (text.strip().split() or ["help"])[0].lower()
+        return word if word in self._subcommands else "unknown"
+
     async def __call__(self, ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient | None = None) -> None:
+        label = self._label(str(command.get("text", "")))
         try:
             prepared = self._prepare(command, client)
         except KerberosBotError as exc:
+            COMMANDS.labels(label, "refused").inc()
             await ack(**error_reply(str(exc)).payload())
             return
         except Exception:
+            COMMANDS.labels(label, "error").inc()
             await ack(**_internal_error("parsing /kerberos").payload())
             return
         await ack(**prepared.ack.payload()) if prepared.ack else await ack()
-        if prepared.work is not None:
-            await self._run(prepared.work, str(command.get("response_url", "")))
+        if prepared.work is None:
+            COMMANDS.labels(label, "ok").inc()
+        else:
+            await self._run(prepared.work, str(command.get("response_url", "")), label)
 
-    async def _run(self, work: Callable[[], Awaitable[list[Reply]]], response_url: str) -> None:
+    async def _run(self, work: Callable[[], Awaitable[list[Reply]]], response_url: str, label: str) -> None:
+        outcome = "ok"
         try:
             replies = await work()
         except KerberosBotError as exc:
+            outcome = "refused"
             replies = [error_reply(str(exc))]
         except Exception:
+            outcome = "error"
             replies = [_internal_error("/kerberos work")]
+        COMMANDS.labels(label, outcome).inc()
         for reply in replies:
             try:
                 await self._poster.post(response_url, reply.json_body)

@@ -179,6 +179,10 @@ class Sandbox:
             replies = await self.slack.wait_for_responses(response_url, 1, timeout)
         return ack, replies
 
+    @property
+    def base_url(self) -> str:
+        return self.endpoint.removesuffix(EVENTS_PATH)
+
     async def interact(self, payload: dict[str, Any]) -> AckResult:
         """A signed interactivity request (a button click, a dialog submission), as Slack sends it."""
         return await send_slash_command(self.session, self.endpoint, self.signing_secret, interaction_form(payload))
@@ -236,7 +240,7 @@ async def sandbox(
             worker.start()
             stack.push_async_callback(worker.stop)
         bolt = build_bolt_app(poster=poster, signing_secret=signing_secret, client=client, services=components.services)
-        runner, port = await start_site(build_web_app(bolt))
+        runner, port = await start_site(build_web_app(bolt, components.readiness))
         stack.push_async_callback(runner.cleanup)
         session = await stack.enter_async_context(aiohttp.ClientSession())
         yield Sandbox(

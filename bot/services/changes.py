@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from bot.domain.diagnosis import RotationPolicy, rotation_window
 from bot.domain.errors import KerberosBotError, UnknownDomainError, UsageError
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES
 from bot.domain.ports import ActiveDirectory, KerberosModule, SetServerOptions
+from bot.metrics import ACTION_SECONDS, REQUESTS_FINISHED
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -294,6 +296,7 @@ class ChangeService:
             outcome = f"Another change to {request.domain} is running; this one was not started. Request it again."
             await self._store.finish(request.id, False, outcome, self._clock())
             return Execution(request, False, outcome)
+        started = time.perf_counter()
         try:
             succeeded, outcome = await self._carry_out(request)
         except KerberosBotError as exc:
@@ -304,6 +307,10 @@ class ChangeService:
             succeeded, outcome = False, f"Failed with an unexpected error (reference {ref}); see the bot's log."
         finally:
             await self._locks.release(request.domain, token)
+        ACTION_SECONDS.labels(request.action.value, "succeeded" if succeeded else "failed").observe(
+            time.perf_counter() - started
+        )
+        REQUESTS_FINISHED.labels(request.action.value, "succeeded" if succeeded else "failed").inc()
         await self._step(request, "finished: " + ("succeeded" if succeeded else "failed"))
         await self._store.finish(request.id, succeeded, outcome, self._clock())
         done = await self._store.get(request.id)

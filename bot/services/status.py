@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from bot.domain.diagnosis import Diagnosis, Observations, RotationPolicy, Source
 from bot.domain.errors import KerberosBotError, UnknownDomainError
 from bot.domain.model import AuditEvent, KerberosServerReport, OnPremState
 from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule
+from bot.metrics import SOURCE_ERRORS, SOURCE_SECONDS
 from bot.services.single_flight import SingleFlight
 
 log = logging.getLogger(__name__)
@@ -108,13 +110,19 @@ class StatusService:
     async def _guard(self, source: str, failures: list[SourceFailure], call: Callable[[], Awaitable[T]]) -> T | None:
         """Run one read; a failure becomes a finding instead of failing the whole status."""
         timeout = self._settings.per_source_timeout.total_seconds()
+        started = time.perf_counter()
         try:
             return await asyncio.wait_for(call(), timeout=timeout)
         except KerberosBotError as exc:
+            SOURCE_ERRORS.labels(source, type(exc).__name__).inc()
             failures.append(SourceFailure(source, str(exc)))
         except TimeoutError:
+            SOURCE_ERRORS.labels(source, "Timeout").inc()
             failures.append(SourceFailure(source, f"no answer within {timeout:g} s"))
         except Exception:
+            SOURCE_ERRORS.labels(source, "Unexpected").inc()
             log.exception("unexpected error reading %s", source)
             failures.append(SourceFailure(source, "unexpected error (details in the bot's log)"))
+        finally:
+            SOURCE_SECONDS.labels(source).observe(time.perf_counter() - started)
         return None

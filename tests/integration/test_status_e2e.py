@@ -107,3 +107,32 @@ async def test_a_domain_whose_dcs_are_down_is_reported_and_the_others_still_show
         assert "Kerberos status: contoso.test" in text and "Healthy" in text
     finally:
         await samba("up", fabrikam)
+
+
+async def test_metrics_expose_the_named_series_after_a_command(seeded: Sandbox) -> None:
+    await seeded.command("status contoso.test")
+    await seeded.command("bogus")
+    async with seeded.session.get(seeded.base_url + "/metrics") as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    assert 'kerberos_bot_commands_total{outcome="ok",subcommand="status"}' in text
+    assert 'kerberos_bot_commands_total{outcome="refused",subcommand="unknown"}' in text
+    assert 'kerberos_bot_ack_seconds_bucket{kind="command"' in text
+    assert 'kerberos_bot_source_seconds_count{source="Active Directory"}' in text
+    assert 'kerberos_bot_source_seconds_count{source="Entra ID"}' in text
+
+
+async def test_readyz_names_the_dependency_that_is_down(seeded: Sandbox) -> None:
+    async with seeded.session.get(seeded.base_url + "/readyz") as resp:
+        assert resp.status == 200 and (await resp.json())["status"] == "ready"
+    await samba("down", seeded.domains[1])
+    try:
+        async with seeded.session.get(seeded.base_url + "/readyz") as resp:
+            body = await resp.json()
+        assert resp.status == 503
+        assert list(body["failed"]) == ["ldap:fabrikam.test"]
+        assert "No domain controller of fabrikam.test answered" in body["failed"]["ldap:fabrikam.test"]
+    finally:
+        await samba("up", seeded.domains[1])
+    async with seeded.session.get(seeded.base_url + "/healthz") as resp:
+        assert resp.status == 200
