@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from bot import __version__
 from bot.config import Settings, load_bot_config, load_settings
 from bot.domain.errors import ConfigurationError, KerberosBotError
+from bot.logs import configure as configure_logging
 from bot.web import Readiness
 
 log = logging.getLogger("kerberos_bot")
@@ -121,9 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
-        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-        # httpx logs every request URL at INFO; the bot logs what matters itself
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        if args.command == "demo":  # the demo prints what Slack shows; only problems go to the log
+            configure_logging("WARNING", json_lines=False)
+        else:
+            configure_logging(settings.log_level, json_lines=settings.log_format == "json")
         if args.command == "serve":
             asyncio.run(_serve(settings, args.host, args.port))
         elif args.command == "socket":

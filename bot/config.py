@@ -223,6 +223,7 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     kerberos_bot_config: Path | None = None
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
 
 
 def _explain(exc: ValidationError, prefix: str) -> str:

@@ -10,6 +10,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from bot.logs import new_request_id
 from bot.metrics import ACK_SECONDS, exposition
 
 EVENTS_PATH = "/slack/events"
@@ -21,6 +22,7 @@ Readiness = Callable[[], Awaitable[dict[str, str]]]  # name of each failed check
 def build_web_app(bolt: AsyncApp, readiness: Readiness | None = None) -> web.Application:
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
+        new_request_id()
         bolt_request = await to_bolt_request(request)
         kind = "interaction" if bolt_request.raw_body.startswith("payload=") else "command"
         bolt_response = await bolt.async_dispatch(bolt_request)

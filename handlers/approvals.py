@@ -18,6 +18,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.approvals import ChangeRequest, DecisionResult, Verdict
+from bot.logs import set_user
 from bot.metrics import DECISIONS
 from bot.services.changes import ChangeService
 from handlers.messages import escape
@@ -61,7 +62,9 @@ async def post_in_thread(client: AsyncWebClient, request: ChangeRequest, text: s
 
 
 async def _after_decision(client: AsyncWebClient, result: DecisionResult, user: str, channel: str) -> None:
+    set_user(user)
     DECISIONS.labels(result.verdict.value).inc()
+    log.info("click on request %s: %s", result.request.id if result.request else "?", result.verdict.value)
     request = result.request
     if request is not None and result.verdict not in (Verdict.NOT_ALLOWED, Verdict.DUPLICATE):
         await update_card(client, request)

@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import KerberosBotError, UsageError
+from bot.logs import set_user
 from bot.metrics import COMMANDS
 from bot.services.container import BotServices
 from handlers.commands import CommandContext, Prepared, Subcommand
@@ -100,7 +101,9 @@ class KerberosCommand:
         return word if word in self._subcommands else "unknown"
 
     async def __call__(self, ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient | None = None) -> None:
+        set_user(str(command.get("user_id", "")))
         label = self._label(str(command.get("text", "")))
+        log.info("/kerberos %s", label)
         try:
             prepared = self._prepare(command, client)
         except KerberosBotError as exc:

@@ -31,6 +31,7 @@ from bot.domain.diagnosis import RotationPolicy, rotation_window
 from bot.domain.errors import KerberosBotError, UnknownDomainError, UsageError
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES
 from bot.domain.ports import ActiveDirectory, KerberosModule, SetServerOptions
+from bot.logs import REQUEST_ID, SLACK_USER
 from bot.metrics import ACTION_SECONDS, REQUESTS_FINISHED
 
 log = logging.getLogger(__name__)
@@ -290,6 +291,8 @@ class ChangeService:
         request = await self._store.next_approved(consumer, block_ms)
         if request is None:
             return None
+        REQUEST_ID.set(f"change-{request.id}")  # the worker's log lines carry the change request
+        SLACK_USER.set(request.requester)
         await self._step(request, f"claimed by {consumer}")
         token = await self._locks.acquire(request.domain, LOCK_TTL)
         if token is None:
@@ -311,6 +314,13 @@ class ChangeService:
             time.perf_counter() - started
         )
         REQUESTS_FINISHED.labels(request.action.value, "succeeded" if succeeded else "failed").inc()
+        log.info(
+            "request %s (%s %s) %s",
+            request.id,
+            request.action.value,
+            request.domain,
+            "succeeded" if succeeded else "failed",
+        )
         await self._step(request, "finished: " + ("succeeded" if succeeded else "failed"))
         await self._store.finish(request.id, succeeded, outcome, self._clock())
         done = await self._store.get(request.id)

@@ -132,3 +132,65 @@ async def test_unforced_rotation_of_a_fresh_key_is_refused_in_slack(box: Sandbox
 async def test_rotate_needs_a_reason(box: Sandbox) -> None:
     ack, _ = await box.command("rotate contoso.test --force", user_id="U0ALICE")
     assert "Say why" in ack.body
+
+
+async def test_a_rotated_key_never_reaches_the_logs_or_redis(box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    import redis.asyncio as aioredis
+
+    from bot.adapters.kerberos_module import emulator_ad
+    from bot.logs import JsonFormatter
+
+    keys: list[bytes] = []
+    original = emulator_ad._new_key
+
+    def recording_new_key() -> bytes:
+        keys.append(original())
+        return keys[-1]
+
+    monkeypatch.setattr(emulator_ad, "_new_key", recording_new_key)
+    lines: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    capture = Capture(level=logging.DEBUG)
+    capture.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.addHandler(capture)
+    previous = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        request, value, ts = await request_via_slack(box, "rotate contoso.test --force -- key hygiene")
+        for user in ("U0BOB", "U0CAROL"):
+            await click(box, user, APPROVE_ACTION, value, ts)
+        done = await wait_for_state(box, request.id, {RequestState.SUCCEEDED, RequestState.FAILED})
+        assert done.state == RequestState.SUCCEEDED
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(previous)
+    assert keys, "the rotation set no key"
+    secrets = [k.decode("utf-16-le").strip('"') for k in keys]
+    log_text = "\n".join(lines)
+    assert lines and all(s not in log_text for s in secrets)
+    handler_lines = [json.loads(line) for line in lines if json.loads(line)["logger"].startswith("handlers")]
+    assert handler_lines and all(e["request_id"] != "-" and e["slack_user"] != "-" for e in handler_lines)
+
+    client = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
+    stored = []
+    async for key in client.scan_iter(match="kerberos-bot-sandbox-*", count=1000):
+        kind = (await client.type(key)).decode()
+        if kind == "hash":
+            stored.append(repr(await client.hgetall(key)))
+        elif kind == "stream":
+            stored.append(repr(await client.xrange(key)))
+        elif kind == "list":
+            stored.append(repr(await client.lrange(key, 0, -1)))
+        elif kind == "string":
+            stored.append(repr(await client.get(key)))
+    await client.aclose()
+    dump = "\n".join(stored)
+    assert request.id in dump  # we looked in the right place
+    assert all(s not in dump for s in secrets)
