@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
     sub.add_parser("socket", help="run Socket Mode (needs SLACK_APP_TOKEN)")
+    sub.add_parser(
+        "check",
+        help="check the configuration and reach Redis, every DC, Entra and Slack once; exit 1 if any fails",
+    )
     demo = sub.add_parser(
         "demo",
         help="the local sandbox: a Samba AD DC, the Entra and Slack stand-ins, and the bot, "
@@ -118,6 +122,17 @@ async def _socket(settings: Settings) -> None:
         await AsyncSocketModeHandler(bolt, secrets["slack_app_token"]).start_async()  # type: ignore[no-untyped-call]
 
 
+async def _check(settings: Settings) -> int:
+    from bot.check import run_checks
+
+    results = await run_checks(settings, load_bot_config(_config_path(settings)))
+    for result in results:
+        print(result.line())
+    failed = sum(not r.ok for r in results)
+    print(f"{failed} of {len(results)} checks failed" if failed else f"all {len(results)} checks passed")
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -130,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_serve(settings, args.host, args.port))
         elif args.command == "socket":
             asyncio.run(_socket(settings))
+        elif args.command == "check":
+            return asyncio.run(_check(settings))
         elif args.command == "demo":
             from bot.sandbox.demo import run_demo
 

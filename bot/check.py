@@ -1,0 +1,145 @@
+"""``kerberos-bot check``: reach every configured part once and say, per part, what is wrong and how to fix it.
+
+Secrets are never printed: URLs lose their passwords, and errors are the adapters' user-safe messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlparse, urlunparse
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.adapters.ad_ldap import LdapDirectory
+from bot.adapters.entra_graph import GraphEntraDirectory
+from bot.bootstrap import entra_app, ldap_endpoint
+from bot.config import BotConfig, Settings
+from bot.domain.errors import DirectoryAuthError, DirectoryUnavailable, EntraAuthError, EntraForbidden, KerberosBotError
+
+TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        mark = "ok  " if self.ok else "FAIL"
+        text = f"[{mark}] {self.name:<28} {self.detail}"
+        return text + (f"\n       fix: {self.fix}" if self.fix else "")
+
+
+def redact(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        netloc = f"{parsed.username or ''}:***@{parsed.hostname}" + (f":{parsed.port}" if parsed.port else "")
+        return urlunparse(parsed._replace(netloc=netloc))
+    return url
+
+
+async def _redis(url: str) -> CheckResult:
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        await client.ping()
+        return CheckResult("redis", True, f"{redact(url)} answers")
+    except (RedisError, OSError) as exc:
+        return CheckResult(
+            "redis",
+            False,
+            f"{redact(url)} did not answer ({type(exc).__name__})",
+            "start Redis or correct REDIS_URL; approvals are kept there",
+        )
+    finally:
+        await client.aclose()
+
+
+async def _domain(config: BotConfig, name: str) -> CheckResult:
+    domain = config.domain(name)
+    assert domain is not None
+    label = f"ldap {name}"
+    try:
+        directory = LdapDirectory(ldap_endpoint(domain), configuration_dn=domain.configuration_dn)
+    except KerberosBotError as exc:  # e.g. the bind password's environment variable is missing
+        return CheckResult(label, False, exc.user_message, "set the secret the configuration names")
+    try:
+        state = await directory.read_kerberos_objects()
+        server = state.server
+        found = f"Kerberos server ID {server.server_id}" if server else "no Entra Kerberos server yet"
+        trust = ", cloud trust present" if state.trusted_domain else ""
+        return CheckResult(label, True, f"bound as {domain.bind_user} on {state.read_from}: {found}{trust}")
+    except DirectoryAuthError as exc:
+        return CheckResult(label, False, exc.user_message, f"check the password of {domain.bind_user}")
+    except DirectoryUnavailable as exc:
+        return CheckResult(label, False, exc.user_message, "check ldap_urls, the firewall (636) and ca_file")
+    except KerberosBotError as exc:
+        return CheckResult(label, False, exc.user_message)
+    finally:
+        await directory.close()
+
+
+async def _entra(config: BotConfig) -> CheckResult:
+    try:
+        graph = GraphEntraDirectory(entra_app(config.entra), graph_url=config.entra.graph_url)
+    except KerberosBotError as exc:
+        return CheckResult("entra", False, exc.user_message, "set the secret the configuration names")
+    try:
+        tenant = await graph.tenant()
+        await graph.kerberos_domain_events(config.domains[0].name, limit=1)
+        return CheckResult(
+            "entra", True, f"signed in to tenant {tenant.display_name} ({tenant.id}); audit log readable"
+        )
+    except EntraAuthError as exc:
+        return CheckResult("entra", False, exc.user_message, "check tenant_id, client_id and the secret or certificate")
+    except EntraForbidden as exc:
+        return CheckResult("entra", False, exc.user_message, "grant the application permissions and admin consent")
+    except KerberosBotError as exc:
+        return CheckResult("entra", False, exc.user_message)
+    finally:
+        await graph.close()
+
+
+async def _slack(settings: Settings) -> CheckResult:
+    if settings.slack_bot_token is None:
+        return CheckResult("slack", False, "SLACK_BOT_TOKEN is not set", "copy the Bot User OAuth Token of the app")
+    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    try:
+        answer = await client.auth_test()
+        return CheckResult("slack", True, f"token of {answer.get('user')} in team {answer.get('team')}")
+    except SlackApiError as exc:
+        return CheckResult(
+            "slack",
+            False,
+            f"Slack refused the token ({exc.response.get('error')})",
+            "copy the Bot User OAuth Token of the installed app into SLACK_BOT_TOKEN",
+        )
+    except Exception as exc:
+        return CheckResult(
+            "slack",
+            False,
+            f"{settings.slack_api_url} could not be reached ({type(exc).__name__})",
+            "check SLACK_API_URL and outbound HTTPS",
+        )
+
+
+async def run_checks(settings: Settings, config: BotConfig) -> list[CheckResult]:
+    async def bounded(name: str, check: Awaitable[CheckResult]) -> CheckResult:
+        try:
+            return await asyncio.wait_for(check, TIMEOUT)
+        except TimeoutError:
+            return CheckResult(name, False, f"no answer within {TIMEOUT:g} s")
+
+    checks: list[tuple[str, Callable[[], Awaitable[CheckResult]]]] = [
+        ("redis", lambda: _redis(settings.redis_url)),
+        *[(f"ldap {d.name}", lambda n=d.name: _domain(config, n)) for d in config.domains],
+        ("entra", lambda: _entra(config)),
+        ("slack", lambda: _slack(settings)),
+    ]
+    return list(await asyncio.gather(*(bounded(name, make()) for name, make in checks)))
