@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--text", default="status", help="what to type after /kerberos (default: status)")
     demo.add_argument("--keep-running", action="store_true", help="keep the sandbox and the bot running")
+    demo.add_argument(
+        "--no-console",
+        action="store_true",
+        help="only the first command; otherwise a console reads more commands and clicks from standard input",
+    )
     return parser
 
 
@@ -150,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "demo":
             from bot.sandbox.demo import run_demo
 
-            return asyncio.run(run_demo(text=args.text, keep_running=args.keep_running))
+            return asyncio.run(run_demo(text=args.text, keep_running=args.keep_running, console=not args.no_console))
     except ConfigurationError as exc:
         print(f"kerberos-bot: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -17,6 +17,18 @@ _EMOJI = {
     "warning": "!",
     "rotating_light": "!!",
     "mag": "…",
+    "hourglass_flowing_sand": "…",
+    "hourglass": "…",
+    "ballot_box_with_check": "☑",
+    "satellite_antenna": "»",
+    "no_entry": "✗",
+    "no_entry_sign": "✗",
+    "x": "✗",
+    "gear": "⚙",
+    "clock3": "◷",
+    "inbox_tray": "»",
+    "scroll": "»",
+    "leftwards_arrow_with_hook": "↩",
 }
 
 

@@ -1,0 +1,188 @@
+"""The demo console: play the people of a Slack channel against the sandbox.
+
+    /kerberos <text>           type a slash command as the current user
+    as <name>                  become alice, bob, carol, dave or mallory (bob, carol, dave approve)
+    approve [<id>|latest]      click Approve on a request card
+    deny [<id>|latest] <why>   click Deny and give the reason in the dialog
+    wait [<id>|latest]         wait until the request is carried out, then show what Slack shows
+    help, quit                 (end of input quits too)
+
+Lines come from standard input, so a session can be scripted: ``printf '...' | kerberos-bot demo``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from bot.domain.approvals import RequestState
+from bot.sandbox.render import render_message
+from bot.sandbox.sandbox import Sandbox
+from bot.sandbox.slack_standin import block_actions_payload, view_submission_payload
+
+PEOPLE = {"alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL", "dave": "U0DAVE", "mallory": "U0MALLORY"}
+NAMES = {user: name for name, user in PEOPLE.items()}
+CHANNEL = "C0PLATFORM"
+
+
+def _blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
+    blocks = body.get("blocks") or []
+    return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
+
+
+class Console:
+    def __init__(self, box: Sandbox, out: TextIO = sys.stdout) -> None:
+        self.box = box
+        self.out = out
+        self.user = "alice"
+        self._seen = len(box.slack.calls)
+        self._latest_request: str | None = None
+
+    def say(self, text: str) -> None:
+        print(re.sub(r"<@(U\w+)>", lambda m: "@" + NAMES.get(m.group(1), m.group(1)), text), file=self.out, flush=True)
+
+    def show_new_messages(self) -> None:
+        """Everything the bot posted since last time, as the channel would show it."""
+        calls = self.box.slack.calls[self._seen :]
+        self._seen = len(self.box.slack.calls)
+        for call in calls:
+            body = call.body
+            if call.kind == "response_url":
+                who = "everyone" if body.get("response_type") == "in_channel" else f"only @{self.user}"
+                self.say(f"\n--- kerberos-bot ({who} sees this) ---\n{render_message(body)}")
+            elif call.name == "chat.postMessage" and body.get("thread_ts"):
+                self.say(f"\n    [thread] kerberos-bot: {render_message({'text': body.get('text', '')})}")
+            elif call.name in ("chat.postMessage", "chat.update"):
+                verb = "posts" if call.name == "chat.postMessage" else "updates its card"
+                blocks = _blocks(body)
+                message = {"text": body.get("text"), "blocks": blocks}
+                self.say(f"\n--- kerberos-bot {verb} in #platform ---\n{render_message(message)}")
+                for block in blocks:
+                    if block.get("type") == "actions":
+                        self._latest_request = str(block["elements"][0]["value"]).split("|")[0]
+            elif call.name == "chat.postEphemeral":
+                name = NAMES.get(str(body.get("user")), body.get("user"))
+                self.say(f"\n--- kerberos-bot (only @{name} sees this) ---\n{body.get('text')}")
+            elif call.name == "views.open":
+                self.say("\n--- a dialog opens: 'Deny the request' asks why ---")
+
+    def _request_id(self, word: str | None) -> str | None:
+        if word in (None, "latest"):
+            return self._latest_request
+        return word
+
+    async def _button(self, action_id: str, request_id: str) -> bool:
+        changes = self.box.components.services.changes
+        request = await changes.get(request_id) if changes else None
+        if request is None or request.message_ts is None:
+            self.say(f"(no request card {request_id!r})")
+            return False
+        payload = block_actions_payload(
+            user_id=PEOPLE[self.user],
+            action_id=action_id,
+            value=f"{request.id}|{request.action.value}",
+            channel_id=CHANNEL,
+            message_ts=request.message_ts,
+        )
+        await self.box.interact(payload)
+        return True
+
+    async def _settle(self, seconds: float = 0.5) -> None:
+        await asyncio.sleep(seconds)  # the bot acknowledges first, then posts
+        self.show_new_messages()
+
+    async def handle(self, line: str) -> bool:
+        """One line of input; False to stop."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return True
+        word, _, rest = line.partition(" ")
+        if word in ("quit", "exit"):
+            return False
+        if word == "help":
+            self.say(__doc__ or "")
+        elif word == "as":
+            name = rest.strip().lower()
+            if name not in PEOPLE:
+                self.say(f"(who? one of {', '.join(PEOPLE)})")
+            else:
+                self.user = name
+                self.say(f"(you are now @{name})")
+        elif word == "/kerberos":
+            self.say(f"\n@{self.user} in #platform:  /kerberos {rest}")
+            ack, _ = await self.box.command(rest, user_id=PEOPLE[self.user], wait=False)
+            self.say(f"--- acknowledged in {ack.seconds * 1000:.0f} ms (only @{self.user} sees this) ---")
+            self.say(render_message(ack.json()) if ack.body else "(acknowledged)")
+            await self._settle(1.0)
+        elif word in ("approve", "deny"):
+            args = rest.split(maxsplit=1)
+            request_id = self._request_id(args[0] if args else None)
+            if request_id is None:
+                self.say("(no request yet)")
+                return True
+            self.say(f"\n@{self.user} clicks {word.capitalize()} on request {request_id}")
+            if word == "approve":
+                await self._button("kerberos_approve", request_id)
+            else:
+                await self._deny(request_id, args[1] if len(args) > 1 else "no reason given")
+            await self._settle()
+        elif word == "wait":
+            await self._wait(self._request_id(rest.strip() or None))
+        else:
+            self.say("(unknown; type help)")
+        return True
+
+    async def _deny(self, request_id: str, reason: str) -> None:
+        if not await self._button("kerberos_deny", request_id):
+            return
+        await asyncio.sleep(0.3)
+        dialogs = self.box.slack.api_calls("views.open")
+        if not dialogs:
+            self.say("(no dialog opened)")
+            return
+        view = dialogs[-1].body["view"]
+        view = json.loads(view) if isinstance(view, str) else view
+        self.say(f"@{self.user} types the reason: {reason}")
+        await self.box.interact(
+            view_submission_payload(
+                user_id=PEOPLE[self.user],
+                callback_id=view["callback_id"],
+                private_metadata=view["private_metadata"],
+                values={"reason": {"reason": {"type": "plain_text_input", "value": reason}}},
+            )
+        )
+
+    async def _wait(self, request_id: str | None, timeout: float = 60.0) -> None:
+        changes = self.box.components.services.changes
+        if request_id is None or changes is None:
+            self.say("(no request to wait for)")
+            return
+        for _ in range(int(timeout * 10)):
+            request = await changes.get(request_id)
+            if request is not None and request.state.is_final:
+                break
+            await asyncio.sleep(0.1)
+        await self._settle(1.0)  # let the thread's follow-up messages arrive
+        request = await changes.get(request_id)
+        state = request.state.value if request else "unknown"
+        self.say(f"(request {request_id} is {state})")
+        if request is not None and request.state == RequestState.PENDING:
+            self.say("(still waiting for approvals)")
+
+    async def run(self, read_line: Callable[[], str]) -> None:
+        self.show_new_messages()
+        self.say("\nType /kerberos commands, 'as <name>' to switch user, 'approve latest', 'help'; end with 'quit'.")
+        loop = asyncio.get_running_loop()
+        while True:
+            self.say(
+                f"@{self.user}> ",
+            )
+            line = await loop.run_in_executor(None, read_line)
+            if not line:  # end of input
+                return
+            if not await self.handle(line):
+                return

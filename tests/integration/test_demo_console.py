@@ -1,0 +1,47 @@
+"""The README's first command, scripted through standard input: status, then a full rotate with approval."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.samba
+
+SCRIPT = """\
+/kerberos rotate contoso.test --force -- demo rotation
+approve latest
+as mallory
+approve latest
+as bob
+approve latest
+as carol
+approve latest
+wait
+quit
+"""
+
+
+async def test_demo_console_runs_status_and_a_rotation_with_approvals() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "demo",
+        "--text",
+        "status",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out_bytes, _ = await asyncio.wait_for(proc.communicate(SCRIPT.encode()), 180)
+    out = out_bytes.decode()
+    assert proc.returncode == 0, out
+    assert "Kerberos status: contoso.test" in out and "Kerberos status: fabrikam.test" in out
+    assert "--- kerberos-bot posts in #platform ---" in out and "[ Approve ]  [ Deny ]" in out
+    assert "someone else has to approve it" in out  # alice clicked her own request
+    assert "(only @mallory sees this)" in out and "not in a group allowed to approve" in out
+    assert "@bob approved (1 of 2)" in out and "@carol approved (2 of 2)" in out
+    assert "Rotated: KeyVersion" in out and "holds the new key" in out
+    assert "is succeeded)" in out
