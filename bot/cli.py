@@ -155,7 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "demo":
             from bot.sandbox.demo import run_demo
 
-            return asyncio.run(run_demo(text=args.text, keep_running=args.keep_running, console=not args.no_console))
+            return asyncio.run(
+                run_demo(
+                    text=args.text,
+                    keep_running=args.keep_running,
+                    console=not args.no_console,
+                    redis_url=settings.redis_url,
+                )
+            )
     except ConfigurationError as exc:
         print(f"kerberos-bot: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -15,10 +15,15 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-async def run_demo(text: str = "status", keep_running: bool = False, console: bool = True) -> int:
+async def run_demo(
+    text: str = "status",
+    keep_running: bool = False,
+    console: bool = True,
+    redis_url: str = "redis://127.0.0.1:6379/0",
+) -> int:
     started = time.monotonic()
     _say("kerberos-bot demo: starting Samba AD DCs (contoso.test, fabrikam.test), the Entra and Slack stand-ins…")
-    async with sandbox() as box:
+    async with sandbox(redis_url=redis_url) as box:
         _say(f"ready in {time.monotonic() - started:.0f} s; config: {box.config_path}")
         screen = Console(box)
         await screen.handle(f"/kerberos {text}")

@@ -24,6 +24,8 @@ from bot.config import load_bot_config
 from bot.domain.errors import ConfigurationError
 from bot.domain.ports import SetServerOptions
 from bot.sandbox.entra_standin import EntraStandIn
+from bot.sandbox.redis_server import PrivateRedis
+from bot.sandbox.redis_server import answers as redis_answers
 from bot.sandbox.slack_standin import (
     AckResult,
     SlackStandIn,
@@ -218,6 +220,13 @@ async def sandbox(
         entra = await stack.enter_async_context(EntraStandIn())
         config_path = workdir / "kerberos-bot.toml"
         config_path.write_text(sandbox_config(domains, entra), encoding="utf-8")
+        if not await redis_answers(redis_url):
+            # no Redis where configured: bring a real one (Debian's redis-server), private to this sandbox
+            embedded = PrivateRedis(workdir / "redis")
+            embedded.directory.mkdir(parents=True, exist_ok=True)
+            await embedded.start()
+            stack.push_async_callback(embedded.stop)
+            redis_url = embedded.url
         slack = await stack.enter_async_context(SlackStandIn())
         slack.user_groups = {g: list(users) for g, users in SANDBOX_GROUPS.items()}
         client = slack_client(slack.bot_token, slack.api_url)

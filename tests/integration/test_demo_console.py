@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sys
 
 import pytest
@@ -24,6 +26,10 @@ quit
 
 
 async def test_demo_console_runs_status_and_a_rotation_with_approvals() -> None:
+    """With nothing at REDIS_URL, so the demo's own embedded redis-server keeps the approvals."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -31,6 +37,8 @@ async def test_demo_console_runs_status_and_a_rotation_with_approvals() -> None:
         "demo",
         "--text",
         "status",
+        env={**os.environ, "REDIS_URL": f"redis://127.0.0.1:{dead}/0"},
+        cwd="/tmp",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

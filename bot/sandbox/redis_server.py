@@ -1,4 +1,5 @@
-"""A private redis-server (Debian's package) with append-only persistence, for restart tests."""
+"""A private redis-server (Debian's package) with append-only persistence: the demo's embedded Redis
+when none answers at REDIS_URL, and the server the restart tests stop and start."""
 
 from __future__ import annotations
 
@@ -69,3 +70,13 @@ class PrivateRedis:
     async def restart(self) -> None:
         await self.stop()
         await self.start()
+
+
+async def answers(url: str) -> bool:
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(await client.ping())
+    except (ConnectionError, OSError, aioredis.RedisError):
+        return False
+    finally:
+        await client.aclose()
