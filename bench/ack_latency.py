@@ -39,7 +39,6 @@ def percentile(values: list[float], q: float) -> float:
 async def start_bare_bolt(api_url: str, token: str) -> tuple[web.AppRunner, str]:
     app = AsyncApp(
         signing_secret=BARE_SECRET,
-        token=token,
         client=AsyncWebClient(token=token, base_url=api_url),
         process_before_response=False,
     )
