@@ -1,0 +1,215 @@
+"""Microsoft's AzureADHybridAuthenticationManagement module, driven over PowerShell Remoting.
+
+This module holds what does not depend on the transport: the cmdlet invocations (every value is a
+bound parameter, never text pasted into a script), the parsing of what the cmdlets return, and the
+translation of the module's failures into messages an operator can act on. The remoting runner
+(pypsrp) feeds these.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.domain.errors import KerberosModuleError
+from bot.domain.model import KerberosServerReport
+from bot.domain.ports import SetServerOptions
+
+MODULE = "AzureADHybridAuthenticationManagement"
+
+# Builds the credentials from bound parameters and returns the cmdlet's output as JSON: nothing a
+# user typed is ever part of this text.
+CREDENTIALS_SCRIPT = (
+    "param([string]$DomainUser, [string]$DomainPassword, [string]$CloudUser, [string]$CloudPassword)\n"
+    "$d = New-Object System.Management.Automation.PSCredential($DomainUser, "
+    "(ConvertTo-SecureString $DomainPassword -AsPlainText -Force))\n"
+    "$c = New-Object System.Management.Automation.PSCredential($CloudUser, "
+    "(ConvertTo-SecureString $CloudPassword -AsPlainText -Force))\n"
+    "@{ DomainCredential = $d; CloudCredential = $c }"
+)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One cmdlet call: its name, its parameters (bound by the runner), its switches."""
+
+    cmdlet: str
+    parameters: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
+    switches: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """For journals and logs: the command line without values that could be secret."""
+        parts = [self.cmdlet, *(f"-{name} <{name}>" for name in self.parameters), *(f"-{s}" for s in self.switches)]
+        return " ".join(parts)
+
+
+def get_server(domain: str) -> Invocation:
+    return Invocation("Get-AzureAdKerberosServer", {"Domain": domain})
+
+
+def set_server(domain: str, options: SetServerOptions) -> Invocation:
+    parameters: dict[str, str | Sequence[str]] = {"Domain": domain}
+    switches: list[str] = []
+    if options.setup_cloud_trust:
+        switches.append("SetupCloudTrust")
+        if options.top_level_names:
+            # one string, comma separated, as Microsoft documents it: -TopLevelNames "usgovcloudapi.net,windows.net"
+            parameters["TopLevelNames"] = ",".join(options.top_level_names)
+    if options.rotate_server_key:
+        switches.append("RotateServerKey")
+    if options.force:
+        switches.append("Force")
+    return Invocation("Set-AzureADKerberosServer", parameters, tuple(switches))
+
+
+def remove_trusted_domain_object(domain: str) -> Invocation:
+    return Invocation("Remove-AzureADKerberosServerTrustedDomainObject", {"Domain": domain})
+
+
+def remove_server(domain: str) -> Invocation:
+    return Invocation("Remove-AzureAdKerberosServer", {"Domain": domain})
+
+
+# -- output ------------------------------------------------------------------------------------------
+
+_FIELDS = {
+    "ID": "id",
+    "UserAccount": "user_account",
+    "ComputerAccount": "computer_account",
+    "DisplayName": "display_name",
+    "DomainDnsName": "domain_dns_name",
+    "KeyVersion": "key_version",
+    "KeyUpdatedOn": "key_updated_on",
+    "KeyUpdatedFrom": "key_updated_from",
+    "CloudDisplayName": "cloud_display_name",
+    "CloudDomainDnsName": "cloud_domain_dns_name",
+    "CloudId": "cloud_id",
+    "CloudKeyVersion": "cloud_key_version",
+    "CloudKeyUpdatedOn": "cloud_key_updated_on",
+    "CloudTrustDisplay": "cloud_trust_display",
+}
+_INTS = {"id", "key_version", "cloud_id", "cloud_key_version"}
+_TIMES = {"key_updated_on", "cloud_key_updated_on"}
+_MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
+
+
+def _time(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    if match := _MS_DATE.search(text):  # Windows PowerShell 5.1's ConvertTo-Json
+        return datetime.fromtimestamp(int(match.group(1)) / 1000, UTC)
+    for fmt in ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S"):  # Format-List, en-US, as in Microsoft's samples
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))  # PowerShell 7
+    except ValueError as exc:
+        raise KerberosModuleError(f"The module returned a time the bot cannot read: {text!r}.") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _trust(value: Any) -> tuple[str | None, tuple[str, ...]]:
+    """CloudTrustDisplay is empty, a type name, or (as JSON) an object that carries the top-level names."""
+    if value in (None, ""):
+        return None, ()
+    if isinstance(value, dict):
+        names = value.get("TopLevelNames") or value.get("topLevelNames") or ()
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",") if n.strip()]
+        return "Microsoft.AzureAD.Kdc.Service.TrustDisplay", tuple(str(n) for n in names)
+    return str(value).strip(), ()
+
+
+def _report(values: Mapping[str, Any]) -> KerberosServerReport:
+    fields: dict[str, Any] = {}
+    for source, target in _FIELDS.items():
+        value = values.get(source)
+        if target == "cloud_trust_display":
+            fields[target], fields["cloud_top_level_names"] = _trust(value)
+        elif value in (None, ""):
+            fields[target] = None
+        elif target in _INTS:
+            fields[target] = int(value)
+        elif target in _TIMES:
+            fields[target] = _time(value)
+        else:
+            fields[target] = " ".join(str(value).split())  # Format-List puts spaces after commas in DNs
+    for dn in ("user_account", "computer_account"):
+        if fields.get(dn):
+            fields[dn] = re.sub(r",\s+", ",", fields[dn])
+    return KerberosServerReport(**fields)
+
+
+def parse_server(output: str) -> KerberosServerReport:
+    """``Get-AzureAdKerberosServer``'s output: JSON (``ConvertTo-Json``) or its Format-List text."""
+    text = output.strip().lstrip("\ufeff")
+    if not text:
+        return KerberosServerReport()
+    if text.startswith(("{", "[")):
+        data = json.loads(text)
+        if isinstance(data, list):
+            data = data[0] if data else {}
+        return _report(data)
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() in _FIELDS:
+            values[name.strip()] = value.strip()
+    return _report(values)
+
+
+# -- errors ------------------------------------------------------------------------------------------
+
+_KNOWN_FAILURES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"0x549|ERROR_INVALID_DOMAIN_STATE", re.I),
+        "The cloud trust can only be created in the forest root domain (LsaCreateTrustedDomainEx 0x549): set up the "
+        "root with -SetupCloudTrust first, then this child domain without it.",
+    ),
+    (
+        re.compile(r"Collision setting top level names", re.I),
+        "Another trust already routes these top-level names (e.g. windows.net); remove or change that trust, or "
+        "choose other -TopLevelNames.",
+    ),
+    (
+        re.compile(r"SecondaryKrbTgtNumber\s+Value\s*:\s*0", re.I),
+        "The domain credential lacks the rights to create the Kerberos server (Domain Admins, and Enterprise Admins "
+        "for the forest).",
+    ),
+    (
+        re.compile(r"insufficient access rights", re.I),
+        "The domain credential has insufficient access rights (it needs SeEnableDelegationPrivilege, as Domain "
+        "Admins have).",
+    ),
+    (
+        re.compile(r"Strong authentication is required", re.I),
+        "The DC requires LDAP signing; run the module on a host whose LDAP connections are signed.",
+    ),
+    (
+        re.compile(r"is not recognized as the name of a cmdlet|module .* was not loaded|could not be loaded", re.I),
+        f"The {MODULE} module is not installed on the management host (Install-Module {MODULE}).",
+    ),
+    (
+        re.compile(r"AADSTS\d+", re.I),
+        "The module's sign-in to Entra ID failed (see the AADSTS code); check the cloud credential, its role "
+        "(Hybrid Identity Administrator) and that it needs no interactive MFA.",
+    ),
+)
+
+
+def translate_failure(cmdlet: str, error_text: str) -> KerberosModuleError:
+    """The module's error record -> a message an operator can act on (the original stays in the log)."""
+    for pattern, message in _KNOWN_FAILURES:
+        if pattern.search(error_text):
+            code = pattern.search(error_text)
+            detail = f" ({code.group(0)})" if code and code.group(0).upper().startswith(("0X", "AADSTS")) else ""
+            return KerberosModuleError(f"{cmdlet} failed: {message}{detail}")
+    first_line = error_text.strip().splitlines()[0][:300] if error_text.strip() else "no error text"
+    return KerberosModuleError(f"{cmdlet} failed: {first_line}")
