@@ -37,7 +37,7 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
 
     async def work() -> list[Reply]:
         # identical requests in flight share one read and one rendering
-        return await _renderings.run(tuple(domains), lambda: _render(service, domain))
+        return await _renderings.run((id(service), tuple(domains)), lambda: _render(service, domain))
 
     return Prepared(ack=_checking(tuple(domains)), work=work)
 
