@@ -35,10 +35,16 @@ class RecordedCall:
 class SlackStandIn:
     """Records every Web API call and response-URL post; answers like Slack does."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, bot_token: str = "xoxb-standin") -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, bot_token: str = "xoxb-standin", app_token: str = "xapp-standin"
+    ) -> None:
         self._host = host
         self._port = port
         self.bot_token = bot_token
+        self.app_token = app_token
+        self._socket: web.WebSocketResponse | None = None
+        self._socket_connected = asyncio.Event()
+        self.socket_received: list[dict[str, Any]] = []  # what the app sent back (acks)
         self.calls: list[RecordedCall] = []
         self.user_groups: dict[str, list[str]] = {}  # usergroups.users.list
         self._changed = asyncio.Condition()
@@ -65,10 +71,12 @@ class SlackStandIn:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)  # slack_sdk reads some methods with GET
         app.router.add_post("/response/{rid}", self._response)
+        app.router.add_get("/socket-mode", self._socket_mode)
         self._runner, port = await start_site(app, self._host, self._port)
         self.url = f"http://{self._host}:{port}"
 
     async def stop(self) -> None:
+        await self.stop_socket()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -89,6 +97,10 @@ class SlackStandIn:
         await self._record(RecordedCall("api", method, body, dict(request.headers)))
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ").strip() or str(body.get("token", ""))
+        if method == "apps.connections.open":
+            if token != self.app_token:
+                return web.json_response({"ok": False, "error": "invalid_auth"})
+            return web.json_response({"ok": True, "url": self.url.replace("http://", "ws://") + "/socket-mode"})
         if token != self.bot_token:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         if method == "auth.test":
@@ -113,6 +125,50 @@ class SlackStandIn:
             ts = f"{int(time.time())}.{next(self._ts):06d}"
             return web.json_response({"ok": True, "channel": body.get("channel"), "ts": ts, "message_ts": ts})
         return web.json_response({"ok": True})
+
+    async def _socket_mode(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: say hello, deliver envelopes, record what the app sends back."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._socket = ws
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": 1,
+                "debug_info": {"host": "standin"},
+                "connection_info": {"app_id": "A0KERBOT"},
+            }
+        )
+        self._socket_connected.set()
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                await self._record(RecordedCall("socket", "ack", json.loads(message.data), {}))
+                self.socket_received.append(json.loads(message.data))
+        return ws
+
+    async def send_envelope(self, kind: str, payload: dict[str, Any], timeout: float = 10.0) -> str:
+        """Deliver an event to the connected app as Slack does in Socket Mode; returns the envelope id."""
+        await asyncio.wait_for(self._socket_connected.wait(), timeout)
+        assert self._socket is not None
+        envelope_id = uuid.uuid4().hex
+        await self._socket.send_json(
+            {"envelope_id": envelope_id, "type": kind, "payload": payload, "accepts_response_payload": True}
+        )
+        return envelope_id
+
+    async def wait_for_ack(self, envelope_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        async def acked() -> dict[str, Any]:
+            async with self._changed:
+                await self._changed.wait_for(
+                    lambda: any(m.get("envelope_id") == envelope_id for m in self.socket_received)
+                )
+            return next(m for m in self.socket_received if m.get("envelope_id") == envelope_id)
+
+        return await asyncio.wait_for(acked(), timeout)
+
+    async def stop_socket(self) -> None:
+        if self._socket is not None:
+            await self._socket.close()
 
     async def _response(self, request: web.Request) -> web.Response:
         body = await request.json()
