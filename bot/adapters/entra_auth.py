@@ -1,17 +1,29 @@
 """Tokens from the Microsoft identity platform (msal) and authorized HTTP calls to Entra services.
 
 msal's confidential client keeps tokens in its in-memory cache: ``acquire_token_for_client``
-goes to the network only when no valid token is cached. msal blocks, so it runs in a worker
-thread. Errors become ``EntraError``s here; secrets and tokens never enter a message.
+(msal >= 1.23) goes to the network only when no valid token is cached, and marks its answer
+``token_source`` = ``identity_provider`` or ``cache``. msal blocks, so it runs in a worker
+thread. Errors become ``EntraError``s here; secrets and tokens never enter a message or a log.
+
+Two msal behaviours the error mapping relies on (msal 1.39, ``throttled_http_client.py``):
+a 429 or 5xx answer of the token endpoint is replayed from msal's HTTP cache for its Retry-After
+(5 s without one), so the bot cannot hammer a throttled identity platform; and a 5xx raises
+``MsalServiceError`` instead of returning an error dict.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import json
+import logging
+import math
 import re
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,52 +33,88 @@ import requests
 
 from bot.domain.errors import EntraAuthError, EntraError, EntraForbidden, EntraThrottled, EntraUnavailable
 
+log = logging.getLogger(__name__)
+
 # A Retry-After this short is waited out once; a longer one is reported to the user.
 MAX_INLINE_RETRY_SECONDS = 2.0
+# What an operator should check for the AADSTS codes a client-credentials sign-in meets.
 _AADSTS_HINTS = {
-    "7000215": "the client secret is wrong or expired; create a new one and update the configuration",
-    "7000222": "the client secret has expired; create a new one",
-    "700016": "the client_id is not registered in this tenant",
-    "700027": "the certificate is not registered on the app, or the private key does not match",
-    "90002": "the tenant_id does not exist",
-    "50196": "the identity platform is busy; retry shortly",
+    "7000215": "the client secret is wrong (or is the secret's ID, not its value); check or renew it",
+    "7000222": "the client secret has expired; create a new one and update the configuration",
+    "700016": "the client_id is not an app registered in this tenant; check client_id and tenant_id",
+    "700027": "the certificate is not registered on the app, or the private key does not match it",
+    "700021": "the certificate assertion names another app; check client_id",
+    "700023": "the certificate assertion's audience is not this tenant's token endpoint",
+    "7000112": "the app registration is disabled",
+    "90002": "the tenant_id does not exist; check tenant_id and authority_host (sovereign cloud?)",
 }
 
 
+def _aadsts_code(*texts: object) -> str | None:
+    for text in texts:
+        match = re.search(r"AADSTS(\d+)", str(text or ""))
+        if match:
+            return match.group(1)
+    return None
+
+
 def _describe_token_error(result: dict[str, Any]) -> EntraError:
-    description = str(result.get("error_description") or "")
-    code = next((str(c) for c in result.get("error_codes") or []), None)
-    if code is None:
-        match = re.search(r"AADSTS(\d+)", description)
-        code = match.group(1) if match else None
-    hint = _AADSTS_HINTS.get(code or "", "")
-    text = (
-        f"Entra ID refused the bot's sign-in ({result.get('error')}, AADSTS{code})"
-        if code
-        else (f"Entra ID refused the bot's sign-in ({result.get('error')})")
+    code = next((str(c) for c in result.get("error_codes") or []), None) or _aadsts_code(
+        result.get("error_description")
     )
-    if code == "50196":
-        return EntraUnavailable(text + f": {hint}.")
-    return EntraAuthError(text + (f": {hint}." if hint else "."))
+    error = str(result.get("error") or "error")  # an OAuth error name, never a secret
+    hint = _AADSTS_HINTS.get(code or "")
+    head = (
+        f"Entra ID refused the bot's sign-in ({error}, AADSTS{code})"
+        if code
+        else f"Entra ID refused the bot's sign-in ({error})"
+    )
+    if error == "temporarily_unavailable":
+        return EntraUnavailable(f"{head}: the identity platform is temporarily unavailable; retry later.")
+    return EntraAuthError(
+        f"{head}: {hint}." if hint else f"{head}; look the code up at https://login.microsoftonline.com/error."
+    )
 
 
 class _PinnedSession(requests.Session):
-    """requests lets REQUESTS_CA_BUNDLE override a session's ``verify``; pin it on every request."""
+    """The HTTP client msal uses.
+
+    ``verify`` is pinned per request because requests lets REQUESTS_CA_BUNDLE override a
+    session-wide ``verify``. It also remembers the identity platform's last throttling answer,
+    which msal's error dict does not carry (it has no headers).
+    """
 
     def __init__(self, verify: str | bool, timeout: float) -> None:
         super().__init__()
         self._verify = verify
         self._timeout = timeout
+        self.throttled_until: float | None = None  # time.monotonic() when a 429's Retry-After ends
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("verify", self._verify)
         kwargs.setdefault("timeout", self._timeout)
-        return super().request(method, url, *args, **kwargs)
+        response = super().request(method, url, *args, **kwargs)
+        if response.status_code == 429:
+            seconds = _parse_retry_after(response.headers.get("Retry-After"))
+            self.throttled_until = time.monotonic() + (seconds if seconds is not None else 5.0)  # msal's default
+        elif response.status_code < 400:
+            self.throttled_until = None
+        return response
+
+    def throttle_remaining(self) -> float | None:
+        if self.throttled_until is None or self.throttled_until <= time.monotonic():
+            return None
+        return self.throttled_until - time.monotonic()
 
 
 @dataclass(frozen=True)
 class EntraApp:
-    """The app registration the bot signs in as, and where the identity platform is."""
+    """The app registration the bot signs in as, and where the identity platform is.
+
+    Give ``client_secret``, or ``private_key_pem`` with ``thumbprint`` (SHA-1, hex, as the portal
+    shows it) and optionally ``public_certificate_pem`` (then msal sends x5c, for subject-name/issuer
+    authentication).
+    """
 
     tenant_id: str
     client_id: str
@@ -81,26 +129,41 @@ class EntraApp:
     def credential(self) -> str | dict[str, str]:
         if self.client_secret is not None:
             return self.client_secret
-        if self.private_key_pem is not None and self.thumbprint is not None:
-            cert = {"private_key": self.private_key_pem, "thumbprint": self.thumbprint}
+        if self.private_key_pem is not None and (self.thumbprint or self.public_certificate_pem):
+            # With a thumbprint msal signs RS256 and names the key by x5t (SHA-1); with only the
+            # public certificate it computes x5t#S256 and signs PS256. Either way it sends x5c
+            # when the public certificate is given.
+            cert = {"private_key": self.private_key_pem}
+            if self.thumbprint:
+                cert["thumbprint"] = self.thumbprint.replace(":", "").replace(" ", "")
             if self.public_certificate_pem:
                 cert["public_certificate"] = self.public_certificate_pem
             return cert
-        raise EntraAuthError("No Entra credential: give a client secret or a certificate with its thumbprint.")
+        raise EntraAuthError(
+            "No Entra credential: give a client secret, or a certificate's private key with its thumbprint "
+            "or public certificate."
+        )
+
+    @property
+    def authority(self) -> str:
+        return f"{self.authority_host.rstrip('/')}/{self.tenant_id}"
 
 
 class TokenProvider:
-    """App-only tokens for one resource scope."""
+    """App-only tokens for one resource scope, from one msal client and its in-memory cache."""
 
     def __init__(self, app: EntraApp, scope: str) -> None:
         self._scopes = [scope]
+        self._authority = app.authority
         self._session = _PinnedSession(str(app.ca_file) if app.ca_file else True, app.timeout)
         self._app_args: dict[str, Any] = {
             "client_id": app.client_id,
             "client_credential": app.credential(),
-            "authority": f"{app.authority_host.rstrip('/')}/{app.tenant_id}",
+            "authority": app.authority,
             "http_client": self._session,
-            # Sovereign clouds and the stand-in are not in msal's list of Microsoft hosts.
+            # Sovereign clouds and the stand-in are not in msal's list of Microsoft hosts; without
+            # this msal would ask login.microsoftonline.com to vouch for them. The OpenID
+            # discovery of the tenant still runs, so a wrong tenant_id fails early.
             "instance_discovery": False,
         }
         self._app: msal.ConfidentialClientApplication | None = None
@@ -109,7 +172,7 @@ class TokenProvider:
 
     def _application(self) -> msal.ConfidentialClientApplication:
         if self._app is None:
-            # Created lazily: msal reads the OpenID configuration when it is built.
+            # Created lazily, in the worker thread: msal fetches the OpenID configuration here.
             self._app = msal.ConfidentialClientApplication(**self._app_args)
         return self._app
 
@@ -119,33 +182,60 @@ class TokenProvider:
                 result = self._application().acquire_token_for_client(scopes=self._scopes)
             except requests.exceptions.SSLError as exc:
                 raise EntraUnavailable(
-                    "TLS to the Microsoft identity platform failed (certificate not trusted)."
+                    "TLS to the Microsoft identity platform failed (certificate not trusted); check ca_file."
                 ) from exc
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            except requests.exceptions.Timeout as exc:
+                raise EntraUnavailable("The Microsoft identity platform did not answer in time.") from exc
+            except requests.exceptions.RequestException as exc:
                 raise EntraUnavailable("The Microsoft identity platform could not be reached.") from exc
-            except ValueError as exc:  # msal: OIDC discovery failed (unknown tenant, bad authority)
-                self._app = None
-                match = re.search(r"AADSTS(\d+)", str(exc))
-                code = match.group(1) if match else None
-                raise EntraAuthError(
-                    "Entra ID sign-in failed: "
-                    + (
-                        f"AADSTS{code}: {_AADSTS_HINTS.get(code, 'see the bot log')}."
-                        if code
-                        else "the authority could not be discovered; check authority_host and tenant_id."
-                    )
+            except msal.exceptions.MsalServiceError as exc:  # 5xx from discovery or the token endpoint
+                raise EntraUnavailable(
+                    "The Microsoft identity platform is unavailable (server error); retry later."
                 ) from exc
+            except json.JSONDecodeError as exc:  # an error page instead of OAuth's JSON (e.g. a bare 429)
+                raise self._throttled() or EntraUnavailable(
+                    "The Microsoft identity platform answered with something that is not JSON; retry later."
+                ) from exc
+            except ValueError as exc:
+                raise self._setup_error(exc) from exc
         if "access_token" not in result:
-            raise _describe_token_error(result)
+            error = self._throttled() or _describe_token_error(result)
+            log.warning("entra token request refused: %s", error.user_message)
+            raise error
         if result.get("token_source") != "cache":
             self.token_requests += 1
         return str(result["access_token"])
 
+    def _throttled(self) -> EntraThrottled | None:
+        remaining = self._session.throttle_remaining()
+        if remaining is None:
+            return None
+        seconds = float(math.ceil(remaining))
+        return EntraThrottled(
+            f"The Microsoft identity platform throttled the bot's sign-in (429); retry in {seconds:g} s.",
+            retry_after_seconds=seconds,
+        )
+
+    def _setup_error(self, exc: ValueError) -> EntraError:
+        """msal raises ValueError when the OpenID discovery of the authority fails (the 4xx body,
+        with its AADSTS code, is in the chained exception) or when the credential is unusable."""
+        text = str(exc)
+        if "authority" not in text.lower():
+            return EntraAuthError(
+                "Entra ID sign-in could not start: the credential could not be used; "
+                "check the certificate's private key and thumbprint."
+            )
+        code = _aadsts_code(text, exc.__context__)
+        if code:
+            hint = _AADSTS_HINTS.get(code, "look the code up at https://login.microsoftonline.com/error")
+            return EntraAuthError(f"Entra ID sign-in failed (AADSTS{code}): {hint}.")
+        return EntraAuthError(
+            f"Entra ID sign-in failed: {self._authority} did not answer OpenID discovery; "
+            "check authority_host and tenant_id."
+        )
+
     async def token(self) -> str:
         return await asyncio.to_thread(self.token_sync)
-
-    def close(self) -> None:
-        self._session.close()
 
     def invalidate(self) -> None:
         """Forget cached tokens (the service said ours expired or was revoked)."""
@@ -153,23 +243,32 @@ class TokenProvider:
             if self._app is not None:
                 self._app.remove_tokens_for_client()
 
+    def close(self) -> None:
+        self._session.close()
+
 
 class EntraHttp:
-    """Authorized JSON calls with the retry rules every Entra adapter shares."""
+    """Authorized JSON calls with the retry rules every Entra adapter shares.
+
+    One ``httpx.AsyncClient`` for all calls (connection reuse); one token provider.
+    """
 
     def __init__(self, app: EntraApp, *, scope: str, service: str) -> None:
         self.tokens = TokenProvider(app, scope)
-        self._tokens = self.tokens
         self._service = service
-        tls = ssl.create_default_context(cafile=str(app.ca_file)) if app.ca_file else True
+        # httpx 0.28 wants an SSLContext, not a path, for a private CA.
+        tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(app.ca_file)) if app.ca_file else True
         self._client = httpx.AsyncClient(verify=tls, timeout=app.timeout)
-        self.requests = 0
+        self.requests = 0  # HTTP requests sent to the service, retries included
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """Returns the response for 2xx and 404; raises an ``EntraError`` otherwise."""
+    async def request(self, method: str, url: str, *, permission: str | None = None, **kwargs: Any) -> httpx.Response:
+        """Returns the response for 2xx and 404; raises an ``EntraError`` otherwise.
+
+        ``permission`` names the application permission a 403 means is missing.
+        """
         refreshed = waited = False
         while True:
-            token = await self._tokens.token()
+            token = await self.tokens.token()
             self.requests += 1
             try:
                 response = await self._client.request(
@@ -177,16 +276,23 @@ class EntraHttp:
                 )
             except httpx.TimeoutException as exc:
                 raise EntraUnavailable(f"{self._service} did not answer in time.") from exc
+            except httpx.ConnectError as exc:
+                if isinstance(exc.__context__, ssl.SSLError) or "CERTIFICATE" in str(exc).upper():
+                    raise EntraUnavailable(
+                        f"TLS to {self._service} failed (certificate not trusted); check ca_file."
+                    ) from exc
+                raise EntraUnavailable(f"{self._service} could not be reached.") from exc
             except httpx.TransportError as exc:
                 raise EntraUnavailable(f"{self._service} could not be reached ({type(exc).__name__}).") from exc
             status = response.status_code
             if status < 300 or status == 404:
                 return response
             if status == 401 and not refreshed:
-                self._tokens.invalidate()  # expired or revoked: one fresh token, one retry
+                # Expired or revoked before msal thought so: one fresh token, one retry.
+                await asyncio.to_thread(self.tokens.invalidate)
                 refreshed = True
                 continue
-            retry_after = _retry_after(response)
+            retry_after = _parse_retry_after(response.headers.get("Retry-After"))
             if (
                 status in (429, 503)
                 and not waited
@@ -196,38 +302,50 @@ class EntraHttp:
                 waited = True
                 await asyncio.sleep(retry_after)
                 continue
-            raise self._error(response, retry_after)
+            error = self._error(response, retry_after, permission)
+            log.warning("entra call failed: %s %s -> %s", method, httpx.URL(url).path, status)
+            raise error
 
-    def _error(self, response: httpx.Response, retry_after: float | None) -> EntraError:
+    def _error(self, response: httpx.Response, retry_after: float | None, permission: str | None) -> EntraError:
         status = response.status_code
         try:
-            detail = str(response.json().get("error", {}).get("message", ""))
-        except ValueError:
+            detail = str(response.json().get("error", {}).get("message", ""))[:200]
+        except (ValueError, AttributeError):
             detail = ""
         if status == 401:
             return EntraAuthError(f"{self._service} rejected the bot's token (401): {detail or 'unauthorized'}.")
         if status == 403:
+            needed = permission or "AuditLog.Read.All and Organization.Read.All"
             return EntraForbidden(
-                f"{self._service} denied access (403): the app registration needs the application permissions "
-                "AuditLog.Read.All and Organization.Read.All, with admin consent."
+                f"{self._service} denied access (403): the app registration needs the application permission "
+                f"{needed}, with admin consent."
             )
+        wait = f"retry in {retry_after:g} s" if retry_after is not None else "retry later"
         if status == 429:
-            wait = f"retry in {retry_after:g} s" if retry_after is not None else "retry later"
             return EntraThrottled(
                 f"{self._service} throttled the request (429); {wait}.", retry_after_seconds=retry_after
             )
         if status >= 500:
-            return EntraUnavailable(f"{self._service} is unavailable ({status}); retry later.")
+            return EntraUnavailable(f"{self._service} is unavailable ({status}); {wait}.")
         return EntraError(f"{self._service} refused the request ({status}): {detail or 'bad request'}.")
 
     async def close(self) -> None:
         await self._client.aclose()
-        self._tokens.close()
+        self.tokens.close()
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+def _parse_retry_after(value: str | None) -> float | None:
+    """Retry-After is seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if value is None:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, math.ceil((when - datetime.now(UTC)).total_seconds()))

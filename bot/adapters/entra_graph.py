@@ -1,4 +1,9 @@
-"""The Entra adapter: the tenant and the KerberosDomain audit events, through Microsoft Graph."""
+"""The Entra adapter: the tenant and the KerberosDomain audit events, through Microsoft Graph.
+
+Graph has no API for the Kerberos server itself (see docs: only the audit log shows its
+changes), so this adapter reads ``/organization`` and ``/auditLogs/directoryAudits``. Needs the
+application permissions Organization.Read.All and AuditLog.Read.All, with admin consent.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ from bot.adapters.entra_auth import EntraApp, EntraHttp
 from bot.domain.errors import EntraError
 from bot.domain.model import AuditEvent, TenantInfo
 
-_TENANT_CACHE_SECONDS = 600.0
-_PAGE_SIZE = 50
+_TENANT_CACHE_SECONDS = 300.0  # the tenant's name and domains change rarely; status asks often
+_PAGE_SIZE = 50  # Graph's $top; the caller's limit is usually smaller
 
 
 def graph_scope_resource(graph_url: str) -> str:
@@ -31,8 +36,24 @@ def _initiator(event: dict[str, Any]) -> str | None:
     return user.get("userPrincipalName") or user.get("displayName") or app.get("displayName")
 
 
+def _event(item: dict[str, Any]) -> AuditEvent:
+    return AuditEvent(
+        id=str(item.get("id")),
+        activity=str(item.get("activityDisplayName")),
+        at=_parse_time(str(item.get("activityDateTime"))),
+        result=str(item.get("result")),
+        initiated_by=_initiator(item),
+        targets=tuple(str(t.get("displayName")) for t in item.get("targetResources") or []),
+    )
+
+
 class GraphEntraDirectory:
-    """Implements ``bot.domain.ports.EntraDirectory``."""
+    """Implements ``bot.domain.ports.EntraDirectory``.
+
+    ``app`` carries the explicit sign-in values (tenant, client id, secret or certificate,
+    authority host, CA file, timeout); ``graph_url`` is where Graph is reached (sovereign clouds,
+    the stand-in). Call ``close()`` when done.
+    """
 
     def __init__(self, app: EntraApp, *, graph_url: str = "https://graph.microsoft.com") -> None:
         self._graph = graph_url.rstrip("/")
@@ -43,23 +64,28 @@ class GraphEntraDirectory:
 
     @property
     def graph_requests(self) -> int:
+        """HTTP requests sent to Graph (retries included)."""
         return self._http.requests
 
     @property
     def token_requests(self) -> int:
+        """Tokens msal fetched from the identity platform (cache hits not counted)."""
         return self.tokens.token_requests
 
-    async def _get_json(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
-        response = await self._http.request("GET", url, params=params)
+    async def _get_json(self, url: str, params: dict[str, str] | None, permission: str) -> dict[str, Any]:
+        response = await self._http.request("GET", url, params=params, permission=permission)
         if response.status_code == 404:
-            raise EntraError(f"Microsoft Graph has no resource at {url.removeprefix(self._graph)}.")
-        body: dict[str, Any] = response.json()
+            raise EntraError(f"Microsoft Graph has no resource at {url.removeprefix(self._graph).split('?')[0]}.")
+        try:
+            body: dict[str, Any] = response.json()
+        except ValueError as exc:
+            raise EntraError("Microsoft Graph answered with something that is not JSON.") from exc
         return body
 
     async def tenant(self) -> TenantInfo:
         if self._tenant and time.monotonic() - self._tenant[0] < _TENANT_CACHE_SECONDS:
             return self._tenant[1]
-        body = await self._get_json(f"{self._graph}/v1.0/organization")
+        body = await self._get_json(f"{self._graph}/v1.0/organization", None, "Organization.Read.All")
         org = (body.get("value") or [{}])[0]
         info = TenantInfo(
             id=str(org.get("id", "")),
@@ -72,29 +98,22 @@ class GraphEntraDirectory:
     async def kerberos_domain_events(
         self, domain_dns_name: str, *, since: datetime | None = None, limit: int = 20
     ) -> list[AuditEvent]:
-        name = domain_dns_name.replace("'", "''")  # OData string literal
+        if limit <= 0:
+            return []
+        name = domain_dns_name.replace("'", "''")  # an OData string literal
         clauses = ["category eq 'KerberosDomain'", f"targetResources/any(t: t/displayName eq '{name}')"]
         if since is not None:
             clauses.append(f"activityDateTime ge {since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}")
         url: str | None = f"{self._graph}/v1.0/auditLogs/directoryAudits"
         params: dict[str, str] | None = {"$filter": " and ".join(clauses), "$top": str(min(limit, _PAGE_SIZE))}
-        events: list[AuditEvent] = []
+        events: dict[str, AuditEvent] = {}  # by id: a page boundary moving under us must not duplicate
         while url and len(events) < limit:
-            body = await self._get_json(url, params)
+            body = await self._get_json(url, params, "AuditLog.Read.All")
             for item in body.get("value") or []:
-                events.append(
-                    AuditEvent(
-                        id=str(item.get("id")),
-                        activity=str(item.get("activityDisplayName")),
-                        at=_parse_time(str(item.get("activityDateTime"))),
-                        result=str(item.get("result")),
-                        initiated_by=_initiator(item),
-                        targets=tuple(str(t.get("displayName")) for t in item.get("targetResources") or []),
-                    )
-                )
-            url, params = body.get("@odata.nextLink"), None  # the link carries the query
-        events.sort(key=lambda e: e.at, reverse=True)
-        return events[:limit]
+                event = _event(item)
+                events.setdefault(event.id, event)
+            url, params = body.get("@odata.nextLink"), None  # the link carries the whole query
+        return sorted(events.values(), key=lambda e: e.at, reverse=True)[:limit]
 
     async def close(self) -> None:
         await self._http.close()
