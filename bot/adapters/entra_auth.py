@@ -196,8 +196,8 @@ class TokenProvider:
                 raise self._throttled() or EntraUnavailable(
                     "The Microsoft identity platform answered with something that is not JSON; retry later."
                 ) from exc
-            except ValueError as exc:
-                raise self._setup_error(exc) from exc
+            except ValueError as exc:  # a throttled OpenID discovery surfaces as this too
+                raise self._throttled() or self._setup_error(exc) from exc
         if "access_token" not in result:
             error = self._throttled() or _describe_token_error(result)
             log.warning("entra token request refused: %s", error.user_message)

@@ -176,6 +176,21 @@ async def test_token_endpoint_server_error_is_unavailable(entra_standin: EntraSt
             await g.tenant()
 
 
+async def test_openid_discovery_failures(entra_standin: EntraStandIn) -> None:
+    entra_standin.fail_next("discovery", 503)
+    async with directory(entra_standin) as g:
+        with pytest.raises(EntraUnavailable, match="identity platform"):
+            await g.tenant()
+    entra_standin.fail_next("discovery", 429, retry_after=20)
+    async with directory(entra_standin) as g:
+        with pytest.raises(EntraThrottled) as err:
+            await g.tenant()
+        assert err.value.retry_after_seconds == 20
+        entra_standin.clear_faults()
+    async with directory(entra_standin) as g:  # a new client discovers afresh and signs in
+        assert (await g.tenant()).id == entra_standin.tenant_id
+
+
 async def test_slow_token_endpoint_times_out(entra_standin: EntraStandIn) -> None:
     entra_standin.fail_next("token", None, delay=2.0)
     async with directory(entra_standin, timeout=0.5) as g:
@@ -290,3 +305,14 @@ async def test_graph_404_is_an_entra_error(entra_graph: GraphEntraDirectory, ent
     entra_standin.fail_next("graph", 404)
     with pytest.raises(EntraError, match="no resource"):
         await entra_graph.tenant()
+
+
+def test_retry_after_in_seconds_or_as_an_http_date() -> None:
+    from email.utils import format_datetime
+
+    from bot.adapters.entra_auth import _parse_retry_after
+
+    assert _parse_retry_after("7") == 7.0 and _parse_retry_after(None) is None
+    assert _parse_retry_after("soon") is None
+    in_a_minute = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
+    assert 55 <= (_parse_retry_after(in_a_minute) or 0) <= 61
