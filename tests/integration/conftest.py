@@ -1,4 +1,4 @@
-"""Fixtures for the integration tests: the real Samba DCs and the Entra stand-in."""
+"""Fixtures for the integration tests on the real Samba DCs (the Entra ones: tests/support/entra.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 from bot.adapters.ad_ldap import LdapDirectory
 from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
 from bot.adapters.ldap_connection import LdapEndpoint
-from bot.sandbox.entra_standin import EntraStandIn
 from bot.sandbox.sandbox import ADMIN_PASSWORD, DEFAULT_DOMAINS, SandboxDomain, samba
 
 CONTOSO, FABRIKAM = DEFAULT_DOMAINS
@@ -53,9 +52,3 @@ async def directory(contoso_dc: SandboxDomain) -> AsyncIterator[LdapDirectory]:
     d = LdapDirectory(endpoint(contoso_dc), configuration_dn="CN=Configuration,DC=contoso,DC=test")
     yield d
     await d.close()
-
-
-@pytest.fixture
-async def entra() -> AsyncIterator[EntraStandIn]:
-    async with EntraStandIn() as standin:
-        yield standin
