@@ -13,7 +13,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,7 @@ from ldap3.protocol.formatters.formatters import format_sid
 from ldap3.utils.conv import escape_filter_chars
 
 from bot.adapters.ldap_connection import LdapEndpoint, LdapSession
-from bot.domain.errors import DirectoryError
+from bot.domain.errors import DirectoryDataError, DirectoryError
 from bot.domain.model import (
     KERBEROS_REALM,
     SCP_CN,
@@ -34,6 +34,7 @@ from bot.domain.model import (
 )
 
 UNICODE_PWD_ATTID = 0x9005A
+COMPUTER_CN = "AzureADKerberos"  # the module's name; the object may sit in any OU
 _NT_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 _DSA_CACHE_SECONDS = 3600.0
 
@@ -111,25 +112,56 @@ def parse_repl_attribute_metadata_xml(values: Sequence[str]) -> dict[str, ReplEn
     return found
 
 
+FOREST_TRUST_TOP_LEVEL_NAME = 0
+FOREST_TRUST_TOP_LEVEL_NAME_EX = 1
+FOREST_TRUST_DOMAIN_INFO = 2
+
+
 def parse_forest_trust_top_level_names(blob: bytes) -> tuple[str, ...]:
-    """Top-level names from ``msDS-TrustForestTrustInfo`` (MS-ADTS 6.1.6.9.3)."""
-    if len(blob) < 8:
+    """Top-level names (type 0 records only) from ``msDS-TrustForestTrustInfo`` (MS-ADTS 6.1.6.9.3).
+
+    Layout: version u32, record count u32, then per record: length u32 (of what follows), flags u32,
+    timestamp u64, type u8, and for a name record a u32 length and the UTF-8 name. Raises
+    ``ValueError`` on a blob that does not add up, rather than returning half a list.
+    """
+    if not blob:
         return ()
-    _, count = struct.unpack_from("<II", blob, 0)
+    if len(blob) < 8:
+        raise ValueError(f"forest trust info of {len(blob)} bytes is shorter than its header")
+    version, count = struct.unpack_from("<II", blob, 0)
+    if version != 1:
+        raise ValueError(f"forest trust info version {version} is not 1")
     offset, names = 8, []
-    for _ in range(count):
+    for index in range(count):
         if offset + 4 > len(blob):
-            break
+            raise ValueError(f"forest trust record {index} starts past the end of the blob")
         (length,) = struct.unpack_from("<I", blob, offset)
         record = blob[offset + 4 : offset + 4 + length]
         offset += 4 + length
-        if len(record) < 13:
-            continue
-        record_type = record[12]
-        if record_type == 0:  # top level name
+        if len(record) != length or length < 13:
+            raise ValueError(f"forest trust record {index} is truncated ({len(record)} of {length} bytes)")
+        if record[12] == FOREST_TRUST_TOP_LEVEL_NAME:
+            if length < 17:
+                raise ValueError(f"forest trust record {index} has no name length")
             (name_length,) = struct.unpack_from("<I", record, 13)
+            if 17 + name_length > length:
+                raise ValueError(f"forest trust record {index}: name longer than its record")
             names.append(record[17 : 17 + name_length].decode("utf-8"))
     return tuple(names)
+
+
+def kerberos_objects_filter(computer_cn: str = COMPUTER_CN, realm: str = KERBEROS_REALM, scp_cn: str = SCP_CN) -> str:
+    """One OR filter for the computer, every RODC-style krbtgt, the TDO and the SCP.
+
+    The values are constants today, but they are escaped anyway so that nothing ever reaches a
+    filter unescaped (a ``*`` or ``)`` would otherwise widen the search).
+    """
+    return (
+        f"(|(&(objectClass=computer)(cn={escape_filter_chars(computer_cn)}))"
+        "(msDS-SecondaryKrbTgtNumber=*)"
+        f"(&(objectClass=trustedDomain)(trustPartner={escape_filter_chars(realm)}))"
+        f"(&(objectClass=serviceConnectionPoint)(cn={escape_filter_chars(scp_cn)})))"
+    )
 
 
 def _str(raw: dict[str, list[bytes]], name: str) -> str | None:
@@ -139,7 +171,12 @@ def _str(raw: dict[str, list[bytes]], name: str) -> str | None:
 
 def _int(raw: dict[str, list[bytes]], name: str) -> int | None:
     value = _str(raw, name)
-    return int(value) if value is not None else None
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} is not an integer") from exc
 
 
 def _generalized_time(value: str | None) -> datetime | None:
@@ -179,21 +216,23 @@ class LdapDirectory:
         return self._endpoint
 
     async def read_kerberos_objects(self) -> OnPremState:
-        session = self._session
-        return await session.run(lambda conn: self._read(session, conn))
+        return await self._read_counted(self._session)
 
-    def _filter(self) -> str:
-        realm = escape_filter_chars(KERBEROS_REALM)
-        return (
-            "(|(&(objectClass=computer)(cn=AzureADKerberos))"
-            "(msDS-SecondaryKrbTgtNumber=*)"
-            f"(&(objectClass=trustedDomain)(trustPartner={realm}))"
-            f"(&(objectClass=serviceConnectionPoint)(cn={escape_filter_chars(SCP_CN)})))"
-        )
+    async def _read_counted(self, session: LdapSession) -> OnPremState:
+        state, operations = await session.run_counted(lambda conn: self._read(session, conn))
+        return replace(state, ldap_operations=operations)  # counted with the bind, if one was needed
 
     def _read(self, session: LdapSession, conn: Connection) -> OnPremState:
-        before = session.operations
-        entries = session.search(conn, self._endpoint.base_dn, self._filter(), SUBTREE, READ_ATTRIBUTES)
+        entries = session.search(conn, self._endpoint.base_dn, kerberos_objects_filter(), SUBTREE, READ_ATTRIBUTES)
+        try:
+            return self._state(session, conn, entries)
+        except (ValueError, KeyError, IndexError, UnicodeDecodeError, ET.ParseError) as exc:
+            raise DirectoryDataError(
+                f"The Kerberos server objects in {self.domain_dns_name} are not shaped as the module creates "
+                f"them ({exc})."
+            ) from exc
+
+    def _state(self, session: LdapSession, conn: Connection, entries: list[dict[str, Any]]) -> OnPremState:
         computer = None
         krbtgts: dict[str, dict[str, Any]] = {}
         tdo = scp = None
@@ -228,28 +267,23 @@ class LdapDirectory:
             if scp
             else None,
             read_from=session.answering_host(),
-            ldap_operations=session.operations - before,
         )
 
     def _key_metadata(self, session: LdapSession, conn: Connection, raw: dict[str, list[bytes]]) -> KeyMetadata | None:
         entry: ReplEntry | None = None
+        # Windows serves the XML form (with the DSA's DN); Samba only the binary one: prefer XML
         xml_values = raw.get("msds-replattributemetadata")
-        try:
-            if xml_values:
-                entry = parse_repl_attribute_metadata_xml([v.decode("utf-8") for v in xml_values]).get("unicodepwd")
-            if entry is None and raw.get("replpropertymetadata"):
-                entry = next(
-                    (
-                        e
-                        for e in parse_repl_property_metadata(raw["replpropertymetadata"][0])
-                        if e.attid == UNICODE_PWD_ATTID
-                    ),
-                    None,
-                )
-        except (ValueError, ET.ParseError) as exc:
-            raise DirectoryError(
-                f"The replication metadata of the krbtgt account in {self.domain_dns_name} could not be read."
-            ) from exc
+        if xml_values:
+            entry = parse_repl_attribute_metadata_xml([v.decode("utf-8") for v in xml_values]).get("unicodepwd")
+        if entry is None and raw.get("replpropertymetadata"):
+            entry = next(
+                (
+                    e
+                    for e in parse_repl_property_metadata(raw["replpropertymetadata"][0])
+                    if e.attid == UNICODE_PWD_ATTID
+                ),
+                None,
+            )
         if entry is None:
             return None  # no key set yet
         return KeyMetadata(
@@ -311,9 +345,9 @@ class LdapDirectory:
 
     async def read_key_versions_per_dc(self) -> dict[str, int | None]:
         async def one(url: str) -> tuple[str, int | None]:
-            session = LdapSession(self._endpoint, urls=[url])
+            session = LdapSession(self._endpoint, urls=[url])  # one DC each: no failover to another
             try:
-                state = await session.run(lambda conn: self._read(session, conn))
+                state = await self._read_counted(session)
                 key = state.server.key if state.server else None
                 return url, key.version if key else None
             except DirectoryError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 import socket
 import ssl
 import threading
@@ -68,6 +69,21 @@ class LdapEndpoint:
             get_info=NONE,  # no schema/DSE reads on connect: they cost LDAP operations
             connect_timeout=self.connect_timeout,
         )
+
+
+# AD's "data <code>" in an invalidCredentials answer (the sub-status of AcceptSecurityContext)
+_BIND_REASONS = {
+    "52e": "wrong password (data 52e)",
+    "525": "no such user (data 525)",
+    "530": "logon not permitted at this time (data 530)",
+    "531": "logon not permitted from this workstation (data 531)",
+    "532": "the password has expired (data 532)",
+    "533": "the account is disabled (data 533)",
+    "701": "the account has expired (data 701)",
+    "773": "the password must be changed (data 773)",
+    "775": "the account is locked out (data 775)",
+}
+_BIND_REASON_UNKNOWN = "wrong password, or the account is disabled, expired or locked"
 
 
 def _looks_like_timeout(exc: BaseException) -> bool:
@@ -142,20 +158,22 @@ class LdapSession:
         conn = self._conn
         return str(conn.server.host) if conn is not None and conn.server is not None else "?"
 
-    def _run_locked(self, operation: Callable[[Connection], T]) -> T:
+    def _run_locked(self, operation: Callable[[Connection], T]) -> tuple[T, int]:
+        """``operation``'s result and how many LDAP operations it took, a (re)bind included."""
         with self._lock:
+            before = self.operations  # read under the lock: concurrent callers do not blur the count
             for attempt in (1, 2):
                 if self._conn is None or self._conn.closed:
                     self._conn = self._connect()
                 try:
-                    return operation(self._conn)
+                    return operation(self._conn), self.operations - before
                 except (ldap_exc.LDAPSessionTerminatedByServerError, ldap_exc.LDAPSocketSendError) as exc:
                     # a DC restarted or dropped idle connections: reconnect once
                     self._drop()
                     if attempt == 2:
                         raise exc
                 except ldap_exc.LDAPSocketReceiveError:
-                    self._drop()
+                    self._drop()  # a timed-out answer may still arrive later: never reuse that socket
                     raise
             raise AssertionError("unreachable")
 
@@ -165,8 +183,8 @@ class LdapSession:
                 self._conn.unbind()
         self._conn = None
 
-    def run_sync(self, operation: Callable[[Connection], T]) -> T:
-        """Run ``operation(conn)`` with the library's errors translated."""
+    def run_counted_sync(self, operation: Callable[[Connection], T]) -> tuple[T, int]:
+        """Run ``operation(conn)`` with the library's errors translated; also count its LDAP operations."""
         try:
             return self._run_locked(operation)
         except DirectoryError:
@@ -174,8 +192,14 @@ class LdapSession:
         except Exception as exc:
             raise self.translate(exc) from exc
 
+    def run_sync(self, operation: Callable[[Connection], T]) -> T:
+        return self.run_counted_sync(operation)[0]
+
     async def run(self, operation: Callable[[Connection], T]) -> T:
         return await asyncio.to_thread(self.run_sync, operation)
+
+    async def run_counted(self, operation: Callable[[Connection], T]) -> tuple[T, int]:
+        return await asyncio.to_thread(self.run_counted_sync, operation)
 
     def search(
         self, conn: Connection, base: str, ldap_filter: str, scope: str, attributes: Sequence[str]
@@ -195,9 +219,11 @@ class LdapSession:
         if isinstance(exc, ldap_exc.LDAPInvalidCredentialsResult) or (
             isinstance(exc, ldap_exc.LDAPBindError) and "invalidcredentials" in str(exc).lower().replace(" ", "")
         ):
+            # AD names the reason in the "data <code>" part of its message; the password is never echoed
+            match = re.search(r"data ([0-9a-f]{3})", str(exc).lower())
+            reason = _BIND_REASONS.get(match.group(1) if match else "", _BIND_REASON_UNKNOWN)
             return DirectoryAuthError(
-                f"The DCs of {ep.domain_dns_name} refused the bind of {ep.bind_user}: wrong password, "
-                "or the account is disabled, expired or locked."
+                f"The DCs of {ep.domain_dns_name} refused the password of bind user {ep.bind_user}: {reason}."
             )
         if isinstance(exc, ldap_exc.LDAPBindError):
             return DirectoryAuthError(f"The bind of {ep.bind_user} to {ep.domain_dns_name} failed.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,18 @@ SYSTEM_PYTHON = "/usr/bin/python3"  # python3-samba is built for Debian's interp
 TRUST_FLAT_NAME = "KERBEROS"
 # The cloud realm has no AD SID of its own; MS-LSAD requires one, so the emulator uses a fixed one.
 TRUST_SID = "S-1-5-21-3623811015-3361044348-30300820"
+LSA_TIMEOUT_SECONDS = 60.0
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.IGNORECASE)
+# NTSTATUS codes LsarCreateTrustedDomainEx2 answers with, in an operator's words
+_LSA_HINTS = {
+    "0xC0000035": "the trusted domain object already exists (remove it first)",
+    "0xC00000E0": "the domain already exists: a trusted domain object or a KERBEROS$ trust account is left over",
+    "0xC000000D": "invalid parameter: the top-level names must include the trust's own name",
+    "0xC0000022": "access denied: the admin account lacks Domain Admins rights",
+    "0xC000006D": "the admin user name or password was refused",
+    "0xC0000078": "the trust's SID is not valid",
+    "0xC0000034": "the local LSA socket was not found: is the Samba DC running with this smb.conf?",
+}
 
 
 def _new_key() -> bytes:
@@ -40,10 +53,21 @@ def _new_key() -> bytes:
 class EmulatedOnPremModule:
     """What the module changes in one AD domain."""
 
-    def __init__(self, endpoint: LdapEndpoint, *, samba_conf: Path | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: LdapEndpoint,
+        *,
+        samba_conf: Path | None = None,
+        admin_user: str | None = None,
+        admin_password: str | None = None,
+    ) -> None:
+        """``endpoint`` binds for the LDAP writes; ``admin_user``/``admin_password`` (default: the
+        endpoint's) sign in to LSA over the DC's local socket found through ``samba_conf``."""
         self._endpoint = endpoint
         self._session = LdapSession(self._endpoint)
         self._samba_conf = samba_conf
+        self._admin_user = admin_user or endpoint.bind_user
+        self._admin_password = admin_password or endpoint.bind_password
         base = endpoint.base_dn
         self.krbtgt_dn = f"CN=krbtgt_AzureAD,CN=Users,{base}"
         self.computer_dn = f"CN=AzureADKerberos,OU=Domain Controllers,{base}"
@@ -178,42 +202,56 @@ class EmulatedOnPremModule:
         await self._run("Removing the Kerberos server", self._delete_server)
 
     async def create_trusted_domain_object(self, top_level_names: Sequence[str]) -> None:
+        domain = self._endpoint.domain_dns_name
         if self._samba_conf is None:
             raise KerberosModuleError(
-                f"The emulator cannot create trusted domain objects in {self._endpoint.domain_dns_name}: "
+                f"The emulator cannot create trusted domain objects in {domain}: "
                 "no samba_conf is configured for it (kerberos_module.emulator.domains)."
             )
+        bad = [n for n in top_level_names if not _DNS_NAME.match(n)]
+        if bad:
+            raise KerberosModuleError(f"Top-level names must be DNS names such as windows.net, not {bad!r}.")
         request = {
             "action": "create",
             "conf": str(self._samba_conf),
-            "user": self._endpoint.bind_user.split("@")[0].split("\\")[-1],
-            "password": self._endpoint.bind_password,
+            "user": self._admin_user.split("@")[0].split("\\")[-1],
+            "password": self._admin_password,
             "name": KERBEROS_REALM,
             "flat": TRUST_FLAT_NAME,
             "sid": TRUST_SID,
             "trust_password": secrets.token_urlsafe(48),
             "top_level_names": list(top_level_names),
         }
-        proc = await asyncio.create_subprocess_exec(
-            SYSTEM_PYTHON,
-            str(LSA_HELPER),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await proc.communicate(json.dumps(request).encode())
+        # argv holds no parameter and no shell is involved: the request, secrets included, goes on stdin
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                SYSTEM_PYTHON,
+                str(LSA_HELPER),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise KerberosModuleError(
+                f"The emulator cannot run {SYSTEM_PYTHON} for LSA calls ({exc.strerror}): install python3-samba "
+                "(scripts/samba-dc.sh install)."
+            ) from exc
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(json.dumps(request).encode()), LSA_TIMEOUT_SECONDS)
+        except TimeoutError as exc:
+            proc.kill()
+            await proc.wait()
+            raise KerberosModuleError(
+                f"LsaCreateTrustedDomainEx in {domain} did not finish within {LSA_TIMEOUT_SECONDS:g} s."
+            ) from exc
         try:
             answer = json.loads(out.decode().strip().splitlines()[-1])
         except (IndexError, ValueError):
             answer = {"ok": False, "error": err.decode(errors="replace").strip()[-300:] or "no output"}
         if not answer.get("ok"):
-            status = answer.get("status", "")
-            hint = {
-                "0xC0000035": "the trusted domain object already exists",
-                "0xC00000E0": "a trust account KERBEROS$ is left over from an earlier removal",
-            }.get(status, "")
+            status = str(answer.get("status", ""))
+            hint = _LSA_HINTS.get(status.upper().replace("0X", "0x"), "")
             detail = f"{answer.get('error')} {status}".strip()
             raise KerberosModuleError(
-                f"LsaCreateTrustedDomainEx in {self._endpoint.domain_dns_name} failed: {detail}"
-                + (f" ({hint})" if hint else "")
+                f"LsaCreateTrustedDomainEx in {domain} failed: {detail}" + (f" ({hint})" if hint else "")
             )
