@@ -2,10 +2,12 @@
 # samba-dc.sh - a private Samba AD DC (Debian 12 packages) for kerberos-bot's tests and sandbox.
 # Adapted from the verified reference in shared/notes/samba/samba-up.sh.
 #
-#   ./samba-dc.sh install   # install the Debian packages (scripts/install-system-packages.sh)
-#   ./samba-dc.sh up        # provision (if needed; from a pristine template after the first time) + start + wait
+#   ./samba-dc.sh install   # install the missing Debian packages (samba, python3-samba for LSA, iproute2, ...)
+#   ./samba-dc.sh up        # install if needed, provision (first time ~10 s; later from the pristine template), start
 #   ./samba-dc.sh down      # stop it (by pid file; never by name)
-#   ./samba-dc.sh reset     # down + restore the pristine domain + up
+#   ./samba-dc.sh reset     # down + restore the pristine domain from the template (~2 s, no re-provision) + up
+#   ./samba-dc.sh seed [server-with-tdo|fido-only|no-server]   # objects as Set-AzureADKerberosServer leaves them
+#   ./samba-dc.sh purge     # down + delete the instance and its template
 #   ./samba-dc.sh status
 #
 # Environment (all optional):
@@ -27,6 +29,7 @@
 #   SAMBA_NETNS      run samba inside this existing network namespace (ip netns exec NAME ...)
 #   SAMBA_MAX_RUNTIME  samba exits by itself after this many seconds (default 7200) - CI safety net
 #   SAMBA_WAIT       seconds to wait for readiness (default 60)
+#   PYTHON           interpreter for 'seed' (default: the checkout's .venv/bin/python)
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 
@@ -47,8 +50,33 @@ case "$IFACE" in lo) HOST=127.0.0.1 ;; *) HOST=$IFACE ;; esac
 
 log() { echo "[samba-up] $*" >&2; }
 
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+# samba-ad-provision holds the schema (only a Recommends of samba); python3-samba is what /usr/bin/python3 needs
+# for LSA (trusted domain objects); iproute2 gives ip/ss (extra loopback address, port-clash check)
+PACKAGES=(samba samba-dsdb-modules samba-vfs-modules samba-ad-provision winbind python3-samba openssl iproute2 ldb-tools)
+
 do_install() {
-    "$(dirname "$0")/install-system-packages.sh"
+    local p st missing=()
+    for p in "${PACKAGES[@]}"; do
+        st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+        [ "$st" = "install ok installed" ] || missing+=("$p")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then return; fi
+    if [ "$(id -u)" -ne 0 ]; then log "missing Debian packages: ${missing[*]}; run as root"; exit 1; fi
+    local t0=$SECONDS
+    apt-get update -q >/dev/null
+    # policy-rc.d on these images keeps the packaged services from starting; ours runs privately
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    log "installed ${missing[*]} in $((SECONDS - t0)) s"
+}
+
+do_seed() {
+    local state=${1:-server-with-tdo} py=${PYTHON:-$REPO/.venv/bin/python}
+    [ -x "$py" ] || py=python3
+    is_running || { log "not running: run '$0 up' first"; exit 1; }
+    # the emulator's AD half does it, over LDAPS and LSA, exactly as the tests and the sandbox do
+    (cd "$REPO" && SAMBA_DIR="$DIR" SAMBA_REALM="$REALM" SAMBA_ADMINPASS="$PASS" SAMBA_HOST="$HOST" \
+        "$py" -m tests.support.samba seed "$state")
 }
 
 TEMPLATE="$DIR.template.tgz"
@@ -112,7 +140,9 @@ PY
         -addext "subjectAltName=DNS:dc1.$realm_lc,DNS:dc1,DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:$HOST" \
         -keyout "$tls/key.pem" -out "$tls/cert.pem" 2>/dev/null
     cp "$tls/cert.pem" "$tls/ca.pem"; chmod 600 "$tls/key.pem"
-    tar -C "$(dirname "$DIR")" -czf "$TEMPLATE" "$(basename "$DIR")"
+    # the pristine copy (samba never ran on it) makes 'reset' ~2 s; written aside and renamed so a killed run
+    # never leaves half a template behind
+    tar -C "$(dirname "$DIR")" -czf "$TEMPLATE.part" "$(basename "$DIR")" && mv -f "$TEMPLATE.part" "$TEMPLATE"
     log "provisioned $REALM in $((SECONDS - t0)) s ($DIR; pristine copy in $TEMPLATE)"
 }
 
@@ -217,8 +247,9 @@ case "${1:-up}" in
     install) do_install ;;
     up)      do_install; do_provision; do_start ;;
     down)    do_stop ;;
-    reset)   do_stop; rm -rf "$DIR"; do_provision; do_start ;;
+    reset)   do_stop; rm -rf "$DIR"; do_provision; do_start ;;   # do_provision restores the template
+    seed)    do_seed "${2:-}" ;;
     purge)   do_stop; rm -rf "$DIR" "$TEMPLATE" ;;
     status)  if is_running; then echo "running pid $(cat "$DIR/run/samba.pid")"; else echo "not running"; exit 3; fi ;;
-    *) echo "usage: $0 install|up|down|reset|purge|status" >&2; exit 2 ;;
+    *) echo "usage: $0 install|up|down|reset|seed [state]|purge|status" >&2; exit 2 ;;
 esac

@@ -91,6 +91,16 @@ def _looks_like_timeout(exc: BaseException) -> bool:
     return isinstance(exc, socket.timeout | TimeoutError) or "timed out" in text or "timeout" in text
 
 
+def _discard(conn: Connection) -> None:
+    """Unbind and close: after a failed connect or a broken socket ldap3's unbind leaves the socket open."""
+    with contextlib.suppress(Exception):
+        conn.unbind()
+    sock = getattr(conn, "socket", None)
+    if sock is not None:
+        with contextlib.suppress(Exception):
+            sock.close()
+
+
 class LdapSession:
     """A lazily bound connection over the domain's DC pool, reconnected when it drops."""
 
@@ -145,12 +155,7 @@ class LdapSession:
             self.operations += 1  # the bind
             conn.bind(read_server_info=False)
         except BaseException:
-            with contextlib.suppress(Exception):
-                conn.unbind()
-            sock = getattr(conn, "socket", None)  # ldap3 keeps the socket of a refused connect open
-            if sock is not None:
-                with contextlib.suppress(Exception):
-                    sock.close()
+            _discard(conn)
             raise
         return conn
 
@@ -179,8 +184,7 @@ class LdapSession:
 
     def _drop(self) -> None:
         if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.unbind()
+            _discard(self._conn)
         self._conn = None
 
     def run_counted_sync(self, operation: Callable[[Connection], T]) -> tuple[T, int]:

@@ -1,54 +1,52 @@
-"""Fixtures for the integration tests on the real Samba DCs (the Entra ones: tests/support/entra.py)."""
+"""Fixtures for the integration tests on the real Samba DCs (tests/support/samba.py; Entra: tests/support/entra.py).
+
+- ``contoso_dc`` (session): the CONTOSO.TEST DC, started once; a ``SambaDC`` with host, base_dn,
+  admin_user/admin_password, ca_file, smb_conf, ldaps_url/starttls_url and endpoint()/module() helpers.
+- ``fabrikam_dc`` (session): FABRIKAM.TEST on the second address, started only when a test asks.
+- ``seed_domain``: ``await seed_domain(dc, SeedState.FIDO_ONLY)`` -> the ``OnPremState`` read back.
+- ``onprem``: the emulator's AD half on contoso, seeded "server without TDO"; closed after the test.
+- ``directory``: an ``LdapDirectory`` on contoso over LDAPS with CA validation; closed after the test.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from bot.adapters.ad_ldap import LdapDirectory
 from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
-from bot.adapters.ldap_connection import LdapEndpoint
-from bot.sandbox.sandbox import ADMIN_PASSWORD, DEFAULT_DOMAINS, SandboxDomain, samba
+from bot.domain.model import OnPremState
+from tests.support.samba import SambaDC, SeedState, contoso, ensure_up, fabrikam, seed
 
-CONTOSO, FABRIKAM = DEFAULT_DOMAINS
-
-
-def endpoint(domain: SandboxDomain, **overrides: Any) -> LdapEndpoint:
-    values: dict[str, Any] = {
-        "domain_dns_name": domain.name,
-        "base_dn": ",".join(f"DC={p}" for p in domain.name.split(".")),
-        "ldap_urls": [f"ldaps://{domain.address}:636"],
-        "bind_user": f"Administrator@{domain.name}",
-        "bind_password": ADMIN_PASSWORD,
-        "ca_file": domain.ca_file,
-        "connect_timeout": 2.0,
-        "operation_timeout": 5.0,
-    }
-    values.update(overrides)
-    return LdapEndpoint(**values)
+SeedDomain = Callable[[SambaDC, SeedState], Awaitable[OnPremState]]
 
 
 @pytest.fixture(scope="session")
-async def contoso_dc() -> SandboxDomain:
-    """The CONTOSO.TEST Samba DC on 127.0.0.1, running (started once per session)."""
-    await samba("up", CONTOSO)
-    return CONTOSO
+async def contoso_dc() -> SambaDC:
+    return await ensure_up(contoso())
+
+
+@pytest.fixture(scope="session")
+async def fabrikam_dc() -> SambaDC:
+    return await ensure_up(fabrikam())
 
 
 @pytest.fixture
-async def onprem(contoso_dc: SandboxDomain) -> AsyncIterator[EmulatedOnPremModule]:
-    """The emulator's AD half for contoso, with the server objects and no TDO; cleaned up after."""
-    module = EmulatedOnPremModule(endpoint(contoso_dc), samba_conf=contoso_dc.smb_conf)
-    await module.delete_server()
-    await module.create_server()
+def seed_domain() -> SeedDomain:
+    return seed
+
+
+@pytest.fixture
+async def onprem(contoso_dc: SambaDC) -> AsyncIterator[EmulatedOnPremModule]:
+    await seed(contoso_dc, SeedState.FIDO_ONLY)
+    module = contoso_dc.module()
     yield module
     await module.close()
 
 
 @pytest.fixture
-async def directory(contoso_dc: SandboxDomain) -> AsyncIterator[LdapDirectory]:
-    d = LdapDirectory(endpoint(contoso_dc), configuration_dn="CN=Configuration,DC=contoso,DC=test")
+async def directory(contoso_dc: SambaDC) -> AsyncIterator[LdapDirectory]:
+    d = contoso_dc.ldap_directory()
     yield d
     await d.close()
