@@ -12,7 +12,7 @@
 #
 # Environment (all optional):
 #   SAMBA_DIR        private dir for everything (default /tmp/kerberos-bot-samba/<realm in lower case>)
-#   SAMBA_REALM      default CONTOSO.TEST        SAMBA_DOMAIN  default CONTOSO
+#   SAMBA_REALM      default CONTOSO.TEST        SAMBA_DOMAIN  default: the realm's first label (CONTOSO)
 #   SAMBA_ADMINPASS  default Passw0rd!Passw0rd   (must satisfy AD complexity rules)
 #   SAMBA_IFACE      the address samba binds to, default 127.0.0.1 ("lo" binds every address on lo). Use an IP such as 127.0.0.2
 #                    (it is added to lo automatically) when 127.0.0.1:389/636 is already taken.
@@ -35,7 +35,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 REALM=${SAMBA_REALM:-CONTOSO.TEST}
 DIR=${SAMBA_DIR:-/tmp/kerberos-bot-samba/$(echo "$REALM" | tr 'A-Z' 'a-z')}
-DOMAIN=${SAMBA_DOMAIN:-CONTOSO}
+DOMAIN=${SAMBA_DOMAIN:-${REALM%%.*}}   # NetBIOS name: the realm's first label
 PASS=${SAMBA_ADMINPASS:-Passw0rd!Passw0rd}
 IFACE=${SAMBA_IFACE:-127.0.0.1}
 MODEL=${SAMBA_MODEL:-single}

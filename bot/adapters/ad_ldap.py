@@ -37,6 +37,7 @@ UNICODE_PWD_ATTID = 0x9005A
 COMPUTER_CN = "AzureADKerberos"  # the module's name; the object may sit in any OU
 _NT_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 _DSA_CACHE_SECONDS = 3600.0
+_DSA_MISS_RETRY_SECONDS = 300.0
 
 READ_ATTRIBUTES = (
     "objectClass",
@@ -201,7 +202,7 @@ class LdapDirectory:
         self._session = LdapSession(endpoint)
         self._configuration_dn = configuration_dn or f"CN=Configuration,{endpoint.base_dn}"
         self._dsa_hosts: dict[str, str] = {}  # invocation id (and NTDS Settings DN) -> DC host name
-        self._dsa_loaded_at = 0.0
+        self._dsa_loaded_at = float("-inf")  # never loaded (monotonic time may be small after boot)
 
     @property
     def domain_dns_name(self) -> str:
@@ -297,8 +298,11 @@ class LdapDirectory:
         keys = [entry.originating_invocation_id.lower()]
         if entry.originating_dsa_dn:
             keys.insert(0, entry.originating_dsa_dn.lower())
-        stale = time.monotonic() - self._dsa_loaded_at > _DSA_CACHE_SECONDS
-        if stale or not any(k in self._dsa_hosts for k in keys):
+        age = time.monotonic() - self._dsa_loaded_at
+        unknown = not any(k in self._dsa_hosts for k in keys)
+        # an unknown DC (new, or demoted since) reloads the map, but at most every few minutes so that a
+        # demoted DC's invocation id does not cost a search on every status
+        if age > _DSA_CACHE_SECONDS or (unknown and age > _DSA_MISS_RETRY_SECONDS):
             self._load_dsa_map(session, conn)
         for key in keys:
             if key in self._dsa_hosts:

@@ -73,7 +73,7 @@ class LdapEndpoint:
 
 # AD's "data <code>" in an invalidCredentials answer (the sub-status of AcceptSecurityContext)
 _BIND_REASONS = {
-    "52e": "wrong password (data 52e)",
+    "52e": "the password was refused (wrong password, data 52e)",
     "525": "no such user (data 525)",
     "530": "logon not permitted at this time (data 530)",
     "531": "logon not permitted from this workstation (data 531)",
@@ -83,7 +83,7 @@ _BIND_REASONS = {
     "773": "the password must be changed (data 773)",
     "775": "the account is locked out (data 775)",
 }
-_BIND_REASON_UNKNOWN = "wrong password, or the account is disabled, expired or locked"
+_BIND_REASON_UNKNOWN = "the password was refused, or the account is disabled, expired or locked"
 
 
 def _looks_like_timeout(exc: BaseException) -> bool:
@@ -226,11 +226,13 @@ class LdapSession:
             # AD names the reason in the "data <code>" part of its message; the password is never echoed
             match = re.search(r"data ([0-9a-f]{3})", str(exc).lower())
             reason = _BIND_REASONS.get(match.group(1) if match else "", _BIND_REASON_UNKNOWN)
-            return DirectoryAuthError(
-                f"The DCs of {ep.domain_dns_name} refused the password of bind user {ep.bind_user}: {reason}."
-            )
+            return DirectoryAuthError(f"The DCs of {ep.domain_dns_name} refused the bind of {ep.bind_user}: {reason}.")
         if isinstance(exc, ldap_exc.LDAPBindError):
             return DirectoryAuthError(f"The bind of {ep.bind_user} to {ep.domain_dns_name} failed.")
+        if isinstance(exc, ldap_exc.LDAPSocketOpenError) and "ssl wrapping" not in str(exc):
+            # no TCP connection at all (refused, unreachable, or no SYN-ACK within connect_timeout): not a
+            # DC that accepted and then hung, which is what DirectoryTimeout means
+            return DirectoryUnavailable(f"No domain controller of {ep.domain_dns_name} answered (tried {tried}).")
         if _looks_like_timeout(exc):
             return DirectoryTimeout(
                 f"A DC of {ep.domain_dns_name} did not answer within {ep.operation_timeout:g} s (tried {tried})."

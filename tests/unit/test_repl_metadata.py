@@ -5,13 +5,28 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from ldap3.core.exceptions import (
+    LDAPInvalidCredentialsResult,
+    LDAPSessionTerminatedByServerError,
+    LDAPSocketOpenError,
+    LDAPSocketReceiveError,
+)
 
 from bot.adapters.ad_ldap import (
     UNICODE_PWD_ATTID,
+    LdapDirectory,
     kerberos_objects_filter,
     parse_forest_trust_top_level_names,
     parse_repl_attribute_metadata_xml,
     parse_repl_property_metadata,
+)
+from bot.adapters.ldap_connection import LdapEndpoint, LdapSession
+from bot.domain.errors import (
+    DirectoryAuthError,
+    DirectoryDataError,
+    DirectoryError,
+    DirectoryTimeout,
+    DirectoryUnavailable,
 )
 
 # replPropertyMetaData of CN=krbtgt_AzureAD,CN=Users,DC=contoso,DC=test as Samba 4.17 served it over LDAPS
@@ -171,3 +186,89 @@ def test_filter_escapes_its_values() -> None:
     )
     hostile = kerberos_objects_filter(computer_cn="x)(|(cn=*", realm="a\\b", scp_cn="\x00")
     assert "(cn=x\\29\\28|\\28cn=\\2a)" in hostile and "trustPartner=a\\5cb" in hostile and "(cn=\\00)" in hostile
+
+
+# -- malformed objects and error mapping (no DC needed) -------------------------------------------
+
+
+def _directory() -> tuple[LdapDirectory, LdapSession]:
+    endpoint = LdapEndpoint("contoso.test", "DC=contoso,DC=test", ["ldaps://dc1:636"], "reader@contoso.test", "S3cret!")
+    directory = LdapDirectory(endpoint)
+    return directory, directory._session
+
+
+def _entry(dn: str, **attributes: list[bytes]) -> dict[str, object]:
+    return {"dn": dn, "raw": {k.lower(): v for k, v in attributes.items()}}
+
+
+@pytest.mark.parametrize(
+    "krbtgt_attributes",
+    [
+        {"msDS-SecondaryKrbTgtNumber": [b"not-a-number"]},
+        {"replPropertyMetaData": [SAMBA_REPL_PROPERTY_METADATA[:100]]},
+        {"msDS-ReplAttributeMetaData": [b"<DS_REPL_ATTR_META_DATA><pszAttributeName>unicodePwd"]},
+    ],
+)
+def test_unexpected_object_shapes_are_data_errors(
+    krbtgt_attributes: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory, session = _directory()
+    krbtgt = "CN=krbtgt_AzureAD,CN=Users,DC=contoso,DC=test"
+    entries = [
+        _entry(
+            "CN=AzureADKerberos,OU=Domain Controllers,DC=contoso,DC=test",
+            objectClass=[b"computer"],
+            **{"msDS-KrbTgtLink": [krbtgt.encode()]},
+        ),
+        _entry(krbtgt, objectClass=[b"user"], **krbtgt_attributes),
+    ]
+    monkeypatch.setattr(session, "search", lambda *args, **kwargs: entries)
+    with pytest.raises(DirectoryDataError, match="contoso.test"):
+        directory._read(session, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "words"),
+    [
+        (LDAPInvalidCredentialsResult(message="80090308: LdapErr: ..., data 52e, v1db1"), DirectoryAuthError, "52e"),
+        (LDAPInvalidCredentialsResult(message="80090308: LdapErr: ..., data 775, v1db1"), DirectoryAuthError, "locked"),
+        (LDAPSocketOpenError("socket connection error while opening: timed out"), DirectoryUnavailable, "answered"),
+        (LDAPSocketOpenError("socket ssl wrapping error: The handshake operation timed out"), DirectoryTimeout, "5 s"),
+        (LDAPSocketReceiveError("error receiving data: timed out"), DirectoryTimeout, "5 s"),
+        (LDAPSocketOpenError("socket ssl wrapping error: certificate verify failed"), DirectoryUnavailable, "ca_file"),
+        (LDAPSessionTerminatedByServerError("session terminated by server"), DirectoryUnavailable, "answered"),
+    ],
+)
+def test_library_errors_map_to_directory_errors(exc: Exception, kind: type[DirectoryError], words: str) -> None:
+    endpoint = LdapEndpoint(
+        "contoso.test", "DC=contoso,DC=test", ["ldaps://dc1:636"], "reader@contoso.test", "S3cret!", operation_timeout=5
+    )
+    error = LdapSession(endpoint).translate(exc)
+    assert type(error) is kind and words in error.user_message and "contoso.test" in error.user_message
+    assert "S3cret" not in str(error) and "Traceback" not in str(error)
+
+
+def test_an_unknown_dc_does_not_cost_a_search_on_every_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """KeyUpdatedFrom falls back to the invocation id; the DC map is not reloaded on every read."""
+    directory, session = _directory()
+    krbtgt = "CN=krbtgt_AzureAD,CN=Users,DC=contoso,DC=test"
+    objects = [
+        _entry(
+            "CN=AzureADKerberos,OU=Domain Controllers,DC=contoso,DC=test",
+            objectClass=[b"computer"],
+            **{"msDS-KrbTgtLink": [krbtgt.encode()]},
+        ),
+        _entry(krbtgt, objectClass=[b"user"], replPropertyMetaData=[SAMBA_REPL_PROPERTY_METADATA]),
+    ]
+    bases: list[str] = []
+
+    def search(conn: object, base: str, *args: object) -> list[dict[str, object]]:
+        bases.append(base)
+        return objects if base == "DC=contoso,DC=test" else []  # the configuration partition knows no DC
+
+    monkeypatch.setattr(session, "search", search)
+    first = directory._read(session, None)  # type: ignore[arg-type]
+    second = directory._read(session, None)  # type: ignore[arg-type]
+    assert first.server and first.server.key and first.server.key.updated_from == SAMBA_DC1_INVOCATION_ID
+    assert second.server and second.server.key and second.server.key.version == 3942
+    assert bases == ["DC=contoso,DC=test", "CN=Sites,CN=Configuration,DC=contoso,DC=test", "DC=contoso,DC=test"]
