@@ -48,6 +48,7 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from bot.adapters.kerberos_module.cloud_store import domain_to_json
 from bot.domain.model import CloudKerberosDomain
 from bot.web import start_site
 
@@ -125,19 +126,6 @@ def _iso(moment: datetime) -> str:
 
 def _x5t(digest: bytes) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
-def domain_json(domain: CloudKerberosDomain) -> dict[str, Any]:
-    """The store's JSON for a KerberosDomain (also what ``CloudKerberosDomainStore`` sends)."""
-    return {
-        "id": domain.id,
-        "displayName": domain.display_name,
-        "domainDnsName": domain.domain_dns_name,
-        "keyVersion": domain.key_version,
-        "keyUpdatedOn": domain.key_updated_on.astimezone(UTC).isoformat(),
-        "trustDisplay": domain.trust_display,
-        "topLevelNames": list(domain.top_level_names),
-    }
 
 
 def _valid_domain_json(body: object) -> str | None:
@@ -236,7 +224,7 @@ class EntraStandIn:
     # -- seeding --------------------------------------------------------------------------------
     def put_kerberos_domain(self, domain: CloudKerberosDomain | dict[str, Any], *, audit: bool = False) -> None:
         """Create or replace a KerberosDomain as if the module had written it (no audit by default)."""
-        body = domain_json(domain) if isinstance(domain, CloudKerberosDomain) else dict(domain)
+        body = domain_to_json(domain) if isinstance(domain, CloudKerberosDomain) else dict(domain)
         problem = _valid_domain_json(body)
         if problem:
             raise ValueError(problem)

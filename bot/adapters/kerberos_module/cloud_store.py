@@ -19,7 +19,7 @@ from bot.domain.model import CloudKerberosDomain
 _SERVICE = "Entra (KerberosDomain store)"
 
 
-def _to_json(domain: CloudKerberosDomain) -> dict[str, Any]:
+def domain_to_json(domain: CloudKerberosDomain) -> dict[str, Any]:
     return {
         "id": domain.id,
         "displayName": domain.display_name,
@@ -76,7 +76,7 @@ class CloudKerberosDomainStore:
 
     async def put(self, domain: CloudKerberosDomain) -> None:
         """Create or replace (Entra records "Add kerberos domain" or "Update kerberos domain")."""
-        response = await self._http.request("PUT", self._url(domain.domain_dns_name), json=_to_json(domain))
+        response = await self._http.request("PUT", self._url(domain.domain_dns_name), json=domain_to_json(domain))
         if response.status_code == 404:
             raise EntraError(f"{_SERVICE} has no store for this tenant; check cloud_url and tenant_id.")
 
