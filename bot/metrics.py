@@ -31,6 +31,12 @@ REQUESTS_FINISHED = Counter(
     ["action", "state"],
     registry=REGISTRY,
 )
+VERIFICATIONS = Counter(
+    "kerberos_bot_approver_verifications_total",
+    "Entra sign-ins of approvers by outcome (verified, refused, abandoned, error)",
+    ["outcome"],
+    registry=REGISTRY,
+)
 ACTION_SECONDS = Histogram(
     "kerberos_bot_action_seconds",
     "Duration of carrying out an approved change",

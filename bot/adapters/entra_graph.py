@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from bot.adapters.entra_auth import EntraApp, EntraHttp
 from bot.domain.errors import EntraError
@@ -114,6 +115,21 @@ class GraphEntraDirectory:
                 events.setdefault(event.id, event)
             url, params = body.get("@odata.nextLink"), None  # the link carries the whole query
         return sorted(events.values(), key=lambda e: e.at, reverse=True)[:limit]
+
+    async def is_transitive_member(self, user_object_id: str, group_id: str) -> bool:
+        """``EntraGroupMembership``: checkMemberGroups answers with the groups among those asked for
+        that the user is in, directly or through nested groups."""
+        url = f"{self._graph}/v1.0/users/{quote(user_object_id, safe='')}/checkMemberGroups"
+        response = await self._http.request(
+            "POST", url, json={"groupIds": [group_id]}, permission="GroupMember.Read.All"
+        )
+        if response.status_code == 404:
+            return False  # no such user in the bot's tenant
+        try:
+            found = response.json().get("value") or []
+        except (ValueError, AttributeError) as exc:
+            raise EntraError("Microsoft Graph answered with something that is not JSON.") from exc
+        return group_id.lower() in {str(g).lower() for g in found}
 
     async def close(self) -> None:
         await self._http.close()

@@ -4,7 +4,9 @@ replicas or Slack retries.
 
 Keys (``P`` is the configured prefix; a single Redis, not a cluster, since the streams are shared):
     P:req:<id>             hash: the request
-    P:req:<id>:approvals   hash: approver -> time; its size is the approval count
+    P:req:<id>:approvals   hash: approver -> time, or JSON with the verified Entra identity; its size is
+                           the approval count
+    P:verified:<user>      string (JSON, expires with the freshness window): a user's last verified sign-in
     P:pending              sorted set: pending request ids by expiry (ms)
     P:recent               sorted set: every request id by creation (ms)
     P:work                 stream: approved requests for the workers (consumer group "workers")
@@ -33,8 +35,10 @@ from bot.domain.approvals import (
     Verdict,
 )
 from bot.domain.errors import KerberosBotError
+from bot.domain.verification import VerifiedIdentity
 
 WORKERS = "workers"
+_AUDIT_FIELDS = frozenset({"request", "event", "actor", "at", "detail"})
 
 _AUDIT = """
 local function answer(verdict)
@@ -68,10 +72,15 @@ if redis.call('HGET', KEYS[1], 'requester') == ARGV[4] then
   audit('refused', ARGV[4], 'the requester cannot approve their own request')
   return answer('self_approval')
 end
-if redis.call('HSETNX', KEYS[2], ARGV[4], ARGV[3]) == 0 then
+if redis.call('HSETNX', KEYS[2], ARGV[4], ARGV[5]) == 0 then
   return answer('duplicate')
 end
-audit('approved', ARGV[4], '')
+if ARGV[7] ~= '' then
+  redis.call('XADD', KEYS[5], '*', 'request', ARGV[1], 'event', 'approved', 'actor', ARGV[4], 'at', ARGV[3],
+             'detail', ARGV[6], 'entra_oid', ARGV[7], 'entra_upn', ARGV[8], 'entra_signed_in_at', ARGV[9])
+else
+  audit('approved', ARGV[4], '')
+end
 local n = redis.call('HLEN', KEYS[2])
 if n >= tonumber(redis.call('HGET', KEYS[1], 'approvals_required')) then
   redis.call('HSET', KEYS[1], 'state', 'approved')
@@ -179,6 +188,36 @@ def _pairs(flat: list[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
+def _approval_value(at: datetime, identity: VerifiedIdentity | None) -> str:
+    if identity is None:
+        return _iso(at)
+    return json.dumps(
+        {
+            "at": _iso(at),
+            "oid": identity.object_id,
+            "upn": identity.upn,
+            "signed_in_at": _iso(identity.signed_in_at),
+            "mfa": identity.mfa,
+        }
+    )
+
+
+def _identity_from(data: dict[str, Any]) -> VerifiedIdentity:
+    return VerifiedIdentity(
+        object_id=str(data["oid"]),
+        upn=str(data["upn"]),
+        signed_in_at=datetime.fromisoformat(str(data["signed_in_at"])),
+        mfa=bool(data.get("mfa")),
+    )
+
+
+def _approval_from(approver: str, value: str) -> Approval:
+    if not value.startswith("{"):
+        return Approval(approver, datetime.fromisoformat(value))
+    data = json.loads(value)
+    return Approval(approver, datetime.fromisoformat(data["at"]), _identity_from(data))
+
+
 def _request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeRequest:
     return ChangeRequest(
         id=fields["id"],
@@ -191,9 +230,7 @@ def _request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeRe
         expires_at=datetime.fromisoformat(fields["expires_at"]),
         approvals_required=int(fields["approvals_required"]),
         state=RequestState(fields["state"]),
-        approvals=tuple(
-            sorted((Approval(who, datetime.fromisoformat(at)) for who, at in approvals.items()), key=lambda a: a.at)
-        ),
+        approvals=tuple(sorted((_approval_from(who, value) for who, value in approvals.items()), key=lambda a: a.at)),
         decided_by=fields.get("decided_by") or None,
         decision_reason=fields.get("decision_reason") or None,
         decided_at=_time(fields.get("decided_at")),
@@ -308,8 +345,17 @@ class RedisApprovalStore:
             return DecisionResult(verdict, None, 0)
         return DecisionResult(verdict, _request_from(_pairs(answer[2]), _pairs(answer[3])), count)
 
-    async def approve(self, request_id: str, approver: str, at: datetime) -> DecisionResult:
-        return self._result(await self._run("approve", request_id, at, approver))
+    async def approve(
+        self, request_id: str, approver: str, at: datetime, identity: VerifiedIdentity | None = None
+    ) -> DecisionResult:
+        verified = (
+            (identity.describe(), identity.object_id, identity.upn, _iso(identity.signed_in_at))
+            if identity
+            else ("", "", "", "")
+        )
+        return self._result(
+            await self._run("approve", request_id, at, approver, _approval_value(at, identity), *verified)
+        )
 
     async def deny(self, request_id: str, approver: str, reason: str, at: datetime) -> DecisionResult:
         return self._result(await self._run("deny", request_id, at, approver, reason))
@@ -387,6 +433,7 @@ class RedisApprovalStore:
                 f.get("actor") or None,
                 datetime.fromisoformat(f["at"]),
                 f.get("detail", ""),
+                {k: v for k, v in f.items() if k not in _AUDIT_FIELDS},
             )
             for entry_id, f in entries
             if request_id is None or f["request"] == request_id
@@ -426,3 +473,26 @@ class RedisDomainLocks:
 
     async def held(self, domain: str) -> bool:
         return bool(await self._redis.exists(f"{self._p}:lock:{domain}"))
+
+
+class RedisVerifications:
+    """Implements ``bot.domain.verification.VerificationStore``: the outcome of a verified sign-in,
+    kept only for the freshness window (the key expires with it). Never a token."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
+        self._redis: Any = client
+        self._p = prefix
+
+    def _key(self, chat_user: str) -> str:
+        return f"{self._p}:verified:{chat_user}"
+
+    async def remember(self, chat_user: str, identity: VerifiedIdentity, ttl: timedelta) -> None:
+        value = json.loads(_approval_value(identity.signed_in_at, identity))
+        await self._redis.set(self._key(chat_user), json.dumps(value), px=max(1, int(ttl.total_seconds() * 1000)))
+
+    async def recall(self, chat_user: str) -> VerifiedIdentity | None:
+        raw = await self._redis.get(self._key(chat_user))
+        return _identity_from(json.loads(raw)) if raw else None
+
+    async def forget(self, chat_user: str) -> None:
+        await self._redis.delete(self._key(chat_user))

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from bot.domain.verification import VerifiedIdentity
+
 
 class Action(enum.Enum):
     ROTATE = "rotate"
@@ -56,12 +58,14 @@ class ActionPolicy:
     ttl: timedelta = timedelta(hours=4)
     requester_groups: frozenset[str] = frozenset()  # empty: anyone in the channel may request
     approver_groups: frozenset[str] = frozenset()
+    verified_approval: bool = False  # an approval counts only with a fresh Entra sign-in (MFA) behind it
 
 
 @dataclass(frozen=True)
 class Approval:
     approver: str
     at: datetime
+    identity: VerifiedIdentity | None = None  # the Entra sign-in behind it, for verified approvals
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ class Verdict(enum.Enum):
     NOT_FOUND = "not_found"
     NOT_REQUESTER = "not_requester"  # only the requester may cancel
     NOT_ALLOWED = "not_allowed"  # not in an approver group: refused, audited, nothing changed
+    VERIFY_FIRST = "verify_first"  # the action needs a verified Entra sign-in first; nothing recorded yet
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,11 @@ class ApprovalStore(Protocol):
         """Where the request's card is, so it can be updated in place."""
         ...
 
-    async def approve(self, request_id: str, approver: str, at: datetime) -> DecisionResult: ...
+    async def approve(
+        self, request_id: str, approver: str, at: datetime, identity: VerifiedIdentity | None = None
+    ) -> DecisionResult:
+        """Count an approval; ``identity`` (verified approvals) is kept with it and in the audit trail."""
+        ...
 
     async def deny(self, request_id: str, approver: str, reason: str, at: datetime) -> DecisionResult: ...
 

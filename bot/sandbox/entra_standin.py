@@ -14,9 +14,17 @@ URLs (one origin serves everything; ``url`` is both the authority host and Graph
     POST /{tenant}/oauth2/v2.0/token                          route "token"
     GET  /v1.0/organization                                   route "graph"
     GET  /v1.0/auditLogs/directoryAudits                      route "graph"
+    POST /{tenant}/oauth2/v2.0/devicecode                     route "token" (public client)
+    POST /v1.0/users/{id}/checkMemberGroups                   route "graph"
     GET|PUT|PATCH|DELETE /_emulator/tenants/{tenant}/kerberosDomains/{domainDnsName}   "store"
     POST /_standin/faults, DELETE /_standin/faults, POST /_standin/expire-tokens,
-    GET  /_standin/counts, POST /_standin/reset               admin (header X-Stand-In-Key)
+    GET  /_standin/counts, POST /_standin/reset,
+    GET  /_standin/device-codes, POST /_standin/device-sign-in admin (header X-Stand-In-Key)
+
+Approvers sign in with the device-code flow of a second app registration, a public client
+(``public_client_id``): ``/devicecode`` starts it, polling ``/token`` answers
+``authorization_pending`` until ``people.sign_in(code, upn, mfa=...)`` (or ``decline``/``expire``)
+decides it, then an ID token whose ``amr`` holds ``mfa`` only for an MFA sign-in.
 """
 
 from __future__ import annotations
@@ -50,10 +58,12 @@ from cryptography.hazmat.primitives import hashes
 
 from bot.adapters.kerberos_module.cloud_store import domain_to_json
 from bot.domain.model import CloudKerberosDomain
+from bot.sandbox.entra_people import DeviceCodeGrant, EntraPeople
 from bot.web import start_site
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
-GRAPH_ROLES = ("AuditLog.Read.All", "Organization.Read.All")
+GRAPH_ROLES = ("AuditLog.Read.All", "Organization.Read.All", "GroupMember.Read.All")
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 TOKEN_LIFETIME = 3599  # what the identity platform grants an app-only token
 ROUTES = ("discovery", "token", "graph", "store")
 ADMIN_HEADER = "X-Stand-In-Key"
@@ -86,6 +96,8 @@ class StandInState:
     counts: Counter[str] = field(default_factory=Counter)
     tokens_issued: int = 0
     token_epoch: int = 0  # tokens minted in an earlier epoch count as expired
+    public_client_id: str = field(default_factory=lambda: str(uuid.uuid4()))  # approvers' device-code app
+    people: EntraPeople = field(default_factory=EntraPeople)
 
 
 def _graph_error(status: int, code: str, message: str) -> web.Response:
@@ -196,6 +208,15 @@ class EntraStandIn:
     @property
     def client_secret(self) -> str:
         return self.state.client_secret
+
+    @property
+    def public_client_id(self) -> str:
+        return self.state.public_client_id
+
+    @property
+    def people(self) -> EntraPeople:
+        """Users, groups and device-code sign-ins (``sign_in``, ``decline``, ``expire``)."""
+        return self.state.people
 
     @property
     def authority(self) -> str:
@@ -312,6 +333,7 @@ class EntraStandIn:
         self.state.certificates.clear()
         self.state.organization, self.state.verified_domains = self._initial
         self.state.roles = GRAPH_ROLES
+        self.state.people.clear()
 
     # -- fault injection and counters -----------------------------------------------------------
     def fail_next(
@@ -361,6 +383,8 @@ class EntraStandIn:
         t = "/{tenant}"
         app.router.add_get(t + "/v2.0/.well-known/openid-configuration", self._discovery)
         app.router.add_post(t + "/oauth2/v2.0/token", self._token)
+        app.router.add_post(t + "/oauth2/v2.0/devicecode", self._devicecode)
+        app.router.add_post("/v1.0/users/{user}/checkMemberGroups", self._check_member_groups)
         app.router.add_get("/v1.0/organization", self._organization)
         app.router.add_get("/v1.0/auditLogs/directoryAudits", self._audits)
         store = "/_emulator/tenants/{tenant}/kerberosDomains/{domain}"
@@ -373,6 +397,8 @@ class EntraStandIn:
         app.router.add_post("/_standin/expire-tokens", self._admin_expire)
         app.router.add_get("/_standin/counts", self._admin_counts)
         app.router.add_post("/_standin/reset", self._admin_reset)
+        app.router.add_get("/_standin/device-codes", self._admin_device_codes)
+        app.router.add_post("/_standin/device-sign-in", self._admin_device_sign_in)
         cert = self._ca.issue_cert("127.0.0.1", "localhost", self._host)
         ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         cert.configure_cert(ssl_context)
@@ -514,6 +540,8 @@ class EntraStandIn:
         if not self._known_tenant(tenant):
             return _aadsts(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
         form = await request.post()
+        if form.get("grant_type") == DEVICE_CODE_GRANT:
+            return self._device_code_token(tenant, str(form.get("client_id") or ""), str(form.get("device_code") or ""))
         if form.get("grant_type") != "client_credentials":
             return _aadsts(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
         client_id = str(form.get("client_id") or "")
@@ -567,6 +595,156 @@ class EntraStandIn:
                 "expires_in": TOKEN_LIFETIME,
                 "ext_expires_in": TOKEN_LIFETIME,
                 "access_token": access_token,
+            }
+        )
+
+    # -- device-code flow (approvers) -------------------------------------------------------------
+    def _public_client_problem(self, client_id: str) -> web.Response | None:
+        if client_id == self.public_client_id:
+            return None
+        if client_id == self.client_id:  # the bot's confidential app: public client flows are off
+            return _aadsts(
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            )
+        return _aadsts(
+            400,
+            "unauthorized_client",
+            700016,
+            f"Application with identifier '{client_id}' was not found in the directory '{self.state.organization}'.",
+        )
+
+    async def _devicecode(self, request: web.Request) -> web.Response:
+        tenant = request.match_info["tenant"]
+        if not self._known_tenant(tenant):
+            return _aadsts(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
+        form = await request.post()
+        problem = self._public_client_problem(str(form.get("client_id") or ""))
+        if problem is not None:
+            return problem
+        grant = self.people.start_grant(self.public_client_id, str(form.get("scope") or ""))
+        page = f"{self.url}/devicelogin"
+        code = grant.user_code
+        return web.json_response(
+            {
+                "user_code": code,
+                "device_code": grant.device_code,
+                "verification_uri": page,
+                "expires_in": str(self.people.device_code_lifetime),  # Entra sends these as strings
+                "interval": str(grant.interval),
+                "message": f"To sign in, use a web browser to open the page {page} and enter the code {code} "
+                "to authenticate.",
+            }
+        )
+
+    def _device_code_token(self, tenant: str, client_id: str, device_code: str) -> web.Response:
+        problem = self._public_client_problem(client_id)
+        if problem is not None:
+            return problem
+        grant = self.people.grants.get(device_code)
+        if grant is None or grant.redeemed:
+            return _aadsts(400, "invalid_grant", 70000, "The provided value for the 'device_code' is not valid.")
+        grant.polls += 1
+        if time.time() >= grant.expires_at:
+            return _aadsts(
+                400,
+                "expired_token",
+                70020,
+                "The provided value for the input parameter 'device_code' is not valid. This device code has expired.",
+            )
+        if grant.outcome == "pending":
+            return _aadsts(
+                400,
+                "authorization_pending",
+                70016,
+                "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+            )
+        if grant.outcome != "signed_in":
+            reasons = {
+                "authorization_declined": (70019, "The end user declined the authorization request."),
+                "access_denied": (53003, "Access has been blocked by Conditional Access policies."),
+            }
+            code, text = reasons.get(grant.outcome, (70000, "The sign-in failed."))
+            return _aadsts(400, grant.outcome, code, text)
+        grant.redeemed = True
+        return web.json_response(self._user_tokens(grant))
+
+    def _user_tokens(self, grant: DeviceCodeGrant) -> dict[str, Any]:
+        user = grant.user
+        assert user is not None
+        now = int(time.time())
+        common = {"iat": now, "nbf": now, "exp": now + TOKEN_LIFETIME, "tid": self.tenant_id, "oid": user.object_id}
+        id_token = jwt.encode(
+            {
+                **common,
+                "aud": self.public_client_id,
+                "iss": f"{self.url}/{self.tenant_id}/v2.0",
+                "sub": uuid.uuid5(uuid.NAMESPACE_URL, user.object_id + self.public_client_id).hex,
+                "ver": "2.0",
+                "name": user.display_name,
+                "preferred_username": user.upn,
+                "email": user.mail,
+                "amr": ["pwd", "mfa"] if grant.mfa else ["pwd"],
+            },
+            self._signing_key,
+            algorithm="HS256",
+        )
+        access_token = jwt.encode(
+            {
+                **common,
+                "aud": GRAPH_RESOURCE,
+                "iss": f"https://sts.windows.net/{self.tenant_id}/",
+                "scp": grant.scope,
+                "appid": self.public_client_id,
+                "upn": user.upn,
+                "epoch": self.state.token_epoch,
+            },
+            self._signing_key,
+            algorithm="HS256",
+        )
+        client_info = (
+            base64.urlsafe_b64encode(json.dumps({"uid": user.object_id, "utid": self.tenant_id}).encode())
+            .decode()
+            .rstrip("=")
+        )
+        return {
+            "token_type": "Bearer",
+            "scope": grant.scope,
+            "expires_in": TOKEN_LIFETIME,
+            "ext_expires_in": TOKEN_LIFETIME,
+            "access_token": access_token,
+            "refresh_token": secrets.token_urlsafe(40),
+            "id_token": id_token,
+            "client_info": client_info,
+        }
+
+    async def _check_member_groups(self, request: web.Request) -> web.Response:
+        claims = self._authorize(request, None)
+        if isinstance(claims, web.Response):
+            return claims
+        if not {"GroupMember.Read.All", "Directory.Read.All"} & set(claims.get("roles", [])):
+            return _graph_error(
+                403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+            )
+        user = self.people.user(request.match_info["user"])
+        if user is None:
+            return _graph_error(
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{request.match_info['user']}' does not exist or one of its queried reference-property "
+                "objects are not present.",
+            )
+        body = await self._json_body(request)
+        wanted = body.get("groupIds") if isinstance(body, dict) else None
+        if not isinstance(wanted, list) or not wanted or len(wanted) > 20:
+            return _graph_error(400, "Request_BadRequest", "groupIds must hold between 1 and 20 group ids.")
+        member_of = self.people.transitive_groups(user.object_id)
+        return web.json_response(
+            {
+                "@odata.context": f"{self.url}/v1.0/$metadata#Collection(Edm.String)",
+                "value": [g for g in wanted if g in member_of],
             }
         )
 
@@ -761,6 +939,23 @@ class EntraStandIn:
     async def _admin_counts(self, request: web.Request) -> web.Response:
         return web.json_response({**self.request_counts(), "tokens_issued": self.state.tokens_issued})
 
+    async def _admin_device_codes(self, request: web.Request) -> web.Response:
+        return web.json_response({"pending": self.people.pending_user_codes()})
+
+    async def _admin_device_sign_in(self, request: web.Request) -> web.Response:
+        """{"user_code", "upn", "mfa": true} signs in; {"user_code", "decline": "access_denied"} declines."""
+        body = await self._json_body(request)
+        if not isinstance(body, dict) or not body.get("user_code"):
+            return web.json_response({"error": "expected a JSON object with user_code"}, status=400)
+        try:
+            if body.get("decline"):
+                self.people.decline(str(body["user_code"]), str(body["decline"]))
+            else:
+                self.people.sign_in(str(body["user_code"]), str(body.get("upn") or ""), mfa=bool(body.get("mfa", True)))
+        except KeyError as exc:
+            return web.json_response({"error": str(exc.args[0])}, status=404)
+        return web.json_response({"ok": True})
+
     async def _admin_reset(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
         if isinstance(body, dict) and body.get("data"):
@@ -829,6 +1024,7 @@ async def run_forever(host: str = "127.0.0.1", port: int = 0, tenant_id: str | N
             "tenant_id": entra.tenant_id,
             "client_id": entra.client_id,
             "client_secret": entra.client_secret,  # a throwaway secret of this sandbox run
+            "public_client_id": entra.public_client_id,
             "admin_key": entra.admin_key,
             "admin_header": ADMIN_HEADER,
         }

@@ -28,11 +28,12 @@ from bot.domain.approvals import (
     Verdict,
 )
 from bot.domain.diagnosis import RotationPolicy, rotation_window
-from bot.domain.errors import KerberosBotError, UnknownDomainError, UsageError
+from bot.domain.errors import ConfigurationError, KerberosBotError, UnknownDomainError, UsageError
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES
 from bot.domain.ports import ActiveDirectory, KerberosModule, SetServerOptions
 from bot.logs import REQUEST_ID, SLACK_USER
 from bot.metrics import ACTION_SECONDS, REQUESTS_FINISHED
+from bot.services.verification import ApproverVerification
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,7 +79,9 @@ class ChangeService:
         clock: Callable[[], datetime],
         forest_roots: Mapping[str, str] | None = None,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:10],
+        verification: ApproverVerification | None = None,
     ) -> None:
+        self._verification = verification
         self._forest_roots = dict(forest_roots or {})  # domain -> its forest root (absent: itself)
         self._store = store
         self._module = module
@@ -257,10 +260,53 @@ class ChangeService:
 
     # -- decide -----------------------------------------------------------------------------------
     async def approve(self, request_id: str, action: Action, approver: str) -> DecisionResult:
-        if not await self._is_member(approver, self._policies[action].approver_groups):
+        """Count an approval. For actions with ``verified_approval`` it counts only when the approver
+        has a fresh verified Entra sign-in; otherwise the answer is VERIFY_FIRST and nothing is recorded."""
+        policy = self._policies[action]
+        if not await self._is_member(approver, policy.approver_groups):
             await self._store.refuse(request_id, approver, "not in an approver group", self._clock())
             return DecisionResult(Verdict.NOT_ALLOWED, await self._store.get(request_id))
-        return await self._store.approve(request_id, approver, self._clock())
+        identity = None
+        if policy.verified_approval:
+            if self._verification is None:
+                raise ConfigurationError(
+                    f"`{action.value}` needs verified approvals but [approvals.verification] is not configured."
+                )
+            early = await self._refused_before_verification(request_id, approver)
+            if early is not None:
+                return early
+            identity = await self._verification.fresh(approver)
+            if identity is None:
+                request = await self._store.get(request_id)
+                return DecisionResult(Verdict.VERIFY_FIRST, request, len(request.approvals) if request else 0)
+        return await self._store.approve(request_id, approver, self._clock(), identity)
+
+    async def _refused_before_verification(self, request_id: str, approver: str) -> DecisionResult | None:
+        """The answer a click would get anyway, so nobody is asked to sign in for nothing. The store
+        decides again, atomically, when the approval is recorded."""
+        request = await self._store.get(request_id)
+        if request is None:
+            return DecisionResult(Verdict.NOT_FOUND, None)
+        count = len(request.approvals)
+        if request.state != RequestState.PENDING:
+            return DecisionResult(Verdict.NOT_PENDING, request, count)
+        if self._clock() >= request.expires_at:
+            return DecisionResult(Verdict.EXPIRED, request, count)
+        if request.requester == approver:
+            await self._store.refuse(
+                request_id, approver, "the requester cannot approve their own request", self._clock()
+            )
+            return DecisionResult(Verdict.SELF_APPROVAL, request, count)
+        if any(a.approver == approver for a in request.approvals):
+            return DecisionResult(Verdict.DUPLICATE, request, count)
+        return None
+
+    async def refuse_unverified(self, request_id: str, approver: str, why: str) -> None:
+        """Audit an approval whose Entra sign-in did not verify the approver; nothing else changes."""
+        await self._store.refuse(request_id, approver, f"verification failed: {why}", self._clock())
+
+    def needs_verification(self, action: Action) -> bool:
+        return self._policies[action].verified_approval
 
     async def deny(self, request_id: str, action: Action, approver: str, reason: str) -> DecisionResult:
         if not await self._is_member(approver, self._policies[action].approver_groups):

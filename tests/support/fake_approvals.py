@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.domain.approvals import Approval, AuditEntry, ChangeRequest, DecisionResult, RequestState, Verdict
+from bot.domain.verification import VerifiedIdentity
 
 
 class FakeApprovalStore:
@@ -18,8 +19,16 @@ class FakeApprovalStore:
         self.entries: list[AuditEntry] = []
         self._ids = itertools.count(1)
 
-    def _audit(self, request_id: str, event: str, actor: str | None, at: datetime, detail: str = "") -> None:
-        self.entries.append(AuditEntry(str(next(self._ids)), request_id, event, actor, at, detail))
+    def _audit(
+        self,
+        request_id: str,
+        event: str,
+        actor: str | None,
+        at: datetime,
+        detail: str = "",
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        self.entries.append(AuditEntry(str(next(self._ids)), request_id, event, actor, at, detail, extra or {}))
 
     async def create(self, request: ChangeRequest) -> None:
         self.requests[request.id] = request
@@ -43,7 +52,9 @@ class FakeApprovalStore:
             return DecisionResult(Verdict.EXPIRED, request, len(request.approvals))
         return None
 
-    async def approve(self, request_id: str, approver: str, at: datetime) -> DecisionResult:
+    async def approve(
+        self, request_id: str, approver: str, at: datetime, identity: VerifiedIdentity | None = None
+    ) -> DecisionResult:
         if (early := self._pending(request_id, at)) is not None:
             return early
         request = self.requests[request_id]
@@ -52,8 +63,17 @@ class FakeApprovalStore:
             return DecisionResult(Verdict.SELF_APPROVAL, request, len(request.approvals))
         if any(a.approver == approver for a in request.approvals):
             return DecisionResult(Verdict.DUPLICATE, request, len(request.approvals))
-        approvals = (*request.approvals, Approval(approver, at))
-        self._audit(request_id, "approved", approver, at)
+        approvals = (*request.approvals, Approval(approver, at, identity))
+        extra = (
+            {
+                "entra_oid": identity.object_id,
+                "entra_upn": identity.upn,
+                "entra_signed_in_at": identity.signed_in_at.isoformat(),
+            }
+            if identity
+            else {}
+        )
+        self._audit(request_id, "approved", approver, at, identity.describe() if identity else "", extra)
         if len(approvals) >= request.approvals_required:
             request = self.requests[request_id] = replace(request, approvals=approvals, state=RequestState.APPROVED)
             self.work.put_nowait(request_id)
@@ -133,3 +153,20 @@ class FakeApprovalStore:
 
     async def recent(self, count: int = 20) -> Sequence[ChangeRequest]:
         return sorted(self.requests.values(), key=lambda r: r.created_at, reverse=True)[:count]
+
+
+class FakeVerifications:
+    """An in-memory VerificationStore; ``clock`` decides when a remembered verification lapses."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+        self.kept: dict[str, tuple[VerifiedIdentity, datetime]] = {}
+
+    async def remember(self, chat_user: str, identity: VerifiedIdentity, ttl: timedelta) -> None:
+        self.kept[chat_user] = (identity, self._clock() + ttl)
+
+    async def recall(self, chat_user: str) -> VerifiedIdentity | None:
+        found = self.kept.get(chat_user)
+        if found is None or self._clock() >= found[1]:
+            return None
+        return found[0]
