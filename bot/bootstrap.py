@@ -16,21 +16,24 @@ import redis.asyncio as aioredis
 
 from bot.adapters.ad_ldap import LdapDirectory
 from bot.adapters.entra_auth import EntraApp
+from bot.adapters.entra_device_code import MsalDeviceCodeSignIn
 from bot.adapters.entra_graph import GraphEntraDirectory
 from bot.adapters.kerberos_module.cloud_store import CloudKerberosDomainStore
 from bot.adapters.kerberos_module.emulator import EmulatedDomain, KerberosModuleEmulator
 from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
 from bot.adapters.ldap_connection import LdapEndpoint
-from bot.adapters.redis_store import RedisApprovalStore, RedisDomainLocks
+from bot.adapters.redis_store import RedisApprovalStore, RedisDomainLocks, RedisVerifications
 from bot.config import BotConfig, DomainConfig, EntraConfig
 from bot.domain.approvals import Action, ActionPolicy, GroupDirectory
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import KerberosBotError
 from bot.domain.gpo import KdcProxySetting
 from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule
+from bot.domain.verification import ChatProfiles, EntraGroupMembership, VerificationPolicy
 from bot.services.changes import ChangeService
 from bot.services.container import BotServices
 from bot.services.status import StatusService, StatusSettings, utc_now
+from bot.services.verification import ApproverVerification
 
 
 @dataclass
@@ -70,6 +73,14 @@ class Overrides:
     directories: Mapping[str, ActiveDirectory] | None = None
     entra: EntraDirectory | None = None
     module: KerberosModule | None = None
+    membership: EntraGroupMembership | None = None  # Entra approver group checks (default: Graph)
+
+
+class _NoProfiles:
+    """ChatProfiles when no chat client is wired: only [approvals.verification.identities] match."""
+
+    async def email_of(self, chat_user: str) -> str | None:
+        return None
 
 
 def _read_text(path: Path | None) -> str | None:
@@ -132,21 +143,64 @@ def build_emulator(config: BotConfig, directories: Mapping[str, ActiveDirectory]
 def action_policies(config: BotConfig) -> dict[Action, ActionPolicy]:
     approvals = config.approvals
     by_action = {
-        Action.ROTATE: approvals.rotate,
-        Action.ROTATE_FORCE: approvals.rotate_force,
-        Action.REMOVE_TDO: approvals.remove_tdo,
-        Action.SETUP: approvals.setup,
-        Action.REMOVE_ALL: approvals.remove_all,
+        Action.ROTATE: "rotate",
+        Action.ROTATE_FORCE: "rotate_force",
+        Action.REMOVE_TDO: "remove_tdo",
+        Action.SETUP: "setup",
+        Action.REMOVE_ALL: "remove_all",
     }
-    return {
-        action: ActionPolicy(
+    policies = {}
+    for action, key in by_action.items():
+        p = getattr(approvals, key)
+        policies[action] = ActionPolicy(
             approvals_required=p.approvals_required,
             ttl=timedelta(minutes=p.ttl_minutes),
             requester_groups=frozenset(p.requester_groups),
             approver_groups=frozenset(p.approver_groups or approvals.default_approver_groups),
+            verified_approval=approvals.verified(key),
         )
-        for action, p in by_action.items()
-    }
+    return policies
+
+
+def build_verification(
+    config: BotConfig,
+    client: aioredis.Redis,
+    store_prefix: str,
+    membership: EntraGroupMembership,
+    profiles: ChatProfiles | None,
+    closers: list[Callable[[], Awaitable[None]]],
+) -> ApproverVerification | None:
+    settings = config.approvals.verification
+    if settings is None:
+        return None
+    sign_in = MsalDeviceCodeSignIn(
+        tenant_id=config.entra.tenant_id,
+        client_id=settings.client_id,
+        authority_host=config.entra.authority_host,
+        scopes=tuple(settings.scopes),
+        ca_file=config.entra.ca_file,
+        timeout=config.entra.timeout_seconds,
+    )
+    verification = ApproverVerification(
+        sign_in=sign_in,
+        membership=membership,
+        profiles=profiles or _NoProfiles(),
+        store=RedisVerifications(client, store_prefix),
+        policy=VerificationPolicy(
+            tenant_id=config.entra.tenant_id,
+            approver_group_id=settings.approver_group_id,
+            freshness=timedelta(minutes=settings.freshness_minutes),
+            identities=dict(settings.identities),
+        ),
+        clock=utc_now,
+    )
+
+    async def close() -> None:
+        await verification.close()
+        sign_in.close()
+
+    closers.append(close)
+    return verification
 
 
 def build_components(
@@ -155,9 +209,11 @@ def build_components(
     *,
     redis_url: str | None = None,
     groups: GroupDirectory | None = None,
+    profiles: ChatProfiles | None = None,
     store_prefix: str = "kerberos-bot",
 ) -> Components:
-    """``redis_url`` and ``groups`` switch the changing actions on (the approval store and who approves)."""
+    """``redis_url`` and ``groups`` switch the changing actions on (the approval store and who approves);
+    ``profiles`` (chat profile e-mails) match approvers to Entra users for verified approvals."""
     overrides = overrides or Overrides()
     closers: list[Callable[[], Awaitable[None]]] = []
     checks: dict[str, Callable[[], Awaitable[object]]] = {}
@@ -168,6 +224,7 @@ def build_components(
         closers += [d.close for d in ldap.values()]
         checks.update({f"ldap:{name}": d.ping for name, d in ldap.items()})
         directories = ldap
+    graph: GraphEntraDirectory | None = None
     if overrides.entra is not None:
         entra: EntraDirectory = overrides.entra
     else:
@@ -190,10 +247,19 @@ def build_components(
     )
     status = StatusService(directories, module, entra, status_settings)
     changes = None
+    verification = None
     if redis_url is not None and groups is not None:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
         closers.append(client.aclose)
         checks["redis"] = client.ping
+        membership = overrides.membership
+        if membership is None and config.approvals.verification is not None:
+            if graph is None:
+                graph = GraphEntraDirectory(entra_app(config.entra), graph_url=config.entra.graph_url)
+                closers.append(graph.close)
+            membership = graph
+        if membership is not None:
+            verification = build_verification(config, client, store_prefix, membership, profiles, closers)
         changes = ChangeService(
             store=RedisApprovalStore(client, store_prefix),
             module=module,
@@ -204,7 +270,8 @@ def build_components(
             rotation=status_settings.policy,
             clock=utc_now,
             forest_roots={d.name: d.forest_root_name for d in config.domains},
+            verification=verification,
         )
     kdc_proxy = KdcProxySetting(config.entra.tenant_id, config.entra.authority_host)
-    services = BotServices(status=status, changes=changes, kdc_proxy=kdc_proxy)
+    services = BotServices(status=status, changes=changes, kdc_proxy=kdc_proxy, verification=verification)
     return Components(services, directories, entra, module, closers, checks)

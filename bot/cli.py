@@ -83,12 +83,15 @@ async def _running_bot(
     from bot.bootstrap import build_components
     from bot.slack_app import build_bolt_app, slack_client
     from handlers.approvals import ChangeWorker
-    from handlers.groups import SlackUserGroups
+    from handlers.groups import SlackProfiles, SlackUserGroups
     from handlers.responder import ResponseUrlPoster
 
     client = slack_client(bot_token, settings.slack_api_url)
     components = build_components(
-        load_bot_config(_config_path(settings)), redis_url=settings.redis_url, groups=SlackUserGroups(client)
+        load_bot_config(_config_path(settings)),
+        redis_url=settings.redis_url,
+        groups=SlackUserGroups(client),
+        profiles=SlackProfiles(client),
     )
     poster = ResponseUrlPoster()
     worker = ChangeWorker(components.services.changes, client) if components.services.changes else None

@@ -144,14 +144,45 @@ class ActionPolicyConfig(_Strict):
     ttl_minutes: int = Field(default=240, ge=1)
     requester_groups: list[str] = Field(default_factory=list, description="Slack user group ids; empty: anyone")
     approver_groups: list[str] = Field(default_factory=list, description="Slack user group ids that may approve")
+    verified_approval: bool | None = Field(
+        default=None,
+        description="an approval counts only after a fresh Entra sign-in with MFA; "
+        "unset: on for rotate_force, remove_tdo and remove_all",
+    )
 
 
 def _policy(required: int) -> ActionPolicyConfig:
     return ActionPolicyConfig(approvals_required=required)
 
 
+# Actions whose approvals need a verified Entra sign-in unless the configuration says otherwise.
+VERIFIED_BY_DEFAULT = frozenset({"rotate_force", "remove_tdo", "remove_all"})
+ACTION_KEYS = ("rotate", "rotate_force", "remove_tdo", "setup", "remove_all")
+
+
+class VerificationConfig(_Strict):
+    """[approvals.verification]: how approvers prove their Entra identity (device-code sign-in)."""
+
+    client_id: str = Field(description="application id of a public client app registration (device-code flow on)")
+    approver_group_id: str = Field(description="object id of the Entra group whose members may approve")
+    freshness_minutes: int = Field(default=10, ge=1, le=720)
+    scopes: list[str] = Field(default_factory=lambda: ["User.Read"])
+    identities: dict[str, str] = Field(
+        default_factory=dict, description="Slack user id -> Entra UPN; otherwise the Slack profile e-mail is used"
+    )
+
+    @field_validator("identities")
+    @classmethod
+    def _upns(cls, identities: dict[str, str]) -> dict[str, str]:
+        for user, upn in identities.items():
+            if "@" not in upn:
+                raise ValueError(f"identities.{user}: '{upn}' is not a user principal name such as alice@contoso.com")
+        return identities
+
+
 class ApprovalsConfig(_Strict):
-    """Per action; the defaults follow the risk: a forced rotation or a removal needs two people."""
+    """Per action; the defaults follow the risk: a forced rotation or a removal needs two people, each
+    verified by an Entra sign-in with MFA."""
 
     rotate: ActionPolicyConfig = Field(default_factory=lambda: _policy(1))
     rotate_force: ActionPolicyConfig = Field(default_factory=lambda: _policy(2))
@@ -159,6 +190,11 @@ class ApprovalsConfig(_Strict):
     setup: ActionPolicyConfig = Field(default_factory=lambda: _policy(1))
     remove_all: ActionPolicyConfig = Field(default_factory=lambda: _policy(2))
     default_approver_groups: list[str] = Field(default_factory=list)
+    verification: VerificationConfig | None = None
+
+    def verified(self, action_key: str) -> bool:
+        setting: bool | None = getattr(self, action_key).verified_approval
+        return setting if setting is not None else action_key in VERIFIED_BY_DEFAULT
 
 
 class EmulatorDomain(_Strict):
@@ -204,6 +240,19 @@ class BotConfig(_Strict):
         for d in self.domains:
             if d.forest_root and d.forest_root.lower() not in known:
                 raise ValueError(f"domain {d.name}: forest_root '{d.forest_root}' is not a configured domain")
+        return self
+
+    @model_validator(mode="after")
+    def _verification_configured(self) -> BotConfig:
+        approvals = self.approvals
+        needing = [key for key in ACTION_KEYS if approvals.verified(key)]
+        if needing and approvals.verification is None:
+            raise ValueError(
+                f"verified approvals are on for {', '.join(needing)} (on by default for rotate_force, remove_tdo "
+                "and remove_all) but there is no [approvals.verification] table: add one with client_id (a public "
+                "client app registration) and approver_group_id (an Entra group), or set verified_approval = false "
+                "for those actions"
+            )
         return self
 
     def domain(self, name: str) -> DomainConfig | None:

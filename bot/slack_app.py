@@ -34,5 +34,5 @@ def build_bolt_app(
     )
     router.register(app, services, poster or ResponseUrlPoster())
     if services.changes is not None:
-        approvals.register(app, services.changes)
+        approvals.register(app, services.changes, services.verification)
     return app

@@ -18,11 +18,13 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.approvals import ChangeRequest, DecisionResult, Verdict
+from bot.domain.errors import KerberosBotError
 from bot.logs import set_user
 from bot.metrics import DECISIONS
 from bot.services.changes import ChangeService
+from bot.services.verification import ApproverVerification, PendingVerification
 from handlers.messages import escape
-from handlers.views import APPROVE_ACTION, DENY_ACTION, parse_button_value, request_card
+from handlers.views import APPROVE_ACTION, DENY_ACTION, parse_button_value, request_card, verification_prompt
 
 log = logging.getLogger(__name__)
 DENY_DIALOG = "kerberos_deny_reason"
@@ -47,8 +49,8 @@ async def update_card(client: AsyncWebClient, request: ChangeRequest) -> None:
 
 
 THREAD_LINES = {
-    Verdict.RECORDED: ":ballot_box_with_check: <@{user}> approved ({count} of {required}).",
-    Verdict.APPROVED: ":white_check_mark: <@{user}> approved ({count} of {required}): the change starts.",
+    Verdict.RECORDED: ":ballot_box_with_check: <@{user}> approved{verified} ({count} of {required}).",
+    Verdict.APPROVED: ":white_check_mark: <@{user}> approved{verified} ({count} of {required}): the change starts.",
     Verdict.DENIED: ":no_entry: <@{user}> denied it: {reason}",
     Verdict.EXPIRED: ":clock3: The request expired before enough approvals.",
     Verdict.SELF_APPROVAL: ":no_entry_sign: <@{user}> tried to approve their own request; refused.",
@@ -73,11 +75,13 @@ async def _after_decision(client: AsyncWebClient, result: DecisionResult, user: 
         await client.chat_postEphemeral(channel=channel, user=user, text=refusal)
     line = THREAD_LINES.get(result.verdict)
     if request is not None and line:
+        identity = next((a.identity for a in request.approvals if a.approver == user and a.identity), None)
         await post_in_thread(
             client,
             request,
             line.format(
                 user=user,
+                verified=f" ({escape(identity.describe())})" if identity else "",
                 count=result.approvals,
                 required=request.approvals_required,
                 reason=escape(request.decision_reason or ""),
@@ -85,13 +89,94 @@ async def _after_decision(client: AsyncWebClient, result: DecisionResult, user: 
         )
 
 
-def register(app: AsyncApp, changes: ChangeService) -> None:
+async def _verify_then_approve(
+    client: AsyncWebClient,
+    changes: ChangeService,
+    verification: ApproverVerification,
+    request: ChangeRequest,
+    user: str,
+    channel: str,
+    background: set[asyncio.Task[None]],
+) -> None:
+    """Start (or rejoin) the approver's Entra sign-in; the approval is recorded when it succeeds."""
+    set_user(user)
+    DECISIONS.labels(Verdict.VERIFY_FIRST.value).inc()
+    try:
+        pending = await verification.start(user)
+    except KerberosBotError as exc:
+        await client.chat_postEphemeral(
+            channel=channel, user=user, text=f":warning: Your approval was not counted: {exc.user_message}"
+        )
+        return
+    prompt = verification_prompt(
+        request, pending.prompt, pending.expected_user, verification.policy.freshness, again=not pending.new
+    )
+    await client.chat_postEphemeral(
+        channel=channel, user=user, text=prompt.text, blocks=prompt.payload().get("blocks", [])
+    )
+    task = asyncio.create_task(_after_verification(client, changes, pending, request, user, channel))
+    background.add(task)
+    task.add_done_callback(background.discard)
+
+
+async def _after_verification(
+    client: AsyncWebClient,
+    changes: ChangeService,
+    pending: PendingVerification,
+    request: ChangeRequest,
+    user: str,
+    channel: str,
+) -> None:
+    try:
+        outcome = await asyncio.shield(pending.outcome)
+    except asyncio.CancelledError:
+        return  # the bot is stopping; the request stays pending
+    set_user(user)
+    try:
+        if outcome.identity is not None:
+            result = await changes.approve(request.id, request.action, user)
+            await _after_decision(client, result, user, channel)
+            return
+        problem = outcome.problem or "the sign-in did not complete"
+        if outcome.abandoned:
+            await client.chat_postEphemeral(
+                channel=channel,
+                user=user,
+                text=f":hourglass: Your approval of `{request.id}` was not counted: {escape(problem)}. "
+                "The request stays open; click Approve again to sign in anew.",
+            )
+            return
+        await changes.refuse_unverified(request.id, user, problem)
+        DECISIONS.labels("unverified").inc()
+        await client.chat_postEphemeral(
+            channel=channel,
+            user=user,
+            text=f":no_entry_sign: Your approval of `{request.id}` was refused: {escape(problem)}. "
+            "Nothing was changed.",
+        )
+        await post_in_thread(
+            client,
+            request,
+            f":no_entry_sign: An approval by <@{user}> was refused: the Entra sign-in did not verify them "
+            f"({escape(problem)}).",
+        )
+    except Exception:
+        log.exception("recording the verified approval of %s on %s failed", user, request.id)
+
+
+def register(app: AsyncApp, changes: ChangeService, verification: ApproverVerification | None = None) -> None:
+    background: set[asyncio.Task[None]] = set()  # clicks waiting for their approver's Entra sign-in
+
     @app.action(APPROVE_ACTION)
     async def approve(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         request_id, kind = parse_button_value(str(action["value"]))
         user, channel = body["user"]["id"], body["channel"]["id"]
-        await _after_decision(client, await changes.approve(request_id, kind, user), user, channel)
+        result = await changes.approve(request_id, kind, user)
+        if result.verdict == Verdict.VERIFY_FIRST and verification is not None and result.request is not None:
+            await _verify_then_approve(client, changes, verification, result.request, user, channel, background)
+            return
+        await _after_decision(client, result, user, channel)
 
     @app.action(DENY_ACTION)
     async def deny(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:

@@ -36,3 +36,23 @@ class SlackUserGroups:
         users = frozenset(str(u) for u in response.get("users") or [])
         self._cache[group_id] = (time.monotonic(), users)
         return users
+
+
+class SlackProfiles:
+    """The ChatProfiles port: the e-mail address on a Slack user's profile (``users.info``; needs the
+    users:read and users:read.email scopes). Used only to match approvers to their Entra account."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+
+    async def email_of(self, chat_user: str) -> str | None:
+        try:
+            response = await self._client.users_info(user=chat_user)
+        except SlackApiError as exc:
+            raise KerberosBotError(
+                f"Slack did not show the profile of {chat_user} ({exc.response.get('error')}); matching approvers by "
+                "e-mail needs the users:read and users:read.email scopes, or map them in [approvals.verification]."
+            ) from exc
+        user = response.get("user") or {}
+        email = (user.get("profile") or {}).get("email")
+        return str(email) if email else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -15,8 +16,9 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.domain.approvals import Action, ChangeRequest, RequestState
+from bot.domain.approvals import Action, Approval, ChangeRequest, RequestState
 from bot.domain.diagnosis import Health, Severity
+from bot.domain.verification import DeviceCodePrompt
 from bot.services.status import DomainStatus
 from handlers.messages import Reply, escape
 
@@ -154,10 +156,47 @@ def parse_button_value(value: str) -> tuple[str, Action]:
     return request_id, Action(action)
 
 
+def approval_line(approval: Approval) -> str:
+    """ "<@U1> at 10:02 UTC (verified as alice@contoso.com, MFA)"."""
+    line = f"<@{approval.approver}> at {approval.at:%H:%M} UTC"
+    if approval.identity is not None:
+        line += f" ({escape(approval.identity.describe())})"
+    return line
+
+
+def verification_prompt(
+    request: ChangeRequest, prompt: DeviceCodePrompt, expected_user: str, freshness: timedelta, *, again: bool
+) -> Reply:
+    """Shown only to the approver: where to sign in, with which code, as whom."""
+    minutes = int(freshness.total_seconds() // 60)
+    head = (
+        "Your Entra sign-in is still open; the code is the same."
+        if again
+        else f"`{request.action.value}` needs a verified approval: sign in to Entra ID with MFA."
+    )
+    steps = (
+        f"1. Open {escape(prompt.verification_uri)}\n"
+        f"2. Enter the code *{escape(prompt.user_code)}* (valid until {prompt.expires_at:%H:%M} UTC)\n"
+        f"3. Sign in as *{escape(expected_user)}*, with multi-factor authentication"
+    )
+    tail = (
+        f"Your approval of request `{request.id}` counts as soon as the sign-in completes; "
+        f"for the next {minutes} minutes further approvals need no new sign-in. The bot keeps no token."
+    )
+    return Reply(
+        text=f"Sign in at {prompt.verification_uri} with the code {prompt.user_code} to approve {request.id}",
+        blocks=[
+            SectionBlock(text=MarkdownTextObject(text=f":closed_lock_with_key: {head}")),
+            SectionBlock(text=MarkdownTextObject(text=steps)),
+            ContextBlock(elements=[MarkdownTextObject(text=tail)]),
+        ],
+    )
+
+
 def request_card(request: ChangeRequest) -> Reply:
     """The request as approvers see it; the buttons go once it is decided."""
     title = f"{ACTION_TITLES[request.action]}: {request.domain}"
-    approvals = ", ".join(f"<@{a.approver}> at {a.at:%H:%M} UTC" for a in request.approvals) or "none yet"
+    approvals = ", ".join(approval_line(a) for a in request.approvals) or "none yet"
     lines = [
         f"*Requested by* <@{request.requester}>   *Request* `{request.id}`",
         f"*Why:* {escape(request.reason)}",

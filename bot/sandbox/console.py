@@ -5,6 +5,10 @@
     approve [<id>|latest]      click Approve on a request card
     deny [<id>|latest] <why>   click Deny and give the reason in the dialog
     wait [<id>|latest]         wait until the request is carried out, then show what Slack shows
+    signin [--no-mfa] [--as <upn>]
+                               complete the Entra sign-in the bot asked you for (device code), with
+                               MFA unless told; --as signs in as another account
+    decline                    decline that sign-in instead
     help, quit                 (end of input quits too)
 
 Lines come from standard input, so a session can be scripted: ``printf '...' | kerberos-bot demo``.
@@ -41,6 +45,7 @@ class Console:
         self.user = "alice"
         self._seen = len(box.slack.calls)
         self._latest_request: str | None = None
+        self._codes: dict[str, str] = {}  # Slack user -> the device code the bot showed them
 
     def say(self, text: str) -> None:
         print(re.sub(r"<@(U\w+)>", lambda m: "@" + NAMES.get(m.group(1), m.group(1)), text), file=self.out, flush=True)
@@ -66,7 +71,11 @@ class Console:
                         self._latest_request = str(block["elements"][0]["value"]).split("|")[0]
             elif call.name == "chat.postEphemeral":
                 name = NAMES.get(str(body.get("user")), body.get("user"))
-                self.say(f"\n--- kerberos-bot (only @{name} sees this) ---\n{body.get('text')}")
+                message = {"text": body.get("text"), "blocks": _blocks(body)}
+                self.say(f"\n--- kerberos-bot (only @{name} sees this) ---\n{render_message(message)}")
+                code = re.search(r"with the code (\w+)", str(body.get("text")))
+                if code:
+                    self._codes[str(body.get("user"))] = code.group(1)
             elif call.name == "views.open":
                 self.say("\n--- a dialog opens: 'Deny the request' asks why ---")
 
@@ -130,11 +139,34 @@ class Console:
             else:
                 await self._deny(request_id, args[1] if len(args) > 1 else "no reason given")
             await self._settle()
+        elif word in ("signin", "decline"):
+            await self._sign_in(word, rest.split())
         elif word == "wait":
             await self._wait(self._request_id(rest.strip() or None))
         else:
             self.say("(unknown; type help)")
         return True
+
+    async def _sign_in(self, word: str, args: list[str]) -> None:
+        """Play the approver at the Entra sign-in page, with the code the bot showed them."""
+        code = self._codes.pop(PEOPLE[self.user], None)
+        if code is None:
+            self.say("(the bot has not asked you to sign in; click Approve on a request that needs it)")
+            return
+        people = self.box.entra.people
+        try:
+            if word == "decline":
+                self.say(f"\n@{self.user} declines the sign-in for code {code}")
+                people.decline(code)
+            else:
+                upn = args[args.index("--as") + 1] if "--as" in args[:-1] else f"{self.user}@contoso.test"
+                mfa = "--no-mfa" not in args
+                self.say(f"\n@{self.user} signs in at the Entra page as {upn} ({'with' if mfa else 'without'} MFA)")
+                people.sign_in(code, upn, mfa=mfa)
+        except KeyError as exc:
+            self.say(f"({exc.args[0]})")
+            return
+        await self._settle(2.5)  # msal polls every second, then the bot records the approval
 
     async def _deny(self, request_id: str, reason: str) -> None:
         if not await self._button("kerberos_deny", request_id):

@@ -36,7 +36,7 @@ from bot.sandbox.slack_standin import (
 from bot.slack_app import build_bolt_app, slack_client
 from bot.web import EVENTS_PATH, build_web_app, start_site
 from handlers.approvals import ChangeWorker
-from handlers.groups import SlackUserGroups
+from handlers.groups import SlackProfiles, SlackUserGroups
 from handlers.responder import ResponseUrlPoster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,6 +106,26 @@ async def samba(action: str, domain: SandboxDomain) -> None:
 
 # Slack user groups of the sandbox: who may approve (an approver never approves their own request).
 SANDBOX_GROUPS = {"S0KERBADMINS": ("U0ALICE", "U0BOB", "U0CAROL", "U0DAVE")}
+# Their Entra accounts (the Slack profile e-mail matches the UPN). Dave is in the Slack approver group
+# but not in the Entra one, so his verified approvals are refused; Mallory is in neither.
+SANDBOX_PEOPLE = {
+    "U0ALICE": "alice@contoso.test",
+    "U0BOB": "bob@contoso.test",
+    "U0CAROL": "carol@contoso.test",
+    "U0DAVE": "dave@contoso.test",
+    "U0MALLORY": "mallory@contoso.test",
+}
+ENTRA_APPROVERS = ("U0ALICE", "U0BOB", "U0CAROL")
+ENTRA_APPROVER_GROUP = "6b3f2a2e-0000-4000-8000-00000000a11c"  # fixed, so the demo's config reads well
+
+
+def seed_people(entra: EntraStandIn, slack: SlackStandIn) -> None:
+    """Entra users and the (nested) approver group; Slack profile e-mails to match them."""
+    users = {slack_id: entra.people.add_user(upn) for slack_id, upn in SANDBOX_PEOPLE.items()}
+    tier0 = entra.people.add_group("Tier 0 admins", [users["U0ALICE"].object_id])
+    members = [tier0, *(users[u].object_id for u in ENTRA_APPROVERS if u != "U0ALICE")]
+    entra.people.add_group("Kerberos approvers", members, group_id=ENTRA_APPROVER_GROUP)
+    slack.user_emails.update(SANDBOX_PEOPLE)
 
 
 async def _drop_keys(redis_url: str, prefix: str) -> None:
@@ -117,8 +137,9 @@ async def _drop_keys(redis_url: str, prefix: str) -> None:
         await client.aclose()
 
 
-def sandbox_config(domains: tuple[SandboxDomain, ...], entra: EntraStandIn) -> str:
-    """The TOML a real deployment would write, pointed at the sandbox."""
+def sandbox_config(domains: tuple[SandboxDomain, ...], entra: EntraStandIn, *, verified_approvals: bool = True) -> str:
+    """The TOML a real deployment would write, pointed at the sandbox. ``verified_approvals=False``
+    switches the Entra sign-in of approvers off (its default is on for the dangerous actions)."""
     lines = [
         "[policy]",
         "key_max_age_days = 180",
@@ -144,6 +165,17 @@ def sandbox_config(domains: tuple[SandboxDomain, ...], entra: EntraStandIn) -> s
             "",
         ]
     lines += ["[approvals]", "default_approver_groups = [" + ", ".join(f'"{g}"' for g in SANDBOX_GROUPS) + "]", ""]
+    if verified_approvals:
+        lines += [
+            "[approvals.verification]",
+            f'client_id = "{entra.public_client_id}"',
+            f'approver_group_id = "{ENTRA_APPROVER_GROUP}"',
+            "freshness_minutes = 10",
+            "",
+        ]
+    else:
+        for key in ("rotate_force", "remove_tdo", "remove_all"):
+            lines += [f"[approvals.{key}]", "verified_approval = false", ""]
     lines += [
         "[kerberos_module]",
         'kind = "emulator"',
@@ -209,6 +241,7 @@ async def sandbox(
     seed_domains: bool = True,
     fresh: bool = True,
     redis_url: str = "redis://127.0.0.1:6379/0",
+    verified_approvals: bool = True,
 ) -> AsyncIterator[Sandbox]:
     """``fresh``: restore each DC from its pristine copy (about 2 s) instead of reusing its state."""
     workdir = workdir or REPO / ".sandbox"
@@ -219,7 +252,7 @@ async def sandbox(
             await samba("reset" if fresh else "up", d)
         entra = await stack.enter_async_context(EntraStandIn())
         config_path = workdir / "kerberos-bot.toml"
-        config_path.write_text(sandbox_config(domains, entra), encoding="utf-8")
+        config_path.write_text(sandbox_config(domains, entra, verified_approvals=verified_approvals), encoding="utf-8")
         if not await redis_answers(redis_url):
             # no Redis where configured: bring a real one (Debian's redis-server), private to this sandbox
             embedded = PrivateRedis(workdir / "redis")
@@ -229,12 +262,15 @@ async def sandbox(
             redis_url = embedded.url
         slack = await stack.enter_async_context(SlackStandIn())
         slack.user_groups = {g: list(users) for g, users in SANDBOX_GROUPS.items()}
+        seed_people(entra, slack)
+        entra.people.device_code_interval = 1  # msal polls every second: the demo answers at once
         client = slack_client(slack.bot_token, slack.api_url)
         store_prefix = f"kerberos-bot-sandbox-{secrets.token_hex(4)}"
         components = build_components(
             load_bot_config(config_path),
             redis_url=redis_url,
             groups=SlackUserGroups(client),
+            profiles=SlackProfiles(client),
             store_prefix=store_prefix,
         )
         stack.push_async_callback(components.aclose)

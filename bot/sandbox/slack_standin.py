@@ -47,6 +47,7 @@ class SlackStandIn:
         self.socket_received: list[dict[str, Any]] = []  # what the app sent back (acks)
         self.calls: list[RecordedCall] = []
         self.user_groups: dict[str, list[str]] = {}  # usergroups.users.list
+        self.user_emails: dict[str, str | None] = {}  # users.info: profile.email (None: hidden)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._ts = itertools.count(1)
@@ -121,6 +122,14 @@ class SlackStandIn:
             if group not in self.user_groups:
                 return web.json_response({"ok": False, "error": "no_such_subteam"})
             return web.json_response({"ok": True, "users": self.user_groups[group]})
+        if method == "users.info":
+            user = str(body.get("user", ""))
+            if user not in self.user_emails:
+                return web.json_response({"ok": False, "error": "user_not_found"})
+            profile: dict[str, Any] = {"real_name": user.removeprefix("U0").title()}
+            if self.user_emails[user]:
+                profile["email"] = self.user_emails[user]
+            return web.json_response({"ok": True, "user": {"id": user, "name": user.lower(), "profile": profile}})
         if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
             ts = f"{int(time.time())}.{next(self._ts):06d}"
             return web.json_response({"ok": True, "channel": body.get("channel"), "ts": ts, "message_ts": ts})

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from bot.domain.gpo import KdcProxySetting
 from bot.services.changes import ChangeService
 from bot.services.status import StatusService
+from bot.services.verification import ApproverVerification
 
 
 @dataclass(frozen=True)
@@ -14,3 +15,4 @@ class BotServices:
     status: StatusService
     changes: ChangeService | None = None  # None: no Redis configured, the changing actions are off
     kdc_proxy: KdcProxySetting | None = None
+    verification: ApproverVerification | None = None  # None: no action needs verified approvals

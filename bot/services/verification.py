@@ -141,3 +141,4 @@ class ApproverVerification:
         for _session, pending in list(self._open.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pending.outcome
+        self._open.clear()  # a task cancelled before it ran never reached its own clean-up

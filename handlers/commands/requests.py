@@ -21,11 +21,20 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
         recent = await changes.pending_or_recent(20)
         if not recent:
             return [text_reply("No change requests yet.")]
-        lines = [
-            f"`{r.id}` {r.action.value} {r.domain} by <@{r.requester}>, {r.created_at:%Y-%m-%d %H:%M} UTC: "
-            f"{STATE_LINES[r.state]} ({len(r.approvals)}/{r.approvals_required} approvals) — {escape(r.reason)}"
-            for r in recent
-        ]
+        lines = []
+        for r in recent:
+            line = (
+                f"`{r.id}` {r.action.value} {r.domain} by <@{r.requester}>, {r.created_at:%Y-%m-%d %H:%M} UTC: "
+                f"{STATE_LINES[r.state]} ({len(r.approvals)}/{r.approvals_required} approvals) — {escape(r.reason)}"
+            )
+            if r.approvals:
+                line += "\n      approved by " + ", ".join(
+                    f"<@{a.approver}> ({escape(a.identity.describe())})"
+                    if a.identity
+                    else f"<@{a.approver}> (Slack only)"
+                    for a in r.approvals
+                )
+            lines.append(line)
         return [text_reply("*Change requests, newest first*\n" + "\n".join(lines))]
 
     return Prepared(ack=None, work=work)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.samba
 
 @pytest.fixture(scope="module")
 async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
-    async with sandbox(workdir=Path(tmp_path_factory.mktemp("sandbox"))) as running:
+    async with sandbox(workdir=Path(tmp_path_factory.mktemp("sandbox")), verified_approvals=False) as running:
         yield running
 
 

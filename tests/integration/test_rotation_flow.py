@@ -26,7 +26,7 @@ APPROVERS = frozenset(f"U0APPROVER{i}" for i in range(20))
 
 @pytest.fixture(scope="module")
 async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
-    async with sandbox(workdir=Path(tmp_path_factory.mktemp("sandbox"))) as running:
+    async with sandbox(workdir=Path(tmp_path_factory.mktemp("sandbox")), verified_approvals=False) as running:
         yield running
 
 

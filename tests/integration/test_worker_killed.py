@@ -30,7 +30,7 @@ class WorkerKilled(BaseException):
 
 @pytest.fixture(scope="module")
 async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
-    async with sandbox(workdir=Path(tmp_path_factory.mktemp("sandbox"))) as running:
+    async with sandbox(workdir=Path(tmp_path_factory.mktemp("sandbox")), verified_approvals=False) as running:
         yield running
 
 

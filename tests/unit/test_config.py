@@ -72,3 +72,48 @@ def test_settings_error_names_the_environment_variable(monkeypatch: pytest.Monke
     assert settings.slack_api_url == "https://slack.example/api/"
     with pytest.raises(ConfigurationError, match="environment variable LOG_LEVEL"):
         load_settings(log_level=["not", "a", "string"])
+
+
+def _without_verification(text: str) -> str:
+    start = text.index("[approvals.verification]")
+    return text[:start]
+
+
+def test_verified_approvals_are_on_by_default_for_the_dangerous_actions() -> None:
+    from bot.bootstrap import action_policies
+    from bot.domain.approvals import Action
+
+    policies = action_policies(load_bot_config(EXAMPLE))
+    verified = {action for action, policy in policies.items() if policy.verified_approval}
+    assert verified == {Action.ROTATE_FORCE, Action.REMOVE_TDO, Action.REMOVE_ALL}
+
+
+def test_verified_approvals_without_the_verification_table_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(_without_verification(EXAMPLE.read_text()))
+    with pytest.raises(ConfigurationError, match=r"verified approvals are on for rotate_force, remove_tdo, remove_all"):
+        load_bot_config(path)
+
+
+def test_verified_approval_can_be_turned_off_and_on_per_action(tmp_path: Path) -> None:
+    from bot.bootstrap import action_policies
+    from bot.domain.approvals import Action
+
+    text = _without_verification(EXAMPLE.read_text())
+    for key in ("rotate_force", "remove_tdo", "remove_all"):
+        text = text.replace(f"[approvals.{key}]\n", f"[approvals.{key}]\nverified_approval = false\n")
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    policies = action_policies(load_bot_config(path))
+    assert not any(p.verified_approval for p in policies.values())
+    path.write_text(
+        EXAMPLE.read_text().replace("[approvals.rotate]\n", "[approvals.rotate]\nverified_approval = true\n")
+    )
+    assert action_policies(load_bot_config(path))[Action.ROTATE].verified_approval
+
+
+def test_identity_mapping_needs_upns(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(EXAMPLE.read_text().replace('U0123ABCD = "alice.admin@contoso.com"', 'U0123ABCD = "alice"'))
+    with pytest.raises(ConfigurationError, match="identities.U0123ABCD: 'alice' is not a user principal name"):
+        load_bot_config(path)

@@ -51,7 +51,14 @@ def test_interactivity_is_on_because_buttons_and_a_dialog_are_registered() -> No
 
 
 def test_least_privilege_scopes() -> None:
-    assert sorted(MANIFEST["oauth_config"]["scopes"]["bot"]) == ["chat:write", "commands", "usergroups:read"]
+    # users:read(.email): verified approvals match an approver's Slack profile e-mail to their Entra UPN
+    assert sorted(MANIFEST["oauth_config"]["scopes"]["bot"]) == [
+        "chat:write",
+        "commands",
+        "usergroups:read",
+        "users:read",
+        "users:read.email",
+    ]
 
 
 def test_scopes_cover_every_web_api_method_the_code_calls() -> None:
@@ -60,6 +67,7 @@ def test_scopes_cover_every_web_api_method_the_code_calls() -> None:
         "chat_update": "chat:write",
         "chat_postEphemeral": "chat:write",
         "usergroups_users_list": "usergroups:read",
+        "users_info": "users:read.email",
         "views_open": None,
     }
     source = "".join(p.read_text() for p in (Path(__file__).parents[2] / "handlers").rglob("*.py"))
