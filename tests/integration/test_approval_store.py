@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -11,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from bot.adapters.redis_store import RedisApprovalStore
+from bot.adapters.redis_store import RedisApprovalStore, RedisVerifications
 from bot.domain.approvals import Action, ApprovalStore, ChangeRequest, RequestState, Verdict
+from bot.domain.verification import VerifiedIdentity
 from tests.support.fake_approvals import FakeApprovalStore
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -185,3 +187,43 @@ async def test_redis_restart_between_request_and_approval_loses_nothing(tmp_path
         await second.close()
     finally:
         await server.stop()
+
+
+async def test_a_verified_approval_keeps_the_entra_identity_in_the_record_and_the_audit(store: ApprovalStore) -> None:
+    request = new_request(required=2)
+    await store.create(request)
+    signed_in = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=3)
+    identity = VerifiedIdentity("0b7c-oid", "bob@contoso.test", signed_in, mfa=True)
+    result = await store.approve(request.id, "U0BOB", datetime.now(UTC), identity)
+    assert result.verdict == Verdict.RECORDED
+    await store.approve(request.id, "U0CAROL", datetime.now(UTC))  # an unverified one beside it
+    stored = await store.get(request.id)
+    assert stored is not None
+    by_user = {a.approver: a.identity for a in stored.approvals}
+    assert by_user == {"U0BOB": identity, "U0CAROL": None}
+    approved = [e for e in await store.audit(request.id) if e.event == "approved"]
+    assert approved[0].detail == "verified as bob@contoso.test, MFA"
+    assert approved[0].extra == {
+        "entra_oid": "0b7c-oid",
+        "entra_upn": "bob@contoso.test",
+        "entra_signed_in_at": signed_in.isoformat(),
+    }
+    assert approved[1].extra == {}
+
+
+async def test_a_verification_lives_only_for_its_window_and_holds_no_token() -> None:
+    prefix = f"kbot-test-{uuid.uuid4().hex[:8]}"
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    verifications = RedisVerifications(client, prefix)
+    identity = VerifiedIdentity("0b7c-oid", "bob@contoso.test", datetime.now(UTC), mfa=True)
+    try:
+        await verifications.remember("U0BOB", identity, timedelta(milliseconds=300))
+        assert await verifications.recall("U0BOB") == identity
+        stored = await client.get(f"{prefix}:verified:U0BOB")
+        assert set(json.loads(stored)) == {"at", "oid", "upn", "signed_in_at", "mfa"}
+        assert 0 < await client.pttl(f"{prefix}:verified:U0BOB") <= 300
+        await asyncio.sleep(0.4)
+        assert await verifications.recall("U0BOB") is None
+    finally:
+        await _drop_prefix(client, prefix)
+        await client.aclose()

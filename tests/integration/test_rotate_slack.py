@@ -30,8 +30,8 @@ def blocks_of(call_body: dict[str, Any]) -> list[dict[str, Any]]:
     return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
 
 
-async def request_via_slack(box: Sandbox, text: str) -> tuple[ChangeRequest, str, str]:
-    ack, replies = await box.command(text, user_id="U0ALICE")
+async def request_via_slack(box: Sandbox, text: str, user: str = "U0ALICE") -> tuple[ChangeRequest, str, str]:
+    ack, replies = await box.command(text, user_id=user)
     assert ack.status == 200, ack.body
     assert replies and "posted for approval" in json.dumps(replies), replies
     card = box.slack.api_calls("chat.postMessage")[-1].body

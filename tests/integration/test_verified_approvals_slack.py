@@ -1,0 +1,140 @@
+"""Verified approvals through Slack, on real parts: signed clicks, the ephemeral sign-in prompt, msal's
+device-code flow against the Entra stand-in, Graph's group check, Redis, and the Samba DC."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.domain.approvals import ChangeRequest, RequestState
+from bot.sandbox.sandbox import Sandbox, sandbox
+from handlers.views import APPROVE_ACTION
+from tests.integration.test_rotate_slack import blocks_of, click, request_via_slack, wait_for_state
+
+pytestmark = pytest.mark.samba
+
+
+@pytest.fixture(scope="module")
+async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
+    async with sandbox(workdir=Path(tmp_path_factory.mktemp("sandbox"))) as running:
+        yield running
+
+
+def ephemerals(box: Sandbox, user: str) -> list[str]:
+    return [str(c.body["text"]) for c in box.slack.api_calls("chat.postEphemeral") if c.body.get("user") == user]
+
+
+async def next_ephemeral(box: Sandbox, user: str, seen: int, pattern: str) -> str:
+    for _ in range(150):
+        for text in ephemerals(box, user)[seen:]:
+            if re.search(pattern, text):
+                return text
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no message to {user} matching {pattern!r}: {ephemerals(box, user)[seen:]}")
+
+
+async def approve_and_get_code(box: Sandbox, user: str, value: str, ts: str) -> str:
+    seen = len(ephemerals(box, user))
+    assert await click(box, user, APPROVE_ACTION, value, ts) == 200
+    text = await next_ephemeral(box, user, seen, r"with the code \w+")
+    match = re.search(r"with the code (\w+)", text)
+    assert match is not None
+    return match.group(1)
+
+
+async def wait_for_approvals(box: Sandbox, request_id: str, count: int) -> ChangeRequest:
+    changes = box.components.services.changes
+    assert changes is not None
+    for _ in range(150):
+        request = await changes.get(request_id)
+        if request is not None and len(request.approvals) >= count:
+            return request
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"request {request_id} never had {count} approvals")
+
+
+async def test_verified_approvals_gate_a_trust_removal(box: Sandbox) -> None:
+    people = box.entra.people
+    request, value, ts = await request_via_slack(box, "remove-tdo contoso.test -- decommissioning the MI")
+    assert request.approvals_required == 2
+
+    # Bob clicks: nothing is counted yet; only he sees where to sign in and as whom
+    code = await approve_and_get_code(box, "U0BOB", value, ts)
+    prompt = [c.body for c in box.slack.api_calls("chat.postEphemeral") if c.body.get("user") == "U0BOB"][-1]
+    assert "bob@contoso.test" in json.dumps(blocks_of(prompt)) and "/devicelogin" in json.dumps(blocks_of(prompt))
+    pending = await wait_for_state(box, request.id, {RequestState.PENDING})
+    assert pending.approvals == ()
+    # a second click while the sign-in is open shows the same code
+    assert await approve_and_get_code(box, "U0BOB", value, ts) == code
+    people.sign_in(code, "bob@contoso.test", mfa=True)
+    bob_approved = await wait_for_approvals(box, request.id, 1)
+    (bob,) = bob_approved.approvals
+    assert bob.identity is not None and bob.identity.upn == "bob@contoso.test" and bob.identity.mfa
+    assert bob.identity.object_id == people.user("bob@contoso.test").object_id  # type: ignore[union-attr]
+
+    # Dave is in the Slack approver group but not in the Entra one: refused
+    seen = len(ephemerals(box, "U0DAVE"))
+    people.sign_in(await approve_and_get_code(box, "U0DAVE", value, ts), "dave@contoso.test")
+    assert "not a member of the Entra approver group" in await next_ephemeral(box, "U0DAVE", seen, "refused")
+
+    # Carol without MFA: refused; then as someone else: refused; then properly: it runs
+    seen = len(ephemerals(box, "U0CAROL"))
+    people.sign_in(await approve_and_get_code(box, "U0CAROL", value, ts), "carol@contoso.test", mfa=False)
+    assert "multi-factor" in await next_ephemeral(box, "U0CAROL", seen, "refused")
+    seen = len(ephemerals(box, "U0CAROL"))
+    people.sign_in(await approve_and_get_code(box, "U0CAROL", value, ts), "bob@contoso.test")
+    assert "belongs to carol@contoso.test" in await next_ephemeral(box, "U0CAROL", seen, "refused")
+    assert len((await wait_for_state(box, request.id, {RequestState.PENDING})).approvals) == 1
+    people.sign_in(await approve_and_get_code(box, "U0CAROL", value, ts), "carol@contoso.test")
+
+    done = await wait_for_state(box, request.id, {RequestState.SUCCEEDED, RequestState.FAILED})
+    assert done.state == RequestState.SUCCEEDED, done.outcome
+    assert {(a.approver, a.identity.upn if a.identity else None) for a in done.approvals} == {
+        ("U0BOB", "bob@contoso.test"),
+        ("U0CAROL", "carol@contoso.test"),
+    }
+    assert (await box.components.directories["contoso.test"].read_kerberos_objects()).trusted_domain is None
+
+    changes = box.components.services.changes
+    assert changes is not None
+    audit = await changes._store.audit(request.id)
+    approved = [e for e in audit if e.event == "approved"]
+    assert [e.extra["entra_upn"] for e in approved] == ["bob@contoso.test", "carol@contoso.test"]
+    assert all(e.extra["entra_oid"] and e.extra["entra_signed_in_at"] for e in approved)
+    refused = [e.detail for e in audit if e.event == "refused"]
+    assert len(refused) == 3 and all(d.startswith("verification failed") for d in refused)
+
+    cards = [c.body for c in box.slack.api_calls("chat.update") if c.body.get("ts") == ts]
+    assert "verified as bob@contoso.test, MFA" in json.dumps(blocks_of(cards[-1]))
+    thread = [c.body["text"] for c in box.slack.api_calls("chat.postMessage") if c.body.get("thread_ts") == ts]
+    assert any("approved (verified as carol@contoso.test, MFA) (2 of 2)" in t for t in thread)
+    assert sum("did not verify them" in t for t in thread) == 3
+
+    _ack, replies = await box.command("requests", user_id="U0ALICE")
+    assert "verified as bob@contoso.test, MFA" in json.dumps(replies)
+
+
+async def test_a_fresh_verification_counts_at_once_and_an_abandoned_one_leaves_the_request_open(
+    box: Sandbox,
+) -> None:
+    request, value, ts = await request_via_slack(
+        box, "rotate contoso.test --force -- after the trust change", user="U0DAVE"
+    )
+    # Bob signed in minutes ago (previous test): his click counts without a new sign-in
+    seen = len(ephemerals(box, "U0BOB"))
+    assert await click(box, "U0BOB", APPROVE_ACTION, value, ts) == 200
+    counted = await wait_for_approvals(box, request.id, 1)
+    assert counted.approvals[0].identity is not None
+    assert not [t for t in ephemerals(box, "U0BOB")[seen:] if "with the code" in t]
+    # Alice never finishes hers: the request stays pending, with its buttons
+    code = await approve_and_get_code(box, "U0ALICE", value, ts)
+    seen = len(ephemerals(box, "U0ALICE"))
+    box.entra.people.decline(code)
+    assert "stays open" in await next_ephemeral(box, "U0ALICE", seen, "not counted")
+    still = await wait_for_state(box, request.id, {RequestState.PENDING})
+    assert len(still.approvals) == 1
