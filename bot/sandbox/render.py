@@ -20,6 +20,7 @@ _EMOJI = {
     "hourglass_flowing_sand": "…",
     "hourglass": "…",
     "ballot_box_with_check": "☑",
+    "closed_lock_with_key": "🔐",
     "satellite_antenna": "»",
     "no_entry": "✗",
     "no_entry_sign": "✗",

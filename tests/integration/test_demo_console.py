@@ -1,4 +1,5 @@
-"""The README's first command, scripted through standard input: status, then a full rotate with approval."""
+"""The README's first command, scripted through standard input: status, then a full forced rotation with
+verified approvals (each approver signs in at the Entra stand-in from the console)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,12 @@ as mallory
 approve latest
 as bob
 approve latest
+signin
 as carol
 approve latest
+signin --no-mfa
+approve latest
+signin
 wait
 quit
 """
@@ -50,6 +55,10 @@ async def test_demo_console_runs_status_and_a_rotation_with_approvals() -> None:
     assert "--- kerberos-bot posts in #platform ---" in out and "[ Approve ]  [ Deny ]" in out
     assert "someone else has to approve it" in out  # alice clicked her own request
     assert "(only @mallory sees this)" in out and "not in a group allowed to approve" in out
-    assert "@bob approved (1 of 2)" in out and "@carol approved (2 of 2)" in out
+    # a forced rotation needs verified approvals: each approver signs in at the Entra stand-in
+    assert "(only @bob sees this)" in out and "Sign in as bob@contoso.test" in out
+    assert "@bob approved (verified as bob@contoso.test, MFA) (1 of 2)" in out
+    assert "did not use multi-factor authentication" in out  # carol's first sign-in
+    assert "@carol approved (verified as carol@contoso.test, MFA) (2 of 2)" in out
     assert "Rotated: KeyVersion" in out and "holds the new key" in out
     assert "is succeeded)" in out
