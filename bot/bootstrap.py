@@ -153,7 +153,7 @@ def action_policies(config: BotConfig) -> dict[Action, ActionPolicy]:
     for action, key in by_action.items():
         p = getattr(approvals, key)
         policies[action] = ActionPolicy(
-            approvals_required=p.approvals_required,
+            approvals_required=approvals.required(key),
             ttl=timedelta(minutes=p.ttl_minutes),
             requester_groups=frozenset(p.requester_groups),
             approver_groups=frozenset(p.approver_groups or approvals.default_approver_groups),

@@ -140,7 +140,9 @@ class PolicyConfig(_Strict):
 class ActionPolicyConfig(_Strict):
     """Who may request and approve one action, how many must approve, how long a request lives."""
 
-    approvals_required: int = Field(default=1, ge=1, le=10)
+    approvals_required: int | None = Field(
+        default=None, ge=1, le=10, description="unset: 2 for rotate_force, remove_tdo and remove_all, else 1"
+    )
     ttl_minutes: int = Field(default=240, ge=1)
     requester_groups: list[str] = Field(default_factory=list, description="Slack user group ids; empty: anyone")
     approver_groups: list[str] = Field(default_factory=list, description="Slack user group ids that may approve")
@@ -151,12 +153,10 @@ class ActionPolicyConfig(_Strict):
     )
 
 
-def _policy(required: int) -> ActionPolicyConfig:
-    return ActionPolicyConfig(approvals_required=required)
-
-
-# Actions whose approvals need a verified Entra sign-in unless the configuration says otherwise.
+# The dangerous actions: two approvers, each with a verified Entra sign-in, unless configured otherwise.
+# Defaults are per key, so a table that sets only one key (say ttl_minutes) keeps the others.
 VERIFIED_BY_DEFAULT = frozenset({"rotate_force", "remove_tdo", "remove_all"})
+TWO_APPROVERS_BY_DEFAULT = VERIFIED_BY_DEFAULT
 ACTION_KEYS = ("rotate", "rotate_force", "remove_tdo", "setup", "remove_all")
 
 
@@ -184,13 +184,17 @@ class ApprovalsConfig(_Strict):
     """Per action; the defaults follow the risk: a forced rotation or a removal needs two people, each
     verified by an Entra sign-in with MFA."""
 
-    rotate: ActionPolicyConfig = Field(default_factory=lambda: _policy(1))
-    rotate_force: ActionPolicyConfig = Field(default_factory=lambda: _policy(2))
-    remove_tdo: ActionPolicyConfig = Field(default_factory=lambda: _policy(2))
-    setup: ActionPolicyConfig = Field(default_factory=lambda: _policy(1))
-    remove_all: ActionPolicyConfig = Field(default_factory=lambda: _policy(2))
+    rotate: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
+    rotate_force: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
+    remove_tdo: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
+    setup: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
+    remove_all: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
     default_approver_groups: list[str] = Field(default_factory=list)
     verification: VerificationConfig | None = None
+
+    def required(self, action_key: str) -> int:
+        setting: int | None = getattr(self, action_key).approvals_required
+        return setting if setting is not None else (2 if action_key in TWO_APPROVERS_BY_DEFAULT else 1)
 
     def verified(self, action_key: str) -> bool:
         setting: bool | None = getattr(self, action_key).verified_approval

@@ -117,3 +117,21 @@ def test_identity_mapping_needs_upns(tmp_path: Path) -> None:
     path.write_text(EXAMPLE.read_text().replace('U0123ABCD = "alice.admin@contoso.com"', 'U0123ABCD = "alice"'))
     with pytest.raises(ConfigurationError, match="identities.U0123ABCD: 'alice' is not a user principal name"):
         load_bot_config(path)
+
+
+def test_a_table_that_sets_one_key_keeps_the_other_defaults(tmp_path: Path) -> None:
+    from bot.bootstrap import action_policies
+    from bot.domain.approvals import Action
+
+    text = EXAMPLE.read_text().replace(
+        "[approvals.rotate_force]\napprovals_required = 2\n", "[approvals.rotate_force]\n"
+    )
+    text = text.replace(
+        "[approvals.remove_tdo]\napprovals_required = 2\n", "[approvals.remove_tdo]\nttl_minutes = 30\n"
+    )
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    policies = action_policies(load_bot_config(path))
+    assert policies[Action.ROTATE_FORCE].approvals_required == 2
+    assert policies[Action.REMOVE_TDO].approvals_required == 2 and policies[Action.REMOVE_TDO].verified_approval
+    assert policies[Action.ROTATE].approvals_required == 1
