@@ -1,10 +1,38 @@
-FROM python:3.11-slim-bookworm
-RUN useradd --create-home --uid 10001 kerberosbot
+# Two images from one file:
+#   target "bot"     (the default): the bot alone, as a non-root user; what docker-compose.yml deploys.
+#   target "sandbox": the bot plus Samba and the stand-ins, for `docker compose --profile sandbox`.
+# Based on Debian's own Python (the same packages the sandbox needs come from the same archive).
+FROM debian:bookworm-slim AS base
+RUN apt-get update -q \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-venv ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+# Behind a TLS-inspecting proxy, pass its CA (PEM) so pip trusts it during the build, e.g.
+#   EXTRA_CA_CERT="$(cat /usr/local/share/ca-certificates/*.crt)" docker compose build
+ARG EXTRA_CA_CERT=""
+RUN if [ -n "$EXTRA_CA_CERT" ]; then \
+      printf '%s\n' "$EXTRA_CA_CERT" > /usr/local/share/ca-certificates/extra-ca.crt && update-ca-certificates; \
+    fi
+RUN python3 -m venv /opt/kerberos-bot
+# pip uses the system's CA store (with the proxy's CA, if given), not only its own copy of certifi
+ENV PATH=/opt/kerberos-bot/bin:$PATH PYTHONUNBUFFERED=1 PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
-RUN pip install --no-cache-dir .
+
+FROM base AS sandbox
+# Samba provisions and serves the test DCs as root inside this throwaway container; the sandbox
+# finds scripts/ beside its sources, hence the editable install.
+COPY scripts ./scripts
+RUN ./scripts/install-system-packages.sh && rm -rf /var/lib/apt/lists/* \
+ && pip install --no-cache-dir -q -e .
+ENV KERBEROS_BOT_SAMBA_ROOT=/var/lib/kerberos-bot-samba
+ENTRYPOINT ["kerberos-bot"]
+CMD ["demo"]
+
+FROM base AS bot
+RUN pip install --no-cache-dir -q . \
+ && useradd --create-home --uid 10001 kerberosbot
 USER kerberosbot
 EXPOSE 3000
 ENTRYPOINT ["kerberos-bot"]

@@ -1,0 +1,74 @@
+"""docker-compose.yml and the Dockerfile say what the operator's guide promises.
+
+A Docker daemon is not needed here; tests/integration/test_docker_image.py builds and runs the image
+when one is (opt-in).
+"""
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).parents[2]
+
+
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def dockerfile_stages() -> dict[str, list[str]]:
+    """Stage name -> its instructions (continuation lines joined), in file order."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    stages: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if match := re.match(r"FROM\s+\S+\s+AS\s+(\S+)", line, re.I):
+            current = stages.setdefault(match.group(1), [])
+        current.append(line)
+    return stages
+
+
+def test_the_deployed_image_runs_as_a_non_root_user_and_is_the_default_target() -> None:
+    stages = dockerfile_stages()
+    assert list(stages)[-1] == "bot", "a plain `docker build .` must give the deployable image"
+    users = [line.split()[1] for line in stages["bot"] if line.upper().startswith("USER ")]
+    assert users and users[-1] not in ("root", "0", "0:0")
+    assert compose()["services"]["bot"]["build"]["target"] == "bot"
+
+
+def test_bot_and_redis_come_up_together_with_healthchecks_and_append_only_redis() -> None:
+    services = compose()["services"]
+    bot, redis = services["bot"], services["redis"]
+    assert "profiles" not in bot and "profiles" not in redis  # `docker compose up` starts both
+    assert bot["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "/healthz" in " ".join(bot["healthcheck"]["test"])
+    assert redis["healthcheck"]["test"][-1] == "ping"
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert any(volume.endswith(":/data") for volume in redis["volumes"])
+    assert bot["environment"]["REDIS_URL"].startswith("redis://redis:")
+
+
+def test_the_sandbox_is_a_second_profile_on_its_own_redis_database() -> None:
+    services = compose()["services"]
+    sandbox = services["sandbox"]
+    assert sandbox["profiles"] == ["sandbox"]
+    assert sandbox["build"]["target"] == "sandbox"
+    assert sandbox["stdin_open"] and sandbox["tty"]  # the console reads what the user types
+    assert sandbox["environment"]["REDIS_URL"] != services["bot"]["environment"]["REDIS_URL"]
+    assert "sandbox" in dockerfile_stages()
+    # Samba's provisioning needs these inside the sandbox container; the deployed bot gets none
+    assert set(sandbox["cap_add"]) == {"SYS_ADMIN", "NET_ADMIN"}
+    assert "cap_add" not in services["bot"] and "privileged" not in services["bot"]
+
+
+def test_secrets_are_not_baked_into_the_compose_file() -> None:
+    environment = compose()["services"]["bot"]["environment"]
+    for name in ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN"):
+        assert environment[name] == f"${{{name}:-}}"  # taken from the environment or .env
