@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from bot.adapters.kerberos_module.remoting import (
     MODULE_SCRIPT,
@@ -19,6 +20,7 @@ from bot.adapters.kerberos_module.remoting import (
     RemotingTarget,
     Timeouts,
 )
+from bot.bootstrap import build_remoting
 from bot.check import check_remoting
 from bot.config import RemotingConfig
 from bot.domain.errors import KerberosModuleError
@@ -272,3 +274,55 @@ async def test_check_names_a_missing_secret(monkeypatch: pytest.MonkeyPatch) -> 
     config = remoting_config(5986, password={"env": "KB_TEST_WINRM_PASSWORD"})
     [line] = await check_remoting(config)
     assert not line.ok and "KB_TEST_WINRM_PASSWORD" in line.detail
+
+
+# -- the production path: HTTPS with CA validation, NTLM with channel binding, built from the configuration ---
+
+
+@pytest.fixture
+def ca_file(tmp_path: Path) -> tuple[trustme.CA, Path]:
+    ca = trustme.CA()
+    path = tmp_path / "winrm-ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return ca, path
+
+
+NTLM_USER = "CONTOSO\\svc-kerberos-bot"
+
+
+def https_config(port: int, ca: Path, **changes: object) -> RemotingConfig:
+    return remoting_config(port, ssl=True, auth="ntlm", username=NTLM_USER, cert_validation=str(ca), **changes)
+
+
+async def test_https_ntlm_from_the_configuration(ca_file: tuple[trustme.CA, Path], tmp_path: Path) -> None:
+    ca, path = ca_file
+    with fake_winrm(NTLM_USER, REMOTING_PASSWORD, tls=ca, ntlm=True, work_dir=tmp_path) as (state, port):
+        state.answer = lambda _: Answer(output=(SAMPLE,))
+        module = build_remoting(https_config(port, path))
+        report = await module.get_server("contoso.com")
+        assert report.cloud_id == 25614
+        assert state.authenticated_as == [NTLM_USER]  # one connection, authenticated once, channel-bound
+        assert state.pipelines[0].parameters["CloudPassword"] == CREDENTIALS.cloud_password
+
+        state.answer = answering("2.4.0")  # type: ignore[assignment]
+        reached, on_host = await check_remoting(https_config(port, path))
+        assert reached.ok and "(ntlm, HTTPS on)" in reached.detail and on_host.ok
+
+
+async def test_https_with_an_untrusted_certificate(ca_file: tuple[trustme.CA, Path], tmp_path: Path) -> None:
+    ca, _ = ca_file
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    with fake_winrm(NTLM_USER, REMOTING_PASSWORD, tls=ca, ntlm=True, work_dir=tmp_path) as (state, port):
+        with pytest.raises(KerberosModuleError, match=r"TLS with the management host 127\.0\.0\.1:\d+ failed"):
+            await build_remoting(https_config(port, other)).get_server("contoso.com")
+        assert state.actions == []  # nothing reached WinRM, so no credential left the bot
+
+
+async def test_https_ntlm_wrong_password(ca_file: tuple[trustme.CA, Path], tmp_path: Path) -> None:
+    ca, path = ca_file
+    with fake_winrm(NTLM_USER, REMOTING_PASSWORD, tls=ca, ntlm=True, work_dir=tmp_path) as (state, port):
+        config = https_config(port, path, password={"value": "Not-the-Passw0rd"})
+        reached, _ = await check_remoting(config)
+        assert not reached.ok and f"refused the credentials of {NTLM_USER} (ntlm)" in reached.detail
+        assert state.actions == [] and "Not-the-Passw0rd" not in reached.line()

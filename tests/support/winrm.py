@@ -17,6 +17,9 @@ every request body is kept raw so a test can look for leaked secrets in what wen
 from __future__ import annotations
 
 import base64
+import hashlib
+import os
+import ssl
 import struct
 import threading
 import uuid
@@ -25,8 +28,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import spnego
+import trustme
 from pypsrp.messages import (
     ApplicationPrivateData,
     Destination,
@@ -41,6 +47,8 @@ from pypsrp.messages import (
 from pypsrp.powershell import Fragment
 from pypsrp.serializer import Serializer
 from pypsrp.wsman import NAMESPACES, WSManAction
+from spnego.channel_bindings import GssChannelBindings
+from spnego.exceptions import SpnegoError
 
 NS = NAMESPACES
 RUNSPACE_OPENED = 2
@@ -82,11 +90,13 @@ class FakeWinRM:
 
     username: str
     password: str
+    ntlm: bool = False
     answer: Callable[[ReceivedPipeline], Answer] = field(default=lambda _: Answer())
     pipelines: list[ReceivedPipeline] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
     max_running: int = 0  # most pipelines running at once
+    authenticated_as: list[str] = field(default_factory=list)  # NTLM: who each connection authenticated as
     _pools: dict[str, list[bytes]] = field(default_factory=dict)
     _running: dict[str, _Pipeline] = field(default_factory=dict)
     _serializer: Serializer = field(default_factory=Serializer)
@@ -296,24 +306,58 @@ def _fault(relates_to: str) -> bytes:
     return _envelope("http://schemas.dmtf.org/wbem/wsman/1/wsman/fault", relates_to, fault)
 
 
-def _handler(state: FakeWinRM) -> type[BaseHTTPRequestHandler]:
-    expected = "Basic " + base64.b64encode(f"{state.username}:{state.password}".encode()).decode()
+def _handler(state: FakeWinRM, bindings: GssChannelBindings | None) -> type[BaseHTTPRequestHandler]:
+    expected_basic = "Basic " + base64.b64encode(f"{state.username}:{state.password}".encode()).decode()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # NTLM authenticates the connection, so keep it open
+
+        def setup(self) -> None:
+            super().setup()
+            self.authenticated = False
+            self.ntlm: spnego.ContextProxy | None = None
+
         def log_message(self, format: str, *args: Any) -> None:  # keep pytest's output clean
             pass
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
-            if self.headers.get("Authorization") != expected:
-                self._send(401, b"", {"WWW-Authenticate": 'Basic realm="WSMAN"'})
+            if not self._authenticate():
                 return
             if self.path != "/wsman":
                 self._send(404, b"")
                 return
             status, reply = state.handle(body)
             self._send(status, reply, {"Content-Type": "application/soap+xml;charset=UTF-8"})
+
+        def _authenticate(self) -> bool:
+            header = self.headers.get("Authorization") or ""
+            if not state.ntlm:
+                if header == expected_basic:
+                    return True
+                self._send(401, b"", {"WWW-Authenticate": 'Basic realm="WSMAN"'})
+                return False
+            if self.authenticated:
+                return True
+            scheme, _, token = header.partition(" ")
+            if scheme not in ("Negotiate", "NTLM") or not token:
+                self._send(401, b"", {"WWW-Authenticate": "Negotiate"})
+                return False
+            if self.ntlm is None:
+                self.ntlm = spnego.server(protocol="ntlm", channel_bindings=bindings)
+            try:
+                reply = self.ntlm.step(base64.b64decode(token))
+            except SpnegoError:
+                self.ntlm = None
+                self._send(401, b"", {"WWW-Authenticate": "Negotiate"})
+                return False
+            if not self.ntlm.complete:
+                self._send(401, b"", {"WWW-Authenticate": f"{scheme} {base64.b64encode(reply or b'').decode()}"})
+                return False
+            self.authenticated = True
+            state.authenticated_as.append(self.ntlm.client_principal or "")
+            return True
 
         def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
@@ -328,12 +372,40 @@ def _handler(state: FakeWinRM) -> type[BaseHTTPRequestHandler]:
 
 @contextmanager
 def fake_winrm(
-    username: str = "svc-kerberos-bot", password: str = "Remoting-Passw0rd!"
+    username: str = "svc-kerberos-bot",
+    password: str = "Remoting-Passw0rd!",
+    *,
+    tls: trustme.CA | None = None,
+    ntlm: bool = False,
+    work_dir: Path | None = None,
 ) -> Iterator[tuple[FakeWinRM, int]]:
-    """A running endpoint on 127.0.0.1 and its port."""
-    state = FakeWinRM(username, password)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    """A running endpoint on 127.0.0.1 and its port.
+
+    Without ``tls``: plain HTTP and Basic authentication. With ``tls`` (a trustme CA): HTTPS with a
+    certificate for 127.0.0.1 from that CA. With ``ntlm``: NTLM (pyspnego's acceptor, which reads the
+    account from the file named by NTLM_USER_FILE, written to ``work_dir``); over HTTPS it checks the
+    channel binding (tls-server-end-point) the client puts in its NTLM message.
+    """
+    state = FakeWinRM(username, password, ntlm=ntlm)
+    bindings = None
+    context = None
+    if tls is not None:
+        issued = tls.issue_cert("127.0.0.1", "localhost")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        issued.configure_cert(context)
+        der = ssl.PEM_cert_to_DER_cert(issued.cert_chain_pems[0].bytes().decode())
+        bindings = GssChannelBindings(application_data=b"tls-server-end-point:" + hashlib.sha256(der).digest())
+    previous = os.environ.get("NTLM_USER_FILE")
+    if ntlm:
+        assert work_dir is not None, "NTLM needs a directory for its account file"
+        domain, _, user = username.rpartition("\\")
+        accounts = work_dir / "ntlm-users"
+        accounts.write_text(f"{domain}:{user}:{password}\n")
+        os.environ["NTLM_USER_FILE"] = str(accounts)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state, bindings))
     server.daemon_threads = True
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -341,6 +413,11 @@ def fake_winrm(
     finally:
         server.shutdown()
         server.server_close()
+        if ntlm:
+            if previous is None:
+                os.environ.pop("NTLM_USER_FILE", None)
+            else:
+                os.environ["NTLM_USER_FILE"] = previous
 
 
 __all__ = ["Answer", "FakeWinRM", "ReceivedPipeline", "fake_winrm"]
