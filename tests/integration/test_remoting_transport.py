@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,13 +63,15 @@ async def test_get_server_runs_the_constant_script_with_bound_values(host: tuple
     report = await runner(port).get_server(HOSTILE)
 
     assert report.cloud_key_version == 53325 and report.cloud_top_level_names == ("usgovcloudapi.net", "windows.net")
-    assert state.actions == ["Create", "Receive", "Command", "Receive", "Signal", "Delete"]
+    # open the pool, exchange the session key (for the SecureStrings), run, stop, close
+    assert state.actions == ["Create", "Receive", "Send", "Receive", "Command", "Receive", "Signal", "Delete"]
     [pipeline] = state.pipelines
     assert pipeline.is_script and pipeline.script == RUN_SCRIPT
     assert pipeline.parameters["Cmdlet"] == "Get-AzureAdKerberosServer"
     assert pipeline.parameters["Parameters"] == {"Domain": HOSTILE}
-    assert pipeline.parameters["DomainUser"] == CREDENTIALS.domain_user
-    assert pipeline.parameters["CloudPassword"] == CREDENTIALS.cloud_password
+    # the host decrypts the SecureStrings with the session key it sent
+    assert pipeline.parameters["DomainCredential"] == (CREDENTIALS.domain_user, CREDENTIALS.domain_password)
+    assert pipeline.parameters["CloudCredential"] == (CREDENTIALS.cloud_user, CREDENTIALS.cloud_password)
     assert "Endpoint" not in pipeline.parameters and pipeline.parameters["Report"] is False
 
 
@@ -183,17 +187,19 @@ async def test_no_password_in_any_log_record_at_debug(
         await runner(port, password="Wrong-Remoting-pw").get_server("contoso.com")
 
     sent = state.pipelines[0].parameters  # they did travel, as bound parameters
-    assert sent["DomainPassword"] == CREDENTIALS.domain_password and sent["CloudPassword"] == CREDENTIALS.cloud_password
+    assert sent["DomainCredential"][1] == CREDENTIALS.domain_password
+    assert sent["CloudCredential"][1] == CREDENTIALS.cloud_password
     assert caplog.records
     logged = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
     for secret in (*SECRETS, "Wrong-Remoting-pw"):
         assert secret not in logged
 
 
-async def test_pypsrp_itself_would_log_the_passwords(
+async def test_even_pypsrp_at_debug_sees_only_ciphertext(
     host: tuple[FakeWinRM, int], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Why the loggers are pinned: with pypsrp at DEBUG, the SOAP envelope carries the bound passwords."""
+    """Second layer: were the pinning undone, pypsrp's DEBUG dumps of every message hold no password,
+    because the passwords are SecureStrings encrypted with the session key."""
     state, port = host
     state.answer = lambda _: Answer(output=(SAMPLE,))
     module = runner(port)
@@ -204,7 +210,19 @@ async def test_pypsrp_itself_would_log_the_passwords(
         await module.get_server("contoso.com")
     finally:
         pypsrp_log.setLevel(logging.WARNING)
-    assert any(CREDENTIALS.cloud_password in r.getMessage() for r in caplog.records)
+    dumped = [r.getMessage() for r in caplog.records if r.name.startswith("pypsrp")]
+    assert any("Packing PSRP message" in m and CREDENTIALS.cloud_user in m for m in dumped)  # it does dump them
+    assert not any(secret in m for m in dumped for secret in (CREDENTIALS.domain_password, CREDENTIALS.cloud_password))
+    wire = b"".join(state.bodies)
+    for secret in (CREDENTIALS.domain_password, CREDENTIALS.cloud_password):
+        for encoding in ("utf-8", "utf-16-le"):
+            assert secret.encode(encoding) not in wire
+            assert all(secret.encode(encoding) not in chunk for chunk in _base64_payloads(wire))
+
+
+def _base64_payloads(wire: bytes) -> list[bytes]:
+    """The PSRP fragments inside the SOAP bodies (creationXml, Arguments, Stream)."""
+    return [base64.b64decode(m) for m in re.findall(rb">([A-Za-z0-9+/=]{40,})<", wire)]
 
 
 # -- kerberos-bot check ---------------------------------------------------------------------------------
@@ -302,7 +320,7 @@ async def test_https_ntlm_from_the_configuration(ca_file: tuple[trustme.CA, Path
         report = await module.get_server("contoso.com")
         assert report.cloud_id == 25614
         assert state.authenticated_as == [NTLM_USER]  # one connection, authenticated once, channel-bound
-        assert state.pipelines[0].parameters["CloudPassword"] == CREDENTIALS.cloud_password
+        assert state.pipelines[0].parameters["CloudCredential"][1] == CREDENTIALS.cloud_password
 
         state.answer = answering("2.4.0")  # type: ignore[assignment]
         reached, on_host = await check_remoting(https_config(port, path))

@@ -33,9 +33,13 @@ from typing import Any
 
 import spnego
 import trustme
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from pypsrp.complex_objects import PSCredential
 from pypsrp.messages import (
     ApplicationPrivateData,
     Destination,
+    EncryptedSessionKey,
     ErrorRecordMessage,
     Message,
     MessageType,
@@ -100,6 +104,7 @@ class FakeWinRM:
     _pools: dict[str, list[bytes]] = field(default_factory=dict)
     _running: dict[str, _Pipeline] = field(default_factory=dict)
     _serializer: Serializer = field(default_factory=Serializer)
+    _ciphers: dict[str, Cipher[modes.CBC]] = field(default_factory=dict)
     _object_id: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -147,7 +152,7 @@ class FakeWinRM:
         return replies
 
     @staticmethod
-    def _received_pipeline(fragment: bytes) -> ReceivedPipeline:
+    def _received_pipeline(fragment: bytes, cipher: Cipher[modes.CBC] | None) -> ReceivedPipeline:
         # Fragment header (21 bytes), then the PSRP message; CREATE_PIPELINE is read as XML because
         # pypsrp cannot deserialize its own HostInfo back.
         unpacked, rest = Fragment.unpack(fragment)
@@ -160,11 +165,15 @@ class FakeWinRM:
         assert len(commands) == 1, "the runner sends exactly one command"
         command = commands[0]
         parameters: dict[str, Any] = {}
+        reader = Serializer()
+        reader.cipher = cipher  # SecureStrings decrypt with the pool's session key
+        # type names are sent once per message and referenced after (TNRef), so learn them all first
+        reader.tn = {tn.attrib["RefId"]: [t.text for t in tn] for tn in xml.iter("TN")}
         for arg in command.findall("MS/Obj[@N='Args']/LST/Obj"):
             name = arg.find("MS/S[@N='N']")
             value = arg.find("MS/*[@N='V']")
             assert name is not None and name.text, "every value is a named parameter"
-            parameters[name.text] = Serializer().deserialize(value) if value is not None else None
+            parameters[name.text] = _plain(reader.deserialize(value, clear=False)) if value is not None else None
         script = command.find("MS/S[@N='Cmd']")
         assert script is not None
         return ReceivedPipeline(
@@ -191,6 +200,8 @@ class FakeWinRM:
                 if reply is None:
                     return 500, _fault(message_id)
                 return 200, reply
+            if action == WSManAction.SEND:
+                return 200, self._send_input(request, message_id, shell_id or "")
             if action == WSManAction.COMMAND:
                 return 200, self._command(request, message_id, shell_id or "")
             if action == WSManAction.SIGNAL:
@@ -232,12 +243,32 @@ class FakeWinRM:
         ET.SubElement(shell_reply, f"{{{rsp}}}OutputStreams").text = "stdout"
         return _envelope(WSManAction.CREATE_RESPONSE, message_id, body, shell_reply)
 
+    def _send_input(self, request: ET.Element, message_id: str, shell_id: str) -> bytes:
+        """The only input the runner sends to a pool: PUBLIC_KEY, answered by ENCRYPTED_SESSION_KEY."""
+        stream = request.find("s:Body/rsp:Send/rsp:Stream", NS)
+        assert stream is not None and stream.attrib.get("CommandId") is None
+        fragment, rest = Fragment.unpack(base64.b64decode(stream.text or ""))
+        assert rest == b"" and struct.unpack("<I", fragment.data[4:8])[0] == MessageType.PUBLIC_KEY
+        xml = ET.fromstring(fragment.data[PSRP_HEADER:].decode("utf-8"))
+        blob = base64.b64decode(xml.findtext("MS/S[@N='PublicKey']") or "")
+        # MS-PSRP 2.2.2.3: a CAPI PUBLICKEYBLOB, exponent and modulus little-endian
+        exponent = struct.unpack("<I", blob[16:20])[0]
+        public = rsa.RSAPublicNumbers(exponent, int.from_bytes(blob[20:276], "little")).public_key()
+        key = os.urandom(32)
+        encrypted = public.encrypt(key, padding.PKCS1v15())
+        # MS-PSRP 2.2.2.4: a CAPI SIMPLEBLOB (12-byte header, then the encrypted key reversed)
+        simple_blob = b"\x01\x02\x00\x00\x10\x66\x00\x00\x00\xa4\x00\x00" + encrypted[::-1]
+        self._ciphers[shell_id.upper()] = Cipher(algorithms.AES(key), modes.CBC(b"\x00" * 16))
+        reply = EncryptedSessionKey(session_key=base64.b64encode(simple_blob).decode())
+        self._pools[shell_id.upper()].append(self._message(shell_id.upper(), None, reply))
+        return _envelope(WSManAction.SEND_RESPONSE, message_id, ET.Element(f"{{{NS['rsp']}}}SendResponse"))
+
     def _command(self, request: ET.Element, message_id: str, shell_id: str) -> bytes:
         line = request.find("s:Body/rsp:CommandLine", NS)
         assert line is not None
         command_id = line.attrib["CommandId"].upper()
         fragment = base64.b64decode(line.findtext("rsp:Arguments", namespaces=NS) or "")
-        received = self._received_pipeline(fragment)
+        received = self._received_pipeline(fragment, self._ciphers.get(shell_id.upper()))
         self.pipelines.append(received)
         self._running[command_id] = _Pipeline(shell_id.upper(), command_id, command_id, self.answer(received))
         self.max_running = max(self.max_running, len(self._running))
@@ -275,6 +306,13 @@ class FakeWinRM:
         state = ET.SubElement(reply, f"{{{rsp}}}CommandState", CommandId=command_id, State=DONE)
         ET.SubElement(state, f"{{{rsp}}}ExitCode").text = "0"
         return _envelope(WSManAction.RECEIVE_RESPONSE, message_id, reply)
+
+
+def _plain(value: Any) -> Any:
+    """A deserialized PSCredential as (user, password); anything else as it is."""
+    if isinstance(value, PSCredential):
+        return (value.username, value.password)
+    return value
 
 
 def _envelope(action: str, relates_to: str, *body_elements: ET.Element | None) -> bytes:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pypsrp.complex_objects import ApartmentState, HostInfo, Pipeline, RemoteStreamOptions
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
 from pypsrp.messages import CreatePipeline, Destination, Message
@@ -37,7 +38,9 @@ CREDENTIALS = ModuleCredentials("CONTOSO\\da", "Dom-pw-1", "hia@contoso.com", "C
 
 
 def pipeline_xml(call: ScriptCall) -> ET.Element:
-    """The CREATE_PIPELINE message pypsrp would send for this call, as the host receives it."""
+    """The CREATE_PIPELINE message pypsrp would send for this call, as the host receives it.
+
+    SecureStrings need a session key; a fixed one stands in for the key the pool would exchange."""
     pool = RunspacePool(WSMan("mgmt01.contoso.com", username="u", password="p"))
     pool.protocol_version = "2.3"  # normally learnt when the pool opens
     shell = add_call(PowerShell(pool), call)
@@ -50,7 +53,9 @@ def pipeline_xml(call: ScriptCall) -> ET.Element:
         Pipeline(is_nested=False, cmds=shell.commands, history=None, redirect_err_to_out=False),
         False,
     )
-    packed = Message(Destination.SERVER, pool.id, shell.id, create, Serializer()).pack()
+    serializer = Serializer()
+    serializer.cipher = Cipher(algorithms.AES(b"k" * 32), modes.CBC(b"\x00" * 16))
+    packed = Message(Destination.SERVER, pool.id, shell.id, create, serializer).pack()
     return ET.fromstring(packed[40:].decode("utf-8"))
 
 
@@ -77,7 +82,19 @@ def test_hostile_domain_is_only_ever_a_parameter_value() -> None:
     assert names == ["Cmdlet", "Parameters", "Switches", "MinimumVersion", "Report", *CREDENTIAL_NAMES]
 
 
-CREDENTIAL_NAMES = ["DomainUser", "DomainPassword", "CloudUser", "CloudPassword"]
+CREDENTIAL_NAMES = ["DomainCredential", "CloudCredential"]
+
+
+def test_passwords_travel_only_as_secure_strings() -> None:
+    call = script_call(ps.get_server("contoso.com"), CREDENTIALS, min_module_version="2.0.0", endpoint=None)
+    assert call.has_secrets and "Dom-pw-1" not in repr(call)
+    xml = pipeline_xml(call)
+    text = ET.tostring(xml, encoding="unicode")
+    assert "Dom-pw-1" not in text and "Cloud-pw-1" not in text
+    users = [e.text for e in xml.iter("S") if e.attrib.get("N") == "UserName"]
+    assert users == ["CONTOSO\\da", "hia@contoso.com"]
+    assert len([e for e in xml.iter("SS") if e.attrib.get("N") == "Password"]) == 2
+    assert "ConvertTo-SecureString" not in RUN_SCRIPT and "AsPlainText" not in RUN_SCRIPT
 
 
 def test_values_are_typed_parameters() -> None:
@@ -91,7 +108,8 @@ def test_values_are_typed_parameters() -> None:
     assert call.parameters["Parameters"] == {"Domain": "contoso.com"}
     assert call.parameters["Switches"] == ["RotateServerKey", "Force"]
     assert call.parameters["Endpoint"] == 2 and call.parameters["Report"] is True
-    assert call.parameters["CloudPassword"] == "Cloud-pw-1"
+    cloud = call.parameters["CloudCredential"]
+    assert (cloud.username, cloud.password) == ("hia@contoso.com", "Cloud-pw-1")
     assert call.label == "Set-AzureADKerberosServer -Domain <Domain> -RotateServerKey -Force"
 
 
@@ -99,7 +117,8 @@ def test_the_script_never_formats_values_in() -> None:
     # no Python format fields, and every value the script reads is declared in its param() block
     assert "{" not in RUN_SCRIPT.replace("@{", "").replace("{ ", "").replace("{\n", "").replace("{$", "")
     declared = set(re.findall(r"\[[\w\[\]]+\]\$(\w+)", RUN_SCRIPT.split(")\n$ErrorActionPreference")[0]))
-    assert {"Cmdlet", "Parameters", "Switches", "DomainPassword", "CloudPassword", "Endpoint"} <= declared
+    assert {"Cmdlet", "Parameters", "Switches", "Endpoint"} <= declared
+    assert "[System.Management.Automation.PSCredential]$DomainCredential" in RUN_SCRIPT
     assert "Invoke-Expression" not in RUN_SCRIPT and "iex " not in RUN_SCRIPT.lower()
 
 

@@ -3,6 +3,9 @@
 pypsrp speaks WinRM/PSRP (HTTPS 5986, Negotiate/Kerberos/NTLM/CredSSP). Every call opens a runspace
 pool, runs ONE constant script (``RUN_SCRIPT``) whose values (domain, top-level names, credentials,
 the endpoint) are bound PSRP parameters, never text pasted into the script, and closes the pool.
+The module's credentials go as PSCredential objects whose passwords are PSRP SecureStrings,
+encrypted with the session key the pool exchanges first (MS-PSRP 3.1.5.4.3), so they are plain
+text neither on the wire inside TLS, nor in the host's transcripts or pipeline logs.
 pypsrp is synchronous, so each call runs in a worker thread; a per-host semaphore bounds how many
 run at once (the module writes AD and Entra: one at a time by default) and every call has its own
 deadline, after which the pipeline is stopped so the thread ends too.
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import requests
-from pypsrp.complex_objects import PSInvocationState
+from pypsrp.complex_objects import PSCredential, PSInvocationState
 from pypsrp.exceptions import (
     AuthenticationError,
     InvalidPSRPOperation,
@@ -58,10 +61,8 @@ param(
     [string]$Cmdlet,
     [hashtable]$Parameters = @{},
     [string[]]$Switches = @(),
-    [string]$DomainUser,
-    [string]$DomainPassword,
-    [string]$CloudUser,
-    [string]$CloudPassword,
+    [System.Management.Automation.PSCredential]$DomainCredential,
+    [System.Management.Automation.PSCredential]$CloudCredential,
     [string]$MinimumVersion = '0.0',
     [Nullable[int]]$Endpoint = $null,
     [bool]$Report = $false
@@ -78,14 +79,8 @@ try {
     throw "kerberos-bot: module $ModuleName is not installed"
 }
 $credentials = @{}
-if ($DomainUser) {
-    $credentials.DomainCredential = New-Object System.Management.Automation.PSCredential($DomainUser,
-        (ConvertTo-SecureString $DomainPassword -AsPlainText -Force))
-}
-if ($CloudUser) {
-    $credentials.CloudCredential = New-Object System.Management.Automation.PSCredential($CloudUser,
-        (ConvertTo-SecureString $CloudPassword -AsPlainText -Force))
-}
+if ($DomainCredential) { $credentials.DomainCredential = $DomainCredential }
+if ($CloudCredential) { $credentials.CloudCredential = $CloudCredential }
 function Invoke-KerberosCmdlet([string]$Command, [hashtable]$Arguments) {
     $info = Get-Command -Name $Command -Module $ModuleName
     $all = @{} + $Arguments
@@ -175,8 +170,13 @@ class ScriptCall:
     """A script and its bound parameters: what the pipeline carries to the host."""
 
     script: str
-    parameters: Mapping[str, Any]
+    parameters: Mapping[str, Any] = field(repr=False)
     label: str  # for messages and logs: the cmdlet and its parameter names, never values
+
+    @property
+    def has_secrets(self) -> bool:
+        """SecureStrings need the session key, exchanged once the pool is open."""
+        return any(isinstance(value, PSCredential) for value in self.parameters.values())
 
 
 @dataclass
@@ -185,6 +185,11 @@ class ScriptResult:
     errors: list[str]
     information: list[str]
     failed: bool
+
+
+def _credential(user: str, password: str) -> PSCredential:
+    """Serialized with the password as a SecureString (needs the pool's session key)."""
+    return PSCredential(username=user, password=password)  # type: ignore[no-untyped-call]  # pypsrp's kwargs init
 
 
 def script_call(
@@ -207,12 +212,8 @@ def script_call(
         "Report": report,
     }
     if credentials is not None:
-        parameters |= {
-            "DomainUser": credentials.domain_user,
-            "DomainPassword": credentials.domain_password,
-            "CloudUser": credentials.cloud_user,
-            "CloudPassword": credentials.cloud_password,
-        }
+        parameters["DomainCredential"] = _credential(credentials.domain_user, credentials.domain_password)
+        parameters["CloudCredential"] = _credential(credentials.cloud_user, credentials.cloud_password)
     if endpoint is not None:
         parameters["Endpoint"] = endpoint
     return ScriptCall(RUN_SCRIPT, parameters, invocation.describe())
@@ -364,6 +365,8 @@ class RemotingKerberosModule:
                 self._wsman(timeout) as wsman,
                 RunspacePool(wsman, configuration_name=self.target.configuration_name) as pool,
             ):
+                if call.has_secrets:
+                    pool.exchange_keys()
                 shell = add_call(PowerShell(pool), call)
                 shell.begin_invoke()
                 while shell.state == PSInvocationState.RUNNING:
