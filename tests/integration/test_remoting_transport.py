@@ -344,3 +344,29 @@ async def test_https_ntlm_wrong_password(ca_file: tuple[trustme.CA, Path], tmp_p
         reached, _ = await check_remoting(config)
         assert not reached.ok and f"refused the credentials of {NTLM_USER} (ntlm)" in reached.detail
         assert state.actions == [] and "Not-the-Passw0rd" not in reached.line()
+
+
+async def test_a_cancelled_caller_keeps_the_slot_until_the_host_call_ends(host: tuple[FakeWinRM, int]) -> None:
+    state, port = host
+    state.answer = lambda _: Answer(output=(SAMPLE,), delay_seconds=0.6)
+    module = runner(port)
+    first = asyncio.create_task(module.set_server("contoso.com", SetServerOptions(rotate_server_key=True)))
+    await asyncio.sleep(0.4)  # the rotation is running on the host
+    first.cancel()
+    second = asyncio.create_task(module.get_server("contoso.com"))
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await second
+    assert state.max_running == 1 and len(state.pipelines) == 2
+
+
+async def test_get_endpoint_reads_the_module_s_answer(host: tuple[FakeWinRM, int]) -> None:
+    state, port = host
+    state.answer = lambda _: Answer(output=("Current Endpoint = 2(US Government)",))
+    module = runner(port, endpoint=2)
+    assert await module.get_endpoint() == 2
+    await module.set_endpoint(1)
+    get, put = state.pipelines
+    assert get.parameters["Cmdlet"] == "Get-AzureADKerberosServerEndpoint" and "Endpoint" not in get.parameters
+    assert "DomainCredential" not in get.parameters  # no credentials where none are needed
+    assert put.parameters["Parameters"] == {"TargetEndpoint": "1"}

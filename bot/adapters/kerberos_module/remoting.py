@@ -333,8 +333,14 @@ class RemotingKerberosModule:
     async def _run(self, call: ScriptCall, timeout: float) -> ScriptResult:
         async with self._slots:
             started = time.monotonic()
+            work = asyncio.ensure_future(asyncio.to_thread(self._run_sync, call, timeout))
             try:
-                return await asyncio.to_thread(self._run_sync, call, timeout)
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # A thread cannot be cancelled: keep the host's slot until the call ends (its own deadline
+                # bounds that), so a cancelled caller never lets a second change start beside it.
+                await asyncio.wait([work])
+                raise
             finally:
                 log.info(
                     "kerberos module call on %s: %s (%.1f s)", self.target.host, call.label, time.monotonic() - started
