@@ -370,3 +370,33 @@ async def test_get_endpoint_reads_the_module_s_answer(host: tuple[FakeWinRM, int
     assert get.parameters["Cmdlet"] == "Get-AzureADKerberosServerEndpoint" and "Endpoint" not in get.parameters
     assert "DomainCredential" not in get.parameters  # no credentials where none are needed
     assert put.parameters["Parameters"] == {"TargetEndpoint": "1"}
+
+
+def read_back_fails(then: Answer) -> object:
+    def answer(pipeline: ReceivedPipeline) -> Answer:
+        if pipeline.parameters["Cmdlet"] == "Set-AzureADKerberosServer":
+            return Answer(output=(json.dumps({"KerberosBotReadBackFailed": "The RPC server is unavailable"}),))
+        return then
+
+    return answer
+
+
+async def test_a_failed_read_back_after_a_change_is_retried(host: tuple[FakeWinRM, int]) -> None:
+    state, port = host
+    state.answer = read_back_fails(Answer(output=(SAMPLE,)))  # type: ignore[assignment]
+    report = await runner(port).set_server("contoso.com", SetServerOptions(rotate_server_key=True))
+    assert report.key_version == 53325
+    assert [p.parameters["Cmdlet"] for p in state.pipelines] == [
+        "Set-AzureADKerberosServer",
+        "Get-AzureAdKerberosServer",
+    ]
+
+
+async def test_a_change_whose_result_cannot_be_read_says_it_ran(host: tuple[FakeWinRM, int]) -> None:
+    state, port = host
+    state.answer = read_back_fails(Answer(errors=("AADSTS50126: Error validating credentials",)))  # type: ignore[assignment]
+    with pytest.raises(KerberosModuleError) as caught:
+        await runner(port).set_server("contoso.com", SetServerOptions(rotate_server_key=True))
+    message = caught.value.user_message
+    assert message.startswith("Set-AzureADKerberosServer ran on 127.0.0.1, but reading the result back failed")
+    assert "AADSTS50126" in message and "/kerberos status" in message

@@ -10,8 +10,9 @@ pypsrp is synchronous, so each call runs in a worker thread; a per-host semaphor
 run at once (the module writes AD and Entra: one at a time by default) and every call has its own
 deadline, after which the pipeline is stopped so the thread ends too.
 
-Secrets: at DEBUG, pypsrp logs every SOAP envelope (the bound passwords included) and spnego /
-requests_credssp log their tokens, so their loggers are pinned to WARNING (``quiet_transport_loggers``).
+Secrets: at DEBUG, pypsrp logs every SOAP envelope and PSRP message, and spnego / requests_credssp
+log their tokens, so their loggers are pinned to WARNING (``quiet_transport_loggers``); the
+SecureStrings are the second layer.
 """
 
 from __future__ import annotations
@@ -95,7 +96,14 @@ if ($null -ne $Endpoint) {
 $arguments = @{} + $Parameters
 foreach ($switch in $Switches) { $arguments[$switch] = $true }
 $result = Invoke-KerberosCmdlet $Cmdlet $arguments
-if ($Report) { $result = Invoke-KerberosCmdlet 'Get-AzureAdKerberosServer' @{ Domain = $Parameters.Domain } }
+if ($Report) {
+    try {
+        $result = Invoke-KerberosCmdlet 'Get-AzureAdKerberosServer' @{ Domain = $Parameters.Domain }
+    } catch {
+        # the change above did run: say so instead of failing the whole call
+        $result = @{ KerberosBotReadBackFailed = "$($_.Exception.Message)" }
+    }
+}
 if ($null -ne $result) { ConvertTo-Json -InputObject $result -Depth 5 -Compress }
 """
 
@@ -112,7 +120,7 @@ ConvertTo-Json -Compress -InputObject @{
 
 
 def quiet_transport_loggers() -> None:
-    """The transport libraries log SOAP bodies (with the bound passwords) and tokens at DEBUG: never let them."""
+    """The transport libraries log SOAP bodies, PSRP messages and auth tokens at DEBUG: never let them."""
     for name in TRANSPORT_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -128,7 +136,7 @@ class RemotingTarget:
     ssl: bool = True
     cert_validation: bool | str = True  # or the path of a CA bundle
     auth: Auth = "negotiate"
-    configuration_name: str = "Microsoft.PowerShell"  # a JEA endpoint's name when the host restricts the bot
+    configuration_name: str = "Microsoft.PowerShell"  # or a session configuration registered for the bot
     encryption: Literal["auto", "always", "never"] = "auto"
     connect_timeout_seconds: float = 10.0
     path: str = "wsman"
@@ -183,6 +191,7 @@ class ScriptCall:
 class ScriptResult:
     output: list[Any]
     errors: list[str]
+    warnings: list[str]
     information: list[str]
     failed: bool
 
@@ -224,6 +233,18 @@ def add_call(shell: PowerShell, call: ScriptCall) -> PowerShell:
     return shell.add_script(call.script).add_parameters(dict(call.parameters))
 
 
+def _read_back_failure(result: ScriptResult) -> str | None:
+    """RUN_SCRIPT's marker for "the change ran, the Get after it failed"."""
+    for item in result.output:
+        text = str(item)
+        if "KerberosBotReadBackFailed" in text:
+            try:
+                return str(json.loads(text).get("KerberosBotReadBackFailed") or "no error text")
+            except (json.JSONDecodeError, AttributeError):
+                return text
+    return None
+
+
 def _record_text(record: Any) -> str:
     text = str(record) if record is not None else ""
     message = getattr(record, "message", None)
@@ -263,8 +284,20 @@ class RemotingKerberosModule:
         return self._report(result)
 
     async def set_server(self, domain_dns_name: str, options: SetServerOptions) -> KerberosServerReport:
-        result = await self._invoke(ps.set_server(domain_dns_name, options), self.timeouts.change, report=True)
-        return self._report(result)
+        invocation = ps.set_server(domain_dns_name, options)
+        result = await self._invoke(invocation, self.timeouts.change, report=True)
+        failure = _read_back_failure(result)
+        if failure is None:
+            return self._report(result)
+        # The change ran; only the Get after it failed. One more try in a fresh session, else say exactly that.
+        log.warning("read-back after %s failed on %s: %s", invocation.cmdlet, self.target.host, failure[:500])
+        try:
+            return await self.get_server(domain_dns_name)
+        except KerberosModuleError as exc:
+            raise KerberosModuleError(
+                f"{invocation.cmdlet} ran on {self.target.host}, but reading the result back failed "
+                f"({exc.user_message}); run `/kerberos status` before anything else."
+            ) from exc
 
     async def remove_trusted_domain_object(self, domain_dns_name: str) -> None:
         await self._invoke(ps.remove_trusted_domain_object(domain_dns_name), self.timeouts.change)
@@ -324,6 +357,8 @@ class RemotingKerberosModule:
             report=report,
         )
         result = await self._run(call, timeout)
+        for warning in result.warnings:  # e.g. the module's own advice; kept for the operator
+            log.warning("kerberos module warning on %s: %s: %s", self.target.host, call.label, warning[:500])
         if result.errors or result.failed:
             text = "\n".join(result.errors) or "the pipeline failed without an error record"
             log.warning("kerberos module call failed on %s: %s: %s", self.target.host, call.label, text[:500])
@@ -388,6 +423,7 @@ class RemotingKerberosModule:
                 return ScriptResult(
                     output=list(shell.output),
                     errors=[_record_text(r) for r in shell.streams.error],
+                    warnings=[_record_text(r) for r in shell.streams.warning],
                     information=[_record_text(r) for r in shell.streams.information],
                     failed=shell.state == PSInvocationState.FAILED,
                 )
