@@ -111,8 +111,10 @@ if ($null -ne $result) { ConvertTo-Json -InputObject $result -Depth 5 -Compress 
 MODULE_SCRIPT = """\
 $found = Get-Module -ListAvailable -Name 'AzureADHybridAuthenticationManagement' |
     Sort-Object Version -Descending | Select-Object -First 1
+$version = $null
+if ($found) { $version = $found.Version.ToString() }
 ConvertTo-Json -Compress -InputObject @{
-    Version = if ($found) { $found.Version.ToString() } else { $null }
+    Version = $version
     PowerShell = $PSVersionTable.PSVersion.ToString()
     Computer = $env:COMPUTERNAME
 }
