@@ -115,7 +115,7 @@ def test_values_are_typed_parameters() -> None:
 
 def test_the_script_never_formats_values_in() -> None:
     # no Python format fields, and every value the script reads is declared in its param() block
-    assert re.search(r"\{[a-z_]*\}", RUN_SCRIPT) is None
+    assert re.search(r"\{[a-z_]+\}", RUN_SCRIPT) is None
     declared = set(re.findall(r"\[[\w\[\]]+\]\$(\w+)", RUN_SCRIPT.split(")\n$ErrorActionPreference")[0]))
     assert {"Cmdlet", "Parameters", "Switches", "Endpoint"} <= declared
     assert "[System.Management.Automation.PSCredential]$DomainCredential" in RUN_SCRIPT
