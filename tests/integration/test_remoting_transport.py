@@ -400,3 +400,14 @@ async def test_a_change_whose_result_cannot_be_read_says_it_ran(host: tuple[Fake
     message = caught.value.user_message
     assert message.startswith("Set-AzureADKerberosServer ran on 127.0.0.1, but reading the result back failed")
     assert "AADSTS50126" in message and "/kerberos status" in message
+
+
+async def test_a_change_that_ran_is_not_failed_by_the_clean_up(
+    host: tuple[FakeWinRM, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    state, port = host
+    state.answer = lambda _: Answer(output=(SAMPLE,))
+    state.fail_delete = True
+    report = await runner(port).set_server("contoso.com", SetServerOptions(rotate_server_key=True))
+    assert report.key_version == 53325 and state.actions[-1] == "Delete"
+    assert any("closing the session on 127.0.0.1 failed" in r.getMessage() for r in caplog.records)

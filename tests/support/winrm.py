@@ -100,6 +100,7 @@ class FakeWinRM:
     actions: list[str] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
     max_running: int = 0  # most pipelines running at once
+    fail_delete: bool = False  # the host fails to delete the shell (the call itself succeeded)
     authenticated_as: list[str] = field(default_factory=list)  # NTLM: who each connection authenticated as
     _pools: dict[str, list[bytes]] = field(default_factory=dict)
     _running: dict[str, _Pipeline] = field(default_factory=dict)
@@ -211,6 +212,8 @@ class FakeWinRM:
                 return 200, _envelope(
                     WSManAction.SIGNAL_RESPONSE, message_id, ET.Element(f"{{{NS['rsp']}}}SignalResponse")
                 )
+            if action == WSManAction.DELETE and self.fail_delete:
+                return 500, b"WinRM went away"
             if action == WSManAction.DELETE:
                 self._pools.pop((shell_id or "").upper(), None)
                 return 200, _envelope(WSManAction.DELETE_RESPONSE, message_id, None)

@@ -403,36 +403,56 @@ class RemotingKerberosModule:
 
     def _run_sync(self, call: ScriptCall, timeout: float) -> ScriptResult:
         deadline = time.monotonic() + timeout
+        wsman = self._wsman(timeout)
+        pool = RunspacePool(wsman, configuration_name=self.target.configuration_name)
         try:
-            with (
-                self._wsman(timeout) as wsman,
-                RunspacePool(wsman, configuration_name=self.target.configuration_name) as pool,
-            ):
-                if call.has_secrets:
-                    pool.exchange_keys()
-                shell = add_call(PowerShell(pool), call)
-                shell.begin_invoke()
-                while shell.state == PSInvocationState.RUNNING:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        shell.stop()  # the host stops the pipeline; the module may have done part of its work
-                        raise KerberosModuleError(
-                            f"{call.label} did not finish within {timeout:g} s on {self.target.host} and was "
-                            "stopped; it may have changed part of the state, so read the status before retrying."
-                        )
-                    shell.poll_invoke(timeout=max(1, round(min(self.timeouts.poll, remaining))))
-                shell.close()
-                return ScriptResult(
-                    output=list(shell.output),
-                    errors=[_record_text(r) for r in shell.streams.error],
-                    warnings=[_record_text(r) for r in shell.streams.warning],
-                    information=[_record_text(r) for r in shell.streams.information],
-                    failed=shell.state == PSInvocationState.FAILED,
-                )
+            pool.open()
+            if call.has_secrets:
+                pool.exchange_keys()
+            shell = add_call(PowerShell(pool), call)
+            shell.begin_invoke()
+            while shell.state == PSInvocationState.RUNNING:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._stop(shell)
+                    raise KerberosModuleError(
+                        f"{call.label} did not finish within {timeout:g} s on {self.target.host} and was "
+                        "stopped; it may have changed part of the state, so read the status before retrying."
+                    )
+                shell.poll_invoke(timeout=max(1, round(min(self.timeouts.poll, remaining))))
+            result = ScriptResult(
+                output=list(shell.output),
+                errors=[_record_text(r) for r in shell.streams.error],
+                warnings=[_record_text(r) for r in shell.streams.warning],
+                information=[_record_text(r) for r in shell.streams.information],
+                failed=shell.state == PSInvocationState.FAILED,
+            )
         except KerberosModuleError:
+            self._close(pool, wsman)
             raise
         except Exception as exc:
+            self._close(pool, wsman)
             raise self._transport_error(exc, call, timeout) from exc
+        # The call is done: a failure to tidy up must not turn a change that ran into a reported failure.
+        self._close(pool, wsman, shell)
+        return result
+
+    def _stop(self, shell: PowerShell) -> None:
+        try:
+            shell.stop()  # the host stops the pipeline; the module may have done part of its work
+        except Exception as exc:  # the deadline message matters more than why the stop failed
+            log.warning("stopping the pipeline on %s failed: %s", self.target.host, type(exc).__name__)
+
+    def _close(self, pool: RunspacePool, wsman: WSMan, shell: PowerShell | None = None) -> None:
+        """Signal the pipeline's end and delete the shell; the host reclaims both itself if this fails."""
+        try:
+            if shell is not None:
+                shell.close()
+            pool.close()
+        except Exception as exc:
+            log.warning("closing the session on %s failed: %s", self.target.host, type(exc).__name__)
+        finally:
+            wsman.close()
 
     def _transport_error(self, exc: Exception, call: ScriptCall, timeout: float) -> KerberosModuleError:
         """pypsrp, requests and spnego failures -> what is wrong with the connection and how to fix it."""
