@@ -276,6 +276,11 @@ class RemotingConfig(_Strict):
             )
         if (self.username is None) != (self.password is None):
             raise ValueError("give both username and password, or neither (kerberos with a ticket cache)")
+        if not self.ssl and self.auth != "kerberos":
+            raise ValueError(
+                f"ssl = false with auth '{self.auth}' would protect the credentials with NTLM's RC4 message "
+                "encryption only: use the HTTPS listener (5986), or auth = 'kerberos' (AES) on 5985"
+            )
         if self.change_timeout_seconds < self.read_timeout_seconds:
             raise ValueError("change_timeout_seconds must not be shorter than read_timeout_seconds")
         return self

@@ -232,7 +232,6 @@ def remoting_config(port: int, **changes: object) -> RemotingConfig:
     values: dict[str, object] = {
         "host": "127.0.0.1",
         "port": port,
-        "ssl": False,
         "auth": "ntlm",
         "username": "svc-kerberos-bot",
         "password": {"value": REMOTING_PASSWORD},

@@ -219,6 +219,7 @@ def test_remoting_defaults() -> None:
         ({"endpoint": 3}, "endpoint"),
         ({"concurrency": 0}, "concurrency"),
         ({"read_timeout_seconds": 300}, "change_timeout_seconds must not be shorter"),
+        ({"ssl": False}, "ssl = false with auth 'negotiate' would protect the credentials with NTLM's RC4"),
     ],
 )
 def test_remoting_validation(changes: dict[str, object], message: str) -> None:
