@@ -1,17 +1,26 @@
 """A local WinRM endpoint that answers the WS-Management / PSRP exchange pypsrp sends for one pipeline.
 
-Plain HTTP with Basic authentication (what pypsrp allows without TLS when message encryption is
-off), so the runner's real transport (requests, WSMan envelopes, PSRP fragments) is exercised:
+The runner's real transport is exercised end to end (requests, WSMan envelopes, PSRP fragments,
+the session key exchange), over either
+
+- HTTPS with a trustme certificate and NTLM (pyspnego's acceptor; the channel binding of the TLS
+  certificate is checked): the production configuration, or
+- plain HTTP with Basic authentication (pypsrp allows it with message encryption off): quicker to
+  drive from tests that are about the PSRP exchange, not the connection.
+
+The exchange, as pypsrp sends it:
 
     Create (Shell + creationXml: SESSION_CAPABILITY, INIT_RUNSPACEPOOL)
-    Receive           -> SESSION_CAPABILITY, APPLICATION_PRIVATE_DATA, RUNSPACEPOOL_STATE Opened
-    Command (CREATE_PIPELINE)  -> CommandId
-    Receive (CommandId) -> PIPELINE_OUTPUT (the scripted answer), ERROR_RECORD..., PIPELINE_STATE
+    Receive              -> SESSION_CAPABILITY, APPLICATION_PRIVATE_DATA, RUNSPACEPOOL_STATE Opened
+    Send (PUBLIC_KEY)    -> queued ENCRYPTED_SESSION_KEY, fetched by the next Receive
+    Command (CREATE_PIPELINE) -> CommandId
+    Receive (CommandId)  -> PIPELINE_OUTPUT (the scripted answer), ERROR_RECORD..., PIPELINE_STATE
     Signal (terminate), Delete
 
 Replies are built with pypsrp's own Message, Fragment and Serializer classes. Every received
-pipeline is kept (script text and bound parameters, deserialized) for the tests to inspect, and
-every request body is kept raw so a test can look for leaked secrets in what went over the wire.
+pipeline is kept (script text and bound parameters, SecureStrings decrypted with the session key)
+for the tests to inspect, and every request body is kept raw so a test can look for secrets in
+what went over the wire.
 """
 
 from __future__ import annotations
