@@ -21,9 +21,10 @@ from bot.adapters.entra_graph import GraphEntraDirectory
 from bot.adapters.kerberos_module.cloud_store import CloudKerberosDomainStore
 from bot.adapters.kerberos_module.emulator import EmulatedDomain, KerberosModuleEmulator
 from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
+from bot.adapters.kerberos_module.remoting import ModuleCredentials, RemotingKerberosModule, RemotingTarget, Timeouts
 from bot.adapters.ldap_connection import LdapEndpoint
 from bot.adapters.redis_store import RedisApprovalStore, RedisDomainLocks, RedisVerifications
-from bot.config import BotConfig, DomainConfig, EntraConfig
+from bot.config import BotConfig, DomainConfig, EntraConfig, RemotingConfig
 from bot.domain.approvals import Action, ActionPolicy, GroupDirectory
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import KerberosBotError
@@ -140,6 +141,42 @@ def build_emulator(config: BotConfig, directories: Mapping[str, ActiveDirectory]
     return KerberosModuleEmulator(domains, cloud)
 
 
+def build_remoting(remoting: RemotingConfig) -> RemotingKerberosModule:
+    """The real module on the Windows management host; secrets are resolved here, once."""
+    where = "kerberos_module.remoting"
+    target = RemotingTarget(
+        host=remoting.host,
+        port=remoting.port,
+        ssl=remoting.ssl,
+        cert_validation=str(remoting.cert_validation)
+        if not isinstance(remoting.cert_validation, bool)
+        else remoting.cert_validation,
+        auth=remoting.auth,
+        username=remoting.username,
+        password=remoting.password.resolve(f"{where}.password") if remoting.password else None,
+        configuration_name=remoting.configuration_name,
+        connect_timeout_seconds=remoting.connect_timeout_seconds,
+    )
+    credentials = ModuleCredentials(
+        domain_user=remoting.domain_credential.user,
+        domain_password=remoting.domain_credential.password.resolve(f"{where}.domain_credential.password"),
+        cloud_user=remoting.cloud_credential.user,
+        cloud_password=remoting.cloud_credential.password.resolve(f"{where}.cloud_credential.password"),
+    )
+    return RemotingKerberosModule(
+        target,
+        credentials,
+        min_module_version=remoting.min_module_version,
+        endpoint=remoting.endpoint,
+        concurrency=remoting.concurrency,
+        timeouts=Timeouts(
+            read=remoting.read_timeout_seconds,
+            change=remoting.change_timeout_seconds,
+            check=remoting.check_timeout_seconds,
+        ),
+    )
+
+
 def action_policies(config: BotConfig) -> dict[Action, ActionPolicy]:
     approvals = config.approvals
     by_action = {
@@ -233,6 +270,11 @@ def build_components(
         entra = graph
     if overrides.module is not None:
         module: KerberosModule = overrides.module
+    elif config.kerberos_module.kind == "remoting":
+        assert config.kerberos_module.remoting is not None  # validated by KerberosModuleConfig
+        remoting = build_remoting(config.kerberos_module.remoting)
+        closers.append(remoting.close)
+        module = remoting
     else:
         emulator = build_emulator(config, directories)
         closers.append(emulator.close)

@@ -17,8 +17,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.ad_ldap import LdapDirectory
 from bot.adapters.entra_graph import GraphEntraDirectory
-from bot.bootstrap import entra_app, ldap_endpoint
-from bot.config import BotConfig, Settings
+from bot.adapters.kerberos_module.powershell import MODULE
+from bot.adapters.kerberos_module.remoting import RemotingKerberosModule, cloud_name
+from bot.bootstrap import build_remoting, entra_app, ldap_endpoint
+from bot.config import BotConfig, RemotingConfig, Settings
 from bot.domain.errors import DirectoryAuthError, DirectoryUnavailable, EntraAuthError, EntraForbidden, KerberosBotError
 
 TIMEOUT = 15.0
@@ -129,6 +131,55 @@ async def _slack(settings: Settings) -> CheckResult:
         )
 
 
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+async def check_remoting(
+    remoting: RemotingConfig, build: Callable[[RemotingConfig], RemotingKerberosModule] = build_remoting
+) -> list[CheckResult]:
+    """Two lines: the connection to the management host (reach, TLS, auth), then the module on it."""
+    host_label, module_label = f"winrm {remoting.host}", f"module on {remoting.host}"
+    try:
+        runner = build(remoting)
+    except KerberosBotError as exc:  # a secret's environment variable or file is missing
+        return [CheckResult(host_label, False, exc.user_message, "set the secret the configuration names")]
+    try:
+        info = await runner.module_info()
+    except KerberosBotError as exc:
+        return [
+            CheckResult(host_label, False, exc.user_message),
+            CheckResult(module_label, False, "not checked: the host could not be used"),
+        ]
+    who = remoting.username or "the Kerberos ticket's user"
+    reached = CheckResult(
+        host_label,
+        True,
+        f"{remoting.host}:{remoting.port} as {who} ({remoting.auth}, HTTPS {'on' if remoting.ssl else 'OFF'}): "
+        f"{info.computer or '?'}, PowerShell {info.powershell or '?'}",
+    )
+    if info.version is None:
+        module = CheckResult(
+            module_label,
+            False,
+            f"{MODULE} is not installed",
+            f"on the host, as an administrator: Install-Module {MODULE} -Scope AllUsers",
+        )
+    elif _version(info.version) < _version(remoting.min_module_version):
+        module = CheckResult(
+            module_label,
+            False,
+            f"{MODULE} {info.version} is older than min_module_version {remoting.min_module_version}",
+            f"on the host: Update-Module {MODULE}",
+        )
+    else:
+        cloud = f", cloud endpoint {cloud_name(remoting.endpoint)} set before each call" if remoting.endpoint else ""
+        module = CheckResult(
+            module_label, True, f"{MODULE} {info.version} (at least {remoting.min_module_version}){cloud}"
+        )
+    return [reached, module]
+
+
 async def run_checks(settings: Settings, config: BotConfig) -> list[CheckResult]:
     async def bounded(name: str, check: Awaitable[CheckResult]) -> CheckResult:
         try:
@@ -142,4 +193,17 @@ async def run_checks(settings: Settings, config: BotConfig) -> list[CheckResult]
         ("entra", lambda: _entra(config)),
         ("slack", lambda: _slack(settings)),
     ]
-    return list(await asyncio.gather(*(bounded(name, make()) for name, make in checks)))
+
+    async def remoting() -> list[CheckResult]:
+        remoting = config.kerberos_module.remoting
+        if config.kerberos_module.kind != "remoting" or remoting is None:
+            return []
+        try:
+            return await asyncio.wait_for(check_remoting(remoting), TIMEOUT + 30)  # the host loads its modules list
+        except TimeoutError:
+            return [CheckResult("winrm", False, f"no answer within {TIMEOUT + 30:g} s")]
+
+    singles, remote = await asyncio.gather(
+        asyncio.gather(*(bounded(name, make()) for name, make in checks)), remoting()
+    )
+    return [*singles, *remote]

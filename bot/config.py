@@ -7,6 +7,7 @@ Only the composition root (``bot.bootstrap``) and the CLI read this module. A mi
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -214,14 +215,93 @@ class EmulatorConfig(_Strict):
     domains: dict[str, EmulatorDomain] = Field(default_factory=dict)
 
 
-class KerberosModuleConfig(_Strict):
-    kind: Literal["emulator"] = "emulator"
-    emulator: EmulatorConfig | None = None
+class ModuleCredential(_Strict):
+    """A credential the module receives (-DomainCredential, -CloudCredential)."""
+
+    user: str = Field(min_length=1)
+    password: SecretSource
+
+
+_VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
+
+
+class RemotingConfig(_Strict):
+    """[kerberos_module.remoting]: the Windows management host that runs Microsoft's module."""
+
+    host: str = Field(min_length=1, description="DNS name in the WinRM certificate, e.g. mgmt01.contoso.com")
+    port: int = Field(default=5986, ge=1, le=65535)
+    ssl: bool = True
+    cert_validation: bool | Path = Field(default=True, description="true (system CAs) or a CA bundle path")
+    auth: Literal["negotiate", "kerberos", "ntlm", "credssp"] = "negotiate"
+    username: str | None = Field(default=None, description="the account the bot connects as")
+    password: SecretSource | None = None
+    configuration_name: str = Field(default="Microsoft.PowerShell", description="a JEA endpoint's name")
+    domain_credential: ModuleCredential
+    cloud_credential: ModuleCredential
+    concurrency: int = Field(default=1, ge=1, le=8, description="module calls at once on this host")
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    read_timeout_seconds: float = Field(default=60.0, gt=0, description="Get-AzureAdKerberosServer")
+    change_timeout_seconds: float = Field(default=180.0, gt=0, description="Set-/Remove-: a rotation can take a minute")
+    check_timeout_seconds: float = Field(default=30.0, gt=0)
+    min_module_version: str = "2.0.0"
+    endpoint: Literal[0, 1, 2] | None = Field(
+        default=None, description="Set-AzureADKerberosServerEndpoint before each call: 0 public, 1 China, 2 US Gov"
+    )
+
+    @field_validator("min_module_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not _VERSION.match(value.strip()):
+            raise ValueError(f"'{value}' is not a module version such as 2.0.0")
+        return value.strip()
+
+    @field_validator("cert_validation")
+    @classmethod
+    def _validation(cls, value: bool | Path) -> bool | Path:
+        if value is False:
+            raise ValueError(
+                "false would send the domain and cloud credentials to whoever answers on the path: give the CA "
+                'bundle that signed the WinRM certificate instead (cert_validation = "/etc/kerberos-bot/ca.pem")'
+            )
+        if isinstance(value, Path) and not value.is_file():
+            raise ValueError(f"CA bundle {value} does not exist")
+        return value
 
     @model_validator(mode="after")
-    def _emulator_settings(self) -> KerberosModuleConfig:
+    def _connection(self) -> RemotingConfig:
+        if self.auth != "kerberos" and (self.username is None or self.password is None):
+            raise ValueError(
+                f"auth '{self.auth}' needs username and password (the account the bot connects as); only kerberos "
+                "can use a ticket cache instead"
+            )
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both username and password, or neither (kerberos with a ticket cache)")
+        if not self.ssl and self.auth != "kerberos":
+            raise ValueError(
+                f"ssl = false with auth '{self.auth}' would protect the credentials with NTLM's RC4 message "
+                "encryption only: use the HTTPS listener (5986), or auth = 'kerberos' (AES) on 5985"
+            )
+        if self.change_timeout_seconds < self.read_timeout_seconds:
+            raise ValueError("change_timeout_seconds must not be shorter than read_timeout_seconds")
+        return self
+
+
+class KerberosModuleConfig(_Strict):
+    kind: Literal["emulator", "remoting"] = "emulator"
+    emulator: EmulatorConfig | None = None
+    remoting: RemotingConfig | None = None
+
+    @model_validator(mode="after")
+    def _settings_for_kind(self) -> KerberosModuleConfig:
         if self.kind == "emulator" and self.emulator is None:
             raise ValueError("kind 'emulator' needs a [kerberos_module.emulator] table with cloud_url")
+        if self.kind == "remoting" and self.remoting is None:
+            raise ValueError(
+                "kind 'remoting' needs a [kerberos_module.remoting] table with host, username, password, "
+                "domain_credential and cloud_credential"
+            )
+        if self.kind == "emulator" and self.remoting is not None:
+            raise ValueError("a [kerberos_module.remoting] table is set but kind is 'emulator' (set kind = 'remoting')")
         return self
 
 

@@ -193,7 +193,16 @@ _KNOWN_FAILURES: tuple[tuple[re.Pattern[str], str], ...] = (
         "The DC requires LDAP signing; run the module on a host whose LDAP connections are signed.",
     ),
     (
-        re.compile(r"is not recognized as the name of a cmdlet|module .* was not loaded|could not be loaded", re.I),
+        re.compile(r"module \S+ (\S+) is older than the required (\S+)", re.I),
+        f"The {MODULE} module on the management host is older than the configured min_module_version "
+        f"(Update-Module {MODULE}).",
+    ),
+    (
+        re.compile(
+            r"is not recognized as the name of a cmdlet|module .* was not loaded|could not be loaded|module \S+ is not "
+            r"installed",
+            re.I,
+        ),
         f"The {MODULE} module is not installed on the management host (Install-Module {MODULE}).",
     ),
     (
@@ -210,6 +219,8 @@ def translate_failure(cmdlet: str, error_text: str) -> KerberosModuleError:
         if pattern.search(error_text):
             code = pattern.search(error_text)
             detail = f" ({code.group(0)})" if code and code.group(0).upper().startswith(("0X", "AADSTS")) else ""
+            if code and code.re.groups == 2:  # the version check names both versions
+                detail = f" (installed {code.group(1)}, required {code.group(2)})"
             return KerberosModuleError(f"{cmdlet} failed: {message}{detail}")
     first_line = error_text.strip().splitlines()[0][:300] if error_text.strip() else "no error text"
     return KerberosModuleError(f"{cmdlet} failed: {first_line}")

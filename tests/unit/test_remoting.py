@@ -1,0 +1,281 @@
+"""The remoting runner without a host: the pipeline it would send, its error mapping, its configuration."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from pypsrp.complex_objects import ApartmentState, HostInfo, Pipeline, RemoteStreamOptions
+from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
+from pypsrp.messages import CreatePipeline, Destination, Message
+from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.serializer import Serializer
+from pypsrp.wsman import WSMan
+
+from bot.adapters.kerberos_module import powershell as ps
+from bot.adapters.kerberos_module.remoting import (
+    RUN_SCRIPT,
+    ModuleCredentials,
+    RemotingKerberosModule,
+    RemotingTarget,
+    ScriptCall,
+    add_call,
+    script_call,
+)
+from bot.bootstrap import build_remoting
+from bot.config import KerberosModuleConfig, RemotingConfig, load_bot_config
+from bot.domain.errors import ConfigurationError, KerberosModuleError
+from bot.domain.ports import SetServerOptions
+
+ROOT = Path(__file__).parents[2]
+EXAMPLE = ROOT / "examples" / "kerberos-bot.toml"
+HOSTILE = 'contoso.com\'; Remove-AzureAdKerberosServer -Domain contoso.com; "$(Stop-Computer)" #'
+CREDENTIALS = ModuleCredentials("CONTOSO\\da", "Dom-pw-1", "hia@contoso.com", "Cloud-pw-1")
+
+
+def pipeline_xml(call: ScriptCall) -> ET.Element:
+    """The CREATE_PIPELINE message pypsrp would send for this call, as the host receives it.
+
+    SecureStrings need a session key; a fixed one stands in for the key the pool would exchange."""
+    pool = RunspacePool(WSMan("mgmt01.contoso.com", username="u", password="p"))
+    pool.protocol_version = "2.3"  # normally learnt when the pool opens
+    shell = add_call(PowerShell(pool), call)
+    create = CreatePipeline(
+        True,
+        ApartmentState(value=pool.apartment_state),
+        RemoteStreamOptions(value=RemoteStreamOptions.ADD_INVOCATION_INFO),
+        False,
+        HostInfo(host=None),
+        Pipeline(is_nested=False, cmds=shell.commands, history=None, redirect_err_to_out=False),
+        False,
+    )
+    serializer = Serializer()
+    serializer.cipher = Cipher(algorithms.AES(b"k" * 32), modes.CBC(b"\x00" * 16))
+    packed = Message(Destination.SERVER, pool.id, shell.id, create, serializer).pack()
+    return ET.fromstring(packed[40:].decode("utf-8"))
+
+
+def test_hostile_domain_is_only_ever_a_parameter_value() -> None:
+    call = script_call(
+        ps.set_server(HOSTILE, SetServerOptions(setup_cloud_trust=True, top_level_names=["a.net", HOSTILE])),
+        CREDENTIALS,
+        min_module_version="2.0.0",
+        endpoint=None,
+    )
+    assert call.script is RUN_SCRIPT and HOSTILE not in call.label
+    xml = pipeline_xml(call)
+    [command] = xml.findall("./MS/Obj[@N='PowerShell']/MS/Obj[@N='Cmds']/LST/Obj")
+    script = Serializer().deserialize(command.find("MS/S[@N='Cmd']"))
+    assert script == RUN_SCRIPT and command.findtext("MS/B[@N='IsScript']") == "true"
+
+    # every occurrence of the hostile text sits inside a bound argument's value
+    args = command.find("MS/Obj[@N='Args']")
+    assert args is not None
+    inside_args = {id(e) for e in args.iter()}
+    carrying = [e for e in xml.iter() if e.text and "Remove-AzureAdKerberosServer -Domain" in e.text]
+    assert len(carrying) == 2 and all(id(e) in inside_args for e in carrying)
+    names = [e.text for e in args.findall("LST/Obj/MS/S[@N='N']")]
+    assert names == ["Cmdlet", "Parameters", "Switches", "MinimumVersion", "Report", *CREDENTIAL_NAMES]
+
+
+CREDENTIAL_NAMES = ["DomainCredential", "CloudCredential"]
+
+
+def test_passwords_travel_only_as_secure_strings() -> None:
+    call = script_call(ps.get_server("contoso.com"), CREDENTIALS, min_module_version="2.0.0", endpoint=None)
+    assert call.has_secrets and "Dom-pw-1" not in repr(call)
+    xml = pipeline_xml(call)
+    text = ET.tostring(xml, encoding="unicode")
+    assert "Dom-pw-1" not in text and "Cloud-pw-1" not in text
+    users = [e.text for e in xml.iter("S") if e.attrib.get("N") == "UserName"]
+    assert users == ["CONTOSO\\da", "hia@contoso.com"]
+    assert len([e for e in xml.iter("SS") if e.attrib.get("N") == "Password"]) == 2
+    assert "ConvertTo-SecureString" not in RUN_SCRIPT and "AsPlainText" not in RUN_SCRIPT
+
+
+def test_values_are_typed_parameters() -> None:
+    call = script_call(
+        ps.set_server("contoso.com", SetServerOptions(rotate_server_key=True, force=True)),
+        CREDENTIALS,
+        min_module_version="2.1",
+        endpoint=2,
+        report=True,
+    )
+    assert call.parameters["Parameters"] == {"Domain": "contoso.com"}
+    assert call.parameters["Switches"] == ["RotateServerKey", "Force"]
+    assert call.parameters["Endpoint"] == 2 and call.parameters["Report"] is True
+    cloud = call.parameters["CloudCredential"]
+    assert (cloud.username, cloud.password) == ("hia@contoso.com", "Cloud-pw-1")
+    assert call.label == "Set-AzureADKerberosServer -Domain <Domain> -RotateServerKey -Force"
+
+
+def test_the_script_never_formats_values_in() -> None:
+    # no Python format fields, and every value the script reads is declared in its param() block
+    assert re.search(r"\{[a-z_]+\}", RUN_SCRIPT) is None
+    declared = set(re.findall(r"\[[\w\[\]]+\]\$(\w+)", RUN_SCRIPT.split(")\n$ErrorActionPreference")[0]))
+    assert {"Cmdlet", "Parameters", "Switches", "Endpoint"} <= declared
+    assert "[System.Management.Automation.PSCredential]$DomainCredential" in RUN_SCRIPT
+    assert "Invoke-Expression" not in RUN_SCRIPT and "iex " not in RUN_SCRIPT.lower()
+
+
+def test_credentials_hidden_from_repr() -> None:
+    target = RemotingTarget("mgmt01", "svc", "Remote-pw-1")
+    assert "Remote-pw-1" not in repr(target) and "Dom-pw-1" not in repr(CREDENTIALS)
+    assert "Cloud-pw-1" not in repr(CREDENTIALS)
+
+
+# -- transport errors ------------------------------------------------------------------------------------
+
+
+def module() -> RemotingKerberosModule:
+    return RemotingKerberosModule(RemotingTarget("mgmt01.contoso.com", "svc-kb", "pw", auth="ntlm"), CREDENTIALS)
+
+
+CALL = ScriptCall(RUN_SCRIPT, {}, "Set-AzureADKerberosServer -Domain <Domain> -RotateServerKey")
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (requests.exceptions.SSLError("certificate verify failed"), "TLS with the management host mgmt01.contoso.com"),
+        (requests.exceptions.ConnectTimeout("x"), "did not accept a connection within 10 s"),
+        (requests.exceptions.ReadTimeout("x"), "stopped answering during Set-AzureADKerberosServer"),
+        (requests.exceptions.ConnectionError("refused"), "Cannot connect to the management host mgmt01"),
+        (AuthenticationError("Failed to authenticate the user svc-kb with ntlm"), "refused the credentials of svc-kb"),
+        (WSManFaultError(5, "mgmt01", "Access is denied.", None, None, None), "Remote Management Users"),
+        (WSManFaultError(2150858843, "m", "The request is invalid", None, None, None), "fault (2150858843)"),
+        (WinRMTransportError("http", 404, ""), "answered HTTP 404"),
+        (ValueError("spnego said no"), "during authentication or transport (ValueError)"),
+    ],
+)
+def test_transport_errors_name_the_host_and_the_fix(exc: Exception, expected: str) -> None:
+    error = module()._transport_error(exc, CALL, 180)
+    assert isinstance(error, KerberosModuleError)
+    assert expected in error.user_message
+    assert "mgmt01.contoso.com" in error.user_message
+
+
+def test_transport_error_messages_are_distinct() -> None:
+    kinds: list[Exception] = [
+        requests.exceptions.SSLError(),
+        requests.exceptions.ConnectTimeout(),
+        requests.exceptions.ReadTimeout(),
+        requests.exceptions.ConnectionError(),
+        AuthenticationError(),
+        WSManFaultError(5, None, "Access is denied.", None, None, None),
+        WinRMTransportError("http", 500, ""),
+    ]
+    messages = {module()._transport_error(e, CALL, 180).user_message for e in kinds}
+    assert len(messages) == len(kinds)
+
+
+def test_module_version_failures_from_the_script() -> None:
+    older = ps.translate_failure(
+        "Get-AzureAdKerberosServer",
+        "kerberos-bot: module AzureADHybridAuthenticationManagement 1.0.1 is older than the required 2.0.0",
+    )
+    assert "older than the configured min_module_version" in older.user_message
+    assert "installed 1.0.1, required 2.0.0" in older.user_message
+    missing = ps.translate_failure(
+        "Get-AzureAdKerberosServer", "kerberos-bot: module AzureADHybridAuthenticationManagement is not installed"
+    )
+    assert "not installed on the management host" in missing.user_message
+
+
+# -- configuration -----------------------------------------------------------------------------------------
+
+
+def remoting(**changes: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "host": "mgmt01.contoso.com",
+        "username": "CONTOSO\\svc-kerberos-bot",
+        "password": {"env": "KB_WINRM_PASSWORD"},
+        "domain_credential": {"user": "CONTOSO\\svc-kerb-da", "password": {"env": "KB_DOMAIN_PASSWORD"}},
+        "cloud_credential": {"user": "kerb-hia@contoso.com", "password": {"file": "/run/secrets/cloud"}},
+    }
+    values.update(changes)
+    return values
+
+
+def test_remoting_defaults() -> None:
+    config = RemotingConfig.model_validate(remoting())
+    assert (config.port, config.ssl, config.cert_validation, config.auth) == (5986, True, True, "negotiate")
+    assert config.concurrency == 1 and config.change_timeout_seconds == 180 and config.endpoint is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"cert_validation": False}, "give the CA bundle"),
+        ({"cert_validation": "/nonexistent/ca.pem"}, "CA bundle /nonexistent/ca.pem does not exist"),
+        ({"password": None}, "auth 'negotiate' needs username and password"),
+        ({"auth": "kerberos", "password": None}, "give both username and password, or neither"),
+        ({"auth": "basic"}, "auth"),
+        ({"min_module_version": "latest"}, "'latest' is not a module version"),
+        ({"endpoint": 3}, "endpoint"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"read_timeout_seconds": 300}, "change_timeout_seconds must not be shorter"),
+        ({"ssl": False}, "ssl = false with auth 'negotiate' would protect the credentials with NTLM's RC4"),
+    ],
+)
+def test_remoting_validation(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RemotingConfig.model_validate(remoting(**changes))
+
+
+def test_kerberos_with_a_ticket_cache_needs_no_password() -> None:
+    config = RemotingConfig.model_validate(remoting(auth="kerberos", username=None, password=None))
+    assert config.username is None
+
+
+def test_kind_and_table_must_agree() -> None:
+    with pytest.raises(ValueError, match=r"kind 'remoting' needs a \[kerberos_module.remoting\] table"):
+        KerberosModuleConfig.model_validate({"kind": "remoting"})
+    with pytest.raises(ValueError, match="table is set but kind is 'emulator'"):
+        KerberosModuleConfig.model_validate(
+            {"kind": "emulator", "emulator": {"cloud_url": "https://x"}, "remoting": remoting()}
+        )
+
+
+def test_bootstrap_resolves_the_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud = tmp_path / "cloud"
+    cloud.write_text("Cloud-from-file\n")
+    monkeypatch.setenv("KB_WINRM_PASSWORD", "Winrm-from-env")
+    monkeypatch.setenv("KB_DOMAIN_PASSWORD", "Domain-from-env")
+    config = RemotingConfig.model_validate(
+        remoting(
+            cloud_credential={"user": "kerb-hia@contoso.com", "password": {"file": str(cloud)}},
+            cert_validation=str(cloud),  # any existing file stands in for the CA bundle
+            endpoint=2,
+            concurrency=2,
+        )
+    )
+    runner = build_remoting(config)
+    assert runner.target.password == "Winrm-from-env" and runner.target.cert_validation == str(cloud)
+    assert runner._credentials.domain_password == "Domain-from-env"
+    assert runner._credentials.cloud_password == "Cloud-from-file"
+    assert runner.endpoint == 2 and runner.timeouts.change == 180
+
+    monkeypatch.delenv("KB_DOMAIN_PASSWORD")
+    with pytest.raises(ConfigurationError, match=r"kerberos_module.remoting.domain_credential.password"):
+        build_remoting(config)
+
+
+def test_documented_configuration_loads(tmp_path: Path) -> None:
+    """The TOML in docs/management-host.md, put in place of the example's [kerberos_module] tables."""
+    doc = (ROOT / "docs" / "management-host.md").read_text()
+    snippet = re.search(r"```toml\n(.*?)```", doc, re.S)
+    assert snippet is not None
+    example = EXAMPLE.read_text()
+    start = example.index("[kerberos_module]")
+    end = example.index("[approvals]")
+    path = tmp_path / "remoting.toml"
+    path.write_text(example[:start] + snippet.group(1) + "\n" + example[end:])
+    config = load_bot_config(path)
+    assert config.kerberos_module.kind == "remoting"
+    assert config.kerberos_module.remoting is not None
+    assert config.kerberos_module.remoting.host
