@@ -24,7 +24,7 @@ from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
 from bot.adapters.kerberos_module.remoting import ModuleCredentials, RemotingKerberosModule, RemotingTarget, Timeouts
 from bot.adapters.ldap_connection import LdapEndpoint
 from bot.adapters.redis_store import RedisApprovalStore, RedisDomainLocks, RedisVerifications
-from bot.config import BotConfig, DomainConfig, EntraConfig, RemotingConfig
+from bot.config import BotConfig, DomainConfig, EntraConfig, RemotingConfig, VerificationConfig
 from bot.domain.approvals import Action, ActionPolicy, GroupDirectory
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import KerberosBotError
@@ -199,6 +199,18 @@ def action_policies(config: BotConfig) -> dict[Action, ActionPolicy]:
     return policies
 
 
+def approver_sign_in(entra: EntraConfig, settings: VerificationConfig) -> MsalDeviceCodeSignIn:
+    """The approvers' device-code sign-in, with the public client of ``[approvals.verification]``."""
+    return MsalDeviceCodeSignIn(
+        tenant_id=entra.tenant_id,
+        client_id=settings.client_id,
+        authority_host=entra.authority_host,
+        scopes=tuple(settings.scopes),
+        ca_file=entra.ca_file,
+        timeout=entra.timeout_seconds,
+    )
+
+
 def build_verification(
     config: BotConfig,
     client: aioredis.Redis,
@@ -210,14 +222,7 @@ def build_verification(
     settings = config.approvals.verification
     if settings is None:
         return None
-    sign_in = MsalDeviceCodeSignIn(
-        tenant_id=config.entra.tenant_id,
-        client_id=settings.client_id,
-        authority_host=config.entra.authority_host,
-        scopes=tuple(settings.scopes),
-        ca_file=config.entra.ca_file,
-        timeout=config.entra.timeout_seconds,
-    )
+    sign_in = approver_sign_in(config.entra, settings)
     verification = ApproverVerification(
         sign_in=sign_in,
         membership=membership,

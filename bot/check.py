@@ -19,9 +19,16 @@ from bot.adapters.ad_ldap import LdapDirectory
 from bot.adapters.entra_graph import GraphEntraDirectory
 from bot.adapters.kerberos_module.powershell import MODULE
 from bot.adapters.kerberos_module.remoting import RemotingKerberosModule, cloud_name
-from bot.bootstrap import build_remoting, entra_app, ldap_endpoint
-from bot.config import BotConfig, RemotingConfig, Settings
-from bot.domain.errors import DirectoryAuthError, DirectoryUnavailable, EntraAuthError, EntraForbidden, KerberosBotError
+from bot.bootstrap import approver_sign_in, build_remoting, entra_app, ldap_endpoint
+from bot.config import ACTION_KEYS, BotConfig, RemotingConfig, Settings, VerificationConfig
+from bot.domain.errors import (
+    DirectoryAuthError,
+    DirectoryUnavailable,
+    EntraAuthError,
+    EntraForbidden,
+    EntraNotFound,
+    KerberosBotError,
+)
 
 TIMEOUT = 15.0
 
@@ -131,6 +138,55 @@ async def _slack(settings: Settings) -> CheckResult:
         )
 
 
+def verified_actions(config: BotConfig) -> list[str]:
+    return [key for key in ACTION_KEYS if config.approvals.verified(key)]
+
+
+async def _approver_verification(config: BotConfig, settings: VerificationConfig) -> CheckResult:
+    """The approvers' public client starts a device-code sign-in (left to expire: nobody signs in), and
+    the bot's own app may read the approver group that ``checkMemberGroups`` will be asked about."""
+    label = "approver sign-in"
+    try:
+        sign_in = approver_sign_in(config.entra, settings)
+    except KerberosBotError as exc:
+        return CheckResult(label, False, exc.user_message)
+    try:
+        await sign_in.start()
+    except EntraAuthError as exc:
+        return CheckResult(
+            label, False, exc.user_message, "check approvals.verification.client_id and its app registration"
+        )
+    except KerberosBotError as exc:
+        return CheckResult(label, False, exc.user_message, "check entra.authority_host and ca_file")
+    finally:
+        sign_in.close()
+    try:
+        graph = GraphEntraDirectory(entra_app(config.entra), graph_url=config.entra.graph_url)
+    except KerberosBotError as exc:
+        return CheckResult(label, False, exc.user_message, "set the secret the configuration names")
+    group = settings.approver_group_id
+    try:
+        name = await graph.group_display_name(group)
+    except EntraForbidden as exc:
+        return CheckResult(
+            label, False, exc.user_message, "grant the bot's app GroupMember.Read.All (application) with admin consent"
+        )
+    except EntraNotFound:
+        return CheckResult(
+            label, False, f"the approver group {group} does not exist in the tenant", "check approver_group_id"
+        )
+    except KerberosBotError as exc:
+        return CheckResult(label, False, exc.user_message)
+    finally:
+        await graph.close()
+    return CheckResult(
+        label,
+        True,
+        f"device-code sign-in starts for client {settings.client_id}; approver group '{name}' readable "
+        f"(verified approvals for {', '.join(verified_actions(config)) or 'no action'})",
+    )
+
+
 def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".") if part.isdigit())
 
@@ -193,6 +249,8 @@ async def run_checks(settings: Settings, config: BotConfig) -> list[CheckResult]
         ("entra", lambda: _entra(config)),
         ("slack", lambda: _slack(settings)),
     ]
+    if (verification := config.approvals.verification) is not None:
+        checks.append(("approver sign-in", lambda: _approver_verification(config, verification)))
 
     async def remoting() -> list[CheckResult]:
         remoting = config.kerberos_module.remoting

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bot.adapters.entra_auth import EntraApp, EntraHttp
-from bot.domain.errors import EntraError
+from bot.domain.errors import EntraError, EntraNotFound
 from bot.domain.model import AuditEvent, TenantInfo
 
 _TENANT_CACHE_SECONDS = 300.0  # the tenant's name and domains change rarely; status asks often
@@ -76,7 +76,7 @@ class GraphEntraDirectory:
     async def _get_json(self, url: str, params: dict[str, str] | None, permission: str) -> dict[str, Any]:
         response = await self._http.request("GET", url, params=params, permission=permission)
         if response.status_code == 404:
-            raise EntraError(f"Microsoft Graph has no resource at {url.removeprefix(self._graph).split('?')[0]}.")
+            raise EntraNotFound(f"Microsoft Graph has no resource at {url.removeprefix(self._graph).split('?')[0]}.")
         try:
             body: dict[str, Any] = response.json()
         except ValueError as exc:
@@ -130,6 +130,12 @@ class GraphEntraDirectory:
         except (ValueError, AttributeError) as exc:
             raise EntraError("Microsoft Graph answered with something that is not JSON.") from exc
         return group_id.lower() in {str(g).lower() for g in found}
+
+    async def group_display_name(self, group_id: str) -> str:
+        """The group's name (``kerberos-bot check``: the approver group exists and the bot may read it)."""
+        url = f"{self._graph}/v1.0/groups/{quote(group_id, safe='')}"
+        body = await self._get_json(url, {"$select": "id,displayName"}, "GroupMember.Read.All")
+        return str(body.get("displayName") or group_id)
 
     async def close(self) -> None:
         await self._http.close()

@@ -85,6 +85,10 @@ class EntraForbidden(EntraError):
     pass
 
 
+class EntraNotFound(EntraError):
+    """Graph has no such resource (a group id, a user) in the tenant."""
+
+
 class EntraThrottled(EntraError):
     def __init__(self, user_message: str, *, retry_after_seconds: float | None = None) -> None:
         super().__init__(user_message)

@@ -16,6 +16,7 @@ URLs (one origin serves everything; ``url`` is both the authority host and Graph
     GET  /v1.0/auditLogs/directoryAudits                      route "graph"
     POST /{tenant}/oauth2/v2.0/devicecode                     route "token" (public client)
     POST /v1.0/users/{id}/checkMemberGroups                   route "graph"
+    GET  /v1.0/groups/{id}                                    route "graph"
     GET|PUT|PATCH|DELETE /_emulator/tenants/{tenant}/kerberosDomains/{domainDnsName}   "store"
     POST /_standin/faults, DELETE /_standin/faults, POST /_standin/expire-tokens,
     GET  /_standin/counts, POST /_standin/reset,
@@ -385,6 +386,7 @@ class EntraStandIn:
         app.router.add_post(t + "/oauth2/v2.0/token", self._token)
         app.router.add_post(t + "/oauth2/v2.0/devicecode", self._devicecode)
         app.router.add_post("/v1.0/users/{user}/checkMemberGroups", self._check_member_groups)
+        app.router.add_get("/v1.0/groups/{group}", self._group)
         app.router.add_get("/v1.0/organization", self._organization)
         app.router.add_get("/v1.0/auditLogs/directoryAudits", self._audits)
         store = "/_emulator/tenants/{tenant}/kerberosDomains/{domain}"
@@ -745,6 +747,31 @@ class EntraStandIn:
             {
                 "@odata.context": f"{self.url}/v1.0/$metadata#Collection(Edm.String)",
                 "value": [g for g in wanted if g in member_of],
+            }
+        )
+
+    async def _group(self, request: web.Request) -> web.Response:
+        claims = self._authorize(request, None)
+        if isinstance(claims, web.Response):
+            return claims
+        if not {"GroupMember.Read.All", "Group.Read.All", "Directory.Read.All"} & set(claims.get("roles", [])):
+            return _graph_error(
+                403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+            )
+        group_id = request.match_info["group"]
+        if group_id not in self.people.groups:
+            return _graph_error(
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{group_id}' does not exist or one of its queried reference-property objects are not "
+                "present.",
+            )
+        return web.json_response(
+            {
+                "@odata.context": f"{self.url}/v1.0/$metadata#groups/$entity",
+                "id": group_id,
+                "displayName": self.people.group_names.get(group_id, ""),
+                "securityEnabled": True,
             }
         )
 

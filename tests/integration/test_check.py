@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from bot.check import CheckResult, run_checks
 from bot.config import BotConfig, Settings, load_bot_config
+from bot.sandbox.entra_standin import GRAPH_ROLES
 from bot.sandbox.sandbox import ADMIN_PASSWORD, Sandbox, sandbox
 
 pytestmark = pytest.mark.samba
@@ -53,7 +54,10 @@ def free_port() -> int:
 async def test_everything_reachable(box: Sandbox) -> None:
     results = by_name(await run_checks(settings_for(box), load_bot_config(box.config_path)))
     assert all(r.ok for r in results.values()), [r.line() for r in results.values()]
-    assert set(results) == {"redis", "ldap contoso.test", "ldap fabrikam.test", "entra", "slack"}
+    assert set(results) == {"redis", "ldap contoso.test", "ldap fabrikam.test", "entra", "slack", "approver sign-in"}
+    verification = results["approver sign-in"].detail
+    assert "approver group 'Kerberos approvers' readable" in verification
+    assert "rotate_force, remove_tdo, remove_all" in verification
     assert "Kerberos server ID" in results["ldap contoso.test"].detail
     assert "cloud trust present" in results["ldap contoso.test"].detail
 
@@ -110,4 +114,31 @@ async def test_cli_exit_code_and_output(box: Sandbox) -> None:
     )
     out = (await proc.communicate())[0].decode()
     assert proc.returncode == 1, out
-    assert "[FAIL] slack" in out and "[ok  ] redis" in out and "1 of 5 checks failed" in out
+    assert "[FAIL] slack" in out and "[ok  ] redis" in out and "1 of 6 checks failed" in out
+
+
+async def test_approver_sign_in_failures_are_told_apart(box: Sandbox, tmp_path: Path) -> None:
+    config = load_bot_config(box.config_path)
+    assert config.approvals.verification is not None
+    group = config.approvals.verification.approver_group_id
+
+    unknown_client = config_with(
+        box,
+        tmp_path,
+        f'client_id = "{box.entra.public_client_id}"',
+        'client_id = "00000000-0000-0000-0000-00000000dead"',
+    )
+    client = by_name(await run_checks(settings_for(box), unknown_client))["approver sign-in"]
+    assert not client.ok and "approver sign-in" in client.detail and "client_id" in client.fix
+
+    no_group = config_with(box, tmp_path, f'approver_group_id = "{group}"', 'approver_group_id = "no-such-group"')
+    missing = by_name(await run_checks(settings_for(box), no_group))["approver sign-in"]
+    assert not missing.ok and "no-such-group does not exist" in missing.detail
+
+    box.entra.state.roles = ("Organization.Read.All", "AuditLog.Read.All")  # no GroupMember.Read.All
+    try:
+        forbidden = by_name(await run_checks(settings_for(box), config))["approver sign-in"]
+    finally:
+        box.entra.state.roles = GRAPH_ROLES
+    assert not forbidden.ok and "GroupMember.Read.All" in forbidden.fix
+    assert len({client.detail, missing.detail, forbidden.detail}) == 3
