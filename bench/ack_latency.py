@@ -1,33 +1,40 @@
 """Acknowledgement latency of /kerberos status against a bare slack-bolt app, and the cost of a status.
 
-Starts the sandbox (real Samba DCs, Entra and Slack stand-ins, the bot) and, in the same process,
-a bare slack-bolt AsyncApp on the same aiohttp stack with one no-op command. A separate load
-generator process sends signed slash commands at 50 concurrent clients to each, alternating
-rounds, and this script prints p50/p99 of the acknowledgements and their ratio (goal <= 1.25).
-Then it runs one status per domain and prints the LDAP operations, Graph calls, module-store calls
-and token requests it made (goals: <= 3 LDAP operations per domain, no token request when the
-msal cache is warm).
+Starts the sandbox (real Samba DCs, Entra and Slack stand-ins) in this process, and the two servers
+under test each in a process of its own, as they would run in production: ``kerberos-bot serve``
+configured against the sandbox, and a bare slack-bolt AsyncApp on the same aiohttp stack with one
+no-op command (``bench/bare_bolt.py``). A separate load generator process sends signed slash
+commands at 50 concurrent clients to each, alternating rounds, and serves the response URLs; this
+script prints p50/p99 of the acknowledgements and their ratio (goal <= 1.25). Then it runs one
+status per domain in the sandbox's own bot and prints the LDAP operations, Graph calls,
+module-store calls and token requests it made (goals: <= 3 LDAP operations per domain, no token
+request when the msal cache is warm).
 
-usage: python bench/ack_latency.py [--requests 2000] [--concurrency 50] [--rounds 2]
+usage: python -m bench.ack_latency [--requests 2000] [--concurrency 50] [--rounds 4]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import socket
 import statistics
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from aiohttp import web
-from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
+import aiohttp
+import redis.asyncio as aioredis
 
-from bot.sandbox.sandbox import sandbox
-from bot.web import EVENTS_PATH, build_web_app, start_site
+from bot.sandbox.sandbox import Sandbox, sandbox
+from bot.web import EVENTS_PATH
 
 BARE_SECRET = "bare-bolt-signing-secret"
+BOT_SECRET = "bench-bot-signing-secret"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -36,19 +43,77 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def start_bare_bolt(api_url: str, token: str) -> tuple[web.AppRunner, str]:
-    app = AsyncApp(
-        signing_secret=BARE_SECRET,
-        client=AsyncWebClient(token=token, base_url=api_url),
-        process_before_response=False,
-    )
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
-    @app.command("/kerberos")
-    async def noop(ack: AsyncAck) -> None:
-        await ack()
 
-    runner, port = await start_site(build_web_app(app))
-    return runner, f"http://127.0.0.1:{port}{EVENTS_PATH}"
+async def wait_healthy(url: str, proc: asyncio.subprocess.Process, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as session:
+        while asyncio.get_running_loop().time() < deadline:
+            if proc.returncode is not None:
+                raise RuntimeError(f"{url}: the server exited with {proc.returncode}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:g} s")
+
+
+@asynccontextmanager
+async def bot_process(box: Sandbox, redis_url: str) -> AsyncIterator[str]:
+    """``kerberos-bot serve`` on the sandbox's configuration, alone in its process (logs as in production,
+    JSON at INFO, to /dev/null)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SLACK_SIGNING_SECRET": BOT_SECRET,
+        "SLACK_BOT_TOKEN": box.slack.bot_token,
+        "SLACK_API_URL": box.slack.api_url,
+        "REDIS_URL": redis_url,
+        "KERBEROS_BOT_CONFIG": str(box.config_path),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}/healthz", proc)
+        yield f"http://127.0.0.1:{port}{EVENTS_PATH}"
+    finally:
+        await stop(proc)
+        client = aioredis.Redis.from_url(redis_url)
+        keys = [key async for key in client.scan_iter(match="kerberos-bot:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+@asynccontextmanager
+async def bare_bolt_process(box: Sandbox) -> AsyncIterator[str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.bare_bolt", BARE_SECRET, box.slack.api_url, box.slack.bot_token,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        endpoint = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip()
+        yield endpoint
+    finally:
+        await stop(proc)
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
 
 
 async def load(endpoint: str, secret: str, requests: int, concurrency: int, reply_wait: float) -> dict[str, Any]:
@@ -69,19 +134,19 @@ async def load(endpoint: str, secret: str, requests: int, concurrency: int, repl
     return result
 
 
-async def main(requests: int, concurrency: int, rounds: int) -> None:
+async def main(requests: int, concurrency: int, rounds: int, redis_url: str) -> None:
     async with sandbox() as box:
-        bare_runner, bare_endpoint = await start_bare_bolt(box.slack.api_url, box.slack.bot_token)
         samples: dict[str, list[float]] = {"bare bolt": [], "kerberos-bot": []}
         codes: dict[str, dict[str, int]] = {"bare bolt": {}, "kerberos-bot": {}}
         replies = 0
-        try:
-            # warm-up: connections, msal token, LDAP binds
-            await box.command("status")
+        async with bot_process(box, redis_url) as bot_endpoint, bare_bolt_process(box) as bare_endpoint:
+            # warm-up: connections, msal token, LDAP binds, in both servers
+            for endpoint, secret in ((bot_endpoint, BOT_SECRET), (bare_endpoint, BARE_SECRET)):
+                await load(endpoint, secret, 50, 10, 30.0 if endpoint == bot_endpoint else 0.0)
             for _ in range(rounds):
                 for name, endpoint, secret in (
                     ("bare bolt", bare_endpoint, BARE_SECRET),
-                    ("kerberos-bot", box.endpoint, box.signing_secret),
+                    ("kerberos-bot", bot_endpoint, BOT_SECRET),
                 ):
                     # the bot replies to every command; the bare app never does
                     wait = 30.0 if name == "kerberos-bot" else 0.0
@@ -91,8 +156,6 @@ async def main(requests: int, concurrency: int, rounds: int) -> None:
                         replies += result["replies"]
                     for code, count in result["statuses"].items():
                         codes[name][code] = codes[name].get(code, 0) + count
-        finally:
-            await bare_runner.cleanup()
 
         print(f"ack latency, {requests} signed /kerberos status requests each, {concurrency} concurrent clients")
         print(f"{'target':<14}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}  HTTP statuses")
@@ -107,6 +170,7 @@ async def main(requests: int, concurrency: int, rounds: int) -> None:
         print(f"status replies delivered to response URLs: {replies} of {len(samples['kerberos-bot'])}")
 
         print("\ncost of one status, per domain (warm caches)")
+        await box.command("status")  # warms the sandbox's own bot: token, binds, DC map
         await asyncio.sleep(1)
         for domain in box.domains:
             directory = box.components.directories[domain.name]
@@ -126,6 +190,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per server (evens out drift)")
+    parser.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379/13", help="the bot process's Redis (its keys are removed)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.requests, args.concurrency, args.rounds))
+    asyncio.run(main(args.requests, args.concurrency, args.rounds, args.redis_url))

@@ -1,0 +1,39 @@
+"""A bare slack-bolt app with one no-op ``/kerberos`` command, in its own process: the baseline.
+
+Same aiohttp stack as the bot (``bot.web``); prints its events URL on stdout once it listens.
+
+usage: python -m bench.bare_bolt SIGNING_SECRET SLACK_API_URL BOT_TOKEN
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.web import EVENTS_PATH, build_web_app, start_site
+
+
+async def main(secret: str, api_url: str, token: str) -> None:
+    app = AsyncApp(
+        signing_secret=secret,
+        client=AsyncWebClient(token=token, base_url=api_url),
+        process_before_response=False,
+    )
+
+    @app.command("/kerberos")
+    async def noop(ack: AsyncAck) -> None:
+        await ack()
+
+    runner, port = await start_site(build_web_app(app))
+    print(f"http://127.0.0.1:{port}{EVENTS_PATH}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*sys.argv[1:4]))
