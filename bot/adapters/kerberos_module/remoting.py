@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -272,6 +273,18 @@ def _read_back_failure(result: ScriptResult) -> str | None:
     return None
 
 
+def _release_responses(exc: BaseException) -> None:
+    """Close the HTTP responses an authentication failure left open.
+
+    When Kerberos fails inside pypsrp's 401 handler (no TGT, unknown SPN, KDC down), the handler
+    raises before it reads the 401 and hands the connection back, so closing the session would
+    miss that socket; the failing frames still hold the response."""
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        for value in list(frame.f_locals.values()):
+            if isinstance(value, requests.Response):
+                value.close()
+
+
 def _record_text(record: Any) -> str:
     text = str(record) if record is not None else ""
     message = getattr(record, "message", None)
@@ -463,6 +476,7 @@ class RemotingKerberosModule:
             self._close(pool, wsman)
             raise
         except Exception as exc:
+            _release_responses(exc)
             self._close(pool, wsman)
             raise self._transport_error(exc, call, timeout) from exc
         # The call is done: a failure to tidy up must not turn a change that ran into a reported failure.
