@@ -198,8 +198,9 @@ async def check_remoting(
     host_label, module_label = f"winrm {remoting.host}", f"module on {remoting.host}"
     try:
         runner = build(remoting)
-    except KerberosBotError as exc:  # a secret's environment variable or file is missing
-        return [CheckResult(host_label, False, exc.user_message, "set the secret the configuration names")]
+    except KerberosBotError as exc:  # a secret's environment variable or file is missing, or KRB5_CONFIG disagrees
+        fix = "" if "KRB5_CONFIG" in exc.user_message else "set the secret the configuration names"
+        return [CheckResult(host_label, False, exc.user_message, fix)]
     try:
         info = await runner.module_info()
     except KerberosBotError as exc:

@@ -30,6 +30,7 @@ from bot.adapters.kerberos_module.remoting import (
 )
 from bot.adapters.kerberos_module.winrm_kerberos import KerberosClient, kerberos_failure, use_krb5_config
 from bot.bootstrap import build_remoting
+from bot.check import check_remoting
 from bot.config import KerberosModuleConfig, RemotingConfig, load_bot_config
 from bot.domain.errors import ConfigurationError, KerberosModuleError
 from bot.domain.ports import SetServerOptions
@@ -415,3 +416,22 @@ def test_documented_configuration_loads(tmp_path: Path) -> None:
     assert config.kerberos_module.kind == "remoting"
     assert config.kerberos_module.remoting is not None
     assert config.kerberos_module.remoting.host
+
+
+async def test_check_names_a_krb5_config_conflict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "krb5.conf"
+    conf.write_text("[libdefaults]\n")
+    monkeypatch.setenv("KRB5_CONFIG", str(tmp_path / "elsewhere.conf"))
+    config = RemotingConfig.model_validate(
+        remoting(
+            auth="kerberos",
+            username="svc@CONTOSO.COM",
+            password={"value": "pw"},
+            krb5_conf=str(conf),
+            domain_credential={"user": "CONTOSO\\svc-kerb-da", "password": {"value": "d"}},
+            cloud_credential={"user": "kerb-hia@contoso.com", "password": {"value": "c"}},
+        )
+    )
+    [line] = await check_remoting(config)
+    assert not line.ok and "the environment's KRB5_CONFIG names" in line.detail and "keep one of them" in line.detail
+    assert os.environ["KRB5_CONFIG"] == str(tmp_path / "elsewhere.conf")  # left as it was
