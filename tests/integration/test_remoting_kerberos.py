@@ -10,7 +10,12 @@ after), and the acceptor's KRB5_KTNAME is set only while the endpoint runs.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import shutil
 import socket
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -26,6 +31,8 @@ from tests.integration.test_remoting_transport import CREDENTIALS, SAMPLE, answe
 from tests.support.kdc import KerberosPrincipals, kerberos_principals, kinit_keytab, krb5_conf_text
 from tests.support.samba import SambaDC
 from tests.support.winrm import Answer, FakeWinRM, fake_winrm
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.samba
 
@@ -236,3 +243,46 @@ async def test_kerberos_over_http_seals_every_message(realm: KerberosPrincipals)
     assert state.encrypted == len(sealed) == len(state.actions) > 0  # every WSMan message was sealed
     for body in sealed:
         assert b"Envelope" not in body and CREDENTIALS.cloud_user.encode() not in body
+
+
+async def probe_in_faketime(config: dict[str, object], krb5_conf: Path, offset: str) -> dict[str, object]:
+    """tests/support/remoting_probe.py under libfaketime: the bot's clock is off by ``offset``, the KDC's is not."""
+    proc = await asyncio.create_subprocess_exec(
+        "faketime",
+        "-f",
+        offset,
+        sys.executable,
+        "-m",
+        "tests.support.remoting_probe",
+        json.dumps(config),
+        cwd=REPO,
+        env={**os.environ, "KRB5_CONFIG": str(krb5_conf)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode(errors="replace")
+    result: dict[str, object] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.skipif(shutil.which("faketime") is None, reason="needs faketime (scripts/install-system-packages.sh)")
+async def test_kerberos_clock_skew(
+    realm: KerberosPrincipals, https_host: tuple[FakeWinRM, int], ca_file: Path, tmp_path: Path
+) -> None:
+    state, port = https_host
+    config = kerberos_config(realm, port, ca_file).model_dump(mode="json", exclude_none=True)
+    config["password"] = {"value": realm.password}  # model_dump hides the secret
+    for credential in ("domain_credential", "cloud_credential"):
+        config[credential] = {"user": config[credential]["user"], "password": {"value": "x"}}
+
+    # MIT's default (kdc_timesync = 1) takes the KDC's time when it complains, so a skewed bot still works
+    synced = await probe_in_faketime(config, realm.krb5_conf, "+10m")
+    assert synced == {"ok": True} and state.authenticated_as == [realm.principal]
+
+    strict = tmp_path / "krb5-no-timesync.conf"
+    strict.write_text(realm.krb5_conf.read_text().replace("[libdefaults]\n", "[libdefaults]\n    kdc_timesync = 0\n"))
+    config["krb5_conf"] = str(strict)
+    skewed = await probe_in_faketime(config, strict, "+10m")
+    assert skewed["ok"] is False
+    assert "the clocks of the bot and the domain controller differ by more than 5 minutes" in str(skewed["message"])
