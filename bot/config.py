@@ -317,7 +317,7 @@ class RemotingConfig(_Strict):
         """MIT Kerberos takes principals (user@REALM); DOMAIN\\user is NTLM's form and has no realm."""
         user, at, realm = username.rpartition("@") if "@" in username else (username, "", "")
         if "\\" in username:
-            if self.auth == "kerberos":
+            if self.auth == "kerberos" or self.keytab is not None:
                 raise ValueError(
                     f"username '{username}' is NTLM's DOMAIN\\user form: Kerberos needs the principal, e.g. "
                     "svc-kerberos-bot@CONTOSO.COM (the realm, i.e. the AD domain's DNS name in capitals)"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import socket
@@ -286,3 +287,16 @@ async def test_kerberos_clock_skew(
     skewed = await probe_in_faketime(config, strict, "+10m")
     assert skewed["ok"] is False
     assert "the clocks of the bot and the domain controller differ by more than 5 minutes" in str(skewed["message"])
+
+
+async def test_no_kerberos_password_in_any_log_record_at_debug(
+    realm: KerberosPrincipals, https_host: tuple[FakeWinRM, int], ca_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, port = https_host
+    caplog.set_level(logging.DEBUG)
+    await build_remoting(kerberos_config(realm, port, ca_file)).get_server("contoso.com")
+    await refused(build_remoting(kerberos_config(realm, port, ca_file, password={"value": "Wrong-Krb-pw-1"})))
+    assert caplog.records
+    logged = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    for secret in (realm.password, "Wrong-Krb-pw-1", CREDENTIALS.domain_password, CREDENTIALS.cloud_password):
+        assert secret not in logged

@@ -220,6 +220,7 @@ def test_remoting_defaults() -> None:
         ({"auth": "credssp", "username": None}, "auth 'credssp' needs username and password"),
         ({"username": None}, "password without username"),
         ({"auth": "kerberos"}, "is NTLM's DOMAIN\\user form: Kerberos needs the principal"),
+        ({"password": None, "keytab": __file__}, "is NTLM's DOMAIN\\user form: Kerberos needs the principal"),
         ({"username": "svc@contoso.com"}, "realms are case-sensitive and AD's are in capitals: svc@CONTOSO.COM"),
         ({"auth": "kerberos", "username": "svc@CONTOSO.COM", "keytab": __file__}, "either password or keytab"),
         ({"keytab": "/nonexistent/bot.keytab", "password": None}, "/nonexistent/bot.keytab does not exist"),
