@@ -22,6 +22,7 @@ from bot.adapters.kerberos_module.cloud_store import CloudKerberosDomainStore
 from bot.adapters.kerberos_module.emulator import EmulatedDomain, KerberosModuleEmulator
 from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
 from bot.adapters.kerberos_module.remoting import ModuleCredentials, RemotingKerberosModule, RemotingTarget, Timeouts
+from bot.adapters.kerberos_module.winrm_kerberos import use_krb5_config
 from bot.adapters.ldap_connection import LdapEndpoint
 from bot.adapters.redis_store import RedisApprovalStore, RedisDomainLocks, RedisVerifications
 from bot.config import BotConfig, DomainConfig, EntraConfig, RemotingConfig, VerificationConfig
@@ -144,6 +145,8 @@ def build_emulator(config: BotConfig, directories: Mapping[str, ActiveDirectory]
 def build_remoting(remoting: RemotingConfig) -> RemotingKerberosModule:
     """The real module on the Windows management host; secrets are resolved here, once."""
     where = "kerberos_module.remoting"
+    if remoting.krb5_conf is not None:
+        use_krb5_config(remoting.krb5_conf)  # process-global: before the first Kerberos call
     target = RemotingTarget(
         host=remoting.host,
         port=remoting.port,
@@ -156,6 +159,9 @@ def build_remoting(remoting: RemotingConfig) -> RemotingKerberosModule:
         password=remoting.password.resolve(f"{where}.password") if remoting.password else None,
         configuration_name=remoting.configuration_name,
         connect_timeout_seconds=remoting.connect_timeout_seconds,
+        keytab=str(remoting.keytab) if remoting.keytab is not None else None,
+        spn_hostname=remoting.spn_hostname,
+        spn_service=remoting.spn_service,
     )
     credentials = ModuleCredentials(
         domain_user=remoting.domain_credential.user,

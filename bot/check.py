@@ -198,8 +198,9 @@ async def check_remoting(
     host_label, module_label = f"winrm {remoting.host}", f"module on {remoting.host}"
     try:
         runner = build(remoting)
-    except KerberosBotError as exc:  # a secret's environment variable or file is missing
-        return [CheckResult(host_label, False, exc.user_message, "set the secret the configuration names")]
+    except KerberosBotError as exc:  # a secret's environment variable or file is missing, or KRB5_CONFIG disagrees
+        fix = "" if "KRB5_CONFIG" in exc.user_message else "set the secret the configuration names"
+        return [CheckResult(host_label, False, exc.user_message, fix)]
     try:
         info = await runner.module_info()
     except KerberosBotError as exc:
@@ -207,11 +208,16 @@ async def check_remoting(
             CheckResult(host_label, False, exc.user_message),
             CheckResult(module_label, False, "not checked: the host could not be used"),
         ]
+    how = f"{remoting.auth}, HTTPS {'on' if remoting.ssl else 'OFF'}"
     who = remoting.username or "the Kerberos ticket's user"
+    if runner.target.uses_kerberos:
+        kerberos = runner.target.kerberos
+        who = kerberos.who
+        how = f"{remoting.auth} via {kerberos.source}, SPN {kerberos.spn}, HTTPS {'on' if remoting.ssl else 'OFF'}"
     reached = CheckResult(
         host_label,
         True,
-        f"{remoting.host}:{remoting.port} as {who} ({remoting.auth}, HTTPS {'on' if remoting.ssl else 'OFF'}): "
+        f"{remoting.host}:{remoting.port} as {who} ({how}): "
         f"{info.computer or '?'}, PowerShell {info.powershell or '?'}",
     )
     if info.version is None:

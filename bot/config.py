@@ -233,8 +233,20 @@ class RemotingConfig(_Strict):
     ssl: bool = True
     cert_validation: bool | Path = Field(default=True, description="true (system CAs) or a CA bundle path")
     auth: Literal["negotiate", "kerberos", "ntlm", "credssp"] = "negotiate"
-    username: str | None = Field(default=None, description="the account the bot connects as")
+    username: str | None = Field(
+        default=None, description="the account the bot connects as (Kerberos: svc@CONTOSO.COM, the realm in capitals)"
+    )
     password: SecretSource | None = None
+    keytab: Path | None = Field(
+        default=None, description="kerberos/negotiate: a client keytab instead of a password (username picks the entry)"
+    )
+    spn_hostname: str | None = Field(
+        default=None, description="the host part of the SPN when host is an IP address or an alias"
+    )
+    spn_service: str = Field(default="HTTP", min_length=1, description="the service part of the SPN (HTTP/<host>)")
+    krb5_conf: Path | None = Field(
+        default=None, description="the krb5.conf to use (sets KRB5_CONFIG for the whole bot process at start-up)"
+    )
     configuration_name: str = Field(default="Microsoft.PowerShell", description="a JEA endpoint's name")
     domain_credential: ModuleCredential
     cloud_credential: ModuleCredential
@@ -267,15 +279,31 @@ class RemotingConfig(_Strict):
             raise ValueError(f"CA bundle {value} does not exist")
         return value
 
+    @field_validator("keytab", "krb5_conf")
+    @classmethod
+    def _existing_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} does not exist (or is not a file)")
+        return value
+
     @model_validator(mode="after")
     def _connection(self) -> RemotingConfig:
-        if self.auth != "kerberos" and (self.username is None or self.password is None):
-            raise ValueError(
-                f"auth '{self.auth}' needs username and password (the account the bot connects as); only kerberos "
-                "can use a ticket cache instead"
-            )
-        if (self.username is None) != (self.password is None):
-            raise ValueError("give both username and password, or neither (kerberos with a ticket cache)")
+        kerberos = self.auth in ("kerberos", "negotiate")
+        if not kerberos:
+            if self.username is None or self.password is None:
+                raise ValueError(
+                    f"auth '{self.auth}' needs username and password (the account the bot connects as); only "
+                    "kerberos and negotiate can use a keytab or a ticket cache instead"
+                )
+            given = [k for k in ("keytab", "spn_hostname", "krb5_conf") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} only apply to auth 'kerberos' or 'negotiate', not '{self.auth}'")
+        if self.password is not None and self.username is None:
+            raise ValueError("password without username: give the account the password belongs to")
+        if self.keytab is not None and self.password is not None:
+            raise ValueError("give either password or keytab, not both (the keytab replaces the password)")
+        if kerberos and self.username is not None:
+            self._kerberos_principal(self.username)
         if not self.ssl and self.auth != "kerberos":
             raise ValueError(
                 f"ssl = false with auth '{self.auth}' would protect the credentials with NTLM's RC4 message "
@@ -284,6 +312,22 @@ class RemotingConfig(_Strict):
         if self.change_timeout_seconds < self.read_timeout_seconds:
             raise ValueError("change_timeout_seconds must not be shorter than read_timeout_seconds")
         return self
+
+    def _kerberos_principal(self, username: str) -> None:
+        """MIT Kerberos takes principals (user@REALM); DOMAIN\\user is NTLM's form and has no realm."""
+        user, at, realm = username.rpartition("@") if "@" in username else (username, "", "")
+        if "\\" in username:
+            if self.auth == "kerberos" or self.keytab is not None:
+                raise ValueError(
+                    f"username '{username}' is NTLM's DOMAIN\\user form: Kerberos needs the principal, e.g. "
+                    "svc-kerberos-bot@CONTOSO.COM (the realm, i.e. the AD domain's DNS name in capitals)"
+                )
+            return  # negotiate with NTLM's form: NTLM only, as before
+        if at and realm != realm.upper():
+            raise ValueError(
+                f"username '{username}': Kerberos realms are case-sensitive and AD's are in capitals: "
+                f"{user}@{realm.upper()}"
+            )
 
 
 class KerberosModuleConfig(_Strict):

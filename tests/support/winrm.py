@@ -5,6 +5,10 @@ the session key exchange), over either
 
 - HTTPS with a trustme certificate and NTLM (pyspnego's acceptor; the channel binding of the TLS
   certificate is checked): the production configuration, or
+- HTTPS or plain HTTP with Kerberos (pyspnego's Negotiate acceptor, keys from the keytab named by
+  KRB5_KTNAME, a real KDC's tickets; over HTTPS the channel binding is checked, over HTTP every
+  message is wrapped with the Kerberos session key the way WinRM does: multipart/encrypted,
+  application/HTTP-SPNEGO-session-encrypted, through pypsrp's own WinRMEncryption), or
 - plain HTTP with Basic authentication (pypsrp allows it with message encryption off): quicker to
   drive from tests that are about the PSRP exchange, not the connection.
 
@@ -45,6 +49,7 @@ import trustme
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pypsrp.complex_objects import PSCredential
+from pypsrp.encryption import WinRMEncryption
 from pypsrp.messages import (
     ApplicationPrivateData,
     Destination,
@@ -110,7 +115,10 @@ class FakeWinRM:
     bodies: list[bytes] = field(default_factory=list)
     max_running: int = 0  # most pipelines running at once
     fail_delete: bool = False  # the host fails to delete the shell (the call itself succeeded)
-    authenticated_as: list[str] = field(default_factory=list)  # NTLM: who each connection authenticated as
+    kerberos: bool = False
+    authenticated_as: list[str] = field(default_factory=list)  # NTLM/Kerberos: who each connection authenticated as
+    wire: list[bytes] = field(default_factory=list)  # request bodies as they arrived (encrypted ones included)
+    encrypted: int = 0  # requests that came wrapped with the Kerberos session key
     _pools: dict[str, list[bytes]] = field(default_factory=dict)
     _running: dict[str, _Pipeline] = field(default_factory=dict)
     _serializer: Serializer = field(default_factory=Serializer)
@@ -360,12 +368,13 @@ def _handler(state: FakeWinRM, bindings: GssChannelBindings | None) -> type[Base
     expected_basic = "Basic " + base64.b64encode(f"{state.username}:{state.password}".encode()).decode()
 
     class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # NTLM authenticates the connection, so keep it open
+        protocol_version = "HTTP/1.1"  # NTLM and Kerberos authenticate the connection, so keep it open
 
         def setup(self) -> None:
             super().setup()
             self.authenticated = False
             self.ntlm: spnego.ContextProxy | None = None
+            self.final_token: bytes | None = None  # Kerberos' AP-REP, sent with the first answer (mutual auth)
 
         def log_message(self, format: str, *args: Any) -> None:  # keep pytest's output clean
             pass
@@ -378,27 +387,52 @@ def _handler(state: FakeWinRM, bindings: GssChannelBindings | None) -> type[Base
             if self.path != "/wsman":
                 self._send(404, b"")
                 return
+            state.wire.append(body)
+            content_type = self.headers.get("Content-Type") or ""
+            sealing: WinRMEncryption | None = None
+            if content_type.startswith("multipart/encrypted"):
+                assert self.ntlm is not None and state.kerberos, "only Kerberos seals messages here"
+                sealing = WinRMEncryption(self.ntlm, WinRMEncryption.SPNEGO)
+                body = sealing.unwrap_message(body, "Encrypted Boundary")
+                with state._lock:
+                    state.encrypted += 1
+            if not body:  # pypsrp's empty first request, which only sets up the context for encryption
+                self._send(200, b"")
+                return
             status, reply = state.handle(body)
-            self._send(status, reply, {"Content-Type": "application/soap+xml;charset=UTF-8"})
+            if sealing is None:
+                self._send(status, reply, {"Content-Type": "application/soap+xml;charset=UTF-8"})
+                return
+            kind, sealed = sealing.wrap_message(reply)
+            self._send(
+                status, sealed, {"Content-Type": f'{kind};protocol="{sealing.protocol}";boundary="Encrypted Boundary"'}
+            )
 
         def _authenticate(self) -> bool:
             header = self.headers.get("Authorization") or ""
+            if state.kerberos:
+                return self._negotiate(header, "negotiate", ("Negotiate", "Kerberos"))
             if not state.ntlm:
                 if header == expected_basic:
                     return True
                 self._send(401, b"", {"WWW-Authenticate": 'Basic realm="WSMAN"'})
                 return False
+            return self._negotiate(header, "ntlm", ("Negotiate", "NTLM"))
+
+        def _negotiate(self, header: str, protocol: str, schemes: tuple[str, ...]) -> bool:
+            """One connection-based handshake: pyspnego's acceptor (NTLM, or Kerberos from KRB5_KTNAME's keys)."""
             if self.authenticated:
                 return True
             scheme, _, token = header.partition(" ")
-            if scheme not in ("Negotiate", "NTLM") or not token:
+            if scheme not in schemes or not token:
                 self._send(401, b"", {"WWW-Authenticate": "Negotiate"})
                 return False
             if self.ntlm is None:
-                self.ntlm = spnego.server(protocol="ntlm", channel_bindings=bindings)
+                options = spnego.NegotiateOptions.wrapping_winrm if state.kerberos else spnego.NegotiateOptions.none
+                self.ntlm = spnego.server(protocol=protocol, channel_bindings=bindings, options=options)
             try:
                 reply = self.ntlm.step(base64.b64decode(token))
-            except SpnegoError:
+            except (SpnegoError, AttributeError):  # pyspnego's GSSAPI acceptor: AttributeError when no key fits
                 self.ntlm = None
                 self._send(401, b"", {"WWW-Authenticate": "Negotiate"})
                 return False
@@ -406,6 +440,7 @@ def _handler(state: FakeWinRM, bindings: GssChannelBindings | None) -> type[Base
                 self._send(401, b"", {"WWW-Authenticate": f"{scheme} {base64.b64encode(reply or b'').decode()}"})
                 return False
             self.authenticated = True
+            self.final_token = reply
             state.authenticated_as.append(self.ntlm.client_principal or "")
             return True
 
@@ -413,6 +448,9 @@ def _handler(state: FakeWinRM, bindings: GssChannelBindings | None) -> type[Base
             self.send_response(status)
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
+            if self.final_token:
+                self.send_header("WWW-Authenticate", f"Negotiate {base64.b64encode(self.final_token).decode()}")
+                self.final_token = None
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -428,15 +466,19 @@ def fake_winrm(
     tls: trustme.CA | None = None,
     ntlm: bool = False,
     work_dir: Path | None = None,
+    kerberos_keytab: Path | None = None,
 ) -> Iterator[tuple[FakeWinRM, int]]:
     """A running endpoint on 127.0.0.1 and its port.
 
     Without ``tls``: plain HTTP and Basic authentication. With ``tls`` (a trustme CA): HTTPS with a
     certificate for 127.0.0.1 from that CA. With ``ntlm``: NTLM (pyspnego's acceptor, which reads the
     account from the file named by NTLM_USER_FILE, written to ``work_dir``); over HTTPS it checks the
-    channel binding (tls-server-end-point) the client puts in its NTLM message.
+    channel binding (tls-server-end-point) the client puts in its NTLM message. With
+    ``kerberos_keytab``: Kerberos (Negotiate) with the service keys in that keytab (KRB5_KTNAME is
+    set while the endpoint runs; the caller sets KRB5_CONFIG for the realm); over HTTPS the channel
+    binding is checked, over HTTP the messages are sealed.
     """
-    state = FakeWinRM(username, password, ntlm=ntlm)
+    state = FakeWinRM(username, password, ntlm=ntlm, kerberos=kerberos_keytab is not None)
     bindings = None
     context = None
     if tls is not None:
@@ -446,6 +488,9 @@ def fake_winrm(
         der = ssl.PEM_cert_to_DER_cert(issued.cert_chain_pems[0].bytes().decode())
         bindings = GssChannelBindings(application_data=b"tls-server-end-point:" + hashlib.sha256(der).digest())
     previous = os.environ.get("NTLM_USER_FILE")
+    previous_keytab = os.environ.get("KRB5_KTNAME")
+    if kerberos_keytab is not None:
+        os.environ["KRB5_KTNAME"] = f"FILE:{kerberos_keytab}"  # the acceptor's keys; clients never read it
     if ntlm:
         assert work_dir is not None, "NTLM needs a directory for its account file"
         domain, _, user = username.rpartition("\\")
@@ -463,6 +508,11 @@ def fake_winrm(
     finally:
         server.shutdown()
         server.server_close()
+        if kerberos_keytab is not None:
+            if previous_keytab is None:
+                os.environ.pop("KRB5_KTNAME", None)
+            else:
+                os.environ["KRB5_KTNAME"] = previous_keytab
         if ntlm:
             if previous is None:
                 os.environ.pop("NTLM_USER_FILE", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -15,6 +16,7 @@ from pypsrp.messages import CreatePipeline, Destination, Message
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
 from pypsrp.wsman import WSMan
+from spnego import KerberosKeytab
 
 from bot.adapters.kerberos_module import powershell as ps
 from bot.adapters.kerberos_module.remoting import (
@@ -26,7 +28,9 @@ from bot.adapters.kerberos_module.remoting import (
     add_call,
     script_call,
 )
+from bot.adapters.kerberos_module.winrm_kerberos import KerberosClient, kerberos_failure, use_krb5_config
 from bot.bootstrap import build_remoting
+from bot.check import check_remoting
 from bot.config import KerberosModuleConfig, RemotingConfig, load_bot_config
 from bot.domain.errors import ConfigurationError, KerberosModuleError
 from bot.domain.ports import SetServerOptions
@@ -212,8 +216,18 @@ def test_remoting_defaults() -> None:
     [
         ({"cert_validation": False}, "give the CA bundle"),
         ({"cert_validation": "/nonexistent/ca.pem"}, "CA bundle /nonexistent/ca.pem does not exist"),
-        ({"password": None}, "auth 'negotiate' needs username and password"),
-        ({"auth": "kerberos", "password": None}, "give both username and password, or neither"),
+        ({"auth": "ntlm", "password": None}, "auth 'ntlm' needs username and password"),
+        ({"auth": "credssp", "username": None}, "auth 'credssp' needs username and password"),
+        ({"username": None}, "password without username"),
+        ({"auth": "kerberos"}, "is NTLM's DOMAIN\\user form: Kerberos needs the principal"),
+        ({"password": None, "keytab": __file__}, "is NTLM's DOMAIN\\user form: Kerberos needs the principal"),
+        ({"username": "svc@contoso.com"}, "realms are case-sensitive and AD's are in capitals: svc@CONTOSO.COM"),
+        ({"auth": "kerberos", "username": "svc@CONTOSO.COM", "keytab": __file__}, "either password or keytab"),
+        ({"keytab": "/nonexistent/bot.keytab", "password": None}, "/nonexistent/bot.keytab does not exist"),
+        ({"krb5_conf": "/nonexistent/krb5.conf"}, "/nonexistent/krb5.conf does not exist"),
+        ({"auth": "ntlm", "spn_hostname": "mgmt01"}, "spn_hostname only apply to auth 'kerberos' or 'negotiate'"),
+        ({"auth": "ntlm", "krb5_conf": __file__}, "krb5_conf only apply to auth 'kerberos' or 'negotiate'"),
+        ({"auth": "kerberos", "username": None, "password": None, "spn_service": ""}, "spn_service"),
         ({"auth": "basic"}, "auth"),
         ({"min_module_version": "latest"}, "'latest' is not a module version"),
         ({"endpoint": 3}, "endpoint"),
@@ -229,7 +243,131 @@ def test_remoting_validation(changes: dict[str, object], message: str) -> None:
 
 def test_kerberos_with_a_ticket_cache_needs_no_password() -> None:
     config = RemotingConfig.model_validate(remoting(auth="kerberos", username=None, password=None))
-    assert config.username is None
+    assert config.username is None and config.spn_service == "HTTP" and config.keytab is None
+    # negotiate too: without a password it can only be Kerberos (the ticket cache or a keytab)
+    principal = RemotingConfig.model_validate(remoting(username="svc@CONTOSO.COM", password=None))
+    assert principal.username == "svc@CONTOSO.COM" and principal.password is None
+
+
+def test_kerberos_with_a_keytab_and_an_spn_override(tmp_path: Path) -> None:
+    keytab, conf = tmp_path / "bot.keytab", tmp_path / "krb5.conf"
+    keytab.write_bytes(b"\x05\x02")
+    conf.write_text("[libdefaults]\n")
+    config = RemotingConfig.model_validate(
+        remoting(
+            host="10.0.0.5",
+            auth="kerberos",
+            username="svc@CONTOSO.COM",
+            password=None,
+            keytab=str(keytab),
+            spn_hostname="mgmt01.contoso.com",
+            krb5_conf=str(conf),
+            domain_credential={"user": "CONTOSO\\svc-kerb-da", "password": {"value": "d"}},
+            cloud_credential={"user": "kerb-hia@contoso.com", "password": {"value": "c"}},
+        )
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("KRB5_CONFIG", str(conf))  # what build_remoting sets, restored after
+        runner = build_remoting(config)
+    target = runner.target
+    assert target.keytab == str(keytab) and target.password is None
+    assert target.kerberos.spn == "HTTP/mgmt01.contoso.com" and target.kerberos.source == "keytab"
+    user, password = target.credential()
+    assert user == KerberosKeytab(keytab=str(keytab), principal="svc@CONTOSO.COM") and password is None
+    wsman = runner._wsman(30)
+    transport = wsman.transport
+    assert (transport.negotiate_service, transport.negotiate_hostname_override) == ("HTTP", "mgmt01.contoso.com")  # type: ignore[attr-defined]
+
+
+def test_krb5_conf_sets_krb5_config_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf, other = tmp_path / "krb5.conf", tmp_path / "other.conf"
+    conf.write_text("[libdefaults]\n")
+    monkeypatch.delenv("KRB5_CONFIG", raising=False)
+    use_krb5_config(conf)
+    assert os.environ["KRB5_CONFIG"] == str(conf)
+    use_krb5_config(conf)  # the same file again: fine
+    with pytest.raises(ConfigurationError, match=r"the environment's KRB5_CONFIG names .*keep one of them"):
+        use_krb5_config(other)
+    assert os.environ["KRB5_CONFIG"] == str(conf)
+
+
+KRB = KerberosClient(host="mgmt01.contoso.com", principal="svc@CONTOSO.COM", with_password=True)
+
+
+def kerberos_module(**target: object) -> RemotingKerberosModule:
+    values: dict[str, object] = {"username": "svc@CONTOSO.COM", "password": "pw", "auth": "kerberos"}
+    values.update(target)
+    return RemotingKerberosModule(RemotingTarget("mgmt01.contoso.com", **values), CREDENTIALS)  # type: ignore[arg-type]
+
+
+class FakeKrb5Error(Exception):
+    """krb5.Krb5Error's shape: the message and MIT's (signed) error code."""
+
+    def __init__(self, message: str, err_code: int) -> None:
+        super().__init__(message)
+        self.err_code = err_code
+
+
+class FakeGSSError(Exception):
+    """gssapi's GSSError's shape: an unsigned minor code."""
+
+    def __init__(self, message: str, min_code: int) -> None:
+        super().__init__(message)
+        self.min_code = min_code
+
+
+def wrapped(inner: Exception) -> Exception:
+    """spnego's SpnegoError with the GSS error as its cause, as pyspnego raises it."""
+    try:
+        raise inner
+    except Exception as exc:
+        outer = RuntimeError("SpnegoError (4294967295): Unspecified GSS failure")
+        outer.__cause__ = exc
+        return outer
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (
+            FakeKrb5Error("Cannot contact any KDC for realm 'CONTOSO.COM'", -1765328228),
+            "no KDC of CONTOSO.COM answered",
+        ),
+        (FakeKrb5Error('Cannot find KDC for realm "CONTOSO.COM"', -1765328230), "krb5.conf names no KDC for"),
+        (FakeKrb5Error("Clock skew too great", -1765328347), "differ by more than 5 minutes"),
+        (FakeKrb5Error("Preauthentication failed", -1765328360), "refused the password of svc@CONTOSO.COM"),
+        (
+            wrapped(FakeGSSError("Server not found in Kerberos database", 2529638919)),
+            "no service principal HTTP/mgmt01",
+        ),
+        (FakeKrb5Error("Client 'svc@CONTOSO.COM' not found in Kerberos database", -1765328378), "does not know"),
+        (FakeKrb5Error("Client's credentials have been revoked", -1765328366), "disabled or locked out"),
+        (FakeKrb5Error("Password has expired", -1765328361), "has expired: set a new one"),
+        (wrapped(FakeGSSError("No Kerberos credentials available (default cache: FILE:/tmp/x)", 2529639053)), "kinit"),
+        (wrapped(FakeGSSError("Ticket expired", 2529638944)), "ticket in the cache has expired"),
+    ],
+)
+def test_kerberos_failures_name_the_host_and_the_fix(exc: Exception, expected: str) -> None:
+    error = kerberos_module()._transport_error(exc, CALL, 180)
+    assert expected in error.user_message
+    assert error.user_message.startswith("Kerberos to the management host mgmt01.contoso.com:5986 failed")
+
+
+def test_kerberos_failure_messages_are_distinct() -> None:
+    kinds = [-1765328228, -1765328230, -1765328347, -1765328360, -1765328377, -1765328378, -1765328366]
+    messages = {kerberos_failure(FakeKrb5Error("x", code), KRB, "h:5986") for code in kinds}
+    assert None not in messages and len(messages) == len(kinds)
+    assert kerberos_failure(ValueError("spnego said no"), KRB, "h:5986") is None
+
+
+def test_keytab_and_spn_override_shape_the_messages() -> None:
+    keytab = kerberos_module(password=None, keytab="/etc/kb/bot.keytab", spn_hostname="mgmt01.corp.contoso.com")
+    refused = keytab._transport_error(FakeKrb5Error("Preauthentication failed", -1765328360), CALL, 180)
+    assert "refused the key in /etc/kb/bot.keytab for svc@CONTOSO.COM" in refused.user_message
+    unknown = keytab._transport_error(wrapped(FakeGSSError("x", 2529638919)), CALL, 180)
+    assert "HTTP/mgmt01.corp.contoso.com" in unknown.user_message
+    ticket = keytab._transport_error(AuthenticationError("401"), CALL, 180)
+    assert "refused the Kerberos ticket for HTTP/mgmt01.corp.contoso.com" in ticket.user_message
 
 
 def test_kind_and_table_must_agree() -> None:
@@ -279,3 +417,22 @@ def test_documented_configuration_loads(tmp_path: Path) -> None:
     assert config.kerberos_module.kind == "remoting"
     assert config.kerberos_module.remoting is not None
     assert config.kerberos_module.remoting.host
+
+
+async def test_check_names_a_krb5_config_conflict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "krb5.conf"
+    conf.write_text("[libdefaults]\n")
+    monkeypatch.setenv("KRB5_CONFIG", str(tmp_path / "elsewhere.conf"))
+    config = RemotingConfig.model_validate(
+        remoting(
+            auth="kerberos",
+            username="svc@CONTOSO.COM",
+            password={"value": "pw"},
+            krb5_conf=str(conf),
+            domain_credential={"user": "CONTOSO\\svc-kerb-da", "password": {"value": "d"}},
+            cloud_credential={"user": "kerb-hia@contoso.com", "password": {"value": "c"}},
+        )
+    )
+    [line] = await check_remoting(config)
+    assert not line.ok and "the environment's KRB5_CONFIG names" in line.detail and "keep one of them" in line.detail
+    assert os.environ["KRB5_CONFIG"] == str(tmp_path / "elsewhere.conf")  # left as it was

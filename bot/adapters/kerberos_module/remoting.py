@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -37,8 +38,10 @@ from pypsrp.exceptions import (
 )
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
+from spnego import KerberosKeytab
 
 from bot.adapters.kerberos_module import powershell as ps
+from bot.adapters.kerberos_module.winrm_kerberos import KerberosClient, kerberos_failure
 from bot.domain.errors import KerberosModuleError
 from bot.domain.model import KerberosServerReport
 from bot.domain.ports import SetServerOptions
@@ -142,10 +145,33 @@ class RemotingTarget:
     encryption: Literal["auto", "always", "never"] = "auto"
     connect_timeout_seconds: float = 10.0
     path: str = "wsman"
+    keytab: str | None = None  # kerberos/negotiate: a client keytab instead of the password
+    spn_hostname: str | None = None  # the SPN's host when ``host`` is an IP address or an alias
+    spn_service: str = "HTTP"  # as Windows' own WinRM client asks: HTTP/<host>
 
     @property
     def where(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def uses_kerberos(self) -> bool:
+        return self.auth in ("kerberos", "negotiate")
+
+    @property
+    def kerberos(self) -> KerberosClient:
+        return KerberosClient(
+            host=self.spn_hostname or self.host,
+            service=self.spn_service,
+            principal=self.username,
+            keytab=self.keytab,
+            with_password=self.password is not None,
+        )
+
+    def credential(self) -> tuple[str | KerberosKeytab | None, str | None]:
+        """What pypsrp passes to pyspnego as user name and password: a keytab is a credential object."""
+        if self.keytab is not None and self.uses_kerberos:
+            return KerberosKeytab(keytab=self.keytab, principal=self.username), None
+        return self.username, self.password
 
 
 @dataclass(frozen=True)
@@ -245,6 +271,18 @@ def _read_back_failure(result: ScriptResult) -> str | None:
             except (json.JSONDecodeError, AttributeError):
                 return text
     return None
+
+
+def _release_responses(exc: BaseException) -> None:
+    """Close the HTTP responses an authentication failure left open.
+
+    When Kerberos fails inside pypsrp's 401 handler (no TGT, unknown SPN, KDC down), the handler
+    raises before it reads the 401 and hands the connection back, so closing the session would
+    miss that socket; the failing frames still hold the response."""
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        for value in list(frame.f_locals.values()):
+            if isinstance(value, requests.Response):
+                value.close()
 
 
 def _record_text(record: Any) -> str:
@@ -385,20 +423,27 @@ class RemotingKerberosModule:
 
     def _wsman(self, timeout: float) -> WSMan:
         t = self.target
+        username, password = t.credential()
+        negotiate: dict[str, Any] = {}
+        if t.uses_kerberos:
+            negotiate["negotiate_service"] = t.spn_service
+            if t.spn_hostname:
+                negotiate["negotiate_hostname_override"] = t.spn_hostname
         return WSMan(
             t.host,
             port=t.port,
             ssl=t.ssl,
             path=t.path,
             auth=t.auth,
-            username=t.username,
-            password=t.password,
+            username=username,  # type: ignore[arg-type]  # pypsrp hands it to spnego.client, which takes credentials
+            password=password,
             cert_validation=t.cert_validation,  # type: ignore[arg-type]  # pypsrp passes a str path on to requests
             encryption=t.encryption,
             connection_timeout=max(1, round(t.connect_timeout_seconds)),
             operation_timeout=max(1, round(min(self.timeouts.poll, timeout))),
             read_timeout=max(1, round(min(self.timeouts.poll, timeout))) + 10,
             no_proxy=True,
+            **negotiate,
         )
 
     def _run_sync(self, call: ScriptCall, timeout: float) -> ScriptResult:
@@ -431,6 +476,7 @@ class RemotingKerberosModule:
             self._close(pool, wsman)
             raise
         except Exception as exc:
+            _release_responses(exc)
             self._close(pool, wsman)
             raise self._transport_error(exc, call, timeout) from exc
         # The call is done: a failure to tidy up must not turn a change that ran into a reported failure.
@@ -478,6 +524,15 @@ class RemotingKerberosModule:
             return KerberosModuleError(
                 f"Cannot connect to the management host {where} (connection refused or reset): check that WinRM "
                 "has an HTTPS listener on that port (winrm enumerate winrm/config/listener) and the firewall."
+            )
+        if t.uses_kerberos and (message := kerberos_failure(exc, t.kerberos, where)) is not None:
+            return KerberosModuleError(message)
+        if isinstance(exc, AuthenticationError) and t.auth == "kerberos":
+            return KerberosModuleError(
+                f"The management host {where} refused the Kerberos ticket for {t.kerberos.spn} of "
+                f"{t.kerberos.who}: check that this SPN belongs to the host's computer account (setspn -Q "
+                f"{t.kerberos.spn}; registered on another account, the host cannot read the ticket) and that "
+                "the account may use remoting there."
             )
         if isinstance(exc, AuthenticationError):
             return KerberosModuleError(
