@@ -2,9 +2,11 @@
 #   target "bot"     (the default): the bot alone, as a non-root user; what docker-compose.yml deploys.
 #   target "sandbox": the bot plus Samba and the stand-ins, for `docker compose --profile sandbox`.
 # Based on Debian's own Python (the same packages the sandbox needs come from the same archive).
+# libgssapi-krb5-2: MIT Kerberos at run time, for auth = "kerberos" to the management host.
 FROM debian:bookworm-slim AS base
 RUN apt-get update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-venv ca-certificates \
+    libgssapi-krb5-2 \
  && rm -rf /var/lib/apt/lists/*
 # Behind a TLS-inspecting proxy, pass its CA (PEM) so pip trusts it during the build, e.g.
 #   EXTRA_CA_CERT="$(cat /usr/local/share/ca-certificates/*.crt)" docker compose build
@@ -30,8 +32,17 @@ ENV KERBEROS_BOT_SAMBA_ROOT=/var/lib/kerberos-bot-samba
 ENTRYPOINT ["kerberos-bot"]
 CMD ["demo"]
 
+FROM base AS wheels
+# python-gssapi and krb5 (pypsrp's Kerberos) publish no Linux wheels: build them here, so the
+# deployed image carries no compiler.
+RUN apt-get update -q \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gcc libc6-dev python3-dev libkrb5-dev \
+ && pip wheel --no-cache-dir -q -w /wheels .
+
 FROM base AS bot
-RUN pip install --no-cache-dir -q . \
+COPY --from=wheels /wheels /wheels
+RUN pip install --no-cache-dir -q --no-index --find-links /wheels kerberos-bot \
+ && rm -rf /wheels \
  && useradd --create-home --uid 10001 kerberosbot
 USER kerberosbot
 EXPOSE 3000

@@ -36,6 +36,10 @@ def test_the_bot_image_runs_as_a_non_root_user() -> None:
     tag = build("bot")
     uid = docker("run", "--rm", "--entrypoint", "id", tag, "-u")
     assert uid.returncode == 0 and uid.stdout.strip() not in ("", "0")
+    # Kerberos to the management host works in the image, though it carries no compiler
+    kerberos = docker("run", "--rm", "--entrypoint", "python", tag, "-c", "import gssapi, krb5, spnego")
+    assert kerberos.returncode == 0, kerberos.stderr
+    assert docker("run", "--rm", "--entrypoint", "sh", tag, "-c", "command -v gcc").returncode != 0
     helped = docker("run", "--rm", tag, "--help")
     assert helped.returncode == 0 and "serve" in helped.stdout
     # without Slack credentials `serve` refuses to start and names what is missing
