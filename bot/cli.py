@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("socket", help="run Socket Mode (needs SLACK_APP_TOKEN)")
     sub.add_parser(
         "check",
-        help="check the configuration and reach Redis, every DC, Entra and Slack once; exit 1 if any fails",
+        help="check the configuration and reach Redis, every DC, Entra, Slack, the management host and its "
+        "module (kind = remoting) and the approvers' sign-in (verified approvals) once; exit 1 if any fails",
     )
     demo = sub.add_parser(
         "demo",
