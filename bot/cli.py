@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -52,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--text", default="status", help="what to type after /kerberos (default: status)")
     demo.add_argument("--keep-running", action="store_true", help="keep the sandbox and the bot running")
     demo.add_argument(
+        "--dc-addresses",
+        metavar="A,B",
+        help="the two loopback addresses the sandbox's DCs listen on (default 127.0.0.1,127.0.0.2); "
+        "for a machine where something else already serves LDAP or Kerberos there",
+    )
+    demo.add_argument(
         "--no-console",
         action="store_true",
         help="only the first command; otherwise a console reads more commands and clicks from standard input",
@@ -74,6 +81,22 @@ def _config_path(settings: Settings) -> Path:
     if settings.kerberos_bot_config is None or not str(settings.kerberos_bot_config).strip():
         raise ConfigurationError("environment variable KERBEROS_BOT_CONFIG is not set (path of the TOML file)")
     return settings.kerberos_bot_config
+
+
+def _dc_addresses(given: str | None) -> tuple[str, str] | None:
+    if given is None:
+        return None
+    addresses = [a.strip() for a in given.split(",") if a.strip()]
+    if len(addresses) != 2 or len(set(addresses)) != 2:
+        raise ConfigurationError("--dc-addresses: give two different addresses, e.g. 127.0.0.5,127.0.0.6")
+    for address in addresses:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError as exc:
+            raise ConfigurationError(f"--dc-addresses: {address!r} is not an IP address") from exc
+        if not ip.is_loopback or ip.version != 4:
+            raise ConfigurationError(f"--dc-addresses: {address} is not an IPv4 loopback address (127.x.y.z)")
+    return addresses[0], addresses[1]
 
 
 @asynccontextmanager
@@ -165,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     keep_running=args.keep_running,
                     console=not args.no_console,
                     redis_url=settings.redis_url,
+                    dc_addresses=_dc_addresses(args.dc_addresses),
                 )
             )
     except ConfigurationError as exc:

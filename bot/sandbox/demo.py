@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import sys
 import time
+from dataclasses import replace
 
 from bot.sandbox.console import Console
-from bot.sandbox.sandbox import sandbox
+from bot.sandbox.sandbox import DEFAULT_DOMAINS, SandboxDomain, sandbox
 
 
 def _say(text: str) -> None:
@@ -20,10 +21,15 @@ async def run_demo(
     keep_running: bool = False,
     console: bool = True,
     redis_url: str = "redis://127.0.0.1:6379/0",
+    dc_addresses: tuple[str, str] | None = None,
 ) -> int:
     started = time.monotonic()
-    _say("kerberos-bot demo: starting Samba AD DCs (contoso.test, fabrikam.test), the Entra and Slack stand-ins…")
-    async with sandbox(redis_url=redis_url) as box:
+    domains: tuple[SandboxDomain, ...] = DEFAULT_DOMAINS
+    if dc_addresses is not None:
+        domains = tuple(replace(d, address=a) for d, a in zip(DEFAULT_DOMAINS, dc_addresses, strict=True))
+    where = ", ".join(f"{d.name} on {d.address}" for d in domains)
+    _say(f"kerberos-bot demo: starting Samba AD DCs ({where}), the Entra and Slack stand-ins…")
+    async with sandbox(domains, redis_url=redis_url) as box:
         _say(f"ready in {time.monotonic() - started:.0f} s; config: {box.config_path}")
         screen = Console(box)
         await screen.handle(f"/kerberos {text}")

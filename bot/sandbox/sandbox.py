@@ -44,22 +44,24 @@ SAMBA_SCRIPT = REPO / "scripts" / "samba-dc.sh"
 ADMIN_PASSWORD = "Passw0rd!Passw0rd"
 
 
+def samba_root() -> Path:
+    """Where the private DCs live (``$KERBEROS_BOT_SAMBA_ROOT``); read when asked, so tests can move it."""
+    return Path(os.environ.get("KERBEROS_BOT_SAMBA_ROOT", "/tmp/kerberos-bot-samba"))
+
+
 @dataclass(frozen=True)
-class SandboxDomain:
-    """One Samba AD DC of the sandbox and the state the demo seeds it into."""
+class SambaInstance:
+    """One private Samba AD DC: where it lives and how ``scripts/samba-dc.sh`` is told about it."""
 
-    name: str
-    netbios: str
-    address: str  # loopback address Samba binds to
-    cloud_trust: bool  # seed with -SetupCloudTrust (else: FIDO only)
-
-    @property
-    def realm(self) -> str:
-        return self.name.upper()
+    realm: str  # CONTOSO.TEST
+    netbios: str  # CONTOSO
+    host: str  # the loopback address it listens on
+    directory: Path  # SAMBA_DIR of scripts/samba-dc.sh
+    admin_password: str = ADMIN_PASSWORD
 
     @property
-    def directory(self) -> Path:
-        return Path(os.environ.get("KERBEROS_BOT_SAMBA_ROOT", "/tmp/kerberos-bot-samba")) / self.name
+    def name(self) -> str:
+        return self.realm.lower()
 
     @property
     def ca_file(self) -> Path:
@@ -75,9 +77,23 @@ class SandboxDomain:
             "SAMBA_DIR": str(self.directory),
             "SAMBA_REALM": self.realm,
             "SAMBA_DOMAIN": self.netbios,
-            "SAMBA_ADMINPASS": ADMIN_PASSWORD,
-            "SAMBA_IFACE": self.address,
+            "SAMBA_ADMINPASS": self.admin_password,
+            "SAMBA_IFACE": self.host,
         }
+
+
+@dataclass(frozen=True)
+class SandboxDomain:
+    """One Samba AD DC of the sandbox and the state the demo seeds it into."""
+
+    name: str
+    netbios: str
+    address: str  # loopback address Samba binds to
+    cloud_trust: bool  # seed with -SetupCloudTrust (else: FIDO only)
+
+    @property
+    def samba(self) -> SambaInstance:
+        return SambaInstance(self.name.upper(), self.netbios, self.address, samba_root() / self.name)
 
 
 DEFAULT_DOMAINS = (
@@ -94,7 +110,7 @@ async def samba(action: str, domain: SandboxDomain) -> None:
         "bash",
         str(SAMBA_SCRIPT),
         action,
-        env=domain.env(),
+        env=domain.samba.env(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -161,7 +177,7 @@ def sandbox_config(domains: tuple[SandboxDomain, ...], entra: EntraStandIn, *, v
             f'ldap_urls = ["ldaps://{d.address}:636"]',
             f'bind_user = "Administrator@{d.name}"',
             f'bind_password = {{ value = "{ADMIN_PASSWORD}" }}',
-            f'ca_file = "{d.ca_file}"',
+            f'ca_file = "{d.samba.ca_file}"',
             "",
         ]
     lines += ["[approvals]", "default_approver_groups = [" + ", ".join(f'"{g}"' for g in SANDBOX_GROUPS) + "]", ""]
@@ -185,7 +201,7 @@ def sandbox_config(domains: tuple[SandboxDomain, ...], entra: EntraStandIn, *, v
         "",
     ]
     for d in domains:
-        lines += [f'[kerberos_module.emulator.domains."{d.name}"]', f'samba_conf = "{d.smb_conf}"', ""]
+        lines += [f'[kerberos_module.emulator.domains."{d.name}"]', f'samba_conf = "{d.samba.smb_conf}"', ""]
     return "\n".join(lines)
 
 

@@ -13,13 +13,14 @@ from bot.check import CheckResult, run_checks
 from bot.config import BotConfig, Settings, load_bot_config
 from bot.sandbox.entra_standin import GRAPH_ROLES
 from bot.sandbox.sandbox import ADMIN_PASSWORD, Sandbox, sandbox
+from tests.support.samba import sandbox_domains
 
 pytestmark = pytest.mark.samba
 
 
 @pytest.fixture(scope="module")
 async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
-    async with sandbox(workdir=Path(tmp_path_factory.mktemp("sandbox"))) as running:
+    async with sandbox(sandbox_domains(), workdir=Path(tmp_path_factory.mktemp("sandbox"))) as running:
         yield running
 
 
@@ -75,7 +76,8 @@ async def test_each_failure_has_its_own_message_and_no_secret(box: Sandbox, tmp_
     wrong = by_name(await run_checks(settings_for(box), bad_password))["ldap contoso.test"]
     assert not wrong.ok and "refused the bind" in wrong.detail and "Wr0ng" not in wrong.line()
 
-    dc_down = config_with(box, tmp_path, '"ldaps://127.0.0.1:636"', f'"ldaps://127.0.0.1:{port}"')
+    contoso = box.domains[0].address
+    dc_down = config_with(box, tmp_path, f'"ldaps://{contoso}:636"', f'"ldaps://{contoso}:{port}"')
     down = by_name(await run_checks(settings_for(box), dc_down))["ldap contoso.test"]
     assert not down.ok and "No domain controller of contoso.test answered" in down.detail
 

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from tests.support.samba import sandbox_domains
+
 pytestmark = pytest.mark.samba
 
 SCRIPT = """\
@@ -42,6 +44,8 @@ async def test_demo_console_runs_status_and_a_rotation_with_approvals() -> None:
         "demo",
         "--text",
         "status",
+        "--dc-addresses",
+        ",".join(d.address for d in sandbox_domains()),  # the test DCs (KERBEROS_BOT_TEST_DC_HOSTS)
         env={**os.environ, "REDIS_URL": f"redis://127.0.0.1:{dead}/0"},
         cwd="/tmp",
         stdin=asyncio.subprocess.PIPE,

@@ -15,13 +15,16 @@ from bot.sandbox.sandbox import Sandbox, sandbox
 from bot.sandbox.slack_standin import block_actions_payload, view_submission_payload
 from handlers.approvals import DENY_DIALOG
 from handlers.views import APPROVE_ACTION, DENY_ACTION
+from tests.support.samba import sandbox_domains
 
 pytestmark = pytest.mark.samba
 
 
 @pytest.fixture(scope="module")
 async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
-    async with sandbox(workdir=Path(tmp_path_factory.mktemp("sandbox")), verified_approvals=False) as running:
+    async with sandbox(
+        sandbox_domains(), workdir=Path(tmp_path_factory.mktemp("sandbox")), verified_approvals=False
+    ) as running:
         yield running
 
 

@@ -18,6 +18,7 @@ from bot.domain.diagnosis import RotationPolicy
 from bot.sandbox.sandbox import Sandbox, sandbox
 from bot.services.changes import ChangeService
 from tests.support.fakes import FakeGroups
+from tests.support.samba import sandbox_domains
 
 pytestmark = pytest.mark.samba
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -26,7 +27,9 @@ APPROVERS = frozenset(f"U0APPROVER{i}" for i in range(20))
 
 @pytest.fixture(scope="module")
 async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
-    async with sandbox(workdir=Path(tmp_path_factory.mktemp("sandbox")), verified_approvals=False) as running:
+    async with sandbox(
+        sandbox_domains(), workdir=Path(tmp_path_factory.mktemp("sandbox")), verified_approvals=False
+    ) as running:
         yield running
 
 

@@ -11,13 +11,14 @@ import pytest
 from bot.adapters.kerberos_module.emulator import KerberosModuleEmulator
 from bot.domain.ports import SetServerOptions
 from bot.sandbox.sandbox import DEFAULT_DOMAINS, Sandbox, samba, sandbox, seed
+from tests.support.samba import sandbox_domains
 
 pytestmark = pytest.mark.samba
 
 
 @pytest.fixture(scope="module")
 async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
-    async with sandbox(workdir=Path(tmp_path_factory.mktemp("sandbox"))) as running:
+    async with sandbox(sandbox_domains(), workdir=Path(tmp_path_factory.mktemp("sandbox"))) as running:
         yield running
 
 

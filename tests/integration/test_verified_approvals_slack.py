@@ -15,13 +15,14 @@ from bot.domain.approvals import ChangeRequest, RequestState
 from bot.sandbox.sandbox import Sandbox, sandbox
 from handlers.views import APPROVE_ACTION
 from tests.integration.test_rotate_slack import blocks_of, click, request_via_slack, wait_for_state
+from tests.support.samba import sandbox_domains
 
 pytestmark = pytest.mark.samba
 
 
 @pytest.fixture(scope="module")
 async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
-    async with sandbox(workdir=Path(tmp_path_factory.mktemp("sandbox"))) as running:
+    async with sandbox(sandbox_domains(), workdir=Path(tmp_path_factory.mktemp("sandbox"))) as running:
         yield running
 
 

@@ -20,7 +20,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -32,11 +32,10 @@ from bot.adapters.ad_ldap import LdapDirectory
 from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
 from bot.adapters.ldap_connection import LdapEndpoint, LdapSession
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, OnPremState
+from bot.sandbox.sandbox import ADMIN_PASSWORD, DEFAULT_DOMAINS, SambaInstance, SandboxDomain, samba_root
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "samba-dc.sh"
-ADMIN_PASSWORD = "Passw0rd!Passw0rd"
-DEFAULT_ROOT = Path("/tmp/kerberos-bot-samba")
 Entry = dict[str, Any]
 
 
@@ -47,18 +46,8 @@ class SeedState(StrEnum):
 
 
 @dataclass(frozen=True)
-class SambaDC:
+class SambaDC(SambaInstance):
     """One running test DC and everything needed to reach it."""
-
-    realm: str  # CONTOSO.TEST
-    netbios: str  # CONTOSO
-    host: str  # the loopback address it listens on
-    directory: Path  # SAMBA_DIR of scripts/samba-dc.sh
-    admin_password: str = ADMIN_PASSWORD
-
-    @property
-    def name(self) -> str:
-        return self.realm.lower()
 
     @property
     def base_dn(self) -> str:
@@ -73,14 +62,6 @@ class SambaDC:
         return f"Administrator@{self.name}"
 
     @property
-    def ca_file(self) -> Path:
-        return self.directory / "private" / "tls" / "ca.pem"
-
-    @property
-    def smb_conf(self) -> Path:
-        return self.directory / "etc" / "smb.conf"
-
-    @property
     def ldaps_url(self) -> str:
         return f"ldaps://{self.host}:636"
 
@@ -91,16 +72,6 @@ class SambaDC:
     @property
     def dc_dns_name(self) -> str:
         return f"dc1.{self.name}"  # samba-dc.sh provisions with --host-name=dc1
-
-    def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "SAMBA_DIR": str(self.directory),
-            "SAMBA_REALM": self.realm,
-            "SAMBA_DOMAIN": self.netbios,
-            "SAMBA_ADMINPASS": self.admin_password,
-            "SAMBA_IFACE": self.host,
-        }
 
     def endpoint(self, **overrides: Any) -> LdapEndpoint:
         """LDAPS as Administrator, validating the instance's own CA; ``overrides`` replace fields."""
@@ -160,16 +131,17 @@ def _hosts() -> tuple[str, str]:
     return hosts[0], hosts[1]
 
 
-def _root() -> Path:
-    return Path(os.environ.get("KERBEROS_BOT_SAMBA_ROOT", str(DEFAULT_ROOT)))
-
-
 def contoso() -> SambaDC:
-    return SambaDC("CONTOSO.TEST", "CONTOSO", _hosts()[0], _root() / "contoso.test")
+    return SambaDC("CONTOSO.TEST", "CONTOSO", _hosts()[0], samba_root() / "contoso.test")
 
 
 def fabrikam() -> SambaDC:
-    return SambaDC("FABRIKAM.TEST", "FABRIKAM", _hosts()[1], _root() / "fabrikam.test")
+    return SambaDC("FABRIKAM.TEST", "FABRIKAM", _hosts()[1], samba_root() / "fabrikam.test")
+
+
+def sandbox_domains() -> tuple[SandboxDomain, ...]:
+    """The sandbox's two domains on the test DCs' addresses (``KERBEROS_BOT_TEST_DC_HOSTS``)."""
+    return tuple(replace(d, address=host) for d, host in zip(DEFAULT_DOMAINS, _hosts(), strict=True))
 
 
 async def run_script(dc: SambaDC, *args: str) -> str:
@@ -225,7 +197,7 @@ def _dc_from_script_env() -> SambaDC:
         realm=realm,
         netbios=realm.split(".")[0],
         host=os.environ.get("SAMBA_HOST", "127.0.0.1"),
-        directory=Path(os.environ.get("SAMBA_DIR", str(DEFAULT_ROOT / realm.lower()))),
+        directory=Path(os.environ.get("SAMBA_DIR", str(samba_root() / realm.lower()))),
         admin_password=os.environ.get("SAMBA_ADMINPASS", ADMIN_PASSWORD),
     )
 

@@ -41,3 +41,22 @@ def test_serve_with_missing_config_file_names_it(
     monkeypatch.setenv("KERBEROS_BOT_CONFIG", "/nonexistent/kerberos-bot.toml")
     assert main(["serve", "--port", "0"]) == 2
     assert "/nonexistent/kerberos-bot.toml does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        ("127.0.0.5", "give two different addresses"),
+        ("127.0.0.5,127.0.0.5", "give two different addresses"),
+        ("127.0.0.5,dc1", "'dc1' is not an IP address"),
+        ("127.0.0.5,10.0.0.1", "10.0.0.1 is not an IPv4 loopback address"),
+        ("127.0.0.5,::1", "::1 is not an IPv4 loopback address"),
+    ],
+)
+def test_demo_refuses_bad_dc_addresses_before_starting_anything(
+    given: str, reason: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir("/")
+    assert main(["demo", "--no-console", "--dc-addresses", given]) == 2
+    err = capsys.readouterr().err
+    assert "--dc-addresses" in err and reason in err
