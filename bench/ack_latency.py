@@ -64,7 +64,7 @@ async def wait_healthy(url: str, proc: asyncio.subprocess.Process, timeout: floa
 
 
 @asynccontextmanager
-async def bot_process(box: Sandbox, redis_url: str) -> AsyncIterator[str]:
+async def bot_process(box: Sandbox, redis_url: str, command_workers: int) -> AsyncIterator[str]:
     """``kerberos-bot serve`` on the sandbox's configuration, alone in its process (logs as in production,
     JSON at INFO, to /dev/null)."""
     port = free_port()
@@ -78,6 +78,7 @@ async def bot_process(box: Sandbox, redis_url: str) -> AsyncIterator[str]:
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--command-workers", str(command_workers),
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -134,12 +135,13 @@ async def load(endpoint: str, secret: str, requests: int, concurrency: int, repl
     return result
 
 
-async def main(requests: int, concurrency: int, rounds: int, redis_url: str) -> None:
+async def main(requests: int, concurrency: int, rounds: int, redis_url: str, command_workers: int) -> None:
     async with sandbox() as box:
         samples: dict[str, list[float]] = {"bare bolt": [], "kerberos-bot": []}
         codes: dict[str, dict[str, int]] = {"bare bolt": {}, "kerberos-bot": {}}
         replies = 0
-        async with bot_process(box, redis_url) as bot_endpoint, bare_bolt_process(box) as bare_endpoint:
+        bot = bot_process(box, redis_url, command_workers)
+        async with bot as bot_endpoint, bare_bolt_process(box) as bare_endpoint:
             # warm-up: connections, msal token, LDAP binds, in both servers
             for endpoint, secret in ((bot_endpoint, BOT_SECRET), (bare_endpoint, BARE_SECRET)):
                 await load(endpoint, secret, 50, 10, 30.0 if endpoint == bot_endpoint else 0.0)
@@ -157,7 +159,10 @@ async def main(requests: int, concurrency: int, rounds: int, redis_url: str) -> 
                     for code, count in result["statuses"].items():
                         codes[name][code] = codes[name].get(code, 0) + count
 
-        print(f"ack latency, {requests} signed /kerberos status requests each, {concurrency} concurrent clients")
+        print(
+            f"ack latency, {requests} signed /kerberos status requests each, {concurrency} concurrent clients; "
+            f"kerberos-bot serve --command-workers {command_workers}"
+        )
         print(f"{'target':<14}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}  HTTP statuses")
         for name, values in samples.items():
             print(
@@ -194,5 +199,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--redis-url", default="redis://127.0.0.1:6379/13", help="the bot process's Redis (its keys are removed)"
     )
+    parser.add_argument(
+        "--command-workers", type=int, default=1, help="passed to kerberos-bot serve (0: the work runs in its process)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.requests, args.concurrency, args.rounds, args.redis_url))
+    asyncio.run(main(args.requests, args.concurrency, args.rounds, args.redis_url, args.command_workers))

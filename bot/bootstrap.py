@@ -24,13 +24,14 @@ from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
 from bot.adapters.kerberos_module.remoting import ModuleCredentials, RemotingKerberosModule, RemotingTarget, Timeouts
 from bot.adapters.kerberos_module.winrm_kerberos import use_krb5_config
 from bot.adapters.ldap_connection import LdapEndpoint
+from bot.adapters.redis_commands import RedisCommandQueue
 from bot.adapters.redis_store import RedisApprovalStore, RedisDomainLocks, RedisVerifications
 from bot.config import BotConfig, DomainConfig, EntraConfig, RemotingConfig, VerificationConfig
 from bot.domain.approvals import Action, ActionPolicy, GroupDirectory
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import KerberosBotError
 from bot.domain.gpo import KdcProxySetting
-from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule
+from bot.domain.ports import ActiveDirectory, CommandQueue, EntraDirectory, KerberosModule
 from bot.domain.verification import ChatProfiles, EntraGroupMembership, VerificationPolicy
 from bot.services.changes import ChangeService
 from bot.services.container import BotServices
@@ -48,6 +49,7 @@ class Components:
     module: KerberosModule
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
+    command_queue: CommandQueue | None = None  # with Redis: hands commands' follow-up work to the workers
 
     async def readiness(self, timeout: float = 5.0) -> dict[str, str]:
         """Every dependency the bot needs to answer, checked at once: name -> why it failed."""
@@ -301,10 +303,12 @@ def build_components(
     status = StatusService(directories, module, entra, status_settings)
     changes = None
     verification = None
+    command_queue = None
     if redis_url is not None and groups is not None:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
         closers.append(client.aclose)
         checks["redis"] = client.ping
+        command_queue = RedisCommandQueue(client, store_prefix)
         membership = overrides.membership
         if membership is None and config.approvals.verification is not None:
             if graph is None:
@@ -327,4 +331,4 @@ def build_components(
         )
     kdc_proxy = KdcProxySetting(config.entra.tenant_id, config.entra.authority_host)
     services = BotServices(status=status, changes=changes, kdc_proxy=kdc_proxy, verification=verification)
-    return Components(services, directories, entra, module, closers, checks)
+    return Components(services, directories, entra, module, closers, checks, command_queue)

@@ -1,23 +1,31 @@
-"""``kerberos-bot``: serve (HTTP mode), socket (Socket Mode), demo (local sandbox)."""
+"""``kerberos-bot``: serve (HTTP mode), worker (command worker), socket (Socket Mode), check, demo (local sandbox)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import logging
+import os
+import shutil
+import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-
-from slack_bolt.async_app import AsyncApp
+from typing import TYPE_CHECKING
 
 from bot import __version__
 from bot.config import Settings, load_bot_config, load_settings
 from bot.domain.errors import ConfigurationError, KerberosBotError
 from bot.logs import configure as configure_logging
-from bot.web import Readiness
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncApp
+
+    from bot.web import Readiness
 
 log = logging.getLogger("kerberos_bot")
 
@@ -39,6 +47,29 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run HTTP mode: Slack posts to /slack/events")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
+    serve.add_argument(
+        "--command-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes started beside this one that do the commands' follow-up work (reads, replies) "
+        "through Redis, so this process only acknowledges; 0: do the work here (default 1)",
+    )
+    worker = sub.add_parser(
+        "worker",
+        help="do the follow-up work of commands that serve queued in Redis (serve starts its own; "
+        "run more of these, with serve --command-workers 0, to scale them separately)",
+    )
+    worker.add_argument("--name", help="the consumer name in Redis and the logs (default: host-pid)")
+    worker.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
+    worker.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="lower this process's CPU priority by N (serve starts its workers with 19, so acknowledging "
+        "commands always comes before replying to them; default 0)",
+    )
     sub.add_parser("socket", help="run Socket Mode (needs SLACK_APP_TOKEN)")
     sub.add_parser(
         "check",
@@ -101,7 +132,7 @@ def _dc_addresses(given: str | None) -> tuple[str, str] | None:
 
 @asynccontextmanager
 async def _running_bot(
-    settings: Settings, signing_secret: str, bot_token: str
+    settings: Settings, signing_secret: str, bot_token: str, *, queue_commands: bool = False
 ) -> AsyncIterator[tuple[AsyncApp, Readiness]]:
     """The wired Bolt app, with every connection released on the way out."""
     from bot.bootstrap import build_components
@@ -122,7 +153,13 @@ async def _running_bot(
     try:
         if worker is not None:
             worker.start()
-        bolt = build_bolt_app(signing_secret=signing_secret, client=client, services=components.services, poster=poster)
+        bolt = build_bolt_app(
+            signing_secret=signing_secret,
+            client=client,
+            services=components.services,
+            poster=poster,
+            command_queue=components.command_queue if queue_commands else None,
+        )
         yield bolt, components.readiness
     finally:
         if worker is not None:
@@ -131,17 +168,98 @@ async def _running_bot(
         await components.aclose()
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
+def _until_terminated() -> asyncio.Event:
+    """Set on SIGTERM or SIGINT, so ``docker stop`` shuts down as cleanly as Ctrl-C."""
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, done.set)
+    return done
+
+
+def _share_metrics_with_workers() -> Path | None:
+    """Counters of the worker processes must reach this process's /metrics: prometheus_client's
+    multiprocess mode, which reads its directory from the environment when it is first imported."""
+    if "prometheus_client" in sys.modules:  # too late (a test calling main() in process): per-process metrics
+        return None
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="kerberos-bot-metrics-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):  # a previous run's values would be counted again
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)  # the workers inherit it
+    return None if given else directory
+
+
+async def _serve(settings: Settings, host: str, port: int, command_workers: int) -> None:
     from bot.web import EVENTS_PATH, build_web_app, start_site
+    from bot.worker_processes import WorkerProcesses
 
     secrets = _require(settings, "slack_signing_secret", "slack_bot_token")
-    async with _running_bot(settings, secrets["slack_signing_secret"], secrets["slack_bot_token"]) as (bolt, ready):
-        runner, port = await start_site(build_web_app(bolt, ready), host, port)
-        log.info("listening on http://%s:%d%s", host, port, EVENTS_PATH)
+    if command_workers < 0:
+        raise ConfigurationError("--command-workers: give 0 or more")
+    terminated = _until_terminated()
+    async with _running_bot(
+        settings, secrets["slack_signing_secret"], secrets["slack_bot_token"], queue_commands=command_workers > 0
+    ) as (bolt, ready):
+        workers = WorkerProcesses(command_workers)
+
+        async def readiness() -> dict[str, str]:
+            return {**await ready(), **await workers.readiness()}
+
+        await workers.start()
         try:
-            await asyncio.Event().wait()
+            runner, port = await start_site(build_web_app(bolt, readiness), host, port)
+            log.info("listening on http://%s:%d%s, %d command worker(s)", host, port, EVENTS_PATH, command_workers)
+            try:
+                await terminated.wait()
+                log.info("shutting down")
+            finally:
+                await runner.cleanup()
         finally:
-            await runner.cleanup()
+            await workers.stop()
+
+
+async def _work(settings: Settings, name: str | None, exit_with_parent: bool) -> None:
+    from bot.bootstrap import build_components
+    from bot.slack_app import slack_client
+    from bot.worker_processes import worker_name
+    from handlers.command_worker import CommandWorker
+    from handlers.groups import SlackProfiles, SlackUserGroups
+    from handlers.responder import ResponseUrlPoster
+    from handlers.router import KerberosCommand
+
+    secrets = _require(settings, "slack_bot_token")
+    parent = os.getppid()
+    terminated = _until_terminated()
+    client = slack_client(secrets["slack_bot_token"], settings.slack_api_url)
+    components = build_components(
+        load_bot_config(_config_path(settings)),
+        redis_url=settings.redis_url,
+        groups=SlackUserGroups(client),
+        profiles=SlackProfiles(client),
+    )
+    poster = ResponseUrlPoster()
+    try:
+        if components.command_queue is None:
+            raise ConfigurationError("REDIS_URL: a command worker takes its commands from Redis")
+        name = name or worker_name(0)
+        listener = KerberosCommand(components.services, poster)
+        worker = CommandWorker(listener, components.command_queue, client, name)
+        worker.start()
+        log.info("command worker %s taking commands", name)
+        try:
+            while not terminated.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(terminated.wait(), 1.0)
+                if exit_with_parent and os.getppid() != parent:
+                    log.warning("the serving process is gone; stopping")
+                    break
+        finally:
+            await worker.stop()  # finishes the replies already started
+    finally:
+        await poster.close()
+        await components.aclose()
 
 
 async def _socket(settings: Settings) -> None:
@@ -167,6 +285,7 @@ async def _check(settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    metrics_dir = _share_metrics_with_workers() if args.command == "serve" and args.command_workers > 0 else None
     try:
         settings = load_settings()
         if args.command == "demo":  # the demo prints what Slack shows; only problems go to the log
@@ -174,7 +293,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             configure_logging(settings.log_level, json_lines=settings.log_format == "json")
         if args.command == "serve":
-            asyncio.run(_serve(settings, args.host, args.port))
+            asyncio.run(_serve(settings, args.host, args.port, args.command_workers))
+        elif args.command == "worker":
+            if args.nice:
+                os.nice(args.nice)
+            asyncio.run(_work(settings, args.name, args.exit_with_parent))
         elif args.command == "socket":
             asyncio.run(_socket(settings))
         elif args.command == "check":
@@ -199,6 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

@@ -1,8 +1,15 @@
-"""Prometheus metrics, served at /metrics in HTTP mode. One registry per process."""
+"""Prometheus metrics, served at /metrics in HTTP mode.
+
+One registry per process; when ``serve`` runs command workers, ``PROMETHEUS_MULTIPROC_DIR`` is set
+before this module is imported, every process writes its values there, and /metrics adds them up.
+"""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -60,4 +67,8 @@ SOURCE_ERRORS = Counter(
 
 
 def exposition() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        every_process = CollectorRegistry()
+        MultiProcessCollector(every_process)  # type: ignore[no-untyped-call]
+        return bytes(generate_latest(every_process))
     return bytes(generate_latest(REGISTRY))

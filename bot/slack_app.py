@@ -7,6 +7,7 @@ import logging
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.domain.ports import CommandQueue
 from bot.services.container import BotServices
 from handlers import approvals, router
 from handlers.responder import ResponseUrlPoster
@@ -22,9 +23,12 @@ def build_bolt_app(
     client: AsyncWebClient,
     services: BotServices,
     poster: ResponseUrlPoster | None = None,
+    command_queue: CommandQueue | None = None,
     logger: logging.Logger | None = None,
 ) -> AsyncApp:
-    """Everything is passed explicitly: ``AsyncApp()`` would otherwise read SLACK_* itself."""
+    """Everything is passed explicitly: ``AsyncApp()`` would otherwise read SLACK_* itself.
+
+    With a ``command_queue`` the commands' follow-up work is queued for the command workers."""
     app = AsyncApp(
         signing_secret=signing_secret,
         client=client,  # carries the token; Bolt authorizes with it
@@ -32,7 +36,7 @@ def build_bolt_app(
         process_before_response=False,
         logger=logger or logging.getLogger("kerberos_bot.slack"),
     )
-    router.register(app, services, poster or ResponseUrlPoster())
+    router.register(app, services, poster or ResponseUrlPoster(), command_queue)
     if services.changes is not None:
         approvals.register(app, services.changes, services.verification)
     return app

@@ -9,13 +9,15 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import KerberosBotError, UsageError
-from bot.logs import set_user
+from bot.domain.ports import CommandQueue, DeferredCommand
+from bot.logs import REQUEST_ID, set_user
 from bot.metrics import COMMANDS
 from bot.services.container import BotServices
 from handlers.commands import CommandContext, Prepared, Subcommand
@@ -68,16 +70,23 @@ def _internal_error(where: str) -> Reply:
 
 
 class KerberosCommand:
-    """The listener for ``/kerberos``; one instance per app."""
+    """The listener for ``/kerberos``; one instance per app.
+
+    With a ``queue``, the follow-up work of an acknowledged command goes to the command workers
+    (other processes, see ``handlers.command_worker``), so the acknowledging process only parses and
+    acknowledges; without one, or when the queue fails, the work runs here after the acknowledgement.
+    """
 
     def __init__(
         self,
         services: BotServices,
         poster: ResponseUrlPoster,
         subcommands: Sequence[Subcommand] = SUBCOMMANDS,
+        queue: CommandQueue | None = None,
     ) -> None:
         self._services = services
         self._poster = poster
+        self._queue = queue
         self._subcommands = {s.name: s for s in subcommands}
         self._catalog = catalog(subcommands)
 
@@ -117,8 +126,43 @@ class KerberosCommand:
         await ack(**prepared.ack.payload()) if prepared.ack else await ack()
         if prepared.work is None:
             COMMANDS.labels(label, "ok").inc()
-        else:
+        elif not await self._defer(command):
             await self._run(prepared.work, str(command.get("response_url", "")), label)
+
+    async def _defer(self, command: dict[str, Any]) -> bool:
+        if self._queue is None:
+            return False
+        deferred = DeferredCommand(
+            text=str(command.get("text", "")),
+            user_id=str(command.get("user_id", "")),
+            channel_id=str(command.get("channel_id", "")),
+            reply_to=str(command.get("response_url", "")),
+            request_id=REQUEST_ID.get(),
+            queued_at=datetime.now(UTC),
+        )
+        try:
+            await self._queue.put(deferred)
+        except Exception:
+            log.warning("could not queue the command for a worker; doing its work here", exc_info=True)
+            return False
+        return True
+
+    async def work_on(self, deferred: DeferredCommand, client: AsyncWebClient | None) -> None:
+        """Do the follow-up work of a command another process acknowledged (a command worker)."""
+        REQUEST_ID.set(deferred.request_id)
+        set_user(deferred.user_id)
+        label = self._label(deferred.text)
+        body = {"text": deferred.text, "user_id": deferred.user_id, "channel_id": deferred.channel_id}
+        try:
+            prepared = self._prepare(body, client)
+        except Exception as exc:  # it was valid when acknowledged: the configuration changed in between
+            refused = isinstance(exc, KerberosBotError)
+            COMMANDS.labels(label, "refused" if refused else "error").inc()
+            reply = error_reply(str(exc)) if refused else _internal_error("preparing queued /kerberos work")
+            await self._deliver(deferred.reply_to, [reply])
+            return
+        if prepared.work is not None:
+            await self._run(prepared.work, deferred.reply_to, label)
 
     async def _run(self, work: Callable[[], Awaitable[list[Reply]]], response_url: str, label: str) -> None:
         outcome = "ok"
@@ -131,6 +175,9 @@ class KerberosCommand:
             outcome = "error"
             replies = [_internal_error("/kerberos work")]
         COMMANDS.labels(label, outcome).inc()
+        await self._deliver(response_url, replies)
+
+    async def _deliver(self, response_url: str, replies: Sequence[Reply]) -> None:
         for reply in replies:
             try:
                 await self._poster.post(response_url, reply.json_body)
@@ -138,8 +185,10 @@ class KerberosCommand:
                 log.exception("could not deliver a reply through the response URL")
 
 
-def register(app: AsyncApp, services: BotServices, poster: ResponseUrlPoster) -> None:
-    listener = KerberosCommand(services, poster)
+def register(
+    app: AsyncApp, services: BotServices, poster: ResponseUrlPoster, queue: CommandQueue | None = None
+) -> None:
+    listener = KerberosCommand(services, poster, queue=queue)
 
     # Bolt injects arguments by parameter name, so the listener is a plain function.
     async def kerberos(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient) -> None:

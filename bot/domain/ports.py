@@ -75,3 +75,26 @@ class KerberosModule(Protocol):
     async def remove_server(self, domain_dns_name: str) -> None:
         """``Remove-AzureAdKerberosServer``: TDO, krbtgt account, computer and cloud object."""
         ...
+
+
+@dataclass(frozen=True)
+class DeferredCommand:
+    """A command already acknowledged whose follow-up work (reads, rendering, the reply) a worker does."""
+
+    text: str
+    user_id: str
+    channel_id: str
+    reply_to: str  # where the replies go (Slack: the response URL)
+    request_id: str  # the log correlation id of the acknowledging process
+    queued_at: datetime
+
+
+class CommandQueue(Protocol):
+    """Hands acknowledged commands from the process that acknowledges to the processes that work."""
+
+    async def put(self, command: DeferredCommand) -> None: ...
+
+    async def take(self, consumer: str, *, count: int, block_ms: int) -> list[DeferredCommand]:
+        """Up to ``count`` commands, each given to one consumer only (at most once: a command a
+        crashed worker took is not redone, as a crashed in-process reply was never redone)."""
+        ...

@@ -36,8 +36,10 @@ from bot.sandbox.slack_standin import (
 from bot.slack_app import build_bolt_app, slack_client
 from bot.web import EVENTS_PATH, build_web_app, start_site
 from handlers.approvals import ChangeWorker
+from handlers.command_worker import CommandWorker
 from handlers.groups import SlackProfiles, SlackUserGroups
 from handlers.responder import ResponseUrlPoster
+from handlers.router import KerberosCommand
 
 REPO = Path(__file__).resolve().parents[2]
 SAMBA_SCRIPT = REPO / "scripts" / "samba-dc.sh"
@@ -258,8 +260,11 @@ async def sandbox(
     fresh: bool = True,
     redis_url: str = "redis://127.0.0.1:6379/0",
     verified_approvals: bool = True,
+    command_workers: int = 0,
 ) -> AsyncIterator[Sandbox]:
-    """``fresh``: restore each DC from its pristine copy (about 2 s) instead of reusing its state."""
+    """``fresh``: restore each DC from its pristine copy (about 2 s) instead of reusing its state.
+    ``command_workers``: queue the commands' follow-up work in Redis for that many command workers
+    (in this process), as ``kerberos-bot serve`` does with its worker processes; 0: work inline."""
     workdir = workdir or REPO / ".sandbox"
     workdir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
@@ -300,7 +305,20 @@ async def sandbox(
             worker = ChangeWorker(components.services.changes, client)
             worker.start()
             stack.push_async_callback(worker.stop)
-        bolt = build_bolt_app(poster=poster, signing_secret=signing_secret, client=client, services=components.services)
+        queue = components.command_queue if command_workers > 0 else None
+        if queue is not None:
+            for index in range(1, command_workers + 1):
+                listener = KerberosCommand(components.services, poster)
+                command_worker = CommandWorker(listener, queue, client, f"sandbox-{index}", block_ms=200)
+                command_worker.start()
+                stack.push_async_callback(command_worker.stop)
+        bolt = build_bolt_app(
+            poster=poster,
+            signing_secret=signing_secret,
+            client=client,
+            services=components.services,
+            command_queue=queue,
+        )
         runner, port = await start_site(build_web_app(bolt, components.readiness))
         stack.push_async_callback(runner.cleanup)
         session = await stack.enter_async_context(aiohttp.ClientSession())

@@ -96,7 +96,8 @@ async def test_forced_rotation_approved_by_two_in_slack_runs_once(box: Sandbox) 
     assert any("was refused: not in an approver group" in t for t in thread)
     assert sum("approved (1 of 2)" in t for t in thread) == 1
     assert sum("approved (2 of 2): the change starts" in t for t in thread) == 1
-    assert any(f"holds the new key (KeyVersion {after.key.version}): ldaps://127.0.0.1:636" in t for t in thread)
+    contoso_dc = f"ldaps://{box.domains[0].address}:636"
+    assert any(f"holds the new key (KeyVersion {after.key.version}): {contoso_dc}" in t for t in thread)
     last_card = [c.body for c in box.slack.api_calls("chat.update") if c.body.get("ts") == ts][-1]
     assert "Done" in json.dumps(blocks_of(last_card))
     assert not [b for b in blocks_of(last_card) if b["type"] == "actions"]  # the buttons are gone

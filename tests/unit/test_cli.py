@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from bot.cli import main
@@ -60,3 +62,34 @@ def test_demo_refuses_bad_dc_addresses_before_starting_anything(
     assert main(["demo", "--no-console", "--dc-addresses", given]) == 2
     err = capsys.readouterr().err
     assert "--dc-addresses" in err and reason in err
+
+
+def test_importing_the_cli_leaves_prometheus_for_serve_to_set_up() -> None:
+    # serve points prometheus_client at a directory shared with its workers before first importing it
+    import subprocess
+    import sys
+
+    code = "import sys, bot.cli; sys.exit('prometheus_client' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_serve_refuses_a_negative_number_of_command_workers(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir("/")
+    config = tmp_path / "kerberos-bot.toml"
+    config.write_text("")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-x")
+    monkeypatch.setenv("KERBEROS_BOT_CONFIG", str(config))
+    assert main(["serve", "--port", "0", "--command-workers", "-1"]) == 2
+    assert "--command-workers: give 0 or more" in capsys.readouterr().err
+
+
+def test_worker_without_bot_token_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir("/")
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    assert main(["worker"]) == 2
+    assert "SLACK_BOT_TOKEN is not set" in capsys.readouterr().err

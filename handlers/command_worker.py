@@ -1,0 +1,100 @@
+"""Command workers: the follow-up work of acknowledged slash commands, in processes of their own.
+
+The process that answers Slack only parses, acknowledges and queues; a worker takes the queued
+commands, runs each one's work (reads, rendering) and posts the replies to its response URL. So the
+acknowledgement of a command never waits behind the work of earlier ones (Slack allows 3 s), and a
+burst of identical commands still shares one read (``SingleFlight``) inside the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain.ports import CommandQueue, DeferredCommand
+from bot.logs import REQUEST_ID, set_user
+from handlers.router import KerberosCommand
+
+log = logging.getLogger(__name__)
+
+# Slack's response URLs take replies for 30 minutes; a command older than this is dropped, not answered late
+MAX_AGE = timedelta(minutes=25)
+
+
+class CommandWorker:
+    def __init__(
+        self,
+        listener: KerberosCommand,
+        queue: CommandQueue,
+        client: AsyncWebClient | None,
+        name: str,
+        *,
+        concurrency: int = 64,
+        block_ms: int = 1000,
+    ) -> None:
+        self._listener = listener
+        self._queue = queue
+        self._client = client
+        self._name = name
+        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._block_ms = block_ms
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.Task[None] | None = None
+
+    async def run_once(self) -> int:
+        """Take what is queued (waiting up to ``block_ms``) and start its work; returns how many started."""
+        free = max(1, self._concurrency - len(self._tasks))
+        commands = await self._queue.take(self._name, count=free, block_ms=self._block_ms)
+        for command in commands:
+            await self._slots.acquire()
+            task = asyncio.create_task(self._work(command))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+        return len(commands)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def _work(self, command: DeferredCommand) -> None:
+        REQUEST_ID.set(command.request_id)
+        set_user(command.user_id)
+        age = datetime.now(UTC) - command.queued_at
+        if age > MAX_AGE:
+            log.warning("dropped a command queued %.0f s ago: its response URL has expired", age.total_seconds())
+            return
+        try:
+            await self._listener.work_on(command, self._client)
+        except Exception:  # work_on answers the user itself; this is a last guard for the loop
+            log.exception("a queued command failed")
+
+    async def _forever(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("taking commands from the queue failed; trying again in 1 s")
+                await asyncio.sleep(1)
+
+    def start(self) -> None:
+        self._loop = asyncio.create_task(self._forever())
+
+    async def drain(self) -> None:
+        """Wait for the work already started."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+            self._loop = None
+        await self.drain()

@@ -1,0 +1,101 @@
+"""Commands whose follow-up work goes through the Redis queue to command workers (as serve runs them)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.adapters.redis_commands import RedisCommandQueue
+from bot.domain.ports import DeferredCommand
+from bot.sandbox.sandbox import Sandbox, sandbox
+from tests.support.samba import sandbox_domains
+
+pytestmark = pytest.mark.samba
+
+
+@pytest.fixture(scope="module")
+async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
+    workdir = Path(tmp_path_factory.mktemp("sandbox"))
+    async with sandbox(sandbox_domains(), workdir=workdir, verified_approvals=False, command_workers=2) as running:
+        yield running
+
+
+def queue_of(box: Sandbox) -> RedisCommandQueue:
+    queue = box.components.command_queue
+    assert isinstance(queue, RedisCommandQueue)
+    return queue
+
+
+async def queued_so_far(box: Sandbox) -> int:
+    client = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        return int(await client.xlen(queue_of(box).key))
+    finally:
+        await client.aclose()
+
+
+async def test_status_is_acknowledged_here_and_answered_by_a_worker(box: Sandbox) -> None:
+    before = await queued_so_far(box)
+    ack, replies = await box.command("status contoso.test")
+    assert ack.status == 200 and "Checking the Kerberos server of contoso.test" in ack.body
+    assert "Kerberos status: contoso.test" in json.dumps(replies)
+    assert await queued_so_far(box) == before + 1  # the work went through Redis
+    assert await queue_of(box).backlog() == 0
+
+
+async def test_a_burst_is_answered_once_per_command(box: Sandbox) -> None:
+    results = await asyncio.gather(*(box.command("status fabrikam.test") for _ in range(30)))
+    assert all(ack.status == 200 for ack, _ in results)
+    assert all(len(replies) == 1 and "Kerberos status: fabrikam.test" in json.dumps(replies) for _, replies in results)
+
+
+async def test_a_change_request_is_posted_once(box: Sandbox) -> None:
+    cards_before = len(box.slack.api_calls("chat.postMessage"))
+    ack, replies = await box.command("remove-tdo contoso.test -- queued by a worker", user_id="U0ALICE")
+    assert ack.status == 200
+    assert "posted for approval" in json.dumps(replies)
+    await asyncio.sleep(0.5)  # a second execution would have posted by now
+    assert len(box.slack.api_calls("chat.postMessage")) == cards_before + 1
+    changes = box.components.services.changes
+    assert changes is not None
+    [request] = [r for r in await changes.pending_or_recent(20) if r.reason == "queued by a worker"]
+    await changes.cancel(request.id, "U0ALICE")
+
+
+async def test_when_redis_refuses_the_command_the_work_runs_here(
+    box: Sandbox, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def refuse(_: DeferredCommand) -> None:
+        raise ConnectionError("Redis is restarting")
+
+    monkeypatch.setattr(queue_of(box), "put", refuse)
+    with caplog.at_level(logging.WARNING):
+        ack, replies = await box.command("status contoso.test")
+    assert ack.status == 200 and "Kerberos status: contoso.test" in json.dumps(replies)
+    assert any("could not queue the command" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_command_too_old_to_answer_is_dropped(box: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    url = box.slack.new_response_url()
+    old = DeferredCommand("status", "U0ALICE", "C0PLATFORM", url, "oldreq", datetime.now(UTC) - timedelta(minutes=26))
+    with caplog.at_level(logging.WARNING):
+        await queue_of(box).put(old)
+        with pytest.raises(TimeoutError):
+            await box.slack.wait_for_responses(url, 1, timeout=2.0)
+    assert any("response URL has expired" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_command_the_configuration_no_longer_allows_gets_a_clear_reply(box: Sandbox) -> None:
+    # acknowledged by a process whose configuration still had the domain; the worker's has not
+    url = box.slack.new_response_url()
+    gone = DeferredCommand("status retired.test", "U0ALICE", "C0PLATFORM", url, "req-gone", datetime.now(UTC))
+    await queue_of(box).put(gone)
+    [reply] = await box.slack.wait_for_responses(url, 1, timeout=10.0)
+    assert "retired.test" in json.dumps(reply) and "contoso.test" in json.dumps(reply)

@@ -1,0 +1,147 @@
+"""``kerberos-bot serve`` as deployed: one process acknowledges, a worker process it supervises replies.
+
+The serving process and its worker are real processes on the sandbox's configuration (real Samba
+DCs, the Entra and Slack stand-ins), so this covers what only separate processes show: the worker
+restarted when it dies, its counters in the server's /metrics, and a clean stop on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from bot.sandbox.sandbox import Sandbox, sandbox
+from bot.sandbox.slack_standin import send_slash_command, slash_command_form
+from tests.support.samba import sandbox_domains
+
+pytestmark = pytest.mark.samba
+
+REDIS_URL = "redis://127.0.0.1:6379/12"  # the served bot uses the default key prefix: its own database
+SECRET = "serve-workers-test-secret"
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@dataclass
+class Served:
+    box: Sandbox
+    proc: asyncio.subprocess.Process
+    base: str
+
+    async def status(self, text: str = "status contoso.test") -> list[dict[str, object]]:
+        url = self.box.slack.new_response_url()
+        form = slash_command_form(text, response_url=url, user_id="U0ALICE")
+        ack = await send_slash_command(self.box.session, f"{self.base}/slack/events", SECRET, form)
+        assert ack.status == 200 and "Checking" in ack.body
+        return await self.box.slack.wait_for_responses(url, 1, timeout=30.0)
+
+    async def get(self, path: str) -> tuple[int, str]:
+        async with self.box.session.get(f"{self.base}{path}") as response:
+            return response.status, await response.text()
+
+    async def until(self, path: str, status: int, timeout: float = 30.0) -> str:
+        for _ in range(int(timeout / 0.2)):
+            assert self.proc.returncode is None, f"kerberos-bot serve exited with {self.proc.returncode}"
+            with contextlib.suppress(aiohttp.ClientConnectionError):  # still starting
+                got, body = await self.get(path)
+                if got == status:
+                    return body
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{path} never answered {status}")
+
+
+@pytest.fixture(scope="module")
+async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
+    async with sandbox(sandbox_domains(), workdir=Path(tmp_path_factory.mktemp("sandbox"))) as box:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {
+            **os.environ,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_BOT_TOKEN": box.slack.bot_token,
+            "SLACK_API_URL": box.slack.api_url,
+            "REDIS_URL": REDIS_URL,
+            "KERBEROS_BOT_CONFIG": str(box.config_path),
+        }
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--command-workers", "1", env=env,
+        )  # fmt: skip
+        running = Served(box, proc, f"http://127.0.0.1:{port}")
+        try:
+            await running.until("/readyz", 200, timeout=60.0)
+            yield running
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            client = aioredis.Redis.from_url(REDIS_URL)
+            async for key in client.scan_iter(match="kerberos-bot:*"):
+                await client.delete(key)
+            await client.aclose()
+
+
+async def test_the_worker_process_answers_and_its_counts_reach_metrics(served: Served) -> None:
+    [worker] = children(served.proc.pid)
+    replies = await served.status()
+    assert "Kerberos status: contoso.test" in json.dumps(replies)
+    _, metrics = await served.get("/metrics")
+    # counted in the worker process, exposed by the serving one
+    assert 'kerberos_bot_commands_total{outcome="ok",subcommand="status"} 1.0' in metrics
+    assert 'kerberos_bot_ack_seconds_count{kind="command"} 1.0' in metrics
+    assert "kerberos_bot_source_seconds_bucket" in metrics
+    assert children(served.proc.pid) == [worker]
+
+
+async def test_a_dead_worker_is_reported_and_replaced(served: Served) -> None:
+    [worker] = children(served.proc.pid)
+    os.kill(worker, signal.SIGKILL)
+    body = await served.until("/readyz", 503, timeout=10.0)
+    assert "command workers" in body and "0 of 1 running" in body
+    await served.until("/readyz", 200, timeout=30.0)
+    [replacement] = children(served.proc.pid)
+    assert replacement != worker
+    assert "Kerberos status: contoso.test" in json.dumps(await served.status())
+    _, metrics = await served.get("/metrics")
+    # the dead worker's count is kept; its replacement adds to it
+    assert 'kerberos_bot_commands_total{outcome="ok",subcommand="status"} 2.0' in metrics
+
+
+async def test_sigterm_stops_the_server_and_its_worker(served: Served) -> None:
+    [worker] = children(served.proc.pid)
+    served.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(served.proc.wait(), 20.0) == 0
+    assert not running(worker)
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await served.get("/healthz")
