@@ -10,7 +10,7 @@ status per domain in the sandbox's own bot and prints the LDAP operations, Graph
 module-store calls and token requests it made (goals: <= 3 LDAP operations per domain, no token
 request when the msal cache is warm).
 
-usage: python -m bench.ack_latency [--requests 2000] [--concurrency 50] [--rounds 4]
+usage: python -m bench.ack_latency [--requests 2000] [--concurrency 50] [--rounds 4] [--command-workers 1]
 """
 
 from __future__ import annotations
