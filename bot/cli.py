@@ -137,6 +137,7 @@ async def _running_bot(
     """The wired Bolt app, with every connection released on the way out."""
     from bot.bootstrap import build_components
     from bot.slack_app import build_bolt_app, slack_client
+    from bot.worker_processes import worker_name
     from handlers.approvals import ChangeWorker
     from handlers.groups import SlackProfiles, SlackUserGroups
     from handlers.responder import ResponseUrlPoster
@@ -149,7 +150,9 @@ async def _running_bot(
         profiles=SlackProfiles(client),
     )
     poster = ResponseUrlPoster()
-    worker = ChangeWorker(components.services.changes, client) if components.services.changes else None
+    changes = components.services.changes
+    # the journal says which process claimed a change: host and pid tell replicas apart
+    worker = ChangeWorker(changes, client, f"changes-{worker_name(0)}") if changes is not None else None
     try:
         if worker is not None:
             worker.start()
