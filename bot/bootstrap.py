@@ -38,6 +38,9 @@ from bot.services.container import BotServices
 from bot.services.status import StatusService, StatusSettings, utc_now
 from bot.services.verification import ApproverVerification
 
+REDIS_CONNECT_TIMEOUT = 5.0  # seconds
+REDIS_TIMEOUT = 10.0
+
 
 @dataclass
 class Components:
@@ -305,7 +308,11 @@ def build_components(
     verification = None
     command_queue = None
     if redis_url is not None and groups is not None:
-        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        # bounded waits: a Redis host that does not answer must not hold replies or clicks for minutes
+        # (the longest blocking read, a worker's XREADGROUP, waits 1 s)
+        client = aioredis.Redis.from_url(
+            redis_url, decode_responses=True, socket_connect_timeout=REDIS_CONNECT_TIMEOUT, socket_timeout=REDIS_TIMEOUT
+        )
         closers.append(client.aclose)
         checks["redis"] = client.ping
         command_queue = RedisCommandQueue(client, store_prefix)

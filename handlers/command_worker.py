@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 # Slack's response URLs take replies for 30 minutes; a command older than this is dropped, not answered late
 MAX_AGE = timedelta(minutes=25)
+RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0)  # seconds, after consecutive failures to reach the queue
 
 
 class CommandWorker:
@@ -74,14 +75,18 @@ class CommandWorker:
             log.exception("a queued command failed")
 
     async def _forever(self) -> None:
+        failures = 0
         while True:
             try:
                 await self.run_once()
+                failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("taking commands from the queue failed; trying again in 1 s")
-                await asyncio.sleep(1)
+            except Exception as exc:  # Redis down or restarting: wait longer each time, up to 10 s
+                delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
+                failures += 1
+                log.warning("taking commands from the queue failed (%s); trying again in %g s", exc, delay)
+                await asyncio.sleep(delay)
 
     def start(self) -> None:
         self._loop = asyncio.create_task(self._forever())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +18,7 @@ from bot.domain.model import (
     TenantInfo,
     TrustedDomainObject,
 )
-from bot.domain.ports import SetServerOptions
+from bot.domain.ports import DeferredCommand, SetServerOptions
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -191,3 +192,23 @@ class FakeLocks:
 
     async def held(self, domain: str) -> bool:
         return domain in self.tokens
+
+
+class FakeCommandQueue:
+    """The command queue in memory (``CommandQueue``); ``failures`` makes the next takes raise."""
+
+    def __init__(self) -> None:
+        self.queued: list[DeferredCommand] = []
+        self.failures = 0
+
+    async def put(self, command: DeferredCommand) -> None:
+        self.queued.append(command)
+
+    async def take(self, consumer: str, *, count: int, block_ms: int) -> list[DeferredCommand]:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("Connection refused")
+        taken, self.queued = self.queued[:count], self.queued[count:]
+        if not taken:
+            await asyncio.sleep(block_ms / 1000)
+        return taken
