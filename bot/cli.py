@@ -24,7 +24,9 @@ from bot.logs import configure as configure_logging
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.bootstrap import Components
     from bot.web import Readiness
 
 log = logging.getLogger("kerberos_bot")
@@ -130,25 +132,31 @@ def _dc_addresses(given: str | None) -> tuple[str, str] | None:
     return addresses[0], addresses[1]
 
 
-@asynccontextmanager
-async def _running_bot(
-    settings: Settings, signing_secret: str, bot_token: str, *, queue_commands: bool = False
-) -> AsyncIterator[tuple[AsyncApp, Readiness]]:
-    """The wired Bolt app, with every connection released on the way out."""
+def _components(settings: Settings, client: AsyncWebClient) -> Components:
+    """The adapters and services, with Slack's user groups and profiles for the approvals."""
     from bot.bootstrap import build_components
-    from bot.slack_app import build_bolt_app, slack_client
-    from bot.worker_processes import worker_name
-    from handlers.approvals import ChangeWorker
     from handlers.groups import SlackProfiles, SlackUserGroups
-    from handlers.responder import ResponseUrlPoster
 
-    client = slack_client(bot_token, settings.slack_api_url)
-    components = build_components(
+    return build_components(
         load_bot_config(_config_path(settings)),
         redis_url=settings.redis_url,
         groups=SlackUserGroups(client),
         profiles=SlackProfiles(client),
     )
+
+
+@asynccontextmanager
+async def _running_bot(
+    settings: Settings, signing_secret: str, bot_token: str, *, queue_commands: bool = False
+) -> AsyncIterator[tuple[AsyncApp, Readiness]]:
+    """The wired Bolt app, with every connection released on the way out."""
+    from bot.slack_app import build_bolt_app, slack_client
+    from bot.worker_processes import worker_name
+    from handlers.approvals import ChangeWorker
+    from handlers.responder import ResponseUrlPoster
+
+    client = slack_client(bot_token, settings.slack_api_url)
+    components = _components(settings, client)
     poster = ResponseUrlPoster()
     changes = components.services.changes
     # the journal says which process claimed a change: host and pid tell replicas apart
@@ -224,11 +232,9 @@ async def _serve(settings: Settings, host: str, port: int, command_workers: int)
 
 
 async def _work(settings: Settings, name: str | None, exit_with_parent: bool) -> None:
-    from bot.bootstrap import build_components
     from bot.slack_app import slack_client
     from bot.worker_processes import worker_name
     from handlers.command_worker import CommandWorker
-    from handlers.groups import SlackProfiles, SlackUserGroups
     from handlers.responder import ResponseUrlPoster
     from handlers.router import KerberosCommand
 
@@ -236,12 +242,7 @@ async def _work(settings: Settings, name: str | None, exit_with_parent: bool) ->
     parent = os.getppid()
     terminated = _until_terminated()
     client = slack_client(secrets["slack_bot_token"], settings.slack_api_url)
-    components = build_components(
-        load_bot_config(_config_path(settings)),
-        redis_url=settings.redis_url,
-        groups=SlackUserGroups(client),
-        profiles=SlackProfiles(client),
-    )
+    components = _components(settings, client)
     poster = ResponseUrlPoster()
     try:
         if components.command_queue is None:
