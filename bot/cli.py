@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser(
         "worker",
         help="do the follow-up work of commands that serve queued in Redis (serve starts its own; "
-        "run more of these, with serve --command-workers 0, to scale them separately)",
+        "run more of these, on other hosts too, to add workers)",
     )
     worker.add_argument("--name", help="the consumer name in Redis and the logs (default: host-pid)")
     worker.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
