@@ -37,9 +37,6 @@ class WorkerProcesses:
     def running(self) -> int:
         return sum(p.returncode is None for p in self._procs.values())
 
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._procs.values() if p.returncode is None]
-
     async def start(self) -> None:
         self._supervisors = [asyncio.create_task(self._supervise(i)) for i in range(1, self._count + 1)]
 

@@ -41,28 +41,29 @@ class CommandWorker:
         self._queue = queue
         self._client = client
         self._name = name
-        self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
         self._block_ms = block_ms
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
-        """Take what is queued (waiting up to ``block_ms``) and start its work; returns how many started."""
-        free = max(1, self._concurrency - len(self._tasks))
+        """Take what is queued (waiting up to ``block_ms``) and start its work; returns how many started.
+        With every slot busy it first waits for one command to finish."""
+        if self._busy() >= self._concurrency:
+            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        free = self._concurrency - self._busy()
         commands = await self._queue.take(self._name, count=free, block_ms=self._block_ms)
         for command in commands:
-            await self._slots.acquire()
             task = asyncio.create_task(self._work(command))
             self._tasks.add(task)
-            task.add_done_callback(self._done)
+            task.add_done_callback(self._tasks.discard)
         return len(commands)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
+    def _busy(self) -> int:
+        return sum(not task.done() for task in self._tasks)
 
     async def _work(self, command: DeferredCommand) -> None:
+        # the acknowledging request's id and user on every line this command logs, here and in work_on
         REQUEST_ID.set(command.request_id)
         set_user(command.user_id)
         age = datetime.now(UTC) - command.queued_at

@@ -148,9 +148,8 @@ class KerberosCommand:
         return True
 
     async def work_on(self, deferred: DeferredCommand, client: AsyncWebClient | None) -> None:
-        """Do the follow-up work of a command another process acknowledged (a command worker)."""
-        REQUEST_ID.set(deferred.request_id)
-        set_user(deferred.user_id)
+        """Do the follow-up work of a command another process acknowledged (a command worker, which has
+        set the log context of the acknowledging request)."""
         label = self._label(deferred.text)
         body = {"text": deferred.text, "user_id": deferred.user_id, "channel_id": deferred.channel_id}
         try:
