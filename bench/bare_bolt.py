@@ -27,7 +27,7 @@ async def main(secret: str, api_url: str, token: str) -> None:
     async def noop(ack: AsyncAck) -> None:
         await ack()
 
-    runner, port = await start_site(build_web_app(app))
+    runner, port = await start_site(build_web_app(app, signing_secret=secret))
     print(f"http://127.0.0.1:{port}{EVENTS_PATH}", flush=True)
     try:
         await asyncio.Event().wait()

@@ -220,7 +220,8 @@ async def _serve(settings: Settings, host: str, port: int, command_workers: int)
 
         await workers.start()
         try:
-            runner, port = await start_site(build_web_app(bolt, readiness), host, port)
+            web_app = build_web_app(bolt, readiness, signing_secret=secrets["slack_signing_secret"])
+            runner, port = await start_site(web_app, host, port)
             log.info("listening on http://%s:%d%s, %d command worker(s)", host, port, EVENTS_PATH, command_workers)
             try:
                 await terminated.wait()

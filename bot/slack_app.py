@@ -10,6 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.ports import CommandQueue
 from bot.services.container import BotServices
 from handlers import approvals, router
+from handlers.boundary import register_last_resort
 from handlers.responder import ResponseUrlPoster
 
 
@@ -36,6 +37,7 @@ def build_bolt_app(
         process_before_response=False,
         logger=logger or logging.getLogger("kerberos_bot.slack"),
     )
+    register_last_resort(app)
     router.register(app, services, poster or ResponseUrlPoster(), command_queue)
     if services.changes is not None:
         approvals.register(app, services.changes, services.verification)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -12,6 +13,9 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.logs import new_request_id
 from bot.metrics import ACK_SECONDS, exposition
+from handlers.payloads import gate
+
+log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 
@@ -19,10 +23,15 @@ EVENTS_PATH = "/slack/events"
 Readiness = Callable[[], Awaitable[dict[str, str]]]  # name of each failed check -> why
 
 
-def build_web_app(bolt: AsyncApp, readiness: Readiness | None = None) -> web.Application:
+def build_web_app(bolt: AsyncApp, readiness: Readiness | None = None, *, signing_secret: str) -> web.Application:
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
         new_request_id()
+        # the raw bytes are verified, then their shape checked, before Bolt parses anything
+        refusal = gate(signing_secret, await request.read(), request.headers)
+        if refusal is not None:
+            log.warning("refused a request to %s: HTTP %d, %s", EVENTS_PATH, refusal.status, refusal.reason)
+            return web.json_response({"ok": False, "error": refusal.reason}, status=refusal.status)
         bolt_request = await to_bolt_request(request)
         kind = "interaction" if bolt_request.raw_body.startswith("payload=") else "command"
         bolt_response = await bolt.async_dispatch(bolt_request)

@@ -14,15 +14,16 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.approvals import ChangeRequest, DecisionResult, Verdict
-from bot.domain.errors import KerberosBotError
+from bot.domain.errors import KerberosBotError, UsageError
 from bot.logs import set_user
 from bot.metrics import DECISIONS
 from bot.services.changes import ChangeService
 from bot.services.verification import ApproverVerification, PendingVerification
+from handlers.boundary import OnceAck, guard, message_modal
 from handlers.messages import escape
 from handlers.views import APPROVE_ACTION, DENY_ACTION, parse_button_value, request_card, verification_prompt
 
@@ -63,7 +64,9 @@ async def post_in_thread(client: AsyncWebClient, request: ChangeRequest, text: s
         await client.chat_postMessage(channel=request.channel, thread_ts=request.message_ts, text=text)
 
 
-async def _after_decision(client: AsyncWebClient, result: DecisionResult, user: str, channel: str) -> None:
+async def _after_decision(
+    client: AsyncWebClient, result: DecisionResult, user: str, channel: str, *, tell: bool = True
+) -> None:
     set_user(user)
     DECISIONS.labels(result.verdict.value).inc()
     log.info("click on request %s: %s", result.request.id if result.request else "?", result.verdict.value)
@@ -71,7 +74,7 @@ async def _after_decision(client: AsyncWebClient, result: DecisionResult, user: 
     if request is not None and result.verdict not in (Verdict.NOT_ALLOWED, Verdict.DUPLICATE):
         await update_card(client, request)
     refusal = REFUSALS.get(result.verdict)
-    if refusal:
+    if refusal and tell:
         await client.chat_postEphemeral(channel=channel, user=user, text=refusal)
     line = THREAD_LINES.get(result.verdict)
     if request is not None and line:
@@ -164,58 +167,90 @@ async def _after_verification(
         log.exception("recording the verified approval of %s on %s failed", user, request.id)
 
 
+def _clicked(body: dict[str, Any]) -> tuple[str, str, str]:
+    """Who clicked which button where; the gate in front of Bolt checked the payload's shape."""
+    action = body["actions"][0]
+    channel = body.get("channel")
+    if not isinstance(channel, dict) or not channel.get("id"):
+        raise UsageError("This button works only on a request's card in its channel; nothing was changed.")
+    return str(action.get("value", "")), str(body["user"]["id"]), str(channel["id"])
+
+
+def _deny_dialog(value: str, channel: str) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": DENY_DIALOG,
+        "private_metadata": json.dumps({"value": value, "channel": channel}),
+        "title": {"type": "plain_text", "text": "Deny the request"},
+        "submit": {"type": "plain_text", "text": "Deny"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "reason",
+                "label": {"type": "plain_text", "text": "Why? The requester and the channel will see it."},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "reason",
+                    "multiline": True,
+                    "min_length": 3,
+                    "max_length": 500,
+                },
+            }
+        ],
+    }
+
+
+def _deny_metadata(view: dict[str, Any]) -> tuple[str, str, str]:
+    """The button value and channel the dialog was opened for, and the reason typed."""
+    try:
+        metadata = json.loads(view.get("private_metadata") or "")
+        value, channel = str(metadata["value"]), str(metadata["channel"])
+        reason = str(view["state"]["values"]["reason"]["reason"]["value"] or "").strip()
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError("This dialog was not opened by kerberos-bot's Deny button; nothing was changed.") from exc
+    return value, channel, reason
+
+
 def register(app: AsyncApp, changes: ChangeService, verification: ApproverVerification | None = None) -> None:
     background: set[asyncio.Task[None]] = set()  # clicks waiting for their approver's Entra sign-in
 
-    @app.action(APPROVE_ACTION)
-    async def approve(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
+    async def approve(ack: OnceAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        request_id, kind = parse_button_value(str(action["value"]))
-        user, channel = body["user"]["id"], body["channel"]["id"]
+        value, user, channel = _clicked(body)
+        set_user(user)
+        request_id, kind = parse_button_value(value)
         result = await changes.approve(request_id, kind, user)
         if result.verdict == Verdict.VERIFY_FIRST and verification is not None and result.request is not None:
             await _verify_then_approve(client, changes, verification, result.request, user, channel, background)
             return
         await _after_decision(client, result, user, channel)
 
-    @app.action(DENY_ACTION)
-    async def deny(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
+    async def deny(ack: OnceAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        metadata = json.dumps({"value": action["value"], "channel": body["channel"]["id"]})
-        await client.views_open(
-            trigger_id=body["trigger_id"],
-            view={
-                "type": "modal",
-                "callback_id": DENY_DIALOG,
-                "private_metadata": metadata,
-                "title": {"type": "plain_text", "text": "Deny the request"},
-                "submit": {"type": "plain_text", "text": "Deny"},
-                "close": {"type": "plain_text", "text": "Cancel"},
-                "blocks": [
-                    {
-                        "type": "input",
-                        "block_id": "reason",
-                        "label": {"type": "plain_text", "text": "Why? The requester and the channel will see it."},
-                        "element": {
-                            "type": "plain_text_input",
-                            "action_id": "reason",
-                            "multiline": True,
-                            "min_length": 3,
-                            "max_length": 500,
-                        },
-                    }
-                ],
-            },
-        )
+        value, _, channel = _clicked(body)
+        parse_button_value(value)  # a tampered value is refused now, not after the reason is typed
+        trigger = body.get("trigger_id")
+        if not isinstance(trigger, str):
+            raise UsageError("Slack sent this click without a trigger to open the dialog; click Deny again.")
+        await client.views_open(trigger_id=trigger, view=_deny_dialog(value, channel))
 
-    @app.view(DENY_DIALOG)
-    async def deny_reason(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        metadata = json.loads(view["private_metadata"])
-        request_id, kind = parse_button_value(metadata["value"])
-        reason = str(view["state"]["values"]["reason"]["reason"]["value"]).strip()
-        user = body["user"]["id"]
-        await _after_decision(client, await changes.deny(request_id, kind, user, reason), user, metadata["channel"])
+    async def deny_reason(ack: OnceAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        value, channel, reason = _deny_metadata(body["view"])
+        request_id, kind = parse_button_value(value)
+        user = str(body["user"]["id"])
+        set_user(user)
+        result = await changes.deny(request_id, kind, user, reason)
+        refusal = REFUSALS.get(result.verdict)
+        if refusal:  # shown in the dialog itself; nothing was changed
+            await ack(response_action="update", view=message_modal(refusal))
+        else:
+            await ack()
+        await _after_decision(client, result, user, channel, tell=refusal is None)
+
+    app.action(APPROVE_ACTION)(guard("approve click", approve))
+    app.action(DENY_ACTION)(guard("deny click", deny))
+    app.view(DENY_DIALOG)(guard("deny dialog", deny_reason))
 
 
 class ChangeWorker:

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import time
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import KerberosBotError
 
 CACHE_SECONDS = 60.0
+_SCOPE_ERRORS = frozenset({"missing_scope", "not_allowed_token_type", "no_permission", "invalid_auth"})
+
+
+class GroupsUnavailable(KerberosBotError):
+    """Slack's user groups could not be read: nobody's membership can be decided."""
 
 
 class SlackUserGroups:
@@ -29,9 +35,16 @@ class SlackUserGroups:
         try:
             response = await self._client.usergroups_users_list(usergroup=group_id)
         except SlackApiError as exc:
-            raise KerberosBotError(
-                f"Slack did not list the members of user group {group_id} ({exc.response.get('error')}); "
-                "the bot needs the usergroups:read scope."
+            error = str(exc.response.get("error"))
+            hint = "the bot needs the usergroups:read scope" if error in _SCOPE_ERRORS else "try again in a minute"
+            raise GroupsUnavailable(
+                f"Slack did not list the members of user group {group_id} ({error}), so the bot cannot tell "
+                f"who may approve; nothing was changed ({hint})."
+            ) from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise GroupsUnavailable(
+                f"Slack's Web API did not answer when the bot read user group {group_id}, so it cannot tell who "
+                "may approve; nothing was changed. Try again in a minute."
             ) from exc
         users = frozenset(str(u) for u in response.get("users") or [])
         self._cache[group_id] = (time.monotonic(), users)

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import KerberosBotError, UsageError
@@ -20,6 +20,7 @@ from bot.domain.ports import CommandQueue, DeferredCommand
 from bot.logs import REQUEST_ID, set_user
 from bot.metrics import COMMANDS
 from bot.services.container import BotServices
+from handlers.boundary import Ack, OnceAck, guard
 from handlers.commands import CommandContext, Prepared, Subcommand
 from handlers.commands import cancel as cancel_command
 from handlers.commands import gpo as gpo_command
@@ -109,7 +110,7 @@ class KerberosCommand:
         word = (text.strip().split() or ["help"])[0].lower()
         return word if word in self._subcommands else "unknown"
 
-    async def __call__(self, ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient | None = None) -> None:
+    async def __call__(self, ack: Ack, command: dict[str, Any], client: AsyncWebClient | None = None) -> None:
         set_user(str(command.get("user_id", "")))
         label = self._label(str(command.get("text", "")))
         log.info("/kerberos %s", label)
@@ -189,8 +190,7 @@ def register(
 ) -> None:
     listener = KerberosCommand(services, poster, queue=queue)
 
-    # Bolt injects arguments by parameter name, so the listener is a plain function.
-    async def kerberos(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient) -> None:
+    async def kerberos(ack: OnceAck, command: dict[str, Any], client: AsyncWebClient) -> None:
         await listener(ack, command, client)
 
-    app.command(COMMAND)(kerberos)
+    app.command(COMMAND)(guard("/kerberos", kerberos))

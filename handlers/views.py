@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from slack_sdk.models.blocks import (
 
 from bot.domain.approvals import Action, Approval, ChangeRequest, RequestState
 from bot.domain.diagnosis import Health, Severity
+from bot.domain.errors import UsageError
 from bot.domain.verification import DeviceCodePrompt
 from bot.services.status import DomainStatus
 from handlers.messages import Reply, escape
@@ -151,9 +153,26 @@ def button_value(request: ChangeRequest) -> str:
     return f"{request.id}|{request.action.value}"
 
 
-def parse_button_value(value: str) -> tuple[str, Action]:
+class TamperedButton(UsageError):
+    def __init__(self) -> None:
+        super().__init__(
+            "This button was not made by kerberos-bot (its value is not one the bot puts on a card); "
+            "nothing was changed."
+        )
+
+
+_REQUEST_ID = re.compile(r"[0-9a-f]{6,32}")
+_ACTIONS = {a.value: a for a in Action}
+
+
+def parse_button_value(value: object) -> tuple[str, Action]:
+    """``<request id>|<action>`` as :func:`button_value` writes it; anything else is refused."""
+    if not isinstance(value, str) or len(value) > 100:
+        raise TamperedButton()
     request_id, _, action = value.partition("|")
-    return request_id, Action(action)
+    if not _REQUEST_ID.fullmatch(request_id) or action not in _ACTIONS:
+        raise TamperedButton()
+    return request_id, _ACTIONS[action]
 
 
 def approval_line(approval: Approval) -> str:

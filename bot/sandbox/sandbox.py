@@ -319,7 +319,7 @@ async def sandbox(
             services=components.services,
             command_queue=queue,
         )
-        runner, port = await start_site(build_web_app(bolt, components.readiness))
+        runner, port = await start_site(build_web_app(bolt, components.readiness, signing_secret=signing_secret))
         stack.push_async_callback(runner.cleanup)
         session = await stack.enter_async_context(aiohttp.ClientSession())
         yield Sandbox(

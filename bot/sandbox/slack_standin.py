@@ -11,7 +11,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -48,6 +48,7 @@ class SlackStandIn:
         self.calls: list[RecordedCall] = []
         self.user_groups: dict[str, list[str]] = {}  # usergroups.users.list
         self.user_emails: dict[str, str | None] = {}  # users.info: profile.email (None: hidden)
+        self.failing: dict[str, tuple[int, dict[str, Any]]] = {}  # method -> the HTTP status and body it answers
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._ts = itertools.count(1)
@@ -56,6 +57,13 @@ class SlackStandIn:
     @property
     def api_url(self) -> str:
         return f"{self.url}/api/"
+
+    def fail(self, method: str, *, status: int = 200, error: str = "fatal_error") -> None:
+        """Make ``method`` answer with ``status`` and ``{"ok": false, "error": error}`` until ``heal``."""
+        self.failing[method] = (status, {"ok": False, "error": error})
+
+    def heal(self, method: str) -> None:
+        self.failing.pop(method, None)
 
     def new_response_url(self) -> str:
         return f"{self.url}/response/{uuid.uuid4().hex}"
@@ -96,6 +104,9 @@ class SlackStandIn:
             body = dict(parse_qsl(raw))
         body.update(request.query)
         await self._record(RecordedCall("api", method, body, dict(request.headers)))
+        if method in self.failing:
+            status, answer = self.failing[method]
+            return web.json_response(answer, status=status)
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ").strip() or str(body.get("token", ""))
         if method == "apps.connections.open":
@@ -190,6 +201,21 @@ class SlackStandIn:
 
     def api_calls(self, method: str | None = None) -> list[RecordedCall]:
         return [c for c in self.calls if c.kind == "api" and (method is None or c.name == method)]
+
+    async def wait_for_api(
+        self, method: str, count: int = 1, timeout: float = 30.0, *, where: Callable[[RecordedCall], bool] | None = None
+    ) -> list[RecordedCall]:
+        """The calls of ``method`` (those ``where`` accepts) once there are ``count`` of them."""
+
+        def found() -> list[RecordedCall]:
+            return [c for c in self.api_calls(method) if where is None or where(c)]
+
+        async def enough() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: len(found()) >= count)
+
+        await asyncio.wait_for(enough(), timeout)
+        return found()
 
     async def wait_for_responses(
         self, response_url: str, count: int = 1, timeout: float = 30.0

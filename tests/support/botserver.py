@@ -31,7 +31,7 @@ async def running_bot(services: BotServices, slack: SlackStandIn) -> AsyncIterat
         services=services,
         poster=poster,
     )
-    runner, port = await start_site(build_web_app(bolt))
+    runner, port = await start_site(build_web_app(bolt, signing_secret=SIGNING_SECRET))
     url = f"http://127.0.0.1:{port}"
     try:
         yield RunningBot(url, url + EVENTS_PATH, SIGNING_SECRET)

@@ -1,0 +1,130 @@
+"""The error boundary every Slack listener runs inside: acknowledge, and answer every failure.
+
+Two tiers, as in errbot: a ``KerberosBotError`` is shown to the user as its ``user_message``;
+anything else is logged with its traceback and the user gets a short reply with a reference to
+find it in the log. Either way Slack gets its acknowledgement within the 3 seconds (Bolt would
+otherwise answer 500, or nothing at all, and the person who clicked sees nothing happen).
+
+Where the answer goes: a slash command not yet acknowledged gets it in the acknowledgement; a view
+submission gets its modal replaced by the message; a click gets an ephemeral message in its
+channel (or through its response URL where there is no channel).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.response import BoltResponse
+from slack_sdk.models.blocks import PlainTextObject, SectionBlock
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain.errors import KerberosBotError
+from handlers.messages import escape
+
+log = logging.getLogger(__name__)
+
+
+class OnceAck:
+    """``ack`` that acknowledges once: the listener's own call wins, the boundary's is a no-op after it."""
+
+    def __init__(self, ack: AsyncAck) -> None:
+        self._ack = ack
+        self.done = False
+
+    async def __call__(self, **kwargs: Any) -> None:
+        if self.done:
+            return
+        self.done = True
+        await self._ack(**kwargs)
+
+
+Ack = Callable[..., Awaitable[None]]  # Bolt's AsyncAck or the boundary's OnceAck
+GuardedListener = Callable[[OnceAck, dict[str, Any], AsyncWebClient], Awaitable[None]]
+BoltListener = Callable[..., Awaitable[None]]
+
+
+def internal_error_text(where: str) -> str:
+    """Log the exception being handled with a fresh reference; the text names only the reference."""
+    ref = uuid.uuid4().hex[:8]
+    log.exception("unexpected error in %s (ref %s)", where, ref)
+    return f"Something went wrong inside kerberos-bot (reference {ref}); an admin can find it in the log."
+
+
+def message_modal(text: str) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "kerberos-bot"},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": [SectionBlock(text=PlainTextObject(text=text[:2900])).to_dict()],
+    }
+
+
+def _id_of(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if isinstance(value, dict) and isinstance(value.get("id"), str):
+        return str(value["id"])
+    return None
+
+
+async def answer(ack: OnceAck, body: dict[str, Any], client: AsyncWebClient | None, text: str) -> None:
+    """Tell the person behind ``body`` what happened, wherever this kind of request can be answered."""
+    if not ack.done:
+        if body.get("type") == "view_submission":
+            await ack(response_action="update", view=message_modal(text))
+            return
+        if "command" in body:
+            await ack(text=f":warning: {escape(text)}", response_type="ephemeral")
+            return
+        await ack()
+    user = _id_of(body, "user") or (str(body["user_id"]) if isinstance(body.get("user_id"), str) else None)
+    channel = _id_of(body, "channel") or (str(body["channel_id"]) if isinstance(body.get("channel_id"), str) else None)
+    try:
+        if client is not None and user and channel:
+            await client.chat_postEphemeral(channel=channel, user=user, text=f":warning: {escape(text)}")
+        elif isinstance(body.get("response_url"), str):
+            await AsyncRespond(response_url=body["response_url"])(
+                text=f":warning: {escape(text)}", response_type="ephemeral", replace_original=False
+            )
+        else:
+            log.warning("no way to answer %s: %s", body.get("type", "a request"), text)
+    except Exception:
+        log.exception("could not tell the user: %s", text)
+
+
+def guard(where: str, listener: GuardedListener) -> BoltListener:
+    """Wrap ``listener`` (given ``ack``, ``body``, ``client``) in the boundary; returns Bolt's listener."""
+
+    async def guarded(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        once = OnceAck(ack)
+        try:
+            await listener(once, body, client)
+        except KerberosBotError as exc:
+            log.info("%s refused: %s", where, exc.user_message)
+            await answer(once, body, client, exc.user_message)
+        except Exception:
+            await answer(once, body, client, internal_error_text(where))
+        finally:
+            await once()
+
+    # the listener's own name for Bolt's logs and the manifest test; not functools.wraps, whose
+    # __wrapped__ would make Bolt inject arguments by the inner signature
+    guarded.__name__ = guarded.__qualname__ = getattr(listener, "__name__", "listener")
+    return guarded
+
+
+def register_last_resort(app: AsyncApp) -> None:
+    """Errors outside any guarded listener (Bolt's middleware): logged, acknowledged, never a 500."""
+
+    async def on_error(error: Exception, body: dict[str, Any], response: BoltResponse | None) -> None:
+        ref = uuid.uuid4().hex[:8]
+        log.error("unhandled error in Bolt (ref %s)", ref, exc_info=error)
+        if response is not None:
+            response.status = 200
+            response.body = ""
+
+    app.error(on_error)

@@ -1,0 +1,222 @@
+"""Every request to /slack/events is answered: unsigned or malformed bodies get 401 or 400, never 500;
+a tampered or failing click is acknowledged and explained to the person who clicked.
+
+Real signed HTTP requests to the bot's endpoint; Web API calls go to the Slack stand-in; the
+approver groups are read from the stand-in through the real Slack adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+
+from bot.domain.approvals import Action, ActionPolicy, ChangeRequest
+from bot.domain.diagnosis import RotationPolicy
+from bot.sandbox.slack_standin import (
+    SlackStandIn,
+    block_actions_payload,
+    interaction_form,
+    signed_headers,
+    slash_command_form,
+    view_submission_payload,
+)
+from bot.services.changes import ChangeService
+from bot.services.container import BotServices
+from bot.services.status import StatusService
+from bot.slack_app import slack_client
+from handlers.approvals import DENY_DIALOG
+from handlers.groups import SlackUserGroups
+from handlers.views import APPROVE_ACTION, DENY_ACTION, button_value
+from tests.support.botserver import RunningBot, running_bot
+from tests.support.fake_approvals import FakeApprovalStore
+from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeKerberosModule, FakeLocks, on_prem_state
+
+ADMINS = "S0ADMINS"
+
+
+@dataclass
+class Bot:
+    running: RunningBot
+    slack: SlackStandIn
+    session: aiohttp.ClientSession
+    changes: ChangeService
+    store: FakeApprovalStore
+
+    async def post(self, body: str, headers: dict[str, str]) -> tuple[int, str]:
+        async with self.session.post(self.running.endpoint, data=body.encode(), headers=headers) as resp:
+            return resp.status, await resp.text()
+
+    async def signed(self, body: str, content_type: str = "application/x-www-form-urlencoded") -> tuple[int, str]:
+        headers = signed_headers(self.running.signing_secret, body)
+        headers["Content-Type"] = content_type
+        return await self.post(body, headers)
+
+    async def click(self, payload: dict[str, Any]) -> int:
+        return (await self.signed(interaction_form(payload)))[0]
+
+    async def ephemeral_to(self, user: str, count: int = 1) -> list[str]:
+        calls = await self.slack.wait_for_api(
+            "chat.postEphemeral", count, 5, where=lambda c: c.body.get("user") == user
+        )
+        return [str(c.body.get("text", "")) for c in calls]
+
+    async def new_request(self) -> ChangeRequest:
+        request = await self.changes.request_rotation("contoso.test", requester="U0ALICE", reason="q4", force=False)
+        await self.changes.card_posted(request.id, "C0PLATFORM", "1700000000.000100")
+        return request
+
+
+@pytest.fixture
+async def bot() -> AsyncIterator[Bot]:
+    directories = {
+        "contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)))
+    }
+    module = FakeKerberosModule.in_step(directories)
+    store = FakeApprovalStore()
+    async with SlackStandIn() as slack, aiohttp.ClientSession() as session:
+        slack.user_groups[ADMINS] = ["U0BOB", "U0CAROL"]
+        client = slack_client(slack.bot_token, slack.api_url)
+        policy = ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({ADMINS}))
+        changes = ChangeService(
+            store=store,
+            module=module,
+            directories=directories,
+            groups=SlackUserGroups(client),
+            policies={action: policy for action in Action},
+            locks=FakeLocks(),
+            rotation=RotationPolicy(),
+            clock=lambda: NOW,
+        )
+        services = BotServices(
+            status=StatusService(directories, module, FakeEntra(), clock=lambda: NOW), changes=changes
+        )
+        async with running_bot(services, slack) as running:
+            yield Bot(running, slack, session, changes, store)
+
+
+def approve_click(value: str, user: str = "U0BOB") -> dict[str, Any]:
+    return block_actions_payload(
+        user_id=user, action_id=APPROVE_ACTION, value=value, channel_id="C0PLATFORM", message_ts="1700000000.000100"
+    )
+
+
+# -- the gate: signature first, then shape -------------------------------------------------------
+async def test_an_unsigned_unparseable_body_is_401_not_500(bot: Bot) -> None:
+    status, _ = await bot.post("payload={not json", {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 401
+
+
+async def test_a_timestamp_that_is_not_a_number_is_401(bot: Bot) -> None:
+    body = slash_command_form("status", response_url=bot.slack.new_response_url())
+    headers = signed_headers(bot.running.signing_secret, body)
+    headers["X-Slack-Request-Timestamp"] = "abc"
+    assert (await bot.post(body, headers))[0] == 401
+
+
+async def test_a_stale_signed_request_is_401(bot: Bot) -> None:
+    body = slash_command_form("status", response_url=bot.slack.new_response_url())
+    headers = signed_headers(bot.running.signing_secret, body, timestamp=int(time.time()) - 600)
+    assert (await bot.post(body, headers))[0] == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "why"),
+    [
+        ("payload={not json", "application/x-www-form-urlencoded", "not JSON"),
+        (urlencode({"payload": json.dumps("just a string")}), "application/x-www-form-urlencoded", "not a JSON object"),
+        (
+            slash_command_form("status", response_url="http://127.0.0.1:9/r"),
+            "application/json",
+            "labelled JSON",
+        ),
+        (urlencode({"payload": json.dumps({"type": "block_actions", "actions": "x"})}), "", "`user`"),
+        (
+            urlencode(
+                {"payload": json.dumps({"type": "block_actions", "user": {"id": "U0BOB"}, "actions": "approve"})}
+            ),
+            "",
+            "`actions`",
+        ),
+        (urlencode({"text": "status"}), "", "neither"),
+    ],
+)
+async def test_a_signed_malformed_body_is_400_with_the_reason(bot: Bot, body: str, content_type: str, why: str) -> None:
+    status, text = await bot.signed(body, content_type or "application/x-www-form-urlencoded")
+    assert status == 400, text
+    assert why in json.loads(text)["error"]
+
+
+# -- the boundary: acknowledged and explained -----------------------------------------------------
+@pytest.mark.parametrize("value", ["", "abc", "0123456789|", "0123456789|reboot", "x" * 20_000, "0123456789|rotate|x"])
+async def test_a_tampered_button_value_is_acknowledged_and_explained(bot: Bot, value: str) -> None:
+    assert await bot.click(approve_click(value)) == 200
+    [text] = await bot.ephemeral_to("U0BOB")
+    assert "not made by kerberos-bot" in text and "nothing was changed" in text
+
+
+async def test_a_click_outside_a_channel_is_explained(bot: Bot) -> None:
+    request = await bot.new_request()
+    payload = approve_click(button_value(request))
+    del payload["channel"]
+    payload["response_url"] = bot.slack.new_response_url()
+    assert await bot.click(payload) == 200
+    [reply] = await bot.slack.wait_for_responses(payload["response_url"], 1, 5)
+    assert "only on a request's card" in reply["text"]
+    assert (await bot.changes.get(request.id)).approvals == ()  # type: ignore[union-attr]
+
+
+async def test_slacks_user_group_api_failing_on_a_cold_cache_is_explained(bot: Bot) -> None:
+    request = await bot.new_request()
+    bot.slack.fail("usergroups.users.list", status=500, error="internal_error")
+    assert await bot.click(approve_click(button_value(request))) == 200
+    [text] = await bot.ephemeral_to("U0BOB")
+    assert "cannot tell who may approve" in text and "nothing was changed" in text
+    bot.slack.heal("usergroups.users.list")
+    assert await bot.click(approve_click(button_value(request))) == 200
+    texts = await bot.ephemeral_to("U0BOB", 1)
+    assert len(texts) == 1  # approved this time: no refusal
+    assert (await bot.changes.get(request.id)).approvals[0].approver == "U0BOB"  # type: ignore[union-attr]
+
+
+async def test_an_unexpected_error_in_a_click_gets_a_reference(bot: Bot) -> None:
+    request = await bot.new_request()
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret detail: CN=krbtgt_AzureAD,DC=contoso,DC=test")
+
+    bot.store.approve = broken  # type: ignore[method-assign]
+    assert await bot.click(approve_click(button_value(request))) == 200
+    [text] = await bot.ephemeral_to("U0BOB")
+    assert "reference" in text and "krbtgt" not in text
+
+
+async def test_a_deny_dialog_with_forged_metadata_is_answered_in_the_dialog(bot: Bot) -> None:
+    payload = view_submission_payload(
+        user_id="U0BOB",
+        callback_id=DENY_DIALOG,
+        private_metadata="{not json",
+        values={"reason": {"reason": {"type": "plain_text_input", "value": "no"}}},
+    )
+    status, text = await bot.signed(interaction_form(payload))
+    assert status == 200
+    answer = json.loads(text)
+    assert answer["response_action"] == "update"
+    assert "not opened by kerberos-bot" in json.dumps(answer["view"])
+
+
+async def test_a_deny_click_with_a_tampered_value_opens_no_dialog(bot: Bot) -> None:
+    payload = block_actions_payload(
+        user_id="U0BOB", action_id=DENY_ACTION, value="<!channel>", channel_id="C0PLATFORM", message_ts="1.2"
+    )
+    assert await bot.click(payload) == 200
+    [text] = await bot.ephemeral_to("U0BOB")
+    assert "not made by kerberos-bot" in text
+    assert not bot.slack.api_calls("views.open")
