@@ -16,16 +16,18 @@ from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 
+from bot.adapters.redis_client import connect
 from bot.adapters.redis_store import RedisApprovalStore
-from bot.domain.approvals import Action, ChangeRequest, Verdict
+from bot.domain.approvals import Action, ChangeRequest, RequestState, Verdict
 
 
 async def main(trials: int, clicks: int, url: str) -> None:
     prefix = f"kbot-bench-{uuid.uuid4().hex[:8]}"
-    store = RedisApprovalStore.from_url(url, prefix)
+    store = RedisApprovalStore(connect(url), prefix)
     doubles = approved = 0
     click_seconds = 0.0
     click_trips = 0
+    durable_seconds, durable_count, durable_how = 0.0, 0, ""
     try:
         for trial in range(trials):
             now = datetime.now(UTC)
@@ -47,8 +49,16 @@ async def main(trials: int, clicks: int, url: str) -> None:
             click_seconds += time.perf_counter() - started
             click_trips += store.round_trips - before
             approved += sum(r.verdict == Verdict.APPROVED for r in results)
-            claims = await asyncio.gather(*(store.next_approved(f"worker-{w}") for w in range(3)))
+            lease = timedelta(seconds=30)
+            claims = await asyncio.gather(*(store.claim_next(f"worker-{w}", lease, now) for w in range(3)))
             doubles += max(0, sum(c is not None for c in claims) - 1)
+            for claim in claims:
+                if claim is not None:
+                    started = time.perf_counter()
+                    durable_how = await store.make_durable()
+                    durable_seconds += time.perf_counter() - started
+                    durable_count += 1
+                    await store.finish(claim, RequestState.SUCCEEDED, "bench", now)
     finally:
         client = aioredis.Redis.from_url(url)
         async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
@@ -63,6 +73,10 @@ async def main(trials: int, clicks: int, url: str) -> None:
     )
     print(f"clicks per second sustained: {total_clicks / click_seconds:,.0f}")
     print(f"requests approved: {approved} of {trials}; double executions: {doubles} (goal: 0)")
+    print(
+        f"durability step at each claim (never on a click): {durable_seconds / max(1, durable_count) * 1000:.2f} ms "
+        f"({durable_how})"
+    )
 
 
 if __name__ == "__main__":

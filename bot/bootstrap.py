@@ -24,8 +24,9 @@ from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
 from bot.adapters.kerberos_module.remoting import ModuleCredentials, RemotingKerberosModule, RemotingTarget, Timeouts
 from bot.adapters.kerberos_module.winrm_kerberos import use_krb5_config
 from bot.adapters.ldap_connection import LdapEndpoint
+from bot.adapters.redis_client import connect as redis_connect
 from bot.adapters.redis_commands import RedisCommandQueue
-from bot.adapters.redis_store import RedisApprovalStore, RedisDomainLocks, RedisVerifications
+from bot.adapters.redis_store import RedisApprovalStore, RedisVerifications
 from bot.config import BotConfig, DomainConfig, EntraConfig, RemotingConfig, VerificationConfig
 from bot.domain.approvals import Action, ActionPolicy, GroupDirectory
 from bot.domain.diagnosis import RotationPolicy
@@ -33,13 +34,10 @@ from bot.domain.errors import KerberosBotError
 from bot.domain.gpo import KdcProxySetting
 from bot.domain.ports import ActiveDirectory, CommandQueue, EntraDirectory, KerberosModule
 from bot.domain.verification import ChatProfiles, EntraGroupMembership, VerificationPolicy
-from bot.services.changes import ChangeService
+from bot.services.changes import ChangeService, ExecutionLimits
 from bot.services.container import BotServices
 from bot.services.status import StatusService, StatusSettings, utc_now
 from bot.services.verification import ApproverVerification
-
-REDIS_CONNECT_TIMEOUT = 5.0  # seconds
-REDIS_TIMEOUT = 10.0
 
 
 @dataclass
@@ -310,9 +308,7 @@ def build_components(
     if redis_url is not None and groups is not None:
         # bounded waits: a Redis host that does not answer must not hold replies or clicks for minutes
         # (the longest blocking read, a worker's XREADGROUP, waits 1 s)
-        client = aioredis.Redis.from_url(
-            redis_url, decode_responses=True, socket_connect_timeout=REDIS_CONNECT_TIMEOUT, socket_timeout=REDIS_TIMEOUT
-        )
+        client = redis_connect(redis_url)
         closers.append(client.aclose)
         checks["redis"] = client.ping
         command_queue = RedisCommandQueue(client, store_prefix)
@@ -330,11 +326,15 @@ def build_components(
             directories=directories,
             groups=groups,
             policies=action_policies(config),
-            locks=RedisDomainLocks(client, store_prefix),
             rotation=status_settings.policy,
             clock=utc_now,
             forest_roots={d.name: d.forest_root_name for d in config.domains},
             verification=verification,
+            limits=ExecutionLimits(
+                change_timeout=timedelta(minutes=config.changes.change_timeout_minutes),
+                request_retention=timedelta(days=config.changes.request_retention_days),
+                audit_retention=timedelta(days=config.changes.audit_retention_days),
+            ),
         )
     kdc_proxy = KdcProxySetting(config.entra.tenant_id, config.entra.authority_host)
     services = BotServices(status=status, changes=changes, kdc_proxy=kdc_proxy, verification=verification)

@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.domain.approvals import ACTION_KINDS
 from bot.domain.errors import ConfigurationError
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
@@ -156,9 +157,9 @@ class ActionPolicyConfig(_Strict):
 
 # The dangerous actions: two approvers, each with a verified Entra sign-in, unless configured otherwise.
 # Defaults are per key, so a table that sets only one key (say ttl_minutes) keeps the others.
-VERIFIED_BY_DEFAULT = frozenset({"rotate_force", "remove_tdo", "remove_all"})
-TWO_APPROVERS_BY_DEFAULT = VERIFIED_BY_DEFAULT
-ACTION_KEYS = ("rotate", "rotate_force", "remove_tdo", "setup", "remove_all")
+VERIFIED_BY_DEFAULT = frozenset(k.config_key for k in ACTION_KINDS.values() if k.default_verified)
+DEFAULT_APPROVALS = {k.config_key: k.default_approvals for k in ACTION_KINDS.values()}
+ACTION_KEYS = tuple(k.config_key for k in ACTION_KINDS.values())
 
 
 class VerificationConfig(_Strict):
@@ -195,7 +196,7 @@ class ApprovalsConfig(_Strict):
 
     def required(self, action_key: str) -> int:
         setting: int | None = getattr(self, action_key).approvals_required
-        return setting if setting is not None else (2 if action_key in TWO_APPROVERS_BY_DEFAULT else 1)
+        return setting if setting is not None else DEFAULT_APPROVALS[action_key]
 
     def verified(self, action_key: str) -> bool:
         setting: bool | None = getattr(self, action_key).verified_approval
@@ -349,6 +350,20 @@ class KerberosModuleConfig(_Strict):
         return self
 
 
+class ChangesConfig(_Strict):
+    """How long a change may run, and how long finished requests and the audit trail are kept in Redis."""
+
+    change_timeout_minutes: float = Field(
+        default=20.0,
+        gt=0,
+        le=120,
+        description="a change still running after this is stopped and flagged 'needs attention' (its outcome is "
+        "unknown); longer than every module call it makes",
+    )
+    request_retention_days: int = Field(default=400, ge=1, description="finished requests older than this go")
+    audit_retention_days: int = Field(default=400, ge=1, description="audit entries older than this go")
+
+
 class BotConfig(_Strict):
     """The file named by KERBEROS_BOT_CONFIG (TOML)."""
 
@@ -357,6 +372,17 @@ class BotConfig(_Strict):
     policy: PolicyConfig = PolicyConfig()
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     kerberos_module: KerberosModuleConfig
+    changes: ChangesConfig = Field(default_factory=ChangesConfig)
+
+    @model_validator(mode="after")
+    def _change_timeout_covers_the_module(self) -> BotConfig:
+        remoting = self.kerberos_module.remoting
+        if remoting is not None and remoting.change_timeout_seconds >= self.changes.change_timeout_minutes * 60:
+            raise ValueError(
+                "changes.change_timeout_minutes must be longer than kerberos_module.remoting.change_timeout_seconds "
+                "(a change makes the module call and reads before and after it)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique_domains(self) -> BotConfig:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -264,7 +265,9 @@ class ChangeWorker:
         *,
         follow_interval: timedelta = timedelta(minutes=5),
         follow_for: timedelta = timedelta(hours=8),
+        sweep_every: timedelta = timedelta(seconds=5),
     ) -> None:
+        self._sweep_every = sweep_every.total_seconds()
         self._changes = changes
         self._client = client
         self._name = name
@@ -321,20 +324,32 @@ class ChangeWorker:
             await update_card(self._client, request)
             await post_in_thread(self._client, request, f":rotating_light: {request.outcome}")
 
+    async def sweep(self) -> None:
+        """What every worker does every few seconds: expire, flag the requests of dead workers, forget old ones."""
+        await self.expire()
+        await self.recover()
+        await self._changes.sweep()
+
     async def _loop(self) -> None:
-        try:
-            await self.recover()
-        except Exception:
-            log.exception("could not check for interrupted requests")
+        next_sweep = 0.0
+        failures = 0
         while True:
             try:
-                await self.expire()
-                await self.run_once()
+                if time.monotonic() >= next_sweep:
+                    await self.sweep()
+                    next_sweep = time.monotonic() + self._sweep_every
+                await self.run_once(block_ms=int(min(1.0, self._sweep_every) * 1000))
+                failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("the change worker failed; retrying in 5 s")
-                await asyncio.sleep(5)
+            except Exception as exc:
+                failures += 1
+                pause = min(10.0, float(2 ** min(failures, 4)) / 2)  # 1 s, 2 s, 4 s, 8 s, 10 s
+                if isinstance(exc, KerberosBotError):
+                    log.warning("the change worker could not go on (%s); retrying in %g s", exc.user_message, pause)
+                else:
+                    log.exception("the change worker failed; retrying in %g s", pause)
+                await asyncio.sleep(pause)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=f"change-{self._name}")

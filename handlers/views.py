@@ -17,7 +17,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.domain.approvals import Action, Approval, ChangeRequest, RequestState
+from bot.domain.approvals import ACTION_KINDS, Action, Approval, ChangeRequest, RequestState
 from bot.domain.diagnosis import Health, Severity
 from bot.domain.errors import UsageError
 from bot.domain.verification import DeviceCodePrompt
@@ -129,13 +129,7 @@ def help_reply(entries: Sequence[tuple[str, str]]) -> Reply:
 
 APPROVE_ACTION = "kerberos_approve"
 DENY_ACTION = "kerberos_deny"
-ACTION_TITLES = {
-    Action.ROTATE: "Rotate the Kerberos key",
-    Action.ROTATE_FORCE: "Rotate the Kerberos key (forced, within 24 hours)",
-    Action.REMOVE_TDO: "Remove the trusted domain object",
-    Action.SETUP: "Set up the cloud trust",
-    Action.REMOVE_ALL: "Remove all Kerberos settings",
-}
+ACTION_TITLES = {action: kind.title for action, kind in ACTION_KINDS.items()}
 STATE_LINES = {
     RequestState.PENDING: ":hourglass_flowing_sand: Waiting for approval",
     RequestState.APPROVED: ":white_check_mark: Approved; starting",

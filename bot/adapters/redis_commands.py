@@ -18,6 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from bot.adapters.redis_client import store_errors
 from bot.domain.ports import DeferredCommand
 
 GROUP = "command-workers"
@@ -79,12 +80,18 @@ class RedisCommandQueue:
             written.set_result(None)
 
     async def take(self, consumer: str, *, count: int, block_ms: int) -> list[DeferredCommand]:
-        await self._ensure_group()
-        answer = await self._redis.xreadgroup(GROUP, consumer, {self._key: ">"}, count=count, block=block_ms or None)
+        with store_errors("the command was not taken"):
+            await self._ensure_group()
+            answer = await self._redis.xreadgroup(
+                GROUP, consumer, {self._key: ">"}, count=count, block=block_ms or None
+            )
+            for _stream, messages in answer or []:
+                if messages:  # at most once: settled as soon as taken, and deleted (no acknowledged backlog)
+                    ids = [message_id for message_id, _ in messages]
+                    await self._redis.xack(self._key, GROUP, *ids)
+                    await self._redis.xdel(self._key, *ids)
         commands: list[DeferredCommand] = []
         for _stream, messages in answer or []:
-            if messages:
-                await self._redis.xack(self._key, GROUP, *(message_id for message_id, _ in messages))
             for _id, fields in messages:
                 commands.append(
                     DeferredCommand(

@@ -2,15 +2,21 @@
 no interleaving between the check and the change, whatever the number of clicks, approvers, bot
 replicas or Slack retries.
 
-Keys (``P`` is the configured prefix; a single Redis, not a cluster, since the streams are shared):
-    P:req:<id>             hash: the request
+Keys (``P`` is the configured prefix; a single Redis, not a cluster: the scripts read the lock
+holder's request, a key they are not given):
+    P:req:<id>             hash: the request (with its claim: lease_token, lease_until_ms, claimed_by)
     P:req:<id>:approvals   hash: approver -> time, or JSON with the verified Entra identity; its size is
                            the approval count
+    P:req:<id>:journal     list: the execution's steps
     P:verified:<user>      string (JSON, expires with the freshness window): a user's last verified sign-in
     P:pending              sorted set: pending request ids by expiry (ms)
-    P:recent               sorted set: every request id by creation (ms)
-    P:work                 stream: approved requests for the workers (consumer group "workers")
-    P:audit                stream: append-only trail of every event
+    P:recent               sorted set: every request id by creation (ms); the sweep forgets old finished ones
+    P:executing            set: claimed, not finished
+    P:lock:<domain>        string "<request id>:<token>": the claim that holds the domain (a backstop
+                           expiry; the lease in the request decides)
+    P:work                 stream: approved requests for the workers (consumer group "workers"); an entry
+                           is deleted once its request is claimed or gone, so it holds only waiting work
+    P:audit                stream: append-only trail of every event, trimmed to the retention by the sweep
 """
 
 from __future__ import annotations
@@ -23,18 +29,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
+from bot.adapters.redis_client import connect, store_errors
 from bot.domain.approvals import (
     Action,
     Approval,
     AuditEntry,
     ChangeRequest,
+    Claim,
     DecisionResult,
+    FinishResult,
     RequestState,
     Verdict,
 )
-from bot.domain.errors import KerberosBotError
+from bot.domain.errors import StoreUnavailable
 from bot.domain.verification import VerifiedIdentity
 
 WORKERS = "workers"
@@ -83,7 +92,7 @@ else
 end
 local n = redis.call('HLEN', KEYS[2])
 if n >= tonumber(redis.call('HGET', KEYS[1], 'approvals_required')) then
-  redis.call('HSET', KEYS[1], 'state', 'approved')
+  redis.call('HSET', KEYS[1], 'state', 'approved', 'approved_at', ARGV[3], 'approved_at_ms', ARGV[2])
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('XADD', KEYS[4], '*', 'request', ARGV[1])
   return answer('approved')
@@ -135,39 +144,83 @@ return 0
 """
 )
 
-# approved -> executing, once.   ARGV: id, now_ms, now_iso, consumer
+# approved -> executing with the domain's lock, once.
+# KEYS: req, approvals, pending, work, audit, executing, lock
+# ARGV: id, now_ms, now_iso, consumer, token, lease_ms, backstop_ms, prefix
 CLAIM = (
     _AUDIT
     + """
-if redis.call('HGET', KEYS[1], 'state') ~= 'approved' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'executing', 'claimed_by', ARGV[4], 'claimed_at', ARGV[3])
+if redis.call('HGET', KEYS[1], 'state') ~= 'approved' then return {'gone'} end
+local approved_at = tonumber(redis.call('HGET', KEYS[1], 'approved_at_ms') or '0')
+local ttl = tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms'))
+          - tonumber(redis.call('HGET', KEYS[1], 'created_at_ms') or '0')
+if approved_at > 0 and tonumber(ARGV[2]) - approved_at > ttl then
+  local note = 'Approved, but no worker could start it within its time to live; it expired without running. '
+               .. 'Request it again if it is still needed.'
+  redis.call('HSET', KEYS[1], 'state', 'expired', 'outcome', note, 'finished_at', ARGV[3])
+  audit('expired', '', note)
+  return {'stale'}
+end
+local holder = redis.call('GET', KEYS[7])
+if holder then
+  local other = string.match(holder, '^([^:]+):')
+  if other ~= ARGV[1] and redis.call('HGET', ARGV[8] .. ':req:' .. other, 'state') == 'executing' then
+    return {'busy', other}
+  end
+end
+redis.call('SET', KEYS[7], ARGV[1] .. ':' .. ARGV[5], 'PX', ARGV[7])
+local lease_until = tonumber(ARGV[2]) + tonumber(ARGV[6])
+redis.call('HSET', KEYS[1], 'state', 'executing', 'claimed_by', ARGV[4], 'claimed_at', ARGV[3],
+           'lease_token', ARGV[5], 'lease_until_ms', tostring(lease_until))
 redis.call('SADD', KEYS[6], ARGV[1])
 audit('claimed', ARGV[4], '')
-return 1
+return {'claimed', tostring(lease_until)}
 """
 )
 
-# executing -> attention (a dead worker's request).   ARGV: id, now_ms, now_iso, note
+# the lease, extended by its holder only.   ARGV: id, now_ms, now_iso, token, lease_ms, backstop_ms
+RENEW = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'executing' or redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[4] then
+  return 0
+end
+local lease_until = tonumber(ARGV[2]) + tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], 'lease_until_ms', tostring(lease_until))
+if redis.call('GET', KEYS[7]) == ARGV[1] .. ':' .. ARGV[4] then redis.call('PEXPIRE', KEYS[7], ARGV[6]) end
+return lease_until
+"""
+
+# executing -> attention once the lease has lapsed (a dead worker's request).   ARGV: id, now_ms, now_iso, note
 ATTENTION = (
     _AUDIT
     + """
 if redis.call('HGET', KEYS[1], 'state') ~= 'executing' then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'lease_until_ms') or '0') >= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'attention', 'outcome', ARGV[4], 'finished_at', ARGV[3])
 redis.call('SREM', KEYS[6], ARGV[1])
+local holder = redis.call('GET', KEYS[7])
+if holder and string.match(holder, '^([^:]+):') == ARGV[1] then redis.call('DEL', KEYS[7]) end
 audit('attention', '', ARGV[4])
 return 1
 """
 )
 
-# executing -> succeeded | failed.   ARGV: id, now_ms, now_iso, final state, outcome
+# executing -> succeeded | failed | attention, by the claim's holder.   ARGV: id, now_ms, now_iso, token, state, outcome
 FINISH = (
     _AUDIT
     + """
-if redis.call('HGET', KEYS[1], 'state') ~= 'executing' then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[4], 'outcome', ARGV[5], 'finished_at', ARGV[3])
+if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[4] then return 'not_ours' end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'attention' then
+  redis.call('HSET', KEYS[1], 'late_outcome', ARGV[5] .. ': ' .. ARGV[6])
+  audit('finished_late', '', ARGV[5] .. ': ' .. ARGV[6])
+  return 'late'
+end
+if state ~= 'executing' then return 'not_ours' end
+redis.call('HSET', KEYS[1], 'state', ARGV[5], 'outcome', ARGV[6], 'finished_at', ARGV[3])
 redis.call('SREM', KEYS[6], ARGV[1])
-audit(ARGV[4], '', ARGV[5])
-return 1
+if redis.call('GET', KEYS[7]) == ARGV[1] .. ':' .. ARGV[4] then redis.call('DEL', KEYS[7]) end
+audit(ARGV[5], '', ARGV[6])
+return 'finished'
 """
 )
 
@@ -239,20 +292,40 @@ def _request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeRe
         outcome=fields.get("outcome") or None,
         expected_key_version=int(fields["expected_key_version"]) if fields.get("expected_key_version") else None,
         top_level_names=tuple(n for n in fields.get("top_level_names", "").split(",") if n),
+        approved_at=_time(fields.get("approved_at")),
+        claimed_by=fields.get("claimed_by") or None,
     )
 
 
-class StoreUnavailable(KerberosBotError):
-    pass
+def _durability_plan(info: dict[str, Any], appendonly: str | None) -> tuple[str, int]:
+    """What ``make_durable`` can ask of this server: WAITAOF (7.2+, with AOF or replicas), WAIT
+    (replicas), or nothing beyond Redis's own appendfsync."""
+    version = tuple(int(p) for p in str(info.get("redis_version", "0.0.0")).split(".")[:2])
+    replicas = int(info.get("connected_slaves", 0) or 0)
+    if version >= (7, 2) and (appendonly == "yes" or replicas):
+        return "waitaof", replicas
+    if replicas:
+        return "wait", replicas
+    return "none", 0
 
 
 class RedisApprovalStore:
     """Implements ``bot.domain.approvals.ApprovalStore``."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str = "kerberos-bot",
+        *,
+        reclaim_after: timedelta = timedelta(seconds=15),
+        durability_timeout: timedelta = timedelta(seconds=2),
+    ) -> None:
         # redis-py's annotations ignore decode_responses=True; every reply here is str by construction
         self._redis: Any = client
         self._p = prefix
+        self._reclaim_after_ms = int(reclaim_after.total_seconds() * 1000)
+        self._durability_timeout_ms = int(durability_timeout.total_seconds() * 1000)
+        self._durability: tuple[str, int] | None = None
         self._scripts = {
             name: client.register_script(source)
             for name, source in (
@@ -261,6 +334,7 @@ class RedisApprovalStore:
                 ("cancel", CANCEL),
                 ("expire", EXPIRE),
                 ("claim", CLAIM),
+                ("renew", RENEW),
                 ("attention", ATTENTION),
                 ("finish", FINISH),
             )
@@ -270,13 +344,16 @@ class RedisApprovalStore:
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "kerberos-bot") -> RedisApprovalStore:
-        return cls(aioredis.Redis.from_url(url, decode_responses=True), prefix)
+        return cls(connect(url), prefix)
 
     # -- keys -----------------------------------------------------------------------------------
     def _req(self, request_id: str) -> str:
         return f"{self._p}:req:{request_id}"
 
-    def _keys(self, request_id: str) -> list[str]:
+    def _lock(self, domain: str) -> str:
+        return f"{self._p}:lock:{domain}"
+
+    def _keys(self, request_id: str, domain: str = "") -> list[str]:
         return [
             self._req(request_id),
             f"{self._req(request_id)}:approvals",
@@ -284,16 +361,15 @@ class RedisApprovalStore:
             f"{self._p}:work",
             f"{self._p}:audit",
             f"{self._p}:executing",
+            self._lock(domain),
         ]
 
-    async def _run(self, script: str, request_id: str, at: datetime, *extra: str) -> Any:
+    async def _run(self, script: str, request_id: str, at: datetime, *extra: str, domain: str = "") -> Any:
         self.round_trips += 1
-        try:
+        with store_errors():
             return await self._scripts[script](
-                keys=self._keys(request_id), args=[request_id, _ms(at), _iso(at), *extra]
+                keys=self._keys(request_id, domain), args=[request_id, _ms(at), _iso(at), *extra]
             )
-        except RedisError as exc:
-            raise StoreUnavailable("The approval store (Redis) is unavailable; nothing was changed.") from exc
 
     # -- transitions ----------------------------------------------------------------------------
     async def create(self, request: ChangeRequest) -> None:
@@ -305,6 +381,7 @@ class RedisApprovalStore:
             "reason": request.reason,
             "plan": json.dumps(list(request.plan)),
             "created_at": _iso(request.created_at),
+            "created_at_ms": str(_ms(request.created_at)),
             "expires_at": _iso(request.expires_at),
             "expires_at_ms": str(_ms(request.expires_at)),
             "approvals_required": str(request.approvals_required),
@@ -315,7 +392,7 @@ class RedisApprovalStore:
             "top_level_names": ",".join(request.top_level_names),
         }
         self.round_trips += 1
-        try:
+        with store_errors("the request was not recorded"):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self._req(request.id), mapping=fields)
                 pipe.zadd(f"{self._p}:pending", {request.id: _ms(request.expires_at)})
@@ -331,11 +408,10 @@ class RedisApprovalStore:
                     },
                 )
                 await pipe.execute()
-        except RedisError as exc:
-            raise StoreUnavailable("The approval store (Redis) is unavailable; the request was not recorded.") from exc
 
     async def set_message(self, request_id: str, channel: str, message_ts: str) -> None:
-        await self._redis.hset(self._req(request_id), mapping={"channel": channel, "message_ts": message_ts})
+        with store_errors("the card was posted but the bot could not note where"):
+            await self._redis.hset(self._req(request_id), mapping={"channel": channel, "message_ts": message_ts})
 
     @staticmethod
     def _result(answer: list[Any]) -> DecisionResult:
@@ -365,13 +441,15 @@ class RedisApprovalStore:
 
     async def refuse(self, request_id: str, actor: str, why: str, at: datetime) -> None:
         self.round_trips += 1
-        await self._redis.xadd(
-            f"{self._p}:audit",
-            {"request": request_id, "event": "refused", "actor": actor, "at": _iso(at), "detail": why},
-        )
+        with store_errors():
+            await self._redis.xadd(
+                f"{self._p}:audit",
+                {"request": request_id, "event": "refused", "actor": actor, "at": _iso(at), "detail": why},
+            )
 
     async def expire_due(self, at: datetime) -> list[str]:
-        due = await self._redis.zrangebyscore(f"{self._p}:pending", "-inf", _ms(at))
+        with store_errors():
+            due = await self._redis.zrangebyscore(f"{self._p}:pending", "-inf", _ms(at))
         return [rid for rid in due if await self._run("expire", rid, at) == 1]
 
     async def _ensure_group(self) -> None:
@@ -384,47 +462,144 @@ class RedisApprovalStore:
                 raise
         self._group_ready = True
 
-    async def next_approved(self, consumer: str, block_ms: int = 0) -> ChangeRequest | None:
-        await self._ensure_group()
-        answer = await self._redis.xreadgroup(
-            WORKERS, consumer, {f"{self._p}:work": ">"}, count=1, block=block_ms or None
-        )
-        for _stream, messages in answer or []:
-            for message_id, fields in messages:
-                request_id = fields["request"]
-                claimed = await self._run("claim", request_id, datetime.now(UTC), consumer)
-                await self._redis.xack(f"{self._p}:work", WORKERS, message_id)
-                if claimed == 1:
-                    return await self.get(request_id)
+    async def claim_next(self, consumer: str, lease: timedelta, at: datetime, block_ms: int = 0) -> Claim | None:
+        stream = f"{self._p}:work"
+        with store_errors("no change was started"):
+            await self._ensure_group()
+            # entries another worker read but never settled (it died, or their domain was busy), after a
+            # minimum idle time; then a new one, waiting for it only when nothing else was offered
+            _next, reclaimed, *_ = await self._redis.xautoclaim(
+                stream, WORKERS, consumer, self._reclaim_after_ms, start_id="0-0", count=10
+            )
+            for entry_id, fields in reclaimed:
+                if (claimed := await self._try_claim(entry_id, fields, consumer, lease, at)) is not None:
+                    return claimed
+            block = None if reclaimed else (block_ms or None)
+            for _ in range(10):  # past new entries whose domain is busy, a few at a time
+                answer = await self._redis.xreadgroup(WORKERS, consumer, {stream: ">"}, count=1, block=block)
+                messages = [m for _stream, batch in answer or [] for m in batch]
+                if not messages:
+                    return None
+                for entry_id, fields in messages:
+                    if (claimed := await self._try_claim(entry_id, fields, consumer, lease, at)) is not None:
+                        return claimed
+                block = None
         return None
 
-    async def finish(self, request_id: str, succeeded: bool, outcome: str, at: datetime) -> None:
-        state = RequestState.SUCCEEDED if succeeded else RequestState.FAILED
-        await self._run("finish", request_id, at, state.value, outcome)
+    async def _try_claim(
+        self, entry_id: str, fields: dict[str, str] | None, consumer: str, lease: timedelta, at: datetime
+    ) -> Claim | None:
+        request_id = (fields or {}).get("request", "")
+        request = await self.get(request_id) if request_id else None
+        lease_ms = int(lease.total_seconds() * 1000)
+        token = uuid.uuid4().hex
+        answer = ["gone"]
+        if request is not None:
+            backstop = str(lease_ms * 4)  # the lock key's own expiry, should every worker die; the lease decides
+            answer = await self._run(
+                "claim", request_id, at, consumer, token, str(lease_ms), backstop, self._p, domain=request.domain
+            )
+        if answer[0] == "busy":
+            return None  # stays pending: offered again after the minimum idle time
+        await self._redis.xack(f"{self._p}:work", WORKERS, entry_id)
+        await self._redis.xdel(f"{self._p}:work", entry_id)
+        if answer[0] != "claimed":
+            return None
+        claimed = await self.get(request_id)
+        assert claimed is not None
+        return Claim(claimed, token, datetime.fromtimestamp(int(answer[1]) / 1000, UTC))
+
+    async def renew(self, claim: Claim, lease: timedelta, at: datetime) -> Claim | None:
+        lease_ms = int(lease.total_seconds() * 1000)
+        until = await self._run(
+            "renew", claim.request.id, at, claim.token, str(lease_ms), str(lease_ms * 4), domain=claim.request.domain
+        )
+        if not until:
+            return None
+        return replace(claim, lease_until=datetime.fromtimestamp(int(until) / 1000, UTC))
+
+    async def make_durable(self) -> str:
+        with store_errors("no change was started"):
+            if self._durability is None:
+                info = {**await self._redis.info("server"), **await self._redis.info("replication")}
+                try:
+                    appendonly = (await self._redis.config_get("appendonly")).get("appendonly")
+                except ResponseError:  # CONFIG refused by an ACL: assume no AOF
+                    appendonly = None
+                self._durability = _durability_plan(info, appendonly)
+            how, replicas = self._durability
+            if how == "waitaof":
+                local, remote = await self._redis.execute_command(
+                    "WAITAOF", 1 if replicas == 0 else 0, replicas, self._durability_timeout_ms
+                )
+                if int(local) + int(remote) < 1:
+                    raise StoreUnavailable("Redis did not confirm the claim on disk in time; no change was started.")
+                return f"WAITAOF: fsynced locally {local}, on {remote} of {replicas} replicas"
+            if how == "wait":
+                acked = int(await self._redis.execute_command("WAIT", replicas, self._durability_timeout_ms))
+                if acked < 1:
+                    raise StoreUnavailable("No Redis replica confirmed the claim in time; no change was started.")
+                return f"WAIT: on {acked} of {replicas} replicas"
+            return "no replicas and no WAITAOF (Redis < 7.2): as durable as Redis's appendfsync setting"
+
+    async def finish(self, claim: Claim, state: RequestState, outcome: str, at: datetime) -> FinishResult:
+        answer = await self._run(
+            "finish", claim.request.id, at, claim.token, state.value, outcome, domain=claim.request.domain
+        )
+        return FinishResult(answer)
 
     async def record_step(self, request_id: str, step: str, at: datetime) -> None:
         self.round_trips += 1
-        await self._redis.rpush(f"{self._req(request_id)}:journal", f"{_iso(at)} {step}")
+        with store_errors():
+            await self._redis.rpush(f"{self._req(request_id)}:journal", f"{_iso(at)} {step}")
 
     async def executing(self) -> list[ChangeRequest]:
-        ids = await self._redis.smembers(f"{self._p}:executing")
+        with store_errors():
+            ids = await self._redis.smembers(f"{self._p}:executing")
         found = [await self.get(i) for i in sorted(ids)]
         return [r for r in found if r is not None]
 
-    async def flag_attention(self, request_id: str, note: str, at: datetime) -> bool:
-        return bool(await self._run("attention", request_id, at, note) == 1)
+    async def flag_if_abandoned(self, request_id: str, note: str, at: datetime) -> bool:
+        request = await self.get(request_id)
+        if request is None:
+            return False
+        return bool(await self._run("attention", request_id, at, note, domain=request.domain) == 1)
+
+    async def lock_holder(self, domain: str) -> str | None:
+        with store_errors():
+            holder = await self._redis.get(self._lock(domain))
+        return str(holder).split(":", 1)[0] if holder else None
+
+    async def sweep(self, at: datetime, retention: timedelta, audit_retention: timedelta | None = None) -> int:
+        cutoff = _ms(at - retention)
+        forgotten = 0
+        with store_errors():
+            old = await self._redis.zrangebyscore(f"{self._p}:recent", "-inf", cutoff)
+            for request_id in old:
+                state = await self._redis.hget(self._req(request_id), "state")
+                if state is not None and not RequestState(state).is_final:
+                    continue
+                req = self._req(request_id)
+                await self._redis.delete(req, f"{req}:approvals", f"{req}:journal")
+                await self._redis.zrem(f"{self._p}:recent", request_id)
+                forgotten += 1
+            audit_cutoff = _ms(at - (audit_retention or retention))
+            await self._redis.xtrim(f"{self._p}:audit", minid=audit_cutoff, approximate=False)
+        return forgotten
 
     # -- reads ----------------------------------------------------------------------------------
     async def get(self, request_id: str) -> ChangeRequest | None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self._req(request_id))
-            pipe.hgetall(f"{self._req(request_id)}:approvals")
-            pipe.lrange(f"{self._req(request_id)}:journal", 0, -1)
-            fields, approvals, journal = await pipe.execute()
+        with store_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(self._req(request_id))
+                pipe.hgetall(f"{self._req(request_id)}:approvals")
+                pipe.lrange(f"{self._req(request_id)}:journal", 0, -1)
+                fields, approvals, journal = await pipe.execute()
         return replace(_request_from(fields, approvals), journal=tuple(journal)) if fields else None
 
     async def audit(self, request_id: str | None = None, count: int = 100) -> list[AuditEntry]:
-        entries = await self._redis.xrange(f"{self._p}:audit", count=None if request_id else count)
+        with store_errors():
+            entries = await self._redis.xrange(f"{self._p}:audit", count=None if request_id else count)
         out = [
             AuditEntry(
                 entry_id,
@@ -441,38 +616,13 @@ class RedisApprovalStore:
         return out[-count:]
 
     async def recent(self, count: int = 20) -> Sequence[ChangeRequest]:
-        ids = await self._redis.zrevrange(f"{self._p}:recent", 0, count - 1)
+        with store_errors():
+            ids = await self._redis.zrevrange(f"{self._p}:recent", 0, count - 1)
         found = [await self.get(i) for i in ids]
         return [r for r in found if r is not None]
 
     async def close(self) -> None:
         await self._redis.aclose()
-
-
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-class RedisDomainLocks:
-    """``SET NX PX`` per domain; released only by its holder (compare-and-delete in Lua)."""
-
-    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
-        self._redis: Any = client
-        self._p = prefix
-        self._release = client.register_script(RELEASE)
-
-    async def acquire(self, domain: str, ttl: timedelta) -> str | None:
-        token = uuid.uuid4().hex
-        ok = await self._redis.set(f"{self._p}:lock:{domain}", token, nx=True, px=int(ttl.total_seconds() * 1000))
-        return token if ok else None
-
-    async def release(self, domain: str, token: str) -> None:
-        await self._release(keys=[f"{self._p}:lock:{domain}"], args=[token])
-
-    async def held(self, domain: str) -> bool:
-        return bool(await self._redis.exists(f"{self._p}:lock:{domain}"))
 
 
 class RedisVerifications:
@@ -488,11 +638,10 @@ class RedisVerifications:
 
     async def remember(self, chat_user: str, identity: VerifiedIdentity, ttl: timedelta) -> None:
         value = json.loads(_approval_value(identity.signed_in_at, identity))
-        await self._redis.set(self._key(chat_user), json.dumps(value), px=max(1, int(ttl.total_seconds() * 1000)))
+        with store_errors("the sign-in was not recorded"):
+            await self._redis.set(self._key(chat_user), json.dumps(value), px=max(1, int(ttl.total_seconds() * 1000)))
 
     async def recall(self, chat_user: str) -> VerifiedIdentity | None:
-        raw = await self._redis.get(self._key(chat_user))
+        with store_errors():
+            raw = await self._redis.get(self._key(chat_user))
         return _identity_from(json.loads(raw)) if raw else None
-
-    async def forget(self, chat_user: str) -> None:
-        await self._redis.delete(self._key(chat_user))

@@ -1,11 +1,14 @@
 """Change requests and their approval: the states, the rules, and the store's port.
 
-    pending ──approve (enough distinct approvers)──▶ approved ──claim──▶ executing ──▶ succeeded
-       │                                                                     └──────▶ failed
-       ├──deny──▶ denied      ├──expire──▶ expired      └──cancel (requester)──▶ cancelled
+    pending ──approve (enough distinct approvers)──▶ approved ──claim (+ lease, domain lock)──▶ executing
+       │                                                │                                        │
+       ├──deny──▶ denied   ├──expire──▶ expired          └─ waited longer than its TTL ─▶ expired  │
+       └──cancel (requester)──▶ cancelled                                                         │
+    executing ──▶ succeeded | failed | attention (the change timed out: its outcome is unknown)
+        └── lease lapsed (the worker died) ──recovery──▶ attention (never run again)
 
 Every transition is made by the store atomically; the rules the store enforces are stated here so
-the in-memory fake and the Redis adapter implement the same contract.
+the in-memory fake and the Redis adapter implement the same contract (tests/contracts).
 """
 
 from __future__ import annotations
@@ -25,6 +28,30 @@ class Action(enum.Enum):
     REMOVE_TDO = "remove-tdo"
     SETUP = "setup"
     REMOVE_ALL = "remove-all"
+
+
+@dataclass(frozen=True)
+class ActionKind:
+    """What every layer says of an action: its title on the card, its [approvals.<key>] table, and the
+    policy it gets when the configuration says nothing (the dangerous ones: two verified approvers)."""
+
+    action: Action
+    title: str
+    config_key: str
+    default_approvals: int
+    default_verified: bool
+
+
+ACTION_KINDS: dict[Action, ActionKind] = {
+    kind.action: kind
+    for kind in (
+        ActionKind(Action.ROTATE, "Rotate the Kerberos key", "rotate", 1, False),
+        ActionKind(Action.ROTATE_FORCE, "Rotate the Kerberos key (forced, within 24 hours)", "rotate_force", 2, True),
+        ActionKind(Action.REMOVE_TDO, "Remove the trusted domain object", "remove_tdo", 2, True),
+        ActionKind(Action.SETUP, "Set up the cloud trust", "setup", 1, False),
+        ActionKind(Action.REMOVE_ALL, "Remove all Kerberos settings", "remove_all", 2, True),
+    )
+}
 
 
 class RequestState(enum.Enum):
@@ -90,6 +117,8 @@ class ChangeRequest:
     expected_key_version: int | None = None  # KeyVersion when requested; the worker re-checks it
     journal: tuple[str, ...] = ()  # the execution's steps, in order, each "<time> <step>"
     top_level_names: tuple[str, ...] = ()  # setup: -TopLevelNames
+    approved_at: datetime | None = None
+    claimed_by: str | None = None  # the worker that carries it out
 
 
 class Verdict(enum.Enum):
@@ -133,14 +162,22 @@ class GroupDirectory(Protocol):
     async def members(self, group_id: str) -> frozenset[str]: ...
 
 
-class DomainLocks(Protocol):
-    """One dangerous action per domain at a time; a lock expires if its holder dies."""
+@dataclass(frozen=True)
+class Claim:
+    """An approved request a worker now carries out, and the lease that makes it (and its domain) its own.
 
-    async def acquire(self, domain: str, ttl: timedelta) -> str | None: ...
+    The lease is taken in the same atomic step as the claim; it lapses unless renewed, and a lapsed
+    lease is what lets recovery flag the request when its worker died."""
 
-    async def release(self, domain: str, token: str) -> None: ...
+    request: ChangeRequest
+    token: str  # names this claim; only its holder renews it or finishes the request
+    lease_until: datetime
 
-    async def held(self, domain: str) -> bool: ...
+
+class FinishResult(enum.Enum):
+    FINISHED = "finished"
+    LATE = "late"  # the lease had lapsed and recovery flagged the request first: the outcome is kept beside
+    NOT_OURS = "not_ours"  # another claim, or no such request: nothing written
 
 
 class ApprovalStore(Protocol):
@@ -172,11 +209,25 @@ class ApprovalStore(Protocol):
         """Move pending requests whose time is up to expired; returns their ids."""
         ...
 
-    async def next_approved(self, consumer: str, block_ms: int = 0) -> ChangeRequest | None:
-        """Claim the next approved request for execution (approved -> executing), at most once."""
+    async def claim_next(self, consumer: str, lease: timedelta, at: datetime, block_ms: int = 0) -> Claim | None:
+        """Claim the next approved request (approved -> executing) with its domain's lock, at most once.
+
+        A request whose domain another executing request holds stays approved and is offered again
+        later; one that waited for a worker longer than its TTL expires instead of running."""
         ...
 
-    async def finish(self, request_id: str, succeeded: bool, outcome: str, at: datetime) -> None: ...
+    async def renew(self, claim: Claim, lease: timedelta, at: datetime) -> Claim | None:
+        """Extend the lease; ``None`` when it is no longer this claim's (lapsed and flagged, or finished)."""
+        ...
+
+    async def make_durable(self) -> str:
+        """Wait until what was written is as durable as the store can make it; returns how (for the journal).
+        Raises ``StoreUnavailable`` when the store cannot confirm it."""
+        ...
+
+    async def finish(self, claim: Claim, state: RequestState, outcome: str, at: datetime) -> FinishResult:
+        """executing -> succeeded | failed | attention, and the domain's lock released, by the claim's holder."""
+        ...
 
     async def record_step(self, request_id: str, step: str, at: datetime) -> None:
         """Append to the execution journal (written before and after each step that changes anything)."""
@@ -186,8 +237,18 @@ class ApprovalStore(Protocol):
         """Requests a worker claimed and has not finished."""
         ...
 
-    async def flag_attention(self, request_id: str, note: str, at: datetime) -> bool:
-        """executing -> attention, once; False if the request was not executing."""
+    async def flag_if_abandoned(self, request_id: str, note: str, at: datetime) -> bool:
+        """executing -> attention when the claim's lease has lapsed (its worker died), and its lock freed;
+        False if the request is not executing or its lease is alive."""
+        ...
+
+    async def lock_holder(self, domain: str) -> str | None:
+        """The id of the request whose claim holds the domain's lock, if any."""
+        ...
+
+    async def sweep(self, at: datetime, retention: timedelta, audit_retention: timedelta | None = None) -> int:
+        """Forget finished requests older than ``retention`` and audit entries older than
+        ``audit_retention`` (default: the same); returns how many requests."""
         ...
 
     async def audit(self, request_id: str | None = None, count: int = 100) -> list[AuditEntry]: ...

@@ -19,7 +19,8 @@ boundary and re-raise ``from exc`` so the log keeps the cause.
     │   ├── EntraForbidden          403: the app lacks a permission
     │   ├── EntraThrottled          429, with Retry-After
     │   └── EntraUnavailable        5xx, network, TLS
-    └── KerberosModuleError         the Kerberos module port (emulator or the real module)
+    ├── KerberosModuleError         the Kerberos module port (emulator or the real module)
+    └── StoreUnavailable            the approval store (Redis) did not answer, or not as it must
 """
 
 from __future__ import annotations
@@ -101,3 +102,7 @@ class EntraUnavailable(EntraError):
 
 class KerberosModuleError(KerberosBotError):
     """The Kerberos module (AzureADHybridAuthenticationManagement or its emulator) failed."""
+
+
+class StoreUnavailable(KerberosBotError):
+    """The approval store (Redis) could not be reached, or could not confirm a write; nothing was decided."""

@@ -1,28 +1,38 @@
 """Use cases of the dangerous actions: request, decide, execute. The only place approval is enforced,
 so no entry point can skip it.
 
-This slice implements ``rotate`` (with and without ``--force``) end to end; the other actions
-reuse the same request, decision and execution path once their pre-flight and plan are added.
+Every action is one ``ActionSpec`` in ``ACTION_SPECS`` (its kind: title, configuration key, default
+policy; its pre-flight, which refuses up front and writes the plan; its carry-out). Dispatch is a
+lookup that fails loudly for an action without a spec.
+
+Execution holds a lease: the claim takes the request and its domain's lock in one atomic step,
+a heartbeat renews the lease while the change runs, and the change is stopped at
+``ExecutionLimits.change_timeout``. A worker that dies stops renewing; within one lease its
+request is flagged "needs attention" by whichever worker sweeps next, and the domain is free.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from bot.domain.approvals import (
+    ACTION_KINDS,
     Action,
+    ActionKind,
     ActionPolicy,
     ApprovalStore,
     ChangeRequest,
+    Claim,
     DecisionResult,
-    DomainLocks,
+    FinishResult,
     GroupDirectory,
     RequestState,
     Verdict,
@@ -31,6 +41,7 @@ from bot.domain.diagnosis import RotationPolicy, rotation_window
 from bot.domain.errors import ConfigurationError, KerberosBotError, UnknownDomainError, UsageError
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES
 from bot.domain.ports import ActiveDirectory, KerberosModule, SetServerOptions
+from bot.domain.top_level_names import check_top_level_names
 from bot.logs import REQUEST_ID, SLACK_USER
 from bot.metrics import ACTION_SECONDS, REQUESTS_FINISHED
 from bot.services.verification import ApproverVerification
@@ -38,7 +49,25 @@ from bot.services.verification import ApproverVerification
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-LOCK_TTL = timedelta(minutes=15)  # longer than any module call; a dead worker's lock expires
+
+@dataclass(frozen=True)
+class ExecutionLimits:
+    """The lease a running change holds, and how long a change may run.
+
+    A dead worker's request is flagged within ``lease`` plus one sweep (well under a minute); a live
+    worker renews every ``renew_every``; a change still running at ``change_timeout`` is stopped and
+    flagged, its lease then lapses too, so no lock is held longer than ``change_timeout + lease``."""
+
+    lease: timedelta = timedelta(seconds=30)
+    renew_every: timedelta = timedelta(seconds=10)
+    change_timeout: timedelta = timedelta(minutes=20)
+    inventory_timeout: timedelta = timedelta(seconds=60)  # re-reading AD and Entra after a failure
+    request_retention: timedelta = timedelta(days=400)  # finished requests are forgotten after this
+    audit_retention: timedelta = timedelta(days=400)
+
+    def __post_init__(self) -> None:
+        if not self.renew_every * 2 < self.lease:
+            raise ValueError("renew the lease at least twice within it")
 
 
 class PreflightError(UsageError):
@@ -65,6 +94,27 @@ class KeyPropagation:
     waited: timedelta
 
 
+@dataclass(frozen=True)
+class Ask:
+    """What a requester asked for, before the pre-flight."""
+
+    domain: str
+    requester: str
+    reason: str
+    channel: str | None = None
+    top_level_names: tuple[str, ...] = DEFAULT_TOP_LEVEL_NAMES  # setup only
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a pre-flight that let the request through decided: the plan approvers see, and what the
+    carry-out re-checks."""
+
+    plan: tuple[str, ...]
+    expected_key_version: int | None = None
+    top_level_names: tuple[str, ...] = ()
+
+
 class ChangeService:
     def __init__(
         self,
@@ -74,21 +124,22 @@ class ChangeService:
         directories: Mapping[str, ActiveDirectory],
         groups: GroupDirectory,
         policies: Mapping[Action, ActionPolicy],
-        locks: DomainLocks,
         rotation: RotationPolicy,
         clock: Callable[[], datetime],
         forest_roots: Mapping[str, str] | None = None,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:10],
         verification: ApproverVerification | None = None,
+        limits: ExecutionLimits | None = None,
     ) -> None:
         self._verification = verification
+        self._limits = limits or ExecutionLimits()
+        self._module_called: set[str] = set()  # requests whose module call started in this process
         self._forest_roots = dict(forest_roots or {})  # domain -> its forest root (absent: itself)
         self._store = store
         self._module = module
         self._directories = dict(directories)
         self._groups = groups
         self._policies = dict(policies)
-        self._locks = locks
         self._rotation = rotation
         self._clock = clock
         self._new_id = new_id
@@ -106,11 +157,62 @@ class ChangeService:
         return self._directories[wanted]
 
     # -- request ----------------------------------------------------------------------------------
+    async def request(self, action: Action, ask: Ask) -> ChangeRequest:
+        """Check who asks and why, run the action's pre-flight (refusing what cannot succeed), record it."""
+        spec = ACTION_SPECS[action]
+        directory = self._directory(ask.domain)
+        policy = self._policies[action]
+        if policy.requester_groups and not await self._is_member(ask.requester, policy.requester_groups):
+            raise NotAllowed(f"You are not in a group allowed to request `{action.value}`.")
+        if not ask.reason.strip():
+            raise UsageError(f"Say why, after `--`: `/kerberos {action.value} {ask.domain} -- <reason>`.")
+        draft = await spec.preflight(self, directory, ask)
+        now = self._clock()
+        request = ChangeRequest(
+            id=self._new_id(),
+            action=action,
+            domain=directory.domain_dns_name,
+            requester=ask.requester,
+            reason=ask.reason.strip(),
+            plan=draft.plan,
+            created_at=now,
+            expires_at=now + policy.ttl,
+            approvals_required=policy.approvals_required,
+            channel=ask.channel,
+            expected_key_version=draft.expected_key_version,
+            top_level_names=draft.top_level_names,
+        )
+        await self._store.create(request)
+        return request
+
     async def request_rotation(
         self, domain: str, *, requester: str, reason: str, force: bool, channel: str | None = None
     ) -> ChangeRequest:
         action = Action.ROTATE_FORCE if force else Action.ROTATE
-        directory = await self._may_request(action, requester, reason, domain)
+        return await self.request(action, Ask(domain, requester, reason, channel))
+
+    async def request_tdo_removal(
+        self, domain: str, *, requester: str, reason: str, channel: str | None = None
+    ) -> ChangeRequest:
+        return await self.request(Action.REMOVE_TDO, Ask(domain, requester, reason, channel))
+
+    async def request_setup(
+        self,
+        domain: str,
+        *,
+        requester: str,
+        reason: str,
+        top_level_names: tuple[str, ...] = DEFAULT_TOP_LEVEL_NAMES,
+        channel: str | None = None,
+    ) -> ChangeRequest:
+        return await self.request(Action.SETUP, Ask(domain, requester, reason, channel, tuple(top_level_names)))
+
+    async def request_removal(
+        self, domain: str, *, requester: str, reason: str, channel: str | None = None
+    ) -> ChangeRequest:
+        return await self.request(Action.REMOVE_ALL, Ask(domain, requester, reason, channel))
+
+    async def _plan_rotation(self, directory: ActiveDirectory, ask: Ask, *, force: bool) -> Draft:
         name = directory.domain_dns_name
         server = (await directory.read_kerberos_objects()).server
         if server is None or server.key is None or server.krbtgt_dn is None:
@@ -128,83 +230,38 @@ class ChangeService:
             "Entra: the KerberosDomain object gets the same key (CloudKeyVersion = KeyVersion)",
             "The new key takes hours to reach every KDC; the old key stays valid as the secondary key",
         )
-        return await self._submit(
-            action, name, requester, reason, plan, channel, expected_key_version=server.key.version
-        )
+        return Draft(plan, expected_key_version=server.key.version)
 
-    async def _submit(
-        self,
-        action: Action,
-        domain: str,
-        requester: str,
-        reason: str,
-        plan: tuple[str, ...],
-        channel: str | None,
-        expected_key_version: int | None = None,
-        top_level_names: tuple[str, ...] = (),
-    ) -> ChangeRequest:
-        policy = self._policies[action]
-        now = self._clock()
-        request = ChangeRequest(
-            id=self._new_id(),
-            action=action,
-            domain=domain,
-            requester=requester,
-            reason=reason.strip(),
-            plan=plan,
-            created_at=now,
-            expires_at=now + policy.ttl,
-            approvals_required=policy.approvals_required,
-            channel=channel,
-            expected_key_version=expected_key_version,
-            top_level_names=top_level_names,
-        )
-        await self._store.create(request)
-        return request
+    async def _plan_normal_rotation(self, directory: ActiveDirectory, ask: Ask) -> Draft:
+        return await self._plan_rotation(directory, ask, force=False)
 
-    async def _may_request(self, action: Action, requester: str, reason: str, domain: str) -> ActiveDirectory:
-        directory = self._directory(domain)
-        policy = self._policies[action]
-        if policy.requester_groups and not await self._is_member(requester, policy.requester_groups):
-            raise NotAllowed(f"You are not in a group allowed to request `{action.value}`.")
-        if not reason.strip():
-            raise UsageError(f"Say why, after `--`: `/kerberos {action.value} {domain} -- <reason>`.")
-        return directory
+    async def _plan_forced_rotation(self, directory: ActiveDirectory, ask: Ask) -> Draft:
+        return await self._plan_rotation(directory, ask, force=True)
 
-    async def request_tdo_removal(
-        self, domain: str, *, requester: str, reason: str, channel: str | None = None
-    ) -> ChangeRequest:
-        directory = await self._may_request(Action.REMOVE_TDO, requester, reason, domain)
+    async def _plan_tdo_removal(self, directory: ActiveDirectory, ask: Ask) -> Draft:
         name = directory.domain_dns_name
         state = await directory.read_kerberos_objects()
         if state.trusted_domain is None:
             raise PreflightError(f"There is no trusted domain object in {name}: nothing to remove.")
-        plan = (
-            f"Remove-AzureADKerberosServerTrustedDomainObject -Domain {name}",
-            f"AD: delete {state.trusted_domain.dn} and its trust account KERBEROS$",
-            "Entra: the cloud trust is cleared (CloudTrustDisplay becomes empty)",
-            "Kept: the krbtgt_AzureAD account and the AzureADKerberos computer, so FIDO sign-in keeps working; "
-            "the incoming trust-based flow (Azure SQL Managed Instance) stops",
+        return Draft(
+            (
+                f"Remove-AzureADKerberosServerTrustedDomainObject -Domain {name}",
+                f"AD: delete {state.trusted_domain.dn} and its trust account KERBEROS$",
+                "Entra: the cloud trust is cleared (CloudTrustDisplay becomes empty)",
+                "Kept: the krbtgt_AzureAD account and the AzureADKerberos computer, so FIDO sign-in keeps working; "
+                "the incoming trust-based flow (Azure SQL Managed Instance) stops",
+            )
         )
-        return await self._submit(Action.REMOVE_TDO, name, requester, reason, plan, channel)
 
     def _forest_root(self, domain: str) -> str:
         return self._forest_roots.get(domain, domain)
 
-    async def request_setup(
-        self,
-        domain: str,
-        *,
-        requester: str,
-        reason: str,
-        top_level_names: tuple[str, ...] = DEFAULT_TOP_LEVEL_NAMES,
-        channel: str | None = None,
-    ) -> ChangeRequest:
-        directory = await self._may_request(Action.SETUP, requester, reason, domain)
+    async def _plan_setup(self, directory: ActiveDirectory, ask: Ask) -> Draft:
         name = directory.domain_dns_name
         root = self._forest_root(name)
-        state = await directory.read_kerberos_objects()
         is_root = root == name
+        top_level_names = check_top_level_names(ask.top_level_names) if is_root else ()
+        state = await directory.read_kerberos_objects()
         if is_root and state.server is not None and state.trusted_domain is not None:
             raise PreflightError(f"{name} already has the Kerberos server and the cloud trust: nothing to set up.")
         if not is_root:
@@ -218,7 +275,7 @@ class ChangeService:
                     "otherwise with LsaCreateTrustedDomainEx 0x549.)"
                 )
         switches = " -SetupCloudTrust" if is_root else ""
-        if is_root and tuple(top_level_names) != DEFAULT_TOP_LEVEL_NAMES:
+        if is_root and top_level_names != DEFAULT_TOP_LEVEL_NAMES:
             switches += f' -TopLevelNames "{",".join(top_level_names)}"'
         plan = [f"Set-AzureADKerberosServer -Domain {name}{switches}"]
         if state.server is None:
@@ -231,32 +288,22 @@ class ChangeService:
             )
         else:
             plan.append(f"No cloud trust here: it lives in the forest root {root}")
-        return await self._submit(
-            Action.SETUP,
-            name,
-            requester,
-            reason,
-            tuple(plan),
-            channel,
-            top_level_names=tuple(top_level_names) if is_root else (),
-        )
+        return Draft(tuple(plan), top_level_names=top_level_names)
 
-    async def request_removal(
-        self, domain: str, *, requester: str, reason: str, channel: str | None = None
-    ) -> ChangeRequest:
-        directory = await self._may_request(Action.REMOVE_ALL, requester, reason, domain)
+    async def _plan_removal(self, directory: ActiveDirectory, ask: Ask) -> Draft:
         name = directory.domain_dns_name
         state = await directory.read_kerberos_objects()
         if state.server is None and state.trusted_domain is None:
             raise PreflightError(f"There is no Entra Kerberos server in {name}: nothing to remove.")
-        plan = (
-            f"Remove-AzureAdKerberosServer -Domain {name}",
-            "AD: delete the trusted domain object (if any), the krbtgt_AzureAD account, the AzureADKerberos "
-            "computer and the service connection point",
-            "Entra: delete the Kerberos server object",
-            "Afterwards neither FIDO sign-in nor the incoming trust-based flow works in this domain",
+        return Draft(
+            (
+                f"Remove-AzureAdKerberosServer -Domain {name}",
+                "AD: delete the trusted domain object (if any), the krbtgt_AzureAD account, the AzureADKerberos "
+                "computer and the service connection point",
+                "Entra: delete the Kerberos server object",
+                "Afterwards neither FIDO sign-in nor the incoming trust-based flow works in this domain",
+            )
         )
-        return await self._submit(Action.REMOVE_ALL, name, requester, reason, plan, channel)
 
     # -- decide -----------------------------------------------------------------------------------
     async def approve(self, request_id: str, action: Action, approver: str) -> DecisionResult:
@@ -305,9 +352,6 @@ class ChangeService:
         """Audit an approval whose Entra sign-in did not verify the approver; nothing else changes."""
         await self._store.refuse(request_id, approver, f"verification failed: {why}", self._clock())
 
-    def needs_verification(self, action: Action) -> bool:
-        return self._policies[action].verified_approval
-
     async def deny(self, request_id: str, action: Action, approver: str, reason: str) -> DecisionResult:
         if not await self._is_member(approver, self._policies[action].approver_groups):
             await self._store.refuse(request_id, approver, "not in an approver group", self._clock())
@@ -334,47 +378,122 @@ class ChangeService:
     # -- execute ----------------------------------------------------------------------------------
     async def execute_next(self, consumer: str, block_ms: int = 0) -> Execution | None:
         """Claim one approved request and carry it out; at most once, whatever happens."""
-        request = await self._store.next_approved(consumer, block_ms)
-        if request is None:
+        claim = await self._store.claim_next(consumer, self._limits.lease, self._clock(), block_ms)
+        if claim is None:
             return None
+        request = claim.request
         REQUEST_ID.set(f"change-{request.id}")  # the worker's log lines carry the change request
         SLACK_USER.set(request.requester)
-        await self._step(request, f"claimed by {consumer}")
-        token = await self._locks.acquire(request.domain, LOCK_TTL)
-        if token is None:
-            outcome = f"Another change to {request.domain} is running; this one was not started. Request it again."
-            await self._store.finish(request.id, False, outcome, self._clock())
-            return Execution(request, False, outcome)
+        heartbeat = asyncio.create_task(self._keep_lease(claim), name=f"lease-{request.id}")
         started = time.perf_counter()
         try:
-            succeeded, outcome = await self._carry_out(request)
+            state, outcome = await self._execute(claim)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            self._module_called.discard(request.id)
+        word = state.value
+        ACTION_SECONDS.labels(request.action.value, word).observe(time.perf_counter() - started)
+        REQUESTS_FINISHED.labels(request.action.value, word).inc()
+        log.info("request %s (%s %s) %s", request.id, request.action.value, request.domain, word)
+        await self._step(request, f"finished: {word}")
+        finished = await self._store.finish(claim, state, outcome, self._clock())
+        if finished == FinishResult.LATE:
+            log.error("request %s finished (%s) after its lease lapsed and it was flagged", request.id, word)
+        done = await self._store.get(request.id)
+        new_version = None
+        if state == RequestState.SUCCEEDED and request.action in (Action.ROTATE, Action.ROTATE_FORCE):
+            server = (await self._directory(request.domain).read_kerberos_objects()).server
+            new_version = server.key.version if server and server.key else None
+        return Execution(done or request, state == RequestState.SUCCEEDED, outcome, new_version)
+
+    async def _execute(self, claim: Claim) -> tuple[RequestState, str]:
+        request = claim.request
+        try:
+            await self._step(request, f"claimed by {request.claimed_by or '?'}")
+            await self._step(request, f"claim durable: {await self._store.make_durable()}")
         except KerberosBotError as exc:
-            succeeded, outcome = False, f"Failed: {exc}"
+            return RequestState.FAILED, f"Not started: {exc.user_message}"
+        timeout = self._limits.change_timeout
+        try:
+            succeeded, outcome = await asyncio.wait_for(self._carry_out(request), timeout.total_seconds())
+            state = RequestState.SUCCEEDED if succeeded else RequestState.FAILED
+        except TimeoutError:
+            minutes = timeout.total_seconds() / 60
+            state, outcome = (
+                RequestState.ATTENTION,
+                (
+                    f"Needs attention: the change did not finish within {minutes:g} minutes and was stopped; "
+                    "what it changed is not known."
+                ),
+            )
+        except KerberosBotError as exc:
+            state, outcome = RequestState.FAILED, f"Failed: {exc}"
         except Exception:
             ref = uuid.uuid4().hex[:8]
             log.exception("executing request %s failed (ref %s)", request.id, ref)
-            succeeded, outcome = False, f"Failed with an unexpected error (reference {ref}); see the bot's log."
-        finally:
-            await self._locks.release(request.domain, token)
-        ACTION_SECONDS.labels(request.action.value, "succeeded" if succeeded else "failed").observe(
-            time.perf_counter() - started
+            state, outcome = (
+                RequestState.FAILED,
+                f"Failed with an unexpected error (reference {ref}); see the bot's log.",
+            )
+        if state != RequestState.SUCCEEDED and request.id in self._module_called:
+            found = await self._inventory(request)
+            await self._step(request, f"found after the failure: {found}")
+            outcome = f"{outcome} {found}"
+        return state, outcome
+
+    async def _keep_lease(self, claim: Claim) -> None:
+        """Renew the lease while the change runs, never past its timeout (so a hung change loses the lock)."""
+        limits = self._limits
+        stop_at = time.monotonic() + (limits.change_timeout + limits.lease).total_seconds()
+        while time.monotonic() < stop_at:
+            await asyncio.sleep(limits.renew_every.total_seconds())
+            try:
+                renewed = await self._store.renew(claim, limits.lease, self._clock())
+            except KerberosBotError:
+                log.warning("could not renew the lease of request %s; trying again", claim.request.id)
+                continue
+            if renewed is None:
+                log.error("request %s lost its lease: it may be flagged while still running", claim.request.id)
+                return
+            claim = renewed
+
+    async def _inventory(self, request: ChangeRequest) -> str:
+        """What exists now in AD and Entra, and how to clean up, after a change that failed mid-way."""
+        try:
+            async with asyncio.timeout(self._limits.inventory_timeout.total_seconds()):
+                on_prem = await self._directory(request.domain).read_kerberos_objects()
+                cloud = await self._module.get_server(request.domain)
+        except (KerberosBotError, TimeoutError) as exc:
+            why = exc.user_message if isinstance(exc, KerberosBotError) else "no answer in time"
+            return f"What exists now could not be read ({why}); run `/kerberos status {request.domain}`."
+        server = on_prem.server
+        have = {
+            "the krbtgt_AzureAD account": server is not None and server.krbtgt_dn is not None,
+            "the AzureADKerberos computer": server is not None and server.computer_dn is not None,
+            "the trusted domain object": on_prem.trusted_domain is not None,
+            "Entra's Kerberos server object": cloud.has_cloud,
+            "Entra's cloud trust": bool(cloud.cloud_trust_display),
+        }
+        present = [name for name, there in have.items() if there]
+        missing = [name for name, there in have.items() if not there]
+        text = (
+            f"Now in {request.domain}: {', '.join(present) or 'none of the Kerberos objects'}"
+            f"{'; missing: ' + ', '.join(missing) if missing and present else ''}."
         )
-        REQUESTS_FINISHED.labels(request.action.value, "succeeded" if succeeded else "failed").inc()
-        log.info(
-            "request %s (%s %s) %s",
-            request.id,
-            request.action.value,
-            request.domain,
-            "succeeded" if succeeded else "failed",
-        )
-        await self._step(request, "finished: " + ("succeeded" if succeeded else "failed"))
-        await self._store.finish(request.id, succeeded, outcome, self._clock())
-        done = await self._store.get(request.id)
-        new_version = None
-        if succeeded and request.action in (Action.ROTATE, Action.ROTATE_FORCE):
-            server = (await self._directory(request.domain).read_kerberos_objects()).server
-            new_version = server.key.version if server and server.key else None
-        return Execution(done or request, succeeded, outcome, new_version)
+        if have["the trusted domain object"] and not have["Entra's cloud trust"]:
+            text += (
+                f" The trust exists in AD only: remove it with `/kerberos remove-tdo {request.domain}` "
+                "before setting up again."
+            )
+        elif present and not all(have.values()) and request.action in (Action.SETUP, Action.REMOVE_ALL):
+            text += f" To start clean: `/kerberos remove-all {request.domain}`, then set up again."
+        elif (
+            server is not None and server.key is not None and cloud.cloud_key_version not in (None, server.key.version)
+        ):
+            text += " KeyVersion and CloudKeyVersion differ: a forced rotation brings them in step."
+        return text
 
     async def follow_key(
         self, domain: str, key_version: int, *, interval: timedelta, give_up_after: timedelta
@@ -397,41 +516,47 @@ class ChangeService:
     async def _module_call(self, request: ChangeRequest, cmdlet: str, call: Awaitable[T]) -> T:
         """Journal around the one step that changes AD and Entra, so a crash inside it is visible later."""
         await self._step(request, f"module call started: {cmdlet}")
+        self._module_called.add(request.id)
         result = await call
         await self._step(request, f"module call returned: {cmdlet}")
         return result
 
     async def recover(self) -> list[ChangeRequest]:
-        """Flag requests whose worker died mid-action; never run them again. Call when a worker starts."""
+        """Flag requests whose worker died mid-action (their lease lapsed); never run them again.
+        Every change worker calls this on each sweep, so a crash is flagged within a lease."""
         flagged = []
         for request in await self._store.executing():
-            if await self._locks.held(request.domain):
-                continue  # a live worker (maybe another replica) holds the domain's lock
             steps = [line.split(" ", 1)[1] for line in request.journal]
             started = any(s.startswith("module call started") for s in steps)
             returned = any(s.startswith("module call returned") for s in steps)
             if started and not returned:
                 advice = (
                     "The worker stopped inside the module call: AD may be changed and Entra not (or the other way "
-                    "round). Run `/kerberos status` and, if the key versions differ, a forced rotation."
+                    f"round). Run `/kerberos status {request.domain}` and, if the key versions differ, a forced "
+                    "rotation."
                 )
             elif returned:
-                advice = "The change was made; it was not verified. Run `/kerberos status` to check it."
+                advice = (
+                    f"The change was made; it was not verified. Run `/kerberos status {request.domain}` to check it."
+                )
             else:
                 advice = "The worker stopped before changing anything. Request it again if it is still needed."
             note = f"Needs attention: {advice} Steps recorded: {'; '.join(steps) or 'none'}."
-            if await self._store.flag_attention(request.id, note, self._clock()):
+            if await self._store.flag_if_abandoned(request.id, note, self._clock()):
+                log.warning("request %s: its worker stopped renewing its lease; flagged", request.id)
                 flagged.append(await self._store.get(request.id) or request)
         return flagged
 
+    async def sweep(self) -> int:
+        """Forget finished requests and audit entries older than their retention."""
+        limits = self._limits
+        return await self._store.sweep(self._clock(), limits.request_retention, limits.audit_retention)
+
     async def _carry_out(self, request: ChangeRequest) -> tuple[bool, str]:
-        if request.action == Action.REMOVE_TDO:
-            return await self._carry_out_tdo_removal(request)
-        if request.action == Action.SETUP:
-            return await self._carry_out_setup(request)
-        if request.action == Action.REMOVE_ALL:
-            return await self._carry_out_removal(request)
-        return await self._carry_out_rotation(request)
+        spec = ACTION_SPECS.get(request.action)
+        if spec is None:  # an action added to the enum without a spec must never fall through to another
+            raise LookupError(f"no carry-out for action {request.action!r}")
+        return await spec.carry_out(self, request)
 
     async def _carry_out_tdo_removal(self, request: ChangeRequest) -> tuple[bool, str]:
         directory = self._directory(request.domain)
@@ -524,6 +649,36 @@ class ChangeService:
     async def pending_or_recent(self, count: int = 20) -> list[ChangeRequest]:
         return list(await self._store.recent(count))
 
-    @staticmethod
-    def is_open(request: ChangeRequest) -> bool:
-        return request.state in (RequestState.PENDING, RequestState.APPROVED, RequestState.EXECUTING)
+
+Preflight = Callable[[ChangeService, ActiveDirectory, Ask], Awaitable[Draft]]
+CarryOut = Callable[[ChangeService, ChangeRequest], Awaitable[tuple[bool, str]]]
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One action, whole: its kind (title, configuration key, default policy), its pre-flight and plan,
+    and its carry-out."""
+
+    kind: ActionKind
+    preflight: Preflight = field(repr=False)
+    carry_out: CarryOut = field(repr=False)
+
+    @property
+    def action(self) -> Action:
+        return self.kind.action
+
+
+ACTION_SPECS: dict[Action, ActionSpec] = {
+    spec.action: spec
+    for spec in (
+        ActionSpec(ACTION_KINDS[Action.ROTATE], ChangeService._plan_normal_rotation, ChangeService._carry_out_rotation),
+        ActionSpec(
+            ACTION_KINDS[Action.ROTATE_FORCE], ChangeService._plan_forced_rotation, ChangeService._carry_out_rotation
+        ),
+        ActionSpec(
+            ACTION_KINDS[Action.REMOVE_TDO], ChangeService._plan_tdo_removal, ChangeService._carry_out_tdo_removal
+        ),
+        ActionSpec(ACTION_KINDS[Action.SETUP], ChangeService._plan_setup, ChangeService._carry_out_setup),
+        ActionSpec(ACTION_KINDS[Action.REMOVE_ALL], ChangeService._plan_removal, ChangeService._carry_out_removal),
+    )
+}

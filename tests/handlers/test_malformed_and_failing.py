@@ -37,7 +37,7 @@ from handlers.groups import SlackUserGroups
 from handlers.views import APPROVE_ACTION, DENY_ACTION, button_value
 from tests.support.botserver import RunningBot, running_bot
 from tests.support.fake_approvals import FakeApprovalStore
-from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeKerberosModule, FakeLocks, on_prem_state
+from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeKerberosModule, on_prem_state
 
 ADMINS = "S0ADMINS"
 
@@ -91,7 +91,6 @@ async def bot() -> AsyncIterator[Bot]:
             directories=directories,
             groups=SlackUserGroups(client),
             policies={action: policy for action in Action},
-            locks=FakeLocks(),
             rotation=RotationPolicy(),
             clock=lambda: NOW,
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from bot.adapters.redis_store import RedisApprovalStore, RedisDomainLocks
+from bot.adapters.redis_store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
 from bot.sandbox.sandbox import Sandbox, sandbox
@@ -48,7 +48,6 @@ async def service(box: Sandbox) -> AsyncIterator[tuple[ChangeService, RedisAppro
         directories=box.components.directories,
         groups=FakeGroups({"S0ADMINS": APPROVERS}),
         policies=policies,
-        locks=RedisDomainLocks(client, prefix),
         rotation=RotationPolicy(),
         clock=lambda: datetime.now(UTC),
     )

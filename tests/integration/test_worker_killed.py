@@ -13,11 +13,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.adapters.kerberos_module.emulator import KerberosModuleEmulator
-from bot.adapters.redis_store import RedisApprovalStore, RedisDomainLocks
-from bot.domain.approvals import Action, ActionPolicy, RequestState
+from bot.adapters.redis_store import RedisApprovalStore
+from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestState
 from bot.domain.diagnosis import RotationPolicy
 from bot.sandbox.sandbox import Sandbox, sandbox
-from bot.services.changes import ChangeService
+from bot.services.changes import ChangeService, ExecutionLimits
 from tests.support.fakes import FakeGroups
 from tests.support.samba import sandbox_domains
 
@@ -50,9 +50,9 @@ async def test_killed_mid_rotation_is_flagged_with_its_journal_and_status_shows_
             directories=box.components.directories,
             groups=FakeGroups({"S0ADMINS": frozenset({"U0BOB"})}),
             policies={Action.ROTATE_FORCE: ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({"S0ADMINS"}))},
-            locks=RedisDomainLocks(client, prefix),
             rotation=RotationPolicy(),
             clock=lambda: datetime.now(UTC),
+            limits=ExecutionLimits(lease=timedelta(seconds=1), renew_every=timedelta(seconds=0.3)),
         )
 
     try:
@@ -69,14 +69,22 @@ async def test_killed_mid_rotation_is_flagged_with_its_journal_and_status_shows_
         module.between_halves = None
 
         second = service()  # the restarted worker
-        [flagged] = await second.recover()
+        assert await second.recover() == []  # the lease has not lapsed yet: a live worker may still hold it
+        flagged_now: list[ChangeRequest] = []
+        async with asyncio.timeout(10):
+            while not flagged_now:
+                await asyncio.sleep(0.25)  # the sweep's period, shortened
+                flagged_now = await second.recover()
+        [flagged] = flagged_now
         assert flagged.id == request.id and flagged.state == RequestState.ATTENTION
         steps = [line.split(" ", 1)[1] for line in flagged.journal]
         assert steps == [
             "claimed by worker-1",
+            steps[1],
             "re-validated: KeyVersion " + str(request.expected_key_version),
             "module call started: Set-AzureADKerberosServer -RotateServerKey",
         ]
+        assert steps[1].startswith("claim durable: ")
         assert flagged.outcome and "stopped inside the module call" in flagged.outcome
         assert await second.execute_next("worker-2") is None  # never run again
         assert await second.recover() == []

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from bot.domain.approvals import Approval, AuditEntry, ChangeRequest, DecisionResult, RequestState, Verdict
+from bot.domain.approvals import (
+    Approval,
+    AuditEntry,
+    ChangeRequest,
+    Claim,
+    DecisionResult,
+    FinishResult,
+    RequestState,
+    Verdict,
+)
 from bot.domain.verification import VerifiedIdentity
 
 
 class FakeApprovalStore:
     def __init__(self) -> None:
         self.requests: dict[str, ChangeRequest] = {}
-        self.work: asyncio.Queue[str] = asyncio.Queue()
+        self.work: list[str] = []  # approved request ids, in order
+        self.locks: dict[str, tuple[str, str]] = {}  # domain -> (request id, claim token)
+        self.leases: dict[str, tuple[str, datetime]] = {}  # request id -> (claim token, lease until)
         self.entries: list[AuditEntry] = []
         self._ids = itertools.count(1)
 
@@ -75,8 +85,10 @@ class FakeApprovalStore:
         )
         self._audit(request_id, "approved", approver, at, identity.describe() if identity else "", extra)
         if len(approvals) >= request.approvals_required:
-            request = self.requests[request_id] = replace(request, approvals=approvals, state=RequestState.APPROVED)
-            self.work.put_nowait(request_id)
+            request = self.requests[request_id] = replace(
+                request, approvals=approvals, state=RequestState.APPROVED, approved_at=at
+            )
+            self.work.append(request_id)
             return DecisionResult(Verdict.APPROVED, request, len(approvals))
         request = self.requests[request_id] = replace(request, approvals=approvals)
         return DecisionResult(Verdict.RECORDED, request, len(approvals))
@@ -116,22 +128,70 @@ class FakeApprovalStore:
             self._pending(request_id, at)
         return due
 
-    async def next_approved(self, consumer: str, block_ms: int = 0) -> ChangeRequest | None:
-        while not self.work.empty():
-            request = self.requests[self.work.get_nowait()]
-            if request.state == RequestState.APPROVED:
-                request = self.requests[request.id] = replace(request, state=RequestState.EXECUTING)
-                self._audit(request.id, "claimed", consumer, request.created_at)
-                return request
-        return None
+    async def claim_next(self, consumer: str, lease: timedelta, at: datetime, block_ms: int = 0) -> Claim | None:
+        waiting, self.work = self.work, []
+        claim: Claim | None = None
+        for request_id in waiting:
+            request = self.requests.get(request_id)
+            if claim is not None or request is None:
+                if request is not None:
+                    self.work.append(request_id)
+                continue
+            if request.state != RequestState.APPROVED:
+                continue
+            if request.approved_at is not None and at - request.approved_at > request.expires_at - request.created_at:
+                note = (
+                    "Approved, but no worker could start it within its time to live; it expired without running. "
+                    "Request it again if it is still needed."
+                )
+                self.requests[request_id] = replace(request, state=RequestState.EXPIRED, outcome=note)
+                self._audit(request_id, "expired", None, at, note)
+                continue
+            holder = self.locks.get(request.domain)
+            if (
+                holder is not None
+                and holder[0] != request_id
+                and self.requests[holder[0]].state == RequestState.EXECUTING
+            ):
+                self.work.append(request_id)  # offered again later
+                continue
+            token = f"token-{next(self._ids)}"
+            self.locks[request.domain] = (request_id, token)
+            request = self.requests[request_id] = replace(request, state=RequestState.EXECUTING, claimed_by=consumer)
+            self.leases[request_id] = (token, at + lease)
+            self._audit(request_id, "claimed", consumer, at)
+            claim = Claim(request, token, at + lease)
+        return claim
 
-    async def finish(self, request_id: str, succeeded: bool, outcome: str, at: datetime) -> None:
-        request = self.requests[request_id]
+    async def renew(self, claim: Claim, lease: timedelta, at: datetime) -> Claim | None:
+        request = self.requests.get(claim.request.id)
+        lease_of = self.leases.get(claim.request.id)
+        if request is None or request.state != RequestState.EXECUTING or lease_of is None or lease_of[0] != claim.token:
+            return None
+        self.leases[request.id] = (claim.token, at + lease)
+        return replace(claim, lease_until=at + lease)
+
+    async def make_durable(self) -> str:
+        return "in memory"
+
+    async def finish(self, claim: Claim, state: RequestState, outcome: str, at: datetime) -> FinishResult:
+        request = self.requests.get(claim.request.id)
+        lease_of = self.leases.get(claim.request.id)
+        if request is None or lease_of is None or lease_of[0] != claim.token:
+            return FinishResult.NOT_OURS
+        if request.state == RequestState.ATTENTION:
+            self._audit(request.id, "finished_late", None, at, f"{state.value}: {outcome}")
+            return FinishResult.LATE
         if request.state != RequestState.EXECUTING:
-            return
-        state = RequestState.SUCCEEDED if succeeded else RequestState.FAILED
-        self.requests[request_id] = replace(request, state=state, outcome=outcome)
-        self._audit(request_id, state.value, None, at, outcome)
+            return FinishResult.NOT_OURS
+        self.requests[request.id] = replace(request, state=state, outcome=outcome)
+        self._release(request.id, request.domain)
+        self._audit(request.id, state.value, None, at, outcome)
+        return FinishResult.FINISHED
+
+    def _release(self, request_id: str, domain: str) -> None:
+        if self.locks.get(domain, ("", ""))[0] == request_id:
+            del self.locks[domain]
 
     async def record_step(self, request_id: str, step: str, at: datetime) -> None:
         request = self.requests[request_id]
@@ -140,13 +200,28 @@ class FakeApprovalStore:
     async def executing(self) -> list[ChangeRequest]:
         return [r for r in self.requests.values() if r.state == RequestState.EXECUTING]
 
-    async def flag_attention(self, request_id: str, note: str, at: datetime) -> bool:
-        request = self.requests[request_id]
-        if request.state != RequestState.EXECUTING:
+    async def flag_if_abandoned(self, request_id: str, note: str, at: datetime) -> bool:
+        request = self.requests.get(request_id)
+        lease_of = self.leases.get(request_id)
+        if request is None or request.state != RequestState.EXECUTING or (lease_of and lease_of[1] >= at):
             return False
         self.requests[request_id] = replace(request, state=RequestState.ATTENTION, outcome=note)
+        self._release(request_id, request.domain)
         self._audit(request_id, "attention", None, at, note)
         return True
+
+    async def lock_holder(self, domain: str) -> str | None:
+        holder = self.locks.get(domain)
+        return holder[0] if holder else None
+
+    async def sweep(self, at: datetime, retention: timedelta, audit_retention: timedelta | None = None) -> int:
+        cutoff = at - retention
+        old = [r.id for r in self.requests.values() if r.created_at < cutoff and r.state.is_final]
+        for request_id in old:
+            del self.requests[request_id]
+        audit_cutoff = at - (audit_retention or retention)
+        self.entries = [e for e in self.entries if e.at >= audit_cutoff]
+        return len(old)
 
     async def audit(self, request_id: str | None = None, count: int = 100) -> list[AuditEntry]:
         return [e for e in self.entries if request_id is None or e.request_id == request_id][-count:]

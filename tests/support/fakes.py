@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from bot.domain.errors import KerberosBotError
+from bot.domain.errors import KerberosBotError, KerberosModuleError
 from bot.domain.model import (
     TRUST_DISPLAY_TYPE,
     AuditEvent,
@@ -105,6 +106,9 @@ class FakeKerberosModule:
     cloud: dict[str, CloudKerberosDomain] = field(default_factory=dict)
     error: KerberosBotError | None = None
     set_calls: int = 0
+    hang: asyncio.Event | None = None
+    entered: asyncio.Event = field(default_factory=asyncio.Event)  # set when a changing call starts
+    refuse_top_level_names: Callable[[tuple[str, ...]], bool] | None = None  # the LSA's refusal, in the fake
 
     @classmethod
     def in_step(cls, directories: dict[str, FakeDirectory]) -> FakeKerberosModule:
@@ -118,26 +122,56 @@ class FakeKerberosModule:
         return KerberosServerReport.combine(state.server, domain_dns_name, self.cloud.get(domain_dns_name))
 
     async def set_server(self, domain_dns_name: str, options: SetServerOptions) -> KerberosServerReport:
-        """Rotation as the module does it: a new key in AD and the same in Entra."""
+        """As the module does it, on both halves: creates the server (and with ``setup_cloud_trust`` the
+        trusted domain object), or rotates: a new key in AD and the same in Entra."""
         if self.error:
             raise self.error
+        await self._pause()
         directory = self.directories[domain_dns_name]
-        server = directory.state.server
+        state = directory.state
+        if state.server is None:
+            fresh = on_prem_state(domain_dns_name, key_updated_on=NOW, with_tdo=False)
+            state = replace(state, server=fresh.server)
+        if options.setup_cloud_trust and state.trusted_domain is None:
+            names = tuple(options.top_level_names or ("windows.net",))
+            if self.refuse_top_level_names is not None and self.refuse_top_level_names(names):
+                directory.state = state  # the server and the trust account exist; the LSA call failed
+                raise KerberosModuleError("LsaSetForestTrustInformation failed: 0xC000000D (invalid parameter)")
+            state = replace(state, trusted_domain=on_prem_state(domain_dns_name, tlns=names).trusted_domain)
+        server = state.server
         if options.rotate_server_key and server is not None and server.key is not None:
             key = replace(
                 server.key, version=server.key.version + 1000, updated_on=NOW, kvno=(server.key.kvno or 0) + 1
             )
-            directory.state = replace(directory.state, server=replace(server, key=key))
-            if (cloud := cloud_of(directory.state)) is not None:
-                self.cloud[domain_dns_name] = cloud
+            state = replace(state, server=replace(server, key=key))
+        directory.state = state
+        if (cloud := cloud_of(directory.state)) is not None:
+            self.cloud[domain_dns_name] = cloud
         self.set_calls += 1
         return await self.get_server(domain_dns_name)
 
     async def remove_trusted_domain_object(self, domain_dns_name: str) -> None:
-        self.cloud[domain_dns_name] = replace(self.cloud[domain_dns_name], trust_display=None, top_level_names=())
+        if self.error:
+            raise self.error
+        await self._pause()
+        directory = self.directories[domain_dns_name]
+        directory.state = replace(directory.state, trusted_domain=None)
+        if domain_dns_name in self.cloud:
+            self.cloud[domain_dns_name] = replace(self.cloud[domain_dns_name], trust_display=None, top_level_names=())
 
     async def remove_server(self, domain_dns_name: str) -> None:
+        if self.error:
+            raise self.error
+        await self._pause()
+        directory = self.directories[domain_dns_name]
+        directory.state = replace(directory.state, server=None, trusted_domain=None)
         self.cloud.pop(domain_dns_name, None)
+
+    async def _pause(self) -> None:
+        """A module call that takes its time (``hang``: until the test sets it)."""
+        self.entered.set()
+        if self.hang is not None:
+            await self.hang.wait()
 
 
 @dataclass
@@ -174,24 +208,6 @@ class FakeGroups:
 
     async def members(self, group_id: str) -> frozenset[str]:
         return self.groups.get(group_id, frozenset())
-
-
-@dataclass
-class FakeLocks:
-    tokens: dict[str, str] = field(default_factory=dict)
-
-    async def acquire(self, domain: str, ttl: timedelta) -> str | None:
-        if domain in self.tokens:
-            return None
-        self.tokens[domain] = token = f"token-{domain}"
-        return token
-
-    async def release(self, domain: str, token: str) -> None:
-        if self.tokens.get(domain) == token:
-            del self.tokens[domain]
-
-    async def held(self, domain: str) -> bool:
-        return domain in self.tokens
 
 
 class FakeCommandQueue:

@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import datetime, timedelta
 
 import pytest
 
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.ports import SetServerOptions
-from bot.services.changes import ChangeService, NotAllowed, PreflightError
+from bot.services.changes import ChangeService, ExecutionLimits, NotAllowed, PreflightError
 from tests.support.fake_approvals import FakeApprovalStore
-from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, FakeLocks, on_prem_state
+from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, on_prem_state
 
 ADMINS, PLATFORM = "S0ADMINS", "S0PLATFORM"
 
 
-def make(key_age: timedelta = timedelta(days=40)):  # type: ignore[no-untyped-def]
+class Clock:
+    """The services' clock, moved by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make(key_age: timedelta = timedelta(days=40), limits: ExecutionLimits | None = None):  # type: ignore[no-untyped-def]
     directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - key_age))}
     module = FakeKerberosModule.in_step(directories)
     store = FakeApprovalStore()
-    locks = FakeLocks()
+    clock = Clock(NOW)
     policies = {
         Action.ROTATE: ActionPolicy(1, timedelta(hours=4), frozenset({PLATFORM}), frozenset({ADMINS})),
         Action.ROTATE_FORCE: ActionPolicy(2, timedelta(hours=1), frozenset({PLATFORM}), frozenset({ADMINS})),
@@ -32,11 +43,11 @@ def make(key_age: timedelta = timedelta(days=40)):  # type: ignore[no-untyped-de
         directories=directories,
         groups=groups,
         policies=policies,
-        locks=locks,
         rotation=RotationPolicy(),
-        clock=lambda: NOW,
+        clock=clock,
+        limits=limits or ExecutionLimits(),
     )
-    return service, store, module, directories, locks
+    return service, store, module, directories, clock
 
 
 async def test_rotation_runs_once_after_approval_and_says_what_follows() -> None:
@@ -111,14 +122,22 @@ async def test_stale_request_stops_without_changing_anything() -> None:
     assert execution.request.state == RequestState.FAILED
 
 
-async def test_one_change_per_domain_at_a_time() -> None:
-    service, _store, module, _, locks = make()
-    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
-    await service.approve(request.id, Action.ROTATE, "U0BOB")
-    await locks.acquire("contoso.test", timedelta(minutes=1))
-    execution = await service.execute_next("worker")
-    assert execution is not None and not execution.succeeded and "Another change" in execution.outcome
-    assert module.set_calls == 0
+async def test_one_change_per_domain_at_a_time_the_second_waits_then_runs() -> None:
+    service, store, module, _, _clock = make()
+    module.hang = asyncio.Event()
+    first = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
+    await service.approve(first.id, Action.ROTATE, "U0BOB")
+    running = asyncio.create_task(service.execute_next("worker-1"))
+    await module.entered.wait()
+    second = await service.request_rotation("contoso.test", requester="U0ALICE", reason="y", force=True)
+    await service.approve(second.id, Action.ROTATE_FORCE, "U0BOB")
+    await service.approve(second.id, Action.ROTATE_FORCE, "U0CAROL")
+    assert await service.execute_next("worker-2") is None  # the domain is busy: it waits, it does not fail
+    assert (await store.get(second.id)).state == RequestState.APPROVED  # type: ignore[union-attr]
+    module.hang.set()
+    assert (await running) is not None
+    done = await service.execute_next("worker-2")  # it ran, re-validated against the key the first one made
+    assert done is not None and done.request.id == second.id and "the key changed since the request" in done.outcome
 
 
 def make_forest():  # type: ignore[no-untyped-def]
@@ -134,7 +153,6 @@ def make_forest():  # type: ignore[no-untyped-def]
         directories=directories,
         groups=FakeGroups({ADMINS: frozenset({"U0BOB"})}),
         policies=policies,
-        locks=FakeLocks(),
         rotation=RotationPolicy(),
         clock=lambda: NOW,
         forest_roots={"emea.contoso.test": "contoso.test"},

@@ -12,7 +12,7 @@ from bot.slack_app import build_bolt_app, slack_client
 from bot.web import EVENTS_PATH
 from handlers.router import COMMAND
 from tests.support.fake_approvals import FakeApprovalStore
-from tests.support.fakes import FakeDirectory, FakeEntra, FakeGroups, FakeKerberosModule, FakeLocks, on_prem_state
+from tests.support.fakes import FakeDirectory, FakeEntra, FakeGroups, FakeKerberosModule, on_prem_state
 
 MANIFEST = json.loads((Path(__file__).parents[2] / "slack" / "manifest.json").read_text())
 
@@ -27,7 +27,6 @@ def registered_listeners() -> list[str]:
         directories=directories,
         groups=FakeGroups(),
         policies={},
-        locks=FakeLocks(),
         rotation=RotationPolicy(),
         clock=lambda: datetime.now(UTC),
     )

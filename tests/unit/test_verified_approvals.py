@@ -16,7 +16,7 @@ from bot.domain.verification import DeviceCodePrompt, SignInAbandoned, Verificat
 from bot.services.changes import ChangeService
 from bot.services.verification import ApproverVerification, IdentityUnknown
 from tests.support.fake_approvals import FakeApprovalStore, FakeVerifications
-from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, FakeLocks, on_prem_state
+from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, on_prem_state
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 APPROVER_GROUP = "group-approvers"
@@ -112,7 +112,6 @@ def make(identities: dict[str, str] | None = None):  # type: ignore[no-untyped-d
         directories=directories,
         groups=FakeGroups({ADMINS: frozenset({"U0ALICE", "U0BOB", "U0CAROL", "U0DAVE", "U0EVE"})}),
         policies=policies,
-        locks=FakeLocks(),
         rotation=RotationPolicy(),
         clock=clock,
         verification=verification,

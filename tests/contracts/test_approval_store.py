@@ -1,4 +1,5 @@
-"""The approval store's contract, on real Redis and on the in-memory fake alike."""
+"""The approval store's contract, on real Redis and on the in-memory fake alike: decisions, claims with
+their lease and domain lock, recovery of abandoned claims, retention."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as aioredis
 
+from bot.adapters.redis_client import connect
 from bot.adapters.redis_store import RedisApprovalStore, RedisVerifications
-from bot.domain.approvals import Action, ApprovalStore, ChangeRequest, RequestState, Verdict
+from bot.domain.approvals import Action, ApprovalStore, ChangeRequest, Claim, FinishResult, RequestState, Verdict
 from bot.domain.verification import VerifiedIdentity
 from tests.support.fake_approvals import FakeApprovalStore
 
@@ -31,7 +33,8 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[ApprovalStore]:
         yield FakeApprovalStore()
         return
     prefix = f"kbot-test-{uuid.uuid4().hex[:8]}"  # own key prefix, dropped afterwards
-    redis_store = RedisApprovalStore.from_url(REDIS_URL, prefix)
+    # reclaim_after=0: an entry left pending (its domain was busy) is offered again at once
+    redis_store = RedisApprovalStore(connect(REDIS_URL), prefix, reclaim_after=timedelta(0))
     yield redis_store
     client = aioredis.Redis.from_url(REDIS_URL)
     await _drop_prefix(client, prefix)
@@ -39,12 +42,24 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[ApprovalStore]:
     await redis_store.close()
 
 
-def new_request(required: int = 1, ttl: timedelta = timedelta(hours=1), requester: str = "U0ALICE") -> ChangeRequest:
+LEASE = timedelta(seconds=30)
+
+
+async def claim(store: ApprovalStore, consumer: str = "worker", at: datetime | None = None) -> Claim | None:
+    return await store.claim_next(consumer, LEASE, at or datetime.now(UTC))
+
+
+def new_request(
+    required: int = 1,
+    ttl: timedelta = timedelta(hours=1),
+    requester: str = "U0ALICE",
+    domain: str = "contoso.test",
+) -> ChangeRequest:
     now = datetime.now(UTC)
     return ChangeRequest(
         id=uuid.uuid4().hex[:12],
         action=Action.ROTATE,
-        domain="contoso.test",
+        domain=domain,
         requester=requester,
         reason="quarterly rotation",
         plan=("LDAP: replace unicodePwd of CN=krbtgt_AzureAD,...",),
@@ -61,9 +76,10 @@ async def test_one_approval_approves_and_queues_once(store: ApprovalStore) -> No
     assert result.verdict == Verdict.APPROVED and result.request is not None
     assert result.request.state == RequestState.APPROVED
     assert [a.approver for a in result.request.approvals] == ["U0BOB"]
-    claimed = await store.next_approved("worker-1")
-    assert claimed is not None and claimed.id == request.id and claimed.state == RequestState.EXECUTING
-    assert await store.next_approved("worker-2") is None
+    claimed = await claim(store, "worker-1")
+    assert claimed is not None and claimed.request.id == request.id
+    assert claimed.request.state == RequestState.EXECUTING and claimed.request.claimed_by == "worker-1"
+    assert await claim(store, "worker-2") is None
 
 
 async def test_two_distinct_approvers_needed(store: ApprovalStore) -> None:
@@ -92,7 +108,7 @@ async def test_expired_request_cannot_be_approved(store: ApprovalStore) -> None:
     result = await store.approve(request.id, "U0BOB", later)
     assert result.verdict == Verdict.EXPIRED
     assert result.request is not None and result.request.state == RequestState.EXPIRED
-    assert await store.next_approved("worker") is None
+    assert await claim(store) is None
 
 
 async def test_expiry_sweep(store: ApprovalStore) -> None:
@@ -128,11 +144,16 @@ async def test_finish_records_the_outcome_once(store: ApprovalStore) -> None:
     request = new_request()
     await store.create(request)
     await store.approve(request.id, "U0BOB", datetime.now(UTC))
-    await store.next_approved("worker")
-    await store.finish(request.id, True, "KeyVersion 3948 = CloudKeyVersion 3948", datetime.now(UTC))
-    await store.finish(request.id, False, "late duplicate", datetime.now(UTC))
+    claimed = await claim(store)
+    assert claimed is not None
+    now = datetime.now(UTC)
+    assert await store.finish(claimed, RequestState.SUCCEEDED, "KeyVersion 3948 = CloudKeyVersion 3948", now) == (
+        FinishResult.FINISHED
+    )
+    assert await store.finish(claimed, RequestState.FAILED, "late duplicate", now) == FinishResult.NOT_OURS
     done = await store.get(request.id)
     assert done is not None and done.state == RequestState.SUCCEEDED and done.outcome and "3948" in done.outcome
+    assert await store.lock_holder("contoso.test") is None
 
 
 @pytest.mark.parametrize("required", [1, 2])
@@ -147,8 +168,10 @@ async def test_twenty_concurrent_clicks_execute_once(store: ApprovalStore, requi
         assert verdicts[Verdict.APPROVED] == 1
         assert verdicts[Verdict.RECORDED] == required - 1
         assert verdicts[Verdict.NOT_PENDING] == 20 - required
-        claims = [await store.next_approved(f"w{i}") for i in range(3)]
-        assert [c.id for c in claims if c is not None] == [request.id]
+        claims = [await claim(store, f"w{i}") for i in range(3)]
+        assert [c.request.id for c in claims if c is not None] == [request.id]
+        [won] = [c for c in claims if c is not None]
+        await store.finish(won, RequestState.SUCCEEDED, "done", datetime.now(UTC))
 
 
 async def test_same_person_clicking_twenty_times_counts_once(store: ApprovalStore) -> None:
@@ -168,7 +191,7 @@ async def test_redis_restart_between_request_and_approval_loses_nothing(tmp_path
     server = PrivateRedis(Path(str(tmp_path)))
     await server.start()
     try:
-        first = RedisApprovalStore.from_url(server.url, "kbot")
+        first = RedisApprovalStore(connect(server.url), "kbot")
         request = new_request(required=2)
         await first.create(request)
         await first.approve(request.id, "U0BOB", datetime.now(UTC))
@@ -176,13 +199,13 @@ async def test_redis_restart_between_request_and_approval_loses_nothing(tmp_path
 
         await server.restart()
 
-        second = RedisApprovalStore.from_url(server.url, "kbot")
+        second = RedisApprovalStore(connect(server.url), "kbot")
         kept = await second.get(request.id)
         assert kept is not None and kept.state == RequestState.PENDING
         assert [a.approver for a in kept.approvals] == ["U0BOB"]
         assert (await second.approve(request.id, "U0CAROL", datetime.now(UTC))).verdict == Verdict.APPROVED
-        claimed = await second.next_approved("worker")
-        assert claimed is not None and claimed.id == request.id
+        claimed = await claim(second)
+        assert claimed is not None and claimed.request.id == request.id
         assert [e.event for e in await second.audit(request.id)] == ["requested", "approved", "approved", "claimed"]
         await second.close()
     finally:
@@ -227,3 +250,106 @@ async def test_a_verification_lives_only_for_its_window_and_holds_no_token() -> 
     finally:
         await _drop_prefix(client, prefix)
         await client.aclose()
+
+
+# -- claims: the lease and the domain lock ----------------------------------------------------------
+async def approved(store: ApprovalStore, domain: str = "contoso.test", ttl: timedelta = timedelta(hours=1)) -> str:
+    request = new_request(domain=domain, ttl=ttl)
+    await store.create(request)
+    assert (await store.approve(request.id, "U0BOB", datetime.now(UTC))).verdict == Verdict.APPROVED
+    return request.id
+
+
+async def test_a_claim_holds_its_domain_until_it_finishes(store: ApprovalStore) -> None:
+    first, second, other_domain = await approved(store), await approved(store), await approved(store, "fabrikam.test")
+    one = await claim(store, "w1")
+    assert one is not None and one.request.id == first
+    assert await store.lock_holder("contoso.test") == first
+    # the second request on contoso waits (stays approved); fabrikam's runs beside it
+    two = await claim(store, "w2")
+    assert two is not None and two.request.id == other_domain
+    assert await claim(store, "w2") is None
+    assert (await store.get(second)).state == RequestState.APPROVED  # type: ignore[union-attr]
+    await store.finish(one, RequestState.SUCCEEDED, "done", datetime.now(UTC))
+    three = await claim(store, "w3")
+    assert three is not None and three.request.id == second
+
+
+async def test_a_live_lease_is_not_flagged_and_a_lapsed_one_is_flagged_once(store: ApprovalStore) -> None:
+    request_id = await approved(store)
+    claimed = await claim(store)
+    assert claimed is not None
+    now = datetime.now(UTC)
+    assert not await store.flag_if_abandoned(request_id, "dead?", now + LEASE / 2)
+    renewed = await store.renew(claimed, LEASE, now + LEASE / 2)
+    assert renewed is not None and renewed.lease_until > claimed.lease_until
+    assert not await store.flag_if_abandoned(request_id, "dead?", now + LEASE)  # renewed: still alive
+    later = now + LEASE * 2
+    assert await store.flag_if_abandoned(request_id, "Needs attention: the worker died.", later)
+    assert not await store.flag_if_abandoned(request_id, "again", later)
+    flagged = await store.get(request_id)
+    assert flagged is not None and flagged.state == RequestState.ATTENTION and "worker died" in (flagged.outcome or "")
+    assert await store.lock_holder("contoso.test") is None  # the next change may run
+    assert await store.executing() == []
+    assert [e.event for e in await store.audit(request_id)][-1] == "attention"
+
+
+async def test_a_worker_that_finishes_after_being_flagged_is_recorded_late(store: ApprovalStore) -> None:
+    request_id = await approved(store)
+    claimed = await claim(store)
+    assert claimed is not None
+    later = datetime.now(UTC) + LEASE * 2
+    assert await store.flag_if_abandoned(request_id, "Needs attention", later)
+    assert await store.renew(claimed, LEASE, later) is None
+    assert await store.finish(claimed, RequestState.SUCCEEDED, "rotated", later) == FinishResult.LATE
+    kept = await store.get(request_id)
+    assert kept is not None and kept.state == RequestState.ATTENTION
+    late = [e for e in await store.audit(request_id) if e.event == "finished_late"]
+    assert late and "succeeded: rotated" in late[0].detail
+
+
+async def test_the_next_change_on_a_domain_runs_once_a_dead_claim_is_flagged(store: ApprovalStore) -> None:
+    first = await approved(store)
+    dead = await claim(store, "w1")
+    assert dead is not None
+    second = await approved(store)
+    assert await claim(store, "w2") is None  # busy
+    assert await store.flag_if_abandoned(first, "Needs attention", datetime.now(UTC) + LEASE * 2)
+    nxt = await claim(store, "w2", datetime.now(UTC) + LEASE * 2)
+    assert nxt is not None and nxt.request.id == second
+
+
+async def test_a_request_approved_longer_ago_than_its_ttl_expires_instead_of_running(store: ApprovalStore) -> None:
+    request_id = await approved(store, ttl=timedelta(minutes=10))
+    assert await claim(store, at=datetime.now(UTC) + timedelta(minutes=11)) is None
+    stale = await store.get(request_id)
+    assert (
+        stale is not None and stale.state == RequestState.EXPIRED and "expired without running" in (stale.outcome or "")
+    )
+
+
+async def test_a_claim_of_another_token_cannot_finish_or_renew(store: ApprovalStore) -> None:
+    await approved(store)
+    claimed = await claim(store)
+    assert claimed is not None
+    forged = Claim(claimed.request, "forged-token", claimed.lease_until)
+    now = datetime.now(UTC)
+    assert await store.renew(forged, LEASE, now) is None
+    assert await store.finish(forged, RequestState.SUCCEEDED, "forged", now) == FinishResult.NOT_OURS
+    assert (await store.get(claimed.request.id)).state == RequestState.EXECUTING  # type: ignore[union-attr]
+
+
+async def test_the_sweep_forgets_old_finished_requests_and_audit_but_keeps_live_ones(store: ApprovalStore) -> None:
+    done_id = await approved(store)
+    done = await claim(store)
+    assert done is not None
+    await store.finish(done, RequestState.SUCCEEDED, "done", datetime.now(UTC))
+    await approved(store, "fabrikam.test")
+    running = await claim(store)
+    assert running is not None
+    pending = new_request(domain="other.test")
+    await store.create(pending)
+    assert await store.sweep(datetime.now(UTC) + timedelta(days=2), timedelta(days=1)) == 1
+    assert await store.get(done_id) is None
+    assert await store.get(running.request.id) is not None and await store.get(pending.id) is not None
+    assert await store.audit(done_id) == []
