@@ -67,6 +67,14 @@ class PrivateRedis:
         await self._proc.wait()
         self._proc = None
 
+    async def kill(self) -> None:
+        """SIGKILL: what a crash or an OOM kill does; nothing is flushed beyond what fsync wrote."""
+        if self._proc is None:
+            return
+        self._proc.kill()
+        await self._proc.wait()
+        self._proc = None
+
     async def restart(self) -> None:
         await self.stop()
         await self.start()

@@ -1,0 +1,146 @@
+"""Redis killed and restarted under the bot, on a private redis-server (append-only, fsync always):
+the next operation after a restart succeeds; while Redis is down every click is answered in one clear
+line; a burst of clicks cut by kill -9 never executes twice and leaves a complete audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.adapters.redis_client import connect
+from bot.adapters.redis_store import RedisApprovalStore
+from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
+from bot.domain.diagnosis import RotationPolicy
+from bot.domain.errors import StoreUnavailable
+from bot.sandbox.redis_server import PrivateRedis
+from bot.sandbox.slack_standin import SlackStandIn, block_actions_payload, interaction_form, send_slash_command
+from bot.services.changes import ChangeService
+from bot.services.container import BotServices
+from bot.services.status import StatusService
+from handlers.views import APPROVE_ACTION, button_value
+from tests.contracts.test_approval_store import LEASE, new_request
+from tests.support.botserver import running_bot
+from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeGroups, FakeKerberosModule, on_prem_state
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def test_the_first_operation_after_a_redis_restart_succeeds_on_every_pooled_connection(
+    redis_server: PrivateRedis,
+) -> None:
+    store = RedisApprovalStore(connect(redis_server.url), "kbot")
+    requests = [new_request(required=3) for _ in range(8)]
+    await asyncio.gather(*(store.create(r) for r in requests))  # eight pooled connections
+    await asyncio.gather(*(store.approve(r.id, "U0BOB", datetime.now(UTC)) for r in requests))
+    await redis_server.kill()
+    await redis_server.start()
+    results = await asyncio.gather(*(store.approve(r.id, "U0CAROL", datetime.now(UTC)) for r in requests))
+    assert {r.verdict for r in results} == {Verdict.RECORDED}
+    await store.close()
+
+
+async def test_with_redis_down_a_store_call_says_so_in_one_line(redis_server: PrivateRedis) -> None:
+    store = RedisApprovalStore(connect(redis_server.url), "kbot")
+    await redis_server.kill()
+    with pytest.raises(StoreUnavailable, match=r"^The approval store \(Redis\) is unavailable; nothing was changed\.$"):
+        await store.approve("0123456789", "U0BOB", datetime.now(UTC))
+    await store.close()
+
+
+async def test_a_click_while_redis_is_down_is_answered_and_the_next_one_after_the_restart_counts(
+    redis_server: PrivateRedis,
+) -> None:
+    directories = {
+        "contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)))
+    }
+    module = FakeKerberosModule.in_step(directories)
+    store = RedisApprovalStore(connect(redis_server.url), f"kbot-{uuid.uuid4().hex[:6]}")
+    changes = ChangeService(
+        store=store,
+        module=module,
+        directories=directories,
+        groups=FakeGroups({"S0ADMINS": frozenset({"U0BOB"})}),
+        policies={a: ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({"S0ADMINS"})) for a in Action},
+        rotation=RotationPolicy(),
+        clock=lambda: NOW,
+    )
+    services = BotServices(StatusService(directories, module, FakeEntra(), clock=lambda: NOW), changes=changes)
+    async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
+        request = await changes.request_rotation("contoso.test", requester="U0ALICE", reason="q4", force=False)
+        await changes.card_posted(request.id, "C0PLATFORM", "1.000100")
+        payload = block_actions_payload(
+            user_id="U0BOB",
+            action_id=APPROVE_ACTION,
+            value=button_value(request),
+            channel_id="C0PLATFORM",
+            message_ts="1.000100",
+        )
+
+        async def click() -> int:
+            form = interaction_form(payload)
+            return (await send_slash_command(session, bot.endpoint, bot.signing_secret, form)).status
+
+        await redis_server.kill()
+        assert await click() == 200
+        [refusal] = await slack.wait_for_api("chat.postEphemeral", 1, 15)
+        assert "The approval store (Redis) is unavailable; nothing was changed." in refusal.body["text"]
+        await redis_server.start()
+        assert await click() == 200
+        await slack.wait_for_api("chat.update", 1, 10)  # the card shows the approval
+        kept = await changes.get(request.id)
+        assert kept is not None and kept.state == RequestState.APPROVED
+    await store.close()
+
+
+async def test_kill_9_of_redis_during_a_burst_of_clicks_never_executes_twice(redis_server: PrivateRedis) -> None:
+    store = RedisApprovalStore(connect(redis_server.url), "kbot", reclaim_after=timedelta(0))
+    requests = [new_request(required=2) for _ in range(20)]
+    for r in requests:
+        await store.create(r)
+
+    async def clicks(request_id: str) -> list[Verdict | str]:
+        out: list[Verdict | str] = []
+        for who in ("U0BOB", "U0CAROL", "U0DAVE"):
+            try:
+                out.append((await store.approve(request_id, who, datetime.now(UTC))).verdict)
+            except StoreUnavailable as exc:
+                out.append(exc.user_message)
+        return out
+
+    burst = asyncio.gather(*(clicks(r.id) for r in requests))
+    await asyncio.sleep(0.005)
+    await redis_server.kill()
+    answers = await burst
+    for answer in answers:  # every click was answered: counted, or the one clear line
+        assert all(
+            isinstance(a, Verdict) or a == "The approval store (Redis) is unavailable; nothing was changed."
+            for a in answer
+        )
+    await redis_server.start()
+    for r in requests:  # the approvers click again after the restart
+        for who in ("U0BOB", "U0CAROL"):
+            await store.approve(r.id, who, datetime.now(UTC))
+    claims = Counter()
+    for worker in ("w1", "w2", "w3"):
+        while (claimed := await store.claim_next(worker, LEASE, datetime.now(UTC))) is not None:
+            claims[claimed.request.id] += 1
+            await store.finish(claimed, RequestState.SUCCEEDED, "done", datetime.now(UTC))
+    assert claims == Counter({r.id: 1 for r in requests})  # every request once, none twice
+    for r in requests:
+        events = [e.event for e in await store.audit(r.id)]
+        assert events[0] == "requested" and events.count("claimed") == 1 and events[-1] == "succeeded"
+        assert events.count("approved") == 2
+    await store.close()
