@@ -67,12 +67,30 @@ def domain_status_blocks(status: DomainStatus) -> list[Block]:
     if status.report is not None:
         fields = status.report.fields()
         on_prem, cloud = fields[:8], fields[8:]
-        for group in (on_prem, cloud):
+        for group, unavailable in ((on_prem, False), (cloud, status.cloud_unavailable is not None)):
             blocks.append(
                 SectionBlock(
                     fields=[
-                        MarkdownTextObject(text=_clip(f"*{name}*\n{escape(value) if value else '—'}", _FIELD_TEXT))
+                        MarkdownTextObject(
+                            text=_clip(
+                                f"*{name}*\n" + ("_unavailable_" if unavailable else escape(value) if value else "—"),
+                                _FIELD_TEXT,
+                            )
+                        )
                         for name, value in group
+                    ]
+                )
+            )
+        if status.cloud_unavailable is not None:
+            blocks.append(
+                ContextBlock(
+                    elements=[
+                        MarkdownTextObject(
+                            text=_clip(
+                                f":warning: The Cloud* fields could not be read: {escape(status.cloud_unavailable)}",
+                                _SECTION_TEXT,
+                            )
+                        )
                     ]
                 )
             )

@@ -253,9 +253,10 @@ class EntraHttp:
     One ``httpx.AsyncClient`` for all calls (connection reuse); one token provider.
     """
 
-    def __init__(self, app: EntraApp, *, scope: str, service: str) -> None:
+    def __init__(self, app: EntraApp, *, scope: str, service: str, forbidden: str | None = None) -> None:
         self.tokens = TokenProvider(app, scope)
         self._service = service
+        self._forbidden = forbidden  # what a 403 means for this service, when it is not a Graph permission
         # httpx 0.28 wants an SSLContext, not a path, for a private CA.
         tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(app.ca_file)) if app.ca_file else True
         self._client = httpx.AsyncClient(verify=tls, timeout=app.timeout)
@@ -314,6 +315,8 @@ class EntraHttp:
             detail = ""
         if status == 401:
             return EntraAuthError(f"{self._service} rejected the bot's token (401): {detail or 'unauthorized'}.")
+        if status == 403 and self._forbidden is not None:
+            return EntraForbidden(f"{self._service} denied access (403): {self._forbidden}.")
         if status == 403:
             needed = permission or "AuditLog.Read.All and Organization.Read.All"
             return EntraForbidden(

@@ -36,6 +36,7 @@ class DomainStatus:
     audit_events: tuple[AuditEvent, ...] | None
     diagnosis: Diagnosis
     checked_at: datetime
+    cloud_unavailable: str | None = None  # the module's read failed: the report holds AD's fields only, and why
 
 
 @dataclass(frozen=True)
@@ -98,9 +99,16 @@ class StatusService:
             failures=tuple(failures),
             audit_since=since,
         )
+        cloud_unavailable = None
+        shown = report
+        if report is None and on_prem is not None:
+            # what AD said is still shown; the Cloud* fields are marked unavailable with the reason
+            shown = KerberosServerReport.combine(on_prem.server, domain, None)
+            cloud_unavailable = next((f.message for f in failures if f.source == "Kerberos module"), "not read")
         return DomainStatus(
             domain=domain,
-            report=report,
+            report=shown,
+            cloud_unavailable=cloud_unavailable,
             on_prem=on_prem,
             audit_events=tuple(events) if events is not None else None,
             diagnosis=diagnose(observations, now, self._settings.policy),

@@ -137,3 +137,19 @@ async def test_readyz_names_the_dependency_that_is_down(seeded: Sandbox) -> None
         await samba("up", seeded.domains[1])
     async with seeded.session.get(seeded.base_url + "/healthz") as resp:
         assert resp.status == 200
+
+
+@pytest.mark.parametrize(
+    ("status", "why"), [(429, "throttled the request (429)"), (403, "Hybrid Identity Administrator role")]
+)
+async def test_when_entras_kerberos_store_fails_the_ad_fields_stay_and_the_cloud_fields_say_why(
+    seeded: Sandbox, status: int, why: str
+) -> None:
+    seeded.entra.fail_next("store", status, count=3)
+    _, replies = await seeded.command("status contoso.test")
+    seeded.entra.clear_faults()
+    text = text_of(replies)
+    assert "krbtgt_AzureAD" in text and "KeyVersion" in text  # what AD said is shown
+    assert "CloudKeyVersion*\\n_unavailable_" in text
+    assert "The Cloud* fields could not be read" in text and why in text
+    assert "AuditLog.Read.All" not in text  # a 403 of the store is not a Graph permission

@@ -49,7 +49,14 @@ class CloudKerberosDomainStore:
     def __init__(self, app: EntraApp, *, base_url: str) -> None:
         self._base = f"{base_url.rstrip('/')}/_emulator/tenants/{quote(app.tenant_id)}/kerberosDomains"
         # The emulator signs in as the bot's app; a token for Graph is what the stand-in accepts.
-        self._http = EntraHttp(app, scope="https://graph.microsoft.com/.default", service=_SERVICE)
+        self._http = EntraHttp(
+            app,
+            scope="https://graph.microsoft.com/.default",
+            service=_SERVICE,
+            # the module writes this object with its cloud credential, not with a Graph permission
+            forbidden="the cloud credential needs the Hybrid Identity Administrator role (or Global Administrator) "
+            "in the tenant, as Microsoft's module does for the Kerberos server object",
+        )
         self.tokens = self._http.tokens
 
     @property
