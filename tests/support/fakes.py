@@ -140,6 +140,8 @@ class FakeKerberosModule:
             state = replace(state, trusted_domain=on_prem_state(domain_dns_name, tlns=names).trusted_domain)
         server = state.server
         if options.rotate_server_key and server is not None and server.key is not None:
+            if not options.force and server.key.updated_on + timedelta(hours=24) > NOW:
+                raise KerberosModuleError("The key was rotated less than 24 hours ago; use -Force to rotate again.")
             key = replace(
                 server.key, version=server.key.version + 1000, updated_on=NOW, kvno=(server.key.kvno or 0) + 1
             )

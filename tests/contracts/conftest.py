@@ -1,0 +1,17 @@
+"""The contract suites run each port's cases against the in-memory fake and the real adapter (real
+Redis, the Samba DC, the Entra stand-in): a fake that passes here behaves as the adapter does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.support.samba import SambaDC, contoso, ensure_up
+
+pytest_plugins = ["tests.support.entra"]
+
+
+@pytest.fixture(scope="session")
+async def contoso_dc() -> AsyncIterator[SambaDC]:
+    yield await ensure_up(contoso())

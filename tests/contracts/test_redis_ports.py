@@ -1,0 +1,101 @@
+"""The command queue and the verification store: the in-memory fakes and the Redis adapters (real
+Redis, a prefix of their own) honour the same contract."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.adapters.redis_client import connect
+from bot.adapters.redis_commands import RedisCommandQueue
+from bot.adapters.redis_store import RedisVerifications
+from bot.domain.ports import CommandQueue, DeferredCommand
+from bot.domain.verification import VerificationStore, VerifiedIdentity
+from tests.support.fake_approvals import FakeVerifications
+from tests.support.fakes import FakeCommandQueue
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    name = f"kbot-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    client = connect(REDIS_URL)
+    async for key in client.scan_iter(match=f"{name}:*", count=500):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture(params=["fake", "redis"])
+async def queue(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[CommandQueue]:
+    if request.param == "fake":
+        yield FakeCommandQueue()
+        return
+    client = connect(REDIS_URL)
+    yield RedisCommandQueue(client, prefix)
+    await client.aclose()
+
+
+def command(text: str) -> DeferredCommand:
+    return DeferredCommand(text, "U0ALICE", "C0PLATFORM", "http://127.0.0.1:9/r", "req-1", datetime.now(UTC))
+
+
+async def test_commands_come_out_in_order_each_to_one_consumer(queue: CommandQueue) -> None:
+    for text in ("status", "gpo", "requests"):
+        await queue.put(command(text))
+    first = await queue.take("w1", count=2, block_ms=10)
+    second = await queue.take("w2", count=5, block_ms=10)
+    assert [c.text for c in first] == ["status", "gpo"] and [c.text for c in second] == ["requests"]
+    assert first[0].user_id == "U0ALICE" and first[0].reply_to == "http://127.0.0.1:9/r"
+    assert await queue.take("w1", count=5, block_ms=10) == []  # at most once: nothing comes back
+
+
+async def test_a_burst_put_at_once_is_taken_whole(queue: CommandQueue) -> None:
+    await asyncio.gather(*(queue.put(command(f"status {i}")) for i in range(50)))
+    taken: list[DeferredCommand] = []
+    while batch := await queue.take("w", count=20, block_ms=10):
+        taken += batch
+    assert sorted(c.text for c in taken) == sorted(f"status {i}" for i in range(50))
+
+
+@dataclass
+class Verifications:
+    store: VerificationStore
+    wait: Callable[[timedelta], Awaitable[None]]  # let time pass, the store's way
+
+
+@pytest.fixture(params=["fake", "redis"])
+async def verifications(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Verifications]:
+    if request.param == "fake":
+        now = [datetime.now(UTC)]
+        fake = FakeVerifications(lambda: now[0])
+
+        async def move(by: timedelta) -> None:
+            now[0] += by
+
+        yield Verifications(fake, move)
+        return
+    client = connect(REDIS_URL)
+
+    async def sleep(by: timedelta) -> None:
+        await asyncio.sleep(by.total_seconds())
+
+    yield Verifications(RedisVerifications(client, prefix), sleep)
+    await client.aclose()
+
+
+IDENTITY = VerifiedIdentity("oid-bob", "bob@contoso.test", datetime(2026, 12, 1, 10, 0, tzinfo=UTC), mfa=True)
+
+
+async def test_a_verification_is_recalled_within_its_window_and_gone_after(verifications: Verifications) -> None:
+    await verifications.store.remember("U0BOB", IDENTITY, timedelta(milliseconds=300))
+    assert await verifications.store.recall("U0BOB") == IDENTITY
+    assert await verifications.store.recall("U0CAROL") is None
+    await verifications.wait(timedelta(milliseconds=400))
+    assert await verifications.store.recall("U0BOB") is None
