@@ -331,6 +331,8 @@ def build_components(
             forest_roots={d.name: d.forest_root_name for d in config.domains},
             verification=verification,
             limits=ExecutionLimits(
+                lease=timedelta(seconds=config.changes.lease_seconds),
+                renew_every=timedelta(seconds=config.changes.lease_seconds / 3),
                 change_timeout=timedelta(minutes=config.changes.change_timeout_minutes),
                 request_retention=timedelta(days=config.changes.request_retention_days),
                 audit_retention=timedelta(days=config.changes.audit_retention_days),

@@ -360,6 +360,13 @@ class ChangesConfig(_Strict):
         description="a change still running after this is stopped and flagged 'needs attention' (its outcome is "
         "unknown); longer than every module call it makes",
     )
+    lease_seconds: float = Field(
+        default=30.0,
+        ge=3,
+        le=50,
+        description="a running change's lease, renewed every third of it; a dead worker's request is flagged "
+        "'needs attention' within this plus a 5-second sweep",
+    )
     request_retention_days: int = Field(default=400, ge=1, description="finished requests older than this go")
     audit_retention_days: int = Field(default=400, ge=1, description="audit entries older than this go")
 

@@ -467,7 +467,7 @@ class ChangeService:
                 cloud = await self._module.get_server(request.domain)
         except (KerberosBotError, TimeoutError) as exc:
             why = exc.user_message if isinstance(exc, KerberosBotError) else "no answer in time"
-            return f"What exists now could not be read ({why}); run `/kerberos status {request.domain}`."
+            return f"What exists now could not be read ({why.rstrip('.')}); run `/kerberos status {request.domain}`."
         server = on_prem.server
         have = {
             "the krbtgt_AzureAD account": server is not None and server.krbtgt_dn is not None,

@@ -9,8 +9,6 @@ import pytest
 
 from tests.support.samba import SambaDC, contoso, ensure_up
 
-pytest_plugins = ["tests.support.entra"]
-
 
 @pytest.fixture(scope="session")
 async def contoso_dc() -> AsyncIterator[SambaDC]:

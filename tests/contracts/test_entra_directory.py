@@ -14,6 +14,8 @@ from bot.sandbox.entra_standin import EntraStandIn
 from tests.support.entra import entra_app
 from tests.support.fakes import FakeEntra, audit_event
 
+pytest_plugins = ["tests.support.entra"]
+
 AddEvent = Callable[[str, str, datetime], None]
 
 
