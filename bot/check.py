@@ -10,8 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlparse, urlunparse
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -19,6 +18,7 @@ from bot.adapters.ad_ldap import LdapDirectory
 from bot.adapters.entra_graph import GraphEntraDirectory
 from bot.adapters.kerberos_module.powershell import MODULE
 from bot.adapters.kerberos_module.remoting import RemotingKerberosModule, cloud_name
+from bot.adapters.redis_client import connect
 from bot.bootstrap import approver_sign_in, build_remoting, entra_app, ldap_endpoint
 from bot.config import ACTION_KEYS, BotConfig, RemotingConfig, Settings, VerificationConfig
 from bot.domain.errors import (
@@ -55,10 +55,21 @@ def redact(url: str) -> str:
 
 
 async def _redis(url: str) -> CheckResult:
-    client = aioredis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    client = connect(url)
     try:
         await client.ping()
-        return CheckResult("redis", True, f"{redact(url)} answers")
+        try:
+            policy = (await client.config_get("maxmemory-policy")).get("maxmemory-policy", "noeviction")
+        except ResponseError:  # CONFIG refused by an ACL: nothing to say about eviction
+            policy = "noeviction"
+        if policy != "noeviction":
+            return CheckResult(
+                "redis",
+                False,
+                f"{redact(url)} answers, but evicts keys under memory pressure (maxmemory-policy {policy})",
+                "set maxmemory-policy noeviction: an evicted lock, lease or request is a safety bug",
+            )
+        return CheckResult("redis", True, f"{redact(url)} answers (maxmemory-policy noeviction)")
     except (RedisError, OSError) as exc:
         return CheckResult(
             "redis",

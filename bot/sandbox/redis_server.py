@@ -20,8 +20,9 @@ def _free_port() -> int:
 class PrivateRedis:
     """``start()`` / ``restart()`` / ``stop()``; the data directory survives restarts."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *extra_args: str) -> None:
         self.directory = directory
+        self._extra_args = extra_args  # further redis-server options, e.g. "--maxmemory-policy", "allkeys-lru"
         self.port = _free_port()
         self._proc: asyncio.subprocess.Process | None = None
 
@@ -45,6 +46,7 @@ class PrivateRedis:
             "always",
             "--save",
             "",
+            *self._extra_args,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import redis.asyncio as aioredis
 
+from bot.adapters.redis_client import connect
 from bot.bootstrap import Components, build_components
 from bot.config import load_bot_config
 from bot.domain.errors import ConfigurationError
@@ -147,7 +147,7 @@ def seed_people(entra: EntraStandIn, slack: SlackStandIn) -> None:
 
 
 async def _drop_keys(redis_url: str, prefix: str) -> None:
-    client = aioredis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     try:
         async for key in client.scan_iter(match=f"{prefix}:*", count=500):
             await client.delete(key)

@@ -144,3 +144,15 @@ async def test_kill_9_of_redis_during_a_burst_of_clicks_never_executes_twice(red
         assert events[0] == "requested" and events.count("claimed") == 1 and events[-1] == "succeeded"
         assert events.count("approved") == 2
     await store.close()
+
+
+async def test_check_reports_a_redis_that_evicts_keys(tmp_path: Path) -> None:
+    from bot.check import _redis
+
+    evicting = PrivateRedis(tmp_path, "--maxmemory-policy", "allkeys-lru")
+    await evicting.start()
+    try:
+        result = await _redis(evicting.url)
+    finally:
+        await evicting.stop()
+    assert not result.ok and "allkeys-lru" in result.detail and "noeviction" in (result.fix or "")
