@@ -30,8 +30,9 @@ from bot.adapters.redis_store import RedisApprovalStore, RedisVerifications
 from bot.config import BotConfig, DomainConfig, EntraConfig, RemotingConfig, VerificationConfig
 from bot.domain.approvals import Action, ActionPolicy, GroupDirectory
 from bot.domain.diagnosis import RotationPolicy
-from bot.domain.errors import KerberosBotError
+from bot.domain.errors import ConfigurationError, KerberosBotError
 from bot.domain.gpo import KdcProxySetting
+from bot.domain.integrity import Signer
 from bot.domain.ports import ActiveDirectory, CommandQueue, EntraDirectory, KerberosModule
 from bot.domain.verification import ChatProfiles, EntraGroupMembership, VerificationPolicy
 from bot.services.changes import ChangeService, ExecutionLimits
@@ -254,6 +255,21 @@ def build_verification(
     return verification
 
 
+def integrity_signer(config: BotConfig) -> Signer:
+    """The key that signs requests, approvals and buttons: from the configuration, never from Redis."""
+    source = config.changes.integrity_key
+    if source is None:
+        raise ConfigurationError(
+            "changes.integrity_key: required with REDIS_URL (it signs every request and approval, so that nothing "
+            "written to Redis by anyone else is carried out); e.g. "
+            'integrity_key = { env = "KERBEROS_BOT_INTEGRITY_KEY" } with a value from `openssl rand -hex 32`'
+        )
+    key = source.resolve("changes.integrity_key")
+    if len(key) < 32:
+        raise ConfigurationError("changes.integrity_key: give at least 32 characters (`openssl rand -hex 32`)")
+    return Signer(key.encode("utf-8"))
+
+
 def build_components(
     config: BotConfig,
     overrides: Overrides | None = None,
@@ -321,6 +337,7 @@ def build_components(
         if membership is not None:
             verification = build_verification(config, client, store_prefix, membership, profiles, closers)
         changes = ChangeService(
+            signer=integrity_signer(config),
             store=RedisApprovalStore(client, store_prefix),
             module=module,
             directories=directories,

@@ -135,7 +135,12 @@ class EntraConfig(_Strict):
 
 class PolicyConfig(_Strict):
     key_max_age_days: int = Field(default=180, gt=0)
-    rotation_min_interval_hours: float = Field(default=24.0, gt=0)
+    rotation_min_interval_hours: float = Field(
+        default=24.0,
+        ge=24,
+        description="the module itself refuses a rotation within 24 hours without -Force: a shorter interval "
+        "would let approvers approve rotations that then fail",
+    )
     audit_lookback_days: int = Field(default=30, gt=0)
 
 
@@ -143,7 +148,7 @@ class ActionPolicyConfig(_Strict):
     """Who may request and approve one action, how many must approve, how long a request lives."""
 
     approvals_required: int | None = Field(
-        default=None, ge=1, le=10, description="unset: 2 for rotate_force, remove_tdo and remove_all, else 1"
+        default=None, ge=1, le=10, description="unset: 2 for rotate_force, remove_tdo, setup and remove_all, else 1"
     )
     ttl_minutes: int = Field(default=240, ge=1)
     requester_groups: list[str] = Field(default_factory=list, description="Slack user group ids; empty: anyone")
@@ -151,7 +156,7 @@ class ActionPolicyConfig(_Strict):
     verified_approval: bool | None = Field(
         default=None,
         description="an approval counts only after a fresh Entra sign-in with MFA; "
-        "unset: on for rotate_force, remove_tdo and remove_all",
+        "unset: on for rotate_force, remove_tdo, setup and remove_all",
     )
 
 
@@ -367,6 +372,11 @@ class ChangesConfig(_Strict):
         description="a running change's lease, renewed every third of it; a dead worker's request is flagged "
         "'needs attention' within this plus a 5-second sweep",
     )
+    integrity_key: SecretSource | None = Field(
+        default=None,
+        description="the HMAC key (at least 32 characters, e.g. `openssl rand -hex 32`) that signs every request, "
+        "approval and button; it must never be stored in Redis. Required when changes are on",
+    )
     request_retention_days: int = Field(default=400, ge=1, description="finished requests older than this go")
     audit_retention_days: int = Field(default=400, ge=1, description="audit entries older than this go")
 
@@ -409,10 +419,10 @@ class BotConfig(_Strict):
         needing = [key for key in ACTION_KEYS if approvals.verified(key)]
         if needing and approvals.verification is None:
             raise ValueError(
-                f"verified approvals are on for {', '.join(needing)} (on by default for rotate_force, remove_tdo "
-                "and remove_all) but there is no [approvals.verification] table: add one with client_id (a public "
-                "client app registration) and approver_group_id (an Entra group), or set verified_approval = false "
-                "for those actions"
+                f"verified approvals are on for {', '.join(needing)} (on by default for rotate_force, remove_tdo, "
+                "setup and remove_all) but there is no [approvals.verification] table: add one with client_id "
+                "(a public client app registration) and approver_group_id (an Entra group), or set "
+                "verified_approval = false for those actions"
             )
         return self
 

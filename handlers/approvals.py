@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -26,13 +27,27 @@ from bot.services.changes import ChangeService
 from bot.services.verification import ApproverVerification, PendingVerification
 from handlers.boundary import OnceAck, guard, message_modal
 from handlers.messages import escape
-from handlers.views import APPROVE_ACTION, DENY_ACTION, parse_button_value, request_card, verification_prompt
+from handlers.views import (
+    APPROVE_ACTION,
+    DENY_ACTION,
+    TamperedButton,
+    approval_terms,
+    button_payload,
+    request_card,
+    verification_prompt,
+)
 
 log = logging.getLogger(__name__)
 DENY_DIALOG = "kerberos_deny_reason"
 
 REFUSALS = {
     Verdict.NOT_ALLOWED: "You are not in a group allowed to approve this action; nothing was changed.",
+    Verdict.WRONG_ORIGIN: "This request was made in another channel (or workspace); it can only be decided on its "
+    "own card there. Nothing was changed.",
+    Verdict.SAME_PERSON: "Your Entra account has already approved this request from another Slack account; a "
+    "second approver must be another person. Nothing was changed.",
+    Verdict.VERIFY_FIRST: "This action needs an approval verified by an Entra sign-in, which is not configured; "
+    "nothing was changed.",
     Verdict.SELF_APPROVAL: "You asked for this change, so someone else has to approve it.",
     Verdict.DUPLICATE: "Your approval is already counted.",
     Verdict.NOT_PENDING: "This request is already decided.",
@@ -41,10 +56,10 @@ REFUSALS = {
 }
 
 
-async def update_card(client: AsyncWebClient, request: ChangeRequest) -> None:
+async def update_card(client: AsyncWebClient, changes: ChangeService, request: ChangeRequest) -> None:
     if not (request.channel and request.message_ts):
         return
-    card = request_card(request)
+    card = request_card(request, changes.button_value(request), approval_terms(changes, request))
     await client.chat_update(
         channel=request.channel, ts=request.message_ts, text=card.text, blocks=card.payload()["blocks"]
     )
@@ -53,11 +68,15 @@ async def update_card(client: AsyncWebClient, request: ChangeRequest) -> None:
 THREAD_LINES = {
     Verdict.RECORDED: ":ballot_box_with_check: <@{user}> approved{verified} ({count} of {required}).",
     Verdict.APPROVED: ":white_check_mark: <@{user}> approved{verified} ({count} of {required}): the change starts.",
-    Verdict.DENIED: ":no_entry: <@{user}> denied it: {reason}",
+    Verdict.DENIED: ":no_entry: <@{user}> denied it; the reason is on the card.",
     Verdict.EXPIRED: ":clock3: The request expired before enough approvals.",
-    Verdict.SELF_APPROVAL: ":no_entry_sign: <@{user}> tried to approve their own request; refused.",
-    Verdict.NOT_ALLOWED: ":no_entry_sign: A click by <@{user}> was refused: not in an approver group.",
 }
+# Refused clicks get no thread line: they are answered to the person who clicked (ephemerally) and
+# audited once, so nobody can fill a request's thread by clicking.
+
+
+# the verdicts that change what the card shows; a refused click leaves it as it is
+_CARD_CHANGES = frozenset({Verdict.RECORDED, Verdict.APPROVED, Verdict.DENIED, Verdict.EXPIRED, Verdict.NOT_PENDING})
 
 
 async def post_in_thread(client: AsyncWebClient, request: ChangeRequest, text: str) -> None:
@@ -66,14 +85,20 @@ async def post_in_thread(client: AsyncWebClient, request: ChangeRequest, text: s
 
 
 async def _after_decision(
-    client: AsyncWebClient, result: DecisionResult, user: str, channel: str, *, tell: bool = True
+    client: AsyncWebClient,
+    changes: ChangeService,
+    result: DecisionResult,
+    user: str,
+    channel: str,
+    *,
+    tell: bool = True,
 ) -> None:
     set_user(user)
     DECISIONS.labels(result.verdict.value).inc()
     log.info("click on request %s: %s", result.request.id if result.request else "?", result.verdict.value)
     request = result.request
-    if request is not None and result.verdict not in (Verdict.NOT_ALLOWED, Verdict.DUPLICATE):
-        await update_card(client, request)
+    if request is not None and result.verdict in _CARD_CHANGES:
+        await update_card(client, changes, request)
     refusal = REFUSALS.get(result.verdict)
     if refusal and tell:
         await client.chat_postEphemeral(channel=channel, user=user, text=refusal)
@@ -88,7 +113,6 @@ async def _after_decision(
                 verified=f" ({escape(identity.describe())})" if identity else "",
                 count=result.approvals,
                 required=request.approvals_required,
-                reason=escape(request.decision_reason or ""),
             ),
         )
 
@@ -100,6 +124,7 @@ async def _verify_then_approve(
     request: ChangeRequest,
     user: str,
     channel: str,
+    origin: str,
     background: set[asyncio.Task[None]],
 ) -> None:
     """Start (or rejoin) the approver's Entra sign-in; the approval is recorded when it succeeds."""
@@ -118,7 +143,7 @@ async def _verify_then_approve(
     await client.chat_postEphemeral(
         channel=channel, user=user, text=prompt.text, blocks=prompt.payload().get("blocks", [])
     )
-    task = asyncio.create_task(_after_verification(client, changes, pending, request, user, channel))
+    task = asyncio.create_task(_after_verification(client, changes, pending, request, user, channel, origin))
     background.add(task)
     task.add_done_callback(background.discard)
 
@@ -130,6 +155,7 @@ async def _after_verification(
     request: ChangeRequest,
     user: str,
     channel: str,
+    origin: str,
 ) -> None:
     try:
         outcome = await asyncio.shield(pending.outcome)
@@ -138,8 +164,8 @@ async def _after_verification(
     set_user(user)
     try:
         if outcome.identity is not None:
-            result = await changes.approve(request.id, request.action, user)
-            await _after_decision(client, result, user, channel)
+            result = await changes.approve(request.id, user, origin)
+            await _after_decision(client, changes, result, user, channel)
             return
         problem = outcome.problem or "the sign-in did not complete"
         if outcome.abandoned:
@@ -158,30 +184,42 @@ async def _after_verification(
             text=f":no_entry_sign: Your approval of `{request.id}` was refused: {escape(problem)}. "
             "Nothing was changed.",
         )
-        await post_in_thread(
-            client,
-            request,
-            f":no_entry_sign: An approval by <@{user}> was refused: the Entra sign-in did not verify them "
-            f"({escape(problem)}).",
-        )
     except Exception:
         log.exception("recording the verified approval of %s on %s failed", user, request.id)
 
 
-def _clicked(body: dict[str, Any]) -> tuple[str, str, str]:
+@dataclass(frozen=True)
+class Click:
+    value: str  # the button's value, checked for its shape
+    user: str
+    channel: str
+    origin: str  # "<team>/<app>/<channel>": the store refuses a click from elsewhere than the request
+
+
+def _clicked(body: dict[str, Any]) -> Click:
     """Who clicked which button where; the gate in front of Bolt checked the payload's shape."""
     action = body["actions"][0]
     channel = body.get("channel")
     if not isinstance(channel, dict) or not channel.get("id"):
         raise UsageError("This button works only on a request's card in its channel; nothing was changed.")
-    return str(action.get("value", "")), str(body["user"]["id"]), str(channel["id"])
+    team = body.get("team")
+    team_id = str(team.get("id", "")) if isinstance(team, dict) else ""
+    origin = f"{team_id}/{body.get('api_app_id', '')}/{channel['id']}"
+    return Click(button_payload(action.get("value")), str(body["user"]["id"]), str(channel["id"]), origin)
 
 
-def _deny_dialog(value: str, channel: str) -> dict[str, Any]:
+def _request_id(changes: ChangeService, value: str) -> str:
+    request_id = changes.request_id_of(value)
+    if request_id is None:
+        raise TamperedButton()
+    return request_id
+
+
+def _deny_dialog(click: Click) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": DENY_DIALOG,
-        "private_metadata": json.dumps({"value": value, "channel": channel}),
+        "private_metadata": json.dumps({"value": click.value, "channel": click.channel, "origin": click.origin}),
         "title": {"type": "plain_text", "text": "Deny the request"},
         "submit": {"type": "plain_text", "text": "Deny"},
         "close": {"type": "plain_text", "text": "Cancel"},
@@ -202,15 +240,15 @@ def _deny_dialog(value: str, channel: str) -> dict[str, Any]:
     }
 
 
-def _deny_metadata(view: dict[str, Any]) -> tuple[str, str, str]:
-    """The button value and channel the dialog was opened for, and the reason typed."""
+def _deny_metadata(view: dict[str, Any]) -> tuple[Click, str]:
+    """The click the dialog was opened for (its user filled in by the caller), and the reason typed."""
     try:
         metadata = json.loads(view.get("private_metadata") or "")
-        value, channel = str(metadata["value"]), str(metadata["channel"])
+        click = Click(button_payload(metadata["value"]), "", str(metadata["channel"]), str(metadata["origin"]))
         reason = str(view["state"]["values"]["reason"]["reason"]["value"] or "").strip()
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, UsageError) as exc:
         raise UsageError("This dialog was not opened by kerberos-bot's Deny button; nothing was changed.") from exc
-    return value, channel, reason
+    return click, reason
 
 
 def register(app: AsyncApp, changes: ChangeService, verification: ApproverVerification | None = None) -> None:
@@ -218,36 +256,36 @@ def register(app: AsyncApp, changes: ChangeService, verification: ApproverVerifi
 
     async def approve(ack: OnceAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        value, user, channel = _clicked(body)
-        set_user(user)
-        request_id, kind = parse_button_value(value)
-        result = await changes.approve(request_id, kind, user)
+        click = _clicked(body)
+        set_user(click.user)
+        result = await changes.approve(_request_id(changes, click.value), click.user, click.origin)
         if result.verdict == Verdict.VERIFY_FIRST and verification is not None and result.request is not None:
-            await _verify_then_approve(client, changes, verification, result.request, user, channel, background)
+            await _verify_then_approve(
+                client, changes, verification, result.request, click.user, click.channel, click.origin, background
+            )
             return
-        await _after_decision(client, result, user, channel)
+        await _after_decision(client, changes, result, click.user, click.channel)
 
     async def deny(ack: OnceAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        value, _, channel = _clicked(body)
-        parse_button_value(value)  # a tampered value is refused now, not after the reason is typed
+        click = _clicked(body)
+        _request_id(changes, click.value)  # a tampered value is refused now, not after the reason is typed
         trigger = body.get("trigger_id")
         if not isinstance(trigger, str):
             raise UsageError("Slack sent this click without a trigger to open the dialog; click Deny again.")
-        await client.views_open(trigger_id=trigger, view=_deny_dialog(value, channel))
+        await client.views_open(trigger_id=trigger, view=_deny_dialog(click))
 
     async def deny_reason(ack: OnceAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        value, channel, reason = _deny_metadata(body["view"])
-        request_id, kind = parse_button_value(value)
+        click, reason = _deny_metadata(body["view"])
         user = str(body["user"]["id"])
         set_user(user)
-        result = await changes.deny(request_id, kind, user, reason)
+        result = await changes.deny(_request_id(changes, click.value), user, reason, click.origin)
         refusal = REFUSALS.get(result.verdict)
         if refusal:  # shown in the dialog itself; nothing was changed
             await ack(response_action="update", view=message_modal(refusal))
         else:
             await ack()
-        await _after_decision(client, result, user, channel, tell=refusal is None)
+        await _after_decision(client, changes, result, user, click.channel, tell=refusal is None)
 
     app.action(APPROVE_ACTION)(guard("approve click", approve))
     app.action(DENY_ACTION)(guard("deny click", deny))
@@ -281,7 +319,7 @@ class ChangeWorker:
         if execution is None:
             return False
         request = execution.request
-        await update_card(self._client, request)
+        await update_card(self._client, self._changes, request)
         icon = ":white_check_mark:" if execution.succeeded else ":x:"
         await post_in_thread(self._client, request, f"{icon} {execution.outcome}")
         if execution.new_key_version is not None:
@@ -315,13 +353,13 @@ class ChangeWorker:
     async def expire(self) -> None:
         """Pending requests whose time is up: expired, their card and thread say so."""
         for request in await self._changes.expire_due():
-            await update_card(self._client, request)
+            await update_card(self._client, self._changes, request)
             await post_in_thread(self._client, request, THREAD_LINES[Verdict.EXPIRED])
 
     async def recover(self) -> None:
         """Requests a dead worker left mid-action are flagged, shown on their card, never re-run."""
         for request in await self._changes.recover():
-            await update_card(self._client, request)
+            await update_card(self._client, self._changes, request)
             await post_in_thread(self._client, request, f":rotating_light: {request.outcome}")
 
     async def sweep(self) -> None:

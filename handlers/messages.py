@@ -37,3 +37,16 @@ class Reply:
 def escape(text: str) -> str:
     """Slack mrkdwn control characters; directory values are data, never markup."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plain(text: str, limit: int = 300) -> str:
+    """User text for a plain_text object: one line (newlines and runs of spaces collapsed, control
+    characters gone), at most ``limit`` characters. plain_text renders no markup, mentions or links."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def code(text: str, limit: int = 100) -> str:
+    """User text echoed inside mrkdwn (a domain name typed with a command): inline code shows it as
+    typed, with no formatting, mention or link; its own backticks go."""
+    return f"`{escape(plain(text, limit).replace('`', ''))}`"

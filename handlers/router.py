@@ -102,6 +102,8 @@ class KerberosCommand:
             services=self._services,
             catalog=self._catalog,
             client=client,
+            team_id=str(body.get("team_id", "")),
+            app_id=str(body.get("api_app_id", "")),
         )
         return subcommand.prepare(parsed, ctx)
 
@@ -137,6 +139,8 @@ class KerberosCommand:
             text=str(command.get("text", "")),
             user_id=str(command.get("user_id", "")),
             channel_id=str(command.get("channel_id", "")),
+            team_id=str(command.get("team_id", "")),
+            app_id=str(command.get("api_app_id", "")),
             reply_to=str(command.get("response_url", "")),
             request_id=REQUEST_ID.get(),
             queued_at=datetime.now(UTC),
@@ -152,7 +156,13 @@ class KerberosCommand:
         """Do the follow-up work of a command another process acknowledged (a command worker, which has
         set the log context of the acknowledging request)."""
         label = self._label(deferred.text)
-        body = {"text": deferred.text, "user_id": deferred.user_id, "channel_id": deferred.channel_id}
+        body = {
+            "text": deferred.text,
+            "user_id": deferred.user_id,
+            "channel_id": deferred.channel_id,
+            "team_id": deferred.team_id,
+            "api_app_id": deferred.app_id,
+        }
         try:
             prepared = self._prepare(body, client)
         except Exception as exc:  # it was valid when acknowledged: the configuration changed in between

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -14,15 +15,17 @@ from slack_sdk.models.blocks import (
     DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
+    PlainTextObject,
     SectionBlock,
 )
 
-from bot.domain.approvals import ACTION_KINDS, Action, Approval, ChangeRequest, RequestState
+from bot.domain.approvals import ACTION_KINDS, Approval, ChangeRequest, RequestState
 from bot.domain.diagnosis import Health, Severity
 from bot.domain.errors import UsageError
 from bot.domain.verification import DeviceCodePrompt
+from bot.services.changes import ChangeService
 from bot.services.status import DomainStatus
-from handlers.messages import Reply, escape
+from handlers.messages import Reply, escape, plain
 
 # Slack's limits: 50 blocks a message, 10 fields a section, 3,000 characters a text, 2,000 a field.
 MAX_BLOCKS = 50
@@ -161,10 +164,6 @@ STATE_LINES = {
 }
 
 
-def button_value(request: ChangeRequest) -> str:
-    return f"{request.id}|{request.action.value}"
-
-
 class TamperedButton(UsageError):
     def __init__(self) -> None:
         super().__init__(
@@ -173,18 +172,15 @@ class TamperedButton(UsageError):
         )
 
 
-_REQUEST_ID = re.compile(r"[0-9a-f]{6,32}")
-_ACTIONS = {a.value: a for a in Action}
+_BUTTON = re.compile(r"[0-9a-f]{6,32}\.[0-9a-f]{10,40}")
 
 
-def parse_button_value(value: object) -> tuple[str, Action]:
-    """``<request id>|<action>`` as :func:`button_value` writes it; anything else is refused."""
-    if not isinstance(value, str) or len(value) > 100:
+def button_payload(value: object) -> str:
+    """A button's value as the bot writes it (``<request id>.<MAC>``, see ``ChangeService.button_value``);
+    anything else is refused before it names a request."""
+    if not isinstance(value, str) or not 8 <= len(value) <= 100 or not _BUTTON.fullmatch(value):
         raise TamperedButton()
-    request_id, _, action = value.partition("|")
-    if not _REQUEST_ID.fullmatch(request_id) or action not in _ACTIONS:
-        raise TamperedButton()
-    return request_id, _ACTIONS[action]
+    return value
 
 
 def approval_line(approval: Approval) -> str:
@@ -224,15 +220,47 @@ def verification_prompt(
     )
 
 
-def request_card(request: ChangeRequest) -> Reply:
-    """The request as approvers see it; the buttons go once it is decided."""
+@dataclass(frozen=True)
+class ApprovalTerms:
+    """What approving a request takes, from the policy of its stored action."""
+
+    required: int
+    verified: bool  # each approval needs an Entra sign-in with MFA
+    groups: tuple[str, ...]  # Slack user group ids whose members may approve
+
+
+def approval_terms(changes: ChangeService, request: ChangeRequest) -> ApprovalTerms:
+    policy = changes.policy_of(request)
+    return ApprovalTerms(policy.approvals_required, policy.verified_approval, tuple(sorted(policy.approver_groups)))
+
+
+def _time_left(request: ChangeRequest, now: datetime) -> str:
+    minutes = int((request.expires_at - now).total_seconds() // 60)
+    if minutes <= 0:
+        return "expired"
+    return f"{minutes // 60} h {minutes % 60} min left" if minutes >= 60 else f"{minutes} min left"
+
+
+def _plain_context(text: str) -> ContextBlock:
+    """User text as Slack shows it verbatim: plain_text renders no markup, mention, link or emoji code."""
+    return ContextBlock(elements=[PlainTextObject(text=text, emoji=False)])
+
+
+def request_card(request: ChangeRequest, button_value: str, terms: ApprovalTerms, now: datetime | None = None) -> Reply:
+    """The request as approvers see it: everything the bot vouches for first (who, what, the approvals,
+    what approving takes, the state), the requester's own words last and as plain text; the buttons
+    go once it is decided."""
+    now = now or datetime.now(UTC)
     title = f"{ACTION_TITLES[request.action]}: {request.domain}"
     approvals = ", ".join(approval_line(a) for a in request.approvals) or "none yet"
+    who = ", ".join(f"<!subteam^{g}>" for g in terms.groups) or "nobody (no approver group is configured)"
+    needs = "each one after an Entra sign-in with MFA" if terms.verified else "a click by each approver"
     lines = [
         f"*Requested by* <@{request.requester}>   *Request* `{request.id}`",
-        f"*Why:* {escape(request.reason)}",
         f"*Approvals:* {len(request.approvals)} of {request.approvals_required} ({approvals})",
-        f"*Expires:* {request.expires_at:%Y-%m-%d %H:%M} UTC",
+        f"*Approving takes:* {request.approvals_required} different people from {who}, {needs}; never the requester",
+        f"*Expires:* {request.expires_at:%Y-%m-%d %H:%M} UTC"
+        + (f" ({_time_left(request, now)})" if request.state == RequestState.PENDING else ""),
     ]
     plan = "\n".join(f"• {escape(step)}" for step in request.plan)
     status = STATE_LINES[request.state]
@@ -240,8 +268,6 @@ def request_card(request: ChangeRequest) -> Reply:
         status += f" by <@{request.decided_by}>"
         if request.decided_at:
             status += f" at {request.decided_at:%Y-%m-%d %H:%M} UTC"
-        if request.decision_reason:
-            status += f": {escape(request.decision_reason)}"
     if request.outcome:
         status += f"\n{escape(request.outcome)}"
     blocks: list[Block] = [
@@ -249,9 +275,18 @@ def request_card(request: ChangeRequest) -> Reply:
         SectionBlock(text=MarkdownTextObject(text=_clip("\n".join(lines), _SECTION_TEXT))),
         SectionBlock(text=MarkdownTextObject(text=_clip(f"*What will change*\n{plan}", _SECTION_TEXT))),
         SectionBlock(text=MarkdownTextObject(text=_clip(status, _SECTION_TEXT))),
+        ContextBlock(
+            elements=[PlainTextObject(text=f"Reason given by the requester: {plain(request.reason)}", emoji=False)]
+        ),
     ]
+    if request.decision_reason:
+        blocks.append(
+            ContextBlock(
+                elements=[PlainTextObject(text=f"Reason for the denial: {plain(request.decision_reason)}", emoji=False)]
+            )
+        )
     if request.state == RequestState.PENDING:
-        value = button_value(request)
+        value = button_value
         blocks.append(
             ActionsBlock(
                 block_id=f"request-{request.id}",

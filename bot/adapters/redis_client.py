@@ -42,10 +42,20 @@ def connect(url: str, *, decode_responses: bool = True) -> aioredis.Redis:
     )
 
 
+# Redis answers these when it is up but cannot serve: the same to the user as down
+_UNSERVED = ("MISCONF", "NOREPLICAS", "OOM", "MASTERDOWN", "LOADING", "READONLY", "CLUSTERDOWN")
+
+
 @contextlib.contextmanager
 def store_errors(consequence: str = "nothing was changed") -> Iterator[None]:
-    """Redis's and the socket's failures become ``StoreUnavailable`` saying what they mean for the user."""
+    """Redis's and the socket's failures become ``StoreUnavailable`` saying what they mean for the user.
+    Any other Redis error (a script or command the bot got wrong) is a bug: it is left as it is, so it
+    is logged with its traceback and the user gets a reference."""
     try:
         yield
-    except (RedisError, OSError, TimeoutError) as exc:
+    except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+        raise StoreUnavailable(f"The approval store (Redis) is unavailable; {consequence}.") from exc
+    except RedisError as exc:
+        if not str(exc).startswith(_UNSERVED):
+            raise
         raise StoreUnavailable(f"The approval store (Redis) is unavailable; {consequence}.") from exc

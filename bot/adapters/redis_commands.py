@@ -56,6 +56,8 @@ class RedisCommandQueue:
             "reply_to": command.reply_to,
             "request_id": command.request_id,
             "queued_at": command.queued_at.isoformat(),
+            "team": command.team_id,
+            "app": command.app_id,
         }
         if self._batch is None or self._batch_written is None:
             self._batch, self._batch_written = [], asyncio.get_running_loop().create_future()
@@ -101,6 +103,8 @@ class RedisCommandQueue:
                         reply_to=fields.get("reply_to", ""),
                         request_id=fields.get("request_id", "-"),
                         queued_at=_parse_time(fields.get("queued_at", "")),
+                        team_id=fields.get("team", ""),
+                        app_id=fields.get("app", ""),
                     )
                 )
         return commands

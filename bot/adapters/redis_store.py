@@ -59,10 +59,36 @@ local function audit(event, actor, detail)
 end
 """
 
-# KEYS: req, approvals, pending, work, audit   ARGV: id, now_ms, now_iso, actor, [reason]
-_PENDING_CHECKS = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found', 0} end
+# The checks every decision makes first, with every refused click audited once per user, request and
+# verdict (a bounded trail: clicking a decided request a thousand times writes one entry).
+# KEYS: req, approvals, pending, work, audit, executing, lock, people, clicks
+# ARGV: id, now_ms, now_iso, actor, origin ('' = not checked), allowed actions ('*' or one per line), ...
+_DECISION_CHECKS = """
+local function refused(verdict, detail)
+  if redis.call('SADD', KEYS[9], ARGV[4] .. '|' .. verdict) == 1 then
+    if detail ~= '' then detail = verdict .. ': ' .. detail else detail = verdict end
+    audit('refused', ARGV[4], detail)
+  end
+end
+local function listed(list, wanted)
+  for item in string.gmatch(list, '[^' .. string.char(10) .. ']+') do
+    if item == wanted then return true end
+  end
+  return false
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  refused('not_found', '')
+  redis.call('PEXPIRE', KEYS[9], 86400000)
+  return {'not_found', 0}
+end
+local action = redis.call('HGET', KEYS[1], 'action')
+local origin = redis.call('HGET', KEYS[1], 'origin') or ''
+if ARGV[5] ~= '' and origin ~= '' and origin ~= ARGV[5] then
+  refused('wrong_origin', 'clicked in ' .. ARGV[5] .. ', requested in ' .. origin)
+  return answer('wrong_origin')
+end
 if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then
+  refused('not_pending', '')
   return answer('not_pending')
 end
 if tonumber(ARGV[2]) >= tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms')) then
@@ -71,22 +97,40 @@ if tonumber(ARGV[2]) >= tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms')) t
   audit('expired', '', '')
   return answer('expired')
 end
+if ARGV[6] ~= '*' and not listed(ARGV[6], action) then
+  refused('not_allowed', 'not in an approver group of ' .. action)
+  return answer('not_allowed')
+end
 """
 
+# ARGV 7..12: approval value (JSON with its MAC), identity described, Entra oid, UPN, signed-in time,
+# the actions whose approvals need a verified identity (one per line)
 APPROVE = (
     _AUDIT
-    + _PENDING_CHECKS
+    + _DECISION_CHECKS
     + """
-if redis.call('HGET', KEYS[1], 'requester') == ARGV[4] then
-  audit('refused', ARGV[4], 'the requester cannot approve their own request')
+local requester_upn = string.lower(redis.call('HGET', KEYS[1], 'requester_upn') or '')
+local same_upn = ARGV[10] ~= '' and string.lower(ARGV[10]) == requester_upn
+if redis.call('HGET', KEYS[1], 'requester') == ARGV[4] or same_upn then
+  refused('self_approval', 'the requester cannot approve their own request')
   return answer('self_approval')
 end
-if redis.call('HSETNX', KEYS[2], ARGV[4], ARGV[5]) == 0 then
+if redis.call('HEXISTS', KEYS[2], ARGV[4]) == 1 then
+  refused('duplicate', '')
   return answer('duplicate')
 end
-if ARGV[7] ~= '' then
+if ARGV[9] == '' and listed(ARGV[12], action) then
+  refused('verify_first', '')
+  return answer('verify_first')
+end
+if ARGV[9] ~= '' and redis.call('HSETNX', KEYS[8], ARGV[9], ARGV[4]) == 0 then
+  refused('same_person', ARGV[10] .. ' already approved as ' .. redis.call('HGET', KEYS[8], ARGV[9]))
+  return answer('same_person')
+end
+redis.call('HSET', KEYS[2], ARGV[4], ARGV[7])
+if ARGV[9] ~= '' then
   redis.call('XADD', KEYS[5], '*', 'request', ARGV[1], 'event', 'approved', 'actor', ARGV[4], 'at', ARGV[3],
-             'detail', ARGV[6], 'entra_oid', ARGV[7], 'entra_upn', ARGV[8], 'entra_signed_in_at', ARGV[9])
+             'detail', ARGV[8], 'entra_oid', ARGV[9], 'entra_upn', ARGV[10], 'entra_signed_in_at', ARGV[11])
 else
   audit('approved', ARGV[4], '')
 end
@@ -101,24 +145,25 @@ return answer('recorded')
 """
 )
 
+# ARGV 7: the reason
 DENY = (
     _AUDIT
-    + _PENDING_CHECKS
+    + _DECISION_CHECKS
     + """
-redis.call('HSET', KEYS[1], 'state', 'denied', 'decided_by', ARGV[4], 'decision_reason', ARGV[5],
+redis.call('HSET', KEYS[1], 'state', 'denied', 'decided_by', ARGV[4], 'decision_reason', ARGV[7],
            'decided_at', ARGV[3])
 redis.call('ZREM', KEYS[3], ARGV[1])
-audit('denied', ARGV[4], ARGV[5])
+audit('denied', ARGV[4], ARGV[7])
 return answer('denied')
 """
 )
 
 CANCEL = (
     _AUDIT
-    + _PENDING_CHECKS
+    + _DECISION_CHECKS
     + """
 if redis.call('HGET', KEYS[1], 'requester') ~= ARGV[4] then
-  audit('refused', ARGV[4], 'only the requester can cancel')
+  refused('not_requester', 'only the requester can cancel')
   return answer('not_requester')
 end
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'decided_by', ARGV[4], 'decided_at', ARGV[3])
@@ -237,22 +282,21 @@ def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _allowed(actions: frozenset[Action] | None) -> str:
+    return "*" if actions is None else "\n".join(sorted(a.value for a in actions)) or "-"
+
+
 def _pairs(flat: list[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-def _approval_value(at: datetime, identity: VerifiedIdentity | None) -> str:
-    if identity is None:
-        return _iso(at)
-    return json.dumps(
-        {
-            "at": _iso(at),
-            "oid": identity.object_id,
-            "upn": identity.upn,
-            "signed_in_at": _iso(identity.signed_in_at),
-            "mfa": identity.mfa,
-        }
-    )
+def _approval_value(at: datetime, identity: VerifiedIdentity | None, mac: str = "") -> str:
+    value: dict[str, Any] = {"at": _iso(at), "mac": mac}
+    if identity is not None:
+        value.update(
+            oid=identity.object_id, upn=identity.upn, signed_in_at=_iso(identity.signed_in_at), mfa=identity.mfa
+        )
+    return json.dumps(value)
 
 
 def _identity_from(data: dict[str, Any]) -> VerifiedIdentity:
@@ -268,7 +312,8 @@ def _approval_from(approver: str, value: str) -> Approval:
     if not value.startswith("{"):
         return Approval(approver, datetime.fromisoformat(value))
     data = json.loads(value)
-    return Approval(approver, datetime.fromisoformat(data["at"]), _identity_from(data))
+    identity = _identity_from(data) if "oid" in data else None
+    return Approval(approver, datetime.fromisoformat(data["at"]), identity, str(data.get("mac", "")))
 
 
 def _request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeRequest:
@@ -294,6 +339,9 @@ def _request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeRe
         top_level_names=tuple(n for n in fields.get("top_level_names", "").split(",") if n),
         approved_at=_time(fields.get("approved_at")),
         claimed_by=fields.get("claimed_by") or None,
+        origin=fields.get("origin", ""),
+        requester_upn=fields.get("requester_upn") or None,
+        mac=fields.get("mac", ""),
     )
 
 
@@ -362,6 +410,8 @@ class RedisApprovalStore:
             f"{self._p}:audit",
             f"{self._p}:executing",
             self._lock(domain),
+            f"{self._req(request_id)}:people",
+            f"{self._req(request_id)}:clicks",
         ]
 
     async def _run(self, script: str, request_id: str, at: datetime, *extra: str, domain: str = "") -> Any:
@@ -390,6 +440,9 @@ class RedisApprovalStore:
             "message_ts": request.message_ts or "",
             "expected_key_version": "" if request.expected_key_version is None else str(request.expected_key_version),
             "top_level_names": ",".join(request.top_level_names),
+            "origin": request.origin,
+            "requester_upn": request.requester_upn or "",
+            "mac": request.mac,
         }
         self.round_trips += 1
         with store_errors("the request was not recorded"):
@@ -422,7 +475,16 @@ class RedisApprovalStore:
         return DecisionResult(verdict, _request_from(_pairs(answer[2]), _pairs(answer[3])), count)
 
     async def approve(
-        self, request_id: str, approver: str, at: datetime, identity: VerifiedIdentity | None = None
+        self,
+        request_id: str,
+        approver: str,
+        at: datetime,
+        identity: VerifiedIdentity | None = None,
+        *,
+        mac: str = "",
+        allowed: frozenset[Action] | None = None,
+        verified_actions: frozenset[Action] = frozenset(),
+        origin: str = "",
     ) -> DecisionResult:
         verified = (
             (identity.describe(), identity.object_id, identity.upn, _iso(identity.signed_in_at))
@@ -430,14 +492,33 @@ class RedisApprovalStore:
             else ("", "", "", "")
         )
         return self._result(
-            await self._run("approve", request_id, at, approver, _approval_value(at, identity), *verified)
+            await self._run(
+                "approve",
+                request_id,
+                at,
+                approver,
+                origin,
+                _allowed(allowed),
+                _approval_value(at, identity, mac),
+                *verified,
+                "\n".join(a.value for a in verified_actions),
+            )
         )
 
-    async def deny(self, request_id: str, approver: str, reason: str, at: datetime) -> DecisionResult:
-        return self._result(await self._run("deny", request_id, at, approver, reason))
+    async def deny(
+        self,
+        request_id: str,
+        approver: str,
+        reason: str,
+        at: datetime,
+        *,
+        allowed: frozenset[Action] | None = None,
+        origin: str = "",
+    ) -> DecisionResult:
+        return self._result(await self._run("deny", request_id, at, approver, origin, _allowed(allowed), reason))
 
     async def cancel(self, request_id: str, requester: str, at: datetime) -> DecisionResult:
-        return self._result(await self._run("cancel", request_id, at, requester))
+        return self._result(await self._run("cancel", request_id, at, requester, "", "*"))
 
     async def refuse(self, request_id: str, actor: str, why: str, at: datetime) -> None:
         self.round_trips += 1
@@ -580,7 +661,7 @@ class RedisApprovalStore:
                 if state is not None and not RequestState(state).is_final:
                     continue
                 req = self._req(request_id)
-                await self._redis.delete(req, f"{req}:approvals", f"{req}:journal")
+                await self._redis.delete(req, f"{req}:approvals", f"{req}:journal", f"{req}:people", f"{req}:clicks")
                 await self._redis.zrem(f"{self._p}:recent", request_id)
                 forgotten += 1
             audit_cutoff = _ms(at - (audit_retention or retention))
@@ -638,6 +719,7 @@ class RedisVerifications:
 
     async def remember(self, chat_user: str, identity: VerifiedIdentity, ttl: timedelta) -> None:
         value = json.loads(_approval_value(identity.signed_in_at, identity))
+        value.pop("mac", None)
         with store_errors("the sign-in was not recorded"):
             await self._redis.set(self._key(chat_user), json.dumps(value), px=max(1, int(ttl.total_seconds() * 1000)))
 

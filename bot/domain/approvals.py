@@ -48,7 +48,8 @@ ACTION_KINDS: dict[Action, ActionKind] = {
         ActionKind(Action.ROTATE, "Rotate the Kerberos key", "rotate", 1, False),
         ActionKind(Action.ROTATE_FORCE, "Rotate the Kerberos key (forced, within 24 hours)", "rotate_force", 2, True),
         ActionKind(Action.REMOVE_TDO, "Remove the trusted domain object", "remove_tdo", 2, True),
-        ActionKind(Action.SETUP, "Set up the cloud trust", "setup", 1, False),
+        # setup creates an inbound trust in a forest root: as strong as the removals
+        ActionKind(Action.SETUP, "Set up the cloud trust", "setup", 2, True),
         ActionKind(Action.REMOVE_ALL, "Remove all Kerberos settings", "remove_all", 2, True),
     )
 }
@@ -93,6 +94,7 @@ class Approval:
     approver: str
     at: datetime
     identity: VerifiedIdentity | None = None  # the Entra sign-in behind it, for verified approvals
+    mac: str = ""  # bot.domain.integrity: proves the bot recorded it
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,9 @@ class ChangeRequest:
     top_level_names: tuple[str, ...] = ()  # setup: -TopLevelNames
     approved_at: datetime | None = None
     claimed_by: str | None = None  # the worker that carries it out
+    origin: str = ""  # "<team>/<app>/<channel>" it was requested in: clicks count only from there
+    requester_upn: str | None = None  # the requester's Entra account, where it can be told: never an approver
+    mac: str = ""  # bot.domain.integrity: proves the bot wrote the record
 
 
 class Verdict(enum.Enum):
@@ -136,6 +141,8 @@ class Verdict(enum.Enum):
     NOT_REQUESTER = "not_requester"  # only the requester may cancel
     NOT_ALLOWED = "not_allowed"  # not in an approver group: refused, audited, nothing changed
     VERIFY_FIRST = "verify_first"  # the action needs a verified Entra sign-in first; nothing recorded yet
+    WRONG_ORIGIN = "wrong_origin"  # the click came from another workspace, app or channel than the request
+    SAME_PERSON = "same_person"  # this Entra user already approved (from another Slack account)
 
 
 @dataclass(frozen=True)
@@ -192,12 +199,35 @@ class ApprovalStore(Protocol):
         ...
 
     async def approve(
-        self, request_id: str, approver: str, at: datetime, identity: VerifiedIdentity | None = None
+        self,
+        request_id: str,
+        approver: str,
+        at: datetime,
+        identity: VerifiedIdentity | None = None,
+        *,
+        mac: str = "",
+        allowed: frozenset[Action] | None = None,
+        verified_actions: frozenset[Action] = frozenset(),
+        origin: str = "",
     ) -> DecisionResult:
-        """Count an approval; ``identity`` (verified approvals) is kept with it and in the audit trail."""
+        """Count an approval, deciding from the stored request alone: ``allowed`` are the actions the
+        approver may approve (None: any), ``verified_actions`` those whose approvals need ``identity``
+        (else VERIFY_FIRST), ``origin`` where the click came from (refused when the request was made
+        elsewhere; empty: not checked). One person counts once: the same Slack user, the same Entra
+        user from a second Slack account (SAME_PERSON), and the requester's own Entra account are
+        refused. Every refused click is audited once per user, request and verdict."""
         ...
 
-    async def deny(self, request_id: str, approver: str, reason: str, at: datetime) -> DecisionResult: ...
+    async def deny(
+        self,
+        request_id: str,
+        approver: str,
+        reason: str,
+        at: datetime,
+        *,
+        allowed: frozenset[Action] | None = None,
+        origin: str = "",
+    ) -> DecisionResult: ...
 
     async def cancel(self, request_id: str, requester: str, at: datetime) -> DecisionResult: ...
 

@@ -87,6 +87,8 @@ class DeferredCommand:
     reply_to: str  # where the replies go (Slack: the response URL)
     request_id: str  # the log correlation id of the acknowledging process
     queued_at: datetime
+    team_id: str = ""
+    app_id: str = ""
 
 
 class CommandQueue(Protocol):

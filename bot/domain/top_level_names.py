@@ -14,6 +14,10 @@ import re
 from bot.domain.errors import UsageError
 
 MAX_NAMES = 8  # the clouds Microsoft documents need at most two (the sovereign one and windows.net)
+# The DNS suffixes of Azure SQL Managed Instance's clouds, as Microsoft documents them: public
+# (database.windows.net, the module's default), Azure US Government (database.usgovcloudapi.net,
+# the source document's example) and Azure operated by 21Vianet (database.chinacloudapi.cn).
+ENTRA_TOP_LEVEL_NAMES = frozenset({"windows.net", "usgovcloudapi.net", "chinacloudapi.cn"})
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
@@ -32,6 +36,10 @@ def check_top_level_names(names: tuple[str, ...]) -> tuple[str, ...]:
     for name in normalised:
         if not _is_dns_name(name):
             raise UsageError(f"`{name[:80]}` is not a DNS name such as `usgovcloudapi.net`.")
+    for name in normalised:
+        if name not in ENTRA_TOP_LEVEL_NAMES and not any(name.endswith("." + t) for t in ENTRA_TOP_LEVEL_NAMES):
+            known = ", ".join(f"`{t}`" for t in sorted(ENTRA_TOP_LEVEL_NAMES))
+            raise UsageError(f"`{name}` is not the DNS suffix of an Azure cloud Entra Kerberos serves ({known}).")
     if len(set(normalised)) != len(normalised):
         raise UsageError("A top-level name is given twice.")
     for name in normalised:

@@ -68,7 +68,7 @@ class Console:
                 self.say(f"\n--- kerberos-bot {verb} in #platform ---\n{render_message(message)}")
                 for block in blocks:
                     if block.get("type") == "actions":
-                        self._latest_request = str(block["elements"][0]["value"]).split("|")[0]
+                        self._latest_request = str(block["elements"][0]["value"]).split(".")[0]  # "<id>.<MAC>"
             elif call.name == "chat.postEphemeral":
                 name = NAMES.get(str(body.get("user")), body.get("user"))
                 message = {"text": body.get("text"), "blocks": _blocks(body)}
@@ -87,13 +87,13 @@ class Console:
     async def _button(self, action_id: str, request_id: str) -> bool:
         changes = self.box.components.services.changes
         request = await changes.get(request_id) if changes else None
-        if request is None or request.message_ts is None:
+        if changes is None or request is None or request.message_ts is None:
             self.say(f"(no request card {request_id!r})")
             return False
         payload = block_actions_payload(
             user_id=PEOPLE[self.user],
             action_id=action_id,
-            value=f"{request.id}|{request.action.value}",
+            value=changes.button_value(request),  # what the card's buttons carry
             channel_id=CHANNEL,
             message_ts=request.message_ts,
         )

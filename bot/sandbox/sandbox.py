@@ -192,7 +192,7 @@ def sandbox_config(domains: tuple[SandboxDomain, ...], entra: EntraStandIn, *, v
             "",
         ]
     else:
-        for key in ("rotate_force", "remove_tdo", "remove_all"):
+        for key in ("rotate_force", "remove_tdo", "setup", "remove_all"):
             lines += [f"[approvals.{key}]", "verified_approval = false", ""]
     lines += [
         "[kerberos_module]",
@@ -204,6 +204,8 @@ def sandbox_config(domains: tuple[SandboxDomain, ...], entra: EntraStandIn, *, v
     ]
     for d in domains:
         lines += [f'[kerberos_module.emulator.domains."{d.name}"]', f'samba_conf = "{d.samba.smb_conf}"', ""]
+    # the last table, so a test may append keys to it
+    lines += ["[changes]", f'integrity_key = {{ value = "{secrets.token_hex(32)}" }}', ""]
     return "\n".join(lines)
 
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -28,6 +29,7 @@ from bot.domain.approvals import (
     Action,
     ActionKind,
     ActionPolicy,
+    Approval,
     ApprovalStore,
     ChangeRequest,
     Claim,
@@ -35,10 +37,10 @@ from bot.domain.approvals import (
     FinishResult,
     GroupDirectory,
     RequestState,
-    Verdict,
 )
 from bot.domain.diagnosis import RotationPolicy, rotation_window
-from bot.domain.errors import ConfigurationError, KerberosBotError, UnknownDomainError, UsageError
+from bot.domain.errors import KerberosBotError, UnknownDomainError, UsageError
+from bot.domain.integrity import Signer
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES
 from bot.domain.ports import ActiveDirectory, KerberosModule, SetServerOptions
 from bot.domain.top_level_names import check_top_level_names
@@ -78,6 +80,14 @@ class NotAllowed(UsageError):
     pass
 
 
+class RefusedAtExecution(KerberosBotError):
+    """A claimed request does not hold up against the stored policy any more; nothing was changed."""
+
+
+class ForgedRecord(RefusedAtExecution):
+    """The stored request or an approval does not carry the bot's MAC: something else wrote to Redis."""
+
+
 @dataclass(frozen=True)
 class Execution:
     request: ChangeRequest
@@ -103,6 +113,7 @@ class Ask:
     reason: str
     channel: str | None = None
     top_level_names: tuple[str, ...] = DEFAULT_TOP_LEVEL_NAMES  # setup only
+    origin: str = ""  # "<team>/<app>/<channel>": approvals count only from there
 
 
 @dataclass(frozen=True)
@@ -130,7 +141,11 @@ class ChangeService:
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:10],
         verification: ApproverVerification | None = None,
         limits: ExecutionLimits | None = None,
+        signer: Signer | None = None,
     ) -> None:
+        # without a configured key (unit tests), a key of this process's own: nothing it signs
+        # verifies in another process, so a deployment always passes the configured one
+        self._signer = signer or Signer(secrets.token_bytes(32))
         self._verification = verification
         self._limits = limits or ExecutionLimits()
         self._module_called: set[str] = set()  # requests whose module call started in this process
@@ -181,20 +196,44 @@ class ChangeService:
             channel=ask.channel,
             expected_key_version=draft.expected_key_version,
             top_level_names=draft.top_level_names,
+            origin=ask.origin,
+            requester_upn=await self._entra_account_of(ask.requester),
         )
+        request = replace(request, mac=self._signer.request_mac(request))
         await self._store.create(request)
         return request
 
+    async def _entra_account_of(self, chat_user: str) -> str | None:
+        """The requester's Entra account, so that it can never approve, even from a second Slack account."""
+        if self._verification is None:
+            return None
+        try:
+            return (await self._verification.expected_user(chat_user)).lower()
+        except KerberosBotError:
+            return None  # not matched: their Slack id is still refused
+
+    def policy_of(self, request: ChangeRequest) -> ActionPolicy:
+        """The policy of the request's stored action: what approving it takes."""
+        return self._policies[request.action]
+
+    def button_value(self, request: ChangeRequest) -> str:
+        """What the card's buttons carry: the request's id and a MAC of it, nothing that decides anything."""
+        return self._signer.button_value(request.id)
+
+    def request_id_of(self, button_value: str) -> str | None:
+        """The request a button names, or None when the bot did not make that value."""
+        return self._signer.request_id_of(button_value)
+
     async def request_rotation(
-        self, domain: str, *, requester: str, reason: str, force: bool, channel: str | None = None
+        self, domain: str, *, requester: str, reason: str, force: bool, channel: str | None = None, origin: str = ""
     ) -> ChangeRequest:
         action = Action.ROTATE_FORCE if force else Action.ROTATE
-        return await self.request(action, Ask(domain, requester, reason, channel))
+        return await self.request(action, Ask(domain, requester, reason, channel, origin=origin))
 
     async def request_tdo_removal(
-        self, domain: str, *, requester: str, reason: str, channel: str | None = None
+        self, domain: str, *, requester: str, reason: str, channel: str | None = None, origin: str = ""
     ) -> ChangeRequest:
-        return await self.request(Action.REMOVE_TDO, Ask(domain, requester, reason, channel))
+        return await self.request(Action.REMOVE_TDO, Ask(domain, requester, reason, channel, origin=origin))
 
     async def request_setup(
         self,
@@ -204,13 +243,15 @@ class ChangeService:
         reason: str,
         top_level_names: tuple[str, ...] = DEFAULT_TOP_LEVEL_NAMES,
         channel: str | None = None,
+        origin: str = "",
     ) -> ChangeRequest:
-        return await self.request(Action.SETUP, Ask(domain, requester, reason, channel, tuple(top_level_names)))
+        ask = Ask(domain, requester, reason, channel, tuple(top_level_names), origin=origin)
+        return await self.request(Action.SETUP, ask)
 
     async def request_removal(
-        self, domain: str, *, requester: str, reason: str, channel: str | None = None
+        self, domain: str, *, requester: str, reason: str, channel: str | None = None, origin: str = ""
     ) -> ChangeRequest:
-        return await self.request(Action.REMOVE_ALL, Ask(domain, requester, reason, channel))
+        return await self.request(Action.REMOVE_ALL, Ask(domain, requester, reason, channel, origin=origin))
 
     async def _plan_rotation(self, directory: ActiveDirectory, ask: Ask, *, force: bool) -> Draft:
         name = directory.domain_dns_name
@@ -306,57 +347,36 @@ class ChangeService:
         )
 
     # -- decide -----------------------------------------------------------------------------------
-    async def approve(self, request_id: str, action: Action, approver: str) -> DecisionResult:
-        """Count an approval. For actions with ``verified_approval`` it counts only when the approver
-        has a fresh verified Entra sign-in; otherwise the answer is VERIFY_FIRST and nothing is recorded."""
-        policy = self._policies[action]
-        if not await self._is_member(approver, policy.approver_groups):
-            await self._store.refuse(request_id, approver, "not in an approver group", self._clock())
-            return DecisionResult(Verdict.NOT_ALLOWED, await self._store.get(request_id))
-        identity = None
-        if policy.verified_approval:
-            if self._verification is None:
-                raise ConfigurationError(
-                    f"`{action.value}` needs verified approvals but [approvals.verification] is not configured."
-                )
-            early = await self._refused_before_verification(request_id, approver)
-            if early is not None:
-                return early
-            identity = await self._verification.fresh(approver)
-            if identity is None:
-                request = await self._store.get(request_id)
-                return DecisionResult(Verdict.VERIFY_FIRST, request, len(request.approvals) if request else 0)
-        return await self._store.approve(request_id, approver, self._clock(), identity)
+    async def _approvable(self, user: str) -> frozenset[Action]:
+        """The actions whose approver groups hold ``user``; the store checks the stored action against them."""
+        return frozenset([a for a, p in self._policies.items() if await self._is_member(user, p.approver_groups)])
 
-    async def _refused_before_verification(self, request_id: str, approver: str) -> DecisionResult | None:
-        """The answer a click would get anyway, so nobody is asked to sign in for nothing. The store
-        decides again, atomically, when the approval is recorded."""
-        request = await self._store.get(request_id)
-        if request is None:
-            return DecisionResult(Verdict.NOT_FOUND, None)
-        count = len(request.approvals)
-        if request.state != RequestState.PENDING:
-            return DecisionResult(Verdict.NOT_PENDING, request, count)
-        if self._clock() >= request.expires_at:
-            return DecisionResult(Verdict.EXPIRED, request, count)
-        if request.requester == approver:
-            await self._store.refuse(
-                request_id, approver, "the requester cannot approve their own request", self._clock()
-            )
-            return DecisionResult(Verdict.SELF_APPROVAL, request, count)
-        if any(a.approver == approver for a in request.approvals):
-            return DecisionResult(Verdict.DUPLICATE, request, count)
-        return None
+    @property
+    def _verified_actions(self) -> frozenset[Action]:
+        return frozenset(a for a, p in self._policies.items() if p.verified_approval)
+
+    async def approve(self, request_id: str, approver: str, origin: str = "") -> DecisionResult:
+        """Count an approval. Who may approve, and whether it needs a fresh verified Entra sign-in, come
+        from the stored request's action, never from the click: the store decides it in one step.
+        ``origin`` is where the click came from ("<team>/<app>/<channel>")."""
+        allowed = await self._approvable(approver)
+        verified = self._verified_actions
+        identity = None
+        if allowed & verified and self._verification is not None:
+            identity = await self._verification.fresh(approver)
+        at = self._clock()
+        mac = self._signer.approval_mac(request_id, Approval(approver, at, identity))
+        return await self._store.approve(
+            request_id, approver, at, identity, mac=mac, allowed=allowed, verified_actions=verified, origin=origin
+        )
 
     async def refuse_unverified(self, request_id: str, approver: str, why: str) -> None:
         """Audit an approval whose Entra sign-in did not verify the approver; nothing else changes."""
         await self._store.refuse(request_id, approver, f"verification failed: {why}", self._clock())
 
-    async def deny(self, request_id: str, action: Action, approver: str, reason: str) -> DecisionResult:
-        if not await self._is_member(approver, self._policies[action].approver_groups):
-            await self._store.refuse(request_id, approver, "not in an approver group", self._clock())
-            return DecisionResult(Verdict.NOT_ALLOWED, await self._store.get(request_id))
-        return await self._store.deny(request_id, approver, reason, self._clock())
+    async def deny(self, request_id: str, approver: str, reason: str, origin: str = "") -> DecisionResult:
+        allowed = await self._approvable(approver)
+        return await self._store.deny(request_id, approver, reason, self._clock(), allowed=allowed, origin=origin)
 
     async def expire_due(self) -> list[ChangeRequest]:
         expired = []
@@ -413,12 +433,20 @@ class ChangeService:
         try:
             await self._step(request, f"claimed by {request.claimed_by or '?'}")
             await self._step(request, f"claim durable: {await self._store.make_durable()}")
+            await self._revalidate(request)
+            await self._step(request, "re-validated against the stored policy")
+        except ForgedRecord as exc:
+            log.error("request %s: %s", request.id, exc.user_message)
+            return RequestState.ATTENTION, f"Refused: {exc.user_message}"
         except KerberosBotError as exc:
             return RequestState.FAILED, f"Not started: {exc.user_message}"
         timeout = self._limits.change_timeout
         try:
             succeeded, outcome = await asyncio.wait_for(self._carry_out(request), timeout.total_seconds())
             state = RequestState.SUCCEEDED if succeeded else RequestState.FAILED
+        except ForgedRecord as exc:
+            log.error("request %s: %s", request.id, exc.user_message)
+            state, outcome = RequestState.ATTENTION, f"Refused: {exc.user_message}"
         except TimeoutError:
             minutes = timeout.total_seconds() / 60
             state, outcome = (
@@ -513,8 +541,63 @@ class ChangeService:
     async def _step(self, request: ChangeRequest, step: str) -> None:
         await self._store.record_step(request.id, step, self._clock())
 
+    async def _revalidate(self, request: ChangeRequest) -> None:
+        """The request as stored now, against the policy of its action: signed by the bot, enough
+        distinct approvers, none of them the requester, each still in an approver group, verified
+        where the policy says so, and not waiting longer than its time to live. Raises when not."""
+        stored = await self._store.get(request.id)
+        if stored is None:
+            raise RefusedAtExecution("the request is no longer in the approval store")
+        forged = self._signer.problems(stored)
+        changed = [
+            n
+            for n in ("action", "domain", "requester", "approvals_required")
+            if getattr(stored, n) != getattr(request, n)
+        ]
+        if forged or changed:
+            what = ", ".join(forged + [f"its {n} changed since the claim" for n in changed])
+            raise ForgedRecord(
+                f"{what} does not carry the bot's signature: something other than the bot wrote to the approval "
+                "store. Nothing was changed; the record is kept for investigation."
+            )
+        policy = self._policies[stored.action]
+        approvers = [a for a in stored.approvals]
+        if stored.approvals_required < policy.approvals_required:
+            raise RefusedAtExecution(
+                f"it asks for {stored.approvals_required} approvals where the policy now needs "
+                f"{policy.approvals_required}"
+            )
+        people = {a.identity.object_id if a.identity else a.approver for a in approvers}
+        if len({a.approver for a in approvers}) < policy.approvals_required or len(people) < policy.approvals_required:
+            raise RefusedAtExecution(
+                f"it has {len(people)} distinct approvers; the policy needs {policy.approvals_required}"
+            )
+        for approval in approvers:
+            if approval.approver == stored.requester or (
+                approval.identity and stored.requester_upn and approval.identity.upn.lower() == stored.requester_upn
+            ):
+                raise RefusedAtExecution("the requester is among its approvers")
+            if not await self._is_member(approval.approver, policy.approver_groups):
+                raise RefusedAtExecution(f"<@{approval.approver}> is no longer in an approver group")
+            if policy.verified_approval and (approval.identity is None or not approval.identity.mfa):
+                raise RefusedAtExecution(
+                    f"the approval by <@{approval.approver}> has no verified Entra sign-in with MFA"
+                )
+        if (
+            stored.approved_at is not None
+            and self._clock() - stored.approved_at > stored.expires_at - stored.created_at
+        ):
+            raise RefusedAtExecution("it waited for a worker longer than its time to live")
+
     async def _module_call(self, request: ChangeRequest, cmdlet: str, call: Awaitable[T]) -> T:
-        """Journal around the one step that changes AD and Entra, so a crash inside it is visible later."""
+        """Journal around the one step that changes AD and Entra, so a crash inside it is visible later.
+        The request is re-validated right before: nothing that changed in the store since the claim counts."""
+        try:
+            await self._revalidate(request)
+        except BaseException:
+            if asyncio.iscoroutine(call):
+                call.close()  # never awaited: no "coroutine was never awaited" warning
+            raise
         await self._step(request, f"module call started: {cmdlet}")
         self._module_called.add(request.id)
         result = await call

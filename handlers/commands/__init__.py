@@ -27,6 +27,13 @@ class CommandContext:
     services: BotServices
     catalog: tuple[tuple[str, str], ...] = ()  # (usage, summary) of every subcommand, for help
     client: AsyncWebClient | None = None  # the Web API, for subcommands that post messages
+    team_id: str = ""
+    app_id: str = ""
+
+    @property
+    def origin(self) -> str:
+        """Where a request is made, and so the only place its approvals may come from."""
+        return f"{self.team_id}/{self.app_id}/{self.channel_id}"
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from bot.domain.approvals import ChangeRequest
 from bot.domain.errors import UsageError
 from bot.services.changes import ChangeService
 from handlers.commands import CommandContext, Prepared, require_changes
-from handlers.messages import Reply
+from handlers.messages import Reply, code
 from handlers.parsing import ParsedCommand
-from handlers.views import request_card, text_reply
+from handlers.views import approval_terms, request_card, text_reply
 
 Submit = Callable[[ChangeService, str, str], Awaitable[ChangeRequest]]  # (service, domain, reason)
 
@@ -30,7 +30,7 @@ def change_command(
 
     async def work() -> list[Reply]:
         request = await submit(changes, domain, reason)
-        card = request_card(request)
+        card = request_card(request, changes.button_value(request), approval_terms(changes, request))
         posted = await client.chat_postMessage(channel=ctx.channel_id, text=card.text, blocks=card.payload()["blocks"])
         await changes.card_posted(request.id, str(posted["channel"]), str(posted["ts"]))
         return [
@@ -41,4 +41,4 @@ def change_command(
             )
         ]
 
-    return Prepared(ack=text_reply(f"Checking {domain} before asking for approval…", icon=":mag:"), work=work)
+    return Prepared(ack=text_reply(f"Checking {code(domain)} before asking for approval…", icon=":mag:"), work=work)

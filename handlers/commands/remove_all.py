@@ -17,6 +17,6 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
         USAGE,
         frozenset(),
         lambda changes, domain, reason: changes.request_removal(
-            domain, requester=ctx.user_id, reason=reason, channel=ctx.channel_id
+            domain, requester=ctx.user_id, reason=reason, channel=ctx.channel_id, origin=ctx.origin
         ),
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, PlainTextObject, SectionBlock
+
 from bot.domain.errors import UsageError
 from handlers.commands import CommandContext, Prepared, require_changes
-from handlers.messages import Reply, escape
+from handlers.messages import Reply, escape, plain
 from handlers.parsing import ParsedCommand
-from handlers.views import STATE_LINES, text_reply
+from handlers.views import MAX_BLOCKS, STATE_LINES, text_reply
 
 NAME = "requests"
 USAGE = "requests"
@@ -21,11 +23,11 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
         recent = await changes.pending_or_recent(20)
         if not recent:
             return [text_reply("No change requests yet.")]
-        lines = []
+        blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text="*Change requests, newest first*"))]
         for r in recent:
             line = (
                 f"`{r.id}` {r.action.value} {r.domain} by <@{r.requester}>, {r.created_at:%Y-%m-%d %H:%M} UTC: "
-                f"{STATE_LINES[r.state]} ({len(r.approvals)}/{r.approvals_required} approvals) — {escape(r.reason)}"
+                f"{STATE_LINES[r.state]} ({len(r.approvals)}/{r.approvals_required} approvals)"
             )
             if r.approvals:
                 line += "\n      approved by " + ", ".join(
@@ -34,7 +36,9 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
                     else f"<@{a.approver}> (Slack only)"
                     for a in r.approvals
                 )
-            lines.append(line)
-        return [text_reply("*Change requests, newest first*\n" + "\n".join(lines))]
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=line[:2900])))
+            # the requester's words: plain text, one line, after the facts
+            blocks.append(ContextBlock(elements=[PlainTextObject(text=f"Reason: {plain(r.reason, 200)}", emoji=False)]))
+        return [Reply(text="Change requests, newest first", blocks=blocks[:MAX_BLOCKS])]
 
     return Prepared(ack=None, work=work)

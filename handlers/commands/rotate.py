@@ -18,6 +18,6 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
         USAGE,
         frozenset({"force"}),
         lambda changes, domain, reason: changes.request_rotation(
-            domain, requester=ctx.user_id, reason=reason, force=force, channel=ctx.channel_id
+            domain, requester=ctx.user_id, reason=reason, force=force, channel=ctx.channel_id, origin=ctx.origin
         ),
     )

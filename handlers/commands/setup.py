@@ -24,6 +24,11 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
         USAGE,
         frozenset({"top-level-names"}),
         lambda changes, domain, reason: changes.request_setup(
-            domain, requester=ctx.user_id, reason=reason, top_level_names=names, channel=ctx.channel_id
+            domain,
+            requester=ctx.user_id,
+            reason=reason,
+            top_level_names=names,
+            channel=ctx.channel_id,
+            origin=ctx.origin,
         ),
     )

@@ -44,4 +44,5 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
 
 @lru_cache(maxsize=128)
 def _checking(domains: tuple[str, ...]) -> Reply:
+    # configured names only (resolve() refused any other), so nothing typed is echoed here
     return text_reply(f"Checking the Kerberos server of {', '.join(domains)}…", icon=":mag:")

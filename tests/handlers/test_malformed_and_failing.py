@@ -34,7 +34,7 @@ from bot.services.status import StatusService
 from bot.slack_app import slack_client
 from handlers.approvals import DENY_DIALOG
 from handlers.groups import SlackUserGroups
-from handlers.views import APPROVE_ACTION, DENY_ACTION, button_value
+from handlers.views import APPROVE_ACTION, DENY_ACTION
 from tests.support.botserver import RunningBot, running_bot
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeKerberosModule, on_prem_state
@@ -154,7 +154,17 @@ async def test_a_signed_malformed_body_is_400_with_the_reason(bot: Bot, body: st
 
 
 # -- the boundary: acknowledged and explained -----------------------------------------------------
-@pytest.mark.parametrize("value", ["", "abc", "0123456789|", "0123456789|reboot", "x" * 20_000, "0123456789|rotate|x"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "abc",
+        "0123456789|rotate",  # the old <id>|<action> form
+        "0123456789.deadbeefdeadbeefdeadbe",  # the right shape, a MAC the bot did not make
+        "x" * 20_000,
+        "<!channel>",
+    ],
+)
 async def test_a_tampered_button_value_is_acknowledged_and_explained(bot: Bot, value: str) -> None:
     assert await bot.click(approve_click(value)) == 200
     [text] = await bot.ephemeral_to("U0BOB")
@@ -163,7 +173,7 @@ async def test_a_tampered_button_value_is_acknowledged_and_explained(bot: Bot, v
 
 async def test_a_click_outside_a_channel_is_explained(bot: Bot) -> None:
     request = await bot.new_request()
-    payload = approve_click(button_value(request))
+    payload = approve_click(bot.changes.button_value(request))
     del payload["channel"]
     payload["response_url"] = bot.slack.new_response_url()
     assert await bot.click(payload) == 200
@@ -175,11 +185,11 @@ async def test_a_click_outside_a_channel_is_explained(bot: Bot) -> None:
 async def test_slacks_user_group_api_failing_on_a_cold_cache_is_explained(bot: Bot) -> None:
     request = await bot.new_request()
     bot.slack.fail("usergroups.users.list", status=500, error="internal_error")
-    assert await bot.click(approve_click(button_value(request))) == 200
+    assert await bot.click(approve_click(bot.changes.button_value(request))) == 200
     [text] = await bot.ephemeral_to("U0BOB")
     assert "cannot tell who may approve" in text and "nothing was changed" in text
     bot.slack.heal("usergroups.users.list")
-    assert await bot.click(approve_click(button_value(request))) == 200
+    assert await bot.click(approve_click(bot.changes.button_value(request))) == 200
     texts = await bot.ephemeral_to("U0BOB", 1)
     assert len(texts) == 1  # approved this time: no refusal
     assert (await bot.changes.get(request.id)).approvals[0].approver == "U0BOB"  # type: ignore[union-attr]
@@ -192,7 +202,7 @@ async def test_an_unexpected_error_in_a_click_gets_a_reference(bot: Bot) -> None
         raise RuntimeError("secret detail: CN=krbtgt_AzureAD,DC=contoso,DC=test")
 
     bot.store.approve = broken  # type: ignore[method-assign]
-    assert await bot.click(approve_click(button_value(request))) == 200
+    assert await bot.click(approve_click(bot.changes.button_value(request))) == 200
     [text] = await bot.ephemeral_to("U0BOB")
     assert "reference" in text and "krbtgt" not in text
 

@@ -58,7 +58,7 @@ async def test_everything_reachable(box: Sandbox) -> None:
     assert set(results) == {"redis", "ldap contoso.test", "ldap fabrikam.test", "entra", "slack", "approver sign-in"}
     verification = results["approver sign-in"].detail
     assert "approver group 'Kerberos approvers' readable" in verification
-    assert "rotate_force, remove_tdo, remove_all" in verification
+    assert "rotate_force, remove_tdo, setup, remove_all" in verification
     assert "Kerberos server ID" in results["ldap contoso.test"].detail
     assert "cloud trust present" in results["ldap contoso.test"].detail
 

@@ -37,6 +37,8 @@ async def queued_so_far(box: Sandbox) -> int:
     client = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
     try:
         # entries ever added: a taken command is deleted from the stream at once
+        if not await client.exists(queue_of(box).key):
+            return 0
         return int((await client.xinfo_stream(queue_of(box).key))["entries-added"])
     finally:
         await client.aclose()

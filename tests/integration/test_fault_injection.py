@@ -25,7 +25,7 @@ import pytest
 
 from bot.adapters.redis_client import connect
 from bot.adapters.redis_store import RedisApprovalStore
-from bot.bootstrap import action_policies
+from bot.bootstrap import action_policies, integrity_signer
 from bot.config import load_bot_config
 from bot.domain.approvals import Action, ChangeRequest, RequestState
 from bot.domain.diagnosis import RotationPolicy
@@ -115,7 +115,7 @@ class World:
 
     async def approve(self, request: ChangeRequest) -> ChangeRequest:
         for approver in APPROVERS[: request.approvals_required]:
-            await self.changes.approve(request.id, request.action, approver)
+            await self.changes.approve(request.id, approver)
         return request
 
     async def approved(self, action: Action, reason: str = "fault test") -> ChangeRequest:
@@ -161,14 +161,16 @@ async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox
 async def world(box: Sandbox, tmp_path: Path) -> AsyncIterator[World]:
     await seed(box.domains, box.components)
     config = tmp_path / "kerberos-bot.toml"
-    config.write_text(box.config_path.read_text() + "\n[changes]\nlease_seconds = 3\n", encoding="utf-8")
+    # [changes] is the sandbox configuration's last table
+    config.write_text(box.config_path.read_text() + "\nlease_seconds = 3\n", encoding="utf-8")
     store = RedisApprovalStore(connect(REDIS_URL), "kerberos-bot")
     changes = ChangeService(
         store=store,
         module=box.components.module,
         directories=box.components.directories,
         groups=FakeGroups({g: frozenset(users) for g, users in SANDBOX_GROUPS.items()}),
-        policies=action_policies(load_bot_config(config)),  # the served bot's own policies
+        policies=action_policies(load_bot_config(config)),  # the served bot's own policies and key
+        signer=integrity_signer(load_bot_config(config)),
         rotation=RotationPolicy(),
         clock=lambda: datetime.now(UTC),
     )

@@ -45,7 +45,9 @@ async def test_remove_tdo_keeps_the_service_account_then_setup_restores_it(box: 
     assert events[0].activity == "Update kerberos domain"  # Entra recorded the cloud side of the change
 
     outcome = await approve_and_wait(
-        box, "setup contoso.test --top-level-names usgovcloudapi.net,windows.net -- US Gov SQL MI", ["U0BOB"]
+        box,
+        "setup contoso.test --top-level-names usgovcloudapi.net,windows.net -- US Gov SQL MI",
+        ["U0BOB", "U0CAROL"],  # setup: two approvers by default
     )
     assert "cloud trust" in outcome
     state = await directory.read_kerberos_objects()

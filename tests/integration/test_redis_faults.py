@@ -24,7 +24,7 @@ from bot.sandbox.slack_standin import SlackStandIn, block_actions_payload, inter
 from bot.services.changes import ChangeService
 from bot.services.container import BotServices
 from bot.services.status import StatusService
-from handlers.views import APPROVE_ACTION, button_value
+from handlers.views import APPROVE_ACTION
 from tests.contracts.test_approval_store import LEASE, new_request
 from tests.support.botserver import running_bot
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeGroups, FakeKerberosModule, on_prem_state
@@ -84,7 +84,7 @@ async def test_a_click_while_redis_is_down_is_answered_and_the_next_one_after_th
         payload = block_actions_payload(
             user_id="U0BOB",
             action_id=APPROVE_ACTION,
-            value=button_value(request),
+            value=changes.button_value(request),
             channel_id="C0PLATFORM",
             message_ts="1.000100",
         )

@@ -42,7 +42,7 @@ async def request_via_slack(box: Sandbox, text: str, user: str = "U0ALICE") -> t
     value = actions["elements"][0]["value"]
     changes = box.components.services.changes
     assert changes is not None
-    request = await changes.get(value.split("|")[0])
+    request = await changes.get(changes.request_id_of(value) or "")
     assert request is not None and request.message_ts
     return request, value, request.message_ts
 
@@ -92,8 +92,8 @@ async def test_forced_rotation_approved_by_two_in_slack_runs_once(box: Sandbox) 
         await asyncio.sleep(0.1)
     outcome = [t for t in thread if "Rotated: KeyVersion" in t]
     assert len(outcome) == 1 and "several hours" in outcome[0]
-    assert any("tried to approve their own request" in t for t in thread)
-    assert any("was refused: not in an approver group" in t for t in thread)
+    # refused clicks are answered to the clicker only (below) and audited; the thread stays clean
+    assert not any("refused" in t or "own request" in t for t in thread)
     assert sum("approved (1 of 2)" in t for t in thread) == 1
     assert sum("approved (2 of 2): the change starts" in t for t in thread) == 1
     contoso_dc = f"ldaps://{box.domains[0].address}:636"

@@ -67,7 +67,7 @@ async def test_forced_rotation_executes_once_and_both_sides_agree(
     request = await svc.request_rotation("contoso.test", requester="U0ALICE", reason="right after setup", force=True)
     assert request.approvals_required == 2
 
-    results = await asyncio.gather(*(svc.approve(request.id, Action.ROTATE_FORCE, a) for a in sorted(APPROVERS)))
+    results = await asyncio.gather(*(svc.approve(request.id, a) for a in sorted(APPROVERS)))
     assert Counter(r.verdict for r in results)[Verdict.APPROVED] == 1
 
     executions = await asyncio.gather(*(svc.execute_next(f"worker-{i}") for i in range(3)))

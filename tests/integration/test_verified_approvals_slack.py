@@ -108,13 +108,19 @@ async def test_verified_approvals_gate_a_trust_removal(box: Sandbox) -> None:
     assert [e.extra["entra_upn"] for e in approved] == ["bob@contoso.test", "carol@contoso.test"]
     assert all(e.extra["entra_oid"] and e.extra["entra_signed_in_at"] for e in approved)
     refused = [e.detail for e in audit if e.event == "refused"]
-    assert len(refused) == 3 and all(d.startswith("verification failed") for d in refused)
+    # the three sign-ins that did not verify, beside the clicks that were sent to sign in first (each
+    # audited once per approver and verdict)
+    assert len([d for d in refused if d.startswith("verification failed")]) == 3
+    others = set(refused) - {d for d in refused if d.startswith("verification failed")}
+    assert others <= {"verify_first", "duplicate"}
 
     cards = [c.body for c in box.slack.api_calls("chat.update") if c.body.get("ts") == ts]
     assert "verified as bob@contoso.test, MFA" in json.dumps(blocks_of(cards[-1]))
     thread = [c.body["text"] for c in box.slack.api_calls("chat.postMessage") if c.body.get("thread_ts") == ts]
     assert any("approved (verified as carol@contoso.test, MFA) (2 of 2)" in t for t in thread)
-    assert sum("did not verify them" in t for t in thread) == 3
+    assert not any("did not verify them" in t for t in thread)  # refusals go to the approver only
+    told = [c.body.get("text", "") for c in box.slack.api_calls("chat.postEphemeral")]
+    assert sum("was refused" in t for t in told) >= 3
 
     _ack, replies = await box.command("requests", user_id="U0ALICE")
     assert "verified as bob@contoso.test, MFA" in json.dumps(replies)

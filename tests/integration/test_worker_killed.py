@@ -58,7 +58,7 @@ async def test_killed_mid_rotation_is_flagged_with_its_journal_and_status_shows_
     try:
         first = service()
         request = await first.request_rotation("contoso.test", requester="U0ALICE", reason="repair", force=True)
-        await first.approve(request.id, Action.ROTATE_FORCE, "U0BOB")
+        await first.approve(request.id, "U0BOB")
 
         async def kill(domain: str) -> None:
             raise WorkerKilled
@@ -81,6 +81,7 @@ async def test_killed_mid_rotation_is_flagged_with_its_journal_and_status_shows_
         assert steps == [
             "claimed by worker-1",
             steps[1],
+            "re-validated against the stored policy",
             "re-validated: KeyVersion " + str(request.expected_key_version),
             "module call started: Set-AzureADKerberosServer -RotateServerKey",
         ]

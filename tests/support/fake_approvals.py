@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot.domain.approvals import (
+    Action,
     Approval,
     AuditEntry,
     ChangeRequest,
@@ -26,6 +27,7 @@ class FakeApprovalStore:
         self.work: list[str] = []  # approved request ids, in order
         self.locks: dict[str, tuple[str, str]] = {}  # domain -> (request id, claim token)
         self.leases: dict[str, tuple[str, datetime]] = {}  # request id -> (claim token, lease until)
+        self.clicks: set[tuple[str, str, str]] = set()  # (request, user, verdict) already audited
         self.entries: list[AuditEntry] = []
         self._ids = itertools.count(1)
 
@@ -50,30 +52,72 @@ class FakeApprovalStore:
     async def set_message(self, request_id: str, channel: str, message_ts: str) -> None:
         self.requests[request_id] = replace(self.requests[request_id], channel=channel, message_ts=message_ts)
 
-    def _pending(self, request_id: str, at: datetime) -> DecisionResult | None:
+    def _refused(self, request_id: str, actor: str, verdict: str, at: datetime, detail: str = "") -> None:
+        """One audit entry per user, request and verdict, as the Redis store writes them."""
+        if (request_id, actor, verdict) in self.clicks:
+            return
+        self.clicks.add((request_id, actor, verdict))
+        self._audit(request_id, "refused", actor, at, f"{verdict}: {detail}" if detail else verdict)
+
+    def _checks(
+        self, request_id: str, actor: str, at: datetime, origin: str, allowed: frozenset[Action] | None
+    ) -> DecisionResult | None:
         request = self.requests.get(request_id)
         if request is None:
+            self._refused(request_id, actor, "not_found", at)
             return DecisionResult(Verdict.NOT_FOUND, None)
+        count = len(request.approvals)
+        if origin and request.origin and origin != request.origin:
+            self._refused(request_id, actor, "wrong_origin", at, f"clicked in {origin}, requested in {request.origin}")
+            return DecisionResult(Verdict.WRONG_ORIGIN, request, count)
         if request.state != RequestState.PENDING:
-            return DecisionResult(Verdict.NOT_PENDING, request, len(request.approvals))
+            self._refused(request_id, actor, "not_pending", at)
+            return DecisionResult(Verdict.NOT_PENDING, request, count)
         if at >= request.expires_at:
             request = self.requests[request_id] = replace(request, state=RequestState.EXPIRED, decided_at=at)
             self._audit(request_id, "expired", None, at)
-            return DecisionResult(Verdict.EXPIRED, request, len(request.approvals))
+            return DecisionResult(Verdict.EXPIRED, request, count)
+        if allowed is not None and request.action not in allowed:
+            self._refused(request_id, actor, "not_allowed", at, f"not in an approver group of {request.action.value}")
+            return DecisionResult(Verdict.NOT_ALLOWED, request, count)
         return None
 
     async def approve(
-        self, request_id: str, approver: str, at: datetime, identity: VerifiedIdentity | None = None
+        self,
+        request_id: str,
+        approver: str,
+        at: datetime,
+        identity: VerifiedIdentity | None = None,
+        *,
+        mac: str = "",
+        allowed: frozenset[Action] | None = None,
+        verified_actions: frozenset[Action] = frozenset(),
+        origin: str = "",
     ) -> DecisionResult:
-        if (early := self._pending(request_id, at)) is not None:
+        if (early := self._checks(request_id, approver, at, origin, allowed)) is not None:
             return early
         request = self.requests[request_id]
-        if approver == request.requester:
-            self._audit(request_id, "refused", approver, at, "the requester cannot approve their own request")
-            return DecisionResult(Verdict.SELF_APPROVAL, request, len(request.approvals))
+        count = len(request.approvals)
+        same_upn = identity is not None and identity.upn.lower() == (request.requester_upn or "").lower()
+        if approver == request.requester or same_upn:
+            self._refused(request_id, approver, "self_approval", at, "the requester cannot approve their own request")
+            return DecisionResult(Verdict.SELF_APPROVAL, request, count)
         if any(a.approver == approver for a in request.approvals):
-            return DecisionResult(Verdict.DUPLICATE, request, len(request.approvals))
-        approvals = (*request.approvals, Approval(approver, at, identity))
+            self._refused(request_id, approver, "duplicate", at)
+            return DecisionResult(Verdict.DUPLICATE, request, count)
+        if identity is None and request.action in verified_actions:
+            self._refused(request_id, approver, "verify_first", at)
+            return DecisionResult(Verdict.VERIFY_FIRST, request, count)
+        if identity is not None:
+            earlier = next(
+                (a for a in request.approvals if a.identity and a.identity.object_id == identity.object_id), None
+            )
+            if earlier is not None:
+                self._refused(
+                    request_id, approver, "same_person", at, f"{identity.upn} already approved as {earlier.approver}"
+                )
+                return DecisionResult(Verdict.SAME_PERSON, request, count)
+        approvals = (*request.approvals, Approval(approver, at, identity, mac))
         extra = (
             {
                 "entra_oid": identity.object_id,
@@ -93,8 +137,17 @@ class FakeApprovalStore:
         request = self.requests[request_id] = replace(request, approvals=approvals)
         return DecisionResult(Verdict.RECORDED, request, len(approvals))
 
-    async def deny(self, request_id: str, approver: str, reason: str, at: datetime) -> DecisionResult:
-        if (early := self._pending(request_id, at)) is not None:
+    async def deny(
+        self,
+        request_id: str,
+        approver: str,
+        reason: str,
+        at: datetime,
+        *,
+        allowed: frozenset[Action] | None = None,
+        origin: str = "",
+    ) -> DecisionResult:
+        if (early := self._checks(request_id, approver, at, origin, allowed)) is not None:
             return early
         request = self.requests[request_id] = replace(
             self.requests[request_id],
@@ -107,11 +160,11 @@ class FakeApprovalStore:
         return DecisionResult(Verdict.DENIED, request, len(request.approvals))
 
     async def cancel(self, request_id: str, requester: str, at: datetime) -> DecisionResult:
-        if (early := self._pending(request_id, at)) is not None:
+        if (early := self._checks(request_id, requester, at, "", None)) is not None:
             return early
         request = self.requests[request_id]
         if request.requester != requester:
-            self._audit(request_id, "refused", requester, at, "only the requester can cancel")
+            self._refused(request_id, requester, "not_requester", at, "only the requester can cancel")
             return DecisionResult(Verdict.NOT_REQUESTER, request, len(request.approvals))
         request = self.requests[request_id] = replace(
             request, state=RequestState.CANCELLED, decided_by=requester, decided_at=at
@@ -125,7 +178,8 @@ class FakeApprovalStore:
     async def expire_due(self, at: datetime) -> list[str]:
         due = [r.id for r in self.requests.values() if r.state == RequestState.PENDING and at >= r.expires_at]
         for request_id in due:
-            self._pending(request_id, at)
+            self.requests[request_id] = replace(self.requests[request_id], state=RequestState.EXPIRED, decided_at=at)
+            self._audit(request_id, "expired", None, at)
         return due
 
     async def claim_next(self, consumer: str, lease: timedelta, at: datetime, block_ms: int = 0) -> Claim | None:

@@ -83,7 +83,7 @@ async def approved(service: ChangeService, action: Action, **kw: object) -> Chan
         request = await service.request_setup(**ask, **kw)  # type: ignore[arg-type]
     else:
         request = await service.request_removal(**ask)  # type: ignore[arg-type]
-    await service.approve(request.id, action, "U0BOB")
+    await service.approve(request.id, "U0BOB")
     return request
 
 

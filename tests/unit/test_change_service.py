@@ -55,7 +55,7 @@ async def test_rotation_runs_once_after_approval_and_says_what_follows() -> None
     request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="quarterly", force=False)
     assert request.approvals_required == 1 and request.expected_key_version == 53325
     assert any("-RotateServerKey" in step for step in request.plan)
-    assert (await service.approve(request.id, Action.ROTATE, "U0BOB")).verdict == Verdict.APPROVED
+    assert (await service.approve(request.id, "U0BOB")).verdict == Verdict.APPROVED
     execution = await service.execute_next("worker")
     assert execution is not None and execution.succeeded
     assert "53325 -> 54325" in execution.outcome and "several hours" in execution.outcome
@@ -96,7 +96,7 @@ async def test_no_server_is_refused_up_front() -> None:
 async def test_approver_outside_the_group_is_refused_and_audited() -> None:
     service, store, *_ = make()
     request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
-    result = await service.approve(request.id, Action.ROTATE, "U0MALLORY")
+    result = await service.approve(request.id, "U0MALLORY")
     assert result.verdict == Verdict.NOT_ALLOWED
     assert [e.event for e in await store.audit(request.id)] == ["requested", "refused"]
     assert (await store.get(request.id)).state == RequestState.PENDING  # type: ignore[union-attr]
@@ -105,13 +105,13 @@ async def test_approver_outside_the_group_is_refused_and_audited() -> None:
 async def test_requester_in_the_approver_group_still_cannot_approve() -> None:
     service, *_ = make()
     request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
-    assert (await service.approve(request.id, Action.ROTATE, "U0ALICE")).verdict == Verdict.SELF_APPROVAL
+    assert (await service.approve(request.id, "U0ALICE")).verdict == Verdict.SELF_APPROVAL
 
 
 async def test_stale_request_stops_without_changing_anything() -> None:
     service, _store, module, _directories, _ = make()
     request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
-    await service.approve(request.id, Action.ROTATE, "U0BOB")
+    await service.approve(request.id, "U0BOB")
     # someone rotated in the meantime
     await module.set_server("contoso.test", SetServerOptions(rotate_server_key=True))
     calls = module.set_calls
@@ -126,12 +126,12 @@ async def test_one_change_per_domain_at_a_time_the_second_waits_then_runs() -> N
     service, store, module, _, _clock = make()
     module.hang = asyncio.Event()
     first = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
-    await service.approve(first.id, Action.ROTATE, "U0BOB")
+    await service.approve(first.id, "U0BOB")
     running = asyncio.create_task(service.execute_next("worker-1"))
     await module.entered.wait()
     second = await service.request_rotation("contoso.test", requester="U0ALICE", reason="y", force=True)
-    await service.approve(second.id, Action.ROTATE_FORCE, "U0BOB")
-    await service.approve(second.id, Action.ROTATE_FORCE, "U0CAROL")
+    await service.approve(second.id, "U0BOB")
+    await service.approve(second.id, "U0CAROL")
     assert await service.execute_next("worker-2") is None  # the domain is busy: it waits, it does not fail
     assert (await store.get(second.id)).state == RequestState.APPROVED  # type: ignore[union-attr]
     module.hang.set()

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -85,13 +86,15 @@ def test_verified_approvals_are_on_by_default_for_the_dangerous_actions() -> Non
 
     policies = action_policies(load_bot_config(EXAMPLE))
     verified = {action for action, policy in policies.items() if policy.verified_approval}
-    assert verified == {Action.ROTATE_FORCE, Action.REMOVE_TDO, Action.REMOVE_ALL}
+    assert verified == {Action.ROTATE_FORCE, Action.REMOVE_TDO, Action.SETUP, Action.REMOVE_ALL}
 
 
 def test_verified_approvals_without_the_verification_table_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text(_without_verification(EXAMPLE.read_text()))
-    with pytest.raises(ConfigurationError, match=r"verified approvals are on for rotate_force, remove_tdo, remove_all"):
+    with pytest.raises(
+        ConfigurationError, match=r"verified approvals are on for rotate_force, remove_tdo, setup, remove_all"
+    ):
         load_bot_config(path)
 
 
@@ -102,6 +105,11 @@ def test_verified_approval_can_be_turned_off_and_on_per_action(tmp_path: Path) -
     text = _without_verification(EXAMPLE.read_text())
     for key in ("rotate_force", "remove_tdo", "remove_all"):
         text = text.replace(f"[approvals.{key}]\n", f"[approvals.{key}]\nverified_approval = false\n")
+    text = text.replace(
+        "[approvals.verification]", "[approvals.setup]\nverified_approval = false\n\n[approvals.verification]"
+    )
+    if "[approvals.setup]" not in text:
+        text += "\n[approvals.setup]\nverified_approval = false\n"
     path = tmp_path / "c.toml"
     path.write_text(text)
     policies = action_policies(load_bot_config(path))
@@ -135,3 +143,12 @@ def test_a_table_that_sets_one_key_keeps_the_other_defaults(tmp_path: Path) -> N
     assert policies[Action.ROTATE_FORCE].approvals_required == 2
     assert policies[Action.REMOVE_TDO].approvals_required == 2 and policies[Action.REMOVE_TDO].verified_approval
     assert policies[Action.ROTATE].approvals_required == 1
+
+
+def test_a_rotation_interval_below_24_hours_is_a_configuration_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    text = re.sub(r"rotation_min_interval_hours = [0-9.]+", "rotation_min_interval_hours = 12", EXAMPLE.read_text())
+    assert "rotation_min_interval_hours = 12" in text
+    path.write_text(text)
+    with pytest.raises(ConfigurationError, match="rotation_min_interval_hours"):
+        load_bot_config(path)

@@ -48,11 +48,26 @@ def test_bot_and_redis_come_up_together_with_healthchecks_and_append_only_redis(
     assert "profiles" not in bot and "profiles" not in redis  # `docker compose up` starts both
     assert bot["depends_on"]["redis"]["condition"] == "service_healthy"
     assert "/healthz" in " ".join(bot["healthcheck"]["test"])
-    assert redis["healthcheck"]["test"][-1] == "ping"
-    command = redis["command"]
-    assert command[command.index("--appendonly") + 1] == "yes"
+    assert redis["healthcheck"]["test"][-1].endswith("ping")
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command and "--appendfsync always" in command
     assert any(volume.endswith(":/data") for volume in redis["volumes"])
-    assert bot["environment"]["REDIS_URL"].startswith("redis://redis:")
+    assert bot["environment"]["REDIS_URL"].startswith("redis://kerberos-bot:${REDIS_PASSWORD")
+    assert "@redis:6379" in bot["environment"]["REDIS_URL"]
+
+
+def test_redis_has_an_acl_user_protected_mode_and_no_published_port() -> None:
+    services = compose()["services"]
+    redis, bot = services["redis"], services["bot"]
+    command = " ".join(redis["command"])
+    assert "--protected-mode yes" in command and "--user default off" in command
+    assert "--user kerberos-bot on" in command and "-@admin" in command and "~kerberos-bot:*" in command
+    assert "--maxmemory-policy noeviction" in command
+    assert "ports" not in redis
+    assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    assert bot["ports"] == ["3000:3000"]  # the Slack endpoint only: health and metrics stay inside
+    assert "3001/healthz" in " ".join(bot["healthcheck"]["test"])
+    assert bot["environment"]["KERBEROS_BOT_INTEGRITY_KEY"].startswith("${KERBEROS_BOT_INTEGRITY_KEY:?")
 
 
 def test_the_sandbox_is_a_second_profile_on_its_own_redis_database() -> None:
@@ -61,7 +76,8 @@ def test_the_sandbox_is_a_second_profile_on_its_own_redis_database() -> None:
     assert sandbox["profiles"] == ["sandbox"]
     assert sandbox["build"]["target"] == "sandbox"
     assert sandbox["stdin_open"] and sandbox["tty"]  # the console reads what the user types
-    assert sandbox["environment"]["REDIS_URL"] != services["bot"]["environment"]["REDIS_URL"]
+    assert sandbox["environment"]["REDIS_URL"].startswith("redis://sandbox-redis:")  # a Redis of its own
+    assert services["sandbox-redis"]["profiles"] == ["sandbox"]
     assert "sandbox" in dockerfile_stages()
     # Samba's provisioning needs these inside the sandbox container; the deployed bot gets none
     assert set(sandbox["cap_add"]) == {"SYS_ADMIN", "NET_ADMIN"}

@@ -1,0 +1,90 @@
+"""Integrity of what the bot keeps in Redis and puts on buttons: HMAC-SHA256 under a key that never
+lives in Redis (a secret the configuration names).
+
+Anything that can write to Redis could otherwise create an approved ``remove-all`` with no
+approvals, or add approvals to a real request. Every request record and every approval carries a
+MAC over its authoritative fields; the worker checks them before it acts, and a record that does
+not verify is refused, flagged and audited. A button carries only the request's id and a MAC of
+it, so a crafted value names no request the bot did not make.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+
+from bot.domain.approvals import Approval, ChangeRequest
+
+_SEPARATOR = "\x1f"  # a byte no field contains, so ("a", "bc") and ("ab", "c") differ
+BUTTON_MAC_LENGTH = 22  # hex characters: 88 bits against forgery, short enough for a button
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).isoformat() if moment is not None else ""
+
+
+class Signer:
+    """MACs of requests, approvals and button values; ``purpose`` keeps each kind apart."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:
+            raise ValueError("the integrity key must have at least 32 bytes")
+        self._key = key
+
+    def _mac(self, purpose: str, *parts: str) -> str:
+        message = _SEPARATOR.join((purpose, *parts)).encode("utf-8")
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def request_mac(self, request: ChangeRequest) -> str:
+        return self._mac(
+            "request",
+            request.id,
+            request.action.value,
+            request.domain,
+            request.requester,
+            request.reason,
+            json.dumps(list(request.plan)),
+            _iso(request.created_at),
+            _iso(request.expires_at),
+            str(request.approvals_required),
+            request.origin,
+            "" if request.expected_key_version is None else str(request.expected_key_version),
+            ",".join(request.top_level_names),
+            request.requester_upn or "",
+        )
+
+    def approval_mac(self, request_id: str, approval: Approval) -> str:
+        identity = approval.identity
+        return self._mac(
+            "approval",
+            request_id,
+            approval.approver,
+            _iso(approval.at),
+            identity.object_id if identity else "",
+            identity.upn if identity else "",
+            _iso(identity.signed_in_at) if identity else "",
+            str(bool(identity.mfa)) if identity else "",
+        )
+
+    def problems(self, request: ChangeRequest) -> list[str]:
+        """What in a stored request does not carry a valid MAC (empty: all of it does)."""
+        found = []
+        if not hmac.compare_digest(request.mac, self.request_mac(request)):
+            found.append("the request record")
+        for approval in request.approvals:
+            if not hmac.compare_digest(approval.mac, self.approval_mac(request.id, approval)):
+                found.append(f"the approval by {approval.approver}")
+        return found
+
+    def button_value(self, request_id: str) -> str:
+        return f"{request_id}.{self._mac('button', request_id)[:BUTTON_MAC_LENGTH]}"
+
+    def request_id_of(self, value: str) -> str | None:
+        """The request id a button value names, or None when the bot did not make the value."""
+        request_id, dot, mac = value.partition(".")
+        if not dot or len(mac) != BUTTON_MAC_LENGTH:
+            return None
+        expected = self._mac("button", request_id)[:BUTTON_MAC_LENGTH]
+        return request_id if hmac.compare_digest(mac, expected) else None

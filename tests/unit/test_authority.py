@@ -1,0 +1,179 @@
+"""The stored request is the only authority: what a click carries decides nothing, the origin is
+checked, people are counted once, and at execution the stored record is checked again (its MACs,
+its approvers against the policy) before anything changes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from bot.domain.approvals import Action, ActionPolicy, Approval, RequestState, Verdict
+from bot.domain.diagnosis import RotationPolicy
+from bot.domain.integrity import Signer
+from bot.domain.verification import VerifiedIdentity
+from bot.services.changes import ChangeService
+from tests.support.fake_approvals import FakeApprovalStore
+from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, on_prem_state
+
+ADMINS, BREAKGLASS = "S0ADMINS", "S0BREAKGLASS"
+ORIGIN = "T0STANDIN/A0KERBOT/C0PLATFORM"
+KEY = b"k" * 32
+
+
+def world(signer: Signer | None = None):  # type: ignore[no-untyped-def]
+    directories = {
+        "contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)))
+    }
+    module = FakeKerberosModule.in_step(directories)
+    store = FakeApprovalStore()
+    groups = FakeGroups({ADMINS: frozenset({"U0BOB", "U0CAROL"}), BREAKGLASS: frozenset({"U0DAVE", "U0ERIN"})})
+    policies = {
+        Action.ROTATE: ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({ADMINS})),
+        Action.ROTATE_FORCE: ActionPolicy(2, timedelta(hours=1), frozenset(), frozenset({BREAKGLASS})),
+        Action.REMOVE_TDO: ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({ADMINS})),
+        Action.SETUP: ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({ADMINS})),
+        Action.REMOVE_ALL: ActionPolicy(2, timedelta(hours=1), frozenset(), frozenset({BREAKGLASS})),
+    }
+    service = ChangeService(
+        store=store,
+        module=module,
+        directories=directories,
+        groups=groups,
+        policies=policies,
+        rotation=RotationPolicy(),
+        clock=lambda: NOW,
+        signer=signer or Signer(KEY),
+    )
+    return service, store, module, directories["contoso.test"]
+
+
+async def forced(service: ChangeService) -> str:
+    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=True, origin=ORIGIN)
+    return request.id
+
+
+async def test_the_approver_groups_come_from_the_stored_action_not_from_the_click() -> None:
+    service, store, _, _ = world()
+    request_id = await forced(service)  # rotate --force: only the break-glass group approves
+    result = await service.approve(request_id, "U0BOB", ORIGIN)  # in the rotate group, not in break-glass
+    assert result.verdict == Verdict.NOT_ALLOWED
+    assert store.requests[request_id].approvals == ()
+    assert any(e.event == "refused" and "not_allowed" in e.detail for e in store.entries)
+
+
+async def test_a_click_from_another_channel_is_refused_and_audited() -> None:
+    service, store, _, _ = world()
+    request_id = await forced(service)
+    result = await service.approve(request_id, "U0DAVE", "T0STANDIN/A0KERBOT/C0OTHER")
+    assert result.verdict == Verdict.WRONG_ORIGIN and store.requests[request_id].approvals == ()
+    [refusal] = [e for e in store.entries if e.event == "refused"]
+    assert "wrong_origin" in refusal.detail and "C0OTHER" in refusal.detail
+    for origin in ("T0OTHER/A0KERBOT/C0PLATFORM", "T0STANDIN/A0EVIL/C0PLATFORM"):
+        assert (await service.approve(request_id, "U0DAVE", origin)).verdict == Verdict.WRONG_ORIGIN
+
+
+async def test_a_button_names_only_a_request_the_bot_signed() -> None:
+    service, _, _, _ = world()
+    request_id = await forced(service)
+    request = await service.get(request_id)
+    assert request is not None
+    value = service.button_value(request)
+    assert service.request_id_of(value) == request_id
+    other_key = world(Signer(b"o" * 32))[0]
+    assert other_key.request_id_of(value) is None
+    assert service.request_id_of(f"{request_id}.{'0' * 22}") is None
+    assert service.request_id_of(f"{request_id}|rotate") is None
+
+
+async def test_refusals_are_audited_once_per_user_request_and_verdict() -> None:
+    service, store, _, _ = world()
+    request_id = await forced(service)
+    for _ in range(50):
+        await service.approve(request_id, "U0MALLORY", ORIGIN)
+    refusals = [e for e in store.entries if e.event == "refused"]
+    assert len(refusals) == 1 and refusals[0].actor == "U0MALLORY"
+
+
+def identity(oid: str, upn: str) -> VerifiedIdentity:
+    return VerifiedIdentity(oid, upn, NOW - timedelta(minutes=1), mfa=True)
+
+
+async def test_two_slack_accounts_of_one_entra_user_count_once() -> None:
+    service, store, _, _ = world()
+    request_id = await forced(service)
+    signer = Signer(KEY)
+    dave = identity("oid-dave", "dave@contoso.test")
+    for user in ("U0DAVE", "U0DAVE2"):
+        approval = Approval(user, NOW, dave)
+        result = await store.approve(
+            request_id, user, NOW, dave, mac=signer.approval_mac(request_id, approval), origin=ORIGIN
+        )
+    assert result.verdict == Verdict.SAME_PERSON
+    assert [a.approver for a in store.requests[request_id].approvals] == ["U0DAVE"]
+
+
+async def test_the_requesters_own_entra_account_never_approves() -> None:
+    service, store, _, _ = world()
+    request_id = await forced(service)
+    store.requests[request_id] = replace(store.requests[request_id], requester_upn="alice@contoso.test")
+    alice = identity("oid-alice", "alice@contoso.test")
+    result = await store.approve(request_id, "U0ALICE2", NOW, alice, origin=ORIGIN)
+    assert result.verdict == Verdict.SELF_APPROVAL
+
+
+# -- at execution: the stored record again --------------------------------------------------------
+async def approved_rotation(service: ChangeService) -> str:
+    request = await service.request_rotation(
+        "contoso.test", requester="U0ALICE", reason="x", force=False, origin=ORIGIN
+    )
+    assert (await service.approve(request.id, "U0BOB", ORIGIN)).verdict == Verdict.APPROVED
+    return request.id
+
+
+async def test_a_record_forged_in_the_store_is_refused_flagged_and_nothing_runs() -> None:
+    service, store, module, _ = world()
+    request_id = await approved_rotation(service)
+    # someone with write access to Redis turns the approved rotation into a remove-all
+    store.requests[request_id] = replace(store.requests[request_id], action=Action.REMOVE_ALL)
+    execution = await service.execute_next("w")
+    assert execution is not None and not execution.succeeded
+    assert execution.request.state == RequestState.ATTENTION
+    assert "does not carry the bot's signature" in execution.outcome
+    assert module.set_calls == 0 and "contoso.test" in module.cloud
+
+
+async def test_an_approval_added_in_the_store_is_refused() -> None:
+    service, store, module, _ = world()
+    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=True, origin=ORIGIN)
+    await service.approve(request.id, "U0DAVE", ORIGIN)
+    forged = Approval("U0ERIN", NOW, None, mac="0" * 64)
+    stored = store.requests[request.id]
+    store.requests[request.id] = replace(stored, approvals=(*stored.approvals, forged), state=RequestState.APPROVED)
+    store.work.append(request.id)
+    execution = await service.execute_next("w")
+    assert execution is not None and execution.request.state == RequestState.ATTENTION
+    assert "the approval by U0ERIN" in execution.outcome and module.set_calls == 0
+
+
+async def test_an_approver_removed_from_the_group_before_execution_stops_it() -> None:
+    service, store, module, _ = world()
+    request_id = await approved_rotation(service)
+    service._groups = FakeGroups({ADMINS: frozenset({"U0CAROL"})})  # type: ignore[attr-defined]
+    execution = await service.execute_next("w")
+    assert execution is not None and execution.request.state == RequestState.FAILED
+    assert "no longer in an approver group" in execution.outcome and module.set_calls == 0
+    assert store.requests[request_id].state == RequestState.FAILED
+
+
+@pytest.mark.parametrize("required", [1, 2])
+async def test_a_policy_raised_after_the_approval_is_honoured_at_execution(required: int) -> None:
+    service, _, _, _ = world()
+    await approved_rotation(service)
+    policies = dict(service._policies)  # type: ignore[attr-defined]
+    policies[Action.ROTATE] = replace(policies[Action.ROTATE], approvals_required=required)
+    service._policies = policies  # type: ignore[attr-defined]
+    execution = await service.execute_next("w")
+    assert execution is not None
+    assert execution.succeeded == (required == 1), execution.outcome
