@@ -67,7 +67,7 @@ async def wait_healthy(url: str, proc: asyncio.subprocess.Process, timeout: floa
 async def bot_process(box: Sandbox, redis_url: str, command_workers: int) -> AsyncIterator[str]:
     """``kerberos-bot serve`` on the sandbox's configuration, alone in its process (logs as in production,
     JSON at INFO, to /dev/null)."""
-    port = free_port()
+    port, health_port = free_port(), free_port()
     env = {
         **os.environ,
         "SLACK_SIGNING_SECRET": BOT_SECRET,
@@ -78,11 +78,11 @@ async def bot_process(box: Sandbox, redis_url: str, command_workers: int) -> Asy
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
-        "--command-workers", str(command_workers),
+        "--health-port", str(health_port), "--command-workers", str(command_workers),
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        await wait_healthy(f"http://127.0.0.1:{port}/healthz", proc)
+        await wait_healthy(f"http://127.0.0.1:{health_port}/healthz", proc)
         yield f"http://127.0.0.1:{port}{EVENTS_PATH}"
     finally:
         await stop(proc)

@@ -26,6 +26,7 @@ from bot.adapters.kerberos_module.winrm_kerberos import use_krb5_config
 from bot.adapters.ldap_connection import LdapEndpoint
 from bot.adapters.redis_client import connect as redis_connect
 from bot.adapters.redis_commands import RedisCommandQueue
+from bot.adapters.redis_replay import RedisReplayGuard
 from bot.adapters.redis_store import RedisApprovalStore, RedisVerifications
 from bot.config import BotConfig, DomainConfig, EntraConfig, RemotingConfig, VerificationConfig
 from bot.domain.approvals import Action, ActionPolicy, GroupDirectory
@@ -33,7 +34,7 @@ from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import ConfigurationError, KerberosBotError
 from bot.domain.gpo import KdcProxySetting
 from bot.domain.integrity import Signer
-from bot.domain.ports import ActiveDirectory, CommandQueue, EntraDirectory, KerberosModule
+from bot.domain.ports import ActiveDirectory, CommandQueue, EntraDirectory, KerberosModule, ReplayGuard
 from bot.domain.verification import ChatProfiles, EntraGroupMembership, VerificationPolicy
 from bot.services.changes import ChangeService, ExecutionLimits
 from bot.services.container import BotServices
@@ -52,6 +53,7 @@ class Components:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
     command_queue: CommandQueue | None = None  # with Redis: hands commands' follow-up work to the workers
+    replay_guard: ReplayGuard | None = None  # with Redis: a Slack request seen before is refused
 
     async def readiness(self, timeout: float = 5.0) -> dict[str, str]:
         """Every dependency the bot needs to answer, checked at once: name -> why it failed."""
@@ -321,6 +323,7 @@ def build_components(
     changes = None
     verification = None
     command_queue = None
+    replay_guard = None
     if redis_url is not None and groups is not None:
         # bounded waits: a Redis host that does not answer must not hold replies or clicks for minutes
         # (the longest blocking read, a worker's XREADGROUP, waits 1 s)
@@ -328,6 +331,7 @@ def build_components(
         closers.append(client.aclose)
         checks["redis"] = client.ping
         command_queue = RedisCommandQueue(client, store_prefix)
+        replay_guard = RedisReplayGuard(client, store_prefix)
         membership = overrides.membership
         if membership is None and config.approvals.verification is not None:
             if graph is None:
@@ -357,4 +361,4 @@ def build_components(
         )
     kdc_proxy = KdcProxySetting(config.entra.tenant_id, config.entra.authority_host)
     services = BotServices(status=status, changes=changes, kdc_proxy=kdc_proxy, verification=verification)
-    return Components(services, directories, entra, module, closers, checks, command_queue)
+    return Components(services, directories, entra, module, closers, checks, command_queue, replay_guard)

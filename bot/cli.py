@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.bootstrap import Components
+    from bot.domain.ports import ReplayGuard
     from bot.web import Readiness
 
 log = logging.getLogger("kerberos_bot")
@@ -48,7 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="run HTTP mode: Slack posts to /slack/events")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
-    serve.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
+    serve.add_argument("--port", type=int, default=3000, help="port of Slack's endpoint, /slack/events (default 3000)")
+    serve.add_argument(
+        "--health-host",
+        default="127.0.0.1",
+        help="address of the health listener: /healthz, /readyz, /metrics (default 127.0.0.1, never public)",
+    )
+    serve.add_argument("--health-port", type=int, default=3001, help="port of the health listener (default 3001)")
     serve.add_argument(
         "--command-workers",
         type=int,
@@ -148,7 +155,7 @@ def _components(settings: Settings, client: AsyncWebClient) -> Components:
 @asynccontextmanager
 async def _running_bot(
     settings: Settings, signing_secret: str, bot_token: str, *, queue_commands: bool = False
-) -> AsyncIterator[tuple[AsyncApp, Readiness]]:
+) -> AsyncIterator[tuple[AsyncApp, Readiness, ReplayGuard | None]]:
     """The wired Bolt app, with every connection released on the way out."""
     from bot.slack_app import build_bolt_app, slack_client
     from bot.worker_processes import worker_name
@@ -171,7 +178,7 @@ async def _running_bot(
             poster=poster,
             command_queue=components.command_queue if queue_commands else None,
         )
-        yield bolt, components.readiness
+        yield bolt, components.readiness, components.replay_guard
     finally:
         if worker is not None:
             await worker.stop()
@@ -202,8 +209,10 @@ def _share_metrics_with_workers() -> Path | None:
     return None if given else directory
 
 
-async def _serve(settings: Settings, host: str, port: int, command_workers: int) -> None:
-    from bot.web import EVENTS_PATH, build_web_app, start_site
+async def _serve(
+    settings: Settings, host: str, port: int, command_workers: int, health: tuple[str, int] = ("127.0.0.1", 3001)
+) -> None:
+    from bot.web import EVENTS_PATH, build_health_app, build_web_app, start_site
     from bot.worker_processes import WorkerProcesses
 
     secrets = _require(settings, "slack_signing_secret", "slack_bot_token")
@@ -212,7 +221,7 @@ async def _serve(settings: Settings, host: str, port: int, command_workers: int)
     terminated = _until_terminated()
     async with _running_bot(
         settings, secrets["slack_signing_secret"], secrets["slack_bot_token"], queue_commands=command_workers > 0
-    ) as (bolt, ready):
+    ) as (bolt, ready, replay_guard):
         workers = WorkerProcesses(command_workers)
 
         async def readiness() -> dict[str, str]:
@@ -220,14 +229,17 @@ async def _serve(settings: Settings, host: str, port: int, command_workers: int)
 
         await workers.start()
         try:
-            web_app = build_web_app(bolt, readiness, signing_secret=secrets["slack_signing_secret"])
+            web_app = build_web_app(bolt, signing_secret=secrets["slack_signing_secret"], replay_guard=replay_guard)
             runner, port = await start_site(web_app, host, port)
+            health_runner, health_port = await start_site(build_health_app(readiness), *health)
             log.info("listening on http://%s:%d%s, %d command worker(s)", host, port, EVENTS_PATH, command_workers)
+            log.info("health, readiness and metrics on http://%s:%d", health[0], health_port)
             try:
                 await terminated.wait()
                 log.info("shutting down")
             finally:
                 await runner.cleanup()
+                await health_runner.cleanup()
         finally:
             await workers.stop()
 
@@ -273,7 +285,7 @@ async def _socket(settings: Settings) -> None:
     secrets = _require(settings, "slack_app_token", "slack_bot_token")
     # Socket Mode carries no HTTP signature; Slack authenticates the websocket with the app token.
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "unused"
-    async with _running_bot(settings, signing_secret, secrets["slack_bot_token"]) as (bolt, _):
+    async with _running_bot(settings, signing_secret, secrets["slack_bot_token"]) as (bolt, _, _replays):
         await AsyncSocketModeHandler(bolt, secrets["slack_app_token"]).start_async()  # type: ignore[no-untyped-call]
 
 
@@ -298,7 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             configure_logging(settings.log_level, json_lines=settings.log_format == "json")
         if args.command == "serve":
-            asyncio.run(_serve(settings, args.host, args.port, args.command_workers))
+            asyncio.run(
+                _serve(settings, args.host, args.port, args.command_workers, (args.health_host, args.health_port))
+            )
         elif args.command == "worker":
             if args.nice:
                 os.nice(args.nice)

@@ -1,7 +1,16 @@
-"""HTTP mode: Slack posts commands and interactivity to ``/slack/events``."""
+"""HTTP mode: Slack posts commands and interactivity to ``/slack/events``; health and metrics are
+served on a listener of their own (default 127.0.0.1), never beside the Slack endpoint.
+
+The Slack listener is the one exposed to the internet: it answers only ``POST /slack/events``, after
+the gate (signature, then shape) and the replay check. ``/healthz``, ``/readyz`` and ``/metrics``
+would tell anyone the bind accounts, DC URLs and failure reasons, and every ``/readyz`` would bind
+to every DC (towards an AD lockout with a wrong password): on the health listener ``/readyz`` names
+the failed checks only and answers from a cache at most ``READY_CACHE_SECONDS`` old.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
@@ -11,6 +20,8 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from bot.domain.errors import KerberosBotError
+from bot.domain.ports import ReplayGuard
 from bot.logs import new_request_id
 from bot.metrics import ACK_SECONDS, exposition
 from handlers.payloads import gate
@@ -18,12 +29,14 @@ from handlers.payloads import gate
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-
+READY_CACHE_SECONDS = 10.0
 
 Readiness = Callable[[], Awaitable[dict[str, str]]]  # name of each failed check -> why
 
 
-def build_web_app(bolt: AsyncApp, readiness: Readiness | None = None, *, signing_secret: str) -> web.Application:
+def build_web_app(bolt: AsyncApp, *, signing_secret: str, replay_guard: ReplayGuard | None = None) -> web.Application:
+    """The Slack listener: ``POST /slack/events`` only."""
+
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
         new_request_id()
@@ -32,17 +45,54 @@ def build_web_app(bolt: AsyncApp, readiness: Readiness | None = None, *, signing
         if refusal is not None:
             log.warning("refused a request to %s: HTTP %d, %s", EVENTS_PATH, refusal.status, refusal.reason)
             return web.json_response({"ok": False, "error": refusal.reason}, status=refusal.status)
+        if replay_guard is not None and not await _first_time(replay_guard, request):
+            log.warning("refused a replayed request to %s (same timestamp and signature)", EVENTS_PATH)
+            return web.json_response({"ok": False, "error": "replayed request"}, status=401)
         bolt_request = await to_bolt_request(request)
         kind = "interaction" if bolt_request.raw_body.startswith("payload=") else "command"
         bolt_response = await bolt.async_dispatch(bolt_request)
         ACK_SECONDS.labels(kind).observe(time.perf_counter() - started)
         return await to_aiohttp_response(bolt_response)
 
+    app = web.Application(client_max_size=1 << 20)
+    app.router.add_post(EVENTS_PATH, slack_events)
+    return app
+
+
+async def _first_time(guard: ReplayGuard, request: web.Request) -> bool:
+    try:
+        return await guard.first_time(
+            request.headers.get("X-Slack-Request-Timestamp", ""), request.headers.get("X-Slack-Signature", "")
+        )
+    except KerberosBotError as exc:
+        # Redis is down: nothing can be requested or approved then, and a replayed read is harmless;
+        # the request is let through (and it says so in the log) rather than refusing every command
+        log.warning("could not check for a replay (%s); letting the request through", exc.user_message)
+        return True
+
+
+def build_health_app(
+    readiness: Readiness | None = None, *, cache_seconds: float = READY_CACHE_SECONDS
+) -> web.Application:
+    """The health listener: ``/healthz``, ``/readyz`` (failed check names only, cached) and ``/metrics``."""
+    cached: tuple[float, list[str]] | None = None
+    lock = asyncio.Lock()
+
+    async def failed_checks() -> list[str]:
+        nonlocal cached
+        async with lock:  # concurrent GETs share one round of checks
+            if cached is None or time.monotonic() - cached[0] >= cache_seconds:
+                failed = await readiness() if readiness is not None else {}
+                for name, why in failed.items():
+                    log.warning("not ready: %s: %s", name, why)  # the reasons go to the log, not to the caller
+                cached = (time.monotonic(), sorted(failed))
+            return cached[1]
+
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        failed = await readiness() if readiness is not None else {}
+        failed = await failed_checks()
         if failed:
             return web.json_response({"status": "not ready", "failed": failed}, status=503)
         return web.json_response({"status": "ready"})
@@ -50,8 +100,7 @@ def build_web_app(bolt: AsyncApp, readiness: Readiness | None = None, *, signing
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=exposition(), content_type="text/plain", charset="utf-8")
 
-    app = web.Application(client_max_size=1 << 20)
-    app.router.add_post(EVENTS_PATH, slack_events)
+    app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

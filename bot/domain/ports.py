@@ -100,3 +100,11 @@ class CommandQueue(Protocol):
         """Up to ``count`` commands, each given to one consumer only (at most once: a command a
         crashed worker took is not redone, as a crashed in-process reply was never redone)."""
         ...
+
+
+class ReplayGuard(Protocol):
+    """Remembers every Slack request's (timestamp, signature) for longer than Slack's 5-minute window."""
+
+    async def first_time(self, timestamp: str, signature: str) -> bool:
+        """True the first time this pair is seen; False for a replay."""
+        ...

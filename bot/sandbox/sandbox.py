@@ -34,7 +34,7 @@ from bot.sandbox.slack_standin import (
     slash_command_form,
 )
 from bot.slack_app import build_bolt_app, slack_client
-from bot.web import EVENTS_PATH, build_web_app, start_site
+from bot.web import EVENTS_PATH, build_health_app, build_web_app, start_site
 from handlers.approvals import ChangeWorker
 from handlers.command_worker import CommandWorker
 from handlers.groups import SlackProfiles, SlackUserGroups
@@ -219,6 +219,7 @@ class Sandbox:
     signing_secret: str
     session: aiohttp.ClientSession
     config_path: Path
+    health_url: str = ""  # /healthz, /readyz, /metrics: a listener of their own
 
     async def command(
         self, text: str, *, user_id: str = "U0ALICE", wait: bool = True, timeout: float = 60.0
@@ -321,8 +322,11 @@ async def sandbox(
             services=components.services,
             command_queue=queue,
         )
-        runner, port = await start_site(build_web_app(bolt, components.readiness, signing_secret=signing_secret))
+        web_app = build_web_app(bolt, signing_secret=signing_secret, replay_guard=components.replay_guard)
+        runner, port = await start_site(web_app)
         stack.push_async_callback(runner.cleanup)
+        health_runner, health_port = await start_site(build_health_app(components.readiness, cache_seconds=0))
+        stack.push_async_callback(health_runner.cleanup)
         session = await stack.enter_async_context(aiohttp.ClientSession())
         yield Sandbox(
             domains,
@@ -333,4 +337,5 @@ async def sandbox(
             signing_secret,
             session,
             config_path,
+            f"http://127.0.0.1:{health_port}",
         )

@@ -80,9 +80,12 @@ class World:
     procs: list[asyncio.subprocess.Process]
 
     async def serve(self) -> asyncio.subprocess.Process:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        ports = []
+        for _ in range(2):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                ports.append(s.getsockname()[1])
+        port, health_port = ports
         env = {
             **os.environ,
             "SLACK_SIGNING_SECRET": SECRET,
@@ -94,14 +97,14 @@ class World:
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--command-workers", "0", env=env,
+            "--health-port", str(health_port), "--command-workers", "0", env=env,
         )  # fmt: skip
         self.procs.append(proc)
         async with aiohttp.ClientSession() as session:
             for _ in range(300):
                 assert proc.returncode is None, f"kerberos-bot serve exited with {proc.returncode}"
                 with contextlib.suppress(aiohttp.ClientConnectionError):
-                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    async with session.get(f"http://127.0.0.1:{health_port}/healthz") as response:
                         if response.status == 200:
                             return proc
                 await asyncio.sleep(0.1)
