@@ -89,6 +89,16 @@ class DomainConfig(_Strict):
             raise ValueError(f"'{value}' is not a DNS domain name such as contoso.com")
         return value
 
+    @field_validator("tls_validate")
+    @classmethod
+    def _validated(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError(
+                "tls_validate = false would accept any certificate, so anyone on the path could read the bind "
+                "password; give the CA that signed the DCs' certificates as ca_file instead"
+            )
+        return value
+
     @field_validator("ldap_urls")
     @classmethod
     def _urls(cls, urls: list[str]) -> list[str]:
@@ -125,6 +135,13 @@ class EntraConfig(_Strict):
     graph_url: str = "https://graph.microsoft.com"
     ca_file: Path | None = Field(default=None, description="CA bundle for the identity platform and Graph")
     timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("authority_host", "graph_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError(f"'{value}' must start with https:// (tokens and the client secret travel over it)")
+        return value
 
     @model_validator(mode="after")
     def _one_credential(self) -> EntraConfig:
@@ -184,6 +201,15 @@ class VerificationConfig(_Strict):
         for user, upn in identities.items():
             if "@" not in upn:
                 raise ValueError(f"identities.{user}: '{upn}' is not a user principal name such as alice@contoso.com")
+        by_upn: dict[str, str] = {}
+        for user, upn in identities.items():
+            if upn.lower() in by_upn:
+                raise ValueError(
+                    f"identities: {by_upn[upn.lower()]} and {user} both map to {upn}; one person would count as two "
+                    "approvers (map each Slack account to its own Entra user, and a person's second Slack account "
+                    "to nobody)"
+                )
+            by_upn[upn.lower()] = user
         return identities
 
 
@@ -294,6 +320,11 @@ class RemotingConfig(_Strict):
 
     @model_validator(mode="after")
     def _connection(self) -> RemotingConfig:
+        if self.auth == "credssp":
+            raise ValueError(
+                "auth 'credssp' delegates the bot's password to the management host, where any code running "
+                "there can reuse it; use 'kerberos' (or 'negotiate')"
+            )
         kerberos = self.auth in ("kerberos", "negotiate")
         if not kerberos:
             if self.username is None or self.password is None:

@@ -152,3 +152,25 @@ def test_a_rotation_interval_below_24_hours_is_a_configuration_error(tmp_path: P
     path.write_text(text)
     with pytest.raises(ConfigurationError, match="rotation_min_interval_hours"):
         load_bot_config(path)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("tls_validate = true", "tls_validate = false", "tls_validate = false would accept"),
+        ('authority_host = "https://', 'authority_host = "http://', "must start with https://"),
+        ('graph_url = "https://', 'graph_url = "http://', "must start with https://"),
+        (
+            "[approvals.verification.identities]\n",
+            '[approvals.verification.identities]\nU0ONE = "bob@contoso.com"\nU0TWO = "Bob@contoso.com"\n',
+            "both map to",
+        ),
+    ],
+)
+def test_settings_that_weaken_security_are_refused(tmp_path: Path, old: str, new: str, message: str) -> None:
+    text = EXAMPLE.read_text()
+    assert old in text
+    path = tmp_path / "c.toml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigurationError, match=message):
+        load_bot_config(path)

@@ -217,7 +217,7 @@ def test_remoting_defaults() -> None:
         ({"cert_validation": False}, "give the CA bundle"),
         ({"cert_validation": "/nonexistent/ca.pem"}, "CA bundle /nonexistent/ca.pem does not exist"),
         ({"auth": "ntlm", "password": None}, "auth 'ntlm' needs username and password"),
-        ({"auth": "credssp", "username": None}, "auth 'credssp' needs username and password"),
+        ({"auth": "credssp"}, "auth 'credssp' delegates the bot's password"),
         ({"username": None}, "password without username"),
         ({"auth": "kerberos"}, "is NTLM's DOMAIN\\user form: Kerberos needs the principal"),
         ({"password": None, "keytab": __file__}, "is NTLM's DOMAIN\\user form: Kerberos needs the principal"),
