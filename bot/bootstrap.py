@@ -26,6 +26,7 @@ from bot.adapters.kerberos_module.winrm_kerberos import use_krb5_config
 from bot.adapters.ldap_connection import LdapEndpoint
 from bot.adapters.redis_client import connect as redis_connect
 from bot.adapters.redis_commands import RedisCommandQueue
+from bot.adapters.redis_rate import RedisRateLimiter
 from bot.adapters.redis_replay import RedisReplayGuard
 from bot.adapters.redis_store import RedisApprovalStore, RedisVerifications
 from bot.config import BotConfig, DomainConfig, EntraConfig, RemotingConfig, VerificationConfig
@@ -36,7 +37,7 @@ from bot.domain.gpo import KdcProxySetting
 from bot.domain.integrity import Signer
 from bot.domain.ports import ActiveDirectory, CommandQueue, EntraDirectory, KerberosModule, ReplayGuard
 from bot.domain.verification import ChatProfiles, EntraGroupMembership, VerificationPolicy
-from bot.services.changes import ChangeService, ExecutionLimits
+from bot.services.changes import ChangeService, ExecutionLimits, RateLimits
 from bot.services.container import BotServices
 from bot.services.status import StatusService, StatusSettings, utc_now
 from bot.services.verification import ApproverVerification
@@ -342,6 +343,8 @@ def build_components(
             verification = build_verification(config, client, store_prefix, membership, profiles, closers)
         changes = ChangeService(
             signer=integrity_signer(config),
+            limiter=RedisRateLimiter(client, store_prefix),
+            rate_limits=RateLimits(config.changes.requests_per_hour, config.changes.clicks_per_minute),
             store=RedisApprovalStore(client, store_prefix),
             module=module,
             directories=directories,

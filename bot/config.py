@@ -408,6 +408,8 @@ class ChangesConfig(_Strict):
         description="the HMAC key (at least 32 characters, e.g. `openssl rand -hex 32`) that signs every request, "
         "approval and button; it must never be stored in Redis. Required when changes are on",
     )
+    requests_per_hour: int = Field(default=20, ge=1, description="new change requests a user may make per hour")
+    clicks_per_minute: int = Field(default=30, ge=1, description="Approve/Deny clicks a user may make per minute")
     request_retention_days: int = Field(default=400, ge=1, description="finished requests older than this go")
     audit_retention_days: int = Field(default=400, ge=1, description="audit entries older than this go")
 

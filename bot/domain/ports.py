@@ -108,3 +108,11 @@ class ReplayGuard(Protocol):
     async def first_time(self, timestamp: str, signature: str) -> bool:
         """True the first time this pair is seen; False for a replay."""
         ...
+
+
+class RateLimiter(Protocol):
+    """Token buckets per key (a user's new requests, a user's clicks), shared by every replica."""
+
+    async def take(self, bucket: str, *, capacity: int, per_second: float, at: datetime) -> float:
+        """Take one token: 0.0 when there was one, else the seconds until there is (nothing taken)."""
+        ...

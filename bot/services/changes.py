@@ -42,7 +42,7 @@ from bot.domain.diagnosis import RotationPolicy, rotation_window
 from bot.domain.errors import KerberosBotError, UnknownDomainError, UsageError
 from bot.domain.integrity import Signer
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES
-from bot.domain.ports import ActiveDirectory, KerberosModule, SetServerOptions
+from bot.domain.ports import ActiveDirectory, KerberosModule, RateLimiter, SetServerOptions
 from bot.domain.top_level_names import check_top_level_names
 from bot.logs import REQUEST_ID, SLACK_USER
 from bot.metrics import ACTION_SECONDS, REQUESTS_FINISHED
@@ -78,6 +78,16 @@ class PreflightError(UsageError):
 
 class NotAllowed(UsageError):
     pass
+
+
+class RateLimited(UsageError):
+    """A user asks or clicks faster than the configured rate; nothing was recorded."""
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    requests_per_hour: int = 20  # new change requests per requester
+    clicks_per_minute: int = 30  # Approve/Deny clicks per user
 
 
 class RefusedAtExecution(KerberosBotError):
@@ -142,7 +152,11 @@ class ChangeService:
         verification: ApproverVerification | None = None,
         limits: ExecutionLimits | None = None,
         signer: Signer | None = None,
+        limiter: RateLimiter | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
+        self._limiter = limiter
+        self._rate_limits = rate_limits or RateLimits()
         # without a configured key (unit tests), a key of this process's own: nothing it signs
         # verifies in another process, so a deployment always passes the configured one
         self._signer = signer or Signer(secrets.token_bytes(32))
@@ -181,6 +195,8 @@ class ChangeService:
             raise NotAllowed(f"You are not in a group allowed to request `{action.value}`.")
         if not ask.reason.strip():
             raise UsageError(f"Say why, after `--`: `/kerberos {action.value} {ask.domain} -- <reason>`.")
+        per_hour = self._rate_limits.requests_per_hour
+        await self._within_rate(f"request:{ask.requester}", per_hour, per_hour / 3600, f"{per_hour} requests an hour")
         draft = await spec.preflight(self, directory, ask)
         now = self._clock()
         request = ChangeRequest(
@@ -346,6 +362,20 @@ class ChangeService:
             )
         )
 
+    async def _within_rate(self, bucket: str, capacity: int, per_second: float, rate: str) -> None:
+        if self._limiter is None:
+            return
+        wait = await self._limiter.take(bucket, capacity=capacity, per_second=per_second, at=self._clock())
+        if wait > 0:
+            raise RateLimited(
+                f"You are going faster than kerberos-bot allows ({rate}); nothing was recorded. "
+                f"Try again in {max(1, round(wait))} s."
+            )
+
+    async def _click_allowed(self, user: str) -> None:
+        per_minute = self._rate_limits.clicks_per_minute
+        await self._within_rate(f"click:{user}", per_minute, per_minute / 60, f"{per_minute} clicks a minute")
+
     # -- decide -----------------------------------------------------------------------------------
     async def _approvable(self, user: str) -> frozenset[Action]:
         """The actions whose approver groups hold ``user``; the store checks the stored action against them."""
@@ -359,6 +389,7 @@ class ChangeService:
         """Count an approval. Who may approve, and whether it needs a fresh verified Entra sign-in, come
         from the stored request's action, never from the click: the store decides it in one step.
         ``origin`` is where the click came from ("<team>/<app>/<channel>")."""
+        await self._click_allowed(approver)
         allowed = await self._approvable(approver)
         verified = self._verified_actions
         identity = None
@@ -375,6 +406,7 @@ class ChangeService:
         await self._store.refuse(request_id, approver, f"verification failed: {why}", self._clock())
 
     async def deny(self, request_id: str, approver: str, reason: str, origin: str = "") -> DecisionResult:
+        await self._click_allowed(approver)
         allowed = await self._approvable(approver)
         return await self._store.deny(request_id, approver, reason, self._clock(), allowed=allowed, origin=origin)
 

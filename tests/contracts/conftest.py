@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.support.samba import SambaDC, contoso, ensure_up
+from tests.support.sandboxes import box  # noqa: F401  (the shared module-scoped sandbox fixture)
 
 
 @pytest.fixture(scope="session")

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from bot.domain.errors import KerberosModuleError
 from bot.domain.ports import ActiveDirectory, KerberosModule, SetServerOptions
-from bot.sandbox.sandbox import Sandbox, sandbox, seed
+from bot.sandbox.sandbox import Sandbox, seed
 from tests.support.fakes import FakeDirectory, FakeKerberosModule, on_prem_state
-from tests.support.samba import sandbox_domains
 
 DOMAIN = "contoso.test"
 
@@ -22,14 +20,6 @@ DOMAIN = "contoso.test"
 class Subject:
     module: KerberosModule
     directory: ActiveDirectory
-
-
-@pytest.fixture(scope="module")
-async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
-    async with sandbox(
-        sandbox_domains(), workdir=Path(tmp_path_factory.mktemp("sandbox")), verified_approvals=False
-    ) as running:
-        yield running
 
 
 @pytest.fixture(params=["fake", "emulator"])

@@ -13,11 +13,12 @@ import pytest
 
 from bot.adapters.redis_client import connect
 from bot.adapters.redis_commands import RedisCommandQueue
+from bot.adapters.redis_rate import RedisRateLimiter
 from bot.adapters.redis_store import RedisVerifications
-from bot.domain.ports import CommandQueue, DeferredCommand
+from bot.domain.ports import CommandQueue, DeferredCommand, RateLimiter
 from bot.domain.verification import VerificationStore, VerifiedIdentity
 from tests.support.fake_approvals import FakeVerifications
-from tests.support.fakes import FakeCommandQueue
+from tests.support.fakes import FakeCommandQueue, FakeRateLimiter
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -99,3 +100,21 @@ async def test_a_verification_is_recalled_within_its_window_and_gone_after(verif
     assert await verifications.store.recall("U0CAROL") is None
     await verifications.wait(timedelta(milliseconds=400))
     assert await verifications.store.recall("U0BOB") is None
+
+
+@pytest.fixture(params=["fake", "redis"])
+async def limiter(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[RateLimiter]:
+    if request.param == "fake":
+        yield FakeRateLimiter()
+        return
+    client = connect(REDIS_URL)
+    yield RedisRateLimiter(client, prefix)
+    await client.aclose()
+
+
+async def test_a_bucket_gives_its_capacity_then_says_how_long_to_wait_and_refills(limiter: RateLimiter) -> None:
+    now = datetime.now(UTC)
+    taken = [await limiter.take("click:U0BOB", capacity=3, per_second=0.5, at=now) for _ in range(4)]
+    assert taken[:3] == [0.0, 0.0, 0.0] and 1.9 <= taken[3] <= 2.1
+    assert await limiter.take("click:U0CAROL", capacity=3, per_second=0.5, at=now) == 0.0  # buckets are per key
+    assert await limiter.take("click:U0BOB", capacity=3, per_second=0.5, at=now + timedelta(seconds=2)) == 0.0

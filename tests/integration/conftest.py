@@ -18,6 +18,7 @@ from bot.adapters.ad_ldap import LdapDirectory
 from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
 from bot.domain.model import OnPremState
 from tests.support.samba import SambaDC, SeedState, contoso, ensure_up, fabrikam, seed
+from tests.support.sandboxes import box  # noqa: F401  (the shared module-scoped sandbox fixture)
 
 SeedDomain = Callable[[SambaDC, SeedState], Awaitable[OnPremState]]
 

@@ -29,10 +29,9 @@ from bot.bootstrap import action_policies, integrity_signer
 from bot.config import load_bot_config
 from bot.domain.approvals import Action, ChangeRequest, RequestState
 from bot.domain.diagnosis import RotationPolicy
-from bot.sandbox.sandbox import SANDBOX_GROUPS, Sandbox, sandbox, seed
+from bot.sandbox.sandbox import SANDBOX_GROUPS, Sandbox, seed
 from bot.services.changes import ChangeService
 from tests.support.fakes import FakeGroups
-from tests.support.samba import sandbox_domains
 
 pytestmark = pytest.mark.samba
 
@@ -150,14 +149,6 @@ def in_state(*states: RequestState) -> Callable[[ChangeRequest], bool]:
 async def kill(proc: asyncio.subprocess.Process) -> None:
     proc.send_signal(signal.SIGKILL)
     await proc.wait()
-
-
-@pytest.fixture(scope="module")
-async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
-    async with sandbox(
-        sandbox_domains(), workdir=Path(tmp_path_factory.mktemp("sandbox")), verified_approvals=False
-    ) as running:
-        yield running
 
 
 @pytest.fixture

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from bot.domain.approvals import RequestState
-from bot.sandbox.sandbox import Sandbox, sandbox
+from bot.sandbox.sandbox import Sandbox
 from handlers.views import APPROVE_ACTION
 from tests.integration.test_rotate_slack import click, request_via_slack, wait_for_state
-from tests.support.samba import sandbox_domains
 
 pytestmark = pytest.mark.samba
-
-
-@pytest.fixture(scope="module")
-async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
-    async with sandbox(
-        sandbox_domains(), workdir=Path(tmp_path_factory.mktemp("sandbox")), verified_approvals=False
-    ) as running:
-        yield running
 
 
 async def approve_and_wait(box: Sandbox, text: str, approvers: list[str]) -> str:

@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.domain.approvals import ChangeRequest, RequestState
-from bot.sandbox.sandbox import Sandbox, sandbox
+from bot.sandbox.sandbox import Sandbox
 from bot.sandbox.slack_standin import block_actions_payload, view_submission_payload
 from handlers.approvals import DENY_DIALOG
 from handlers.views import APPROVE_ACTION, DENY_ACTION
-from tests.support.samba import sandbox_domains
 
 pytestmark = pytest.mark.samba
-
-
-@pytest.fixture(scope="module")
-async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
-    async with sandbox(
-        sandbox_domains(), workdir=Path(tmp_path_factory.mktemp("sandbox")), verified_approvals=False
-    ) as running:
-        yield running
 
 
 def blocks_of(call_body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,22 +14,13 @@ import redis.asyncio as aioredis
 from bot.adapters.redis_store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
-from bot.sandbox.sandbox import Sandbox, sandbox
+from bot.sandbox.sandbox import Sandbox
 from bot.services.changes import ChangeService
 from tests.support.fakes import FakeGroups
-from tests.support.samba import sandbox_domains
 
 pytestmark = pytest.mark.samba
 REDIS_URL = "redis://127.0.0.1:6379/0"
 APPROVERS = frozenset(f"U0APPROVER{i}" for i in range(20))
-
-
-@pytest.fixture(scope="module")
-async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
-    async with sandbox(
-        sandbox_domains(), workdir=Path(tmp_path_factory.mktemp("sandbox")), verified_approvals=False
-    ) as running:
-        yield running
 
 
 @pytest.fixture

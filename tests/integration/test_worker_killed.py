@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -16,10 +14,9 @@ from bot.adapters.kerberos_module.emulator import KerberosModuleEmulator
 from bot.adapters.redis_store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestState
 from bot.domain.diagnosis import RotationPolicy
-from bot.sandbox.sandbox import Sandbox, sandbox
+from bot.sandbox.sandbox import Sandbox
 from bot.services.changes import ChangeService, ExecutionLimits
 from tests.support.fakes import FakeGroups
-from tests.support.samba import sandbox_domains
 
 pytestmark = pytest.mark.samba
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -27,14 +24,6 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 class WorkerKilled(BaseException):
     """Not an Exception: nothing in the worker may catch it, as nothing runs after a SIGKILL."""
-
-
-@pytest.fixture(scope="module")
-async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
-    async with sandbox(
-        sandbox_domains(), workdir=Path(tmp_path_factory.mktemp("sandbox")), verified_approvals=False
-    ) as running:
-        yield running
 
 
 async def test_killed_mid_rotation_is_flagged_with_its_journal_and_status_shows_the_drift(box: Sandbox) -> None:

@@ -230,3 +230,19 @@ class FakeCommandQueue:
         if not taken:
             await asyncio.sleep(block_ms / 1000)
         return taken
+
+
+class FakeRateLimiter:
+    """Token buckets in memory, refilled by the ``at`` the caller gives (as the Redis one is)."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[str, tuple[float, datetime]] = {}
+
+    async def take(self, bucket: str, *, capacity: int, per_second: float, at: datetime) -> float:
+        tokens, then = self.buckets.get(bucket, (float(capacity), at))
+        tokens = min(float(capacity), tokens + max(0.0, (at - then).total_seconds()) * per_second)
+        if tokens >= 1:
+            self.buckets[bucket] = (tokens - 1, at)
+            return 0.0
+        self.buckets[bucket] = (tokens, at)
+        return (1 - tokens) / per_second

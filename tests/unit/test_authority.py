@@ -177,3 +177,31 @@ async def test_a_policy_raised_after_the_approval_is_honoured_at_execution(requi
     execution = await service.execute_next("w")
     assert execution is not None
     assert execution.succeeded == (required == 1), execution.outcome
+
+
+async def test_requests_and_clicks_are_rate_limited_per_user_with_a_clear_message() -> None:
+    from bot.services.changes import RateLimited, RateLimits
+    from tests.support.fakes import FakeRateLimiter
+
+    service, store, _, _ = world()
+    limited = ChangeService(
+        store=store,
+        module=service._module,  # type: ignore[attr-defined]
+        directories=service._directories,  # type: ignore[attr-defined]
+        groups=service._groups,  # type: ignore[attr-defined]
+        policies=service._policies,  # type: ignore[attr-defined]
+        rotation=RotationPolicy(),
+        clock=lambda: NOW,
+        signer=Signer(KEY),
+        limiter=FakeRateLimiter(),
+        rate_limits=RateLimits(requests_per_hour=2, clicks_per_minute=3),
+    )
+    for _ in range(2):
+        request = await limited.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=True)
+    with pytest.raises(RateLimited, match=r"2 requests an hour.*Try again in 1800 s"):
+        await limited.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=True)
+    await limited.request_rotation("contoso.test", requester="U0ZOE", reason="x", force=True)  # per user
+    for _ in range(3):
+        await limited.approve(request.id, "U0MALLORY")
+    with pytest.raises(RateLimited, match="3 clicks a minute"):
+        await limited.approve(request.id, "U0MALLORY")
