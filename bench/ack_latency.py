@@ -28,8 +28,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
-import redis.asyncio as aioredis
 
+from bot.adapters.redis_client import connect
 from bot.sandbox.sandbox import Sandbox, sandbox
 from bot.web import EVENTS_PATH
 
@@ -86,7 +86,7 @@ async def bot_process(box: Sandbox, redis_url: str, command_workers: int) -> Asy
         yield f"http://127.0.0.1:{port}{EVENTS_PATH}"
     finally:
         await stop(proc)
-        client = aioredis.Redis.from_url(redis_url)
+        client = connect(redis_url)
         keys = [key async for key in client.scan_iter(match="kerberos-bot:*")]
         if keys:
             await client.delete(*keys)

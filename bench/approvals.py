@@ -14,8 +14,6 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import redis.asyncio as aioredis
-
 from bot.adapters.redis_client import connect
 from bot.adapters.redis_store import RedisApprovalStore
 from bot.domain.approvals import Action, ChangeRequest, RequestState, Verdict
@@ -60,7 +58,7 @@ async def main(trials: int, clicks: int, url: str) -> None:
                     durable_count += 1
                     await store.finish(claim, RequestState.SUCCEEDED, "bench", now)
     finally:
-        client = aioredis.Redis.from_url(url)
+        client = connect(url)
         async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
             await client.delete(key)
         await client.aclose()

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from bot.adapters.redis_client import connect
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -50,7 +52,7 @@ class PrivateRedis:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
-        client = aioredis.Redis.from_url(self.url)
+        client = connect(self.url)
         try:
             for _ in range(100):
                 try:
@@ -83,7 +85,7 @@ class PrivateRedis:
 
 
 async def answers(url: str) -> bool:
-    client = aioredis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    client = connect(url)
     try:
         return bool(await client.ping())
     except (ConnectionError, OSError, aioredis.RedisError):

@@ -36,7 +36,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[ApprovalStore]:
     # reclaim_after=0: an entry left pending (its domain was busy) is offered again at once
     redis_store = RedisApprovalStore(connect(REDIS_URL), prefix, reclaim_after=timedelta(0))
     yield redis_store
-    client = aioredis.Redis.from_url(REDIS_URL)
+    client = connect(REDIS_URL)
     await _drop_prefix(client, prefix)
     await client.aclose()
     await redis_store.close()
@@ -236,7 +236,7 @@ async def test_a_verified_approval_keeps_the_entra_identity_in_the_record_and_th
 
 async def test_a_verification_lives_only_for_its_window_and_holds_no_token() -> None:
     prefix = f"kbot-test-{uuid.uuid4().hex[:8]}"
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    client = connect(REDIS_URL)
     verifications = RedisVerifications(client, prefix)
     identity = VerifiedIdentity("0b7c-oid", "bob@contoso.test", datetime.now(UTC), mfa=True)
     try:

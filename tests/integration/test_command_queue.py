@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from bot.adapters.redis_client import connect
 from bot.adapters.redis_commands import GROUP, RedisCommandQueue
 from bot.domain.ports import DeferredCommand
 
@@ -20,7 +21,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 @pytest.fixture
 async def client() -> AsyncIterator[aioredis.Redis]:
-    redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    redis = connect(REDIS_URL)
     prefix = f"kbot-test-{uuid.uuid4().hex[:8]}"
     redis.test_prefix = prefix  # type: ignore[attr-defined]
     yield redis
@@ -90,7 +91,7 @@ async def test_every_caller_of_a_failed_write_hears_of_it() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead_port = s.getsockname()[1]
-    dead = aioredis.Redis.from_url(f"redis://127.0.0.1:{dead_port}/0", decode_responses=True)
+    dead = connect(f"redis://127.0.0.1:{dead_port}/0")
     queue = RedisCommandQueue(dead, "kbot-test-dead")
     queue._group_ready = True  # the write itself fails, not the group creation
     results = await asyncio.gather(*(queue.put(command(n)) for n in range(5)), return_exceptions=True)

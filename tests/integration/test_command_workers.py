@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
+from bot.adapters.redis_client import connect
 from bot.adapters.redis_commands import RedisCommandQueue
 from bot.domain.ports import DeferredCommand
 from bot.sandbox.sandbox import Sandbox, sandbox
@@ -34,7 +34,7 @@ def queue_of(box: Sandbox) -> RedisCommandQueue:
 
 
 async def queued_so_far(box: Sandbox) -> int:
-    client = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
+    client = connect("redis://127.0.0.1:6379/0")
     try:
         # entries ever added: a taken command is deleted from the stream at once
         if not await client.exists(queue_of(box).key):

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot.adapters.redis_client import connect
 from bot.domain.approvals import ChangeRequest, RequestState
 from bot.sandbox.sandbox import Sandbox
 from bot.sandbox.slack_standin import block_actions_payload, view_submission_payload
@@ -130,8 +131,6 @@ async def test_rotate_needs_a_reason(box: Sandbox) -> None:
 async def test_a_rotated_key_never_reaches_the_logs_or_redis(box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     import logging
 
-    import redis.asyncio as aioredis
-
     from bot.adapters.kerberos_module import emulator_ad
     from bot.logs import JsonFormatter
 
@@ -171,10 +170,10 @@ async def test_a_rotated_key_never_reaches_the_logs_or_redis(box: Sandbox, monke
     handler_lines = [json.loads(line) for line in lines if json.loads(line)["logger"].startswith("handlers")]
     assert handler_lines and all(e["request_id"] != "-" and e["slack_user"] != "-" for e in handler_lines)
 
-    client = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
+    client = connect("redis://127.0.0.1:6379/0")
     stored = []
     async for key in client.scan_iter(match="kerberos-bot-sandbox-*", count=1000):
-        kind = (await client.type(key)).decode()
+        kind = str(await client.type(key))
         if kind == "hash":
             stored.append(repr(await client.hgetall(key)))
         elif kind == "stream":

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import redis.asyncio as aioredis
 
+from bot.adapters.redis_client import connect
 from bot.adapters.redis_store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
@@ -26,7 +26,7 @@ APPROVERS = frozenset(f"U0APPROVER{i}" for i in range(20))
 @pytest.fixture
 async def service(box: Sandbox) -> AsyncIterator[tuple[ChangeService, RedisApprovalStore]]:
     prefix = f"kbot-test-{uuid.uuid4().hex[:8]}"
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    client = connect(REDIS_URL)
     store = RedisApprovalStore(client, prefix)
     policies = {
         Action.ROTATE: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"})),

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 
+from bot.adapters.redis_client import connect
 from bot.sandbox.sandbox import Sandbox, sandbox
 from bot.sandbox.slack_standin import send_slash_command, slash_command_form
 from tests.support.samba import sandbox_domains
@@ -110,7 +110,7 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
-            client = aioredis.Redis.from_url(REDIS_URL)
+            client = connect(REDIS_URL)
             async for key in client.scan_iter(match="kerberos-bot:*"):
                 await client.delete(key)
             await client.aclose()

@@ -8,9 +8,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import redis.asyncio as aioredis
 
 from bot.adapters.kerberos_module.emulator import KerberosModuleEmulator
+from bot.adapters.redis_client import connect
 from bot.adapters.redis_store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestState
 from bot.domain.diagnosis import RotationPolicy
@@ -28,7 +28,7 @@ class WorkerKilled(BaseException):
 
 async def test_killed_mid_rotation_is_flagged_with_its_journal_and_status_shows_the_drift(box: Sandbox) -> None:
     prefix = f"kbot-test-{uuid.uuid4().hex[:8]}"
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    client = connect(REDIS_URL)
     module = box.components.module
     assert isinstance(module, KerberosModuleEmulator)
 
