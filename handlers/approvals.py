@@ -354,7 +354,11 @@ class ChangeWorker:
         """Pending requests whose time is up: expired, their card and thread say so."""
         for request in await self._changes.expire_due():
             await update_card(self._client, self._changes, request)
-            await post_in_thread(self._client, request, THREAD_LINES[Verdict.EXPIRED])
+            await post_in_thread(
+                self._client,
+                request,
+                f":clock3: {escape(request.outcome)}" if request.outcome else THREAD_LINES[Verdict.EXPIRED],
+            )
 
     async def recover(self) -> None:
         """Requests a dead worker left mid-action are flagged, shown on their card, never re-run."""

@@ -184,7 +184,11 @@ if redis.call('HGET', KEYS[1], 'state') == 'pending'
   audit('expired', '', '')
   return 1
 end
-if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then redis.call('ZREM', KEYS[3], ARGV[1]) end
+redis.call('ZREM', KEYS[3], ARGV[1])
+if redis.call('HGET', KEYS[1], 'unannounced') == '1' then
+  redis.call('HDEL', KEYS[1], 'unannounced')
+  return 1
+end
 return 0
 """
 )
@@ -202,7 +206,8 @@ local ttl = tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms'))
 if approved_at > 0 and tonumber(ARGV[2]) - approved_at > ttl then
   local note = 'Approved, but no worker could start it within its time to live; it expired without running. '
                .. 'Request it again if it is still needed.'
-  redis.call('HSET', KEYS[1], 'state', 'expired', 'outcome', note, 'finished_at', ARGV[3])
+  redis.call('HSET', KEYS[1], 'state', 'expired', 'outcome', note, 'finished_at', ARGV[3], 'unannounced', '1')
+  redis.call('ZADD', KEYS[3], 0, ARGV[1])  -- the next expiry sweep updates its card
   audit('expired', '', note)
   return {'stale'}
 end

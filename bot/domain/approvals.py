@@ -236,7 +236,8 @@ class ApprovalStore(Protocol):
         ...
 
     async def expire_due(self, at: datetime) -> list[str]:
-        """Move pending requests whose time is up to expired; returns their ids."""
+        """Move pending requests whose time is up to expired; returns their ids, and those of approved
+        requests a claim expired because they waited for a worker longer than their TTL."""
         ...
 
     async def claim_next(self, consumer: str, lease: timedelta, at: datetime, block_ms: int = 0) -> Claim | None:

@@ -326,6 +326,10 @@ async def test_a_request_approved_longer_ago_than_its_ttl_expires_instead_of_run
     assert (
         stale is not None and stale.state == RequestState.EXPIRED and "expired without running" in (stale.outcome or "")
     )
+    # the next expiry sweep hands it on, once, so that its card and thread say so
+    later = datetime.now(UTC) + timedelta(minutes=12)
+    assert await store.expire_due(later) == [request_id]
+    assert await store.expire_due(later) == []
 
 
 async def test_a_claim_of_another_token_cannot_finish_or_renew(store: ApprovalStore) -> None:

@@ -27,7 +27,10 @@ class FakeApprovalStore:
         self.work: list[str] = []  # approved request ids, in order
         self.locks: dict[str, tuple[str, str]] = {}  # domain -> (request id, claim token)
         self.leases: dict[str, tuple[str, datetime]] = {}  # request id -> (claim token, lease until)
-        self.clicks: set[tuple[str, str, str]] = set()  # (request, user, verdict) already audited
+        self.clicks: set[tuple[str, str, str]] = set()
+        self.unannounced: list[
+            str
+        ] = []  # approved requests that expired waiting for a worker  # (request, user, verdict) already audited
         self.entries: list[AuditEntry] = []
         self._ids = itertools.count(1)
 
@@ -180,6 +183,8 @@ class FakeApprovalStore:
         for request_id in due:
             self.requests[request_id] = replace(self.requests[request_id], state=RequestState.EXPIRED, decided_at=at)
             self._audit(request_id, "expired", None, at)
+        due += self.unannounced
+        self.unannounced = []
         return due
 
     async def claim_next(self, consumer: str, lease: timedelta, at: datetime, block_ms: int = 0) -> Claim | None:
@@ -200,6 +205,7 @@ class FakeApprovalStore:
                 )
                 self.requests[request_id] = replace(request, state=RequestState.EXPIRED, outcome=note)
                 self._audit(request_id, "expired", None, at, note)
+                self.unannounced.append(request_id)  # the next expiry sweep updates its card
                 continue
             holder = self.locks.get(request.domain)
             if (
