@@ -414,6 +414,23 @@ class ChangesConfig(_Strict):
     audit_retention_days: int = Field(default=400, ge=1, description="audit entries older than this go")
 
 
+def _secret_sources(node: object, where: str) -> list[tuple[str, SecretSource]]:
+    """Every secret reference in a configuration, with the dotted key it sits at."""
+    if isinstance(node, SecretSource):
+        return [(where, node)]
+    found: list[tuple[str, SecretSource]] = []
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            found += _secret_sources(getattr(node, name), f"{where}.{name}".lstrip("."))
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            found += _secret_sources(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _secret_sources(value, f"{where}.{index}")
+    return found
+
+
 class BotConfig(_Strict):
     """The file named by KERBEROS_BOT_CONFIG (TOML)."""
 
@@ -423,6 +440,21 @@ class BotConfig(_Strict):
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     kerberos_module: KerberosModuleConfig
     changes: ChangesConfig = Field(default_factory=ChangesConfig)
+    sandbox: bool = Field(
+        default=False, description="this configuration drives the sandbox: only then are inline secrets accepted"
+    )
+
+    @model_validator(mode="after")
+    def _no_inline_secrets(self) -> BotConfig:
+        if self.sandbox:
+            return self
+        inline = [where for where, source in _secret_sources(self, "") if source.value is not None]
+        if inline:
+            raise ValueError(
+                f"{', '.join(inline)}: an inline secret ({{ value = ... }}) is for the sandbox only; name an "
+                "environment variable ({ env = ... }) or a file ({ file = ... }) instead"
+            )
+        return self
 
     @model_validator(mode="after")
     def _change_timeout_covers_the_module(self) -> BotConfig:

@@ -31,6 +31,7 @@ import httpx
 import msal
 import requests
 
+from bot.adapters.threads import run_in
 from bot.domain.errors import EntraAuthError, EntraError, EntraForbidden, EntraThrottled, EntraUnavailable
 
 log = logging.getLogger(__name__)
@@ -235,7 +236,7 @@ class TokenProvider:
         )
 
     async def token(self) -> str:
-        return await asyncio.to_thread(self.token_sync)
+        return await run_in("entra", self.token_sync)
 
     def invalidate(self) -> None:
         """Forget cached tokens (the service said ours expired or was revoked)."""
@@ -290,7 +291,7 @@ class EntraHttp:
                 return response
             if status == 401 and not refreshed:
                 # Expired or revoked before msal thought so: one fresh token, one retry.
-                await asyncio.to_thread(self.tokens.invalidate)
+                await run_in("entra", self.tokens.invalidate)
                 refreshed = True
                 continue
             retry_after = _parse_retry_after(response.headers.get("Retry-After"))

@@ -26,6 +26,7 @@ import msal
 import requests
 
 from bot.adapters.entra_auth import _PinnedSession
+from bot.adapters.threads import run_in
 from bot.domain.errors import EntraAuthError, EntraError, EntraUnavailable
 from bot.domain.verification import DeviceCodePrompt, SignInAbandoned
 
@@ -108,7 +109,7 @@ class MsalDeviceCodeSession:
 
     async def claims(self) -> Mapping[str, Any]:
         try:
-            result = await asyncio.to_thread(self._poll)
+            result = await run_in("sign-in", self._poll)
         except asyncio.CancelledError:
             self.cancel()  # the polling thread stops within a second
             raise
@@ -167,7 +168,7 @@ class MsalDeviceCodeSignIn:
         return flow
 
     async def start(self) -> MsalDeviceCodeSession:
-        return MsalDeviceCodeSession(self, await asyncio.to_thread(self._initiate))
+        return MsalDeviceCodeSession(self, await run_in("sign-in", self._initiate))
 
     def validate_id_token(self, id_token: str) -> dict[str, Any]:
         issuer = str(self.application().client.configuration.get("issuer") or "")

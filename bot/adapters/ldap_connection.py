@@ -6,7 +6,6 @@ not safe for concurrent use). Library exceptions become ``DirectoryError``s here
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import re
@@ -22,6 +21,7 @@ from urllib.parse import urlparse
 from ldap3 import AUTO_BIND_NONE, NONE, Connection, Server, Tls
 from ldap3.core import exceptions as ldap_exc
 
+from bot.adapters.threads import run_in
 from bot.domain.errors import (
     DirectoryAuthError,
     DirectoryError,
@@ -200,10 +200,10 @@ class LdapSession:
         return self.run_counted_sync(operation)[0]
 
     async def run(self, operation: Callable[[Connection], T]) -> T:
-        return await asyncio.to_thread(self.run_sync, operation)
+        return await run_in("ldap", self.run_sync, operation)
 
     async def run_counted(self, operation: Callable[[Connection], T]) -> tuple[T, int]:
-        return await asyncio.to_thread(self.run_counted_sync, operation)
+        return await run_in("ldap", self.run_counted_sync, operation)
 
     def search(
         self, conn: Connection, base: str, ldap_filter: str, scope: str, attributes: Sequence[str]
@@ -264,4 +264,4 @@ class LdapSession:
             self._drop()
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.close_sync)
+        await run_in("ldap", self.close_sync)

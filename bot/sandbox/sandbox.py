@@ -159,6 +159,8 @@ def sandbox_config(domains: tuple[SandboxDomain, ...], entra: EntraStandIn, *, v
     """The TOML a real deployment would write, pointed at the sandbox. ``verified_approvals=False``
     switches the Entra sign-in of approvers off (its default is on for the dangerous actions)."""
     lines = [
+        "sandbox = true  # inline secrets below: accepted for the sandbox only",
+        "",
         "[policy]",
         "key_max_age_days = 180",
         "rotation_min_interval_hours = 24",

@@ -174,3 +174,15 @@ def test_settings_that_weaken_security_are_refused(tmp_path: Path, old: str, new
     path.write_text(text.replace(old, new, 1))
     with pytest.raises(ConfigurationError, match=message):
         load_bot_config(path)
+
+
+def test_an_inline_secret_is_refused_outside_the_sandbox(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text()
+    old = 'bind_password = { env = "CONTOSO_BIND_PASSWORD" }'
+    assert old in text
+    path = tmp_path / "c.toml"
+    path.write_text(text.replace(old, 'bind_password = { value = "hunter2" }'))
+    with pytest.raises(ConfigurationError, match=r"domains\.0\.bind_password: an inline secret"):
+        load_bot_config(path)
+    path.write_text("sandbox = true\n" + text.replace(old, 'bind_password = { value = "hunter2" }'))
+    assert load_bot_config(path).sandbox

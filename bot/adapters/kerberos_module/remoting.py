@@ -42,6 +42,7 @@ from spnego import KerberosKeytab
 
 from bot.adapters.kerberos_module import powershell as ps
 from bot.adapters.kerberos_module.winrm_kerberos import KerberosClient, kerberos_failure
+from bot.adapters.threads import run_in
 from bot.domain.errors import KerberosModuleError
 from bot.domain.model import KerberosServerReport
 from bot.domain.ports import SetServerOptions
@@ -408,7 +409,7 @@ class RemotingKerberosModule:
     async def _run(self, call: ScriptCall, timeout: float) -> ScriptResult:
         async with self._slots:
             started = time.monotonic()
-            work = asyncio.ensure_future(asyncio.to_thread(self._run_sync, call, timeout))
+            work = asyncio.ensure_future(run_in("remoting", self._run_sync, call, timeout))
             try:
                 return await asyncio.shield(work)
             except asyncio.CancelledError:
