@@ -156,3 +156,34 @@ async def test_check_reports_a_redis_that_evicts_keys(tmp_path: Path) -> None:
     finally:
         await evicting.stop()
     assert not result.ok and "allkeys-lru" in result.detail and "noeviction" in (result.fix or "")
+
+
+async def test_rediss_validates_the_servers_certificate(tmp_path: Path) -> None:
+    import socket
+
+    import trustme
+
+    ca, stranger = trustme.CA(), trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    for name, pem in (("cert.pem", cert.cert_chain_pems[0]), ("key.pem", cert.private_key_pem)):
+        pem.write_to_path(str(tmp_path / name))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    stranger.cert_pem.write_to_path(str(tmp_path / "stranger.pem"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        tls_port = s.getsockname()[1]
+    server = PrivateRedis(
+        tmp_path, "--tls-port", str(tls_port), "--tls-cert-file", str(tmp_path / "cert.pem"),
+        "--tls-key-file", str(tmp_path / "key.pem"), "--tls-auth-clients", "no",
+    )  # fmt: skip
+    await server.start()
+    try:
+        trusted = connect(f"rediss://127.0.0.1:{tls_port}/0?ssl_ca_certs={tmp_path / 'ca.pem'}")
+        assert await trusted.ping()
+        await trusted.aclose()
+        store = RedisApprovalStore(connect(f"rediss://127.0.0.1:{tls_port}/0?ssl_ca_certs={tmp_path / 'stranger.pem'}"))
+        with pytest.raises(StoreUnavailable):
+            await store.get("0123456789")  # a certificate its CA did not sign: no connection
+        await store.close()
+    finally:
+        await server.stop()
