@@ -341,6 +341,17 @@ class RemotingConfig(_Strict):
             raise ValueError("give either password or keytab, not both (the keytab replaces the password)")
         if kerberos and self.username is not None:
             self._kerberos_principal(self.username)
+        if self.auth == "negotiate":
+            signs = [k for k in ("keytab", "krb5_conf", "spn_hostname") if getattr(self, k) is not None]
+            if self.username is not None and "@" in self.username and "\\" not in self.username:
+                signs.append("a user@REALM username")
+            if self.username is None:
+                signs.append("no username (the ticket cache)")
+            if signs:
+                raise ValueError(
+                    f"Kerberos is configured ({', '.join(signs)}), but auth 'negotiate' falls back to NTLM "
+                    "silently whenever Kerberos fails: set auth = 'kerberos'"
+                )
         if not self.ssl and self.auth != "kerberos":
             raise ValueError(
                 f"ssl = false with auth '{self.auth}' would protect the credentials with NTLM's RC4 message "

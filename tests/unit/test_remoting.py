@@ -244,9 +244,10 @@ def test_remoting_validation(changes: dict[str, object], message: str) -> None:
 def test_kerberos_with_a_ticket_cache_needs_no_password() -> None:
     config = RemotingConfig.model_validate(remoting(auth="kerberos", username=None, password=None))
     assert config.username is None and config.spn_service == "HTTP" and config.keytab is None
-    # negotiate too: without a password it can only be Kerberos (the ticket cache or a keytab)
-    principal = RemotingConfig.model_validate(remoting(username="svc@CONTOSO.COM", password=None))
-    assert principal.username == "svc@CONTOSO.COM" and principal.password is None
+    # not with negotiate: where Kerberos is configured, its silent fallback to NTLM is refused
+    for changes in ({"username": "svc@CONTOSO.COM", "password": None}, {"username": None, "password": None}):
+        with pytest.raises(ValueError, match="falls back to NTLM silently"):
+            RemotingConfig.model_validate(remoting(**changes))
 
 
 def test_kerberos_with_a_keytab_and_an_spn_override(tmp_path: Path) -> None:
