@@ -36,6 +36,9 @@ def build_bolt_app(
         # Acknowledge first, then do the slow work: Slack gives a command 3 seconds.
         process_before_response=False,
         logger=logger or logging.getLogger("kerberos_bot.slack"),
+        # HTTP requests reach Bolt only through bot.web's gate, which has verified the signature on
+        # the raw bytes (and refused replays); Socket Mode carries no signature
+        request_verification_enabled=False,
     )
     register_last_resort(app)
     router.register(app, services, poster or ResponseUrlPoster(), command_queue)

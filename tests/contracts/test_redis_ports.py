@@ -118,3 +118,14 @@ async def test_a_bucket_gives_its_capacity_then_says_how_long_to_wait_and_refill
     assert taken[:3] == [0.0, 0.0, 0.0] and 1.9 <= taken[3] <= 2.1
     assert await limiter.take("click:U0CAROL", capacity=3, per_second=0.5, at=now) == 0.0  # buckets are per key
     assert await limiter.take("click:U0BOB", capacity=3, per_second=0.5, at=now + timedelta(seconds=2)) == 0.0
+
+
+async def test_a_burst_of_replays_lets_exactly_one_through(prefix: str) -> None:
+    from bot.adapters.redis_replay import RedisReplayGuard
+
+    client = connect(REDIS_URL)
+    guard = RedisReplayGuard(client, prefix)
+    answers = await asyncio.gather(*(guard.first_time("1700000000", "v0=abc") for _ in range(20)))
+    others = await asyncio.gather(*(guard.first_time("1700000000", f"v0={i}") for i in range(5)))
+    await client.aclose()
+    assert answers.count(True) == 1 and all(others)
