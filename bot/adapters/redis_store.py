@@ -576,14 +576,14 @@ class RedisApprovalStore:
         self, entry_id: str, fields: dict[str, str] | None, consumer: str, lease: timedelta, at: datetime
     ) -> Claim | None:
         request_id = (fields or {}).get("request", "")
-        request = await self.get(request_id) if request_id else None
+        domain = await self._domain_of(request_id) if request_id else None  # the lock to take
         lease_ms = int(lease.total_seconds() * 1000)
         token = uuid.uuid4().hex
         answer = ["gone"]
-        if request is not None:
+        if domain is not None:
             backstop = str(lease_ms * 4)  # the lock key's own expiry, should every worker die; the lease decides
             answer = await self._run(
-                "claim", request_id, at, consumer, token, str(lease_ms), backstop, self._p, domain=request.domain
+                "claim", request_id, at, consumer, token, str(lease_ms), backstop, self._p, domain=domain
             )
         if answer[0] == "busy":
             return None  # stays pending: offered again after the minimum idle time
@@ -645,11 +645,16 @@ class RedisApprovalStore:
         found = [await self.get(i) for i in sorted(ids)]
         return [r for r in found if r is not None]
 
+    async def _domain_of(self, request_id: str) -> str | None:
+        with store_errors():
+            domain = await self._redis.hget(self._req(request_id), "domain")
+        return str(domain) if domain is not None else None
+
     async def flag_if_abandoned(self, request_id: str, note: str, at: datetime) -> bool:
-        request = await self.get(request_id)
-        if request is None:
+        domain = await self._domain_of(request_id)
+        if domain is None:
             return False
-        return bool(await self._run("attention", request_id, at, note, domain=request.domain) == 1)
+        return bool(await self._run("attention", request_id, at, note, domain=domain) == 1)
 
     async def lock_holder(self, domain: str) -> str | None:
         with store_errors():

@@ -125,6 +125,11 @@ class ChangeRequest:
     requester_upn: str | None = None  # the requester's Entra account, where it can be told: never an approver
     mac: str = ""  # bot.domain.integrity: proves the bot wrote the record
 
+    def waited_too_long(self, at: datetime) -> bool:
+        """Approved, and still waiting for a worker longer than its own time to live: it must expire,
+        not run (the store's claim script applies the same rule)."""
+        return self.approved_at is not None and at - self.approved_at > self.expires_at - self.created_at
+
 
 class Verdict(enum.Enum):
     """What a click did; the store answers with one of these, never by raising."""

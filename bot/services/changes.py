@@ -593,18 +593,18 @@ class ChangeService:
                 "store. Nothing was changed; the record is kept for investigation."
             )
         policy = self._policies[stored.action]
-        approvers = [a for a in stored.approvals]
         if stored.approvals_required < policy.approvals_required:
             raise RefusedAtExecution(
                 f"it asks for {stored.approvals_required} approvals where the policy now needs "
                 f"{policy.approvals_required}"
             )
-        people = {a.identity.object_id if a.identity else a.approver for a in approvers}
-        if len({a.approver for a in approvers}) < policy.approvals_required or len(people) < policy.approvals_required:
+        # one person each: an Entra user counts once whatever Slack accounts approved as them
+        people = {a.identity.object_id if a.identity else a.approver for a in stored.approvals}
+        if len(people) < policy.approvals_required:
             raise RefusedAtExecution(
                 f"it has {len(people)} distinct approvers; the policy needs {policy.approvals_required}"
             )
-        for approval in approvers:
+        for approval in stored.approvals:
             if approval.approver == stored.requester or (
                 approval.identity and stored.requester_upn and approval.identity.upn.lower() == stored.requester_upn
             ):
@@ -615,10 +615,7 @@ class ChangeService:
                 raise RefusedAtExecution(
                     f"the approval by <@{approval.approver}> has no verified Entra sign-in with MFA"
                 )
-        if (
-            stored.approved_at is not None
-            and self._clock() - stored.approved_at > stored.expires_at - stored.created_at
-        ):
+        if stored.waited_too_long(self._clock()):
             raise RefusedAtExecution("it waited for a worker longer than its time to live")
 
     async def _module_call(self, request: ChangeRequest, cmdlet: str, call: Awaitable[T]) -> T:

@@ -198,7 +198,7 @@ class FakeApprovalStore:
                 continue
             if request.state != RequestState.APPROVED:
                 continue
-            if request.approved_at is not None and at - request.approved_at > request.expires_at - request.created_at:
+            if request.waited_too_long(at):
                 note = (
                     "Approved, but no worker could start it within its time to live; it expired without running. "
                     "Request it again if it is still needed."
