@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +30,7 @@ from bot.domain.diagnosis import RotationPolicy
 from bot.sandbox.sandbox import SANDBOX_GROUPS, Sandbox, seed
 from bot.services.changes import ChangeService
 from tests.support.fakes import FakeGroups
+from tests.support.served import start_serve
 
 pytestmark = pytest.mark.samba
 
@@ -79,31 +78,14 @@ class World:
     procs: list[asyncio.subprocess.Process]
 
     async def serve(self) -> asyncio.subprocess.Process:
-        ports = []
-        for _ in range(2):
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                ports.append(s.getsockname()[1])
-        port, health_port = ports
-        env = {
-            **os.environ,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_BOT_TOKEN": self.box.slack.bot_token,
-            "SLACK_API_URL": self.box.slack.api_url,
-            "REDIS_URL": REDIS_URL,
-            "KERBEROS_BOT_CONFIG": str(self.config),
-        }
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--health-port", str(health_port), "--command-workers", "0", env=env,
-        )  # fmt: skip
+        started = await start_serve(self.box, secret=SECRET, redis_url=REDIS_URL, config=self.config, command_workers=0)
+        proc = started.proc
         self.procs.append(proc)
         async with aiohttp.ClientSession() as session:
             for _ in range(300):
                 assert proc.returncode is None, f"kerberos-bot serve exited with {proc.returncode}"
                 with contextlib.suppress(aiohttp.ClientConnectionError):
-                    async with session.get(f"http://127.0.0.1:{health_port}/healthz") as response:
+                    async with session.get(f"{started.health}/healthz") as response:
                         if response.status == 200:
                             return proc
                 await asyncio.sleep(0.1)

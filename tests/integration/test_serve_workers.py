@@ -12,8 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from bot.adapters.redis_client import connect
 from bot.sandbox.sandbox import Sandbox, sandbox
 from bot.sandbox.slack_standin import send_slash_command, slash_command_form
 from tests.support.samba import sandbox_domains
+from tests.support.served import start_serve
 
 pytestmark = pytest.mark.samba
 
@@ -83,26 +82,9 @@ class Served:
 @pytest.fixture(scope="module")
 async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
     async with sandbox(sandbox_domains(), workdir=Path(tmp_path_factory.mktemp("sandbox"))) as box:
-        ports = []
-        for _ in range(2):
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                ports.append(s.getsockname()[1])
-        port, health_port = ports
-        env = {
-            **os.environ,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_BOT_TOKEN": box.slack.bot_token,
-            "SLACK_API_URL": box.slack.api_url,
-            "REDIS_URL": REDIS_URL,
-            "KERBEROS_BOT_CONFIG": str(box.config_path),
-        }
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--health-port", str(health_port), "--command-workers", "1", env=env,
-        )  # fmt: skip
-        running = Served(box, proc, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{health_port}")
+        started = await start_serve(box, secret=SECRET, redis_url=REDIS_URL, config=box.config_path, command_workers=1)
+        proc = started.proc
+        running = Served(box, proc, started.base, started.health)
         try:
             await running.until("/readyz", 200, timeout=60.0)
             yield running
