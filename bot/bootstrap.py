@@ -11,11 +11,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from bot.adapters.ad_ldap import LdapDirectory
 from bot.adapters.entra_auth import EntraApp
+from bot.adapters.entra_auth_code import MsalBrowserSignIn
 from bot.adapters.entra_device_code import MsalDeviceCodeSignIn
 from bot.adapters.entra_graph import GraphEntraDirectory
 from bot.adapters.kerberos_module.cloud_store import CloudKerberosDomainStore
@@ -28,7 +30,7 @@ from bot.adapters.redis_client import connect as redis_connect
 from bot.adapters.redis_commands import RedisCommandQueue
 from bot.adapters.redis_rate import RedisRateLimiter
 from bot.adapters.redis_replay import RedisReplayGuard
-from bot.adapters.redis_store import RedisApprovalStore, RedisVerifications
+from bot.adapters.redis_store import RedisApprovalStore, RedisSignInTickets
 from bot.config import BotConfig, DomainConfig, EntraConfig, RemotingConfig, VerificationConfig
 from bot.domain.approvals import Action, ActionPolicy, GroupDirectory
 from bot.domain.diagnosis import RotationPolicy
@@ -224,6 +226,20 @@ def approver_sign_in(entra: EntraConfig, settings: VerificationConfig) -> MsalDe
     )
 
 
+def approver_browser_sign_in(entra: EntraConfig, settings: VerificationConfig) -> MsalBrowserSignIn:
+    """The approvers' browser sign-in (authorization code flow with PKCE) of ``[approvals.verification]``."""
+    secret = settings.client_secret
+    return MsalBrowserSignIn(
+        tenant_id=entra.tenant_id,
+        client_id=settings.client_id,
+        client_secret=secret.resolve("approvals.verification.client_secret") if secret else None,
+        authority_host=entra.authority_host,
+        scopes=tuple(settings.scopes),
+        ca_file=entra.ca_file,
+        timeout=entra.timeout_seconds,
+    )
+
+
 def build_verification(
     config: BotConfig,
     client: aioredis.Redis,
@@ -235,24 +251,33 @@ def build_verification(
     settings = config.approvals.verification
     if settings is None:
         return None
-    sign_in = approver_sign_in(config.entra, settings)
-    verification = ApproverVerification(
-        sign_in=sign_in,
-        membership=membership,
-        profiles=profiles or _NoProfiles(),
-        store=RedisVerifications(client, store_prefix),
-        policy=VerificationPolicy(
-            tenant_id=config.entra.tenant_id,
-            approver_group_id=settings.approver_group_id,
-            freshness=timedelta(minutes=settings.freshness_minutes),
-            identities=dict(settings.identities),
-        ),
-        clock=utc_now,
+    policy = VerificationPolicy(
+        tenant_id=config.entra.tenant_id,
+        approver_group_id=settings.approver_group_id,
+        identities=dict(settings.identities),
+        max_auth_age=timedelta(minutes=settings.max_auth_age_minutes),
+        auth_context=settings.auth_context,
+        link_lifetime=timedelta(minutes=settings.link_minutes),
     )
+    common: dict[str, Any] = {"membership": membership, "profiles": profiles or _NoProfiles(), "policy": policy}
+    adapter: MsalBrowserSignIn | MsalDeviceCodeSignIn
+    if settings.method == "auth_code":
+        adapter = approver_browser_sign_in(config.entra, settings)
+        verification = ApproverVerification(
+            **common,
+            clock=utc_now,
+            browser=adapter,
+            tickets=RedisSignInTickets(client, store_prefix),
+            signer=integrity_signer(config),
+            redirect_uri=settings.redirect_uri,
+        )
+    else:
+        adapter = approver_sign_in(config.entra, settings)
+        verification = ApproverVerification(**common, clock=utc_now, device_code=adapter)
 
     async def close() -> None:
         await verification.close()
-        sign_in.close()
+        adapter.close()
 
     closers.append(close)
     return verification

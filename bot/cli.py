@@ -23,6 +23,7 @@ from bot.domain.errors import ConfigurationError, KerberosBotError
 from bot.logs import configure as configure_logging
 
 if TYPE_CHECKING:
+    from aiohttp import web
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
 
@@ -155,12 +156,13 @@ def _components(settings: Settings, client: AsyncWebClient) -> Components:
 @asynccontextmanager
 async def _running_bot(
     settings: Settings, signing_secret: str, bot_token: str, *, queue_commands: bool = False
-) -> AsyncIterator[tuple[AsyncApp, Readiness, ReplayGuard | None]]:
-    """The wired Bolt app, with every connection released on the way out."""
+) -> AsyncIterator[tuple[AsyncApp, Readiness, ReplayGuard | None, list[web.RouteDef]]]:
+    """The wired Bolt app (and the routes beside it), with every connection released on the way out."""
     from bot.slack_app import build_bolt_app, slack_client
     from bot.worker_processes import worker_name
     from handlers.approvals import ChangeWorker
     from handlers.responder import ResponseUrlPoster
+    from handlers.sign_in_page import sign_in_routes
 
     client = slack_client(bot_token, settings.slack_api_url)
     components = _components(settings, client)
@@ -178,7 +180,8 @@ async def _running_bot(
             poster=poster,
             command_queue=components.command_queue if queue_commands else None,
         )
-        yield bolt, components.readiness, components.replay_guard
+        routes = sign_in_routes(components.services.verification, changes, client)
+        yield bolt, components.readiness, components.replay_guard, routes
     finally:
         if worker is not None:
             await worker.stop()
@@ -221,7 +224,7 @@ async def _serve(
     terminated = _until_terminated()
     async with _running_bot(
         settings, secrets["slack_signing_secret"], secrets["slack_bot_token"], queue_commands=command_workers > 0
-    ) as (bolt, ready, replay_guard):
+    ) as (bolt, ready, replay_guard, routes):
         workers = WorkerProcesses(command_workers)
 
         async def readiness() -> dict[str, str]:
@@ -229,7 +232,9 @@ async def _serve(
 
         await workers.start()
         try:
-            web_app = build_web_app(bolt, signing_secret=secrets["slack_signing_secret"], replay_guard=replay_guard)
+            web_app = build_web_app(
+                bolt, signing_secret=secrets["slack_signing_secret"], replay_guard=replay_guard, routes=routes
+            )
             runner, port = await start_site(web_app, host, port)
             health_runner, health_port = await start_site(build_health_app(readiness), *health)
             log.info("listening on http://%s:%d%s, %d command worker(s)", host, port, EVENTS_PATH, command_workers)
@@ -285,7 +290,15 @@ async def _socket(settings: Settings) -> None:
     secrets = _require(settings, "slack_app_token", "slack_bot_token")
     # Socket Mode carries no HTTP signature; Slack authenticates the websocket with the app token.
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "unused"
-    async with _running_bot(settings, signing_secret, secrets["slack_bot_token"]) as (bolt, _, _replays):
+    verification = load_bot_config(_config_path(settings)).approvals.verification
+    if verification is not None and verification.method == "auth_code":
+        raise ConfigurationError(
+            '[approvals.verification] method = "auth_code" needs the bot\'s public HTTPS listener for the sign-in '
+            "callback, and Socket Mode has none: run `kerberos-bot serve` (HTTP mode), or set "
+            'method = "device_code" (phishable, and blocked where Conditional Access blocks the device code flow; '
+            "see docs/verified-approvals.md)"
+        )
+    async with _running_bot(settings, signing_secret, secrets["slack_bot_token"]) as (bolt, _, _replays, _routes):
         await AsyncSocketModeHandler(bolt, secrets["slack_app_token"]).start_async()  # type: ignore[no-untyped-call]
 
 

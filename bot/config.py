@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain.approvals import ACTION_KINDS
 from bot.domain.errors import ConfigurationError
+from bot.domain.verification import CALLBACK_PATH
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
 
@@ -184,16 +185,76 @@ DEFAULT_APPROVALS = {k.config_key: k.default_approvals for k in ACTION_KINDS.val
 ACTION_KEYS = tuple(k.config_key for k in ACTION_KINDS.values())
 
 
-class VerificationConfig(_Strict):
-    """[approvals.verification]: how approvers prove their Entra identity (device-code sign-in)."""
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
-    client_id: str = Field(description="application id of a public client app registration (device-code flow on)")
+
+class VerificationConfig(_Strict):
+    """[approvals.verification]: how approvers prove their Entra identity, one sign-in per approval."""
+
+    method: Literal["auth_code", "device_code"] = Field(
+        default="auth_code",
+        description="auth_code: a browser sign-in (authorization code flow with PKCE) that comes back to "
+        "public_url; device_code: the device code flow, for Socket Mode, where there is no public listener "
+        "(phishable, and blocked by many tenants' Conditional Access)",
+    )
+    client_id: str = Field(description="application id of the approvers' app registration")
+    client_secret: SecretSource | None = Field(
+        default=None, description="auth_code only: the approvers' app is a confidential (web) client"
+    )
     approver_group_id: str = Field(description="object id of the Entra group whose members may approve")
-    freshness_minutes: int = Field(default=10, ge=1, le=720)
+    public_url: str | None = Field(
+        default=None,
+        description="auth_code: the bot's public HTTPS base URL; the redirect URI is <public_url>/auth/callback",
+    )
+    max_auth_age_minutes: int = Field(
+        default=5, ge=1, le=60, description="a sign-in whose auth_time is older does not count"
+    )
+    auth_context: str | None = Field(
+        default=None,
+        pattern=r"^c([1-9]|[1-9][0-9])$",
+        description="a Conditional Access authentication context (c1..c99) every approval sign-in must satisfy",
+    )
+    link_minutes: int = Field(default=10, ge=1, le=60, description="how long a sign-in link waits for its sign-in")
     scopes: list[str] = Field(default_factory=lambda: ["User.Read"])
     identities: dict[str, str] = Field(
         default_factory=dict, description="Slack user id -> Entra UPN; otherwise the Slack profile e-mail is used"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_reuse_window(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "freshness_minutes" in data:
+            raise ValueError(
+                "freshness_minutes is gone: a sign-in no longer counts for later approvals, every approval needs "
+                "a sign-in of its own; remove it (max_auth_age_minutes bounds how old that sign-in may be)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _method_settings(self) -> VerificationConfig:
+        if self.method == "device_code":
+            if self.client_secret is not None:
+                raise ValueError("client_secret: the device code flow needs a public client; remove client_secret")
+            return self
+        if not self.public_url:
+            raise ValueError(
+                'method = "auth_code" needs public_url, the bot\'s public HTTPS address (its redirect URI is '
+                '<public_url>/auth/callback); in Socket Mode, without a public listener, set method = "device_code"'
+            )
+        url = self.public_url
+        host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0] if "://" in url else ""
+        if not (url.startswith("https://") or (url.startswith("http://") and host in _LOOPBACK_HOSTS)):
+            raise ValueError(
+                f"public_url '{url}' must start with https:// (authorization codes travel over it); Entra allows "
+                "http:// only for loopback addresses"
+            )
+        if "?" in url or "#" in url:
+            raise ValueError(f"public_url '{url}': no query or fragment, only the base address")
+        return self
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{(self.public_url or '').rstrip('/')}{CALLBACK_PATH}"
 
     @field_validator("identities")
     @classmethod
@@ -497,7 +558,7 @@ class BotConfig(_Strict):
             raise ValueError(
                 f"verified approvals are on for {', '.join(needing)} (on by default for rotate_force, remove_tdo, "
                 "setup and remove_all) but there is no [approvals.verification] table: add one with client_id "
-                "(a public client app registration) and approver_group_id (an Entra group), or set "
+                "(the approvers' app registration), approver_group_id (an Entra group) and public_url, or set "
                 "verified_approval = false for those actions"
             )
         return self

@@ -1,8 +1,9 @@
 """HTTP mode: Slack posts commands and interactivity to ``/slack/events``; health and metrics are
 served on a listener of their own (default 127.0.0.1), never beside the Slack endpoint.
 
-The Slack listener is the one exposed to the internet: it answers only ``POST /slack/events``, after
-the gate (signature, then shape) and the replay check. ``/healthz``, ``/readyz`` and ``/metrics``
+The Slack listener is the one exposed to the internet: it answers ``POST /slack/events``, after the
+gate (signature, then shape) and the replay check, and ``GET /auth/callback``, where approvers'
+browsers come back from the Entra sign-in (``handlers.sign_in_page``). ``/healthz``, ``/readyz`` and ``/metrics``
 would tell anyone the bind accounts, DC URLs and failure reasons, and every ``/readyz`` would bind
 to every DC (towards an AD lockout with a wrong password): on the health listener ``/readyz`` names
 the failed checks only and answers from a cache at most ``READY_CACHE_SECONDS`` old.
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -34,8 +36,14 @@ READY_CACHE_SECONDS = 10.0
 Readiness = Callable[[], Awaitable[dict[str, str]]]  # name of each failed check -> why
 
 
-def build_web_app(bolt: AsyncApp, *, signing_secret: str, replay_guard: ReplayGuard | None = None) -> web.Application:
-    """The Slack listener: ``POST /slack/events`` only."""
+def build_web_app(
+    bolt: AsyncApp,
+    *,
+    signing_secret: str,
+    replay_guard: ReplayGuard | None = None,
+    routes: Sequence[web.RouteDef] = (),
+) -> web.Application:
+    """The Slack listener: ``POST /slack/events``, and ``routes`` (the approvers' sign-in callback)."""
 
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -56,6 +64,7 @@ def build_web_app(bolt: AsyncApp, *, signing_secret: str, replay_guard: ReplayGu
 
     app = web.Application(client_max_size=1 << 20)
     app.router.add_post(EVENTS_PATH, slack_events)
+    app.router.add_routes(routes)
     return app
 
 
@@ -107,12 +116,33 @@ def build_health_app(
     return app
 
 
+def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A listening socket bound now, so its port is known (and kept) before the app that serves it exists."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
 async def start_site(
-    app: web.Application, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+    app: web.Application,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    sock: socket.socket | None = None,
 ) -> tuple[web.AppRunner, int]:
-    """Serve ``app``; returns the runner (for cleanup) and the port really bound (``port=0``: a free one)."""
+    """Serve ``app`` (on ``sock`` when given); returns the runner (for cleanup) and the port really
+    bound (``port=0``: a free one)."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+    site: web.BaseSite = (
+        web.SockSite(runner, sock, ssl_context=ssl_context)
+        if sock is not None
+        else web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    )
+    await site.start()
     bound = runner.addresses[0][1]
     return runner, int(bound)

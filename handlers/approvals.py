@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -24,16 +25,18 @@ from bot.domain.errors import KerberosBotError, UsageError
 from bot.logs import set_user
 from bot.metrics import DECISIONS
 from bot.services.changes import ChangeService
-from bot.services.verification import ApproverVerification, PendingVerification
+from bot.services.verification import ApproverVerification, PendingVerification, SignInFor, VerificationOutcome
 from handlers.boundary import OnceAck, guard, message_modal
 from handlers.messages import escape
 from handlers.views import (
     APPROVE_ACTION,
     DENY_ACTION,
+    SIGN_IN_LINK_ACTION,
     TamperedButton,
     approval_terms,
     button_payload,
     request_card,
+    sign_in_link_prompt,
     verification_prompt,
 )
 
@@ -122,70 +125,96 @@ async def _verify_then_approve(
     changes: ChangeService,
     verification: ApproverVerification,
     request: ChangeRequest,
-    user: str,
-    channel: str,
-    origin: str,
+    click: Click,
     background: set[asyncio.Task[None]],
 ) -> None:
-    """Start (or rejoin) the approver's Entra sign-in; the approval is recorded when it succeeds."""
-    set_user(user)
+    """Give the approver the sign-in made for this approval of this request; the approval is recorded
+    when that sign-in completes (at the callback, or when the device code is used)."""
+    set_user(click.user)
     DECISIONS.labels(Verdict.VERIFY_FIRST.value).inc()
+    binding = SignInFor(request.id, request.action.value, click.user, click.origin, click.channel)
     try:
-        pending = await verification.start(user)
+        if verification.uses_browser:
+            link = await verification.begin_browser(binding)
+            prompt = sign_in_link_prompt(request, link.url, link.expected_user, link.expires_at)
+        else:
+            pending = await verification.start_device_code(binding)
+            prompt = verification_prompt(request, pending.prompt, pending.expected_user, again=not pending.new)
+            if pending.new:
+                task = asyncio.create_task(_after_device_code(client, changes, pending, request, binding))
+                background.add(task)
+                task.add_done_callback(background.discard)
     except KerberosBotError as exc:
         await client.chat_postEphemeral(
-            channel=channel, user=user, text=f":warning: Your approval was not counted: {exc.user_message}"
+            channel=click.channel, user=click.user, text=f":warning: Your approval was not counted: {exc.user_message}"
         )
         return
-    prompt = verification_prompt(
-        request, pending.prompt, pending.expected_user, verification.policy.freshness, again=not pending.new
-    )
     await client.chat_postEphemeral(
-        channel=channel, user=user, text=prompt.text, blocks=prompt.payload().get("blocks", [])
+        channel=click.channel, user=click.user, text=prompt.text, blocks=prompt.payload().get("blocks", [])
     )
-    task = asyncio.create_task(_after_verification(client, changes, pending, request, user, channel, origin))
-    background.add(task)
-    task.add_done_callback(background.discard)
 
 
-async def _after_verification(
+async def _after_device_code(
     client: AsyncWebClient,
     changes: ChangeService,
     pending: PendingVerification,
     request: ChangeRequest,
-    user: str,
-    channel: str,
-    origin: str,
+    binding: SignInFor,
 ) -> None:
     try:
         outcome = await asyncio.shield(pending.outcome)
     except asyncio.CancelledError:
         return  # the bot is stopping; the request stays pending
-    set_user(user)
     try:
-        if outcome.identity is not None:
-            result = await changes.approve(request.id, user, origin)
-            await _after_decision(client, changes, result, user, channel)
-            return
-        problem = outcome.problem or "the sign-in did not complete"
-        if outcome.abandoned:
-            await client.chat_postEphemeral(
-                channel=channel,
-                user=user,
-                text=f":hourglass: Your approval of `{request.id}` was not counted: {escape(problem)}. "
-                "The request stays open; click Approve again to sign in anew.",
-            )
-            return
-        await changes.refuse_unverified(request.id, user, problem)
-        DECISIONS.labels("unverified").inc()
-        await client.chat_postEphemeral(
-            channel=channel,
-            user=user,
-            text=f":no_entry_sign: Your approval of `{request.id}` was refused: {escape(problem)}. "
-            "Nothing was changed.",
-        )
+        await record_sign_in(client, changes, binding, outcome)
     except Exception:
-        log.exception("recording the verified approval of %s on %s failed", user, request.id)
+        log.exception("recording the verified approval of %s on %s failed", binding.chat_user, request.id)
+
+
+async def _tell_slack(call: Awaitable[Any], binding: SignInFor) -> None:
+    """What the store decided stands even when Slack cannot be told (the page says it anyway)."""
+    try:
+        await call
+    except Exception:
+        log.exception("telling Slack about the sign-in of %s for %s failed", binding.chat_user, binding.request_id)
+
+
+@dataclass(frozen=True)
+class SignInRecorded:
+    """What became of a completed sign-in: the store's verdict when it reached the store."""
+
+    verdict: Verdict | None  # None: the sign-in did not verify the approver, nothing was asked of the store
+    request: ChangeRequest | None
+    problem: str  # empty when the approval was counted
+
+
+async def record_sign_in(
+    client: AsyncWebClient, changes: ChangeService, binding: SignInFor, outcome: VerificationOutcome
+) -> SignInRecorded:
+    """Turn the outcome of the sign-in made for ``binding`` into the approval (or the refusal) and tell
+    the approver, the card and the thread, as a click would."""
+    set_user(binding.chat_user)
+    user, channel = binding.chat_user, binding.channel
+    if outcome.identity is not None:
+        result = await changes.approve(binding.request_id, user, binding.origin, identity=outcome.identity)
+        problem = "" if result.verdict in (Verdict.RECORDED, Verdict.APPROVED) else REFUSALS.get(result.verdict, "")
+        await _tell_slack(_after_decision(client, changes, result, user, channel), binding)
+        return SignInRecorded(result.verdict, result.request, problem)
+    problem = outcome.problem or "the sign-in did not complete"
+    if outcome.abandoned:
+        text = (
+            f":hourglass: Your approval of `{binding.request_id}` was not counted: {escape(problem)}. "
+            "The request stays open; click Approve again to sign in anew."
+        )
+    else:
+        await changes.refuse_unverified(binding.request_id, user, problem)
+        DECISIONS.labels("unverified").inc()
+        text = (
+            f":no_entry_sign: Your approval of `{binding.request_id}` was refused: {escape(problem)}. "
+            "Nothing was changed."
+        )
+    await _tell_slack(client.chat_postEphemeral(channel=channel, user=user, text=text), binding)
+    return SignInRecorded(None, await changes.get(binding.request_id), problem)
 
 
 @dataclass(frozen=True)
@@ -260,9 +289,7 @@ def register(app: AsyncApp, changes: ChangeService, verification: ApproverVerifi
         set_user(click.user)
         result = await changes.approve(_request_id(changes, click.value), click.user, click.origin)
         if result.verdict == Verdict.VERIFY_FIRST and verification is not None and result.request is not None:
-            await _verify_then_approve(
-                client, changes, verification, result.request, click.user, click.channel, click.origin, background
-            )
+            await _verify_then_approve(client, changes, verification, result.request, click, background)
             return
         await _after_decision(client, changes, result, click.user, click.channel)
 
@@ -287,7 +314,11 @@ def register(app: AsyncApp, changes: ChangeService, verification: ApproverVerifi
             await ack()
         await _after_decision(client, changes, result, user, click.channel, tell=refusal is None)
 
+    async def sign_in_link(ack: OnceAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()  # the browser opens the link; Slack only wants to hear the click was received
+
     app.action(APPROVE_ACTION)(guard("approve click", approve))
+    app.action(SIGN_IN_LINK_ACTION)(guard("sign-in link", sign_in_link))
     app.action(DENY_ACTION)(guard("deny click", deny))
     app.view(DENY_DIALOG)(guard("deny dialog", deny_reason))
 

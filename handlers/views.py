@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -191,13 +191,10 @@ def approval_line(approval: Approval) -> str:
     return line
 
 
-def verification_prompt(
-    request: ChangeRequest, prompt: DeviceCodePrompt, expected_user: str, freshness: timedelta, *, again: bool
-) -> Reply:
-    """Shown only to the approver: where to sign in, with which code, as whom."""
-    minutes = int(freshness.total_seconds() // 60)
+def verification_prompt(request: ChangeRequest, prompt: DeviceCodePrompt, expected_user: str, *, again: bool) -> Reply:
+    """Shown only to the approver: where to sign in with a device code, as whom, for which request."""
     head = (
-        "Your Entra sign-in is still open; the code is the same."
+        "Your Entra sign-in for this request is still open; the code is the same."
         if again
         else f"`{request.action.value}` needs a verified approval: sign in to Entra ID with MFA."
     )
@@ -207,14 +204,41 @@ def verification_prompt(
         f"3. Sign in as *{escape(expected_user)}*, with multi-factor authentication"
     )
     tail = (
-        f"Your approval of request `{request.id}` counts as soon as the sign-in completes; "
-        f"for the next {minutes} minutes further approvals need no new sign-in. The bot keeps no token."
+        f"This sign-in approves request `{request.id}` only, once; another request needs a sign-in of its own. "
+        "The bot keeps no token."
     )
     return Reply(
         text=f"Sign in at {prompt.verification_uri} with the code {prompt.user_code} to approve {request.id}",
         blocks=[
             SectionBlock(text=MarkdownTextObject(text=f":closed_lock_with_key: {head}")),
             SectionBlock(text=MarkdownTextObject(text=steps)),
+            ContextBlock(elements=[MarkdownTextObject(text=tail)]),
+        ],
+    )
+
+
+SIGN_IN_LINK_ACTION = "kerberos_sign_in_link"  # a link button: Slack still reports the click, which is acked
+
+
+def sign_in_link_prompt(request: ChangeRequest, url: str, expected_user: str, expires_at: datetime) -> Reply:
+    """Shown only to the approver: the browser sign-in made for this approval of this request."""
+    head = (
+        f"Approving `{request.id}` ({ACTION_TITLES[request.action]}: {escape(request.domain)}) needs a fresh Entra "
+        f"sign-in with MFA as *{escape(expected_user)}*."
+    )
+    tail = (
+        f"The link works once, for this approval only, until {expires_at:%H:%M} UTC; your approval counts when the "
+        "sign-in completes. Do not forward it. The bot keeps no token."
+    )
+    return Reply(
+        text=f"Sign in to Entra ID as {expected_user} to approve {request.id}: {url}",
+        blocks=[
+            SectionBlock(
+                text=MarkdownTextObject(text=f":closed_lock_with_key: {head}"),
+                accessory=ButtonElement(
+                    text="Sign in to approve", action_id=SIGN_IN_LINK_ACTION, url=url, style="primary"
+                ),
+            ),
             ContextBlock(elements=[MarkdownTextObject(text=tail)]),
         ],
     )

@@ -3,12 +3,14 @@
 # (LSA calls that create trusted domain objects), redis-server (embedded Redis when none runs),
 # libkrb5-dev and a C compiler (pip builds python-gssapi and krb5, which pypsrp's Kerberos needs) and
 # krb5-user (kinit/klist: the Kerberos remoting tests and operators' own checks), faketime (a test
-# runs the bot with its clock off, to see the KDC's clock-skew error).
+# runs the bot with its clock off, to see the KDC's clock-skew error), chromium + chromium-driver +
+# libnss3-tools (certutil): the approvers' browser sign-in is tested in a real headless Chromium
+# that trusts the test CA through an NSS database.
 # Idempotent: installs only what is missing. Needs root (CI and these machines run as root).
 set -euo pipefail
 packages=(samba samba-dsdb-modules samba-vfs-modules samba-ad-provision winbind python3-samba
           ldb-tools openssl iproute2 redis-server libkrb5-dev krb5-user gcc libc6-dev python3-dev
-          faketime)
+          faketime chromium chromium-driver libnss3-tools)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

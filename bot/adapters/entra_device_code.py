@@ -78,6 +78,37 @@ def _refusal(result: Mapping[str, Any]) -> EntraError:
     return EntraAuthError(f"Entra ID refused the approver sign-in ({error}{', ' + codes if codes else ''}): {hint}.")
 
 
+def validate_id_token(app: msal.ClientApplication, client_id: str, id_token: str) -> dict[str, Any]:
+    """The claims of an ID token from ``app``'s token endpoint: audience, issuer and lifetime checked."""
+    issuer = str(app.client.configuration.get("issuer") or "")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            id_token,
+            options={
+                "verify_signature": False,  # straight from the token endpoint over validated TLS
+                "verify_aud": True,
+                "verify_iss": bool(issuer),
+                "verify_exp": True,
+                "verify_nbf": True,
+                "require": ["aud", "iss", "exp", "tid", "oid"],
+            },
+            audience=client_id,
+            issuer=issuer or None,
+            leeway=CLOCK_SKEW_SECONDS,
+        )
+    except jwt.PyJWTError as exc:
+        raise EntraAuthError(f"The approver's ID token is not valid for this bot ({exc}).") from exc
+    return claims
+
+
+def token_count(app: msal.ClientApplication | None) -> int:
+    """Tokens msal holds (always 0: tests check that no token is kept)."""
+    if app is None:
+        return 0
+    cache = app.token_cache
+    return sum(len(list(cache.search(kind))) for kind in ("AccessToken", "RefreshToken", "IdToken"))
+
+
 class MsalDeviceCodeSession:
     """One sign-in: its prompt, and its ID token's claims once the user has signed in."""
 
@@ -171,32 +202,10 @@ class MsalDeviceCodeSignIn:
         return MsalDeviceCodeSession(self, await run_in("sign-in", self._initiate))
 
     def validate_id_token(self, id_token: str) -> dict[str, Any]:
-        issuer = str(self.application().client.configuration.get("issuer") or "")
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                id_token,
-                options={
-                    "verify_signature": False,  # straight from the token endpoint over validated TLS
-                    "verify_aud": True,
-                    "verify_iss": bool(issuer),
-                    "verify_exp": True,
-                    "verify_nbf": True,
-                    "require": ["aud", "iss", "exp", "tid", "oid"],
-                },
-                audience=self.client_id,
-                issuer=issuer or None,
-                leeway=CLOCK_SKEW_SECONDS,
-            )
-        except jwt.PyJWTError as exc:
-            raise EntraAuthError(f"The approver's ID token is not valid for this bot ({exc}).") from exc
-        return claims
+        return validate_id_token(self.application(), self.client_id, id_token)
 
     def cached_tokens(self) -> int:
-        """Tokens msal holds (always 0: tests check that no token is kept)."""
-        if self._app is None:
-            return 0
-        cache = self._app.token_cache
-        return sum(len(list(cache.search(kind))) for kind in ("AccessToken", "RefreshToken", "IdToken"))
+        return token_count(self._app)
 
     def close(self) -> None:
         self._session.close()

@@ -716,24 +716,43 @@ class RedisApprovalStore:
         await self._redis.aclose()
 
 
-class RedisVerifications:
-    """Implements ``bot.domain.verification.VerificationStore``: the outcome of a verified sign-in,
-    kept only for the freshness window (the key expires with it). Never a token."""
+_TAKE_TICKET = """
+local ticket = redis.call('GET', KEYS[1])
+if ticket then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+end
+return ticket
+"""
+
+
+class RedisSignInTickets:
+    """Implements ``bot.domain.verification.SignInTickets``: browser sign-ins waiting for their
+    callback, each taken at most once (GET, DEL and the used-marker in one script). The ticket is
+    signed by the service; this store only keeps it until it expires."""
 
     def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
         self._redis: Any = client
         self._p = prefix
+        self._take = self._redis.register_script(_TAKE_TICKET)
 
-    def _key(self, chat_user: str) -> str:
-        return f"{self._p}:verified:{chat_user}"
+    def _key(self, state: str) -> str:
+        return f"{self._p}:signin:{state}"
 
-    async def remember(self, chat_user: str, identity: VerifiedIdentity, ttl: timedelta) -> None:
-        value = json.loads(_approval_value(identity.signed_in_at, identity))
-        value.pop("mac", None)
+    def _used(self, state: str) -> str:
+        return f"{self._p}:signin-used:{state}"
+
+    async def put(self, state: str, ticket: str, ttl: timedelta) -> None:
+        with store_errors("the sign-in link was not made"):
+            await self._redis.set(self._key(state), ticket, px=max(1, int(ttl.total_seconds() * 1000)), nx=True)
+
+    async def take(self, state: str, remember: timedelta) -> str | None:
         with store_errors("the sign-in was not recorded"):
-            await self._redis.set(self._key(chat_user), json.dumps(value), px=max(1, int(ttl.total_seconds() * 1000)))
+            ticket = await self._take(
+                keys=[self._key(state), self._used(state)], args=[max(1, int(remember.total_seconds() * 1000))]
+            )
+        return ticket.decode() if isinstance(ticket, bytes) else ticket
 
-    async def recall(self, chat_user: str) -> VerifiedIdentity | None:
+    async def was_taken(self, state: str) -> bool:
         with store_errors():
-            raw = await self._redis.get(self._key(chat_user))
-        return _identity_from(json.loads(raw)) if raw else None
+            return bool(await self._redis.exists(self._used(state)))

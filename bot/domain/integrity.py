@@ -78,6 +78,13 @@ class Signer:
                 found.append(f"the approval by {approval.approver}")
         return found
 
+    def text_mac(self, purpose: str, text: str) -> str:
+        """A MAC of any text the bot keeps for later (a sign-in ticket), apart from every other kind."""
+        return self._mac(f"text:{purpose}", text)
+
+    def text_is_ours(self, purpose: str, text: str, mac: str) -> bool:
+        return hmac.compare_digest(mac, self.text_mac(purpose, text))
+
     def button_value(self, request_id: str) -> str:
         return f"{request_id}.{self._mac('button', request_id)[:BUTTON_MAC_LENGTH]}"
 

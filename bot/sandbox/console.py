@@ -5,10 +5,12 @@
     approve [<id>|latest]      click Approve on a request card
     deny [<id>|latest] <why>   click Deny and give the reason in the dialog
     wait [<id>|latest]         wait until the request is carried out, then show what Slack shows
-    signin [--no-mfa] [--as <upn>]
-                               complete the Entra sign-in the bot asked you for (device code), with
-                               MFA unless told; --as signs in as another account
-    decline                    decline that sign-in instead
+    signin [--no-mfa] [--as <upn>] [--password <p>]
+                               complete the Entra sign-in the bot asked you for: open its link, type
+                               your password and the MFA code at the stand-in's page, land on the
+                               bot's page (a device code, with method = "device_code"); --no-mfa
+                               signs in without MFA, --as as another account
+    decline                    cancel that sign-in instead
     help, quit                 (end of input quits too)
 
 Lines come from standard input, so a session can be scripted: ``printf '...' | kerberos-bot demo``.
@@ -24,8 +26,10 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from bot.domain.approvals import RequestState
+from bot.sandbox.entra_people import SANDBOX_PASSWORD
 from bot.sandbox.render import render_message
 from bot.sandbox.sandbox import Sandbox
+from bot.sandbox.sign_in_client import SignInWalker
 from bot.sandbox.slack_standin import block_actions_payload, view_submission_payload
 
 PEOPLE = {"alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL", "dave": "U0DAVE", "mallory": "U0MALLORY"}
@@ -46,6 +50,8 @@ class Console:
         self._seen = len(box.slack.calls)
         self._latest_request: str | None = None
         self._codes: dict[str, str] = {}  # Slack user -> the device code the bot showed them
+        self._links: dict[str, str] = {}  # Slack user -> the sign-in link the bot gave them
+        self._browsers: dict[str, SignInWalker] = {}  # one browser (cookies) per person
 
     def say(self, text: str) -> None:
         print(re.sub(r"<@(U\w+)>", lambda m: "@" + NAMES.get(m.group(1), m.group(1)), text), file=self.out, flush=True)
@@ -76,6 +82,10 @@ class Console:
                 code = re.search(r"with the code (\w+)", str(body.get("text")))
                 if code:
                     self._codes[str(body.get("user"))] = code.group(1)
+                for block in _blocks(body):
+                    url = (block.get("accessory") or {}).get("url")
+                    if url:
+                        self._links[str(body.get("user"))] = str(url)
             elif call.name == "views.open":
                 self.say("\n--- a dialog opens: 'Deny the request' asks why ---")
 
@@ -148,7 +158,11 @@ class Console:
         return True
 
     async def _sign_in(self, word: str, args: list[str]) -> None:
-        """Play the approver at the Entra sign-in page, with the code the bot showed them."""
+        """Play the approver at the Entra sign-in page: the link (or the code) the bot showed them."""
+        link = self._links.pop(PEOPLE[self.user], None)
+        if link is not None:
+            await self._browser_sign_in(link, word, args)
+            return
         code = self._codes.pop(PEOPLE[self.user], None)
         if code is None:
             self.say("(the bot has not asked you to sign in; click Approve on a request that needs it)")
@@ -167,6 +181,29 @@ class Console:
             self.say(f"({exc.args[0]})")
             return
         await self._settle(2.5)  # msal polls every second, then the bot records the approval
+
+    async def _browser_sign_in(self, link: str, word: str, args: list[str]) -> None:
+        upn = args[args.index("--as") + 1] if "--as" in args[:-1] else f"{self.user}@contoso.test"
+        password = args[args.index("--password") + 1] if "--password" in args[:-1] else SANDBOX_PASSWORD
+        mfa = "--no-mfa" not in args
+        walker = self._browsers.setdefault(self.user, SignInWalker(self.box.entra.ca_file))
+        user = self.box.entra.people.user(upn)
+        registered = user.mfa_registered if user else True
+        if user is not None:
+            user.mfa_registered = mfa  # --no-mfa: an account with no MFA method, so the page asks for none
+        try:
+            if word == "decline":
+                self.say(f"\n@{self.user} opens the sign-in link and clicks Cancel")
+                landed = await walker.sign_in(link, upn, cancel=True)
+            else:
+                how = "password and MFA code" if mfa else "password only"
+                self.say(f"\n@{self.user} opens the sign-in link and signs in as {upn} ({how})")
+                landed = await walker.sign_in(link, upn, password=password)
+        finally:
+            if user is not None:
+                user.mfa_registered = registered
+        self.say(f"--- the browser shows: {landed.title} ---\n{landed.text}")
+        await self._settle(1.0)
 
     async def _deny(self, request_id: str, reason: str) -> None:
         if not await self._button("kerberos_deny", request_id):

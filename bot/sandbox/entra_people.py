@@ -1,4 +1,5 @@
-"""The people side of the Entra stand-in: users, (nested) groups, and device-code sign-ins.
+"""The people side of the Entra stand-in: users, (nested) groups, device-code sign-ins, and the
+browser sign-ins of the authorization code flow (sessions, authorization requests, codes).
 
 Kept apart from the HTTP layer (``entra_standin``) so tests and the demo console can drive it in
 process: create users and groups, then complete, decline or let expire the sign-in a bot started.
@@ -6,12 +7,17 @@ process: create users and groups, then complete, decline or let expire the sign-
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 import string
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+SANDBOX_PASSWORD = "correct horse battery staple"  # every stand-in user's password unless told otherwise
+SANDBOX_MFA_CODE = "123456"  # the one-time code the stand-in's MFA step accepts
 
 
 @dataclass
@@ -20,6 +26,58 @@ class StandInUser:
     upn: str
     mail: str | None
     display_name: str
+    password: str = SANDBOX_PASSWORD
+    mfa_registered: bool = True  # False: the browser sign-in ends after the password (amr: pwd)
+
+
+@dataclass
+class BrowserSession:
+    """The stand-in's single sign-on cookie: who signed in in this browser, when, and how."""
+
+    session_id: str
+    user: StandInUser
+    auth_time: float  # time.time() of the last interactive sign-in
+    mfa: bool
+
+
+@dataclass
+class AuthorizationRequest:
+    """One visit to /authorize, between the form and the redirect back with a code."""
+
+    request_id: str
+    client_id: str
+    redirect_uri: str
+    scope: str
+    state: str
+    nonce: str
+    code_challenge: str
+    login_hint: str
+    prompt: str
+    max_age: int | None
+    wants_acrs: tuple[str, ...]  # authentication context values asked for in ``claims``
+    user: StandInUser | None = None  # set once the password was right
+    created_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class AuthorizationCode:
+    code: str
+    client_id: str
+    redirect_uri: str
+    scope: str
+    nonce: str
+    code_challenge: str
+    user: StandInUser
+    auth_time: float
+    mfa: bool
+    acrs: tuple[str, ...]
+    expires_at: float
+    redeemed: bool = False
+
+
+def pkce_challenge(verifier: str) -> str:
+    """S256: BASE64URL(SHA256(code_verifier)) without padding (RFC 7636 4.2)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).decode().rstrip("=")
 
 
 @dataclass
@@ -50,6 +108,16 @@ class EntraPeople:
     grants: dict[str, DeviceCodeGrant] = field(default_factory=dict)  # by device code
     device_code_lifetime: int = 900  # seconds, as Entra gives
     device_code_interval: int = 5
+    # browser sign-ins (authorization code flow with PKCE)
+    redirect_uris: set[str] = field(default_factory=set)  # registered for the approvers' app
+    sessions: dict[str, BrowserSession] = field(default_factory=dict)  # by cookie value
+    authorizations: dict[str, AuthorizationRequest] = field(default_factory=dict)
+    codes: dict[str, AuthorizationCode] = field(default_factory=dict)
+    code_lifetime: int = 600  # seconds an authorization code can be redeemed, as Entra gives
+    # Knobs for tests: a tenant whose single sign-on ignores prompt=login, and sign-ins dated earlier
+    # than they happened (an old session's auth_time).
+    honour_prompt_login: bool = True
+    auth_time_shift: float = 0.0
 
     # -- directory -------------------------------------------------------------------------------
     def add_user(
@@ -121,8 +189,36 @@ class EntraPeople:
     def expire(self, user_code: str) -> None:
         self.grant_by_user_code(user_code).expires_at = 0
 
+    # -- browser sign-in (authorization code flow) -------------------------------------------------
+    def issue_code(self, authorization: AuthorizationRequest, session: BrowserSession) -> AuthorizationCode:
+        acrs = authorization.wants_acrs if session.mfa else ()  # an authentication context here means MFA
+        code = AuthorizationCode(
+            code=secrets.token_urlsafe(48),
+            client_id=authorization.client_id,
+            redirect_uri=authorization.redirect_uri,
+            scope=authorization.scope,
+            nonce=authorization.nonce,
+            code_challenge=authorization.code_challenge,
+            user=session.user,
+            auth_time=session.auth_time,
+            mfa=session.mfa,
+            acrs=acrs,
+            expires_at=time.time() + self.code_lifetime,
+        )
+        self.codes[code.code] = code
+        self.authorizations.pop(authorization.request_id, None)
+        return code
+
+    def new_session(self, user: StandInUser, *, mfa: bool) -> BrowserSession:
+        session = BrowserSession(secrets.token_urlsafe(24), user, time.time() - self.auth_time_shift, mfa)
+        self.sessions[session.session_id] = session
+        return session
+
     def clear(self) -> None:
         self.users.clear()
         self.groups.clear()
         self.group_names.clear()
         self.grants.clear()
+        self.sessions.clear()
+        self.authorizations.clear()
+        self.codes.clear()

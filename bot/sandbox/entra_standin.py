@@ -21,11 +21,15 @@ URLs (one origin serves everything; ``url`` is both the authority host and Graph
     POST /_standin/faults, DELETE /_standin/faults, POST /_standin/expire-tokens,
     GET  /_standin/counts, POST /_standin/reset,
     GET  /_standin/device-codes, POST /_standin/device-sign-in admin (header X-Stand-In-Key)
+    GET  /{tenant}/oauth2/v2.0/authorize, POST .../login, POST .../mfa   route "token" (sign-in pages)
 
 Approvers sign in with the device-code flow of a second app registration, a public client
 (``public_client_id``): ``/devicecode`` starts it, polling ``/token`` answers
 ``authorization_pending`` until ``people.sign_in(code, upn, mfa=...)`` (or ``decline``/``expire``)
-decides it, then an ID token whose ``amr`` holds ``mfa`` only for an MFA sign-in.
+decides it, then an ID token whose ``amr`` holds ``mfa`` only for an MFA sign-in. The same app
+signs approvers in through a browser (authorization code flow with PKCE, ``entra_signin_pages``):
+register the bot's redirect URI in ``people.redirect_uris``; users sign in with their password
+(``entra_people.SANDBOX_PASSWORD``) and the MFA code ``SANDBOX_MFA_CODE``.
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ from cryptography.hazmat.primitives import hashes
 
 from bot.adapters.kerberos_module.cloud_store import domain_to_json
 from bot.domain.model import CloudKerberosDomain
-from bot.sandbox.entra_people import DeviceCodeGrant, EntraPeople
+from bot.sandbox.entra_people import EntraPeople, StandInUser
+from bot.sandbox.entra_signin_pages import SignInPages
 from bot.web import start_site
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
@@ -97,7 +102,8 @@ class StandInState:
     counts: Counter[str] = field(default_factory=Counter)
     tokens_issued: int = 0
     token_epoch: int = 0  # tokens minted in an earlier epoch count as expired
-    public_client_id: str = field(default_factory=lambda: str(uuid.uuid4()))  # approvers' device-code app
+    public_client_id: str = field(default_factory=lambda: str(uuid.uuid4()))  # approvers' sign-in app
+    public_client_secret: str | None = None  # set: the approvers' app is a confidential (web) client
     people: EntraPeople = field(default_factory=EntraPeople)
 
 
@@ -196,6 +202,14 @@ class EntraStandIn:
         self._ca.cert_pem.write_to_path(str(self.ca_file))
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self._sign_in_pages = SignInPages(
+            self.state.people,
+            known_tenant=self._known_tenant,
+            client_id=lambda: self.public_client_id,
+            client_secret=lambda: self.state.public_client_secret,
+            error=_aadsts,
+            mint=self._user_tokens,
+        )
 
     # -- identity of the registered app ---------------------------------------------------------
     @property
@@ -385,6 +399,7 @@ class EntraStandIn:
         app.router.add_get(t + "/v2.0/.well-known/openid-configuration", self._discovery)
         app.router.add_post(t + "/oauth2/v2.0/token", self._token)
         app.router.add_post(t + "/oauth2/v2.0/devicecode", self._devicecode)
+        app.router.add_routes(self._sign_in_pages.routes(t))
         app.router.add_post("/v1.0/users/{user}/checkMemberGroups", self._check_member_groups)
         app.router.add_get("/v1.0/groups/{group}", self._group)
         app.router.add_get("/v1.0/organization", self._organization)
@@ -542,6 +557,8 @@ class EntraStandIn:
         if not self._known_tenant(tenant):
             return _aadsts(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
         form = await request.post()
+        if form.get("grant_type") == "authorization_code":
+            return self._sign_in_pages.redeem(form)
         if form.get("grant_type") == DEVICE_CODE_GRANT:
             return self._device_code_token(tenant, str(form.get("client_id") or ""), str(form.get("device_code") or ""))
         if form.get("grant_type") != "client_credentials":
@@ -671,11 +688,16 @@ class EntraStandIn:
             code, text = reasons.get(grant.outcome, (70000, "The sign-in failed."))
             return _aadsts(400, grant.outcome, code, text)
         grant.redeemed = True
-        return web.json_response(self._user_tokens(grant))
+        assert grant.user is not None
+        now = int(time.time())
+        return web.json_response(
+            self._user_tokens(
+                grant.user, grant.scope, {"auth_time": now, "amr": ["pwd", "mfa"] if grant.mfa else ["pwd"]}
+            )
+        )
 
-    def _user_tokens(self, grant: DeviceCodeGrant) -> dict[str, Any]:
-        user = grant.user
-        assert user is not None
+    def _user_tokens(self, user: StandInUser, scope: str, id_claims: dict[str, Any]) -> dict[str, Any]:
+        """Tokens of a user sign-in; ``id_claims`` adds what the flow decides (amr, auth_time, nonce, acrs)."""
         now = int(time.time())
         common = {"iat": now, "nbf": now, "exp": now + TOKEN_LIFETIME, "tid": self.tenant_id, "oid": user.object_id}
         id_token = jwt.encode(
@@ -688,7 +710,7 @@ class EntraStandIn:
                 "name": user.display_name,
                 "preferred_username": user.upn,
                 "email": user.mail,
-                "amr": ["pwd", "mfa"] if grant.mfa else ["pwd"],
+                **id_claims,
             },
             self._signing_key,
             algorithm="HS256",
@@ -698,7 +720,7 @@ class EntraStandIn:
                 **common,
                 "aud": GRAPH_RESOURCE,
                 "iss": f"https://sts.windows.net/{self.tenant_id}/",
-                "scp": grant.scope,
+                "scp": scope,
                 "appid": self.public_client_id,
                 "upn": user.upn,
                 "epoch": self.state.token_epoch,
@@ -713,7 +735,7 @@ class EntraStandIn:
         )
         return {
             "token_type": "Bearer",
-            "scope": grant.scope,
+            "scope": scope,
             "expires_in": TOKEN_LIFETIME,
             "ext_expires_in": TOKEN_LIFETIME,
             "access_token": access_token,

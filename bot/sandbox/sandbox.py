@@ -23,6 +23,7 @@ from bot.bootstrap import Components, build_components
 from bot.config import load_bot_config
 from bot.domain.errors import ConfigurationError
 from bot.domain.ports import SetServerOptions
+from bot.domain.verification import CALLBACK_PATH
 from bot.sandbox.entra_standin import EntraStandIn
 from bot.sandbox.redis_server import PrivateRedis
 from bot.sandbox.redis_server import answers as redis_answers
@@ -34,12 +35,13 @@ from bot.sandbox.slack_standin import (
     slash_command_form,
 )
 from bot.slack_app import build_bolt_app, slack_client
-from bot.web import EVENTS_PATH, build_health_app, build_web_app, start_site
+from bot.web import EVENTS_PATH, bind_socket, build_health_app, build_web_app, start_site
 from handlers.approvals import ChangeWorker
 from handlers.command_worker import CommandWorker
 from handlers.groups import SlackProfiles, SlackUserGroups
 from handlers.responder import ResponseUrlPoster
 from handlers.router import KerberosCommand
+from handlers.sign_in_page import sign_in_routes
 
 REPO = Path(__file__).resolve().parents[2]
 SAMBA_SCRIPT = REPO / "scripts" / "samba-dc.sh"
@@ -155,9 +157,17 @@ async def _drop_keys(redis_url: str, prefix: str) -> None:
         await client.aclose()
 
 
-def sandbox_config(domains: tuple[SandboxDomain, ...], entra: EntraStandIn, *, verified_approvals: bool = True) -> str:
+def sandbox_config(
+    domains: tuple[SandboxDomain, ...],
+    entra: EntraStandIn,
+    *,
+    verified_approvals: bool = True,
+    public_url: str = "http://127.0.0.1:3000",
+    verification_method: str = "auth_code",
+) -> str:
     """The TOML a real deployment would write, pointed at the sandbox. ``verified_approvals=False``
-    switches the Entra sign-in of approvers off (its default is on for the dangerous actions)."""
+    switches the Entra sign-in of approvers off (its default is on for the dangerous actions);
+    ``public_url`` is where approvers' browsers come back after it (the bot's Slack listener)."""
     lines = [
         "sandbox = true  # inline secrets below: accepted for the sandbox only",
         "",
@@ -188,9 +198,10 @@ def sandbox_config(domains: tuple[SandboxDomain, ...], entra: EntraStandIn, *, v
     if verified_approvals:
         lines += [
             "[approvals.verification]",
+            f'method = "{verification_method}"',
             f'client_id = "{entra.public_client_id}"',
             f'approver_group_id = "{ENTRA_APPROVER_GROUP}"',
-            "freshness_minutes = 10",
+            f'public_url = "{public_url}"',
             "",
         ]
     else:
@@ -265,6 +276,7 @@ async def sandbox(
     fresh: bool = True,
     redis_url: str = "redis://127.0.0.1:6379/0",
     verified_approvals: bool = True,
+    verification_method: str = "auth_code",
     command_workers: int = 0,
 ) -> AsyncIterator[Sandbox]:
     """``fresh``: restore each DC from its pristine copy (about 2 s) instead of reusing its state.
@@ -277,8 +289,21 @@ async def sandbox(
         for d in domains:
             await samba("reset" if fresh else "up", d)
         entra = await stack.enter_async_context(EntraStandIn())
+        slack_socket = bind_socket()  # its port is the sign-in's redirect URI, in the configuration
+        stack.callback(slack_socket.close)
+        public_url = f"http://127.0.0.1:{slack_socket.getsockname()[1]}"
+        entra.people.redirect_uris.add(public_url + CALLBACK_PATH)  # the approvers' app registration
         config_path = workdir / "kerberos-bot.toml"
-        config_path.write_text(sandbox_config(domains, entra, verified_approvals=verified_approvals), encoding="utf-8")
+        config_path.write_text(
+            sandbox_config(
+                domains,
+                entra,
+                verified_approvals=verified_approvals,
+                public_url=public_url,
+                verification_method=verification_method,
+            ),
+            encoding="utf-8",
+        )
         if not await redis_answers(redis_url):
             # no Redis where configured: bring a real one (Debian's redis-server), private to this sandbox
             embedded = PrivateRedis(workdir / "redis")
@@ -324,8 +349,11 @@ async def sandbox(
             services=components.services,
             command_queue=queue,
         )
-        web_app = build_web_app(bolt, signing_secret=signing_secret, replay_guard=components.replay_guard)
-        runner, port = await start_site(web_app)
+        routes = sign_in_routes(components.services.verification, components.services.changes, client)
+        web_app = build_web_app(
+            bolt, signing_secret=signing_secret, replay_guard=components.replay_guard, routes=routes
+        )
+        runner, port = await start_site(web_app, sock=slack_socket)
         stack.push_async_callback(runner.cleanup)
         health_runner, health_port = await start_site(build_health_app(components.readiness, cache_seconds=0))
         stack.push_async_callback(health_runner.cleanup)

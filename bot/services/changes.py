@@ -44,6 +44,7 @@ from bot.domain.integrity import Signer
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES
 from bot.domain.ports import ActiveDirectory, KerberosModule, RateLimiter, SetServerOptions
 from bot.domain.top_level_names import check_top_level_names
+from bot.domain.verification import VerifiedIdentity
 from bot.logs import REQUEST_ID, SLACK_USER
 from bot.metrics import ACTION_SECONDS, REQUESTS_FINISHED
 from bot.services.verification import ApproverVerification
@@ -385,16 +386,17 @@ class ChangeService:
     def _verified_actions(self) -> frozenset[Action]:
         return frozenset(a for a, p in self._policies.items() if p.verified_approval)
 
-    async def approve(self, request_id: str, approver: str, origin: str = "") -> DecisionResult:
-        """Count an approval. Who may approve, and whether it needs a fresh verified Entra sign-in, come
-        from the stored request's action, never from the click: the store decides it in one step.
-        ``origin`` is where the click came from ("<team>/<app>/<channel>")."""
-        await self._click_allowed(approver)
+    async def approve(
+        self, request_id: str, approver: str, origin: str = "", identity: VerifiedIdentity | None = None
+    ) -> DecisionResult:
+        """Count an approval. Who may approve, and whether it needs a verified Entra sign-in, come from
+        the stored request's action, never from the click: the store decides it in one step.
+        ``origin`` is where the click came from ("<team>/<app>/<channel>"); ``identity`` is given only
+        by the completed sign-in made for this approval of this request (``ApproverVerification``)."""
+        if identity is None:  # the sign-in's own approval was rate-limited when its click came in
+            await self._click_allowed(approver)
         allowed = await self._approvable(approver)
         verified = self._verified_actions
-        identity = None
-        if allowed & verified and self._verification is not None:
-            identity = await self._verification.fresh(approver)
         at = self._clock()
         mac = self._signer.approval_mac(request_id, Approval(approver, at, identity))
         return await self._store.approve(

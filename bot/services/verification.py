@@ -1,22 +1,34 @@
-"""Verifying approvers against Entra ID: device-code sign-in, ID token checks, group membership.
+"""Verifying approvers against Entra ID: one sign-in for each approval, bound to its request.
 
-One sign-in per approver at a time: a second click while the first sign-in is open shows the same
-code, and every click waiting on it learns the same outcome. A successful verification is kept
-(as a timestamped identity, never a token) for the freshness window, so an approver signs in once
-for several approvals in a row.
+The browser sign-in (authorization code flow with PKCE) is the default: a click on Approve gives the
+approver a link, shown only to them, that works once, for that request, as that Slack user, for a
+few minutes. Its ``state`` names a ticket kept server-side (signed with the integrity key, so a
+ticket written into Redis by anything else is refused); the callback takes the ticket in one step,
+so a second use of the link, or a state of another link, finds nothing. Where the bot has no
+public listener (Socket Mode) the device code flow is the explicit alternative, again one sign-in
+per approval: a second click on the same request shows the same code, a click on another request
+starts another sign-in.
+
+Whatever the flow, the ID token is checked the same way (``check_claims``: tenant, user, MFA, the
+sign-in's own time, the authentication context) and the approver's membership of the Entra approver
+group is read from Graph. Only the outcome is kept, as the approval it makes; never a token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from bot.domain.errors import EntraError, KerberosBotError
+from bot.domain.integrity import Signer
 from bot.domain.verification import (
+    BrowserSignIn,
     ChatProfiles,
     DeviceCodePrompt,
     DeviceCodeSession,
@@ -24,18 +36,32 @@ from bot.domain.verification import (
     EntraGroupMembership,
     SignInAbandoned,
     SignInRefused,
+    SignInTickets,
     VerificationPolicy,
-    VerificationStore,
     VerifiedIdentity,
     check_claims,
+    signed_in_at,
 )
 from bot.metrics import VERIFICATIONS
 
 log = logging.getLogger(__name__)
 
+_TICKET = "sign-in ticket"
+
 
 class IdentityUnknown(KerberosBotError):
     """The chat user cannot be matched to an Entra user (no mapping, no profile e-mail)."""
+
+
+@dataclass(frozen=True)
+class SignInFor:
+    """What one sign-in may approve: this request, as this chat user, clicked from this place."""
+
+    request_id: str
+    action: str
+    chat_user: str
+    origin: str  # "<team>/<app>/<channel>" of the click; the store checks it again
+    channel: str
 
 
 @dataclass(frozen=True)
@@ -46,10 +72,24 @@ class VerificationOutcome:
 
 
 @dataclass(frozen=True)
+class SignInLink:
+    url: str
+    expected_user: str  # the Entra account the approver must sign in as
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class CallbackResult:
+    binding: SignInFor | None  # None: the link names no waiting sign-in (used, expired, forged)
+    outcome: VerificationOutcome
+    expected_user: str = ""
+
+
+@dataclass(frozen=True)
 class PendingVerification:
     prompt: DeviceCodePrompt
-    expected_user: str  # the Entra account the approver must sign in as
-    new: bool  # False: the approver's earlier sign-in is still open; its code is shown again
+    expected_user: str
+    new: bool  # False: the approver's sign-in for this request is still open; its code is shown again
     outcome: asyncio.Task[VerificationOutcome]
 
 
@@ -57,27 +97,34 @@ class ApproverVerification:
     def __init__(
         self,
         *,
-        sign_in: DeviceCodeSignIn,
         membership: EntraGroupMembership,
         profiles: ChatProfiles,
-        store: VerificationStore,
         policy: VerificationPolicy,
         clock: Callable[[], datetime],
+        browser: BrowserSignIn | None = None,
+        tickets: SignInTickets | None = None,
+        signer: Signer | None = None,
+        redirect_uri: str | None = None,
+        device_code: DeviceCodeSignIn | None = None,
     ) -> None:
-        self._sign_in = sign_in
+        if browser is not None and (tickets is None or signer is None or not redirect_uri):
+            raise ValueError("the browser sign-in needs a ticket store, the integrity signer and a redirect URI")
+        if browser is None and device_code is None:
+            raise ValueError("verification needs a browser sign-in or a device code sign-in")
+        self._browser = browser
+        self._tickets = tickets
+        self._signer = signer
+        self._redirect_uri = redirect_uri or ""
+        self._device_code = device_code
         self._membership = membership
         self._profiles = profiles
-        self._store = store
         self.policy = policy
         self._clock = clock
-        self._open: dict[str, tuple[DeviceCodeSession, PendingVerification]] = {}
+        self._open: dict[tuple[str, str], tuple[DeviceCodeSession, PendingVerification]] = {}
 
-    async def fresh(self, chat_user: str) -> VerifiedIdentity | None:
-        """The approver's verified identity if they signed in within the freshness window."""
-        identity = await self._store.recall(chat_user)
-        if identity is None or self._clock() - identity.signed_in_at >= self.policy.freshness:
-            return None
-        return identity
+    @property
+    def uses_browser(self) -> bool:
+        return self._browser is not None
 
     async def expected_user(self, chat_user: str) -> str:
         mapped = (self.policy.identities or {}).get(chat_user)
@@ -91,31 +138,22 @@ class ApproverVerification:
             )
         return email
 
-    async def start(self, chat_user: str) -> PendingVerification:
-        """Begin (or rejoin) the approver's device-code sign-in."""
-        if chat_user in self._open:
-            session, pending = self._open[chat_user]
-            return PendingVerification(pending.prompt, pending.expected_user, False, pending.outcome)
-        expected = await self.expected_user(chat_user)
-        session = await self._sign_in.start()
-        outcome = asyncio.create_task(self._finish(chat_user, session, expected), name=f"verify-{chat_user}")
-        pending = PendingVerification(session.prompt, expected, True, outcome)
-        self._open[chat_user] = (session, pending)
-        return pending
+    # -- the checks every flow shares ---------------------------------------------------------
+    async def _verified(self, binding: SignInFor, claims: Mapping[str, Any], expected: str) -> VerificationOutcome:
+        object_id, upn, mfa = check_claims(claims, self.policy, expected, now=self._clock())
+        if not await self._membership.is_transitive_member(object_id, self.policy.approver_group_id):
+            raise SignInRefused(f"{upn} is not a member of the Entra approver group")
+        identity = VerifiedIdentity(object_id, upn, signed_in_at(claims) or self._clock(), mfa)
+        log.info("approver %s verified as %s (%s) for %s", binding.chat_user, upn, object_id, binding.request_id)
+        VERIFICATIONS.labels("verified").inc()
+        return VerificationOutcome(identity=identity)
 
-    async def _finish(self, chat_user: str, session: DeviceCodeSession, expected: str) -> VerificationOutcome:
+    async def _outcome(self, binding: SignInFor, claims: Callable[[], Any], expected: str) -> VerificationOutcome:
+        """Run ``claims()`` (the flow's last step) and the checks; every way it can end, as an outcome."""
         try:
-            claims = await session.claims()
-            object_id, upn, mfa = check_claims(claims, self.policy, expected)
-            if not await self._membership.is_transitive_member(object_id, self.policy.approver_group_id):
-                raise SignInRefused(f"{upn} is not a member of the Entra approver group")
-            identity = VerifiedIdentity(object_id, upn, self._clock(), mfa)
-            await self._store.remember(chat_user, identity, self.policy.freshness)
-            log.info("approver %s verified as %s (%s)", chat_user, upn, object_id)
-            VERIFICATIONS.labels("verified").inc()
-            return VerificationOutcome(identity=identity)
+            return await self._verified(binding, await claims(), expected)
         except SignInRefused as exc:
-            log.warning("approver %s not verified: %s", chat_user, exc.user_message)
+            log.warning("approver %s not verified for %s: %s", binding.chat_user, binding.request_id, exc.user_message)
             VERIFICATIONS.labels("refused").inc()
             return VerificationOutcome(problem=exc.user_message)
         except SignInAbandoned as exc:
@@ -124,17 +162,106 @@ class ApproverVerification:
         except EntraError as exc:
             VERIFICATIONS.labels("error").inc()
             return VerificationOutcome(problem=f"Entra ID could not complete the check: {exc.user_message}")
+
+    # -- browser sign-in (authorization code flow with PKCE) -------------------------------------
+    async def begin_browser(self, binding: SignInFor) -> SignInLink:
+        """A sign-in link for this approval only; it waits ``policy.link_lifetime`` for its callback."""
+        assert self._browser is not None and self._tickets is not None and self._signer is not None
+        expected = await self.expected_user(binding.chat_user)
+        started = await self._browser.start(
+            redirect_uri=self._redirect_uri,
+            login_hint=expected,
+            max_age=self.policy.max_auth_age,
+            auth_context=self.policy.auth_context,
+        )
+        expires_at = self._clock() + self.policy.link_lifetime
+        body = json.dumps(
+            {
+                "binding": asdict(binding),
+                "expected": expected,
+                "expires_at": expires_at.isoformat(),
+                "flow": dict(started.flow),
+            },
+            sort_keys=True,
+        )
+        ticket = json.dumps({"body": body, "mac": self._signer.text_mac(_TICKET, body)})
+        await self._tickets.put(started.state, ticket, self.policy.link_lifetime)
+        VERIFICATIONS.labels("link").inc()
+        return SignInLink(started.auth_uri, expected, expires_at)
+
+    async def complete_browser(self, state: str, response: Mapping[str, str]) -> CallbackResult:
+        """The browser came back to the callback with ``response`` (code and state, or an error)."""
+        assert self._browser is not None and self._tickets is not None and self._signer is not None
+        raw = await self._tickets.take(state, self.policy.link_lifetime) if state else None
+        if raw is None:
+            used = bool(state) and await self._tickets.was_taken(state)
+            VERIFICATIONS.labels("refused").inc()
+            why = (
+                "this sign-in link was already used; each link counts once"
+                if used
+                else "this sign-in link is not one the bot is waiting for (expired, or not made for this bot)"
+            )
+            log.warning("sign-in callback refused: %s", why)
+            return CallbackResult(None, VerificationOutcome(problem=why))
+        try:
+            envelope = json.loads(raw)
+            body = str(envelope["body"])
+            if not self._signer.text_is_ours(_TICKET, body, str(envelope["mac"])):
+                raise ValueError("MAC")
+            ticket = json.loads(body)
+            binding = SignInFor(**ticket["binding"])
+            expected = str(ticket["expected"])
+            expires_at = datetime.fromisoformat(str(ticket["expires_at"]))
+            flow = ticket["flow"]
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("a sign-in ticket in the store does not carry the bot's signature (%s); refused", type(exc))
+            VERIFICATIONS.labels("refused").inc()
+            return CallbackResult(None, VerificationOutcome(problem="this sign-in link's record was tampered with"))
+        if self._clock() > expires_at:
+            VERIFICATIONS.labels("abandoned").inc()
+            return CallbackResult(
+                binding,
+                VerificationOutcome(problem="the sign-in link expired before the sign-in completed", abandoned=True),
+                expected,
+            )
+        outcome = await self._outcome(binding, lambda: self._redeem(flow, response), expected)
+        return CallbackResult(binding, outcome, expected)
+
+    async def _redeem(self, flow: Mapping[str, Any], response: Mapping[str, str]) -> Mapping[str, Any]:
+        assert self._browser is not None
+        return await self._browser.redeem(flow, response)
+
+    # -- device code sign-in (explicit setting, for Socket Mode) ---------------------------------
+    async def start_device_code(self, binding: SignInFor) -> PendingVerification:
+        """Begin the approver's device-code sign-in for this request (or show its open one again)."""
+        assert self._device_code is not None
+        key = (binding.chat_user, binding.request_id)
+        if key in self._open:
+            _session, pending = self._open[key]
+            return PendingVerification(pending.prompt, pending.expected_user, False, pending.outcome)
+        expected = await self.expected_user(binding.chat_user)
+        session = await self._device_code.start()
+        outcome = asyncio.create_task(self._finish_device_code(key, binding, session, expected), name=f"verify-{key}")
+        pending = PendingVerification(session.prompt, expected, True, outcome)
+        self._open[key] = (session, pending)
+        return pending
+
+    async def _finish_device_code(
+        self, key: tuple[str, str], binding: SignInFor, session: DeviceCodeSession, expected: str
+    ) -> VerificationOutcome:
+        try:
+            return await self._outcome(binding, session.claims, expected)
         except asyncio.CancelledError:
             session.cancel()
             raise
         finally:
-            self._open.pop(chat_user, None)
+            self._open.pop(key, None)
 
     def in_progress(self) -> int:
         return len(self._open)
 
     async def close(self) -> None:
-        """Call off every open sign-in (shutdown); their clicks learn they were abandoned."""
+        """Call off every open device-code sign-in (shutdown); their clicks learn they were abandoned."""
         for session, pending in list(self._open.values()):
             session.cancel()
             pending.outcome.cancel()

@@ -1,0 +1,95 @@
+"""Walk the browser sign-in without a browser: the demo console's ``signin`` (tests use Chromium).
+
+Follows what a browser does with the stand-in's pages: open the link the bot gave, post the user
+name and password, then the MFA code (or Cancel), follow the redirect back to the bot's callback,
+and return the page the bot shows there. Cookies are kept per walker, like one browser profile.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin
+
+import aiohttp
+
+from bot.sandbox.entra_people import SANDBOX_MFA_CODE, SANDBOX_PASSWORD
+
+
+@dataclass(frozen=True)
+class Landed:
+    url: str  # where the walk ended: the bot's callback, or a stand-in page that stopped it
+    status: int
+    title: str
+    text: str  # the page's text, tags removed
+
+
+def _text(page: str) -> str:
+    without = re.sub(r"<(style|script)[^>]*>.*?</\1>", " ", page, flags=re.S)
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", without))).strip()
+
+
+def _title(page: str) -> str:
+    found = re.search(r"<title>(.*?)</title>", page, re.S)
+    return html.unescape(found.group(1)).strip() if found else ""
+
+
+def _form(page: str) -> tuple[str, str] | None:
+    """(action, hidden request id) of the page's form, if it has one."""
+    action = re.search(r'<form method="post" action="([^"]+)"', page)
+    request = re.search(r'name="request" value="([^"]+)"', page)
+    if not action or not request:
+        return None
+    return html.unescape(action.group(1)), html.unescape(request.group(1))
+
+
+class SignInWalker:
+    def __init__(self, ca_file: Path) -> None:
+        self._ssl = ssl.create_default_context(cafile=str(ca_file))
+        self._jar = aiohttp.CookieJar(unsafe=True)  # the stand-in is an IP address
+
+    async def _follow(self, session: aiohttp.ClientSession, response: aiohttp.ClientResponse) -> Landed:
+        while response.status in (301, 302, 303, 307):
+            target = urljoin(str(response.url), response.headers["Location"])
+            response = await session.get(target, allow_redirects=False, ssl=self._ssl)
+        page = await response.text()
+        return Landed(str(response.url), response.status, _title(page), _text(page))
+
+    async def sign_in(
+        self,
+        link: str,
+        upn: str,
+        *,
+        password: str = SANDBOX_PASSWORD,
+        mfa_code: str = SANDBOX_MFA_CODE,
+        cancel: bool = False,
+    ) -> Landed:
+        async with aiohttp.ClientSession(cookie_jar=self._jar) as session:
+            response = await session.get(link, allow_redirects=False, ssl=self._ssl)
+            if response.status != 200:  # single sign-on (a redirect at once) or an error page
+                return await self._follow(session, response)
+            page = await response.text()
+            form = _form(page)
+            if form is None:
+                return Landed(str(response.url), response.status, _title(page), _text(page))
+            action, request_id = form
+            fields = {"request": request_id, "username": upn, "password": password}
+            fields["action"] = "cancel" if cancel else "sign-in"
+            response = await session.post(urljoin(link, action), data=fields, allow_redirects=False, ssl=self._ssl)
+            if response.status != 200:
+                return await self._follow(session, response)
+            page = await response.text()
+            form = _form(page)
+            if form is None or "otc" not in page:  # the password was refused: the form again, with the error
+                return Landed(str(response.url), response.status, _title(page), _text(page))
+            action, request_id = form
+            response = await session.post(
+                urljoin(link, action),
+                data={"request": request_id, "otc": mfa_code},
+                allow_redirects=False,
+                ssl=self._ssl,
+            )
+            return await self._follow(session, response)
