@@ -1,4 +1,4 @@
-"""The page the approver's browser lands on after the Entra sign-in (``GET /auth/callback``).
+"""The page the approver's browser lands on after the Entra sign-in (``POST /auth/callback``, form_post).
 
 It completes the sign-in made for one approval (``ApproverVerification.complete_browser``), records
 the approval or the refusal exactly as a click would (card, thread, the approver's ephemeral
@@ -88,7 +88,9 @@ def sign_in_routes(
             )
 
     async def _complete(request: web.Request) -> web.Response:
-        query = {k: v for k, v in request.query.items() if isinstance(v, str)}
+        # form_post (what the bot asks for) brings the answer in the body; a query still works
+        fields = await request.post() if request.method == "POST" else request.query
+        query = {k: v for k, v in fields.items() if isinstance(v, str)}
         result = await verification.complete_browser(query.get("state", ""), query)
         binding = result.binding
         if binding is None:
@@ -127,4 +129,4 @@ def sign_in_routes(
             ok=False,
         )
 
-    return [web.get(CALLBACK_PATH, callback)]
+    return [web.get(CALLBACK_PATH, callback), web.post(CALLBACK_PATH, callback)]

@@ -90,7 +90,7 @@ class MsalBrowserSignIn:
                 prompt="login",  # a fresh authentication, never a single sign-on session's
                 login_hint=login_hint,
                 claims_challenge=auth_context_claims(auth_context) if auth_context else None,
-                response_mode="query",
+                response_mode="form_post",  # the code comes back in a POST body, never in a URL or history
             )
         except (requests.exceptions.RequestException, msal.exceptions.MsalServiceError, ValueError) as exc:
             raise _transport_error(exc) from exc

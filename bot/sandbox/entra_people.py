@@ -55,6 +55,7 @@ class AuthorizationRequest:
     prompt: str
     max_age: int | None
     wants_acrs: tuple[str, ...]  # authentication context values asked for in ``claims``
+    response_mode: str = "query"  # or form_post: the answer is POSTed to the redirect URI by the page
     user: StandInUser | None = None  # set once the password was right
     created_at: float = field(default_factory=time.time)
 

@@ -21,7 +21,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -125,17 +125,33 @@ class SignInPages:
         )
         return _page("Verify your identity", body)
 
-    def _back(self, authorization: AuthorizationRequest, params: dict[str, str], cookie: str = "") -> NoReturn:
-        """302 to the app's redirect URI with the code (or the error) and the app's state."""
-        response = web.HTTPFound(f"{authorization.redirect_uri}?{urlencode({**params, 'state': authorization.state})}")
+    def _back(self, authorization: AuthorizationRequest, params: dict[str, str], cookie: str = "") -> web.Response:
+        """Back to the app's redirect URI with the code (or the error) and the app's state: a 302 with
+        a query, or (response_mode=form_post) a page whose form the browser posts there at once."""
+        answer = {**params, "state": authorization.state}
+        response: web.Response
+        if authorization.response_mode == "form_post":
+            fields = "".join(
+                f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in answer.items()
+            )
+            page = (
+                '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Working...</title></head>'
+                f'<body onload="document.forms[0].submit()"><form method="post" id="answer" '
+                f'action="{html.escape(authorization.redirect_uri)}">{fields}'
+                '<noscript><p>Script is disabled. Click Continue.</p><button type="submit">Continue</button></noscript>'
+                "</form></body></html>"
+            )
+            response = web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
+        else:
+            response = web.HTTPFound(f"{authorization.redirect_uri}?{urlencode(answer)}")
         if cookie:
             response.set_cookie(SESSION_COOKIE, cookie, secure=True, httponly=True, samesite="None")
-        raise response
+        return response
 
-    def _finish(self, authorization: AuthorizationRequest, session: BrowserSession, *, new: bool) -> NoReturn:
+    def _finish(self, authorization: AuthorizationRequest, session: BrowserSession, *, new: bool) -> web.Response:
         code = self.people.issue_code(authorization, session)
         params = {"code": code.code, "session_state": session.session_id[:12]}
-        self._back(authorization, params, cookie=session.session_id if new else "")
+        return self._back(authorization, params, cookie=session.session_id if new else "")
 
     def _pending(self, form: Any) -> AuthorizationRequest | None:
         authorization = self.people.authorizations.get(str(form.get("request") or ""))
@@ -176,11 +192,14 @@ class SignInPages:
             prompt=query.get("prompt", ""),
             max_age=int(query["max_age"]) if query.get("max_age", "").isdigit() else None,
             wants_acrs=_wanted_acrs(query.get("claims", "")),
+            response_mode="form_post" if query.get("response_mode") == "form_post" else "query",
         )
         if query.get("response_type") != "code":
-            self._back(authorization, {"error": "unsupported_response_type", "error_description": "AADSTS700054"})
+            return self._back(
+                authorization, {"error": "unsupported_response_type", "error_description": "AADSTS700054"}
+            )
         if not authorization.code_challenge or query.get("code_challenge_method") != "S256":
-            self._back(
+            return self._back(
                 authorization,
                 {
                     "error": "invalid_request",
@@ -198,7 +217,7 @@ class SignInPages:
             and time.time() - session.auth_time > authorization.max_age
         )
         if session is not None and not forced and not too_old:
-            self._finish(authorization, session, new=False)  # single sign-on: no page at all
+            return self._finish(authorization, session, new=False)  # single sign-on: no page at all
         return self._form(tenant, authorization)
 
     async def login(self, request: web.Request) -> web.Response:
@@ -209,7 +228,7 @@ class SignInPages:
             return _page("Sign in failed", "<p>AADSTS50058: this sign-in page has expired; start again.</p>", 400)
         if form.get("action") == "cancel":
             self.people.authorizations.pop(authorization.request_id, None)
-            self._back(
+            return self._back(
                 authorization,
                 {"error": "access_denied", "error_description": "AADSTS65004: User declined to consent or cancelled."},
             )
@@ -218,7 +237,7 @@ class SignInPages:
             return self._form(tenant, authorization, "Your account or password is incorrect.")
         authorization.user = user
         if not user.mfa_registered:
-            self._sign_in(authorization, user, mfa=False)
+            return self._sign_in(authorization, user, mfa=False)
         return self._mfa_form(tenant, authorization)
 
     async def mfa(self, request: web.Request) -> web.Response:
@@ -229,10 +248,10 @@ class SignInPages:
             return _page("Sign in failed", "<p>AADSTS50058: this sign-in page has expired; start again.</p>", 400)
         if str(form.get("otc") or "").strip() != SANDBOX_MFA_CODE:
             return self._mfa_form(tenant, authorization, "That code didn't work. Check the code and try again.")
-        self._sign_in(authorization, authorization.user, mfa=True)
+        return self._sign_in(authorization, authorization.user, mfa=True)
 
-    def _sign_in(self, authorization: AuthorizationRequest, user: StandInUser, *, mfa: bool) -> NoReturn:
-        self._finish(authorization, self.people.new_session(user, mfa=mfa), new=True)
+    def _sign_in(self, authorization: AuthorizationRequest, user: StandInUser, *, mfa: bool) -> web.Response:
+        return self._finish(authorization, self.people.new_session(user, mfa=mfa), new=True)
 
     # -- token endpoint: grant_type=authorization_code --------------------------------------------
     def redeem(self, form: Any) -> web.Response:

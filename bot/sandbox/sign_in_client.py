@@ -18,6 +18,8 @@ import aiohttp
 
 from bot.sandbox.entra_people import SANDBOX_MFA_CODE, SANDBOX_PASSWORD
 
+_ANSWER = '<form method="post" id="answer"'  # the identity platform's form_post page
+
 
 @dataclass(frozen=True)
 class Landed:
@@ -28,7 +30,7 @@ class Landed:
 
 
 def _text(page: str) -> str:
-    without = re.sub(r"<(style|script)[^>]*>.*?</\1>", " ", page, flags=re.S)
+    without = re.sub(r"<(head|style|script)[^>]*>.*?</\1>", " ", page, flags=re.S)
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", without))).strip()
 
 
@@ -52,11 +54,22 @@ class SignInWalker:
         self._jar = aiohttp.CookieJar(unsafe=True)  # the stand-in is an IP address
 
     async def _follow(self, session: aiohttp.ClientSession, response: aiohttp.ClientResponse) -> Landed:
-        while response.status in (301, 302, 303, 307):
-            target = urljoin(str(response.url), response.headers["Location"])
-            response = await session.get(target, allow_redirects=False, ssl=self._ssl)
-        page = await response.text()
-        return Landed(str(response.url), response.status, _title(page), _text(page))
+        """Redirects, and the form_post page's form (a browser submits it on load)."""
+        while True:
+            if response.status in (301, 302, 303, 307):
+                target = urljoin(str(response.url), response.headers["Location"])
+                response = await session.get(target, allow_redirects=False, ssl=self._ssl)
+                continue
+            page = await response.text()
+            posted = re.search(_ANSWER + r' action="([^"]+)">', page)
+            if posted is None:
+                return Landed(str(response.url), response.status, _title(page), _text(page))
+            fields = {
+                html.unescape(k): html.unescape(v)
+                for k, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page)
+            }
+            target = urljoin(str(response.url), html.unescape(posted.group(1)))
+            response = await session.post(target, data=fields, allow_redirects=False, ssl=self._ssl)
 
     async def sign_in(
         self,
@@ -69,9 +82,9 @@ class SignInWalker:
     ) -> Landed:
         async with aiohttp.ClientSession(cookie_jar=self._jar) as session:
             response = await session.get(link, allow_redirects=False, ssl=self._ssl)
-            if response.status != 200:  # single sign-on (a redirect at once) or an error page
-                return await self._follow(session, response)
             page = await response.text()
+            if response.status != 200 or _ANSWER in page:  # single sign-on (an answer at once), or an error
+                return await self._follow(session, response)
             form = _form(page)
             if form is None:
                 return Landed(str(response.url), response.status, _title(page), _text(page))
@@ -79,9 +92,9 @@ class SignInWalker:
             fields = {"request": request_id, "username": upn, "password": password}
             fields["action"] = "cancel" if cancel else "sign-in"
             response = await session.post(urljoin(link, action), data=fields, allow_redirects=False, ssl=self._ssl)
-            if response.status != 200:
-                return await self._follow(session, response)
             page = await response.text()
+            if response.status != 200 or _ANSWER in page:
+                return await self._follow(session, response)
             form = _form(page)
             if form is None or "otc" not in page:  # the password was refused: the form again, with the error
                 return Landed(str(response.url), response.status, _title(page), _text(page))

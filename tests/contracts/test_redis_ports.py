@@ -1,4 +1,4 @@
-"""The command queue and the verification store: the in-memory fakes and the Redis adapters (real
+"""The command queue, the sign-in tickets and the rate limiter: the in-memory fakes and the Redis adapters (real
 Redis, a prefix of their own) honour the same contract."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import pytest
 from bot.adapters.redis_client import connect
 from bot.adapters.redis_commands import RedisCommandQueue
 from bot.adapters.redis_rate import RedisRateLimiter
-from bot.adapters.redis_store import RedisVerifications
+from bot.adapters.redis_store import RedisSignInTickets
 from bot.domain.ports import CommandQueue, DeferredCommand, RateLimiter
-from bot.domain.verification import VerificationStore, VerifiedIdentity
-from tests.support.fake_approvals import FakeVerifications
+from bot.domain.verification import SignInTickets
+from tests.support.fake_approvals import FakeSignInTickets
 from tests.support.fakes import FakeCommandQueue, FakeRateLimiter
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -66,40 +66,53 @@ async def test_a_burst_put_at_once_is_taken_whole(queue: CommandQueue) -> None:
 
 
 @dataclass
-class Verifications:
-    store: VerificationStore
+class Tickets:
+    store: SignInTickets
     wait: Callable[[timedelta], Awaitable[None]]  # let time pass, the store's way
 
 
 @pytest.fixture(params=["fake", "redis"])
-async def verifications(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Verifications]:
+async def tickets(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Tickets]:
     if request.param == "fake":
         now = [datetime.now(UTC)]
-        fake = FakeVerifications(lambda: now[0])
 
         async def move(by: timedelta) -> None:
             now[0] += by
 
-        yield Verifications(fake, move)
+        yield Tickets(FakeSignInTickets(lambda: now[0]), move)
         return
     client = connect(REDIS_URL)
 
     async def sleep(by: timedelta) -> None:
         await asyncio.sleep(by.total_seconds())
 
-    yield Verifications(RedisVerifications(client, prefix), sleep)
+    yield Tickets(RedisSignInTickets(client, prefix), sleep)
     await client.aclose()
 
 
-IDENTITY = VerifiedIdentity("oid-bob", "bob@contoso.test", datetime(2026, 12, 1, 10, 0, tzinfo=UTC), mfa=True)
+async def test_a_ticket_is_taken_once_and_its_use_remembered(tickets: Tickets) -> None:
+    await tickets.store.put("state-1", "ticket one", timedelta(seconds=30))
+    assert not await tickets.store.was_taken("state-1")
+    assert await tickets.store.take("state-1", timedelta(seconds=30)) == "ticket one"
+    assert await tickets.store.take("state-1", timedelta(seconds=30)) is None  # a replayed link finds nothing
+    assert await tickets.store.was_taken("state-1")
+    assert await tickets.store.take("state-2", timedelta(seconds=30)) is None  # nor does a foreign one
+    assert not await tickets.store.was_taken("state-2")
 
 
-async def test_a_verification_is_recalled_within_its_window_and_gone_after(verifications: Verifications) -> None:
-    await verifications.store.remember("U0BOB", IDENTITY, timedelta(milliseconds=300))
-    assert await verifications.store.recall("U0BOB") == IDENTITY
-    assert await verifications.store.recall("U0CAROL") is None
-    await verifications.wait(timedelta(milliseconds=400))
-    assert await verifications.store.recall("U0BOB") is None
+async def test_a_state_keeps_its_first_ticket(tickets: Tickets) -> None:
+    await tickets.store.put("state-1", "first", timedelta(seconds=30))
+    await tickets.store.put("state-1", "second", timedelta(seconds=30))
+    assert await tickets.store.take("state-1", timedelta(seconds=30)) == "first"
+
+
+async def test_tickets_and_their_use_marks_lapse(tickets: Tickets) -> None:
+    await tickets.store.put("waits", "w", timedelta(milliseconds=300))
+    await tickets.store.put("used", "u", timedelta(seconds=30))
+    assert await tickets.store.take("used", timedelta(milliseconds=300)) == "u"
+    await tickets.wait(timedelta(milliseconds=400))
+    assert await tickets.store.take("waits", timedelta(seconds=30)) is None
+    assert not await tickets.store.was_taken("used")
 
 
 @pytest.fixture(params=["fake", "redis"])

@@ -290,18 +290,25 @@ class FakeApprovalStore:
         return sorted(self.requests.values(), key=lambda r: r.created_at, reverse=True)[:count]
 
 
-class FakeVerifications:
-    """An in-memory VerificationStore; ``clock`` decides when a remembered verification lapses."""
+class FakeSignInTickets:
+    """An in-memory SignInTickets; ``clock`` decides when a ticket (or the mark of a used one) lapses."""
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
         self._clock = clock
-        self.kept: dict[str, tuple[VerifiedIdentity, datetime]] = {}
+        self.tickets: dict[str, tuple[str, datetime]] = {}
+        self._used: dict[str, datetime] = {}
 
-    async def remember(self, chat_user: str, identity: VerifiedIdentity, ttl: timedelta) -> None:
-        self.kept[chat_user] = (identity, self._clock() + ttl)
+    async def put(self, state: str, ticket: str, ttl: timedelta) -> None:
+        if state not in self.tickets:  # as SET NX: a state names one ticket for its life
+            self.tickets[state] = (ticket, self._clock() + ttl)
 
-    async def recall(self, chat_user: str) -> VerifiedIdentity | None:
-        found = self.kept.get(chat_user)
+    async def take(self, state: str, remember: timedelta) -> str | None:
+        found = self.tickets.pop(state, None)
         if found is None or self._clock() >= found[1]:
             return None
+        self._used[state] = self._clock() + remember
         return found[0]
+
+    async def was_taken(self, state: str) -> bool:
+        until = self._used.get(state)
+        return until is not None and self._clock() < until
