@@ -15,11 +15,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.ad_ldap import LdapDirectory
+from bot.adapters.entra_auth_code import MsalBrowserSignIn
+from bot.adapters.entra_device_code import MsalDeviceCodeSignIn
 from bot.adapters.entra_graph import GraphEntraDirectory
 from bot.adapters.kerberos_module.powershell import MODULE
 from bot.adapters.kerberos_module.remoting import RemotingKerberosModule, cloud_name
 from bot.adapters.redis_client import connect
-from bot.bootstrap import approver_sign_in, build_remoting, entra_app, ldap_endpoint
+from bot.bootstrap import approver_browser_sign_in, approver_sign_in, build_remoting, entra_app, ldap_endpoint
 from bot.config import ACTION_KEYS, BotConfig, RemotingConfig, Settings, VerificationConfig
 from bot.domain.errors import (
     DirectoryAuthError,
@@ -153,16 +155,37 @@ def verified_actions(config: BotConfig) -> list[str]:
     return [key for key in ACTION_KEYS if config.approvals.verified(key)]
 
 
-async def _approver_verification(config: BotConfig, settings: VerificationConfig) -> CheckResult:
-    """The approvers' public client starts a device-code sign-in (left to expire: nobody signs in), and
-    the bot's own app may read the approver group that ``checkMemberGroups`` will be asked about."""
+DEVICE_CODE_RISK = (
+    "device code flow (method = device_code): phishable (device-code phishing), and blocked by tenants whose "
+    "Conditional Access blocks that flow; use method = auth_code wherever the bot has a public listener"
+)
+
+_PROBE_FIXES = {
+    "AADSTS700016": "approvals.verification.client_id names no app in the tenant",
+    "AADSTS50011": "register <public_url>/auth/callback as a redirect URI of the approvers' app",
+}
+
+
+async def _sign_in_starts(config: BotConfig, settings: VerificationConfig) -> CheckResult | str:
+    """The approvers' app starts a sign-in (nobody completes it): what works, or the failed check."""
     label = "approver sign-in"
+    sign_in: MsalBrowserSignIn | MsalDeviceCodeSignIn
     try:
-        sign_in = approver_sign_in(config.entra, settings)
+        if settings.method == "auth_code":
+            sign_in = approver_browser_sign_in(config.entra, settings)
+        else:
+            sign_in = approver_sign_in(config.entra, settings)
     except KerberosBotError as exc:
         return CheckResult(label, False, exc.user_message)
     try:
-        await sign_in.start()
+        if isinstance(sign_in, MsalBrowserSignIn):
+            error = await sign_in.probe(settings.redirect_uri)
+            if error is not None:
+                fix = _PROBE_FIXES.get(error, "look the code up at https://login.microsoftonline.com/error")
+                return CheckResult(label, False, f"Entra's sign-in page answers {error} for this app", fix)
+            return f"browser sign-in page opens for client {settings.client_id}, redirect {settings.redirect_uri}"
+        await sign_in.start()  # left to expire: nobody signs in
+        return f"device-code sign-in starts for client {settings.client_id}; {DEVICE_CODE_RISK}"
     except EntraAuthError as exc:
         return CheckResult(
             label, False, exc.user_message, "check approvals.verification.client_id and its app registration"
@@ -171,6 +194,15 @@ async def _approver_verification(config: BotConfig, settings: VerificationConfig
         return CheckResult(label, False, exc.user_message, "check entra.authority_host and ca_file")
     finally:
         sign_in.close()
+
+
+async def _approver_verification(config: BotConfig, settings: VerificationConfig) -> CheckResult:
+    """The approvers' app starts a sign-in, and the bot's own app may read the approver group that
+    ``checkMemberGroups`` will be asked about."""
+    label = "approver sign-in"
+    started = await _sign_in_starts(config, settings)
+    if isinstance(started, CheckResult):
+        return started
     try:
         graph = GraphEntraDirectory(entra_app(config.entra), graph_url=config.entra.graph_url)
     except KerberosBotError as exc:
@@ -193,7 +225,7 @@ async def _approver_verification(config: BotConfig, settings: VerificationConfig
     return CheckResult(
         label,
         True,
-        f"device-code sign-in starts for client {settings.client_id}; approver group '{name}' readable "
+        f"{started}; approver group '{name}' readable "
         f"(verified approvals for {', '.join(verified_actions(config)) or 'no action'})",
     )
 

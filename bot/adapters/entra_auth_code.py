@@ -12,6 +12,7 @@ gets a cache that keeps nothing: no token outlives the check.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Mapping
 from datetime import timedelta
@@ -134,6 +135,20 @@ class MsalBrowserSignIn:
         if "id_token" not in result:
             raise EntraAuthError("Entra ID returned no ID token for the sign-in.")
         return validate_id_token(self.application(), self.client_id, str(result["id_token"]))
+
+    def _probe(self, redirect_uri: str) -> str | None:
+        flow = self._initiate(redirect_uri, "", 300, None)
+        try:
+            page = self._session.get(str(flow["auth_uri"]), allow_redirects=False)
+        except requests.exceptions.RequestException as exc:
+            raise _transport_error(exc) from exc
+        found = re.search(r"AADSTS(\d+)", page.text)
+        return f"AADSTS{found.group(1)}" if found else None
+
+    async def probe(self, redirect_uri: str) -> str | None:
+        """Open the sign-in page as a browser would (nobody signs in): the AADSTS code of the error page
+        Entra shows instead (unknown app, redirect URI not registered), or None when the page is a sign-in."""
+        return await run_in("sign-in", self._probe, redirect_uri)
 
     def cached_tokens(self) -> int:
         return token_count(self._app)

@@ -4,7 +4,6 @@ their lease and domain lock, recovery of abandoned claims, retention."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -14,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.adapters.redis_client import connect
-from bot.adapters.redis_store import RedisApprovalStore, RedisVerifications
+from bot.adapters.redis_store import RedisApprovalStore
 from bot.domain.approvals import Action, ApprovalStore, ChangeRequest, Claim, FinishResult, RequestState, Verdict
 from bot.domain.verification import VerifiedIdentity
 from tests.support.fake_approvals import FakeApprovalStore
@@ -232,24 +231,6 @@ async def test_a_verified_approval_keeps_the_entra_identity_in_the_record_and_th
         "entra_signed_in_at": signed_in.isoformat(),
     }
     assert approved[1].extra == {}
-
-
-async def test_a_verification_lives_only_for_its_window_and_holds_no_token() -> None:
-    prefix = f"kbot-test-{uuid.uuid4().hex[:8]}"
-    client = connect(REDIS_URL)
-    verifications = RedisVerifications(client, prefix)
-    identity = VerifiedIdentity("0b7c-oid", "bob@contoso.test", datetime.now(UTC), mfa=True)
-    try:
-        await verifications.remember("U0BOB", identity, timedelta(milliseconds=300))
-        assert await verifications.recall("U0BOB") == identity
-        stored = await client.get(f"{prefix}:verified:U0BOB")
-        assert set(json.loads(stored)) == {"at", "oid", "upn", "signed_in_at", "mfa"}
-        assert 0 < await client.pttl(f"{prefix}:verified:U0BOB") <= 300
-        await asyncio.sleep(0.4)
-        assert await verifications.recall("U0BOB") is None
-    finally:
-        await _drop_prefix(client, prefix)
-        await client.aclose()
 
 
 # -- claims: the lease and the domain lock ----------------------------------------------------------

@@ -58,6 +58,7 @@ async def test_everything_reachable(box: Sandbox) -> None:
     assert set(results) == {"redis", "ldap contoso.test", "ldap fabrikam.test", "entra", "slack", "approver sign-in"}
     verification = results["approver sign-in"].detail
     assert "approver group 'Kerberos approvers' readable" in verification
+    assert "browser sign-in page opens" in verification and "/auth/callback" in verification
     assert "rotate_force, remove_tdo, setup, remove_all" in verification
     assert "Kerberos server ID" in results["ldap contoso.test"].detail
     assert "cloud trust present" in results["ldap contoso.test"].detail
@@ -131,7 +132,15 @@ async def test_approver_sign_in_failures_are_told_apart(box: Sandbox, tmp_path: 
         'client_id = "00000000-0000-0000-0000-00000000dead"',
     )
     client = by_name(await run_checks(settings_for(box), unknown_client))["approver sign-in"]
-    assert not client.ok and "approver sign-in" in client.detail and "client_id" in client.fix
+    assert not client.ok and "AADSTS700016" in client.detail and "client_id" in client.fix
+
+    elsewhere = config_with(box, tmp_path, 'public_url = "http://127.0.0.1:', 'public_url = "http://localhost:')
+    redirect = by_name(await run_checks(settings_for(box), elsewhere))["approver sign-in"]
+    assert not redirect.ok and "AADSTS50011" in redirect.detail and "redirect URI" in redirect.fix
+
+    device_code = config_with(box, tmp_path, 'method = "auth_code"', 'method = "device_code"')
+    risky = by_name(await run_checks(settings_for(box), device_code))["approver sign-in"]
+    assert risky.ok and "phishable" in risky.detail and "method = auth_code" in risky.detail
 
     no_group = config_with(box, tmp_path, f'approver_group_id = "{group}"', 'approver_group_id = "no-such-group"')
     missing = by_name(await run_checks(settings_for(box), no_group))["approver sign-in"]
@@ -143,4 +152,4 @@ async def test_approver_sign_in_failures_are_told_apart(box: Sandbox, tmp_path: 
     finally:
         box.entra.state.roles = GRAPH_ROLES
     assert not forbidden.ok and "GroupMember.Read.All" in forbidden.fix
-    assert len({client.detail, missing.detail, forbidden.detail}) == 3
+    assert len({client.detail, redirect.detail, missing.detail, forbidden.detail}) == 4

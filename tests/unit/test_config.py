@@ -186,3 +186,36 @@ def test_an_inline_secret_is_refused_outside_the_sandbox(tmp_path: Path) -> None
         load_bot_config(path)
     path.write_text("sandbox = true\n" + text.replace(old, 'bind_password = { value = "hunter2" }'))
     assert load_bot_config(path).sandbox
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("max_auth_age_minutes = 5", "freshness_minutes = 10", "freshness_minutes is gone"),
+        ('public_url = "https://kerberos-bot.contoso.com"', "", "needs public_url"),
+        ('public_url = "https://', 'public_url = "http://', "must start with https://"),
+        ('public_url = "https://kerberos-bot.contoso.com"', 'public_url = "https://bot.test/?a=b"', "no query"),
+        ('method = "auth_code"', 'method = "device_code"\nclient_secret = { env = "X" }', "needs a public client"),
+        ('# auth_context = "c1"', 'auth_context = "c100"', "auth_context"),
+        ('method = "auth_code"', 'method = "browser"', "method"),
+    ],
+    ids=["freshness-gone", "no-public-url", "http-public-url", "query", "device-code-secret", "context", "method"],
+)
+def test_verification_settings_are_checked(tmp_path: Path, old: str, new: str, message: str) -> None:
+    text = EXAMPLE.read_text()
+    assert old in text
+    path = tmp_path / "c.toml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigurationError, match=message):
+        load_bot_config(path)
+
+
+def test_the_redirect_uri_follows_the_public_url_and_loopback_may_be_plain_http(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text()
+    path = tmp_path / "c.toml"
+    path.write_text(
+        text.replace('public_url = "https://kerberos-bot.contoso.com"', 'public_url = "http://127.0.0.1:3000/"')
+    )
+    verification = load_bot_config(path).approvals.verification
+    assert verification is not None and verification.redirect_uri == "http://127.0.0.1:3000/auth/callback"
+    assert verification.method == "auth_code" and verification.max_auth_age_minutes == 5
