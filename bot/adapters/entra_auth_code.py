@@ -37,7 +37,10 @@ _DECLINED = {
     "login_required": "the sign-in did not complete",
 }
 # Refusals at the token endpoint that are about this code, not about the bot's set-up
-_CODE_REFUSED = {"invalid_grant": "the sign-in answer was refused by Entra ID (a used, expired or foreign code)"}
+_CODE_REFUSED = {
+    "invalid_grant": "Entra ID refused the sign-in answer: its code was already used, has expired, or was made "
+    "for another sign-in"
+}
 
 
 def auth_context_claims(context: str) -> str:

@@ -223,3 +223,6 @@ class EntraPeople:
         self.sessions.clear()
         self.authorizations.clear()
         self.codes.clear()
+        self.redirect_uris.clear()
+        self.honour_prompt_login = True
+        self.auth_time_shift = 0.0

@@ -83,7 +83,7 @@ class FakeBrowser:
             raise SignInAbandoned("the sign-in was cancelled, declined or blocked")
         found = self._codes.pop(response.get("code", ""), None)
         if found is None:
-            raise SignInRefused("the sign-in answer was refused by Entra ID (a used, expired or foreign code)")
+            raise SignInRefused("Entra ID refused the sign-in answer: its code was already used")
         state, claims = found
         if state != flow["state"]:
             raise SignInRefused("the sign-in answer does not belong to this sign-in link (its nonce differs)")
