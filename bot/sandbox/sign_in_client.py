@@ -27,6 +27,7 @@ class Landed:
     status: int
     title: str
     text: str  # the page's text, tags removed
+    answer: dict[str, str] | None = None  # deliver=False: what the browser would have posted to the bot
 
 
 def _text(page: str) -> str:
@@ -53,8 +54,11 @@ class SignInWalker:
         self._ssl = ssl.create_default_context(cafile=str(ca_file))
         self._jar = aiohttp.CookieJar(unsafe=True)  # the stand-in is an IP address
 
-    async def _follow(self, session: aiohttp.ClientSession, response: aiohttp.ClientResponse) -> Landed:
-        """Redirects, and the form_post page's form (a browser submits it on load)."""
+    async def _follow(
+        self, session: aiohttp.ClientSession, response: aiohttp.ClientResponse, deliver: bool = True
+    ) -> Landed:
+        """Redirects, and the form_post page's form (a browser submits it on load; ``deliver=False``
+        keeps it, for a test to post, alter or replay)."""
         while True:
             if response.status in (301, 302, 303, 307):
                 target = urljoin(str(response.url), response.headers["Location"])
@@ -69,6 +73,8 @@ class SignInWalker:
                 for k, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page)
             }
             target = urljoin(str(response.url), html.unescape(posted.group(1)))
+            if not deliver:
+                return Landed(target, response.status, _title(page), _text(page), fields)
             response = await session.post(target, data=fields, allow_redirects=False, ssl=self._ssl)
 
     async def sign_in(
@@ -79,12 +85,13 @@ class SignInWalker:
         password: str = SANDBOX_PASSWORD,
         mfa_code: str = SANDBOX_MFA_CODE,
         cancel: bool = False,
+        deliver: bool = True,
     ) -> Landed:
         async with aiohttp.ClientSession(cookie_jar=self._jar) as session:
             response = await session.get(link, allow_redirects=False, ssl=self._ssl)
             page = await response.text()
             if response.status != 200 or _ANSWER in page:  # single sign-on (an answer at once), or an error
-                return await self._follow(session, response)
+                return await self._follow(session, response, deliver)
             form = _form(page)
             if form is None:
                 return Landed(str(response.url), response.status, _title(page), _text(page))
@@ -94,7 +101,7 @@ class SignInWalker:
             response = await session.post(urljoin(link, action), data=fields, allow_redirects=False, ssl=self._ssl)
             page = await response.text()
             if response.status != 200 or _ANSWER in page:
-                return await self._follow(session, response)
+                return await self._follow(session, response, deliver)
             form = _form(page)
             if form is None or "otc" not in page:  # the password was refused: the form again, with the error
                 return Landed(str(response.url), response.status, _title(page), _text(page))
@@ -105,4 +112,4 @@ class SignInWalker:
                 allow_redirects=False,
                 ssl=self._ssl,
             )
-            return await self._follow(session, response)
+            return await self._follow(session, response, deliver)
