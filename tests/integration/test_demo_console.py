@@ -1,12 +1,15 @@
-"""The README's first command, scripted through standard input: status, then a full forced rotation with
-verified approvals (each approver signs in at the Entra stand-in from the console)."""
+"""The README's first command, scripted through standard input: status, then the README's walkthrough
+exactly as written (a forced rotation with two verified approvals, each approver signing in at the
+Entra stand-in's pages from the console), then the refusals on a second request."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,19 +17,26 @@ from tests.support.samba import sandbox_domains
 
 pytestmark = pytest.mark.samba
 
-SCRIPT = """\
-/kerberos rotate contoso.test --force -- demo rotation
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_walkthrough() -> list[str]:
+    """The console lines the README tells a newcomer to try, in its order."""
+    sentence = re.search(r"try\s+(`/kerberos rotate.*?`wait`)", README.read_text(), re.S)
+    assert sentence is not None, "the README's walkthrough sentence moved"
+    return re.findall(r"`([^`]+)`", sentence.group(1))
+
+
+REFUSALS = """\
+/kerberos rotate contoso.test --force -- a second one
 approve latest
 as mallory
 approve latest
-as bob
-approve latest
-signin
 as carol
 approve latest
 signin --no-mfa
 approve latest
-signin
+decline
 wait
 quit
 """
@@ -52,17 +62,25 @@ async def test_demo_console_runs_status_and_a_rotation_with_approvals() -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    out_bytes, _ = await asyncio.wait_for(proc.communicate(SCRIPT.encode()), 180)
+    walkthrough = readme_walkthrough()
+    assert walkthrough[:1] == ["/kerberos rotate contoso.test --force -- try it"] and walkthrough[-1] == "wait"
+    script = "\n".join(["as alice", *walkthrough, "as alice"]) + "\n" + REFUSALS
+    out_bytes, _ = await asyncio.wait_for(proc.communicate(script.encode()), 180)
     out = out_bytes.decode()
     assert proc.returncode == 0, out
     assert "Kerberos status: contoso.test" in out and "Kerberos status: fabrikam.test" in out
     assert "--- kerberos-bot posts in #platform ---" in out and "[ Approve ]  [ Deny ]" in out
-    assert "someone else has to approve it" in out  # alice clicked her own request
-    assert "(only @mallory sees this)" in out and "not in a group allowed to approve" in out
-    # a forced rotation needs verified approvals: each approver signs in at the Entra stand-in
-    assert "(only @bob sees this)" in out and "Sign in as bob@contoso.test" in out
-    assert "@bob approved (verified as bob@contoso.test, MFA) (1 of 2)" in out
-    assert "did not use multi-factor authentication" in out  # carol's first sign-in
-    assert "@carol approved (verified as carol@contoso.test, MFA) (2 of 2)" in out
-    assert "Rotated: KeyVersion" in out and "holds the new key" in out
-    assert "is succeeded)" in out
+    walked, refusals = out.split("a second one", 1)
+    # the README's walkthrough: each approver gets a link, signs in at the stand-in, lands on the bot's page
+    assert "(only @bob sees this)" in walked and "needs a fresh Entra sign-in with MFA as bob@contoso.test" in walked
+    assert "the browser shows: Approval recorded" in walked
+    assert "@bob approved (verified as bob@contoso.test, MFA) (1 of 2)" in walked
+    assert "@carol approved (verified as carol@contoso.test, MFA) (2 of 2)" in walked
+    assert "Rotated: KeyVersion" in walked and "holds the new key" in walked
+    assert "is succeeded)" in walked
+    # and what is refused
+    assert "someone else has to approve it" in refusals  # alice clicked her own request
+    assert "(only @mallory sees this)" in refusals and "not in a group allowed to approve" in refusals
+    assert "did not use multi-factor authentication" in refusals  # carol's first sign-in
+    assert "was not counted: the sign-in was cancelled" in refusals  # her second one, cancelled
+    assert "still waiting for approvals" in refusals
