@@ -179,6 +179,16 @@ async def _tell_slack(call: Awaitable[Any], binding: SignInFor) -> None:
         log.exception("telling Slack about the sign-in of %s for %s failed", binding.chat_user, binding.request_id)
 
 
+async def record_replay(client: AsyncWebClient, changes: ChangeService, binding: SignInFor) -> None:
+    """A used sign-in link came back: audited on its request, and its owner is told (it may not be them)."""
+    await changes.refuse_unverified(binding.request_id, binding.chat_user, "a used sign-in link was presented again")
+    text = (
+        f":warning: Your sign-in link for `{binding.request_id}` was used again; it counts once and nothing was "
+        "changed. If that was not you, tell your security team."
+    )
+    await _tell_slack(client.chat_postEphemeral(channel=binding.channel, user=binding.chat_user, text=text), binding)
+
+
 @dataclass(frozen=True)
 class SignInRecorded:
     """What became of a completed sign-in: the store's verdict when it reached the store."""

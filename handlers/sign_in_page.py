@@ -20,7 +20,7 @@ from bot.domain.verification import CALLBACK_PATH
 from bot.logs import new_request_id
 from bot.services.changes import ChangeService
 from bot.services.verification import ApproverVerification
-from handlers.approvals import record_sign_in
+from handlers.approvals import record_replay, record_sign_in
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ def sign_in_routes(
         query = {k: v for k, v in fields.items() if isinstance(v, str)}
         result = await verification.complete_browser(query.get("state", ""), query)
         binding = result.binding
+        if result.replayed is not None:
+            await record_replay(client, changes, result.replayed)
         if binding is None:
             return page(
                 "This sign-in link does not count",

@@ -720,7 +720,7 @@ _TAKE_TICKET = """
 local ticket = redis.call('GET', KEYS[1])
 if ticket then
   redis.call('DEL', KEYS[1])
-  redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+  redis.call('SET', KEYS[2], ticket, 'PX', ARGV[1])
 end
 return ticket
 """
@@ -753,6 +753,7 @@ class RedisSignInTickets:
             )
         return ticket.decode() if isinstance(ticket, bytes) else ticket
 
-    async def was_taken(self, state: str) -> bool:
+    async def taken(self, state: str) -> str | None:
         with store_errors():
-            return bool(await self._redis.exists(self._used(state)))
+            ticket = await self._redis.get(self._used(state))
+        return ticket.decode() if isinstance(ticket, bytes) else ticket

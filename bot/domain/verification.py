@@ -101,11 +101,14 @@ class SignInTickets(Protocol):
     async def put(self, state: str, ticket: str, ttl: timedelta) -> None: ...
 
     async def take(self, state: str, remember: timedelta) -> str | None:
-        """The ticket, removed in the same step (a second take of the same state gets None); that the
-        state was used is remembered for ``remember``, so a replayed link can be told from a foreign one."""
+        """The ticket, removed in the same step (a second take of the same state gets None); the used
+        ticket is kept aside for ``remember``, so a replayed link can be told from a foreign one and
+        traced to its request."""
         ...
 
-    async def was_taken(self, state: str) -> bool: ...
+    async def taken(self, state: str) -> str | None:
+        """The ticket of a state already taken (within ``remember``), else None."""
+        ...
 
 
 class EntraGroupMembership(Protocol):

@@ -78,11 +78,15 @@ class SignInLink:
     expires_at: datetime
 
 
+REPLAYED = "this sign-in link was already used; each link counts once"
+
+
 @dataclass(frozen=True)
 class CallbackResult:
     binding: SignInFor | None  # None: the link names no waiting sign-in (used, expired, forged)
     outcome: VerificationOutcome
     expected_user: str = ""
+    replayed: SignInFor | None = None  # the link was used before: the approval it was made for
 
 
 @dataclass(frozen=True)
@@ -194,29 +198,24 @@ class ApproverVerification:
         assert self._browser is not None and self._tickets is not None and self._signer is not None
         raw = await self._tickets.take(state, self.policy.link_lifetime) if state else None
         if raw is None:
-            used = bool(state) and await self._tickets.was_taken(state)
             VERIFICATIONS.labels("refused").inc()
-            why = (
-                "this sign-in link was already used; each link counts once"
-                if used
-                else "this sign-in link is not one the bot is waiting for (expired, or not made for this bot)"
-            )
+            used = await self._tickets.taken(state) if state else None
+            replayed = self._opened(used) if used is not None else None
+            if replayed is not None:
+                log.warning(
+                    "sign-in callback refused: the link of %s for %s was used again",
+                    replayed[0].chat_user,
+                    replayed[0].request_id,
+                )
+                return CallbackResult(None, VerificationOutcome(problem=REPLAYED), replayed[1], replayed=replayed[0])
+            why = "this sign-in link is not one the bot is waiting for (expired, or not made for this bot)"
             log.warning("sign-in callback refused: %s", why)
             return CallbackResult(None, VerificationOutcome(problem=why))
-        try:
-            envelope = json.loads(raw)
-            body = str(envelope["body"])
-            if not self._signer.text_is_ours(_TICKET, body, str(envelope["mac"])):
-                raise ValueError("MAC")
-            ticket = json.loads(body)
-            binding = SignInFor(**ticket["binding"])
-            expected = str(ticket["expected"])
-            expires_at = datetime.fromisoformat(str(ticket["expires_at"]))
-            flow = ticket["flow"]
-        except (ValueError, KeyError, TypeError) as exc:
-            log.error("a sign-in ticket in the store does not carry the bot's signature (%s); refused", type(exc))
+        opened = self._opened(raw)
+        if opened is None:
             VERIFICATIONS.labels("refused").inc()
             return CallbackResult(None, VerificationOutcome(problem="this sign-in link's record was tampered with"))
+        binding, expected, expires_at, flow = opened
         if self._clock() > expires_at:
             VERIFICATIONS.labels("abandoned").inc()
             return CallbackResult(
@@ -226,6 +225,25 @@ class ApproverVerification:
             )
         outcome = await self._outcome(binding, lambda: self._redeem(flow, response), expected)
         return CallbackResult(binding, outcome, expected)
+
+    def _opened(self, raw: str) -> tuple[SignInFor, str, datetime, Mapping[str, Any]] | None:
+        """A ticket's contents when the bot signed it: binding, expected user, expiry, msal's flow."""
+        assert self._signer is not None
+        try:
+            envelope = json.loads(raw)
+            body = str(envelope["body"])
+            if not self._signer.text_is_ours(_TICKET, body, str(envelope["mac"])):
+                raise ValueError("MAC")
+            ticket = json.loads(body)
+            return (
+                SignInFor(**ticket["binding"]),
+                str(ticket["expected"]),
+                datetime.fromisoformat(str(ticket["expires_at"])),
+                ticket["flow"],
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("a sign-in ticket in the store does not carry the bot's signature (%s); refused", type(exc))
+            return None
 
     async def _redeem(self, flow: Mapping[str, Any], response: Mapping[str, str]) -> Mapping[str, Any]:
         assert self._browser is not None

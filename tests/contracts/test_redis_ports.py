@@ -92,12 +92,12 @@ async def tickets(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[
 
 async def test_a_ticket_is_taken_once_and_its_use_remembered(tickets: Tickets) -> None:
     await tickets.store.put("state-1", "ticket one", timedelta(seconds=30))
-    assert not await tickets.store.was_taken("state-1")
+    assert await tickets.store.taken("state-1") is None
     assert await tickets.store.take("state-1", timedelta(seconds=30)) == "ticket one"
     assert await tickets.store.take("state-1", timedelta(seconds=30)) is None  # a replayed link finds nothing
-    assert await tickets.store.was_taken("state-1")
+    assert await tickets.store.taken("state-1") == "ticket one"  # but can be traced to its request
     assert await tickets.store.take("state-2", timedelta(seconds=30)) is None  # nor does a foreign one
-    assert not await tickets.store.was_taken("state-2")
+    assert await tickets.store.taken("state-2") is None
 
 
 async def test_a_state_keeps_its_first_ticket(tickets: Tickets) -> None:
@@ -112,7 +112,7 @@ async def test_tickets_and_their_use_marks_lapse(tickets: Tickets) -> None:
     assert await tickets.store.take("used", timedelta(milliseconds=300)) == "u"
     await tickets.wait(timedelta(milliseconds=400))
     assert await tickets.store.take("waits", timedelta(seconds=30)) is None
-    assert not await tickets.store.was_taken("used")
+    assert await tickets.store.taken("used") is None
 
 
 @pytest.fixture(params=["fake", "redis"])

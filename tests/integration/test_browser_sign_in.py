@@ -156,10 +156,14 @@ async def test_a_replayed_answer_counts_once(box: Sandbox) -> None:
     status, page, headers = await post_answer(box, kept.answer)
     assert status == 200 and "Approval recorded" in page
     assert "default-src 'none'" in headers["Content-Security-Policy"] and headers["Referrer-Policy"] == "no-referrer"
+    seen = len(ephemeral_bodies(box, "U0BOB"))
     status, page, _ = await post_answer(box, kept.answer)
     assert status == 400 and "already used" in page
     request = await wait_for_state(box, request_id, {RequestState.PENDING})
     assert len(request.approvals) == 1
+    assert "was used again" in await next_ephemeral(box, "U0BOB", seen, "used again")  # its owner is told
+    audit = await box.components.services.changes._store.audit(request_id)  # type: ignore[union-attr]
+    assert any(e.event == "refused" and "used sign-in link" in e.detail for e in audit)
 
 
 async def test_an_answer_brought_to_another_requests_link_approves_neither(box: Sandbox) -> None:

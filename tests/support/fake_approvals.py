@@ -296,7 +296,7 @@ class FakeSignInTickets:
     def __init__(self, clock: Callable[[], datetime]) -> None:
         self._clock = clock
         self.tickets: dict[str, tuple[str, datetime]] = {}
-        self._used: dict[str, datetime] = {}
+        self._used: dict[str, tuple[str, datetime]] = {}
 
     async def put(self, state: str, ticket: str, ttl: timedelta) -> None:
         if state not in self.tickets:  # as SET NX: a state names one ticket for its life
@@ -306,9 +306,9 @@ class FakeSignInTickets:
         found = self.tickets.pop(state, None)
         if found is None or self._clock() >= found[1]:
             return None
-        self._used[state] = self._clock() + remember
+        self._used[state] = (found[0], self._clock() + remember)
         return found[0]
 
-    async def was_taken(self, state: str) -> bool:
-        until = self._used.get(state)
-        return until is not None and self._clock() < until
+    async def taken(self, state: str) -> str | None:
+        found = self._used.get(state)
+        return found[0] if found is not None and self._clock() < found[1] else None

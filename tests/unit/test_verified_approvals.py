@@ -265,6 +265,7 @@ async def test_a_link_counts_once_and_a_foreign_state_counts_never() -> None:
     assert (await world.verification.complete_browser(state, answer)).outcome.identity is not None
     replayed = await world.verification.complete_browser(state, answer)
     assert replayed.binding is None and "already used" in (replayed.outcome.problem or "")
+    assert replayed.replayed == world.binding(request_id, "U0BOB")  # traced to the approval it was made for
     foreign = await world.verification.complete_browser("made-up", {"code": "x", "state": "made-up"})
     assert foreign.binding is None and "not one the bot is waiting for" in (foreign.outcome.problem or "")
 
