@@ -23,7 +23,8 @@ from bot.domain.verification import CALLBACK_PATH
 from bot.sandbox.entra_people import SANDBOX_MFA_CODE, SANDBOX_PASSWORD
 from bot.sandbox.sandbox import Sandbox, sandbox
 from bot.sandbox.sign_in_client import SignInWalker
-from handlers.views import APPROVE_ACTION
+from bot.sandbox.slack_standin import block_actions_payload
+from handlers.views import APPROVE_ACTION, SIGN_IN_LINK_ACTION
 from tests.integration.test_rotate_slack import blocks_of, click, request_via_slack, wait_for_state
 from tests.support.browser import chromium, waiting
 from tests.support.samba import sandbox_domains
@@ -230,3 +231,17 @@ async def test_a_callback_that_is_not_a_sign_in_gets_a_page_not_an_error(box: Sa
     assert status == 400 and "does not count" in page and "<script>" not in page
     async with box.session.get(box.base_url + CALLBACK_PATH) as response:
         assert response.status == 400 and "not one the bot is waiting for" in await response.text()
+
+
+async def test_the_click_on_the_link_button_is_acknowledged_and_nothing_else(box: Sandbox) -> None:
+    """Slack reports clicks on URL buttons too; an unanswered one shows the user a warning sign."""
+    posted = len(box.slack.api_calls("chat.postEphemeral"))
+    payload = block_actions_payload(
+        user_id="U0BOB", action_id=SIGN_IN_LINK_ACTION, value="", channel_id="C0PLATFORM", message_ts="1.2"
+    )
+    payload["actions"][0].pop("value")
+    payload["actions"][0]["url"] = "https://login.example/authorize"
+    ack = await box.interact(payload)
+    assert ack.status == 200
+    await asyncio.sleep(0.3)
+    assert len(box.slack.api_calls("chat.postEphemeral")) == posted
