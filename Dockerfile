@@ -3,7 +3,9 @@
 #   target "sandbox": the bot plus Samba and the stand-ins, for `docker compose --profile sandbox`.
 # Based on Debian's own Python (the same packages the sandbox needs come from the same archive).
 # libgssapi-krb5-2: MIT Kerberos at run time, for auth = "kerberos" to the management host.
-FROM debian:bookworm-slim AS base
+# The base image is pinned by digest (scripts/pin-base-image.sh resolves the tag's current digest and
+# rewrites this line); the Python packages come from requirements.lock, every file checked by hash.
+FROM debian:bookworm-slim@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251 AS base
 RUN apt-get update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-venv ca-certificates \
     libgssapi-krb5-2 \
@@ -18,7 +20,7 @@ RUN python3 -m venv /opt/kerberos-bot
 # pip uses the system's CA store (with the proxy's CA, if given), not only its own copy of certifi
 ENV PATH=/opt/kerberos-bot/bin:$PATH PYTHONUNBUFFERED=1 PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY bot ./bot
 COPY handlers ./handlers
 
@@ -27,21 +29,25 @@ FROM base AS sandbox
 # finds scripts/ beside its sources, hence the editable install.
 COPY scripts ./scripts
 RUN ./scripts/install-system-packages.sh && rm -rf /var/lib/apt/lists/* \
- && pip install --no-cache-dir -q -e .
+ && pip install --no-cache-dir -q --require-hashes -r requirements.lock \
+ && pip install --no-cache-dir -q --no-deps -e .
 ENV KERBEROS_BOT_SAMBA_ROOT=/var/lib/kerberos-bot-samba
 ENTRYPOINT ["kerberos-bot"]
 CMD ["demo"]
 
 FROM base AS wheels
-# python-gssapi and krb5 (pypsrp's Kerberos) publish no Linux wheels: build them here, so the
-# deployed image carries no compiler.
+# python-gssapi and krb5 (pypsrp's Kerberos) publish no Linux wheels: build them here (from sdists
+# whose hashes the lock names), so the deployed image carries no compiler.
 RUN apt-get update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gcc libc6-dev python3-dev libkrb5-dev \
- && pip wheel --no-cache-dir -q -w /wheels .
+ && pip wheel --no-cache-dir -q --require-hashes -w /wheels -r requirements.lock \
+ && pip wheel --no-cache-dir -q --no-deps -w /wheels .
 
 FROM base AS bot
 COPY --from=wheels /wheels /wheels
-RUN pip install --no-cache-dir -q --no-index --find-links /wheels kerberos-bot \
+# exactly the locked set: no index, no resolution, then a consistency check
+RUN pip install --no-cache-dir -q --no-index --no-deps /wheels/*.whl \
+ && pip check \
  && rm -rf /wheels \
  && useradd --create-home --uid 10001 kerberosbot
 USER kerberosbot

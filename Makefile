@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install install-system demo test lint typecheck check bench clean
+.PHONY: install install-system demo test lint typecheck check bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,9 @@ $(BIN)/python:
 install-system:
 	./scripts/install-system-packages.sh
 
+# the locked runtime set first (checked by hash), so the tests run on what the image ships
 install: install-system $(BIN)/python
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
 	$(BIN)/pip install -q -e ".[dev]"
 
 demo: install
@@ -31,6 +33,12 @@ test: install lint typecheck
 bench: install
 	$(BIN)/python -m bench.ack_latency
 	$(BIN)/python -m bench.approvals
+
+# re-resolve requirements.lock from pyproject.toml (after changing a dependency), hashes included
+lock:
+	$(PYTHON) -m venv /tmp/kerberos-bot-lock && /tmp/kerberos-bot-lock/bin/pip install -q pip-tools
+	/tmp/kerberos-bot-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .sandbox

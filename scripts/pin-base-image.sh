@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Pin the Dockerfile's base image to the current digest of its tag (run where a registry is
+# reachable, e.g. in a scheduled job that opens a pull request): docker buildx imagetools resolves
+# the multi-platform index digest of debian:bookworm-slim and this rewrites the FROM line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tag="${1:-debian:bookworm-slim}"
+digest="$(docker buildx imagetools inspect "$tag" --format '{{json .Manifest.Digest}}' | tr -d '"')"
+case "$digest" in sha256:*) ;; *) echo "could not resolve a digest for $tag" >&2; exit 1 ;; esac
+sed -i -E "s#^FROM ${tag//./\\.}(@sha256:[0-9a-f]{64})? AS base#FROM ${tag}@${digest} AS base#" Dockerfile
+grep -n "^FROM .* AS base" Dockerfile
