@@ -69,3 +69,10 @@ def test_the_images_install_only_hash_checked_packages() -> None:
         from_lock = "--require-hashes" in command and "-r requirements.lock" in command
         assert from_lock or "--no-deps" in command, f"not from the lock: {command}"
     assert "--no-index --no-deps /wheels/*.whl" in dockerfile and "pip check" in dockerfile
+
+
+def test_the_images_compose_pulls_are_pinned_by_digest() -> None:
+    for image in re.findall(r"^\s*image:\s*(\S+)", (ROOT / "docker-compose.yml").read_text(), re.M):
+        if image.startswith("kerberos-bot"):  # built here from the Dockerfile
+            continue
+        assert re.search(r"@sha256:[0-9a-f]{64}$", image), f"{image} is not pinned by digest"
