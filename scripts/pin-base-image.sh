@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Pin the Dockerfile's base image (and docker-compose.yml's Redis) to the current digest of its tag (run where a registry is
-# reachable, e.g. in a scheduled job that opens a pull request): docker buildx imagetools resolves
-# the multi-platform index digest of debian:bookworm-slim and this rewrites the FROM line.
+# Pin the Dockerfile's base image and docker-compose.yml's Redis image to the current digests of
+# their tags (run where a registry is reachable, e.g. in a scheduled job that opens a pull request):
+# docker buildx imagetools resolves each multi-platform index digest, and the lines are rewritten.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tag="${1:-debian:bookworm-slim}"
