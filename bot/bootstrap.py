@@ -283,6 +283,14 @@ def build_verification(
     return verification
 
 
+def kdc_proxy_setting(config: BotConfig) -> KdcProxySetting:
+    """The GPO value for the tenant's cloud (the module's endpoint setting); never entra.authority_host,
+    which may be a proxy or the sandbox's stand-in."""
+    remoting = config.kerberos_module.remoting
+    cloud = remoting.endpoint if remoting is not None and remoting.endpoint is not None else 0
+    return KdcProxySetting(config.entra.tenant_id, cloud)
+
+
 def integrity_signer(config: BotConfig) -> Signer:
     """The key that signs requests, approvals and buttons: from the configuration, never from Redis."""
     source = config.changes.integrity_key
@@ -387,6 +395,6 @@ def build_components(
                 audit_retention=timedelta(days=config.changes.audit_retention_days),
             ),
         )
-    kdc_proxy = KdcProxySetting(config.entra.tenant_id, config.entra.authority_host)
+    kdc_proxy = kdc_proxy_setting(config)
     services = BotServices(status=status, changes=changes, kdc_proxy=kdc_proxy, verification=verification)
     return Components(services, directories, entra, module, closers, checks, command_queue, replay_guard)

@@ -86,6 +86,10 @@ async def test_rotation_binds_switches_and_reads_the_report_back(host: tuple[Fak
     assert pipeline.parameters["Cmdlet"] == "Set-AzureADKerberosServer"
     assert pipeline.parameters["Switches"] == ["RotateServerKey", "Force"]
     assert pipeline.parameters["Report"] is True and pipeline.parameters["Endpoint"] == 2
+    # non-interactive: every cmdlet that has a Confirm parameter is called with -Confirm:$false (the
+    # host runs the script it received; no prompt can be answered over remoting)
+    assert "if ($info.Parameters.ContainsKey('Confirm')) { $all['Confirm'] = $false }" in pipeline.script
+    assert pipeline.script.index("$all['Confirm'] = $false") < pipeline.script.index("& $info @all")
 
 
 async def test_setup_with_sovereign_top_level_names(host: tuple[FakeWinRM, int]) -> None:

@@ -169,3 +169,9 @@ async def test_when_entras_kerberos_store_fails_the_ad_fields_stay_and_the_cloud
     assert "CloudKeyVersion*\\n_unavailable_" in text
     assert "The Cloud* fields could not be read" in text and why in text
     assert "AuditLog.Read.All" not in text  # a 403 of the store is not a Graph permission
+
+
+async def test_the_gpo_value_names_the_clouds_login_host_not_the_stand_in(seeded: Sandbox) -> None:
+    ack, _ = await seeded.command("gpo")
+    assert f"<https login.microsoftonline.com:443:{seeded.entra.tenant_id}/kerberos />" in ack.body
+    assert "127.0.0.1" not in ack.body

@@ -437,3 +437,26 @@ async def test_check_names_a_krb5_config_conflict(tmp_path: Path, monkeypatch: p
     [line] = await check_remoting(config)
     assert not line.ok and "the environment's KRB5_CONFIG names" in line.detail and "keep one of them" in line.detail
     assert os.environ["KRB5_CONFIG"] == str(tmp_path / "elsewhere.conf")  # left as it was
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "host"), [("", "login.microsoftonline.com"), ("endpoint = 2\n", "login.microsoftonline.us")]
+)
+def test_the_gpo_value_follows_the_modules_cloud_not_the_authority_host(
+    tmp_path: Path, endpoint: str, host: str
+) -> None:
+    from bot.bootstrap import kdc_proxy_setting
+
+    doc = (ROOT / "docs" / "management-host.md").read_text()
+    snippet = re.search(r"```toml\n(.*?)```", doc, re.S)
+    assert snippet is not None
+    remoting = re.sub(r"^endpoint = .*\n", "", snippet.group(1), flags=re.M)
+    remoting = remoting.replace("[kerberos_module.remoting]\n", "[kerberos_module.remoting]\n" + endpoint, 1)
+    example = EXAMPLE.read_text()
+    start, end = example.index("[kerberos_module]"), example.index("[approvals]")
+    text = example[:start] + remoting + "\n" + example[end:]
+    text = text.replace('authority_host = "https://login.microsoftonline.com"', 'authority_host = "https://proxy.test"')
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    setting = kdc_proxy_setting(load_bot_config(path))
+    assert setting.value == f"<https {host}:443:{setting.tenant_id}/kerberos />"

@@ -92,6 +92,9 @@ function Invoke-KerberosCmdlet([string]$Command, [hashtable]$Arguments) {
     foreach ($key in $credentials.Keys) {
         if ($info.Parameters.ContainsKey($key)) { $all[$key] = $credentials[$key] }
     }
+    # A remoting session cannot answer a confirmation prompt: the cmdlet would fail instead of running.
+    # The approval in Slack is the confirmation.
+    if ($info.Parameters.ContainsKey('Confirm')) { $all['Confirm'] = $false }
     & $info @all
 }
 if ($null -ne $Endpoint) {
