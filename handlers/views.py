@@ -70,6 +70,10 @@ def domain_status_blocks(status: DomainStatus) -> list[Block]:
     if status.report is not None:
         fields = status.report.fields()
         on_prem, cloud = fields[:8], fields[8:]
+        tdo = status.on_prem.trusted_domain if status.on_prem else None
+        if tdo is not None:  # not a field of Get-AzureAdKerberosServer: the trust keys' age, beside the key's
+            changed = tdo.keys_updated_on
+            on_prem = [*on_prem, ("TrustKeysUpdatedOn", changed.strftime("%Y-%m-%d %H:%M:%S UTC") if changed else "")]
         for group, unavailable in ((on_prem, False), (cloud, status.cloud_unavailable is not None)):
             blocks.append(
                 SectionBlock(

@@ -34,6 +34,7 @@ from bot.domain.model import (
 )
 
 UNICODE_PWD_ATTID = 0x9005A
+TRUST_AUTH_ATTIDS = (0x90081, 0x90087)  # trustAuthIncoming, trustAuthOutgoing
 COMPUTER_CN = "AzureADKerberos"  # the module's name; the object may sit in any OU
 _NT_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 _DSA_CACHE_SECONDS = 3600.0
@@ -334,6 +335,17 @@ class LdapDirectory:
     def _tdo(entry: dict[str, Any]) -> TrustedDomainObject:
         raw = entry["raw"]
         info = raw.get("msds-trustforesttrustinfo")
+        changes: list[datetime] = []
+        xml_values = raw.get("msds-replattributemetadata")
+        if xml_values:
+            meta = parse_repl_attribute_metadata_xml([v.decode("utf-8") for v in xml_values])
+            changes = [meta[n].originating_time for n in ("trustauthincoming", "trustauthoutgoing") if n in meta]
+        if not changes and raw.get("replpropertymetadata"):
+            changes = [
+                e.originating_time
+                for e in parse_repl_property_metadata(raw["replpropertymetadata"][0])
+                if e.attid in TRUST_AUTH_ATTIDS
+            ]
         return TrustedDomainObject(
             dn=entry["dn"],
             partner=_str(raw, "trustPartner") or KERBEROS_REALM,
@@ -345,6 +357,7 @@ class LdapDirectory:
             top_level_names=tuple(
                 n for n in (parse_forest_trust_top_level_names(info[0]) if info else ()) if n.upper() != KERBEROS_REALM
             ),
+            keys_updated_on=max(changes) if changes else None,
         )
 
     async def read_key_versions_per_dc(self) -> dict[str, int | None]:

@@ -106,6 +106,37 @@ def _days(age: timedelta) -> str:
     return f"{hours} hour{'s' if hours != 1 else ''}"
 
 
+# the trust keys change in the same module call as the service account's key, moments apart
+_SAME_ROTATION = timedelta(hours=1)
+
+
+def _trust_keys_finding(
+    trust_keys_on: datetime, service_key_on: datetime | None, now: datetime, policy: RotationPolicy
+) -> Finding:
+    """The trusted domain object's keys (trustAuthIncoming/Outgoing), against the service account's key
+    and the key-age policy: a rotation without -SetupCloudTrust leaves them behind."""
+    age = now - trust_keys_on
+    when = f"{_fmt(trust_keys_on)} ({_days(age)} ago)"
+    if service_key_on is not None and trust_keys_on < service_key_on - _SAME_ROTATION:
+        return Finding(
+            "trust_keys_behind",
+            Severity.WARNING,
+            f"The trusted domain object's keys were last changed {when}, before the service account's key "
+            f"({_fmt(service_key_on)}): a rotation without -SetupCloudTrust changed the service account only.",
+            "Rotate again (kerberos-bot: rotate; in a domain with the cloud trust it passes -SetupCloudTrust with "
+            "-RotateServerKey, as Microsoft's procedure does), so both get new keys.",
+        )
+    if age > timedelta(days=policy.key_max_age_days):
+        return Finding(
+            "trust_keys_too_old",
+            Severity.WARNING,
+            f"The trusted domain object's keys were last changed {when}, longer ago than the policy's "
+            f"{policy.key_max_age_days} days.",
+            "Rotate (kerberos-bot: rotate): the service account and the trust get new keys together.",
+        )
+    return Finding("trust_keys_age", Severity.OK, f"The trusted domain object's keys were last changed {when}.")
+
+
 def diagnose(obs: Observations, now: datetime, policy: RotationPolicy) -> Diagnosis:
     findings: list[Finding] = []
     report = obs.report
@@ -277,6 +308,8 @@ def diagnose(obs: Observations, now: datetime, policy: RotationPolicy) -> Diagno
                     f"Cloud trust in place; top-level names: {', '.join(tdo.top_level_names)}.",
                 )
             )
+        if tdo is not None and tdo.keys_updated_on is not None:
+            findings.append(_trust_keys_finding(tdo.keys_updated_on, key_updated_on, now, policy))
 
     if window.key_age is not None:
         age = window.key_age

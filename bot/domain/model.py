@@ -41,6 +41,8 @@ class TrustedDomainObject:
     attributes: int
     created: datetime | None = None
     top_level_names: tuple[str, ...] = ()
+    # last change of trustAuthIncoming/trustAuthOutgoing (replication metadata): the trust keys' age
+    keys_updated_on: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from bot.domain.approvals import (
 from bot.domain.diagnosis import RotationPolicy, rotation_window
 from bot.domain.errors import KerberosBotError, UnknownDomainError, UsageError
 from bot.domain.integrity import Signer
-from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES
+from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, KERBEROS_REALM, OnPremState
 from bot.domain.ports import ActiveDirectory, KerberosModule, RateLimiter, SetServerOptions
 from bot.domain.top_level_names import check_top_level_names
 from bot.domain.verification import VerifiedIdentity
@@ -50,6 +50,12 @@ from bot.metrics import ACTION_SECONDS, REQUESTS_FINISHED
 from bot.services.verification import ApproverVerification
 
 log = logging.getLogger(__name__)
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment is not None else "never, by its metadata"
+
+
 T = TypeVar("T")
 
 
@@ -270,9 +276,16 @@ class ChangeService:
     ) -> ChangeRequest:
         return await self.request(Action.REMOVE_ALL, Ask(domain, requester, reason, channel, origin=origin))
 
+    def _rotates_trust(self, name: str, state: OnPremState) -> bool:
+        """A rotation in a domain with the cloud trust passes -SetupCloudTrust, as the source document
+        does ("the Kerberos key for your service account ... and Trusted Domain Object"); a child domain
+        (its trust lives in the root) or a FIDO-only domain rotates the service account alone."""
+        return state.trusted_domain is not None and self._forest_root(name) == name
+
     async def _plan_rotation(self, directory: ActiveDirectory, ask: Ask, *, force: bool) -> Draft:
         name = directory.domain_dns_name
-        server = (await directory.read_kerberos_objects()).server
+        state = await directory.read_kerberos_objects()
+        server = state.server
         if server is None or server.key is None or server.krbtgt_dn is None:
             raise PreflightError(f"There is no Entra Kerberos server in {name}: nothing to rotate.")
         window = rotation_window(server.key.updated_on, self._clock(), self._rotation)
@@ -282,13 +295,31 @@ class ChangeService:
                 f"takes hours, so a rotation before {window.allowed_from:%Y-%m-%d %H:%M} UTC needs `--force` "
                 f"({self._policies[Action.ROTATE_FORCE].approvals_required} approvals)."
             )
-        plan = (
-            f"Set-AzureADKerberosServer -Domain {name} -RotateServerKey" + (" -Force" if force else ""),
+        tdo = state.trusted_domain if self._rotates_trust(name, state) else None
+        switches = " -RotateServerKey" + (" -Force" if force else "")
+        top_level_names: tuple[str, ...] = ()
+        if tdo is not None:
+            top_level_names = tdo.top_level_names or DEFAULT_TOP_LEVEL_NAMES
+            switches = " -SetupCloudTrust" + switches
+            if top_level_names != DEFAULT_TOP_LEVEL_NAMES:
+                switches += f' -TopLevelNames "{",".join(top_level_names)}"'
+        plan = [
+            f"Set-AzureADKerberosServer -Domain {name}{switches}",
             f"AD: new random key on {server.krbtgt_dn} (unicodePwd); KeyVersion {server.key.version} grows",
             "Entra: the KerberosDomain object gets the same key (CloudKeyVersion = KeyVersion)",
-            "The new key takes hours to reach every KDC; the old key stays valid as the secondary key",
-        )
-        return Draft(plan, expected_key_version=server.key.version)
+        ]
+        if tdo is not None:
+            plan.append(
+                f"AD: new keys on the trusted domain object {KERBEROS_REALM} (trustAuthIncoming, and "
+                f"trustAuthOutgoing where it has one; last changed {_when(tdo.keys_updated_on)}); top-level names "
+                f"kept: {', '.join(top_level_names)}"
+            )
+        elif state.trusted_domain is not None:
+            plan.append("The trust's keys are not changed here: the cloud trust lives in the forest root")
+        else:
+            plan.append("No cloud trust in this domain (FIDO only): only the service account's key changes")
+        plan.append("The new key takes hours to reach every KDC; the old key stays valid as the secondary key")
+        return Draft(tuple(plan), expected_key_version=server.key.version, top_level_names=top_level_names)
 
     async def _plan_normal_rotation(self, directory: ActiveDirectory, ask: Ask) -> Draft:
         return await self._plan_rotation(directory, ask, force=False)
@@ -740,7 +771,13 @@ class ChangeService:
                 f"Stopped: the key changed since the request (KeyVersion {request.expected_key_version} -> "
                 f"{key.version}); nothing was changed."
             )
-        options = SetServerOptions(rotate_server_key=True, force=request.action == Action.ROTATE_FORCE)
+        with_trust = self._rotates_trust(request.domain, before)
+        options = SetServerOptions(
+            rotate_server_key=True,
+            force=request.action == Action.ROTATE_FORCE,
+            setup_cloud_trust=with_trust,
+            top_level_names=(request.top_level_names or None) if with_trust else None,
+        )
         await self._step(request, f"re-validated: KeyVersion {key.version}")
         report = await self._module_call(
             request, "Set-AzureADKerberosServer -RotateServerKey", self._module.set_server(request.domain, options)
@@ -754,8 +791,23 @@ class ChangeService:
                 f"Rotated in AD (KeyVersion {new_key.version}) but Entra shows CloudKeyVersion "
                 f"{report.cloud_key_version}: Kerberos for cloud users breaks until they match. Rotate with --force."
             )
+        trust = ""
+        if with_trust:
+            old_tdo, new_tdo = before.trusted_domain, after.trusted_domain
+            was = old_tdo.keys_updated_on if old_tdo else None
+            now = new_tdo.keys_updated_on if new_tdo else None
+            # proven by the TDO's replication metadata, not by the call's status (Samba answers OK to LSA
+            # sets that change nothing)
+            if new_tdo is None or (was is not None and (now is None or now <= was)):
+                return False, (
+                    f"Rotated the service account's key (KeyVersion {key.version} -> {new_key.version}), but the "
+                    f"trusted domain object's keys did not change (last changed {_when(was)}): the trust-based "
+                    "flow keeps the old trust keys. Check the module's output on the management host."
+                )
+            trust = f" The trusted domain object has new keys too (changed {_when(now)})."
         return True, (
-            f"Rotated: KeyVersion {key.version} -> {new_key.version}, CloudKeyVersion {report.cloud_key_version}. "
+            f"Rotated: KeyVersion {key.version} -> {new_key.version}, CloudKeyVersion "
+            f"{report.cloud_key_version}.{trust} "
             "The new key takes several hours to reach every KDC. The old key stays valid as the secondary key; "
             "rotate again after 24 hours to retire it fully."
         )

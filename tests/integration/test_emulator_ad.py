@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -111,6 +112,24 @@ async def test_tdo_with_top_level_names_and_its_trust_account(
         raw = await contoso_dc.entry(tdo.dn, ["flatName", "securityIdentifier"])
         assert first(raw, "flatName") == "KERBEROS"
         assert await contoso_dc.search(contoso_dc.base_dn, "(sAMAccountName=KERBEROS$)", ["cn"])
+    finally:
+        await onprem.delete_trusted_domain_object()
+
+
+async def test_rotating_the_trust_keys_is_proven_by_the_tdos_replication_metadata(
+    onprem: EmulatedOnPremModule, directory: LdapDirectory
+) -> None:
+    """Samba answers LSA's set calls with OK and changes nothing; the rotation must show in the metadata."""
+    await onprem.create_trusted_domain_object(["windows.net"])
+    try:
+        before = (await directory.read_kerberos_objects()).trusted_domain
+        assert before is not None and before.keys_updated_on is not None  # the creation set the first key
+        await asyncio.sleep(1.1)  # replication metadata has one-second resolution
+        await onprem.rotate_trusted_domain_keys()
+        after = (await directory.read_kerberos_objects()).trusted_domain
+        assert after is not None and after.keys_updated_on is not None
+        assert after.keys_updated_on > before.keys_updated_on
+        assert after.top_level_names == before.top_level_names and after.dn == before.dn
     finally:
         await onprem.delete_trusted_domain_object()
 

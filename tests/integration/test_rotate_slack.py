@@ -57,10 +57,18 @@ async def wait_for_state(box: Sandbox, request_id: str, states: set[RequestState
 
 async def test_forced_rotation_approved_by_two_in_slack_runs_once(box: Sandbox) -> None:
     directory = box.components.directories["contoso.test"]
-    before = (await directory.read_kerberos_objects()).server
+    before_state = await directory.read_kerberos_objects()
+    before, before_tdo = before_state.server, before_state.trusted_domain
     assert before is not None and before.key is not None
+    assert before_tdo is not None and before_tdo.keys_updated_on is not None  # contoso has the cloud trust
+    _, status = await box.command("status contoso.test")
+    assert "TrustKeysUpdatedOn" in json.dumps(status) and "trust_keys" not in json.dumps(status)
+    await asyncio.sleep(1.1)  # replication metadata has one-second resolution
     request, value, ts = await request_via_slack(box, "rotate contoso.test --force -- repair right after setup")
     assert request.approvals_required == 2
+    # the source document's rotation: the service account and the trusted domain object
+    assert request.plan[0] == "Set-AzureADKerberosServer -Domain contoso.test -SetupCloudTrust -RotateServerKey -Force"
+    assert any("new keys on the trusted domain object" in step for step in request.plan)
 
     # refused clicks: the requester, and someone outside the approver group
     assert await click(box, "U0ALICE", APPROVE_ACTION, value, ts) == 200
@@ -73,8 +81,14 @@ async def test_forced_rotation_approved_by_two_in_slack_runs_once(box: Sandbox) 
     assert done.state == RequestState.SUCCEEDED, done.outcome
     assert {a.approver for a in done.approvals} == {"U0BOB", "U0CAROL"}
 
-    after = (await directory.read_kerberos_objects()).server
+    after_state = await directory.read_kerberos_objects()
+    after, after_tdo = after_state.server, after_state.trusted_domain
     assert after is not None and after.key is not None and after.key.version > before.key.version
+    # proven by the TDO's replication metadata on the Samba DC, not by the call's answer
+    assert after_tdo is not None and after_tdo.keys_updated_on is not None
+    assert after_tdo.keys_updated_on > before_tdo.keys_updated_on
+    assert after_tdo.top_level_names == before_tdo.top_level_names
+    assert "trusted domain object has new keys too" in (done.outcome or "")
     for _ in range(50):  # the key follow-up posts last
         thread = [c.body["text"] for c in box.slack.api_calls("chat.postMessage") if c.body.get("thread_ts") == ts]
         if any("holds the new key" in t for t in thread):

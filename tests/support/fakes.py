@@ -54,6 +54,7 @@ def on_prem_state(
             trust_type=2,
             attributes=8,
             top_level_names=tlns,
+            keys_updated_on=key_updated_on,
         )
         if with_tdo
         else None
@@ -146,6 +147,10 @@ class FakeKerberosModule:
                 server.key, version=server.key.version + 1000, updated_on=NOW, kvno=(server.key.kvno or 0) + 1
             )
             state = replace(state, server=replace(server, key=key))
+            tdo = state.trusted_domain
+            if options.setup_cloud_trust and tdo is not None:  # -SetupCloudTrust: the trust's keys too
+                moved = max(NOW, (tdo.keys_updated_on or NOW) + timedelta(seconds=1))
+                state = replace(state, trusted_domain=replace(tdo, keys_updated_on=moved))
         directory.state = state
         if (cloud := cloud_of(directory.state)) is not None:
             self.cloud[domain_dns_name] = cloud

@@ -218,3 +218,74 @@ async def test_following_the_key_names_the_dcs_that_lag() -> None:
     result = await service.follow_key("contoso.test", 60000, interval=timedelta(0), give_up_after=timedelta(0))
     assert result.agreed == ("ldaps://dc1.contoso.test",)
     assert result.lagging == ("ldaps://dc2.contoso.test", "ldaps://dc3.contoso.test")
+
+
+# -- rotation and the trusted domain object (the source document's "Rotate the Kerberos Key") --------
+def _recording(module: FakeKerberosModule) -> list[SetServerOptions]:
+    seen: list[SetServerOptions] = []
+    original = module.set_server
+
+    async def set_server(domain: str, options: SetServerOptions):  # type: ignore[no-untyped-def]
+        seen.append(options)
+        return await original(domain, options)
+
+    module.set_server = set_server  # type: ignore[method-assign]
+    return seen
+
+
+async def _approved_rotation(service: ChangeService, force: bool = False) -> str:
+    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="quarterly", force=force)
+    for approver in ("U0BOB", "U0CAROL")[: request.approvals_required]:
+        await service.approve(request.id, approver)
+    return request.id
+
+
+async def test_a_rotation_with_the_cloud_trust_rotates_the_trust_keys_too() -> None:
+    service, _store, module, directories, _ = make()
+    seen = _recording(module)
+    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="quarterly", force=False)
+    assert request.plan[0] == "Set-AzureADKerberosServer -Domain contoso.test -SetupCloudTrust -RotateServerKey"
+    assert any("trustAuthIncoming" in step and "windows.net" in step for step in request.plan)
+    await service.approve(request.id, "U0BOB")
+    before = directories["contoso.test"].state.trusted_domain
+    execution = await service.execute_next("worker")
+    assert execution is not None and execution.succeeded, execution
+    assert seen == [
+        SetServerOptions(rotate_server_key=True, force=False, setup_cloud_trust=True, top_level_names=("windows.net",))
+    ]
+    after = directories["contoso.test"].state.trusted_domain
+    assert before is not None and after is not None and after.keys_updated_on != before.keys_updated_on
+    assert "trusted domain object has new keys too" in execution.outcome
+
+
+async def test_a_fido_only_domain_or_a_child_domain_rotates_the_service_account_alone() -> None:
+    service, _store, module, directories, _ = make()
+    directories["contoso.test"].state = on_prem_state(
+        "contoso.test", key_updated_on=NOW - timedelta(days=40), with_tdo=False
+    )
+    seen = _recording(module)
+    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="quarterly", force=False)
+    assert request.plan[0] == "Set-AzureADKerberosServer -Domain contoso.test -RotateServerKey"
+    assert any("FIDO only" in step for step in request.plan)
+    await service.approve(request.id, "U0BOB")
+    assert (execution := await service.execute_next("worker")) is not None and execution.succeeded
+    assert seen[0].setup_cloud_trust is False
+
+    child, _store, _module, _directories, _ = make()
+    child._forest_roots = {"contoso.test": "root.test"}  # a child: its trust lives in the root
+    request = await child.request_rotation("contoso.test", requester="U0ALICE", reason="quarterly", force=False)
+    assert "-SetupCloudTrust" not in request.plan[0] and any("forest root" in s for s in request.plan)
+
+
+async def test_a_module_that_leaves_the_trust_keys_as_they_were_is_a_failure() -> None:
+    service, _store, module, _directories, _ = make()
+    original = module.set_server
+
+    async def service_key_only(domain: str, options: SetServerOptions):  # type: ignore[no-untyped-def]
+        return await original(domain, SetServerOptions(rotate_server_key=True, force=options.force))
+
+    module.set_server = service_key_only  # type: ignore[method-assign]
+    await _approved_rotation(service)
+    execution = await service.execute_next("worker")
+    assert execution is not None and not execution.succeeded
+    assert "trusted domain object's keys did not change" in execution.outcome

@@ -160,3 +160,32 @@ def test_empty_report_prints_every_field_empty_like_the_module() -> None:
         "CloudTrustDisplay",
     ]
     assert all(v == "" for _, v in fields)
+
+
+def _with_trust_keys_changed(state, when):  # type: ignore[no-untyped-def]
+    assert state.trusted_domain is not None
+    return replace(state, trusted_domain=replace(state.trusted_domain, keys_updated_on=when))
+
+
+def test_trust_keys_changed_with_the_service_account_are_fine() -> None:
+    state = on_prem_state()  # the fake's TDO got its keys with the service account's key
+    d = diagnose(observe(state), NOW, POLICY)
+    finding = next(f for f in d.findings if f.code == "trust_keys_age")
+    assert finding.severity == Severity.OK and "40 days ago" in finding.summary
+    assert d.health == Health.HEALTHY
+
+
+def test_trust_keys_left_behind_by_a_rotation_are_a_finding_with_its_fix() -> None:
+    state = on_prem_state(key_updated_on=NOW - timedelta(days=2))
+    state = _with_trust_keys_changed(state, NOW - timedelta(days=90))
+    d = diagnose(observe(state), NOW, POLICY)
+    behind = next(f for f in d.findings if f.code == "trust_keys_behind")
+    assert behind.severity == Severity.WARNING and "90 days ago" in behind.summary
+    assert behind.advice is not None and "-SetupCloudTrust" in behind.advice
+    assert d.health == Health.DEGRADED
+
+
+def test_trust_keys_older_than_the_policy_are_a_finding() -> None:
+    state = _with_trust_keys_changed(on_prem_state(key_updated_on=NOW - timedelta(days=200)), NOW - timedelta(days=200))
+    too_old = next(f for f in diagnose(observe(state), NOW, POLICY).findings if f.code == "trust_keys_too_old")
+    assert "180 days" in too_old.summary

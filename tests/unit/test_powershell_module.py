@@ -52,6 +52,15 @@ def test_user_text_is_only_ever_a_parameter_value() -> None:
     assert hostile not in ps.CREDENTIALS_SCRIPT
 
 
+def test_rotation_with_the_cloud_trust_is_the_source_documents_command() -> None:
+    options = SetServerOptions(rotate_server_key=True, setup_cloud_trust=True, top_level_names=["windows.net"])
+    invocation = ps.set_server("contoso.com", options)
+    assert invocation.switches == ("SetupCloudTrust", "RotateServerKey")
+    assert invocation.describe() == (
+        "Set-AzureADKerberosServer -Domain <Domain> -TopLevelNames <TopLevelNames> -SetupCloudTrust -RotateServerKey"
+    )
+
+
 def test_rotation_switches() -> None:
     invocation = ps.set_server("contoso.com", SetServerOptions(rotate_server_key=True, force=True))
     assert invocation.switches == ("RotateServerKey", "Force") and "TopLevelNames" not in invocation.parameters

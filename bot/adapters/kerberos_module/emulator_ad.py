@@ -222,6 +222,27 @@ class EmulatedOnPremModule:
             "trust_password": secrets.token_urlsafe(48),
             "top_level_names": list(top_level_names),
         }
+        await self._lsa_helper(request, "LsaCreateTrustedDomainEx")
+
+    async def rotate_trusted_domain_keys(self) -> None:
+        """New trust keys on the TDO (current = new, previous = old), as -SetupCloudTrust with
+        -RotateServerKey does; see lsa_tdo.py for why this is a system-session modify on Samba."""
+        if self._samba_conf is None:
+            raise KerberosModuleError(
+                f"The emulator cannot rotate the trust keys in {self._endpoint.domain_dns_name}: no samba_conf "
+                "is configured for it (kerberos_module.emulator.domains)."
+            )
+        request = {
+            "action": "rotate",
+            "conf": str(self._samba_conf),
+            "name": KERBEROS_REALM,
+            "trust_password": secrets.token_urlsafe(48),
+        }
+        await self._lsa_helper(request, "Rotating the trust keys")
+
+    async def _lsa_helper(self, request: dict[str, Any], what: str) -> None:
+        """Run lsa_tdo.py under Debian's Python (python3-samba) with ``request`` on stdin."""
+        domain = self._endpoint.domain_dns_name
         # argv holds no parameter and no shell is involved: the request, secrets included, goes on stdin
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -241,9 +262,7 @@ class EmulatedOnPremModule:
         except TimeoutError as exc:
             proc.kill()
             await proc.wait()
-            raise KerberosModuleError(
-                f"LsaCreateTrustedDomainEx in {domain} did not finish within {LSA_TIMEOUT_SECONDS:g} s."
-            ) from exc
+            raise KerberosModuleError(f"{what} in {domain} did not finish within {LSA_TIMEOUT_SECONDS:g} s.") from exc
         try:
             answer = json.loads(out.decode().strip().splitlines()[-1])
         except (IndexError, ValueError):
@@ -252,6 +271,4 @@ class EmulatedOnPremModule:
             status = str(answer.get("status", ""))
             hint = _LSA_HINTS.get(status.upper().replace("0X", "0x"), "")
             detail = f"{answer.get('error')} {status}".strip()
-            raise KerberosModuleError(
-                f"LsaCreateTrustedDomainEx in {domain} failed: {detail}" + (f" ({hint})" if hint else "")
-            )
+            raise KerberosModuleError(f"{what} in {domain} failed: {detail}" + (f" ({hint})" if hint else ""))

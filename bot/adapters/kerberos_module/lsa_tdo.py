@@ -1,12 +1,19 @@
 #!/usr/bin/python3
-"""Create or delete the trusted domain object on a local Samba AD DC through MS-LSAD.
+"""Create, rotate or delete the trusted domain object on a local Samba AD DC.
 
 LDAP refuses to create trusted domain objects (MS-ADTS 6.1.6.9.7; Samba and Windows alike), so the
 emulator does what the module does: LsarCreateTrustedDomainEx2 over the DC's local ncalrpc socket.
 Runs under Debian's /usr/bin/python3 (python3-samba is built for it). Parameters, secrets included,
 arrive as JSON on stdin, never on the command line; the result is one JSON line on stdout.
 
-stdin: {"action": "create"|"delete", "conf": smb.conf, "user": ..., "password": ...,
+Rotation: Samba 4.17 answers every LSA set of the trust's auth info with NT_STATUS_OK and changes
+nothing (it stores trustAuthIncoming/Outgoing only when a call adds a trust direction; verified in
+../shared/notes/samba-replication.md), so "rotate" does what Samba's LSA server does internally: a
+modify of trustAuthIncoming (and trustAuthOutgoing, where the object has one) in the DC's own
+sam.ldb with the system session, the new key as current and the old one as previous. Its proof is
+the TDO's replication metadata, which the emulator reads back over LDAPS.
+
+stdin: {"action": "create"|"rotate"|"delete", "conf": smb.conf, "user": ..., "password": ...,
         "name": ..., "flat": ..., "sid": ..., "trust_password": ..., "top_level_names": [...]}
 """
 
@@ -28,6 +35,8 @@ def main() -> int:
     lp = param.LoadParm()
     lp.load(request["conf"])
     lp.set("interfaces", "lo")
+    if request["action"] == "rotate":  # the system session of the local sam.ldb: no credentials
+        return int(rotate(lp, request))
     creds = credentials.Credentials()
     creds.guess(lp)
     creds.set_username(request["user"])
@@ -114,6 +123,52 @@ def main() -> int:
         return 0
     except NTSTATUSError as exc:
         return fail(exc)
+
+
+def rotate(lp, request):  # type: ignore[no-untyped-def]
+    import ldb
+    import samba
+    from samba.auth import system_session
+    from samba.dcerpc import drsblobs, lsa
+    from samba.ndr import ndr_pack, ndr_unpack
+    from samba.samdb import SamDB
+
+    samdb = SamDB(url=lp.samdb_url(), session_info=system_session(), lp=lp)
+    found = samdb.search(
+        base="CN=System," + str(samdb.get_default_basedn()),
+        expression=f"(&(objectClass=trustedDomain)(trustPartner={ldb.binary_encode(request['name'])}))",
+        attrs=["trustAuthIncoming", "trustAuthOutgoing"],
+    )
+    if len(found) != 1:
+        print(json.dumps({"ok": False, "error": f"no trusted domain object for {request['name']}"}))
+        return 1
+    tdo = found[0]
+    secret = list(request["trust_password"].encode("utf-16-le"))
+    message = ldb.Message(tdo.dn)
+    rotated = []
+    for attribute in ("trustAuthIncoming", "trustAuthOutgoing"):
+        if attribute not in tdo:
+            continue  # an inbound-only trust has no outgoing keys
+        old = ndr_unpack(drsblobs.trustAuthInOutBlob, tdo[attribute][0])
+        clear = drsblobs.AuthInfoClear()
+        clear.size, clear.password = len(secret), secret
+        info = drsblobs.AuthenticationInformation()
+        info.LastUpdateTime = samba.unix2nttime(samba.current_unix_time())
+        info.AuthType, info.AuthInfo = lsa.TRUST_AUTH_TYPE_CLEAR, clear
+        current = drsblobs.AuthenticationInformationArray()
+        current.count, current.array = 1, [info]
+        blob = drsblobs.trustAuthInOutBlob()
+        blob.count, blob.current = 1, current
+        if old.count:
+            blob.previous = old.current  # the old key stays valid as the previous one, as on Windows
+        message[attribute] = ldb.MessageElement(ndr_pack(blob), ldb.FLAG_MOD_REPLACE, attribute)
+        rotated.append(attribute)
+    if not rotated:
+        print(json.dumps({"ok": False, "error": "the trusted domain object holds no trust keys"}))
+        return 1
+    samdb.modify(message)
+    print(json.dumps({"ok": True, "rotated": rotated}))
+    return 0
 
 
 if __name__ == "__main__":
