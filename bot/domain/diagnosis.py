@@ -319,7 +319,9 @@ def diagnose(obs: Observations, now: datetime, policy: RotationPolicy) -> Diagno
                     "key_too_old",
                     Severity.WARNING,
                     f"The key is {_days(age)} old, older than the policy's {policy.key_max_age_days} days.",
-                    "Rotate it (kerberos-bot: rotate); rotate twice, a day apart, to retire the old key fully.",
+                    "Rotate it (kerberos-bot: rotate) in a maintenance window, on the same cadence as the AD krbtgt "
+                    "account (and at once after a suspected compromise); rotate twice, a day apart, to retire the "
+                    "old key fully.",
                 )
             )
         else:
