@@ -141,6 +141,9 @@ class Draft:
     plan: tuple[str, ...]
     expected_key_version: int | None = None
     top_level_names: tuple[str, ...] = ()
+    # the change is as dangerous as removing everything (a setup that takes over another tenant's
+    # server): it needs as many approvals as remove-all, if that asks for more
+    as_strong_as_removal: bool = False
 
 
 class ChangeService:
@@ -215,7 +218,7 @@ class ChangeService:
             plan=draft.plan,
             created_at=now,
             expires_at=now + policy.ttl,
-            approvals_required=policy.approvals_required,
+            approvals_required=self._approvals_for(policy, draft),
             channel=ask.channel,
             expected_key_version=draft.expected_key_version,
             top_level_names=draft.top_level_names,
@@ -225,6 +228,12 @@ class ChangeService:
         request = replace(request, mac=self._signer.request_mac(request))
         await self._store.create(request)
         return request
+
+    def _approvals_for(self, policy: ActionPolicy, draft: Draft) -> int:
+        removal = self._policies.get(Action.REMOVE_ALL)
+        if draft.as_strong_as_removal and removal is not None:
+            return max(policy.approvals_required, removal.approvals_required)
+        return policy.approvals_required
 
     async def _entra_account_of(self, chat_user: str) -> str | None:
         """The requester's Entra account, so that it can never approve, even from a second Slack account."""
@@ -367,6 +376,17 @@ class ChangeService:
         if is_root and top_level_names != DEFAULT_TOP_LEVEL_NAMES:
             switches += f' -TopLevelNames "{",".join(top_level_names)}"'
         plan = [f"Set-AzureADKerberosServer -Domain {name}{switches}"]
+        existing = state.server
+        takeover = existing is not None and not (await self._module.get_server(name)).has_cloud
+        if existing is not None and takeover:
+            # one domain, one tenant: a server in AD that this tenant does not know may serve another one
+            plan.insert(
+                0,
+                f"WARNING: AD already holds an Entra Kerberos server ({existing.display_name or 'krbtgt_AzureAD'}) "
+                "that this bot's tenant does not know. A domain's Kerberos server serves one tenant: if it serves "
+                "another tenant, setting it up here overwrites that tenant's trust and breaks its Kerberos. "
+                "Approve only if that tenant no longer uses it (this request needs as many approvals as remove-all).",
+            )
         if state.server is None:
             plan.append(f"AD: create the krbtgt_AzureAD account and the AzureADKerberos computer in {name}")
             plan.append("Entra: register the Kerberos server (KerberosDomain) with the same key")
@@ -377,7 +397,7 @@ class ChangeService:
             )
         else:
             plan.append(f"No cloud trust here: it lives in the forest root {root}")
-        return Draft(tuple(plan), top_level_names=top_level_names)
+        return Draft(tuple(plan), top_level_names=top_level_names, as_strong_as_removal=takeover)
 
     async def _plan_removal(self, directory: ActiveDirectory, ask: Ask) -> Draft:
         name = directory.domain_dns_name
@@ -633,10 +653,9 @@ class ChangeService:
             )
         # one person each: an Entra user counts once whatever Slack accounts approved as them
         people = {a.identity.object_id if a.identity else a.approver for a in stored.approvals}
-        if len(people) < policy.approvals_required:
-            raise RefusedAtExecution(
-                f"it has {len(people)} distinct approvers; the policy needs {policy.approvals_required}"
-            )
+        needed = max(policy.approvals_required, stored.approvals_required)
+        if len(people) < needed:
+            raise RefusedAtExecution(f"it has {len(people)} distinct approvers; it needs {needed}")
         for approval in stored.approvals:
             if approval.approver == stored.requester or (
                 approval.identity and stored.requester_upn and approval.identity.upn.lower() == stored.requester_upn

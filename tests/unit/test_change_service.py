@@ -12,7 +12,7 @@ from bot.domain.diagnosis import RotationPolicy
 from bot.domain.ports import SetServerOptions
 from bot.services.changes import ChangeService, ExecutionLimits, NotAllowed, PreflightError
 from tests.support.fake_approvals import FakeApprovalStore
-from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, on_prem_state
+from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, cloud_of, on_prem_state
 
 ADMINS, PLATFORM = "S0ADMINS", "S0PLATFORM"
 
@@ -289,3 +289,35 @@ async def test_a_module_that_leaves_the_trust_keys_as_they_were_is_a_failure() -
     execution = await service.execute_next("worker")
     assert execution is not None and not execution.succeeded
     assert "trusted domain object's keys did not change" in execution.outcome
+
+
+async def test_setting_up_over_a_server_this_tenant_does_not_know_says_so_and_needs_more_approvals() -> None:
+    """One domain, one tenant: the server in AD may serve another tenant, whose trust a setup overwrites."""
+    directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test", with_tdo=False))}
+    module = FakeKerberosModule.in_step(directories)
+    module.cloud.pop("contoso.test", None)  # AD objects without an Entra object in this tenant
+    policies = {
+        Action.SETUP: ActionPolicy(2, timedelta(hours=1), frozenset(), frozenset({ADMINS})),
+        Action.REMOVE_ALL: ActionPolicy(3, timedelta(hours=1), frozenset(), frozenset({ADMINS})),
+    }
+    groups = FakeGroups({ADMINS: frozenset({"U0BOB", "U0CAROL", "U0DAVE"})})
+    service = ChangeService(
+        store=FakeApprovalStore(),
+        module=module,
+        directories=directories,
+        groups=groups,
+        policies=policies,
+        rotation=RotationPolicy(),
+        clock=Clock(NOW),
+    )
+    request = await service.request_setup("contoso.test", requester="U0ALICE", reason="new tenant")
+    assert request.plan[0].startswith("WARNING: AD already holds an Entra Kerberos server (krbtgt_25614)")
+    assert "overwrites that tenant's trust" in request.plan[0]
+    assert request.approvals_required == 3
+    assert (await service.approve(request.id, "U0BOB")).verdict == Verdict.RECORDED
+    assert (await service.approve(request.id, "U0CAROL")).verdict == Verdict.RECORDED  # not yet: 2 of 3
+    assert (await service.approve(request.id, "U0DAVE")).verdict == Verdict.APPROVED
+    # with this tenant's object in Entra, a setup (of the missing trust) is an ordinary one
+    module.cloud["contoso.test"] = cloud_of(directories["contoso.test"].state)  # type: ignore[assignment]
+    ordinary = await service.request_setup("contoso.test", requester="U0ALICE", reason="add the trust")
+    assert ordinary.approvals_required == 2 and not ordinary.plan[0].startswith("WARNING")
