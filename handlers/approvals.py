@@ -24,7 +24,7 @@ from bot.domain.approvals import ChangeRequest, DecisionResult, Verdict
 from bot.domain.errors import KerberosBotError, UsageError
 from bot.logs import set_user
 from bot.metrics import DECISIONS
-from bot.services.changes import ChangeService
+from bot.services.changes import ChangeService, KeyPropagation
 from bot.services.verification import ApproverVerification, PendingVerification, SignInFor, VerificationOutcome
 from handlers.boundary import OnceAck, guard, message_modal
 from handlers.messages import escape
@@ -371,9 +371,24 @@ class ChangeWorker:
 
     async def _follow(self, request: ChangeRequest, key_version: int) -> None:
         """Tell the thread when every DC of the domain holds the new key, or which still lag."""
+
+        async def progress(step: KeyPropagation) -> None:
+            minutes = step.waited.total_seconds() / 60
+            await post_in_thread(
+                self._client,
+                request,
+                f":satellite_antenna: After {minutes:.0f} min the new key (KeyVersion {key_version}) is on "
+                f"{', '.join(step.agreed) or 'no DC yet'}; still waiting for {', '.join(step.lagging)} "
+                "(replication between DCs).",
+            )
+
         try:
             result = await self._changes.follow_key(
-                request.domain, key_version, interval=self._follow_interval, give_up_after=self._follow_for
+                request.domain,
+                key_version,
+                interval=self._follow_interval,
+                give_up_after=self._follow_for,
+                on_progress=progress,
             )
         except Exception:
             log.exception("following the key of %s failed", request.domain)

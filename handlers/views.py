@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -101,6 +101,8 @@ def domain_status_blocks(status: DomainStatus) -> list[Block]:
                     ]
                 )
             )
+    if status.per_dc is not None:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip(_per_dc_text(status.per_dc), _SECTION_TEXT))))
     context = [f"Checked {status.checked_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"]
     if status.on_prem is not None:
         context.append(f"AD read from {escape(status.on_prem.read_from)}")
@@ -111,6 +113,20 @@ def domain_status_blocks(status: DomainStatus) -> list[Block]:
         )
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(" · ".join(context), _SECTION_TEXT))]))
     return blocks
+
+
+def _per_dc_text(versions: Mapping[str, int | None]) -> str:
+    """KeyVersion on each configured DC; one behind the others is still waiting for replication."""
+    newest = max((v for v in versions.values() if v is not None), default=None)
+    lines = ["*KeyVersion on each DC*"]
+    for dc, version in versions.items():
+        if version is None:
+            lines.append(f":grey_question: `{escape(dc)}`: no answer (or no Kerberos server)")
+        elif version == newest:
+            lines.append(f":white_check_mark: `{escape(dc)}`: {version}")
+        else:
+            lines.append(f":hourglass: `{escape(dc)}`: {version}, behind {newest} (replication has not reached it yet)")
+    return "\n".join(lines)
 
 
 def status_replies(statuses: Sequence[DomainStatus]) -> list[Reply]:

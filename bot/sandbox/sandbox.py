@@ -13,6 +13,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from handlers.sign_in_page import sign_in_routes
 
 REPO = Path(__file__).resolve().parents[2]
 SAMBA_SCRIPT = REPO / "scripts" / "samba-dc.sh"
+PAIR_SCRIPT = REPO / "scripts" / "samba-pair.sh"  # a domain with two DCs that replicate
 ADMIN_PASSWORD = "Passw0rd!Passw0rd"
 
 
@@ -94,10 +96,27 @@ class SandboxDomain:
     netbios: str
     address: str  # loopback address Samba binds to
     cloud_trust: bool  # seed with -SetupCloudTrust (else: FIDO only)
+    replica: str | None = None  # a second DC of the domain on this address, replicating with the first
+
+    @property
+    def pair_root(self) -> Path:
+        return samba_root() / f"{self.name}-pair"
 
     @property
     def samba(self) -> SambaInstance:
+        """The (first) DC: the one the emulator writes to."""
+        if self.replica is not None:
+            return SambaInstance(self.name.upper(), self.netbios, self.address, self.pair_root / "dc1")
         return SambaInstance(self.name.upper(), self.netbios, self.address, samba_root() / self.name)
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return (self.address, self.replica) if self.replica else (self.address,)
+
+    @property
+    def ca_file(self) -> Path:
+        """What the bot trusts for LDAPS: each DC has its own certificate; a pair has a bundle of both."""
+        return self.pair_root / "ca-bundle.pem" if self.replica else self.samba.ca_file
 
 
 DEFAULT_DOMAINS = (
@@ -106,14 +125,21 @@ DEFAULT_DOMAINS = (
 )
 
 
-async def samba(action: str, domain: SandboxDomain) -> None:
-    """Run ``scripts/samba-dc.sh <action>`` for one domain; its own output explains failures."""
-    if not SAMBA_SCRIPT.exists():
-        raise ConfigurationError(f"{SAMBA_SCRIPT} is missing: run the sandbox from a kerberos-bot checkout")
+async def samba(action: str, domain: SandboxDomain, *extra: str) -> None:
+    """Run ``scripts/samba-dc.sh <action>`` for one domain (``scripts/samba-pair.sh`` for a domain with a
+    replica: ``up`` restores the pristine pair, also for ``reset``); its own output explains failures."""
+    script = PAIR_SCRIPT if domain.replica else SAMBA_SCRIPT
+    if not script.exists():
+        raise ConfigurationError(f"{script} is missing: run the sandbox from a kerberos-bot checkout")
+    args = [action, *extra]
+    if domain.replica:
+        pair_action = "up" if action in ("up", "reset") else action
+        args = [pair_action, str(domain.pair_root)]
+        args += [domain.address, domain.replica] if pair_action == "up" else list(extra)
     proc = await asyncio.create_subprocess_exec(
         "bash",
-        str(SAMBA_SCRIPT),
-        action,
+        str(script),
+        *args,
         env=domain.samba.env(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -188,10 +214,10 @@ def sandbox_config(
         lines += [
             "[[domains]]",
             f'name = "{d.name}"',
-            f'ldap_urls = ["ldaps://{d.address}:636"]',
+            "ldap_urls = [" + ", ".join(f'"ldaps://{a}:636"' for a in d.addresses) + "]",
             f'bind_user = "Administrator@{d.name}"',
             f'bind_password = {{ value = "{ADMIN_PASSWORD}" }}',
-            f'ca_file = "{d.samba.ca_file}"',
+            f'ca_file = "{d.ca_file}"',
             "",
         ]
     lines += ["[approvals]", "default_approver_groups = [" + ", ".join(f'"{g}"' for g in SANDBOX_GROUPS) + "]", ""]
@@ -278,6 +304,8 @@ async def sandbox(
     verified_approvals: bool = True,
     verification_method: str = "auth_code",
     command_workers: int = 0,
+    follow_key_every: timedelta = timedelta(minutes=5),
+    follow_key_for: timedelta = timedelta(hours=8),
 ) -> AsyncIterator[Sandbox]:
     """``fresh``: restore each DC from its pristine copy (about 2 s) instead of reusing its state.
     ``command_workers``: queue the commands' follow-up work in Redis for that many command workers
@@ -332,7 +360,9 @@ async def sandbox(
         poster = ResponseUrlPoster()
         stack.push_async_callback(poster.close)
         if components.services.changes is not None:
-            worker = ChangeWorker(components.services.changes, client)
+            worker = ChangeWorker(
+                components.services.changes, client, follow_interval=follow_key_every, follow_for=follow_key_for
+            )
             worker.start()
             stack.push_async_callback(worker.stop)
         queue = components.command_queue if command_workers > 0 else None

@@ -609,18 +609,30 @@ class ChangeService:
         return text
 
     async def follow_key(
-        self, domain: str, key_version: int, *, interval: timedelta, give_up_after: timedelta
+        self,
+        domain: str,
+        key_version: int,
+        *,
+        interval: timedelta,
+        give_up_after: timedelta,
+        on_progress: Callable[[KeyPropagation], Awaitable[None]] | None = None,
     ) -> KeyPropagation:
-        """Read the key on every configured DC until all hold ``key_version`` or the time is up."""
+        """Read the key on every configured DC until all hold ``key_version`` or the time is up;
+        ``on_progress`` hears each time more DCs hold it while others still lag."""
         directory = self._directory(domain)
         started = self._clock()
+        told: set[str] = set()
         while True:
             versions = await directory.read_key_versions_per_dc()
             agreed = tuple(dc for dc, v in versions.items() if v is not None and v >= key_version)
             lagging = tuple(dc for dc in versions if dc not in agreed)
             waited = self._clock() - started
+            progress = KeyPropagation(key_version, agreed, lagging, waited)
             if not lagging or waited >= give_up_after:
-                return KeyPropagation(key_version, agreed, lagging, waited)
+                return progress
+            if on_progress is not None and set(agreed) != told:
+                told = set(agreed)
+                await on_progress(progress)
             await asyncio.sleep(interval.total_seconds())
 
     async def _step(self, request: ChangeRequest, step: str) -> None:

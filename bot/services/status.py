@@ -37,6 +37,7 @@ class DomainStatus:
     diagnosis: Diagnosis
     checked_at: datetime
     cloud_unavailable: str | None = None  # the module's read failed: the report holds AD's fields only, and why
+    per_dc: Mapping[str, int | None] | None = None  # --dcs: KeyVersion on each configured DC (None: no answer)
 
 
 @dataclass(frozen=True)
@@ -78,18 +79,29 @@ class StatusService:
             raise UnknownDomainError(domain, self.domains)
         return [wanted]
 
-    async def status(self, domain: str | None = None) -> list[DomainStatus]:
+    async def status(self, domain: str | None = None, *, per_dc: bool = False) -> list[DomainStatus]:
+        """``per_dc``: also the KeyVersion each configured DC holds (one read per DC, no failover)."""
         names = self.resolve(domain)
-        return list(await asyncio.gather(*(self._reads.run(name, partial(self._one, name)) for name in names)))
+        return list(
+            await asyncio.gather(*(self._reads.run((name, per_dc), partial(self._one, name, per_dc)) for name in names))
+        )
 
-    async def _one(self, domain: str) -> DomainStatus:
+    async def _one(self, domain: str, per_dc: bool = False) -> DomainStatus:
         now = self._clock()
         since = now - self._settings.audit_lookback
         failures: list[SourceFailure] = []
-        on_prem, report, events = await asyncio.gather(
-            self._guard("Active Directory", failures, self._directories[domain].read_kerberos_objects),
+        directory = self._directories[domain]
+
+        async def per_dc_versions() -> dict[str, int | None] | None:
+            if not per_dc:
+                return None
+            return await self._guard("each DC", failures, directory.read_key_versions_per_dc)
+
+        on_prem, report, events, versions = await asyncio.gather(
+            self._guard("Active Directory", failures, directory.read_kerberos_objects),
             self._guard("Kerberos module", failures, lambda: self._module.get_server(domain)),
             self._guard("Entra ID", failures, lambda: self._entra.kerberos_domain_events(domain, since=since)),
+            per_dc_versions(),
         )
         observations = Observations(
             domain=domain,
@@ -113,6 +125,7 @@ class StatusService:
             audit_events=tuple(events) if events is not None else None,
             diagnosis=diagnose(observations, now, self._settings.policy),
             checked_at=now,
+            per_dc=versions,
         )
 
     async def _guard(self, source: str, failures: list[SourceFailure], call: Callable[[], Awaitable[T]]) -> T | None:

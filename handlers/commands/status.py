@@ -16,28 +16,33 @@ NAME = "status"
 _renderings: SingleFlight[list[Reply]] = SingleFlight()
 
 
-async def _render(service: StatusService, domain: str | None) -> list[Reply]:
-    replies = status_replies(await service.status(domain))
+async def _render(service: StatusService, domain: str | None, per_dc: bool) -> list[Reply]:
+    replies = status_replies(await service.status(domain, per_dc=per_dc))
     for reply in replies:
         reply.payload()  # validate and serialise once, for every caller sharing this rendering
     return replies
 
 
-USAGE = "status [domain]"
+USAGE = "status [domain] [--dcs]"
 
 
 def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     if len(command.args) > 1:
         raise UsageError(f"`status` takes at most one domain; usage: `/kerberos {USAGE}`.")
-    if command.flags:
-        raise UsageError(f"`status` takes no options (got `--{'`, `--'.join(sorted(command.flags))}`).")
+    unknown = command.flags - {"dcs"}
+    if unknown:
+        raise UsageError(
+            f"`status` takes only `--dcs` (KeyVersion on each DC); got `--{'`, `--'.join(sorted(unknown))}`."
+        )
+    per_dc = "dcs" in command.flags
     service = ctx.services.status
     domain = command.args[0] if command.args else None
     domains = service.resolve(domain)  # an unknown domain is refused before acknowledging
 
     async def work() -> list[Reply]:
         # identical requests in flight share one read and one rendering
-        return await _renderings.run((id(service), tuple(domains)), lambda: _render(service, domain))
+        key = (id(service), tuple(domains), per_dc)
+        return await _renderings.run(key, lambda: _render(service, domain, per_dc))
 
     return Prepared(ack=_checking(tuple(domains)), work=work)
 
