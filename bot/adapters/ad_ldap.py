@@ -8,6 +8,7 @@ the configuration partition and is cached.
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import time
 import uuid
@@ -18,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ldap3 import BASE, SUBTREE, Connection
+from ldap3.core.exceptions import LDAPNoSuchObjectResult
 from ldap3.protocol.formatters.formatters import format_sid
 from ldap3.utils.conv import escape_filter_chars
 
@@ -33,6 +35,7 @@ from bot.domain.model import (
     TrustedDomainObject,
 )
 
+log = logging.getLogger(__name__)
 UNICODE_PWD_ATTID = 0x9005A
 TRUST_AUTH_ATTIDS = (0x90081, 0x90087)  # trustAuthIncoming, trustAuthOutgoing
 COMPUTER_CN = "AzureADKerberos"  # the module's name; the object may sit in any OU
@@ -311,13 +314,33 @@ class LdapDirectory:
         return entry.originating_invocation_id
 
     def _load_dsa_map(self, session: LdapSession, conn: Connection) -> None:
-        entries = session.search(
-            conn,
-            f"CN=Sites,{self._configuration_dn}",
-            "(|(objectClass=nTDSDSA)(objectClass=server))",
-            SUBTREE,
-            ["objectClass", "invocationId", "dNSHostName"],
-        )
+        def sites() -> list[dict[str, Any]]:
+            return session.search(
+                conn,
+                f"CN=Sites,{self._configuration_dn}",
+                "(|(objectClass=nTDSDSA)(objectClass=server))",
+                SUBTREE,
+                ["objectClass", "invocationId", "dNSHostName"],
+            )
+
+        try:
+            entries = sites()
+        except LDAPNoSuchObjectResult:
+            # The configured forest root's configuration partition is not on this DC: in a real forest
+            # every DC holds it, so the configuration is off (or, in the sandbox, the "child" is a forest
+            # of its own). The DC itself says which partition it holds; use that, once and for all.
+            root = session.search(conn, "", "(objectClass=*)", BASE, ["configurationNamingContext"])
+            found = _str(root[0]["raw"], "configurationNamingContext") if root else None
+            if not found or found.lower() == self._configuration_dn.lower():
+                raise
+            log.warning(
+                "%s: %s is not on its DCs; they hold %s (is forest_root right?)",
+                self.domain_dns_name,
+                self._configuration_dn,
+                found,
+            )
+            self._configuration_dn = found
+            entries = sites()
         hosts = {e["dn"].lower(): _str(e["raw"], "dNSHostName") for e in entries if "server" in _classes(e["raw"])}
         mapping: dict[str, str] = {}
         for e in entries:

@@ -97,6 +97,7 @@ class SandboxDomain:
     address: str  # loopback address Samba binds to
     cloud_trust: bool  # seed with -SetupCloudTrust (else: FIDO only)
     replica: str | None = None  # a second DC of the domain on this address, replicating with the first
+    forest_root: str | None = None  # configured as a child of this domain (Samba: a forest of its own)
 
     @property
     def pair_root(self) -> Path:
@@ -218,6 +219,7 @@ def sandbox_config(
             f'bind_user = "Administrator@{d.name}"',
             f'bind_password = {{ value = "{ADMIN_PASSWORD}" }}',
             f'ca_file = "{d.ca_file}"',
+            *([f'forest_root = "{d.forest_root}"'] if d.forest_root else []),
             "",
         ]
     lines += ["[approvals]", "default_approver_groups = [" + ", ".join(f'"{g}"' for g in SANDBOX_GROUPS) + "]", ""]
