@@ -235,9 +235,14 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 async def check_remoting(
-    remoting: RemotingConfig, build: Callable[[RemotingConfig], RemotingKerberosModule] = build_remoting
+    remoting: RemotingConfig,
+    build: Callable[[RemotingConfig], RemotingKerberosModule] = build_remoting,
+    *,
+    read_domain: str | None = None,
 ) -> list[CheckResult]:
-    """Two lines: the connection to the management host (reach, TLS, auth), then the module on it."""
+    """The connection to the management host (reach, TLS, auth), then the module on it; with
+    ``read_domain`` a third line: Get-AzureAdKerberosServer run as a change runs (both credentials), so an
+    MFA prompt or a Conditional Access block of the cloud credential shows before anyone approves."""
     host_label, module_label = f"winrm {remoting.host}", f"module on {remoting.host}"
     try:
         runner = build(remoting)
@@ -282,7 +287,32 @@ async def check_remoting(
         module = CheckResult(
             module_label, True, f"{MODULE} {info.version} (at least {remoting.min_module_version}){cloud}"
         )
-    return [reached, module]
+    if read_domain is None:
+        return [reached, module]
+    return [reached, module, await _cloud_credential(runner, remoting, read_domain, module.ok)]
+
+
+async def _cloud_credential(
+    runner: RemotingKerberosModule, remoting: RemotingConfig, domain: str, module_ok: bool
+) -> CheckResult:
+    label = f"cloud credential on {remoting.host}"
+    if not module_ok:
+        return CheckResult(label, False, "not checked: the module is not usable")
+    who = remoting.cloud_credential.user
+    try:
+        await runner.get_server(domain)
+    except KerberosBotError as exc:
+        if "multi-factor" in exc.user_message:
+            return CheckResult(
+                label,
+                False,
+                f"{who}: {exc.user_message}",
+                "docs/management-host.md, 'The cloud credential and MFA'",
+            )
+        return CheckResult(label, False, f"{who}: {exc.user_message}", "check cloud_credential and its role")
+    return CheckResult(
+        label, True, f"Get-AzureAdKerberosServer -Domain {domain} signed in to Entra ID as {who}, as a change will"
+    )
 
 
 async def run_checks(settings: Settings, config: BotConfig) -> list[CheckResult]:
@@ -306,7 +336,9 @@ async def run_checks(settings: Settings, config: BotConfig) -> list[CheckResult]
         if config.kerberos_module.kind != "remoting" or remoting is None:
             return []
         try:
-            return await asyncio.wait_for(check_remoting(remoting), TIMEOUT + 30)  # the host loads its modules list
+            # the host loads its modules list; the read signs in to Entra as a change will
+            read = config.domains[0].name if config.domains else None
+            return await asyncio.wait_for(check_remoting(remoting, read_domain=read), 2 * TIMEOUT + 30)
         except TimeoutError:
             return [CheckResult("winrm", False, f"no answer within {TIMEOUT + 30:g} s")]
 

@@ -414,3 +414,41 @@ async def test_a_change_that_ran_is_not_failed_by_the_clean_up(
     report = await runner(port).set_server("contoso.com", SetServerOptions(rotate_server_key=True))
     assert report.key_version == 53325 and state.actions[-1] == "Delete"
     assert any("closing the session on 127.0.0.1 failed" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("code", ["AADSTS50076", "AADSTS50079", "AADSTS50158", "AADSTS53003"])
+async def test_check_reads_as_a_change_will_and_names_an_mfa_prompt_of_the_cloud_credential(
+    host: tuple[FakeWinRM, int], code: str
+) -> None:
+    state, port = host
+
+    def answer(pipeline: ReceivedPipeline) -> Answer:
+        if pipeline.script == MODULE_SCRIPT:
+            return module_answer("2.1.3")
+        assert pipeline.parameters["Cmdlet"] == "Get-AzureAdKerberosServer"
+        assert pipeline.parameters["CloudCredential"] == (CREDENTIALS.cloud_user, CREDENTIALS.cloud_password)
+        return Answer(errors=(f"{code}: Due to a configuration change made by your administrator, you must use "
+                              "multi-factor authentication to access this resource.",))  # fmt: skip
+
+    state.answer = answer  # type: ignore[assignment]
+    reached, module, cloud = await check_remoting(
+        remoting_config(port), build=lambda _: runner(port), read_domain="contoso.com"
+    )
+    assert reached.ok and module.ok and not cloud.ok
+    assert CREDENTIALS.cloud_user in cloud.detail and "cannot answer an MFA prompt" in cloud.detail
+    assert code in cloud.detail and "The cloud credential and MFA" in cloud.fix
+    assert all(secret not in cloud.line() for secret in SECRETS)
+
+
+async def test_check_says_the_cloud_credential_signed_in(host: tuple[FakeWinRM, int]) -> None:
+    state, port = host
+    state.answer = lambda p: module_answer("2.1.3") if p.script == MODULE_SCRIPT else Answer(output=(SAMPLE,))
+    *_, cloud = await check_remoting(remoting_config(port), build=lambda _: runner(port), read_domain="contoso.com")
+    assert cloud.ok and "signed in to Entra ID as kerb-hia@contoso.com, as a change will" in cloud.detail
+
+
+async def test_a_change_refused_for_mfa_after_approval_says_the_same(host: tuple[FakeWinRM, int]) -> None:
+    state, port = host
+    state.answer = lambda _: Answer(errors=("AADSTS53003: Access has been blocked by Conditional Access policies.",))
+    with pytest.raises(KerberosModuleError, match="cannot answer an MFA prompt.*AADSTS53003"):
+        await runner(port).set_server("contoso.com", SetServerOptions(rotate_server_key=True))

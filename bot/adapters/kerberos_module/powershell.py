@@ -167,6 +167,15 @@ def parse_server(output: str) -> KerberosServerReport:
 
 # -- errors ------------------------------------------------------------------------------------------
 
+CLOUD_CREDENTIAL_MFA = (
+    "The cloud credential's sign-in to Entra ID asks for multi-factor authentication or is blocked by "
+    "Conditional Access, and the module's -CloudCredential sign-in cannot answer an MFA prompt (AADSTS50076/50079: "
+    "MFA required or to be registered; 50158: an external security challenge; 53003: blocked by Conditional "
+    "Access). Nothing was changed. Fix it in Entra for this account only: see docs/management-host.md, "
+    "'The cloud credential and MFA' (a Conditional Access exclusion limited to the management host's named "
+    "location, or running the module interactively for this change)."
+)
+
 _KNOWN_FAILURES: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(r"0x549|ERROR_INVALID_DOMAIN_STATE", re.I),
@@ -204,6 +213,11 @@ _KNOWN_FAILURES: tuple[tuple[re.Pattern[str], str], ...] = (
             re.I,
         ),
         f"The {MODULE} module is not installed on the management host (Install-Module {MODULE}).",
+    ),
+    (
+        # Microsoft enforces MFA for admin accounts; -CloudCredential cannot answer an MFA prompt
+        re.compile(r"AADSTS(?:50076|50079|50158|53003)", re.I),
+        CLOUD_CREDENTIAL_MFA,
     ),
     (
         re.compile(r"AADSTS\d+", re.I),
