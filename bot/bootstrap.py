@@ -166,18 +166,20 @@ def build_remoting(remoting: RemotingConfig) -> RemotingKerberosModule:
         auth=remoting.auth,
         username=remoting.username,
         password=remoting.password.resolve(f"{where}.password") if remoting.password else None,
-        configuration_name=remoting.configuration_name,
+        configuration_name=remoting.session_configuration,
         connect_timeout_seconds=remoting.connect_timeout_seconds,
         keytab=str(remoting.keytab) if remoting.keytab is not None else None,
         spn_hostname=remoting.spn_hostname,
         spn_service=remoting.spn_service,
     )
-    credentials = ModuleCredentials(
-        domain_user=remoting.domain_credential.user,
-        domain_password=remoting.domain_credential.password.resolve(f"{where}.domain_credential.password"),
-        cloud_user=remoting.cloud_credential.user,
-        cloud_password=remoting.cloud_credential.password.resolve(f"{where}.cloud_credential.password"),
-    )
+    credentials = None  # mode = "jea": the endpoint's functions hold the rights; nothing is sent
+    if remoting.domain_credential is not None and remoting.cloud_credential is not None:
+        credentials = ModuleCredentials(
+            domain_user=remoting.domain_credential.user,
+            domain_password=remoting.domain_credential.password.resolve(f"{where}.domain_credential.password"),
+            cloud_user=remoting.cloud_credential.user,
+            cloud_password=remoting.cloud_credential.password.resolve(f"{where}.cloud_credential.password"),
+        )
     return RemotingKerberosModule(
         target,
         credentials,

@@ -256,6 +256,10 @@ async def check_remoting(
             CheckResult(host_label, False, exc.user_message),
             CheckResult(module_label, False, "not checked: the host could not be used"),
         ]
+    if remoting.mode == "jea":
+        mode = f"JEA endpoint {remoting.session_configuration}: fixed functions, no credential sent"
+    else:
+        mode = f"full-language endpoint {remoting.session_configuration}: sends the domain and cloud credentials"
     how = f"{remoting.auth}, HTTPS {'on' if remoting.ssl else 'OFF'}"
     who = remoting.username or "the Kerberos ticket's user"
     if runner.target.uses_kerberos:
@@ -266,7 +270,7 @@ async def check_remoting(
         host_label,
         True,
         f"{remoting.host}:{remoting.port} as {who} ({how}): "
-        f"{info.computer or '?'}, PowerShell {info.powershell or '?'}",
+        f"{info.computer or '?'}, PowerShell {info.powershell or '?'}; {mode}",
     )
     if info.version is None:
         module = CheckResult(
@@ -298,7 +302,8 @@ async def _cloud_credential(
     label = f"cloud credential on {remoting.host}"
     if not module_ok:
         return CheckResult(label, False, "not checked: the module is not usable")
-    who = remoting.cloud_credential.user
+    credential = remoting.cloud_credential
+    who = credential.user if credential is not None else "the cloud credential the JEA endpoint keeps"
     try:
         await runner.get_server(domain)
     except KerberosBotError as exc:

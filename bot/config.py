@@ -340,9 +340,16 @@ class RemotingConfig(_Strict):
     krb5_conf: Path | None = Field(
         default=None, description="the krb5.conf to use (sets KRB5_CONFIG for the whole bot process at start-up)"
     )
-    configuration_name: str = Field(default="Microsoft.PowerShell", description="a JEA endpoint's name")
-    domain_credential: ModuleCredential
-    cloud_credential: ModuleCredential
+    mode: Literal["full", "jea"] = Field(
+        default="full",
+        description="full: RUN_SCRIPT in a full-language session, with the domain and cloud credentials; jea: "
+        "the deploy/jea endpoint's fixed functions, which hold the rights on the host (no credential is sent)",
+    )
+    configuration_name: str | None = Field(
+        default=None, description="the session configuration; default Microsoft.PowerShell (full) or KerberosBot (jea)"
+    )
+    domain_credential: ModuleCredential | None = None
+    cloud_credential: ModuleCredential | None = None
     concurrency: int = Field(default=1, ge=1, le=8, description="module calls at once on this host")
     connect_timeout_seconds: float = Field(default=10.0, gt=0)
     read_timeout_seconds: float = Field(default=60.0, gt=0, description="Get-AzureAdKerberosServer")
@@ -378,6 +385,33 @@ class RemotingConfig(_Strict):
         if value is not None and not value.is_file():
             raise ValueError(f"{value} does not exist (or is not a file)")
         return value
+
+    @property
+    def session_configuration(self) -> str:
+        if self.configuration_name:
+            return self.configuration_name
+        return "KerberosBot" if self.mode == "jea" else "Microsoft.PowerShell"
+
+    @model_validator(mode="after")
+    def _mode(self) -> RemotingConfig:
+        given = [n for n in ("domain_credential", "cloud_credential") if getattr(self, n) is not None]
+        if self.mode == "full" and len(given) != 2:
+            missing = {"domain_credential", "cloud_credential"} - set(given)
+            raise ValueError(
+                f"mode = \"full\" sends the module's credentials: give {' and '.join(sorted(missing))} (or use "
+                'mode = "jea", where the host holds them: docs/management-host.md)'
+            )
+        if self.mode == "jea" and given:
+            raise ValueError(
+                f'mode = "jea": the endpoint\'s managed service account holds the AD rights and the host keeps the '
+                f"cloud credential; remove {' and '.join(given)} from the bot's configuration"
+            )
+        if self.mode == "jea" and self.session_configuration.lower() == "microsoft.powershell":
+            raise ValueError(
+                'mode = "jea" needs the session configuration deploy/jea registers (configuration_name = '
+                '"KerberosBot"), not the full-language Microsoft.PowerShell'
+            )
+        return self
 
     @model_validator(mode="after")
     def _connection(self) -> RemotingConfig:

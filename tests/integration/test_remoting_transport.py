@@ -452,3 +452,62 @@ async def test_a_change_refused_for_mfa_after_approval_says_the_same(host: tuple
     state.answer = lambda _: Answer(errors=("AADSTS53003: Access has been blocked by Conditional Access policies.",))
     with pytest.raises(KerberosModuleError, match="cannot answer an MFA prompt.*AADSTS53003"):
         await runner(port).set_server("contoso.com", SetServerOptions(rotate_server_key=True))
+
+
+# -- JEA mode: the deploy/jea endpoint's fixed functions, no credential sent ----------------------------------
+def jea_runner(port: int) -> RemotingKerberosModule:
+    target = RemotingTarget(
+        "127.0.0.1",
+        "svc-kerberos-bot",
+        REMOTING_PASSWORD,
+        port=port,
+        ssl=False,
+        auth="basic",
+        encryption="never",
+        configuration_name="KerberosBot",
+    )
+    return RemotingKerberosModule(target, None, endpoint=2)
+
+
+async def test_jea_mode_calls_the_endpoints_functions_and_sends_no_credential(host: tuple[FakeWinRM, int]) -> None:
+    state, port = host
+    state.answer = lambda _: Answer(output=(SAMPLE,))
+    report = await jea_runner(port).get_server(HOSTILE)
+    assert report.cloud_key_version == 53325
+    [read] = state.pipelines
+    assert not read.is_script and read.script == "Get-KerberosBotServer"
+    assert read.parameters == {"Domain": HOSTILE, "Endpoint": 2}  # no credential, no script
+    assert state.resource_uris[-1].endswith("/KerberosBot")
+    options = SetServerOptions(
+        rotate_server_key=True, force=True, setup_cloud_trust=True, top_level_names=["windows.net"]
+    )
+    await jea_runner(port).set_server("contoso.com", options)
+    change = state.pipelines[-1]
+    assert not change.is_script and change.script == "Set-KerberosBotServer"
+    assert change.parameters == {
+        "Domain": "contoso.com",
+        "TopLevelNames": "windows.net",
+        "SetupCloudTrust": True,
+        "RotateServerKey": True,
+        "Force": True,
+        "Endpoint": 2,
+    }
+    assert all(secret.encode() not in body for body in state.bodies for secret in SECRETS[1:])
+
+
+async def test_check_names_the_jea_mode(host: tuple[FakeWinRM, int]) -> None:
+    state, port = host
+
+    def answer(pipeline: ReceivedPipeline) -> Answer:
+        if pipeline.script == "Get-KerberosBotModuleInfo":
+            return module_answer("2.1.3")
+        return Answer(output=(SAMPLE,))
+
+    state.answer = answer  # type: ignore[assignment]
+    config = remoting_config(
+        port, mode="jea", configuration_name="KerberosBot", domain_credential=None, cloud_credential=None
+    )
+    reached, module, cloud = await check_remoting(config, build=lambda _: jea_runner(port), read_domain="contoso.com")
+    assert reached.ok and "JEA endpoint KerberosBot: fixed functions, no credential sent" in reached.detail
+    assert module.ok and cloud.ok and "the cloud credential the JEA endpoint keeps" in cloud.detail
+    assert [p.script for p in state.pipelines] == ["Get-KerberosBotModuleInfo", "Get-KerberosBotServer"]

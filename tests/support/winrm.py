@@ -112,6 +112,7 @@ class FakeWinRM:
     answer: Callable[[ReceivedPipeline], Answer] = field(default=lambda _: Answer())
     pipelines: list[ReceivedPipeline] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
+    resource_uris: list[str] = field(default_factory=list)  # which session configuration each pool opened
     bodies: list[bytes] = field(default_factory=list)
     max_running: int = 0  # most pipelines running at once
     fail_delete: bool = False  # the host fails to delete the shell (the call itself succeeded)
@@ -248,6 +249,7 @@ class FakeWinRM:
             types.append(struct.unpack("<I", fragment.data[4:8])[0])
         assert types == [MessageType.SESSION_CAPABILITY, MessageType.INIT_RUNSPACEPOOL], types
         self._pools[shell_id] = self._open_pool(shell_id)
+        self.resource_uris.append(resource_uri)
         rsp, wsa, wsman = NS["rsp"], NS["wsa"], NS["wsman"]
         body = ET.Element(f"{{{NS['wst']}}}ResourceCreated")
         ET.SubElement(body, f"{{{wsa}}}Address").text = "http://127.0.0.1/wsman"

@@ -460,3 +460,43 @@ def test_the_gpo_value_follows_the_modules_cloud_not_the_authority_host(
     path.write_text(text)
     setting = kdc_proxy_setting(load_bot_config(path))
     assert setting.value == f"<https {host}:443:{setting.tenant_id}/kerberos />"
+
+
+def _remoting(**changes: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "host": "mgmt01.contoso.com",
+        "auth": "kerberos",
+        "username": "svc-kerberos-bot@CONTOSO.COM",
+        "domain_credential": {"user": "CONTOSO\\\\da", "password": {"env": "X"}},
+        "cloud_credential": {"user": "kerb@contoso.com", "password": {"env": "Y"}},
+    }
+    values.update(changes)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"cloud_credential": None}, "give cloud_credential"),
+        ({"mode": "jea"}, "remove domain_credential and cloud_credential"),
+        (
+            {
+                "mode": "jea",
+                "domain_credential": None,
+                "cloud_credential": None,
+                "configuration_name": "Microsoft.PowerShell",
+            },
+            "not the full-language Microsoft.PowerShell",
+        ),
+    ],
+)
+def test_the_remoting_mode_decides_which_credentials_the_bot_holds(changes: dict[str, object], message: str) -> None:
+    from pydantic import ValidationError
+
+    from bot.config import RemotingConfig
+
+    with pytest.raises(ValidationError, match=message):
+        RemotingConfig.model_validate(_remoting(**changes))
+    jea = RemotingConfig.model_validate(_remoting(mode="jea", domain_credential=None, cloud_credential=None))
+    assert jea.session_configuration == "KerberosBot" and jea.domain_credential is None
+    assert RemotingConfig.model_validate(_remoting()).session_configuration == "Microsoft.PowerShell"

@@ -47,6 +47,21 @@ class Invocation:
         return " ".join(parts)
 
 
+# JEA mode: the functions deploy/jea/KerberosBot.psrc exposes, one per module cmdlet (and the module's
+# version for `check`). They run as the endpoint's group managed service account, which holds the AD
+# rights, and read the cloud credential stored on the host: the bot sends no credential at all.
+JEA_FUNCTIONS = {
+    "Get-AzureAdKerberosServer": "Get-KerberosBotServer",
+    "Set-AzureADKerberosServer": "Set-KerberosBotServer",
+    "Remove-AzureADKerberosServerTrustedDomainObject": "Remove-KerberosBotTrustedDomainObject",
+    "Remove-AzureAdKerberosServer": "Remove-KerberosBotServer",
+    "Get-AzureADKerberosServerEndpoint": "Get-KerberosBotServerEndpoint",
+    "Set-AzureADKerberosServerEndpoint": "Set-KerberosBotServerEndpoint",
+}
+JEA_MODULE_INFO = "Get-KerberosBotModuleInfo"
+JEA_CONFIGURATION = "KerberosBot"  # the session configuration deploy/jea/Install-KerberosBotJea.ps1 registers
+
+
 def get_server(domain: str) -> Invocation:
     return Invocation("Get-AzureAdKerberosServer", {"Domain": domain})
 

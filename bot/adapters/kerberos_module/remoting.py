@@ -207,11 +207,13 @@ class ModuleInfo:
 
 @dataclass(frozen=True)
 class ScriptCall:
-    """A script and its bound parameters: what the pipeline carries to the host."""
+    """A script (or, on a JEA endpoint, one command) and its bound parameters: what the pipeline
+    carries to the host."""
 
-    script: str
+    script: str  # the script text, or the command's name when ``command``
     parameters: Mapping[str, Any] = field(repr=False)
     label: str  # for messages and logs: the cmdlet and its parameter names, never values
+    command: bool = False  # a JEA endpoint runs no script: only the functions its role capability exposes
 
     @property
     def has_secrets(self) -> bool:
@@ -260,9 +262,26 @@ def script_call(
     return ScriptCall(RUN_SCRIPT, parameters, invocation.describe())
 
 
+def jea_call(invocation: ps.Invocation, *, endpoint: int | None) -> ScriptCall:
+    """The JEA function for the invocation's cmdlet, with the same values; switches as true, no credential."""
+    parameters: dict[str, Any] = {
+        name: (list(value) if not isinstance(value, str) else value) for name, value in invocation.parameters.items()
+    }
+    parameters.update(dict.fromkeys(invocation.switches, True))
+    if endpoint is not None:  # the function sets the module's cloud endpoint before its cmdlet
+        parameters["Endpoint"] = endpoint
+    name = ps.JEA_FUNCTIONS[invocation.cmdlet]
+    return ScriptCall(name, parameters, f"{name} (JEA) for {invocation.describe()}", command=True)
+
+
 def add_call(shell: PowerShell, call: ScriptCall) -> PowerShell:
-    """The one place a pipeline is built: the constant script, then each value as a named parameter."""
-    return shell.add_script(call.script).add_parameters(dict(call.parameters))
+    """The one place a pipeline is built: the constant script (or the JEA command), then each value as
+    a named parameter."""
+    if call.command:
+        shell.add_cmdlet(call.script)
+        return shell.add_parameters(dict(call.parameters))
+    shell.add_script(call.script)
+    return shell.add_parameters(dict(call.parameters))
 
 
 def _read_back_failure(result: ScriptResult) -> str | None:
@@ -303,16 +322,18 @@ class RemotingKerberosModule:
     def __init__(
         self,
         target: RemotingTarget,
-        credentials: ModuleCredentials,
+        credentials: ModuleCredentials | None,
         *,
         min_module_version: str = "2.0.0",
         endpoint: int | None = None,
         concurrency: int = 1,
         timeouts: Timeouts | None = None,
     ) -> None:
+        """``credentials`` None: a JEA endpoint (deploy/jea), whose functions hold the rights themselves."""
         quiet_transport_loggers()
         self.target = target
         self._credentials = credentials
+        self.jea = credentials is None
         self.min_module_version = min_module_version
         self.endpoint = endpoint
         self.timeouts = timeouts or Timeouts()
@@ -366,6 +387,8 @@ class RemotingKerberosModule:
     async def module_info(self) -> ModuleInfo:
         """Reaches the host, authenticates and reads which version of the module is installed."""
         call = ScriptCall(MODULE_SCRIPT, {}, "Get-Module -ListAvailable " + ps.MODULE)
+        if self.jea:
+            call = ScriptCall(ps.JEA_MODULE_INFO, {}, f"{ps.JEA_MODULE_INFO} (JEA)", command=True)
         result = await self._run(call, self.timeouts.check)
         if result.errors:
             raise KerberosModuleError(f"{call.label} failed on {self.target.host}: {result.errors[0][:300]}")
@@ -393,13 +416,17 @@ class RemotingKerberosModule:
         with_endpoint: bool = True,
         with_credentials: bool = True,
     ) -> ScriptResult:
-        call = script_call(
-            invocation,
-            self._credentials if with_credentials else None,
-            min_module_version=self.min_module_version,
-            endpoint=self.endpoint if with_endpoint else None,
-            report=report,
-        )
+        if self.jea:
+            # the endpoint's functions set the cloud endpoint and read the result back themselves
+            call = jea_call(invocation, endpoint=self.endpoint if with_endpoint else None)
+        else:
+            call = script_call(
+                invocation,
+                self._credentials if with_credentials else None,
+                min_module_version=self.min_module_version,
+                endpoint=self.endpoint if with_endpoint else None,
+                report=report,
+            )
         result = await self._run(call, timeout)
         for warning in result.warnings:  # e.g. the module's own advice; kept for the operator
             log.warning("kerberos module warning on %s: %s: %s", self.target.host, call.label, warning[:500])
