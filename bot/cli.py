@@ -95,8 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-running", action="store_true", help="keep the sandbox and the bot running")
     demo.add_argument(
         "--dc-addresses",
-        metavar="A,B",
-        help="the two loopback addresses the sandbox's DCs listen on (default 127.0.0.1,127.0.0.2); "
+        metavar="A,B,C",
+        help="the loopback addresses of the sandbox's DCs: contoso.test's first DC, fabrikam.test's DC, "
+        "contoso.test's second DC (default 127.0.0.1,127.0.0.2,127.0.0.3; with two, contoso.test has one DC); "
         "for a machine where something else already serves LDAP or Kerberos there",
     )
     demo.add_argument(
@@ -124,12 +125,14 @@ def _config_path(settings: Settings) -> Path:
     return settings.kerberos_bot_config
 
 
-def _dc_addresses(given: str | None) -> tuple[str, str] | None:
+def _dc_addresses(given: str | None) -> tuple[str, ...] | None:
     if given is None:
         return None
     addresses = [a.strip() for a in given.split(",") if a.strip()]
-    if len(addresses) != 2 or len(set(addresses)) != 2:
-        raise ConfigurationError("--dc-addresses: give two different addresses, e.g. 127.0.0.5,127.0.0.6")
+    if len(addresses) not in (2, 3) or len(set(addresses)) != len(addresses):
+        raise ConfigurationError(
+            "--dc-addresses: give two or three different addresses, e.g. 127.0.0.5,127.0.0.6,127.0.0.7"
+        )
     for address in addresses:
         try:
             ip = ipaddress.ip_address(address)
@@ -137,7 +140,7 @@ def _dc_addresses(given: str | None) -> tuple[str, str] | None:
             raise ConfigurationError(f"--dc-addresses: {address!r} is not an IP address") from exc
         if not ip.is_loopback or ip.version != 4:
             raise ConfigurationError(f"--dc-addresses: {address} is not an IPv4 loopback address (127.x.y.z)")
-    return addresses[0], addresses[1]
+    return tuple(addresses)
 
 
 def _components(settings: Settings, client: AsyncWebClient) -> Components:

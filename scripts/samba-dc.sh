@@ -163,6 +163,11 @@ is_running() { [ -f "$DIR/run/samba.pid" ] && ours "$(cat "$DIR/run/samba.pid")"
 
 do_start() {
     if is_running; then log "already running (pid $(cat "$DIR/run/samba.pid"))"; return; fi
+    # the same domain served by two DCs (scripts/samba-pair.sh, e.g. for the demo) may hold this address
+    if [ -f "$DIR-pair/dc1/ip" ] && [ "$(cat "$DIR-pair/dc1/ip")" = "$HOST" ]; then
+        log "stopping the two-DC $REALM on $HOST first"
+        bash "$REPO/scripts/samba-pair.sh" down "$DIR-pair"
+    fi
     if [ "$IFACE" != lo ] && ! has_ip; then
         "${NS[@]}" ip addr add "$IFACE/8" dev lo      # e.g. 127.0.0.2 - loopback only, removed by 'down'
         mkdir -p "$DIR/run"; echo "$IFACE" > "$DIR/run/added-ip"

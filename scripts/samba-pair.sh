@@ -195,8 +195,14 @@ hold() {  # +/-DISABLE_INBOUND_REPL
 up() {
     local root=$1 ip1=$2 ip2=$3 t0=$SECONDS
     local template="$root.$ip1-$ip2.template.tgz"
-    mkdir -p "$root"; add_ip "$ip1" "$root"; add_ip "$ip2" "$root"
+    mkdir -p "$root"
     stop "$root/dc1"; stop "$root/dc2"
+    # the one-DC instance of the domain (scripts/samba-dc.sh, ROOT without -pair) may hold the first address
+    local single="${root%-pair}"
+    if [ "$single" != "$root" ] && [ -f "$single/etc/smb.conf" ] && grep -q "interfaces = $ip1\$" "$single/etc/smb.conf"; then
+        SAMBA_DIR="$single" SAMBA_REALM="$REALM" SAMBA_IFACE="$ip1" bash "$(dirname "$0")/samba-dc.sh" down
+    fi
+    add_ip "$ip1" "$root"; add_ip "$ip2" "$root"
     if [ -f "$template" ]; then
         rm -rf "$root/dc1" "$root/dc2"; tar -C "$root" -xzf "$template"
         write_hosts "$root"; start "$root/dc1"; start "$root/dc2"

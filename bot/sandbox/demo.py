@@ -21,13 +21,19 @@ async def run_demo(
     keep_running: bool = False,
     console: bool = True,
     redis_url: str = "redis://127.0.0.1:6379/0",
-    dc_addresses: tuple[str, str] | None = None,
+    dc_addresses: tuple[str, ...] | None = None,
 ) -> int:
+    """``dc_addresses``: contoso.test's first DC, fabrikam.test's DC and (optional) contoso.test's second."""
     started = time.monotonic()
     domains: tuple[SandboxDomain, ...] = DEFAULT_DOMAINS
     if dc_addresses is not None:
-        domains = tuple(replace(d, address=a) for d, a in zip(DEFAULT_DOMAINS, dc_addresses, strict=True))
-    where = ", ".join(f"{d.name} on {d.address}" for d in domains)
+        contoso, fabrikam = DEFAULT_DOMAINS
+        replica = dc_addresses[2] if len(dc_addresses) > 2 else None
+        domains = (
+            replace(contoso, address=dc_addresses[0], replica=replica),
+            replace(fabrikam, address=dc_addresses[1]),
+        )
+    where = ", ".join(f"{d.name} on {' and '.join(d.addresses)}" for d in domains)
     _say(f"kerberos-bot demo: starting Samba AD DCs ({where}), the Entra and Slack stand-ins…")
     async with sandbox(domains, redis_url=redis_url) as box:
         _say(f"ready in {time.monotonic() - started:.0f} s; config: {box.config_path}")

@@ -121,7 +121,8 @@ class SandboxDomain:
 
 
 DEFAULT_DOMAINS = (
-    SandboxDomain("contoso.test", "CONTOSO", "127.0.0.1", cloud_trust=True),
+    # contoso.test on two DCs that replicate (scripts/samba-pair.sh); fabrikam.test on one
+    SandboxDomain("contoso.test", "CONTOSO", "127.0.0.1", cloud_trust=True, replica="127.0.0.3"),
     SandboxDomain("fabrikam.test", "FABRIKAM", "127.0.0.2", cloud_trust=False),
 )
 
@@ -306,8 +307,9 @@ async def sandbox(
     verified_approvals: bool = True,
     verification_method: str = "auth_code",
     command_workers: int = 0,
-    follow_key_every: timedelta = timedelta(minutes=5),
-    follow_key_for: timedelta = timedelta(hours=8),
+    # replication between the sandbox's DCs takes a second or two, not the hours of a real forest
+    follow_key_every: timedelta = timedelta(seconds=2),
+    follow_key_for: timedelta = timedelta(minutes=10),
 ) -> AsyncIterator[Sandbox]:
     """``fresh``: restore each DC from its pristine copy (about 2 s) instead of reusing its state.
     ``command_workers``: queue the commands' follow-up work in Redis for that many command workers

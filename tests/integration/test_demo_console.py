@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.samba import sandbox_domains
+from tests.support.samba import pair_hosts, sandbox_domains
 
 pytestmark = pytest.mark.samba
 
@@ -55,7 +55,8 @@ async def test_demo_console_runs_status_and_a_rotation_with_approvals() -> None:
         "--text",
         "status",
         "--dc-addresses",
-        ",".join(d.address for d in sandbox_domains()),  # the test DCs (KERBEROS_BOT_TEST_DC_HOSTS)
+        # contoso.test on the two-DC pair of the replication tests, fabrikam.test on its test DC
+        ",".join((pair_hosts()[0], sandbox_domains()[1].address, pair_hosts()[1])),
         env={**os.environ, "REDIS_URL": f"redis://127.0.0.1:{dead}/0"},
         cwd="/tmp",
         stdin=asyncio.subprocess.PIPE,
@@ -77,6 +78,8 @@ async def test_demo_console_runs_status_and_a_rotation_with_approvals() -> None:
     assert "@bob approved (verified as bob@contoso.test, MFA) (1 of 2)" in walked
     assert "@carol approved (verified as carol@contoso.test, MFA) (2 of 2)" in walked
     assert "Rotated: KeyVersion" in walked and "holds the new key" in walked
+    first, second = pair_hosts()
+    assert f"ldaps://{first}:636, ldaps://{second}:636" in walked  # both DCs of contoso.test hold it
     assert "is succeeded)" in walked
     # and what is refused
     assert "someone else has to approve it" in refusals  # alice clicked her own request

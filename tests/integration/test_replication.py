@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,10 +17,11 @@ from bot.domain.approvals import RequestState
 from bot.sandbox.sandbox import Sandbox, SandboxDomain, samba, sandbox
 from handlers.views import APPROVE_ACTION
 from tests.integration.test_rotate_slack import click, request_via_slack, wait_for_state
+from tests.support.samba import pair_hosts
 
 pytestmark = pytest.mark.samba
 
-FIRST, SECOND = os.environ.get("KERBEROS_BOT_TEST_PAIR_HOSTS", "127.0.0.21,127.0.0.22").split(",")
+FIRST, SECOND = pair_hosts()
 PAIR = SandboxDomain("contoso.test", "CONTOSO", FIRST, cloud_trust=True, replica=SECOND)
 DC1, DC2 = f"ldaps://{FIRST}:636", f"ldaps://{SECOND}:636"
 

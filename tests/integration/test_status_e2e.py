@@ -85,8 +85,9 @@ async def test_tdo_removed_keeps_the_service_account(seeded: Sandbox) -> None:
     assert "krbtgt_" in text  # the service account is still there
 
 
-def test_sandbox_domains_are_two_separate_dcs() -> None:
+def test_sandbox_domains_are_separate_dcs_and_contoso_has_two() -> None:
     assert {d.address for d in DEFAULT_DOMAINS} == {"127.0.0.1", "127.0.0.2"}
+    assert [d.replica for d in DEFAULT_DOMAINS] == ["127.0.0.3", None]
 
 
 async def test_entra_throttling_shows_in_the_reply_with_the_wait(seeded: Sandbox) -> None:

@@ -139,9 +139,17 @@ def fabrikam() -> SambaDC:
     return SambaDC("FABRIKAM.TEST", "FABRIKAM", _hosts()[1], samba_root() / "fabrikam.test")
 
 
+def pair_hosts() -> tuple[str, str]:
+    """The two addresses of the two-DC contoso.test the replication tests and the demo test use
+    (``KERBEROS_BOT_TEST_PAIR_HOSTS``, default 127.0.0.21,127.0.0.22)."""
+    first, second = os.environ.get("KERBEROS_BOT_TEST_PAIR_HOSTS", "127.0.0.21,127.0.0.22").split(",")
+    return first.strip(), second.strip()
+
+
 def sandbox_domains() -> tuple[SandboxDomain, ...]:
     """The sandbox's two domains on the test DCs' addresses (``KERBEROS_BOT_TEST_DC_HOSTS``)."""
-    return tuple(replace(d, address=host) for d, host in zip(DEFAULT_DOMAINS, _hosts(), strict=True))
+    # one DC per domain in the tests (the two-DC domain has its own module: test_replication.py)
+    return tuple(replace(d, address=host, replica=None) for d, host in zip(DEFAULT_DOMAINS, _hosts(), strict=True))
 
 
 async def run_script(dc: SambaDC, *args: str) -> str:

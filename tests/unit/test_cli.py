@@ -48,8 +48,9 @@ def test_serve_with_missing_config_file_names_it(
 @pytest.mark.parametrize(
     ("given", "reason"),
     [
-        ("127.0.0.5", "give two different addresses"),
-        ("127.0.0.5,127.0.0.5", "give two different addresses"),
+        ("127.0.0.5", "give two or three different addresses"),
+        ("127.0.0.5,127.0.0.5", "give two or three different addresses"),
+        ("127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8", "give two or three different addresses"),
         ("127.0.0.5,dc1", "'dc1' is not an IP address"),
         ("127.0.0.5,10.0.0.1", "10.0.0.1 is not an IPv4 loopback address"),
         ("127.0.0.5,::1", "::1 is not an IPv4 loopback address"),
