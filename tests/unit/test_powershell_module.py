@@ -78,7 +78,8 @@ def test_rotation_switches() -> None:
         ("Insufficient access rights to perform the operation.", "SeEnableDelegationPrivilege"),
         ("Strong authentication is required for this operation", "LDAP signing"),
         ("The term 'Set-AzureADKerberosServer' is not recognized as the name of a cmdlet", "Install-Module"),
-        ("AADSTS50076: Due to a configuration change made by your administrator ... MFA", "interactive MFA"),
+        ("AADSTS50076: Due to a configuration change made by your administrator ... MFA", "cannot answer an MFA prompt"),
+        ("AADSTS7000222: The provided client secret keys are expired", "no interactive MFA"),
     ],
 )
 def test_known_module_failures_get_actionable_messages(error: str, expected: str) -> None:
