@@ -398,7 +398,7 @@ class RemotingConfig(_Strict):
         if self.mode == "full" and len(given) != 2:
             missing = {"domain_credential", "cloud_credential"} - set(given)
             raise ValueError(
-                f"mode = \"full\" sends the module's credentials: give {' and '.join(sorted(missing))} (or use "
+                f'mode = "full" sends the module\'s credentials: give {" and ".join(sorted(missing))} (or use '
                 'mode = "jea", where the host holds them: docs/management-host.md)'
             )
         if self.mode == "jea" and given:

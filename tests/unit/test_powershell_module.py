@@ -78,7 +78,7 @@ def test_rotation_switches() -> None:
         ("Insufficient access rights to perform the operation.", "SeEnableDelegationPrivilege"),
         ("Strong authentication is required for this operation", "LDAP signing"),
         ("The term 'Set-AzureADKerberosServer' is not recognized as the name of a cmdlet", "Install-Module"),
-        ("AADSTS50076: Due to a configuration change made by your administrator ... MFA", "cannot answer an MFA prompt"),
+        ("AADSTS50076: Due to a configuration change made by your administrator", "cannot answer an MFA prompt"),
         ("AADSTS7000222: The provided client secret keys are expired", "no interactive MFA"),
     ],
 )
