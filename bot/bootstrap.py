@@ -389,6 +389,7 @@ def build_components(
             clock=utc_now,
             forest_roots={d.name: d.forest_root_name for d in config.domains},
             verification=verification,
+            entra=entra,
             limits=ExecutionLimits(
                 lease=timedelta(seconds=config.changes.lease_seconds),
                 renew_every=timedelta(seconds=config.changes.lease_seconds / 3),

@@ -21,16 +21,7 @@ from bot.logs import REQUEST_ID, set_user
 from bot.metrics import COMMANDS
 from bot.services.container import BotServices
 from handlers.boundary import Ack, OnceAck, guard
-from handlers.commands import CommandContext, Prepared, Subcommand
-from handlers.commands import cancel as cancel_command
-from handlers.commands import gpo as gpo_command
-from handlers.commands import help as help_command
-from handlers.commands import remove_all as remove_all_command
-from handlers.commands import remove_tdo as remove_tdo_command
-from handlers.commands import requests as requests_command
-from handlers.commands import rotate as rotate_command
-from handlers.commands import setup as setup_command
-from handlers.commands import status as status_command
+from handlers.commands import CommandContext, Prepared, Subcommand, discover
 from handlers.messages import Reply
 from handlers.parsing import parse_command
 from handlers.responder import ResponseUrlPoster
@@ -38,25 +29,19 @@ from handlers.views import error_reply
 
 log = logging.getLogger(__name__)
 
-SUBCOMMANDS: tuple[Subcommand, ...] = tuple(
-    Subcommand.from_module(m)
-    for m in (
-        status_command,
-        rotate_command,
-        remove_tdo_command,
-        setup_command,
-        remove_all_command,
-        gpo_command,
-        requests_command,
-        cancel_command,
-        help_command,
-    )
-)
+SUBCOMMANDS: tuple[Subcommand, ...] = discover()
 COMMAND = "/kerberos"
 
 
 def catalog(subcommands: Sequence[Subcommand] = SUBCOMMANDS) -> tuple[tuple[str, str], ...]:
     return tuple((s.usage, s.summary) for s in subcommands)
+
+
+def manifest_command(subcommands: Sequence[Subcommand] = SUBCOMMANDS) -> dict[str, str]:
+    """The slash command's description and usage hint in slack/manifest.json, from the catalog
+    (``python -m handlers.router`` prints them; tests/unit/test_manifest.py checks the file)."""
+    names = ", ".join(s.name for s in subcommands if s.name != "help")
+    return {"description": f"Entra Kerberos: {names}", "usage_hint": " | ".join(s.usage for s in subcommands)}
 
 
 def _unknown(name: str, subcommands: Sequence[Subcommand]) -> UsageError:
@@ -204,3 +189,9 @@ def register(
         await listener(ack, command, client)
 
     app.command(COMMAND)(guard("/kerberos", kerberos))
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(manifest_command(), indent=2))

@@ -23,7 +23,7 @@ from bot.domain.approvals import ACTION_KINDS, Approval, ChangeRequest, RequestS
 from bot.domain.diagnosis import Health, Severity
 from bot.domain.errors import UsageError
 from bot.domain.verification import DeviceCodePrompt
-from bot.services.changes import ChangeService
+from bot.services.changes import ChangeService, DomainHistory
 from bot.services.status import DomainStatus
 from handlers.messages import Reply, escape, plain
 
@@ -146,6 +146,56 @@ def status_replies(statuses: Sequence[DomainStatus]) -> list[Reply]:
     if blocks:
         replies.append(Reply(text="; ".join(texts), blocks=blocks, in_channel=True))
     return replies
+
+
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+def _by(actor: str | None) -> str:
+    """A Slack user as a mention; anything else (a worker's name) as code, never as markup."""
+    if not actor:
+        return ""
+    return f" by <@{actor}>" if _SLACK_USER.match(actor) else f" by `{escape(actor)}`"
+
+
+def history_replies(history: DomainHistory) -> list[Reply]:
+    """A domain's history: what the bot was asked and did (each request with its audit), then what
+    Entra's audit log says changed; facts first, every word a person typed as plain text."""
+    blocks: list[Block] = [HeaderBlock(text=_clip(f"History: {history.domain}", 150))]
+    if not history.requests:
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text="No change requests for this domain (within retention)."))
+        )
+    for request, audit in history.requests:
+        head = (
+            f"`{request.id}` *{ACTION_TITLES[request.action]}* by <@{request.requester}>, "
+            f"{request.created_at:%Y-%m-%d %H:%M} UTC: {STATE_LINES[request.state]} "
+            f"({len(request.approvals)}/{request.approvals_required} approvals)"
+        )
+        steps = [f"{entry.at:%m-%d %H:%M} {entry.event}{_by(entry.actor)}" for entry in audit]
+        text = head + ("\n" + " · ".join(steps) if steps else "")
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip(text, _SECTION_TEXT))))
+        blocks.append(_plain_context(f"Reason: {plain(request.reason, 200)}"))
+    if history.cloud_events is not None:
+        since = f" since {history.since:%Y-%m-%d}" if history.since else ""
+        lines = [f"*Entra audit log (KerberosDomain){since}*"]
+        lines += [
+            f"{event.at:%Y-%m-%d %H:%M} UTC {escape(event.activity)}: {escape(event.result)}"
+            + (f" by {escape(event.initiated_by)}" if event.initiated_by else "")
+            for event in history.cloud_events[:20]
+        ] or ["No KerberosDomain changes."]
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip("\n".join(lines), _SECTION_TEXT))))
+    elif history.cloud_problem:
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=_clip(f":warning: Entra's audit log: {escape(history.cloud_problem)}", 2000)
+                    )
+                ]
+            )
+        )
+    return [Reply(text=f"History of {history.domain}", blocks=blocks[:MAX_BLOCKS], in_channel=False)]
 
 
 def text_reply(text: str, *, icon: str = "") -> Reply:

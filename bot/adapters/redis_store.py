@@ -712,6 +712,25 @@ class RedisApprovalStore:
         found = [await self.get(i) for i in ids]
         return [r for r in found if r is not None]
 
+    async def for_domain(self, domain: str, count: int = 10) -> Sequence[ChangeRequest]:
+        # the recent index in pages: retention bounds it, and no second index has to be kept in step
+        wanted = domain.lower()
+        found: list[ChangeRequest] = []
+        start, page = 0, 200
+        while len(found) < count:
+            with store_errors():
+                ids = await self._redis.zrevrange(f"{self._p}:recent", start, start + page - 1)
+            if not ids:
+                break
+            for request_id in ids:
+                request = await self.get(request_id)
+                if request is not None and request.domain == wanted:
+                    found.append(request)
+                    if len(found) == count:
+                        break
+            start += page
+        return found
+
     async def close(self) -> None:
         await self._redis.aclose()
 

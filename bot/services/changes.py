@@ -31,6 +31,7 @@ from bot.domain.approvals import (
     ActionPolicy,
     Approval,
     ApprovalStore,
+    AuditEntry,
     ChangeRequest,
     Claim,
     DecisionResult,
@@ -41,8 +42,8 @@ from bot.domain.approvals import (
 from bot.domain.diagnosis import RotationPolicy, rotation_window
 from bot.domain.errors import KerberosBotError, UnknownDomainError, UsageError
 from bot.domain.integrity import Signer
-from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, KERBEROS_REALM, OnPremState
-from bot.domain.ports import ActiveDirectory, KerberosModule, RateLimiter, SetServerOptions
+from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, KERBEROS_REALM, AuditEvent, OnPremState
+from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule, RateLimiter, SetServerOptions
 from bot.domain.top_level_names import check_top_level_names
 from bot.domain.verification import VerifiedIdentity
 from bot.logs import REQUEST_ID, SLACK_USER
@@ -122,6 +123,18 @@ class KeyPropagation:
 
 
 @dataclass(frozen=True)
+class DomainHistory:
+    """What happened to a domain's Kerberos server: the bot's requests with their audit, newest first,
+    and Entra's KerberosDomain audit events (changes by anyone, through the bot or not)."""
+
+    domain: str
+    requests: tuple[tuple[ChangeRequest, tuple[AuditEntry, ...]], ...]
+    cloud_events: tuple[AuditEvent, ...] | None  # None: not read (no Entra, or it failed: cloud_problem)
+    cloud_problem: str | None = None
+    since: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Ask:
     """What a requester asked for, before the pre-flight."""
 
@@ -164,7 +177,9 @@ class ChangeService:
         signer: Signer | None = None,
         limiter: RateLimiter | None = None,
         rate_limits: RateLimits | None = None,
+        entra: EntraDirectory | None = None,
     ) -> None:
+        self._entra = entra  # Entra's KerberosDomain audit events, for a domain's history
         self._limiter = limiter
         self._rate_limits = rate_limits or RateLimits()
         # without a configured key (unit tests), a key of this process's own: nothing it signs
@@ -243,6 +258,22 @@ class ChangeService:
             return (await self._verification.expected_user(chat_user)).lower()
         except KerberosBotError:
             return None  # not matched: their Slack id is still refused
+
+    async def history(self, domain: str, *, count: int = 10, lookback: timedelta = timedelta(days=90)) -> DomainHistory:
+        """The domain's last ``count`` requests with their audit, and Entra's audit events of ``lookback``."""
+        name = self._directory(domain).domain_dns_name
+        requests = await self._store.for_domain(name, count)
+        audits = await asyncio.gather(*(self._store.audit(r.id) for r in requests))
+        since = self._clock() - lookback
+        events: tuple[AuditEvent, ...] | None = None
+        problem = None
+        if self._entra is not None:
+            try:
+                events = tuple(await self._entra.kerberos_domain_events(name, since=since))
+            except KerberosBotError as exc:
+                problem = exc.user_message
+        pairs = tuple((r, tuple(a)) for r, a in zip(requests, audits, strict=True))
+        return DomainHistory(name, pairs, events, problem, since)
 
     def policy_of(self, request: ChangeRequest) -> ActionPolicy:
         """The policy of the request's stored action: what approving it takes."""

@@ -1,12 +1,16 @@
 """The ``/kerberos`` subcommands.
 
-Each subcommand is a module here with ``NAME``, ``USAGE`` and ``prepare()``; the first line of its
-docstring is its help text. ``prepare`` validates at once (Slack wants an answer within 3 s) and
-returns the acknowledgement plus the slow work, which the router runs after acknowledging.
+Each subcommand is a module here with ``NAME``, ``USAGE``, ``ORDER`` and ``prepare()``; the first line
+of its docstring is its help text. They are discovered (``discover()``): adding a subcommand is adding
+its module, and help, the router and the Slack manifest's usage hint follow. ``prepare`` validates at
+once (Slack wants an answer within 3 s) and returns the acknowledgement plus the slow work, which the
+router runs after acknowledging.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -56,6 +60,16 @@ class Subcommand:
     def from_module(cls, module: ModuleType) -> Subcommand:
         doc = (module.__doc__ or "").strip().splitlines()
         return cls(name=module.NAME, usage=module.USAGE, summary=doc[0] if doc else "", prepare=module.prepare)
+
+
+def discover() -> tuple[Subcommand, ...]:
+    """Every module of this package that is a subcommand (NAME, USAGE, ORDER, prepare), in ORDER."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if all(hasattr(module, attribute) for attribute in ("NAME", "USAGE", "ORDER", "prepare")):
+            found.append(module)
+    return tuple(Subcommand.from_module(m) for m in sorted(found, key=lambda m: int(m.ORDER)))
 
 
 def require_changes(ctx: CommandContext) -> tuple[ChangeService, AsyncWebClient]:

@@ -11,6 +11,7 @@ from handlers.parsing import ParsedCommand
 from handlers.views import text_reply
 
 NAME = "cancel"
+ORDER = 80  # where it shows in help and in the manifest
 USAGE = "cancel <request id>"
 ANSWERS = {
     Verdict.CANCELLED: "Request `{id}` is cancelled.",

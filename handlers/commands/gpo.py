@@ -8,6 +8,7 @@ from handlers.parsing import ParsedCommand
 from handlers.views import text_reply
 
 NAME = "gpo"
+ORDER = 60  # where it shows in help and in the manifest
 USAGE = "gpo"
 
 

@@ -7,6 +7,7 @@ from handlers.parsing import ParsedCommand
 from handlers.views import help_reply
 
 NAME = "help"
+ORDER = 90  # where it shows in help and in the manifest
 USAGE = "help"
 
 

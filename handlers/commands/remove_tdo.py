@@ -7,6 +7,7 @@ from handlers.commands.changes import change_command
 from handlers.parsing import ParsedCommand
 
 NAME = "remove-tdo"
+ORDER = 30  # where it shows in help and in the manifest
 USAGE = "remove-tdo <domain> -- <reason>"
 
 

@@ -11,6 +11,7 @@ from handlers.parsing import ParsedCommand
 from handlers.views import MAX_BLOCKS, STATE_LINES, text_reply
 
 NAME = "requests"
+ORDER = 70  # where it shows in help and in the manifest
 USAGE = "requests"
 
 

@@ -7,6 +7,7 @@ from handlers.commands.changes import change_command
 from handlers.parsing import ParsedCommand
 
 NAME = "rotate"
+ORDER = 20  # where it shows in help and in the manifest
 USAGE = "rotate <domain> [--force] -- <reason>"
 
 

@@ -9,6 +9,7 @@ from handlers.commands.changes import change_command
 from handlers.parsing import ParsedCommand
 
 NAME = "setup"
+ORDER = 40  # where it shows in help and in the manifest
 USAGE = "setup <domain> [--top-level-names usgovcloudapi.net,windows.net] -- <reason>"
 
 

@@ -13,6 +13,7 @@ from handlers.parsing import ParsedCommand
 from handlers.views import status_replies, text_reply
 
 NAME = "status"
+ORDER = 10  # where it shows in help and in the manifest
 _renderings: SingleFlight[list[Reply]] = SingleFlight()
 
 

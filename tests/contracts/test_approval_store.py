@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -338,3 +339,14 @@ async def test_the_sweep_forgets_old_finished_requests_and_audit_but_keeps_live_
     assert await store.get(done_id) is None
     assert await store.get(running.request.id) is not None and await store.get(pending.id) is not None
     assert await store.audit(done_id) == []
+
+
+async def test_a_domains_requests_newest_first_and_only_that_domain(store: ApprovalStore) -> None:
+    older, other, newer = new_request(), new_request(domain="fabrikam.test"), new_request()
+    older = replace(older, created_at=older.created_at - timedelta(minutes=5))
+    for request in (older, other, newer):
+        await store.create(request)
+    assert [r.id for r in await store.for_domain("contoso.test")] == [newer.id, older.id]
+    assert [r.id for r in await store.for_domain("contoso.test", count=1)] == [newer.id]
+    assert [r.id for r in await store.for_domain("fabrikam.test")] == [other.id]
+    assert await store.for_domain("nowhere.test") == []

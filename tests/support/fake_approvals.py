@@ -289,6 +289,9 @@ class FakeApprovalStore:
     async def recent(self, count: int = 20) -> Sequence[ChangeRequest]:
         return sorted(self.requests.values(), key=lambda r: r.created_at, reverse=True)[:count]
 
+    async def for_domain(self, domain: str, count: int = 10) -> Sequence[ChangeRequest]:
+        return [r for r in await self.recent(len(self.requests)) if r.domain == domain.lower()][:count]
+
 
 class FakeSignInTickets:
     """An in-memory SignInTickets; ``clock`` decides when a ticket (or the mark of a used one) lapses."""

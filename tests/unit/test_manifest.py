@@ -73,3 +73,14 @@ def test_scopes_cover_every_web_api_method_the_code_calls() -> None:
     called = {m for m in needs if f".{m}(" in source}
     assert called == set(needs)
     assert {needs[m] for m in called if needs[m]} <= set(MANIFEST["oauth_config"]["scopes"]["bot"])
+
+
+def test_the_slash_commands_description_and_usage_hint_come_from_the_discovered_subcommands() -> None:
+    from handlers.router import SUBCOMMANDS, manifest_command
+
+    declared = MANIFEST["features"]["slash_commands"][0]
+    generated = manifest_command()
+    assert {k: declared[k] for k in generated} == generated, "run: python -m handlers.router, copy into the manifest"
+    assert len(generated["usage_hint"]) <= 1000  # Slack's limit
+    names = [s.name for s in SUBCOMMANDS]
+    assert names[0] == "status" and names[-1] == "help" and len(names) == len(set(names))

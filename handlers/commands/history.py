@@ -1,0 +1,25 @@
+"""Show a domain's recent change requests with their audit, and Entra's KerberosDomain audit events."""
+
+from __future__ import annotations
+
+from bot.domain.errors import UsageError
+from handlers.commands import CommandContext, Prepared, require_changes
+from handlers.messages import Reply
+from handlers.parsing import ParsedCommand
+from handlers.views import history_replies, text_reply
+
+NAME = "history"
+ORDER = 75  # after requests
+USAGE = "history <domain>"
+
+
+def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
+    if len(command.args) != 1 or command.flags:
+        raise UsageError(f"Name one domain: `/kerberos {USAGE}`.")
+    changes, _ = require_changes(ctx)
+    [domain] = ctx.services.status.resolve(command.args[0])  # an unknown domain is refused before the ack
+
+    async def work() -> list[Reply]:
+        return history_replies(await changes.history(domain))
+
+    return Prepared(ack=text_reply(f"Reading the history of {domain}…", icon=":scroll:"), work=work)
