@@ -358,17 +358,16 @@ class LdapDirectory:
     def _tdo(entry: dict[str, Any]) -> TrustedDomainObject:
         raw = entry["raw"]
         info = raw.get("msds-trustforesttrustinfo")
-        changes: list[datetime] = []
+        changes: list[ReplEntry] = []
         xml_values = raw.get("msds-replattributemetadata")
         if xml_values:
             meta = parse_repl_attribute_metadata_xml([v.decode("utf-8") for v in xml_values])
-            changes = [meta[n].originating_time for n in ("trustauthincoming", "trustauthoutgoing") if n in meta]
+            changes = [meta[n] for n in ("trustauthincoming", "trustauthoutgoing") if n in meta]
         if not changes and raw.get("replpropertymetadata"):
             changes = [
-                e.originating_time
-                for e in parse_repl_property_metadata(raw["replpropertymetadata"][0])
-                if e.attid in TRUST_AUTH_ATTIDS
+                e for e in parse_repl_property_metadata(raw["replpropertymetadata"][0]) if e.attid in TRUST_AUTH_ATTIDS
             ]
+        latest = max(changes, key=lambda e: (e.originating_time, e.version, e.originating_usn), default=None)
         return TrustedDomainObject(
             dn=entry["dn"],
             partner=_str(raw, "trustPartner") or KERBEROS_REALM,
@@ -380,7 +379,8 @@ class LdapDirectory:
             top_level_names=tuple(
                 n for n in (parse_forest_trust_top_level_names(info[0]) if info else ()) if n.upper() != KERBEROS_REALM
             ),
-            keys_updated_on=max(changes) if changes else None,
+            keys_updated_on=latest.originating_time if latest else None,
+            keys_change=(sum(e.version for e in changes), latest.originating_usn) if latest else None,
         )
 
     async def read_key_versions_per_dc(self) -> dict[str, int | None]:

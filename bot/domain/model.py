@@ -43,6 +43,8 @@ class TrustedDomainObject:
     top_level_names: tuple[str, ...] = ()
     # last change of trustAuthIncoming/trustAuthOutgoing (replication metadata): the trust keys' age
     keys_updated_on: datetime | None = None
+    # (metadata version, originating USN) of that change: moves on every change, even within a second
+    keys_change: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

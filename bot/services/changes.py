@@ -858,9 +858,16 @@ class ChangeService:
             old_tdo, new_tdo = before.trusted_domain, after.trusted_domain
             was = old_tdo.keys_updated_on if old_tdo else None
             now = new_tdo.keys_updated_on if new_tdo else None
-            # proven by the TDO's replication metadata, not by the call's status (Samba answers OK to LSA
-            # sets that change nothing)
-            if new_tdo is None or (was is not None and (now is None or now <= was)):
+            # proven by the TDO's replication metadata (its version grows with every change, even
+            # within the second its time shows), not by the call's status: Samba answers OK to LSA sets
+            # that change nothing
+            old_change = old_tdo.keys_change if old_tdo else None
+            new_change = new_tdo.keys_change if new_tdo else None
+            if old_change is not None and new_change is not None:
+                unchanged = new_change == old_change
+            else:
+                unchanged = was is not None and (now is None or now <= was)
+            if new_tdo is None or unchanged:
                 return False, (
                     f"Rotated the service account's key (KeyVersion {key.version} -> {new_key.version}), but the "
                     f"trusted domain object's keys did not change (last changed {_when(was)}): the trust-based "

@@ -130,6 +130,11 @@ async def test_rotating_the_trust_keys_is_proven_by_the_tdos_replication_metadat
         assert after is not None and after.keys_updated_on is not None
         assert after.keys_updated_on > before.keys_updated_on
         assert after.top_level_names == before.top_level_names and after.dn == before.dn
+        # twice within one second: the time cannot tell, the metadata's version and USN do
+        await onprem.rotate_trusted_domain_keys()
+        again = (await directory.read_kerberos_objects()).trusted_domain
+        assert again is not None and again.keys_change is not None and after.keys_change is not None
+        assert again.keys_change != after.keys_change
     finally:
         await onprem.delete_trusted_domain_object()
 
