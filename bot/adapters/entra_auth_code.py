@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Mapping
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import msal
 import requests
 
-from bot.adapters.entra_auth import _PinnedSession
-from bot.adapters.entra_device_code import _NoTokenCache, _refusal, _transport_error, token_count, validate_id_token
+from bot.adapters.entra_approver_app import ApproverApp, refusal, transport_error
 from bot.adapters.threads import run_in
 from bot.domain.errors import EntraAuthError
 from bot.domain.verification import BrowserSignInStart, SignInAbandoned, SignInRefused
@@ -49,42 +46,8 @@ def auth_context_claims(context: str) -> str:
     return json.dumps({"id_token": wanted, "access_token": wanted}, separators=(",", ":"))
 
 
-class MsalBrowserSignIn:
-    def __init__(
-        self,
-        *,
-        tenant_id: str,
-        client_id: str,
-        client_secret: str | None = None,
-        authority_host: str = "https://login.microsoftonline.com",
-        scopes: tuple[str, ...] = ("User.Read",),
-        ca_file: Path | None = None,
-        timeout: float = 10.0,
-    ) -> None:
-        self.client_id = client_id
-        self._secret = client_secret
-        self._authority = f"{authority_host.rstrip('/')}/{tenant_id}"
-        self._scopes = list(scopes)
-        self._session = _PinnedSession(str(ca_file) if ca_file else True, timeout)
-        self._app: msal.ClientApplication | None = None
-        self._lock = threading.Lock()
-
-    def application(self) -> msal.ClientApplication:
-        with self._lock:
-            if self._app is None:
-                common: dict[str, Any] = {
-                    "authority": self._authority,
-                    "http_client": self._session,
-                    "instance_discovery": False,  # sovereign clouds and the stand-in are not in msal's list
-                    "token_cache": _NoTokenCache(),
-                }
-                if self._secret:
-                    self._app = msal.ConfidentialClientApplication(
-                        self.client_id, client_credential=self._secret, **common
-                    )
-                else:
-                    self._app = msal.PublicClientApplication(self.client_id, **common)
-            return self._app
+class MsalBrowserSignIn(ApproverApp):
+    """``BrowserSignIn`` with the approvers' app registration (its redirect URI on the bot's listener)."""
 
     def _initiate(self, redirect_uri: str, login_hint: str, max_age: int, auth_context: str | None) -> dict[str, Any]:
         try:
@@ -97,7 +60,7 @@ class MsalBrowserSignIn:
                 response_mode="form_post",  # the code comes back in a POST body, never in a URL or history
             )
         except (requests.exceptions.RequestException, msal.exceptions.MsalServiceError, ValueError) as exc:
-            raise _transport_error(exc) from exc
+            raise transport_error(exc) from exc
         # max_age goes on the link, not to msal: msal would allow two more minutes than the
         # configured bound, which check_claims enforces exactly
         flow["auth_uri"] = f"{flow['auth_uri']}&{urlencode({'max_age': max_age})}"
@@ -119,7 +82,7 @@ class MsalBrowserSignIn:
         except RuntimeError as exc:  # msal's nonce (and max_age) check of the ID token
             raise SignInRefused("the sign-in answer does not belong to this sign-in link (its nonce differs)") from exc
         except (requests.exceptions.RequestException, msal.exceptions.MsalServiceError) as exc:
-            raise _transport_error(exc) from exc
+            raise transport_error(exc) from exc
         return result
 
     async def redeem(self, flow: Mapping[str, Any], response: Mapping[str, str]) -> Mapping[str, Any]:
@@ -134,17 +97,17 @@ class MsalBrowserSignIn:
             codes = ", ".join(f"AADSTS{c}" for c in result.get("error_codes") or [])
             raise SignInRefused(f"{_CODE_REFUSED[str(refused)]}{' (' + codes + ')' if codes else ''}")
         if refused:
-            raise _refusal(result)
+            raise refusal(result)
         if "id_token" not in result:
             raise EntraAuthError("Entra ID returned no ID token for the sign-in.")
-        return validate_id_token(self.application(), self.client_id, str(result["id_token"]))
+        return self.validate_id_token(str(result["id_token"]))
 
     def _probe(self, redirect_uri: str) -> str | None:
         flow = self._initiate(redirect_uri, "", 300, None)
         try:
             page = self._session.get(str(flow["auth_uri"]), allow_redirects=False)
         except requests.exceptions.RequestException as exc:
-            raise _transport_error(exc) from exc
+            raise transport_error(exc) from exc
         found = re.search(r"AADSTS(\d+)", page.text)
         return f"AADSTS{found.group(1)}" if found else None
 
@@ -152,9 +115,3 @@ class MsalBrowserSignIn:
         """Open the sign-in page as a browser would (nobody signs in): the AADSTS code of the error page
         Entra shows instead (unknown app, redirect URI not registered), or None when the page is a sign-in."""
         return await run_in("sign-in", self._probe, redirect_uri)
-
-    def cached_tokens(self) -> int:
-        return token_count(self._app)
-
-    def close(self) -> None:
-        self._session.close()
