@@ -15,12 +15,13 @@ import logging
 from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.domain.approvals import ACTION_KINDS, Action, Verdict
+from bot.domain.approvals import Verdict
 from bot.domain.verification import CALLBACK_PATH
 from bot.logs import new_request_id
 from bot.services.changes import ChangeService
 from bot.services.verification import ApproverVerification
 from handlers.approvals import record_replay, record_sign_in
+from handlers.views import ACTION_TITLES
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,6 @@ def page(
         f'{"<dl>" + rows + "</dl>" if rows else ""}<p id="next">{html.escape(closing)}</p></main></body></html>'
     )
     return web.Response(text=body, status=status, content_type="text/html", charset="utf-8", headers=_HEADERS)
-
-
-def _what(action: str, domain: str) -> str:
-    try:
-        return f"{ACTION_KINDS[Action(action)].title}: {domain}"
-    except ValueError:
-        return domain
 
 
 def sign_in_routes(
@@ -106,7 +100,7 @@ def sign_in_routes(
             )
         recorded = await record_sign_in(client, changes, binding, result.outcome)
         stored = recorded.request
-        what = _what(binding.action, stored.domain if stored else "")
+        what = f"{ACTION_TITLES[stored.action]}: {stored.domain}" if stored else binding.action
         facts = [("Request", binding.request_id), ("Change", what)]
         identity = result.outcome.identity
         if identity is not None and recorded.verdict in _ACCEPTED and stored is not None:

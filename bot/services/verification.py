@@ -223,7 +223,8 @@ class ApproverVerification:
                 VerificationOutcome(problem="the sign-in link expired before the sign-in completed", abandoned=True),
                 expected,
             )
-        outcome = await self._outcome(binding, lambda: self._redeem(flow, response), expected)
+        browser = self._browser
+        outcome = await self._outcome(binding, lambda: browser.redeem(flow, response), expected)
         return CallbackResult(binding, outcome, expected)
 
     def _opened(self, raw: str) -> tuple[SignInFor, str, datetime, Mapping[str, Any]] | None:
@@ -244,10 +245,6 @@ class ApproverVerification:
         except (ValueError, KeyError, TypeError) as exc:
             log.error("a sign-in ticket in the store does not carry the bot's signature (%s); refused", type(exc))
             return None
-
-    async def _redeem(self, flow: Mapping[str, Any], response: Mapping[str, str]) -> Mapping[str, Any]:
-        assert self._browser is not None
-        return await self._browser.redeem(flow, response)
 
     # -- device code sign-in (explicit setting, for Socket Mode) ---------------------------------
     async def start_device_code(self, binding: SignInFor) -> PendingVerification:

@@ -168,6 +168,11 @@ def test_a_rotation_interval_below_24_hours_is_a_configuration_error(tmp_path: P
     ],
 )
 def test_settings_that_weaken_security_are_refused(tmp_path: Path, old: str, new: str, message: str) -> None:
+    _example_edit_is_refused(tmp_path, old, new, message)
+
+
+def _example_edit_is_refused(tmp_path: Path, old: str, new: str, message: str) -> None:
+    """The documented example with ``old`` replaced by ``new`` fails to load, saying ``message``."""
     text = EXAMPLE.read_text()
     assert old in text
     path = tmp_path / "c.toml"
@@ -202,12 +207,7 @@ def test_an_inline_secret_is_refused_outside_the_sandbox(tmp_path: Path) -> None
     ids=["freshness-gone", "no-public-url", "http-public-url", "query", "device-code-secret", "context", "method"],
 )
 def test_verification_settings_are_checked(tmp_path: Path, old: str, new: str, message: str) -> None:
-    text = EXAMPLE.read_text()
-    assert old in text
-    path = tmp_path / "c.toml"
-    path.write_text(text.replace(old, new, 1))
-    with pytest.raises(ConfigurationError, match=message):
-        load_bot_config(path)
+    _example_edit_is_refused(tmp_path, old, new, message)
 
 
 def test_the_redirect_uri_follows_the_public_url_and_loopback_may_be_plain_http(tmp_path: Path) -> None:
