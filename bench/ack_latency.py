@@ -29,9 +29,9 @@ from typing import Any
 
 import aiohttp
 
-from bot.adapters.redis_client import connect
+from bot.adapters.redis.client import connect
+from bot.entrypoints.web import EVENTS_PATH
 from bot.sandbox.sandbox import Sandbox, sandbox
-from bot.web import EVENTS_PATH
 
 BARE_SECRET = "bare-bolt-signing-secret"
 BOT_SECRET = "bench-bot-signing-secret"

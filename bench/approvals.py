@@ -14,8 +14,8 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from bot.adapters.redis_client import connect
-from bot.adapters.redis_store import RedisApprovalStore
+from bot.adapters.redis.client import connect
+from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ChangeRequest, RequestState, Verdict
 
 

@@ -1,6 +1,6 @@
 """A bare slack-bolt app with one no-op ``/kerberos`` command, in its own process: the baseline.
 
-Same aiohttp stack as the bot (``bot.web``); prints its events URL on stdout once it listens.
+Same aiohttp stack as the bot (``bot.entrypoints.web``); prints its events URL on stdout once it listens.
 
 usage: python -m bench.bare_bolt SIGNING_SECRET SLACK_API_URL BOT_TOKEN
 """
@@ -13,7 +13,7 @@ import sys
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.web import EVENTS_PATH, build_web_app, start_site
+from bot.entrypoints.web import EVENTS_PATH, build_web_app, start_site
 
 
 async def main(secret: str, api_url: str, token: str) -> None:

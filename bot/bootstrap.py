@@ -1,48 +1,75 @@
-"""The composition root: builds the adapters and services from configuration.
+"""The composition root: builds the adapters, the services, the Slack app and the workers.
 
-The only module (with the CLI) that reads configuration. Tests pass their own adapters through
-``overrides`` instead of patching.
+``build_bot`` is the one place the bot is wired: ``kerberos-bot serve``, ``socket`` and ``worker``,
+the sandbox and the tests all call it (``check`` uses its builders one adapter at a time, so each
+check stands on its own). With the entry points it is the only code that reads configuration.
+Tests pass their own adapters through ``Overrides`` instead of patching.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import timedelta
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.adapters.ad_ldap import LdapDirectory
-from bot.adapters.entra_auth import EntraApp
-from bot.adapters.entra_auth_code import MsalBrowserSignIn
-from bot.adapters.entra_device_code import MsalDeviceCodeSignIn
-from bot.adapters.entra_graph import GraphEntraDirectory
-from bot.adapters.kerberos_module.cloud_store import CloudKerberosDomainStore
-from bot.adapters.kerberos_module.emulator import EmulatedDomain, KerberosModuleEmulator
-from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
-from bot.adapters.kerberos_module.remoting import ModuleCredentials, RemotingKerberosModule, RemotingTarget, Timeouts
-from bot.adapters.kerberos_module.winrm_kerberos import use_krb5_config
-from bot.adapters.ldap_connection import LdapEndpoint
-from bot.adapters.redis_client import connect as redis_connect
-from bot.adapters.redis_commands import RedisCommandQueue
-from bot.adapters.redis_rate import RedisRateLimiter
-from bot.adapters.redis_replay import RedisReplayGuard
-from bot.adapters.redis_store import RedisApprovalStore, RedisSignInTickets
-from bot.config import BotConfig, DomainConfig, EntraConfig, RemotingConfig, VerificationConfig
-from bot.domain.approvals import Action, ActionPolicy, GroupDirectory
+from bot.adapters.entra.app import EntraApp
+from bot.adapters.entra.auth_code import MsalBrowserSignIn
+from bot.adapters.entra.device_code import MsalDeviceCodeSignIn
+from bot.adapters.entra.graph import GraphEntraDirectory
+from bot.adapters.kerberos_module.emulator.cloud_store import CloudKerberosDomainStore
+from bot.adapters.kerberos_module.emulator.module import EmulatedDomain, KerberosModuleEmulator
+from bot.adapters.kerberos_module.emulator.on_prem import EmulatedOnPremModule
+from bot.adapters.kerberos_module.remoting.module import (
+    ModuleCredentials,
+    RemotingKerberosModule,
+    RemotingTarget,
+    Timeouts,
+)
+from bot.adapters.kerberos_module.remoting.winrm_kerberos import use_krb5_config
+from bot.adapters.ldap.connection import LdapEndpoint
+from bot.adapters.ldap.directory import LdapDirectory
+from bot.adapters.redis.client import connect as redis_connect
+from bot.adapters.redis.commands import RedisCommandQueue
+from bot.adapters.redis.rate import RedisRateLimiter
+from bot.adapters.redis.replay import RedisReplayGuard
+from bot.adapters.redis.store import RedisApprovalStore, RedisSignInTickets
+from bot.adapters.slack.groups import SlackProfiles, SlackUserGroups
+from bot.config import SLACK_API_DEFAULT, BotConfig, DomainConfig, EntraConfig, RemotingConfig, VerificationConfig
+from bot.domain.approvals import Action, ActionPolicy, ApprovalStore, GroupDirectory
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import ConfigurationError, KerberosBotError
 from bot.domain.gpo import KdcProxySetting
 from bot.domain.integrity import Signer
-from bot.domain.ports import ActiveDirectory, CommandQueue, EntraDirectory, KerberosModule, ReplayGuard
-from bot.domain.verification import ChatProfiles, EntraGroupMembership, VerificationPolicy
+from bot.domain.ports import (
+    ActiveDirectory,
+    CommandQueue,
+    EntraDirectory,
+    KerberosModule,
+    RateLimiter,
+    ReplayGuard,
+)
+from bot.domain.verification import ChatProfiles, EntraGroupMembership, SignInTickets, VerificationPolicy
+from bot.entrypoints.web import build_web_app
 from bot.services.changes import ChangeService, ExecutionLimits, RateLimits
 from bot.services.container import BotServices
 from bot.services.status import StatusService, StatusSettings, utc_now
 from bot.services.verification import ApproverVerification
+from bot.workers.changes import ChangeWorker
+from bot.workers.commands import CommandWorker
+from handlers.app import build_bolt_app
+from handlers.notices import SlackChangeNotices
+from handlers.responder import ResponseUrlPoster
+from handlers.router import KerberosCommand
+from handlers.sign_in_page import sign_in_routes
 
 
 @dataclass
@@ -81,10 +108,20 @@ class Components:
 
 @dataclass(frozen=True)
 class Overrides:
+    """Any port the bot uses, replaced (by the tests' fakes); ``None`` builds it from configuration."""
+
     directories: Mapping[str, ActiveDirectory] | None = None
     entra: EntraDirectory | None = None
     module: KerberosModule | None = None
     membership: EntraGroupMembership | None = None  # Entra approver group checks (default: Graph)
+    store: ApprovalStore | None = None  # default: Redis, with REDIS_URL
+    sign_in_tickets: SignInTickets | None = None
+    limiter: RateLimiter | None = None
+    command_queue: CommandQueue | None = None
+    replay_guard: ReplayGuard | None = None
+    groups: GroupDirectory | None = None  # default: Slack user groups
+    profiles: ChatProfiles | None = None  # default: Slack profiles
+    clock: Callable[[], datetime] | None = None
 
 
 class _NoProfiles:
@@ -244,11 +281,11 @@ def approver_browser_sign_in(entra: EntraConfig, settings: VerificationConfig) -
 
 def build_verification(
     config: BotConfig,
-    client: aioredis.Redis,
-    store_prefix: str,
+    tickets: SignInTickets,
     membership: EntraGroupMembership,
     profiles: ChatProfiles | None,
     closers: list[Callable[[], Awaitable[None]]],
+    clock: Callable[[], datetime] = utc_now,
 ) -> ApproverVerification | None:
     settings = config.approvals.verification
     if settings is None:
@@ -267,15 +304,15 @@ def build_verification(
         adapter = approver_browser_sign_in(config.entra, settings)
         verification = ApproverVerification(
             **common,
-            clock=utc_now,
+            clock=clock,
             browser=adapter,
-            tickets=RedisSignInTickets(client, store_prefix),
+            tickets=tickets,
             signer=integrity_signer(config),
             redirect_uri=settings.redirect_uri,
         )
     else:
         adapter = approver_sign_in(config.entra, settings)
-        verification = ApproverVerification(**common, clock=utc_now, device_code=adapter)
+        verification = ApproverVerification(**common, clock=clock, device_code=adapter)
 
     async def close() -> None:
         await verification.close()
@@ -313,19 +350,19 @@ def build_components(
     overrides: Overrides | None = None,
     *,
     redis_url: str | None = None,
-    groups: GroupDirectory | None = None,
-    profiles: ChatProfiles | None = None,
     store_prefix: str = "kerberos-bot",
 ) -> Components:
-    """``redis_url`` and ``groups`` switch the changing actions on (the approval store and who approves);
-    ``profiles`` (chat profile e-mails) match approvers to Entra users for verified approvals."""
+    """The adapters and services. The changing actions are on when there is an approval store (Redis at
+    ``redis_url``, or the overrides') and a group directory (``overrides.groups``; ``build_bot`` passes
+    Slack's user groups); ``overrides.profiles`` match approvers to Entra users for verified approvals."""
     overrides = overrides or Overrides()
+    clock = overrides.clock or utc_now
     closers: list[Callable[[], Awaitable[None]]] = []
     checks: dict[str, Callable[[], Awaitable[object]]] = {}
     if overrides.directories is not None:
         directories: Mapping[str, ActiveDirectory] = overrides.directories
     else:
-        ldap = {d.name: LdapDirectory(ldap_endpoint(d), configuration_dn=d.configuration_dn) for d in config.domains}
+        ldap = {d.name: ldap_directory(d) for d in config.domains}
         closers += [d.close for d in ldap.values()]
         checks.update({f"ldap:{name}": d.ping for name, d in ldap.items()})
         directories = ldap
@@ -333,7 +370,7 @@ def build_components(
     if overrides.entra is not None:
         entra: EntraDirectory = overrides.entra
     else:
-        graph = GraphEntraDirectory(entra_app(config.entra), graph_url=config.entra.graph_url)
+        graph = graph_directory(config)
         closers.append(graph.close)
         entra = graph
     if overrides.module is not None:
@@ -356,37 +393,41 @@ def build_components(
         audit_lookback=timedelta(days=policy.audit_lookback_days),
     )
     status = StatusService(directories, module, entra, status_settings)
-    changes = None
-    verification = None
-    command_queue = None
-    replay_guard = None
-    if redis_url is not None and groups is not None:
+    store, tickets, limiter = overrides.store, overrides.sign_in_tickets, overrides.limiter
+    command_queue, replay_guard = overrides.command_queue, overrides.replay_guard
+    if redis_url is not None:
         # bounded waits: a Redis host that does not answer must not hold replies or clicks for minutes
         # (the longest blocking read, a worker's XREADGROUP, waits 1 s)
         client = redis_connect(redis_url)
         closers.append(client.aclose)
         checks["redis"] = client.ping
-        command_queue = RedisCommandQueue(client, store_prefix)
-        replay_guard = RedisReplayGuard(client, store_prefix)
+        store = store or RedisApprovalStore(client, store_prefix)
+        tickets = tickets or RedisSignInTickets(client, store_prefix)
+        limiter = limiter or RedisRateLimiter(client, store_prefix)
+        command_queue = command_queue or RedisCommandQueue(client, store_prefix)
+        replay_guard = replay_guard or RedisReplayGuard(client, store_prefix)
+    changes = None
+    verification = None
+    if store is not None and overrides.groups is not None:
         membership = overrides.membership
         if membership is None and config.approvals.verification is not None:
             if graph is None:
-                graph = GraphEntraDirectory(entra_app(config.entra), graph_url=config.entra.graph_url)
+                graph = graph_directory(config)
                 closers.append(graph.close)
             membership = graph
-        if membership is not None:
-            verification = build_verification(config, client, store_prefix, membership, profiles, closers)
+        if membership is not None and tickets is not None:
+            verification = build_verification(config, tickets, membership, overrides.profiles, closers, clock)
         changes = ChangeService(
             signer=integrity_signer(config),
-            limiter=RedisRateLimiter(client, store_prefix),
+            limiter=limiter,
             rate_limits=RateLimits(config.changes.requests_per_hour, config.changes.clicks_per_minute),
-            store=RedisApprovalStore(client, store_prefix),
+            store=store,
             module=module,
             directories=directories,
-            groups=groups,
+            groups=overrides.groups,
             policies=action_policies(config),
             rotation=status_settings.policy,
-            clock=utc_now,
+            clock=clock,
             forest_roots={d.name: d.forest_root_name for d in config.domains},
             verification=verification,
             entra=entra,
@@ -401,3 +442,153 @@ def build_components(
     kdc_proxy = kdc_proxy_setting(config)
     services = BotServices(status=status, changes=changes, kdc_proxy=kdc_proxy, verification=verification)
     return Components(services, directories, entra, module, closers, checks, command_queue, replay_guard)
+
+
+def ldap_directory(domain: DomainConfig) -> LdapDirectory:
+    return LdapDirectory(ldap_endpoint(domain), configuration_dn=domain.configuration_dn)
+
+
+def graph_directory(config: BotConfig) -> GraphEntraDirectory:
+    return GraphEntraDirectory(entra_app(config.entra), graph_url=config.entra.graph_url)
+
+
+def slack_client(bot_token: str, api_url: str) -> AsyncWebClient:
+    """Every Web API call goes to ``api_url`` (Slack's, or the sandbox's stand-in) with the bot's token."""
+    return AsyncWebClient(token=bot_token, base_url=api_url)
+
+
+@dataclass(frozen=True)
+class SlackAccess:
+    """How the bot reaches Slack and knows Slack's requests (HTTP mode signs them)."""
+
+    bot_token: str
+    signing_secret: str
+    api_url: str = SLACK_API_DEFAULT
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """Which workers run in this process, and how the Bolt app hands work to them."""
+
+    changes: bool = True  # a change worker: carries out approved requests, sweeps expired ones
+    command_workers: int = 0  # command workers in this process (``kerberos-bot worker``, the sandbox)
+    queue_commands: bool = False  # commands' follow-up work goes to the queue (for workers here or elsewhere)
+    name: str = "worker-1"  # the change worker's name in the journal (host and pid tell replicas apart)
+    follow_key_every: timedelta = timedelta(minutes=5)
+    follow_key_for: timedelta = timedelta(hours=8)
+    command_block_ms: int = 1000
+
+
+@dataclass
+class Bot:
+    """The wired bot: the Slack app, the routes beside it and the workers of this process; ``components``
+    are the adapters it was built on (``None`` when the caller brought the services, as the handler tests do)."""
+
+    services: BotServices
+    client: AsyncWebClient
+    bolt: AsyncApp
+    routes: list[web.RouteDef]
+    poster: ResponseUrlPoster
+    signing_secret: str
+    components: Components | None = None
+    change_worker: ChangeWorker | None = None
+    command_workers: list[CommandWorker] = field(default_factory=list)
+
+    def web_app(self) -> web.Application:
+        """The Slack listener (``/slack/events``, the sign-in callback) behind the signature gate."""
+        return build_web_app(
+            self.bolt,
+            signing_secret=self.signing_secret,
+            replay_guard=self.components.replay_guard if self.components else None,
+            routes=self.routes,
+        )
+
+    async def readiness(self) -> dict[str, str]:
+        return await self.components.readiness() if self.components else {}
+
+    def start(self) -> None:
+        if self.change_worker is not None:
+            self.change_worker.start()
+        for worker in self.command_workers:
+            worker.start()
+
+    async def aclose(self) -> None:
+        """Stops the workers (finishing the replies already started), then releases every connection."""
+        if self.change_worker is not None:
+            await self.change_worker.stop()
+        await asyncio.gather(*(worker.stop() for worker in self.command_workers))
+        await self.poster.close()
+        if self.components is not None:
+            await self.components.aclose()
+
+
+def build_bot(
+    config: BotConfig,
+    slack: SlackAccess,
+    *,
+    overrides: Overrides | None = None,
+    redis_url: str | None = None,
+    store_prefix: str = "kerberos-bot",
+    workers: WorkerPlan = WorkerPlan(),
+) -> Bot:
+    """Everything one process runs, from the configuration (and the overrides' fakes)."""
+    client = slack_client(slack.bot_token, slack.api_url)
+    overrides = overrides or Overrides()
+    overrides = replace(
+        overrides,
+        groups=overrides.groups or SlackUserGroups(client),
+        profiles=overrides.profiles or SlackProfiles(client),
+    )
+    components = build_components(config, overrides, redis_url=redis_url, store_prefix=store_prefix)
+    return assemble_bot(components.services, slack, workers=workers, components=components, client=client)
+
+
+def assemble_bot(
+    services: BotServices,
+    slack: SlackAccess,
+    *,
+    workers: WorkerPlan = WorkerPlan(),
+    components: Components | None = None,
+    client: AsyncWebClient | None = None,
+) -> Bot:
+    """The Slack side and the workers around services already built (``build_bot``'s, or a test's)."""
+    client = client or slack_client(slack.bot_token, slack.api_url)
+    poster = ResponseUrlPoster()
+    queue = components.command_queue if components is not None else None
+    bolt = build_bolt_app(
+        signing_secret=slack.signing_secret,
+        client=client,
+        services=services,
+        poster=poster,
+        command_queue=queue if workers.queue_commands else None,
+    )
+    routes = sign_in_routes(services.verification, services.changes, client)
+    change_worker = None
+    if workers.changes and services.changes is not None:
+        change_worker = ChangeWorker(
+            services.changes,
+            SlackChangeNotices(client, services.changes),
+            workers.name,
+            follow_interval=workers.follow_key_every,
+            follow_for=workers.follow_key_for,
+        )
+    command_workers = []
+    if workers.command_workers:
+        if queue is None:
+            raise ConfigurationError("REDIS_URL: a command worker takes its commands from Redis")
+        listener = KerberosCommand(services, poster)
+        work = functools.partial(listener.work_on, client=client)
+        for index in range(1, workers.command_workers + 1):
+            name = workers.name if workers.command_workers == 1 else f"{workers.name}-{index}"
+            command_workers.append(CommandWorker(work, queue, name, block_ms=workers.command_block_ms))
+    return Bot(services, client, bolt, routes, poster, slack.signing_secret, components, change_worker, command_workers)
+
+
+@asynccontextmanager
+async def running_bot(bot: Bot) -> AsyncIterator[Bot]:
+    """The bot's workers running while inside; everything stopped and released on the way out."""
+    try:
+        bot.start()
+        yield bot
+    finally:
+        await bot.aclose()

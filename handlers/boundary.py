@@ -20,11 +20,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.response import BoltResponse
-from slack_sdk.models.blocks import PlainTextObject, SectionBlock
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import KerberosBotError
-from handlers.messages import escape
+from handlers.replies import escape
+from handlers.views.modals import message_modal
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +53,6 @@ def internal_error_text(where: str) -> str:
     ref = uuid.uuid4().hex[:8]
     log.exception("unexpected error in %s (ref %s)", where, ref)
     return f"Something went wrong inside kerberos-bot (reference {ref}); an admin can find it in the log."
-
-
-def message_modal(text: str) -> dict[str, Any]:
-    return {
-        "type": "modal",
-        "title": {"type": "plain_text", "text": "kerberos-bot"},
-        "close": {"type": "plain_text", "text": "Close"},
-        "blocks": [SectionBlock(text=PlainTextObject(text=text[:2900])).to_dict()],
-    }
 
 
 def _id_of(body: dict[str, Any], key: str) -> str | None:

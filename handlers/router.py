@@ -17,15 +17,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import KerberosBotError, UsageError
 from bot.domain.ports import CommandQueue, DeferredCommand
-from bot.logs import REQUEST_ID, set_user
-from bot.metrics import COMMANDS
+from bot.observability.logs import REQUEST_ID, set_user
+from bot.observability.metrics import COMMANDS
 from bot.services.container import BotServices
 from handlers.boundary import Ack, OnceAck, guard
 from handlers.commands import CommandContext, Prepared, Subcommand, discover
-from handlers.messages import Reply
 from handlers.parsing import parse_command
+from handlers.replies import Reply, error_reply
 from handlers.responder import ResponseUrlPoster
-from handlers.views import error_reply
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class KerberosCommand:
     """The listener for ``/kerberos``; one instance per app.
 
     With a ``queue``, the follow-up work of an acknowledged command goes to the command workers
-    (other processes, see ``handlers.command_worker``), so the acknowledging process only parses and
+    (other processes, see ``bot.workers.commands``), so the acknowledging process only parses and
     acknowledges; without one, or when the queue fails, the work runs here after the acknowledgement.
     """
 

@@ -17,11 +17,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.approvals import Verdict
 from bot.domain.verification import CALLBACK_PATH
-from bot.logs import new_request_id
+from bot.observability.logs import new_request_id
 from bot.services.changes import ChangeService
 from bot.services.verification import ApproverVerification
-from handlers.approvals import record_replay, record_sign_in
-from handlers.views import ACTION_TITLES
+from handlers.actions.approve import record_replay, record_sign_in
+from handlers.views.cards import ACTION_TITLES
 
 log = logging.getLogger(__name__)
 

@@ -19,18 +19,19 @@ Lines come from standard input, so a session can be scripted: ``printf '...' | k
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from bot.domain.approvals import RequestState
+from bot.domain.approvals import ChangeRequest, RequestState
 from bot.sandbox.entra_people import SANDBOX_PASSWORD
 from bot.sandbox.render import render_message
 from bot.sandbox.sandbox import Sandbox
 from bot.sandbox.sign_in_client import SignInWalker
-from bot.sandbox.slack_standin import block_actions_payload, view_submission_payload
+from bot.sandbox.slack_standin import RecordedCall, block_actions_payload, view_submission_payload
 
 PEOPLE = {"alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL", "dave": "U0DAVE", "mallory": "U0MALLORY"}
 NAMES = {user: name for name, user in PEOPLE.items()}
@@ -235,12 +236,26 @@ class Console:
             if request is not None and request.state.is_final:
                 break
             await asyncio.sleep(0.1)
-        await self._settle(1.0)  # let the thread's follow-up messages arrive
         request = await changes.get(request_id)
+        if request is not None and request.state == RequestState.SUCCEEDED and "KeyVersion" in (request.outcome or ""):
+            await self._key_followed(request)
+        self.show_new_messages()
         state = request.state.value if request else "unknown"
         self.say(f"(request {request_id} is {state})")
         if request is not None and request.state == RequestState.PENDING:
             self.say("(still waiting for approvals)")
+
+    async def _key_followed(self, request: ChangeRequest, timeout: float = 30.0) -> None:
+        """A new key: wait for the thread to say that every DC holds it (or which lag), as people would."""
+
+        def followed(call: RecordedCall) -> bool:
+            text = str(call.body.get("text", ""))
+            return call.body.get("thread_ts") == request.message_ts and (
+                "holds the new key" in text or "still show an older key" in text
+            )
+
+        with contextlib.suppress(TimeoutError):
+            await self.box.slack.wait_for_api("chat.postMessage", where=followed, timeout=timeout)
 
     async def run(self, read_line: Callable[[], str]) -> None:
         self.show_new_messages()

@@ -61,11 +61,11 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from bot.adapters.kerberos_module.cloud_store import domain_to_json
+from bot.adapters.kerberos_module.emulator.cloud_store import domain_to_json
 from bot.domain.model import CloudKerberosDomain
+from bot.entrypoints.web import start_site
 from bot.sandbox.entra_people import EntraPeople, StandInUser
 from bot.sandbox.entra_signin_pages import SignInPages
-from bot.web import start_site
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_ROLES = ("AuditLog.Read.All", "Organization.Read.All", "GroupMember.Read.All")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from bot.adapters.redis_client import connect
+from bot.adapters.redis.client import connect
 
 
 def _free_port() -> int:

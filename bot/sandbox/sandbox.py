@@ -19,12 +19,13 @@ from typing import Any
 
 import aiohttp
 
-from bot.adapters.redis_client import connect
-from bot.bootstrap import Components, build_components
+from bot.adapters.redis.client import connect
+from bot.bootstrap import Components, SlackAccess, WorkerPlan, build_bot
 from bot.config import load_bot_config
 from bot.domain.errors import ConfigurationError
 from bot.domain.ports import SetServerOptions
 from bot.domain.verification import CALLBACK_PATH
+from bot.entrypoints.web import EVENTS_PATH, bind_socket, build_health_app, start_site
 from bot.sandbox.entra_standin import EntraStandIn
 from bot.sandbox.redis_server import PrivateRedis
 from bot.sandbox.redis_server import answers as redis_answers
@@ -35,14 +36,6 @@ from bot.sandbox.slack_standin import (
     send_slash_command,
     slash_command_form,
 )
-from bot.slack_app import build_bolt_app, slack_client
-from bot.web import EVENTS_PATH, bind_socket, build_health_app, build_web_app, start_site
-from handlers.approvals import ChangeWorker
-from handlers.command_worker import CommandWorker
-from handlers.groups import SlackProfiles, SlackUserGroups
-from handlers.responder import ResponseUrlPoster
-from handlers.router import KerberosCommand
-from handlers.sign_in_page import sign_in_routes
 
 REPO = Path(__file__).resolve().parents[2]
 SAMBA_SCRIPT = REPO / "scripts" / "samba-dc.sh"
@@ -347,46 +340,30 @@ async def sandbox(
         slack.user_groups = {g: list(users) for g, users in SANDBOX_GROUPS.items()}
         seed_people(entra, slack)
         entra.people.device_code_interval = 1  # msal polls every second: the demo answers at once
-        client = slack_client(slack.bot_token, slack.api_url)
         store_prefix = f"kerberos-bot-sandbox-{secrets.token_hex(4)}"
-        components = build_components(
+        signing_secret = secrets.token_hex(16)
+        bot = build_bot(
             load_bot_config(config_path),
+            SlackAccess(slack.bot_token, signing_secret, slack.api_url),
             redis_url=redis_url,
-            groups=SlackUserGroups(client),
-            profiles=SlackProfiles(client),
             store_prefix=store_prefix,
+            workers=WorkerPlan(
+                command_workers=command_workers,
+                queue_commands=command_workers > 0,
+                name="sandbox",
+                follow_key_every=follow_key_every,
+                follow_key_for=follow_key_for,
+                command_block_ms=200,
+            ),
         )
-        stack.push_async_callback(components.aclose)
+        components = bot.components
+        assert components is not None  # built from the configuration
         stack.push_async_callback(_drop_keys, redis_url, store_prefix)
+        stack.push_async_callback(bot.aclose)  # first: the workers stop before their keys go
         if seed_domains:
             await seed(domains, components)
-        signing_secret = secrets.token_hex(16)
-        poster = ResponseUrlPoster()
-        stack.push_async_callback(poster.close)
-        if components.services.changes is not None:
-            worker = ChangeWorker(
-                components.services.changes, client, follow_interval=follow_key_every, follow_for=follow_key_for
-            )
-            worker.start()
-            stack.push_async_callback(worker.stop)
-        queue = components.command_queue if command_workers > 0 else None
-        if queue is not None:
-            for index in range(1, command_workers + 1):
-                listener = KerberosCommand(components.services, poster)
-                command_worker = CommandWorker(listener, queue, client, f"sandbox-{index}", block_ms=200)
-                command_worker.start()
-                stack.push_async_callback(command_worker.stop)
-        bolt = build_bolt_app(
-            poster=poster,
-            signing_secret=signing_secret,
-            client=client,
-            services=components.services,
-            command_queue=queue,
-        )
-        routes = sign_in_routes(components.services.verification, components.services.changes, client)
-        web_app = build_web_app(
-            bolt, signing_secret=signing_secret, replay_guard=components.replay_guard, routes=routes
-        )
+        bot.start()
+        web_app = bot.web_app()
         runner, port = await start_site(web_app, sock=slack_socket)
         stack.push_async_callback(runner.cleanup)
         health_runner, health_port = await start_site(build_health_app(components.readiness, cache_seconds=0))

@@ -20,7 +20,7 @@ import aiohttp
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-from bot.web import start_site
+from bot.entrypoints.web import start_site
 
 
 @dataclass

@@ -46,8 +46,8 @@ from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, KERBEROS_REALM, AuditEvent
 from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule, RateLimiter, SetServerOptions
 from bot.domain.top_level_names import check_top_level_names
 from bot.domain.verification import VerifiedIdentity
-from bot.logs import REQUEST_ID, SLACK_USER
-from bot.metrics import ACTION_SECONDS, REQUESTS_FINISHED
+from bot.observability.logs import REQUEST_ID, SLACK_USER
+from bot.observability.metrics import ACTION_SECONDS, REQUESTS_FINISHED
 from bot.services.verification import ApproverVerification
 
 log = logging.getLogger(__name__)

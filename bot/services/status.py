@@ -15,7 +15,7 @@ from bot.domain.diagnosis import Diagnosis, Observations, RotationPolicy, Source
 from bot.domain.errors import KerberosBotError, UnknownDomainError
 from bot.domain.model import AuditEvent, KerberosServerReport, OnPremState
 from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule
-from bot.metrics import SOURCE_ERRORS, SOURCE_SECONDS
+from bot.observability.metrics import SOURCE_ERRORS, SOURCE_SECONDS
 from bot.services.single_flight import SingleFlight
 
 log = logging.getLogger(__name__)

@@ -42,7 +42,7 @@ from bot.domain.verification import (
     check_claims,
     signed_in_at,
 )
-from bot.metrics import VERIFICATIONS
+from bot.observability.metrics import VERIFICATIONS
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.errors import KerberosBotError
 from bot.services.changes import ChangeService
 from bot.services.container import BotServices
-from handlers.messages import Reply
 from handlers.parsing import ParsedCommand
+from handlers.replies import Reply
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from bot.domain.approvals import Verdict
 from bot.domain.errors import UsageError
-from handlers.approvals import update_card
 from handlers.commands import CommandContext, Prepared, require_changes
-from handlers.messages import Reply
+from handlers.notices import update_card
 from handlers.parsing import ParsedCommand
-from handlers.views import text_reply
+from handlers.replies import Reply, text_reply
 
 NAME = "cancel"
 ORDER = 80  # where it shows in help and in the manifest

@@ -8,9 +8,9 @@ from bot.domain.approvals import ChangeRequest
 from bot.domain.errors import UsageError
 from bot.services.changes import ChangeService
 from handlers.commands import CommandContext, Prepared, require_changes
-from handlers.messages import Reply, code
 from handlers.parsing import ParsedCommand
-from handlers.views import approval_terms, request_card, text_reply
+from handlers.replies import Reply, code, text_reply
+from handlers.views.cards import approval_terms, request_card
 
 Submit = Callable[[ChangeService, str, str], Awaitable[ChangeRequest]]  # (service, domain, reason)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.domain.errors import KerberosBotError, UsageError
 from handlers.commands import CommandContext, Prepared
 from handlers.parsing import ParsedCommand
-from handlers.views import text_reply
+from handlers.replies import text_reply
 
 NAME = "gpo"
 ORDER = 60  # where it shows in help and in the manifest

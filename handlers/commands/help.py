@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from handlers.commands import CommandContext, Prepared
 from handlers.parsing import ParsedCommand
-from handlers.views import help_reply
+from handlers.views.help import help_reply
 
 NAME = "help"
 ORDER = 90  # where it shows in help and in the manifest

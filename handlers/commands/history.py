@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from bot.domain.errors import UsageError
 from handlers.commands import CommandContext, Prepared, require_changes
-from handlers.messages import Reply
 from handlers.parsing import ParsedCommand
-from handlers.views import history_replies, text_reply
+from handlers.replies import Reply, text_reply
+from handlers.views.requests import history_replies
 
 NAME = "history"
 ORDER = 75  # after requests

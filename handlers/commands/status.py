@@ -8,9 +8,9 @@ from bot.domain.errors import UsageError
 from bot.services.single_flight import SingleFlight
 from bot.services.status import StatusService
 from handlers.commands import CommandContext, Prepared
-from handlers.messages import Reply
 from handlers.parsing import ParsedCommand
-from handlers.views import status_replies, text_reply
+from handlers.replies import Reply, text_reply
+from handlers.views.status import status_replies
 
 NAME = "status"
 ORDER = 10  # where it shows in help and in the manifest

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from bot.adapters.redis_client import connect
-from bot.adapters.redis_store import RedisApprovalStore
+from bot.adapters.redis.client import connect
+from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ApprovalStore, ChangeRequest, Claim, FinishResult, RequestState, Verdict
 from bot.domain.verification import VerifiedIdentity
 from tests.support.fake_approvals import FakeApprovalStore

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.adapters.entra_graph import GraphEntraDirectory
+from bot.adapters.entra.graph import GraphEntraDirectory
 from bot.domain.ports import EntraDirectory
 from bot.sandbox.entra_standin import EntraStandIn
 from tests.support.entra import entra_app

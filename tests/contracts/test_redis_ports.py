@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.adapters.redis_client import connect
-from bot.adapters.redis_commands import RedisCommandQueue
-from bot.adapters.redis_rate import RedisRateLimiter
-from bot.adapters.redis_store import RedisSignInTickets
+from bot.adapters.redis.client import connect
+from bot.adapters.redis.commands import RedisCommandQueue
+from bot.adapters.redis.rate import RedisRateLimiter
+from bot.adapters.redis.store import RedisSignInTickets
 from bot.domain.ports import CommandQueue, DeferredCommand, RateLimiter
 from bot.domain.verification import SignInTickets
 from tests.support.fake_approvals import FakeSignInTickets
@@ -134,7 +134,7 @@ async def test_a_bucket_gives_its_capacity_then_says_how_long_to_wait_and_refill
 
 
 async def test_a_burst_of_replays_lets_exactly_one_through(prefix: str) -> None:
-    from bot.adapters.redis_replay import RedisReplayGuard
+    from bot.adapters.redis.replay import RedisReplayGuard
 
     client = connect(REDIS_URL)
     guard = RedisReplayGuard(client, prefix)

@@ -18,6 +18,8 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 
+from bot.adapters.slack.groups import SlackUserGroups
+from bot.bootstrap import slack_client
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest
 from bot.domain.diagnosis import RotationPolicy
 from bot.sandbox.slack_standin import (
@@ -31,10 +33,8 @@ from bot.sandbox.slack_standin import (
 from bot.services.changes import ChangeService
 from bot.services.container import BotServices
 from bot.services.status import StatusService
-from bot.slack_app import slack_client
-from handlers.approvals import DENY_DIALOG
-from handlers.groups import SlackUserGroups
-from handlers.views import APPROVE_ACTION, DENY_ACTION
+from handlers.views.cards import APPROVE_ACTION, DENY_ACTION
+from handlers.views.modals import DENY_DIALOG
 from tests.support.botserver import RunningBot, running_bot
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeKerberosModule, on_prem_state

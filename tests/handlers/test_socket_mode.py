@@ -8,10 +8,11 @@ from urllib.parse import parse_qsl
 import pytest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+from bot.bootstrap import slack_client
 from bot.sandbox.slack_standin import SlackStandIn, slash_command_form
 from bot.services.container import BotServices
 from bot.services.status import StatusService
-from bot.slack_app import build_bolt_app, slack_client
+from handlers.app import build_bolt_app
 from handlers.responder import ResponseUrlPoster
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeKerberosModule, on_prem_state
 

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from bot.adapters.ad_ldap import LdapDirectory
-from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
+from bot.adapters.kerberos_module.emulator.on_prem import EmulatedOnPremModule
+from bot.adapters.ldap.directory import LdapDirectory
 from bot.domain.model import OnPremState
 from tests.support.samba import SambaDC, SeedState, contoso, ensure_up, fabrikam, seed
 from tests.support.sandboxes import box  # noqa: F401  (the shared module-scoped sandbox fixture)

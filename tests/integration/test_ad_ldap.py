@@ -14,8 +14,8 @@ import pytest
 import trustme
 from ldap3 import MODIFY_REPLACE, SUBTREE, Connection
 
-from bot.adapters.ad_ldap import LdapDirectory, kerberos_objects_filter
-from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
+from bot.adapters.kerberos_module.emulator.on_prem import EmulatedOnPremModule
+from bot.adapters.ldap.directory import LdapDirectory, kerberos_objects_filter
 from bot.domain.errors import DirectoryAuthError, DirectoryTimeout, DirectoryUnavailable
 from tests.integration.conftest import SeedDomain
 from tests.support.samba import SambaDC, SeedState

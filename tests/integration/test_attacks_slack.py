@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from bot.adapters.redis_client import connect
+from bot.adapters.redis.client import connect
 from bot.domain.approvals import RequestState
 from bot.sandbox.sandbox import Sandbox
 from bot.sandbox.slack_standin import block_actions_payload
-from handlers.views import APPROVE_ACTION
+from handlers.views.cards import APPROVE_ACTION
 from tests.integration.test_rotate_slack import blocks_of, request_via_slack, wait_for_state
 
 pytestmark = pytest.mark.samba

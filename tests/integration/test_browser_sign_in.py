@@ -24,7 +24,7 @@ from bot.sandbox.entra_people import SANDBOX_MFA_CODE, SANDBOX_PASSWORD
 from bot.sandbox.sandbox import Sandbox, sandbox
 from bot.sandbox.sign_in_client import SignInWalker
 from bot.sandbox.slack_standin import block_actions_payload
-from handlers.views import APPROVE_ACTION, SIGN_IN_LINK_ACTION
+from handlers.views.cards import APPROVE_ACTION, SIGN_IN_LINK_ACTION
 from tests.integration.test_rotate_slack import blocks_of, click, request_via_slack, wait_for_state
 from tests.support.browser import chromium, waiting
 from tests.support.samba import sandbox_domains

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from bot.check import CheckResult, run_checks
 from bot.config import BotConfig, Settings, load_bot_config
+from bot.entrypoints.check import CheckResult, run_checks
 from bot.sandbox.entra_standin import GRAPH_ROLES
 from bot.sandbox.sandbox import ADMIN_PASSWORD, Sandbox, sandbox
 from tests.support.samba import sandbox_domains

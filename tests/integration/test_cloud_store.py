@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from bot.adapters.entra_graph import GraphEntraDirectory
-from bot.adapters.kerberos_module.cloud_store import CloudKerberosDomainStore
+from bot.adapters.entra.graph import GraphEntraDirectory
+from bot.adapters.kerberos_module.emulator.cloud_store import CloudKerberosDomainStore
 from bot.domain.errors import EntraAuthError, EntraError, EntraForbidden, EntraThrottled, EntraUnavailable
 from bot.domain.model import TRUST_DISPLAY_TYPE, CloudKerberosDomain
 from bot.sandbox.entra_standin import ADMIN_HEADER, EntraStandIn

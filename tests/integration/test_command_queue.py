@@ -12,8 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from bot.adapters.redis_client import connect
-from bot.adapters.redis_commands import GROUP, RedisCommandQueue
+from bot.adapters.redis.client import connect
+from bot.adapters.redis.commands import GROUP, RedisCommandQueue
 from bot.domain.ports import DeferredCommand
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.redis_client import connect
-from bot.adapters.redis_commands import RedisCommandQueue
+from bot.adapters.redis.client import connect
+from bot.adapters.redis.commands import RedisCommandQueue
 from bot.domain.ports import DeferredCommand
 from bot.sandbox.sandbox import Sandbox, sandbox
 from tests.support.samba import sandbox_domains

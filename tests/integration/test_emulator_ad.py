@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from ldap3.protocol.formatters.formatters import format_sid
 
-from bot.adapters.ad_ldap import LdapDirectory
-from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
+from bot.adapters.kerberos_module.emulator.on_prem import EmulatedOnPremModule
+from bot.adapters.ldap.directory import LdapDirectory
 from bot.domain.errors import KerberosModuleError
 from tests.integration.conftest import SeedDomain
 from tests.support.samba import SambaDC, SeedState

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.adapters.entra_device_code import MsalDeviceCodeSignIn
-from bot.adapters.entra_graph import GraphEntraDirectory
+from bot.adapters.entra.device_code import MsalDeviceCodeSignIn
+from bot.adapters.entra.graph import GraphEntraDirectory
 from bot.domain.errors import EntraAuthError, EntraForbidden
 from bot.domain.verification import SignInAbandoned
 from bot.sandbox.entra_standin import EntraStandIn

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trustme
 
-from bot.adapters.entra_graph import GraphEntraDirectory
+from bot.adapters.entra.graph import GraphEntraDirectory
 from bot.domain.errors import EntraAuthError, EntraError, EntraForbidden, EntraThrottled, EntraUnavailable
 from bot.domain.ports import EntraDirectory
 from bot.sandbox.entra_standin import EntraStandIn
@@ -310,7 +310,7 @@ async def test_graph_404_is_an_entra_error(entra_graph: GraphEntraDirectory, ent
 def test_retry_after_in_seconds_or_as_an_http_date() -> None:
     from email.utils import format_datetime
 
-    from bot.adapters.entra_auth import _parse_retry_after
+    from bot.adapters.entra.app import _parse_retry_after
 
     assert _parse_retry_after("7") == 7.0 and _parse_retry_after(None) is None
     assert _parse_retry_after("soon") is None

@@ -21,8 +21,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.adapters.redis_client import connect
-from bot.adapters.redis_store import RedisApprovalStore
+from bot.adapters.redis.client import connect
+from bot.adapters.redis.store import RedisApprovalStore
 from bot.bootstrap import action_policies, integrity_signer
 from bot.config import load_bot_config
 from bot.domain.approvals import Action, ChangeRequest, RequestState

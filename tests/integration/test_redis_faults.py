@@ -14,8 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.adapters.redis_client import connect
-from bot.adapters.redis_store import RedisApprovalStore
+from bot.adapters.redis.client import connect
+from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import StoreUnavailable
@@ -24,7 +24,7 @@ from bot.sandbox.slack_standin import SlackStandIn, block_actions_payload, inter
 from bot.services.changes import ChangeService
 from bot.services.container import BotServices
 from bot.services.status import StatusService
-from handlers.views import APPROVE_ACTION
+from handlers.views.cards import APPROVE_ACTION
 from tests.contracts.test_approval_store import LEASE, new_request
 from tests.support.botserver import running_bot
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeGroups, FakeKerberosModule, on_prem_state
@@ -147,7 +147,7 @@ async def test_kill_9_of_redis_during_a_burst_of_clicks_never_executes_twice(red
 
 
 async def test_check_reports_a_redis_that_evicts_keys(tmp_path: Path) -> None:
-    from bot.check import _redis
+    from bot.entrypoints.check import _redis
 
     evicting = PrivateRedis(tmp_path, "--maxmemory-policy", "allkeys-lru")
     await evicting.start()

@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 import trustme
 
-from bot.adapters.kerberos_module.remoting import RemotingKerberosModule
+from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule
 from bot.bootstrap import build_remoting
-from bot.check import check_remoting
 from bot.config import RemotingConfig
 from bot.domain.errors import KerberosModuleError
+from bot.entrypoints.check import check_remoting
 from tests.integration.test_remoting_transport import CREDENTIALS, SAMPLE, answering
 from tests.support.kdc import KerberosPrincipals, kerberos_principals, kinit_keytab, krb5_conf_text
 from tests.support.samba import SambaDC

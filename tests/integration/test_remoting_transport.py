@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from bot.adapters.kerberos_module.remoting import (
+from bot.adapters.kerberos_module.remoting.module import (
     MODULE_SCRIPT,
     RUN_SCRIPT,
     ModuleCredentials,
@@ -23,10 +23,10 @@ from bot.adapters.kerberos_module.remoting import (
     Timeouts,
 )
 from bot.bootstrap import build_remoting
-from bot.check import check_remoting
 from bot.config import RemotingConfig
 from bot.domain.errors import KerberosModuleError
 from bot.domain.ports import SetServerOptions
+from bot.entrypoints.check import check_remoting
 from tests.support.winrm import Answer, FakeWinRM, ReceivedPipeline, fake_winrm
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "module"

@@ -15,7 +15,7 @@ import pytest
 
 from bot.domain.approvals import RequestState
 from bot.sandbox.sandbox import Sandbox, SandboxDomain, samba, sandbox
-from handlers.views import APPROVE_ACTION
+from handlers.views.cards import APPROVE_ACTION
 from tests.integration.test_rotate_slack import click, request_via_slack, wait_for_state
 from tests.support.samba import pair_hosts
 

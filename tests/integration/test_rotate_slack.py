@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from bot.adapters.redis_client import connect
+from bot.adapters.redis.client import connect
 from bot.domain.approvals import ChangeRequest, RequestState
 from bot.sandbox.sandbox import Sandbox
 from bot.sandbox.slack_standin import block_actions_payload, view_submission_payload
-from handlers.approvals import DENY_DIALOG
-from handlers.views import APPROVE_ACTION, DENY_ACTION
+from handlers.views.cards import APPROVE_ACTION, DENY_ACTION
+from handlers.views.modals import DENY_DIALOG
 
 pytestmark = pytest.mark.samba
 
@@ -145,8 +145,8 @@ async def test_rotate_needs_a_reason(box: Sandbox) -> None:
 async def test_a_rotated_key_never_reaches_the_logs_or_redis(box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     import logging
 
-    from bot.adapters.kerberos_module import emulator_ad
-    from bot.logs import JsonFormatter
+    from bot.adapters.kerberos_module.emulator import on_prem as emulator_ad
+    from bot.observability.logs import JsonFormatter
 
     keys: list[bytes] = []
     original = emulator_ad._new_key

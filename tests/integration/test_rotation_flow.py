@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.adapters.redis_client import connect
-from bot.adapters.redis_store import RedisApprovalStore
+from bot.adapters.redis.client import connect
+from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
 from bot.sandbox.sandbox import Sandbox

@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.adapters.redis_client import connect
+from bot.adapters.redis.client import connect
 from bot.sandbox.sandbox import Sandbox, sandbox
 from bot.sandbox.slack_standin import send_slash_command, slash_command_form
 from tests.support.samba import sandbox_domains

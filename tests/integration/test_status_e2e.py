@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.kerberos_module.emulator import KerberosModuleEmulator
+from bot.adapters.kerberos_module.emulator.module import KerberosModuleEmulator
 from bot.domain.ports import SetServerOptions
 from bot.sandbox.sandbox import DEFAULT_DOMAINS, Sandbox, samba, sandbox, seed
 from tests.support.samba import sandbox_domains

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.adapters.kerberos_module.emulator import KerberosModuleEmulator
-from bot.adapters.redis_client import connect
-from bot.adapters.redis_store import RedisApprovalStore
+from bot.adapters.kerberos_module.emulator.module import KerberosModuleEmulator
+from bot.adapters.redis.client import connect
+from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestState
 from bot.domain.diagnosis import RotationPolicy
 from bot.sandbox.sandbox import Sandbox

@@ -1,4 +1,4 @@
-"""Run the real bot HTTP app on a loopback port for tests."""
+"""Run the real bot HTTP app, wired by the composition root, on a loopback port for tests."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from bot.bootstrap import SlackAccess, WorkerPlan, assemble_bot
+from bot.entrypoints.web import EVENTS_PATH, start_site
 from bot.sandbox.slack_standin import SlackStandIn
 from bot.services.container import BotServices
-from bot.slack_app import build_bolt_app, slack_client
-from bot.web import EVENTS_PATH, build_web_app, start_site
-from handlers.responder import ResponseUrlPoster
 
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 
@@ -24,17 +23,14 @@ class RunningBot:
 
 @asynccontextmanager
 async def running_bot(services: BotServices, slack: SlackStandIn) -> AsyncIterator[RunningBot]:
-    poster = ResponseUrlPoster()
-    bolt = build_bolt_app(
-        signing_secret=SIGNING_SECRET,
-        client=slack_client(slack.bot_token, slack.api_url),
-        services=services,
-        poster=poster,
+    """The services' Slack side as production wires it, without workers (the tests run those themselves)."""
+    bot = assemble_bot(
+        services, SlackAccess(slack.bot_token, SIGNING_SECRET, slack.api_url), workers=WorkerPlan(changes=False)
     )
-    runner, port = await start_site(build_web_app(bolt, signing_secret=SIGNING_SECRET))
+    runner, port = await start_site(bot.web_app())
     url = f"http://127.0.0.1:{port}"
     try:
         yield RunningBot(url, url + EVENTS_PATH, SIGNING_SECRET)
     finally:
         await runner.cleanup()
-        await poster.close()
+        await bot.aclose()

@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 import trustme
 
-from bot.adapters.entra_auth import EntraApp
-from bot.adapters.entra_graph import GraphEntraDirectory
-from bot.adapters.kerberos_module.cloud_store import CloudKerberosDomainStore
+from bot.adapters.entra.app import EntraApp
+from bot.adapters.entra.graph import GraphEntraDirectory
+from bot.adapters.kerberos_module.emulator.cloud_store import CloudKerberosDomainStore
 from bot.sandbox.entra_standin import EntraStandIn
 
 TIMEOUT = 1.0  # short, so the timeout tests stay quick; the stand-in answers in milliseconds

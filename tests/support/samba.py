@@ -28,9 +28,9 @@ from typing import Any
 from ldap3 import Connection
 from ldap3.core.exceptions import LDAPNoSuchObjectResult
 
-from bot.adapters.ad_ldap import LdapDirectory
-from bot.adapters.kerberos_module.emulator_ad import EmulatedOnPremModule
-from bot.adapters.ldap_connection import LdapEndpoint, LdapSession
+from bot.adapters.kerberos_module.emulator.on_prem import EmulatedOnPremModule
+from bot.adapters.ldap.connection import LdapEndpoint, LdapSession
+from bot.adapters.ldap.directory import LdapDirectory
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, OnPremState
 from bot.sandbox.sandbox import ADMIN_PASSWORD, DEFAULT_DOMAINS, SambaInstance, SandboxDomain, samba_root
 

@@ -16,7 +16,7 @@ from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import UsageError
 from bot.domain.top_level_names import check_top_level_names
 from bot.services.changes import ACTION_SPECS, ChangeService, ExecutionLimits
-from handlers.views import ACTION_TITLES
+from handlers.views.cards import ACTION_TITLES
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, on_prem_state
 

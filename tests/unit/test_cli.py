@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.entrypoints.cli import main
 
 
 def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -70,7 +70,7 @@ def test_importing_the_cli_leaves_prometheus_for_serve_to_set_up() -> None:
     import subprocess
     import sys
 
-    code = "import sys, bot.cli; sys.exit('prometheus_client' in sys.modules)"
+    code = "import sys, bot.entrypoints.cli; sys.exit('prometheus_client' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -14,8 +15,8 @@ import pytest
 from bot.domain.ports import DeferredCommand
 from bot.services.container import BotServices
 from bot.services.status import StatusService
-from handlers import command_worker
-from handlers.command_worker import CommandWorker
+from bot.workers import commands as command_worker
+from bot.workers.commands import CommandWorker
 from handlers.responder import ResponseUrlPoster
 from handlers.router import KerberosCommand
 from tests.support.fakes import NOW, FakeCommandQueue, FakeDirectory, FakeEntra, FakeKerberosModule, on_prem_state
@@ -50,7 +51,7 @@ async def until(condition: Any, timeout: float = 5.0) -> None:
 
 async def test_queued_commands_are_answered_and_stale_ones_dropped(caplog: pytest.LogCaptureFixture) -> None:
     poster, queue = RecordingPoster(), FakeCommandQueue()
-    worker = CommandWorker(listener(poster), queue, None, "w1", block_ms=10)
+    worker = CommandWorker(partial(listener(poster).work_on, client=None), queue, "w1", block_ms=10)
     queue.queued = [
         deferred("status contoso.test", "https://r/fresh"),
         deferred("status contoso.test", "https://r/stale", age=timedelta(minutes=26)),
@@ -73,7 +74,7 @@ async def test_a_failing_queue_is_retried_with_growing_pauses(
     poster, queue = RecordingPoster(), FakeCommandQueue()
     queue.failures = 3
     queue.queued = [deferred("status", "https://r/after-outage")]
-    worker = CommandWorker(listener(poster), queue, None, "w1", block_ms=10)
+    worker = CommandWorker(partial(listener(poster).work_on, client=None), queue, "w1", block_ms=10)
     with caplog.at_level(logging.WARNING):
         worker.start()
         await until(lambda: "https://r/after-outage" in poster.posted)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.adapters.kerberos_module import powershell as ps
+from bot.adapters.kerberos_module.remoting import powershell as ps
 
 JEA = Path(__file__).resolve().parents[2] / "deploy" / "jea"
 PSRC = (JEA / "KerberosBot.psrc").read_text()

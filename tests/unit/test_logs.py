@@ -1,7 +1,7 @@
 import json
 import logging
 
-from bot.logs import REQUEST_ID, JsonFormatter, new_request_id, set_user
+from bot.observability.logs import REQUEST_ID, JsonFormatter, new_request_id, set_user
 
 
 def test_each_line_is_json_with_request_and_user() -> None:

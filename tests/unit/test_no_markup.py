@@ -8,8 +8,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 from bot.domain.approvals import Action, ChangeRequest, RequestState
-from handlers.messages import code, plain
-from handlers.views import ApprovalTerms, request_card
+from handlers.replies import code, plain
+from handlers.views.cards import ApprovalTerms, request_card
 from tests.support.fakes import NOW
 
 HOSTILE = (

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.kerberos_module import powershell as ps
+from bot.adapters.kerberos_module.remoting import powershell as ps
 from bot.domain.ports import SetServerOptions
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "module"

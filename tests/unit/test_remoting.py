@@ -18,8 +18,8 @@ from pypsrp.serializer import Serializer
 from pypsrp.wsman import WSMan
 from spnego import KerberosKeytab
 
-from bot.adapters.kerberos_module import powershell as ps
-from bot.adapters.kerberos_module.remoting import (
+from bot.adapters.kerberos_module.remoting import powershell as ps
+from bot.adapters.kerberos_module.remoting.module import (
     RUN_SCRIPT,
     ModuleCredentials,
     RemotingKerberosModule,
@@ -28,12 +28,12 @@ from bot.adapters.kerberos_module.remoting import (
     add_call,
     script_call,
 )
-from bot.adapters.kerberos_module.winrm_kerberos import KerberosClient, kerberos_failure, use_krb5_config
+from bot.adapters.kerberos_module.remoting.winrm_kerberos import KerberosClient, kerberos_failure, use_krb5_config
 from bot.bootstrap import build_remoting
-from bot.check import check_remoting
 from bot.config import KerberosModuleConfig, RemotingConfig, load_bot_config
 from bot.domain.errors import ConfigurationError, KerberosModuleError
 from bot.domain.ports import SetServerOptions
+from bot.entrypoints.check import check_remoting
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "examples" / "kerberos-bot.toml"

@@ -12,7 +12,8 @@ from ldap3.core.exceptions import (
     LDAPSocketReceiveError,
 )
 
-from bot.adapters.ad_ldap import (
+from bot.adapters.ldap.connection import LdapEndpoint, LdapSession
+from bot.adapters.ldap.directory import (
     UNICODE_PWD_ATTID,
     LdapDirectory,
     kerberos_objects_filter,
@@ -20,7 +21,6 @@ from bot.adapters.ad_ldap import (
     parse_repl_attribute_metadata_xml,
     parse_repl_property_metadata,
 )
-from bot.adapters.ldap_connection import LdapEndpoint, LdapSession
 from bot.domain.errors import (
     DirectoryAuthError,
     DirectoryDataError,

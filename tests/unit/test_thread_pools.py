@@ -6,7 +6,7 @@ import asyncio
 import threading
 
 from bot.adapters.threads import SIZES, run_in
-from bot.logs import SLACK_USER
+from bot.observability.logs import SLACK_USER
 
 
 async def test_hung_sign_ins_leave_the_ldap_pool_free_and_keep_the_log_context() -> None:

@@ -8,8 +8,11 @@ from bot.domain.diagnosis import Observations, RotationPolicy, diagnose
 from bot.domain.model import KerberosServerReport
 from bot.sandbox.render import render_message
 from bot.services.status import DomainStatus
+from handlers.replies import error_reply
 from handlers.router import catalog
-from handlers.views import MAX_BLOCKS, error_reply, help_reply, status_replies
+from handlers.views.blocks import MAX_BLOCKS
+from handlers.views.help import help_reply
+from handlers.views.status import status_replies
 from tests.support.fakes import NOW, cloud_of, on_prem_state
 
 

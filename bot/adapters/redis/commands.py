@@ -1,0 +1,129 @@
+"""The command queue in Redis: one stream read by a consumer group, so each command goes to one worker.
+
+Keys (``P`` is the configured prefix):
+    P:commands   stream: acknowledged slash commands waiting for their follow-up work (group "command-workers")
+
+A command is acknowledged to Redis as soon as a worker takes it (at most once): redoing a command a
+crashed worker had half done could post a second approval request, which is worse than asking the
+user to type it again. Workers drop commands too old to answer (Slack's response URLs
+last 30 minutes). The stream is capped, so a backlog with no worker cannot grow without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from bot.adapters.redis.client import store_errors
+from bot.domain.ports import DeferredCommand
+
+GROUP = "command-workers"
+MAX_BACKLOG = 10_000
+
+
+class RedisCommandQueue:
+    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
+        # redis-py's annotations ignore decode_responses=True; every reply here is str by construction
+        self._redis: Any = client
+        self._key = f"{prefix}:commands"
+        self._group_ready = False
+        self._batch: list[dict[str, str]] | None = None  # commands waiting for the next write
+        self._batch_written: asyncio.Future[None] | None = None
+        self._writers: set[asyncio.Task[None]] = set()
+
+    async def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            await self._redis.xgroup_create(self._key, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def put(self, command: DeferredCommand) -> None:
+        """Returns once the command is in Redis. Commands put in the same turn of the event loop
+        (a burst) go out in one pipeline: one round trip for all of them instead of one each."""
+        await self._ensure_group()  # before the first command, so no worker can miss it
+        fields = {
+            "text": command.text,
+            "user": command.user_id,
+            "channel": command.channel_id,
+            "reply_to": command.reply_to,
+            "request_id": command.request_id,
+            "queued_at": command.queued_at.isoformat(),
+            "team": command.team_id,
+            "app": command.app_id,
+        }
+        if self._batch is None or self._batch_written is None:
+            self._batch, self._batch_written = [], asyncio.get_running_loop().create_future()
+            writer = asyncio.create_task(self._write(self._batch, self._batch_written))
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
+        self._batch.append(fields)
+        await asyncio.shield(self._batch_written)  # one caller cancelled must not fail the others
+
+    async def _write(self, batch: list[dict[str, str]], written: asyncio.Future[None]) -> None:
+        await asyncio.sleep(0)  # the commands of this turn of the loop join the batch
+        self._batch = self._batch_written = None  # later commands start the next batch
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for fields in batch:
+                    pipe.xadd(self._key, fields, maxlen=MAX_BACKLOG, approximate=True)
+                await pipe.execute()
+        except Exception as exc:
+            written.set_exception(exc)
+            written.exception()  # every caller gets it through put(); nothing is left unretrieved
+        else:
+            written.set_result(None)
+
+    async def take(self, consumer: str, *, count: int, block_ms: int) -> list[DeferredCommand]:
+        with store_errors("the command was not taken"):
+            await self._ensure_group()
+            answer = await self._redis.xreadgroup(
+                GROUP, consumer, {self._key: ">"}, count=count, block=block_ms or None
+            )
+            for _stream, messages in answer or []:
+                if messages:  # at most once: settled as soon as taken, and deleted (no acknowledged backlog)
+                    ids = [message_id for message_id, _ in messages]
+                    await self._redis.xack(self._key, GROUP, *ids)
+                    await self._redis.xdel(self._key, *ids)
+        commands: list[DeferredCommand] = []
+        for _stream, messages in answer or []:
+            for _id, fields in messages:
+                commands.append(
+                    DeferredCommand(
+                        text=fields.get("text", ""),
+                        user_id=fields.get("user", ""),
+                        channel_id=fields.get("channel", ""),
+                        reply_to=fields.get("reply_to", ""),
+                        request_id=fields.get("request_id", "-"),
+                        queued_at=_parse_time(fields.get("queued_at", "")),
+                        team_id=fields.get("team", ""),
+                        app_id=fields.get("app", ""),
+                    )
+                )
+        return commands
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    async def backlog(self) -> int:
+        """Commands queued and not yet taken by any worker."""
+        await self._ensure_group()
+        for group in await self._redis.xinfo_groups(self._key):
+            if group.get("name") == GROUP:
+                return int(group.get("lag") or 0)
+        return 0
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return datetime.now(UTC)

@@ -1,0 +1,778 @@
+"""Change requests in Redis: every transition is one Lua script, so one round trip per click and
+no interleaving between the check and the change, whatever the number of clicks, approvers, bot
+replicas or Slack retries.
+
+Keys (``P`` is the configured prefix; a single Redis, not a cluster: the scripts read the lock
+holder's request, a key they are not given):
+    P:req:<id>             hash: the request (with its claim: lease_token, lease_until_ms, claimed_by)
+    P:req:<id>:approvals   hash: approver -> time, or JSON with the verified Entra identity; its size is
+                           the approval count
+    P:req:<id>:journal     list: the execution's steps
+    P:verified:<user>      string (JSON, expires with the freshness window): a user's last verified sign-in
+    P:pending              sorted set: pending request ids by expiry (ms)
+    P:recent               sorted set: every request id by creation (ms); the sweep forgets old finished ones
+    P:executing            set: claimed, not finished
+    P:lock:<domain>        string "<request id>:<token>": the claim that holds the domain (a backstop
+                           expiry; the lease in the request decides)
+    P:work                 stream: approved requests for the workers (consumer group "workers"); an entry
+                           is deleted once its request is claimed or gone, so it holds only waiting work
+    P:audit                stream: append-only trail of every event, trimmed to the retention by the sweep
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from bot.adapters.redis.client import connect, store_errors
+from bot.domain.approvals import (
+    Action,
+    Approval,
+    AuditEntry,
+    ChangeRequest,
+    Claim,
+    DecisionResult,
+    FinishResult,
+    RequestState,
+    Verdict,
+)
+from bot.domain.errors import StoreUnavailable
+from bot.domain.verification import VerifiedIdentity
+
+WORKERS = "workers"
+_AUDIT_FIELDS = frozenset({"request", "event", "actor", "at", "detail"})
+
+_AUDIT = """
+local function answer(verdict)
+  return {verdict, redis.call('HLEN', KEYS[2]), redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
+end
+local function audit(event, actor, detail)
+  redis.call('XADD', KEYS[5], '*', 'request', ARGV[1], 'event', event, 'actor', actor, 'at', ARGV[3],
+             'detail', detail)
+end
+"""
+
+# The checks every decision makes first, with every refused click audited once per user, request and
+# verdict (a bounded trail: clicking a decided request a thousand times writes one entry).
+# KEYS: req, approvals, pending, work, audit, executing, lock, people, clicks
+# ARGV: id, now_ms, now_iso, actor, origin ('' = not checked), allowed actions ('*' or one per line), ...
+_DECISION_CHECKS = """
+local function refused(verdict, detail)
+  if redis.call('SADD', KEYS[9], ARGV[4] .. '|' .. verdict) == 1 then
+    if detail ~= '' then detail = verdict .. ': ' .. detail else detail = verdict end
+    audit('refused', ARGV[4], detail)
+  end
+end
+local function listed(list, wanted)
+  for item in string.gmatch(list, '[^' .. string.char(10) .. ']+') do
+    if item == wanted then return true end
+  end
+  return false
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  refused('not_found', '')
+  redis.call('PEXPIRE', KEYS[9], 86400000)
+  return {'not_found', 0}
+end
+local action = redis.call('HGET', KEYS[1], 'action')
+local origin = redis.call('HGET', KEYS[1], 'origin') or ''
+if ARGV[5] ~= '' and origin ~= '' and origin ~= ARGV[5] then
+  refused('wrong_origin', 'clicked in ' .. ARGV[5] .. ', requested in ' .. origin)
+  return answer('wrong_origin')
+end
+if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then
+  refused('not_pending', '')
+  return answer('not_pending')
+end
+if tonumber(ARGV[2]) >= tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms')) then
+  redis.call('HSET', KEYS[1], 'state', 'expired', 'decided_at', ARGV[3])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  audit('expired', '', '')
+  return answer('expired')
+end
+if ARGV[6] ~= '*' and not listed(ARGV[6], action) then
+  refused('not_allowed', 'not in an approver group of ' .. action)
+  return answer('not_allowed')
+end
+"""
+
+# ARGV 7..12: approval value (JSON with its MAC), identity described, Entra oid, UPN, signed-in time,
+# the actions whose approvals need a verified identity (one per line)
+APPROVE = (
+    _AUDIT
+    + _DECISION_CHECKS
+    + """
+local requester_upn = string.lower(redis.call('HGET', KEYS[1], 'requester_upn') or '')
+local same_upn = ARGV[10] ~= '' and string.lower(ARGV[10]) == requester_upn
+if redis.call('HGET', KEYS[1], 'requester') == ARGV[4] or same_upn then
+  refused('self_approval', 'the requester cannot approve their own request')
+  return answer('self_approval')
+end
+if redis.call('HEXISTS', KEYS[2], ARGV[4]) == 1 then
+  refused('duplicate', '')
+  return answer('duplicate')
+end
+if ARGV[9] == '' and listed(ARGV[12], action) then
+  refused('verify_first', '')
+  return answer('verify_first')
+end
+if ARGV[9] ~= '' and redis.call('HSETNX', KEYS[8], ARGV[9], ARGV[4]) == 0 then
+  refused('same_person', ARGV[10] .. ' already approved as ' .. redis.call('HGET', KEYS[8], ARGV[9]))
+  return answer('same_person')
+end
+redis.call('HSET', KEYS[2], ARGV[4], ARGV[7])
+if ARGV[9] ~= '' then
+  redis.call('XADD', KEYS[5], '*', 'request', ARGV[1], 'event', 'approved', 'actor', ARGV[4], 'at', ARGV[3],
+             'detail', ARGV[8], 'entra_oid', ARGV[9], 'entra_upn', ARGV[10], 'entra_signed_in_at', ARGV[11])
+else
+  audit('approved', ARGV[4], '')
+end
+local n = redis.call('HLEN', KEYS[2])
+if n >= tonumber(redis.call('HGET', KEYS[1], 'approvals_required')) then
+  redis.call('HSET', KEYS[1], 'state', 'approved', 'approved_at', ARGV[3], 'approved_at_ms', ARGV[2])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('XADD', KEYS[4], '*', 'request', ARGV[1])
+  return answer('approved')
+end
+return answer('recorded')
+"""
+)
+
+# ARGV 7: the reason
+DENY = (
+    _AUDIT
+    + _DECISION_CHECKS
+    + """
+redis.call('HSET', KEYS[1], 'state', 'denied', 'decided_by', ARGV[4], 'decision_reason', ARGV[7],
+           'decided_at', ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[1])
+audit('denied', ARGV[4], ARGV[7])
+return answer('denied')
+"""
+)
+
+CANCEL = (
+    _AUDIT
+    + _DECISION_CHECKS
+    + """
+if redis.call('HGET', KEYS[1], 'requester') ~= ARGV[4] then
+  refused('not_requester', 'only the requester can cancel')
+  return answer('not_requester')
+end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'decided_by', ARGV[4], 'decided_at', ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[1])
+audit('cancelled', ARGV[4], '')
+return answer('cancelled')
+"""
+)
+
+# KEYS: req, approvals, pending, work, audit   ARGV: id, now_ms, now_iso
+EXPIRE = (
+    _AUDIT
+    + """
+if redis.call('HGET', KEYS[1], 'state') == 'pending'
+   and tonumber(ARGV[2]) >= tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms')) then
+  redis.call('HSET', KEYS[1], 'state', 'expired', 'decided_at', ARGV[3])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  audit('expired', '', '')
+  return 1
+end
+redis.call('ZREM', KEYS[3], ARGV[1])
+if redis.call('HGET', KEYS[1], 'unannounced') == '1' then
+  redis.call('HDEL', KEYS[1], 'unannounced')
+  return 1
+end
+return 0
+"""
+)
+
+# approved -> executing with the domain's lock, once.
+# KEYS: req, approvals, pending, work, audit, executing, lock
+# ARGV: id, now_ms, now_iso, consumer, token, lease_ms, backstop_ms, prefix
+CLAIM = (
+    _AUDIT
+    + """
+if redis.call('HGET', KEYS[1], 'state') ~= 'approved' then return {'gone'} end
+local approved_at = tonumber(redis.call('HGET', KEYS[1], 'approved_at_ms') or '0')
+local ttl = tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms'))
+          - tonumber(redis.call('HGET', KEYS[1], 'created_at_ms') or '0')
+if approved_at > 0 and tonumber(ARGV[2]) - approved_at > ttl then
+  local note = 'Approved, but no worker could start it within its time to live; it expired without running. '
+               .. 'Request it again if it is still needed.'
+  redis.call('HSET', KEYS[1], 'state', 'expired', 'outcome', note, 'finished_at', ARGV[3], 'unannounced', '1')
+  redis.call('ZADD', KEYS[3], 0, ARGV[1])  -- the next expiry sweep updates its card
+  audit('expired', '', note)
+  return {'stale'}
+end
+local holder = redis.call('GET', KEYS[7])
+if holder then
+  local other = string.match(holder, '^([^:]+):')
+  if other ~= ARGV[1] and redis.call('HGET', ARGV[8] .. ':req:' .. other, 'state') == 'executing' then
+    return {'busy', other}
+  end
+end
+redis.call('SET', KEYS[7], ARGV[1] .. ':' .. ARGV[5], 'PX', ARGV[7])
+local lease_until = tonumber(ARGV[2]) + tonumber(ARGV[6])
+redis.call('HSET', KEYS[1], 'state', 'executing', 'claimed_by', ARGV[4], 'claimed_at', ARGV[3],
+           'lease_token', ARGV[5], 'lease_until_ms', tostring(lease_until))
+redis.call('SADD', KEYS[6], ARGV[1])
+audit('claimed', ARGV[4], '')
+return {'claimed', tostring(lease_until)}
+"""
+)
+
+# the lease, extended by its holder only.   ARGV: id, now_ms, now_iso, token, lease_ms, backstop_ms
+RENEW = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'executing' or redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[4] then
+  return 0
+end
+local lease_until = tonumber(ARGV[2]) + tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], 'lease_until_ms', tostring(lease_until))
+if redis.call('GET', KEYS[7]) == ARGV[1] .. ':' .. ARGV[4] then redis.call('PEXPIRE', KEYS[7], ARGV[6]) end
+return lease_until
+"""
+
+# executing -> attention once the lease has lapsed (a dead worker's request).   ARGV: id, now_ms, now_iso, note
+ATTENTION = (
+    _AUDIT
+    + """
+if redis.call('HGET', KEYS[1], 'state') ~= 'executing' then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'lease_until_ms') or '0') >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'attention', 'outcome', ARGV[4], 'finished_at', ARGV[3])
+redis.call('SREM', KEYS[6], ARGV[1])
+local holder = redis.call('GET', KEYS[7])
+if holder and string.match(holder, '^([^:]+):') == ARGV[1] then redis.call('DEL', KEYS[7]) end
+audit('attention', '', ARGV[4])
+return 1
+"""
+)
+
+# executing -> succeeded | failed | attention, by the claim's holder.   ARGV: id, now_ms, now_iso, token, state, outcome
+FINISH = (
+    _AUDIT
+    + """
+if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[4] then return 'not_ours' end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'attention' then
+  redis.call('HSET', KEYS[1], 'late_outcome', ARGV[5] .. ': ' .. ARGV[6])
+  audit('finished_late', '', ARGV[5] .. ': ' .. ARGV[6])
+  return 'late'
+end
+if state ~= 'executing' then return 'not_ours' end
+redis.call('HSET', KEYS[1], 'state', ARGV[5], 'outcome', ARGV[6], 'finished_at', ARGV[3])
+redis.call('SREM', KEYS[6], ARGV[1])
+if redis.call('GET', KEYS[7]) == ARGV[1] .. ':' .. ARGV[4] then redis.call('DEL', KEYS[7]) end
+audit(ARGV[5], '', ARGV[6])
+return 'finished'
+"""
+)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _allowed(actions: frozenset[Action] | None) -> str:
+    return "*" if actions is None else "\n".join(sorted(a.value for a in actions)) or "-"
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _approval_value(at: datetime, identity: VerifiedIdentity | None, mac: str = "") -> str:
+    value: dict[str, Any] = {"at": _iso(at), "mac": mac}
+    if identity is not None:
+        value.update(
+            oid=identity.object_id, upn=identity.upn, signed_in_at=_iso(identity.signed_in_at), mfa=identity.mfa
+        )
+    return json.dumps(value)
+
+
+def _identity_from(data: dict[str, Any]) -> VerifiedIdentity:
+    return VerifiedIdentity(
+        object_id=str(data["oid"]),
+        upn=str(data["upn"]),
+        signed_in_at=datetime.fromisoformat(str(data["signed_in_at"])),
+        mfa=bool(data.get("mfa")),
+    )
+
+
+def _approval_from(approver: str, value: str) -> Approval:
+    if not value.startswith("{"):
+        return Approval(approver, datetime.fromisoformat(value))
+    data = json.loads(value)
+    identity = _identity_from(data) if "oid" in data else None
+    return Approval(approver, datetime.fromisoformat(data["at"]), identity, str(data.get("mac", "")))
+
+
+def _request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeRequest:
+    return ChangeRequest(
+        id=fields["id"],
+        action=Action(fields["action"]),
+        domain=fields["domain"],
+        requester=fields["requester"],
+        reason=fields["reason"],
+        plan=tuple(json.loads(fields["plan"])),
+        created_at=datetime.fromisoformat(fields["created_at"]),
+        expires_at=datetime.fromisoformat(fields["expires_at"]),
+        approvals_required=int(fields["approvals_required"]),
+        state=RequestState(fields["state"]),
+        approvals=tuple(sorted((_approval_from(who, value) for who, value in approvals.items()), key=lambda a: a.at)),
+        decided_by=fields.get("decided_by") or None,
+        decision_reason=fields.get("decision_reason") or None,
+        decided_at=_time(fields.get("decided_at")),
+        channel=fields.get("channel") or None,
+        message_ts=fields.get("message_ts") or None,
+        outcome=fields.get("outcome") or None,
+        expected_key_version=int(fields["expected_key_version"]) if fields.get("expected_key_version") else None,
+        top_level_names=tuple(n for n in fields.get("top_level_names", "").split(",") if n),
+        approved_at=_time(fields.get("approved_at")),
+        claimed_by=fields.get("claimed_by") or None,
+        origin=fields.get("origin", ""),
+        requester_upn=fields.get("requester_upn") or None,
+        mac=fields.get("mac", ""),
+    )
+
+
+def _durability_plan(info: dict[str, Any], appendonly: str | None) -> tuple[str, int]:
+    """What ``make_durable`` can ask of this server: WAITAOF (7.2+, with AOF or replicas), WAIT
+    (replicas), or nothing beyond Redis's own appendfsync."""
+    version = tuple(int(p) for p in str(info.get("redis_version", "0.0.0")).split(".")[:2])
+    replicas = int(info.get("connected_slaves", 0) or 0)
+    if version >= (7, 2) and (appendonly == "yes" or replicas):
+        return "waitaof", replicas
+    if replicas:
+        return "wait", replicas
+    return "none", 0
+
+
+class RedisApprovalStore:
+    """Implements ``bot.domain.approvals.ApprovalStore``."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str = "kerberos-bot",
+        *,
+        reclaim_after: timedelta = timedelta(seconds=15),
+        durability_timeout: timedelta = timedelta(seconds=2),
+    ) -> None:
+        # redis-py's annotations ignore decode_responses=True; every reply here is str by construction
+        self._redis: Any = client
+        self._p = prefix
+        self._reclaim_after_ms = int(reclaim_after.total_seconds() * 1000)
+        self._durability_timeout_ms = int(durability_timeout.total_seconds() * 1000)
+        self._durability: tuple[str, int] | None = None
+        self._scripts = {
+            name: client.register_script(source)
+            for name, source in (
+                ("approve", APPROVE),
+                ("deny", DENY),
+                ("cancel", CANCEL),
+                ("expire", EXPIRE),
+                ("claim", CLAIM),
+                ("renew", RENEW),
+                ("attention", ATTENTION),
+                ("finish", FINISH),
+            )
+        }
+        self._group_ready = False
+        self.round_trips = 0  # commands sent to Redis, for the benchmark
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "kerberos-bot") -> RedisApprovalStore:
+        return cls(connect(url), prefix)
+
+    # -- keys -----------------------------------------------------------------------------------
+    def _req(self, request_id: str) -> str:
+        return f"{self._p}:req:{request_id}"
+
+    def _lock(self, domain: str) -> str:
+        return f"{self._p}:lock:{domain}"
+
+    def _keys(self, request_id: str, domain: str = "") -> list[str]:
+        return [
+            self._req(request_id),
+            f"{self._req(request_id)}:approvals",
+            f"{self._p}:pending",
+            f"{self._p}:work",
+            f"{self._p}:audit",
+            f"{self._p}:executing",
+            self._lock(domain),
+            f"{self._req(request_id)}:people",
+            f"{self._req(request_id)}:clicks",
+        ]
+
+    async def _run(self, script: str, request_id: str, at: datetime, *extra: str, domain: str = "") -> Any:
+        self.round_trips += 1
+        with store_errors():
+            return await self._scripts[script](
+                keys=self._keys(request_id, domain), args=[request_id, _ms(at), _iso(at), *extra]
+            )
+
+    # -- transitions ----------------------------------------------------------------------------
+    async def create(self, request: ChangeRequest) -> None:
+        fields = {
+            "id": request.id,
+            "action": request.action.value,
+            "domain": request.domain,
+            "requester": request.requester,
+            "reason": request.reason,
+            "plan": json.dumps(list(request.plan)),
+            "created_at": _iso(request.created_at),
+            "created_at_ms": str(_ms(request.created_at)),
+            "expires_at": _iso(request.expires_at),
+            "expires_at_ms": str(_ms(request.expires_at)),
+            "approvals_required": str(request.approvals_required),
+            "state": RequestState.PENDING.value,
+            "channel": request.channel or "",
+            "message_ts": request.message_ts or "",
+            "expected_key_version": "" if request.expected_key_version is None else str(request.expected_key_version),
+            "top_level_names": ",".join(request.top_level_names),
+            "origin": request.origin,
+            "requester_upn": request.requester_upn or "",
+            "mac": request.mac,
+        }
+        self.round_trips += 1
+        with store_errors("the request was not recorded"):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._req(request.id), mapping=fields)
+                pipe.zadd(f"{self._p}:pending", {request.id: _ms(request.expires_at)})
+                pipe.zadd(f"{self._p}:recent", {request.id: _ms(request.created_at)})
+                pipe.xadd(
+                    f"{self._p}:audit",
+                    {
+                        "request": request.id,
+                        "event": "requested",
+                        "actor": request.requester,
+                        "at": _iso(request.created_at),
+                        "detail": request.reason,
+                    },
+                )
+                await pipe.execute()
+
+    async def set_message(self, request_id: str, channel: str, message_ts: str) -> None:
+        with store_errors("the card was posted but the bot could not note where"):
+            await self._redis.hset(self._req(request_id), mapping={"channel": channel, "message_ts": message_ts})
+
+    @staticmethod
+    def _result(answer: list[Any]) -> DecisionResult:
+        """The script's answer carries the request itself: the click is one round trip."""
+        verdict, count = Verdict(answer[0]), int(answer[1])
+        if verdict == Verdict.NOT_FOUND:
+            return DecisionResult(verdict, None, 0)
+        return DecisionResult(verdict, _request_from(_pairs(answer[2]), _pairs(answer[3])), count)
+
+    async def approve(
+        self,
+        request_id: str,
+        approver: str,
+        at: datetime,
+        identity: VerifiedIdentity | None = None,
+        *,
+        mac: str = "",
+        allowed: frozenset[Action] | None = None,
+        verified_actions: frozenset[Action] = frozenset(),
+        origin: str = "",
+    ) -> DecisionResult:
+        verified = (
+            (identity.describe(), identity.object_id, identity.upn, _iso(identity.signed_in_at))
+            if identity
+            else ("", "", "", "")
+        )
+        return self._result(
+            await self._run(
+                "approve",
+                request_id,
+                at,
+                approver,
+                origin,
+                _allowed(allowed),
+                _approval_value(at, identity, mac),
+                *verified,
+                "\n".join(a.value for a in verified_actions),
+            )
+        )
+
+    async def deny(
+        self,
+        request_id: str,
+        approver: str,
+        reason: str,
+        at: datetime,
+        *,
+        allowed: frozenset[Action] | None = None,
+        origin: str = "",
+    ) -> DecisionResult:
+        return self._result(await self._run("deny", request_id, at, approver, origin, _allowed(allowed), reason))
+
+    async def cancel(self, request_id: str, requester: str, at: datetime) -> DecisionResult:
+        return self._result(await self._run("cancel", request_id, at, requester, "", "*"))
+
+    async def refuse(self, request_id: str, actor: str, why: str, at: datetime) -> None:
+        self.round_trips += 1
+        with store_errors():
+            await self._redis.xadd(
+                f"{self._p}:audit",
+                {"request": request_id, "event": "refused", "actor": actor, "at": _iso(at), "detail": why},
+            )
+
+    async def expire_due(self, at: datetime) -> list[str]:
+        with store_errors():
+            due = await self._redis.zrangebyscore(f"{self._p}:pending", "-inf", _ms(at))
+        return [rid for rid in due if await self._run("expire", rid, at) == 1]
+
+    async def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            await self._redis.xgroup_create(f"{self._p}:work", WORKERS, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def claim_next(self, consumer: str, lease: timedelta, at: datetime, block_ms: int = 0) -> Claim | None:
+        stream = f"{self._p}:work"
+        with store_errors("no change was started"):
+            await self._ensure_group()
+            # entries another worker read but never settled (it died, or their domain was busy), after a
+            # minimum idle time; then a new one, waiting for it only when nothing else was offered
+            _next, reclaimed, *_ = await self._redis.xautoclaim(
+                stream, WORKERS, consumer, self._reclaim_after_ms, start_id="0-0", count=10
+            )
+            for entry_id, fields in reclaimed:
+                if (claimed := await self._try_claim(entry_id, fields, consumer, lease, at)) is not None:
+                    return claimed
+            block = None if reclaimed else (block_ms or None)
+            for _ in range(10):  # past new entries whose domain is busy, a few at a time
+                answer = await self._redis.xreadgroup(WORKERS, consumer, {stream: ">"}, count=1, block=block)
+                messages = [m for _stream, batch in answer or [] for m in batch]
+                if not messages:
+                    return None
+                for entry_id, fields in messages:
+                    if (claimed := await self._try_claim(entry_id, fields, consumer, lease, at)) is not None:
+                        return claimed
+                block = None
+        return None
+
+    async def _try_claim(
+        self, entry_id: str, fields: dict[str, str] | None, consumer: str, lease: timedelta, at: datetime
+    ) -> Claim | None:
+        request_id = (fields or {}).get("request", "")
+        domain = await self._domain_of(request_id) if request_id else None  # the lock to take
+        lease_ms = int(lease.total_seconds() * 1000)
+        token = uuid.uuid4().hex
+        answer = ["gone"]
+        if domain is not None:
+            backstop = str(lease_ms * 4)  # the lock key's own expiry, should every worker die; the lease decides
+            answer = await self._run(
+                "claim", request_id, at, consumer, token, str(lease_ms), backstop, self._p, domain=domain
+            )
+        if answer[0] == "busy":
+            return None  # stays pending: offered again after the minimum idle time
+        await self._redis.xack(f"{self._p}:work", WORKERS, entry_id)
+        await self._redis.xdel(f"{self._p}:work", entry_id)
+        if answer[0] != "claimed":
+            return None
+        claimed = await self.get(request_id)
+        assert claimed is not None
+        return Claim(claimed, token, datetime.fromtimestamp(int(answer[1]) / 1000, UTC))
+
+    async def renew(self, claim: Claim, lease: timedelta, at: datetime) -> Claim | None:
+        lease_ms = int(lease.total_seconds() * 1000)
+        until = await self._run(
+            "renew", claim.request.id, at, claim.token, str(lease_ms), str(lease_ms * 4), domain=claim.request.domain
+        )
+        if not until:
+            return None
+        return replace(claim, lease_until=datetime.fromtimestamp(int(until) / 1000, UTC))
+
+    async def make_durable(self) -> str:
+        with store_errors("no change was started"):
+            if self._durability is None:
+                info = {**await self._redis.info("server"), **await self._redis.info("replication")}
+                try:
+                    appendonly = (await self._redis.config_get("appendonly")).get("appendonly")
+                except ResponseError:  # CONFIG refused by an ACL: assume no AOF
+                    appendonly = None
+                self._durability = _durability_plan(info, appendonly)
+            how, replicas = self._durability
+            if how == "waitaof":
+                local, remote = await self._redis.execute_command(
+                    "WAITAOF", 1 if replicas == 0 else 0, replicas, self._durability_timeout_ms
+                )
+                if int(local) + int(remote) < 1:
+                    raise StoreUnavailable("Redis did not confirm the claim on disk in time; no change was started.")
+                return f"WAITAOF: fsynced locally {local}, on {remote} of {replicas} replicas"
+            if how == "wait":
+                acked = int(await self._redis.execute_command("WAIT", replicas, self._durability_timeout_ms))
+                if acked < 1:
+                    raise StoreUnavailable("No Redis replica confirmed the claim in time; no change was started.")
+                return f"WAIT: on {acked} of {replicas} replicas"
+            return "no replicas and no WAITAOF (Redis < 7.2): as durable as Redis's appendfsync setting"
+
+    async def finish(self, claim: Claim, state: RequestState, outcome: str, at: datetime) -> FinishResult:
+        answer = await self._run(
+            "finish", claim.request.id, at, claim.token, state.value, outcome, domain=claim.request.domain
+        )
+        return FinishResult(answer)
+
+    async def record_step(self, request_id: str, step: str, at: datetime) -> None:
+        self.round_trips += 1
+        with store_errors():
+            await self._redis.rpush(f"{self._req(request_id)}:journal", f"{_iso(at)} {step}")
+
+    async def executing(self) -> list[ChangeRequest]:
+        with store_errors():
+            ids = await self._redis.smembers(f"{self._p}:executing")
+        found = [await self.get(i) for i in sorted(ids)]
+        return [r for r in found if r is not None]
+
+    async def _domain_of(self, request_id: str) -> str | None:
+        with store_errors():
+            domain = await self._redis.hget(self._req(request_id), "domain")
+        return str(domain) if domain is not None else None
+
+    async def flag_if_abandoned(self, request_id: str, note: str, at: datetime) -> bool:
+        domain = await self._domain_of(request_id)
+        if domain is None:
+            return False
+        return bool(await self._run("attention", request_id, at, note, domain=domain) == 1)
+
+    async def lock_holder(self, domain: str) -> str | None:
+        with store_errors():
+            holder = await self._redis.get(self._lock(domain))
+        return str(holder).split(":", 1)[0] if holder else None
+
+    async def sweep(self, at: datetime, retention: timedelta, audit_retention: timedelta | None = None) -> int:
+        cutoff = _ms(at - retention)
+        forgotten = 0
+        with store_errors():
+            old = await self._redis.zrangebyscore(f"{self._p}:recent", "-inf", cutoff)
+            for request_id in old:
+                state = await self._redis.hget(self._req(request_id), "state")
+                if state is not None and not RequestState(state).is_final:
+                    continue
+                req = self._req(request_id)
+                await self._redis.delete(req, f"{req}:approvals", f"{req}:journal", f"{req}:people", f"{req}:clicks")
+                await self._redis.zrem(f"{self._p}:recent", request_id)
+                forgotten += 1
+            audit_cutoff = _ms(at - (audit_retention or retention))
+            await self._redis.xtrim(f"{self._p}:audit", minid=audit_cutoff, approximate=False)
+        return forgotten
+
+    # -- reads ----------------------------------------------------------------------------------
+    async def get(self, request_id: str) -> ChangeRequest | None:
+        with store_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(self._req(request_id))
+                pipe.hgetall(f"{self._req(request_id)}:approvals")
+                pipe.lrange(f"{self._req(request_id)}:journal", 0, -1)
+                fields, approvals, journal = await pipe.execute()
+        return replace(_request_from(fields, approvals), journal=tuple(journal)) if fields else None
+
+    async def audit(self, request_id: str | None = None, count: int = 100) -> list[AuditEntry]:
+        with store_errors():
+            entries = await self._redis.xrange(f"{self._p}:audit", count=None if request_id else count)
+        out = [
+            AuditEntry(
+                entry_id,
+                f["request"],
+                f["event"],
+                f.get("actor") or None,
+                datetime.fromisoformat(f["at"]),
+                f.get("detail", ""),
+                {k: v for k, v in f.items() if k not in _AUDIT_FIELDS},
+            )
+            for entry_id, f in entries
+            if request_id is None or f["request"] == request_id
+        ]
+        return out[-count:]
+
+    async def recent(self, count: int = 20) -> Sequence[ChangeRequest]:
+        with store_errors():
+            ids = await self._redis.zrevrange(f"{self._p}:recent", 0, count - 1)
+        found = [await self.get(i) for i in ids]
+        return [r for r in found if r is not None]
+
+    async def for_domain(self, domain: str, count: int = 10) -> Sequence[ChangeRequest]:
+        # the recent index in pages: retention bounds it, and no second index has to be kept in step
+        wanted = domain.lower()
+        found: list[ChangeRequest] = []
+        start, page = 0, 200
+        while len(found) < count:
+            with store_errors():
+                ids = await self._redis.zrevrange(f"{self._p}:recent", start, start + page - 1)
+            if not ids:
+                break
+            for request_id in ids:
+                request = await self.get(request_id)
+                if request is not None and request.domain == wanted:
+                    found.append(request)
+                    if len(found) == count:
+                        break
+            start += page
+        return found
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+_TAKE_TICKET = """
+local ticket = redis.call('GET', KEYS[1])
+if ticket then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], ticket, 'PX', ARGV[1])
+end
+return ticket
+"""
+
+
+class RedisSignInTickets:
+    """Implements ``bot.domain.verification.SignInTickets``: browser sign-ins waiting for their
+    callback, each taken at most once (GET, DEL and the used-marker in one script). The ticket is
+    signed by the service; this store only keeps it until it expires."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
+        self._redis: Any = client
+        self._p = prefix
+        self._take = self._redis.register_script(_TAKE_TICKET)
+
+    def _key(self, state: str) -> str:
+        return f"{self._p}:signin:{state}"
+
+    def _used(self, state: str) -> str:
+        return f"{self._p}:signin-used:{state}"
+
+    async def put(self, state: str, ticket: str, ttl: timedelta) -> None:
+        with store_errors("the sign-in link was not made"):
+            await self._redis.set(self._key(state), ticket, px=max(1, int(ttl.total_seconds() * 1000)), nx=True)
+
+    async def take(self, state: str, remember: timedelta) -> str | None:
+        with store_errors("the sign-in was not recorded"):
+            ticket = await self._take(
+                keys=[self._key(state), self._used(state)], args=[max(1, int(remember.total_seconds() * 1000))]
+            )
+        return ticket.decode() if isinstance(ticket, bytes) else ticket
+
+    async def taken(self, state: str) -> str | None:
+        with store_errors():
+            ticket = await self._redis.get(self._used(state))
+        return ticket.decode() if isinstance(ticket, bytes) else ticket

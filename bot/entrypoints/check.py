@@ -1,0 +1,353 @@
+"""``kerberos-bot check``: reach every configured part once and say, per part, what is wrong and how to fix it.
+
+Secrets are never printed: URLs lose their passwords, and errors are the adapters' user-safe messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlparse, urlunparse
+
+from redis.exceptions import RedisError, ResponseError
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.adapters.entra.auth_code import MsalBrowserSignIn
+from bot.adapters.entra.device_code import MsalDeviceCodeSignIn
+from bot.adapters.entra.graph import GraphEntraDirectory
+from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule, cloud_name
+from bot.adapters.kerberos_module.remoting.powershell import MODULE
+from bot.adapters.ldap.directory import LdapDirectory
+from bot.adapters.redis.client import connect
+from bot.bootstrap import approver_browser_sign_in, approver_sign_in, build_remoting, entra_app, ldap_endpoint
+from bot.config import ACTION_KEYS, BotConfig, RemotingConfig, Settings, VerificationConfig
+from bot.domain.errors import (
+    DirectoryAuthError,
+    DirectoryUnavailable,
+    EntraAuthError,
+    EntraForbidden,
+    EntraNotFound,
+    KerberosBotError,
+)
+
+TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        mark = "ok  " if self.ok else "FAIL"
+        text = f"[{mark}] {self.name:<28} {self.detail}"
+        return text + (f"\n       fix: {self.fix}" if self.fix else "")
+
+
+def redact(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        netloc = f"{parsed.username or ''}:***@{parsed.hostname}" + (f":{parsed.port}" if parsed.port else "")
+        return urlunparse(parsed._replace(netloc=netloc))
+    return url
+
+
+async def _redis(url: str) -> CheckResult:
+    client = connect(url)
+    try:
+        await client.ping()
+        try:
+            policy = (await client.config_get("maxmemory-policy")).get("maxmemory-policy", "noeviction")
+        except ResponseError:  # CONFIG refused by an ACL: nothing to say about eviction
+            policy = "noeviction"
+        if policy != "noeviction":
+            return CheckResult(
+                "redis",
+                False,
+                f"{redact(url)} answers, but evicts keys under memory pressure (maxmemory-policy {policy})",
+                "set maxmemory-policy noeviction: an evicted lock, lease or request is a safety bug",
+            )
+        return CheckResult("redis", True, f"{redact(url)} answers (maxmemory-policy noeviction)")
+    except (RedisError, OSError) as exc:
+        return CheckResult(
+            "redis",
+            False,
+            f"{redact(url)} did not answer ({type(exc).__name__})",
+            "start Redis or correct REDIS_URL; approvals are kept there",
+        )
+    finally:
+        await client.aclose()
+
+
+async def _domain(config: BotConfig, name: str) -> CheckResult:
+    domain = config.domain(name)
+    assert domain is not None
+    label = f"ldap {name}"
+    try:
+        directory = LdapDirectory(ldap_endpoint(domain), configuration_dn=domain.configuration_dn)
+    except KerberosBotError as exc:  # e.g. the bind password's environment variable is missing
+        return CheckResult(label, False, exc.user_message, "set the secret the configuration names")
+    try:
+        state = await directory.read_kerberos_objects()
+        server = state.server
+        found = f"Kerberos server ID {server.server_id}" if server else "no Entra Kerberos server yet"
+        trust = ", cloud trust present" if state.trusted_domain else ""
+        return CheckResult(label, True, f"bound as {domain.bind_user} on {state.read_from}: {found}{trust}")
+    except DirectoryAuthError as exc:
+        return CheckResult(label, False, exc.user_message, f"check the password of {domain.bind_user}")
+    except DirectoryUnavailable as exc:
+        return CheckResult(label, False, exc.user_message, "check ldap_urls, the firewall (636) and ca_file")
+    except KerberosBotError as exc:
+        return CheckResult(label, False, exc.user_message)
+    finally:
+        await directory.close()
+
+
+async def _entra(config: BotConfig) -> CheckResult:
+    try:
+        graph = GraphEntraDirectory(entra_app(config.entra), graph_url=config.entra.graph_url)
+    except KerberosBotError as exc:
+        return CheckResult("entra", False, exc.user_message, "set the secret the configuration names")
+    try:
+        tenant = await graph.tenant()
+        await graph.kerberos_domain_events(config.domains[0].name, limit=1)
+        return CheckResult(
+            "entra", True, f"signed in to tenant {tenant.display_name} ({tenant.id}); audit log readable"
+        )
+    except EntraAuthError as exc:
+        return CheckResult("entra", False, exc.user_message, "check tenant_id, client_id and the secret or certificate")
+    except EntraForbidden as exc:
+        return CheckResult("entra", False, exc.user_message, "grant the application permissions and admin consent")
+    except KerberosBotError as exc:
+        return CheckResult("entra", False, exc.user_message)
+    finally:
+        await graph.close()
+
+
+async def _slack(settings: Settings) -> CheckResult:
+    if settings.slack_bot_token is None:
+        return CheckResult("slack", False, "SLACK_BOT_TOKEN is not set", "copy the Bot User OAuth Token of the app")
+    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    try:
+        answer = await client.auth_test()
+        return CheckResult("slack", True, f"token of {answer.get('user')} in team {answer.get('team')}")
+    except SlackApiError as exc:
+        return CheckResult(
+            "slack",
+            False,
+            f"Slack refused the token ({exc.response.get('error')})",
+            "copy the Bot User OAuth Token of the installed app into SLACK_BOT_TOKEN",
+        )
+    except Exception as exc:
+        return CheckResult(
+            "slack",
+            False,
+            f"{settings.slack_api_url} could not be reached ({type(exc).__name__})",
+            "check SLACK_API_URL and outbound HTTPS",
+        )
+
+
+def verified_actions(config: BotConfig) -> list[str]:
+    return [key for key in ACTION_KEYS if config.approvals.verified(key)]
+
+
+DEVICE_CODE_RISK = (
+    "device code flow (method = device_code): phishable (device-code phishing), and blocked by tenants whose "
+    "Conditional Access blocks that flow; use method = auth_code wherever the bot has a public listener"
+)
+
+_PROBE_FIXES = {
+    "AADSTS700016": "approvals.verification.client_id names no app in the tenant",
+    "AADSTS50011": "register <public_url>/auth/callback as a redirect URI of the approvers' app",
+}
+
+
+async def _sign_in_starts(config: BotConfig, settings: VerificationConfig) -> CheckResult | str:
+    """The approvers' app starts a sign-in (nobody completes it): what works, or the failed check."""
+    label = "approver sign-in"
+    sign_in: MsalBrowserSignIn | MsalDeviceCodeSignIn
+    try:
+        if settings.method == "auth_code":
+            sign_in = approver_browser_sign_in(config.entra, settings)
+        else:
+            sign_in = approver_sign_in(config.entra, settings)
+    except KerberosBotError as exc:
+        return CheckResult(label, False, exc.user_message)
+    try:
+        if isinstance(sign_in, MsalBrowserSignIn):
+            error = await sign_in.probe(settings.redirect_uri)
+            if error is not None:
+                fix = _PROBE_FIXES.get(error, "look the code up at https://login.microsoftonline.com/error")
+                return CheckResult(label, False, f"Entra's sign-in page answers {error} for this app", fix)
+            return f"browser sign-in page opens for client {settings.client_id}, redirect {settings.redirect_uri}"
+        await sign_in.start()  # left to expire: nobody signs in
+        return f"device-code sign-in starts for client {settings.client_id}; {DEVICE_CODE_RISK}"
+    except EntraAuthError as exc:
+        return CheckResult(
+            label, False, exc.user_message, "check approvals.verification.client_id and its app registration"
+        )
+    except KerberosBotError as exc:
+        return CheckResult(label, False, exc.user_message, "check entra.authority_host and ca_file")
+    finally:
+        sign_in.close()
+
+
+async def _approver_verification(config: BotConfig, settings: VerificationConfig) -> CheckResult:
+    """The approvers' app starts a sign-in, and the bot's own app may read the approver group that
+    ``checkMemberGroups`` will be asked about."""
+    label = "approver sign-in"
+    started = await _sign_in_starts(config, settings)
+    if isinstance(started, CheckResult):
+        return started
+    try:
+        graph = GraphEntraDirectory(entra_app(config.entra), graph_url=config.entra.graph_url)
+    except KerberosBotError as exc:
+        return CheckResult(label, False, exc.user_message, "set the secret the configuration names")
+    group = settings.approver_group_id
+    try:
+        name = await graph.group_display_name(group)
+    except EntraForbidden as exc:
+        return CheckResult(
+            label, False, exc.user_message, "grant the bot's app GroupMember.Read.All (application) with admin consent"
+        )
+    except EntraNotFound:
+        return CheckResult(
+            label, False, f"the approver group {group} does not exist in the tenant", "check approver_group_id"
+        )
+    except KerberosBotError as exc:
+        return CheckResult(label, False, exc.user_message)
+    finally:
+        await graph.close()
+    return CheckResult(
+        label,
+        True,
+        f"{started}; approver group '{name}' readable "
+        f"(verified approvals for {', '.join(verified_actions(config)) or 'no action'})",
+    )
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+async def check_remoting(
+    remoting: RemotingConfig,
+    build: Callable[[RemotingConfig], RemotingKerberosModule] = build_remoting,
+    *,
+    read_domain: str | None = None,
+) -> list[CheckResult]:
+    """The connection to the management host (reach, TLS, auth), then the module on it; with
+    ``read_domain`` a third line: Get-AzureAdKerberosServer run as a change runs (both credentials), so an
+    MFA prompt or a Conditional Access block of the cloud credential shows before anyone approves."""
+    host_label, module_label = f"winrm {remoting.host}", f"module on {remoting.host}"
+    try:
+        runner = build(remoting)
+    except KerberosBotError as exc:  # a secret's environment variable or file is missing, or KRB5_CONFIG disagrees
+        fix = "" if "KRB5_CONFIG" in exc.user_message else "set the secret the configuration names"
+        return [CheckResult(host_label, False, exc.user_message, fix)]
+    try:
+        info = await runner.module_info()
+    except KerberosBotError as exc:
+        return [
+            CheckResult(host_label, False, exc.user_message),
+            CheckResult(module_label, False, "not checked: the host could not be used"),
+        ]
+    if remoting.mode == "jea":
+        mode = f"JEA endpoint {remoting.session_configuration}: fixed functions, no credential sent"
+    else:
+        mode = f"full-language endpoint {remoting.session_configuration}: sends the domain and cloud credentials"
+    how = f"{remoting.auth}, HTTPS {'on' if remoting.ssl else 'OFF'}"
+    who = remoting.username or "the Kerberos ticket's user"
+    if runner.target.uses_kerberos:
+        kerberos = runner.target.kerberos
+        who = kerberos.who
+        how = f"{remoting.auth} via {kerberos.source}, SPN {kerberos.spn}, HTTPS {'on' if remoting.ssl else 'OFF'}"
+    reached = CheckResult(
+        host_label,
+        True,
+        f"{remoting.host}:{remoting.port} as {who} ({how}): "
+        f"{info.computer or '?'}, PowerShell {info.powershell or '?'}; {mode}",
+    )
+    if info.version is None:
+        module = CheckResult(
+            module_label,
+            False,
+            f"{MODULE} is not installed",
+            f"on the host, as an administrator: Install-Module {MODULE} -Scope AllUsers",
+        )
+    elif _version(info.version) < _version(remoting.min_module_version):
+        module = CheckResult(
+            module_label,
+            False,
+            f"{MODULE} {info.version} is older than min_module_version {remoting.min_module_version}",
+            f"on the host: Update-Module {MODULE}",
+        )
+    else:
+        cloud = f", cloud endpoint {cloud_name(remoting.endpoint)} set before each call" if remoting.endpoint else ""
+        module = CheckResult(
+            module_label, True, f"{MODULE} {info.version} (at least {remoting.min_module_version}){cloud}"
+        )
+    if read_domain is None:
+        return [reached, module]
+    return [reached, module, await _cloud_credential(runner, remoting, read_domain, module.ok)]
+
+
+async def _cloud_credential(
+    runner: RemotingKerberosModule, remoting: RemotingConfig, domain: str, module_ok: bool
+) -> CheckResult:
+    label = f"cloud credential on {remoting.host}"
+    if not module_ok:
+        return CheckResult(label, False, "not checked: the module is not usable")
+    credential = remoting.cloud_credential
+    who = credential.user if credential is not None else "the cloud credential the JEA endpoint keeps"
+    try:
+        await runner.get_server(domain)
+    except KerberosBotError as exc:
+        if "multi-factor" in exc.user_message:
+            return CheckResult(
+                label,
+                False,
+                f"{who}: {exc.user_message}",
+                "docs/management-host.md, 'The cloud credential and MFA'",
+            )
+        return CheckResult(label, False, f"{who}: {exc.user_message}", "check cloud_credential and its role")
+    return CheckResult(
+        label, True, f"Get-AzureAdKerberosServer -Domain {domain} signed in to Entra ID as {who}, as a change will"
+    )
+
+
+async def run_checks(settings: Settings, config: BotConfig) -> list[CheckResult]:
+    async def bounded(name: str, check: Awaitable[CheckResult]) -> CheckResult:
+        try:
+            return await asyncio.wait_for(check, TIMEOUT)
+        except TimeoutError:
+            return CheckResult(name, False, f"no answer within {TIMEOUT:g} s")
+
+    checks: list[tuple[str, Callable[[], Awaitable[CheckResult]]]] = [
+        ("redis", lambda: _redis(settings.redis_url)),
+        *[(f"ldap {d.name}", lambda n=d.name: _domain(config, n)) for d in config.domains],
+        ("entra", lambda: _entra(config)),
+        ("slack", lambda: _slack(settings)),
+    ]
+    if (verification := config.approvals.verification) is not None:
+        checks.append(("approver sign-in", lambda: _approver_verification(config, verification)))
+
+    async def remoting() -> list[CheckResult]:
+        remoting = config.kerberos_module.remoting
+        if config.kerberos_module.kind != "remoting" or remoting is None:
+            return []
+        try:
+            # the host loads its modules list; the read signs in to Entra as a change will
+            read = config.domains[0].name if config.domains else None
+            return await asyncio.wait_for(check_remoting(remoting, read_domain=read), 2 * TIMEOUT + 30)
+        except TimeoutError:
+            return [CheckResult("winrm", False, f"no answer within {TIMEOUT + 30:g} s")]
+
+    singles, remote = await asyncio.gather(
+        asyncio.gather(*(bounded(name, make()) for name, make in checks)), remoting()
+    )
+    return [*singles, *remote]

@@ -1,0 +1,310 @@
+"""``kerberos-bot``: serve (HTTP mode), worker (command worker), socket (Socket Mode), check, demo (local sandbox)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot import __version__
+from bot.config import Settings, load_bot_config, load_settings
+from bot.domain.errors import ConfigurationError, KerberosBotError
+from bot.observability.logs import configure as configure_logging
+
+if TYPE_CHECKING:
+    from bot.bootstrap import Bot, WorkerPlan
+
+log = logging.getLogger("kerberos_bot")
+
+DESCRIPTION = """\
+Slack chat-ops for Microsoft Entra Kerberos (Azure SQL Managed Instance, incoming trust-based flow).
+
+Settings come from the environment (and .env): SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN,
+SLACK_APP_TOKEN (socket mode), SLACK_API_URL, REDIS_URL, KERBEROS_BOT_CONFIG (the TOML file
+declaring the domains, the Entra app and the policy), LOG_LEVEL.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kerberos-bot", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"kerberos-bot {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run HTTP mode: Slack posts to /slack/events")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=3000, help="port of Slack's endpoint, /slack/events (default 3000)")
+    serve.add_argument(
+        "--health-host",
+        default="127.0.0.1",
+        help="address of the health listener: /healthz, /readyz, /metrics (default 127.0.0.1, never public)",
+    )
+    serve.add_argument("--health-port", type=int, default=3001, help="port of the health listener (default 3001)")
+    serve.add_argument(
+        "--command-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes started beside this one that do the commands' follow-up work (reads, replies) "
+        "through Redis, so this process only acknowledges; 0: do the work here (default 1)",
+    )
+    worker = sub.add_parser(
+        "worker",
+        help="do the follow-up work of commands that serve queued in Redis (serve starts its own; "
+        "run more of these, on other hosts too, to add workers)",
+    )
+    worker.add_argument("--name", help="the consumer name in Redis and the logs (default: host-pid)")
+    worker.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
+    worker.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="lower this process's CPU priority by N (serve starts its workers with 19, so acknowledging "
+        "commands always comes before replying to them; default 0)",
+    )
+    sub.add_parser("socket", help="run Socket Mode (needs SLACK_APP_TOKEN)")
+    sub.add_parser(
+        "check",
+        help="check the configuration and reach Redis, every DC, Entra, Slack, the management host and its "
+        "module (kind = remoting) and the approvers' sign-in (verified approvals) once; exit 1 if any fails",
+    )
+    demo = sub.add_parser(
+        "demo",
+        help="the local sandbox: a Samba AD DC, the Entra and Slack stand-ins, and the bot, "
+        "driven by a signed /kerberos status; prints what Slack would show",
+    )
+    demo.add_argument("--text", default="status", help="what to type after /kerberos (default: status)")
+    demo.add_argument("--keep-running", action="store_true", help="keep the sandbox and the bot running")
+    demo.add_argument(
+        "--dc-addresses",
+        metavar="A,B,C",
+        help="the loopback addresses of the sandbox's DCs: contoso.test's first DC, fabrikam.test's DC, "
+        "contoso.test's second DC (default 127.0.0.1,127.0.0.2,127.0.0.3; with two, contoso.test has one DC); "
+        "for a machine where something else already serves LDAP or Kerberos there",
+    )
+    demo.add_argument(
+        "--no-console",
+        action="store_true",
+        help="only the first command; otherwise a console reads more commands and clicks from standard input",
+    )
+    return parser
+
+
+def _require(settings: Settings, *names: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name in names:
+        secret = getattr(settings, name)
+        value = secret.get_secret_value() if secret is not None else ""
+        if not value:
+            raise ConfigurationError(f"environment variable {name.upper()} is not set")
+        values[name] = value
+    return values
+
+
+def _config_path(settings: Settings) -> Path:
+    if settings.kerberos_bot_config is None or not str(settings.kerberos_bot_config).strip():
+        raise ConfigurationError("environment variable KERBEROS_BOT_CONFIG is not set (path of the TOML file)")
+    return settings.kerberos_bot_config
+
+
+def _dc_addresses(given: str | None) -> tuple[str, ...] | None:
+    if given is None:
+        return None
+    addresses = [a.strip() for a in given.split(",") if a.strip()]
+    if len(addresses) not in (2, 3) or len(set(addresses)) != len(addresses):
+        raise ConfigurationError(
+            "--dc-addresses: give two or three different addresses, e.g. 127.0.0.5,127.0.0.6,127.0.0.7"
+        )
+    for address in addresses:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError as exc:
+            raise ConfigurationError(f"--dc-addresses: {address!r} is not an IP address") from exc
+        if not ip.is_loopback or ip.version != 4:
+            raise ConfigurationError(f"--dc-addresses: {address} is not an IPv4 loopback address (127.x.y.z)")
+    return tuple(addresses)
+
+
+def _bot(settings: Settings, signing_secret: str, bot_token: str, workers: WorkerPlan) -> Bot:
+    from bot.bootstrap import SlackAccess, build_bot
+
+    return build_bot(
+        load_bot_config(_config_path(settings)),
+        SlackAccess(bot_token, signing_secret, settings.slack_api_url),
+        redis_url=settings.redis_url,
+        workers=workers,
+    )
+
+
+def _until_terminated() -> asyncio.Event:
+    """Set on SIGTERM or SIGINT, so ``docker stop`` shuts down as cleanly as Ctrl-C."""
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, done.set)
+    return done
+
+
+def _share_metrics_with_workers() -> Path | None:
+    """Counters of the worker processes must reach this process's /metrics: prometheus_client's
+    multiprocess mode, which reads its directory from the environment when it is first imported."""
+    if "prometheus_client" in sys.modules:  # too late (a test calling main() in process): per-process metrics
+        return None
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="kerberos-bot-metrics-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):  # a previous run's values would be counted again
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)  # the workers inherit it
+    return None if given else directory
+
+
+async def _serve(
+    settings: Settings, host: str, port: int, command_workers: int, health: tuple[str, int] = ("127.0.0.1", 3001)
+) -> None:
+    from bot.bootstrap import WorkerPlan, running_bot
+    from bot.entrypoints.web import EVENTS_PATH, build_health_app, start_site
+    from bot.workers.processes import WorkerProcesses, worker_name
+
+    secrets = _require(settings, "slack_signing_secret", "slack_bot_token")
+    if command_workers < 0:
+        raise ConfigurationError("--command-workers: give 0 or more")
+    terminated = _until_terminated()
+    # the journal says which process claimed a change: host and pid tell replicas apart
+    plan = WorkerPlan(queue_commands=command_workers > 0, name=f"changes-{worker_name(0)}")
+    bot = _bot(settings, secrets["slack_signing_secret"], secrets["slack_bot_token"], plan)
+    async with running_bot(bot):
+        workers = WorkerProcesses(command_workers)
+
+        async def readiness() -> dict[str, str]:
+            return {**await bot.readiness(), **await workers.readiness()}
+
+        await workers.start()
+        try:
+            runner, port = await start_site(bot.web_app(), host, port)
+            health_runner, health_port = await start_site(build_health_app(readiness), *health)
+            log.info("listening on http://%s:%d%s, %d command worker(s)", host, port, EVENTS_PATH, command_workers)
+            log.info("health, readiness and metrics on http://%s:%d", health[0], health_port)
+            try:
+                await terminated.wait()
+                log.info("shutting down")
+            finally:
+                await runner.cleanup()
+                await health_runner.cleanup()
+        finally:
+            await workers.stop()
+
+
+async def _work(settings: Settings, name: str | None, exit_with_parent: bool) -> None:
+    from bot.bootstrap import WorkerPlan, running_bot
+    from bot.workers.processes import worker_name
+
+    secrets = _require(settings, "slack_bot_token")
+    parent = os.getppid()
+    terminated = _until_terminated()
+    name = name or worker_name(0)
+    # no signature to check here: the serving process took the command from Slack
+    plan = WorkerPlan(changes=False, command_workers=1, name=name)
+    async with running_bot(_bot(settings, "unused", secrets["slack_bot_token"], plan)):
+        log.info("command worker %s taking commands", name)
+        while not terminated.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(terminated.wait(), 1.0)
+            if exit_with_parent and os.getppid() != parent:
+                log.warning("the serving process is gone; stopping")
+                break
+
+
+async def _socket(settings: Settings) -> None:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    secrets = _require(settings, "slack_app_token", "slack_bot_token")
+    # Socket Mode carries no HTTP signature; Slack authenticates the websocket with the app token.
+    signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "unused"
+    verification = load_bot_config(_config_path(settings)).approvals.verification
+    if verification is not None and verification.method == "auth_code":
+        raise ConfigurationError(
+            '[approvals.verification] method = "auth_code" needs the bot\'s public HTTPS listener for the sign-in '
+            "callback, and Socket Mode has none: run `kerberos-bot serve` (HTTP mode), or set "
+            'method = "device_code" (phishable, and blocked where Conditional Access blocks the device code flow; '
+            "see docs/verified-approvals.md)"
+        )
+    from bot.bootstrap import WorkerPlan, running_bot
+    from bot.workers.processes import worker_name
+
+    plan = WorkerPlan(name=f"changes-{worker_name(0)}")
+    async with running_bot(_bot(settings, signing_secret, secrets["slack_bot_token"], plan)) as bot:
+        await AsyncSocketModeHandler(bot.bolt, secrets["slack_app_token"]).start_async()  # type: ignore[no-untyped-call]
+
+
+async def _check(settings: Settings) -> int:
+    from bot.entrypoints.check import run_checks
+
+    results = await run_checks(settings, load_bot_config(_config_path(settings)))
+    for result in results:
+        print(result.line())
+    failed = sum(not r.ok for r in results)
+    print(f"{failed} of {len(results)} checks failed" if failed else f"all {len(results)} checks passed")
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    metrics_dir = _share_metrics_with_workers() if args.command == "serve" and args.command_workers > 0 else None
+    try:
+        settings = load_settings()
+        if args.command == "demo":  # the demo prints what Slack shows; only problems go to the log
+            configure_logging("WARNING", json_lines=False)
+        else:
+            configure_logging(settings.log_level, json_lines=settings.log_format == "json")
+        if args.command == "serve":
+            asyncio.run(
+                _serve(settings, args.host, args.port, args.command_workers, (args.health_host, args.health_port))
+            )
+        elif args.command == "worker":
+            if args.nice:
+                os.nice(args.nice)
+            asyncio.run(_work(settings, args.name, args.exit_with_parent))
+        elif args.command == "socket":
+            asyncio.run(_socket(settings))
+        elif args.command == "check":
+            return asyncio.run(_check(settings))
+        elif args.command == "demo":
+            from bot.sandbox.demo import run_demo
+
+            return asyncio.run(
+                run_demo(
+                    text=args.text,
+                    keep_running=args.keep_running,
+                    console=not args.no_console,
+                    redis_url=settings.redis_url,
+                    dc_addresses=_dc_addresses(args.dc_addresses),
+                )
+            )
+    except ConfigurationError as exc:
+        print(f"kerberos-bot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KerberosBotError as exc:
+        print(f"kerberos-bot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""The buttons on request cards: Approve (with its verified sign-in) and Deny (with its dialog)."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.services.changes import ChangeService
+from bot.services.verification import ApproverVerification
+from handlers.actions import approve, deny
+
+
+def register(app: AsyncApp, changes: ChangeService, verification: ApproverVerification | None = None) -> None:
+    approve.register(app, changes, verification)
+    deny.register(app, changes)

@@ -1,0 +1,43 @@
+"""The slack-bolt app with every listener registered: the /kerberos command, the card buttons, the last resort."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain.ports import CommandQueue
+from bot.services.container import BotServices
+from handlers import actions, router
+from handlers.boundary import register_last_resort
+from handlers.responder import ResponseUrlPoster
+
+
+def build_bolt_app(
+    *,
+    signing_secret: str,
+    client: AsyncWebClient,
+    services: BotServices,
+    poster: ResponseUrlPoster | None = None,
+    command_queue: CommandQueue | None = None,
+    logger: logging.Logger | None = None,
+) -> AsyncApp:
+    """Everything is passed explicitly: ``AsyncApp()`` would otherwise read SLACK_* itself.
+
+    With a ``command_queue`` the commands' follow-up work is queued for the command workers."""
+    app = AsyncApp(
+        signing_secret=signing_secret,
+        client=client,  # carries the token; Bolt authorizes with it
+        # Acknowledge first, then do the slow work: Slack gives a command 3 seconds.
+        process_before_response=False,
+        logger=logger or logging.getLogger("kerberos_bot.slack"),
+        # HTTP requests reach Bolt only through bot.entrypoints.web's gate, which has verified the signature on
+        # the raw bytes (and refused replays); Socket Mode carries no signature
+        request_verification_enabled=False,
+    )
+    register_last_resort(app)
+    router.register(app, services, poster or ResponseUrlPoster(), command_queue)
+    if services.changes is not None:
+        actions.register(app, services.changes, services.verification)
+    return app

@@ -1,0 +1,146 @@
+"""What people are told about a request in Slack: its card, its thread, the person who clicked.
+
+``SlackChangeNotices`` is how the change worker (``bot.workers.changes``) reports, and the click
+handlers (``handlers.actions``) use the same card and thread lines.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain.approvals import ChangeRequest, DecisionResult, Verdict
+from bot.observability.logs import set_user
+from bot.observability.metrics import DECISIONS
+from bot.services.changes import ChangeService, Execution, KeyPropagation
+from handlers.replies import escape
+from handlers.views.cards import approval_terms, request_card
+
+log = logging.getLogger(__name__)
+
+REFUSALS = {
+    Verdict.NOT_ALLOWED: "You are not in a group allowed to approve this action; nothing was changed.",
+    Verdict.WRONG_ORIGIN: "This request was made in another channel (or workspace); it can only be decided on its "
+    "own card there. Nothing was changed.",
+    Verdict.SAME_PERSON: "Your Entra account has already approved this request from another Slack account; a "
+    "second approver must be another person. Nothing was changed.",
+    Verdict.VERIFY_FIRST: "This action needs an approval verified by an Entra sign-in, which is not configured; "
+    "nothing was changed.",
+    Verdict.SELF_APPROVAL: "You asked for this change, so someone else has to approve it.",
+    Verdict.DUPLICATE: "Your approval is already counted.",
+    Verdict.NOT_PENDING: "This request is already decided.",
+    Verdict.EXPIRED: "This request has expired; ask again if it is still needed.",
+    Verdict.NOT_FOUND: "This request no longer exists.",
+}
+
+
+async def update_card(client: AsyncWebClient, changes: ChangeService, request: ChangeRequest) -> None:
+    if not (request.channel and request.message_ts):
+        return
+    card = request_card(request, changes.button_value(request), approval_terms(changes, request))
+    await client.chat_update(
+        channel=request.channel, ts=request.message_ts, text=card.text, blocks=card.payload()["blocks"]
+    )
+
+
+THREAD_LINES = {
+    Verdict.RECORDED: ":ballot_box_with_check: <@{user}> approved{verified} ({count} of {required}).",
+    Verdict.APPROVED: ":white_check_mark: <@{user}> approved{verified} ({count} of {required}): the change starts.",
+    Verdict.DENIED: ":no_entry: <@{user}> denied it; the reason is on the card.",
+    Verdict.EXPIRED: ":clock3: The request expired before enough approvals.",
+}
+# Refused clicks get no thread line: they are answered to the person who clicked (ephemerally) and
+# audited once, so nobody can fill a request's thread by clicking.
+
+
+# the verdicts that change what the card shows; a refused click leaves it as it is
+_CARD_CHANGES = frozenset({Verdict.RECORDED, Verdict.APPROVED, Verdict.DENIED, Verdict.EXPIRED, Verdict.NOT_PENDING})
+
+
+async def post_in_thread(client: AsyncWebClient, request: ChangeRequest, text: str) -> None:
+    if request.channel and request.message_ts:
+        await client.chat_postMessage(channel=request.channel, thread_ts=request.message_ts, text=text)
+
+
+async def after_decision(
+    client: AsyncWebClient,
+    changes: ChangeService,
+    result: DecisionResult,
+    user: str,
+    channel: str,
+    *,
+    tell: bool = True,
+) -> None:
+    set_user(user)
+    DECISIONS.labels(result.verdict.value).inc()
+    log.info("click on request %s: %s", result.request.id if result.request else "?", result.verdict.value)
+    request = result.request
+    if request is not None and result.verdict in _CARD_CHANGES:
+        await update_card(client, changes, request)
+    refusal = REFUSALS.get(result.verdict)
+    if refusal and tell:
+        await client.chat_postEphemeral(channel=channel, user=user, text=refusal)
+    line = THREAD_LINES.get(result.verdict)
+    if request is not None and line:
+        identity = next((a.identity for a in request.approvals if a.approver == user and a.identity), None)
+        await post_in_thread(
+            client,
+            request,
+            line.format(
+                user=user,
+                verified=f" ({escape(identity.describe())})" if identity else "",
+                count=result.approvals,
+                required=request.approvals_required,
+            ),
+        )
+
+
+class SlackChangeNotices:
+    """The change worker's reports, on the request's card and in its thread (``ChangeNotices``)."""
+
+    def __init__(self, client: AsyncWebClient, changes: ChangeService) -> None:
+        self._client = client
+        self._changes = changes
+
+    async def carried_out(self, execution: Execution) -> None:
+        request = execution.request
+        await update_card(self._client, self._changes, request)
+        icon = ":white_check_mark:" if execution.succeeded else ":x:"
+        await post_in_thread(self._client, request, f"{icon} {execution.outcome}")
+
+    async def expired(self, request: ChangeRequest) -> None:
+        await update_card(self._client, self._changes, request)
+        await post_in_thread(
+            self._client,
+            request,
+            f":clock3: {escape(request.outcome)}" if request.outcome else THREAD_LINES[Verdict.EXPIRED],
+        )
+
+    async def flagged(self, request: ChangeRequest) -> None:
+        await update_card(self._client, self._changes, request)
+        await post_in_thread(self._client, request, f":rotating_light: {request.outcome}")
+
+    async def key_progress(self, request: ChangeRequest, key_version: int, step: KeyPropagation) -> None:
+        minutes = step.waited.total_seconds() / 60
+        await post_in_thread(
+            self._client,
+            request,
+            f":satellite_antenna: After {minutes:.0f} min the new key (KeyVersion {key_version}) is on "
+            f"{', '.join(step.agreed) or 'no DC yet'}; still waiting for {', '.join(step.lagging)} "
+            "(replication between DCs).",
+        )
+
+    async def key_followed(self, request: ChangeRequest, key_version: int, result: KeyPropagation) -> None:
+        if not result.lagging:
+            text = (
+                f":satellite_antenna: Every configured DC of {request.domain} holds the new key "
+                f"(KeyVersion {key_version}): {', '.join(result.agreed)}."
+            )
+        else:
+            hours = result.waited.total_seconds() / 3600
+            text = (
+                f":hourglass: After {hours:.1f} h these DCs of {request.domain} still show an older key or do not "
+                f"answer: {', '.join(result.lagging)}. Check replication before rotating again."
+            )
+        await post_in_thread(self._client, request, text)

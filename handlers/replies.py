@@ -1,0 +1,63 @@
+"""A reply as the handlers build it: fallback text plus Block Kit blocks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
+
+from handlers.views.blocks import SECTION_TEXT, clip
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str  # notification / accessibility fallback
+    blocks: list[Block] = field(default_factory=list)
+    in_channel: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        """The keyword arguments for ``ack()`` / ``respond()``; validates every block (once)."""
+        return dict(self._payload)
+
+    @cached_property
+    def json_body(self) -> bytes:
+        """The payload as JSON, serialised once however many response URLs it goes to."""
+        return json.dumps(self._payload, separators=(",", ":")).encode()
+
+    @cached_property
+    def _payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"text": self.text}
+        if self.blocks:
+            body["blocks"] = [block.to_dict() for block in self.blocks]
+        body["response_type"] = "in_channel" if self.in_channel else "ephemeral"
+        return body
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn control characters; directory values are data, never markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plain(text: str, limit: int = 300) -> str:
+    """User text for a plain_text object: one line (newlines and runs of spaces collapsed, control
+    characters gone), at most ``limit`` characters. plain_text renders no markup, mentions or links."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def code(text: str, limit: int = 100) -> str:
+    """User text echoed inside mrkdwn (a domain name typed with a command): inline code shows it as
+    typed, with no formatting, mention or link; its own backticks go."""
+    return f"`{escape(plain(text, limit).replace('`', ''))}`"
+
+
+def text_reply(text: str, *, icon: str = "") -> Reply:
+    body = f"{icon} {text}" if icon else text
+    return Reply(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=clip(body, SECTION_TEXT)))])
+
+
+def error_reply(message: str) -> Reply:
+    return text_reply(escape(message), icon=":warning:")

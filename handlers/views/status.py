@@ -1,0 +1,123 @@
+"""The /kerberos status reply: per domain, the health, the findings and what Get-AzureAdKerberosServer shows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject, SectionBlock
+
+from bot.domain.diagnosis import Health, Severity
+from bot.services.status import DomainStatus
+from handlers.replies import Reply, escape
+from handlers.views.blocks import FIELD_TEXT, MAX_BLOCKS, SECTION_TEXT, clip
+
+HEALTH_ICON = {
+    Health.HEALTHY: ":large_green_circle:",
+    Health.DEGRADED: ":large_yellow_circle:",
+    Health.BROKEN: ":red_circle:",
+    Health.ABSENT: ":white_circle:",
+    Health.UNKNOWN: ":grey_question:",
+}
+SEVERITY_ICON = {
+    Severity.OK: ":white_check_mark:",
+    Severity.INFO: ":information_source:",
+    Severity.WARNING: ":warning:",
+    Severity.CRITICAL: ":rotating_light:",
+}
+
+
+def domain_status_blocks(status: DomainStatus) -> list[Block]:
+    diag = status.diagnosis
+    lines = []
+    for finding in sorted(diag.findings, key=lambda f: -f.severity):
+        line = f"{SEVERITY_ICON[finding.severity]} {escape(finding.summary)}"
+        if finding.advice and finding.severity >= Severity.INFO:
+            line += f"\n      _{escape(finding.advice)}_"
+        lines.append(line)
+    blocks: list[Block] = [
+        HeaderBlock(text=clip(f"Kerberos status: {status.domain}", 150)),
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=clip(f"{HEALTH_ICON[diag.health]} *{diag.headline}*\n" + "\n".join(lines), SECTION_TEXT)
+            )
+        ),
+    ]
+    if status.report is not None:
+        fields = status.report.fields()
+        on_prem, cloud = fields[:8], fields[8:]
+        tdo = status.on_prem.trusted_domain if status.on_prem else None
+        if tdo is not None:  # not a field of Get-AzureAdKerberosServer: the trust keys' age, beside the key's
+            changed = tdo.keys_updated_on
+            on_prem = [*on_prem, ("TrustKeysUpdatedOn", changed.strftime("%Y-%m-%d %H:%M:%S UTC") if changed else "")]
+        for group, unavailable in ((on_prem, False), (cloud, status.cloud_unavailable is not None)):
+            blocks.append(
+                SectionBlock(
+                    fields=[
+                        MarkdownTextObject(
+                            text=clip(
+                                f"*{name}*\n" + ("_unavailable_" if unavailable else escape(value) if value else "—"),
+                                FIELD_TEXT,
+                            )
+                        )
+                        for name, value in group
+                    ]
+                )
+            )
+        if status.cloud_unavailable is not None:
+            blocks.append(
+                ContextBlock(
+                    elements=[
+                        MarkdownTextObject(
+                            text=clip(
+                                f":warning: The Cloud* fields could not be read: {escape(status.cloud_unavailable)}",
+                                SECTION_TEXT,
+                            )
+                        )
+                    ]
+                )
+            )
+    if status.per_dc is not None:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(_per_dc_text(status.per_dc), SECTION_TEXT))))
+    context = [f"Checked {status.checked_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"]
+    if status.on_prem is not None:
+        context.append(f"AD read from {escape(status.on_prem.read_from)}")
+    if status.on_prem and status.on_prem.trusted_domain:
+        tdo = status.on_prem.trusted_domain
+        context.append(
+            f"TDO {escape(tdo.partner)} (trustDirection {tdo.direction}, trustAttributes {tdo.attributes:#x})"
+        )
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(" · ".join(context), SECTION_TEXT))]))
+    return blocks
+
+
+def _per_dc_text(versions: Mapping[str, int | None]) -> str:
+    """KeyVersion on each configured DC; one behind the others is still waiting for replication."""
+    newest = max((v for v in versions.values() if v is not None), default=None)
+    lines = ["*KeyVersion on each DC*"]
+    for dc, version in versions.items():
+        if version is None:
+            lines.append(f":grey_question: `{escape(dc)}`: no answer (or no Kerberos server)")
+        elif version == newest:
+            lines.append(f":white_check_mark: `{escape(dc)}`: {version}")
+        else:
+            lines.append(f":hourglass: `{escape(dc)}`: {version}, behind {newest} (replication has not reached it yet)")
+    return "\n".join(lines)
+
+
+def status_replies(statuses: Sequence[DomainStatus]) -> list[Reply]:
+    """One or more in-channel messages: Slack takes at most 50 blocks in one."""
+    replies: list[Reply] = []
+    blocks: list[Block] = []
+    texts: list[str] = []
+    for status in statuses:
+        chunk = domain_status_blocks(status)
+        if blocks and len(blocks) + 1 + len(chunk) > MAX_BLOCKS:
+            replies.append(Reply(text="; ".join(texts), blocks=blocks, in_channel=True))
+            blocks, texts = [], []
+        if blocks:
+            blocks.append(DividerBlock())
+        blocks.extend(chunk)
+        texts.append(f"Kerberos status of {status.domain}: {status.diagnosis.headline}")
+    if blocks:
+        replies.append(Reply(text="; ".join(texts), blocks=blocks, in_channel=True))
+    return replies
