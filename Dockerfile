@@ -25,12 +25,14 @@ COPY bot ./bot
 COPY handlers ./handlers
 
 FROM base AS sandbox
-# Samba provisions and serves the test DCs as root inside this throwaway container; the sandbox
-# finds scripts/ beside its sources, hence the editable install.
+# Samba provisions and serves the test DCs as root inside this throwaway container. The sandbox is
+# its own distribution (sandbox/, with its shell scripts as package data); the "bot" image below
+# never holds it.
 COPY scripts ./scripts
+COPY sandbox ./sandbox
 RUN ./scripts/install-system-packages.sh && rm -rf /var/lib/apt/lists/* \
  && pip install --no-cache-dir -q --require-hashes -r requirements.lock \
- && pip install --no-cache-dir -q --no-deps -e .
+ && pip install --no-cache-dir -q --no-deps . ./sandbox
 ENV KERBEROS_BOT_SAMBA_ROOT=/var/lib/kerberos-bot-samba
 ENTRYPOINT ["kerberos-bot"]
 CMD ["demo"]

@@ -16,6 +16,7 @@ install-system:
 install: install-system $(BIN)/python
 	$(BIN)/pip install -q --require-hashes -r requirements.lock
 	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --no-deps -e ./sandbox  # the sandbox: its own distribution, never in the image
 
 demo: install
 	$(BIN)/kerberos-bot demo

@@ -28,10 +28,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+from kerberos_sandbox.sandbox import Sandbox, sandbox
 
 from bot.adapters.redis.client import connect
 from bot.entrypoints.web import EVENTS_PATH
-from bot.sandbox.sandbox import Sandbox, sandbox
 
 BARE_SECRET = "bare-bolt-signing-secret"
 BOT_SECRET = "bench-bot-signing-secret"

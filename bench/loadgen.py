@@ -17,9 +17,9 @@ import uuid
 
 import aiohttp
 from aiohttp import web
+from kerberos_sandbox.slack_standin import send_slash_command, slash_command_form
 
 from bot.entrypoints.web import start_site
-from bot.sandbox.slack_standin import send_slash_command, slash_command_form
 
 
 async def main(endpoint: str, secret: str, text: str, total: int, concurrency: int, reply_wait: float) -> None:

@@ -1,4 +1,5 @@
-"""``kerberos-bot``: serve (HTTP mode), worker (command worker), socket (Socket Mode), check, demo (local sandbox)."""
+"""``kerberos-bot``: serve (HTTP mode), worker (command worker), socket (Socket Mode), check, demo and sandbox
+(the local sandbox, a distribution of its own that this module imports only when asked)."""
 
 from __future__ import annotations
 
@@ -98,7 +99,35 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only the first command; otherwise a console reads more commands and clicks from standard input",
     )
+    box = sub.add_parser(
+        "sandbox",
+        help="the local sandbox on its own (no console): `up` starts the DCs, the stand-ins and the bot and prints "
+        "where they listen (also in .sandbox/endpoints.json); `down` stops them",
+    )
+    box.add_argument("action", choices=("up", "down"))
+    box.add_argument("--dc-addresses", metavar="A,B,C", help="as for demo")
+    box.add_argument("--keep-dcs", action="store_true", help="down: leave the Samba DCs running (~2 s to reuse)")
+    box.add_argument(
+        "--workdir",
+        type=Path,
+        help="where the configuration, the embedded Redis and endpoints.json live "
+        "(default $KERBEROS_BOT_SANDBOX_DIR, else ./.sandbox)",
+    )
     return parser
+
+
+SANDBOX_MISSING = (
+    "the sandbox is not installed (it is its own distribution, never in the production image): in a checkout run "
+    "`make install`, or `pip install ./sandbox`"
+)
+
+
+def _sandbox_installed() -> bool:
+    try:
+        import kerberos_sandbox  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _require(settings: Settings, *names: str) -> dict[str, str]:
@@ -264,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics_dir = _share_metrics_with_workers() if args.command == "serve" and args.command_workers > 0 else None
     try:
         settings = load_settings()
-        if args.command == "demo":  # the demo prints what Slack shows; only problems go to the log
+        if args.command in ("demo", "sandbox"):  # they print what matters; only problems go to the log
             configure_logging("WARNING", json_lines=False)
         else:
             configure_logging(settings.log_level, json_lines=settings.log_format == "json")
@@ -280,8 +309,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_socket(settings))
         elif args.command == "check":
             return asyncio.run(_check(settings))
+        elif args.command in ("demo", "sandbox") and not _sandbox_installed():
+            print(f"kerberos-bot: {SANDBOX_MISSING}", file=sys.stderr)
+            return 2
+        elif args.command == "sandbox":
+            from kerberos_sandbox.standalone import run_down, run_up
+
+            addresses = _dc_addresses(args.dc_addresses)
+            if args.action == "up":
+                return asyncio.run(run_up(args.workdir, settings.redis_url, addresses))
+            return asyncio.run(run_down(args.workdir, addresses, keep_dcs=args.keep_dcs))
         elif args.command == "demo":
-            from bot.sandbox.demo import run_demo
+            from kerberos_sandbox.demo import run_demo
 
             return asyncio.run(
                 run_demo(

@@ -186,7 +186,7 @@ async def test_same_person_clicking_twenty_times_counts_once(store: ApprovalStor
 async def test_redis_restart_between_request_and_approval_loses_nothing(tmp_path: object) -> None:
     from pathlib import Path
 
-    from bot.sandbox.redis_server import PrivateRedis
+    from kerberos_sandbox.redis_server import PrivateRedis
 
     server = PrivateRedis(Path(str(tmp_path)))
     await server.start()

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kerberos_sandbox.entra_standin import EntraStandIn
 
 from bot.adapters.entra.graph import GraphEntraDirectory
 from bot.domain.ports import EntraDirectory
-from bot.sandbox.entra_standin import EntraStandIn
 from tests.support.entra import entra_app
 from tests.support.fakes import FakeEntra, audit_event
 

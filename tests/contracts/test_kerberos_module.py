@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from kerberos_sandbox.sandbox import Sandbox, seed
 
 from bot.domain.errors import KerberosModuleError
 from bot.domain.ports import ActiveDirectory, KerberosModule, SetServerOptions
-from bot.sandbox.sandbox import Sandbox, seed
 from tests.support.fakes import FakeDirectory, FakeKerberosModule, on_prem_state
 
 DOMAIN = "contoso.test"

@@ -10,10 +10,10 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
+from kerberos_sandbox.slack_standin import SlackStandIn, send_slash_command, slash_command_form
 
 from bot.domain.approvals import Action, ActionPolicy
 from bot.domain.diagnosis import RotationPolicy
-from bot.sandbox.slack_standin import SlackStandIn, send_slash_command, slash_command_form
 from bot.services.changes import ChangeService
 from bot.services.container import BotServices
 from bot.services.status import StatusService

@@ -17,12 +17,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-
-from bot.adapters.slack.groups import SlackUserGroups
-from bot.bootstrap import slack_client
-from bot.domain.approvals import Action, ActionPolicy, ChangeRequest
-from bot.domain.diagnosis import RotationPolicy
-from bot.sandbox.slack_standin import (
+from kerberos_sandbox.slack_standin import (
     SlackStandIn,
     block_actions_payload,
     interaction_form,
@@ -30,6 +25,11 @@ from bot.sandbox.slack_standin import (
     slash_command_form,
     view_submission_payload,
 )
+
+from bot.adapters.slack.groups import SlackUserGroups
+from bot.bootstrap import slack_client
+from bot.domain.approvals import Action, ActionPolicy, ChangeRequest
+from bot.domain.diagnosis import RotationPolicy
 from bot.services.changes import ChangeService
 from bot.services.container import BotServices
 from bot.services.status import StatusService

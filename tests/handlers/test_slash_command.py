@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
+from kerberos_sandbox.slack_standin import SlackStandIn, send_slash_command, signed_headers, slash_command_form
 
 from bot.domain.errors import DirectoryUnavailable, EntraThrottled
 from bot.domain.gpo import KdcProxySetting
-from bot.sandbox.slack_standin import SlackStandIn, send_slash_command, signed_headers, slash_command_form
 from bot.services.container import BotServices
 from bot.services.status import StatusService
 from tests.support.botserver import RunningBot, running_bot

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from kerberos_sandbox.sandbox import Sandbox
+from kerberos_sandbox.slack_standin import block_actions_payload
 
 from bot.adapters.redis.client import connect
 from bot.domain.approvals import RequestState
-from bot.sandbox.sandbox import Sandbox
-from bot.sandbox.slack_standin import block_actions_payload
 from handlers.views.cards import APPROVE_ACTION
 from tests.integration.test_rotate_slack import blocks_of, request_via_slack, wait_for_state
 

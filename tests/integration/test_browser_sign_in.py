@@ -14,16 +14,16 @@ from typing import Any
 
 import aiohttp
 import pytest
+from kerberos_sandbox.entra_people import SANDBOX_MFA_CODE, SANDBOX_PASSWORD
+from kerberos_sandbox.sandbox import Sandbox, sandbox
+from kerberos_sandbox.sign_in_client import SignInWalker
+from kerberos_sandbox.slack_standin import block_actions_payload
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
 from bot.domain.approvals import RequestState
 from bot.domain.verification import CALLBACK_PATH
-from bot.sandbox.entra_people import SANDBOX_MFA_CODE, SANDBOX_PASSWORD
-from bot.sandbox.sandbox import Sandbox, sandbox
-from bot.sandbox.sign_in_client import SignInWalker
-from bot.sandbox.slack_standin import block_actions_payload
 from handlers.views.cards import APPROVE_ACTION, SIGN_IN_LINK_ACTION
 from tests.integration.test_rotate_slack import blocks_of, click, request_via_slack, wait_for_state
 from tests.support.browser import chromium, waiting

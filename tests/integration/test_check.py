@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from kerberos_sandbox.entra_standin import GRAPH_ROLES
+from kerberos_sandbox.sandbox import ADMIN_PASSWORD, Sandbox, sandbox
 from pydantic import SecretStr
 
 from bot.config import BotConfig, Settings, load_bot_config
 from bot.entrypoints.check import CheckResult, run_checks
-from bot.sandbox.entra_standin import GRAPH_ROLES
-from bot.sandbox.sandbox import ADMIN_PASSWORD, Sandbox, sandbox
 from tests.support.samba import sandbox_domains
 
 pytestmark = pytest.mark.samba

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from kerberos_sandbox.entra_standin import ADMIN_HEADER, EntraStandIn
 
 from bot.adapters.entra.graph import GraphEntraDirectory
 from bot.adapters.kerberos_module.emulator.cloud_store import CloudKerberosDomainStore
 from bot.domain.errors import EntraAuthError, EntraError, EntraForbidden, EntraThrottled, EntraUnavailable
 from bot.domain.model import TRUST_DISPLAY_TYPE, CloudKerberosDomain
-from bot.sandbox.entra_standin import ADMIN_HEADER, EntraStandIn
 from tests.support.entra import entra_app
 
 pytest_plugins = ["tests.support.entra"]
@@ -72,7 +72,7 @@ async def test_seeded_domain_is_read_and_seeding_records_nothing(
         "displayName": "krbtgt_25614",
         "domainDnsName": "contoso.test",
         "keyVersion": 53325,
-        "keyUpdatedOn": "2022-02-24T09:03:15+00:00",
+        "keyUpdatedOn": "2022-02-24T09:03:15Z",  # the stand-in writes times as Graph does
         "trustDisplay": None,
         "topLevelNames": [],
     }

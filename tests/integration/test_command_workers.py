@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from kerberos_sandbox.sandbox import Sandbox, sandbox
 
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.commands import RedisCommandQueue
 from bot.domain.ports import DeferredCommand
-from bot.sandbox.sandbox import Sandbox, sandbox
 from tests.support.samba import sandbox_domains
 
 pytestmark = pytest.mark.samba

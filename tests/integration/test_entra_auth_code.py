@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from kerberos_sandbox.entra_standin import EntraStandIn
+from kerberos_sandbox.sign_in_client import SignInWalker
 
 from bot.adapters.entra.auth_code import MsalBrowserSignIn
 from bot.domain.errors import EntraAuthError
 from bot.domain.verification import BrowserSignInStart, SignInAbandoned, SignInRefused
 from bot.entrypoints.web import start_site
-from bot.sandbox.entra_standin import EntraStandIn
-from bot.sandbox.sign_in_client import SignInWalker
 
 pytest_plugins = ["tests.support.entra"]
 

@@ -7,12 +7,12 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from kerberos_sandbox.entra_standin import EntraStandIn
 
 from bot.adapters.entra.device_code import MsalDeviceCodeSignIn
 from bot.adapters.entra.graph import GraphEntraDirectory
 from bot.domain.errors import EntraAuthError, EntraForbidden
 from bot.domain.verification import SignInAbandoned
-from bot.sandbox.entra_standin import EntraStandIn
 
 pytest_plugins = ["tests.support.entra"]
 

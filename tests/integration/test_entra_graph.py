@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 import trustme
+from kerberos_sandbox.entra_standin import EntraStandIn
 
 from bot.adapters.entra.graph import GraphEntraDirectory
 from bot.domain.errors import EntraAuthError, EntraError, EntraForbidden, EntraThrottled, EntraUnavailable
 from bot.domain.ports import EntraDirectory
-from bot.sandbox.entra_standin import EntraStandIn
 from tests.support.entra import client_certificate, entra_app
 
 pytest_plugins = ["tests.support.entra"]

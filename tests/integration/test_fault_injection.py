@@ -20,6 +20,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from kerberos_sandbox.sandbox import SANDBOX_GROUPS, Sandbox, seed
 
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
@@ -27,7 +28,6 @@ from bot.bootstrap import action_policies, integrity_signer
 from bot.config import load_bot_config
 from bot.domain.approvals import Action, ChangeRequest, RequestState
 from bot.domain.diagnosis import RotationPolicy
-from bot.sandbox.sandbox import SANDBOX_GROUPS, Sandbox, seed
 from bot.services.changes import ChangeService
 from tests.support.fakes import FakeGroups
 from tests.support.served import start_serve

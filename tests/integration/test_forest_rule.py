@@ -11,9 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from kerberos_sandbox.sandbox import Sandbox, sandbox
 
 from bot.domain.approvals import RequestState
-from bot.sandbox.sandbox import Sandbox, sandbox
 from handlers.views.cards import APPROVE_ACTION
 from tests.integration.test_rotate_slack import click, request_via_slack, wait_for_state
 from tests.support.samba import sandbox_domains

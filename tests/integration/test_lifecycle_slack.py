@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from kerberos_sandbox.sandbox import Sandbox
 
 from bot.domain.approvals import RequestState
-from bot.sandbox.sandbox import Sandbox
 from handlers.views.cards import APPROVE_ACTION
 from tests.integration.test_rotate_slack import click, request_via_slack, wait_for_state
 

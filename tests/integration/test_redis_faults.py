@@ -13,14 +13,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from kerberos_sandbox.redis_server import PrivateRedis
+from kerberos_sandbox.slack_standin import SlackStandIn, block_actions_payload, interaction_form, send_slash_command
 
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import StoreUnavailable
-from bot.sandbox.redis_server import PrivateRedis
-from bot.sandbox.slack_standin import SlackStandIn, block_actions_payload, interaction_form, send_slash_command
 from bot.services.changes import ChangeService
 from bot.services.container import BotServices
 from bot.services.status import StatusService

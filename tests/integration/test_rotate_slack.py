@@ -7,11 +7,11 @@ import json
 from typing import Any
 
 import pytest
+from kerberos_sandbox.sandbox import Sandbox
+from kerberos_sandbox.slack_standin import block_actions_payload, view_submission_payload
 
 from bot.adapters.redis.client import connect
 from bot.domain.approvals import ChangeRequest, RequestState
-from bot.sandbox.sandbox import Sandbox
-from bot.sandbox.slack_standin import block_actions_payload, view_submission_payload
 from handlers.views.cards import APPROVE_ACTION, DENY_ACTION
 from handlers.views.modals import DENY_DIALOG
 

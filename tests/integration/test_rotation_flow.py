@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kerberos_sandbox.sandbox import Sandbox
 
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
-from bot.sandbox.sandbox import Sandbox
 from bot.services.changes import ChangeService
 from tests.support.fakes import FakeGroups
 

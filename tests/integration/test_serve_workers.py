@@ -18,10 +18,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from kerberos_sandbox.sandbox import Sandbox, sandbox
+from kerberos_sandbox.slack_standin import send_slash_command, slash_command_form
 
 from bot.adapters.redis.client import connect
-from bot.sandbox.sandbox import Sandbox, sandbox
-from bot.sandbox.slack_standin import send_slash_command, slash_command_form
 from tests.support.samba import sandbox_domains
 from tests.support.served import start_serve
 

@@ -8,13 +8,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kerberos_sandbox.sandbox import Sandbox
 
 from bot.adapters.kerberos_module.emulator.module import KerberosModuleEmulator
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestState
 from bot.domain.diagnosis import RotationPolicy
-from bot.sandbox.sandbox import Sandbox
 from bot.services.changes import ChangeService, ExecutionLimits
 from tests.support.fakes import FakeGroups
 

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from kerberos_sandbox.slack_standin import SlackStandIn
+
 from bot.bootstrap import SlackAccess, WorkerPlan, assemble_bot
 from bot.entrypoints.web import EVENTS_PATH, start_site
-from bot.sandbox.slack_standin import SlackStandIn
 from bot.services.container import BotServices
 
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"

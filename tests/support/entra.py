@@ -25,11 +25,11 @@ from typing import Any
 
 import pytest
 import trustme
+from kerberos_sandbox.entra_standin import EntraStandIn
 
 from bot.adapters.entra.app import EntraApp
 from bot.adapters.entra.graph import GraphEntraDirectory
 from bot.adapters.kerberos_module.emulator.cloud_store import CloudKerberosDomainStore
-from bot.sandbox.entra_standin import EntraStandIn
 
 TIMEOUT = 1.0  # short, so the timeout tests stay quick; the stand-in answers in milliseconds
 

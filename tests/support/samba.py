@@ -1,6 +1,6 @@
 """The real Samba AD DCs of the integration tests, and seeding them into named states.
 
-``scripts/samba-dc.sh up`` (which installs the Debian packages when they are missing) starts one
+``samba-dc.sh up`` (``kerberos_sandbox/scripts``) (which installs the Debian packages when they are missing) starts one
 private DC per domain: CONTOSO.TEST on 127.0.0.1 and, only when a test asks for it, FABRIKAM.TEST
 on 127.0.0.2. Their directories are the sandbox's (``$KERBEROS_BOT_SAMBA_ROOT/<domain>``, default
 ``/tmp/kerberos-bot-samba``), so tests and the demo share one DC per domain instead of fighting
@@ -9,22 +9,24 @@ another root, e.g. ``KERBEROS_BOT_TEST_DC_HOSTS=127.0.0.3,127.0.0.4 KERBEROS_BOT
 
 Seeding goes through the emulator's AD half (``EmulatedOnPremModule``), i.e. the same LDAP and LSA
 calls the product makes, so a seeded domain looks as Set-AzureADKerberosServer leaves it.
-
-Also ``python -m tests.support.samba seed <state>`` (what ``samba-dc.sh seed`` runs), configured by
-the script's SAMBA_DIR, SAMBA_REALM, SAMBA_ADMINPASS and SAMBA_HOST.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
+from kerberos_sandbox.sandbox import (
+    DEFAULT_DOMAINS,
+    SAMBA_SCRIPT,
+    SambaInstance,
+    SandboxDomain,
+    samba_root,
+)
 from ldap3 import Connection
 from ldap3.core.exceptions import LDAPNoSuchObjectResult
 
@@ -32,10 +34,7 @@ from bot.adapters.kerberos_module.emulator.on_prem import EmulatedOnPremModule
 from bot.adapters.ldap.connection import LdapEndpoint, LdapSession
 from bot.adapters.ldap.directory import LdapDirectory
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, OnPremState
-from bot.sandbox.sandbox import ADMIN_PASSWORD, DEFAULT_DOMAINS, SambaInstance, SandboxDomain, samba_root
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "samba-dc.sh"
 Entry = dict[str, Any]
 
 
@@ -156,7 +155,7 @@ async def run_script(dc: SambaDC, *args: str) -> str:
     """``scripts/samba-dc.sh <args>`` for ``dc``; its output (which explains failures) on error."""
     proc = await asyncio.create_subprocess_exec(
         "bash",
-        str(SCRIPT),
+        str(SAMBA_SCRIPT),
         *args,
         env=dc.env(),
         stdout=asyncio.subprocess.PIPE,
@@ -197,35 +196,3 @@ async def seed(
     finally:
         await module.close()
         await directory.close()
-
-
-def _dc_from_script_env() -> SambaDC:
-    realm = os.environ.get("SAMBA_REALM", "CONTOSO.TEST")
-    return SambaDC(
-        realm=realm,
-        netbios=realm.split(".")[0],
-        host=os.environ.get("SAMBA_HOST", "127.0.0.1"),
-        directory=Path(os.environ.get("SAMBA_DIR", str(samba_root() / realm.lower()))),
-        admin_password=os.environ.get("SAMBA_ADMINPASS", ADMIN_PASSWORD),
-    )
-
-
-def main(argv: Sequence[str]) -> int:
-    states = ", ".join(s.value for s in SeedState)
-    if len(argv) != 2 or argv[0] != "seed" or argv[1] not in {s.value for s in SeedState}:
-        print(f"usage: python -m tests.support.samba seed <{states}>", file=sys.stderr)
-        return 2
-    dc = _dc_from_script_env()
-    state = asyncio.run(seed(dc, argv[1]))
-    server = state.server
-    tdo = state.trusted_domain
-    print(
-        f"{dc.realm}: {argv[1]}: server "
-        + (f"krbtgt_{server.server_id} (KeyVersion {server.key.version if server.key else '-'})" if server else "none")
-        + (f", TDO with {', '.join(tdo.top_level_names)}" if tdo else ", no TDO")
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from kerberos_sandbox.sandbox import Sandbox, sandbox
 
-from bot.sandbox.sandbox import Sandbox, sandbox
 from tests.support.samba import sandbox_domains
 
 

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.sandbox.sandbox import Sandbox
+from kerberos_sandbox.sandbox import Sandbox
 
 
 def free_port() -> int:

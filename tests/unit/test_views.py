@@ -2,11 +2,11 @@
 
 from datetime import timedelta
 
+from kerberos_sandbox.render import render_message
 from slack_sdk.models.blocks import Block
 
 from bot.domain.diagnosis import Observations, RotationPolicy, diagnose
 from bot.domain.model import KerberosServerReport
-from bot.sandbox.render import render_message
 from bot.services.status import DomainStatus
 from handlers.replies import error_reply
 from handlers.router import catalog

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bot.sandbox.entra_people import (
+from kerberos_sandbox.entra_people import (
     SANDBOX_MFA_CODE,
     AuthorizationRequest,
     BrowserSession,

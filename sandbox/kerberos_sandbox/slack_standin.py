@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -21,6 +22,9 @@ from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
 from bot.entrypoints.web import start_site
+
+ADMIN_HEADER = "X-Stand-In-Key"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass
@@ -49,6 +53,8 @@ class SlackStandIn:
         self.user_groups: dict[str, list[str]] = {}  # usergroups.users.list
         self.user_emails: dict[str, str | None] = {}  # users.info: profile.email (None: hidden)
         self.failing: dict[str, tuple[int, dict[str, Any]]] = {}  # method -> the HTTP status and body it answers
+        self.next_failures: dict[str, list[tuple[int, str, float | None]]] = {}  # method -> (status, error, retry)
+        self.admin_key = secrets.token_urlsafe(16)  # X-Stand-In-Key of the /_standin/* endpoints
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._ts = itertools.count(1)
@@ -64,6 +70,27 @@ class SlackStandIn:
 
     def heal(self, method: str) -> None:
         self.failing.pop(method, None)
+        self.next_failures.pop(method, None)
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        status: int = 429,
+        error: str = "ratelimited",
+        retry_after: float | None = 1.0,
+        count: int = 1,
+    ) -> None:
+        """The next ``count`` calls of ``method`` answer as Slack does when it refuses one: by default
+        its rate limit (HTTP 429, ``Retry-After``, ``{"ok": false, "error": "ratelimited"}``)."""
+        self.next_failures.setdefault(method, []).extend([(status, error, retry_after)] * count)
+
+    def counts(self) -> dict[str, int]:
+        """Web API calls received per method (refused ones included)."""
+        counted: dict[str, int] = {}
+        for call in self.api_calls():
+            counted[call.name] = counted.get(call.name, 0) + 1
+        return counted
 
     def new_response_url(self) -> str:
         return f"{self.url}/response/{uuid.uuid4().hex}"
@@ -76,11 +103,17 @@ class SlackStandIn:
         await self.stop()
 
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(middlewares=[self._admin_only])
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)  # slack_sdk reads some methods with GET
         app.router.add_post("/response/{rid}", self._response)
         app.router.add_get("/socket-mode", self._socket_mode)
+        app.router.add_get("/_standin/calls", self._admin_calls)
+        app.router.add_get("/_standin/counts", self._admin_counts)
+        app.router.add_post("/_standin/faults", self._admin_faults)
+        app.router.add_delete("/_standin/faults", self._admin_clear_faults)
+        app.router.add_put("/_standin/user-groups", self._admin_user_groups)
+        app.router.add_put("/_standin/user-emails", self._admin_user_emails)
         self._runner, port = await start_site(app, self._host, self._port)
         self.url = f"http://{self._host}:{port}"
 
@@ -107,6 +140,12 @@ class SlackStandIn:
         if method in self.failing:
             status, answer = self.failing[method]
             return web.json_response(answer, status=status)
+        if self.next_failures.get(method):
+            status, error, retry_after = self.next_failures[method].pop(0)
+            response = web.json_response({"ok": False, "error": error}, status=status)
+            if retry_after is not None:
+                response.headers["Retry-After"] = f"{retry_after:g}"
+            return response
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ").strip() or str(body.get("token", ""))
         if method == "apps.connections.open":
@@ -144,6 +183,64 @@ class SlackStandIn:
         if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
             ts = f"{int(time.time())}.{next(self._ts):06d}"
             return web.json_response({"ok": True, "channel": body.get("channel"), "ts": ts, "message_ts": ts})
+        return web.json_response({"ok": True})
+
+    # -- admin: for a sandbox run on its own (kerberos-bot sandbox up); header X-Stand-In-Key -----------
+    @web.middleware
+    async def _admin_only(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/_standin/") and not secrets.compare_digest(
+            request.headers.get(ADMIN_HEADER, ""), self.admin_key
+        ):
+            return web.json_response({"error": f"missing or wrong {ADMIN_HEADER}"}, status=403)
+        return await handler(request)
+
+    async def _admin_calls(self, request: web.Request) -> web.Response:
+        method = request.query.get("method")
+        calls = [
+            {"kind": c.kind, "name": c.name, "body": c.body}
+            for c in self.calls
+            if method is None or (c.kind == "api" and c.name == method)
+        ]
+        return web.json_response({"calls": calls})
+
+    async def _admin_counts(self, request: web.Request) -> web.Response:
+        return web.json_response(self.counts())
+
+    async def _admin_faults(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            retry = body.get("retry_after", 1.0)
+            self.fail_next(
+                str(body["method"]),
+                status=int(body.get("status", 429)),
+                error=str(body.get("error", "ratelimited")),
+                retry_after=None if retry is None else float(retry),
+                count=int(body.get("count", 1)),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return web.json_response(
+                {"error": 'give {"method": ..., "status": 429, "error": "ratelimited", "retry_after": 1, "count": 1}'},
+                status=400,
+            )
+        return web.json_response({"ok": True})
+
+    async def _admin_clear_faults(self, request: web.Request) -> web.Response:
+        self.failing.clear()
+        self.next_failures.clear()
+        return web.json_response({"ok": True})
+
+    async def _admin_user_groups(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if not isinstance(body, dict) or not all(isinstance(v, list) for v in body.values()):
+            return web.json_response({"error": 'give {"<group id>": ["<user id>", ...]}'}, status=400)
+        self.user_groups = {str(g): [str(u) for u in users] for g, users in body.items()}
+        return web.json_response({"ok": True})
+
+    async def _admin_user_emails(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if not isinstance(body, dict):
+            return web.json_response({"error": 'give {"<user id>": "<e-mail>" or null}'}, status=400)
+        self.user_emails = {str(u): (str(e) if e else None) for u, e in body.items()}
         return web.json_response({"ok": True})
 
     async def _socket_mode(self, request: web.Request) -> web.WebSocketResponse:

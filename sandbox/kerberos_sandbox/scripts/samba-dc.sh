@@ -6,7 +6,6 @@
 #   ./samba-dc.sh up        # install if needed, provision (first time ~10 s; later from the pristine template), start
 #   ./samba-dc.sh down      # stop it (by pid file; never by name)
 #   ./samba-dc.sh reset     # down + restore the pristine domain from the template (~2 s, no re-provision) + up
-#   ./samba-dc.sh seed [server-with-tdo|fido-only|no-server]   # objects as Set-AzureADKerberosServer leaves them
 #   ./samba-dc.sh purge     # down + delete the instance and its template
 #   ./samba-dc.sh status
 #
@@ -29,7 +28,6 @@
 #   SAMBA_NETNS      run samba inside this existing network namespace (ip netns exec NAME ...)
 #   SAMBA_MAX_RUNTIME  samba exits by itself after this many seconds (default 7200) - CI safety net
 #   SAMBA_WAIT       seconds to wait for readiness (default 60)
-#   PYTHON           interpreter for 'seed' (default: the checkout's .venv/bin/python)
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 
@@ -50,7 +48,7 @@ case "$IFACE" in lo) HOST=127.0.0.1 ;; *) HOST=$IFACE ;; esac
 
 log() { echo "[samba-up] $*" >&2; }
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
 # samba-ad-provision holds the schema (only a Recommends of samba); python3-samba is what /usr/bin/python3 needs
 # for LSA (trusted domain objects); iproute2 gives ip/ss (extra loopback address, port-clash check)
 PACKAGES=(samba samba-dsdb-modules samba-vfs-modules samba-ad-provision winbind python3-samba openssl iproute2 ldb-tools)
@@ -68,15 +66,6 @@ do_install() {
     # policy-rc.d on these images keeps the packaged services from starting; ours runs privately
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
     log "installed ${missing[*]} in $((SECONDS - t0)) s"
-}
-
-do_seed() {
-    local state=${1:-server-with-tdo} py=${PYTHON:-$REPO/.venv/bin/python}
-    [ -x "$py" ] || py=python3
-    is_running || { log "not running: run '$0 up' first"; exit 1; }
-    # the emulator's AD half does it, over LDAPS and LSA, exactly as the tests and the sandbox do
-    (cd "$REPO" && SAMBA_DIR="$DIR" SAMBA_REALM="$REALM" SAMBA_ADMINPASS="$PASS" SAMBA_HOST="$HOST" \
-        "$py" -m tests.support.samba seed "$state")
 }
 
 TEMPLATE="$DIR.template.tgz"
@@ -166,7 +155,7 @@ do_start() {
     # the same domain served by two DCs (scripts/samba-pair.sh, e.g. for the demo) may hold this address
     if [ -f "$DIR-pair/dc1/ip" ] && [ "$(cat "$DIR-pair/dc1/ip")" = "$HOST" ]; then
         log "stopping the two-DC $REALM on $HOST first"
-        bash "$REPO/scripts/samba-pair.sh" down "$DIR-pair"
+        bash "$HERE/samba-pair.sh" down "$DIR-pair"
     fi
     if [ "$IFACE" != lo ] && ! has_ip; then
         "${NS[@]}" ip addr add "$IFACE/8" dev lo      # e.g. 127.0.0.2 - loopback only, removed by 'down'
@@ -253,8 +242,7 @@ case "${1:-up}" in
     up)      do_install; do_provision; do_start ;;
     down)    do_stop ;;
     reset)   do_stop; rm -rf "$DIR"; do_provision; do_start ;;   # do_provision restores the template
-    seed)    do_seed "${2:-}" ;;
     purge)   do_stop; rm -rf "$DIR" "$TEMPLATE" ;;
     status)  if is_running; then echo "running pid $(cat "$DIR/run/samba.pid")"; else echo "not running"; exit 3; fi ;;
-    *) echo "usage: $0 install|up|down|reset|seed [state]|purge|status" >&2; exit 2 ;;
+    *) echo "usage: $0 install|up|down|reset|purge|status" >&2; exit 2 ;;
 esac

@@ -16,7 +16,7 @@ from urllib.parse import urljoin
 
 import aiohttp
 
-from bot.sandbox.entra_people import SANDBOX_MFA_CODE, SANDBOX_PASSWORD
+from kerberos_sandbox.entra_people import SANDBOX_MFA_CODE, SANDBOX_PASSWORD
 
 _ANSWER = '<form method="post" id="answer"'  # the identity platform's form_post page
 

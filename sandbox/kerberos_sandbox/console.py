@@ -27,11 +27,11 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from bot.domain.approvals import ChangeRequest, RequestState
-from bot.sandbox.entra_people import SANDBOX_PASSWORD
-from bot.sandbox.render import render_message
-from bot.sandbox.sandbox import Sandbox
-from bot.sandbox.sign_in_client import SignInWalker
-from bot.sandbox.slack_standin import RecordedCall, block_actions_payload, view_submission_payload
+from kerberos_sandbox.entra_people import SANDBOX_PASSWORD
+from kerberos_sandbox.render import render_message
+from kerberos_sandbox.sandbox import Sandbox
+from kerberos_sandbox.sign_in_client import SignInWalker
+from kerberos_sandbox.slack_standin import RecordedCall, block_actions_payload, view_submission_payload
 
 PEOPLE = {"alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL", "dave": "U0DAVE", "mallory": "U0MALLORY"}
 NAMES = {user: name for name, user in PEOPLE.items()}

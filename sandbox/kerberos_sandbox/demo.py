@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import sys
 import time
-from dataclasses import replace
 
-from bot.sandbox.console import Console
-from bot.sandbox.sandbox import DEFAULT_DOMAINS, SandboxDomain, sandbox
+from kerberos_sandbox.console import Console
+from kerberos_sandbox.sandbox import sandbox
+from kerberos_sandbox.standalone import domains_on
 
 
 def _say(text: str) -> None:
@@ -25,14 +25,7 @@ async def run_demo(
 ) -> int:
     """``dc_addresses``: contoso.test's first DC, fabrikam.test's DC and (optional) contoso.test's second."""
     started = time.monotonic()
-    domains: tuple[SandboxDomain, ...] = DEFAULT_DOMAINS
-    if dc_addresses is not None:
-        contoso, fabrikam = DEFAULT_DOMAINS
-        replica = dc_addresses[2] if len(dc_addresses) > 2 else None
-        domains = (
-            replace(contoso, address=dc_addresses[0], replica=replica),
-            replace(fabrikam, address=dc_addresses[1]),
-        )
+    domains = domains_on(dc_addresses)
     where = ", ".join(f"{d.name} on {' and '.join(d.addresses)}" for d in domains)
     _say(f"kerberos-bot demo: starting Samba AD DCs ({where}), the Entra and Slack stand-ins…")
     async with sandbox(domains, redis_url=redis_url) as box:

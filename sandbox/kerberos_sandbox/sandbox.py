@@ -1,8 +1,9 @@
 """The local sandbox: real Samba AD DCs, the Entra and Slack stand-ins, and the bot on loopback.
 
-Used by ``kerberos-bot demo``, the end-to-end tests and the benchmarks. Nothing reaches Slack or
-Microsoft. Needs root (Samba listens on privileged ports) and the Debian packages that
-``scripts/install-system-packages.sh`` installs.
+Used by ``kerberos-bot demo``, ``kerberos-bot sandbox up``, the end-to-end tests and the benchmarks.
+Nothing reaches Slack or Microsoft. Needs root (Samba listens on privileged ports) and the Debian
+packages that ``scripts/install-system-packages.sh`` installs. Its shell scripts are package data
+(``kerberos_sandbox/scripts``), so an installed sandbox works outside the checkout too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +28,10 @@ from bot.domain.errors import ConfigurationError
 from bot.domain.ports import SetServerOptions
 from bot.domain.verification import CALLBACK_PATH
 from bot.entrypoints.web import EVENTS_PATH, bind_socket, build_health_app, start_site
-from bot.sandbox.entra_standin import EntraStandIn
-from bot.sandbox.redis_server import PrivateRedis
-from bot.sandbox.redis_server import answers as redis_answers
-from bot.sandbox.slack_standin import (
+from kerberos_sandbox.entra_standin import EntraStandIn
+from kerberos_sandbox.redis_server import PrivateRedis
+from kerberos_sandbox.redis_server import answers as redis_answers
+from kerberos_sandbox.slack_standin import (
     AckResult,
     SlackStandIn,
     interaction_form,
@@ -37,10 +39,15 @@ from bot.sandbox.slack_standin import (
     slash_command_form,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-SAMBA_SCRIPT = REPO / "scripts" / "samba-dc.sh"
-PAIR_SCRIPT = REPO / "scripts" / "samba-pair.sh"  # a domain with two DCs that replicate
+SCRIPTS = Path(str(files("kerberos_sandbox") / "scripts"))  # installed as files, never zipped
+SAMBA_SCRIPT = SCRIPTS / "samba-dc.sh"
+PAIR_SCRIPT = SCRIPTS / "samba-pair.sh"  # a domain with two DCs that replicate
 ADMIN_PASSWORD = "Passw0rd!Passw0rd"
+
+
+def default_workdir() -> Path:
+    """The sandbox's configuration, Redis and endpoints: ``$KERBEROS_BOT_SANDBOX_DIR``, else ./.sandbox."""
+    return Path(os.environ.get("KERBEROS_BOT_SANDBOX_DIR") or Path.cwd() / ".sandbox")
 
 
 def samba_root() -> Path:
@@ -125,7 +132,7 @@ async def samba(action: str, domain: SandboxDomain, *extra: str) -> None:
     replica: ``up`` restores the pristine pair, also for ``reset``); its own output explains failures."""
     script = PAIR_SCRIPT if domain.replica else SAMBA_SCRIPT
     if not script.exists():
-        raise ConfigurationError(f"{script} is missing: run the sandbox from a kerberos-bot checkout")
+        raise ConfigurationError(f"{script} is missing: reinstall the sandbox (make install)")
     args = [action, *extra]
     if domain.replica:
         pair_action = "up" if action in ("up", "reset") else action
@@ -255,6 +262,8 @@ class Sandbox:
     session: aiohttp.ClientSession
     config_path: Path
     health_url: str = ""  # /healthz, /readyz, /metrics: a listener of their own
+    redis_url: str = ""  # where the approvals are kept (the embedded redis-server when none answered)
+    store_prefix: str = ""  # the bot's keys there
 
     async def command(
         self, text: str, *, user_id: str = "U0ALICE", wait: bool = True, timeout: float = 60.0
@@ -307,7 +316,7 @@ async def sandbox(
     """``fresh``: restore each DC from its pristine copy (about 2 s) instead of reusing its state.
     ``command_workers``: queue the commands' follow-up work in Redis for that many command workers
     (in this process), as ``kerberos-bot serve`` does with its worker processes; 0: work inline."""
-    workdir = workdir or REPO / ".sandbox"
+    workdir = workdir or default_workdir()
     workdir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
         # Provisioning is CPU-bound; start the DCs one after the other on 2 cores.
@@ -379,4 +388,6 @@ async def sandbox(
             session,
             config_path,
             f"http://127.0.0.1:{health_port}",
+            redis_url,
+            store_prefix,
         )
