@@ -21,15 +21,23 @@ from tests.support.samba import sandbox_domains
 pytestmark = pytest.mark.samba
 
 
+def _present(path: Path) -> bool:
+    return path.exists()
+
+
+def _json_if_written(path: Path) -> dict[str, Any] | None:
+    return dict(json.loads(path.read_text())) if path.exists() else None
+
+
 async def _until_file(path: Path, proc: asyncio.subprocess.Process, timeout: float = 150.0) -> dict[str, Any]:
     """The file the other process writes when it is ready (or its output, if it stopped first)."""
     async with asyncio.timeout(timeout):
-        while not path.exists():
+        while (written := _json_if_written(path)) is None:
             if proc.returncode is not None:
                 assert proc.stdout is not None
                 pytest.fail((await proc.stdout.read()).decode())
             await asyncio.sleep(0.2)  # another process: no event to wait on but the file
-    return dict(json.loads(path.read_text()))
+    return written
 
 
 async def test_sandbox_up_prints_its_endpoints_and_down_stops_it(tmp_path: Path) -> None:
@@ -41,7 +49,7 @@ async def test_sandbox_up_prints_its_endpoints_and_down_stops_it(tmp_path: Path)
     )  # fmt: skip
     try:
         where = await _until_file(tmp_path / "endpoints.json", up)
-        assert Path(where["configuration"]).is_file()
+        assert _present(Path(where["configuration"]))
         slack, entra, bot = where["slack_standin"], where["entra_standin"], where["bot"]
         async with aiohttp.ClientSession() as session:
             # the admin endpoints want their key
@@ -76,7 +84,7 @@ async def test_sandbox_up_prints_its_endpoints_and_down_stops_it(tmp_path: Path)
         said, _ = await asyncio.wait_for(down.communicate(), 90)
         assert down.returncode == 0, said.decode()
         assert await asyncio.wait_for(up.wait(), 30) == 0
-        assert not (tmp_path / "endpoints.json").exists() and not (tmp_path / "sandbox.pid").exists()
+        assert not _present(tmp_path / "endpoints.json") and not _present(tmp_path / "sandbox.pid")
     finally:
         if up.returncode is None:
             up.kill()
