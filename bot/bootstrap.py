@@ -44,7 +44,7 @@ from bot.adapters.redis.replay import RedisReplayGuard
 from bot.adapters.redis.store import RedisApprovalStore, RedisSignInTickets
 from bot.adapters.slack.groups import SlackProfiles, SlackUserGroups
 from bot.config import SLACK_API_DEFAULT, BotConfig, DomainConfig, EntraConfig, RemotingConfig, VerificationConfig
-from bot.domain.approvals import Action, ActionPolicy, ApprovalStore, GroupDirectory
+from bot.domain.approvals import ACTION_KINDS, Action, ActionPolicy, ApprovalStore, GroupDirectory
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import ConfigurationError, KerberosBotError
 from bot.domain.gpo import KdcProxySetting
@@ -233,15 +233,9 @@ def build_remoting(remoting: RemotingConfig) -> RemotingKerberosModule:
 
 def action_policies(config: BotConfig) -> dict[Action, ActionPolicy]:
     approvals = config.approvals
-    by_action = {
-        Action.ROTATE: "rotate",
-        Action.ROTATE_FORCE: "rotate_force",
-        Action.REMOVE_TDO: "remove_tdo",
-        Action.SETUP: "setup",
-        Action.REMOVE_ALL: "remove_all",
-    }
     policies = {}
-    for action, key in by_action.items():
+    for action, kind in ACTION_KINDS.items():
+        key = kind.config_key
         p = getattr(approvals, key)
         policies[action] = ActionPolicy(
             approvals_required=approvals.required(key),

@@ -23,34 +23,48 @@ from bot.domain.verification import VerifiedIdentity
 
 
 class Action(enum.Enum):
+    """A changing action; its value is its key in the configuration (``[approvals.<value>]``) and the store."""
+
     ROTATE = "rotate"
-    ROTATE_FORCE = "rotate --force"
-    REMOVE_TDO = "remove-tdo"
+    ROTATE_FORCE = "rotate_force"
+    REMOVE_TDO = "remove_tdo"
     SETUP = "setup"
-    REMOVE_ALL = "remove-all"
+    REMOVE_ALL = "remove_all"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Action | None:
+        # records written before the values became the configuration keys ("rotate --force", "remove-all"):
+        # still readable, and flagged when carried out, since their MAC covers the old spelling
+        legacy = {"rotate --force": cls.ROTATE_FORCE, "remove-tdo": cls.REMOVE_TDO, "remove-all": cls.REMOVE_ALL}
+        return legacy.get(str(value))
 
 
 @dataclass(frozen=True)
 class ActionKind:
-    """What every layer says of an action: its title on the card, its [approvals.<key>] table, and the
+    """What every layer says of an action: its title on the card, what a person types for it, and the
     policy it gets when the configuration says nothing (the dangerous ones: two verified approvers)."""
 
     action: Action
     title: str
-    config_key: str
+    command: str  # after /kerberos, without the domain and the reason
     default_approvals: int
     default_verified: bool
+
+    @property
+    def config_key(self) -> str:
+        """Its table in the configuration, ``[approvals.<config_key>]``."""
+        return self.action.value
 
 
 ACTION_KINDS: dict[Action, ActionKind] = {
     kind.action: kind
     for kind in (
         ActionKind(Action.ROTATE, "Rotate the Kerberos key", "rotate", 1, False),
-        ActionKind(Action.ROTATE_FORCE, "Rotate the Kerberos key (forced, within 24 hours)", "rotate_force", 2, True),
-        ActionKind(Action.REMOVE_TDO, "Remove the trusted domain object", "remove_tdo", 2, True),
+        ActionKind(Action.ROTATE_FORCE, "Rotate the Kerberos key (forced, within 24 hours)", "rotate --force", 2, True),
+        ActionKind(Action.REMOVE_TDO, "Remove the trusted domain object", "remove-tdo", 2, True),
         # setup creates an inbound trust in a forest root: as strong as the removals
         ActionKind(Action.SETUP, "Set up the cloud trust", "setup", 2, True),
-        ActionKind(Action.REMOVE_ALL, "Remove all Kerberos settings", "remove_all", 2, True),
+        ActionKind(Action.REMOVE_ALL, "Remove all Kerberos settings", "remove-all", 2, True),
     )
 }
 

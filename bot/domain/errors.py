@@ -8,7 +8,11 @@ boundary and re-raise ``from exc`` so the log keeps the cause.
     KerberosBotError
     ├── ConfigurationError          bad or missing setting (names the variable / key)
     ├── UsageError                  the user typed something we cannot act on
-    │   └── UnknownDomainError
+    │   ├── UnknownDomainError
+    │   ├── PreflightError          services.changes: the action cannot succeed now (no server, 24-hour rule)
+    │   ├── NotAllowed              services.changes: not in a group allowed to request the action
+    │   ├── RateLimited             services.changes: too many requests or clicks in a short time
+    │   └── TamperedButton          handlers.views.cards: a button value the bot did not make
     ├── DirectoryError              on-premises AD (ldap3)
     │   ├── DirectoryUnavailable    no DC of the pool answered
     │   ├── DirectoryAuthError      bind refused (wrong password, locked account)
@@ -17,10 +21,20 @@ boundary and re-raise ``from exc`` so the log keeps the cause.
     ├── EntraError                  Microsoft identity platform / Graph
     │   ├── EntraAuthError          401, or no token could be acquired
     │   ├── EntraForbidden          403: the app lacks a permission
+    │   ├── EntraNotFound           404: the object (a group, a user) does not exist
     │   ├── EntraThrottled          429, with Retry-After
     │   └── EntraUnavailable        5xx, network, TLS
     ├── KerberosModuleError         the Kerberos module port (emulator or the real module)
-    └── StoreUnavailable            the approval store (Redis) did not answer, or not as it must
+    ├── StoreUnavailable            the approval store (Redis) did not answer, or not as it must
+    ├── GroupsUnavailable           adapters.slack.groups: Slack's user groups could not be read
+    ├── SignInRefused               domain.verification: the approver's sign-in does not verify them
+    ├── SignInAbandoned             domain.verification: the sign-in did not finish (expired, declined)
+    ├── IdentityUnknown             services.verification: no Entra user is known for the Slack account
+    └── RefusedAtExecution          services.changes: re-validation before the module call refused it
+        └── ForgedRecord            the stored request does not carry the bot's signature
+
+The errors defined beside the code that raises them are named with their module; a test
+(``tests/unit/test_errors.py``) checks that every subclass of ``KerberosBotError`` is in this tree.
 """
 
 from __future__ import annotations

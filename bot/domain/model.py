@@ -14,6 +14,11 @@ TRUST_DISPLAY_TYPE = "Microsoft.AzureAD.Kdc.Service.TrustDisplay"
 DEFAULT_TOP_LEVEL_NAMES: tuple[str, ...] = ("windows.net",)
 
 
+def dns_name(name: str) -> str:
+    """A DNS name as the bot compares and stores it: no surrounding space, lower case, no final dot."""
+    return name.strip().lower().rstrip(".")
+
+
 @dataclass(frozen=True)
 class KeyMetadata:
     """Replication metadata of ``unicodePwd`` on the Entra krbtgt account.
@@ -147,35 +152,33 @@ class KerberosServerReport:
             cloud_top_level_names=cloud.top_level_names if cloud else (),
         )
 
-    def fields(self) -> list[tuple[str, str]]:
-        """The module's field names and printed values, in its order."""
-
-        def show(value: object) -> str:
-            if value is None:
-                return ""
-            if isinstance(value, datetime):
-                return value.strftime("%Y-%m-%d %H:%M:%S UTC")
-            return str(value)
-
-        trust = self.cloud_trust_display or ""
-        if trust and self.cloud_top_level_names:
-            trust = f"{trust} ({', '.join(self.cloud_top_level_names)})"
+    def on_prem_fields(self) -> list[tuple[str, object]]:
+        """The module's AD fields, in its order, as values (the views format them)."""
         return [
-            ("ID", show(self.id)),
-            ("UserAccount", show(self.user_account)),
-            ("ComputerAccount", show(self.computer_account)),
-            ("DisplayName", show(self.display_name)),
-            ("DomainDnsName", show(self.domain_dns_name)),
-            ("KeyVersion", show(self.key_version)),
-            ("KeyUpdatedOn", show(self.key_updated_on)),
-            ("KeyUpdatedFrom", show(self.key_updated_from)),
-            ("CloudDisplayName", show(self.cloud_display_name)),
-            ("CloudDomainDnsName", show(self.cloud_domain_dns_name)),
-            ("CloudId", show(self.cloud_id)),
-            ("CloudKeyVersion", show(self.cloud_key_version)),
-            ("CloudKeyUpdatedOn", show(self.cloud_key_updated_on)),
-            ("CloudTrustDisplay", trust),
+            ("ID", self.id),
+            ("UserAccount", self.user_account),
+            ("ComputerAccount", self.computer_account),
+            ("DisplayName", self.display_name),
+            ("DomainDnsName", self.domain_dns_name),
+            ("KeyVersion", self.key_version),
+            ("KeyUpdatedOn", self.key_updated_on),
+            ("KeyUpdatedFrom", self.key_updated_from),
         ]
+
+    def cloud_fields(self) -> list[tuple[str, object]]:
+        """The module's Cloud* fields (Entra's half), in its order, as values."""
+        return [
+            ("CloudDisplayName", self.cloud_display_name),
+            ("CloudDomainDnsName", self.cloud_domain_dns_name),
+            ("CloudId", self.cloud_id),
+            ("CloudKeyVersion", self.cloud_key_version),
+            ("CloudKeyUpdatedOn", self.cloud_key_updated_on),
+            ("CloudTrustDisplay", self.cloud_trust_display),
+        ]
+
+    def fields(self) -> list[tuple[str, object]]:
+        """Every field ``Get-AzureAdKerberosServer`` prints, in its order."""
+        return self.on_prem_fields() + self.cloud_fields()
 
 
 @dataclass(frozen=True)

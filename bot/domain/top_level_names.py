@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from bot.domain.errors import UsageError
+from bot.domain.model import dns_name
 
 MAX_NAMES = 8  # the clouds Microsoft documents need at most two (the sovereign one and windows.net)
 # The DNS suffixes of Azure SQL Managed Instance's clouds, as Microsoft documents them: public
@@ -28,7 +29,7 @@ def _is_dns_name(name: str) -> bool:
 
 def check_top_level_names(names: tuple[str, ...]) -> tuple[str, ...]:
     """``names`` normalised (lower case, no trailing dot), or ``UsageError`` saying what the LSA would refuse."""
-    normalised = tuple(n.strip().lower().rstrip(".") for n in names)
+    normalised = tuple(dns_name(n) for n in names)
     if not normalised:
         raise UsageError("Give at least one top-level name, e.g. `--top-level-names windows.net`.")
     if len(normalised) > MAX_NAMES:

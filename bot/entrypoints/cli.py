@@ -204,7 +204,7 @@ async def _serve(
 ) -> None:
     from bot.bootstrap import WorkerPlan, running_bot
     from bot.entrypoints.web import EVENTS_PATH, build_health_app, start_site
-    from bot.workers.processes import WorkerProcesses, worker_name
+    from bot.workers.processes import CommandWorkerProcesses, worker_name
 
     secrets = _require(settings, "slack_signing_secret", "slack_bot_token")
     if command_workers < 0:
@@ -214,7 +214,7 @@ async def _serve(
     plan = WorkerPlan(queue_commands=command_workers > 0, name=f"changes-{worker_name(0)}")
     bot = _bot(settings, secrets["slack_signing_secret"], secrets["slack_bot_token"], plan)
     async with running_bot(bot):
-        workers = WorkerProcesses(command_workers)
+        workers = CommandWorkerProcesses(command_workers)
 
         async def readiness() -> dict[str, str]:
             return {**await bot.readiness(), **await workers.readiness()}

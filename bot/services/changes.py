@@ -42,7 +42,7 @@ from bot.domain.approvals import (
 from bot.domain.diagnosis import RotationPolicy, rotation_window
 from bot.domain.errors import KerberosBotError, UnknownDomainError, UsageError
 from bot.domain.integrity import Signer
-from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, KERBEROS_REALM, AuditEvent, OnPremState
+from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, KERBEROS_REALM, AuditEvent, OnPremState, dns_name
 from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule, RateLimiter, SetServerOptions
 from bot.domain.top_level_names import check_top_level_names
 from bot.domain.verification import VerifiedIdentity
@@ -205,7 +205,7 @@ class ChangeService:
         return False
 
     def _directory(self, domain: str) -> ActiveDirectory:
-        wanted = domain.strip().lower().rstrip(".")
+        wanted = dns_name(domain)
         if wanted not in self._directories:
             raise UnknownDomainError(domain, list(self._directories))
         return self._directories[wanted]
@@ -217,9 +217,10 @@ class ChangeService:
         directory = self._directory(ask.domain)
         policy = self._policies[action]
         if policy.requester_groups and not await self._is_member(ask.requester, policy.requester_groups):
-            raise NotAllowed(f"You are not in a group allowed to request `{action.value}`.")
+            raise NotAllowed(f"You are not in a group allowed to request `{ACTION_KINDS[action].command}`.")
         if not ask.reason.strip():
-            raise UsageError(f"Say why, after `--`: `/kerberos {action.value} {ask.domain} -- <reason>`.")
+            typed = f"/kerberos {ACTION_KINDS[action].command} {ask.domain} -- <reason>"
+            raise UsageError(f"Say why, after `--`: `{typed}`.")
         per_hour = self._rate_limits.requests_per_hour
         await self._within_rate(f"request:{ask.requester}", per_hour, per_hour / 3600, f"{per_hour} requests an hour")
         draft = await spec.preflight(self, directory, ask)
@@ -293,7 +294,7 @@ class ChangeService:
         action = Action.ROTATE_FORCE if force else Action.ROTATE
         return await self.request(action, Ask(domain, requester, reason, channel, origin=origin))
 
-    async def request_tdo_removal(
+    async def request_remove_tdo(
         self, domain: str, *, requester: str, reason: str, channel: str | None = None, origin: str = ""
     ) -> ChangeRequest:
         return await self.request(Action.REMOVE_TDO, Ask(domain, requester, reason, channel, origin=origin))
@@ -311,7 +312,7 @@ class ChangeService:
         ask = Ask(domain, requester, reason, channel, tuple(top_level_names), origin=origin)
         return await self.request(Action.SETUP, ask)
 
-    async def request_removal(
+    async def request_remove_all(
         self, domain: str, *, requester: str, reason: str, channel: str | None = None, origin: str = ""
     ) -> ChangeRequest:
         return await self.request(Action.REMOVE_ALL, Ask(domain, requester, reason, channel, origin=origin))

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from bot.domain.diagnosis import Diagnosis, Observations, RotationPolicy, SourceFailure, diagnose
 from bot.domain.errors import KerberosBotError, UnknownDomainError
-from bot.domain.model import AuditEvent, KerberosServerReport, OnPremState
+from bot.domain.model import AuditEvent, KerberosServerReport, OnPremState, dns_name
 from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule
 from bot.observability.metrics import SOURCE_ERRORS, SOURCE_SECONDS
 from bot.services.single_flight import SingleFlight
@@ -74,7 +74,7 @@ class StatusService:
         """The configured domains a request is about; an unknown name names the valid ones."""
         if domain is None:
             return self.domains
-        wanted = domain.strip().lower().rstrip(".")
+        wanted = dns_name(domain)
         if wanted not in self._directories:
             raise UnknownDomainError(domain, self.domains)
         return [wanted]

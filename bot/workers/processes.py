@@ -25,7 +25,7 @@ def worker_name(index: int) -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{index}"
 
 
-class WorkerProcesses:
+class CommandWorkerProcesses:
     def __init__(self, count: int, command: Sequence[str] | None = None) -> None:
         self._count = count
         self._command = list(command or (sys.executable, "-m", "bot", "worker", "--exit-with-parent", "--nice", "19"))

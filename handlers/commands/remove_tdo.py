@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers.commands import CommandContext, Prepared
-from handlers.commands.changes import change_command
+from handlers.commands.ask_approval import ask_for_approval
 from handlers.parsing import ParsedCommand
 
 NAME = "remove-tdo"
@@ -12,12 +12,12 @@ USAGE = "remove-tdo <domain> -- <reason>"
 
 
 def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
-    return change_command(
+    return ask_for_approval(
         command,
         ctx,
         USAGE,
         frozenset(),
-        lambda changes, domain, reason: changes.request_tdo_removal(
+        lambda changes, domain, reason: changes.request_remove_tdo(
             domain, requester=ctx.user_id, reason=reason, channel=ctx.channel_id, origin=ctx.origin
         ),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers.commands import CommandContext, Prepared
-from handlers.commands.changes import change_command
+from handlers.commands.ask_approval import ask_for_approval
 from handlers.parsing import ParsedCommand
 
 NAME = "rotate"
@@ -13,7 +13,7 @@ USAGE = "rotate <domain> [--force] -- <reason>"
 
 def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     force = "force" in command.flags
-    return change_command(
+    return ask_for_approval(
         command,
         ctx,
         USAGE,

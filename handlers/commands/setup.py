@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.domain.errors import UsageError
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES
 from handlers.commands import CommandContext, Prepared
-from handlers.commands.changes import change_command
+from handlers.commands.ask_approval import ask_for_approval
 from handlers.parsing import ParsedCommand
 
 NAME = "setup"
@@ -19,7 +19,7 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     for name in names:
         if "." not in name or " " in name:
             raise UsageError(f"`{name}` is not a DNS suffix such as `windows.net`.")
-    return change_command(
+    return ask_for_approval(
         command,
         ctx,
         USAGE,

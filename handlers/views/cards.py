@@ -72,7 +72,7 @@ def verification_prompt(request: ChangeRequest, prompt: DeviceCodePrompt, expect
     head = (
         "Your Entra sign-in for this request is still open; the code is the same."
         if again
-        else f"`{request.action.value}` needs a verified approval: sign in to Entra ID with MFA."
+        else f"`{ACTION_KINDS[request.action].command}` needs a verified approval: sign in to Entra ID with MFA."
     )
     steps = (
         f"1. Open {escape(prompt.verification_uri)}\n"

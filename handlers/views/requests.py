@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
-from bot.domain.approvals import ChangeRequest
+from bot.domain.approvals import ACTION_KINDS, ChangeRequest
 from bot.services.changes import DomainHistory
 from handlers.replies import Reply, escape, plain, text_reply
 from handlers.views.blocks import MAX_BLOCKS, SECTION_TEXT, clip, plain_context
@@ -20,8 +20,9 @@ def requests_replies(recent: Sequence[ChangeRequest]) -> list[Reply]:
         return [text_reply("No change requests yet.")]
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text="*Change requests, newest first*"))]
     for r in recent:
+        command = ACTION_KINDS[r.action].command
         line = (
-            f"`{r.id}` {r.action.value} {r.domain} by <@{r.requester}>, {r.created_at:%Y-%m-%d %H:%M} UTC: "
+            f"`{r.id}` {command} {r.domain} by <@{r.requester}>, {r.created_at:%Y-%m-%d %H:%M} UTC: "
             f"{STATE_LINES[r.state]} ({len(r.approvals)}/{r.approvals_required} approvals)"
         )
         if r.approvals:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
@@ -26,6 +27,15 @@ SEVERITY_ICON = {
 }
 
 
+def field_text(value: object) -> str:
+    """A field as the module prints it: empty when unset, times in UTC to the second."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
 def domain_status_blocks(status: DomainStatus) -> list[Block]:
     diag = status.diagnosis
     lines = []
@@ -43,12 +53,17 @@ def domain_status_blocks(status: DomainStatus) -> list[Block]:
         ),
     ]
     if status.report is not None:
-        fields = status.report.fields()
-        on_prem, cloud = fields[:8], fields[8:]
+        report = status.report
+        on_prem = [(name, field_text(value)) for name, value in report.on_prem_fields()]
+        cloud = [(name, field_text(value)) for name, value in report.cloud_fields()]
+        if report.cloud_trust_display and report.cloud_top_level_names:  # the module prints them with the trust
+            cloud[-1] = (
+                "CloudTrustDisplay",
+                f"{report.cloud_trust_display} ({', '.join(report.cloud_top_level_names)})",
+            )
         tdo = status.on_prem.trusted_domain if status.on_prem else None
         if tdo is not None:  # not a field of Get-AzureAdKerberosServer: the trust keys' age, beside the key's
-            changed = tdo.keys_updated_on
-            on_prem = [*on_prem, ("TrustKeysUpdatedOn", changed.strftime("%Y-%m-%d %H:%M:%S UTC") if changed else "")]
+            on_prem.append(("TrustKeysUpdatedOn", field_text(tdo.keys_updated_on)))
         for group, unavailable in ((on_prem, False), (cloud, status.cloud_unavailable is not None)):
             blocks.append(
                 SectionBlock(

@@ -201,7 +201,7 @@ async def test_an_unexpected_error_in_a_click_gets_a_reference(bot: Bot) -> None
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret detail: CN=krbtgt_AzureAD,DC=contoso,DC=test")
 
-    bot.store.approve = broken  # type: ignore[method-assign]
+    bot.store.approve = broken  # type: ignore[method-assign,assignment]
     assert await bot.click(approve_click(bot.changes.button_value(request))) == 200
     [text] = await bot.ephemeral_to("U0BOB")
     assert "reference" in text and "krbtgt" not in text

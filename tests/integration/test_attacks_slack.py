@@ -66,7 +66,7 @@ async def test_a_click_from_another_channel_team_or_app_does_not_count(box: Sand
     assert changes is not None
     kept = await changes.get(request.id)
     assert kept is not None and kept.approvals == ()
-    audit = await changes._store.audit(request.id)  # type: ignore[attr-defined]
+    audit = await changes._store.audit(request.id)
     assert any(e.event == "refused" and e.detail.startswith("wrong_origin") for e in audit)
 
 
@@ -99,7 +99,7 @@ async def test_a_record_written_to_redis_by_someone_else_never_runs(box: Sandbox
         assert report.has_on_prem and report.has_cloud  # nothing was removed
         changes = box.components.services.changes
         assert changes is not None
-        events = [e.event for e in await changes._store.audit(forged)]  # type: ignore[attr-defined]
+        events = [e.event for e in await changes._store.audit(forged)]
         assert events[-1] == "attention"
     finally:
         for suffix in ("", ":journal", ":approvals"):
@@ -132,5 +132,5 @@ async def test_refused_clicks_stay_out_of_the_thread_and_are_audited_once(box: S
     assert thread == []
     changes = box.components.services.changes
     assert changes is not None
-    refused = [e for e in await changes._store.audit(request.id) if e.event == "refused"]  # type: ignore[attr-defined]
+    refused = [e for e in await changes._store.audit(request.id) if e.event == "refused"]
     assert len(refused) == 1 and refused[0].actor == "U0MALLORY"

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from kerberos_sandbox.entra_people import SANDBOX_MFA_CODE, SANDBOX_PASSWORD
 from kerberos_sandbox.sandbox import Sandbox, sandbox
@@ -139,9 +138,9 @@ async def test_each_approver_signs_in_in_a_real_browser_and_the_card_follows(box
 
 
 # -- attacks, over HTTP -----------------------------------------------------------------------------
-async def post_answer(box: Sandbox, answer: dict[str, str]) -> tuple[int, str, aiohttp.typedefs.LooseHeaders]:
+async def post_answer(box: Sandbox, answer: dict[str, str]) -> tuple[int, str, Mapping[str, str]]:
     async with box.session.post(box.base_url + CALLBACK_PATH, data=answer) as response:
-        return response.status, await response.text(), response.headers
+        return response.status, await response.text(), dict(response.headers)
 
 
 async def pending_request(box: Sandbox, reason: str) -> tuple[str, str, str]:

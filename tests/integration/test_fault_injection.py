@@ -95,7 +95,7 @@ class World:
         ask = {"requester": "U0ALICE", "reason": reason}
         if action == Action.ROTATE_FORCE:
             return await self.changes.request_rotation(DOMAIN, force=True, **ask)
-        return await self.changes.request_removal(DOMAIN, **ask)
+        return await self.changes.request_remove_all(DOMAIN, **ask)
 
     async def approve(self, request: ChangeRequest) -> ChangeRequest:
         for approver in APPROVERS[: request.approvals_required]:

@@ -43,6 +43,9 @@ def test_the_product_wheel_holds_no_sandbox(wheels: dict[str, list[str]]) -> Non
     packages = {n.split("/")[0] for n in names if not n.startswith("kerberos_bot-")}
     assert packages == {"bot", "handlers"}
     assert not [n for n in names if "sandbox" in n or "standin" in n or n.endswith(".sh")]
+    # the scripts the adapters load with importlib.resources
+    assert {"bot/adapters/redis/lua/approve.lua", "bot/adapters/redis/lua/claim.lua"} <= set(names)
+    assert {"bot/adapters/kerberos_module/remoting/scripts/run.ps1"} <= set(names)
 
 
 def test_the_sandbox_wheel_carries_its_scripts(wheels: dict[str, list[str]]) -> None:

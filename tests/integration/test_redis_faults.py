@@ -133,7 +133,7 @@ async def test_kill_9_of_redis_during_a_burst_of_clicks_never_executes_twice(red
     for r in requests:  # the approvers click again after the restart
         for who in ("U0BOB", "U0CAROL"):
             await store.approve(r.id, who, datetime.now(UTC))
-    claims = Counter()
+    claims: Counter[str] = Counter()
     for worker in ("w1", "w2", "w3"):
         while (claimed := await store.claim_next(worker, LEASE, datetime.now(UTC))) is not None:
             claims[claimed.request.id] += 1

@@ -112,9 +112,9 @@ async def test_forced_rotation_approved_by_two_in_slack_runs_once(box: Sandbox) 
 
 async def test_deny_asks_for_a_reason_and_shows_it(box: Sandbox) -> None:
     request, value, ts = await request_via_slack(box, "rotate contoso.test --force -- second rotation")
+    opened = len(box.slack.api_calls("views.open"))
     assert await click(box, "U0BOB", DENY_ACTION, value, ts) == 200
-    await asyncio.sleep(0.2)
-    [dialog] = [c.body for c in box.slack.api_calls("views.open")][-1:]
+    dialog = (await box.slack.wait_for_api("views.open", opened + 1))[-1].body
     view = json.loads(dialog["view"]) if isinstance(dialog["view"], str) else dialog["view"]
     submission = view_submission_payload(
         user_id="U0BOB",
@@ -125,9 +125,10 @@ async def test_deny_asks_for_a_reason_and_shows_it(box: Sandbox) -> None:
     assert (await box.interact(submission)).status == 200
     denied = await wait_for_state(box, request.id, {RequestState.DENIED})
     assert denied.decided_by == "U0BOB" and denied.decision_reason == "change freeze until Monday"
-    await asyncio.sleep(0.2)
-    last_card = [c.body for c in box.slack.api_calls("chat.update") if c.body.get("ts") == ts][-1]
-    assert "change freeze until Monday" in json.dumps(blocks_of(last_card))
+    await box.slack.wait_for_api(
+        "chat.update",
+        where=lambda c: c.body.get("ts") == ts and "change freeze until Monday" in json.dumps(blocks_of(c.body)),
+    )
 
 
 async def test_unforced_rotation_of_a_fresh_key_is_refused_in_slack(box: Sandbox) -> None:

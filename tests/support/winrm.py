@@ -147,7 +147,7 @@ class FakeWinRM:
         for name, _ in record._extended_properties:
             if not hasattr(record, name):
                 setattr(record, name, None)
-        record._to_string = text
+        record._to_string = text  # type: ignore[assignment]
         return record
 
     def _open_pool(self, rpid: str) -> list[bytes]:
@@ -348,7 +348,7 @@ def _envelope(action: str, relates_to: str, *body_elements: ET.Element | None) -
     for element in body_elements:
         if element is not None:
             body.append(element)
-    return ET.tostring(envelope, encoding="utf-8")
+    return bytes(ET.tostring(envelope, encoding="utf-8"))
 
 
 def _fault(relates_to: str) -> bytes:

@@ -76,13 +76,13 @@ def world(*, with_server: bool = True, with_tdo: bool = True, limits: ExecutionL
 async def approved(service: ChangeService, action: Action, **kw: object) -> ChangeRequest:
     ask = {"domain": "contoso.test", "requester": "U0ALICE", "reason": "change 42"}
     if action in (Action.ROTATE, Action.ROTATE_FORCE):
-        request = await service.request_rotation(**ask, force=action == Action.ROTATE_FORCE)  # type: ignore[arg-type]
+        request = await service.request_rotation(**ask, force=action == Action.ROTATE_FORCE)
     elif action == Action.REMOVE_TDO:
-        request = await service.request_tdo_removal(**ask)  # type: ignore[arg-type]
+        request = await service.request_remove_tdo(**ask)
     elif action == Action.SETUP:
         request = await service.request_setup(**ask, **kw)  # type: ignore[arg-type]
     else:
-        request = await service.request_removal(**ask)  # type: ignore[arg-type]
+        request = await service.request_remove_all(**ask)
     await service.approve(request.id, "U0BOB")
     return request
 
@@ -136,7 +136,7 @@ async def test_an_action_without_a_spec_fails_loudly_and_changes_nothing(monkeyp
     execution = await service.execute_next("w")
     assert execution is not None and not execution.succeeded and "unexpected error" in execution.outcome
     assert module.set_calls == 0 and directory.state.trusted_domain is not None
-    assert (await store.get(request.id)).state == RequestState.FAILED  # type: ignore[union-attr]
+    assert (await store.get(request.id)).state == RequestState.FAILED
 
 
 # -- after a failure: what exists, and how to clean up --------------------------------------------
@@ -148,7 +148,7 @@ async def test_a_setup_that_fails_in_the_lsa_call_says_what_was_left_in_ad_and_h
     assert execution is not None and not execution.succeeded
     assert "LsaSetForestTrustInformation" in execution.outcome
     assert "krbtgt_AzureAD account" in execution.outcome and "remove-all contoso.test" in execution.outcome
-    journal = (await store.get(request.id)).journal  # type: ignore[union-attr]
+    journal = (await store.get(request.id)).journal
     assert any("found after the failure: Now in contoso.test" in line for line in journal)
 
 

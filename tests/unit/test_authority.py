@@ -160,7 +160,7 @@ async def test_an_approval_added_in_the_store_is_refused() -> None:
 async def test_an_approver_removed_from_the_group_before_execution_stops_it() -> None:
     service, store, module, _ = world()
     request_id = await approved_rotation(service)
-    service._groups = FakeGroups({ADMINS: frozenset({"U0CAROL"})})  # type: ignore[attr-defined]
+    service._groups = FakeGroups({ADMINS: frozenset({"U0CAROL"})})
     execution = await service.execute_next("w")
     assert execution is not None and execution.request.state == RequestState.FAILED
     assert "no longer in an approver group" in execution.outcome and module.set_calls == 0
@@ -171,9 +171,9 @@ async def test_an_approver_removed_from_the_group_before_execution_stops_it() ->
 async def test_a_policy_raised_after_the_approval_is_honoured_at_execution(required: int) -> None:
     service, _, _, _ = world()
     await approved_rotation(service)
-    policies = dict(service._policies)  # type: ignore[attr-defined]
+    policies = dict(service._policies)
     policies[Action.ROTATE] = replace(policies[Action.ROTATE], approvals_required=required)
-    service._policies = policies  # type: ignore[attr-defined]
+    service._policies = policies
     execution = await service.execute_next("w")
     assert execution is not None
     assert execution.succeeded == (required == 1), execution.outcome
@@ -186,10 +186,10 @@ async def test_requests_and_clicks_are_rate_limited_per_user_with_a_clear_messag
     service, store, _, _ = world()
     limited = ChangeService(
         store=store,
-        module=service._module,  # type: ignore[attr-defined]
-        directories=service._directories,  # type: ignore[attr-defined]
-        groups=service._groups,  # type: ignore[attr-defined]
-        policies=service._policies,  # type: ignore[attr-defined]
+        module=service._module,
+        directories=service._directories,
+        groups=service._groups,
+        policies=service._policies,
         rotation=RotationPolicy(),
         clock=lambda: NOW,
         signer=Signer(KEY),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import pytest
 
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
+from bot.domain.model import KerberosServerReport
 from bot.domain.ports import SetServerOptions
 from bot.services.changes import ChangeService, ExecutionLimits, NotAllowed, PreflightError
 from tests.support.fake_approvals import FakeApprovalStore
@@ -99,7 +101,7 @@ async def test_approver_outside_the_group_is_refused_and_audited() -> None:
     result = await service.approve(request.id, "U0MALLORY")
     assert result.verdict == Verdict.NOT_ALLOWED
     assert [e.event for e in await store.audit(request.id)] == ["requested", "refused"]
-    assert (await store.get(request.id)).state == RequestState.PENDING  # type: ignore[union-attr]
+    assert (await store.get(request.id)).state == RequestState.PENDING
 
 
 async def test_requester_in_the_approver_group_still_cannot_approve() -> None:
@@ -133,14 +135,14 @@ async def test_one_change_per_domain_at_a_time_the_second_waits_then_runs() -> N
     await service.approve(second.id, "U0BOB")
     await service.approve(second.id, "U0CAROL")
     assert await service.execute_next("worker-2") is None  # the domain is busy: it waits, it does not fail
-    assert (await store.get(second.id)).state == RequestState.APPROVED  # type: ignore[union-attr]
+    assert (await store.get(second.id)).state == RequestState.APPROVED
     module.hang.set()
     assert (await running) is not None
     done = await service.execute_next("worker-2")  # it ran, re-validated against the key the first one made
     assert done is not None and done.request.id == second.id and "the key changed since the request" in done.outcome
 
 
-def make_forest():  # type: ignore[no-untyped-def]
+def make_forest() -> tuple[ChangeService, dict[str, FakeDirectory]]:
     """contoso.test is the forest root, emea.contoso.test a child without a server yet."""
     directories = {
         "contoso.test": FakeDirectory(on_prem_state("contoso.test", with_tdo=False)),
@@ -192,13 +194,13 @@ async def test_setup_of_a_complete_root_is_refused() -> None:
 async def test_removing_a_missing_tdo_is_refused() -> None:
     service, _ = make_forest()
     with pytest.raises(PreflightError, match="no trusted domain object"):
-        await service.request_tdo_removal("contoso.test", requester="U0ALICE", reason="x")
+        await service.request_remove_tdo("contoso.test", requester="U0ALICE", reason="x")
 
 
 async def test_pending_requests_expire_on_the_sweep() -> None:
     clock = {"now": NOW}
     service, _store, *_ = make()
-    service._clock = lambda: clock["now"]  # type: ignore[method-assign]
+    service._clock = lambda: clock["now"]
     request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
     assert await service.expire_due() == []
     clock["now"] = NOW + timedelta(hours=5)
@@ -214,22 +216,25 @@ class LaggingDirectory(FakeDirectory):
 async def test_following_the_key_names_the_dcs_that_lag() -> None:
     service, *_, directories, _ = make()
     lagging = LaggingDirectory(directories["contoso.test"].state)
-    service._directories["contoso.test"] = lagging  # type: ignore[attr-defined]
+    service._directories["contoso.test"] = lagging
     result = await service.follow_key("contoso.test", 60000, interval=timedelta(0), give_up_after=timedelta(0))
     assert result.agreed == ("ldaps://dc1.contoso.test",)
     assert result.lagging == ("ldaps://dc2.contoso.test", "ldaps://dc3.contoso.test")
 
 
 # -- rotation and the trusted domain object (the source document's "Rotate the Kerberos Key") --------
+SetServer = Callable[[str, SetServerOptions], Awaitable[KerberosServerReport]]
+
+
 def _recording(module: FakeKerberosModule) -> list[SetServerOptions]:
     seen: list[SetServerOptions] = []
-    original = module.set_server
+    original: SetServer = module.set_server
 
-    async def set_server(domain: str, options: SetServerOptions):  # type: ignore[no-untyped-def]
+    async def set_server(domain: str, options: SetServerOptions) -> KerberosServerReport:
         seen.append(options)
         return await original(domain, options)
 
-    module.set_server = set_server  # type: ignore[method-assign]
+    module.set_server = set_server  # type: ignore[method-assign,assignment]
     return seen
 
 
@@ -279,12 +284,12 @@ async def test_a_fido_only_domain_or_a_child_domain_rotates_the_service_account_
 
 async def test_a_module_that_leaves_the_trust_keys_as_they_were_is_a_failure() -> None:
     service, _store, module, _directories, _ = make()
-    original = module.set_server
+    original: SetServer = module.set_server
 
-    async def service_key_only(domain: str, options: SetServerOptions):  # type: ignore[no-untyped-def]
+    async def service_key_only(domain: str, options: SetServerOptions) -> KerberosServerReport:
         return await original(domain, SetServerOptions(rotate_server_key=True, force=options.force))
 
-    module.set_server = service_key_only  # type: ignore[method-assign]
+    module.set_server = service_key_only
     await _approved_rotation(service)
     execution = await service.execute_next("worker")
     assert execution is not None and not execution.succeeded

@@ -3,7 +3,6 @@ a queue that fails, and the acknowledging side falls back to working itself."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from bot.workers.commands import CommandWorker
 from handlers.responder import ResponseUrlPoster
 from handlers.router import KerberosCommand
 from tests.support.fakes import NOW, FakeCommandQueue, FakeDirectory, FakeEntra, FakeKerberosModule, on_prem_state
+from tests.support.waiting import until
 
 
 class RecordingPoster(ResponseUrlPoster):
@@ -39,14 +39,6 @@ def listener(poster: ResponseUrlPoster, queue: FakeCommandQueue | None = None) -
 
 def deferred(text: str, url: str, age: timedelta = timedelta(0)) -> DeferredCommand:
     return DeferredCommand(text, "U0ALICE", "C0OPS", url, "req-1", datetime.now(UTC) - age)
-
-
-async def until(condition: Any, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("never happened")
 
 
 async def test_queued_commands_are_answered_and_stale_ones_dropped(caplog: pytest.LogCaptureFixture) -> None:

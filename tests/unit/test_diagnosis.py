@@ -1,22 +1,52 @@
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Literal
 
-from bot.domain.diagnosis import Health, Observations, RotationPolicy, Severity, SourceFailure, diagnose
-from bot.domain.model import KerberosServerReport, KeyMetadata
+from bot.domain.diagnosis import (
+    CHECKS,
+    Diagnosis,
+    Facts,
+    Finding,
+    Health,
+    Observations,
+    RotationPolicy,
+    Severity,
+    SourceFailure,
+    diagnose,
+    key_age,
+)
+from bot.domain.model import AuditEvent, CloudKerberosDomain, KerberosServerReport, KeyMetadata, OnPremState
 from tests.support.fakes import NOW, audit_event, cloud_of, on_prem_state
 
 POLICY = RotationPolicy(key_max_age_days=180, rotation_min_interval=timedelta(hours=24))
 
 
-def observe(state, cloud="same", events=None, failures=()):  # type: ignore[no-untyped-def]
-    if cloud == "same":
-        cloud = cloud_of(state)
-    report = KerberosServerReport.combine(state.server, state.domain_dns_name, cloud)
+def observe(
+    state: OnPremState,
+    cloud: CloudKerberosDomain | Literal["same"] | None = "same",
+    events: Sequence[AuditEvent] | None = None,
+    failures: Sequence[SourceFailure] = (),
+) -> Observations:
+    domain = cloud_of(state) if cloud == "same" else cloud
+    report = KerberosServerReport.combine(state.server, state.domain_dns_name, domain)
     return Observations(state.domain_dns_name, report, state, events, tuple(failures))
 
 
-def codes(diagnosis):  # type: ignore[no-untyped-def]
+def codes(diagnosis: Diagnosis) -> set[str]:
     return {f.code for f in diagnosis.findings}
+
+
+def test_diagnose_is_its_checks_over_one_set_of_facts() -> None:
+    obs = observe(on_prem_state(key_updated_on=NOW - timedelta(days=200)))
+    only_age = diagnose(obs, NOW, POLICY, checks=(key_age,))
+    assert codes(only_age) == {"key_too_old"} and only_age.health == Health.DEGRADED
+
+    def always(facts: Facts) -> list[Finding]:  # a new check is one function
+        return [Finding("extra", Severity.INFO, f"checked {facts.domain}")]
+
+    assert "extra" in codes(diagnose(obs, NOW, POLICY, checks=(*CHECKS, always)))
+    assert all(isinstance(check(Facts.of(obs, NOW, POLICY)), list) for check in CHECKS)
 
 
 def test_healthy_when_both_sides_exist_and_agree() -> None:
@@ -135,9 +165,9 @@ def test_key_metadata_is_what_the_report_shows() -> None:
     state = on_prem_state(key_version=212621)
     report = KerberosServerReport.combine(state.server, "contoso.test", cloud_of(state))
     fields = dict(report.fields())
-    assert fields["KeyVersion"] == "212621" and fields["CloudKeyVersion"] == "212621"
+    assert fields["KeyVersion"] == 212621 and fields["CloudKeyVersion"] == 212621
     assert fields["DisplayName"] == "krbtgt_25614"
-    assert fields["CloudTrustDisplay"].startswith("Microsoft.AzureAD.Kdc.Service.TrustDisplay")
+    assert str(fields["CloudTrustDisplay"]).startswith("Microsoft.AzureAD.Kdc.Service.TrustDisplay")
     assert isinstance(state.server.key, KeyMetadata)  # type: ignore[union-attr]
 
 
@@ -159,10 +189,10 @@ def test_empty_report_prints_every_field_empty_like_the_module() -> None:
         "CloudKeyUpdatedOn",
         "CloudTrustDisplay",
     ]
-    assert all(v == "" for _, v in fields)
+    assert all(v is None for _, v in fields)
 
 
-def _with_trust_keys_changed(state, when):  # type: ignore[no-untyped-def]
+def _with_trust_keys_changed(state: OnPremState, when: datetime) -> OnPremState:
     assert state.trusted_domain is not None
     return replace(state, trusted_domain=replace(state.trusted_domain, keys_updated_on=when))
 

@@ -73,7 +73,9 @@ def test_hostile_domain_is_only_ever_a_parameter_value() -> None:
     assert call.script is RUN_SCRIPT and HOSTILE not in call.label
     xml = pipeline_xml(call)
     [command] = xml.findall("./MS/Obj[@N='PowerShell']/MS/Obj[@N='Cmds']/LST/Obj")
-    script = Serializer().deserialize(command.find("MS/S[@N='Cmd']"))
+    cmd = command.find("MS/S[@N='Cmd']")
+    assert cmd is not None
+    script = Serializer().deserialize(cmd)
     assert script == RUN_SCRIPT and command.findtext("MS/B[@N='IsScript']") == "true"
 
     # every occurrence of the hostile text sits inside a bound argument's value
@@ -395,8 +397,10 @@ def test_bootstrap_resolves_the_secrets(tmp_path: Path, monkeypatch: pytest.Monk
     )
     runner = build_remoting(config)
     assert runner.target.password == "Winrm-from-env" and runner.target.cert_validation == str(cloud)
-    assert runner._credentials.domain_password == "Domain-from-env"
-    assert runner._credentials.cloud_password == "Cloud-from-file"
+    credentials = runner._credentials
+    assert credentials is not None
+    assert credentials.domain_password == "Domain-from-env"
+    assert credentials.cloud_password == "Cloud-from-file"
     assert runner.endpoint == 2 and runner.timeouts.change == 180
 
     monkeypatch.delenv("KB_DOMAIN_PASSWORD")

@@ -224,7 +224,7 @@ def test_unexpected_object_shapes_are_data_errors(
     ]
     monkeypatch.setattr(session, "search", lambda *args, **kwargs: entries)
     with pytest.raises(DirectoryDataError, match="contoso.test"):
-        directory._read(session, None)  # type: ignore[arg-type]
+        directory._read(session, None)
 
 
 @pytest.mark.parametrize(
@@ -267,8 +267,8 @@ def test_an_unknown_dc_does_not_cost_a_search_on_every_read(monkeypatch: pytest.
         return objects if base == "DC=contoso,DC=test" else []  # the configuration partition knows no DC
 
     monkeypatch.setattr(session, "search", search)
-    first = directory._read(session, None)  # type: ignore[arg-type]
-    second = directory._read(session, None)  # type: ignore[arg-type]
+    first = directory._read(session, None)
+    second = directory._read(session, None)
     assert first.server and first.server.key and first.server.key.updated_from == SAMBA_DC1_INVOCATION_ID
     assert second.server and second.server.key and second.server.key.version == 3942
     assert bases == ["DC=contoso,DC=test", "CN=Sites,CN=Configuration,DC=contoso,DC=test", "DC=contoso,DC=test"]

@@ -8,7 +8,10 @@ holder's request, a key they are not given):
     P:req:<id>:approvals   hash: approver -> time, or JSON with the verified Entra identity; its size is
                            the approval count
     P:req:<id>:journal     list: the execution's steps
-    P:verified:<user>      string (JSON, expires with the freshness window): a user's last verified sign-in
+    P:req:<id>:people      hash: Entra object id -> the Slack user who approved as that person
+    P:req:<id>:clicks      set: "<user>|<verdict>" of the refused clicks already audited (audited once)
+    P:signin:<state>       string: a browser sign-in's signed ticket, until its callback takes it
+    P:signin-used:<state>  string: the ticket once taken, so a replayed link is recognised
     P:pending              sorted set: pending request ids by expiry (ms)
     P:recent               sorted set: every request id by creation (ms); the sweep forgets old finished ones
     P:executing            set: claimed, not finished
@@ -17,6 +20,9 @@ holder's request, a key they are not given):
     P:work                 stream: approved requests for the workers (consumer group "workers"); an entry
                            is deleted once its request is claimed or gone, so it holds only waiting work
     P:audit                stream: append-only trail of every event, trimmed to the retention by the sweep
+
+Beside it, in their own modules: ``P:commands`` (commands.py), ``P:rate:<bucket>`` (rate.py),
+``P:seen:<digest>`` (replay.py). The scripts are in ``lua/``.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from bot.adapters.redis.client import connect, store_errors
+from bot.adapters.redis.scripts import lua_script
 from bot.domain.approvals import (
     Action,
     Approval,
@@ -49,230 +56,15 @@ from bot.domain.verification import VerifiedIdentity
 WORKERS = "workers"
 _AUDIT_FIELDS = frozenset({"request", "event", "actor", "at", "detail"})
 
-_AUDIT = """
-local function answer(verdict)
-  return {verdict, redis.call('HLEN', KEYS[2]), redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
-end
-local function audit(event, actor, detail)
-  redis.call('XADD', KEYS[5], '*', 'request', ARGV[1], 'event', event, 'actor', actor, 'at', ARGV[3],
-             'detail', detail)
-end
-"""
-
-# The checks every decision makes first, with every refused click audited once per user, request and
-# verdict (a bounded trail: clicking a decided request a thousand times writes one entry).
-# KEYS: req, approvals, pending, work, audit, executing, lock, people, clicks
-# ARGV: id, now_ms, now_iso, actor, origin ('' = not checked), allowed actions ('*' or one per line), ...
-_DECISION_CHECKS = """
-local function refused(verdict, detail)
-  if redis.call('SADD', KEYS[9], ARGV[4] .. '|' .. verdict) == 1 then
-    if detail ~= '' then detail = verdict .. ': ' .. detail else detail = verdict end
-    audit('refused', ARGV[4], detail)
-  end
-end
-local function listed(list, wanted)
-  for item in string.gmatch(list, '[^' .. string.char(10) .. ']+') do
-    if item == wanted then return true end
-  end
-  return false
-end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  refused('not_found', '')
-  redis.call('PEXPIRE', KEYS[9], 86400000)
-  return {'not_found', 0}
-end
-local action = redis.call('HGET', KEYS[1], 'action')
-local origin = redis.call('HGET', KEYS[1], 'origin') or ''
-if ARGV[5] ~= '' and origin ~= '' and origin ~= ARGV[5] then
-  refused('wrong_origin', 'clicked in ' .. ARGV[5] .. ', requested in ' .. origin)
-  return answer('wrong_origin')
-end
-if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then
-  refused('not_pending', '')
-  return answer('not_pending')
-end
-if tonumber(ARGV[2]) >= tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms')) then
-  redis.call('HSET', KEYS[1], 'state', 'expired', 'decided_at', ARGV[3])
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  audit('expired', '', '')
-  return answer('expired')
-end
-if ARGV[6] ~= '*' and not listed(ARGV[6], action) then
-  refused('not_allowed', 'not in an approver group of ' .. action)
-  return answer('not_allowed')
-end
-"""
-
-# ARGV 7..12: approval value (JSON with its MAC), identity described, Entra oid, UPN, signed-in time,
-# the actions whose approvals need a verified identity (one per line)
-APPROVE = (
-    _AUDIT
-    + _DECISION_CHECKS
-    + """
-local requester_upn = string.lower(redis.call('HGET', KEYS[1], 'requester_upn') or '')
-local same_upn = ARGV[10] ~= '' and string.lower(ARGV[10]) == requester_upn
-if redis.call('HGET', KEYS[1], 'requester') == ARGV[4] or same_upn then
-  refused('self_approval', 'the requester cannot approve their own request')
-  return answer('self_approval')
-end
-if redis.call('HEXISTS', KEYS[2], ARGV[4]) == 1 then
-  refused('duplicate', '')
-  return answer('duplicate')
-end
-if ARGV[9] == '' and listed(ARGV[12], action) then
-  refused('verify_first', '')
-  return answer('verify_first')
-end
-if ARGV[9] ~= '' and redis.call('HSETNX', KEYS[8], ARGV[9], ARGV[4]) == 0 then
-  refused('same_person', ARGV[10] .. ' already approved as ' .. redis.call('HGET', KEYS[8], ARGV[9]))
-  return answer('same_person')
-end
-redis.call('HSET', KEYS[2], ARGV[4], ARGV[7])
-if ARGV[9] ~= '' then
-  redis.call('XADD', KEYS[5], '*', 'request', ARGV[1], 'event', 'approved', 'actor', ARGV[4], 'at', ARGV[3],
-             'detail', ARGV[8], 'entra_oid', ARGV[9], 'entra_upn', ARGV[10], 'entra_signed_in_at', ARGV[11])
-else
-  audit('approved', ARGV[4], '')
-end
-local n = redis.call('HLEN', KEYS[2])
-if n >= tonumber(redis.call('HGET', KEYS[1], 'approvals_required')) then
-  redis.call('HSET', KEYS[1], 'state', 'approved', 'approved_at', ARGV[3], 'approved_at_ms', ARGV[2])
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  redis.call('XADD', KEYS[4], '*', 'request', ARGV[1])
-  return answer('approved')
-end
-return answer('recorded')
-"""
-)
-
-# ARGV 7: the reason
-DENY = (
-    _AUDIT
-    + _DECISION_CHECKS
-    + """
-redis.call('HSET', KEYS[1], 'state', 'denied', 'decided_by', ARGV[4], 'decision_reason', ARGV[7],
-           'decided_at', ARGV[3])
-redis.call('ZREM', KEYS[3], ARGV[1])
-audit('denied', ARGV[4], ARGV[7])
-return answer('denied')
-"""
-)
-
-CANCEL = (
-    _AUDIT
-    + _DECISION_CHECKS
-    + """
-if redis.call('HGET', KEYS[1], 'requester') ~= ARGV[4] then
-  refused('not_requester', 'only the requester can cancel')
-  return answer('not_requester')
-end
-redis.call('HSET', KEYS[1], 'state', 'cancelled', 'decided_by', ARGV[4], 'decided_at', ARGV[3])
-redis.call('ZREM', KEYS[3], ARGV[1])
-audit('cancelled', ARGV[4], '')
-return answer('cancelled')
-"""
-)
-
-# KEYS: req, approvals, pending, work, audit   ARGV: id, now_ms, now_iso
-EXPIRE = (
-    _AUDIT
-    + """
-if redis.call('HGET', KEYS[1], 'state') == 'pending'
-   and tonumber(ARGV[2]) >= tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms')) then
-  redis.call('HSET', KEYS[1], 'state', 'expired', 'decided_at', ARGV[3])
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  audit('expired', '', '')
-  return 1
-end
-redis.call('ZREM', KEYS[3], ARGV[1])
-if redis.call('HGET', KEYS[1], 'unannounced') == '1' then
-  redis.call('HDEL', KEYS[1], 'unannounced')
-  return 1
-end
-return 0
-"""
-)
-
-# approved -> executing with the domain's lock, once.
-# KEYS: req, approvals, pending, work, audit, executing, lock
-# ARGV: id, now_ms, now_iso, consumer, token, lease_ms, backstop_ms, prefix
-CLAIM = (
-    _AUDIT
-    + """
-if redis.call('HGET', KEYS[1], 'state') ~= 'approved' then return {'gone'} end
-local approved_at = tonumber(redis.call('HGET', KEYS[1], 'approved_at_ms') or '0')
-local ttl = tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms'))
-          - tonumber(redis.call('HGET', KEYS[1], 'created_at_ms') or '0')
-if approved_at > 0 and tonumber(ARGV[2]) - approved_at > ttl then
-  local note = 'Approved, but no worker could start it within its time to live; it expired without running. '
-               .. 'Request it again if it is still needed.'
-  redis.call('HSET', KEYS[1], 'state', 'expired', 'outcome', note, 'finished_at', ARGV[3], 'unannounced', '1')
-  redis.call('ZADD', KEYS[3], 0, ARGV[1])  -- the next expiry sweep updates its card
-  audit('expired', '', note)
-  return {'stale'}
-end
-local holder = redis.call('GET', KEYS[7])
-if holder then
-  local other = string.match(holder, '^([^:]+):')
-  if other ~= ARGV[1] and redis.call('HGET', ARGV[8] .. ':req:' .. other, 'state') == 'executing' then
-    return {'busy', other}
-  end
-end
-redis.call('SET', KEYS[7], ARGV[1] .. ':' .. ARGV[5], 'PX', ARGV[7])
-local lease_until = tonumber(ARGV[2]) + tonumber(ARGV[6])
-redis.call('HSET', KEYS[1], 'state', 'executing', 'claimed_by', ARGV[4], 'claimed_at', ARGV[3],
-           'lease_token', ARGV[5], 'lease_until_ms', tostring(lease_until))
-redis.call('SADD', KEYS[6], ARGV[1])
-audit('claimed', ARGV[4], '')
-return {'claimed', tostring(lease_until)}
-"""
-)
-
-# the lease, extended by its holder only.   ARGV: id, now_ms, now_iso, token, lease_ms, backstop_ms
-RENEW = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'executing' or redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[4] then
-  return 0
-end
-local lease_until = tonumber(ARGV[2]) + tonumber(ARGV[5])
-redis.call('HSET', KEYS[1], 'lease_until_ms', tostring(lease_until))
-if redis.call('GET', KEYS[7]) == ARGV[1] .. ':' .. ARGV[4] then redis.call('PEXPIRE', KEYS[7], ARGV[6]) end
-return lease_until
-"""
-
-# executing -> attention once the lease has lapsed (a dead worker's request).   ARGV: id, now_ms, now_iso, note
-ATTENTION = (
-    _AUDIT
-    + """
-if redis.call('HGET', KEYS[1], 'state') ~= 'executing' then return 0 end
-if tonumber(redis.call('HGET', KEYS[1], 'lease_until_ms') or '0') >= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'attention', 'outcome', ARGV[4], 'finished_at', ARGV[3])
-redis.call('SREM', KEYS[6], ARGV[1])
-local holder = redis.call('GET', KEYS[7])
-if holder and string.match(holder, '^([^:]+):') == ARGV[1] then redis.call('DEL', KEYS[7]) end
-audit('attention', '', ARGV[4])
-return 1
-"""
-)
-
-# executing -> succeeded | failed | attention, by the claim's holder.   ARGV: id, now_ms, now_iso, token, state, outcome
-FINISH = (
-    _AUDIT
-    + """
-if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[4] then return 'not_ours' end
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'attention' then
-  redis.call('HSET', KEYS[1], 'late_outcome', ARGV[5] .. ': ' .. ARGV[6])
-  audit('finished_late', '', ARGV[5] .. ': ' .. ARGV[6])
-  return 'late'
-end
-if state ~= 'executing' then return 'not_ours' end
-redis.call('HSET', KEYS[1], 'state', ARGV[5], 'outcome', ARGV[6], 'finished_at', ARGV[3])
-redis.call('SREM', KEYS[6], ARGV[1])
-if redis.call('GET', KEYS[7]) == ARGV[1] .. ':' .. ARGV[4] then redis.call('DEL', KEYS[7]) end
-audit(ARGV[5], '', ARGV[6])
-return 'finished'
-"""
-)
+# the scripts, from lua/ (one step each: a decision, a claim, a lease, a finish)
+APPROVE = lua_script("approve", "audit", "decision_checks")
+DENY = lua_script("deny", "audit", "decision_checks")
+CANCEL = lua_script("cancel", "audit", "decision_checks")
+EXPIRE = lua_script("expire", "audit")
+CLAIM = lua_script("claim", "audit")
+RENEW = lua_script("renew")
+ATTENTION = lua_script("attention", "audit")
+FINISH = lua_script("finish", "audit")
 
 
 def _ms(moment: datetime) -> int:
@@ -735,16 +527,6 @@ class RedisApprovalStore:
         await self._redis.aclose()
 
 
-_TAKE_TICKET = """
-local ticket = redis.call('GET', KEYS[1])
-if ticket then
-  redis.call('DEL', KEYS[1])
-  redis.call('SET', KEYS[2], ticket, 'PX', ARGV[1])
-end
-return ticket
-"""
-
-
 class RedisSignInTickets:
     """Implements ``bot.domain.verification.SignInTickets``: browser sign-ins waiting for their
     callback, each taken at most once (GET, DEL and the used-marker in one script). The ticket is
@@ -753,7 +535,7 @@ class RedisSignInTickets:
     def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
         self._redis: Any = client
         self._p = prefix
-        self._take = self._redis.register_script(_TAKE_TICKET)
+        self._take = self._redis.register_script(lua_script("take_ticket"))
 
     def _key(self, state: str) -> str:
         return f"{self._p}:signin:{state}"

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from bot.adapters.entra.app import EntraApp, EntraHttp
 from bot.domain.errors import EntraError
-from bot.domain.model import CloudKerberosDomain
+from bot.domain.model import CloudKerberosDomain, dns_name
 
 _SERVICE = "Entra (KerberosDomain store)"
 
@@ -69,7 +69,7 @@ class CloudKerberosDomainStore:
         return self.tokens.token_requests
 
     def _url(self, domain: str) -> str:
-        return f"{self._base}/{quote(domain.strip().lower().rstrip('.'), safe='')}"
+        return f"{self._base}/{quote(dns_name(domain), safe='')}"
 
     async def get(self, domain_dns_name: str) -> CloudKerberosDomain | None:
         """The KerberosDomain of ``domain_dns_name``, or None when Entra has none."""

@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from typing import Any, Literal
 
 import requests
@@ -49,6 +49,12 @@ from bot.domain.ports import SetServerOptions
 
 log = logging.getLogger(__name__)
 
+
+def powershell_script(name: str) -> str:
+    """One of the adapter's scripts, from ``scripts/`` (package data), read once at import."""
+    return (files("bot.adapters.kerberos_module.remoting") / "scripts" / name).read_text(encoding="utf-8")
+
+
 Auth = Literal["negotiate", "kerberos", "ntlm", "credssp", "basic"]
 
 # Loggers that write request bodies or authentication tokens at DEBUG/INFO.
@@ -56,76 +62,9 @@ TRANSPORT_LOGGERS = ("pypsrp", "requests_credssp", "spnego", "urllib3", "request
 
 CLOUDS = {0: "public", 1: "China", 2: "US Government"}
 
-# The cmdlets the script may run: ValidateSet refuses anything else on the host itself.
-RUN_SCRIPT = """\
-param(
-    [Parameter(Mandatory = $true)]
-    [ValidateSet('Get-AzureAdKerberosServer', 'Set-AzureADKerberosServer',
-        'Remove-AzureADKerberosServerTrustedDomainObject', 'Remove-AzureAdKerberosServer',
-        'Get-AzureADKerberosServerEndpoint', 'Set-AzureADKerberosServerEndpoint')]
-    [string]$Cmdlet,
-    [hashtable]$Parameters = @{},
-    [string[]]$Switches = @(),
-    [System.Management.Automation.PSCredential]$DomainCredential,
-    [System.Management.Automation.PSCredential]$CloudCredential,
-    [string]$MinimumVersion = '0.0',
-    [Nullable[int]]$Endpoint = $null,
-    [bool]$Report = $false
-)
-$ErrorActionPreference = 'Stop'
-$ModuleName = 'AzureADHybridAuthenticationManagement'
-try {
-    Import-Module -Name $ModuleName -MinimumVersion $MinimumVersion -ErrorAction Stop
-} catch {
-    $found = Get-Module -ListAvailable -Name $ModuleName | Sort-Object Version -Descending | Select-Object -First 1
-    if ($found) {
-        throw "kerberos-bot: module $ModuleName $($found.Version) is older than the required $MinimumVersion"
-    }
-    throw "kerberos-bot: module $ModuleName is not installed"
-}
-$credentials = @{}
-if ($DomainCredential) { $credentials.DomainCredential = $DomainCredential }
-if ($CloudCredential) { $credentials.CloudCredential = $CloudCredential }
-function Invoke-KerberosCmdlet([string]$Command, [hashtable]$Arguments) {
-    $info = Get-Command -Name $Command -Module $ModuleName
-    $all = @{} + $Arguments
-    foreach ($key in $credentials.Keys) {
-        if ($info.Parameters.ContainsKey($key)) { $all[$key] = $credentials[$key] }
-    }
-    # A remoting session cannot answer a confirmation prompt: the cmdlet would fail instead of running.
-    # The approval in Slack is the confirmation.
-    if ($info.Parameters.ContainsKey('Confirm')) { $all['Confirm'] = $false }
-    & $info @all
-}
-if ($null -ne $Endpoint) {
-    Invoke-KerberosCmdlet 'Set-AzureADKerberosServerEndpoint' @{ TargetEndpoint = $Endpoint } | Out-Null
-}
-$arguments = @{} + $Parameters
-foreach ($switch in $Switches) { $arguments[$switch] = $true }
-$result = Invoke-KerberosCmdlet $Cmdlet $arguments
-if ($Report) {
-    try {
-        $result = Invoke-KerberosCmdlet 'Get-AzureAdKerberosServer' @{ Domain = $Parameters.Domain }
-    } catch {
-        # the change above did run: say so instead of failing the whole call
-        $result = @{ KerberosBotReadBackFailed = "$($_.Exception.Message)" }
-    }
-}
-if ($null -ne $result) { ConvertTo-Json -InputObject $result -Depth 5 -Compress }
-"""
+RUN_SCRIPT = powershell_script("run.ps1")
 
-# For `kerberos-bot check`: which version of the module the host has, without importing it.
-MODULE_SCRIPT = """\
-$found = Get-Module -ListAvailable -Name 'AzureADHybridAuthenticationManagement' |
-    Sort-Object Version -Descending | Select-Object -First 1
-$version = $null
-if ($found) { $version = $found.Version.ToString() }
-ConvertTo-Json -Compress -InputObject @{
-    Version = $version
-    PowerShell = $PSVersionTable.PSVersion.ToString()
-    Computer = $env:COMPUTERNAME
-}
-"""
+MODULE_SCRIPT = powershell_script("module.ps1")
 
 
 def quiet_transport_loggers() -> None:
@@ -370,19 +309,7 @@ class RemotingKerberosModule:
     async def remove_server(self, domain_dns_name: str) -> None:
         await self._invoke(ps.remove_server(domain_dns_name), self.timeouts.change)
 
-    # -- sovereign clouds and checks -------------------------------------------------------------------
-
-    async def get_endpoint(self) -> int | None:
-        """``Get-AzureADKerberosServerEndpoint``: 0 public, 1 China, 2 US Government."""
-        invocation = ps.Invocation("Get-AzureADKerberosServerEndpoint")
-        result = await self._invoke(invocation, self.timeouts.check, with_endpoint=False, with_credentials=False)
-        text = " ".join(str(item) for item in [*result.output, *result.information])
-        match = re.search(r"(\d+)", text)
-        return int(match.group(1)) if match else None
-
-    async def set_endpoint(self, endpoint: int) -> None:
-        invocation = ps.Invocation("Set-AzureADKerberosServerEndpoint", {"TargetEndpoint": str(endpoint)})
-        await self._invoke(invocation, self.timeouts.check, with_endpoint=False, with_credentials=False)
+    # -- checks ----------------------------------------------------------------------------------------
 
     async def module_info(self) -> ModuleInfo:
         """Reaches the host, authenticates and reads which version of the module is installed."""
@@ -413,18 +340,16 @@ class RemotingKerberosModule:
         timeout: float,
         *,
         report: bool = False,
-        with_endpoint: bool = True,
-        with_credentials: bool = True,
     ) -> ScriptResult:
         if self.jea:
             # the endpoint's functions set the cloud endpoint and read the result back themselves
-            call = jea_call(invocation, endpoint=self.endpoint if with_endpoint else None)
+            call = jea_call(invocation, endpoint=self.endpoint)
         else:
             call = script_call(
                 invocation,
-                self._credentials if with_credentials else None,
+                self._credentials,
                 min_module_version=self.min_module_version,
-                endpoint=self.endpoint if with_endpoint else None,
+                endpoint=self.endpoint,
                 report=report,
             )
         result = await self._run(call, timeout)

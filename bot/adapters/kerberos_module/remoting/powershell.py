@@ -21,17 +21,6 @@ from bot.domain.ports import SetServerOptions
 
 MODULE = "AzureADHybridAuthenticationManagement"
 
-# Builds the credentials from bound parameters and returns the cmdlet's output as JSON: nothing a
-# user typed is ever part of this text.
-CREDENTIALS_SCRIPT = (
-    "param([string]$DomainUser, [string]$DomainPassword, [string]$CloudUser, [string]$CloudPassword)\n"
-    "$d = New-Object System.Management.Automation.PSCredential($DomainUser, "
-    "(ConvertTo-SecureString $DomainPassword -AsPlainText -Force))\n"
-    "$c = New-Object System.Management.Automation.PSCredential($CloudUser, "
-    "(ConvertTo-SecureString $CloudPassword -AsPlainText -Force))\n"
-    "@{ DomainCredential = $d; CloudCredential = $c }"
-)
-
 
 @dataclass(frozen=True)
 class Invocation:

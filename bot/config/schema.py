@@ -1,74 +1,28 @@
-"""Configuration: environment variables (pydantic-settings) and the domains file they point at.
+"""The configuration file (TOML): domains, Entra, policy, approvals, the Kerberos module, changes.
 
-Only the composition root (``bot.bootstrap``) and the CLI read this module. A mistake produces a
-``ConfigurationError`` that names the variable or key and what is wrong with it.
-"""
+Errors name the file and the key (``ConfigurationError``)."""
 
 from __future__ import annotations
 
-import os
-import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from bot.config.common import SecretSource, Strict
+from bot.config.remoting import RemotingConfig
 from bot.domain.approvals import ACTION_KINDS
 from bot.domain.errors import ConfigurationError
+from bot.domain.model import dns_name
 from bot.domain.verification import CALLBACK_PATH
-
-SLACK_API_DEFAULT = "https://slack.com/api/"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SecretSource(_Strict):
-    """Where a secret comes from: an environment variable, a file, or (sandbox only) inline."""
-
-    env: str | None = None
-    file: Path | None = None
-    value: SecretStr | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretSource:
-        given = [n for n in ("env", "file", "value") if getattr(self, n) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of 'env', 'file' or 'value'")
-        return self
-
-    def resolve(self, where: str) -> str:
-        """The secret itself; ``where`` names the key for the error message."""
-        if self.env is not None:
-            found = os.environ.get(self.env)
-            if not found:
-                raise ConfigurationError(f"{where}: environment variable {self.env} is not set or empty")
-            return found
-        if self.file is not None:
-            try:
-                return self.file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigurationError(f"{where}: cannot read secret file {self.file}: {exc.strerror}") from exc
-        assert self.value is not None
-        return self.value.get_secret_value()
 
 
 def base_dn_of(dns_name: str) -> str:
     return ",".join(f"DC={part}" for part in dns_name.split("."))
 
 
-class DomainConfig(_Strict):
+class DomainConfig(Strict):
     """One on-premises AD domain and how to reach its DCs."""
 
     name: str = Field(description="DNS name of the domain, e.g. contoso.com")
@@ -85,7 +39,7 @@ class DomainConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _lower(cls, value: str) -> str:
-        value = value.strip().lower().rstrip(".")
+        value = dns_name(value)
         if not value or " " in value or "." not in value:
             raise ValueError(f"'{value}' is not a DNS domain name such as contoso.com")
         return value
@@ -121,13 +75,13 @@ class DomainConfig(_Strict):
         return f"CN=Configuration,{base_dn_of(self.forest_root_name)}"
 
 
-class ClientCertificate(_Strict):
+class ClientCertificate(Strict):
     private_key_file: Path
     thumbprint: str
     public_certificate_file: Path | None = None
 
 
-class EntraConfig(_Strict):
+class EntraConfig(Strict):
     tenant_id: str
     client_id: str
     client_secret: SecretSource | None = None
@@ -151,7 +105,7 @@ class EntraConfig(_Strict):
         return self
 
 
-class PolicyConfig(_Strict):
+class PolicyConfig(Strict):
     key_max_age_days: int = Field(default=180, gt=0)
     rotation_min_interval_hours: float = Field(
         default=24.0,
@@ -162,7 +116,7 @@ class PolicyConfig(_Strict):
     audit_lookback_days: int = Field(default=30, gt=0)
 
 
-class ActionPolicyConfig(_Strict):
+class ActionPolicyConfig(Strict):
     """Who may request and approve one action, how many must approve, how long a request lives."""
 
     approvals_required: int | None = Field(
@@ -181,14 +135,15 @@ class ActionPolicyConfig(_Strict):
 # The dangerous actions: two approvers, each with a verified Entra sign-in, unless configured otherwise.
 # Defaults are per key, so a table that sets only one key (say ttl_minutes) keeps the others.
 VERIFIED_BY_DEFAULT = frozenset(k.config_key for k in ACTION_KINDS.values() if k.default_verified)
-DEFAULT_APPROVALS = {k.config_key: k.default_approvals for k in ACTION_KINDS.values()}
-ACTION_KEYS = tuple(k.config_key for k in ACTION_KINDS.values())
 
+DEFAULT_APPROVALS = {k.config_key: k.default_approvals for k in ACTION_KINDS.values()}
+
+ACTION_KEYS = tuple(k.config_key for k in ACTION_KINDS.values())
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
-class VerificationConfig(_Strict):
+class VerificationConfig(Strict):
     """[approvals.verification]: how approvers prove their Entra identity, one sign-in per approval."""
 
     method: Literal["auth_code", "device_code"] = Field(
@@ -274,7 +229,7 @@ class VerificationConfig(_Strict):
         return identities
 
 
-class ApprovalsConfig(_Strict):
+class ApprovalsConfig(Strict):
     """Per action; the defaults follow the risk: a forced rotation or a removal needs two people, each
     verified by an Entra sign-in with MFA."""
 
@@ -295,7 +250,7 @@ class ApprovalsConfig(_Strict):
         return setting if setting is not None else action_key in VERIFIED_BY_DEFAULT
 
 
-class EmulatorDomain(_Strict):
+class EmulatorDomain(Strict):
     """Per-domain settings of the emulator: the local Samba instance it drives over LSA."""
 
     samba_conf: Path | None = None
@@ -303,177 +258,12 @@ class EmulatorDomain(_Strict):
     admin_password: SecretSource | None = None
 
 
-class EmulatorConfig(_Strict):
+class EmulatorConfig(Strict):
     cloud_url: str = Field(description="Base URL of the Entra stand-in's KerberosDomain store")
     domains: dict[str, EmulatorDomain] = Field(default_factory=dict)
 
 
-class ModuleCredential(_Strict):
-    """A credential the module receives (-DomainCredential, -CloudCredential)."""
-
-    user: str = Field(min_length=1)
-    password: SecretSource
-
-
-_VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
-
-
-class RemotingConfig(_Strict):
-    """[kerberos_module.remoting]: the Windows management host that runs Microsoft's module."""
-
-    host: str = Field(min_length=1, description="DNS name in the WinRM certificate, e.g. mgmt01.contoso.com")
-    port: int = Field(default=5986, ge=1, le=65535)
-    ssl: bool = True
-    cert_validation: bool | Path = Field(default=True, description="true (system CAs) or a CA bundle path")
-    auth: Literal["negotiate", "kerberos", "ntlm", "credssp"] = "negotiate"
-    username: str | None = Field(
-        default=None, description="the account the bot connects as (Kerberos: svc@CONTOSO.COM, the realm in capitals)"
-    )
-    password: SecretSource | None = None
-    keytab: Path | None = Field(
-        default=None, description="kerberos/negotiate: a client keytab instead of a password (username picks the entry)"
-    )
-    spn_hostname: str | None = Field(
-        default=None, description="the host part of the SPN when host is an IP address or an alias"
-    )
-    spn_service: str = Field(default="HTTP", min_length=1, description="the service part of the SPN (HTTP/<host>)")
-    krb5_conf: Path | None = Field(
-        default=None, description="the krb5.conf to use (sets KRB5_CONFIG for the whole bot process at start-up)"
-    )
-    mode: Literal["full", "jea"] = Field(
-        default="full",
-        description="full: RUN_SCRIPT in a full-language session, with the domain and cloud credentials; jea: "
-        "the deploy/jea endpoint's fixed functions, which hold the rights on the host (no credential is sent)",
-    )
-    configuration_name: str | None = Field(
-        default=None, description="the session configuration; default Microsoft.PowerShell (full) or KerberosBot (jea)"
-    )
-    domain_credential: ModuleCredential | None = None
-    cloud_credential: ModuleCredential | None = None
-    concurrency: int = Field(default=1, ge=1, le=8, description="module calls at once on this host")
-    connect_timeout_seconds: float = Field(default=10.0, gt=0)
-    read_timeout_seconds: float = Field(default=60.0, gt=0, description="Get-AzureAdKerberosServer")
-    change_timeout_seconds: float = Field(default=180.0, gt=0, description="Set-/Remove-: a rotation can take a minute")
-    check_timeout_seconds: float = Field(default=30.0, gt=0)
-    min_module_version: str = "2.0.0"
-    endpoint: Literal[0, 1, 2] | None = Field(
-        default=None, description="Set-AzureADKerberosServerEndpoint before each call: 0 public, 1 China, 2 US Gov"
-    )
-
-    @field_validator("min_module_version")
-    @classmethod
-    def _version(cls, value: str) -> str:
-        if not _VERSION.match(value.strip()):
-            raise ValueError(f"'{value}' is not a module version such as 2.0.0")
-        return value.strip()
-
-    @field_validator("cert_validation")
-    @classmethod
-    def _validation(cls, value: bool | Path) -> bool | Path:
-        if value is False:
-            raise ValueError(
-                "false would send the domain and cloud credentials to whoever answers on the path: give the CA "
-                'bundle that signed the WinRM certificate instead (cert_validation = "/etc/kerberos-bot/ca.pem")'
-            )
-        if isinstance(value, Path) and not value.is_file():
-            raise ValueError(f"CA bundle {value} does not exist")
-        return value
-
-    @field_validator("keytab", "krb5_conf")
-    @classmethod
-    def _existing_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"{value} does not exist (or is not a file)")
-        return value
-
-    @property
-    def session_configuration(self) -> str:
-        if self.configuration_name:
-            return self.configuration_name
-        return "KerberosBot" if self.mode == "jea" else "Microsoft.PowerShell"
-
-    @model_validator(mode="after")
-    def _mode(self) -> RemotingConfig:
-        given = [n for n in ("domain_credential", "cloud_credential") if getattr(self, n) is not None]
-        if self.mode == "full" and len(given) != 2:
-            missing = {"domain_credential", "cloud_credential"} - set(given)
-            raise ValueError(
-                f'mode = "full" sends the module\'s credentials: give {" and ".join(sorted(missing))} (or use '
-                'mode = "jea", where the host holds them: docs/management-host.md)'
-            )
-        if self.mode == "jea" and given:
-            raise ValueError(
-                f'mode = "jea": the endpoint\'s managed service account holds the AD rights and the host keeps the '
-                f"cloud credential; remove {' and '.join(given)} from the bot's configuration"
-            )
-        if self.mode == "jea" and self.session_configuration.lower() == "microsoft.powershell":
-            raise ValueError(
-                'mode = "jea" needs the session configuration deploy/jea registers (configuration_name = '
-                '"KerberosBot"), not the full-language Microsoft.PowerShell'
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _connection(self) -> RemotingConfig:
-        if self.auth == "credssp":
-            raise ValueError(
-                "auth 'credssp' delegates the bot's password to the management host, where any code running "
-                "there can reuse it; use 'kerberos' (or 'negotiate')"
-            )
-        kerberos = self.auth in ("kerberos", "negotiate")
-        if not kerberos:
-            if self.username is None or self.password is None:
-                raise ValueError(
-                    f"auth '{self.auth}' needs username and password (the account the bot connects as); only "
-                    "kerberos and negotiate can use a keytab or a ticket cache instead"
-                )
-            given = [k for k in ("keytab", "spn_hostname", "krb5_conf") if getattr(self, k) is not None]
-            if given:
-                raise ValueError(f"{', '.join(given)} only apply to auth 'kerberos' or 'negotiate', not '{self.auth}'")
-        if self.password is not None and self.username is None:
-            raise ValueError("password without username: give the account the password belongs to")
-        if self.keytab is not None and self.password is not None:
-            raise ValueError("give either password or keytab, not both (the keytab replaces the password)")
-        if kerberos and self.username is not None:
-            self._kerberos_principal(self.username)
-        if self.auth == "negotiate":
-            signs = [k for k in ("keytab", "krb5_conf", "spn_hostname") if getattr(self, k) is not None]
-            if self.username is not None and "@" in self.username and "\\" not in self.username:
-                signs.append("a user@REALM username")
-            if self.username is None:
-                signs.append("no username (the ticket cache)")
-            if signs:
-                raise ValueError(
-                    f"Kerberos is configured ({', '.join(signs)}), but auth 'negotiate' falls back to NTLM "
-                    "silently whenever Kerberos fails: set auth = 'kerberos'"
-                )
-        if not self.ssl and self.auth != "kerberos":
-            raise ValueError(
-                f"ssl = false with auth '{self.auth}' would protect the credentials with NTLM's RC4 message "
-                "encryption only: use the HTTPS listener (5986), or auth = 'kerberos' (AES) on 5985"
-            )
-        if self.change_timeout_seconds < self.read_timeout_seconds:
-            raise ValueError("change_timeout_seconds must not be shorter than read_timeout_seconds")
-        return self
-
-    def _kerberos_principal(self, username: str) -> None:
-        """MIT Kerberos takes principals (user@REALM); DOMAIN\\user is NTLM's form and has no realm."""
-        user, at, realm = username.rpartition("@") if "@" in username else (username, "", "")
-        if "\\" in username:
-            if self.auth == "kerberos" or self.keytab is not None:
-                raise ValueError(
-                    f"username '{username}' is NTLM's DOMAIN\\user form: Kerberos needs the principal, e.g. "
-                    "svc-kerberos-bot@CONTOSO.COM (the realm, i.e. the AD domain's DNS name in capitals)"
-                )
-            return  # negotiate with NTLM's form: NTLM only, as before
-        if at and realm != realm.upper():
-            raise ValueError(
-                f"username '{username}': Kerberos realms are case-sensitive and AD's are in capitals: "
-                f"{user}@{realm.upper()}"
-            )
-
-
-class KerberosModuleConfig(_Strict):
+class KerberosModuleConfig(Strict):
     kind: Literal["emulator", "remoting"] = "emulator"
     emulator: EmulatorConfig | None = None
     remoting: RemotingConfig | None = None
@@ -492,7 +282,7 @@ class KerberosModuleConfig(_Strict):
         return self
 
 
-class ChangesConfig(_Strict):
+class ChangesConfig(Strict):
     """How long a change may run, and how long finished requests and the audit trail are kept in Redis."""
 
     change_timeout_minutes: float = Field(
@@ -537,7 +327,7 @@ def _secret_sources(node: object, where: str) -> list[tuple[str, SecretSource]]:
     return found
 
 
-class BotConfig(_Strict):
+class BotConfig(Strict):
     """The file named by KERBEROS_BOT_CONFIG (TOML)."""
 
     domains: Annotated[list[DomainConfig], Field(min_length=1)]
@@ -598,23 +388,8 @@ class BotConfig(_Strict):
         return self
 
     def domain(self, name: str) -> DomainConfig | None:
-        wanted = name.strip().lower().rstrip(".")
+        wanted = dns_name(name)
         return next((d for d in self.domains if d.name == wanted), None)
-
-
-class Settings(BaseSettings):
-    """Environment variables (and ``.env``)."""
-
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
-
-    slack_signing_secret: SecretStr | None = None
-    slack_bot_token: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
-    slack_api_url: str = SLACK_API_DEFAULT
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    kerberos_bot_config: Path | None = None
-    log_level: str = "INFO"
-    log_format: Literal["json", "text"] = "json"
 
 
 def _explain(exc: ValidationError, prefix: str) -> str:
@@ -623,16 +398,6 @@ def _explain(exc: ValidationError, prefix: str) -> str:
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         lines.append(f"{prefix}{loc}: {err['msg']}")
     return "; ".join(lines)
-
-
-def load_settings(**overrides: object) -> Settings:
-    try:
-        return Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        problems = [
-            f"environment variable {'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-        ]
-        raise ConfigurationError("; ".join(problems)) from exc
 
 
 def load_bot_config(path: Path) -> BotConfig:

@@ -15,7 +15,7 @@ from handlers.views.cards import approval_terms, request_card
 Submit = Callable[[ChangeService, str, str], Awaitable[ChangeRequest]]  # (service, domain, reason)
 
 
-def change_command(
+def ask_for_approval(
     command: ParsedCommand, ctx: CommandContext, usage: str, allowed_flags: frozenset[str], submit: Submit
 ) -> Prepared:
     changes, client = require_changes(ctx)

@@ -1,0 +1,10 @@
+-- executing -> attention once the lease has lapsed (a dead worker's request).   ARGV: id, now_ms, now_iso, note
+-- runs after audit.lua (bot/adapters/redis/scripts.py)
+if redis.call('HGET', KEYS[1], 'state') ~= 'executing' then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'lease_until_ms') or '0') >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'attention', 'outcome', ARGV[4], 'finished_at', ARGV[3])
+redis.call('SREM', KEYS[6], ARGV[1])
+local holder = redis.call('GET', KEYS[7])
+if holder and string.match(holder, '^([^:]+):') == ARGV[1] then redis.call('DEL', KEYS[7]) end
+audit('attention', '', ARGV[4])
+return 1

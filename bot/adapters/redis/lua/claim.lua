@@ -1,0 +1,30 @@
+-- approved -> executing with the domain's lock, once.
+-- KEYS: req, approvals, pending, work, audit, executing, lock
+-- ARGV: id, now_ms, now_iso, consumer, token, lease_ms, backstop_ms, prefix
+-- runs after audit.lua (bot/adapters/redis/scripts.py)
+if redis.call('HGET', KEYS[1], 'state') ~= 'approved' then return {'gone'} end
+local approved_at = tonumber(redis.call('HGET', KEYS[1], 'approved_at_ms') or '0')
+local ttl = tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms'))
+          - tonumber(redis.call('HGET', KEYS[1], 'created_at_ms') or '0')
+if approved_at > 0 and tonumber(ARGV[2]) - approved_at > ttl then
+  local note = 'Approved, but no worker could start it within its time to live; it expired without running. '
+               .. 'Request it again if it is still needed.'
+  redis.call('HSET', KEYS[1], 'state', 'expired', 'outcome', note, 'finished_at', ARGV[3], 'unannounced', '1')
+  redis.call('ZADD', KEYS[3], 0, ARGV[1])  -- the next expiry sweep updates its card
+  audit('expired', '', note)
+  return {'stale'}
+end
+local holder = redis.call('GET', KEYS[7])
+if holder then
+  local other = string.match(holder, '^([^:]+):')
+  if other ~= ARGV[1] and redis.call('HGET', ARGV[8] .. ':req:' .. other, 'state') == 'executing' then
+    return {'busy', other}
+  end
+end
+redis.call('SET', KEYS[7], ARGV[1] .. ':' .. ARGV[5], 'PX', ARGV[7])
+local lease_until = tonumber(ARGV[2]) + tonumber(ARGV[6])
+redis.call('HSET', KEYS[1], 'state', 'executing', 'claimed_by', ARGV[4], 'claimed_at', ARGV[3],
+           'lease_token', ARGV[5], 'lease_until_ms', tostring(lease_until))
+redis.call('SADD', KEYS[6], ARGV[1])
+audit('claimed', ARGV[4], '')
+return {'claimed', tostring(lease_until)}

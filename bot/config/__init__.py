@@ -1,0 +1,59 @@
+"""Configuration: the environment (``settings``) and the file it points at (``schema``, with the
+management host's rules in ``remoting``).
+
+Only the composition root (``bot.bootstrap``) and the entry points read it (an import-linter
+contract in pyproject.toml). A mistake is a ``ConfigurationError`` that names the variable or key and
+what is wrong with it.
+"""
+
+from __future__ import annotations
+
+from bot.config.common import SecretSource, Strict
+from bot.config.remoting import ModuleCredential, RemotingConfig
+from bot.config.schema import (
+    ACTION_KEYS,
+    DEFAULT_APPROVALS,
+    VERIFIED_BY_DEFAULT,
+    ActionPolicyConfig,
+    ApprovalsConfig,
+    BotConfig,
+    ChangesConfig,
+    ClientCertificate,
+    DomainConfig,
+    EmulatorConfig,
+    EmulatorDomain,
+    EntraConfig,
+    KerberosModuleConfig,
+    PolicyConfig,
+    VerificationConfig,
+    base_dn_of,
+    load_bot_config,
+)
+from bot.config.settings import SLACK_API_DEFAULT, Settings, load_settings
+
+__all__ = [
+    "ACTION_KEYS",
+    "DEFAULT_APPROVALS",
+    "SLACK_API_DEFAULT",
+    "VERIFIED_BY_DEFAULT",
+    "ActionPolicyConfig",
+    "ApprovalsConfig",
+    "BotConfig",
+    "ChangesConfig",
+    "ClientCertificate",
+    "DomainConfig",
+    "EmulatorConfig",
+    "EmulatorDomain",
+    "EntraConfig",
+    "KerberosModuleConfig",
+    "ModuleCredential",
+    "PolicyConfig",
+    "RemotingConfig",
+    "SecretSource",
+    "Settings",
+    "Strict",
+    "VerificationConfig",
+    "base_dn_of",
+    "load_bot_config",
+    "load_settings",
+]
