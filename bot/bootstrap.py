@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -28,12 +29,8 @@ from bot.adapters.entra.graph import GraphEntraDirectory
 from bot.adapters.kerberos_module.emulator.cloud_store import CloudKerberosDomainStore
 from bot.adapters.kerberos_module.emulator.module import EmulatedDomain, KerberosModuleEmulator
 from bot.adapters.kerberos_module.emulator.on_prem import EmulatedOnPremModule
-from bot.adapters.kerberos_module.remoting.module import (
-    ModuleCredentials,
-    RemotingKerberosModule,
-    RemotingTarget,
-    Timeouts,
-)
+from bot.adapters.kerberos_module.remoting.calls import ModuleCredentials, RemotingTarget, Timeouts
+from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule
 from bot.adapters.kerberos_module.remoting.winrm_kerberos import use_krb5_config
 from bot.adapters.ldap.connection import LdapEndpoint
 from bot.adapters.ldap.directory import LdapDirectory
@@ -41,7 +38,8 @@ from bot.adapters.redis.client import connect as redis_connect
 from bot.adapters.redis.commands import RedisCommandQueue
 from bot.adapters.redis.rate import RedisRateLimiter
 from bot.adapters.redis.replay import RedisReplayGuard
-from bot.adapters.redis.store import RedisApprovalStore, RedisSignInTickets
+from bot.adapters.redis.sign_in_tickets import RedisSignInTickets
+from bot.adapters.redis.store import RedisApprovalStore
 from bot.adapters.slack.groups import SlackProfiles, SlackUserGroups
 from bot.config import SLACK_API_DEFAULT, BotConfig, DomainConfig, EntraConfig, RemotingConfig, VerificationConfig
 from bot.domain.approvals import ACTION_KINDS, Action, ActionPolicy, ApprovalStore, GroupDirectory
@@ -58,7 +56,8 @@ from bot.domain.ports import (
     ReplayGuard,
 )
 from bot.domain.verification import ChatProfiles, EntraGroupMembership, SignInTickets, VerificationPolicy
-from bot.entrypoints.web import build_web_app
+from bot.entrypoints.web import READY_CACHE_SECONDS, build_health_app, build_web_app
+from bot.observability.metrics import Metrics
 from bot.services.changes import ChangeService, ExecutionLimits, RateLimits
 from bot.services.container import BotServices
 from bot.services.status import StatusService, StatusSettings, utc_now
@@ -280,6 +279,7 @@ def build_verification(
     profiles: ChatProfiles | None,
     closers: list[Callable[[], Awaitable[None]]],
     clock: Callable[[], datetime] = utc_now,
+    metrics: Metrics | None = None,
 ) -> ApproverVerification | None:
     settings = config.approvals.verification
     if settings is None:
@@ -292,7 +292,12 @@ def build_verification(
         auth_context=settings.auth_context,
         link_lifetime=timedelta(minutes=settings.link_minutes),
     )
-    common: dict[str, Any] = {"membership": membership, "profiles": profiles or _NoProfiles(), "policy": policy}
+    common: dict[str, Any] = {
+        "membership": membership,
+        "profiles": profiles or _NoProfiles(),
+        "policy": policy,
+        "metrics": metrics,
+    }
     adapter: MsalBrowserSignIn | MsalDeviceCodeSignIn
     if settings.method == "auth_code":
         adapter = approver_browser_sign_in(config.entra, settings)
@@ -351,6 +356,7 @@ def build_components(
     Slack's user groups); ``overrides.profiles`` match approvers to Entra users for verified approvals."""
     overrides = overrides or Overrides()
     clock = overrides.clock or utc_now
+    metrics = Metrics.create()  # this process's registry, served at /metrics
     closers: list[Callable[[], Awaitable[None]]] = []
     checks: dict[str, Callable[[], Awaitable[object]]] = {}
     if overrides.directories is not None:
@@ -386,13 +392,13 @@ def build_components(
         ),
         audit_lookback=timedelta(days=policy.audit_lookback_days),
     )
-    status = StatusService(directories, module, entra, status_settings)
+    status = StatusService(directories, module, entra, status_settings, metrics=metrics)
     store, tickets, limiter = overrides.store, overrides.sign_in_tickets, overrides.limiter
     command_queue, replay_guard = overrides.command_queue, overrides.replay_guard
     if redis_url is not None:
         # bounded waits: a Redis host that does not answer must not hold replies or clicks for minutes
         # (the longest blocking read, a worker's XREADGROUP, waits 1 s)
-        client = redis_connect(redis_url)
+        client = redis_client(redis_url)
         closers.append(client.aclose)
         checks["redis"] = client.ping
         store = store or RedisApprovalStore(client, store_prefix)
@@ -410,7 +416,7 @@ def build_components(
                 closers.append(graph.close)
             membership = graph
         if membership is not None and tickets is not None:
-            verification = build_verification(config, tickets, membership, overrides.profiles, closers, clock)
+            verification = build_verification(config, tickets, membership, overrides.profiles, closers, clock, metrics)
         changes = ChangeService(
             signer=integrity_signer(config),
             limiter=limiter,
@@ -425,6 +431,7 @@ def build_components(
             forest_roots={d.name: d.forest_root_name for d in config.domains},
             verification=verification,
             entra=entra,
+            metrics=metrics,
             limits=ExecutionLimits(
                 lease=timedelta(seconds=config.changes.lease_seconds),
                 renew_every=timedelta(seconds=config.changes.lease_seconds / 3),
@@ -434,12 +441,19 @@ def build_components(
             ),
         )
     kdc_proxy = kdc_proxy_setting(config)
-    services = BotServices(status=status, changes=changes, kdc_proxy=kdc_proxy, verification=verification)
+    services = BotServices(
+        status=status, changes=changes, kdc_proxy=kdc_proxy, verification=verification, metrics=metrics
+    )
     return Components(services, directories, entra, module, closers, checks, command_queue, replay_guard)
 
 
 def ldap_directory(domain: DomainConfig) -> LdapDirectory:
     return LdapDirectory(ldap_endpoint(domain), configuration_dn=domain.configuration_dn)
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    """The bot's Redis client: its timeouts, its TLS rules (``rediss://`` validates the CA)."""
+    return redis_connect(url)
 
 
 def graph_directory(config: BotConfig) -> GraphEntraDirectory:
@@ -495,7 +509,12 @@ class Bot:
             signing_secret=self.signing_secret,
             replay_guard=self.components.replay_guard if self.components else None,
             routes=self.routes,
+            metrics=self.services.metrics,
         )
+
+    def health_app(self, cache_seconds: float = READY_CACHE_SECONDS) -> web.Application:
+        """The health listener: /healthz, /readyz (this bot's checks) and /metrics (its registry)."""
+        return build_health_app(self.readiness, cache_seconds=cache_seconds, metrics=self.services.metrics)
 
     async def readiness(self) -> dict[str, str]:
         return await self.components.readiness() if self.components else {}

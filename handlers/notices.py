@@ -12,7 +12,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.approvals import ChangeRequest, DecisionResult, Verdict
 from bot.observability.logs import set_user
-from bot.observability.metrics import DECISIONS
 from bot.services.changes import ChangeService, Execution, KeyPropagation
 from handlers.replies import escape
 from handlers.views.cards import approval_terms, request_card
@@ -73,7 +72,7 @@ async def after_decision(
     tell: bool = True,
 ) -> None:
     set_user(user)
-    DECISIONS.labels(result.verdict.value).inc()
+    changes.metrics.decisions.labels(result.verdict.value).inc()
     log.info("click on request %s: %s", result.request.id if result.request else "?", result.verdict.value)
     request = result.request
     if request is not None and result.verdict in _CARD_CHANGES:

@@ -18,7 +18,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.errors import KerberosBotError, UsageError
 from bot.domain.ports import CommandQueue, DeferredCommand
 from bot.observability.logs import REQUEST_ID, set_user
-from bot.observability.metrics import COMMANDS
 from bot.services.container import BotServices
 from handlers.boundary import Ack, OnceAck, guard
 from handlers.commands import CommandContext, Prepared, Subcommand, discover
@@ -103,16 +102,16 @@ class KerberosCommand:
         try:
             prepared = self._prepare(command, client)
         except KerberosBotError as exc:
-            COMMANDS.labels(label, "refused").inc()
+            self._services.metrics.commands.labels(label, "refused").inc()
             await ack(**error_reply(str(exc)).payload())
             return
         except Exception:
-            COMMANDS.labels(label, "error").inc()
+            self._services.metrics.commands.labels(label, "error").inc()
             await ack(**_internal_error("parsing /kerberos").payload())
             return
         await ack(**prepared.ack.payload()) if prepared.ack else await ack()
         if prepared.work is None:
-            COMMANDS.labels(label, "ok").inc()
+            self._services.metrics.commands.labels(label, "ok").inc()
         elif not await self._defer(command):
             await self._run(prepared.work, str(command.get("response_url", "")), label)
 
@@ -151,7 +150,7 @@ class KerberosCommand:
             prepared = self._prepare(body, client)
         except Exception as exc:  # it was valid when acknowledged: the configuration changed in between
             refused = isinstance(exc, KerberosBotError)
-            COMMANDS.labels(label, "refused" if refused else "error").inc()
+            self._services.metrics.commands.labels(label, "refused" if refused else "error").inc()
             reply = error_reply(str(exc)) if refused else _internal_error("preparing queued /kerberos work")
             await self._deliver(deferred.reply_to, [reply])
             return
@@ -168,7 +167,7 @@ class KerberosCommand:
         except Exception:
             outcome = "error"
             replies = [_internal_error("/kerberos work")]
-        COMMANDS.labels(label, outcome).inc()
+        self._services.metrics.commands.labels(label, outcome).inc()
         await self._deliver(response_url, replies)
 
     async def _deliver(self, response_url: str, replies: Sequence[Reply]) -> None:

@@ -16,12 +16,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.entra.auth_code import MsalBrowserSignIn
 from bot.adapters.entra.device_code import MsalDeviceCodeSignIn
-from bot.adapters.entra.graph import GraphEntraDirectory
 from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule, cloud_name
 from bot.adapters.kerberos_module.remoting.powershell import MODULE
-from bot.adapters.ldap.directory import LdapDirectory
-from bot.adapters.redis.client import connect
-from bot.bootstrap import approver_browser_sign_in, approver_sign_in, build_remoting, entra_app, ldap_endpoint
+from bot.bootstrap import (
+    approver_browser_sign_in,
+    approver_sign_in,
+    build_remoting,
+    graph_directory,
+    ldap_directory,
+    redis_client,
+)
 from bot.config import ACTION_KEYS, BotConfig, RemotingConfig, Settings, VerificationConfig
 from bot.domain.errors import (
     DirectoryAuthError,
@@ -57,7 +61,7 @@ def redact(url: str) -> str:
 
 
 async def _redis(url: str) -> CheckResult:
-    client = connect(url)
+    client = redis_client(url)
     try:
         await client.ping()
         try:
@@ -88,7 +92,7 @@ async def _domain(config: BotConfig, name: str) -> CheckResult:
     assert domain is not None
     label = f"ldap {name}"
     try:
-        directory = LdapDirectory(ldap_endpoint(domain), configuration_dn=domain.configuration_dn)
+        directory = ldap_directory(domain)
     except KerberosBotError as exc:  # e.g. the bind password's environment variable is missing
         return CheckResult(label, False, exc.user_message, "set the secret the configuration names")
     try:
@@ -109,7 +113,7 @@ async def _domain(config: BotConfig, name: str) -> CheckResult:
 
 async def _entra(config: BotConfig) -> CheckResult:
     try:
-        graph = GraphEntraDirectory(entra_app(config.entra), graph_url=config.entra.graph_url)
+        graph = graph_directory(config)
     except KerberosBotError as exc:
         return CheckResult("entra", False, exc.user_message, "set the secret the configuration names")
     try:
@@ -204,7 +208,7 @@ async def _approver_verification(config: BotConfig, settings: VerificationConfig
     if isinstance(started, CheckResult):
         return started
     try:
-        graph = GraphEntraDirectory(entra_app(config.entra), graph_url=config.entra.graph_url)
+        graph = graph_directory(config)
     except KerberosBotError as exc:
         return CheckResult(label, False, exc.user_message, "set the secret the configuration names")
     group = settings.approver_group_id

@@ -222,7 +222,9 @@ async def _serve(
         await workers.start()
         try:
             runner, port = await start_site(bot.web_app(), host, port)
-            health_runner, health_port = await start_site(build_health_app(readiness), *health)
+            health_runner, health_port = await start_site(
+                build_health_app(readiness, metrics=bot.services.metrics), *health
+            )
             log.info("listening on http://%s:%d%s, %d command worker(s)", host, port, EVENTS_PATH, command_workers)
             log.info("health, readiness and metrics on http://%s:%d", health[0], health_port)
             try:

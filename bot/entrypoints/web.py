@@ -25,7 +25,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.domain.errors import KerberosBotError
 from bot.domain.ports import ReplayGuard
 from bot.observability.logs import new_request_id
-from bot.observability.metrics import ACK_SECONDS, exposition
+from bot.observability.metrics import Metrics
 from handlers.payloads import gate
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,10 @@ def build_web_app(
     signing_secret: str,
     replay_guard: ReplayGuard | None = None,
     routes: Sequence[web.RouteDef] = (),
+    metrics: Metrics | None = None,
 ) -> web.Application:
     """The Slack listener: ``POST /slack/events``, and ``routes`` (the approvers' sign-in callback)."""
+    ack_seconds = (metrics or Metrics.create()).ack_seconds
 
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -59,7 +61,7 @@ def build_web_app(
         bolt_request = await to_bolt_request(request)
         kind = "interaction" if bolt_request.raw_body.startswith("payload=") else "command"
         bolt_response = await bolt.async_dispatch(bolt_request)
-        ACK_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        ack_seconds.labels(kind).observe(time.perf_counter() - started)
         return await to_aiohttp_response(bolt_response)
 
     app = web.Application(client_max_size=1 << 20)
@@ -81,7 +83,7 @@ async def _first_time(guard: ReplayGuard, request: web.Request) -> bool:
 
 
 def build_health_app(
-    readiness: Readiness | None = None, *, cache_seconds: float = READY_CACHE_SECONDS
+    readiness: Readiness | None = None, *, cache_seconds: float = READY_CACHE_SECONDS, metrics: Metrics | None = None
 ) -> web.Application:
     """The health listener: ``/healthz``, ``/readyz`` (failed check names only, cached) and ``/metrics``."""
     cached: tuple[float, list[str]] | None = None
@@ -106,13 +108,15 @@ def build_health_app(
             return web.json_response({"status": "not ready", "failed": failed}, status=503)
         return web.json_response({"status": "ready"})
 
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=exposition(), content_type="text/plain", charset="utf-8")
+    served = metrics or Metrics.create()
+
+    async def prometheus(_: web.Request) -> web.Response:
+        return web.Response(body=served.exposition(), content_type="text/plain", charset="utf-8")
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", prometheus)
     return app
 
 

@@ -47,7 +47,7 @@ from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule, Ra
 from bot.domain.top_level_names import check_top_level_names
 from bot.domain.verification import VerifiedIdentity
 from bot.observability.logs import REQUEST_ID, SLACK_USER
-from bot.observability.metrics import ACTION_SECONDS, REQUESTS_FINISHED
+from bot.observability.metrics import Metrics
 from bot.services.verification import ApproverVerification
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,9 @@ class ChangeService:
         limiter: RateLimiter | None = None,
         rate_limits: RateLimits | None = None,
         entra: EntraDirectory | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics.create()  # the handlers count clicks on the same set
         self._entra = entra  # Entra's KerberosDomain audit events, for a domain's history
         self._limiter = limiter
         self._rate_limits = rate_limits or RateLimits()
@@ -531,8 +533,8 @@ class ChangeService:
                 await heartbeat
             self._module_called.discard(request.id)
         word = state.value
-        ACTION_SECONDS.labels(request.action.value, word).observe(time.perf_counter() - started)
-        REQUESTS_FINISHED.labels(request.action.value, word).inc()
+        self.metrics.action_seconds.labels(request.action.value, word).observe(time.perf_counter() - started)
+        self.metrics.requests_finished.labels(request.action.value, word).inc()
         log.info("request %s (%s %s) %s", request.id, request.action.value, request.domain, word)
         await self._step(request, f"finished: {word}")
         finished = await self._store.finish(claim, state, outcome, self._clock())

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.domain.gpo import KdcProxySetting
+from bot.observability.metrics import Metrics
 from bot.services.changes import ChangeService
 from bot.services.status import StatusService
 from bot.services.verification import ApproverVerification
@@ -16,3 +17,4 @@ class BotServices:
     changes: ChangeService | None = None  # None: no Redis configured, the changing actions are off
     kdc_proxy: KdcProxySetting | None = None
     verification: ApproverVerification | None = None  # None: no action needs verified approvals
+    metrics: Metrics = field(default_factory=Metrics.create)  # what the handlers count

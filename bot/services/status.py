@@ -15,7 +15,7 @@ from bot.domain.diagnosis import Diagnosis, Observations, RotationPolicy, Source
 from bot.domain.errors import KerberosBotError, UnknownDomainError
 from bot.domain.model import AuditEvent, KerberosServerReport, OnPremState, dns_name
 from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule
-from bot.observability.metrics import SOURCE_ERRORS, SOURCE_SECONDS
+from bot.observability.metrics import Metrics
 from bot.services.single_flight import SingleFlight
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,9 @@ class StatusService:
         entra: EntraDirectory,
         settings: StatusSettings | None = None,
         clock: Clock = utc_now,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics.create()
         self._directories = dict(directories)
         self._module = module
         self._entra = entra
@@ -135,15 +137,15 @@ class StatusService:
         try:
             return await asyncio.wait_for(call(), timeout=timeout)
         except KerberosBotError as exc:
-            SOURCE_ERRORS.labels(source, type(exc).__name__).inc()
+            self._metrics.source_errors.labels(source, type(exc).__name__).inc()
             failures.append(SourceFailure(source, str(exc)))
         except TimeoutError:
-            SOURCE_ERRORS.labels(source, "Timeout").inc()
+            self._metrics.source_errors.labels(source, "Timeout").inc()
             failures.append(SourceFailure(source, f"no answer within {timeout:g} s"))
         except Exception:
-            SOURCE_ERRORS.labels(source, "Unexpected").inc()
+            self._metrics.source_errors.labels(source, "Unexpected").inc()
             log.exception("unexpected error reading %s", source)
             failures.append(SourceFailure(source, "unexpected error (details in the bot's log)"))
         finally:
-            SOURCE_SECONDS.labels(source).observe(time.perf_counter() - started)
+            self._metrics.source_seconds.labels(source).observe(time.perf_counter() - started)
         return None

@@ -42,7 +42,7 @@ from bot.domain.verification import (
     check_claims,
     signed_in_at,
 )
-from bot.observability.metrics import VERIFICATIONS
+from bot.observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,9 @@ class ApproverVerification:
         signer: Signer | None = None,
         redirect_uri: str | None = None,
         device_code: DeviceCodeSignIn | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics.create()
         if browser is not None and (tickets is None or signer is None or not redirect_uri):
             raise ValueError("the browser sign-in needs a ticket store, the integrity signer and a redirect URI")
         if browser is None and device_code is None:
@@ -149,7 +151,7 @@ class ApproverVerification:
             raise SignInRefused(f"{upn} is not a member of the Entra approver group")
         identity = VerifiedIdentity(object_id, upn, signed_in_at(claims) or self._clock(), mfa)
         log.info("approver %s verified as %s (%s) for %s", binding.chat_user, upn, object_id, binding.request_id)
-        VERIFICATIONS.labels("verified").inc()
+        self._metrics.verifications.labels("verified").inc()
         return VerificationOutcome(identity=identity)
 
     async def _outcome(self, binding: SignInFor, claims: Callable[[], Any], expected: str) -> VerificationOutcome:
@@ -158,13 +160,13 @@ class ApproverVerification:
             return await self._verified(binding, await claims(), expected)
         except SignInRefused as exc:
             log.warning("approver %s not verified for %s: %s", binding.chat_user, binding.request_id, exc.user_message)
-            VERIFICATIONS.labels("refused").inc()
+            self._metrics.verifications.labels("refused").inc()
             return VerificationOutcome(problem=exc.user_message)
         except SignInAbandoned as exc:
-            VERIFICATIONS.labels("abandoned").inc()
+            self._metrics.verifications.labels("abandoned").inc()
             return VerificationOutcome(problem=exc.user_message, abandoned=True)
         except EntraError as exc:
-            VERIFICATIONS.labels("error").inc()
+            self._metrics.verifications.labels("error").inc()
             return VerificationOutcome(problem=f"Entra ID could not complete the check: {exc.user_message}")
 
     # -- browser sign-in (authorization code flow with PKCE) -------------------------------------
@@ -190,7 +192,7 @@ class ApproverVerification:
         )
         ticket = json.dumps({"body": body, "mac": self._signer.text_mac(_TICKET, body)})
         await self._tickets.put(started.state, ticket, self.policy.link_lifetime)
-        VERIFICATIONS.labels("link").inc()
+        self._metrics.verifications.labels("link").inc()
         return SignInLink(started.auth_uri, expected, expires_at)
 
     async def complete_browser(self, state: str, response: Mapping[str, str]) -> CallbackResult:
@@ -198,7 +200,7 @@ class ApproverVerification:
         assert self._browser is not None and self._tickets is not None and self._signer is not None
         raw = await self._tickets.take(state, self.policy.link_lifetime) if state else None
         if raw is None:
-            VERIFICATIONS.labels("refused").inc()
+            self._metrics.verifications.labels("refused").inc()
             used = await self._tickets.taken(state) if state else None
             replayed = self._opened(used) if used is not None else None
             if replayed is not None:
@@ -213,11 +215,11 @@ class ApproverVerification:
             return CallbackResult(None, VerificationOutcome(problem=why))
         opened = self._opened(raw)
         if opened is None:
-            VERIFICATIONS.labels("refused").inc()
+            self._metrics.verifications.labels("refused").inc()
             return CallbackResult(None, VerificationOutcome(problem="this sign-in link's record was tampered with"))
         binding, expected, expires_at, flow = opened
         if self._clock() > expires_at:
-            VERIFICATIONS.labels("abandoned").inc()
+            self._metrics.verifications.labels("abandoned").inc()
             return CallbackResult(
                 binding,
                 VerificationOutcome(problem="the sign-in link expired before the sign-in completed", abandoned=True),

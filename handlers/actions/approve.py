@@ -18,7 +18,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.approvals import ChangeRequest, Verdict
 from bot.domain.errors import KerberosBotError
 from bot.observability.logs import set_user
-from bot.observability.metrics import DECISIONS
 from bot.services.changes import ChangeService
 from bot.services.verification import ApproverVerification, PendingVerification, SignInFor, VerificationOutcome
 from handlers.actions.clicks import Click, clicked, request_id_of
@@ -41,7 +40,7 @@ async def _verify_then_approve(
     """Give the approver the sign-in made for this approval of this request; the approval is recorded
     when that sign-in completes (at the callback, or when the device code is used)."""
     set_user(click.user)
-    DECISIONS.labels(Verdict.VERIFY_FIRST.value).inc()
+    changes.metrics.decisions.labels(Verdict.VERIFY_FIRST.value).inc()
     binding = SignInFor(request.id, request.action.value, click.user, click.origin, click.channel)
     try:
         if verification.uses_browser:
@@ -128,7 +127,7 @@ async def record_sign_in(
         )
     else:
         await changes.refuse_unverified(binding.request_id, user, problem)
-        DECISIONS.labels("unverified").inc()
+        changes.metrics.decisions.labels("unverified").inc()
         text = (
             f":no_entry_sign: Your approval of `{binding.request_id}` was refused: {escape(problem)}. "
             "Nothing was changed."

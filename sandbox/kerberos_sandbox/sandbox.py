@@ -27,7 +27,7 @@ from bot.config import load_bot_config
 from bot.domain.errors import ConfigurationError
 from bot.domain.ports import SetServerOptions
 from bot.domain.verification import CALLBACK_PATH
-from bot.entrypoints.web import EVENTS_PATH, bind_socket, build_health_app, start_site
+from bot.entrypoints.web import EVENTS_PATH, bind_socket, start_site
 from kerberos_sandbox.entra_standin import EntraStandIn
 from kerberos_sandbox.redis_server import PrivateRedis
 from kerberos_sandbox.redis_server import answers as redis_answers
@@ -375,7 +375,7 @@ async def sandbox(
         web_app = bot.web_app()
         runner, port = await start_site(web_app, sock=slack_socket)
         stack.push_async_callback(runner.cleanup)
-        health_runner, health_port = await start_site(build_health_app(components.readiness, cache_seconds=0))
+        health_runner, health_port = await start_site(bot.health_app(cache_seconds=0))
         stack.push_async_callback(health_runner.cleanup)
         session = await stack.enter_async_context(aiohttp.ClientSession())
         yield Sandbox(

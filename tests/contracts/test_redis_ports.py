@@ -14,7 +14,7 @@ import pytest
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.commands import RedisCommandQueue
 from bot.adapters.redis.rate import RedisRateLimiter
-from bot.adapters.redis.store import RedisSignInTickets
+from bot.adapters.redis.sign_in_tickets import RedisSignInTickets
 from bot.domain.ports import CommandQueue, DeferredCommand, RateLimiter
 from bot.domain.verification import SignInTickets
 from tests.support.fake_approvals import FakeSignInTickets

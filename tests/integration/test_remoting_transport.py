@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import trustme
 
-from bot.adapters.kerberos_module.remoting.module import (
+from bot.adapters.kerberos_module.remoting.calls import (
     MODULE_SCRIPT,
     RUN_SCRIPT,
     ModuleCredentials,
-    RemotingKerberosModule,
     RemotingTarget,
     Timeouts,
 )
+from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule
 from bot.bootstrap import build_remoting
 from bot.config import RemotingConfig
 from bot.domain.errors import KerberosModuleError

@@ -58,6 +58,12 @@ async def test_sandbox_up_prints_its_endpoints_and_down_stops_it(tmp_path: Path)
             trust = ssl.create_default_context(cafile=entra["ca_file"])  # the stand-in's private CA
             async with session.get(entra["admin"] + "counts", headers=entra["admin_header"], ssl=trust) as counts:
                 assert counts.status == 200 and "graph" in await counts.json()
+            # seeding: a change made outside the bot, as Entra's audit log would show it
+            outside = {"domain": "contoso.test", "activity": "Update kerberos domain", "initiated_by_user": "eve@x"}
+            async with session.post(
+                entra["admin"] + "audit-events", json=outside, headers=entra["admin_header"], ssl=trust
+            ) as seeded:
+                assert seeded.status == 201
             # a signed command, as Slack sends it; the reply reaches the stand-in's response URL
             response_url = slack["web_api"].replace("/api/", "/response/") + "standalone-1"
             form = slash_command_form("status contoso.test", response_url=response_url)
@@ -70,7 +76,8 @@ async def test_sandbox_up_prints_its_endpoints_and_down_stops_it(tmp_path: Path)
                     if replies:
                         break
                     await asyncio.sleep(0.2)
-            assert "Kerberos status: contoso.test" in json.dumps(replies[0]["body"])
+            shown = json.dumps(replies[0]["body"])
+            assert "Kerberos status: contoso.test" in shown and "eve@x" in shown  # the seeded audit event
             # a fault for the next call of a method: Slack's rate limit
             fault = {"method": "chat.postMessage", "status": 429, "retry_after": 2}
             async with session.post(slack["admin"] + "faults", json=fault, headers=slack["admin_header"]) as ok:

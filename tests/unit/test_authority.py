@@ -22,13 +22,24 @@ ORIGIN = "T0STANDIN/A0KERBOT/C0PLATFORM"
 KEY = b"k" * 32
 
 
-def world(signer: Signer | None = None):  # type: ignore[no-untyped-def]
+GROUPS = {ADMINS: frozenset({"U0BOB", "U0CAROL"}), BREAKGLASS: frozenset({"U0DAVE", "U0ERIN"})}
+
+
+def world(
+    signer: Signer | None = None,
+    *,
+    groups: FakeGroups | None = None,
+    store: FakeApprovalStore | None = None,
+    raise_rotation_to: int | None = None,
+) -> tuple[ChangeService, FakeApprovalStore, FakeKerberosModule, FakeDirectory]:
+    """A service on fakes; ``store`` shares one with another service (the bot restarted on a changed
+    configuration), ``raise_rotation_to`` makes that configuration ask more approvals for a rotation."""
     directories = {
         "contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)))
     }
     module = FakeKerberosModule.in_step(directories)
-    store = FakeApprovalStore()
-    groups = FakeGroups({ADMINS: frozenset({"U0BOB", "U0CAROL"}), BREAKGLASS: frozenset({"U0DAVE", "U0ERIN"})})
+    store = store or FakeApprovalStore()
+    groups = groups or FakeGroups(dict(GROUPS))
     policies = {
         Action.ROTATE: ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({ADMINS})),
         Action.ROTATE_FORCE: ActionPolicy(2, timedelta(hours=1), frozenset(), frozenset({BREAKGLASS})),
@@ -36,6 +47,8 @@ def world(signer: Signer | None = None):  # type: ignore[no-untyped-def]
         Action.SETUP: ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({ADMINS})),
         Action.REMOVE_ALL: ActionPolicy(2, timedelta(hours=1), frozenset(), frozenset({BREAKGLASS})),
     }
+    if raise_rotation_to is not None:
+        policies[Action.ROTATE] = replace(policies[Action.ROTATE], approvals_required=raise_rotation_to)
     service = ChangeService(
         store=store,
         module=module,
@@ -158,9 +171,10 @@ async def test_an_approval_added_in_the_store_is_refused() -> None:
 
 
 async def test_an_approver_removed_from_the_group_before_execution_stops_it() -> None:
-    service, store, module, _ = world()
+    groups = FakeGroups(dict(GROUPS))
+    service, store, module, _ = world(groups=groups)
     request_id = await approved_rotation(service)
-    service._groups = FakeGroups({ADMINS: frozenset({"U0CAROL"})})
+    groups.groups[ADMINS] = frozenset({"U0CAROL"})  # Bob left the group
     execution = await service.execute_next("w")
     assert execution is not None and execution.request.state == RequestState.FAILED
     assert "no longer in an approver group" in execution.outcome and module.set_calls == 0
@@ -169,11 +183,9 @@ async def test_an_approver_removed_from_the_group_before_execution_stops_it() ->
 
 @pytest.mark.parametrize("required", [1, 2])
 async def test_a_policy_raised_after_the_approval_is_honoured_at_execution(required: int) -> None:
-    service, _, _, _ = world()
-    await approved_rotation(service)
-    policies = dict(service._policies)
-    policies[Action.ROTATE] = replace(policies[Action.ROTATE], approvals_required=required)
-    service._policies = policies
+    first, store, _, _ = world()
+    await approved_rotation(first)
+    service, _, _, _ = world(store=store, raise_rotation_to=required)  # restarted on a stricter configuration
     execution = await service.execute_next("w")
     assert execution is not None
     assert execution.succeeded == (required == 1), execution.outcome

@@ -29,8 +29,17 @@ class Clock:
         return self.now
 
 
-def make(key_age: timedelta = timedelta(days=40), limits: ExecutionLimits | None = None):  # type: ignore[no-untyped-def]
-    directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - key_age))}
+World = tuple[ChangeService, FakeApprovalStore, FakeKerberosModule, dict[str, FakeDirectory], Clock]
+
+
+def make(
+    key_age: timedelta = timedelta(days=40),
+    limits: ExecutionLimits | None = None,
+    *,
+    directory: type[FakeDirectory] = FakeDirectory,
+    forest_roots: dict[str, str] | None = None,
+) -> World:
+    directories = {"contoso.test": directory(on_prem_state("contoso.test", key_updated_on=NOW - key_age))}
     module = FakeKerberosModule.in_step(directories)
     store = FakeApprovalStore()
     clock = Clock(NOW)
@@ -48,6 +57,7 @@ def make(key_age: timedelta = timedelta(days=40), limits: ExecutionLimits | None
         rotation=RotationPolicy(),
         clock=clock,
         limits=limits or ExecutionLimits(),
+        forest_roots=forest_roots,
     )
     return service, store, module, directories, clock
 
@@ -101,7 +111,8 @@ async def test_approver_outside_the_group_is_refused_and_audited() -> None:
     result = await service.approve(request.id, "U0MALLORY")
     assert result.verdict == Verdict.NOT_ALLOWED
     assert [e.event for e in await store.audit(request.id)] == ["requested", "refused"]
-    assert (await store.get(request.id)).state == RequestState.PENDING
+    stored = await store.get(request.id)
+    assert stored is not None and stored.state == RequestState.PENDING
 
 
 async def test_requester_in_the_approver_group_still_cannot_approve() -> None:
@@ -135,7 +146,8 @@ async def test_one_change_per_domain_at_a_time_the_second_waits_then_runs() -> N
     await service.approve(second.id, "U0BOB")
     await service.approve(second.id, "U0CAROL")
     assert await service.execute_next("worker-2") is None  # the domain is busy: it waits, it does not fail
-    assert (await store.get(second.id)).state == RequestState.APPROVED
+    stored = await store.get(second.id)
+    assert stored is not None and stored.state == RequestState.APPROVED
     module.hang.set()
     assert (await running) is not None
     done = await service.execute_next("worker-2")  # it ran, re-validated against the key the first one made
@@ -198,12 +210,10 @@ async def test_removing_a_missing_tdo_is_refused() -> None:
 
 
 async def test_pending_requests_expire_on_the_sweep() -> None:
-    clock = {"now": NOW}
-    service, _store, *_ = make()
-    service._clock = lambda: clock["now"]
+    service, _store, _module, _directories, clock = make()
     request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
     assert await service.expire_due() == []
-    clock["now"] = NOW + timedelta(hours=5)
+    clock.now = NOW + timedelta(hours=5)
     [expired] = await service.expire_due()
     assert expired.id == request.id and expired.state == RequestState.EXPIRED
 
@@ -214,9 +224,7 @@ class LaggingDirectory(FakeDirectory):
 
 
 async def test_following_the_key_names_the_dcs_that_lag() -> None:
-    service, *_, directories, _ = make()
-    lagging = LaggingDirectory(directories["contoso.test"].state)
-    service._directories["contoso.test"] = lagging
+    service, *_ = make(directory=LaggingDirectory)
     result = await service.follow_key("contoso.test", 60000, interval=timedelta(0), give_up_after=timedelta(0))
     assert result.agreed == ("ldaps://dc1.contoso.test",)
     assert result.lagging == ("ldaps://dc2.contoso.test", "ldaps://dc3.contoso.test")
@@ -276,8 +284,8 @@ async def test_a_fido_only_domain_or_a_child_domain_rotates_the_service_account_
     assert (execution := await service.execute_next("worker")) is not None and execution.succeeded
     assert seen[0].setup_cloud_trust is False
 
-    child, _store, _module, _directories, _ = make()
-    child._forest_roots = {"contoso.test": "root.test"}  # a child: its trust lives in the root
+    # a child: its trust lives in the root
+    child, _store, _module, _directories, _ = make(forest_roots={"contoso.test": "root.test"})
     request = await child.request_rotation("contoso.test", requester="U0ALICE", reason="quarterly", force=False)
     assert "-SetupCloudTrust" not in request.plan[0] and any("forest root" in s for s in request.plan)
 
@@ -289,7 +297,7 @@ async def test_a_module_that_leaves_the_trust_keys_as_they_were_is_a_failure() -
     async def service_key_only(domain: str, options: SetServerOptions) -> KerberosServerReport:
         return await original(domain, SetServerOptions(rotate_server_key=True, force=options.force))
 
-    module.set_server = service_key_only
+    module.set_server = service_key_only  # type: ignore[method-assign,assignment]
     await _approved_rotation(service)
     execution = await service.execute_next("worker")
     assert execution is not None and not execution.succeeded

@@ -19,15 +19,16 @@ from pypsrp.wsman import WSMan
 from spnego import KerberosKeytab
 
 from bot.adapters.kerberos_module.remoting import powershell as ps
-from bot.adapters.kerberos_module.remoting.module import (
+from bot.adapters.kerberos_module.remoting.calls import (
     RUN_SCRIPT,
     ModuleCredentials,
-    RemotingKerberosModule,
     RemotingTarget,
     ScriptCall,
     add_call,
     script_call,
 )
+from bot.adapters.kerberos_module.remoting.failures import transport_failure
+from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule
 from bot.adapters.kerberos_module.remoting.winrm_kerberos import KerberosClient, kerberos_failure, use_krb5_config
 from bot.bootstrap import build_remoting
 from bot.config import KerberosModuleConfig, RemotingConfig, load_bot_config
@@ -36,6 +37,14 @@ from bot.domain.ports import SetServerOptions
 from bot.entrypoints.check import check_remoting
 
 ROOT = Path(__file__).parents[2]
+
+
+def transport_failure_of(
+    runner: RemotingKerberosModule, exc: Exception, call: ScriptCall, timeout: float
+) -> KerberosModuleError:
+    return transport_failure(exc, runner.target, call, timeout)
+
+
 EXAMPLE = ROOT / "examples" / "kerberos-bot.toml"
 HOSTILE = 'contoso.com\'; Remove-AzureAdKerberosServer -Domain contoso.com; "$(Stop-Computer)" #'
 CREDENTIALS = ModuleCredentials("CONTOSO\\da", "Dom-pw-1", "hia@contoso.com", "Cloud-pw-1")
@@ -159,7 +168,7 @@ CALL = ScriptCall(RUN_SCRIPT, {}, "Set-AzureADKerberosServer -Domain <Domain> -R
     ],
 )
 def test_transport_errors_name_the_host_and_the_fix(exc: Exception, expected: str) -> None:
-    error = module()._transport_error(exc, CALL, 180)
+    error = transport_failure_of(module(), exc, CALL, 180)
     assert isinstance(error, KerberosModuleError)
     assert expected in error.user_message
     assert "mgmt01.contoso.com" in error.user_message
@@ -175,7 +184,7 @@ def test_transport_error_messages_are_distinct() -> None:
         WSManFaultError(5, None, "Access is denied.", None, None, None),
         WinRMTransportError("http", 500, ""),
     ]
-    messages = {module()._transport_error(e, CALL, 180).user_message for e in kinds}
+    messages = {transport_failure_of(module(), e, CALL, 180).user_message for e in kinds}
     assert len(messages) == len(kinds)
 
 
@@ -351,7 +360,7 @@ def wrapped(inner: Exception) -> Exception:
     ],
 )
 def test_kerberos_failures_name_the_host_and_the_fix(exc: Exception, expected: str) -> None:
-    error = kerberos_module()._transport_error(exc, CALL, 180)
+    error = transport_failure_of(kerberos_module(), exc, CALL, 180)
     assert expected in error.user_message
     assert error.user_message.startswith("Kerberos to the management host mgmt01.contoso.com:5986 failed")
 
@@ -365,11 +374,11 @@ def test_kerberos_failure_messages_are_distinct() -> None:
 
 def test_keytab_and_spn_override_shape_the_messages() -> None:
     keytab = kerberos_module(password=None, keytab="/etc/kb/bot.keytab", spn_hostname="mgmt01.corp.contoso.com")
-    refused = keytab._transport_error(FakeKrb5Error("Preauthentication failed", -1765328360), CALL, 180)
+    refused = transport_failure_of(keytab, FakeKrb5Error("Preauthentication failed", -1765328360), CALL, 180)
     assert "refused the key in /etc/kb/bot.keytab for svc@CONTOSO.COM" in refused.user_message
-    unknown = keytab._transport_error(wrapped(FakeGSSError("x", 2529638919)), CALL, 180)
+    unknown = transport_failure_of(keytab, wrapped(FakeGSSError("x", 2529638919)), CALL, 180)
     assert "HTTP/mgmt01.corp.contoso.com" in unknown.user_message
-    ticket = keytab._transport_error(AuthenticationError("401"), CALL, 180)
+    ticket = transport_failure_of(keytab, AuthenticationError("401"), CALL, 180)
     assert "refused the Kerberos ticket for HTTP/mgmt01.corp.contoso.com" in ticket.user_message
 
 

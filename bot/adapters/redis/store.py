@@ -38,10 +38,17 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from bot.adapters.redis.client import connect, store_errors
+from bot.adapters.redis.codec import (
+    allowed_list,
+    approval_value,
+    iso,
+    ms,
+    pairs,
+    request_from,
+)
 from bot.adapters.redis.scripts import lua_script
 from bot.domain.approvals import (
     Action,
-    Approval,
     AuditEntry,
     ChangeRequest,
     Claim,
@@ -65,81 +72,6 @@ CLAIM = lua_script("claim", "audit")
 RENEW = lua_script("renew")
 ATTENTION = lua_script("attention", "audit")
 FINISH = lua_script("finish", "audit")
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _allowed(actions: frozenset[Action] | None) -> str:
-    return "*" if actions is None else "\n".join(sorted(a.value for a in actions)) or "-"
-
-
-def _pairs(flat: list[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-def _approval_value(at: datetime, identity: VerifiedIdentity | None, mac: str = "") -> str:
-    value: dict[str, Any] = {"at": _iso(at), "mac": mac}
-    if identity is not None:
-        value.update(
-            oid=identity.object_id, upn=identity.upn, signed_in_at=_iso(identity.signed_in_at), mfa=identity.mfa
-        )
-    return json.dumps(value)
-
-
-def _identity_from(data: dict[str, Any]) -> VerifiedIdentity:
-    return VerifiedIdentity(
-        object_id=str(data["oid"]),
-        upn=str(data["upn"]),
-        signed_in_at=datetime.fromisoformat(str(data["signed_in_at"])),
-        mfa=bool(data.get("mfa")),
-    )
-
-
-def _approval_from(approver: str, value: str) -> Approval:
-    if not value.startswith("{"):
-        return Approval(approver, datetime.fromisoformat(value))
-    data = json.loads(value)
-    identity = _identity_from(data) if "oid" in data else None
-    return Approval(approver, datetime.fromisoformat(data["at"]), identity, str(data.get("mac", "")))
-
-
-def _request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeRequest:
-    return ChangeRequest(
-        id=fields["id"],
-        action=Action(fields["action"]),
-        domain=fields["domain"],
-        requester=fields["requester"],
-        reason=fields["reason"],
-        plan=tuple(json.loads(fields["plan"])),
-        created_at=datetime.fromisoformat(fields["created_at"]),
-        expires_at=datetime.fromisoformat(fields["expires_at"]),
-        approvals_required=int(fields["approvals_required"]),
-        state=RequestState(fields["state"]),
-        approvals=tuple(sorted((_approval_from(who, value) for who, value in approvals.items()), key=lambda a: a.at)),
-        decided_by=fields.get("decided_by") or None,
-        decision_reason=fields.get("decision_reason") or None,
-        decided_at=_time(fields.get("decided_at")),
-        channel=fields.get("channel") or None,
-        message_ts=fields.get("message_ts") or None,
-        outcome=fields.get("outcome") or None,
-        expected_key_version=int(fields["expected_key_version"]) if fields.get("expected_key_version") else None,
-        top_level_names=tuple(n for n in fields.get("top_level_names", "").split(",") if n),
-        approved_at=_time(fields.get("approved_at")),
-        claimed_by=fields.get("claimed_by") or None,
-        origin=fields.get("origin", ""),
-        requester_upn=fields.get("requester_upn") or None,
-        mac=fields.get("mac", ""),
-    )
 
 
 def _durability_plan(info: dict[str, Any], appendonly: str | None) -> tuple[str, int]:
@@ -215,7 +147,7 @@ class RedisApprovalStore:
         self.round_trips += 1
         with store_errors():
             return await self._scripts[script](
-                keys=self._keys(request_id, domain), args=[request_id, _ms(at), _iso(at), *extra]
+                keys=self._keys(request_id, domain), args=[request_id, ms(at), iso(at), *extra]
             )
 
     # -- transitions ----------------------------------------------------------------------------
@@ -227,10 +159,10 @@ class RedisApprovalStore:
             "requester": request.requester,
             "reason": request.reason,
             "plan": json.dumps(list(request.plan)),
-            "created_at": _iso(request.created_at),
-            "created_at_ms": str(_ms(request.created_at)),
-            "expires_at": _iso(request.expires_at),
-            "expires_at_ms": str(_ms(request.expires_at)),
+            "created_at": iso(request.created_at),
+            "created_at_ms": str(ms(request.created_at)),
+            "expires_at": iso(request.expires_at),
+            "expires_at_ms": str(ms(request.expires_at)),
             "approvals_required": str(request.approvals_required),
             "state": RequestState.PENDING.value,
             "channel": request.channel or "",
@@ -245,15 +177,15 @@ class RedisApprovalStore:
         with store_errors("the request was not recorded"):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self._req(request.id), mapping=fields)
-                pipe.zadd(f"{self._p}:pending", {request.id: _ms(request.expires_at)})
-                pipe.zadd(f"{self._p}:recent", {request.id: _ms(request.created_at)})
+                pipe.zadd(f"{self._p}:pending", {request.id: ms(request.expires_at)})
+                pipe.zadd(f"{self._p}:recent", {request.id: ms(request.created_at)})
                 pipe.xadd(
                     f"{self._p}:audit",
                     {
                         "request": request.id,
                         "event": "requested",
                         "actor": request.requester,
-                        "at": _iso(request.created_at),
+                        "at": iso(request.created_at),
                         "detail": request.reason,
                     },
                 )
@@ -269,7 +201,7 @@ class RedisApprovalStore:
         verdict, count = Verdict(answer[0]), int(answer[1])
         if verdict == Verdict.NOT_FOUND:
             return DecisionResult(verdict, None, 0)
-        return DecisionResult(verdict, _request_from(_pairs(answer[2]), _pairs(answer[3])), count)
+        return DecisionResult(verdict, request_from(pairs(answer[2]), pairs(answer[3])), count)
 
     async def approve(
         self,
@@ -284,7 +216,7 @@ class RedisApprovalStore:
         origin: str = "",
     ) -> DecisionResult:
         verified = (
-            (identity.describe(), identity.object_id, identity.upn, _iso(identity.signed_in_at))
+            (identity.describe(), identity.object_id, identity.upn, iso(identity.signed_in_at))
             if identity
             else ("", "", "", "")
         )
@@ -295,8 +227,8 @@ class RedisApprovalStore:
                 at,
                 approver,
                 origin,
-                _allowed(allowed),
-                _approval_value(at, identity, mac),
+                allowed_list(allowed),
+                approval_value(at, identity, mac),
                 *verified,
                 "\n".join(a.value for a in verified_actions),
             )
@@ -312,7 +244,7 @@ class RedisApprovalStore:
         allowed: frozenset[Action] | None = None,
         origin: str = "",
     ) -> DecisionResult:
-        return self._result(await self._run("deny", request_id, at, approver, origin, _allowed(allowed), reason))
+        return self._result(await self._run("deny", request_id, at, approver, origin, allowed_list(allowed), reason))
 
     async def cancel(self, request_id: str, requester: str, at: datetime) -> DecisionResult:
         return self._result(await self._run("cancel", request_id, at, requester, "", "*"))
@@ -322,12 +254,12 @@ class RedisApprovalStore:
         with store_errors():
             await self._redis.xadd(
                 f"{self._p}:audit",
-                {"request": request_id, "event": "refused", "actor": actor, "at": _iso(at), "detail": why},
+                {"request": request_id, "event": "refused", "actor": actor, "at": iso(at), "detail": why},
             )
 
     async def expire_due(self, at: datetime) -> list[str]:
         with store_errors():
-            due = await self._redis.zrangebyscore(f"{self._p}:pending", "-inf", _ms(at))
+            due = await self._redis.zrangebyscore(f"{self._p}:pending", "-inf", ms(at))
         return [rid for rid in due if await self._run("expire", rid, at) == 1]
 
     async def _ensure_group(self) -> None:
@@ -429,7 +361,7 @@ class RedisApprovalStore:
     async def record_step(self, request_id: str, step: str, at: datetime) -> None:
         self.round_trips += 1
         with store_errors():
-            await self._redis.rpush(f"{self._req(request_id)}:journal", f"{_iso(at)} {step}")
+            await self._redis.rpush(f"{self._req(request_id)}:journal", f"{iso(at)} {step}")
 
     async def executing(self) -> list[ChangeRequest]:
         with store_errors():
@@ -454,7 +386,7 @@ class RedisApprovalStore:
         return str(holder).split(":", 1)[0] if holder else None
 
     async def sweep(self, at: datetime, retention: timedelta, audit_retention: timedelta | None = None) -> int:
-        cutoff = _ms(at - retention)
+        cutoff = ms(at - retention)
         forgotten = 0
         with store_errors():
             old = await self._redis.zrangebyscore(f"{self._p}:recent", "-inf", cutoff)
@@ -466,7 +398,7 @@ class RedisApprovalStore:
                 await self._redis.delete(req, f"{req}:approvals", f"{req}:journal", f"{req}:people", f"{req}:clicks")
                 await self._redis.zrem(f"{self._p}:recent", request_id)
                 forgotten += 1
-            audit_cutoff = _ms(at - (audit_retention or retention))
+            audit_cutoff = ms(at - (audit_retention or retention))
             await self._redis.xtrim(f"{self._p}:audit", minid=audit_cutoff, approximate=False)
         return forgotten
 
@@ -478,7 +410,7 @@ class RedisApprovalStore:
                 pipe.hgetall(f"{self._req(request_id)}:approvals")
                 pipe.lrange(f"{self._req(request_id)}:journal", 0, -1)
                 fields, approvals, journal = await pipe.execute()
-        return replace(_request_from(fields, approvals), journal=tuple(journal)) if fields else None
+        return replace(request_from(fields, approvals), journal=tuple(journal)) if fields else None
 
     async def audit(self, request_id: str | None = None, count: int = 100) -> list[AuditEntry]:
         with store_errors():
@@ -525,36 +457,3 @@ class RedisApprovalStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
-
-
-class RedisSignInTickets:
-    """Implements ``bot.domain.verification.SignInTickets``: browser sign-ins waiting for their
-    callback, each taken at most once (GET, DEL and the used-marker in one script). The ticket is
-    signed by the service; this store only keeps it until it expires."""
-
-    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
-        self._redis: Any = client
-        self._p = prefix
-        self._take = self._redis.register_script(lua_script("take_ticket"))
-
-    def _key(self, state: str) -> str:
-        return f"{self._p}:signin:{state}"
-
-    def _used(self, state: str) -> str:
-        return f"{self._p}:signin-used:{state}"
-
-    async def put(self, state: str, ticket: str, ttl: timedelta) -> None:
-        with store_errors("the sign-in link was not made"):
-            await self._redis.set(self._key(state), ticket, px=max(1, int(ttl.total_seconds() * 1000)), nx=True)
-
-    async def take(self, state: str, remember: timedelta) -> str | None:
-        with store_errors("the sign-in was not recorded"):
-            ticket = await self._take(
-                keys=[self._key(state), self._used(state)], args=[max(1, int(remember.total_seconds() * 1000))]
-            )
-        return ticket.decode() if isinstance(ticket, bytes) else ticket
-
-    async def taken(self, state: str) -> str | None:
-        with store_errors():
-            ticket = await self._redis.get(self._used(state))
-        return ticket.decode() if isinstance(ticket, bytes) else ticket

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -29,6 +30,27 @@ class AdminApi(StandInBase):
         app.router.add_post("/_standin/reset", self._admin_reset)
         app.router.add_get("/_standin/device-codes", self._admin_device_codes)
         app.router.add_post("/_standin/device-sign-in", self._admin_device_sign_in)
+        app.router.add_post("/_standin/audit-events", self._admin_audit_event)
+
+    async def _admin_audit_event(self, request: web.Request) -> web.Response:
+        """{"domain", "activity", "at" (ISO 8601, default now), "initiated_by_user" | "initiated_by_app",
+        "result"}: an audit event as Entra records one (say, a change made outside the bot)."""
+        body = await self._json_body(request)
+        if not isinstance(body, dict) or not body.get("domain") or not body.get("activity"):
+            return web.json_response({"error": "expected a JSON object with domain and activity"}, status=400)
+        try:
+            at = datetime.fromisoformat(str(body["at"]).replace("Z", "+00:00")) if body.get("at") else datetime.now(UTC)
+        except ValueError:
+            return web.json_response({"error": "at must be an ISO 8601 time"}, status=400)
+        event = self.add_audit_event(
+            str(body["domain"]),
+            str(body["activity"]),
+            at,
+            initiated_by_user=body.get("initiated_by_user"),
+            initiated_by_app=body.get("initiated_by_app"),
+            result=str(body.get("result", "success")),
+        )
+        return web.json_response(event, status=201)
 
     def clear_data(self) -> None:
         """Forget KerberosDomains, audit events and registered certificates; restore tenant and roles."""

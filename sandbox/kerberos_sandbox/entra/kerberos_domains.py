@@ -53,6 +53,9 @@ def valid_domain_json(body: object) -> str | None:
 
 class KerberosDomainStore(StandInBase):
     def _add_store_routes(self, app: web.Application) -> None:
+        # seeding, behind the admin key (the store itself takes any token of the tenant)
+        app.router.add_put("/_standin/kerberos-domains/{domain}", self._admin_seed_domain)
+        app.router.add_delete("/_standin/kerberos-domains/{domain}", self._admin_forget_domain)
         store = "/_emulator/tenants/{tenant}/kerberosDomains/{domain}"
         app.router.add_get(store, self._store_get)
         app.router.add_put(store, self._store_put)
@@ -154,3 +157,22 @@ class KerberosDomainStore(StandInBase):
             return graph_error(404, "Request_ResourceNotFound", "KerberosDomain not found.")
         self.add_audit_event(key, "Delete kerberos domain", datetime.now(UTC), initiated_by_app=None)
         return web.Response(status=204)
+
+    async def _admin_seed_domain(self, request: web.Request) -> web.Response:
+        """A KerberosDomain as the module would have written it (no audit event unless ``?audit=1``)."""
+        body = await self._json_body(request)
+        problem = valid_domain_json(body)
+        if (
+            problem is None
+            and isinstance(body, dict)
+            and str(body["domainDnsName"]).lower() != request.match_info["domain"].lower()
+        ):
+            problem = "domainDnsName does not match the URL"
+        if problem or not isinstance(body, dict):
+            return web.json_response({"error": f"Invalid KerberosDomain: {problem}"}, status=400)
+        self.put_kerberos_domain(body, audit=request.query.get("audit") == "1")
+        return web.json_response(self.kerberos_domain(request.match_info["domain"]), status=201)
+
+    async def _admin_forget_domain(self, request: web.Request) -> web.Response:
+        found = self.delete_kerberos_domain(request.match_info["domain"], audit=request.query.get("audit") == "1")
+        return web.json_response({"deleted": found}, status=200 if found else 404)

@@ -22,26 +22,29 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from importlib.resources import files
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 import requests
-from pypsrp.complex_objects import PSCredential, PSInvocationState
-from pypsrp.exceptions import (
-    AuthenticationError,
-    InvalidPSRPOperation,
-    WinRMError,
-    WinRMTransportError,
-    WSManFaultError,
-)
+from pypsrp.complex_objects import PSInvocationState
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
-from spnego import KerberosKeytab
 
 from bot.adapters.kerberos_module.remoting import powershell as ps
-from bot.adapters.kerberos_module.remoting.winrm_kerberos import KerberosClient, kerberos_failure
+from bot.adapters.kerberos_module.remoting.calls import (
+    MODULE_SCRIPT,
+    ModuleCredentials,
+    ModuleInfo,
+    RemotingTarget,
+    ScriptCall,
+    ScriptResult,
+    Timeouts,
+    add_call,
+    jea_call,
+    quiet_transport_loggers,
+    script_call,
+)
+from bot.adapters.kerberos_module.remoting.failures import transport_failure
 from bot.adapters.threads import run_in
 from bot.domain.errors import KerberosModuleError
 from bot.domain.model import KerberosServerReport
@@ -49,178 +52,7 @@ from bot.domain.ports import SetServerOptions
 
 log = logging.getLogger(__name__)
 
-
-def powershell_script(name: str) -> str:
-    """One of the adapter's scripts, from ``scripts/`` (package data), read once at import."""
-    return (files("bot.adapters.kerberos_module.remoting") / "scripts" / name).read_text(encoding="utf-8")
-
-
-Auth = Literal["negotiate", "kerberos", "ntlm", "credssp", "basic"]
-
-# Loggers that write request bodies or authentication tokens at DEBUG/INFO.
-TRANSPORT_LOGGERS = ("pypsrp", "requests_credssp", "spnego", "urllib3", "requests_ntlm", "requests_kerberos")
-
 CLOUDS = {0: "public", 1: "China", 2: "US Government"}
-
-RUN_SCRIPT = powershell_script("run.ps1")
-
-MODULE_SCRIPT = powershell_script("module.ps1")
-
-
-def quiet_transport_loggers() -> None:
-    """The transport libraries log SOAP bodies, PSRP messages and auth tokens at DEBUG: never let them."""
-    for name in TRANSPORT_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-@dataclass(frozen=True)
-class RemotingTarget:
-    """How to reach the management host."""
-
-    host: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    port: int = 5986
-    ssl: bool = True
-    cert_validation: bool | str = True  # or the path of a CA bundle
-    auth: Auth = "negotiate"
-    configuration_name: str = "Microsoft.PowerShell"  # or a session configuration registered for the bot
-    encryption: Literal["auto", "always", "never"] = "auto"
-    connect_timeout_seconds: float = 10.0
-    path: str = "wsman"
-    keytab: str | None = None  # kerberos/negotiate: a client keytab instead of the password
-    spn_hostname: str | None = None  # the SPN's host when ``host`` is an IP address or an alias
-    spn_service: str = "HTTP"  # as Windows' own WinRM client asks: HTTP/<host>
-
-    @property
-    def where(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def uses_kerberos(self) -> bool:
-        return self.auth in ("kerberos", "negotiate")
-
-    @property
-    def kerberos(self) -> KerberosClient:
-        return KerberosClient(
-            host=self.spn_hostname or self.host,
-            service=self.spn_service,
-            principal=self.username,
-            keytab=self.keytab,
-            with_password=self.password is not None,
-        )
-
-    def credential(self) -> tuple[str | KerberosKeytab | None, str | None]:
-        """What pypsrp passes to pyspnego as user name and password: a keytab is a credential object."""
-        if self.keytab is not None and self.uses_kerberos:
-            return KerberosKeytab(keytab=self.keytab, principal=self.username), None
-        return self.username, self.password
-
-
-@dataclass(frozen=True)
-class ModuleCredentials:
-    """The module's -DomainCredential and -CloudCredential (the cloud one must not need interactive MFA)."""
-
-    domain_user: str
-    domain_password: str = field(repr=False)
-    cloud_user: str
-    cloud_password: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Seconds per kind of call; a rotation writes AD and Entra and can take a minute."""
-
-    read: float = 60.0
-    change: float = 180.0
-    check: float = 30.0
-    poll: float = 20.0  # one WSMan Receive waits at most this long on the host
-
-
-@dataclass(frozen=True)
-class ModuleInfo:
-    version: str | None
-    powershell: str | None
-    computer: str | None
-
-
-@dataclass(frozen=True)
-class ScriptCall:
-    """A script (or, on a JEA endpoint, one command) and its bound parameters: what the pipeline
-    carries to the host."""
-
-    script: str  # the script text, or the command's name when ``command``
-    parameters: Mapping[str, Any] = field(repr=False)
-    label: str  # for messages and logs: the cmdlet and its parameter names, never values
-    command: bool = False  # a JEA endpoint runs no script: only the functions its role capability exposes
-
-    @property
-    def has_secrets(self) -> bool:
-        """SecureStrings need the session key, exchanged once the pool is open."""
-        return any(isinstance(value, PSCredential) for value in self.parameters.values())
-
-
-@dataclass
-class ScriptResult:
-    output: list[Any]
-    errors: list[str]
-    warnings: list[str]
-    information: list[str]
-    failed: bool
-
-
-def _credential(user: str, password: str) -> PSCredential:
-    """Serialized with the password as a SecureString (needs the pool's session key)."""
-    return PSCredential(username=user, password=password)  # type: ignore[no-untyped-call]  # pypsrp's kwargs init
-
-
-def script_call(
-    invocation: ps.Invocation,
-    credentials: ModuleCredentials | None,
-    *,
-    min_module_version: str,
-    endpoint: int | None,
-    report: bool = False,
-) -> ScriptCall:
-    """RUN_SCRIPT with the invocation's values as parameters: nothing a user typed touches the script text."""
-    parameters: dict[str, Any] = {
-        "Cmdlet": invocation.cmdlet,
-        "Parameters": {
-            name: (list(value) if not isinstance(value, str) else value)
-            for name, value in invocation.parameters.items()
-        },
-        "Switches": list(invocation.switches),
-        "MinimumVersion": min_module_version,
-        "Report": report,
-    }
-    if credentials is not None:
-        parameters["DomainCredential"] = _credential(credentials.domain_user, credentials.domain_password)
-        parameters["CloudCredential"] = _credential(credentials.cloud_user, credentials.cloud_password)
-    if endpoint is not None:
-        parameters["Endpoint"] = endpoint
-    return ScriptCall(RUN_SCRIPT, parameters, invocation.describe())
-
-
-def jea_call(invocation: ps.Invocation, *, endpoint: int | None) -> ScriptCall:
-    """The JEA function for the invocation's cmdlet, with the same values; switches as true, no credential."""
-    parameters: dict[str, Any] = {
-        name: (list(value) if not isinstance(value, str) else value) for name, value in invocation.parameters.items()
-    }
-    parameters.update(dict.fromkeys(invocation.switches, True))
-    if endpoint is not None:  # the function sets the module's cloud endpoint before its cmdlet
-        parameters["Endpoint"] = endpoint
-    name = ps.JEA_FUNCTIONS[invocation.cmdlet]
-    return ScriptCall(name, parameters, f"{name} (JEA) for {invocation.describe()}", command=True)
-
-
-def add_call(shell: PowerShell, call: ScriptCall) -> PowerShell:
-    """The one place a pipeline is built: the constant script (or the JEA command), then each value as
-    a named parameter."""
-    if call.command:
-        shell.add_cmdlet(call.script)
-        return shell.add_parameters(dict(call.parameters))
-    shell.add_script(call.script)
-    return shell.add_parameters(dict(call.parameters))
 
 
 def _read_back_failure(result: ScriptResult) -> str | None:
@@ -434,7 +266,7 @@ class RemotingKerberosModule:
         except Exception as exc:
             _release_responses(exc)
             self._close(pool, wsman)
-            raise self._transport_error(exc, call, timeout) from exc
+            raise transport_failure(exc, self.target, call, timeout) from exc
         # The call is done: a failure to tidy up must not turn a change that ran into a reported failure.
         self._close(pool, wsman, shell)
         return result
@@ -456,82 +288,9 @@ class RemotingKerberosModule:
         finally:
             wsman.close()
 
-    def _transport_error(self, exc: Exception, call: ScriptCall, timeout: float) -> KerberosModuleError:
-        """pypsrp, requests and spnego failures -> what is wrong with the connection and how to fix it."""
-        t = self.target
-        where = t.where
-        if isinstance(exc, requests.exceptions.SSLError):
-            return KerberosModuleError(
-                f"TLS with the management host {where} failed (certificate not trusted, expired or for another "
-                "name): set cert_validation to the CA bundle that signed the WinRM certificate and connect by the "
-                "name in that certificate."
-            )
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return KerberosModuleError(
-                f"The management host {where} did not accept a connection within {t.connect_timeout_seconds:g} s: "
-                "check the host name, that it is up, and the firewall (WinRM HTTPS listens on 5986)."
-            )
-        if isinstance(exc, requests.exceptions.ReadTimeout):
-            return KerberosModuleError(
-                f"The management host {where} stopped answering during {call.label} (limit {timeout:g} s); it may "
-                "still be running there, so read the status before retrying."
-            )
-        if isinstance(exc, requests.exceptions.ConnectionError):
-            return KerberosModuleError(
-                f"Cannot connect to the management host {where} (connection refused or reset): check that WinRM "
-                "has an HTTPS listener on that port (winrm enumerate winrm/config/listener) and the firewall."
-            )
-        if t.uses_kerberos and (message := kerberos_failure(exc, t.kerberos, where)) is not None:
-            return KerberosModuleError(message)
-        if isinstance(exc, AuthenticationError) and t.auth == "kerberos":
-            return KerberosModuleError(
-                f"The management host {where} refused the Kerberos ticket for {t.kerberos.spn} of "
-                f"{t.kerberos.who}: check that this SPN belongs to the host's computer account (setspn -Q "
-                f"{t.kerberos.spn}; registered on another account, the host cannot read the ticket) and that "
-                "the account may use remoting there."
-            )
-        if isinstance(exc, AuthenticationError):
-            return KerberosModuleError(
-                f"The management host {where} refused the credentials of {t.username or 'the current user'} "
-                f"({t.auth}): check the user name and password, and that the account may use remoting there."
-            )
-        if isinstance(exc, WSManFaultError):
-            if exc.code == 5 or "access is denied" in str(exc.reason or "").lower():
-                return KerberosModuleError(
-                    f"The management host {where} denied remoting to {t.username or 'the current user'}: add it to "
-                    "Remote Management Users (or allow it in the JEA endpoint's role)."
-                )
-            return KerberosModuleError(f"WinRM on {where} answered with a fault ({exc.code}): {exc.reason}")
-        if isinstance(exc, WinRMTransportError):
-            return KerberosModuleError(
-                f"WinRM on {where} answered HTTP {exc.code}: check the port, path and that the WinRM service runs."
-            )
-        if isinstance(exc, InvalidPSRPOperation | WinRMError):
-            return KerberosModuleError(
-                f"PowerShell Remoting on {where} refused the session ({exc}): check configuration_name "
-                f"({t.configuration_name}) and the endpoint's permissions."
-            )
-        if isinstance(exc, requests.exceptions.RequestException):
-            return KerberosModuleError(f"Remoting to {where} failed ({type(exc).__name__}).")
-        # spnego (Kerberos without a ticket, unknown realm), requests_credssp...
-        return KerberosModuleError(
-            f"Remoting to {where} failed during authentication or transport ({type(exc).__name__}): check auth "
-            f"({t.auth}) and its prerequisites (a Kerberos ticket or keytab for kerberos)."
-        )
-
 
 def cloud_name(endpoint: int | None) -> str:
     return CLOUDS.get(endpoint, f"endpoint {endpoint}") if endpoint is not None else "unknown"
 
 
-__all__: Sequence[str] = (
-    "RUN_SCRIPT",
-    "ModuleCredentials",
-    "RemotingKerberosModule",
-    "RemotingTarget",
-    "ScriptCall",
-    "Timeouts",
-    "add_call",
-    "quiet_transport_loggers",
-    "script_call",
-)
+__all__: Sequence[str] = ("RemotingKerberosModule", "cloud_name")
