@@ -36,12 +36,22 @@ from bot.adapters.ldap.connection import LdapEndpoint
 from bot.adapters.ldap.directory import LdapDirectory
 from bot.adapters.redis.client import connect as redis_connect
 from bot.adapters.redis.commands import RedisCommandQueue
+from bot.adapters.redis.lifecycle import RedisLeadership, RedisSchedulerMemory
 from bot.adapters.redis.rate import RedisRateLimiter
 from bot.adapters.redis.replay import RedisReplayGuard
 from bot.adapters.redis.sign_in_tickets import RedisSignInTickets
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.adapters.slack.groups import SlackProfiles, SlackUserGroups
-from bot.config import SLACK_API_DEFAULT, BotConfig, DomainConfig, EntraConfig, RemotingConfig, VerificationConfig
+from bot.adapters.slack.origin import SlackOrigins
+from bot.config import (
+    SLACK_API_DEFAULT,
+    BotConfig,
+    DomainConfig,
+    EntraConfig,
+    LifecycleConfig,
+    RemotingConfig,
+    VerificationConfig,
+)
 from bot.domain.approvals import ACTION_KINDS, Action, ActionPolicy, ApprovalStore, GroupDirectory
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import ConfigurationError, KerberosBotError
@@ -49,23 +59,28 @@ from bot.domain.gpo import KdcProxySetting
 from bot.domain.integrity import Signer
 from bot.domain.ports import (
     ActiveDirectory,
+    ChatOrigins,
     CommandQueue,
     EntraDirectory,
     KerberosModule,
+    Leadership,
     RateLimiter,
     ReplayGuard,
+    SchedulerMemory,
 )
 from bot.domain.verification import ChatProfiles, EntraGroupMembership, SignInTickets, VerificationPolicy
 from bot.entrypoints.web import READY_CACHE_SECONDS, build_health_app, build_web_app
 from bot.observability.metrics import Metrics
 from bot.services.changes import ChangeService, ExecutionLimits, RateLimits
 from bot.services.container import BotServices
+from bot.services.lifecycle import DomainSchedule, LifecycleService
 from bot.services.status import StatusService, StatusSettings, utc_now
 from bot.services.verification import ApproverVerification
 from bot.workers.changes import ChangeWorker
 from bot.workers.commands import CommandWorker
+from bot.workers.scheduler import LifecycleScheduler
 from handlers.app import build_bolt_app
-from handlers.notices import SlackChangeNotices
+from handlers.notices import SlackChangeNotices, SlackLifecycleNotices
 from handlers.responder import ResponseUrlPoster
 from handlers.router import KerberosCommand
 from handlers.sign_in_page import sign_in_routes
@@ -83,6 +98,9 @@ class Components:
     checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
     command_queue: CommandQueue | None = None  # with Redis: hands commands' follow-up work to the workers
     replay_guard: ReplayGuard | None = None  # with Redis: a Slack request seen before is refused
+    lifecycle: LifecycleService | None = None  # a domain has a channel: the scheduler's work
+    leadership: Leadership | None = None  # who runs the scheduler, across replicas
+    scheduling: LifecycleConfig = field(default_factory=LifecycleConfig)
 
     async def readiness(self, timeout: float = 5.0) -> dict[str, str]:
         """Every dependency the bot needs to answer, checked at once: name -> why it failed."""
@@ -121,6 +139,9 @@ class Overrides:
     groups: GroupDirectory | None = None  # default: Slack user groups
     profiles: ChatProfiles | None = None  # default: Slack profiles
     clock: Callable[[], datetime] | None = None
+    leadership: Leadership | None = None  # default: Redis
+    scheduler_memory: SchedulerMemory | None = None  # default: Redis
+    origins: ChatOrigins | None = None  # default: Slack (auth.test, bots.info)
 
 
 class _NoProfiles:
@@ -395,6 +416,7 @@ def build_components(
     status = StatusService(directories, module, entra, status_settings, metrics=metrics)
     store, tickets, limiter = overrides.store, overrides.sign_in_tickets, overrides.limiter
     command_queue, replay_guard = overrides.command_queue, overrides.replay_guard
+    leadership, memory = overrides.leadership, overrides.scheduler_memory
     if redis_url is not None:
         # bounded waits: a Redis host that does not answer must not hold replies or clicks for minutes
         # (the longest blocking read, a worker's XREADGROUP, waits 1 s)
@@ -406,6 +428,8 @@ def build_components(
         limiter = limiter or RedisRateLimiter(client, store_prefix)
         command_queue = command_queue or RedisCommandQueue(client, store_prefix)
         replay_guard = replay_guard or RedisReplayGuard(client, store_prefix)
+        leadership = leadership or RedisLeadership(client, store_prefix)
+        memory = memory or RedisSchedulerMemory(client, store_prefix)
     changes = None
     verification = None
     if store is not None and overrides.groups is not None:
@@ -440,11 +464,43 @@ def build_components(
                 audit_retention=timedelta(days=config.changes.audit_retention_days),
             ),
         )
+    lifecycle = None
+    schedules = [
+        DomainSchedule(
+            d.name,
+            d.channel,
+            timedelta(days=d.rotate_every_days) if d.rotate_every_days else None,
+            d.rotate_twice,
+        )
+        for d in config.domains
+        if d.channel is not None
+    ]
+    if changes is not None and schedules and memory is not None and leadership is not None:
+        lifecycle = LifecycleService(
+            changes=changes,
+            status=status,
+            memory=memory,
+            schedules=schedules,
+            clock=clock,
+            origin_of=overrides.origins.origin_of if overrides.origins else None,
+        )
     kdc_proxy = kdc_proxy_setting(config)
     services = BotServices(
         status=status, changes=changes, kdc_proxy=kdc_proxy, verification=verification, metrics=metrics
     )
-    return Components(services, directories, entra, module, closers, checks, command_queue, replay_guard)
+    return Components(
+        services,
+        directories,
+        entra,
+        module,
+        closers,
+        checks,
+        command_queue,
+        replay_guard,
+        lifecycle,
+        leadership,
+        config.lifecycle,
+    )
 
 
 def ldap_directory(domain: DomainConfig) -> LdapDirectory:
@@ -485,6 +541,7 @@ class WorkerPlan:
     follow_key_every: timedelta = timedelta(minutes=5)
     follow_key_for: timedelta = timedelta(hours=8)
     command_block_ms: int = 1000
+    clock: Callable[[], datetime] | None = None  # the scheduler's (tests move it); default: the system's
 
 
 @dataclass
@@ -501,6 +558,7 @@ class Bot:
     components: Components | None = None
     change_worker: ChangeWorker | None = None
     command_workers: list[CommandWorker] = field(default_factory=list)
+    scheduler: LifecycleScheduler | None = None
 
     def web_app(self) -> web.Application:
         """The Slack listener (``/slack/events``, the sign-in callback) behind the signature gate."""
@@ -522,11 +580,15 @@ class Bot:
     def start(self) -> None:
         if self.change_worker is not None:
             self.change_worker.start()
+        if self.scheduler is not None:
+            self.scheduler.start()
         for worker in self.command_workers:
             worker.start()
 
     async def aclose(self) -> None:
         """Stops the workers (finishing the replies already started), then releases every connection."""
+        if self.scheduler is not None:
+            await self.scheduler.stop()  # gives the lead up: another replica takes over at once
         if self.change_worker is not None:
             await self.change_worker.stop()
         await asyncio.gather(*(worker.stop() for worker in self.command_workers))
@@ -551,6 +613,7 @@ def build_bot(
         overrides,
         groups=overrides.groups or SlackUserGroups(client),
         profiles=overrides.profiles or SlackProfiles(client),
+        origins=overrides.origins or SlackOrigins(client),
     )
     components = build_components(config, overrides, redis_url=redis_url, store_prefix=store_prefix)
     return assemble_bot(components.services, slack, workers=workers, components=components, client=client)
@@ -585,6 +648,21 @@ def assemble_bot(
             follow_interval=workers.follow_key_every,
             follow_for=workers.follow_key_for,
         )
+    scheduler = None
+    lifecycle = components.lifecycle if components is not None else None
+    if workers.changes and services.changes is not None and lifecycle is not None and components is not None:
+        assert components.leadership is not None  # built with the lifecycle
+        timing = components.scheduling
+        scheduler = LifecycleScheduler(
+            lifecycle,
+            components.leadership,
+            SlackLifecycleNotices(client, services.changes),
+            workers.name,
+            clock=workers.clock or utc_now,
+            tick=timedelta(seconds=timing.tick_seconds),
+            lease=timedelta(seconds=timing.lease_seconds),
+            watch_every=timedelta(minutes=timing.watch_every_minutes),
+        )
     command_workers = []
     if workers.command_workers:
         if queue is None:
@@ -594,7 +672,18 @@ def assemble_bot(
         for index in range(1, workers.command_workers + 1):
             name = workers.name if workers.command_workers == 1 else f"{workers.name}-{index}"
             command_workers.append(CommandWorker(work, queue, name, block_ms=workers.command_block_ms))
-    return Bot(services, client, bolt, routes, poster, slack.signing_secret, components, change_worker, command_workers)
+    return Bot(
+        services,
+        client,
+        bolt,
+        routes,
+        poster,
+        slack.signing_secret,
+        components,
+        change_worker,
+        command_workers,
+        scheduler,
+    )
 
 
 @asynccontextmanager

@@ -11,8 +11,10 @@ import logging
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.approvals import ChangeRequest, DecisionResult, Verdict
+from bot.domain.diagnosis import Severity
 from bot.observability.logs import set_user
 from bot.services.changes import ChangeService, Execution, KeyPropagation
+from bot.services.lifecycle import WatchReport
 from handlers.replies import escape
 from handlers.views.cards import approval_terms, request_card
 
@@ -143,3 +145,32 @@ class SlackChangeNotices:
                 f"answer: {', '.join(result.lagging)}. Check replication before rotating again."
             )
         await post_in_thread(self._client, request, text)
+
+
+class SlackLifecycleNotices:
+    """The scheduler's work in Slack (``LifecycleNotices``): the card of a request it filed, in the
+    request's channel, and the watch's findings there, each once."""
+
+    def __init__(self, client: AsyncWebClient, changes: ChangeService) -> None:
+        self._client = client
+        self._changes = changes
+
+    async def filed(self, request: ChangeRequest) -> None:
+        if not request.channel:
+            return
+        card = request_card(request, self._changes.button_value(request), approval_terms(self._changes, request))
+        posted = await self._client.chat_postMessage(
+            channel=request.channel, text=card.text, blocks=card.payload()["blocks"]
+        )
+        await self._changes.card_posted(request.id, str(posted["channel"]), str(posted["ts"]))
+
+    async def watched(self, report: WatchReport) -> None:
+        finding = report.finding
+        if report.resolved:
+            text = f":white_check_mark: {report.domain}: resolved: {escape(finding.summary)}"
+        else:
+            icon = ":red_circle:" if finding.severity >= Severity.CRITICAL else ":large_yellow_circle:"
+            text = f"{icon} {report.domain}: {escape(finding.summary)}"
+            if finding.advice:
+                text += f"\n{escape(finding.advice)}"
+        await self._client.chat_postMessage(channel=report.channel, text=text)

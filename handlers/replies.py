@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -61,3 +62,11 @@ def text_reply(text: str, *, icon: str = "") -> Reply:
 
 def error_reply(message: str) -> Reply:
     return text_reply(escape(message), icon=":warning:")
+
+
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+def person(actor: str) -> str:
+    """A Slack user as a mention; anything else (the bot's own schedule, a worker) as code, never as markup."""
+    return f"<@{actor}>" if _SLACK_USER.match(actor) else f"`{escape(actor)}`"

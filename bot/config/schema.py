@@ -4,6 +4,7 @@ Errors name the file and the key (``ConfigurationError``)."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -35,6 +36,23 @@ class DomainConfig(Strict):
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     operation_timeout_seconds: float = Field(default=10.0, gt=0)
     forest_root: str | None = Field(default=None, description="DNS name of the forest root; empty = this domain")
+    channel: str | None = Field(
+        default=None,
+        description="the Slack channel id (C…) where the bot files this domain's scheduled requests and posts what "
+        "its watch sees; none: neither",
+    )
+    rotate_every_days: int | None = Field(
+        default=None,
+        ge=2,
+        le=3650,
+        description="file a rotate request (approved as any other) when the key is this old; none: no schedule. "
+        "Microsoft: the same cadence as the AD krbtgt account",
+    )
+    rotate_twice: bool = Field(
+        default=False,
+        description="scheduled rotations are double rotations: the second is filed once the 24-hour window has "
+        "passed, which retires the old key",
+    )
 
     @field_validator("name")
     @classmethod
@@ -61,6 +79,19 @@ class DomainConfig(Strict):
             if not url.startswith(("ldap://", "ldaps://")):
                 raise ValueError(f"'{url}' must start with ldaps:// (or ldap:// for StartTLS)")
         return urls
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{6,}", value):
+            raise ValueError(f"'{value}' is not a Slack channel id such as C0123ABCD (the id, not the #name)")
+        return value
+
+    @model_validator(mode="after")
+    def _schedule_has_a_channel(self) -> DomainConfig:
+        if self.rotate_every_days is not None and self.channel is None:
+            raise ValueError("rotate_every_days needs a channel: the scheduled rotate request is posted there")
+        return self
 
     @property
     def effective_base_dn(self) -> str:
@@ -310,6 +341,18 @@ class ChangesConfig(Strict):
     audit_retention_days: int = Field(default=400, ge=1, description="audit entries older than this go")
 
 
+class LifecycleConfig(Strict):
+    """[lifecycle]: the scheduler in the change workers (one leader across replicas, over Redis)."""
+
+    tick_seconds: float = Field(default=60.0, ge=1, le=3600, description="how often the leader files what is due")
+    lease_seconds: float = Field(
+        default=15.0, ge=1, le=300, description="the leader's lease; another worker takes over this long after it dies"
+    )
+    watch_every_minutes: float = Field(
+        default=15.0, gt=0, le=1440, description="how often every domain's status is read for new findings"
+    )
+
+
 def _secret_sources(node: object, where: str) -> list[tuple[str, SecretSource]]:
     """Every secret reference in a configuration, with the dotted key it sits at."""
     if isinstance(node, SecretSource):
@@ -336,6 +379,7 @@ class BotConfig(Strict):
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     kerberos_module: KerberosModuleConfig
     changes: ChangesConfig = Field(default_factory=ChangesConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     sandbox: bool = Field(
         default=False, description="this configuration drives the sandbox: only then are inline secrets accepted"
     )

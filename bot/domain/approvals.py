@@ -137,6 +137,8 @@ class ChangeRequest:
     claimed_by: str | None = None  # the worker that carries it out
     origin: str = ""  # "<team>/<app>/<channel>" it was requested in: clicks count only from there
     requester_upn: str | None = None  # the requester's Entra account, where it can be told: never an approver
+    twice: bool = False  # a double rotation: the second is filed once the 24-hour window has passed
+    follows: str | None = None  # the second rotation of a double rotation: the first's id
     mac: str = ""  # bot.domain.integrity: proves the bot wrote the record
 
     def waited_too_long(self, at: datetime) -> bool:

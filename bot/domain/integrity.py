@@ -53,6 +53,9 @@ class Signer:
             "" if request.expected_key_version is None else str(request.expected_key_version),
             ",".join(request.top_level_names),
             request.requester_upn or "",
+            # only when set, so the MACs of records written before these fields still verify
+            *(["twice"] if request.twice else []),
+            *([f"follows:{request.follows}"] if request.follows else []),
         )
 
     def approval_mac(self, request_id: str, approval: Approval) -> str:

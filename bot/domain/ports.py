@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.domain.model import AuditEvent, KerberosServerReport, OnPremState, TenantInfo
@@ -108,6 +108,34 @@ class ReplayGuard(Protocol):
     async def first_time(self, timestamp: str, signature: str) -> bool:
         """True the first time this pair is seen; False for a replay."""
         ...
+
+
+class Leadership(Protocol):
+    """One holder at a time across every replica (the scheduler runs where this says so); the lead
+    lapses when its holder stops renewing it."""
+
+    async def hold(self, holder: str, lease: timedelta) -> bool:
+        """Take the lead if nobody holds it, or keep it for ``lease`` more if ``holder`` does; else False."""
+        ...
+
+    async def release(self, holder: str) -> None:
+        """Give the lead up now (only if ``holder`` has it), so that another takes over at once."""
+        ...
+
+
+class ChatOrigins(Protocol):
+    """Where a request the bot files itself comes from (``"<team>/<app>/<channel>"``): clicks on its card
+    count only from there, as for a request typed in that channel."""
+
+    async def origin_of(self, channel: str) -> str: ...
+
+
+class SchedulerMemory(Protocol):
+    """What the scheduler must not forget when the lead moves or the bot restarts: what it filed and reported."""
+
+    async def recall(self, name: str) -> str | None: ...
+
+    async def remember(self, name: str, value: str) -> None: ...
 
 
 class RateLimiter(Protocol):

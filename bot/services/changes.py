@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -51,6 +51,9 @@ from bot.observability.metrics import Metrics
 from bot.services.verification import ApproverVerification
 
 log = logging.getLogger(__name__)
+
+# the requester of what the bot files itself (its lifecycle policy): never a Slack user id, so never an approver
+SCHEDULER = "kerberos-bot"
 
 
 def _when(moment: datetime | None) -> str:
@@ -144,6 +147,8 @@ class Ask:
     channel: str | None = None
     top_level_names: tuple[str, ...] = DEFAULT_TOP_LEVEL_NAMES  # setup only
     origin: str = ""  # "<team>/<app>/<channel>": approvals count only from there
+    twice: bool = False  # rotate: a double rotation (the second is filed after the 24-hour window)
+    follows: str | None = None  # rotate: the second of a double rotation, after this request
 
 
 @dataclass(frozen=True)
@@ -213,18 +218,27 @@ class ChangeService:
         return self._directories[wanted]
 
     # -- request ----------------------------------------------------------------------------------
-    async def request(self, action: Action, ask: Ask) -> ChangeRequest:
-        """Check who asks and why, run the action's pre-flight (refusing what cannot succeed), record it."""
+    async def request(self, action: Action, ask: Ask, *, scheduled: bool = False) -> ChangeRequest:
+        """Check who asks and why, run the action's pre-flight (refusing what cannot succeed), record it.
+        ``scheduled``: filed by the bot itself (its lifecycle policy, or the second half of a double
+        rotation someone asked for): no requester group or rate limit; the approvals are the same."""
         spec = ACTION_SPECS[action]
         directory = self._directory(ask.domain)
         policy = self._policies[action]
-        if policy.requester_groups and not await self._is_member(ask.requester, policy.requester_groups):
+        if (
+            not scheduled
+            and policy.requester_groups
+            and not await self._is_member(ask.requester, policy.requester_groups)
+        ):
             raise NotAllowed(f"You are not in a group allowed to request `{ACTION_KINDS[action].command}`.")
         if not ask.reason.strip():
             typed = f"/kerberos {ACTION_KINDS[action].command} {ask.domain} -- <reason>"
             raise UsageError(f"Say why, after `--`: `{typed}`.")
-        per_hour = self._rate_limits.requests_per_hour
-        await self._within_rate(f"request:{ask.requester}", per_hour, per_hour / 3600, f"{per_hour} requests an hour")
+        if not scheduled:
+            per_hour = self._rate_limits.requests_per_hour
+            await self._within_rate(
+                f"request:{ask.requester}", per_hour, per_hour / 3600, f"{per_hour} requests an hour"
+            )
         draft = await spec.preflight(self, directory, ask)
         now = self._clock()
         request = ChangeRequest(
@@ -242,6 +256,8 @@ class ChangeService:
             top_level_names=draft.top_level_names,
             origin=ask.origin,
             requester_upn=await self._entra_account_of(ask.requester),
+            twice=ask.twice and action in (Action.ROTATE, Action.ROTATE_FORCE),
+            follows=ask.follows,
         )
         request = replace(request, mac=self._signer.request_mac(request))
         await self._store.create(request)
@@ -291,10 +307,43 @@ class ChangeService:
         return self._signer.request_id_of(button_value)
 
     async def request_rotation(
-        self, domain: str, *, requester: str, reason: str, force: bool, channel: str | None = None, origin: str = ""
+        self,
+        domain: str,
+        *,
+        requester: str,
+        reason: str,
+        force: bool,
+        channel: str | None = None,
+        origin: str = "",
+        twice: bool = False,
     ) -> ChangeRequest:
         action = Action.ROTATE_FORCE if force else Action.ROTATE
-        return await self.request(action, Ask(domain, requester, reason, channel, origin=origin))
+        return await self.request(action, Ask(domain, requester, reason, channel, origin=origin, twice=twice))
+
+    async def request_on_schedule(
+        self, domain: str, *, reason: str, channel: str, origin: str, twice: bool = False
+    ) -> ChangeRequest:
+        """A rotation the domain's lifecycle policy asks for: requested by the bot, approved as any other."""
+        ask = Ask(domain, SCHEDULER, reason, channel, origin=origin, twice=twice)
+        return await self.request(Action.ROTATE, ask, scheduled=True)
+
+    async def request_second_rotation(self, first: ChangeRequest) -> ChangeRequest:
+        """The second half of the double rotation ``first``: without -Force (the 24-hour window has passed),
+        in its channel, in the first's requester's name (so they cannot approve it either), its own approvals."""
+        reason = (
+            f"Second rotation of {first.id}: it retires the key that the first rotation left valid as the "
+            "secondary key."
+        )
+        ask = Ask(first.domain, first.requester, reason, first.channel, origin=first.origin, follows=first.id)
+        return await self.request(Action.ROTATE, ask, scheduled=True)
+
+    @property
+    def domains(self) -> list[str]:
+        return list(self._directories)
+
+    async def recent_for(self, domain: str, count: int = 20) -> Sequence[ChangeRequest]:
+        """The domain's newest requests, newest first."""
+        return await self._store.for_domain(dns_name(domain), count)
 
     async def request_remove_tdo(
         self, domain: str, *, requester: str, reason: str, channel: str | None = None, origin: str = ""
@@ -362,6 +411,13 @@ class ChangeService:
         else:
             plan.append("No cloud trust in this domain (FIDO only): only the service account's key changes")
         plan.append("The new key takes hours to reach every KDC; the old key stays valid as the secondary key")
+        if ask.twice:
+            plan.append(
+                "Double rotation: once the 24-hour window has passed, the bot files the second rotation (its own "
+                "request, without -Force, approved as this one), which retires the old key"
+            )
+        if ask.follows:
+            plan.append(f"The second rotation of {ask.follows}: the key that one left valid stops working")
         return Draft(tuple(plan), expected_key_version=server.key.version, top_level_names=top_level_names)
 
     async def _plan_normal_rotation(self, directory: ActiveDirectory, ask: Ask) -> Draft:
@@ -877,11 +933,16 @@ class ChangeService:
                     "flow keeps the old trust keys. Check the module's output on the management host."
                 )
             trust = f" The trusted domain object has new keys too (changed {_when(now)})."
+        if request.twice:
+            then = "the bot files the second rotation once the 24-hour window has passed, to retire it."
+        elif request.follows:
+            then = f"with this second rotation (after {request.follows}) the key before it is retired."
+        else:
+            then = "rotate again after 24 hours to retire it fully."
         return True, (
             f"Rotated: KeyVersion {key.version} -> {new_key.version}, CloudKeyVersion "
             f"{report.cloud_key_version}.{trust} "
-            "The new key takes several hours to reach every KDC. The old key stays valid as the secondary key; "
-            "rotate again after 24 hours to retire it fully."
+            f"The new key takes several hours to reach every KDC. The old key stays valid as the secondary key; {then}"
         )
 
     async def pending_or_recent(self, count: int = 20) -> list[ChangeRequest]:

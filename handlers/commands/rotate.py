@@ -1,4 +1,5 @@
-"""Ask to rotate the Entra Kerberos key of a domain (approvers decide; --force within 24 hours)."""
+"""Ask to rotate the Entra Kerberos key of a domain (approvers decide; --force within 24 hours; --twice:
+the second rotation, which retires the old key, is filed once the 24-hour window has passed)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,23 @@ from handlers.parsing import ParsedCommand
 
 NAME = "rotate"
 ORDER = 20  # where it shows in help and in the manifest
-USAGE = "rotate <domain> [--force] -- <reason>"
+USAGE = "rotate <domain> [--force] [--twice] -- <reason>"
 
 
 def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
-    force = "force" in command.flags
+    force, twice = "force" in command.flags, "twice" in command.flags
     return ask_for_approval(
         command,
         ctx,
         USAGE,
-        frozenset({"force"}),
+        frozenset({"force", "twice"}),
         lambda changes, domain, reason: changes.request_rotation(
-            domain, requester=ctx.user_id, reason=reason, force=force, channel=ctx.channel_id, origin=ctx.origin
+            domain,
+            requester=ctx.user_id,
+            reason=reason,
+            force=force,
+            channel=ctx.channel_id,
+            origin=ctx.origin,
+            twice=twice,
         ),
     )

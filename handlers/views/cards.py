@@ -21,7 +21,7 @@ from bot.domain.approvals import ACTION_KINDS, Approval, ChangeRequest, RequestS
 from bot.domain.errors import UsageError
 from bot.domain.verification import DeviceCodePrompt
 from bot.services.changes import ChangeService
-from handlers.replies import Reply, escape, plain
+from handlers.replies import Reply, escape, person, plain
 from handlers.views.blocks import SECTION_TEXT, clip
 
 APPROVE_ACTION = "kerberos_approve"
@@ -158,7 +158,9 @@ def request_card(request: ChangeRequest, button_value: str, terms: ApprovalTerms
     who = ", ".join(f"<!subteam^{g}>" for g in terms.groups) or "nobody (no approver group is configured)"
     needs = "each one after an Entra sign-in with MFA" if terms.verified else "a click by each approver"
     lines = [
-        f"*Requested by* <@{request.requester}>   *Request* `{request.id}`",
+        f"*Requested by* {person(request.requester)}   *Request* `{request.id}`"
+        + (" (double rotation: the second follows after 24 hours)" if request.twice else "")
+        + (f" (the second rotation after `{request.follows}`)" if request.follows else ""),
         f"*Approvals:* {len(request.approvals)} of {request.approvals_required} ({approvals})",
         f"*Approving takes:* {request.approvals_required} different people from {who}, {needs}; never the requester",
         f"*Expires:* {request.expires_at:%Y-%m-%d %H:%M} UTC"

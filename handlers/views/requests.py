@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
 from bot.domain.approvals import ACTION_KINDS, ChangeRequest
 from bot.services.changes import DomainHistory
-from handlers.replies import Reply, escape, plain, text_reply
+from handlers.replies import Reply, escape, person, plain, text_reply
 from handlers.views.blocks import MAX_BLOCKS, SECTION_TEXT, clip, plain_context
 from handlers.views.cards import ACTION_TITLES, STATE_LINES
 
@@ -22,7 +21,7 @@ def requests_replies(recent: Sequence[ChangeRequest]) -> list[Reply]:
     for r in recent:
         command = ACTION_KINDS[r.action].command
         line = (
-            f"`{r.id}` {command} {r.domain} by <@{r.requester}>, {r.created_at:%Y-%m-%d %H:%M} UTC: "
+            f"`{r.id}` {command} {r.domain} by {person(r.requester)}, {r.created_at:%Y-%m-%d %H:%M} UTC: "
             f"{STATE_LINES[r.state]} ({len(r.approvals)}/{r.approvals_required} approvals)"
         )
         if r.approvals:
@@ -35,14 +34,8 @@ def requests_replies(recent: Sequence[ChangeRequest]) -> list[Reply]:
     return [Reply(text="Change requests, newest first", blocks=blocks[:MAX_BLOCKS])]
 
 
-_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
-
-
 def _by(actor: str | None) -> str:
-    """A Slack user as a mention; anything else (a worker's name) as code, never as markup."""
-    if not actor:
-        return ""
-    return f" by <@{actor}>" if _SLACK_USER.match(actor) else f" by `{escape(actor)}`"
+    return f" by {person(actor)}" if actor else ""
 
 
 def history_replies(history: DomainHistory) -> list[Reply]:
@@ -55,7 +48,7 @@ def history_replies(history: DomainHistory) -> list[Reply]:
         )
     for request, audit in history.requests:
         head = (
-            f"`{request.id}` *{ACTION_TITLES[request.action]}* by <@{request.requester}>, "
+            f"`{request.id}` *{ACTION_TITLES[request.action]}* by {person(request.requester)}, "
             f"{request.created_at:%Y-%m-%d %H:%M} UTC: {STATE_LINES[request.state]} "
             f"({len(request.approvals)}/{request.approvals_required} approvals)"
         )

@@ -43,6 +43,8 @@ SCRIPTS = Path(str(files("kerberos_sandbox") / "scripts"))  # installed as files
 SAMBA_SCRIPT = SCRIPTS / "samba-dc.sh"
 PAIR_SCRIPT = SCRIPTS / "samba-pair.sh"  # a domain with two DCs that replicate
 ADMIN_PASSWORD = "Passw0rd!Passw0rd"
+# provisioning a pair from scratch takes about 20 s; a script still running after this is stuck
+SAMBA_SCRIPT_LIMIT = 300.0
 
 
 def default_workdir() -> Path:
@@ -62,7 +64,7 @@ class SambaInstance:
     realm: str  # CONTOSO.TEST
     netbios: str  # CONTOSO
     host: str  # the loopback address it listens on
-    directory: Path  # SAMBA_DIR of scripts/samba-dc.sh
+    directory: Path  # SAMBA_DIR of samba-dc.sh
     admin_password: str = ADMIN_PASSWORD
 
     @property
@@ -146,7 +148,15 @@ async def samba(action: str, domain: SandboxDomain, *extra: str) -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await proc.communicate()
+    try:
+        output, _ = await asyncio.wait_for(proc.communicate(), SAMBA_SCRIPT_LIMIT)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise ConfigurationError(
+            f"{script.name} {action} for {domain.name} did not finish within {SAMBA_SCRIPT_LIMIT:g} s; its logs are "
+            f"under {domain.samba.directory}"
+        ) from None
     if proc.returncode != 0:
         detail = output.decode(errors="replace")
         raise ConfigurationError(f"samba-dc.sh {action} for {domain.name} failed (exit {proc.returncode}):\n{detail}")

@@ -167,6 +167,11 @@ class SlackStandIn:
                     "is_enterprise_install": False,
                 }
             )
+        if method == "bots.info":
+            if str(body.get("bot", "")) != "B0KERBOT":
+                return web.json_response({"ok": False, "error": "bot_not_found"})
+            bot = {"id": "B0KERBOT", "app_id": "A0KERBOT", "name": "kerberos-bot", "deleted": False}
+            return web.json_response({"ok": True, "bot": bot})
         if method == "usergroups.users.list":
             group = str(body.get("usergroup", ""))
             if group not in self.user_groups:

@@ -25,7 +25,7 @@ from bot.domain.approvals import RequestState
 from bot.domain.verification import CALLBACK_PATH
 from handlers.views.cards import APPROVE_ACTION, SIGN_IN_LINK_ACTION
 from tests.integration.test_rotate_slack import blocks_of, click, request_via_slack, wait_for_state
-from tests.support.browser import chromium, waiting
+from tests.support.browser import chromium, close, waiting
 from tests.support.samba import sandbox_domains
 
 pytestmark = pytest.mark.samba
@@ -49,7 +49,7 @@ def browsers(tmp_path: Path, box: Sandbox) -> Iterator[Any]:
 
     yield make
     for driver in made:
-        driver.quit()
+        close(driver)
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -92,7 +93,7 @@ class World:
         raise AssertionError("kerberos-bot serve did not start")
 
     async def requested(self, action: Action, reason: str = "fault test") -> ChangeRequest:
-        ask = {"requester": "U0ALICE", "reason": reason}
+        ask: dict[str, Any] = {"requester": "U0ALICE", "reason": reason}
         if action == Action.ROTATE_FORCE:
             return await self.changes.request_rotation(DOMAIN, force=True, **ask)
         return await self.changes.request_remove_all(DOMAIN, **ask)

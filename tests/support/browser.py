@@ -9,9 +9,11 @@ hold up the first page; WebDriverWait keeps polling through "aborted by navigati
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,20 @@ def waiting(driver: webdriver.Chrome, seconds: float = 15) -> WebDriverWait[webd
     # a click that submits a form returns before the navigation starts; the next command can then
     # fail with "aborted by navigation", a plain WebDriverException: keep polling through it
     return WebDriverWait(driver, seconds, ignored_exceptions=(WebDriverException,))
+
+
+def close(driver: webdriver.Chrome, timeout: float = 15.0) -> None:
+    """Quit the browser; a chromedriver that does not answer within ``timeout`` is killed, so a stuck
+    browser can never hold the suite (its HTTP calls have no deadline of their own)."""
+    done = threading.Event()
+
+    def quit_browser() -> None:
+        with contextlib.suppress(Exception):
+            driver.quit()
+        done.set()
+
+    threading.Thread(target=quit_browser, daemon=True).start()
+    if not done.wait(timeout):
+        process = driver.service.process
+        if process is not None:
+            process.kill()

@@ -251,3 +251,35 @@ class FakeRateLimiter:
             return 0.0
         self.buckets[bucket] = (tokens, at)
         return (1 - tokens) / per_second
+
+
+class FakeLeadership:
+    """The lead in memory (``Leadership``), lapsing by the clock it is given, as the Redis one lapses by Redis's."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+        self.lead: tuple[str, datetime] | None = None  # holder, until
+
+    async def hold(self, holder: str, lease: timedelta) -> bool:
+        now = self._clock()
+        if self.lead is None or self.lead[0] == holder or self.lead[1] <= now:
+            self.lead = (holder, now + lease)
+            return True
+        return False
+
+    async def release(self, holder: str) -> None:
+        if self.lead is not None and self.lead[0] == holder:
+            self.lead = None
+
+
+class FakeSchedulerMemory:
+    """``SchedulerMemory`` in a dict."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    async def recall(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    async def remember(self, name: str, value: str) -> None:
+        self.values[name] = value

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -74,7 +75,7 @@ def world(*, with_server: bool = True, with_tdo: bool = True, limits: ExecutionL
 
 
 async def approved(service: ChangeService, action: Action, **kw: object) -> ChangeRequest:
-    ask = {"domain": "contoso.test", "requester": "U0ALICE", "reason": "change 42"}
+    ask: dict[str, Any] = {"domain": "contoso.test", "requester": "U0ALICE", "reason": "change 42"}
     if action in (Action.ROTATE, Action.ROTATE_FORCE):
         request = await service.request_rotation(**ask, force=action == Action.ROTATE_FORCE)
     elif action == Action.REMOVE_TDO:

@@ -68,6 +68,7 @@ def test_scopes_cover_every_web_api_method_the_code_calls() -> None:
         "chat_postEphemeral": "chat:write",
         "usergroups_users_list": "usergroups:read",
         "users_info": "users:read.email",
+        "bots_info": "users:read",  # the bot's app id: the origin of the requests it files itself
         "views_open": None,
     }
     root = Path(__file__).parents[2]

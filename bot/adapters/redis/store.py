@@ -22,7 +22,7 @@ holder's request, a key they are not given):
     P:audit                stream: append-only trail of every event, trimmed to the retention by the sweep
 
 Beside it, in their own modules: ``P:commands`` (commands.py), ``P:rate:<bucket>`` (rate.py),
-``P:seen:<digest>`` (replay.py). The scripts are in ``lua/``.
+``P:seen:<digest>`` (replay.py), ``P:lead:<job>`` and ``P:lifecycle`` (lifecycle.py). The scripts are in ``lua/``.
 """
 
 from __future__ import annotations
@@ -171,6 +171,8 @@ class RedisApprovalStore:
             "top_level_names": ",".join(request.top_level_names),
             "origin": request.origin,
             "requester_upn": request.requester_upn or "",
+            "twice": "1" if request.twice else "",
+            "follows": request.follows or "",
             "mac": request.mac,
         }
         self.round_trips += 1

@@ -1,0 +1,185 @@
+"""The key's lifecycle on a schedule: rotations filed when a key reaches its domain's cadence, the
+second rotation of a double rotation filed once the 24-hour window has passed, and a watch that
+reports each new finding (and its resolution) once.
+
+Nothing here carries anything out: every rotation it files is a request like any other, with the
+policy's approvals, and the change worker runs it only once approved. The scheduler that calls it
+runs on one replica at a time (``bot.workers.scheduler``); what it must not forget when the lead
+moves (what it filed, what it reported) is kept in ``SchedulerMemory``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.domain.approvals import Action, ChangeRequest, RequestState
+from bot.domain.diagnosis import Finding, Severity
+from bot.domain.errors import KerberosBotError
+from bot.domain.ports import SchedulerMemory
+from bot.services.changes import ChangeService
+from bot.services.status import StatusService
+
+log = logging.getLogger(__name__)
+
+ROTATIONS = frozenset({Action.ROTATE, Action.ROTATE_FORCE})
+OPEN = frozenset({RequestState.PENDING, RequestState.APPROVED, RequestState.EXECUTING})
+# a scheduled rotation that was denied or expired is filed again after this long, not at every tick
+REFILE_AFTER = timedelta(days=1)
+
+
+async def _no_origin(channel: str) -> str:
+    return ""
+
+
+@dataclass(frozen=True)
+class DomainSchedule:
+    """A domain's lifecycle settings (``[[domains]]``: channel, rotate_every_days, rotate_twice)."""
+
+    domain: str
+    channel: str | None = None  # where scheduled requests and the watch's reports go; None: neither
+    rotate_every: timedelta | None = None  # None: no scheduled rotation
+    rotate_twice: bool = False  # scheduled rotations are double rotations
+
+
+@dataclass(frozen=True)
+class WatchReport:
+    """A finding the watch saw appear (``resolved`` False) or go away (True) in a domain."""
+
+    domain: str
+    channel: str
+    finding: Finding
+    resolved: bool
+
+
+class LifecycleService:
+    def __init__(
+        self,
+        *,
+        changes: ChangeService,
+        status: StatusService,
+        memory: SchedulerMemory,
+        schedules: Sequence[DomainSchedule],
+        clock: Callable[[], datetime],
+        origin_of: Callable[[str], Awaitable[str]] | None = None,
+    ) -> None:
+        self._changes = changes
+        self._status = status
+        self._memory = memory
+        self._schedules: Mapping[str, DomainSchedule] = {s.domain: s for s in schedules}
+        self._clock = clock
+        # "<team>/<app>/<channel>" of a channel: the only place a scheduled request's clicks count from
+        self._origin_of = origin_of or _no_origin
+
+    @property
+    def schedules(self) -> Sequence[DomainSchedule]:
+        return tuple(self._schedules.values())
+
+    async def _open_rotation(self, domain: str) -> ChangeRequest | None:
+        for request in await self._changes.recent_for(domain, 20):
+            if request.action in ROTATIONS and request.state in OPEN:
+                return request
+        return None
+
+    async def file_due_rotations(self) -> list[ChangeRequest]:
+        """For each domain whose key has reached its cadence: a rotate request, filed by the bot, once."""
+        filed = []
+        for schedule in self._schedules.values():
+            if schedule.rotate_every is None or schedule.channel is None:
+                continue
+            try:
+                request = await self._file_if_due(schedule, schedule.rotate_every, schedule.channel)
+            except KerberosBotError as exc:  # a DC down, a refusal: said in the log, tried again next tick
+                log.warning("the scheduled rotation of %s was not filed: %s", schedule.domain, exc.user_message)
+                continue
+            if request is not None:
+                filed.append(request)
+        return filed
+
+    async def _file_if_due(self, schedule: DomainSchedule, every: timedelta, channel: str) -> ChangeRequest | None:
+        [status] = await self._status.status(schedule.domain)
+        age = status.diagnosis.rotation.key_age
+        version = status.report.key_version if status.report else None
+        if age is None or age < every or not status.diagnosis.rotation.allowed_now:
+            return None
+        if await self._open_rotation(schedule.domain) is not None:
+            return None
+        marker = f"cadence:{schedule.domain}"
+        remembered = json.loads(await self._memory.recall(marker) or "{}")
+        now = self._clock()
+        if remembered.get("key_version") == version and now - datetime.fromisoformat(remembered["at"]) < REFILE_AFTER:
+            return None
+        days = every.days
+        reason = (
+            f"Scheduled rotation: the key is {age.days} days old and this domain's policy rotates every {days} days"
+            + (
+                " (a double rotation: the second follows once the 24-hour window has passed)"
+                if schedule.rotate_twice
+                else ""
+            )
+            + "."
+        )
+        request = await self._changes.request_on_schedule(
+            schedule.domain,
+            reason=reason,
+            channel=channel,
+            origin=await self._origin_of(channel),
+            twice=schedule.rotate_twice,
+        )
+        await self._memory.remember(
+            marker, json.dumps({"key_version": version, "at": now.isoformat(), "id": request.id})
+        )
+        log.info("filed the scheduled rotation %s of %s", request.id, schedule.domain)
+        return request
+
+    async def file_second_rotations(self) -> list[ChangeRequest]:
+        """The second half of each double rotation whose first succeeded and whose 24-hour window has
+        passed: its own request (same requester, so they still cannot approve it), linked to the first."""
+        filed = []
+        for domain in self._changes.domains:
+            for first in await self._changes.recent_for(domain, 20):
+                if not (first.twice and first.follows is None and first.state == RequestState.SUCCEEDED):
+                    continue
+                marker = f"second:{first.id}"
+                if await self._memory.recall(marker) is not None:
+                    continue
+                try:
+                    [status] = await self._status.status(domain)
+                    if not status.diagnosis.rotation.allowed_now:
+                        continue  # within 24 hours of the first: -Force would be needed, and it is not wanted
+                    second = await self._changes.request_second_rotation(first)
+                except KerberosBotError as exc:
+                    log.warning("the second rotation after %s was not filed: %s", first.id, exc.user_message)
+                    continue
+                await self._memory.remember(marker, second.id)
+                filed.append(second)
+        return filed
+
+    async def watch(self) -> list[WatchReport]:
+        """Each domain's findings that need someone (warning or worse) against the last look: the new
+        ones and the resolved ones, each reported once across replicas and restarts."""
+        reports = []
+        for schedule in self._schedules.values():
+            if schedule.channel is None:
+                continue
+            try:
+                [status] = await self._status.status(schedule.domain)
+            except KerberosBotError as exc:
+                log.warning("the watch could not read %s: %s", schedule.domain, exc.user_message)
+                continue
+            current = {f.code: f for f in status.diagnosis.findings if f.severity >= Severity.WARNING}
+            marker = f"watch:{schedule.domain}"
+            before: dict[str, dict[str, str]] = json.loads(await self._memory.recall(marker) or "{}")
+            for code, finding in current.items():
+                if code not in before:
+                    reports.append(WatchReport(schedule.domain, schedule.channel, finding, resolved=False))
+            for code, seen in before.items():
+                if code not in current:
+                    gone = Finding(code, Severity(int(seen["severity"])), seen["summary"])
+                    reports.append(WatchReport(schedule.domain, schedule.channel, gone, resolved=True))
+            kept = {c: {"severity": str(int(f.severity)), "summary": f.summary} for c, f in current.items()}
+            await self._memory.remember(marker, json.dumps(kept, sort_keys=True))
+        return reports

@@ -1,0 +1,164 @@
+"""What the scheduler files reaches Slack as any request does: its card in the domain's channel (through
+the Web API stand-in), approvable there only (the origin is learned from auth.test and bots.info), by a
+signed click; the watch's findings are posted once each."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+
+import aiohttp
+from kerberos_sandbox.slack_standin import (
+    SlackStandIn,
+    block_actions_payload,
+    interaction_form,
+    send_slash_command,
+    signed_headers,
+    slash_command_form,
+)
+
+from bot.adapters.slack.origin import SlackOrigins
+from bot.bootstrap import slack_client
+from bot.domain.approvals import Action, ActionPolicy, RequestState
+from bot.domain.diagnosis import RotationPolicy
+from bot.services.changes import ChangeService
+from bot.services.container import BotServices
+from bot.services.lifecycle import DomainSchedule, LifecycleService
+from bot.services.status import StatusService
+from bot.workers.scheduler import LifecycleScheduler
+from handlers.notices import SlackLifecycleNotices
+from handlers.views.cards import APPROVE_ACTION
+from tests.support.botserver import running_bot
+from tests.support.fake_approvals import FakeApprovalStore
+from tests.support.fakes import (
+    NOW,
+    FakeDirectory,
+    FakeEntra,
+    FakeGroups,
+    FakeKerberosModule,
+    FakeLeadership,
+    FakeSchedulerMemory,
+    on_prem_state,
+)
+
+CHANNEL = "C0PLATFORM"
+
+
+async def test_a_scheduled_rotation_is_carded_in_its_channel_and_approved_there_by_a_click() -> None:
+    directories = {
+        "contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=95)))
+    }
+    module = FakeKerberosModule.in_step(directories)
+    changes = ChangeService(
+        store=FakeApprovalStore(),
+        module=module,
+        directories=directories,
+        groups=FakeGroups({"S0ADMINS": frozenset({"U0BOB"})}),
+        policies={a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"})) for a in Action},
+        rotation=RotationPolicy(),
+        clock=lambda: NOW,
+    )
+    status = StatusService(directories, module, FakeEntra(), clock=lambda: NOW)
+    services = BotServices(status=status, changes=changes)
+    async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
+        client = slack_client(slack.bot_token, slack.api_url)
+        lifecycle = LifecycleService(
+            changes=changes,
+            status=status,
+            memory=FakeSchedulerMemory(),
+            schedules=[DomainSchedule("contoso.test", CHANNEL, timedelta(days=90))],
+            clock=lambda: NOW,
+            origin_of=SlackOrigins(client).origin_of,
+        )
+        scheduler = LifecycleScheduler(
+            lifecycle, FakeLeadership(lambda: NOW), SlackLifecycleNotices(client, changes), "w1", clock=lambda: NOW
+        )
+        assert await scheduler.run_once()
+        [card] = [c.body for c in slack.api_calls("chat.postMessage") if c.body.get("channel") == CHANNEL]
+        shown = json.dumps(card)
+        assert "Requested by* `kerberos-bot`" in shown and "every 90 days" in shown
+        [request] = await changes.pending_or_recent()
+        assert request.origin == f"T0STANDIN/A0KERBOT/{CHANNEL}" and request.message_ts
+
+        async def click(channel: str) -> None:
+            payload = block_actions_payload(
+                user_id="U0BOB",
+                action_id=APPROVE_ACTION,
+                value=changes.button_value(request),
+                channel_id=channel,
+                message_ts=str(request.message_ts),
+            )
+            form = interaction_form(payload)
+            async with session.post(bot.endpoint, data=form, headers=signed_headers(bot.signing_secret, form)) as r:
+                assert r.status == 200
+
+        await click("C0ELSEWHERE")  # the card's buttons count in its channel only
+        assert (await changes.get(request.id)).state == RequestState.PENDING  # type: ignore[union-attr]
+        await click(CHANNEL)
+        await slack.wait_for_api("chat.update", where=lambda c: "Approved" in json.dumps(c.body))
+        assert (await changes.get(request.id)).state == RequestState.APPROVED  # type: ignore[union-attr]
+
+
+async def test_the_watch_posts_a_finding_once() -> None:
+    directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test"))}
+    module = FakeKerberosModule.in_step(directories)
+    good = module.cloud["contoso.test"]
+    module.cloud["contoso.test"] = replace(good, key_version=good.key_version + 1)  # AD and Entra out of step
+    changes = ChangeService(
+        store=FakeApprovalStore(),
+        module=module,
+        directories=directories,
+        groups=FakeGroups(),
+        policies={a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset()) for a in Action},
+        rotation=RotationPolicy(),
+        clock=lambda: NOW,
+    )
+    status = StatusService(directories, module, FakeEntra(), clock=lambda: NOW)
+    async with SlackStandIn() as slack:
+        client = slack_client(slack.bot_token, slack.api_url)
+        lifecycle = LifecycleService(
+            changes=changes,
+            status=status,
+            memory=FakeSchedulerMemory(),
+            schedules=[DomainSchedule("contoso.test", CHANNEL)],
+            clock=lambda: NOW,
+        )
+        scheduler = LifecycleScheduler(
+            lifecycle,
+            FakeLeadership(lambda: NOW),
+            SlackLifecycleNotices(client, changes),
+            "w1",
+            clock=lambda: NOW,
+            tick=timedelta(0),
+            watch_every=timedelta(0),  # every tick looks: what keeps it from repeating itself is its memory
+        )
+        await scheduler.run_once()
+        [posted] = slack.api_calls("chat.postMessage")
+        assert posted.body["channel"] == CHANNEL and "Key versions differ" in posted.body["text"]
+        await scheduler.run_once()  # the same finding, a tick later: not again
+        assert len(slack.api_calls("chat.postMessage")) == 1
+
+
+async def test_rotate_twice_asks_for_a_double_rotation_and_the_card_says_so() -> None:
+    directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test"))}
+    module = FakeKerberosModule.in_step(directories)
+    changes = ChangeService(
+        store=FakeApprovalStore(),
+        module=module,
+        directories=directories,
+        groups=FakeGroups({"S0ADMINS": frozenset({"U0BOB"})}),
+        policies={a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"})) for a in Action},
+        rotation=RotationPolicy(),
+        clock=lambda: NOW,
+    )
+    services = BotServices(status=StatusService(directories, module, FakeEntra(), clock=lambda: NOW), changes=changes)
+    async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
+        url = slack.new_response_url()
+        form = slash_command_form("rotate contoso.test --twice -- retire the old key too", response_url=url)
+        ack = await send_slash_command(session, bot.endpoint, bot.signing_secret, form)
+        assert ack.status == 200
+        [card] = await slack.wait_for_api("chat.postMessage")
+        assert "double rotation: the second follows after 24 hours" in json.dumps(card.body)
+        [request] = await changes.pending_or_recent()
+        assert request.twice and request.action == Action.ROTATE
