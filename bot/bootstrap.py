@@ -483,6 +483,7 @@ def build_components(
             schedules=schedules,
             clock=clock,
             origin_of=overrides.origins.origin_of if overrides.origins else None,
+            key_max_age_days=config.policy.key_max_age_days,
         )
     kdc_proxy = kdc_proxy_setting(config)
     services = BotServices(
@@ -662,6 +663,7 @@ def assemble_bot(
             tick=timedelta(seconds=timing.tick_seconds),
             lease=timedelta(seconds=timing.lease_seconds),
             watch_every=timedelta(minutes=timing.watch_every_minutes),
+            digest_every=timedelta(days=timing.digest_every_days) if timing.digest_every_days else None,
         )
     command_workers = []
     if workers.command_workers:

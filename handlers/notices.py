@@ -14,9 +14,10 @@ from bot.domain.approvals import ChangeRequest, DecisionResult, Verdict
 from bot.domain.diagnosis import Severity
 from bot.observability.logs import set_user
 from bot.services.changes import ChangeService, Execution, KeyPropagation
-from bot.services.lifecycle import WatchReport
+from bot.services.lifecycle import Digest, WatchReport
 from handlers.replies import escape
 from handlers.views.cards import approval_terms, request_card
+from handlers.views.digest import digest_message
 
 log = logging.getLogger(__name__)
 
@@ -174,3 +175,9 @@ class SlackLifecycleNotices:
             if finding.advice:
                 text += f"\n{escape(finding.advice)}"
         await self._client.chat_postMessage(channel=report.channel, text=text)
+
+    async def digest(self, digest: Digest) -> None:
+        message = digest_message(digest)
+        await self._client.chat_postMessage(
+            channel=digest.channel, text=message.text, blocks=message.payload()["blocks"]
+        )

@@ -351,6 +351,12 @@ class LifecycleConfig(Strict):
     watch_every_minutes: float = Field(
         default=15.0, gt=0, le=1440, description="how often every domain's status is read for new findings"
     )
+    digest_every_days: float = Field(
+        default=7.0,
+        ge=0,
+        le=92,
+        description="a digest per channel this often (key ages, rotations, refusals, drift); 0: none",
+    )
 
 
 def _secret_sources(node: object, where: str) -> list[tuple[str, SecretSource]]:

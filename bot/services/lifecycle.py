@@ -55,6 +55,28 @@ class WatchReport:
     resolved: bool
 
 
+@dataclass(frozen=True)
+class DomainDigest:
+    """One domain's lines in a digest."""
+
+    domain: str
+    key_age: timedelta | None
+    rotate_every: timedelta | None  # the cadence; None: the policy's maximum age applies
+    max_age: timedelta
+    rotations: int  # succeeded in the period
+    refused: int  # denied or failed in the period
+    expired: int
+    drift: tuple[str, ...]  # the findings the watch reported new in the period (their summaries)
+
+
+@dataclass(frozen=True)
+class Digest:
+    channel: str
+    since: datetime
+    until: datetime
+    domains: tuple[DomainDigest, ...]
+
+
 class LifecycleService:
     def __init__(
         self,
@@ -65,7 +87,9 @@ class LifecycleService:
         schedules: Sequence[DomainSchedule],
         clock: Callable[[], datetime],
         origin_of: Callable[[str], Awaitable[str]] | None = None,
+        key_max_age_days: int = 180,
     ) -> None:
+        self._max_age_days = key_max_age_days  # the policy's, for a domain without a cadence
         self._changes = changes
         self._status = status
         self._memory = memory
@@ -173,9 +197,13 @@ class LifecycleService:
             current = {f.code: f for f in status.diagnosis.findings if f.severity >= Severity.WARNING}
             marker = f"watch:{schedule.domain}"
             before: dict[str, dict[str, str]] = json.loads(await self._memory.recall(marker) or "{}")
-            for code, finding in current.items():
-                if code not in before:
-                    reports.append(WatchReport(schedule.domain, schedule.channel, finding, resolved=False))
+            new = [f for code, f in current.items() if code not in before]
+            for finding in new:
+                reports.append(WatchReport(schedule.domain, schedule.channel, finding, resolved=False))
+            if new:  # what the next digest says was seen
+                drift = json.loads(await self._memory.recall(f"drift:{schedule.domain}") or "[]")
+                drift += [{"at": self._clock().isoformat(), "code": f.code, "summary": f.summary} for f in new]
+                await self._memory.remember(f"drift:{schedule.domain}", json.dumps(drift[-200:]))
             for code, seen in before.items():
                 if code not in current:
                     gone = Finding(code, Severity(int(seen["severity"])), seen["summary"])
@@ -183,3 +211,47 @@ class LifecycleService:
             kept = {c: {"severity": str(int(f.severity)), "summary": f.summary} for c, f in current.items()}
             await self._memory.remember(marker, json.dumps(kept, sort_keys=True))
         return reports
+
+    async def digests(self, every: timedelta) -> list[Digest]:
+        """Per channel, once every ``every``: key ages against the policy, the rotations done, the
+        requests refused or expired, and the drift the watch saw, since the last digest."""
+        now = self._clock()
+        by_channel: dict[str, list[DomainSchedule]] = {}
+        for schedule in self._schedules.values():
+            if schedule.channel is not None:
+                by_channel.setdefault(schedule.channel, []).append(schedule)
+        digests = []
+        for channel, schedules in by_channel.items():
+            marker = f"digest:{channel}"
+            last = await self._memory.recall(marker)
+            if last is None:  # the first look starts the period: the first digest comes one period later
+                await self._memory.remember(marker, now.isoformat())
+                continue
+            since = datetime.fromisoformat(last)
+            if now - since < every:
+                continue
+            lines = [await self._domain_digest(s, since, now) for s in schedules]
+            await self._memory.remember(marker, now.isoformat())
+            digests.append(Digest(channel, since, now, tuple(lines)))
+        return digests
+
+    async def _domain_digest(self, schedule: DomainSchedule, since: datetime, until: datetime) -> DomainDigest:
+        key_age = None
+        try:
+            [status] = await self._status.status(schedule.domain)
+            key_age = status.diagnosis.rotation.key_age
+        except KerberosBotError as exc:
+            log.warning("the digest could not read %s: %s", schedule.domain, exc.user_message)
+        recent = [r for r in await self._changes.recent_for(schedule.domain, 100) if since <= r.created_at < until]
+        drift_log = json.loads(await self._memory.recall(f"drift:{schedule.domain}") or "[]")
+        drift = tuple(entry["summary"] for entry in drift_log if since.isoformat() <= entry["at"] < until.isoformat())
+        return DomainDigest(
+            domain=schedule.domain,
+            key_age=key_age,
+            rotate_every=schedule.rotate_every,
+            max_age=timedelta(days=self._max_age_days),
+            rotations=sum(r.action in ROTATIONS and r.state == RequestState.SUCCEEDED for r in recent),
+            refused=sum(r.state in (RequestState.DENIED, RequestState.FAILED) for r in recent),
+            expired=sum(r.state == RequestState.EXPIRED for r in recent),
+            drift=drift,
+        )

@@ -18,7 +18,7 @@ from typing import Protocol
 from bot.domain.approvals import ChangeRequest
 from bot.domain.errors import KerberosBotError
 from bot.domain.ports import Leadership
-from bot.services.lifecycle import LifecycleService, WatchReport
+from bot.services.lifecycle import Digest, LifecycleService, WatchReport
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,8 @@ class LifecycleNotices(Protocol):
     async def filed(self, request: ChangeRequest) -> None: ...
 
     async def watched(self, report: WatchReport) -> None: ...
+
+    async def digest(self, digest: Digest) -> None: ...
 
 
 class LifecycleScheduler:
@@ -43,7 +45,9 @@ class LifecycleScheduler:
         tick: timedelta = timedelta(seconds=30),
         lease: timedelta = timedelta(seconds=15),
         watch_every: timedelta = timedelta(minutes=15),
+        digest_every: timedelta | None = timedelta(days=7),
     ) -> None:
+        self._digest_every = digest_every
         self._lifecycle = lifecycle
         self._leadership = leadership
         self._notices = notices
@@ -75,6 +79,9 @@ class LifecycleScheduler:
             self._last_watch = now
             for report in await self._lifecycle.watch():
                 await self._tell(self._notices.watched(report), f"a finding of {report.domain}")
+        if self._digest_every is not None:
+            for digest in await self._lifecycle.digests(self._digest_every):
+                await self._tell(self._notices.digest(digest), f"the digest of {digest.channel}")
         return True
 
     async def _tell(self, call: object, what: str) -> None:

@@ -162,3 +162,17 @@ async def test_rotate_twice_asks_for_a_double_rotation_and_the_card_says_so() ->
         assert "double rotation: the second follows after 24 hours" in json.dumps(card.body)
         [request] = await changes.pending_or_recent()
         assert request.twice and request.action == Action.ROTATE
+
+
+async def test_the_digest_is_posted_to_the_channel_with_the_domain_s_key_age() -> None:
+    from bot.services.lifecycle import Digest, DomainDigest
+    from handlers.views.digest import digest_message
+
+    line = DomainDigest(
+        "contoso.test", timedelta(days=200), timedelta(days=180), timedelta(days=180), 1, 2, 0, ("<!here> x",)
+    )
+    message = digest_message(Digest(CHANNEL, NOW - timedelta(days=7), NOW, (line,)))
+    shown = json.dumps(message.payload())
+    assert "last 7 days" in shown and "key 200 days old (rotates every 180 days)" in shown
+    assert "1 rotation done" in shown and "2 requests denied or failed" in shown and "0 requests expired" in shown
+    assert "<!here>" not in shown  # what a finding says never pings anyone

@@ -18,7 +18,7 @@ from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest
 from bot.domain.diagnosis import RotationPolicy
 from bot.services.changes import SCHEDULER, ChangeService
-from bot.services.lifecycle import DomainSchedule, LifecycleService, WatchReport
+from bot.services.lifecycle import Digest, DomainSchedule, LifecycleService, WatchReport
 from bot.services.status import StatusService
 from bot.workers.scheduler import LifecycleScheduler
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeGroups, FakeKerberosModule, on_prem_state
@@ -51,6 +51,9 @@ class Notices:
         self._filed.by.append((self._worker, request.id))
 
     async def watched(self, report: WatchReport) -> None:
+        pass
+
+    async def digest(self, digest: Digest) -> None:
         pass
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestState
 from bot.domain.diagnosis import RotationPolicy
 from bot.services.changes import SCHEDULER, ChangeService
-from bot.services.lifecycle import DomainSchedule, LifecycleService, WatchReport
+from bot.services.lifecycle import Digest, DomainSchedule, LifecycleService, WatchReport
 from bot.services.status import StatusService
 from bot.workers.scheduler import LifecycleScheduler
 from tests.support.fake_approvals import FakeApprovalStore
@@ -144,6 +144,7 @@ class Recorder:
     def __init__(self) -> None:
         self.filed: list[str] = []
         self.watched: list[WatchReport] = []
+        self.digests: list[Digest] = []
 
 
 class Notices:
@@ -155,6 +156,9 @@ class Notices:
 
     async def watched(self, report: WatchReport) -> None:
         self._recorder.watched.append(report)
+
+    async def digest(self, digest: Digest) -> None:
+        self._recorder.digests.append(digest)
 
 
 async def test_two_schedulers_one_leader_and_the_other_takes_over_when_it_dies() -> None:
@@ -174,3 +178,24 @@ async def test_two_schedulers_one_leader_and_the_other_takes_over_when_it_dies()
     assert await two.run_once()
     assert len(recorder.filed) == 1
     assert not await one.run_once()  # back from the dead: the lead is w2's now
+
+
+async def test_a_digest_per_channel_once_a_period_with_ages_rotations_refusals_and_drift() -> None:
+    w = world(key_age=timedelta(days=100))
+    week = timedelta(days=7)
+    assert await w.lifecycle.digests(week) == []  # the first look starts the period
+    [scheduled] = await w.lifecycle.file_due_rotations()
+    await w.changes.deny(scheduled.id, "U0BOB", "after the audit")
+    good = w.module.cloud["contoso.test"]
+    w.module.cloud["contoso.test"] = replace(good, key_version=good.key_version + 1)
+    [drift] = await w.lifecycle.watch()
+    w.clock.now += timedelta(days=3)
+    assert await w.lifecycle.digests(week) == []  # not a week yet
+    w.clock.now += timedelta(days=5)
+    [digest] = await w.lifecycle.digests(week)
+    [line] = digest.domains
+    assert digest.channel == CHANNEL and line.domain == "contoso.test"
+    assert line.key_age is not None and line.key_age.days == 108 and line.rotate_every == timedelta(days=90)
+    assert (line.rotations, line.refused, line.expired) == (0, 1, 0)
+    assert line.drift == (drift.finding.summary,)
+    assert await w.lifecycle.digests(week) == []  # once a period
