@@ -261,7 +261,10 @@ def action_policies(config: BotConfig) -> dict[Action, ActionPolicy]:
             approvals_required=approvals.required(key),
             ttl=timedelta(minutes=p.ttl_minutes),
             requester_groups=frozenset(p.requester_groups),
-            approver_groups=frozenset(p.approver_groups or approvals.default_approver_groups),
+            # break-glass approvers are their own group, never the everyday ones
+            approver_groups=frozenset(
+                p.approver_groups or (approvals.default_approver_groups if action != Action.EMERGENCY_ROTATE else [])
+            ),
             verified_approval=approvals.verified(key),
         )
     return policies
@@ -487,7 +490,12 @@ def build_components(
         )
     kdc_proxy = kdc_proxy_setting(config)
     services = BotServices(
-        status=status, changes=changes, kdc_proxy=kdc_proxy, verification=verification, metrics=metrics
+        status=status,
+        changes=changes,
+        kdc_proxy=kdc_proxy,
+        verification=verification,
+        metrics=metrics,
+        alert_channel=config.lifecycle.alert_channel,
     )
     return Components(
         services,
@@ -644,7 +652,7 @@ def assemble_bot(
     if workers.changes and services.changes is not None:
         change_worker = ChangeWorker(
             services.changes,
-            SlackChangeNotices(client, services.changes),
+            SlackChangeNotices(client, services.changes, services.alert_channel),
             workers.name,
             follow_interval=workers.follow_key_every,
             follow_for=workers.follow_key_for,
@@ -657,7 +665,7 @@ def assemble_bot(
         scheduler = LifecycleScheduler(
             lifecycle,
             components.leadership,
-            SlackLifecycleNotices(client, services.changes),
+            SlackLifecycleNotices(client, services.changes, services.alert_channel),
             workers.name,
             clock=workers.clock or utc_now,
             tick=timedelta(seconds=timing.tick_seconds),

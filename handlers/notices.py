@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 
+from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, PlainTextObject, SectionBlock
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.domain.approvals import ChangeRequest, DecisionResult, Verdict
+from bot.domain.approvals import Action, ChangeRequest, DecisionResult, Verdict
 from bot.domain.diagnosis import Severity
 from bot.observability.logs import set_user
 from bot.services.changes import ChangeService, Execution, KeyPropagation
 from bot.services.lifecycle import Digest, WatchReport
-from handlers.replies import escape
+from handlers.replies import escape, person, plain
 from handlers.views.cards import approval_terms, request_card
 from handlers.views.digest import digest_message
 
@@ -98,18 +99,42 @@ async def after_decision(
         )
 
 
-class SlackChangeNotices:
-    """The change worker's reports, on the request's card and in its thread (``ChangeNotices``)."""
+EMERGENCIES = frozenset({Action.EMERGENCY_ROTATE, Action.EMERGENCY_REVIEW})
 
-    def __init__(self, client: AsyncWebClient, changes: ChangeService) -> None:
+
+async def alert(client: AsyncWebClient, alert_channel: str | None, request: ChangeRequest, what: str) -> None:
+    """Tell the alert channel about an emergency request: what happened (the bot's words), who asked, and
+    their reason as plain text."""
+    if alert_channel is None or request.action not in EMERGENCIES:
+        return
+    where = f" in <#{request.channel}>" if request.channel else ""
+    line = (
+        f":rotating_light: *{request.domain}*: {what} (request `{request.id}`, by {person(request.requester)}{where})"
+    )
+    blocks = [
+        SectionBlock(text=MarkdownTextObject(text=line)),
+        ContextBlock(elements=[PlainTextObject(text=f"Reason: {plain(request.reason)}", emoji=False)]),
+    ]
+    await client.chat_postMessage(
+        channel=alert_channel, text=f"Emergency rotation: {request.domain}", blocks=[b.to_dict() for b in blocks]
+    )
+
+
+class SlackChangeNotices:
+    """The change worker's reports, on the request's card and in its thread (``ChangeNotices``); what
+    becomes of an emergency also goes to the alert channel."""
+
+    def __init__(self, client: AsyncWebClient, changes: ChangeService, alert_channel: str | None = None) -> None:
         self._client = client
         self._changes = changes
+        self._alert_channel = alert_channel
 
     async def carried_out(self, execution: Execution) -> None:
         request = execution.request
         await update_card(self._client, self._changes, request)
         icon = ":white_check_mark:" if execution.succeeded else ":x:"
         await post_in_thread(self._client, request, f"{icon} {execution.outcome}")
+        await alert(self._client, self._alert_channel, request, f"{icon} {escape(execution.outcome)}")
 
     async def expired(self, request: ChangeRequest) -> None:
         await update_card(self._client, self._changes, request)
@@ -152,9 +177,10 @@ class SlackLifecycleNotices:
     """The scheduler's work in Slack (``LifecycleNotices``): the card of a request it filed, in the
     request's channel, and the watch's findings there, each once."""
 
-    def __init__(self, client: AsyncWebClient, changes: ChangeService) -> None:
+    def __init__(self, client: AsyncWebClient, changes: ChangeService, alert_channel: str | None = None) -> None:
         self._client = client
         self._changes = changes
+        self._alert_channel = alert_channel
 
     async def filed(self, request: ChangeRequest) -> None:
         if not request.channel:
@@ -164,6 +190,11 @@ class SlackLifecycleNotices:
             channel=request.channel, text=card.text, blocks=card.payload()["blocks"]
         )
         await self._changes.card_posted(request.id, str(posted["channel"]), str(posted["ts"]))
+        if request.action == Action.EMERGENCY_REVIEW:
+            what = "the review of the emergency rotation waits for two people"
+        else:
+            what = "the second emergency rotation waits for its approval"
+        await alert(self._client, self._alert_channel, request, what)
 
     async def watched(self, report: WatchReport) -> None:
         finding = report.finding

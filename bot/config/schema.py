@@ -269,6 +269,12 @@ class ApprovalsConfig(Strict):
     remove_tdo: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
     setup: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
     remove_all: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
+    emergency_rotate: ActionPolicyConfig = Field(
+        default_factory=ActionPolicyConfig,
+        description="break-glass: its approver_groups (a break-glass group) must be set; default_approver_groups "
+        "do not apply",
+    )
+    emergency_review: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
     default_approver_groups: list[str] = Field(default_factory=list)
     verification: VerificationConfig | None = None
 
@@ -348,6 +354,9 @@ class LifecycleConfig(Strict):
     lease_seconds: float = Field(
         default=15.0, ge=1, le=300, description="the leader's lease; another worker takes over this long after it dies"
     )
+    alert_channel: str | None = Field(
+        default=None, description="the channel id (C…) told of every emergency rotation: requested, carried out"
+    )
     watch_every_minutes: float = Field(
         default=15.0, gt=0, le=1440, description="how often every domain's status is read for new findings"
     )
@@ -357,6 +366,13 @@ class LifecycleConfig(Strict):
         le=92,
         description="a digest per channel this often (key ages, rotations, refusals, drift); 0: none",
     )
+
+    @field_validator("alert_channel")
+    @classmethod
+    def _alert_channel_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{6,}", value):
+            raise ValueError(f"'{value}' is not a Slack channel id such as C0123ABCD (the id, not the #name)")
+        return value
 
 
 def _secret_sources(node: object, where: str) -> list[tuple[str, SecretSource]]:
@@ -427,7 +443,10 @@ class BotConfig(Strict):
     @model_validator(mode="after")
     def _verification_configured(self) -> BotConfig:
         approvals = self.approvals
-        needing = [key for key in ACTION_KEYS if approvals.verified(key)]
+        # break-glass is opt-in: it is off until its approver group is configured, so only then does it need
+        # the verification table (a configuration written before it existed keeps loading)
+        opted_out = {"emergency_rotate"} if not approvals.emergency_rotate.approver_groups else set()
+        needing = [key for key in ACTION_KEYS if approvals.verified(key) and key not in opted_out]
         if needing and approvals.verification is None:
             raise ValueError(
                 f"verified approvals are on for {', '.join(needing)} (on by default for rotate_force, remove_tdo, "

@@ -30,6 +30,8 @@ class Action(enum.Enum):
     REMOVE_TDO = "remove_tdo"
     SETUP = "setup"
     REMOVE_ALL = "remove_all"
+    EMERGENCY_ROTATE = "emergency_rotate"  # break-glass: a suspected compromise
+    EMERGENCY_REVIEW = "emergency_review"  # filed by the bot after an emergency rotation: people acknowledge it
 
     @classmethod
     def _missing_(cls, value: object) -> Action | None:
@@ -65,6 +67,9 @@ ACTION_KINDS: dict[Action, ActionKind] = {
         # setup creates an inbound trust in a forest root: as strong as the removals
         ActionKind(Action.SETUP, "Set up the cloud trust", "setup", 2, True),
         ActionKind(Action.REMOVE_ALL, "Remove all Kerberos settings", "remove-all", 2, True),
+        # break-glass: one verified approver from its own group (no default group: it must be configured)
+        ActionKind(Action.EMERGENCY_ROTATE, "Emergency rotation (suspected compromise)", "emergency-rotate", 1, True),
+        ActionKind(Action.EMERGENCY_REVIEW, "Review of an emergency rotation", "(filed by the bot)", 2, False),
     )
 }
 

@@ -234,6 +234,11 @@ class ChangeService:
         if not ask.reason.strip():
             typed = f"/kerberos {ACTION_KINDS[action].command} {ask.domain} -- <reason>"
             raise UsageError(f"Say why, after `--`: `{typed}`.")
+        if not policy.approver_groups:
+            raise NotAllowed(
+                f"`{ACTION_KINDS[action].command}` has no approver group: set [approvals.{action.value}] "
+                "approver_groups in the configuration (for emergency-rotate: a break-glass group)."
+            )
         if not scheduled:
             per_hour = self._rate_limits.requests_per_hour
             await self._within_rate(
@@ -256,7 +261,8 @@ class ChangeService:
             top_level_names=draft.top_level_names,
             origin=ask.origin,
             requester_upn=await self._entra_account_of(ask.requester),
-            twice=ask.twice and action in (Action.ROTATE, Action.ROTATE_FORCE),
+            twice=(ask.twice and action in (Action.ROTATE, Action.ROTATE_FORCE))
+            or (action == Action.EMERGENCY_ROTATE and ask.follows is None),
             follows=ask.follows,
         )
         request = replace(request, mac=self._signer.request_mac(request))
@@ -327,6 +333,20 @@ class ChangeService:
         ask = Ask(domain, SCHEDULER, reason, channel, origin=origin, twice=twice)
         return await self.request(Action.ROTATE, ask, scheduled=True)
 
+    async def request_emergency_rotation(
+        self, domain: str, *, requester: str, reason: str, channel: str | None = None, origin: str = ""
+    ) -> ChangeRequest:
+        """Break-glass for a suspected compromise: a forced rotation now and a second once the new key is on
+        every DC, each approved by the break-glass policy, and a review by two people afterwards."""
+        return await self.request(Action.EMERGENCY_ROTATE, Ask(domain, requester, reason, channel, origin=origin))
+
+    async def request_review(self, second: ChangeRequest) -> ChangeRequest:
+        """After an emergency's second rotation: a card that people must acknowledge (nothing runs)."""
+        first = second.follows or second.id
+        reason = f"Review the emergency rotation {first} of {second.domain}: was it needed, and what follows?"
+        ask = Ask(second.domain, SCHEDULER, reason, second.channel, origin=second.origin, follows=first)
+        return await self.request(Action.EMERGENCY_REVIEW, ask, scheduled=True)
+
     async def request_second_rotation(self, first: ChangeRequest) -> ChangeRequest:
         """The second half of the double rotation ``first``: without -Force (the 24-hour window has passed),
         in its channel, in the first's requester's name (so they cannot approve it either), its own approvals."""
@@ -335,7 +355,20 @@ class ChangeService:
             "secondary key."
         )
         ask = Ask(first.domain, first.requester, reason, first.channel, origin=first.origin, follows=first.id)
-        return await self.request(Action.ROTATE, ask, scheduled=True)
+        # an emergency's second rotation is forced (the new key is on every DC, but 24 hours have not passed)
+        action = Action.EMERGENCY_ROTATE if first.action == Action.EMERGENCY_ROTATE else Action.ROTATE
+        return await self.request(action, ask, scheduled=True)
+
+    async def key_everywhere(self, domain: str) -> bool:
+        """Every configured DC of ``domain`` holds the key AD shows now (replication done)."""
+        directory = self._directory(domain)
+        state = await directory.read_kerberos_objects()
+        if state.server is None or state.server.key is None:
+            return False
+        held = await self.follow_key(
+            domain, state.server.key.version, interval=timedelta(0), give_up_after=timedelta(0)
+        )
+        return not held.lagging
 
     @property
     def domains(self) -> list[str]:
@@ -425,6 +458,29 @@ class ChangeService:
 
     async def _plan_forced_rotation(self, directory: ActiveDirectory, ask: Ask) -> Draft:
         return await self._plan_rotation(directory, ask, force=True)
+
+    async def _plan_emergency_rotation(self, directory: ActiveDirectory, ask: Ask) -> Draft:
+        draft = await self._plan_rotation(directory, ask, force=True)
+        if ask.follows:
+            return draft
+        steps = (
+            "Break-glass: the approvers of [approvals.emergency_rotate], and the alert channel is told",
+            "Once the new key is on every DC, the bot files the second forced rotation (the same policy), "
+            "which retires the old key; then two people review what happened",
+        )
+        return replace(draft, plan=(*draft.plan, *steps))
+
+    async def _plan_review(self, directory: ActiveDirectory, ask: Ask) -> Draft:
+        return Draft(
+            (
+                f"Acknowledge the emergency rotation {ask.follows} of {directory.domain_dns_name} and its second "
+                "rotation: nothing is changed",
+            )
+        )
+
+    async def _carry_out_review(self, request: ChangeRequest) -> tuple[bool, str]:
+        who = ", ".join(f"<@{a.approver}>" for a in request.approvals)
+        return True, f"Reviewed: the emergency rotation {request.follows} was acknowledged by {who}."
 
     async def _plan_tdo_removal(self, directory: ActiveDirectory, ask: Ask) -> Draft:
         name = directory.domain_dns_name
@@ -895,7 +951,7 @@ class ChangeService:
         with_trust = self._rotates_trust(request.domain, before)
         options = SetServerOptions(
             rotate_server_key=True,
-            force=request.action == Action.ROTATE_FORCE,
+            force=request.action in (Action.ROTATE_FORCE, Action.EMERGENCY_ROTATE),
             setup_cloud_trust=with_trust,
             top_level_names=(request.top_level_names or None) if with_trust else None,
         )
@@ -979,5 +1035,11 @@ ACTION_SPECS: dict[Action, ActionSpec] = {
         ),
         ActionSpec(ACTION_KINDS[Action.SETUP], ChangeService._plan_setup, ChangeService._carry_out_setup),
         ActionSpec(ACTION_KINDS[Action.REMOVE_ALL], ChangeService._plan_removal, ChangeService._carry_out_removal),
+        ActionSpec(
+            ACTION_KINDS[Action.EMERGENCY_ROTATE],
+            ChangeService._plan_emergency_rotation,
+            ChangeService._carry_out_rotation,
+        ),
+        ActionSpec(ACTION_KINDS[Action.EMERGENCY_REVIEW], ChangeService._plan_review, ChangeService._carry_out_review),
     )
 }

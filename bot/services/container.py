@@ -18,3 +18,4 @@ class BotServices:
     kdc_proxy: KdcProxySetting | None = None
     verification: ApproverVerification | None = None  # None: no action needs verified approvals
     metrics: Metrics = field(default_factory=Metrics.create)  # what the handlers count
+    alert_channel: str | None = None  # told of every emergency rotation ([lifecycle] alert_channel)

@@ -160,27 +160,51 @@ class LifecycleService:
         return request
 
     async def file_second_rotations(self) -> list[ChangeRequest]:
-        """The second half of each double rotation whose first succeeded and whose 24-hour window has
-        passed: its own request (same requester, so they still cannot approve it), linked to the first."""
+        """The second half of each double rotation whose first succeeded: its own request (same requester,
+        so they still cannot approve it), linked to the first; after a plain rotation once the 24-hour
+        window has passed (no -Force), after an emergency rotation once the new key is on every DC
+        (forced). After an emergency's second rotation: the review two people must acknowledge."""
         filed = []
         for domain in self._changes.domains:
-            for first in await self._changes.recent_for(domain, 20):
-                if not (first.twice and first.follows is None and first.state == RequestState.SUCCEEDED):
-                    continue
-                marker = f"second:{first.id}"
-                if await self._memory.recall(marker) is not None:
+            for done in await self._changes.recent_for(domain, 20):
+                if done.state != RequestState.SUCCEEDED:
                     continue
                 try:
-                    [status] = await self._status.status(domain)
-                    if not status.diagnosis.rotation.allowed_now:
-                        continue  # within 24 hours of the first: -Force would be needed, and it is not wanted
-                    second = await self._changes.request_second_rotation(first)
+                    if done.twice and done.follows is None:
+                        request = await self._second_rotation(domain, done)
+                    elif done.action == Action.EMERGENCY_ROTATE and done.follows is not None:
+                        request = await self._review(done)
+                    else:
+                        continue
                 except KerberosBotError as exc:
-                    log.warning("the second rotation after %s was not filed: %s", first.id, exc.user_message)
+                    log.warning("what follows %s was not filed: %s", done.id, exc.user_message)
                     continue
-                await self._memory.remember(marker, second.id)
-                filed.append(second)
+                if request is not None:
+                    filed.append(request)
         return filed
+
+    async def _second_rotation(self, domain: str, first: ChangeRequest) -> ChangeRequest | None:
+        marker = f"second:{first.id}"
+        if await self._memory.recall(marker) is not None:
+            return None
+        if first.action == Action.EMERGENCY_ROTATE:
+            ready = await self._changes.key_everywhere(domain)  # the new key replicated: retire the old one now
+        else:
+            [status] = await self._status.status(domain)
+            ready = status.diagnosis.rotation.allowed_now  # within 24 hours -Force would be needed: not wanted
+        if not ready:
+            return None
+        second = await self._changes.request_second_rotation(first)
+        await self._memory.remember(marker, second.id)
+        return second
+
+    async def _review(self, second: ChangeRequest) -> ChangeRequest | None:
+        marker = f"review:{second.follows}"
+        if await self._memory.recall(marker) is not None:
+            return None
+        review = await self._changes.request_review(second)
+        await self._memory.remember(marker, review.id)
+        return review
 
     async def watch(self) -> list[WatchReport]:
         """Each domain's findings that need someone (warning or worse) against the last look: the new

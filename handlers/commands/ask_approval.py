@@ -8,6 +8,7 @@ from bot.domain.approvals import ChangeRequest
 from bot.domain.errors import UsageError
 from bot.services.changes import ChangeService
 from handlers.commands import CommandContext, Prepared, require_changes
+from handlers.notices import alert
 from handlers.parsing import ParsedCommand
 from handlers.replies import Reply, code, text_reply
 from handlers.views.cards import approval_terms, request_card
@@ -33,6 +34,7 @@ def ask_for_approval(
         card = request_card(request, changes.button_value(request), approval_terms(changes, request))
         posted = await client.chat_postMessage(channel=ctx.channel_id, text=card.text, blocks=card.payload()["blocks"])
         await changes.card_posted(request.id, str(posted["channel"]), str(posted["ts"]))
+        await alert(client, ctx.services.alert_channel, request, "an emergency rotation was requested")
         return [
             text_reply(
                 f"Request `{request.id}` is posted for approval ({request.approvals_required} needed, "

@@ -4,7 +4,6 @@ Redis, a prefix of their own) honour the same contract."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,18 +18,7 @@ from bot.domain.ports import CommandQueue, DeferredCommand, RateLimiter
 from bot.domain.verification import SignInTickets
 from tests.support.fake_approvals import FakeSignInTickets
 from tests.support.fakes import FakeCommandQueue, FakeRateLimiter
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    name = f"kbot-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    client = connect(REDIS_URL)
-    async for key in client.scan_iter(match=f"{name}:*", count=500):
-        await client.delete(key)
-    await client.aclose()
+from tests.support.redis_keys import REDIS_URL
 
 
 @pytest.fixture(params=["fake", "redis"])

@@ -4,7 +4,6 @@ the in-memory fakes and the Redis adapters (real Redis, a prefix of their own) h
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -14,19 +13,9 @@ from bot.adapters.redis.client import connect
 from bot.adapters.redis.lifecycle import RedisLeadership, RedisSchedulerMemory
 from bot.domain.ports import Leadership, SchedulerMemory
 from tests.support.fakes import FakeLeadership, FakeSchedulerMemory
+from tests.support.redis_keys import REDIS_URL
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 SHORT = timedelta(milliseconds=300)
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    name = f"kbot-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    client = connect(REDIS_URL)
-    async for key in client.scan_iter(match=f"{name}:*", count=500):
-        await client.delete(key)
-    await client.aclose()
 
 
 @pytest.fixture(params=["fake", "redis"])

@@ -176,3 +176,36 @@ async def test_the_digest_is_posted_to_the_channel_with_the_domain_s_key_age() -
     assert "last 7 days" in shown and "key 200 days old (rotates every 180 days)" in shown
     assert "1 rotation done" in shown and "2 requests denied or failed" in shown and "0 requests expired" in shown
     assert "<!here>" not in shown  # what a finding says never pings anyone
+
+
+async def test_emergency_rotate_tells_the_alert_channel_with_the_reason_as_plain_text() -> None:
+    directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test"))}
+    module = FakeKerberosModule.in_step(directories)
+    policies = {a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"})) for a in Action}
+    policies[Action.EMERGENCY_ROTATE] = ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({"S0BREAKGLASS"}))
+    changes = ChangeService(
+        store=FakeApprovalStore(),
+        module=module,
+        directories=directories,
+        groups=FakeGroups({"S0BREAKGLASS": frozenset({"U0DAVE"})}),
+        policies=policies,
+        rotation=RotationPolicy(),
+        clock=lambda: NOW,
+    )
+    services = BotServices(
+        status=StatusService(directories, module, FakeEntra(), clock=lambda: NOW),
+        changes=changes,
+        alert_channel="C0ALERTS",
+    )
+    hostile = "<!channel> token leaked <https://evil.test|see>"
+    async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
+        form = slash_command_form(f"emergency-rotate contoso.test -- {hostile}", response_url=slack.new_response_url())
+        assert (await send_slash_command(session, bot.endpoint, bot.signing_secret, form)).status == 200
+        posts = await slack.wait_for_api("chat.postMessage", 2)
+        card, alarm = (next(p.body for p in posts if p.body["channel"] == c) for c in ("C0PLATFORM", "C0ALERTS"))
+        assert "Emergency rotation (suspected compromise)" in json.dumps(card)
+        blocks = json.loads(alarm["blocks"]) if isinstance(alarm["blocks"], str) else alarm["blocks"]
+        [said, reason] = blocks
+        assert "an emergency rotation was requested" in said["text"]["text"] and "<@U0ALICE>" in said["text"]["text"]
+        assert reason["elements"][0]["type"] == "plain_text" and hostile in reason["elements"][0]["text"]
+        assert "<!channel>" not in said["text"]["text"] and "<!channel>" not in alarm["text"]

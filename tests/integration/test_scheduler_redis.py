@@ -5,7 +5,6 @@ the other takes over within the lease and files nothing twice."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -22,20 +21,10 @@ from bot.services.lifecycle import Digest, DomainSchedule, LifecycleService, Wat
 from bot.services.status import StatusService
 from bot.workers.scheduler import LifecycleScheduler
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeGroups, FakeKerberosModule, on_prem_state
+from tests.support.redis_keys import REDIS_URL
 from tests.unit.test_lifecycle import Clock
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 LEASE = timedelta(milliseconds=600)
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    name = f"kbot-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    client = connect(REDIS_URL)
-    async for key in client.scan_iter(match=f"{name}:*", count=500):
-        await client.delete(key)
-    await client.aclose()
 
 
 class Filed:

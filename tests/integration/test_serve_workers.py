@@ -69,14 +69,16 @@ class Served:
             return response.status, await response.text()
 
     async def until(self, path: str, status: int, timeout: float = 30.0) -> str:
+        last = "no answer"
         for _ in range(int(timeout / 0.2)):
             assert self.proc.returncode is None, f"kerberos-bot serve exited with {self.proc.returncode}"
             with contextlib.suppress(aiohttp.ClientConnectionError):  # still starting
                 got, body = await self.get(path)
                 if got == status:
                     return body
+                last = f"{got} {body}"
             await asyncio.sleep(0.2)
-        raise AssertionError(f"{path} never answered {status}")
+        raise AssertionError(f"{path} never answered {status} (last: {last})")
 
 
 @pytest.fixture(scope="module")

@@ -86,7 +86,13 @@ def test_verified_approvals_are_on_by_default_for_the_dangerous_actions() -> Non
 
     policies = action_policies(load_bot_config(EXAMPLE))
     verified = {action for action, policy in policies.items() if policy.verified_approval}
-    assert verified == {Action.ROTATE_FORCE, Action.REMOVE_TDO, Action.SETUP, Action.REMOVE_ALL}
+    assert verified == {
+        Action.ROTATE_FORCE,
+        Action.REMOVE_TDO,
+        Action.SETUP,
+        Action.REMOVE_ALL,
+        Action.EMERGENCY_ROTATE,
+    }
 
 
 def test_verified_approvals_without_the_verification_table_are_refused(tmp_path: Path) -> None:
@@ -113,7 +119,9 @@ def test_verified_approval_can_be_turned_off_and_on_per_action(tmp_path: Path) -
     path = tmp_path / "c.toml"
     path.write_text(text)
     policies = action_policies(load_bot_config(path))
-    assert not any(p.verified_approval for p in policies.values())
+    # break-glass stays off (no approver group of its own) whatever the others say
+    assert not policies[Action.EMERGENCY_ROTATE].approver_groups
+    assert not any(p.verified_approval for a, p in policies.items() if a != Action.EMERGENCY_ROTATE)
     path.write_text(
         EXAMPLE.read_text().replace("[approvals.rotate]\n", "[approvals.rotate]\nverified_approval = true\n")
     )

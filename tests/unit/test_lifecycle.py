@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestState
+import pytest
+
+from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes import SCHEDULER, ChangeService
+from bot.services.changes import SCHEDULER, ChangeService, NotAllowed
 from bot.services.lifecycle import Digest, DomainSchedule, LifecycleService, WatchReport
 from bot.services.status import StatusService
 from bot.workers.scheduler import LifecycleScheduler
@@ -102,8 +105,8 @@ async def test_a_denied_scheduled_rotation_is_filed_again_a_day_later_not_at_eve
     assert again.id != first.id
 
 
-async def _approved_and_done(w: World, request: ChangeRequest) -> None:
-    await w.changes.approve(request.id, "U0BOB")
+async def _approved_and_done(w: World, request: ChangeRequest, approver: str = "U0BOB") -> None:
+    await w.changes.approve(request.id, approver)
     execution = await w.changes.execute_next("worker")
     assert execution is not None and execution.succeeded, execution
 
@@ -199,3 +202,67 @@ async def test_a_digest_per_channel_once_a_period_with_ages_rotations_refusals_a
     assert (line.rotations, line.refused, line.expired) == (0, 1, 0)
     assert line.drift == (drift.finding.summary,)
     assert await w.lifecycle.digests(week) == []  # once a period
+
+
+def breakglass_world() -> World:
+    """The same world, with [approvals.emergency_rotate] given its own group (Dave) and reviews by two."""
+    w = world(key_age=timedelta(days=40), every=None)
+    policies = {a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({ADMINS})) for a in Action}
+    # verified approvals have their own tests (test_verified_approvals.py): here the break-glass group's click counts
+    policies[Action.EMERGENCY_ROTATE] = ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({"S0BREAKGLASS"}))
+    policies[Action.EMERGENCY_REVIEW] = ActionPolicy(2, timedelta(days=7), frozenset(), frozenset({ADMINS}))
+    changes = ChangeService(
+        store=w.store,
+        module=w.module,
+        directories=w.module.directories,
+        groups=FakeGroups({ADMINS: frozenset({"U0BOB", "U0CAROL"}), "S0BREAKGLASS": frozenset({"U0DAVE"})}),
+        policies=policies,
+        rotation=RotationPolicy(),
+        clock=w.clock,
+    )
+    status = StatusService(w.module.directories, w.module, FakeEntra(), clock=w.clock)
+    lifecycle = LifecycleService(
+        changes=changes, status=status, memory=w.memory, schedules=[], clock=w.clock, origin_of=_origin
+    )
+    return World(lifecycle, changes, w.store, w.module, w.memory, w.clock)
+
+
+async def test_emergency_rotate_without_a_break_glass_group_is_refused_with_what_to_configure() -> None:
+    from bot.bootstrap import action_policies
+    from bot.config import load_bot_config
+
+    example = action_policies(load_bot_config(Path(__file__).parents[2] / "examples" / "kerberos-bot.toml"))
+    assert not example[Action.EMERGENCY_ROTATE].approver_groups  # the everyday approvers never apply to it
+    w = world(every=None)
+    changes = ChangeService(
+        store=w.store,
+        module=w.module,
+        directories=w.module.directories,
+        groups=FakeGroups({ADMINS: frozenset({"U0BOB"})}),
+        policies=example,
+        rotation=RotationPolicy(),
+        clock=w.clock,
+    )
+    with pytest.raises(NotAllowed, match=r"approvals.emergency_rotate\] approver_groups"):
+        await changes.request_emergency_rotation("contoso.test", requester="U0ALICE", reason="token leaked")
+
+
+async def test_break_glass_rotates_now_again_once_replicated_and_then_two_people_review_it() -> None:
+    w = breakglass_world()
+    first = await w.changes.request_emergency_rotation("contoso.test", requester="U0ALICE", reason="token leaked")
+    assert first.twice and any("-Force" in step for step in first.plan) and any("review" in s for s in first.plan)
+    assert (await w.changes.approve(first.id, "U0BOB")).verdict == Verdict.NOT_ALLOWED  # not break-glass
+    await _approved_and_done(w, first, "U0DAVE")
+    [second] = await w.lifecycle.file_second_rotations()  # the new key is on every DC: at once, forced
+    assert second.action == Action.EMERGENCY_ROTATE and second.follows == first.id and not second.twice
+    assert second.requester == "U0ALICE" and "-Force" in second.plan[0]
+    await _approved_and_done(w, second, "U0DAVE")
+    [review] = await w.lifecycle.file_second_rotations()
+    assert review.action == Action.EMERGENCY_REVIEW and review.requester == SCHEDULER and review.follows == first.id
+    assert review.approvals_required == 2
+    await w.changes.approve(review.id, "U0BOB")
+    await _approved_and_done(w, review, "U0CAROL")
+    reviewed = await w.changes.get(review.id)
+    assert reviewed is not None and "acknowledged by <@U0BOB>, <@U0CAROL>" in (reviewed.outcome or "")
+    assert w.module.set_calls == 2  # two rotations; the review changes nothing
+    assert await w.lifecycle.file_second_rotations() == []
