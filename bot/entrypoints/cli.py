@@ -42,7 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kerberos-bot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = sub.add_parser("serve", help="run HTTP mode: Slack posts to /slack/events")
+    serve = sub.add_parser(
+        "serve",
+        help="run HTTP mode: Slack posts to /slack/events; this process also carries out approved changes and runs "
+        "the lifecycle scheduler (scheduled rotations, the watch, digests; one leader across replicas)",
+    )
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=3000, help="port of Slack's endpoint, /slack/events (default 3000)")
     serve.add_argument(
