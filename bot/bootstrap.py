@@ -36,6 +36,7 @@ from bot.adapters.ldap.connection import LdapEndpoint
 from bot.adapters.ldap.directory import LdapDirectory
 from bot.adapters.redis.client import connect as redis_connect
 from bot.adapters.redis.commands import RedisCommandQueue
+from bot.adapters.redis.freezes import RedisFreezes
 from bot.adapters.redis.lifecycle import RedisLeadership, RedisSchedulerMemory
 from bot.adapters.redis.rate import RedisRateLimiter
 from bot.adapters.redis.replay import RedisReplayGuard
@@ -62,6 +63,7 @@ from bot.domain.ports import (
     ChatOrigins,
     CommandQueue,
     EntraDirectory,
+    Freezes,
     KerberosModule,
     Leadership,
     RateLimiter,
@@ -142,6 +144,7 @@ class Overrides:
     leadership: Leadership | None = None  # default: Redis
     scheduler_memory: SchedulerMemory | None = None  # default: Redis
     origins: ChatOrigins | None = None  # default: Slack (auth.test, bots.info)
+    freezes: Freezes | None = None  # default: Redis
 
 
 class _NoProfiles:
@@ -420,6 +423,7 @@ def build_components(
     store, tickets, limiter = overrides.store, overrides.sign_in_tickets, overrides.limiter
     command_queue, replay_guard = overrides.command_queue, overrides.replay_guard
     leadership, memory = overrides.leadership, overrides.scheduler_memory
+    freezes = overrides.freezes
     if redis_url is not None:
         # bounded waits: a Redis host that does not answer must not hold replies or clicks for minutes
         # (the longest blocking read, a worker's XREADGROUP, waits 1 s)
@@ -433,6 +437,7 @@ def build_components(
         replay_guard = replay_guard or RedisReplayGuard(client, store_prefix)
         leadership = leadership or RedisLeadership(client, store_prefix)
         memory = memory or RedisSchedulerMemory(client, store_prefix)
+        freezes = freezes or RedisFreezes(client, store_prefix)
     changes = None
     verification = None
     if store is not None and overrides.groups is not None:
@@ -459,6 +464,7 @@ def build_components(
             verification=verification,
             entra=entra,
             metrics=metrics,
+            freezes=freezes,
             limits=ExecutionLimits(
                 lease=timedelta(seconds=config.changes.lease_seconds),
                 renew_every=timedelta(seconds=config.changes.lease_seconds / 3),

@@ -109,6 +109,17 @@ class ActionPolicy:
 
 
 @dataclass(frozen=True)
+class Freeze:
+    """No change runs in a domain until ``until`` (but break-glass): who froze it, when and why."""
+
+    domain: str
+    until: datetime
+    by: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Approval:
     approver: str
     at: datetime

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from bot.domain.approvals import Freeze
 from bot.domain.model import AuditEvent, KerberosServerReport, OnPremState, TenantInfo
 
 
@@ -121,6 +122,18 @@ class Leadership(Protocol):
     async def release(self, holder: str) -> None:
         """Give the lead up now (only if ``holder`` has it), so that another takes over at once."""
         ...
+
+
+class Freezes(Protocol):
+    """The freezes of the domains, shared by every replica; a freeze ends by itself at its ``until``."""
+
+    async def put(self, freeze: Freeze) -> None: ...
+
+    async def get(self, domain: str, at: datetime) -> Freeze | None:
+        """The domain's freeze still in force at ``at``, if any."""
+        ...
+
+    async def remove(self, domain: str) -> bool: ...
 
 
 class ChatOrigins(Protocol):

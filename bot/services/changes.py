@@ -36,6 +36,7 @@ from bot.domain.approvals import (
     Claim,
     DecisionResult,
     FinishResult,
+    Freeze,
     GroupDirectory,
     RequestState,
 )
@@ -43,7 +44,7 @@ from bot.domain.diagnosis import RotationPolicy, rotation_window
 from bot.domain.errors import KerberosBotError, UnknownDomainError, UsageError
 from bot.domain.integrity import Signer
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, KERBEROS_REALM, AuditEvent, OnPremState, dns_name
-from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule, RateLimiter, SetServerOptions
+from bot.domain.ports import ActiveDirectory, EntraDirectory, Freezes, KerberosModule, RateLimiter, SetServerOptions
 from bot.domain.top_level_names import check_top_level_names
 from bot.domain.verification import VerifiedIdentity
 from bot.observability.logs import REQUEST_ID, SLACK_USER
@@ -184,7 +185,9 @@ class ChangeService:
         rate_limits: RateLimits | None = None,
         entra: EntraDirectory | None = None,
         metrics: Metrics | None = None,
+        freezes: Freezes | None = None,
     ) -> None:
+        self._freezes = freezes  # None: freezes are off (no shared store to keep them in)
         self.metrics = metrics or Metrics.create()  # the handlers count clicks on the same set
         self._entra = entra  # Entra's KerberosDomain audit events, for a domain's history
         self._limiter = limiter
@@ -239,6 +242,7 @@ class ChangeService:
                 f"`{ACTION_KINDS[action].command}` has no approver group: set [approvals.{action.value}] "
                 "approver_groups in the configuration (for emergency-rotate: a break-glass group)."
             )
+        await self._not_frozen(directory.domain_dns_name, action)
         if not scheduled:
             per_hour = self._rate_limits.requests_per_hour
             await self._within_rate(
@@ -654,7 +658,11 @@ class ChangeService:
             log.error("request %s finished (%s) after its lease lapsed and it was flagged", request.id, word)
         done = await self._store.get(request.id)
         new_version = None
-        if state == RequestState.SUCCEEDED and request.action in (Action.ROTATE, Action.ROTATE_FORCE):
+        if state == RequestState.SUCCEEDED and request.action in (
+            Action.ROTATE,
+            Action.ROTATE_FORCE,
+            Action.EMERGENCY_ROTATE,
+        ):
             server = (await self._directory(request.domain).read_kerberos_objects()).server
             new_version = server.key.version if server and server.key else None
         return Execution(done or request, state == RequestState.SUCCEEDED, outcome, new_version)
@@ -781,6 +789,49 @@ class ChangeService:
                 await on_progress(progress)
             await asyncio.sleep(interval.total_seconds())
 
+    async def _not_frozen(self, domain: str, action: Action, *, refused: type[KerberosBotError] = UsageError) -> None:
+        """A frozen domain takes no change but break-glass (which says it overrides the freeze)."""
+        if self._freezes is None or action in (Action.EMERGENCY_ROTATE, Action.EMERGENCY_REVIEW):
+            return
+        freeze = await self._freezes.get(domain, self._clock())
+        if freeze is not None:
+            raise refused(
+                # the reason is a person's text: it stays out of a message that renders as markup
+                f"{domain} is frozen until {freeze.until:%Y-%m-%d %H:%M} UTC (by {freeze.by}); no change runs "
+                "there until then but an emergency rotation"
+            )
+
+    async def freeze(self, domain: str, *, by: str, until: datetime, reason: str) -> Freeze:
+        """Freeze a domain: anyone who may approve a change there may stop changes there."""
+        name = self._directory(domain).domain_dns_name
+        if self._freezes is None:
+            raise KerberosBotError("Freezes need the approval store (REDIS_URL).")
+        if not reason.strip():
+            raise UsageError(f"Say why, after `--`: `/kerberos freeze {name} <until> -- <reason>`.")
+        approvers = frozenset().union(*(p.approver_groups for p in self._policies.values()))
+        if not await self._is_member(by, approvers):
+            raise NotAllowed("Only members of an approver group may freeze a domain.")
+        now = self._clock()
+        if until <= now:
+            raise UsageError("Give a time in the future for the freeze to end.")
+        freeze = Freeze(name, until, by, reason.strip(), now)
+        await self._freezes.put(freeze)
+        return freeze
+
+    async def thaw(self, domain: str, *, by: str) -> bool:
+        name = self._directory(domain).domain_dns_name
+        if self._freezes is None:
+            return False
+        approvers = frozenset().union(*(p.approver_groups for p in self._policies.values()))
+        if not await self._is_member(by, approvers):
+            raise NotAllowed("Only members of an approver group may end a freeze.")
+        return await self._freezes.remove(name)
+
+    async def freeze_of(self, domain: str) -> Freeze | None:
+        if self._freezes is None:
+            return None
+        return await self._freezes.get(self._directory(domain).domain_dns_name, self._clock())
+
     async def _step(self, request: ChangeRequest, step: str) -> None:
         await self._store.record_step(request.id, step, self._clock())
 
@@ -827,6 +878,7 @@ class ChangeService:
                 )
         if stored.waited_too_long(self._clock()):
             raise RefusedAtExecution("it waited for a worker longer than its time to live")
+        await self._not_frozen(stored.domain, stored.action, refused=RefusedAtExecution)
 
     async def _module_call(self, request: ChangeRequest, cmdlet: str, call: Awaitable[T]) -> T:
         """Journal around the one step that changes AD and Entra, so a crash inside it is visible later.

@@ -1,4 +1,5 @@
-"""The scheduler's ports: the lead (one holder at a time, lapsing when not renewed) and its memory;
+"""The scheduler's ports: the lead (one holder at a time, lapsing when not renewed), its memory, and the
+domains' freezes;
 the in-memory fakes and the Redis adapters (real Redis, a prefix of their own) honour the same contract."""
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.adapters.redis.client import connect
+from bot.adapters.redis.freezes import RedisFreezes
 from bot.adapters.redis.lifecycle import RedisLeadership, RedisSchedulerMemory
-from bot.domain.ports import Leadership, SchedulerMemory
-from tests.support.fakes import FakeLeadership, FakeSchedulerMemory
+from bot.domain.approvals import Freeze
+from bot.domain.ports import Freezes, Leadership, SchedulerMemory
+from tests.support.fakes import FakeFreezes, FakeLeadership, FakeSchedulerMemory
 from tests.support.redis_keys import REDIS_URL
 
 SHORT = timedelta(milliseconds=300)
@@ -74,3 +77,24 @@ async def test_memory_recalls_what_it_was_told(memory: SchedulerMemory) -> None:
     await memory.remember("cadence:contoso.test", '{"key_version": 3}')
     await memory.remember("cadence:contoso.test", '{"key_version": 4}')
     assert await memory.recall("cadence:contoso.test") == '{"key_version": 4}'
+
+
+@pytest.fixture(params=["fake", "redis"])
+async def freezes(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Freezes]:
+    if request.param == "fake":
+        yield FakeFreezes()
+        return
+    client = connect(REDIS_URL)
+    yield RedisFreezes(client, prefix)
+    await client.aclose()
+
+
+async def test_a_freeze_holds_until_its_end_and_can_be_lifted(freezes: Freezes) -> None:
+    now = datetime.now(UTC)
+    freeze = Freeze("contoso.test", now + timedelta(hours=2), "U0BOB", "year-end change freeze", now)
+    await freezes.put(freeze)
+    assert await freezes.get("contoso.test", now) == freeze
+    assert await freezes.get("fabrikam.test", now) is None
+    assert await freezes.get("contoso.test", now + timedelta(hours=3)) is None  # over by itself
+    assert await freezes.remove("contoso.test") and not await freezes.remove("contoso.test")
+    assert await freezes.get("contoso.test", now) is None

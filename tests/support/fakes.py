@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from bot.domain.approvals import Freeze
 from bot.domain.errors import KerberosBotError, KerberosModuleError
 from bot.domain.model import (
     TRUST_DISPLAY_TYPE,
@@ -283,3 +284,20 @@ class FakeSchedulerMemory:
 
     async def remember(self, name: str, value: str) -> None:
         self.values[name] = value
+
+
+class FakeFreezes:
+    """``Freezes`` in a dict; a freeze past its ``until`` is over, as the Redis key's expiry makes it."""
+
+    def __init__(self) -> None:
+        self.freezes: dict[str, Freeze] = {}
+
+    async def put(self, freeze: Freeze) -> None:
+        self.freezes[freeze.domain] = freeze
+
+    async def get(self, domain: str, at: datetime) -> Freeze | None:
+        found = self.freezes.get(domain)
+        return found if found is not None and found.until > at else None
+
+    async def remove(self, domain: str) -> bool:
+        return self.freezes.pop(domain, None) is not None

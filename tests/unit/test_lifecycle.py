@@ -12,6 +12,7 @@ import pytest
 
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
+from bot.domain.errors import UsageError
 from bot.services.changes import SCHEDULER, ChangeService, NotAllowed
 from bot.services.lifecycle import Digest, DomainSchedule, LifecycleService, WatchReport
 from bot.services.status import StatusService
@@ -21,6 +22,7 @@ from tests.support.fakes import (
     NOW,
     FakeDirectory,
     FakeEntra,
+    FakeFreezes,
     FakeGroups,
     FakeKerberosModule,
     FakeLeadership,
@@ -266,3 +268,49 @@ async def test_break_glass_rotates_now_again_once_replicated_and_then_two_people
     assert reviewed is not None and "acknowledged by <@U0BOB>, <@U0CAROL>" in (reviewed.outcome or "")
     assert w.module.set_calls == 2  # two rotations; the review changes nothing
     assert await w.lifecycle.file_second_rotations() == []
+
+
+def frozen_world() -> tuple[World, FakeFreezes]:
+    w = breakglass_world()
+    freezes = FakeFreezes()
+    policies = {a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({ADMINS})) for a in Action}
+    policies[Action.EMERGENCY_ROTATE] = ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({"S0BREAKGLASS"}))
+    changes = ChangeService(
+        store=w.store,
+        module=w.module,
+        directories=w.module.directories,
+        groups=FakeGroups({ADMINS: frozenset({"U0BOB", "U0CAROL"}), "S0BREAKGLASS": frozenset({"U0DAVE"})}),
+        policies=policies,
+        rotation=RotationPolicy(),
+        clock=w.clock,
+        freezes=freezes,
+    )
+    return replace(w, changes=changes), freezes
+
+
+async def test_a_frozen_domain_takes_no_request_and_runs_no_approved_change_but_break_glass() -> None:
+    w, _ = frozen_world()
+    approved = await w.changes.request_rotation("contoso.test", requester="U0ALICE", reason="quarterly", force=False)
+    await w.changes.approve(approved.id, "U0BOB")
+    with pytest.raises(NotAllowed, match="approver group"):  # a requester who cannot approve cannot freeze
+        await w.changes.freeze("contoso.test", by="U0ALICE", until=NOW + timedelta(days=2), reason="year end")
+    freeze = await w.changes.freeze("contoso.test", by="U0BOB", until=NOW + timedelta(days=2), reason="year end")
+    assert freeze.until == NOW + timedelta(days=2) and await w.changes.freeze_of("contoso.test") == freeze
+    with pytest.raises(UsageError, match="frozen until"):
+        await w.changes.request_rotation("contoso.test", requester="U0ALICE", reason="again", force=False)
+    execution = await w.changes.execute_next("worker")  # approved before the freeze: refused when it would run
+    assert execution is not None and not execution.succeeded and "frozen until" in execution.outcome
+    assert w.module.set_calls == 0
+    emergency = await w.changes.request_emergency_rotation("contoso.test", requester="U0ALICE", reason="leak")
+    await _approved_and_done(w, emergency, "U0DAVE")  # break-glass overrides the freeze
+    assert await w.changes.thaw("contoso.test", by="U0CAROL")
+    assert await w.changes.freeze_of("contoso.test") is None
+    w.clock.now += timedelta(days=1)  # past the 24-hour window of the emergency's key
+    await w.changes.request_rotation("contoso.test", requester="U0ALICE", reason="after the freeze", force=False)
+
+
+async def test_a_freeze_ends_by_itself() -> None:
+    w, _ = frozen_world()
+    await w.changes.freeze("contoso.test", by="U0BOB", until=NOW + timedelta(hours=1), reason="maintenance")
+    w.clock.now += timedelta(hours=2)
+    assert await w.changes.freeze_of("contoso.test") is None

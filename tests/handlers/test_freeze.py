@@ -1,0 +1,66 @@
+"""`/kerberos freeze` and `thaw` through signed requests: an approver freezes a domain, a rotation asked
+for meanwhile is refused with when the freeze ends, a bad end time gets a clear message."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+from kerberos_sandbox.slack_standin import SlackStandIn, send_slash_command, slash_command_form
+
+from bot.domain.approvals import Action, ActionPolicy
+from bot.domain.diagnosis import RotationPolicy
+from bot.services.changes import ChangeService
+from bot.services.container import BotServices
+from bot.services.status import StatusService
+from handlers.commands.freeze import until_of
+from tests.support.botserver import running_bot
+from tests.support.fake_approvals import FakeApprovalStore
+from tests.support.fakes import (
+    NOW,
+    FakeDirectory,
+    FakeEntra,
+    FakeFreezes,
+    FakeGroups,
+    FakeKerberosModule,
+    on_prem_state,
+)
+
+
+def test_until_is_a_utc_time_or_a_span() -> None:
+    assert until_of("2026-12-24T18:00", NOW) == datetime(2026, 12, 24, 18, 0, tzinfo=UTC)
+    assert until_of("3d", NOW) == NOW + timedelta(days=3) and until_of("90m", NOW) == NOW + timedelta(minutes=90)
+
+
+async def test_an_approver_freezes_a_domain_and_a_rotation_meanwhile_is_refused() -> None:
+    directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test"))}
+    module = FakeKerberosModule.in_step(directories)
+    changes = ChangeService(
+        store=FakeApprovalStore(),
+        module=module,
+        directories=directories,
+        groups=FakeGroups({"S0ADMINS": frozenset({"U0BOB"})}),
+        policies={a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"})) for a in Action},
+        rotation=RotationPolicy(),
+        clock=lambda: datetime.now(UTC),
+        freezes=FakeFreezes(),
+    )
+    services = BotServices(status=StatusService(directories, module, FakeEntra()), changes=changes)
+    async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
+
+        async def say(text: str, user: str) -> str:
+            url = slack.new_response_url()
+            form = slash_command_form(text, response_url=url, user_id=user)
+            ack = await send_slash_command(session, bot.endpoint, bot.signing_secret, form)
+            assert ack.status == 200
+            if ack.body and "Checking" not in ack.body:
+                return ack.body
+            return json.dumps(await slack.wait_for_responses(url, 1))
+
+        assert "is not a time" in await say("freeze contoso.test next-week -- audit", "U0BOB")
+        assert "frozen until" in await say("freeze contoso.test 2d -- year-end change freeze", "U0BOB")
+        refused = await say("rotate contoso.test -- quarterly", "U0ALICE")
+        assert "frozen until" in refused and "U0BOB" in refused
+        assert "Only members of an approver group" in await say("thaw contoso.test", "U0ALICE")
+        assert "is over" in await say("thaw contoso.test", "U0BOB")
