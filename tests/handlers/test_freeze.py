@@ -9,23 +9,15 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from kerberos_sandbox.slack_standin import SlackStandIn, send_slash_command, slash_command_form
 
-from bot.domain.approvals import Action, ActionPolicy
-from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes import ChangeService
 from bot.services.container import BotServices
-from bot.services.status import StatusService
 from handlers.commands.freeze import until_of
 from tests.support.botserver import running_bot
-from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import (
     NOW,
-    FakeDirectory,
-    FakeEntra,
     FakeFreezes,
-    FakeGroups,
-    FakeKerberosModule,
     on_prem_state,
 )
+from tests.support.worlds import one_domain
 
 
 def test_until_is_a_utc_time_or_a_span() -> None:
@@ -34,19 +26,8 @@ def test_until_is_a_utc_time_or_a_span() -> None:
 
 
 async def test_an_approver_freezes_a_domain_and_a_rotation_meanwhile_is_refused() -> None:
-    directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test"))}
-    module = FakeKerberosModule.in_step(directories)
-    changes = ChangeService(
-        store=FakeApprovalStore(),
-        module=module,
-        directories=directories,
-        groups=FakeGroups({"S0ADMINS": frozenset({"U0BOB"})}),
-        policies={a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"})) for a in Action},
-        rotation=RotationPolicy(),
-        clock=lambda: datetime.now(UTC),
-        freezes=FakeFreezes(),
-    )
-    services = BotServices(status=StatusService(directories, module, FakeEntra()), changes=changes)
+    world = one_domain(on_prem_state("contoso.test"), clock=lambda: datetime.now(UTC), freezes=FakeFreezes())
+    services = BotServices(status=world.status, changes=world.changes)
     async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
 
         async def say(text: str, user: str) -> str:

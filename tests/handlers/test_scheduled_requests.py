@@ -21,45 +21,26 @@ from kerberos_sandbox.slack_standin import (
 from bot.adapters.slack.origin import SlackOrigins
 from bot.bootstrap import slack_client
 from bot.domain.approvals import Action, ActionPolicy, RequestState
-from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes import ChangeService
 from bot.services.container import BotServices
 from bot.services.lifecycle import DomainSchedule, LifecycleService
-from bot.services.status import StatusService
 from bot.workers.scheduler import LifecycleScheduler
 from handlers.notices import SlackLifecycleNotices
 from handlers.views.cards import APPROVE_ACTION
 from tests.support.botserver import running_bot
-from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import (
     NOW,
-    FakeDirectory,
-    FakeEntra,
-    FakeGroups,
-    FakeKerberosModule,
     FakeLeadership,
     FakeSchedulerMemory,
     on_prem_state,
 )
+from tests.support.worlds import one_domain
 
 CHANNEL = "C0PLATFORM"
 
 
 async def test_a_scheduled_rotation_is_carded_in_its_channel_and_approved_there_by_a_click() -> None:
-    directories = {
-        "contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=95)))
-    }
-    module = FakeKerberosModule.in_step(directories)
-    changes = ChangeService(
-        store=FakeApprovalStore(),
-        module=module,
-        directories=directories,
-        groups=FakeGroups({"S0ADMINS": frozenset({"U0BOB"})}),
-        policies={a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"})) for a in Action},
-        rotation=RotationPolicy(),
-        clock=lambda: NOW,
-    )
-    status = StatusService(directories, module, FakeEntra(), clock=lambda: NOW)
+    world = one_domain(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=95)))
+    changes, status = world.changes, world.status
     services = BotServices(status=status, changes=changes)
     async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
         client = slack_client(slack.bot_token, slack.api_url)
@@ -101,20 +82,10 @@ async def test_a_scheduled_rotation_is_carded_in_its_channel_and_approved_there_
 
 
 async def test_the_watch_posts_a_finding_once() -> None:
-    directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test"))}
-    module = FakeKerberosModule.in_step(directories)
-    good = module.cloud["contoso.test"]
-    module.cloud["contoso.test"] = replace(good, key_version=good.key_version + 1)  # AD and Entra out of step
-    changes = ChangeService(
-        store=FakeApprovalStore(),
-        module=module,
-        directories=directories,
-        groups=FakeGroups(),
-        policies={a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset()) for a in Action},
-        rotation=RotationPolicy(),
-        clock=lambda: NOW,
-    )
-    status = StatusService(directories, module, FakeEntra(), clock=lambda: NOW)
+    world = one_domain(on_prem_state("contoso.test"))
+    good = world.module.cloud["contoso.test"]
+    world.module.cloud["contoso.test"] = replace(good, key_version=good.key_version + 1)  # AD and Entra out of step
+    changes, status = world.changes, world.status
     async with SlackStandIn() as slack:
         client = slack_client(slack.bot_token, slack.api_url)
         lifecycle = LifecycleService(
@@ -141,18 +112,9 @@ async def test_the_watch_posts_a_finding_once() -> None:
 
 
 async def test_rotate_twice_asks_for_a_double_rotation_and_the_card_says_so() -> None:
-    directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test"))}
-    module = FakeKerberosModule.in_step(directories)
-    changes = ChangeService(
-        store=FakeApprovalStore(),
-        module=module,
-        directories=directories,
-        groups=FakeGroups({"S0ADMINS": frozenset({"U0BOB"})}),
-        policies={a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"})) for a in Action},
-        rotation=RotationPolicy(),
-        clock=lambda: NOW,
-    )
-    services = BotServices(status=StatusService(directories, module, FakeEntra(), clock=lambda: NOW), changes=changes)
+    world = one_domain(on_prem_state("contoso.test"))
+    changes = world.changes
+    services = BotServices(status=world.status, changes=changes)
     async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
         url = slack.new_response_url()
         form = slash_command_form("rotate contoso.test --twice -- retire the old key too", response_url=url)
@@ -179,24 +141,11 @@ async def test_the_digest_is_posted_to_the_channel_with_the_domain_s_key_age() -
 
 
 async def test_emergency_rotate_tells_the_alert_channel_with_the_reason_as_plain_text() -> None:
-    directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test"))}
-    module = FakeKerberosModule.in_step(directories)
     policies = {a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"})) for a in Action}
     policies[Action.EMERGENCY_ROTATE] = ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({"S0BREAKGLASS"}))
-    changes = ChangeService(
-        store=FakeApprovalStore(),
-        module=module,
-        directories=directories,
-        groups=FakeGroups({"S0BREAKGLASS": frozenset({"U0DAVE"})}),
-        policies=policies,
-        rotation=RotationPolicy(),
-        clock=lambda: NOW,
-    )
-    services = BotServices(
-        status=StatusService(directories, module, FakeEntra(), clock=lambda: NOW),
-        changes=changes,
-        alert_channel="C0ALERTS",
-    )
+    world = one_domain(on_prem_state("contoso.test"), groups={"S0BREAKGLASS": frozenset({"U0DAVE"})}, policies=policies)
+    changes = world.changes
+    services = BotServices(status=world.status, changes=changes, alert_channel="C0ALERTS")
     hostile = "<!channel> token leaked <https://evil.test|see>"
     async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
         form = slash_command_form(f"emergency-rotate contoso.test -- {hostile}", response_url=slack.new_response_url())
