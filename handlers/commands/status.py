@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from functools import lru_cache
 
-from bot.domain.errors import UsageError
+from bot.domain.errors import KerberosBotError, UsageError
+from bot.services.changes import ChangeService
 from bot.services.single_flight import SingleFlight
 from bot.services.status import StatusService
 from handlers.commands import CommandContext, Prepared
@@ -17,8 +19,16 @@ ORDER = 10  # where it shows in help and in the manifest
 _renderings: SingleFlight[list[Reply]] = SingleFlight()
 
 
-async def _render(service: StatusService, domain: str | None, per_dc: bool) -> list[Reply]:
-    replies = status_replies(await service.status(domain, per_dc=per_dc))
+async def _render(
+    service: StatusService, changes: ChangeService | None, domain: str | None, per_dc: bool
+) -> list[Reply]:
+    statuses = await service.status(domain, per_dc=per_dc)
+    freezes = {}
+    if changes is not None:  # a frozen domain says so beside its status
+        for status in statuses:
+            with contextlib.suppress(KerberosBotError):  # the store down: the status still shows
+                freezes[status.domain] = await changes.freeze_of(status.domain)
+    replies = status_replies(statuses, {d: f for d, f in freezes.items() if f is not None})
     for reply in replies:
         reply.payload()  # validate and serialise once, for every caller sharing this rendering
     return replies
@@ -43,7 +53,7 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     async def work() -> list[Reply]:
         # identical requests in flight share one read and one rendering
         key = (id(service), tuple(domains), per_dc)
-        return await _renderings.run(key, lambda: _render(service, domain, per_dc))
+        return await _renderings.run(key, lambda: _render(service, ctx.services.changes, domain, per_dc))
 
     return Prepared(ack=_checking(tuple(domains)), work=work)
 

@@ -5,11 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
 
+from bot.domain.approvals import Freeze
 from bot.domain.diagnosis import Health, Severity
 from bot.services.status import DomainStatus
-from handlers.replies import Reply, escape
+from handlers.replies import Reply, escape, person, plain
 from handlers.views.blocks import FIELD_TEXT, MAX_BLOCKS, SECTION_TEXT, clip
 
 HEALTH_ICON = {
@@ -119,13 +128,29 @@ def _per_dc_text(versions: Mapping[str, int | None]) -> str:
     return "\n".join(lines)
 
 
-def status_replies(statuses: Sequence[DomainStatus]) -> list[Reply]:
+def freeze_block(freeze: Freeze) -> ContextBlock:
+    """A frozen domain, said beside its status (the reason, a person's words, as plain text)."""
+    return ContextBlock(
+        elements=[
+            MarkdownTextObject(
+                text=f":snowflake: Frozen until {freeze.until:%Y-%m-%d %H:%M} UTC by {person(freeze.by)}: no change "
+                "runs here until then but an emergency rotation"
+            ),
+            PlainTextObject(text=f"Reason: {plain(freeze.reason, 200)}", emoji=False),
+        ]
+    )
+
+
+def status_replies(statuses: Sequence[DomainStatus], freezes: Mapping[str, Freeze] | None = None) -> list[Reply]:
     """One or more in-channel messages: Slack takes at most 50 blocks in one."""
     replies: list[Reply] = []
     blocks: list[Block] = []
     texts: list[str] = []
     for status in statuses:
         chunk = domain_status_blocks(status)
+        frozen = (freezes or {}).get(status.domain)
+        if frozen is not None:
+            chunk.insert(1, freeze_block(frozen))
         if blocks and len(blocks) + 1 + len(chunk) > MAX_BLOCKS:
             replies.append(Reply(text="; ".join(texts), blocks=blocks, in_channel=True))
             blocks, texts = [], []

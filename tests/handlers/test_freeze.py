@@ -41,6 +41,8 @@ async def test_an_approver_freezes_a_domain_and_a_rotation_meanwhile_is_refused(
 
         assert "is not a time" in await say("freeze contoso.test next-week -- audit", "U0BOB")
         assert "frozen until" in await say("freeze contoso.test 2d -- year-end change freeze", "U0BOB")
+        shown = await say("status contoso.test", "U0ALICE")
+        assert "Frozen until" in shown and "<@U0BOB>" in shown and "year-end change freeze" in shown
         refused = await say("rotate contoso.test -- quarterly", "U0ALICE")
         assert "frozen until" in refused and "U0BOB" in refused
         assert "Only members of an approver group" in await say("thaw contoso.test", "U0ALICE")
