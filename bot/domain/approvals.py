@@ -41,6 +41,10 @@ class Action(enum.Enum):
         return legacy.get(str(value))
 
 
+# the actions that give the domain a new key (what the scheduler and the key's follow-up look for)
+KEY_ROTATIONS = frozenset({Action.ROTATE, Action.ROTATE_FORCE, Action.EMERGENCY_ROTATE})
+
+
 @dataclass(frozen=True)
 class ActionKind:
     """What every layer says of an action: its title on the card, what a person types for it, and the

@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from bot.domain.approvals import (
     ACTION_KINDS,
+    KEY_ROTATIONS,
     Action,
     ActionKind,
     ActionPolicy,
@@ -40,7 +41,7 @@ from bot.domain.approvals import (
     GroupDirectory,
     RequestState,
 )
-from bot.domain.diagnosis import RotationPolicy, rotation_window
+from bot.domain.diagnosis import RotationPolicy, RotationWindow, rotation_window
 from bot.domain.errors import KerberosBotError, UnknownDomainError, UsageError
 from bot.domain.integrity import Signer
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, KERBEROS_REALM, AuditEvent, OnPremState, dns_name
@@ -363,6 +364,14 @@ class ChangeService:
         action = Action.EMERGENCY_ROTATE if first.action == Action.EMERGENCY_ROTATE else Action.ROTATE
         return await self.request(action, ask, scheduled=True)
 
+    async def key_window(self, domain: str) -> tuple[int | None, RotationWindow]:
+        """The key's version and its rotation window, from AD as the rotation's pre-flight reads them (one
+        LDAP read: no module call, so the scheduler may ask every tick)."""
+        server = (await self._directory(domain).read_kerberos_objects()).server
+        key = server.key if server else None
+        window = rotation_window(key.updated_on if key else None, self._clock(), self._rotation)
+        return (key.version if key else None), window
+
     async def key_everywhere(self, domain: str) -> bool:
         """Every configured DC of ``domain`` holds the key AD shows now (replication done)."""
         directory = self._directory(domain)
@@ -658,11 +667,7 @@ class ChangeService:
             log.error("request %s finished (%s) after its lease lapsed and it was flagged", request.id, word)
         done = await self._store.get(request.id)
         new_version = None
-        if state == RequestState.SUCCEEDED and request.action in (
-            Action.ROTATE,
-            Action.ROTATE_FORCE,
-            Action.EMERGENCY_ROTATE,
-        ):
+        if state == RequestState.SUCCEEDED and request.action in KEY_ROTATIONS:
             server = (await self._directory(request.domain).read_kerberos_objects()).server
             new_version = server.key.version if server and server.key else None
         return Execution(done or request, state == RequestState.SUCCEEDED, outcome, new_version)

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.domain.approvals import Action, ChangeRequest, RequestState
+from bot.domain.approvals import KEY_ROTATIONS, Action, ChangeRequest, RequestState
 from bot.domain.diagnosis import Finding, Severity
 from bot.domain.errors import KerberosBotError
 from bot.domain.ports import SchedulerMemory
@@ -25,8 +25,6 @@ from bot.services.status import StatusService
 
 log = logging.getLogger(__name__)
 
-ROTATIONS = frozenset({Action.ROTATE, Action.ROTATE_FORCE})
-OPEN = frozenset({RequestState.PENDING, RequestState.APPROVED, RequestState.EXECUTING})
 # a scheduled rotation that was denied or expired is filed again after this long, not at every tick
 REFILE_AFTER = timedelta(days=1)
 
@@ -98,13 +96,9 @@ class LifecycleService:
         # "<team>/<app>/<channel>" of a channel: the only place a scheduled request's clicks count from
         self._origin_of = origin_of or _no_origin
 
-    @property
-    def schedules(self) -> Sequence[DomainSchedule]:
-        return tuple(self._schedules.values())
-
     async def _open_rotation(self, domain: str) -> ChangeRequest | None:
         for request in await self._changes.recent_for(domain, 20):
-            if request.action in ROTATIONS and request.state in OPEN:
+            if request.action in KEY_ROTATIONS and not request.state.is_final:
                 return request
         return None
 
@@ -124,10 +118,9 @@ class LifecycleService:
         return filed
 
     async def _file_if_due(self, schedule: DomainSchedule, every: timedelta, channel: str) -> ChangeRequest | None:
-        [status] = await self._status.status(schedule.domain)
-        age = status.diagnosis.rotation.key_age
-        version = status.report.key_version if status.report else None
-        if age is None or age < every or not status.diagnosis.rotation.allowed_now:
+        version, window = await self._changes.key_window(schedule.domain)
+        age = window.key_age
+        if age is None or age < every or not window.allowed_now:
             return None
         if await self._open_rotation(schedule.domain) is not None:
             return None
@@ -190,8 +183,8 @@ class LifecycleService:
         if first.action == Action.EMERGENCY_ROTATE:
             ready = await self._changes.key_everywhere(domain)  # the new key replicated: retire the old one now
         else:
-            [status] = await self._status.status(domain)
-            ready = status.diagnosis.rotation.allowed_now  # within 24 hours -Force would be needed: not wanted
+            _, window = await self._changes.key_window(domain)
+            ready = window.allowed_now  # within 24 hours -Force would be needed: not wanted
         if not ready:
             return None
         second = await self._changes.request_second_rotation(first)
@@ -274,7 +267,7 @@ class LifecycleService:
             key_age=key_age,
             rotate_every=schedule.rotate_every,
             max_age=timedelta(days=self._max_age_days),
-            rotations=sum(r.action in ROTATIONS and r.state == RequestState.SUCCEEDED for r in recent),
+            rotations=sum(r.action in KEY_ROTATIONS and r.state == RequestState.SUCCEEDED for r in recent),
             refused=sum(r.state in (RequestState.DENIED, RequestState.FAILED) for r in recent),
             expired=sum(r.state == RequestState.EXPIRED for r in recent),
             drift=drift,
