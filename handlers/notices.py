@@ -38,6 +38,13 @@ REFUSALS = {
 }
 
 
+async def post_card(client: AsyncWebClient, changes: ChangeService, request: ChangeRequest, channel: str) -> None:
+    """The request's card, posted in ``channel``; the store learns where it is, to update it in place."""
+    card = request_card(request, changes.button_value(request), approval_terms(changes, request))
+    posted = await client.chat_postMessage(channel=channel, text=card.text, blocks=card.payload()["blocks"])
+    await changes.card_posted(request.id, str(posted["channel"]), str(posted["ts"]))
+
+
 async def update_card(client: AsyncWebClient, changes: ChangeService, request: ChangeRequest) -> None:
     if not (request.channel and request.message_ts):
         return
@@ -185,11 +192,7 @@ class SlackLifecycleNotices:
     async def filed(self, request: ChangeRequest) -> None:
         if not request.channel:
             return
-        card = request_card(request, self._changes.button_value(request), approval_terms(self._changes, request))
-        posted = await self._client.chat_postMessage(
-            channel=request.channel, text=card.text, blocks=card.payload()["blocks"]
-        )
-        await self._changes.card_posted(request.id, str(posted["channel"]), str(posted["ts"]))
+        await post_card(self._client, self._changes, request, request.channel)
         if request.action == Action.EMERGENCY_REVIEW:
             what = "the review of the emergency rotation waits for two people"
         else:

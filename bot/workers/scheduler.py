@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -84,9 +84,9 @@ class LifecycleScheduler:
                 await self._tell(self._notices.digest(digest), f"the digest of {digest.channel}")
         return True
 
-    async def _tell(self, call: object, what: str) -> None:
+    async def _tell(self, call: Awaitable[None], what: str) -> None:
         try:
-            await call  # type: ignore[misc]
+            await call
         except Exception:  # Slack down: what was filed stays filed (and shows in /kerberos requests)
             log.exception("posting %s failed", what)
 

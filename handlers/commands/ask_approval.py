@@ -8,10 +8,9 @@ from bot.domain.approvals import ChangeRequest
 from bot.domain.errors import UsageError
 from bot.services.changes import ChangeService
 from handlers.commands import CommandContext, Prepared, require_changes
-from handlers.notices import alert
+from handlers.notices import alert, post_card
 from handlers.parsing import ParsedCommand
 from handlers.replies import Reply, code, text_reply
-from handlers.views.cards import approval_terms, request_card
 
 Submit = Callable[[ChangeService, str, str], Awaitable[ChangeRequest]]  # (service, domain, reason)
 
@@ -31,9 +30,7 @@ def ask_for_approval(
 
     async def work() -> list[Reply]:
         request = await submit(changes, domain, reason)
-        card = request_card(request, changes.button_value(request), approval_terms(changes, request))
-        posted = await client.chat_postMessage(channel=ctx.channel_id, text=card.text, blocks=card.payload()["blocks"])
-        await changes.card_posted(request.id, str(posted["channel"]), str(posted["ts"]))
+        await post_card(client, changes, request, ctx.channel_id)
         await alert(client, ctx.services.alert_channel, request, "an emergency rotation was requested")
         return [
             text_reply(
