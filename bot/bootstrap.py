@@ -264,9 +264,8 @@ def action_policies(config: BotConfig) -> dict[Action, ActionPolicy]:
             approvals_required=approvals.required(key),
             ttl=timedelta(minutes=p.ttl_minutes),
             requester_groups=frozenset(p.requester_groups),
-            # break-glass approvers are their own group, never the everyday ones
             approver_groups=frozenset(
-                p.approver_groups or (approvals.default_approver_groups if action != Action.EMERGENCY_ROTATE else [])
+                p.approver_groups or ([] if kind.own_approvers else approvals.default_approver_groups)
             ),
             verified_approval=approvals.verified(key),
         )

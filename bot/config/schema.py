@@ -23,6 +23,12 @@ def base_dn_of(dns_name: str) -> str:
     return ",".join(f"DC={part}" for part in dns_name.split("."))
 
 
+def slack_channel_id(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{6,}", value):
+        raise ValueError(f"'{value}' is not a Slack channel id such as C0123ABCD (the id, not the #name)")
+    return value
+
+
 class DomainConfig(Strict):
     """One on-premises AD domain and how to reach its DCs."""
 
@@ -83,9 +89,7 @@ class DomainConfig(Strict):
     @field_validator("channel")
     @classmethod
     def _channel_id(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{6,}", value):
-            raise ValueError(f"'{value}' is not a Slack channel id such as C0123ABCD (the id, not the #name)")
-        return value
+        return slack_channel_id(value)
 
     @model_validator(mode="after")
     def _schedule_has_a_channel(self) -> DomainConfig:
@@ -370,9 +374,7 @@ class LifecycleConfig(Strict):
     @field_validator("alert_channel")
     @classmethod
     def _alert_channel_id(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{6,}", value):
-            raise ValueError(f"'{value}' is not a Slack channel id such as C0123ABCD (the id, not the #name)")
-        return value
+        return slack_channel_id(value)
 
 
 def _secret_sources(node: object, where: str) -> list[tuple[str, SecretSource]]:
@@ -445,7 +447,11 @@ class BotConfig(Strict):
         approvals = self.approvals
         # break-glass is opt-in: it is off until its approver group is configured, so only then does it need
         # the verification table (a configuration written before it existed keeps loading)
-        opted_out = {"emergency_rotate"} if not approvals.emergency_rotate.approver_groups else set()
+        opted_out = {
+            kind.config_key
+            for kind in ACTION_KINDS.values()
+            if kind.own_approvers and not getattr(approvals, kind.config_key).approver_groups
+        }
         needing = [key for key in ACTION_KEYS if approvals.verified(key) and key not in opted_out]
         if needing and approvals.verification is None:
             raise ValueError(

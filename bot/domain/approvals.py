@@ -55,6 +55,8 @@ class ActionKind:
     command: str  # after /kerberos, without the domain and the reason
     default_approvals: int
     default_verified: bool
+    # break-glass: approved only by its own approver_groups (never the default ones), and off until it has them
+    own_approvers: bool = False
 
     @property
     def config_key(self) -> str:
@@ -72,7 +74,14 @@ ACTION_KINDS: dict[Action, ActionKind] = {
         ActionKind(Action.SETUP, "Set up the cloud trust", "setup", 2, True),
         ActionKind(Action.REMOVE_ALL, "Remove all Kerberos settings", "remove-all", 2, True),
         # break-glass: one verified approver from its own group (no default group: it must be configured)
-        ActionKind(Action.EMERGENCY_ROTATE, "Emergency rotation (suspected compromise)", "emergency-rotate", 1, True),
+        ActionKind(
+            Action.EMERGENCY_ROTATE,
+            "Emergency rotation (suspected compromise)",
+            "emergency-rotate",
+            1,
+            True,
+            own_approvers=True,
+        ),
         ActionKind(Action.EMERGENCY_REVIEW, "Review of an emergency rotation", "(filed by the bot)", 2, False),
     )
 }
