@@ -206,7 +206,7 @@ async def test_a_digest_per_channel_once_a_period_with_ages_rotations_refusals_a
     assert await w.lifecycle.digests(week) == []  # once a period
 
 
-def breakglass_world() -> World:
+def breakglass_world(freezes: FakeFreezes | None = None) -> World:
     """The same world, with [approvals.emergency_rotate] given its own group (Dave) and reviews by two."""
     w = world(key_age=timedelta(days=40), every=None)
     policies = {a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({ADMINS})) for a in Action}
@@ -221,6 +221,7 @@ def breakglass_world() -> World:
         policies=policies,
         rotation=RotationPolicy(),
         clock=w.clock,
+        freezes=freezes,
     )
     status = StatusService(w.module.directories, w.module, FakeEntra(), clock=w.clock)
     lifecycle = LifecycleService(
@@ -270,26 +271,8 @@ async def test_break_glass_rotates_now_again_once_replicated_and_then_two_people
     assert await w.lifecycle.file_second_rotations() == []
 
 
-def frozen_world() -> tuple[World, FakeFreezes]:
-    w = breakglass_world()
-    freezes = FakeFreezes()
-    policies = {a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({ADMINS})) for a in Action}
-    policies[Action.EMERGENCY_ROTATE] = ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({"S0BREAKGLASS"}))
-    changes = ChangeService(
-        store=w.store,
-        module=w.module,
-        directories=w.module.directories,
-        groups=FakeGroups({ADMINS: frozenset({"U0BOB", "U0CAROL"}), "S0BREAKGLASS": frozenset({"U0DAVE"})}),
-        policies=policies,
-        rotation=RotationPolicy(),
-        clock=w.clock,
-        freezes=freezes,
-    )
-    return replace(w, changes=changes), freezes
-
-
 async def test_a_frozen_domain_takes_no_request_and_runs_no_approved_change_but_break_glass() -> None:
-    w, _ = frozen_world()
+    w = breakglass_world(FakeFreezes())
     approved = await w.changes.request_rotation("contoso.test", requester="U0ALICE", reason="quarterly", force=False)
     await w.changes.approve(approved.id, "U0BOB")
     with pytest.raises(NotAllowed, match="approver group"):  # a requester who cannot approve cannot freeze
@@ -310,7 +293,7 @@ async def test_a_frozen_domain_takes_no_request_and_runs_no_approved_change_but_
 
 
 async def test_a_freeze_ends_by_itself() -> None:
-    w, _ = frozen_world()
+    w = breakglass_world(FakeFreezes())
     await w.changes.freeze("contoso.test", by="U0BOB", until=NOW + timedelta(hours=1), reason="maintenance")
     w.clock.now += timedelta(hours=2)
     assert await w.changes.freeze_of("contoso.test") is None
