@@ -2,13 +2,14 @@
 #   target "bot"     (the default): the bot alone, as a non-root user; what docker-compose.yml deploys.
 #   target "sandbox": the bot plus Samba and the stand-ins, for `docker compose --profile sandbox`.
 # Based on Debian's own Python (the same packages the sandbox needs come from the same archive).
-# libgssapi-krb5-2: MIT Kerberos at run time, for auth = "kerberos" to the management host.
+# libgssapi-krb5-2: MIT Kerberos at run time, for auth = "kerberos" to the management host; tzdata: the
+# time zones change windows are read in.
 # The base image is pinned by digest (scripts/pin-base-image.sh resolves the tag's current digest and
 # rewrites this line); the Python packages come from requirements.lock, every file checked by hash.
 FROM debian:bookworm-slim@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251 AS base
 RUN apt-get update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-venv ca-certificates \
-    libgssapi-krb5-2 \
+    libgssapi-krb5-2 tzdata \
  && rm -rf /var/lib/apt/lists/*
 # Behind a TLS-inspecting proxy, pass its CA (PEM) so pip trusts it during the build, e.g.
 #   EXTRA_CA_CERT="$(cat /usr/local/share/ca-certificates/*.crt)" docker compose build

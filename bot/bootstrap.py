@@ -464,6 +464,7 @@ def build_components(
             entra=entra,
             metrics=metrics,
             freezes=freezes,
+            windows={d.name: d.windows for d in config.domains},
             limits=ExecutionLimits(
                 lease=timedelta(seconds=config.changes.lease_seconds),
                 renew_every=timedelta(seconds=config.changes.lease_seconds / 3),

@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.approvals import Action, ChangeRequest, DecisionResult, Verdict
 from bot.domain.diagnosis import Severity
 from bot.observability.logs import set_user
-from bot.services.changes import ChangeService, Execution, KeyPropagation
+from bot.services.changes import ChangeService, Deferral, Execution, KeyPropagation
 from bot.services.lifecycle import Digest, WatchReport
 from handlers.replies import escape, person, plain
 from handlers.views.cards import approval_terms, request_card
@@ -40,7 +40,9 @@ REFUSALS = {
 
 async def post_card(client: AsyncWebClient, changes: ChangeService, request: ChangeRequest, channel: str) -> None:
     """The request's card, posted in ``channel``; the store learns where it is, to update it in place."""
-    card = request_card(request, changes.button_value(request), approval_terms(changes, request))
+    card = request_card(
+        request, changes.button_value(request), approval_terms(changes, request), timing=changes.timing_of(request)
+    )
     posted = await client.chat_postMessage(channel=channel, text=card.text, blocks=card.payload()["blocks"])
     await changes.card_posted(request.id, str(posted["channel"]), str(posted["ts"]))
 
@@ -48,7 +50,9 @@ async def post_card(client: AsyncWebClient, changes: ChangeService, request: Cha
 async def update_card(client: AsyncWebClient, changes: ChangeService, request: ChangeRequest) -> None:
     if not (request.channel and request.message_ts):
         return
-    card = request_card(request, changes.button_value(request), approval_terms(changes, request))
+    card = request_card(
+        request, changes.button_value(request), approval_terms(changes, request), timing=changes.timing_of(request)
+    )
     await client.chat_update(
         channel=request.channel, ts=request.message_ts, text=card.text, blocks=card.payload()["blocks"]
     )
@@ -142,6 +146,14 @@ class SlackChangeNotices:
         icon = ":white_check_mark:" if execution.succeeded else ":x:"
         await post_in_thread(self._client, request, f"{icon} {execution.outcome}")
         await alert(self._client, self._alert_channel, request, f"{icon} {escape(execution.outcome)}")
+
+    async def waiting(self, deferral: Deferral) -> None:
+        request = deferral.request
+        await update_card(self._client, self._changes, request)
+        when = escape(deferral.windows.local(deferral.runs_at))
+        await post_in_thread(
+            self._client, request, f":calendar: Approved outside the change window: it waits, and runs at {when}."
+        )
 
     async def expired(self, request: ChangeRequest) -> None:
         await update_card(self._client, self._changes, request)

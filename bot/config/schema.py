@@ -17,6 +17,7 @@ from bot.domain.approvals import ACTION_KINDS
 from bot.domain.errors import ConfigurationError
 from bot.domain.model import dns_name
 from bot.domain.verification import CALLBACK_PATH
+from bot.domain.windows import ChangeWindows, WindowError
 
 
 def base_dn_of(dns_name: str) -> str:
@@ -27,6 +28,15 @@ def slack_channel_id(value: str | None) -> str | None:
     if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{6,}", value):
         raise ValueError(f"'{value}' is not a Slack channel id such as C0123ABCD (the id, not the #name)")
     return value
+
+
+class WindowConfig(Strict):
+    """One change window: it opens at every time ``cron`` names and stays open ``hours``."""
+
+    cron: str = Field(
+        description="minute hour day-of-month month day-of-week, in the domain's timezone, e.g. '0 22 * * mon-thu'"
+    )
+    hours: float = Field(gt=0, le=168, description="how long it stays open from each start")
 
 
 class DomainConfig(Strict):
@@ -58,6 +68,17 @@ class DomainConfig(Strict):
         default=False,
         description="scheduled rotations are double rotations: the second is filed once the 24-hour window has "
         "passed, which retires the old key",
+    )
+    change_windows: list[WindowConfig] = Field(
+        default_factory=list,
+        description="when approved changes run here ([[domains.change_windows]] cron, hours); none: at any time. "
+        "Break-glass (emergency-rotate) is not held",
+    )
+    timezone: str = Field(default="UTC", description="the time zone the change windows' cron expressions are read in")
+    outside_window: Literal["wait", "refuse"] = Field(
+        default="wait",
+        description="a change approved outside every window: wait for the next opening (the card says when), or "
+        "refuse it",
     )
 
     @field_validator("name")
@@ -96,6 +117,20 @@ class DomainConfig(Strict):
         if self.rotate_every_days is not None and self.channel is None:
             raise ValueError("rotate_every_days needs a channel: the scheduled rotate request is posted there")
         return self
+
+    @model_validator(mode="after")
+    def _windows_readable(self) -> DomainConfig:
+        try:
+            self.windows  # noqa: B018 - parsed for its errors
+        except WindowError as exc:
+            raise ValueError(f"change_windows: {exc}") from exc
+        return self
+
+    @property
+    def windows(self) -> ChangeWindows:
+        """The change windows, parsed (the configuration was checked when it was read)."""
+        pairs = [(w.cron, w.hours) for w in self.change_windows]
+        return ChangeWindows.parse(pairs, self.timezone, self.outside_window)
 
     @property
     def effective_base_dn(self) -> str:

@@ -57,6 +57,8 @@ class ActionKind:
     default_verified: bool
     # break-glass: approved only by its own approver_groups (never the default ones), and off until it has them
     own_approvers: bool = False
+    # break-glass, and its review (which changes nothing): neither a freeze nor a change window holds it
+    overrides_holds: bool = False
 
     @property
     def config_key(self) -> str:
@@ -81,8 +83,16 @@ ACTION_KINDS: dict[Action, ActionKind] = {
             1,
             True,
             own_approvers=True,
+            overrides_holds=True,
         ),
-        ActionKind(Action.EMERGENCY_REVIEW, "Review of an emergency rotation", "(filed by the bot)", 2, False),
+        ActionKind(
+            Action.EMERGENCY_REVIEW,
+            "Review of an emergency rotation",
+            "(filed by the bot)",
+            2,
+            False,
+            overrides_holds=True,
+        ),
     )
 }
 
@@ -169,11 +179,22 @@ class ChangeRequest:
     twice: bool = False  # a double rotation: the second is filed once the 24-hour window has passed
     follows: str | None = None  # the second rotation of a double rotation: the first's id
     mac: str = ""  # bot.domain.integrity: proves the bot wrote the record
+    # approved outside its domain's change window: it waits for a worker until then (with the bot's MAC of it)
+    waits_until: datetime | None = None
+    waits_mac: str = ""
+
+    @property
+    def time_to_live(self) -> timedelta:
+        return self.expires_at - self.created_at
 
     def waited_too_long(self, at: datetime) -> bool:
-        """Approved, and still waiting for a worker longer than its own time to live: it must expire,
-        not run (the store's claim script applies the same rule)."""
-        return self.approved_at is not None and at - self.approved_at > self.expires_at - self.created_at
+        """Approved, and still waiting for a worker longer than its own time to live since it was approved, or
+        since the change window it waited for opened: it must expire, not run (the store's claim script
+        applies the same rule)."""
+        if self.approved_at is None:
+            return False
+        since = max(self.approved_at, self.waits_until or self.approved_at)
+        return at - since > self.time_to_live
 
 
 class Verdict(enum.Enum):
@@ -294,7 +315,18 @@ class ApprovalStore(Protocol):
         """Claim the next approved request (approved -> executing) with its domain's lock, at most once.
 
         A request whose domain another executing request holds stays approved and is offered again
-        later; one that waited for a worker longer than its TTL expires instead of running."""
+        later; one that waited for a worker longer than its TTL expires instead of running; one that
+        waits for its change window is offered from its ``waits_until`` on."""
+        ...
+
+    async def defer(self, claim: Claim, until: datetime, mac: str, note: str, at: datetime) -> bool:
+        """executing -> approved again, waiting until ``until`` (its change window), the domain's lock
+        released; ``note`` (what the card says) kept as its outcome so far. False when not this claim's."""
+        ...
+
+    async def withdraw(self, request_id: str, actor: str, at: datetime) -> DecisionResult:
+        """An approved request still waiting for its change window -> cancelled (NOT_PENDING when it is not
+        waiting any more). Who may do it is the service's to decide; the store checks the state."""
         ...
 
     async def renew(self, claim: Claim, lease: timedelta, at: datetime) -> Claim | None:

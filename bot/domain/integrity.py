@@ -71,11 +71,19 @@ class Signer:
             str(bool(identity.mfa)) if identity else "",
         )
 
+    def wait_mac(self, request_id: str, until: datetime) -> str:
+        """The bot deferred this request to its change window at ``until``: a time nobody else can move."""
+        return self._mac("waits", request_id, _iso(until))
+
     def problems(self, request: ChangeRequest) -> list[str]:
         """What in a stored request does not carry a valid MAC (empty: all of it does)."""
         found = []
         if not hmac.compare_digest(request.mac, self.request_mac(request)):
             found.append("the request record")
+        if request.waits_until is not None and not hmac.compare_digest(
+            request.waits_mac, self.wait_mac(request.id, request.waits_until)
+        ):
+            found.append("the time it waits for")
         for approval in request.approvals:
             if not hmac.compare_digest(approval.mac, self.approval_mac(request.id, approval)):
                 found.append(f"the approval by {approval.approver}")

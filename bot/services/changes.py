@@ -40,6 +40,7 @@ from bot.domain.approvals import (
     Freeze,
     GroupDirectory,
     RequestState,
+    Verdict,
 )
 from bot.domain.diagnosis import RotationPolicy, RotationWindow, rotation_window
 from bot.domain.errors import KerberosBotError, UnknownDomainError, UsageError
@@ -48,6 +49,7 @@ from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, KERBEROS_REALM, AuditEvent
 from bot.domain.ports import ActiveDirectory, EntraDirectory, Freezes, KerberosModule, RateLimiter, SetServerOptions
 from bot.domain.top_level_names import check_top_level_names
 from bot.domain.verification import VerifiedIdentity
+from bot.domain.windows import ALWAYS_OPEN, ChangeWindows, OutsideWindow
 from bot.observability.logs import REQUEST_ID, SLACK_USER
 from bot.observability.metrics import Metrics
 from bot.services.verification import ApproverVerification
@@ -120,6 +122,16 @@ class Execution:
 
 
 @dataclass(frozen=True)
+class Deferral:
+    """A claimed request approved outside its domain's change window: back in the store, waiting until
+    ``runs_at`` (nothing was changed)."""
+
+    request: ChangeRequest
+    runs_at: datetime
+    windows: ChangeWindows
+
+
+@dataclass(frozen=True)
 class KeyPropagation:
     key_version: int
     agreed: tuple[str, ...]  # DCs that hold the new key
@@ -187,7 +199,9 @@ class ChangeService:
         entra: EntraDirectory | None = None,
         metrics: Metrics | None = None,
         freezes: Freezes | None = None,
+        windows: Mapping[str, ChangeWindows] | None = None,
     ) -> None:
+        self._windows = {dns_name(d): w for d, w in (windows or {}).items()}  # absent: always open
         self._freezes = freezes  # None: freezes are off (no shared store to keep them in)
         self.metrics = metrics or Metrics.create()  # the handlers count clicks on the same set
         self._entra = entra  # Entra's KerberosDomain audit events, for a domain's history
@@ -637,11 +651,24 @@ class ChangeService:
         return await self._store.get(request_id)
 
     async def cancel(self, request_id: str, requester: str) -> DecisionResult:
-        return await self._store.cancel(request_id, requester, self._clock())
+        """The requester withdraws a pending request; an approved one still waiting for its change window may
+        be withdrawn by its requester or by anyone who may approve its action (a scheduled one has no person
+        as requester)."""
+        result = await self._store.cancel(request_id, requester, self._clock())
+        waiting = result.request
+        if result.verdict not in (Verdict.NOT_PENDING, Verdict.NOT_REQUESTER) or waiting is None:
+            return result
+        if waiting.state != RequestState.APPROVED or waiting.waits_until is None:
+            return result
+        policy = self._policies[waiting.action]
+        if waiting.requester != requester and not await self._is_member(requester, policy.approver_groups):
+            return DecisionResult(Verdict.NOT_REQUESTER, waiting, len(waiting.approvals))
+        return await self._store.withdraw(request_id, requester, self._clock())
 
     # -- execute ----------------------------------------------------------------------------------
-    async def execute_next(self, consumer: str, block_ms: int = 0) -> Execution | None:
-        """Claim one approved request and carry it out; at most once, whatever happens."""
+    async def execute_next(self, consumer: str, block_ms: int = 0) -> Execution | Deferral | None:
+        """Claim one approved request and carry it out; at most once, whatever happens. One approved outside
+        its domain's change window goes back to wait for it (``Deferral``), where the policy says so."""
         claim = await self._store.claim_next(consumer, self._limits.lease, self._clock(), block_ms)
         if claim is None:
             return None
@@ -651,12 +678,16 @@ class ChangeService:
         heartbeat = asyncio.create_task(self._keep_lease(claim), name=f"lease-{request.id}")
         started = time.perf_counter()
         try:
-            state, outcome = await self._execute(claim)
+            done_or_deferred = await self._execute(claim)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             self._module_called.discard(request.id)
+        if isinstance(done_or_deferred, Deferral):
+            log.info("request %s waits for the change window of %s", request.id, request.domain)
+            return done_or_deferred
+        state, outcome = done_or_deferred
         word = state.value
         self.metrics.action_seconds.labels(request.action.value, word).observe(time.perf_counter() - started)
         self.metrics.requests_finished.labels(request.action.value, word).inc()
@@ -672,13 +703,16 @@ class ChangeService:
             new_version = server.key.version if server and server.key else None
         return Execution(done or request, state == RequestState.SUCCEEDED, outcome, new_version)
 
-    async def _execute(self, claim: Claim) -> tuple[RequestState, str]:
+    async def _execute(self, claim: Claim) -> tuple[RequestState, str] | Deferral:
         request = claim.request
+        claimed_at = self._clock()
         try:
             await self._step(request, f"claimed by {request.claimed_by or '?'}")
             await self._step(request, f"claim durable: {await self._store.make_durable()}")
             await self._revalidate(request)
             await self._step(request, "re-validated against the stored policy")
+            if (deferral := await self._defer_to_window(claim)) is not None:
+                return deferral
         except ForgedRecord as exc:
             log.error("request %s: %s", request.id, exc.user_message)
             return RequestState.ATTENTION, f"Refused: {exc.user_message}"
@@ -713,7 +747,73 @@ class ChangeService:
             found = await self._inventory(request)
             await self._step(request, f"found after the failure: {found}")
             outcome = f"{outcome} {found}"
+        if state == RequestState.SUCCEEDED and (overridden := self._overridden_holds(request, claimed_at)):
+            outcome = f"{outcome} {overridden}"
         return state, outcome
+
+    def windows_of(self, domain: str) -> ChangeWindows:
+        """The domain's change windows (always open, when the configuration gives none)."""
+        return self._windows.get(dns_name(domain), ALWAYS_OPEN)
+
+    async def _defer_to_window(self, claim: Claim) -> Deferral | None:
+        """Outside the domain's change window: back to the store until it opens (policy ``wait``), or
+        refused (``refuse``); break-glass is not held. None: it runs now."""
+        request = claim.request
+        windows = self.windows_of(request.domain)
+        now = self._clock()
+        if ACTION_KINDS[request.action].overrides_holds or windows.open_at(now):
+            return None
+        opening = windows.next_opening(now)
+        if windows.outside is OutsideWindow.REFUSE or opening is None:
+            raise RefusedAtExecution(
+                f"it was approved outside the change window of {request.domain} ({windows.describe()}), and the "
+                "domain's policy refuses such changes. Request it again so that it is approved within a window"
+            )
+        note = (
+            f"Approved outside the change window ({windows.describe()}): it waits, and runs when the window opens, "
+            f"{windows.local(opening)}."
+        )
+        await self._step(request, f"waits for the change window: runs at {opening.isoformat()}")
+        if not await self._store.defer(claim, opening, self._signer.wait_mac(request.id, opening), note, now):
+            log.error("request %s could not be put back to wait for its window (its claim was lost)", request.id)
+        return Deferral(await self._store.get(request.id) or request, opening, windows)
+
+    def _overridden_holds(self, request: ChangeRequest, at: datetime) -> str:
+        """What break-glass ran past, said on its outcome: a closed change window (a freeze says so itself)."""
+        windows = self.windows_of(request.domain)
+        if request.action not in KEY_ROTATIONS or not ACTION_KINDS[request.action].overrides_holds:
+            return ""
+        if windows.open_at(at):
+            return ""
+        return f"Break-glass: it ran outside the change window of {request.domain} ({windows.describe()})."
+
+    def timing_of(self, request: ChangeRequest) -> str | None:
+        """When an undecided request would run, as its card says it: the change window open or closed now,
+        and what happens to a change approved outside it. None: nothing to say (no windows, or decided)."""
+        windows = self.windows_of(request.domain)
+        if not windows.windows or request.state not in (RequestState.PENDING, RequestState.APPROVED):
+            return None
+        if request.waits_until is not None:
+            return None  # its outcome says when it runs
+        if ACTION_KINDS[request.action].overrides_holds:
+            if request.action not in KEY_ROTATIONS:
+                return None
+            return f"Break-glass: it runs once approved, whatever the change window ({windows.describe()})."
+        now = self._clock()
+        if windows.open_at(now):
+            closes = windows.closes_after(now)
+            until = f", until {windows.local(closes)}" if closes else ""
+            return f"Change window {windows.describe()}: open now{until}."
+        opening = windows.next_opening(now)
+        if windows.outside is OutsideWindow.REFUSE or opening is None:
+            return (
+                f"Change window {windows.describe()}: closed now. A change approved outside it is refused (the "
+                "domain's policy): approve it within a window."
+            )
+        return (
+            f"Change window {windows.describe()}: closed now. Approved before it opens, it waits and runs at "
+            f"{windows.local(opening)}."
+        )
 
     async def _keep_lease(self, claim: Claim) -> None:
         """Renew the lease while the change runs, never past its timeout (so a hung change loses the lock)."""
@@ -881,7 +981,10 @@ class ChangeService:
                 raise RefusedAtExecution(
                     f"the approval by <@{approval.approver}> has no verified Entra sign-in with MFA"
                 )
-        if stored.waited_too_long(self._clock()):
+        # from the signed times only: the last approval's, or the change window's opening it was deferred to
+        approved = max((a.at for a in stored.approvals), default=stored.created_at)
+        since = max(approved, stored.waits_until or approved)
+        if self._clock() - since > stored.time_to_live:
             raise RefusedAtExecution("it waited for a worker longer than its time to live")
         await self._not_frozen(stored.domain, stored.action, refused=RefusedAtExecution)
 

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from bot.domain.approvals import ChangeRequest
 from bot.domain.errors import KerberosBotError
-from bot.services.changes import ChangeService, Execution, KeyPropagation
+from bot.services.changes import ChangeService, Deferral, Execution, KeyPropagation
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,10 @@ class ChangeNotices(Protocol):
     """Where the people following a request hear what became of it (its card and thread, in Slack)."""
 
     async def carried_out(self, execution: Execution) -> None: ...
+
+    async def waiting(self, deferral: Deferral) -> None:
+        """Approved outside its change window: it runs at ``deferral.runs_at``."""
+        ...
 
     async def expired(self, request: ChangeRequest) -> None: ...
 
@@ -59,6 +63,9 @@ class ChangeWorker:
         execution = await self._changes.execute_next(self._name, block_ms)
         if execution is None:
             return False
+        if isinstance(execution, Deferral):
+            await self._notices.waiting(execution)
+            return True
         await self._notices.carried_out(execution)
         if execution.new_key_version is not None:
             follower = asyncio.create_task(self._follow(execution.request, execution.new_key_version))

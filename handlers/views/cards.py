@@ -40,6 +40,13 @@ STATE_LINES = {
 }
 
 
+def state_line(request: ChangeRequest) -> str:
+    """Its state in a few words; an approved request waiting for its change window says until when."""
+    if request.state == RequestState.APPROVED and request.waits_until is not None:
+        return f":calendar: Approved; waits for the change window, runs at {request.waits_until:%Y-%m-%d %H:%M} UTC"
+    return STATE_LINES[request.state]
+
+
 class TamperedButton(UsageError):
     def __init__(self) -> None:
         super().__init__(
@@ -148,10 +155,17 @@ def plain_context(text: str) -> ContextBlock:
     return ContextBlock(elements=[PlainTextObject(text=text, emoji=False)])
 
 
-def request_card(request: ChangeRequest, button_value: str, terms: ApprovalTerms, now: datetime | None = None) -> Reply:
+def request_card(
+    request: ChangeRequest,
+    button_value: str,
+    terms: ApprovalTerms,
+    now: datetime | None = None,
+    *,
+    timing: str | None = None,
+) -> Reply:
     """The request as approvers see it: everything the bot vouches for first (who, what, the approvals,
-    what approving takes, the state), the requester's own words last and as plain text; the buttons
-    go once it is decided."""
+    what approving takes, when it runs, the state), the requester's own words last and as plain text;
+    the buttons go once it is decided. ``timing``: the change window's word on when it would run."""
     now = now or datetime.now(UTC)
     title = f"{ACTION_TITLES[request.action]}: {request.domain}"
     approvals = ", ".join(approval_line(a) for a in request.approvals) or "none yet"
@@ -166,8 +180,10 @@ def request_card(request: ChangeRequest, button_value: str, terms: ApprovalTerms
         f"*Expires:* {request.expires_at:%Y-%m-%d %H:%M} UTC"
         + (f" ({_time_left(request, now)})" if request.state == RequestState.PENDING else ""),
     ]
+    if timing:
+        lines.append(f"*When it runs:* {escape(timing)}")
     plan = "\n".join(f"• {escape(step)}" for step in request.plan)
-    status = STATE_LINES[request.state]
+    status = state_line(request)
     if request.state in (RequestState.DENIED, RequestState.CANCELLED) and request.decided_by:
         status += f" by <@{request.decided_by}>"
         if request.decided_at:

@@ -10,7 +10,7 @@ from bot.domain.approvals import ACTION_KINDS, ChangeRequest
 from bot.services.changes import DomainHistory
 from handlers.replies import Reply, escape, person, plain, text_reply
 from handlers.views.blocks import MAX_BLOCKS, SECTION_TEXT, clip, plain_context
-from handlers.views.cards import ACTION_TITLES, STATE_LINES
+from handlers.views.cards import ACTION_TITLES, state_line
 
 
 def requests_replies(recent: Sequence[ChangeRequest]) -> list[Reply]:
@@ -22,7 +22,7 @@ def requests_replies(recent: Sequence[ChangeRequest]) -> list[Reply]:
         command = ACTION_KINDS[r.action].command
         line = (
             f"`{r.id}` {command} {r.domain} by {person(r.requester)}, {r.created_at:%Y-%m-%d %H:%M} UTC: "
-            f"{STATE_LINES[r.state]} ({len(r.approvals)}/{r.approvals_required} approvals)"
+            f"{state_line(r)} ({len(r.approvals)}/{r.approvals_required} approvals)"
         )
         if r.approvals:
             line += "\n      approved by " + ", ".join(
@@ -49,7 +49,7 @@ def history_replies(history: DomainHistory) -> list[Reply]:
     for request, audit in history.requests:
         head = (
             f"`{request.id}` *{ACTION_TITLES[request.action]}* by {person(request.requester)}, "
-            f"{request.created_at:%Y-%m-%d %H:%M} UTC: {STATE_LINES[request.state]} "
+            f"{request.created_at:%Y-%m-%d %H:%M} UTC: {state_line(request)} "
             f"({len(request.approvals)}/{request.approvals_required} approvals)"
         )
         steps = [f"{entry.at:%m-%d %H:%M} {entry.event}{_by(entry.actor)}" for entry in audit]

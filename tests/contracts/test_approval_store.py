@@ -314,6 +314,58 @@ async def test_a_request_approved_longer_ago_than_its_ttl_expires_instead_of_run
     assert await store.expire_due(later) == []
 
 
+async def test_a_deferred_request_waits_for_its_window_then_is_claimed_once(store: ApprovalStore) -> None:
+    request_id = await approved(store, ttl=timedelta(minutes=10))
+    now = datetime.now(UTC)
+    claimed = await claim(store, "w1", now)
+    assert claimed is not None
+    opens = now + timedelta(hours=2)  # later than its time to live after the approval
+    assert await store.defer(claimed, opens, "mac-of-it", "Waits for the change window.", now)
+    waiting = await store.get(request_id)
+    assert waiting is not None and waiting.state == RequestState.APPROVED
+    assert waiting.waits_until == opens and waiting.waits_mac == "mac-of-it"
+    assert waiting.outcome == "Waits for the change window."
+    assert await store.lock_holder("contoso.test") is None and await store.executing() == []
+    assert [e.event for e in await store.audit(request_id)][-1] == "waiting"
+    assert not await store.defer(claimed, opens, "x", "again", now)  # no longer executing: not its claim's
+    other = await approved(store)  # the domain is free for others meanwhile
+    mine = await claim(store, "w2", now)
+    assert mine is not None and mine.request.id == other
+    await store.finish(mine, RequestState.SUCCEEDED, "done", now)
+    assert await claim(store, "w2", opens - timedelta(seconds=1)) is None  # not before its window
+    # its time to live counts from the opening: claimed within it, not expired
+    again = await claim(store, "w2", opens + timedelta(minutes=5))
+    assert again is not None and again.request.id == request_id
+    assert await claim(store, "w3", opens + timedelta(minutes=6)) is None  # once
+
+
+async def test_a_deferred_request_unclaimed_past_its_ttl_from_the_opening_expires(store: ApprovalStore) -> None:
+    request_id = await approved(store, ttl=timedelta(minutes=10))
+    now = datetime.now(UTC)
+    claimed = await claim(store, "w1", now)
+    assert claimed is not None
+    opens = now + timedelta(hours=2)
+    assert await store.defer(claimed, opens, "mac", "waits", now)
+    assert await claim(store, "w1", opens + timedelta(minutes=11)) is None
+    stale = await store.get(request_id)
+    assert stale is not None and stale.state == RequestState.EXPIRED
+
+
+async def test_a_waiting_request_can_be_withdrawn_and_then_never_runs(store: ApprovalStore) -> None:
+    request_id = await approved(store)
+    now = datetime.now(UTC)
+    assert (await store.withdraw(request_id, "U0CAROL", now)).verdict == Verdict.NOT_PENDING  # not waiting
+    claimed = await claim(store, "w1", now)
+    assert claimed is not None
+    assert await store.defer(claimed, now + timedelta(hours=1), "mac", "waits", now)
+    result = await store.withdraw(request_id, "U0CAROL", now)
+    assert result.verdict == Verdict.CANCELLED and result.request is not None
+    assert result.request.state == RequestState.CANCELLED and result.request.decided_by == "U0CAROL"
+    assert (await store.withdraw(request_id, "U0CAROL", now)).verdict == Verdict.NOT_PENDING
+    assert (await store.withdraw("nosuchrequest", "U0CAROL", now)).verdict == Verdict.NOT_FOUND
+    assert await claim(store, "w1", now + timedelta(hours=2)) is None
+
+
 async def test_a_claim_of_another_token_cannot_finish_or_renew(store: ApprovalStore) -> None:
     await approved(store)
     claimed = await claim(store)

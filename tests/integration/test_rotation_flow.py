@@ -15,7 +15,7 @@ from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes import ChangeService
+from bot.services.changes import ChangeService, Execution
 from tests.support.fakes import FakeGroups
 
 pytestmark = pytest.mark.samba
@@ -61,7 +61,7 @@ async def test_forced_rotation_executes_once_and_both_sides_agree(
     assert Counter(r.verdict for r in results)[Verdict.APPROVED] == 1
 
     executions = await asyncio.gather(*(svc.execute_next(f"worker-{i}") for i in range(3)))
-    done = [e for e in executions if e is not None]
+    done = [e for e in executions if isinstance(e, Execution)]
     assert len(done) == 1 and done[0].succeeded, done[0].outcome if done else None
     assert done[0].request.state == RequestState.SUCCEEDED
 

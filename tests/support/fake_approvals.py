@@ -25,6 +25,7 @@ class FakeApprovalStore:
     def __init__(self) -> None:
         self.requests: dict[str, ChangeRequest] = {}
         self.work: list[str] = []  # approved request ids, in order
+        self.waiting: dict[str, datetime] = {}  # approved, deferred to their change window: id -> from when
         self.locks: dict[str, tuple[str, str]] = {}  # domain -> (request id, claim token)
         self.leases: dict[str, tuple[str, datetime]] = {}  # request id -> (claim token, lease until)
         self.clicks: set[tuple[str, str, str]] = set()
@@ -188,6 +189,10 @@ class FakeApprovalStore:
         return due
 
     async def claim_next(self, consumer: str, lease: timedelta, at: datetime, block_ms: int = 0) -> Claim | None:
+        for request_id, until in list(self.waiting.items()):
+            if until <= at:
+                del self.waiting[request_id]
+                self.work.append(request_id)
         waiting, self.work = self.work, []
         claim: Claim | None = None
         for request_id in waiting:
@@ -222,6 +227,33 @@ class FakeApprovalStore:
             self._audit(request_id, "claimed", consumer, at)
             claim = Claim(request, token, at + lease)
         return claim
+
+    async def defer(self, claim: Claim, until: datetime, mac: str, note: str, at: datetime) -> bool:
+        request = self.requests.get(claim.request.id)
+        lease_of = self.leases.get(claim.request.id)
+        if request is None or request.state != RequestState.EXECUTING or lease_of is None or lease_of[0] != claim.token:
+            return False
+        self.requests[request.id] = replace(
+            request, state=RequestState.APPROVED, waits_until=until, waits_mac=mac, outcome=note, claimed_by=None
+        )
+        del self.leases[request.id]
+        self._release(request.id, request.domain)
+        self.waiting[request.id] = until
+        self._audit(request.id, "waiting", None, at, note)
+        return True
+
+    async def withdraw(self, request_id: str, actor: str, at: datetime) -> DecisionResult:
+        request = self.requests.get(request_id)
+        if request is None:
+            return DecisionResult(Verdict.NOT_FOUND, None)
+        if request.state != RequestState.APPROVED or request.waits_until is None:
+            return DecisionResult(Verdict.NOT_PENDING, request, len(request.approvals))
+        request = self.requests[request_id] = replace(
+            request, state=RequestState.CANCELLED, decided_by=actor, decided_at=at
+        )
+        self.waiting.pop(request_id, None)
+        self._audit(request_id, "cancelled", actor, at, "withdrawn while it waited for its change window")
+        return DecisionResult(Verdict.CANCELLED, request, len(request.approvals))
 
     async def renew(self, claim: Claim, lease: timedelta, at: datetime) -> Claim | None:
         request = self.requests.get(claim.request.id)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from bot.domain.approvals import Action, ActionPolicy
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.model import OnPremState
+from bot.domain.windows import ChangeWindows
 from bot.services.changes import ChangeService
 from bot.services.status import StatusService
 from tests.support.fake_approvals import FakeApprovalStore
@@ -24,6 +25,7 @@ class OneDomain:
     status: StatusService
     module: FakeKerberosModule
     directories: dict[str, FakeDirectory]
+    store: FakeApprovalStore
 
 
 def one_domain(
@@ -33,12 +35,14 @@ def one_domain(
     policies: Mapping[Action, ActionPolicy] | None = None,
     clock: Callable[[], datetime] = lambda: NOW,
     freezes: FakeFreezes | None = None,
+    windows: ChangeWindows | None = None,
 ) -> OneDomain:
     """Every action approved by one member of S0ADMINS (Bob) unless ``policies`` says otherwise."""
     directories = {state.domain_dns_name: FakeDirectory(state)}
     module = FakeKerberosModule.in_step(directories)
+    store = FakeApprovalStore()
     changes = ChangeService(
-        store=FakeApprovalStore(),
+        store=store,
         module=module,
         directories=directories,
         groups=FakeGroups(dict(groups or {ADMINS: frozenset({"U0BOB"})})),
@@ -48,5 +52,7 @@ def one_domain(
         rotation=RotationPolicy(),
         clock=clock,
         freezes=freezes,
+        windows={state.domain_dns_name: windows} if windows else None,
     )
-    return OneDomain(changes, StatusService(directories, module, FakeEntra(), clock=clock), module, directories)
+    status = StatusService(directories, module, FakeEntra(), clock=clock)
+    return OneDomain(changes, status, module, directories, store)

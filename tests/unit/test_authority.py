@@ -13,7 +13,7 @@ from bot.domain.approvals import Action, ActionPolicy, Approval, RequestState, V
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.integrity import Signer
 from bot.domain.verification import VerifiedIdentity
-from bot.services.changes import ChangeService
+from bot.services.changes import ChangeService, Execution
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, on_prem_state
 
@@ -151,7 +151,7 @@ async def test_a_record_forged_in_the_store_is_refused_flagged_and_nothing_runs(
     # someone with write access to Redis turns the approved rotation into a remove-all
     store.requests[request_id] = replace(store.requests[request_id], action=Action.REMOVE_ALL)
     execution = await service.execute_next("w")
-    assert execution is not None and not execution.succeeded
+    assert isinstance(execution, Execution) and not execution.succeeded
     assert execution.request.state == RequestState.ATTENTION
     assert "does not carry the bot's signature" in execution.outcome
     assert module.set_calls == 0 and "contoso.test" in module.cloud
@@ -166,7 +166,7 @@ async def test_an_approval_added_in_the_store_is_refused() -> None:
     store.requests[request.id] = replace(stored, approvals=(*stored.approvals, forged), state=RequestState.APPROVED)
     store.work.append(request.id)
     execution = await service.execute_next("w")
-    assert execution is not None and execution.request.state == RequestState.ATTENTION
+    assert isinstance(execution, Execution) and execution.request.state == RequestState.ATTENTION
     assert "the approval by U0ERIN" in execution.outcome and module.set_calls == 0
 
 
@@ -176,7 +176,7 @@ async def test_an_approver_removed_from_the_group_before_execution_stops_it() ->
     request_id = await approved_rotation(service)
     groups.groups[ADMINS] = frozenset({"U0CAROL"})  # Bob left the group
     execution = await service.execute_next("w")
-    assert execution is not None and execution.request.state == RequestState.FAILED
+    assert isinstance(execution, Execution) and execution.request.state == RequestState.FAILED
     assert "no longer in an approver group" in execution.outcome and module.set_calls == 0
     assert store.requests[request_id].state == RequestState.FAILED
 
@@ -187,7 +187,7 @@ async def test_a_policy_raised_after_the_approval_is_honoured_at_execution(requi
     await approved_rotation(first)
     service, _, _, _ = world(store=store, raise_rotation_to=required)  # restarted on a stricter configuration
     execution = await service.execute_next("w")
-    assert execution is not None
+    assert isinstance(execution, Execution)
     assert execution.succeeded == (required == 1), execution.outcome
 
 

@@ -12,7 +12,7 @@ from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.model import KerberosServerReport
 from bot.domain.ports import SetServerOptions
-from bot.services.changes import ChangeService, ExecutionLimits, NotAllowed, PreflightError
+from bot.services.changes import ChangeService, Execution, ExecutionLimits, NotAllowed, PreflightError
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, cloud_of, on_prem_state
 
@@ -69,7 +69,7 @@ async def test_rotation_runs_once_after_approval_and_says_what_follows() -> None
     assert any("-RotateServerKey" in step for step in request.plan)
     assert (await service.approve(request.id, "U0BOB")).verdict == Verdict.APPROVED
     execution = await service.execute_next("worker")
-    assert execution is not None and execution.succeeded
+    assert isinstance(execution, Execution) and execution.succeeded
     assert "53325 -> 54325" in execution.outcome and "several hours" in execution.outcome
     assert "rotate again" in execution.outcome
     assert execution.request.state == RequestState.SUCCEEDED
@@ -129,7 +129,7 @@ async def test_stale_request_stops_without_changing_anything() -> None:
     await module.set_server("contoso.test", SetServerOptions(rotate_server_key=True))
     calls = module.set_calls
     execution = await service.execute_next("worker")
-    assert execution is not None and not execution.succeeded
+    assert isinstance(execution, Execution) and not execution.succeeded
     assert "the key changed since the request" in execution.outcome
     assert module.set_calls == calls
     assert execution.request.state == RequestState.FAILED
@@ -151,7 +151,11 @@ async def test_one_change_per_domain_at_a_time_the_second_waits_then_runs() -> N
     module.hang.set()
     assert (await running) is not None
     done = await service.execute_next("worker-2")  # it ran, re-validated against the key the first one made
-    assert done is not None and done.request.id == second.id and "the key changed since the request" in done.outcome
+    assert (
+        isinstance(done, Execution)
+        and done.request.id == second.id
+        and "the key changed since the request" in done.outcome
+    )
 
 
 def make_forest() -> tuple[ChangeService, dict[str, FakeDirectory]]:
@@ -262,7 +266,7 @@ async def test_a_rotation_with_the_cloud_trust_rotates_the_trust_keys_too() -> N
     await service.approve(request.id, "U0BOB")
     before = directories["contoso.test"].state.trusted_domain
     execution = await service.execute_next("worker")
-    assert execution is not None and execution.succeeded, execution
+    assert isinstance(execution, Execution) and execution.succeeded, execution
     assert seen == [
         SetServerOptions(rotate_server_key=True, force=False, setup_cloud_trust=True, top_level_names=("windows.net",))
     ]
@@ -281,7 +285,7 @@ async def test_a_fido_only_domain_or_a_child_domain_rotates_the_service_account_
     assert request.plan[0] == "Set-AzureADKerberosServer -Domain contoso.test -RotateServerKey"
     assert any("FIDO only" in step for step in request.plan)
     await service.approve(request.id, "U0BOB")
-    assert (execution := await service.execute_next("worker")) is not None and execution.succeeded
+    assert isinstance(execution := await service.execute_next("worker"), Execution) and execution.succeeded
     assert seen[0].setup_cloud_trust is False
 
     # a child: its trust lives in the root
@@ -300,7 +304,7 @@ async def test_a_module_that_leaves_the_trust_keys_as_they_were_is_a_failure() -
     module.set_server = service_key_only  # type: ignore[method-assign,assignment]
     await _approved_rotation(service)
     execution = await service.execute_next("worker")
-    assert execution is not None and not execution.succeeded
+    assert isinstance(execution, Execution) and not execution.succeeded
     assert "trusted domain object's keys did not change" in execution.outcome
 
 

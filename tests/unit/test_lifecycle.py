@@ -13,7 +13,7 @@ import pytest
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import UsageError
-from bot.services.changes import SCHEDULER, ChangeService, NotAllowed
+from bot.services.changes import SCHEDULER, ChangeService, Execution, NotAllowed
 from bot.services.lifecycle import Digest, DomainSchedule, LifecycleService, WatchReport
 from bot.services.status import StatusService
 from bot.workers.scheduler import LifecycleScheduler
@@ -110,7 +110,7 @@ async def test_a_denied_scheduled_rotation_is_filed_again_a_day_later_not_at_eve
 async def _approved_and_done(w: World, request: ChangeRequest, approver: str = "U0BOB") -> None:
     await w.changes.approve(request.id, approver)
     execution = await w.changes.execute_next("worker")
-    assert execution is not None and execution.succeeded, execution
+    assert isinstance(execution, Execution) and execution.succeeded, execution
 
 
 async def test_a_double_rotation_files_its_second_half_after_the_24_hour_window() -> None:
@@ -282,7 +282,7 @@ async def test_a_frozen_domain_takes_no_request_and_runs_no_approved_change_but_
     with pytest.raises(UsageError, match="frozen until"):
         await w.changes.request_rotation("contoso.test", requester="U0ALICE", reason="again", force=False)
     execution = await w.changes.execute_next("worker")  # approved before the freeze: refused when it would run
-    assert execution is not None and not execution.succeeded and "frozen until" in execution.outcome
+    assert isinstance(execution, Execution) and not execution.succeeded and "frozen until" in execution.outcome
     assert w.module.set_calls == 0
     emergency = await w.changes.request_emergency_rotation("contoso.test", requester="U0ALICE", reason="leak")
     await _approved_and_done(w, emergency, "U0DAVE")  # break-glass overrides the freeze

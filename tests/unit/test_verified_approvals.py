@@ -24,7 +24,7 @@ from bot.domain.verification import (
     VerificationPolicy,
     check_claims,
 )
-from bot.services.changes import ChangeService
+from bot.services.changes import ChangeService, Execution
 from bot.services.verification import ApproverVerification, IdentityUnknown, SignInFor
 from tests.support.fake_approvals import FakeApprovalStore, FakeSignInTickets
 from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, on_prem_state
@@ -254,7 +254,7 @@ async def test_two_verified_approvers_approve_and_it_runs() -> None:
     assert await world.sign_in_and_approve(request_id, "U0BOB", "bob@contoso.test") == Verdict.RECORDED
     assert await world.sign_in_and_approve(request_id, "U0CAROL", "carol@contoso.test") == Verdict.APPROVED
     execution = await world.service.execute_next("worker")
-    assert execution is not None and execution.succeeded
+    assert isinstance(execution, Execution) and execution.succeeded
 
 
 async def test_a_link_counts_once_and_a_foreign_state_counts_never() -> None:

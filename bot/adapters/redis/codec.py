@@ -89,4 +89,6 @@ def request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeReq
         twice=fields.get("twice") == "1",
         follows=fields.get("follows") or None,
         mac=fields.get("mac", ""),
+        waits_until=time_of(fields.get("waits_until")),
+        waits_mac=fields.get("waits_mac", ""),
     )

@@ -19,6 +19,8 @@ holder's request, a key they are not given):
                            expiry; the lease in the request decides)
     P:work                 stream: approved requests for the workers (consumer group "workers"); an entry
                            is deleted once its request is claimed or gone, so it holds only waiting work
+    P:waiting              sorted set: approved request ids waiting for their change window, by its opening
+                           (ms); a claim first moves those whose window has opened to P:work
     P:audit                stream: append-only trail of every event, trimmed to the retention by the sweep
 
 Beside it, in their own modules: ``P:commands`` (commands.py), ``P:rate:<bucket>`` (rate.py),
@@ -72,6 +74,9 @@ CLAIM = lua_script("claim", "audit")
 RENEW = lua_script("renew")
 ATTENTION = lua_script("attention", "audit")
 FINISH = lua_script("finish", "audit")
+DEFER = lua_script("defer", "audit")
+WITHDRAW = lua_script("withdraw", "audit")
+RELEASE = lua_script("release")
 
 
 def _durability_plan(info: dict[str, Any], appendonly: str | None) -> tuple[str, int]:
@@ -114,8 +119,11 @@ class RedisApprovalStore:
                 ("renew", RENEW),
                 ("attention", ATTENTION),
                 ("finish", FINISH),
+                ("defer", DEFER),
+                ("withdraw", WITHDRAW),
             )
         }
+        self._release = client.register_script(RELEASE)
         self._group_ready = False
         self.round_trips = 0  # commands sent to Redis, for the benchmark
 
@@ -141,6 +149,7 @@ class RedisApprovalStore:
             self._lock(domain),
             f"{self._req(request_id)}:people",
             f"{self._req(request_id)}:clicks",
+            f"{self._p}:waiting",
         ]
 
     async def _run(self, script: str, request_id: str, at: datetime, *extra: str, domain: str = "") -> Any:
@@ -278,6 +287,9 @@ class RedisApprovalStore:
         stream = f"{self._p}:work"
         with store_errors("no change was started"):
             await self._ensure_group()
+            # the requests whose change window has opened join the stream first
+            self.round_trips += 1
+            await self._release(keys=[f"{self._p}:waiting", stream], args=[ms(at), self._p])
             # entries another worker read but never settled (it died, or their domain was busy), after a
             # minimum idle time; then a new one, waiting for it only when nothing else was offered
             _next, reclaimed, *_ = await self._redis.xautoclaim(
@@ -329,6 +341,25 @@ class RedisApprovalStore:
         if not until:
             return None
         return replace(claim, lease_until=datetime.fromtimestamp(int(until) / 1000, UTC))
+
+    async def defer(self, claim: Claim, until: datetime, mac: str, note: str, at: datetime) -> bool:
+        answer = await self._run(
+            "defer",
+            claim.request.id,
+            at,
+            claim.token,
+            str(ms(until)),
+            iso(until),
+            mac,
+            note,
+            domain=claim.request.domain,
+        )
+        return bool(answer == 1)
+
+    async def withdraw(self, request_id: str, actor: str, at: datetime) -> DecisionResult:
+        verdict = Verdict(await self._run("withdraw", request_id, at, actor))
+        request = await self.get(request_id)
+        return DecisionResult(verdict, request, len(request.approvals) if request else 0)
 
     async def make_durable(self) -> str:
         with store_errors("no change was started"):

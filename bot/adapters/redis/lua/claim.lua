@@ -6,7 +6,9 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'approved' then return {'gone'} end
 local approved_at = tonumber(redis.call('HGET', KEYS[1], 'approved_at_ms') or '0')
 local ttl = tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms'))
           - tonumber(redis.call('HGET', KEYS[1], 'created_at_ms') or '0')
-if approved_at > 0 and tonumber(ARGV[2]) - approved_at > ttl then
+-- a request that waited for its change window has its time to live from the window's opening
+local since = math.max(approved_at, tonumber(redis.call('HGET', KEYS[1], 'waits_until_ms') or '0'))
+if approved_at > 0 and tonumber(ARGV[2]) - since > ttl then
   local note = 'Approved, but no worker could start it within its time to live; it expired without running. '
                .. 'Request it again if it is still needed.'
   redis.call('HSET', KEYS[1], 'state', 'expired', 'outcome', note, 'finished_at', ARGV[3], 'unannounced', '1')
