@@ -155,8 +155,9 @@ class ChangeWindows:
         parsed = cls(
             tuple(ChangeWindow.parse(cron, hours) for cron, hours in windows), timezone, OutsideWindow(outside)
         )
-        if parsed.windows and parsed.next_opening(datetime(2000, 1, 1, tzinfo=UTC)) is None:
-            raise WindowError(f"the windows {parsed.describe()} never open")
+        for window in parsed.windows:  # each one: a window that never opens is a mistake, even beside others
+            if ChangeWindows((window,), timezone).next_opening(datetime(2000, 1, 1, tzinfo=UTC)) is None:
+                raise WindowError(f"the window {window.describe()} never opens")
         return parsed
 
     @property

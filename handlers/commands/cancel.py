@@ -1,4 +1,4 @@
-"""Withdraw your own pending change request."""
+"""Withdraw your own pending change request, or (an approver) an approved one still waiting for its change window."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ ORDER = 80  # where it shows in help and in the manifest
 USAGE = "cancel <request id>"
 ANSWERS = {
     Verdict.CANCELLED: "Request `{id}` is cancelled.",
-    Verdict.NOT_REQUESTER: "Only the person who asked can cancel request `{id}`.",
+    Verdict.NOT_REQUESTER: "Only the person who asked can cancel request `{id}` (and, while it waits for its change "
+    "window, its approvers).",
     Verdict.NOT_PENDING: "Request `{id}` is already decided; it can no longer be cancelled.",
     Verdict.EXPIRED: "Request `{id}` had already expired.",
     Verdict.NOT_FOUND: "There is no request `{id}`; `/kerberos requests` lists them.",

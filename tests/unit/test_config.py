@@ -16,6 +16,26 @@ def test_documented_example_is_valid() -> None:
     assert child is not None
     assert child.effective_base_dn == "DC=emea,DC=contoso,DC=com"
     assert child.configuration_dn == "CN=Configuration,DC=contoso,DC=com"
+    assert child.windows.describe() == "0 22 * * mon-thu for 4 h; 0 6 * * sat for 8 h (Europe/Berlin)"
+    assert config.domain("contoso.com").windows.windows == ()  # type: ignore[union-attr]  # no windows: always open
+
+
+@pytest.mark.parametrize(
+    ("new", "message"),
+    [
+        ('{ cron = "0 22 * * funday", hours = 4 }', r"domains\.1.*change_windows: day-of-week: 'funday'"),
+        ('{ cron = "0 22 * *", hours = 4 }', "has 4 fields"),
+        ('{ cron = "0 22 * * mon", hours = 0 }', r"hours"),
+        ('{ cron = "0 0 31 feb *", hours = 1 }', "never opens"),
+    ],
+)
+def test_a_change_window_that_cannot_be_read_is_a_configuration_error(tmp_path: Path, new: str, message: str) -> None:
+    _example_edit_is_refused(tmp_path, '{ cron = "0 22 * * mon-thu", hours = 4 }', new, message)
+
+
+def test_a_time_zone_or_policy_that_does_not_exist_is_a_configuration_error(tmp_path: Path) -> None:
+    _example_edit_is_refused(tmp_path, 'timezone = "Europe/Berlin"', 'timezone = "Europe/Atlantis"', "not a time zone")
+    _example_edit_is_refused(tmp_path, 'outside_window = "wait"', 'outside_window = "later"', "outside_window")
 
 
 def test_missing_file_names_the_variable(tmp_path: Path) -> None:

@@ -86,7 +86,7 @@ def test_no_windows_is_always_open() -> None:
         ("0 22 * * *", 0, "UTC", "from a minute to 7 days"),
         ("0 22 * * *", 200, "UTC", "from a minute to 7 days"),
         ("0 22 * * *", 4, "Mars/Olympus", "not a time zone name"),
-        ("0 0 30 feb *", 1, "UTC", "never open"),
+        ("0 0 30 feb *", 1, "UTC", "never opens"),
     ],
 )
 def test_a_window_that_cannot_be_read_says_which_part_and_why(
