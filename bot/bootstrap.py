@@ -268,6 +268,7 @@ def action_policies(config: BotConfig) -> dict[Action, ActionPolicy]:
                 p.approver_groups or ([] if kind.own_approvers else approvals.default_approver_groups)
             ),
             verified_approval=approvals.verified(key),
+            second_with_first=p.second_with_first,
         )
     return policies
 

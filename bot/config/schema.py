@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from bot.config.common import SecretSource, Strict
 from bot.config.remoting import RemotingConfig
-from bot.domain.approvals import ACTION_KINDS
+from bot.domain.approvals import ACTION_KINDS, DOUBLE_ROTATIONS
 from bot.domain.errors import ConfigurationError
 from bot.domain.model import dns_name
 from bot.domain.verification import CALLBACK_PATH
@@ -200,6 +200,11 @@ class ActionPolicyConfig(Strict):
         description="an approval counts only after a fresh Entra sign-in with MFA; "
         "unset: on for rotate_force, remove_tdo, setup and remove_all",
     )
+    second_with_first: bool = Field(
+        default=False,
+        description="rotations only (rotate, rotate_force, emergency_rotate): the approvals of a double rotation "
+        "approve its second rotation too, which the bot then files approved (the card says so)",
+    )
 
 
 # The dangerous actions: two approvers, each with a verified Entra sign-in, unless configured otherwise.
@@ -316,6 +321,17 @@ class ApprovalsConfig(Strict):
     emergency_review: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
     default_approver_groups: list[str] = Field(default_factory=list)
     verification: VerificationConfig | None = None
+
+    @model_validator(mode="after")
+    def _second_with_first_on_rotations_only(self) -> ApprovalsConfig:
+        rotations = {ACTION_KINDS[a].config_key for a in DOUBLE_ROTATIONS}
+        for key in ACTION_KEYS:
+            if getattr(self, key).second_with_first and key not in rotations:
+                raise ValueError(
+                    f"[approvals.{key}] second_with_first: only a rotation has a second rotation "
+                    f"({', '.join(sorted(rotations))})"
+                )
+        return self
 
     def required(self, action_key: str) -> int:
         setting: int | None = getattr(self, action_key).approvals_required

@@ -43,6 +43,8 @@ class Action(enum.Enum):
 
 # the actions that give the domain a new key (what the scheduler and the key's follow-up look for)
 KEY_ROTATIONS = frozenset({Action.ROTATE, Action.ROTATE_FORCE, Action.EMERGENCY_ROTATE})
+# the rotations that can be double rotations, whose second rotation may be approved together with them
+DOUBLE_ROTATIONS = KEY_ROTATIONS
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,8 @@ class ActionPolicy:
     requester_groups: frozenset[str] = frozenset()  # empty: anyone in the channel may request
     approver_groups: frozenset[str] = frozenset()
     verified_approval: bool = False  # an approval counts only with a fresh Entra sign-in (MFA) behind it
+    # a double rotation's approvals approve its second rotation too (rotations only): no second round of clicks
+    second_with_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,10 @@ class ChangeRequest:
     requester_upn: str | None = None  # the requester's Entra account, where it can be told: never an approver
     twice: bool = False  # a double rotation: the second is filed once the 24-hour window has passed
     follows: str | None = None  # the second rotation of a double rotation: the first's id
+    # a double rotation whose approvals approve its second rotation too (its policy said so when requested)
+    second_with_first: bool = False
+    # the second rotation approved together with the first: the first's id (it was filed approved, no clicks)
+    approved_with: str | None = None
     mac: str = ""  # bot.domain.integrity: proves the bot wrote the record
     # approved outside its domain's change window: it waits for a worker until then (with the bot's MAC of it)
     waits_until: datetime | None = None
@@ -261,7 +269,11 @@ class FinishResult(enum.Enum):
 class ApprovalStore(Protocol):
     """Keeps change requests; every method is one atomic transition."""
 
-    async def create(self, request: ChangeRequest) -> None: ...
+    async def create(self, request: ChangeRequest) -> None:
+        """Record a new request, pending. One with ``approved_with`` (a second rotation approved together
+        with its first) is recorded approved and offered to the workers at once; the store does not judge
+        that, the worker's re-validation does, from the first's signed approvals."""
+        ...
 
     async def get(self, request_id: str) -> ChangeRequest | None: ...
 

@@ -56,6 +56,8 @@ class Signer:
             # only when set, so the MACs of records written before these fields still verify
             *(["twice"] if request.twice else []),
             *([f"follows:{request.follows}"] if request.follows else []),
+            *(["second_with_first"] if request.second_with_first else []),
+            *([f"approved_with:{request.approved_with}"] if request.approved_with else []),
         )
 
     def approval_mac(self, request_id: str, approval: Approval) -> str:

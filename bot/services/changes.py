@@ -163,6 +163,8 @@ class Ask:
     origin: str = ""  # "<team>/<app>/<channel>": approvals count only from there
     twice: bool = False  # rotate: a double rotation (the second is filed after the 24-hour window)
     follows: str | None = None  # rotate: the second of a double rotation, after this request
+    approved_with: str | None = None  # the second rotation, approved together with this first one
+    second_with_first: bool = False  # set by the service from the policy: the plan says who approves the second
 
 
 @dataclass(frozen=True)
@@ -258,6 +260,10 @@ class ChangeService:
                 "approver_groups in the configuration (for emergency-rotate: a break-glass group)."
             )
         await self._not_frozen(directory.domain_dns_name, action)
+        twice = (ask.twice and action in (Action.ROTATE, Action.ROTATE_FORCE)) or (
+            action == Action.EMERGENCY_ROTATE and ask.follows is None
+        )
+        ask = replace(ask, twice=twice, second_with_first=twice and policy.second_with_first)
         if not scheduled:
             per_hour = self._rate_limits.requests_per_hour
             await self._within_rate(
@@ -280,10 +286,13 @@ class ChangeService:
             top_level_names=draft.top_level_names,
             origin=ask.origin,
             requester_upn=await self._entra_account_of(ask.requester),
-            twice=(ask.twice and action in (Action.ROTATE, Action.ROTATE_FORCE))
-            or (action == Action.EMERGENCY_ROTATE and ask.follows is None),
+            twice=ask.twice,
             follows=ask.follows,
+            second_with_first=ask.second_with_first,
+            approved_with=ask.approved_with if scheduled else None,
         )
+        if request.approved_with is not None:  # the store records it approved, and the workers get it at once
+            request = replace(request, state=RequestState.APPROVED, approved_at=now)
         request = replace(request, mac=self._signer.request_mac(request))
         await self._store.create(request)
         return request
@@ -373,8 +382,17 @@ class ChangeService:
             f"Second rotation of {first.id}: it retires the key that the first rotation left valid as the "
             "secondary key."
         )
-        ask = Ask(first.domain, first.requester, reason, first.channel, origin=first.origin, follows=first.id)
-        # an emergency's second rotation is forced (the new key is on every DC, but 24 hours have not passed)
+        ask = Ask(
+            first.domain,
+            first.requester,
+            reason,
+            first.channel,
+            origin=first.origin,
+            follows=first.id,
+            approved_with=first.id if first.second_with_first else None,
+        )
+        # an emergency's second rotation is forced where needed (the new key is on every DC, but 24 hours may
+        # not have passed), by the break-glass policy
         action = Action.EMERGENCY_ROTATE if first.action == Action.EMERGENCY_ROTATE else Action.ROTATE
         return await self.request(action, ask, scheduled=True)
 
@@ -434,13 +452,18 @@ class ChangeService:
         (its trust lives in the root) or a FIDO-only domain rotates the service account alone."""
         return state.trusted_domain is not None and self._forest_root(name) == name
 
-    async def _plan_rotation(self, directory: ActiveDirectory, ask: Ask, *, force: bool) -> Draft:
+    async def _plan_rotation(
+        self, directory: ActiveDirectory, ask: Ask, *, force: bool, force_where_needed: bool = False
+    ) -> Draft:
+        """``force_where_needed`` (break-glass): -Force only while the 24-hour window has not passed."""
         name = directory.domain_dns_name
         state = await directory.read_kerberos_objects()
         server = state.server
         if server is None or server.key is None or server.krbtgt_dn is None:
             raise PreflightError(f"There is no Entra Kerberos server in {name}: nothing to rotate.")
         window = rotation_window(server.key.updated_on, self._clock(), self._rotation)
+        if force_where_needed:
+            force = not window.allowed_now
         if not window.allowed_now and not force:
             raise PreflightError(
                 f"The key was changed at {server.key.updated_on:%Y-%m-%d %H:%M} UTC; propagation between KDCs "
@@ -471,13 +494,20 @@ class ChangeService:
         else:
             plan.append("No cloud trust in this domain (FIDO only): only the service account's key changes")
         plan.append("The new key takes hours to reach every KDC; the old key stays valid as the secondary key")
-        if ask.twice:
+        if ask.twice and not ask.follows and not force_where_needed:
+            approved = (
+                "approved together with this one: approving this approves both"
+                if ask.second_with_first
+                else "with its own approvals, as this one"
+            )
             plan.append(
                 "Double rotation: once the 24-hour window has passed, the bot files the second rotation (its own "
-                "request, without -Force, approved as this one), which retires the old key"
+                f"request, without -Force), {approved}; it retires the old key"
             )
         if ask.follows:
             plan.append(f"The second rotation of {ask.follows}: the key that one left valid stops working")
+        if ask.approved_with:
+            plan.append(f"Approved together with {ask.approved_with}, as the policy allows: it runs without a click")
         return Draft(tuple(plan), expected_key_version=server.key.version, top_level_names=top_level_names)
 
     async def _plan_normal_rotation(self, directory: ActiveDirectory, ask: Ask) -> Draft:
@@ -487,13 +517,17 @@ class ChangeService:
         return await self._plan_rotation(directory, ask, force=True)
 
     async def _plan_emergency_rotation(self, directory: ActiveDirectory, ask: Ask) -> Draft:
-        draft = await self._plan_rotation(directory, ask, force=True)
+        draft = await self._plan_rotation(directory, ask, force=False, force_where_needed=True)
         if ask.follows:
             return draft
+        approved = (
+            "approved together with this one" if ask.second_with_first else "approved by the same policy, on its own"
+        )
         steps = (
-            "Break-glass: the approvers of [approvals.emergency_rotate], and the alert channel is told",
-            "Once the new key is on every DC, the bot files the second forced rotation (the same policy), "
-            "which retires the old key; then two people review what happened",
+            "Break-glass: the approvers of [approvals.emergency_rotate], and the alert channel is told; -Force "
+            "only while the key is less than 24 hours old",
+            f"Once the new key is on every DC, the bot files the second rotation ({approved}), forced where "
+            "needed, which retires the old key; then two people review what happened",
         )
         return replace(draft, plan=(*draft.plan, *steps))
 
@@ -943,7 +977,9 @@ class ChangeService:
     async def _revalidate(self, request: ChangeRequest) -> None:
         """The request as stored now, against the policy of its action: signed by the bot, enough
         distinct approvers, none of them the requester, each still in an approver group, verified
-        where the policy says so, and not waiting longer than its time to live. Raises when not."""
+        where the policy says so, and not waiting longer than its time to live. A second rotation
+        approved together with its first holds up by the first's approvals, checked the same way.
+        Raises when not."""
         stored = await self._store.get(request.id)
         if stored is None:
             raise RefusedAtExecution("the request is no longer in the approval store")
@@ -959,17 +995,58 @@ class ChangeService:
                 f"{what} does not carry the bot's signature: something other than the bot wrote to the approval "
                 "store. Nothing was changed; the record is kept for investigation."
             )
-        policy = self._policies[stored.action]
-        if stored.approvals_required < policy.approvals_required:
+        if stored.approved_with is None:
+            await self._check_approvals(stored, stored.action, stored.approvals_required)
+        else:  # the first's approvals, by the first's policy and by this one's alike
+            first = await self._first_of(stored)
+            await self._check_approvals(first, first.action, first.approvals_required)
+            await self._check_approvals(first, stored.action, stored.approvals_required)
+        # from the signed times only: the last approval's (or, approved with its first, its filing), or the
+        # change window's opening it was deferred to
+        approved = max((a.at for a in stored.approvals), default=stored.created_at)
+        since = max(approved, stored.waits_until or approved)
+        if self._clock() - since > stored.time_to_live:
+            raise RefusedAtExecution("it waited for a worker longer than its time to live")
+        await self._not_frozen(stored.domain, stored.action, refused=RefusedAtExecution)
+
+    async def _first_of(self, second: ChangeRequest) -> ChangeRequest:
+        """The first rotation whose approvals approve ``second``: signed, done, and saying so itself."""
+        first = await self._store.get(second.approved_with or "")
+        if first is None:
             raise RefusedAtExecution(
-                f"it asks for {stored.approvals_required} approvals where the policy now needs "
-                f"{policy.approvals_required}"
+                f"it was approved together with {second.approved_with}, which is no longer in the approval store"
+            )
+        if self._signer.problems(first):
+            raise ForgedRecord(
+                f"the first rotation {first.id} it was approved with does not carry the bot's signature: nothing "
+                "was changed; the records are kept for investigation."
+            )
+        if (
+            first.id != second.follows
+            or first.domain != second.domain
+            or not first.second_with_first
+            or first.state != RequestState.SUCCEEDED
+            or not self._policies[first.action].second_with_first
+        ):
+            raise RefusedAtExecution(
+                f"it was approved together with {first.id}, but that is not a finished double rotation of "
+                f"{second.domain} whose approvals cover its second rotation under the policy now"
+            )
+        return first
+
+    async def _check_approvals(self, stored: ChangeRequest, action: Action, required: int) -> None:
+        """``stored``'s approvals hold up under the policy of ``action`` now, ``required`` of them (the number
+        signed in the request, which may not be below the policy's)."""
+        policy = self._policies[action]
+        if required < policy.approvals_required:
+            raise RefusedAtExecution(
+                f"it asks for {required} approvals where the policy now needs {policy.approvals_required}"
             )
         # one person each: an Entra user counts once whatever Slack accounts approved as them
         people = {a.identity.object_id if a.identity else a.approver for a in stored.approvals}
         # the stored count, which the check above keeps at least the policy's (more for a takeover setup)
-        if len(people) < stored.approvals_required:
-            raise RefusedAtExecution(f"it has {len(people)} distinct approvers; it needs {stored.approvals_required}")
+        if len(people) < required:
+            raise RefusedAtExecution(f"it has {len(people)} distinct approvers; it needs {required}")
         for approval in stored.approvals:
             if approval.approver == stored.requester or (
                 approval.identity and stored.requester_upn and approval.identity.upn.lower() == stored.requester_upn
@@ -981,12 +1058,6 @@ class ChangeService:
                 raise RefusedAtExecution(
                     f"the approval by <@{approval.approver}> has no verified Entra sign-in with MFA"
                 )
-        # from the signed times only: the last approval's, or the change window's opening it was deferred to
-        approved = max((a.at for a in stored.approvals), default=stored.created_at)
-        since = max(approved, stored.waits_until or approved)
-        if self._clock() - since > stored.time_to_live:
-            raise RefusedAtExecution("it waited for a worker longer than its time to live")
-        await self._not_frozen(stored.domain, stored.action, refused=RefusedAtExecution)
 
     async def _module_call(self, request: ChangeRequest, cmdlet: str, call: Awaitable[T]) -> T:
         """Journal around the one step that changes AD and Entra, so a crash inside it is visible later.
@@ -1109,9 +1180,11 @@ class ChangeService:
                 f"{key.version}); nothing was changed."
             )
         with_trust = self._rotates_trust(request.domain, before)
+        # break-glass forces only where the 24-hour rule needs it; a forced rotation always
+        needs_force = not rotation_window(key.updated_on, self._clock(), self._rotation).allowed_now
         options = SetServerOptions(
             rotate_server_key=True,
-            force=request.action in (Action.ROTATE_FORCE, Action.EMERGENCY_ROTATE),
+            force=request.action == Action.ROTATE_FORCE or (request.action == Action.EMERGENCY_ROTATE and needs_force),
             setup_cloud_trust=with_trust,
             top_level_names=(request.top_level_names or None) if with_trust else None,
         )

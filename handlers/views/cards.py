@@ -143,6 +143,10 @@ def approval_terms(changes: ChangeService, request: ChangeRequest) -> ApprovalTe
     return ApprovalTerms(required, policy.verified_approval, tuple(sorted(policy.approver_groups)))
 
 
+def _second(request: ChangeRequest) -> str:
+    return "approved together with this one" if request.second_with_first else "with its own approvals"
+
+
 def _time_left(request: ChangeRequest, now: datetime) -> str:
     minutes = int((request.expires_at - now).total_seconds() // 60)
     if minutes <= 0:
@@ -173,9 +177,14 @@ def request_card(
     needs = "each one after an Entra sign-in with MFA" if terms.verified else "a click by each approver"
     lines = [
         f"*Requested by* {person(request.requester)}   *Request* `{request.id}`"
-        + (" (double rotation: the second follows after 24 hours)" if request.twice else "")
+        + (f" (double rotation: the second follows after 24 hours, {_second(request)})" if request.twice else "")
         + (f" (the second rotation after `{request.follows}`)" if request.follows else ""),
-        f"*Approvals:* {len(request.approvals)} of {request.approvals_required} ({approvals})",
+        (
+            f"*Approvals:* approved together with `{request.approved_with}` (its approvals approved both, as the "
+            "policy allows); no click needed"
+            if request.approved_with
+            else f"*Approvals:* {len(request.approvals)} of {request.approvals_required} ({approvals})"
+        ),
         f"*Approving takes:* {request.approvals_required} different people from {who}, {needs}; never the requester",
         f"*Expires:* {request.expires_at:%Y-%m-%d %H:%M} UTC"
         + (f" ({_time_left(request, now)})" if request.state == RequestState.PENDING else ""),

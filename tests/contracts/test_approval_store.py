@@ -351,6 +351,25 @@ async def test_a_deferred_request_unclaimed_past_its_ttl_from_the_opening_expire
     assert stale is not None and stale.state == RequestState.EXPIRED
 
 
+async def test_a_second_rotation_filed_approved_with_its_first_goes_to_the_workers_at_once(
+    store: ApprovalStore,
+) -> None:
+    first = new_request()
+    second = replace(new_request(), follows=first.id, approved_with=first.id, state=RequestState.APPROVED)
+    await store.create(second)
+    kept = await store.get(second.id)
+    assert kept is not None and kept.state == RequestState.APPROVED and kept.approved_with == first.id
+    assert kept.approved_at is not None and kept.approvals == ()
+    assert [(e.event, e.detail) for e in await store.audit(second.id)][-1] == ("approved", f"together with {first.id}")
+    assert await store.expire_due(datetime.now(UTC) + timedelta(hours=2)) == []  # never pending: nothing to expire
+    claimed = await claim(store)
+    assert claimed is not None and claimed.request.id == second.id
+    # a request filed without it is pending, whatever state the caller handed in
+    plain = replace(new_request(), state=RequestState.APPROVED)
+    await store.create(plain)
+    assert (await store.get(plain.id)).state == RequestState.PENDING  # type: ignore[union-attr]
+
+
 async def test_a_waiting_request_can_be_withdrawn_and_then_never_runs(store: ApprovalStore) -> None:
     request_id = await approved(store)
     now = datetime.now(UTC)

@@ -47,8 +47,15 @@ class FakeApprovalStore:
         self.entries.append(AuditEntry(str(next(self._ids)), request_id, event, actor, at, detail, extra or {}))
 
     async def create(self, request: ChangeRequest) -> None:
+        if request.approved_with is not None:  # filed approved, together with its first rotation
+            request = replace(request, state=RequestState.APPROVED, approved_at=request.created_at)
+        else:
+            request = replace(request, state=RequestState.PENDING)
         self.requests[request.id] = request
         self._audit(request.id, "requested", request.requester, request.created_at, request.reason)
+        if request.approved_with is not None:
+            self._audit(request.id, "approved", None, request.created_at, f"together with {request.approved_with}")
+            self.work.append(request.id)
 
     async def get(self, request_id: str) -> ChangeRequest | None:
         return self.requests.get(request_id)

@@ -111,11 +111,15 @@ class FakeKerberosModule:
     hang: asyncio.Event | None = None
     entered: asyncio.Event = field(default_factory=asyncio.Event)  # set when a changing call starts
     refuse_top_level_names: Callable[[tuple[str, ...]], bool] | None = None  # the LSA's refusal, in the fake
+    clock: Callable[[], datetime] = lambda: NOW  # when its changes happen (the 24-hour rule reads it too)
+    calls: list[SetServerOptions] = field(default_factory=list)  # every Set-AzureADKerberosServer, in order
 
     @classmethod
-    def in_step(cls, directories: dict[str, FakeDirectory]) -> FakeKerberosModule:
+    def in_step(
+        cls, directories: dict[str, FakeDirectory], clock: Callable[[], datetime] = lambda: NOW
+    ) -> FakeKerberosModule:
         cloud = {name: c for name, d in directories.items() if (c := cloud_of(d.state)) is not None}
-        return cls(directories, cloud)
+        return cls(directories, cloud, clock=clock)
 
     async def get_server(self, domain_dns_name: str) -> KerberosServerReport:
         if self.error:
@@ -132,7 +136,7 @@ class FakeKerberosModule:
         directory = self.directories[domain_dns_name]
         state = directory.state
         if state.server is None:
-            fresh = on_prem_state(domain_dns_name, key_updated_on=NOW, with_tdo=False)
+            fresh = on_prem_state(domain_dns_name, key_updated_on=self.clock(), with_tdo=False)
             state = replace(state, server=fresh.server)
         if options.setup_cloud_trust and state.trusted_domain is None:
             names = tuple(options.top_level_names or ("windows.net",))
@@ -142,20 +146,21 @@ class FakeKerberosModule:
             state = replace(state, trusted_domain=on_prem_state(domain_dns_name, tlns=names).trusted_domain)
         server = state.server
         if options.rotate_server_key and server is not None and server.key is not None:
-            if not options.force and server.key.updated_on + timedelta(hours=24) > NOW:
+            if not options.force and server.key.updated_on + timedelta(hours=24) > self.clock():
                 raise KerberosModuleError("The key was rotated less than 24 hours ago; use -Force to rotate again.")
             key = replace(
-                server.key, version=server.key.version + 1000, updated_on=NOW, kvno=(server.key.kvno or 0) + 1
+                server.key, version=server.key.version + 1000, updated_on=self.clock(), kvno=(server.key.kvno or 0) + 1
             )
             state = replace(state, server=replace(server, key=key))
             tdo = state.trusted_domain
             if options.setup_cloud_trust and tdo is not None:  # -SetupCloudTrust: the trust's keys too
-                moved = max(NOW, (tdo.keys_updated_on or NOW) + timedelta(seconds=1))
+                moved = max(self.clock(), (tdo.keys_updated_on or self.clock()) + timedelta(seconds=1))
                 state = replace(state, trusted_domain=replace(tdo, keys_updated_on=moved))
         directory.state = state
         if (cloud := cloud_of(directory.state)) is not None:
             self.cloud[domain_dns_name] = cloud
         self.set_calls += 1
+        self.calls.append(options)
         return await self.get_server(domain_dns_name)
 
     async def remove_trusted_domain_object(self, domain_dns_name: str) -> None:

@@ -247,3 +247,9 @@ def test_the_redirect_uri_follows_the_public_url_and_loopback_may_be_plain_http(
     verification = load_bot_config(path).approvals.verification
     assert verification is not None and verification.redirect_uri == "http://127.0.0.1:3000/auth/callback"
     assert verification.method == "auth_code" and verification.max_auth_age_minutes == 5
+
+
+def test_second_with_first_belongs_to_the_rotations_only(tmp_path: Path) -> None:
+    _example_edit_is_refused(
+        tmp_path, "[approvals.remove_all]\n", "[approvals.remove_all]\nsecond_with_first = true\n", "only a rotation"
+    )

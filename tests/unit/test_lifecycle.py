@@ -50,23 +50,33 @@ class World:
     module: FakeKerberosModule
     memory: FakeSchedulerMemory
     clock: Clock
+    groups: FakeGroups
 
 
 async def _origin(channel: str) -> str:
     return f"T0STANDIN/A0KERBOT/{channel}"
 
 
-def world(key_age: timedelta = timedelta(days=100), *, twice: bool = False, every: int | None = 90) -> World:
+def world(
+    key_age: timedelta = timedelta(days=100),
+    *,
+    twice: bool = False,
+    every: int | None = 90,
+    second_with_first: bool = False,
+) -> World:
     clock = Clock()
     directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - key_age))}
-    module = FakeKerberosModule.in_step(directories)
+    module = FakeKerberosModule.in_step(directories, clock)
     store = FakeApprovalStore()
-    policy = ActionPolicy(1, timedelta(hours=4), frozenset({"S0PLATFORM"}), frozenset({ADMINS}))
+    groups = FakeGroups({ADMINS: frozenset({"U0BOB", "U0ALICE"}), "S0PLATFORM": frozenset({"U0ALICE"})})
+    policy = ActionPolicy(
+        1, timedelta(hours=4), frozenset({"S0PLATFORM"}), frozenset({ADMINS}), second_with_first=second_with_first
+    )
     changes = ChangeService(
         store=store,
         module=module,
         directories=directories,
-        groups=FakeGroups({ADMINS: frozenset({"U0BOB", "U0ALICE"}), "S0PLATFORM": frozenset({"U0ALICE"})}),
+        groups=groups,
         policies={action: policy for action in Action},
         rotation=RotationPolicy(),
         clock=clock,
@@ -77,7 +87,7 @@ def world(key_age: timedelta = timedelta(days=100), *, twice: bool = False, ever
     lifecycle = LifecycleService(
         changes=changes, status=status, memory=memory, schedules=[schedule], clock=clock, origin_of=_origin
     )
-    return World(lifecycle, changes, store, module, memory, clock)
+    return World(lifecycle, changes, store, module, memory, clock, groups)
 
 
 async def test_a_key_at_its_cadence_gets_one_rotate_request_filed_by_the_bot() -> None:
@@ -217,7 +227,7 @@ def breakglass_world(freezes: FakeFreezes | None = None) -> World:
         store=w.store,
         module=w.module,
         directories=w.module.directories,
-        groups=FakeGroups({ADMINS: frozenset({"U0BOB", "U0CAROL"}), "S0BREAKGLASS": frozenset({"U0DAVE"})}),
+        groups=(groups := FakeGroups({ADMINS: frozenset({"U0BOB", "U0CAROL"}), "S0BREAKGLASS": frozenset({"U0DAVE"})})),
         policies=policies,
         rotation=RotationPolicy(),
         clock=w.clock,
@@ -227,7 +237,7 @@ def breakglass_world(freezes: FakeFreezes | None = None) -> World:
     lifecycle = LifecycleService(
         changes=changes, status=status, memory=w.memory, schedules=[], clock=w.clock, origin_of=_origin
     )
-    return World(lifecycle, changes, w.store, w.module, w.memory, w.clock)
+    return World(lifecycle, changes, w.store, w.module, w.memory, w.clock, groups)
 
 
 async def test_emergency_rotate_without_a_break_glass_group_is_refused_with_what_to_configure() -> None:
@@ -259,7 +269,9 @@ async def test_break_glass_rotates_now_again_once_replicated_and_then_two_people
     [second] = await w.lifecycle.file_second_rotations()  # the new key is on every DC: at once, forced
     assert second.action == Action.EMERGENCY_ROTATE and second.follows == first.id and not second.twice
     assert second.requester == "U0ALICE" and "-Force" in second.plan[0]
+    assert "-Force" not in first.plan[0] and not w.module.calls[0].force  # a 40-day-old key: no -Force needed
     await _approved_and_done(w, second, "U0DAVE")
+    assert w.module.calls[1].force  # the first's key is minutes old: forced
     [review] = await w.lifecycle.file_second_rotations()
     assert review.action == Action.EMERGENCY_REVIEW and review.requester == SCHEDULER and review.follows == first.id
     assert review.approvals_required == 2
@@ -297,3 +309,66 @@ async def test_a_freeze_ends_by_itself() -> None:
     await w.changes.freeze("contoso.test", by="U0BOB", until=NOW + timedelta(hours=1), reason="maintenance")
     w.clock.now += timedelta(hours=2)
     assert await w.changes.freeze_of("contoso.test") is None
+
+
+async def test_a_double_rotation_whose_policy_says_so_approves_its_second_rotation_together() -> None:
+    w = world(key_age=timedelta(days=40), second_with_first=True)
+    first = await w.changes.request_rotation(
+        "contoso.test", requester="U0ALICE", reason="retire the old key", force=False, channel=CHANNEL, twice=True
+    )
+    assert first.second_with_first and any("approving this approves both" in step for step in first.plan)
+    await _approved_and_done(w, first)
+    w.clock.now = NOW + timedelta(hours=25)
+    [second] = await w.lifecycle.file_second_rotations()
+    assert second.approved_with == first.id and second.state == RequestState.APPROVED and not second.approvals
+    assert any(f"Approved together with {first.id}" in step for step in second.plan)
+    done = await w.changes.execute_next("worker")  # no click: the first's approvals hold for it
+    assert isinstance(done, Execution) and done.succeeded, done
+    assert [c.force for c in w.module.calls] == [False, False]
+    assert "together with" in next(e.detail for e in await w.store.audit(second.id) if e.event == "approved")
+
+
+async def test_without_that_policy_the_second_rotation_waits_for_its_own_approvals() -> None:
+    w = world(key_age=timedelta(days=40))
+    first = await w.changes.request_rotation(
+        "contoso.test", requester="U0ALICE", reason="drill", force=False, channel=CHANNEL, twice=True
+    )
+    assert any("with its own approvals" in step for step in first.plan)
+    await _approved_and_done(w, first)
+    w.clock.now = NOW + timedelta(hours=25)
+    [second] = await w.lifecycle.file_second_rotations()
+    assert second.approved_with is None and second.state == RequestState.PENDING
+    assert await w.changes.execute_next("worker") is None
+
+
+async def test_a_second_rotation_approved_with_its_first_is_re_judged_by_the_first_approvals_now() -> None:
+    w = world(key_age=timedelta(days=40), second_with_first=True)
+    first = await w.changes.request_rotation(
+        "contoso.test", requester="U0ALICE", reason="drill", force=False, channel=CHANNEL, twice=True
+    )
+    await _approved_and_done(w, first)
+    w.clock.now = NOW + timedelta(hours=25)
+    [second] = await w.lifecycle.file_second_rotations()
+    assert second.approved_with == first.id
+    # meanwhile Bob, who approved the first, left the approver group: the second does not run on his approval
+    w.groups.groups[ADMINS] = frozenset({"U0ALICE"})
+    done = await w.changes.execute_next("worker")
+    assert isinstance(done, Execution) and not done.succeeded and "no longer in an approver group" in done.outcome
+    assert w.module.set_calls == 1
+
+
+async def test_a_pending_request_made_approved_with_a_first_in_the_store_is_refused_as_forged() -> None:
+    w = world(key_age=timedelta(days=40), second_with_first=True)
+    first = await w.changes.request_rotation(
+        "contoso.test", requester="U0ALICE", reason="drill", force=False, channel=CHANNEL, twice=True
+    )
+    await _approved_and_done(w, first)
+    other = await w.changes.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=True)
+    # someone with write access to the store turns another request into "approved with the first"
+    w.store.requests[other.id] = replace(
+        w.store.requests[other.id], approved_with=first.id, follows=first.id, state=RequestState.APPROVED
+    )
+    w.store.work.append(other.id)
+    done = await w.changes.execute_next("worker")
+    assert isinstance(done, Execution) and done.request.state == RequestState.ATTENTION
+    assert "signature" in done.outcome and w.module.set_calls == 1

@@ -89,6 +89,8 @@ def request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeReq
         twice=fields.get("twice") == "1",
         follows=fields.get("follows") or None,
         mac=fields.get("mac", ""),
+        second_with_first=fields.get("second_with_first") == "1",
+        approved_with=fields.get("approved_with") or None,
         waits_until=time_of(fields.get("waits_until")),
         waits_mac=fields.get("waits_mac", ""),
     )

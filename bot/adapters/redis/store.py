@@ -182,13 +182,21 @@ class RedisApprovalStore:
             "requester_upn": request.requester_upn or "",
             "twice": "1" if request.twice else "",
             "follows": request.follows or "",
+            "second_with_first": "1" if request.second_with_first else "",
+            "approved_with": request.approved_with or "",
             "mac": request.mac,
         }
+        # a second rotation approved together with its first is filed approved: straight to the workers
+        filed_approved = request.approved_with is not None
+        if filed_approved:
+            at = iso(request.created_at)
+            fields.update(state=RequestState.APPROVED.value, approved_at=at, approved_at_ms=str(ms(request.created_at)))
         self.round_trips += 1
         with store_errors("the request was not recorded"):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self._req(request.id), mapping=fields)
-                pipe.zadd(f"{self._p}:pending", {request.id: ms(request.expires_at)})
+                if not filed_approved:
+                    pipe.zadd(f"{self._p}:pending", {request.id: ms(request.expires_at)})
                 pipe.zadd(f"{self._p}:recent", {request.id: ms(request.created_at)})
                 pipe.xadd(
                     f"{self._p}:audit",
@@ -200,6 +208,18 @@ class RedisApprovalStore:
                         "detail": request.reason,
                     },
                 )
+                if filed_approved:
+                    pipe.xadd(
+                        f"{self._p}:audit",
+                        {
+                            "request": request.id,
+                            "event": "approved",
+                            "actor": "",
+                            "at": iso(request.created_at),
+                            "detail": f"together with {request.approved_with}",
+                        },
+                    )
+                    pipe.xadd(f"{self._p}:work", {"request": request.id})
                 await pipe.execute()
 
     async def set_message(self, request_id: str, channel: str, message_ts: str) -> None:
