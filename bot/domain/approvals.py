@@ -5,7 +5,11 @@
        ├──deny──▶ denied   ├──expire──▶ expired          └─ waited longer than its TTL ─▶ expired  │
        └──cancel (requester)──▶ cancelled                                                         │
     executing ──▶ succeeded | failed | attention (the change timed out: its outcome is unknown)
-        └── lease lapsed (the worker died) ──recovery──▶ attention (never run again)
+        ├── lease lapsed (the worker died) ──recovery──▶ attention (never run again)
+        └── outside its domain's change window ──defer──▶ approved, waiting until it opens (withdraw ──▶ cancelled)
+
+A second rotation approved together with its first (its policy's ``second_with_first``) is created
+approved; the worker judges it by the first's signed approvals.
 
 Every transition is made by the store atomically; the rules the store enforces are stated here so
 the in-memory fake and the Redis adapter implement the same contract (tests/contracts).
