@@ -124,6 +124,8 @@ class LifecycleService:
             return None
         if await self._open_rotation(schedule.domain) is not None:
             return None
+        if await self._changes.freeze_of(schedule.domain) is not None:
+            return None  # filed once the freeze is over; not refused (and logged) at every tick meanwhile
         marker = f"cadence:{schedule.domain}"
         remembered = json.loads(await self._memory.recall(marker) or "{}")
         now = self._clock()

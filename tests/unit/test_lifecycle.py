@@ -63,6 +63,7 @@ def world(
     twice: bool = False,
     every: int | None = 90,
     second_with_first: bool = False,
+    freezes: FakeFreezes | None = None,
 ) -> World:
     clock = Clock()
     directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - key_age))}
@@ -80,6 +81,7 @@ def world(
         policies={action: policy for action in Action},
         rotation=RotationPolicy(),
         clock=clock,
+        freezes=freezes,
     )
     status = StatusService(directories, module, FakeEntra(), clock=clock)
     memory = FakeSchedulerMemory()
@@ -372,3 +374,17 @@ async def test_a_pending_request_made_approved_with_a_first_in_the_store_is_refu
     done = await w.changes.execute_next("worker")
     assert isinstance(done, Execution) and done.request.state == RequestState.ATTENTION
     assert "signature" in done.outcome and w.module.set_calls == 1
+
+
+async def test_a_frozen_domain_gets_its_scheduled_rotation_once_the_freeze_is_over_without_a_warning_per_tick(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    w = world(freezes=FakeFreezes())
+    await w.changes.freeze("contoso.test", by="U0BOB", until=NOW + timedelta(hours=6), reason="year end")
+    for _ in range(3):
+        assert await w.lifecycle.file_due_rotations() == []
+        w.clock.now += timedelta(hours=1)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    w.clock.now = NOW + timedelta(hours=7)
+    [request] = await w.lifecycle.file_due_rotations()
+    assert request.requester == SCHEDULER
