@@ -44,6 +44,7 @@ from bot.adapters.redis.sign_in_tickets import RedisSignInTickets
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.adapters.slack.groups import SlackProfiles, SlackUserGroups
 from bot.adapters.slack.origin import SlackOrigins
+from bot.adapters.slack.web import slack_web_client
 from bot.config import (
     SLACK_API_DEFAULT,
     BotConfig,
@@ -466,6 +467,7 @@ def build_components(
             metrics=metrics,
             freezes=freezes,
             windows={d.name: d.windows for d in config.domains},
+            approval_channels={d.name: d.approvals_channel for d in config.domains if d.approvals_channel},
             limits=ExecutionLimits(
                 lease=timedelta(seconds=config.changes.lease_seconds),
                 renew_every=timedelta(seconds=config.changes.lease_seconds / 3),
@@ -481,6 +483,7 @@ def build_components(
             d.channel,
             timedelta(days=d.rotate_every_days) if d.rotate_every_days else None,
             d.rotate_twice,
+            d.approvals_channel,
         )
         for d in config.domains
         if d.channel is not None
@@ -533,8 +536,9 @@ def graph_directory(config: BotConfig) -> GraphEntraDirectory:
 
 
 def slack_client(bot_token: str, api_url: str) -> AsyncWebClient:
-    """Every Web API call goes to ``api_url`` (Slack's, or the sandbox's stand-in) with the bot's token."""
-    return AsyncWebClient(token=bot_token, base_url=api_url)
+    """Every Web API call goes to ``api_url`` (Slack's, or the sandbox's stand-in) with the bot's token,
+    retried on Slack's rate limit and server errors, its posts paced per channel."""
+    return slack_web_client(bot_token, api_url)
 
 
 @dataclass(frozen=True)

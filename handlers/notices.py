@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, PlainTextObject, SectionBlock
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -45,6 +46,19 @@ async def post_card(client: AsyncWebClient, changes: ChangeService, request: Cha
     )
     posted = await client.chat_postMessage(channel=channel, text=card.text, blocks=card.payload()["blocks"])
     await changes.card_posted(request.id, str(posted["channel"]), str(posted["ts"]))
+
+
+async def card_link(client: AsyncWebClient, request: ChangeRequest) -> str | None:
+    """A link to the request's card (chat.getPermalink), or None when it cannot be had."""
+    if not (request.channel and request.message_ts):
+        return None
+    try:
+        answer = await client.chat_getPermalink(channel=request.channel, message_ts=request.message_ts)
+    except SlackApiError as exc:
+        log.warning("no link to the card of %s: %s", request.id, exc.response.get("error"))
+        return None
+    link = answer.get("permalink")
+    return link if isinstance(link, str) and link.startswith("https://") else None
 
 
 async def update_card(client: AsyncWebClient, changes: ChangeService, request: ChangeRequest) -> None:

@@ -6,6 +6,7 @@ costs more than the command itself, so replies share one session here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import aiohttp
@@ -13,8 +14,17 @@ import aiohttp
 log = logging.getLogger(__name__)
 
 
+def _retry_after(value: str | None, *, default: float) -> float:
+    try:
+        return max(0.0, float(value)) if value else default
+    except ValueError:
+        return default
+
+
 class ResponseUrlPoster:
-    def __init__(self, timeout: float = 10.0) -> None:
+    def __init__(self, timeout: float = 10.0, *, attempts: int = 4, max_wait: float = 30.0) -> None:
+        self._attempts = attempts
+        self._max_wait = max_wait
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
@@ -25,12 +35,21 @@ class ResponseUrlPoster:
         return self._session
 
     async def post(self, response_url: str, body: bytes) -> None:
-        """POST an already serialised JSON payload."""
+        """POST an already serialised JSON payload; a 429 or a 5xx is tried again (after ``Retry-After``,
+        at most ``max_wait`` seconds each time), so a burst of replies loses none."""
         headers = {"Content-Type": "application/json; charset=utf-8"}
-        async with self._client().post(response_url, data=body, headers=headers) as response:
-            if response.status >= 300:
+        for attempt in range(1, self._attempts + 1):
+            async with self._client().post(response_url, data=body, headers=headers) as response:
+                if response.status < 300:
+                    return
                 answer = (await response.text())[:200]
-                log.warning("response URL answered %s: %s", response.status, answer)
+                again = response.status == 429 or response.status >= 500
+                if not again or attempt == self._attempts:
+                    log.warning("response URL answered %s: %s", response.status, answer)
+                    return
+                wait = _retry_after(response.headers.get("Retry-After"), default=float(attempt))
+            log.info("response URL answered %s; trying again in %.1f s", response.status, wait)
+            await asyncio.sleep(min(wait, self._max_wait))
 
     async def close(self) -> None:
         if self._session is not None:

@@ -57,6 +57,11 @@ class DomainConfig(Strict):
         description="the Slack channel id (C…) where the bot files this domain's scheduled requests and posts what "
         "its watch sees; none: neither",
     )
+    approvals_channel: str | None = Field(
+        default=None,
+        description="the Slack channel id (C…) where this domain's requests are carded and approved, whatever "
+        "channel they are asked in (which gets a note with the link); none: where they are asked",
+    )
     rotate_every_days: int | None = Field(
         default=None,
         ge=2,
@@ -107,7 +112,7 @@ class DomainConfig(Strict):
                 raise ValueError(f"'{url}' must start with ldaps:// (or ldap:// for StartTLS)")
         return urls
 
-    @field_validator("channel")
+    @field_validator("channel", "approvals_channel")
     @classmethod
     def _channel_id(cls, value: str | None) -> str | None:
         return slack_channel_id(value)

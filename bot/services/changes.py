@@ -202,7 +202,10 @@ class ChangeService:
         metrics: Metrics | None = None,
         freezes: Freezes | None = None,
         windows: Mapping[str, ChangeWindows] | None = None,
+        approval_channels: Mapping[str, str] | None = None,
     ) -> None:
+        # domain -> the channel its cards go to and its approvals come from (absent: where it is asked)
+        self._approval_channels = {dns_name(d): c for d, c in (approval_channels or {}).items()}
         self._windows = {dns_name(d): w for d, w in (windows or {}).items()}  # absent: always open
         self._freezes = freezes  # None: freezes are off (no shared store to keep them in)
         self.metrics = metrics or Metrics.create()  # the handlers count clicks on the same set
@@ -784,6 +787,10 @@ class ChangeService:
         if state == RequestState.SUCCEEDED and (overridden := self._overridden_holds(request, claimed_at)):
             outcome = f"{outcome} {overridden}"
         return state, outcome
+
+    def approvals_channel_of(self, domain: str) -> str | None:
+        """The channel the domain's requests are approved in, when its configuration names one."""
+        return self._approval_channels.get(dns_name(domain))
 
     def windows_of(self, domain: str) -> ChangeWindows:
         """The domain's change windows (always open, when the configuration gives none)."""

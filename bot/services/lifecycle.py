@@ -41,6 +41,7 @@ class DomainSchedule:
     channel: str | None = None  # where scheduled requests and the watch's reports go; None: neither
     rotate_every: timedelta | None = None  # None: no scheduled rotation
     rotate_twice: bool = False  # scheduled rotations are double rotations
+    approvals_channel: str | None = None  # where its scheduled requests are carded instead, when set
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ class LifecycleService:
             if schedule.rotate_every is None or schedule.channel is None:
                 continue
             try:
-                request = await self._file_if_due(schedule, schedule.rotate_every, schedule.channel)
+                channel = schedule.approvals_channel or schedule.channel
+                request = await self._file_if_due(schedule, schedule.rotate_every, channel)
             except KerberosBotError as exc:  # a DC down, a refusal: said in the log, tried again next tick
                 log.warning("the scheduled rotation of %s was not filed: %s", schedule.domain, exc.user_message)
                 continue

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -38,6 +38,10 @@ class CommandContext:
     def origin(self) -> str:
         """Where a request is made, and so the only place its approvals may come from."""
         return f"{self.team_id}/{self.app_id}/{self.channel_id}"
+
+    def in_channel(self, channel_id: str) -> CommandContext:
+        """The same person and workspace, in another channel (a domain's approvals channel)."""
+        return replace(self, channel_id=channel_id)
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from bot.domain.approvals import ChangeRequest
+from bot.domain.approvals import ACTION_KINDS, ChangeRequest
 from bot.domain.errors import UsageError
 from bot.services.changes import ChangeService
 from handlers.commands import CommandContext, Prepared, require_changes
-from handlers.notices import alert, post_card
+from handlers.notices import alert, card_link, post_card
 from handlers.parsing import ParsedCommand
-from handlers.replies import Reply, code, text_reply
+from handlers.replies import Reply, code, person, text_reply
 
-Submit = Callable[[ChangeService, str, str], Awaitable[ChangeRequest]]  # (service, domain, reason)
+# (service, domain, reason, where): ``where`` is the context in the channel the card goes to
+Submit = Callable[[ChangeService, str, str, CommandContext], Awaitable[ChangeRequest]]
 
 
 def ask_for_approval(
@@ -29,15 +30,22 @@ def ask_for_approval(
     domain, reason = command.args[0], command.reason
 
     async def work() -> list[Reply]:
-        request = await submit(changes, domain, reason)
-        await post_card(client, changes, request, ctx.channel_id)
+        # the domain's approvals channel, where one is configured: the card goes there, and only clicks
+        # there count (never a private channel the requester picked)
+        where = ctx.in_channel(changes.approvals_channel_of(domain) or ctx.channel_id)
+        request = await submit(changes, domain, reason, where)
+        await post_card(client, changes, request, where.channel_id)
         await alert(client, ctx.services.alert_channel, request, "an emergency rotation was requested")
-        return [
-            text_reply(
-                f"Request `{request.id}` is posted for approval ({request.approvals_required} needed, "
-                f"until {request.expires_at:%H:%M} UTC).",
-                icon=":inbox_tray:",
-            )
-        ]
+        terms = f"{request.approvals_required} needed, until {request.expires_at:%H:%M} UTC"
+        if where.channel_id == ctx.channel_id:
+            return [text_reply(f"Request `{request.id}` is posted for approval ({terms}).", icon=":inbox_tray:")]
+        link = await card_link(client, await changes.get(request.id) or request)
+        # a short note in the channel it was asked in, pointing at the card
+        note = (
+            f":inbox_tray: {person(ctx.user_id)} asked for `{ACTION_KINDS[request.action].command}` on "
+            f"{code(request.domain)}: request `{request.id}`, for approval in <#{where.channel_id}> ({terms})"
+            + (f": <{link}|the card>" if link else "")
+        )
+        return [Reply(text=note, in_channel=True)]
 
     return Prepared(ack=text_reply(f"Checking {code(domain)} before asking for approval…", icon=":mag:"), work=work)

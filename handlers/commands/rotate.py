@@ -19,13 +19,13 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
         ctx,
         USAGE,
         frozenset({"force", "twice"}),
-        lambda changes, domain, reason: changes.request_rotation(
+        lambda changes, domain, reason, where: changes.request_rotation(
             domain,
             requester=ctx.user_id,
             reason=reason,
             force=force,
-            channel=ctx.channel_id,
-            origin=ctx.origin,
+            channel=where.channel_id,
+            origin=where.origin,
             twice=twice,
         ),
     )

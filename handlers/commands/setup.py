@@ -24,12 +24,12 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
         ctx,
         USAGE,
         frozenset({"top-level-names"}),
-        lambda changes, domain, reason: changes.request_setup(
+        lambda changes, domain, reason, where: changes.request_setup(
             domain,
             requester=ctx.user_id,
             reason=reason,
             top_level_names=names,
-            channel=ctx.channel_id,
-            origin=ctx.origin,
+            channel=where.channel_id,
+            origin=where.origin,
         ),
     )

@@ -82,7 +82,8 @@ class SlackStandIn:
         count: int = 1,
     ) -> None:
         """The next ``count`` calls of ``method`` answer as Slack does when it refuses one: by default
-        its rate limit (HTTP 429, ``Retry-After``, ``{"ok": false, "error": "ratelimited"}``)."""
+        its rate limit (HTTP 429, ``Retry-After``, ``{"ok": false, "error": "ratelimited"}``).
+        ``"response_url"`` names the slash commands' response URLs."""
         self.next_failures.setdefault(method, []).extend([(status, error, retry_after)] * count)
 
     def counts(self) -> dict[str, int]:
@@ -185,6 +186,10 @@ class SlackStandIn:
             if self.user_emails[user]:
                 profile["email"] = self.user_emails[user]
             return web.json_response({"ok": True, "user": {"id": user, "name": user.lower(), "profile": profile}})
+        if method == "chat.getPermalink":
+            channel, ts = str(body.get("channel", "")), str(body.get("message_ts", ""))
+            link = f"https://standin.slack.test/archives/{channel}/p{ts.replace('.', '')}"
+            return web.json_response({"ok": True, "channel": channel, "permalink": link})
         if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
             ts = f"{int(time.time())}.{next(self._ts):06d}"
             return web.json_response({"ok": True, "channel": body.get("channel"), "ts": ts, "message_ts": ts})
@@ -294,6 +299,13 @@ class SlackStandIn:
 
     async def _response(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if self.next_failures.get("response_url"):  # refused: recorded apart, so it is no reply
+            status, error, retry_after = self.next_failures["response_url"].pop(0)
+            await self._record(RecordedCall("refused_response", request.match_info["rid"], body, dict(request.headers)))
+            response = web.Response(text=error, status=status)
+            if retry_after is not None:
+                response.headers["Retry-After"] = f"{retry_after:g}"
+            return response
         await self._record(RecordedCall("response_url", request.match_info["rid"], body, dict(request.headers)))
         return web.Response(text="ok")
 

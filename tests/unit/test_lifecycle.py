@@ -388,3 +388,18 @@ async def test_a_frozen_domain_gets_its_scheduled_rotation_once_the_freeze_is_ov
     w.clock.now = NOW + timedelta(hours=7)
     [request] = await w.lifecycle.file_due_rotations()
     assert request.requester == SCHEDULER
+
+
+async def test_a_domain_with_an_approvals_channel_gets_its_scheduled_rotation_carded_there() -> None:
+    w = world()
+    schedule = DomainSchedule("contoso.test", CHANNEL, timedelta(days=90), approvals_channel="C0APPROVALS")
+    lifecycle = LifecycleService(
+        changes=w.changes,
+        status=StatusService(w.module.directories, w.module, FakeEntra(), clock=w.clock),
+        memory=w.memory,
+        schedules=[schedule],
+        clock=w.clock,
+        origin_of=_origin,
+    )
+    [request] = await lifecycle.file_due_rotations()
+    assert request.channel == "C0APPROVALS" and request.origin == "T0STANDIN/A0KERBOT/C0APPROVALS"

@@ -1,0 +1,147 @@
+"""The bot's Web API client: Slack's limits respected, so that no reply and no card update is lost.
+
+- A 429 is retried after its ``Retry-After`` (fractions honoured, each wait capped), a few times.
+- A 500 or 503 and a broken connection are retried too, with slack_sdk's back-off.
+- Posts to one channel are paced: Slack allows about one message a second per channel (short bursts
+  pass), so a burst of thread lines waits its turn instead of being refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+# the methods Slack limits per channel ("special" tier: about 1 a second per channel)
+PACED_METHODS = frozenset({"chat.postMessage", "chat.postEphemeral", "chat.update"})
+
+
+class RetryAfterHandler(AsyncRateLimitErrorRetryHandler):
+    """Slack's 429: wait what ``Retry-After`` says (seconds, fractions honoured), at most ``max_wait``."""
+
+    def __init__(self, max_retry_count: int = 3, max_wait: float = 60.0) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self._max_wait = max_wait
+
+    async def prepare_for_next_attempt_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        if response is None:
+            raise error or RuntimeError("a rate-limit retry without a response")
+        header = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
+        try:
+            wait = float(header[0] if isinstance(header, list) else header) if header else 1.0
+        except ValueError:
+            wait = 1.0
+        state.next_attempt_requested = True
+        await asyncio.sleep(min(max(wait, 0.0), self._max_wait) + random.random() * 0.1)
+        state.increment_current_attempt()
+
+
+def retry_handlers() -> list[AsyncRetryHandler]:
+    return [
+        RetryAfterHandler(),
+        AsyncServerErrorRetryHandler(max_retry_count=2),
+        AsyncConnectionErrorRetryHandler(max_retry_count=2),
+    ]
+
+
+class ChannelPacing:
+    """A token bucket per channel: ``burst`` posts at once, then ``per_second``."""
+
+    def __init__(
+        self,
+        per_second: float = 1.0,
+        burst: int = 4,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if per_second <= 0 or burst < 1:
+            raise ValueError("pace at least one post, faster than never")
+        self._rate = per_second
+        self._burst = float(burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, when counted)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def wait(self, channel: str) -> float:
+        """Wait until ``channel`` may take one more post; returns how long it waited."""
+        lock = self._locks.setdefault(channel, asyncio.Lock())
+        async with lock:  # one waiter at a time per channel keeps the order of its posts
+            now = self._clock()
+            tokens, then = self._buckets.get(channel, (self._burst, now))
+            tokens = min(self._burst, tokens + (now - then) * self._rate)
+            waited = 0.0
+            if tokens < 1.0:
+                waited = (1.0 - tokens) / self._rate
+                await self._sleep(waited)
+                tokens = 1.0
+                now += waited
+            self._buckets[channel] = (tokens - 1.0, now)
+            if len(self._buckets) > 10_000:  # forget the quietest channels rather than grow without end
+                for quiet in sorted(self._buckets, key=lambda c: self._buckets[c][1])[:5_000]:
+                    self._buckets.pop(quiet, None)
+                    self._locks.pop(quiet, None)
+            return waited
+
+
+class PacedWebClient(AsyncWebClient):
+    """An ``AsyncWebClient`` whose posts to a channel are paced (``ChannelPacing``)."""
+
+    def __init__(self, *args: Any, pacing: ChannelPacing | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pacing = pacing or ChannelPacing()
+
+    async def api_call(
+        self,
+        api_method: str,
+        *,
+        http_verb: str = "POST",
+        files: dict[str, Any] | None = None,
+        data: Any = None,
+        params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
+        headers: dict[str, Any] | None = None,
+        auth: dict[str, Any] | None = None,
+    ) -> AsyncSlackResponse:
+        if api_method in PACED_METHODS:
+            body = json or (data if isinstance(data, dict) else None) or params or {}
+            channel = body.get("channel")
+            if isinstance(channel, str) and channel:
+                await self.pacing.wait(channel)
+        return await super().api_call(
+            api_method,
+            http_verb=http_verb,
+            files=files,
+            data=data,
+            params=params,
+            json=json,
+            headers=headers,
+            auth=auth,
+        )
+
+
+def slack_web_client(token: str, base_url: str, *, pacing: ChannelPacing | None = None) -> PacedWebClient:
+    """The client every part of the bot uses: retries on 429, 5xx and broken connections; paced posts."""
+    return PacedWebClient(token=token, base_url=base_url, retry_handlers=retry_handlers(), pacing=pacing)

@@ -1,0 +1,62 @@
+"""Slack's limits, through the real bot and the Web API stand-in: posts refused with 429 and
+Retry-After, a card update answered 503, and a response URL refused with 429 are all retried; no reply,
+card or card update is lost."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import aiohttp
+from kerberos_sandbox.slack_standin import (
+    SlackStandIn,
+    block_actions_payload,
+    interaction_form,
+    send_slash_command,
+    signed_headers,
+    slash_command_form,
+)
+
+from bot.services.container import BotServices
+from handlers.views.cards import APPROVE_ACTION
+from tests.support.botserver import running_bot
+from tests.support.fakes import NOW, on_prem_state
+from tests.support.worlds import one_domain
+
+CHANNEL = "C0PLATFORM"
+
+
+async def test_rate_limited_and_failing_slack_calls_are_retried_and_nothing_is_lost() -> None:
+    world = one_domain(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)))
+    changes = world.changes
+    services = BotServices(status=world.status, changes=changes)
+    async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
+        slack.fail_next("chat.postMessage", retry_after=0.2, count=2)  # the card: refused twice
+        slack.fail_next("response_url", retry_after=0.1)  # the reply to the requester: refused once
+        url = slack.new_response_url()
+        form = slash_command_form("rotate contoso.test -- quarterly", response_url=url, channel_id=CHANNEL)
+        ack = await send_slash_command(session, bot.endpoint, bot.signing_secret, form)
+        assert ack.status == 200
+        [reply] = await slack.wait_for_responses(url, 1)
+        assert "Approvals" in json.dumps(reply) or "request" in json.dumps(reply).lower()
+        cards = await slack.wait_for_api("chat.postMessage", 3, where=lambda c: c.body.get("channel") == CHANNEL)
+        assert len(cards) == 3  # two refused, the third posted
+        assert [c for c in slack.calls if c.kind == "refused_response"]
+        [request] = await changes.pending_or_recent()
+        stored = await changes.get(request.id)
+        assert stored is not None and stored.message_ts  # the card's place was learned from the posted one
+
+        slack.fail_next("chat.update", status=503, error="service_unavailable", retry_after=None)
+        slack.fail_next("chat.update", retry_after=0.1)
+        payload = block_actions_payload(
+            user_id="U0BOB",
+            action_id=APPROVE_ACTION,
+            value=changes.button_value(request),
+            channel_id=CHANNEL,
+            message_ts=str(stored.message_ts),
+        )
+        click = interaction_form(payload)
+        async with session.post(bot.endpoint, data=click, headers=signed_headers(bot.signing_secret, click)) as r:
+            assert r.status == 200
+        updates = await slack.wait_for_api("chat.update", 3)
+        assert "Approved" in json.dumps(updates[-1].body)
