@@ -38,6 +38,7 @@ from bot.adapters.redis.client import connect as redis_connect
 from bot.adapters.redis.commands import RedisCommandQueue
 from bot.adapters.redis.freezes import RedisFreezes
 from bot.adapters.redis.lifecycle import RedisLeadership, RedisSchedulerMemory
+from bot.adapters.redis.preferences import RedisNoticePreferences
 from bot.adapters.redis.rate import RedisRateLimiter
 from bot.adapters.redis.replay import RedisReplayGuard
 from bot.adapters.redis.sign_in_tickets import RedisSignInTickets
@@ -67,6 +68,7 @@ from bot.domain.ports import (
     Freezes,
     KerberosModule,
     Leadership,
+    NoticePreferences,
     RateLimiter,
     ReplayGuard,
     SchedulerMemory,
@@ -83,7 +85,7 @@ from bot.workers.changes import ChangeWorker
 from bot.workers.commands import CommandWorker
 from bot.workers.scheduler import LifecycleScheduler
 from handlers.app import build_bolt_app
-from handlers.notices import SlackChangeNotices, SlackLifecycleNotices
+from handlers.notices import SlackChangeNotices, SlackLifecycleNotices, SlackRequesterMessages
 from handlers.responder import ResponseUrlPoster
 from handlers.router import KerberosCommand
 from handlers.sign_in_page import sign_in_routes
@@ -146,6 +148,7 @@ class Overrides:
     scheduler_memory: SchedulerMemory | None = None  # default: Redis
     origins: ChatOrigins | None = None  # default: Slack (auth.test, bots.info)
     freezes: Freezes | None = None  # default: Redis
+    preferences: NoticePreferences | None = None  # default: Redis
 
 
 class _NoProfiles:
@@ -424,7 +427,7 @@ def build_components(
     store, tickets, limiter = overrides.store, overrides.sign_in_tickets, overrides.limiter
     command_queue, replay_guard = overrides.command_queue, overrides.replay_guard
     leadership, memory = overrides.leadership, overrides.scheduler_memory
-    freezes = overrides.freezes
+    freezes, preferences = overrides.freezes, overrides.preferences
     if redis_url is not None:
         # bounded waits: a Redis host that does not answer must not hold replies or clicks for minutes
         # (the longest blocking read, a worker's XREADGROUP, waits 1 s)
@@ -439,6 +442,7 @@ def build_components(
         leadership = leadership or RedisLeadership(client, store_prefix)
         memory = memory or RedisSchedulerMemory(client, store_prefix)
         freezes = freezes or RedisFreezes(client, store_prefix)
+        preferences = preferences or RedisNoticePreferences(client, store_prefix)
     changes = None
     verification = None
     if store is not None and overrides.groups is not None:
@@ -506,6 +510,7 @@ def build_components(
         verification=verification,
         metrics=metrics,
         alert_channel=config.lifecycle.alert_channel,
+        preferences=preferences,
     )
     return Components(
         services,
@@ -659,6 +664,8 @@ def assemble_bot(
         command_queue=queue if workers.queue_commands else None,
     )
     routes = sign_in_routes(services.verification, services.changes, client)
+    if services.changes is not None:  # every requester hears what becomes of their requests
+        services.changes.add_watcher(SlackRequesterMessages(client, services.preferences))
     change_worker = None
     if workers.changes and services.changes is not None:
         change_worker = ChangeWorker(

@@ -67,6 +67,11 @@ def error_reply(message: str) -> Reply:
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
+def is_slack_user(actor: str) -> bool:
+    """A Slack user's id (U…, W…), not the bot's own name for what it files itself."""
+    return bool(_SLACK_USER.match(actor))
+
+
 def person(actor: str) -> str:
     """A Slack user as a mention; anything else (the bot's own schedule, a worker) as code, never as markup."""
     return f"<@{actor}>" if _SLACK_USER.match(actor) else f"`{escape(actor)}`"

@@ -209,6 +209,29 @@ class ChangeRequest:
         return at - since > self.time_to_live
 
 
+class RequestChangeKind(enum.Enum):
+    """What happened to a request, as its requester hears it."""
+
+    POSTED = "posted"  # its card is up, waiting for approvers
+    APPROVAL = "approval"  # one more approval, more needed
+    APPROVED = "approved"
+    DENIED = "denied"
+    CANCELLED = "cancelled"  # withdrawn by someone other than the requester
+    EXPIRED = "expired"
+    WAITING = "waiting"  # approved outside its change window: runs at its opening
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ATTENTION = "attention"
+
+
+@dataclass(frozen=True)
+class RequestChange:
+    kind: RequestChangeKind
+    actor: str | None = None  # who approved, denied or withdrew it
+    detail: str = ""  # a denial's reason (a person's words), an outcome, when a waiting change runs
+    count: int = 0  # approvals so far
+
+
 class Verdict(enum.Enum):
     """What a click did; the store answers with one of these, never by raising."""
 

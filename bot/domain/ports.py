@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.domain.approvals import Freeze
+from bot.domain.approvals import ChangeRequest, Freeze, RequestChange
 from bot.domain.model import AuditEvent, KerberosServerReport, OnPremState, TenantInfo
 
 
@@ -157,3 +157,20 @@ class RateLimiter(Protocol):
     async def take(self, bucket: str, *, capacity: int, per_second: float, at: datetime) -> float:
         """Take one token: 0.0 when there was one, else the seconds until there is (nothing taken)."""
         ...
+
+
+class NoticePreferences(Protocol):
+    """What each person wants to hear directly from the bot (their direct messages about their requests)."""
+
+    async def muted(self, user: str) -> bool:
+        """The user turned the direct messages about their requests off."""
+        ...
+
+    async def set_muted(self, user: str, muted: bool) -> None: ...
+
+
+class RequestWatcher(Protocol):
+    """Hears every change of a request's state (its requester's direct messages, in Slack); a watcher that
+    fails changes nothing about the request."""
+
+    async def request_changed(self, request: ChangeRequest, change: RequestChange) -> None: ...

@@ -39,6 +39,8 @@ from bot.domain.approvals import (
     FinishResult,
     Freeze,
     GroupDirectory,
+    RequestChange,
+    RequestChangeKind,
     RequestState,
     Verdict,
 )
@@ -46,7 +48,15 @@ from bot.domain.diagnosis import RotationPolicy, RotationWindow, rotation_window
 from bot.domain.errors import KerberosBotError, UnknownDomainError, UsageError
 from bot.domain.integrity import Signer
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, KERBEROS_REALM, AuditEvent, OnPremState, dns_name
-from bot.domain.ports import ActiveDirectory, EntraDirectory, Freezes, KerberosModule, RateLimiter, SetServerOptions
+from bot.domain.ports import (
+    ActiveDirectory,
+    EntraDirectory,
+    Freezes,
+    KerberosModule,
+    RateLimiter,
+    RequestWatcher,
+    SetServerOptions,
+)
 from bot.domain.top_level_names import check_top_level_names
 from bot.domain.verification import VerifiedIdentity
 from bot.domain.windows import ALWAYS_OPEN, ChangeWindows, OutsideWindow
@@ -206,6 +216,7 @@ class ChangeService:
     ) -> None:
         # domain -> the channel its cards go to and its approvals come from (absent: where it is asked)
         self._approval_channels = {dns_name(d): c for d, c in (approval_channels or {}).items()}
+        self._watchers: list[RequestWatcher] = []
         self._windows = {dns_name(d): w for d, w in (windows or {}).items()}  # absent: always open
         self._freezes = freezes  # None: freezes are off (no shared store to keep them in)
         self.metrics = metrics or Metrics.create()  # the handlers count clicks on the same set
@@ -660,9 +671,13 @@ class ChangeService:
         verified = self._verified_actions
         at = self._clock()
         mac = self._signer.approval_mac(request_id, Approval(approver, at, identity))
-        return await self._store.approve(
+        result = await self._store.approve(
             request_id, approver, at, identity, mac=mac, allowed=allowed, verified_actions=verified, origin=origin
         )
+        if result.request is not None and result.verdict in (Verdict.RECORDED, Verdict.APPROVED):
+            kind = RequestChangeKind.APPROVED if result.verdict == Verdict.APPROVED else RequestChangeKind.APPROVAL
+            await self._tell(result.request, RequestChange(kind, approver, count=result.approvals))
+        return result
 
     async def refuse_unverified(self, request_id: str, approver: str, why: str) -> None:
         """Audit an approval whose Entra sign-in did not verify the approver; nothing else changes."""
@@ -671,7 +686,10 @@ class ChangeService:
     async def deny(self, request_id: str, approver: str, reason: str, origin: str = "") -> DecisionResult:
         await self._click_allowed(approver)
         allowed = await self._approvable(approver)
-        return await self._store.deny(request_id, approver, reason, self._clock(), allowed=allowed, origin=origin)
+        result = await self._store.deny(request_id, approver, reason, self._clock(), allowed=allowed, origin=origin)
+        if result.verdict == Verdict.DENIED and result.request is not None:
+            await self._tell(result.request, RequestChange(RequestChangeKind.DENIED, approver, reason))
+        return result
 
     async def expire_due(self) -> list[ChangeRequest]:
         expired = []
@@ -679,10 +697,24 @@ class ChangeService:
             request = await self._store.get(request_id)
             if request is not None:
                 expired.append(request)
+                await self._tell(request, RequestChange(RequestChangeKind.EXPIRED, detail=request.outcome or ""))
         return expired
 
     async def card_posted(self, request_id: str, channel: str, message_ts: str) -> None:
         await self._store.set_message(request_id, channel, message_ts)
+        if (request := await self._store.get(request_id)) is not None:
+            await self._tell(request, RequestChange(RequestChangeKind.POSTED))
+
+    def add_watcher(self, watcher: RequestWatcher) -> None:
+        """Someone who hears every change of every request's state (the requesters' direct messages)."""
+        self._watchers.append(watcher)
+
+    async def _tell(self, request: ChangeRequest, change: RequestChange) -> None:
+        for watcher in self._watchers:
+            try:
+                await watcher.request_changed(request, change)
+            except Exception:  # a watcher's failure is its own: the request goes on as it was
+                log.warning("telling a watcher that %s is %s failed", request.id, change.kind.value, exc_info=True)
 
     async def get(self, request_id: str) -> ChangeRequest | None:
         return await self._store.get(request_id)
@@ -700,7 +732,10 @@ class ChangeService:
         policy = self._policies[waiting.action]
         if waiting.requester != requester and not await self._is_member(requester, policy.approver_groups):
             return DecisionResult(Verdict.NOT_REQUESTER, waiting, len(waiting.approvals))
-        return await self._store.withdraw(request_id, requester, self._clock())
+        withdrawn = await self._store.withdraw(request_id, requester, self._clock())
+        if withdrawn.verdict == Verdict.CANCELLED and withdrawn.request is not None and requester != waiting.requester:
+            await self._tell(withdrawn.request, RequestChange(RequestChangeKind.CANCELLED, requester))
+        return withdrawn
 
     # -- execute ----------------------------------------------------------------------------------
     async def execute_next(self, consumer: str, block_ms: int = 0) -> Execution | Deferral | None:
@@ -723,6 +758,8 @@ class ChangeService:
             self._module_called.discard(request.id)
         if isinstance(done_or_deferred, Deferral):
             log.info("request %s waits for the change window of %s", request.id, request.domain)
+            runs_at = done_or_deferred.windows.local(done_or_deferred.runs_at)
+            await self._tell(done_or_deferred.request, RequestChange(RequestChangeKind.WAITING, detail=runs_at))
             return done_or_deferred
         state, outcome = done_or_deferred
         word = state.value
@@ -738,6 +775,12 @@ class ChangeService:
         if state == RequestState.SUCCEEDED and request.action in KEY_ROTATIONS:
             server = (await self._directory(request.domain).read_kerberos_objects()).server
             new_version = server.key.version if server and server.key else None
+        finished_as = {
+            RequestState.SUCCEEDED: RequestChangeKind.SUCCEEDED,
+            RequestState.FAILED: RequestChangeKind.FAILED,
+        }
+        kind = finished_as.get(state, RequestChangeKind.ATTENTION)
+        await self._tell(done or request, RequestChange(kind, detail=outcome))
         return Execution(done or request, state == RequestState.SUCCEEDED, outcome, new_version)
 
     async def _execute(self, claim: Claim) -> tuple[RequestState, str] | Deferral:
@@ -1104,7 +1147,8 @@ class ChangeService:
             note = f"Needs attention: {advice} Steps recorded: {'; '.join(steps) or 'none'}."
             if await self._store.flag_if_abandoned(request.id, note, self._clock()):
                 log.warning("request %s: its worker stopped renewing its lease; flagged", request.id)
-                flagged.append(await self._store.get(request.id) or request)
+                flagged.append(done := await self._store.get(request.id) or request)
+                await self._tell(done, RequestChange(RequestChangeKind.ATTENTION, detail=note))
         return flagged
 
     async def sweep(self) -> int:

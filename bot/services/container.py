@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.domain.gpo import KdcProxySetting
+from bot.domain.ports import NoticePreferences
 from bot.observability.metrics import Metrics
 from bot.services.changes import ChangeService
 from bot.services.status import StatusService
@@ -19,3 +20,4 @@ class BotServices:
     verification: ApproverVerification | None = None  # None: no action needs verified approvals
     metrics: Metrics = field(default_factory=Metrics.create)  # what the handlers count
     alert_channel: str | None = None  # told of every emergency rotation ([lifecycle] alert_channel)
+    preferences: NoticePreferences | None = None  # who turned their direct messages off (None: nobody can)

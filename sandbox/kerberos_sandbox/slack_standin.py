@@ -186,6 +186,11 @@ class SlackStandIn:
             if self.user_emails[user]:
                 profile["email"] = self.user_emails[user]
             return web.json_response({"ok": True, "user": {"id": user, "name": user.lower(), "profile": profile}})
+        if method == "conversations.open":  # the app's direct message with a user
+            users = str(body.get("users", ""))
+            if not users or "," in users:
+                return web.json_response({"ok": False, "error": "users_list_not_supplied"})
+            return web.json_response({"ok": True, "channel": {"id": "D" + users.removeprefix("U").removeprefix("W")}})
         if method == "chat.getPermalink":
             channel, ts = str(body.get("channel", "")), str(body.get("message_ts", ""))
             link = f"https://standin.slack.test/archives/{channel}/p{ts.replace('.', '')}"

@@ -1,5 +1,5 @@
-"""The command queue, the sign-in tickets and the rate limiter: the in-memory fakes and the Redis adapters (real
-Redis, a prefix of their own) honour the same contract."""
+"""The command queue, the sign-in tickets, the rate limiter and the notice preferences: the in-memory fakes and
+the Redis adapters (real Redis, a prefix of their own) honour the same contract."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import pytest
 
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.commands import RedisCommandQueue
+from bot.adapters.redis.preferences import RedisNoticePreferences
 from bot.adapters.redis.rate import RedisRateLimiter
 from bot.adapters.redis.sign_in_tickets import RedisSignInTickets
-from bot.domain.ports import CommandQueue, DeferredCommand, RateLimiter
+from bot.domain.ports import CommandQueue, DeferredCommand, NoticePreferences, RateLimiter
 from bot.domain.verification import SignInTickets
 from tests.support.fake_approvals import FakeSignInTickets
-from tests.support.fakes import FakeCommandQueue, FakeRateLimiter
+from tests.support.fakes import FakeCommandQueue, FakeNoticePreferences, FakeRateLimiter
 from tests.support.redis_keys import REDIS_URL
 
 
@@ -130,3 +131,22 @@ async def test_a_burst_of_replays_lets_exactly_one_through(prefix: str) -> None:
     others = await asyncio.gather(*(guard.first_time("1700000000", f"v0={i}") for i in range(5)))
     await client.aclose()
     assert answers.count(True) == 1 and all(others)
+
+
+@pytest.fixture(params=["fake", "redis"])
+async def preferences(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[NoticePreferences]:
+    if request.param == "fake":
+        yield FakeNoticePreferences()
+        return
+    client = connect(REDIS_URL)
+    yield RedisNoticePreferences(client, prefix)
+    await client.aclose()
+
+
+async def test_a_user_mutes_and_unmutes_their_direct_messages(preferences: NoticePreferences) -> None:
+    assert not await preferences.muted("U0ALICE")  # on by default
+    await preferences.set_muted("U0ALICE", True)
+    await preferences.set_muted("U0ALICE", True)  # twice: the same
+    assert await preferences.muted("U0ALICE") and not await preferences.muted("U0BOB")
+    await preferences.set_muted("U0ALICE", False)
+    assert not await preferences.muted("U0ALICE")

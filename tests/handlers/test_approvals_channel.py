@@ -61,7 +61,7 @@ async def test_the_card_goes_to_the_domains_approvals_channel_and_only_clicks_th
         assert note.get("response_type") == "in_channel"
         text = json.dumps(note)
         assert f"<#{APPROVALS}>" in text and "https://standin.slack.test/archives/C0APPROVALS/p" in text
-        [card] = await slack.wait_for_api("chat.postMessage")
+        [card] = await slack.wait_for_api("chat.postMessage", where=lambda c: not c.body["channel"].startswith("D"))
         assert card.body["channel"] == APPROVALS
         assert not [c for c in slack.api_calls("chat.postMessage") if c.body.get("channel") == PRIVATE]
         [request] = await changes.pending_or_recent()

@@ -120,7 +120,7 @@ async def test_rotate_twice_asks_for_a_double_rotation_and_the_card_says_so() ->
         form = slash_command_form("rotate contoso.test --twice -- retire the old key too", response_url=url)
         ack = await send_slash_command(session, bot.endpoint, bot.signing_secret, form)
         assert ack.status == 200
-        [card] = await slack.wait_for_api("chat.postMessage")
+        [card] = await slack.wait_for_api("chat.postMessage", where=lambda c: c.body.get("channel") == CHANNEL)
         assert "double rotation: the second follows after 24 hours" in json.dumps(card.body)
         [request] = await changes.pending_or_recent()
         assert request.twice and request.action == Action.ROTATE

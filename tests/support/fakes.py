@@ -223,6 +223,22 @@ class FakeGroups:
         return self.groups.get(group_id, frozenset())
 
 
+class FakeNoticePreferences:
+    """``NoticePreferences`` in memory."""
+
+    def __init__(self) -> None:
+        self.muted_users: set[str] = set()
+
+    async def muted(self, user: str) -> bool:
+        return user in self.muted_users
+
+    async def set_muted(self, user: str, muted: bool) -> None:
+        if muted:
+            self.muted_users.add(user)
+        else:
+            self.muted_users.discard(user)
+
+
 class FakeCommandQueue:
     """The command queue in memory (``CommandQueue``); ``failures`` makes the next takes raise."""
 

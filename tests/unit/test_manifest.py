@@ -51,10 +51,12 @@ def test_interactivity_is_on_because_buttons_and_a_dialog_are_registered() -> No
 
 
 def test_least_privilege_scopes() -> None:
+    # im:write: the requesters' direct messages (conversations.open)
     # users:read(.email): verified approvals match an approver's Slack profile e-mail to their Entra UPN
     assert sorted(MANIFEST["oauth_config"]["scopes"]["bot"]) == [
         "chat:write",
         "commands",
+        "im:write",
         "usergroups:read",
         "users:read",
         "users:read.email",
@@ -70,6 +72,8 @@ def test_scopes_cover_every_web_api_method_the_code_calls() -> None:
         "users_info": "users:read.email",
         "bots_info": "users:read",  # the bot's app id: the origin of the requests it files itself
         "views_open": None,
+        "conversations_open": "im:write",  # the requester's direct messages
+        "chat_getPermalink": None,  # the card's link (Slack: no scope required)
     }
     root = Path(__file__).parents[2]
     slack_code = [*(root / "handlers").rglob("*.py"), *(root / "bot" / "adapters" / "slack").rglob("*.py")]

@@ -26,8 +26,8 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-# the methods Slack limits per channel ("special" tier: about 1 a second per channel)
-PACED_METHODS = frozenset({"chat.postMessage", "chat.postEphemeral", "chat.update"})
+# the method Slack limits per channel ("special" tier: about 1 a second per channel, short bursts pass)
+PACED_METHODS = frozenset({"chat.postMessage"})
 
 
 class RetryAfterHandler(AsyncRateLimitErrorRetryHandler):

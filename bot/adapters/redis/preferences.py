@@ -1,0 +1,26 @@
+"""The NoticePreferences port in Redis: the users who turned their direct messages off, one set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bot.adapters.redis.client import store_errors
+
+
+class RedisNoticePreferences:
+    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
+        self._redis: Any = client
+        self._key = f"{prefix}:dm-muted"
+
+    async def muted(self, user: str) -> bool:
+        with store_errors():
+            return bool(await self._redis.sismember(self._key, user))
+
+    async def set_muted(self, user: str, muted: bool) -> None:
+        with store_errors("your setting was not saved"):
+            if muted:
+                await self._redis.sadd(self._key, user)
+            else:
+                await self._redis.srem(self._key, user)
