@@ -55,7 +55,7 @@ from bot.config import (
     RemotingConfig,
     VerificationConfig,
 )
-from bot.domain.approvals import ACTION_KINDS, Action, ActionPolicy, ApprovalStore, GroupDirectory
+from bot.domain.approvals import ACTION_KINDS, Action, ActionPolicy, ApprovalStore, GroupDirectory, ReminderPolicy
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import ConfigurationError, KerberosBotError
 from bot.domain.gpo import KdcProxySetting
@@ -277,6 +277,16 @@ def action_policies(config: BotConfig) -> dict[Action, ActionPolicy]:
     return policies
 
 
+def reminder_policy(config: BotConfig) -> ReminderPolicy:
+    approvals = config.approvals
+    return ReminderPolicy(
+        at=tuple(p / 100 for p in approvals.remind_at_percent),
+        fallback_group=approvals.escalate_to_group,
+        fallback_channel=approvals.escalate_to_channel,
+        nudge_every=timedelta(minutes=approvals.nudge_every_minutes),
+    )
+
+
 def approver_sign_in(entra: EntraConfig, settings: VerificationConfig) -> MsalDeviceCodeSignIn:
     """The approvers' device-code sign-in, with the public client of ``[approvals.verification]``."""
     return MsalDeviceCodeSignIn(
@@ -472,6 +482,7 @@ def build_components(
             freezes=freezes,
             windows={d.name: d.windows for d in config.domains},
             approval_channels={d.name: d.approvals_channel for d in config.domains if d.approvals_channel},
+            reminders=reminder_policy(config),
             limits=ExecutionLimits(
                 lease=timedelta(seconds=config.changes.lease_seconds),
                 renew_every=timedelta(seconds=config.changes.lease_seconds / 3),

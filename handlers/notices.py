@@ -25,7 +25,7 @@ from bot.domain.diagnosis import Severity
 from bot.domain.errors import KerberosBotError
 from bot.domain.ports import NoticePreferences
 from bot.observability.logs import set_user
-from bot.services.changes import ChangeService, Deferral, Execution, KeyPropagation
+from bot.services.changes import ChangeService, Deferral, Execution, KeyPropagation, Reminder
 from bot.services.lifecycle import Digest, WatchReport
 from handlers.replies import escape, is_slack_user, person, plain
 from handlers.views.blocks import SECTION_TEXT, clip, plain_context
@@ -179,6 +179,28 @@ class SlackChangeNotices:
         await post_in_thread(
             self._client, request, f":calendar: Approved outside the change window: it waits, and runs at {when}."
         )
+
+    async def reminded(self, reminder: Reminder) -> None:
+        request, policy = reminder.request, reminder.policy
+        terms = approval_terms(self._changes, request)
+        who = " ".join(f"<!subteam^{g}>" for g in terms.groups)
+        minutes = max(0, int((request.expires_at - self._changes.now()).total_seconds() // 60))
+        line = (
+            f":alarm_clock: Reminder {reminder.number} of {len(policy.at)}: request `{request.id}` still waits for "
+            f"approval ({len(request.approvals)} of {request.approvals_required}); it expires at "
+            f"{request.expires_at:%H:%M} UTC, in {minutes} min. {who}"
+        )
+        if reminder.escalates and policy.fallback_group:
+            line += f"\n:arrow_double_up: Escalated: members of <!subteam^{policy.fallback_group}> may approve it now."
+        await post_in_thread(self._client, request, line)
+        if reminder.escalates and policy.fallback_channel:
+            link = await card_link(self._client, request)
+            note = (
+                f":arrow_double_up: Request `{request.id}` ({ACTION_KINDS[request.action].title}: "
+                f"{escape(request.domain)}) has had no decision; it expires at {request.expires_at:%H:%M} UTC"
+                + (f": <{link}|the card>" if link else "")
+            )
+            await self._client.chat_postMessage(channel=policy.fallback_channel, text=note)
 
     async def expired(self, request: ChangeRequest) -> None:
         await update_card(self._client, self._changes, request)

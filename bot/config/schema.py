@@ -326,6 +326,47 @@ class ApprovalsConfig(Strict):
     emergency_review: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
     default_approver_groups: list[str] = Field(default_factory=list)
     verification: VerificationConfig | None = None
+    remind_at_percent: list[int] = Field(
+        default_factory=lambda: [50, 90],
+        description="approvers are reminded in the card's thread at these points of each request's time to live; "
+        "[]: never",
+    )
+    escalate_to_group: str | None = Field(
+        default=None,
+        description="a Slack user group id (S…): after the last reminder it is pinged and its members may approve too "
+        "(not break-glass, which keeps its own approvers)",
+    )
+    escalate_to_channel: str | None = Field(
+        default=None, description="a channel id (C…): after the last reminder, a note with the card's link goes there"
+    )
+    nudge_every_minutes: int = Field(
+        default=60, ge=1, description="the requester may nudge the approvers (/kerberos nudge) once per this"
+    )
+
+    @field_validator("remind_at_percent")
+    @classmethod
+    def _points(cls, value: list[int]) -> list[int]:
+        if any(not 0 < p < 100 for p in value) or value != sorted(set(value)):
+            raise ValueError("give points between 1 and 99 percent, each once, in order (e.g. [50, 90])")
+        return value
+
+    @field_validator("escalate_to_channel")
+    @classmethod
+    def _escalation_channel(cls, value: str | None) -> str | None:
+        return slack_channel_id(value)
+
+    @field_validator("escalate_to_group")
+    @classmethod
+    def _escalation_group(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"S[A-Z0-9]{6,}", value):
+            raise ValueError(f"'{value}' is not a Slack user group id such as S0123ABCD")
+        return value
+
+    @model_validator(mode="after")
+    def _escalation_after_a_reminder(self) -> ApprovalsConfig:
+        if (self.escalate_to_group or self.escalate_to_channel) and not self.remind_at_percent:
+            raise ValueError("escalation follows the last reminder: give remind_at_percent too")
+        return self
 
     @model_validator(mode="after")
     def _second_with_first_on_rotations_only(self) -> ApprovalsConfig:

@@ -140,6 +140,26 @@ class ActionPolicy:
 
 
 @dataclass(frozen=True)
+class ReminderPolicy:
+    """When approvers are reminded of an undecided request, and where it escalates after the last reminder."""
+
+    at: tuple[float, ...] = (0.5, 0.9)  # fractions of each request's time to live, in order
+    fallback_group: str | None = None  # after the last reminder, its members may approve too (not break-glass)
+    fallback_channel: str | None = None  # after the last reminder, a note with the card's link goes there
+    nudge_every: timedelta = timedelta(hours=1)  # the requester may nudge the approvers once per this
+
+    def points_passed(self, request: ChangeRequest, at: datetime) -> int:
+        """How many reminder points of ``request`` have come by ``at``."""
+        return sum(1 for f in self.at if request.created_at + request.time_to_live * f <= at)
+
+    def escalated_at(self, request: ChangeRequest) -> datetime | None:
+        """When ``request`` escalates (its last reminder), from its signed times alone; None: it never does."""
+        if not self.at or (self.fallback_group is None and self.fallback_channel is None):
+            return None
+        return request.created_at + request.time_to_live * self.at[-1]
+
+
+@dataclass(frozen=True)
 class Freeze:
     """No change runs in a domain until ``until`` (but break-glass): who froze it, when and why."""
 
@@ -194,6 +214,7 @@ class ChangeRequest:
     # approved outside its domain's change window: it waits for a worker until then (with the bot's MAC of it)
     waits_until: datetime | None = None
     waits_mac: str = ""
+    reminders_sent: int = 0  # how many of its reminders went out (the store counts them, so each goes once)
 
     @property
     def time_to_live(self) -> timedelta:
@@ -341,6 +362,10 @@ class ApprovalStore(Protocol):
 
     async def cancel(self, request_id: str, requester: str, at: datetime) -> DecisionResult: ...
 
+    async def note(self, request_id: str, event: str, actor: str | None, detail: str, at: datetime) -> None:
+        """An entry in the audit trail that changes nothing else (a reminder, a nudge, an escalation)."""
+        ...
+
     async def refuse(self, request_id: str, actor: str, why: str, at: datetime) -> None:
         """Record a click from someone not allowed; changes nothing else."""
         ...
@@ -356,6 +381,15 @@ class ApprovalStore(Protocol):
         A request whose domain another executing request holds stays approved and is offered again
         later; one that waited for a worker longer than its TTL expires instead of running; one that
         waits for its change window is offered from its ``waits_until`` on."""
+        ...
+
+    async def pending(self, count: int = 200) -> list[ChangeRequest]:
+        """Requests waiting for approvals, soonest to expire first."""
+        ...
+
+    async def mark_reminded(self, request_id: str, number: int) -> bool:
+        """Note that reminder ``number`` of a pending request went out; False when it (or a later one) had
+        already, or the request is no longer pending: so each reminder goes out once across every worker."""
         ...
 
     async def defer(self, claim: Claim, until: datetime, mac: str, note: str, at: datetime) -> bool:

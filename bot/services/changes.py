@@ -39,6 +39,7 @@ from bot.domain.approvals import (
     FinishResult,
     Freeze,
     GroupDirectory,
+    ReminderPolicy,
     RequestChange,
     RequestChangeKind,
     RequestState,
@@ -142,6 +143,17 @@ class Deferral:
 
 
 @dataclass(frozen=True)
+class Reminder:
+    """Reminder ``number`` of a request still waiting for approvals; ``escalates``: the last one, after
+    which the fallback group may approve it too and the fallback channel hears of it."""
+
+    request: ChangeRequest
+    number: int
+    escalates: bool
+    policy: ReminderPolicy
+
+
+@dataclass(frozen=True)
 class KeyPropagation:
     key_version: int
     agreed: tuple[str, ...]  # DCs that hold the new key
@@ -213,7 +225,9 @@ class ChangeService:
         freezes: Freezes | None = None,
         windows: Mapping[str, ChangeWindows] | None = None,
         approval_channels: Mapping[str, str] | None = None,
+        reminders: ReminderPolicy | None = None,
     ) -> None:
+        self.reminders = reminders or ReminderPolicy()
         # domain -> the channel its cards go to and its approvals come from (absent: where it is asked)
         self._approval_channels = {dns_name(d): c for d, c in (approval_channels or {}).items()}
         self._watchers: list[RequestWatcher] = []
@@ -668,8 +682,9 @@ class ChangeService:
         if identity is None:  # the sign-in's own approval was rate-limited when its click came in
             await self._click_allowed(approver)
         allowed = await self._approvable(approver)
-        verified = self._verified_actions
         at = self._clock()
+        allowed |= await self._escalated_to(approver, request_id, at)
+        verified = self._verified_actions
         mac = self._signer.approval_mac(request_id, Approval(approver, at, identity))
         result = await self._store.approve(
             request_id, approver, at, identity, mac=mac, allowed=allowed, verified_actions=verified, origin=origin
@@ -678,6 +693,55 @@ class ChangeService:
             kind = RequestChangeKind.APPROVED if result.verdict == Verdict.APPROVED else RequestChangeKind.APPROVAL
             await self._tell(result.request, RequestChange(kind, approver, count=result.approvals))
         return result
+
+    async def _escalated_to(self, user: str, request_id: str, at: datetime) -> frozenset[Action]:
+        """The request's action, when it has escalated and ``user`` is in the fallback group (break-glass never
+        escalates to anyone: it keeps its own approvers)."""
+        group = self.reminders.fallback_group
+        if group is None or not await self._is_member(user, frozenset({group})):
+            return frozenset()
+        request = await self._store.get(request_id)
+        if request is None or ACTION_KINDS[request.action].own_approvers:
+            return frozenset()
+        escalated = self.reminders.escalated_at(request)
+        return frozenset({request.action}) if escalated is not None and at >= escalated else frozenset()
+
+    async def due_reminders(self) -> list[Reminder]:
+        """The reminders that have come due for requests still waiting for approvals, each given out once
+        across every worker (the store marks it)."""
+        policy, now, due = self.reminders, self._clock(), []
+        for request in await self._store.pending():
+            passed = policy.points_passed(request, now)
+            if passed <= request.reminders_sent or now >= request.expires_at:
+                continue
+            if await self._store.mark_reminded(request.id, passed):
+                escalates = passed == len(policy.at) and policy.escalated_at(request) is not None
+                event = "escalated" if escalates else "reminded"
+                await self._store.note(request.id, event, None, f"reminder {passed} of {len(policy.at)}", now)
+                due.append(Reminder(request, passed, escalates, policy))
+        return due
+
+    async def nudge(self, request_id: str, user: str) -> ChangeRequest:
+        """The requester reminds the approvers of their pending request, once per ``nudge_every``."""
+        request = await self._store.get(request_id)
+        if request is None:
+            raise UsageError(f"There is no request `{request_id}`; `/kerberos requests` lists them.")
+        if request.requester != user:
+            raise NotAllowed(f"Only the person who asked can nudge the approvers of request `{request_id}`.")
+        if request.state != RequestState.PENDING or self._clock() >= request.expires_at:
+            raise UsageError(f"Request `{request_id}` is not waiting for approvals any more.")
+        every = self.reminders.nudge_every
+        if self._limiter is not None:
+            wait = await self._limiter.take(
+                f"nudge:{request_id}", capacity=1, per_second=1 / every.total_seconds(), at=self._clock()
+            )
+            if wait > 0:
+                raise RateLimited(
+                    f"The approvers of `{request_id}` were nudged less than {every.total_seconds() / 60:g} minutes "
+                    f"ago; try again in {max(1, round(wait / 60))} min."
+                )
+        await self._store.note(request_id, "nudged", user, "the requester reminded the approvers", self._clock())
+        return request
 
     async def refuse_unverified(self, request_id: str, approver: str, why: str) -> None:
         """Audit an approval whose Entra sign-in did not verify the approver; nothing else changes."""
@@ -830,6 +894,10 @@ class ChangeService:
         if state == RequestState.SUCCEEDED and (overridden := self._overridden_holds(request, claimed_at)):
             outcome = f"{outcome} {overridden}"
         return state, outcome
+
+    def now(self) -> datetime:
+        """The service's clock (the one its rules read)."""
+        return self._clock()
 
     def approvals_channel_of(self, domain: str) -> str | None:
         """The channel the domain's requests are approved in, when its configuration names one."""
@@ -1084,6 +1152,13 @@ class ChangeService:
             )
         return first
 
+    async def _by_fallback(self, stored: ChangeRequest, action: Action, approval: Approval) -> bool:
+        """An approval the fallback group gave after the request escalated (signed times only)."""
+        group, escalated = self.reminders.fallback_group, self.reminders.escalated_at(stored)
+        if group is None or escalated is None or ACTION_KINDS[action].own_approvers or approval.at < escalated:
+            return False
+        return await self._is_member(approval.approver, frozenset({group}))
+
     async def _check_approvals(self, stored: ChangeRequest, action: Action, required: int) -> None:
         """``stored``'s approvals hold up under the policy of ``action`` now, ``required`` of them (the number
         signed in the request, which may not be below the policy's)."""
@@ -1102,7 +1177,9 @@ class ChangeService:
                 approval.identity and stored.requester_upn and approval.identity.upn.lower() == stored.requester_upn
             ):
                 raise RefusedAtExecution("the requester is among its approvers")
-            if not await self._is_member(approval.approver, policy.approver_groups):
+            if not await self._is_member(approval.approver, policy.approver_groups) and not await self._by_fallback(
+                stored, action, approval
+            ):
                 raise RefusedAtExecution(f"<@{approval.approver}> is no longer in an approver group")
             if policy.verified_approval and (approval.identity is None or not approval.identity.mfa):
                 raise RefusedAtExecution(

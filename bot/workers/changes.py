@@ -16,7 +16,7 @@ from typing import Protocol
 
 from bot.domain.approvals import ChangeRequest
 from bot.domain.errors import KerberosBotError
-from bot.services.changes import ChangeService, Deferral, Execution, KeyPropagation
+from bot.services.changes import ChangeService, Deferral, Execution, KeyPropagation, Reminder
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,10 @@ class ChangeNotices(Protocol):
         ...
 
     async def expired(self, request: ChangeRequest) -> None: ...
+
+    async def reminded(self, reminder: Reminder) -> None:
+        """Approvers reminded of an undecided request (and, at the last reminder, its escalation)."""
+        ...
 
     async def flagged(self, request: ChangeRequest) -> None: ...
 
@@ -101,9 +105,16 @@ class ChangeWorker:
         for request in await self._changes.recover():
             await self._notices.flagged(request)
 
+    async def remind(self) -> None:
+        """Reminders that came due, each given out once whichever worker sweeps first."""
+        for reminder in await self._changes.due_reminders():
+            await self._notices.reminded(reminder)
+
     async def sweep(self) -> None:
-        """What every worker does every few seconds: expire, flag the requests of dead workers, forget old ones."""
+        """What every worker does every few seconds: expire, remind, flag the requests of dead workers, forget
+        old ones."""
         await self.expire()
+        await self.remind()
         await self.recover()
         await self._changes.sweep()
 

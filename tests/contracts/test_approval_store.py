@@ -385,6 +385,21 @@ async def test_a_waiting_request_can_be_withdrawn_and_then_never_runs(store: App
     assert await claim(store, "w1", now + timedelta(hours=2)) is None
 
 
+async def test_pending_requests_soonest_to_expire_first_and_each_reminder_marked_once(store: ApprovalStore) -> None:
+    later, sooner = new_request(ttl=timedelta(hours=4)), new_request(ttl=timedelta(hours=1))
+    for request in (later, sooner):
+        await store.create(request)
+    decided = new_request()
+    await store.create(decided)
+    await store.approve(decided.id, "U0BOB", datetime.now(UTC))
+    assert [r.id for r in await store.pending()] == [sooner.id, later.id]  # the approved one is not waiting
+    assert await store.mark_reminded(sooner.id, 1)
+    assert not await store.mark_reminded(sooner.id, 1)  # once, whoever asks
+    assert (await store.get(sooner.id)).reminders_sent == 1  # type: ignore[union-attr]
+    assert await store.mark_reminded(sooner.id, 2) and not await store.mark_reminded(sooner.id, 1)
+    assert not await store.mark_reminded(decided.id, 1)  # decided: no reminders
+
+
 async def test_a_claim_of_another_token_cannot_finish_or_renew(store: ApprovalStore) -> None:
     await approved(store)
     claimed = await claim(store)

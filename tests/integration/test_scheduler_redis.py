@@ -19,7 +19,7 @@ from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestSta
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.integrity import Signer
 from bot.domain.windows import ChangeWindows
-from bot.services.changes import SCHEDULER, ChangeService, Deferral, Execution, KeyPropagation
+from bot.services.changes import SCHEDULER, ChangeService, Deferral, Execution, KeyPropagation, Reminder
 from bot.services.lifecycle import Digest, DomainSchedule, LifecycleService, WatchReport
 from bot.services.status import StatusService
 from bot.workers.changes import ChangeWorker
@@ -128,6 +128,9 @@ class WorkerNotices:
         self.deferred.append(deferral.request.id)
 
     async def expired(self, request: ChangeRequest) -> None:
+        pass
+
+    async def reminded(self, reminder: Reminder) -> None:
         pass
 
     async def flagged(self, request: ChangeRequest) -> None:

@@ -183,6 +183,9 @@ class FakeApprovalStore:
         self._audit(request_id, "cancelled", requester, at)
         return DecisionResult(Verdict.CANCELLED, request, len(request.approvals))
 
+    async def note(self, request_id: str, event: str, actor: str | None, detail: str, at: datetime) -> None:
+        self._audit(request_id, event, actor, at, detail)
+
     async def refuse(self, request_id: str, actor: str, why: str, at: datetime) -> None:
         self._audit(request_id, "refused", actor, at, why)
 
@@ -234,6 +237,17 @@ class FakeApprovalStore:
             self._audit(request_id, "claimed", consumer, at)
             claim = Claim(request, token, at + lease)
         return claim
+
+    async def pending(self, count: int = 200) -> list[ChangeRequest]:
+        waiting = [r for r in self.requests.values() if r.state == RequestState.PENDING]
+        return sorted(waiting, key=lambda r: r.expires_at)[:count]
+
+    async def mark_reminded(self, request_id: str, number: int) -> bool:
+        request = self.requests.get(request_id)
+        if request is None or request.state != RequestState.PENDING or request.reminders_sent >= number:
+            return False
+        self.requests[request_id] = replace(request, reminders_sent=number)
+        return True
 
     async def defer(self, claim: Claim, until: datetime, mac: str, note: str, at: datetime) -> bool:
         request = self.requests.get(claim.request.id)

@@ -93,4 +93,5 @@ def request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeReq
         approved_with=fields.get("approved_with") or None,
         waits_until=time_of(fields.get("waits_until")),
         waits_mac=fields.get("waits_mac", ""),
+        reminders_sent=int(fields.get("reminders_sent") or 0),
     )

@@ -77,6 +77,7 @@ FINISH = lua_script("finish", "audit")
 DEFER = lua_script("defer", "audit")
 WITHDRAW = lua_script("withdraw", "audit")
 RELEASE = lua_script("release")
+REMIND = lua_script("remind")
 
 
 def _durability_plan(info: dict[str, Any], appendonly: str | None) -> tuple[str, int]:
@@ -124,6 +125,7 @@ class RedisApprovalStore:
             )
         }
         self._release = client.register_script(RELEASE)
+        self._remind = client.register_script(REMIND)
         self._group_ready = False
         self.round_trips = 0  # commands sent to Redis, for the benchmark
 
@@ -280,6 +282,14 @@ class RedisApprovalStore:
     async def cancel(self, request_id: str, requester: str, at: datetime) -> DecisionResult:
         return self._result(await self._run("cancel", request_id, at, requester, "", "*"))
 
+    async def note(self, request_id: str, event: str, actor: str | None, detail: str, at: datetime) -> None:
+        self.round_trips += 1
+        with store_errors():
+            await self._redis.xadd(
+                f"{self._p}:audit",
+                {"request": request_id, "event": event, "actor": actor or "", "at": iso(at), "detail": detail},
+            )
+
     async def refuse(self, request_id: str, actor: str, why: str, at: datetime) -> None:
         self.round_trips += 1
         with store_errors():
@@ -361,6 +371,17 @@ class RedisApprovalStore:
         if not until:
             return None
         return replace(claim, lease_until=datetime.fromtimestamp(int(until) / 1000, UTC))
+
+    async def pending(self, count: int = 200) -> list[ChangeRequest]:
+        with store_errors():
+            ids = await self._redis.zrange(f"{self._p}:pending", 0, count - 1)
+        found = [await self.get(i) for i in ids]
+        return [r for r in found if r is not None and r.state == RequestState.PENDING]
+
+    async def mark_reminded(self, request_id: str, number: int) -> bool:
+        self.round_trips += 1
+        with store_errors():
+            return bool(await self._remind(keys=[self._req(request_id)], args=[str(number)]))
 
     async def defer(self, claim: Claim, until: datetime, mac: str, note: str, at: datetime) -> bool:
         answer = await self._run(

@@ -1,0 +1,35 @@
+"""Remind the approvers of your pending request, in its card's thread (once an hour by default)."""
+
+from __future__ import annotations
+
+from bot.domain.errors import UsageError
+from handlers.commands import CommandContext, Prepared, require_changes
+from handlers.notices import post_in_thread
+from handlers.parsing import ParsedCommand
+from handlers.replies import Reply, person, text_reply
+from handlers.views.cards import approval_terms
+
+NAME = "nudge"
+ORDER = 82  # where it shows in help and in the manifest: after cancel
+USAGE = "nudge <request id>"
+
+
+def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
+    if len(command.args) != 1 or command.flags or command.options:
+        raise UsageError(f"Name the request: `/kerberos {USAGE}`.")
+    changes, client = require_changes(ctx)
+    [request_id] = command.args
+
+    async def work() -> list[Reply]:
+        request = await changes.nudge(request_id, ctx.user_id)
+        who = " ".join(f"<!subteam^{g}>" for g in approval_terms(changes, request).groups)
+        await post_in_thread(
+            client,
+            request,
+            f":wave: {person(ctx.user_id)} asks the approvers to look at request `{request.id}` "
+            f"({len(request.approvals)} of {request.approvals_required} approvals; it expires at "
+            f"{request.expires_at:%H:%M} UTC). {who}",
+        )
+        return [text_reply(f"The approvers of `{request.id}` are reminded in its thread.")]
+
+    return Prepared(ack=None, work=work)
