@@ -522,6 +522,7 @@ def build_components(
         metrics=metrics,
         alert_channel=config.lifecycle.alert_channel,
         preferences=preferences,
+        ticket_pattern=config.approvals.ticket_pattern,
     )
     return Components(
         services,

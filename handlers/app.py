@@ -10,8 +10,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.ports import CommandQueue
 from bot.services.container import BotServices
 from handlers import actions, router
+from handlers.actions import request_form
 from handlers.boundary import register_last_resort
 from handlers.responder import ResponseUrlPoster
+from handlers.views.request_form import DEFAULT_TICKET_PATTERN
 
 
 def build_bolt_app(
@@ -40,4 +42,5 @@ def build_bolt_app(
     router.register(app, services, poster or ResponseUrlPoster(), command_queue)
     if services.changes is not None:
         actions.register(app, services.changes, services.verification)
+        request_form.register(app, services, services.ticket_pattern or DEFAULT_TICKET_PATTERN)
     return app

@@ -7,6 +7,7 @@ handlers (``handlers.actions``) use the same card and thread lines.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, PlainTextObject, SectionBlock
@@ -276,6 +277,15 @@ class SlackLifecycleNotices:
         )
 
 
+async def direct_message(client: AsyncWebClient, user: str, text: str, blocks: Sequence[Block] = ()) -> None:
+    """A message in the bot's direct conversation with ``user`` (im:write)."""
+    opened = (await client.conversations_open(users=user)).get("channel")
+    channel = opened.get("id") if isinstance(opened, dict) else None
+    if not isinstance(channel, str):
+        raise KerberosBotError(f"conversations.open gave no channel for {user}")
+    await client.chat_postMessage(channel=channel, text=text, blocks=[b.to_dict() for b in blocks] or None)
+
+
 _REQUESTER_LINES = {
     RequestChangeKind.POSTED: ":inbox_tray: Your request {ref} is posted for approval ({needs}).",
     RequestChangeKind.APPROVAL: ":ballot_box_with_check: {actor} approved your request {ref} ({count} of {required}).",
@@ -307,10 +317,6 @@ class SlackRequesterMessages:
             return
         if self._preferences is not None and await self._preferences.muted(requester):
             return
-        opened = (await self._client.conversations_open(users=requester)).get("channel")
-        channel = opened.get("id") if isinstance(opened, dict) else None
-        if not isinstance(channel, str):
-            raise KerberosBotError(f"conversations.open gave no channel for {requester}")
         line = self._line(request, change)
         blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=clip(line, SECTION_TEXT)))]
         if change.kind == RequestChangeKind.DENIED and change.detail:
@@ -319,9 +325,7 @@ class SlackRequesterMessages:
         link = await card_link(self._client, request)
         footer = (f"<{link}|Open the card> · " if link else "") + MUTE_HINT
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=footer)]))
-        await self._client.chat_postMessage(
-            channel=channel, text=f"Request {request.id}: {change.kind.value}", blocks=[b.to_dict() for b in blocks]
-        )
+        await direct_message(self._client, requester, f"Request {request.id}: {change.kind.value}", blocks)
 
     @staticmethod
     def _line(request: ChangeRequest, change: RequestChange) -> str:

@@ -87,6 +87,7 @@ class KerberosCommand:
             client=client,
             team_id=str(body.get("team_id", "")),
             app_id=str(body.get("api_app_id", "")),
+            trigger_id=str(body.get("trigger_id", "")),
         )
         return subcommand.prepare(parsed, ctx)
 
@@ -110,6 +111,8 @@ class KerberosCommand:
             await ack(**_internal_error("parsing /kerberos").payload())
             return
         await ack(**prepared.ack.payload()) if prepared.ack else await ack()
+        if prepared.now is not None:
+            await self._now(prepared.now, str(command.get("response_url", "")), label)
         if prepared.work is None:
             self._services.metrics.commands.labels(label, "ok").inc()
         elif not await self._defer(command):
@@ -156,6 +159,16 @@ class KerberosCommand:
             return
         if prepared.work is not None:
             await self._run(prepared.work, deferred.reply_to, label)
+
+    async def _now(self, step: Callable[[], Awaitable[None]], response_url: str, label: str) -> None:
+        try:
+            await step()
+        except KerberosBotError as exc:
+            self._services.metrics.commands.labels(label, "refused").inc()
+            await self._deliver(response_url, [error_reply(str(exc))])
+        except Exception:
+            self._services.metrics.commands.labels(label, "error").inc()
+            await self._deliver(response_url, [_internal_error("/kerberos")])
 
     async def _run(self, work: Callable[[], Awaitable[list[Reply]]], response_url: str, label: str) -> None:
         outcome = "ok"

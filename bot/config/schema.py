@@ -339,6 +339,11 @@ class ApprovalsConfig(Strict):
     escalate_to_channel: str | None = Field(
         default=None, description="a channel id (C…): after the last reminder, a note with the card's link goes there"
     )
+    ticket_pattern: str | None = Field(
+        default=None,
+        description="a regular expression the request form's ticket must match whole; none: CHG-1234 or INC0012345 "
+        "style numbers",
+    )
     nudge_every_minutes: int = Field(
         default=60, ge=1, description="the requester may nudge the approvers (/kerberos nudge) once per this"
     )
@@ -348,6 +353,16 @@ class ApprovalsConfig(Strict):
     def _points(cls, value: list[int]) -> list[int]:
         if any(not 0 < p < 100 for p in value) or value != sorted(set(value)):
             raise ValueError("give points between 1 and 99 percent, each once, in order (e.g. [50, 90])")
+        return value
+
+    @field_validator("ticket_pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"'{value}' is not a regular expression: {exc}") from exc
         return value
 
     @field_validator("escalate_to_channel")

@@ -21,3 +21,4 @@ class BotServices:
     metrics: Metrics = field(default_factory=Metrics.create)  # what the handlers count
     alert_channel: str | None = None  # told of every emergency rotation ([lifecycle] alert_channel)
     preferences: NoticePreferences | None = None  # who turned their direct messages off (None: nobody can)
+    ticket_pattern: str | None = None  # what the request form accepts as a ticket number (None: the built-in)

@@ -33,6 +33,7 @@ class CommandContext:
     client: AsyncWebClient | None = None  # the Web API, for subcommands that post messages
     team_id: str = ""
     app_id: str = ""
+    trigger_id: str = ""  # lets a command open a modal, within 3 seconds of it
 
     @property
     def origin(self) -> str:
@@ -48,6 +49,8 @@ class CommandContext:
 class Prepared:
     ack: Reply | None  # None: acknowledge with an empty body
     work: Callable[[], Awaitable[list[Reply]]] | None = None
+    # done right after the acknowledgement, in this process, never queued (opening a modal: its trigger lasts 3 s)
+    now: Callable[[], Awaitable[None]] | None = None
 
 
 Prepare = Callable[[ParsedCommand, CommandContext], Prepared]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from slack_sdk.web.async_client import AsyncWebClient
+
 from bot.domain.approvals import ACTION_KINDS, ChangeRequest
 from bot.domain.errors import UsageError
 from bot.services.changes import ChangeService
@@ -11,15 +13,31 @@ from handlers.commands import CommandContext, Prepared, require_changes
 from handlers.notices import alert, card_link, post_card
 from handlers.parsing import ParsedCommand
 from handlers.replies import Reply, code, person, text_reply
+from handlers.views.request_form import FORM_ACTIONS, request_form
 
 # (service, domain, reason, where): ``where`` is the context in the channel the card goes to
 Submit = Callable[[ChangeService, str, str, CommandContext], Awaitable[ChangeRequest]]
+
+
+def _open_form(action: str, ctx: CommandContext, changes: ChangeService, client: AsyncWebClient) -> Prepared:
+    """The bare command (``/kerberos rotate``): the request form, with the action chosen."""
+    if not ctx.trigger_id:
+        raise UsageError("Slack sent this command without a trigger to open the form; type it in full instead.")
+
+    async def open_it() -> None:
+        view = request_form(changes.domains, action=action, opened_in=ctx.channel_id, team=ctx.team_id)
+        await client.views_open(trigger_id=ctx.trigger_id, view=view)
+
+    return Prepared(ack=None, now=open_it)
 
 
 def ask_for_approval(
     command: ParsedCommand, ctx: CommandContext, usage: str, allowed_flags: frozenset[str], submit: Submit
 ) -> Prepared:
     changes, client = require_changes(ctx)
+    bare = not command.args and command.reason is None and not command.flags and not command.options
+    if bare and command.name in FORM_ACTIONS:
+        return _open_form(command.name, ctx, changes, client)
     if len(command.args) != 1:
         raise UsageError(f"Name one domain: `/kerberos {usage}`.")
     unknown = (command.flags - allowed_flags) | (set(command.options) - allowed_flags)

@@ -407,6 +407,20 @@ def block_actions_payload(
     }
 
 
+def shortcut_payload(*, user_id: str, callback_id: str, team_id: str = "T0STANDIN") -> dict[str, Any]:
+    """A global shortcut, as Slack posts it (interactivity)."""
+    return {
+        "type": "shortcut",
+        "token": "deprecated-verification-token",
+        "action_ts": f"{time.time():.6f}",
+        "team": {"id": team_id, "domain": "standin"},
+        "user": {"id": user_id, "username": user_id.lower(), "team_id": team_id},
+        "api_app_id": "A0KERBOT",
+        "callback_id": callback_id,
+        "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}",
+    }
+
+
 def view_submission_payload(
     *, user_id: str, callback_id: str, private_metadata: str, values: dict[str, Any], team_id: str = "T0STANDIN"
 ) -> dict[str, Any]:

@@ -50,6 +50,15 @@ def test_interactivity_is_on_because_buttons_and_a_dialog_are_registered() -> No
     assert MANIFEST["settings"]["interactivity"]["request_url"].endswith(EVENTS_PATH)
 
 
+def test_the_request_shortcut_the_code_registers_is_declared() -> None:
+    from handlers.views.request_form import REQUEST_SHORTCUT
+
+    assert {"request_change", "request_form_submitted"} <= set(registered_listeners())
+    [shortcut] = MANIFEST["features"]["shortcuts"]
+    assert shortcut["type"] == "global" and shortcut["callback_id"] == REQUEST_SHORTCUT
+    assert len(shortcut["description"]) <= 80 and len(shortcut["name"]) <= 40
+
+
 def test_least_privilege_scopes() -> None:
     # im:write: the requesters' direct messages (conversations.open)
     # users:read(.email): verified approvals match an approver's Slack profile e-mail to their Entra UPN
