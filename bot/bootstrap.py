@@ -78,6 +78,7 @@ from bot.entrypoints.web import READY_CACHE_SECONDS, build_health_app, build_web
 from bot.observability.metrics import Metrics
 from bot.services.changes import ChangeService, ExecutionLimits, RateLimits
 from bot.services.container import BotServices
+from bot.services.home import HomeService
 from bot.services.lifecycle import DomainSchedule, LifecycleService
 from bot.services.status import StatusService, StatusSettings, utc_now
 from bot.services.verification import ApproverVerification
@@ -85,6 +86,7 @@ from bot.workers.changes import ChangeWorker
 from bot.workers.commands import CommandWorker
 from bot.workers.scheduler import LifecycleScheduler
 from handlers.app import build_bolt_app
+from handlers.home import SlackHome
 from handlers.notices import SlackChangeNotices, SlackLifecycleNotices, SlackRequesterMessages
 from handlers.responder import ResponseUrlPoster
 from handlers.router import KerberosCommand
@@ -523,6 +525,14 @@ def build_components(
         alert_channel=config.lifecycle.alert_channel,
         preferences=preferences,
         ticket_pattern=config.approvals.ticket_pattern,
+        home=HomeService(
+            changes,
+            lifecycle=lifecycle,
+            preferences=preferences,
+            key_max_age=timedelta(days=config.policy.key_max_age_days),
+        )
+        if changes is not None
+        else None,
     )
     return Components(
         services,
@@ -668,16 +678,20 @@ def assemble_bot(
     client = client or slack_client(slack.bot_token, slack.api_url)
     poster = ResponseUrlPoster()
     queue = components.command_queue if components is not None else None
+    home = SlackHome(client, services.home, services.changes) if services.home and services.changes else None
     bolt = build_bolt_app(
         signing_secret=slack.signing_secret,
         client=client,
         services=services,
         poster=poster,
         command_queue=queue if workers.queue_commands else None,
+        home=home,
     )
     routes = sign_in_routes(services.verification, services.changes, client)
     if services.changes is not None:  # every requester hears what becomes of their requests
         services.changes.add_watcher(SlackRequesterMessages(client, services.preferences))
+        if home is not None:  # and the home pages show it
+            services.changes.add_watcher(home)
     change_worker = None
     if workers.changes and services.changes is not None:
         change_worker = ChangeWorker(
@@ -695,7 +709,9 @@ def assemble_bot(
         scheduler = LifecycleScheduler(
             lifecycle,
             components.leadership,
-            SlackLifecycleNotices(client, services.changes, services.alert_channel),
+            SlackLifecycleNotices(
+                client, services.changes, services.alert_channel, on_finding=home.redraw if home else None
+            ),
             workers.name,
             clock=workers.clock or utc_now,
             tick=timedelta(seconds=timing.tick_seconds),

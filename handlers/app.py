@@ -10,8 +10,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.ports import CommandQueue
 from bot.services.container import BotServices
 from handlers import actions, router
+from handlers import home as home_handlers
 from handlers.actions import request_form
 from handlers.boundary import register_last_resort
+from handlers.home import SlackHome
 from handlers.responder import ResponseUrlPoster
 from handlers.views.request_form import DEFAULT_TICKET_PATTERN
 
@@ -24,6 +26,7 @@ def build_bolt_app(
     poster: ResponseUrlPoster | None = None,
     command_queue: CommandQueue | None = None,
     logger: logging.Logger | None = None,
+    home: SlackHome | None = None,
 ) -> AsyncApp:
     """Everything is passed explicitly: ``AsyncApp()`` would otherwise read SLACK_* itself.
 
@@ -43,4 +46,6 @@ def build_bolt_app(
     if services.changes is not None:
         actions.register(app, services.changes, services.verification)
         request_form.register(app, services, services.ticket_pattern or DEFAULT_TICKET_PATTERN)
+        if home is not None:
+            home_handlers.register(app, home, services.changes)
     return app

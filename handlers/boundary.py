@@ -7,7 +7,8 @@ otherwise answer 500, or nothing at all, and the person who clicked sees nothing
 
 Where the answer goes: a slash command not yet acknowledged gets it in the acknowledgement; a view
 submission gets its modal replaced by the message; a click gets an ephemeral message in its
-channel (or through its response URL where there is no channel).
+channel (or through its response URL where there is no channel, or a direct message where there is
+neither: the home page, a shortcut).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import KerberosBotError
+from handlers.notices import direct_message
 from handlers.replies import escape
 from handlers.views.modals import message_modal
 
@@ -81,6 +83,8 @@ async def answer(ack: OnceAck, body: dict[str, Any], client: AsyncWebClient | No
             await AsyncRespond(response_url=body["response_url"])(
                 text=f":warning: {escape(text)}", response_type="ephemeral", replace_original=False
             )
+        elif client is not None and user:  # a click on the home page, a shortcut: no channel to answer in
+            await direct_message(client, user, f":warning: {escape(text)}")
         else:
             log.warning("no way to answer %s: %s", body.get("type", "a request"), text)
     except Exception:

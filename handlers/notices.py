@@ -7,7 +7,7 @@ handlers (``handlers.actions``) use the same card and thread lines.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, PlainTextObject, SectionBlock
@@ -244,10 +244,18 @@ class SlackLifecycleNotices:
     """The scheduler's work in Slack (``LifecycleNotices``): the card of a request it filed, in the
     request's channel, and the watch's findings there, each once."""
 
-    def __init__(self, client: AsyncWebClient, changes: ChangeService, alert_channel: str | None = None) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        changes: ChangeService,
+        alert_channel: str | None = None,
+        *,
+        on_finding: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._client = client
         self._changes = changes
         self._alert_channel = alert_channel
+        self._on_finding = on_finding  # the home pages, redrawn when the watch sees something new
 
     async def filed(self, request: ChangeRequest) -> None:
         if not request.channel:
@@ -269,6 +277,8 @@ class SlackLifecycleNotices:
             if finding.advice:
                 text += f"\n{escape(finding.advice)}"
         await self._client.chat_postMessage(channel=report.channel, text=text)
+        if self._on_finding is not None:
+            await self._on_finding()
 
     async def digest(self, digest: Digest) -> None:
         message = digest_message(digest)

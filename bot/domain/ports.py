@@ -168,6 +168,12 @@ class NoticePreferences(Protocol):
 
     async def set_muted(self, user: str, muted: bool) -> None: ...
 
+    async def remember_home(self, user: str) -> None:
+        """The user opened the bot's home page: it is redrawn for them when something changes."""
+        ...
+
+    async def home_users(self) -> frozenset[str]: ...
+
 
 class RequestWatcher(Protocol):
     """Hears every change of a request's state (its requester's direct messages, in Slack); a watcher that

@@ -721,6 +721,23 @@ class ChangeService:
                 due.append(Reminder(request, passed, escalates, policy))
         return due
 
+    async def awaiting(self, user: str) -> list[ChangeRequest]:
+        """Pending requests ``user`` may approve and has not: in an approver group of the action (or the
+        fallback group, once it escalated), never their own."""
+        allowed = await self._approvable(user)
+        now = self._clock()
+        found = []
+        for request in await self._store.pending():
+            if request.requester == user or any(a.approver == user for a in request.approvals):
+                continue
+            if request.action in allowed or await self._escalated_to(user, request.id, now):
+                found.append(request)
+        return found
+
+    async def requested_by(self, user: str, count: int = 100) -> list[ChangeRequest]:
+        """The user's own requests among the newest ``count``, newest first."""
+        return [r for r in await self._store.recent(count) if r.requester == user]
+
     async def nudge(self, request_id: str, user: str) -> ChangeRequest:
         """The requester reminds the approvers of their pending request, once per ``nudge_every``."""
         request = await self._store.get(request_id)

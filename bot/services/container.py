@@ -8,6 +8,7 @@ from bot.domain.gpo import KdcProxySetting
 from bot.domain.ports import NoticePreferences
 from bot.observability.metrics import Metrics
 from bot.services.changes import ChangeService
+from bot.services.home import HomeService
 from bot.services.status import StatusService
 from bot.services.verification import ApproverVerification
 
@@ -22,3 +23,4 @@ class BotServices:
     alert_channel: str | None = None  # told of every emergency rotation ([lifecycle] alert_channel)
     preferences: NoticePreferences | None = None  # who turned their direct messages off (None: nobody can)
     ticket_pattern: str | None = None  # what the request form accepts as a ticket number (None: the built-in)
+    home: HomeService | None = None  # each person's home page (None: no changes, so nothing to show)

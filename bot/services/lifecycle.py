@@ -233,6 +233,19 @@ class LifecycleService:
             await self._memory.remember(marker, json.dumps(kept, sort_keys=True))
         return reports
 
+    def cadence_of(self, domain: str) -> timedelta | None:
+        """The domain's rotation cadence (``rotate_every_days``), if it has one."""
+        schedule = self._schedules.get(domain)
+        return schedule.rotate_every if schedule else None
+
+    async def last_findings(self, domain: str) -> tuple[Finding, ...] | None:
+        """What the watch saw in the domain at its last look (warnings and worse); None: it does not watch it."""
+        schedule = self._schedules.get(domain)
+        if schedule is None or schedule.channel is None:
+            return None
+        seen: dict[str, dict[str, str]] = json.loads(await self._memory.recall(f"watch:{domain}") or "{}")
+        return tuple(Finding(code, Severity(int(f["severity"])), f["summary"]) for code, f in sorted(seen.items()))
+
     async def digests(self, every: timedelta) -> list[Digest]:
         """Per channel, once every ``every``: key ages against the policy, the rotations done, the
         requests refused or expired, and the drift the watch saw, since the last digest."""

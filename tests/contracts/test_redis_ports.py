@@ -150,3 +150,11 @@ async def test_a_user_mutes_and_unmutes_their_direct_messages(preferences: Notic
     assert await preferences.muted("U0ALICE") and not await preferences.muted("U0BOB")
     await preferences.set_muted("U0ALICE", False)
     assert not await preferences.muted("U0ALICE")
+
+
+async def test_who_opened_the_home_page_is_remembered(preferences: NoticePreferences) -> None:
+    assert await preferences.home_users() == frozenset()
+    await preferences.remember_home("U0ALICE")
+    await preferences.remember_home("U0ALICE")
+    await preferences.remember_home("U0BOB")
+    assert await preferences.home_users() == {"U0ALICE", "U0BOB"}

@@ -228,6 +228,13 @@ class FakeNoticePreferences:
 
     def __init__(self) -> None:
         self.muted_users: set[str] = set()
+        self.home: set[str] = set()
+
+    async def remember_home(self, user: str) -> None:
+        self.home.add(user)
+
+    async def home_users(self) -> frozenset[str]:
+        return frozenset(self.home)
 
     async def muted(self, user: str) -> bool:
         return user in self.muted_users

@@ -11,6 +11,7 @@ from bot.services.changes import ChangeService
 from bot.services.container import BotServices
 from bot.services.status import StatusService
 from handlers.app import build_bolt_app
+from handlers.home import SlackHome
 from handlers.router import COMMAND
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import FakeDirectory, FakeEntra, FakeGroups, FakeKerberosModule, on_prem_state
@@ -59,6 +60,31 @@ def test_the_request_shortcut_the_code_registers_is_declared() -> None:
     assert len(shortcut["description"]) <= 80 and len(shortcut["name"]) <= 40
 
 
+def test_the_home_page_and_its_event_are_declared() -> None:
+    from bot.services.home import HomeService
+
+    directories = {"contoso.test": FakeDirectory(on_prem_state())}
+    module = FakeKerberosModule.in_step(directories)
+    changes = ChangeService(
+        store=FakeApprovalStore(),
+        module=module,
+        directories=directories,
+        groups=FakeGroups(),
+        policies={},
+        rotation=RotationPolicy(),
+        clock=lambda: datetime.now(UTC),
+    )
+    services = BotServices(status=StatusService(directories, module, FakeEntra()), changes=changes)
+    client = slack_client("xoxb-x", "http://127.0.0.1:9/api/")
+    home = SlackHome(client, HomeService(changes), changes)
+    app = build_bolt_app(signing_secret="s", client=client, services=services, home=home)
+    listeners = [listener.ack_function.__name__ for listener in app._async_listeners]
+    assert {"home_opened", "home_approve", "home_deny", "home_dms"} <= set(listeners)
+    assert MANIFEST["features"]["app_home"]["home_tab_enabled"] is True
+    events = MANIFEST["settings"]["event_subscriptions"]
+    assert events["bot_events"] == ["app_home_opened"] and events["request_url"].endswith(EVENTS_PATH)
+
+
 def test_least_privilege_scopes() -> None:
     # im:write: the requesters' direct messages (conversations.open)
     # users:read(.email): verified approvals match an approver's Slack profile e-mail to their Entra UPN
@@ -81,6 +107,7 @@ def test_scopes_cover_every_web_api_method_the_code_calls() -> None:
         "users_info": "users:read.email",
         "bots_info": "users:read",  # the bot's app id: the origin of the requests it files itself
         "views_open": None,
+        "views_publish": None,  # the home page (app_home_opened needs no scope)
         "conversations_open": "im:write",  # the requester's direct messages
         "chat_getPermalink": None,  # the card's link (Slack: no scope required)
     }

@@ -1,4 +1,5 @@
-"""The NoticePreferences port in Redis: the users who turned their direct messages off, one set."""
+"""The NoticePreferences port in Redis: the users who turned their direct messages off, and those who opened
+the bot's home page, a set each."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ class RedisNoticePreferences:
     def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
         self._redis: Any = client
         self._key = f"{prefix}:dm-muted"
+        self._home = f"{prefix}:home-users"
 
     async def muted(self, user: str) -> bool:
         with store_errors():
@@ -24,3 +26,11 @@ class RedisNoticePreferences:
                 await self._redis.sadd(self._key, user)
             else:
                 await self._redis.srem(self._key, user)
+
+    async def remember_home(self, user: str) -> None:
+        with store_errors():
+            await self._redis.sadd(self._home, user)
+
+    async def home_users(self) -> frozenset[str]:
+        with store_errors():
+            return frozenset(await self._redis.smembers(self._home))

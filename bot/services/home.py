@@ -1,0 +1,99 @@
+"""What a person's home page in the chat shows: each domain's key age and health, the requests waiting
+for their approval, their own requests, and when each domain's next rotation is due. Read cheaply (one
+LDAP read per domain, what the watch last saw), since it is drawn whenever someone opens it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.domain.approvals import ChangeRequest
+from bot.domain.diagnosis import Finding
+from bot.domain.errors import KerberosBotError
+from bot.domain.ports import NoticePreferences
+from bot.services.changes import ChangeService
+from bot.services.lifecycle import LifecycleService
+
+LINES_FRESH_FOR = 30.0  # seconds: a burst of redraws (a request's every step, for every viewer) reads AD once
+READ_TIMEOUT = timedelta(seconds=4)  # per domain: a DC that does not answer shows as such, the page still comes
+MAX_DOMAINS = 20
+MAX_LISTED = 10
+
+
+@dataclass(frozen=True)
+class DomainLine:
+    domain: str
+    key_version: int | None
+    key_age: timedelta | None
+    next_due: datetime | None  # when the key reaches its cadence (or the policy's maximum age)
+    findings: tuple[Finding, ...] | None  # what the watch last saw; None: not watched
+    problem: str | None = None  # the key could not be read
+
+
+@dataclass(frozen=True)
+class HomePage:
+    user: str
+    domains: tuple[DomainLine, ...]
+    to_approve: tuple[ChangeRequest, ...]
+    mine: tuple[ChangeRequest, ...]
+    muted: bool
+
+
+class HomeService:
+    def __init__(
+        self,
+        changes: ChangeService,
+        *,
+        lifecycle: LifecycleService | None = None,
+        preferences: NoticePreferences | None = None,
+        key_max_age: timedelta = timedelta(days=180),
+    ) -> None:
+        self._changes = changes
+        self._lifecycle = lifecycle
+        self._preferences = preferences
+        self._max_age = key_max_age
+        self._lines: tuple[float, tuple[DomainLine, ...]] | None = None  # (when read, monotonic), the lines
+
+    async def _line(self, domain: str) -> DomainLine:
+        findings = await self._lifecycle.last_findings(domain) if self._lifecycle else None
+        try:
+            async with asyncio.timeout(READ_TIMEOUT.total_seconds()):
+                version, window = await self._changes.key_window(domain)
+        except (KerberosBotError, TimeoutError) as exc:
+            why = exc.user_message if isinstance(exc, KerberosBotError) else "no DC answered in time"
+            return DomainLine(domain, None, None, None, findings, why)
+        cadence = (self._lifecycle.cadence_of(domain) if self._lifecycle else None) or self._max_age
+        age = window.key_age
+        due = self._changes.now() - age + cadence if age is not None else None
+        return DomainLine(domain, version, age, due, findings)
+
+    async def _domain_lines(self) -> tuple[DomainLine, ...]:
+        if self._lines is not None and time.monotonic() - self._lines[0] < LINES_FRESH_FOR:
+            return self._lines[1]
+        lines = tuple(await asyncio.gather(*(self._line(d) for d in self._changes.domains[:MAX_DOMAINS])))
+        self._lines = (time.monotonic(), lines)
+        return lines
+
+    async def page(self, user: str) -> HomePage:
+        lines, to_approve, mine = await asyncio.gather(
+            self._domain_lines(), self._changes.awaiting(user), self._changes.requested_by(user)
+        )
+        muted = await self._preferences.muted(user) if self._preferences else False
+        return HomePage(user, tuple(lines), tuple(to_approve[:MAX_LISTED]), tuple(mine[:MAX_LISTED]), muted)
+
+    async def viewers(self) -> frozenset[str]:
+        """Who opened their home page (so it is redrawn for them when something changes)."""
+        return await self._preferences.home_users() if self._preferences else frozenset()
+
+    async def opened(self, user: str) -> None:
+        if self._preferences is not None:
+            await self._preferences.remember_home(user)
+
+    async def set_direct_messages(self, user: str, *, on: bool) -> None:
+        if self._preferences is None:
+            raise KerberosBotError(
+                "Direct messages cannot be turned off here: the bot has no store (REDIS_URL) for it."
+            )
+        await self._preferences.set_muted(user, not on)

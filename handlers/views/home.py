@@ -1,0 +1,107 @@
+"""The bot's home page (App Home) for one person: the domains, what waits for their approval (with its
+buttons), their own requests, and their direct-message setting. Within Slack's 100 blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from bot.domain.approvals import ACTION_KINDS, ChangeRequest
+from bot.domain.diagnosis import Severity
+from bot.services.home import DomainLine, HomePage
+from handlers.replies import escape, person, plain
+from handlers.views.blocks import SECTION_TEXT, clip, plain_context
+from handlers.views.cards import state_line
+
+HOME_APPROVE = "kerberos_home_approve"
+HOME_DENY = "kerberos_home_deny"
+HOME_DMS = "kerberos_home_dms"
+HOME_MAX_BLOCKS = 100  # Slack's limit for a home tab (a message has 50)
+
+
+def _days(line: DomainLine) -> str:
+    if line.key_age is None:
+        return "no key"
+    return f"KeyVersion {line.key_version}, {line.key_age.days} days old"
+
+
+def _health(line: DomainLine) -> str:
+    if line.problem:
+        return f":warning: the key could not be read: {escape(line.problem)}"
+    if line.findings is None:
+        return "not watched here (no channel): `/kerberos status` reads it"
+    if not line.findings:
+        return ":white_check_mark: nothing to fix at the watch's last look"
+    worst = max(line.findings, key=lambda f: f.severity)
+    icon = ":rotating_light:" if worst.severity >= Severity.CRITICAL else ":warning:"
+    more = f" (+{len(line.findings) - 1} more)" if len(line.findings) > 1 else ""
+    return f"{icon} {escape(worst.summary)}{more}"
+
+
+def _domain_block(line: DomainLine) -> SectionBlock:
+    due = f"; next rotation due {line.next_due:%Y-%m-%d}" if line.next_due else ""
+    text = f"*{escape(line.domain)}*: {_days(line)}{due}\n{_health(line)}"
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_TEXT)))
+
+
+def _request_line(request: ChangeRequest) -> str:
+    command = ACTION_KINDS[request.action].command
+    return (
+        f"`{request.id}` {command} {escape(request.domain)} by {person(request.requester)}: {state_line(request)} "
+        f"({len(request.approvals)}/{request.approvals_required}; expires {request.expires_at:%m-%d %H:%M} UTC)"
+    )
+
+
+def home_view(
+    page: HomePage, button_value: Callable[[ChangeRequest], str], now: datetime | None = None
+) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
+    blocks: list[Block] = [HeaderBlock(text="Entra Kerberos"), SectionBlock(text=MarkdownTextObject(text="*Domains*"))]
+    blocks += [_domain_block(line) for line in page.domains] or [
+        SectionBlock(text=MarkdownTextObject(text="No domains are configured."))
+    ]
+    blocks += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text="*Waiting for your approval*"))]
+    if not page.to_approve:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="Nothing waits for you.")))
+    for request in page.to_approve:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(_request_line(request), SECTION_TEXT))))
+        blocks.append(plain_context(f"Reason: {plain(request.reason, 200)}"))
+        value = button_value(request)
+        blocks.append(
+            ActionsBlock(
+                block_id=f"home-{request.id}",
+                elements=[
+                    ButtonElement(text="Approve", action_id=HOME_APPROVE, value=value, style="primary"),
+                    ButtonElement(text="Deny", action_id=HOME_DENY, value=value, style="danger"),
+                ],
+            )
+        )
+    blocks += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text="*Your requests*"))]
+    blocks += [SectionBlock(text=MarkdownTextObject(text=clip(_request_line(r), SECTION_TEXT))) for r in page.mine] or [
+        SectionBlock(text=MarkdownTextObject(text="None yet: `/kerberos rotate` opens the request form."))
+    ]
+    setting = "off" if page.muted else "on"
+    blocks += [
+        DividerBlock(),
+        SectionBlock(
+            text=MarkdownTextObject(text=f"*Direct messages about your requests:* {setting}"),
+            accessory=ButtonElement(
+                text="Turn on" if page.muted else "Turn off", action_id=HOME_DMS, value="on" if page.muted else "off"
+            ),
+        ),
+        ContextBlock(elements=[MarkdownTextObject(text=f"As of {now:%Y-%m-%d %H:%M} UTC")]),
+    ]
+    return View(type="home", blocks=blocks[:HOME_MAX_BLOCKS]).to_dict()
