@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -34,6 +35,7 @@ from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule
 from bot.adapters.kerberos_module.remoting.winrm_kerberos import use_krb5_config
 from bot.adapters.ldap.connection import LdapEndpoint
 from bot.adapters.ldap.directory import LdapDirectory
+from bot.adapters.redis.audit import RedisAuditTrail
 from bot.adapters.redis.client import connect as redis_connect
 from bot.adapters.redis.commands import RedisCommandQueue
 from bot.adapters.redis.freezes import RedisFreezes
@@ -43,6 +45,8 @@ from bot.adapters.redis.rate import RedisRateLimiter
 from bot.adapters.redis.replay import RedisReplayGuard
 from bot.adapters.redis.sign_in_tickets import RedisSignInTickets
 from bot.adapters.redis.store import RedisApprovalStore
+from bot.adapters.siem.hec import HecSink
+from bot.adapters.siem.syslog import SyslogTlsSink
 from bot.adapters.slack.groups import SlackProfiles, SlackUserGroups
 from bot.adapters.slack.origin import SlackOrigins
 from bot.adapters.slack.web import slack_web_client
@@ -62,6 +66,7 @@ from bot.domain.gpo import KdcProxySetting
 from bot.domain.integrity import Signer
 from bot.domain.ports import (
     ActiveDirectory,
+    AuditSink,
     ChatOrigins,
     CommandQueue,
     EntraDirectory,
@@ -76,12 +81,14 @@ from bot.domain.ports import (
 from bot.domain.verification import ChatProfiles, EntraGroupMembership, SignInTickets, VerificationPolicy
 from bot.entrypoints.web import READY_CACHE_SECONDS, build_health_app, build_web_app
 from bot.observability.metrics import Metrics
+from bot.services.audit import AuditForwarder
 from bot.services.changes import ChangeService, ExecutionLimits, RateLimits
 from bot.services.container import BotServices
 from bot.services.home import HomeService
 from bot.services.lifecycle import DomainSchedule, LifecycleService
 from bot.services.status import StatusService, StatusSettings, utc_now
 from bot.services.verification import ApproverVerification
+from bot.workers.audit import AuditForwarding
 from bot.workers.changes import ChangeWorker
 from bot.workers.commands import CommandWorker
 from bot.workers.scheduler import LifecycleScheduler
@@ -108,6 +115,8 @@ class Components:
     lifecycle: LifecycleService | None = None  # a domain has a channel: the scheduler's work
     leadership: Leadership | None = None  # who runs the scheduler, across replicas
     scheduling: LifecycleConfig = field(default_factory=LifecycleConfig)
+    audit: AuditForwarder | None = None  # [audit] names a SIEM sink (and Redis keeps the trail)
+    audit_every: timedelta = timedelta(seconds=10)
 
     async def readiness(self, timeout: float = 5.0) -> dict[str, str]:
         """Every dependency the bot needs to answer, checked at once: name -> why it failed."""
@@ -440,6 +449,7 @@ def build_components(
     command_queue, replay_guard = overrides.command_queue, overrides.replay_guard
     leadership, memory = overrides.leadership, overrides.scheduler_memory
     freezes, preferences = overrides.freezes, overrides.preferences
+    audit: AuditForwarder | None = None
     if redis_url is not None:
         # bounded waits: a Redis host that does not answer must not hold replies or clicks for minutes
         # (the longest blocking read, a worker's XREADGROUP, waits 1 s)
@@ -454,6 +464,7 @@ def build_components(
         leadership = leadership or RedisLeadership(client, store_prefix)
         memory = memory or RedisSchedulerMemory(client, store_prefix)
         freezes = freezes or RedisFreezes(client, store_prefix)
+        audit = audit_forwarder(config, client, store_prefix)
         preferences = preferences or RedisNoticePreferences(client, store_prefix)
     changes = None
     verification = None
@@ -546,7 +557,28 @@ def build_components(
         lifecycle,
         leadership,
         config.lifecycle,
+        audit,
+        timedelta(seconds=config.audit.forward_every_seconds),
     )
+
+
+def audit_sinks(config: BotConfig) -> list[AuditSink]:
+    """The SIEM sinks ``[audit]`` names."""
+    sinks: list[AuditSink] = []
+    if (syslog := config.audit.syslog) is not None:
+        sinks.append(SyslogTlsSink(syslog.host, syslog.port, ca_file=syslog.ca_file, hostname=syslog.hostname))
+    if (hec := config.audit.hec) is not None:
+        token = hec.token.resolve("audit.hec.token")
+        sinks.append(HecSink(hec.url, token, ca_file=hec.ca_file, index=hec.index))
+    return sinks
+
+
+def audit_forwarder(config: BotConfig, client: aioredis.Redis, prefix: str) -> AuditForwarder | None:
+    sinks = audit_sinks(config)
+    if not sinks:
+        return None
+    trail = RedisAuditTrail(client, prefix)
+    return AuditForwarder(trail, sinks, RedisLeadership(client, prefix, job="audit"), f"audit-{uuid.uuid4().hex[:8]}")
 
 
 def ldap_directory(domain: DomainConfig) -> LdapDirectory:
@@ -606,6 +638,7 @@ class Bot:
     change_worker: ChangeWorker | None = None
     command_workers: list[CommandWorker] = field(default_factory=list)
     scheduler: LifecycleScheduler | None = None
+    audit_forwarding: AuditForwarding | None = None
 
     def web_app(self) -> web.Application:
         """The Slack listener (``/slack/events``, the sign-in callback) behind the signature gate."""
@@ -629,6 +662,8 @@ class Bot:
             self.change_worker.start()
         if self.scheduler is not None:
             self.scheduler.start()
+        if self.audit_forwarding is not None:
+            self.audit_forwarding.start()
         for worker in self.command_workers:
             worker.start()
 
@@ -636,6 +671,8 @@ class Bot:
         """Stops the workers (finishing the replies already started), then releases every connection."""
         if self.scheduler is not None:
             await self.scheduler.stop()  # gives the lead up: another replica takes over at once
+        if self.audit_forwarding is not None:
+            await self.audit_forwarding.stop()
         if self.change_worker is not None:
             await self.change_worker.stop()
         await asyncio.gather(*(worker.stop() for worker in self.command_workers))
@@ -719,6 +756,9 @@ def assemble_bot(
             watch_every=timedelta(minutes=timing.watch_every_minutes),
             digest_every=timedelta(days=timing.digest_every_days) if timing.digest_every_days else None,
         )
+    audit_forwarding = None
+    if workers.changes and components is not None and components.audit is not None:
+        audit_forwarding = AuditForwarding(components.audit, components.audit_every)
     command_workers = []
     if workers.command_workers:
         if queue is None:
@@ -739,6 +779,7 @@ def assemble_bot(
         change_worker,
         command_workers,
         scheduler,
+        audit_forwarding,
     )
 
 

@@ -506,6 +506,39 @@ def _secret_sources(node: object, where: str) -> list[tuple[str, SecretSource]]:
     return found
 
 
+class SyslogSinkConfig(Strict):
+    """Syslog over TLS (RFC 5425), RFC 5424 messages."""
+
+    host: str
+    port: int = Field(default=6514, ge=1, le=65535)
+    ca_file: Path | None = Field(default=None, description="the CA of the receiver's certificate; none: the system's")
+    hostname: str = Field(default="kerberos-bot", description="the HOSTNAME field of each message")
+
+
+class HecSinkConfig(Strict):
+    """An HTTP JSON endpoint in the shape of Splunk's HTTP Event Collector."""
+
+    url: str = Field(description="https://splunk.example.com:8088 (the bot posts to /services/collector/event)")
+    token: SecretSource
+    ca_file: Path | None = None
+    index: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("must start with https:// (the audit trail names people and changes)")
+        return value
+
+
+class AuditConfig(Strict):
+    """The audit trail out of Redis: forwarded to a SIEM, at least once, from a cursor kept in Redis."""
+
+    forward_every_seconds: float = Field(default=10.0, ge=1, le=3600)
+    syslog: SyslogSinkConfig | None = None
+    hec: HecSinkConfig | None = None
+
+
 class BotConfig(Strict):
     """The file named by KERBEROS_BOT_CONFIG (TOML)."""
 
@@ -516,6 +549,7 @@ class BotConfig(Strict):
     kerberos_module: KerberosModuleConfig
     changes: ChangesConfig = Field(default_factory=ChangesConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     sandbox: bool = Field(
         default=False, description="this configuration drives the sandbox: only then are inline secrets accepted"
     )

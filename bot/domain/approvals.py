@@ -20,8 +20,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from bot.domain.verification import VerifiedIdentity
 
@@ -288,6 +288,18 @@ class AuditEntry:
     at: datetime
     detail: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+
+    def as_record(self) -> dict[str, Any]:
+        """The entry as it leaves the bot (an export, a SIEM): times in UTC, every field named."""
+        return {
+            "id": self.id,
+            "at": self.at.astimezone(UTC).isoformat(),
+            "request": self.request_id,
+            "event": self.event,
+            "actor": self.actor,
+            "detail": self.detail,
+            "extra": dict(self.extra),
+        }
 
 
 class GroupDirectory(Protocol):

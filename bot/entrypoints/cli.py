@@ -1,5 +1,5 @@
-"""``kerberos-bot``: serve (HTTP mode), worker (command worker), socket (Socket Mode), check, demo and sandbox
-(the local sandbox, a distribution of its own that this module imports only when asked)."""
+"""``kerberos-bot``: serve (HTTP mode), worker (command worker), socket (Socket Mode), check, audit (export),
+demo and sandbox (the local sandbox, a distribution of its own that this module imports only when asked)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from bot import __version__
 from bot.config import Settings, load_bot_config, load_settings
 from bot.domain.errors import ConfigurationError, KerberosBotError
 from bot.observability.logs import configure as configure_logging
+from bot.services.audit import Format, export
 
 if TYPE_CHECKING:
     from bot.bootstrap import Bot, WorkerPlan
@@ -34,6 +36,35 @@ Settings come from the environment (and .env): SLACK_SIGNING_SECRET, SLACK_BOT_T
 SLACK_APP_TOKEN (socket mode), SLACK_API_URL, REDIS_URL, KERBEROS_BOT_CONFIG (the TOML file
 declaring the domains, the Entra app and the policy), LOG_LEVEL.
 """
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date or time such as 2026-11-01T08:00") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _audit_lines(settings: Settings, prefix: str, since: datetime, until: datetime, fmt: Format) -> list[str]:
+    from bot.adapters.redis.audit import RedisAuditTrail
+    from bot.bootstrap import redis_client
+
+    client = redis_client(settings.redis_url)
+    try:
+        return list(await export(RedisAuditTrail(client, prefix), since, until, fmt))
+    finally:
+        await client.aclose()
+
+
+def _write_lines(lines: list[str], output: Path | None) -> int:
+    if output is None:
+        sys.stdout.writelines(lines)
+        return 0
+    with open(output, "w", encoding="utf-8", newline="") as out:
+        out.writelines(lines)
+    print(f"wrote {len(lines)} lines to {output}", file=sys.stderr)
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,6 +134,16 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only the first command; otherwise a console reads more commands and clicks from standard input",
     )
+    audit = sub.add_parser(
+        "audit",
+        help="the audit trail out of Redis: `export` writes the entries of a time range as JSON lines or CSV",
+    )
+    audit.add_argument("action", choices=("export",))
+    audit.add_argument("--since", required=True, type=_moment, help="UTC, e.g. 2026-11-01 or 2026-11-01T08:00")
+    audit.add_argument("--until", type=_moment, help="UTC, exclusive (default: now)")
+    audit.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="default jsonl")
+    audit.add_argument("--output", type=Path, help="a file to write (default: standard output)")
+    audit.add_argument("--prefix", default="kerberos-bot", help="the bot's key prefix in Redis (default kerberos-bot)")
     box = sub.add_parser(
         "sandbox",
         help="the local sandbox on its own (no console): `up` starts the DCs, the stand-ins and the bot and prints "
@@ -315,6 +356,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_socket(settings))
         elif args.command == "check":
             return asyncio.run(_check(settings))
+        elif args.command == "audit":
+            until = args.until or datetime.now(UTC)
+            lines = asyncio.run(_audit_lines(settings, args.prefix, args.since, until, args.format))
+            return _write_lines(lines, args.output)
         elif args.command in ("demo", "sandbox") and not _sandbox_installed():
             print(f"kerberos-bot: {SANDBOX_MISSING}", file=sys.stderr)
             return 2

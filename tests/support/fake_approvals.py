@@ -368,3 +368,24 @@ class FakeSignInTickets:
     async def taken(self, state: str) -> str | None:
         found = self._used.get(state)
         return found[0] if found is not None and self._clock() < found[1] else None
+
+
+class FakeAuditTrail:
+    """``AuditTrail`` over a FakeApprovalStore's entries (ids count up as the store writes them)."""
+
+    def __init__(self, store: FakeApprovalStore) -> None:
+        self._store = store
+        self.cursors: dict[str, str] = {}
+
+    async def after(self, cursor: str | None, count: int) -> list[AuditEntry]:
+        start = int(cursor) if cursor else 0
+        return [e for e in self._store.entries if int(e.id) > start][:count]
+
+    async def between(self, since: datetime, until: datetime) -> list[AuditEntry]:
+        return [e for e in self._store.entries if since <= e.at < until]
+
+    async def cursor(self, reader: str) -> str | None:
+        return self.cursors.get(reader)
+
+    async def save_cursor(self, reader: str, cursor: str) -> None:
+        self.cursors[reader] = cursor

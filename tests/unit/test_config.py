@@ -253,3 +253,10 @@ def test_second_with_first_belongs_to_the_rotations_only(tmp_path: Path) -> None
     _example_edit_is_refused(
         tmp_path, "[approvals.remove_all]\n", "[approvals.remove_all]\nsecond_with_first = true\n", "only a rotation"
     )
+
+
+def test_the_audit_sinks_are_read_and_a_plain_http_collector_is_refused(tmp_path: Path) -> None:
+    config = load_bot_config(EXAMPLE)
+    assert config.audit.hec is not None and config.audit.hec.token.env == "SPLUNK_HEC_TOKEN"
+    assert config.audit.syslog is None and config.audit.forward_every_seconds == 10
+    _example_edit_is_refused(tmp_path, 'url = "https://splunk', 'url = "http://splunk', "must start with https://")

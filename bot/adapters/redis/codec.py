@@ -9,6 +9,7 @@ from typing import Any
 from bot.domain.approvals import (
     Action,
     Approval,
+    AuditEntry,
     ChangeRequest,
     RequestState,
 )
@@ -59,6 +60,22 @@ def approval_from(approver: str, value: str) -> Approval:
     data = json.loads(value)
     identity = identity_from(data) if "oid" in data else None
     return Approval(approver, datetime.fromisoformat(data["at"]), identity, str(data.get("mac", "")))
+
+
+_AUDIT_FIELDS = frozenset({"request", "event", "actor", "at", "detail"})
+
+
+def audit_entry(entry_id: str, fields: dict[str, str]) -> AuditEntry:
+    """One entry of the audit stream (``P:audit``); fields beyond the five common ones are its extras."""
+    return AuditEntry(
+        entry_id,
+        fields.get("request", ""),
+        fields.get("event", ""),
+        fields.get("actor") or None,
+        datetime.fromisoformat(fields["at"]),
+        fields.get("detail", ""),
+        {k: v for k, v in fields.items() if k not in _AUDIT_FIELDS},
+    )
 
 
 def request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeRequest:

@@ -43,6 +43,7 @@ from bot.adapters.redis.client import connect, store_errors
 from bot.adapters.redis.codec import (
     allowed_list,
     approval_value,
+    audit_entry,
     iso,
     ms,
     pairs,
@@ -63,7 +64,6 @@ from bot.domain.errors import StoreUnavailable
 from bot.domain.verification import VerifiedIdentity
 
 WORKERS = "workers"
-_AUDIT_FIELDS = frozenset({"request", "event", "actor", "at", "detail"})
 
 # the scripts, from lua/ (one step each: a decision, a claim, a lease, a finish)
 APPROVE = lua_script("approve", "audit", "decision_checks")
@@ -489,19 +489,7 @@ class RedisApprovalStore:
     async def audit(self, request_id: str | None = None, count: int = 100) -> list[AuditEntry]:
         with store_errors():
             entries = await self._redis.xrange(f"{self._p}:audit", count=None if request_id else count)
-        out = [
-            AuditEntry(
-                entry_id,
-                f["request"],
-                f["event"],
-                f.get("actor") or None,
-                datetime.fromisoformat(f["at"]),
-                f.get("detail", ""),
-                {k: v for k, v in f.items() if k not in _AUDIT_FIELDS},
-            )
-            for entry_id, f in entries
-            if request_id is None or f["request"] == request_id
-        ]
+        out = [audit_entry(entry_id, f) for entry_id, f in entries if request_id is None or f["request"] == request_id]
         return out[-count:]
 
     async def recent(self, count: int = 20) -> Sequence[ChangeRequest]:
