@@ -318,6 +318,15 @@ class SlackStandIn:
         rid = response_url.rsplit("/", 1)[-1] if response_url else None
         return [c.body for c in self.calls if c.kind == "response_url" and (rid is None or c.name == rid)]
 
+    def channel_posts(self) -> list[RecordedCall]:
+        """The bot's chat.postMessage calls to channels (its direct messages, to D… conversations, left out)."""
+        return [c for c in self.api_calls("chat.postMessage") if not str(c.body.get("channel", "")).startswith("D")]
+
+    def direct_messages(self, user: str) -> list[RecordedCall]:
+        """The bot's direct messages to ``user`` (the stand-in's conversations.open gives D + the user's id)."""
+        im = "D" + user.removeprefix("U").removeprefix("W")
+        return [c for c in self.api_calls("chat.postMessage") if c.body.get("channel") == im]
+
     def api_calls(self, method: str | None = None) -> list[RecordedCall]:
         return [c for c in self.calls if c.kind == "api" and (method is None or c.name == method)]
 

@@ -114,7 +114,7 @@ async def test_a_hostile_reason_renders_as_plain_text_on_the_card(box: Sandbox) 
     )
     ack, _ = await box.command(text)
     assert "<!channel>" not in ack.body
-    card = box.slack.api_calls("chat.postMessage")[-1].body
+    card = box.slack.channel_posts()[-1].body
     blocks = blocks_of(card)
     mrkdwn = json.dumps([b for b in blocks if b.get("text", {}).get("type") == "mrkdwn"])
     assert "evil.example" not in mrkdwn and "<!channel>" not in mrkdwn and "2 of 2 (verified)" not in mrkdwn
@@ -128,7 +128,7 @@ async def test_refused_clicks_stay_out_of_the_thread_and_are_audited_once(box: S
     for _ in range(10):
         await click_from(box, "U0MALLORY", value, ts)
     await told(box, "U0MALLORY", 10)
-    thread = [c for c in box.slack.api_calls("chat.postMessage") if c.body.get("thread_ts") == ts]
+    thread = [c for c in box.slack.channel_posts() if c.body.get("thread_ts") == ts]
     assert thread == []
     changes = box.components.services.changes
     assert changes is not None

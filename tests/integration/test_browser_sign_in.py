@@ -131,7 +131,7 @@ async def test_each_approver_signs_in_in_a_real_browser_and_the_card_follows(box
         ("U0BOB", "bob@contoso.test"),
         ("U0CAROL", "carol@contoso.test"),
     ]
-    thread = [c.body["text"] for c in box.slack.api_calls("chat.postMessage") if c.body.get("thread_ts") == ts]
+    thread = [c.body["text"] for c in box.slack.channel_posts() if c.body.get("thread_ts") == ts]
     assert any("approved (verified as carol@contoso.test, MFA) (2 of 2)" in t for t in thread)
     keys = [k async for k in box.components.replay_guard._redis.scan_iter(match="*:signin:*")]  # type: ignore[union-attr]
     assert keys == []  # every ticket was taken by its callback

@@ -15,6 +15,7 @@ from kerberos_sandbox.sandbox import Sandbox, sandbox
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.commands import RedisCommandQueue
 from bot.domain.ports import DeferredCommand
+from tests.integration.test_rotate_slack import cards
 from tests.support.samba import sandbox_domains
 
 pytestmark = pytest.mark.samba
@@ -60,12 +61,12 @@ async def test_a_burst_is_answered_once_per_command(box: Sandbox) -> None:
 
 
 async def test_a_change_request_is_posted_once(box: Sandbox) -> None:
-    cards_before = len(box.slack.api_calls("chat.postMessage"))
+    cards_before = cards(box)
     ack, replies = await box.command("remove-tdo contoso.test -- queued by a worker", user_id="U0ALICE")
     assert ack.status == 200
     assert "posted for approval" in json.dumps(replies)
     await asyncio.sleep(0.5)  # a second execution would have posted by now
-    assert len(box.slack.api_calls("chat.postMessage")) == cards_before + 1
+    assert cards(box) == cards_before + 1
     changes = box.components.services.changes
     assert changes is not None
     [request] = [r for r in await changes.pending_or_recent(20) if r.reason == "queued by a worker"]

@@ -9,7 +9,7 @@ from kerberos_sandbox.sandbox import Sandbox
 
 from bot.domain.approvals import RequestState
 from handlers.views.cards import APPROVE_ACTION
-from tests.integration.test_rotate_slack import click, request_via_slack, wait_for_state
+from tests.integration.test_rotate_slack import cards, click, request_via_slack, wait_for_state
 
 pytestmark = pytest.mark.samba
 
@@ -61,12 +61,12 @@ async def test_remove_all_leaves_nothing_in_ad_or_entra(box: Sandbox) -> None:
 
 
 async def test_refusals_reach_the_requester_not_the_approvers(box: Sandbox) -> None:
-    posted = len(box.slack.api_calls("chat.postMessage"))
+    posted = cards(box)
     _, replies = await box.command("remove-tdo fabrikam.test -- nothing there", user_id="U0ALICE")
     assert "no trusted domain object" in str(replies)
     ack, _ = await box.command("setup contoso.test --top-level-names bogus -- x", user_id="U0ALICE")
     assert "not a DNS suffix" in ack.body
-    assert len(box.slack.api_calls("chat.postMessage")) == posted
+    assert cards(box) == posted
 
 
 async def test_requests_lists_and_the_requester_can_cancel(box: Sandbox) -> None:

@@ -40,7 +40,7 @@ async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox
 
 
 def thread_of(box: Sandbox, ts: str) -> list[str]:
-    return [str(c.body["text"]) for c in box.slack.api_calls("chat.postMessage") if c.body.get("thread_ts") == ts]
+    return [str(c.body["text"]) for c in box.slack.channel_posts() if c.body.get("thread_ts") == ts]
 
 
 async def thread_line(box: Sandbox, ts: str, needle: str, timeout: float = 45.0) -> str:

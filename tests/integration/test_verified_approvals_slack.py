@@ -119,7 +119,7 @@ async def test_verified_approvals_gate_a_trust_removal(box: Sandbox) -> None:
 
     cards = [c.body for c in box.slack.api_calls("chat.update") if c.body.get("ts") == ts]
     assert "verified as bob@contoso.test, MFA" in json.dumps(blocks_of(cards[-1]))
-    thread = [c.body["text"] for c in box.slack.api_calls("chat.postMessage") if c.body.get("thread_ts") == ts]
+    thread = [c.body["text"] for c in box.slack.channel_posts() if c.body.get("thread_ts") == ts]
     assert any("approved (verified as carol@contoso.test, MFA) (2 of 2)" in t for t in thread)
     assert not any("did not verify them" in t for t in thread)  # refusals go to the approver only
     told = [c.body.get("text", "") for c in box.slack.api_calls("chat.postEphemeral")]
