@@ -11,6 +11,11 @@
                                bot's page (a device code, with method = "device_code"); --no-mfa
                                signs in without MFA, --as as another account
     decline                    cancel that sign-in instead
+    home                       open your kerberos-bot home tab (App Home)
+    submit <domain> [--force] [--twice] [--ticket <T>] [--action <a>] -- <reason>
+                               fill in and submit the request form the bot opened for you
+                               (type `/kerberos rotate` without arguments, or remove-tdo, setup,
+                               remove-all, to open it)
     help, quit                 (end of input quits too)
 
 Lines come from standard input, so a session can be scripted: ``printf '...' | kerberos-bot demo``.
@@ -27,6 +32,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from bot.domain.approvals import ChangeRequest, RequestState
+from handlers.views.request_form import REQUEST_FORM
 from kerberos_sandbox.entra_people import SANDBOX_PASSWORD
 from kerberos_sandbox.render import render_message
 from kerberos_sandbox.sandbox import Sandbox
@@ -36,6 +42,12 @@ from kerberos_sandbox.slack_standin import RecordedCall, block_actions_payload, 
 PEOPLE = {"alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL", "dave": "U0DAVE", "mallory": "U0MALLORY"}
 NAMES = {user: name for name, user in PEOPLE.items()}
 CHANNEL = "C0PLATFORM"
+
+
+def _view(body: dict[str, Any]) -> dict[str, Any]:
+    view = body.get("view") or {}
+    parsed: dict[str, Any] = json.loads(view) if isinstance(view, str) else dict(view)
+    return parsed
 
 
 def _blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -53,6 +65,8 @@ class Console:
         self._codes: dict[str, str] = {}  # Slack user -> the device code the bot showed them
         self._links: dict[str, str] = {}  # Slack user -> the sign-in link the bot gave them
         self._browsers: dict[str, SignInWalker] = {}  # one browser (cookies) per person
+        self._forms: dict[str, dict[str, Any]] = {}  # Slack user -> the request form the bot opened for them
+        self._opened_by: str = "alice"  # who the last views.open was for (the console's current user)
 
     def say(self, text: str) -> None:
         print(re.sub(r"<@(U\w+)>", lambda m: "@" + NAMES.get(m.group(1), m.group(1)), text), file=self.out, flush=True)
@@ -66,6 +80,16 @@ class Console:
             if call.kind == "response_url":
                 who = "everyone" if body.get("response_type") == "in_channel" else f"only @{self.user}"
                 self.say(f"\n--- kerberos-bot ({who} sees this) ---\n{render_message(body)}")
+            elif call.name == "chat.postMessage" and str(body.get("channel", "")).startswith("D"):
+                user = "U" + str(body["channel"])[1:]
+                message = {"text": body.get("text"), "blocks": _blocks(body)}
+                self.say(
+                    f"\n--- kerberos-bot messages @{NAMES.get(user, user)} directly ---\n{render_message(message)}"
+                )
+            elif call.name == "views.publish":
+                user = str(body.get("user_id"))
+                view = _view(body)
+                self.say(f"\n--- @{NAMES.get(user, user)}'s kerberos-bot home tab ---\n{render_message(view)}")
             elif call.name == "chat.postMessage" and body.get("thread_ts"):
                 self.say(f"\n    [thread] kerberos-bot: {render_message({'text': body.get('text', '')})}")
             elif call.name in ("chat.postMessage", "chat.update"):
@@ -88,7 +112,12 @@ class Console:
                     if url:
                         self._links[str(body.get("user"))] = str(url)
             elif call.name == "views.open":
-                self.say("\n--- a dialog opens: 'Deny the request' asks why ---")
+                view = _view(body)
+                if view.get("callback_id") == REQUEST_FORM:
+                    self._forms[PEOPLE[self.user]] = view
+                    self.say(f"\n--- a form opens for @{self.user}: Kerberos change ---\n{render_message(view)}")
+                else:
+                    self.say("\n--- a dialog opens: 'Deny the request' asks why ---")
 
     def _request_id(self, word: str | None) -> str | None:
         if word in (None, "latest"):
@@ -154,6 +183,13 @@ class Console:
             await self._sign_in(word, rest.split())
         elif word == "wait":
             await self._wait(self._request_id(rest.strip() or None))
+        elif word == "home":
+            self.say(f"\n@{self.user} opens the kerberos-bot home tab")
+            await self.box.event({"type": "app_home_opened", "user": PEOPLE[self.user], "tab": "home"})
+            await self._settle()
+        elif word == "submit":
+            await self._submit(rest)
+            await self._settle(1.0)
         else:
             self.say("(unknown; type help)")
         return True
@@ -205,6 +241,48 @@ class Console:
                 user.mfa_registered = registered
         self.say(f"--- the browser shows: {landed.title} ---\n{landed.text}")
         await self._settle(1.0)
+
+    async def _submit(self, rest: str) -> None:
+        form = self._forms.get(PEOPLE[self.user])
+        if form is None:
+            self.say("(no form is open for you; type `/kerberos rotate` without arguments first)")
+            return
+        head, _, reason = rest.partition(" -- ")
+        words = head.split()
+        action = next(b["element"].get("initial_option") or {} for b in form["blocks"] if b.get("block_id") == "action")
+        chosen = action.get("value", "rotate")
+        ticket = ""
+        if "--action" in words[:-1]:
+            chosen = words[words.index("--action") + 1]
+        if "--ticket" in words[:-1]:
+            ticket = words[words.index("--ticket") + 1]
+        domain = next((w for w in words if not w.startswith("--") and w not in (chosen, ticket)), "")
+        options = [{"value": o} for o in ("force", "twice") if f"--{o}" in words]
+        values = {
+            "action": {"action": {"type": "static_select", "selected_option": {"value": chosen}}},
+            "domain": {"domain": {"type": "static_select", "selected_option": {"value": domain}}},
+            "reason": {"reason": {"type": "plain_text_input", "value": reason.strip()}},
+            "ticket": {"ticket": {"type": "plain_text_input", "value": ticket or None}},
+            "options": {"options": {"type": "checkboxes", "selected_options": options}},
+            "tlns": {"tlns": {"type": "plain_text_input", "value": None}},
+            "channel": {"channel": {"type": "conversations_select", "selected_conversation": CHANNEL}},
+        }
+        self.say(f"\n@{self.user} submits the form: {chosen} {domain} {' '.join(words[1:])} -- {reason.strip()}")
+        ack = await self.box.interact(
+            view_submission_payload(
+                user_id=PEOPLE[self.user],
+                callback_id=REQUEST_FORM,
+                private_metadata=str(form.get("private_metadata", "")),
+                values=values,
+            )
+        )
+        answer = ack.json()
+        if answer.get("response_action") == "errors":
+            for field, text in answer.get("errors", {}).items():
+                self.say(f"--- the form shows under {field}: {text} ---")
+        else:
+            self._forms.pop(PEOPLE[self.user], None)
+            self.say("--- the form closes ---")
 
     async def _deny(self, request_id: str, reason: str) -> None:
         if not await self._button("kerberos_deny", request_id):

@@ -69,6 +69,10 @@ def render_message(message: dict[str, Any], width: int = 100) -> str:
             out.append("  (" + " ".join(_text(e) for e in block.get("elements") or []) + ")")
         elif kind == "divider":
             out.append("-" * width)
+        elif kind == "input":
+            label = _text(block.get("label"))
+            optional = " (optional)" if block.get("optional") else ""
+            out.append(f"  {label}{optional}: [ {block.get('element', {}).get('type', 'input')} ]")
         elif kind == "actions":
             labels = [f"[ {_text(e.get('text'))} ]" for e in block.get("elements") or []]
             out.append("  " + "  ".join(labels))

@@ -9,8 +9,10 @@ packages that ``scripts/install-system-packages.sh`` installs. Its shell scripts
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ from kerberos_sandbox.slack_standin import (
     SlackStandIn,
     interaction_form,
     send_slash_command,
+    signed_headers,
     slash_command_form,
 )
 
@@ -291,6 +294,24 @@ class Sandbox:
     @property
     def base_url(self) -> str:
         return self.endpoint.removesuffix(EVENTS_PATH)
+
+    async def event(self, event: dict[str, Any]) -> AckResult:
+        """A signed Events API request (``app_home_opened``), as Slack sends it."""
+        body = json.dumps(
+            {
+                "token": "deprecated-verification-token",
+                "team_id": "T0STANDIN",
+                "api_app_id": "A0KERBOT",
+                "type": "event_callback",
+                "event_id": f"Ev{time.time_ns()}",
+                "event_time": int(time.time()),
+                "event": event,
+            }
+        )
+        headers = {**signed_headers(self.signing_secret, body), "Content-Type": "application/json"}
+        started = time.perf_counter()
+        async with self.session.post(self.endpoint, data=body, headers=headers) as response:
+            return AckResult(response.status, await response.text(), time.perf_counter() - started)
 
     async def interact(self, payload: dict[str, Any]) -> AckResult:
         """A signed interactivity request (a button click, a dialog submission), as Slack sends it."""

@@ -1,6 +1,7 @@
 """The README's first command, scripted through standard input: status, then the README's walkthrough
 exactly as written (a forced rotation with two verified approvals, each approver signing in at the
-Entra stand-in's pages from the console), then the refusals on a second request."""
+Entra stand-in's pages from the console), then the refusals on a second request, the home tab, the
+request form and the requester's direct messages."""
 
 from __future__ import annotations
 
@@ -38,6 +39,11 @@ signin --no-mfa
 approve latest
 decline
 wait
+as alice
+home
+/kerberos remove-tdo
+submit fabrikam.test -- through the form
+submit contoso.test --ticket CHG-42 -- through the form
 quit
 """
 
@@ -87,3 +93,9 @@ async def test_demo_console_runs_status_and_a_rotation_with_approvals() -> None:
     assert "did not use multi-factor authentication" in refusals  # carol's first sign-in
     assert "was not counted: the sign-in was cancelled" in refusals  # her second one, cancelled
     assert "still waiting for approvals" in refusals
+    # the home tab, the request form, and the requester's direct messages
+    assert "--- @alice's kerberos-bot home tab ---" in refusals and "Your requests" in refusals
+    assert "--- a form opens for @alice: Kerberos change ---" in refusals
+    assert "--- the form shows under action: There is no trusted domain object in fabrikam.test" in refusals
+    assert "--- the form closes ---" in refusals
+    assert "--- kerberos-bot messages @alice directly ---" in refusals and "is posted for approval" in refusals
