@@ -676,6 +676,8 @@ class Bot:
         if self.change_worker is not None:
             await self.change_worker.stop()
         await asyncio.gather(*(worker.stop() for worker in self.command_workers))
+        if self.services.changes is not None:  # what a click or a change is still telling its watchers
+            await self.services.changes.drain()
         await self.poster.close()
         if self.components is not None:
             await self.components.aclose()

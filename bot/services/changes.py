@@ -231,6 +231,7 @@ class ChangeService:
         # domain -> the channel its cards go to and its approvals come from (absent: where it is asked)
         self._approval_channels = {dns_name(d): c for d, c in (approval_channels or {}).items()}
         self._watchers: list[RequestWatcher] = []
+        self._telling = 0  # watchers being told something now (see drain)
         self._windows = {dns_name(d): w for d, w in (windows or {}).items()}  # absent: always open
         self._freezes = freezes  # None: freezes are off (no shared store to keep them in)
         self.metrics = metrics or Metrics.create()  # the handlers count clicks on the same set
@@ -791,11 +792,24 @@ class ChangeService:
         self._watchers.append(watcher)
 
     async def _tell(self, request: ChangeRequest, change: RequestChange) -> None:
-        for watcher in self._watchers:
-            try:
-                await watcher.request_changed(request, change)
-            except Exception:  # a watcher's failure is its own: the request goes on as it was
-                log.warning("telling a watcher that %s is %s failed", request.id, change.kind.value, exc_info=True)
+        self._telling += 1
+        try:
+            for watcher in self._watchers:
+                try:
+                    await watcher.request_changed(request, change)
+                except Exception:  # a watcher's failure is its own: the request goes on as it was
+                    log.warning("telling a watcher that %s is %s failed", request.id, change.kind.value, exc_info=True)
+        finally:
+            self._telling -= 1
+
+    async def drain(self, timeout: float = 5.0) -> bool:
+        """Wait (at most ``timeout`` seconds) until no watcher is being told anything: before the bot closes
+        its connections, so that a direct message or a home page in flight still reads what it needs."""
+        deadline = time.monotonic() + timeout
+        # polled, not an asyncio.Event: the service outlives an event loop in the tests, an Event binds to one
+        while self._telling and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        return not self._telling
 
     async def get(self, request_id: str) -> ChangeRequest | None:
         return await self._store.get(request_id)

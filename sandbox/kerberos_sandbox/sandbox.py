@@ -9,7 +9,6 @@ packages that ``scripts/install-system-packages.sh`` installs. Its shell scripts
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import time
@@ -36,6 +35,7 @@ from kerberos_sandbox.redis_server import answers as redis_answers
 from kerberos_sandbox.slack_standin import (
     AckResult,
     SlackStandIn,
+    event_body,
     interaction_form,
     send_slash_command,
     signed_headers,
@@ -297,17 +297,7 @@ class Sandbox:
 
     async def event(self, event: dict[str, Any]) -> AckResult:
         """A signed Events API request (``app_home_opened``), as Slack sends it."""
-        body = json.dumps(
-            {
-                "token": "deprecated-verification-token",
-                "team_id": "T0STANDIN",
-                "api_app_id": "A0KERBOT",
-                "type": "event_callback",
-                "event_id": f"Ev{time.time_ns()}",
-                "event_time": int(time.time()),
-                "event": event,
-            }
-        )
+        body = event_body(event)
         headers = {**signed_headers(self.signing_secret, body), "Content-Type": "application/json"}
         started = time.perf_counter()
         async with self.session.post(self.endpoint, data=body, headers=headers) as response:

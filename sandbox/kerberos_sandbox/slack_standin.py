@@ -416,6 +416,21 @@ def block_actions_payload(
     }
 
 
+def event_body(event: dict[str, Any], team_id: str = "T0STANDIN") -> str:
+    """An Events API request's JSON body (``event_callback``), as Slack posts it."""
+    return json.dumps(
+        {
+            "token": "deprecated-verification-token",
+            "team_id": team_id,
+            "api_app_id": "A0KERBOT",
+            "type": "event_callback",
+            "event_id": f"Ev{time.time_ns()}",
+            "event_time": int(time.time()),
+            "event": event,
+        }
+    )
+
+
 def shortcut_payload(*, user_id: str, callback_id: str, team_id: str = "T0STANDIN") -> dict[str, Any]:
     """A global shortcut, as Slack posts it (interactivity)."""
     return {

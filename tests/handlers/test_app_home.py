@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
-from kerberos_sandbox.slack_standin import SlackStandIn, interaction_form, signed_headers
+from kerberos_sandbox.slack_standin import SlackStandIn, event_body, interaction_form, signed_headers
 
 from bot.domain.approvals import Action, ActionPolicy, RequestState
 from bot.services.container import BotServices
@@ -25,17 +25,7 @@ CHANNEL = "C0PLATFORM"
 
 
 async def send_event(session: aiohttp.ClientSession, bot: RunningBot, event: dict[str, Any]) -> None:
-    body = json.dumps(
-        {
-            "token": "deprecated",
-            "team_id": "T0STANDIN",
-            "api_app_id": "A0KERBOT",
-            "type": "event_callback",
-            "event_id": f"Ev{time.time_ns()}",
-            "event_time": int(time.time()),
-            "event": event,
-        }
-    )
+    body = event_body(event)
     headers = {**signed_headers(bot.signing_secret, body), "Content-Type": "application/json"}
     async with session.post(bot.endpoint, data=body, headers=headers) as response:
         assert response.status == 200

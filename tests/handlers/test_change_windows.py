@@ -10,11 +10,6 @@ from datetime import timedelta
 import aiohttp
 from kerberos_sandbox.slack_standin import (
     SlackStandIn,
-    block_actions_payload,
-    interaction_form,
-    send_slash_command,
-    signed_headers,
-    slash_command_form,
 )
 
 from bot.bootstrap import slack_client
@@ -23,9 +18,9 @@ from bot.domain.windows import ChangeWindows
 from bot.services.container import BotServices
 from bot.workers.changes import ChangeWorker
 from handlers.notices import SlackChangeNotices
-from handlers.views.cards import APPROVE_ACTION
 from tests.support.botserver import running_bot
 from tests.support.fakes import NOW, on_prem_state
+from tests.support.slack_session import Channel
 from tests.support.worlds import ADMINS, one_domain
 
 CHANNEL = "C0PLATFORM"
@@ -41,15 +36,8 @@ async def test_approved_outside_the_window_the_card_and_thread_say_when_it_runs_
     changes = world.changes
     services = BotServices(status=world.status, changes=changes)
     async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
-
-        async def say(text: str, user: str) -> str:
-            url = slack.new_response_url()
-            form = slash_command_form(text, response_url=url, user_id=user, channel_id=CHANNEL)
-            ack = await send_slash_command(session, bot.endpoint, bot.signing_secret, form)
-            assert ack.status == 200
-            if ack.body and "Checking" not in ack.body:
-                return ack.body
-            return json.dumps(await slack.wait_for_responses(url, 1))
+        people = Channel(slack, bot, session, changes)
+        say = people.say
 
         await say("rotate contoso.test -- quarterly", "U0ALICE")
         [card] = await slack.wait_for_api("chat.postMessage", where=lambda c: c.body.get("channel") == CHANNEL)
@@ -58,16 +46,7 @@ async def test_approved_outside_the_window_the_card_and_thread_say_when_it_runs_
         assert "Wed 2026-11-25 22:00 Europe/Berlin (2026-11-25 21:00 UTC)" in shown
         [request] = await changes.pending_or_recent()
 
-        payload = block_actions_payload(
-            user_id="U0BOB",
-            action_id=APPROVE_ACTION,
-            value=changes.button_value(request),
-            channel_id=CHANNEL,
-            message_ts=str((await changes.get(request.id)).message_ts),  # type: ignore[union-attr]
-        )
-        form = interaction_form(payload)
-        async with session.post(bot.endpoint, data=form, headers=signed_headers(bot.signing_secret, form)) as r:
-            assert r.status == 200
+        await people.click(request.id, "U0BOB")
         await slack.wait_for_api("chat.update", where=lambda c: "Approved" in json.dumps(c.body))
 
         client = slack_client(slack.bot_token, slack.api_url)

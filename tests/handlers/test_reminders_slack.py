@@ -4,11 +4,10 @@ fallback channel, and `/kerberos nudge` reminds once, then tells the requester w
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import aiohttp
-from kerberos_sandbox.slack_standin import SlackStandIn, send_slash_command, slash_command_form
+from kerberos_sandbox.slack_standin import SlackStandIn
 
 from bot.bootstrap import slack_client
 from bot.domain.approvals import Action, ActionPolicy, ReminderPolicy
@@ -29,6 +28,7 @@ from tests.support.fakes import (
     FakeRateLimiter,
     on_prem_state,
 )
+from tests.support.slack_session import Channel
 
 CHANNEL = "C0PLATFORM"
 
@@ -54,15 +54,7 @@ async def test_reminders_escalation_and_nudges_reach_the_thread_and_the_fallback
         status=StatusService(directories, module, FakeEntra(), clock=lambda: clock[0]), changes=changes
     )
     async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
-
-        async def say(text: str, user: str = "U0ALICE") -> str:
-            url = slack.new_response_url()
-            form = slash_command_form(text, response_url=url, user_id=user, channel_id=CHANNEL)
-            ack = await send_slash_command(session, bot.endpoint, bot.signing_secret, form)
-            assert ack.status == 200
-            if ack.body and "Checking" not in ack.body:
-                return ack.body
-            return json.dumps(await slack.wait_for_responses(url, 1))
+        say = Channel(slack, bot, session, changes).say
 
         await say("rotate contoso.test -- quarterly")
         [request] = await changes.pending_or_recent()

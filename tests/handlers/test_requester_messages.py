@@ -11,10 +11,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from kerberos_sandbox.slack_standin import (
     SlackStandIn,
-    block_actions_payload,
-    interaction_form,
     send_slash_command,
-    signed_headers,
     slash_command_form,
 )
 
@@ -23,9 +20,9 @@ from bot.domain.approvals import Action, ActionPolicy
 from bot.services.container import BotServices
 from bot.workers.changes import ChangeWorker
 from handlers.notices import SlackChangeNotices
-from handlers.views.cards import APPROVE_ACTION
 from tests.support.botserver import running_bot
 from tests.support.fakes import NOW, FakeNoticePreferences, on_prem_state
+from tests.support.slack_session import Channel
 from tests.support.worlds import ADMINS, one_domain
 
 CHANNEL = "C0PLATFORM"
@@ -50,29 +47,8 @@ async def test_the_requester_hears_every_step_by_direct_message_until_they_turn_
     preferences = FakeNoticePreferences()
     services = BotServices(status=world.status, changes=changes, preferences=preferences)
     async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
-
-        async def say(text: str, user: str = "U0ALICE") -> str:
-            url = slack.new_response_url()
-            form = slash_command_form(text, response_url=url, user_id=user, channel_id=CHANNEL)
-            ack = await send_slash_command(session, bot.endpoint, bot.signing_secret, form)
-            assert ack.status == 200
-            if ack.body and "Checking" not in ack.body:
-                return ack.body
-            return json.dumps(await slack.wait_for_responses(url, 1))
-
-        async def click(request_id: str, user: str) -> None:
-            request = await changes.get(request_id)
-            assert request is not None
-            payload = block_actions_payload(
-                user_id=user,
-                action_id=APPROVE_ACTION,
-                value=changes.button_value(request),
-                channel_id=CHANNEL,
-                message_ts=str(request.message_ts),
-            )
-            body = interaction_form(payload)
-            async with session.post(bot.endpoint, data=body, headers=signed_headers(bot.signing_secret, body)) as r:
-                assert r.status == 200
+        people = Channel(slack, bot, session, changes)
+        say, click = people.say, people.click
 
         await say("rotate contoso.test -- quarterly")
         [posted] = await slack.wait_for_api("chat.postMessage", where=lambda c: c.body.get("channel") == "D0ALICE")
