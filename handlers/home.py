@@ -48,9 +48,10 @@ class SlackHome:
         await self._home.set_direct_messages(user, on=on)
         await self.publish(user)
 
-    async def redraw(self, first: str | None = None) -> None:
-        """Every page someone opened (``first`` before the others), each failure on its own."""
-        viewers = sorted(await self._home.viewers())
+    async def redraw(self, first: str | None = None, *, only: frozenset[str] | None = None) -> None:
+        """The pages someone opened (of ``only``, when given; ``first`` before the others), each failure on
+        its own."""
+        viewers = sorted(v for v in await self._home.viewers() if only is None or v in only)
         ordered = ([first] if first in viewers else []) + [v for v in viewers if v != first]
         for user in ordered[:REDRAW_AT_MOST]:
             try:
@@ -59,7 +60,8 @@ class SlackHome:
                 log.warning("could not redraw the home page of %s", user, exc_info=True)
 
     async def request_changed(self, request: ChangeRequest, change: RequestChange) -> None:
-        await self.redraw(request.requester)
+        """The pages of those it concerns: its requester and its possible approvers."""
+        await self.redraw(request.requester, only=await self._changes.concerned_with(request))
 
 
 def _clicked(body: dict[str, Any]) -> tuple[str, str, str, str]:

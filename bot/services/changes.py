@@ -735,6 +735,17 @@ class ChangeService:
                 found.append(request)
         return found
 
+    async def concerned_with(self, request: ChangeRequest) -> frozenset[str]:
+        """Who a change of ``request`` concerns: its requester and whoever may approve its action (the
+        fallback group too, where it escalates)."""
+        groups = set(self._policies[request.action].approver_groups)
+        if self.reminders.fallback_group and not ACTION_KINDS[request.action].own_approvers:
+            groups.add(self.reminders.fallback_group)
+        people = {request.requester}
+        for group in groups:
+            people |= await self._groups.members(group)
+        return frozenset(people)
+
     async def requested_by(self, user: str, count: int = 100) -> list[ChangeRequest]:
         """The user's own requests among the newest ``count``, newest first."""
         return [r for r in await self._store.recent(count) if r.requester == user]

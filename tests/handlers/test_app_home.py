@@ -114,3 +114,25 @@ async def test_the_requester_sees_their_requests_turns_direct_messages_off_and_t
         await slack.wait_for_api("views.publish", 3)
         assert await preferences.muted("U0ALICE")
         assert "Turn on" in json.dumps(view_of(slack.api_calls("views.publish")[-1]))
+
+
+async def test_a_change_redraws_the_pages_of_those_it_concerns_only() -> None:
+    world = one_domain(
+        on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)), groups={ADMINS: frozenset({"U0BOB"})}
+    )
+    changes = world.changes
+    preferences = FakeNoticePreferences()
+    services = BotServices(
+        status=world.status,
+        changes=changes,
+        preferences=preferences,
+        home=HomeService(changes, preferences=preferences),
+    )
+    async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
+        for user in ("U0ALICE", "U0BOB", "U0MALLORY"):
+            await send_event(session, bot, {"type": "app_home_opened", "user": user, "tab": "home"})
+        await slack.wait_for_api("views.publish", 3)
+        request = await changes.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=False)
+        await changes.card_posted(request.id, CHANNEL, "1.000001")
+        redrawn = [c.body["user_id"] for c in slack.api_calls("views.publish")[3:]]
+        assert sorted(redrawn) == ["U0ALICE", "U0BOB"]  # the requester and the approver; not a bystander
