@@ -9,6 +9,7 @@ from bot.domain.diagnosis import RotationPolicy
 from bot.entrypoints.web import EVENTS_PATH
 from bot.services.changes import ChangeService
 from bot.services.container import BotServices
+from bot.services.home import HomeService
 from bot.services.status import StatusService
 from handlers.app import build_bolt_app
 from handlers.home import SlackHome
@@ -19,8 +20,9 @@ from tests.support.fakes import FakeDirectory, FakeEntra, FakeGroups, FakeKerber
 MANIFEST = json.loads((Path(__file__).parents[2] / "slack" / "manifest.json").read_text())
 
 
-def registered_listeners() -> list[str]:
-    """The names of the Bolt listeners the real app registers, with the approval store switched on."""
+def registered_listeners(*, with_home: bool = False) -> list[str]:
+    """The names of the Bolt listeners the real app registers, with the approval store switched on (and the
+    home page, ``with_home``)."""
     directories = {"contoso.test": FakeDirectory(on_prem_state())}
     module = FakeKerberosModule.in_step(directories)
     changes = ChangeService(
@@ -34,7 +36,8 @@ def registered_listeners() -> list[str]:
     )
     services = BotServices(status=StatusService(directories, module, FakeEntra()), changes=changes)
     client = slack_client("xoxb-x", "http://127.0.0.1:9/api/")
-    app = build_bolt_app(signing_secret="s", client=client, services=services)
+    home = SlackHome(client, HomeService(changes), changes) if with_home else None
+    app = build_bolt_app(signing_secret="s", client=client, services=services, home=home)
     return [listener.ack_function.__name__ for listener in app._async_listeners]
 
 
@@ -61,24 +64,7 @@ def test_the_request_shortcut_the_code_registers_is_declared() -> None:
 
 
 def test_the_home_page_and_its_event_are_declared() -> None:
-    from bot.services.home import HomeService
-
-    directories = {"contoso.test": FakeDirectory(on_prem_state())}
-    module = FakeKerberosModule.in_step(directories)
-    changes = ChangeService(
-        store=FakeApprovalStore(),
-        module=module,
-        directories=directories,
-        groups=FakeGroups(),
-        policies={},
-        rotation=RotationPolicy(),
-        clock=lambda: datetime.now(UTC),
-    )
-    services = BotServices(status=StatusService(directories, module, FakeEntra()), changes=changes)
-    client = slack_client("xoxb-x", "http://127.0.0.1:9/api/")
-    home = SlackHome(client, HomeService(changes), changes)
-    app = build_bolt_app(signing_secret="s", client=client, services=services, home=home)
-    listeners = [listener.ack_function.__name__ for listener in app._async_listeners]
+    listeners = registered_listeners(with_home=True)
     assert {"home_opened", "home_approve", "home_deny", "home_dms"} <= set(listeners)
     assert MANIFEST["features"]["app_home"]["home_tab_enabled"] is True
     events = MANIFEST["settings"]["event_subscriptions"]
