@@ -158,6 +158,11 @@ class ReminderPolicy:
             return None
         return request.created_at + request.time_to_live * self.at[-1]
 
+    def fallback_for(self, action: Action) -> str | None:
+        """The group that may approve ``action`` once a request escalates; None for break-glass, which keeps
+        its own approvers."""
+        return None if ACTION_KINDS[action].own_approvers else self.fallback_group
+
 
 @dataclass(frozen=True)
 class Freeze:

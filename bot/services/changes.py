@@ -684,7 +684,12 @@ class ChangeService:
             await self._click_allowed(approver)
         allowed = await self._approvable(approver)
         at = self._clock()
-        allowed |= await self._escalated_to(approver, request_id, at)
+        fallback = self.reminders.fallback_group
+        if fallback is not None and await self._is_member(approver, frozenset({fallback})):
+            # one more read, only for whoever may step in once the request escalated
+            stored = await self._store.get(request_id)
+            if stored is not None and await self._fallback_may_approve(approver, stored, stored.action, at):
+                allowed |= {stored.action}
         verified = self._verified_actions
         mac = self._signer.approval_mac(request_id, Approval(approver, at, identity))
         result = await self._store.approve(
@@ -695,17 +700,13 @@ class ChangeService:
             await self._tell(result.request, RequestChange(kind, approver, count=result.approvals))
         return result
 
-    async def _escalated_to(self, user: str, request_id: str, at: datetime) -> frozenset[Action]:
-        """The request's action, when it has escalated and ``user`` is in the fallback group (break-glass never
-        escalates to anyone: it keeps its own approvers)."""
-        group = self.reminders.fallback_group
-        if group is None or not await self._is_member(user, frozenset({group})):
-            return frozenset()
-        request = await self._store.get(request_id)
-        if request is None or ACTION_KINDS[request.action].own_approvers:
-            return frozenset()
-        escalated = self.reminders.escalated_at(request)
-        return frozenset({request.action}) if escalated is not None and at >= escalated else frozenset()
+    async def _fallback_may_approve(self, user: str, request: ChangeRequest, action: Action, at: datetime) -> bool:
+        """``user`` may approve ``request`` under ``action``'s policy at ``at`` as a member of the fallback group:
+        it had escalated by then (from its signed times alone), and the action is not break-glass."""
+        group, escalated = self.reminders.fallback_for(action), self.reminders.escalated_at(request)
+        if group is None or escalated is None or at < escalated:
+            return False
+        return await self._is_member(user, frozenset({group}))
 
     async def due_reminders(self) -> list[Reminder]:
         """The reminders that have come due for requests still waiting for approvals, each given out once
@@ -731,7 +732,7 @@ class ChangeService:
         for request in await self._store.pending():
             if request.requester == user or any(a.approver == user for a in request.approvals):
                 continue
-            if request.action in allowed or await self._escalated_to(user, request.id, now):
+            if request.action in allowed or await self._fallback_may_approve(user, request, request.action, now):
                 found.append(request)
         return found
 
@@ -739,8 +740,8 @@ class ChangeService:
         """Who a change of ``request`` concerns: its requester and whoever may approve its action (the
         fallback group too, where it escalates)."""
         groups = set(self._policies[request.action].approver_groups)
-        if self.reminders.fallback_group and not ACTION_KINDS[request.action].own_approvers:
-            groups.add(self.reminders.fallback_group)
+        if (fallback := self.reminders.fallback_for(request.action)) is not None:
+            groups.add(fallback)
         people = {request.requester}
         for group in groups:
             people |= await self._groups.members(group)
@@ -1090,7 +1091,7 @@ class ChangeService:
 
     async def _not_frozen(self, domain: str, action: Action, *, refused: type[KerberosBotError] = UsageError) -> None:
         """A frozen domain takes no change but break-glass (which says it overrides the freeze)."""
-        if self._freezes is None or action in (Action.EMERGENCY_ROTATE, Action.EMERGENCY_REVIEW):
+        if self._freezes is None or ACTION_KINDS[action].overrides_holds:
             return
         freeze = await self._freezes.get(domain, self._clock())
         if freeze is not None:
@@ -1194,13 +1195,6 @@ class ChangeService:
             )
         return first
 
-    async def _by_fallback(self, stored: ChangeRequest, action: Action, approval: Approval) -> bool:
-        """An approval the fallback group gave after the request escalated (signed times only)."""
-        group, escalated = self.reminders.fallback_group, self.reminders.escalated_at(stored)
-        if group is None or escalated is None or ACTION_KINDS[action].own_approvers or approval.at < escalated:
-            return False
-        return await self._is_member(approval.approver, frozenset({group}))
-
     async def _check_approvals(self, stored: ChangeRequest, action: Action, required: int) -> None:
         """``stored``'s approvals hold up under the policy of ``action`` now, ``required`` of them (the number
         signed in the request, which may not be below the policy's)."""
@@ -1219,9 +1213,9 @@ class ChangeService:
                 approval.identity and stored.requester_upn and approval.identity.upn.lower() == stored.requester_upn
             ):
                 raise RefusedAtExecution("the requester is among its approvers")
-            if not await self._is_member(approval.approver, policy.approver_groups) and not await self._by_fallback(
-                stored, action, approval
-            ):
+            if not await self._is_member(
+                approval.approver, policy.approver_groups
+            ) and not await self._fallback_may_approve(approval.approver, stored, action, approval.at):
                 raise RefusedAtExecution(f"<@{approval.approver}> is no longer in an approver group")
             if policy.verified_approval and (approval.identity is None or not approval.identity.mfa):
                 raise RefusedAtExecution(
