@@ -30,7 +30,7 @@ from bot.services.changes import ChangeService, Deferral, Execution, KeyPropagat
 from bot.services.lifecycle import Digest, WatchReport
 from handlers.replies import escape, is_slack_user, person, plain
 from handlers.views.blocks import SECTION_TEXT, clip, plain_context
-from handlers.views.cards import approval_terms, request_card
+from handlers.views.cards import approval_terms, group_mentions, request_card
 from handlers.views.digest import digest_message
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ class SlackChangeNotices:
     async def reminded(self, reminder: Reminder) -> None:
         request, policy = reminder.request, reminder.policy
         terms = approval_terms(self._changes, request)
-        who = " ".join(f"<!subteam^{g}>" for g in terms.groups)
+        who = group_mentions(terms.groups)
         minutes = max(0, int((request.expires_at - self._changes.now()).total_seconds() // 60))
         line = (
             f":alarm_clock: Reminder {reminder.number} of {len(policy.at)}: request `{request.id}` still waits for "
@@ -192,7 +192,8 @@ class SlackChangeNotices:
             f"{request.expires_at:%H:%M} UTC, in {minutes} min. {who}"
         )
         if reminder.escalates and policy.fallback_group:
-            line += f"\n:arrow_double_up: Escalated: members of <!subteam^{policy.fallback_group}> may approve it now."
+            fallback = group_mentions([policy.fallback_group])
+            line += f"\n:arrow_double_up: Escalated: members of {fallback} may approve it now."
         await post_in_thread(self._client, request, line)
         if reminder.escalates and policy.fallback_channel:
             link = await card_link(self._client, request)

@@ -1108,8 +1108,7 @@ class ChangeService:
             raise KerberosBotError("Freezes need the approval store (REDIS_URL).")
         if not reason.strip():
             raise UsageError(f"Say why, after `--`: `/kerberos freeze {name} <until> -- <reason>`.")
-        approvers = frozenset().union(*(p.approver_groups for p in self._policies.values()))
-        if not await self._is_member(by, approvers):
+        if not await self._is_member(by, self._every_approver_group):
             raise NotAllowed("Only members of an approver group may freeze a domain.")
         now = self._clock()
         if until <= now:
@@ -1122,10 +1121,14 @@ class ChangeService:
         name = self._directory(domain).domain_dns_name
         if self._freezes is None:
             return False
-        approvers = frozenset().union(*(p.approver_groups for p in self._policies.values()))
-        if not await self._is_member(by, approvers):
+        if not await self._is_member(by, self._every_approver_group):
             raise NotAllowed("Only members of an approver group may end a freeze.")
         return await self._freezes.remove(name)
+
+    @property
+    def _every_approver_group(self) -> frozenset[str]:
+        """Who may approve any action: they may stop changes in a domain (and end that stop)."""
+        return frozenset().union(*(p.approver_groups for p in self._policies.values()))
 
     async def freeze_of(self, domain: str) -> Freeze | None:
         if self._freezes is None:

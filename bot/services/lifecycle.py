@@ -216,8 +216,7 @@ class LifecycleService:
                 log.warning("the watch could not read %s: %s", schedule.domain, exc.user_message)
                 continue
             current = {f.code: f for f in status.diagnosis.findings if f.severity >= Severity.WARNING}
-            marker = f"watch:{schedule.domain}"
-            before: dict[str, dict[str, str]] = json.loads(await self._memory.recall(marker) or "{}")
+            before = await self._seen(schedule.domain)
             new = [f for code, f in current.items() if code not in before]
             for finding in new:
                 reports.append(WatchReport(schedule.domain, schedule.channel, finding, resolved=False))
@@ -225,13 +224,17 @@ class LifecycleService:
                 drift = json.loads(await self._memory.recall(f"drift:{schedule.domain}") or "[]")
                 drift += [{"at": self._clock().isoformat(), "code": f.code, "summary": f.summary} for f in new]
                 await self._memory.remember(f"drift:{schedule.domain}", json.dumps(drift[-200:]))
-            for code, seen in before.items():
+            for code, gone in before.items():
                 if code not in current:
-                    gone = Finding(code, Severity(int(seen["severity"])), seen["summary"])
                     reports.append(WatchReport(schedule.domain, schedule.channel, gone, resolved=True))
             kept = {c: {"severity": str(int(f.severity)), "summary": f.summary} for c, f in current.items()}
-            await self._memory.remember(marker, json.dumps(kept, sort_keys=True))
+            await self._memory.remember(f"watch:{schedule.domain}", json.dumps(kept, sort_keys=True))
         return reports
+
+    async def _seen(self, domain: str) -> dict[str, Finding]:
+        """The findings the watch saw at its last look at ``domain`` (what it remembered), by code."""
+        seen: dict[str, dict[str, str]] = json.loads(await self._memory.recall(f"watch:{domain}") or "{}")
+        return {code: Finding(code, Severity(int(f["severity"])), f["summary"]) for code, f in seen.items()}
 
     def cadence_of(self, domain: str) -> timedelta | None:
         """The domain's rotation cadence (``rotate_every_days``), if it has one."""
@@ -243,8 +246,7 @@ class LifecycleService:
         schedule = self._schedules.get(domain)
         if schedule is None or schedule.channel is None:
             return None
-        seen: dict[str, dict[str, str]] = json.loads(await self._memory.recall(f"watch:{domain}") or "{}")
-        return tuple(Finding(code, Severity(int(f["severity"])), f["summary"]) for code, f in sorted(seen.items()))
+        return tuple(finding for _code, finding in sorted((await self._seen(domain)).items()))
 
     async def digests(self, every: timedelta) -> list[Digest]:
         """Per channel, once every ``every``: key ages against the policy, the rotations done, the

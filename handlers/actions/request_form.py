@@ -87,9 +87,8 @@ def register(app: AsyncApp, services: BotServices, ticket_pattern: str) -> None:
             return
         work = asyncio.ensure_future(prepared.work())
         done, _ = await asyncio.wait({work}, timeout=ANSWER_ON_THE_FORM_WITHIN)
-        if done and isinstance(work.exception(), KerberosBotError):
-            refusal = work.exception()
-            assert isinstance(refusal, KerberosBotError)
+        refusal = work.exception() if done else None
+        if isinstance(refusal, KerberosBotError):
             await ack(response_action="errors", errors={"action": refusal.user_message[:1000]})
             return
         await ack()  # the form closes; the card, the thread and the direct messages say the rest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -64,6 +65,22 @@ def button_payload(value: object) -> str:
     if not isinstance(value, str) or not 8 <= len(value) <= 100 or not _BUTTON.fullmatch(value):
         raise TamperedButton()
     return value
+
+
+def decision_buttons(block_id: str, value: str, approve: str = APPROVE_ACTION, deny: str = DENY_ACTION) -> ActionsBlock:
+    """Approve and Deny, each carrying ``value`` (the request's id and its MAC, nothing that decides)."""
+    return ActionsBlock(
+        block_id=block_id,
+        elements=[
+            ButtonElement(text="Approve", action_id=approve, value=value, style="primary"),
+            ButtonElement(text="Deny", action_id=deny, value=value, style="danger"),
+        ],
+    )
+
+
+def group_mentions(groups: Iterable[str], separator: str = " ") -> str:
+    """Slack user groups as mentions (they ping their members)."""
+    return separator.join(f"<!subteam^{g}>" for g in groups)
 
 
 def approval_line(approval: Approval) -> str:
@@ -173,7 +190,7 @@ def request_card(
     now = now or datetime.now(UTC)
     title = f"{ACTION_TITLES[request.action]}: {request.domain}"
     approvals = ", ".join(approval_line(a) for a in request.approvals) or "none yet"
-    who = ", ".join(f"<!subteam^{g}>" for g in terms.groups) or "nobody (no approver group is configured)"
+    who = group_mentions(terms.groups, ", ") or "nobody (no approver group is configured)"
     needs = "each one after an Entra sign-in with MFA" if terms.verified else "a click by each approver"
     lines = [
         f"*Requested by* {person(request.requester)}   *Request* `{request.id}`"
@@ -215,14 +232,5 @@ def request_card(
             )
         )
     if request.state == RequestState.PENDING:
-        value = button_value
-        blocks.append(
-            ActionsBlock(
-                block_id=f"request-{request.id}",
-                elements=[
-                    ButtonElement(text="Approve", action_id=APPROVE_ACTION, value=value, style="primary"),
-                    ButtonElement(text="Deny", action_id=DENY_ACTION, value=value, style="danger"),
-                ],
-            )
-        )
+        blocks.append(decision_buttons(f"request-{request.id}", button_value))
     return Reply(text=f"{title} ({request.state.value})", blocks=blocks, in_channel=True)

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
-    ActionsBlock,
     Block,
     ButtonElement,
     ContextBlock,
@@ -24,7 +23,7 @@ from bot.domain.diagnosis import Severity
 from bot.services.home import DomainLine, HomePage
 from handlers.replies import escape, person, plain
 from handlers.views.blocks import SECTION_TEXT, clip, plain_context
-from handlers.views.cards import state_line
+from handlers.views.cards import decision_buttons, state_line
 
 HOME_APPROVE = "kerberos_home_approve"
 HOME_DENY = "kerberos_home_deny"
@@ -79,16 +78,7 @@ def home_view(
     for request in page.to_approve:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(_request_line(request), SECTION_TEXT))))
         blocks.append(plain_context(f"Reason: {plain(request.reason, 200)}"))
-        value = button_value(request)
-        blocks.append(
-            ActionsBlock(
-                block_id=f"home-{request.id}",
-                elements=[
-                    ButtonElement(text="Approve", action_id=HOME_APPROVE, value=value, style="primary"),
-                    ButtonElement(text="Deny", action_id=HOME_DENY, value=value, style="danger"),
-                ],
-            )
-        )
+        blocks.append(decision_buttons(f"home-{request.id}", button_value(request), HOME_APPROVE, HOME_DENY))
     blocks += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text="*Your requests*"))]
     blocks += [SectionBlock(text=MarkdownTextObject(text=clip(_request_line(r), SECTION_TEXT))) for r in page.mine] or [
         SectionBlock(text=MarkdownTextObject(text="None yet: `/kerberos rotate` opens the request form."))

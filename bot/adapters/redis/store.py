@@ -92,6 +92,11 @@ def _durability_plan(info: dict[str, Any], appendonly: str | None) -> tuple[str,
     return "none", 0
 
 
+def _audit(request_id: str, event: str, actor: str | None, at: datetime, detail: str) -> dict[str, str]:
+    """An entry of the audit stream as the Python side writes it (the Lua scripts write the same fields)."""
+    return {"request": request_id, "event": event, "actor": actor or "", "at": iso(at), "detail": detail}
+
+
 class RedisApprovalStore:
     """Implements ``bot.domain.approvals.ApprovalStore``."""
 
@@ -200,27 +205,11 @@ class RedisApprovalStore:
                 if not filed_approved:
                     pipe.zadd(f"{self._p}:pending", {request.id: ms(request.expires_at)})
                 pipe.zadd(f"{self._p}:recent", {request.id: ms(request.created_at)})
-                pipe.xadd(
-                    f"{self._p}:audit",
-                    {
-                        "request": request.id,
-                        "event": "requested",
-                        "actor": request.requester,
-                        "at": iso(request.created_at),
-                        "detail": request.reason,
-                    },
-                )
+                audit = f"{self._p}:audit"
+                pipe.xadd(audit, _audit(request.id, "requested", request.requester, request.created_at, request.reason))
                 if filed_approved:
-                    pipe.xadd(
-                        f"{self._p}:audit",
-                        {
-                            "request": request.id,
-                            "event": "approved",
-                            "actor": "",
-                            "at": iso(request.created_at),
-                            "detail": f"together with {request.approved_with}",
-                        },
-                    )
+                    together = f"together with {request.approved_with}"
+                    pipe.xadd(audit, _audit(request.id, "approved", None, request.created_at, together))
                     pipe.xadd(f"{self._p}:work", {"request": request.id})
                 await pipe.execute()
 
@@ -285,18 +274,12 @@ class RedisApprovalStore:
     async def note(self, request_id: str, event: str, actor: str | None, detail: str, at: datetime) -> None:
         self.round_trips += 1
         with store_errors():
-            await self._redis.xadd(
-                f"{self._p}:audit",
-                {"request": request_id, "event": event, "actor": actor or "", "at": iso(at), "detail": detail},
-            )
+            await self._redis.xadd(f"{self._p}:audit", _audit(request_id, event, actor, at, detail))
 
     async def refuse(self, request_id: str, actor: str, why: str, at: datetime) -> None:
         self.round_trips += 1
         with store_errors():
-            await self._redis.xadd(
-                f"{self._p}:audit",
-                {"request": request_id, "event": "refused", "actor": actor, "at": iso(at), "detail": why},
-            )
+            await self._redis.xadd(f"{self._p}:audit", _audit(request_id, "refused", actor, at, why))
 
     async def expire_due(self, at: datetime) -> list[str]:
         with store_errors():
