@@ -82,7 +82,8 @@ from bot.domain.verification import ChatProfiles, EntraGroupMembership, SignInTi
 from bot.entrypoints.web import READY_CACHE_SECONDS, build_health_app, build_web_app
 from bot.observability.metrics import Metrics
 from bot.services.audit import AuditForwarder
-from bot.services.changes import ChangeService, ExecutionLimits, RateLimits
+from bot.services.changes.engine import build_engine
+from bot.services.changes.limits import ExecutionLimits, RateLimits
 from bot.services.container import BotServices
 from bot.services.home import HomeService
 from bot.services.lifecycle import DomainSchedule, LifecycleService
@@ -477,7 +478,7 @@ def build_components(
             membership = graph
         if membership is not None and tickets is not None:
             verification = build_verification(config, tickets, membership, overrides.profiles, closers, clock, metrics)
-        changes = ChangeService(
+        changes = build_engine(
             signer=integrity_signer(config),
             limiter=limiter,
             rate_limits=RateLimits(config.changes.requests_per_hour, config.changes.clicks_per_minute),
@@ -677,7 +678,7 @@ class Bot:
             await self.change_worker.stop()
         await asyncio.gather(*(worker.stop() for worker in self.command_workers))
         if self.services.changes is not None:  # what a click or a change is still telling its watchers
-            await self.services.changes.drain()
+            await self.services.changes.watchers.drain()
         await self.poster.close()
         if self.components is not None:
             await self.components.aclose()
@@ -728,9 +729,9 @@ def assemble_bot(
     )
     routes = sign_in_routes(services.verification, services.changes, client)
     if services.changes is not None:  # every requester hears what becomes of their requests
-        services.changes.add_watcher(SlackRequesterMessages(client, services.preferences))
+        services.changes.watchers.add(SlackRequesterMessages(client, services.preferences))
         if home is not None:  # and the home pages show it
-            services.changes.add_watcher(home)
+            services.changes.watchers.add(home)
     change_worker = None
     if workers.changes and services.changes is not None:
         change_worker = ChangeWorker(

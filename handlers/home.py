@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.approvals import ChangeRequest, RequestChange, Verdict
 from bot.domain.errors import UsageError
 from bot.observability.logs import set_user
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine
 from bot.services.home import HomeService
 from handlers.actions.clicks import request_id_of
 from handlers.boundary import OnceAck, guard
@@ -31,14 +31,14 @@ REDRAW_AT_MOST = 50  # home pages redrawn per change; beyond that, people see it
 class SlackHome:
     """Draws and redraws people's home pages (``RequestWatcher`` too: a request's change redraws them)."""
 
-    def __init__(self, client: AsyncWebClient, home: HomeService, changes: ChangeService) -> None:
+    def __init__(self, client: AsyncWebClient, home: HomeService, changes: ChangeEngine) -> None:
         self._client = client
         self._home = home
         self._changes = changes
 
     async def publish(self, user: str) -> None:
         page = await self._home.page(user)
-        await self._client.views_publish(user_id=user, view=home_view(page, self._changes.button_value))
+        await self._client.views_publish(user_id=user, view=home_view(page, self._changes.decisions.button_value))
 
     async def opened(self, user: str) -> None:
         await self._home.opened(user)
@@ -61,7 +61,7 @@ class SlackHome:
 
     async def request_changed(self, request: ChangeRequest, change: RequestChange) -> None:
         """The pages of those it concerns: its requester and its possible approvers."""
-        await self.redraw(request.requester, only=await self._changes.concerned_with(request))
+        await self.redraw(request.requester, only=await self._changes.authority.concerned_with(request))
 
 
 def _clicked(body: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -72,8 +72,8 @@ def _clicked(body: dict[str, Any]) -> tuple[str, str, str, str]:
     return str(body["user"]["id"]), button_payload(action.get("value")), team_id, str(body.get("api_app_id", ""))
 
 
-async def _request_for(changes: ChangeService, value: str, team: str, app: str) -> ChangeRequest:
-    request = await changes.get(request_id_of(changes, value))
+async def _request_for(changes: ChangeEngine, value: str, team: str, app: str) -> ChangeRequest:
+    request = await changes.queries.get(request_id_of(changes, value))
     if request is None:
         raise UsageError("This request no longer exists.")
     # the home page is the app's own, in its workspace: a click there counts as on the card, never from elsewhere
@@ -82,7 +82,7 @@ async def _request_for(changes: ChangeService, value: str, team: str, app: str) 
     return request
 
 
-def register(app: AsyncApp, home: SlackHome, changes: ChangeService) -> None:
+def register(app: AsyncApp, home: SlackHome, changes: ChangeEngine) -> None:
     async def home_opened(ack: OnceAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         event = body.get("event") or {}
@@ -104,7 +104,7 @@ def register(app: AsyncApp, home: SlackHome, changes: ChangeService) -> None:
         user, value, team, app_id = _clicked(body)
         set_user(user)
         request = await _request_for(changes, value, team, app_id)
-        result = await changes.approve(request.id, user, request.origin)
+        result = await changes.decisions.approve(request.id, user, request.origin)
         if result.verdict == Verdict.VERIFY_FIRST:
             link = await card_link(client, request)
             where = f" on its card: {link}" if link else " on its card"

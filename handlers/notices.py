@@ -26,7 +26,10 @@ from bot.domain.diagnosis import Severity
 from bot.domain.errors import KerberosBotError
 from bot.domain.ports import NoticePreferences
 from bot.observability.logs import set_user
-from bot.services.changes import ChangeService, Deferral, Execution, KeyPropagation, Reminder
+from bot.services.changes.decisions import Reminder
+from bot.services.changes.engine import ChangeEngine
+from bot.services.changes.executor import Deferral, Execution
+from bot.services.changes.queries import KeyPropagation
 from bot.services.lifecycle import Digest, WatchReport
 from handlers.replies import escape, is_slack_user, person, plain
 from handlers.views.blocks import SECTION_TEXT, clip, plain_context
@@ -51,13 +54,16 @@ REFUSALS = {
 }
 
 
-async def post_card(client: AsyncWebClient, changes: ChangeService, request: ChangeRequest, channel: str) -> None:
+async def post_card(client: AsyncWebClient, changes: ChangeEngine, request: ChangeRequest, channel: str) -> None:
     """The request's card, posted in ``channel``; the store learns where it is, to update it in place."""
     card = request_card(
-        request, changes.button_value(request), approval_terms(changes, request), timing=changes.timing_of(request)
+        request,
+        changes.decisions.button_value(request),
+        approval_terms(changes, request),
+        timing=changes.holds.timing_of(request),
     )
     posted = await client.chat_postMessage(channel=channel, text=card.text, blocks=card.payload()["blocks"])
-    await changes.card_posted(request.id, str(posted["channel"]), str(posted["ts"]))
+    await changes.decisions.card_posted(request.id, str(posted["channel"]), str(posted["ts"]))
 
 
 async def card_link(client: AsyncWebClient, request: ChangeRequest) -> str | None:
@@ -73,11 +79,14 @@ async def card_link(client: AsyncWebClient, request: ChangeRequest) -> str | Non
     return link if isinstance(link, str) and link.startswith("https://") else None
 
 
-async def update_card(client: AsyncWebClient, changes: ChangeService, request: ChangeRequest) -> None:
+async def update_card(client: AsyncWebClient, changes: ChangeEngine, request: ChangeRequest) -> None:
     if not (request.channel and request.message_ts):
         return
     card = request_card(
-        request, changes.button_value(request), approval_terms(changes, request), timing=changes.timing_of(request)
+        request,
+        changes.decisions.button_value(request),
+        approval_terms(changes, request),
+        timing=changes.holds.timing_of(request),
     )
     await client.chat_update(
         channel=request.channel, ts=request.message_ts, text=card.text, blocks=card.payload()["blocks"]
@@ -105,7 +114,7 @@ async def post_in_thread(client: AsyncWebClient, request: ChangeRequest, text: s
 
 async def after_decision(
     client: AsyncWebClient,
-    changes: ChangeService,
+    changes: ChangeEngine,
     result: DecisionResult,
     user: str,
     channel: str,
@@ -161,7 +170,7 @@ class SlackChangeNotices:
     """The change worker's reports, on the request's card and in its thread (``ChangeNotices``); what
     becomes of an emergency also goes to the alert channel."""
 
-    def __init__(self, client: AsyncWebClient, changes: ChangeService, alert_channel: str | None = None) -> None:
+    def __init__(self, client: AsyncWebClient, changes: ChangeEngine, alert_channel: str | None = None) -> None:
         self._client = client
         self._changes = changes
         self._alert_channel = alert_channel
@@ -185,7 +194,7 @@ class SlackChangeNotices:
         request, policy = reminder.request, reminder.policy
         terms = approval_terms(self._changes, request)
         who = group_mentions(terms.groups)
-        minutes = max(0, int((request.expires_at - self._changes.now()).total_seconds() // 60))
+        minutes = max(0, int((request.expires_at - self._changes.queries.now()).total_seconds() // 60))
         line = (
             f":alarm_clock: Reminder {reminder.number} of {len(policy.at)}: request `{request.id}` still waits for "
             f"approval ({len(request.approvals)} of {request.approvals_required}); it expires at "
@@ -248,7 +257,7 @@ class SlackLifecycleNotices:
     def __init__(
         self,
         client: AsyncWebClient,
-        changes: ChangeService,
+        changes: ChangeEngine,
         alert_channel: str | None = None,
         *,
         on_finding: Callable[[], Awaitable[None]] | None = None,

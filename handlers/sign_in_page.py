@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.approvals import Verdict
 from bot.domain.verification import CALLBACK_PATH
 from bot.observability.logs import new_request_id
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine
 from bot.services.verification import ApproverVerification
 from handlers.actions.approve import record_replay, record_sign_in
 from handlers.views.cards import ACTION_TITLES
@@ -60,7 +60,7 @@ def page(
 
 
 def sign_in_routes(
-    verification: ApproverVerification | None, changes: ChangeService | None, client: AsyncWebClient
+    verification: ApproverVerification | None, changes: ChangeEngine | None, client: AsyncWebClient
 ) -> list[web.RouteDef]:
     """``GET /auth/callback`` when approvers sign in through a browser; nothing otherwise."""
     if verification is None or changes is None or not verification.uses_browser:

@@ -9,9 +9,9 @@ boundary and re-raise ``from exc`` so the log keeps the cause.
     ├── ConfigurationError          bad or missing setting (names the variable / key)
     ├── UsageError                  the user typed something we cannot act on
     │   ├── UnknownDomainError
-    │   ├── PreflightError          services.changes: the action cannot succeed now (no server, 24-hour rule)
-    │   ├── NotAllowed              services.changes: not in a group allowed to request the action
-    │   ├── RateLimited             services.changes: too many requests or clicks in a short time
+    │   ├── PreflightError          bot.actions: the action cannot succeed now (no server, 24-hour rule)
+    │   ├── NotAllowed              services.changes.errors: not in a group allowed to request the action
+    │   ├── RateLimited             services.changes.errors: too many requests or clicks in a short time
     │   └── TamperedButton          handlers.views.cards: a button value the bot did not make
     ├── DirectoryError              on-premises AD (ldap3)
     │   ├── DirectoryUnavailable    no DC of the pool answered
@@ -30,7 +30,7 @@ boundary and re-raise ``from exc`` so the log keeps the cause.
     ├── SignInRefused               domain.verification: the approver's sign-in does not verify them
     ├── SignInAbandoned             domain.verification: the sign-in did not finish (expired, declined)
     ├── IdentityUnknown             services.verification: no Entra user is known for the Slack account
-    └── RefusedAtExecution          services.changes: re-validation before the module call refused it
+    └── RefusedAtExecution          services.changes.errors: re-validation before the module call refused it
         └── ForgedRecord            the stored request does not carry the bot's signature
 
 The errors defined beside the code that raises them are named with their module; a test

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from bot.domain.gpo import KdcProxySetting
 from bot.domain.ports import NoticePreferences
 from bot.observability.metrics import Metrics
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine
 from bot.services.home import HomeService
 from bot.services.status import StatusService
 from bot.services.verification import ApproverVerification
@@ -16,7 +16,7 @@ from bot.services.verification import ApproverVerification
 @dataclass(frozen=True)
 class BotServices:
     status: StatusService
-    changes: ChangeService | None = None  # None: no Redis configured, the changing actions are off
+    changes: ChangeEngine | None = None  # None: no Redis configured, the changing actions are off
     kdc_proxy: KdcProxySetting | None = None
     verification: ApproverVerification | None = None  # None: no action needs verified approvals
     metrics: Metrics = field(default_factory=Metrics.create)  # what the handlers count

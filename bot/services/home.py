@@ -13,7 +13,7 @@ from bot.domain.approvals import ChangeRequest
 from bot.domain.diagnosis import Finding
 from bot.domain.errors import KerberosBotError
 from bot.domain.ports import NoticePreferences
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine
 from bot.services.lifecycle import LifecycleService
 
 LINES_FRESH_FOR = 30.0  # seconds: a burst of redraws (a request's every step, for every viewer) reads AD once
@@ -44,7 +44,7 @@ class HomePage:
 class HomeService:
     def __init__(
         self,
-        changes: ChangeService,
+        changes: ChangeEngine,
         *,
         lifecycle: LifecycleService | None = None,
         preferences: NoticePreferences | None = None,
@@ -60,25 +60,25 @@ class HomeService:
         findings = await self._lifecycle.last_findings(domain) if self._lifecycle else None
         try:
             async with asyncio.timeout(READ_TIMEOUT.total_seconds()):
-                version, window = await self._changes.key_window(domain)
+                version, window = await self._changes.queries.key_window(domain)
         except (KerberosBotError, TimeoutError) as exc:
             why = exc.user_message if isinstance(exc, KerberosBotError) else "no DC answered in time"
             return DomainLine(domain, None, None, None, findings, why)
         cadence = (self._lifecycle.cadence_of(domain) if self._lifecycle else None) or self._max_age
         age = window.key_age
-        due = self._changes.now() - age + cadence if age is not None else None
+        due = self._changes.queries.now() - age + cadence if age is not None else None
         return DomainLine(domain, version, age, due, findings)
 
     async def _domain_lines(self) -> tuple[DomainLine, ...]:
         if self._lines is not None and time.monotonic() - self._lines[0] < LINES_FRESH_FOR:
             return self._lines[1]
-        lines = tuple(await asyncio.gather(*(self._line(d) for d in self._changes.domains[:MAX_DOMAINS])))
+        lines = tuple(await asyncio.gather(*(self._line(d) for d in self._changes.queries.domains[:MAX_DOMAINS])))
         self._lines = (time.monotonic(), lines)
         return lines
 
     async def page(self, user: str) -> HomePage:
         lines, to_approve, mine = await asyncio.gather(
-            self._domain_lines(), self._changes.awaiting(user), self._changes.requested_by(user)
+            self._domain_lines(), self._changes.queries.awaiting(user), self._changes.queries.requested_by(user)
         )
         muted = await self._preferences.muted(user) if self._preferences else False
         return HomePage(user, tuple(lines), tuple(to_approve[:MAX_LISTED]), tuple(mine[:MAX_LISTED]), muted)

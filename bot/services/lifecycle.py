@@ -20,7 +20,7 @@ from bot.domain.approvals import KEY_ROTATIONS, Action, ChangeRequest, RequestSt
 from bot.domain.diagnosis import Finding, Severity
 from bot.domain.errors import KerberosBotError
 from bot.domain.ports import SchedulerMemory
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine
 from bot.services.status import StatusService
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class LifecycleService:
     def __init__(
         self,
         *,
-        changes: ChangeService,
+        changes: ChangeEngine,
         status: StatusService,
         memory: SchedulerMemory,
         schedules: Sequence[DomainSchedule],
@@ -98,7 +98,7 @@ class LifecycleService:
         self._origin_of = origin_of or _no_origin
 
     async def _open_rotation(self, domain: str) -> ChangeRequest | None:
-        for request in await self._changes.recent_for(domain, 20):
+        for request in await self._changes.queries.recent_for(domain, 20):
             if request.action in KEY_ROTATIONS and not request.state.is_final:
                 return request
         return None
@@ -120,13 +120,13 @@ class LifecycleService:
         return filed
 
     async def _file_if_due(self, schedule: DomainSchedule, every: timedelta, channel: str) -> ChangeRequest | None:
-        version, window = await self._changes.key_window(schedule.domain)
+        version, window = await self._changes.queries.key_window(schedule.domain)
         age = window.key_age
         if age is None or age < every or not window.allowed_now:
             return None
         if await self._open_rotation(schedule.domain) is not None:
             return None
-        if await self._changes.freeze_of(schedule.domain) is not None:
+        if await self._changes.holds.freeze_of(schedule.domain) is not None:
             return None  # filed once the freeze is over; not refused (and logged) at every tick meanwhile
         marker = f"cadence:{schedule.domain}"
         remembered = json.loads(await self._memory.recall(marker) or "{}")
@@ -143,7 +143,7 @@ class LifecycleService:
             )
             + "."
         )
-        request = await self._changes.request_on_schedule(
+        request = await self._changes.intake.request_on_schedule(
             schedule.domain,
             reason=reason,
             channel=channel,
@@ -162,8 +162,8 @@ class LifecycleService:
         window has passed (no -Force), after an emergency rotation once the new key is on every DC
         (forced). After an emergency's second rotation: the review two people must acknowledge."""
         filed = []
-        for domain in self._changes.domains:
-            for done in await self._changes.recent_for(domain, 20):
+        for domain in self._changes.queries.domains:
+            for done in await self._changes.queries.recent_for(domain, 20):
                 if done.state != RequestState.SUCCEEDED:
                     continue
                 try:
@@ -185,13 +185,13 @@ class LifecycleService:
         if await self._memory.recall(marker) is not None:
             return None
         if first.action == Action.EMERGENCY_ROTATE:
-            ready = await self._changes.key_everywhere(domain)  # the new key replicated: retire the old one now
+            ready = await self._changes.queries.key_everywhere(domain)  # the new key replicated: retire the old one now
         else:
-            _, window = await self._changes.key_window(domain)
+            _, window = await self._changes.queries.key_window(domain)
             ready = window.allowed_now  # within 24 hours -Force would be needed: not wanted
         if not ready:
             return None
-        second = await self._changes.request_second_rotation(first)
+        second = await self._changes.intake.request_second_rotation(first)
         await self._memory.remember(marker, second.id)
         return second
 
@@ -199,7 +199,7 @@ class LifecycleService:
         marker = f"review:{second.follows}"
         if await self._memory.recall(marker) is not None:
             return None
-        review = await self._changes.request_review(second)
+        review = await self._changes.intake.request_review(second)
         await self._memory.remember(marker, review.id)
         return review
 
@@ -278,7 +278,9 @@ class LifecycleService:
             key_age = status.diagnosis.rotation.key_age
         except KerberosBotError as exc:
             log.warning("the digest could not read %s: %s", schedule.domain, exc.user_message)
-        recent = [r for r in await self._changes.recent_for(schedule.domain, 100) if since <= r.created_at < until]
+        recent = [
+            r for r in await self._changes.queries.recent_for(schedule.domain, 100) if since <= r.created_at < until
+        ]
         drift_log = json.loads(await self._memory.recall(f"drift:{schedule.domain}") or "[]")
         drift = tuple(entry["summary"] for entry in drift_log if since.isoformat() <= entry["at"] < until.isoformat())
         return DomainDigest(

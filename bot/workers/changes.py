@@ -16,7 +16,10 @@ from typing import Protocol
 
 from bot.domain.approvals import ChangeRequest
 from bot.domain.errors import KerberosBotError
-from bot.services.changes import ChangeService, Deferral, Execution, KeyPropagation, Reminder
+from bot.services.changes.decisions import Reminder
+from bot.services.changes.engine import ChangeEngine
+from bot.services.changes.executor import Deferral, Execution
+from bot.services.changes.queries import KeyPropagation
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ class ChangeNotices(Protocol):
 class ChangeWorker:
     def __init__(
         self,
-        changes: ChangeService,
+        changes: ChangeEngine,
         notices: ChangeNotices,
         name: str = "worker-1",
         *,
@@ -64,7 +67,7 @@ class ChangeWorker:
         self._followers: set[asyncio.Task[None]] = set()
 
     async def run_once(self, block_ms: int = 1000) -> bool:
-        execution = await self._changes.execute_next(self._name, block_ms)
+        execution = await self._changes.executor.execute_next(self._name, block_ms)
         if execution is None:
             return False
         if isinstance(execution, Deferral):
@@ -84,7 +87,7 @@ class ChangeWorker:
             await self._notices.key_progress(request, key_version, step)
 
         try:
-            result = await self._changes.follow_key(
+            result = await self._changes.queries.follow_key(
                 request.domain,
                 key_version,
                 interval=self._follow_interval,
@@ -97,17 +100,17 @@ class ChangeWorker:
 
     async def expire(self) -> None:
         """Pending requests whose time is up: expired, and their followers told."""
-        for request in await self._changes.expire_due():
+        for request in await self._changes.decisions.expire_due():
             await self._notices.expired(request)
 
     async def recover(self) -> None:
         """Requests a dead worker left mid-action are flagged and shown as such, never re-run."""
-        for request in await self._changes.recover():
+        for request in await self._changes.executor.recover():
             await self._notices.flagged(request)
 
     async def remind(self) -> None:
         """Reminders that came due, each given out once whichever worker sweeps first."""
-        for reminder in await self._changes.due_reminders():
+        for reminder in await self._changes.decisions.due_reminders():
             await self._notices.reminded(reminder)
 
     async def sweep(self) -> None:
@@ -116,7 +119,7 @@ class ChangeWorker:
         await self.expire()
         await self.remind()
         await self.recover()
-        await self._changes.sweep()
+        await self._changes.executor.sweep()
 
     async def _loop(self) -> None:
         next_sweep = 0.0

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine
 from bot.services.verification import ApproverVerification
 from handlers.actions import approve, deny
 
 
-def register(app: AsyncApp, changes: ChangeService, verification: ApproverVerification | None = None) -> None:
+def register(app: AsyncApp, changes: ChangeEngine, verification: ApproverVerification | None = None) -> None:
     approve.register(app, changes, verification)
     deny.register(app, changes)

@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.approvals import ChangeRequest, Verdict
 from bot.domain.errors import KerberosBotError
 from bot.observability.logs import set_user
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine
 from bot.services.verification import ApproverVerification, PendingVerification, SignInFor, VerificationOutcome
 from handlers.actions.clicks import Click, clicked, request_id_of
 from handlers.boundary import OnceAck, guard
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 async def _verify_then_approve(
     client: AsyncWebClient,
-    changes: ChangeService,
+    changes: ChangeEngine,
     verification: ApproverVerification,
     request: ChangeRequest,
     click: Click,
@@ -65,7 +65,7 @@ async def _verify_then_approve(
 
 async def _after_device_code(
     client: AsyncWebClient,
-    changes: ChangeService,
+    changes: ChangeEngine,
     pending: PendingVerification,
     request: ChangeRequest,
     binding: SignInFor,
@@ -88,9 +88,11 @@ async def _tell_slack(call: Awaitable[Any], binding: SignInFor) -> None:
         log.exception("telling Slack about the sign-in of %s for %s failed", binding.chat_user, binding.request_id)
 
 
-async def record_replay(client: AsyncWebClient, changes: ChangeService, binding: SignInFor) -> None:
+async def record_replay(client: AsyncWebClient, changes: ChangeEngine, binding: SignInFor) -> None:
     """A used sign-in link came back: audited on its request, and its owner is told (it may not be them)."""
-    await changes.refuse_unverified(binding.request_id, binding.chat_user, "a used sign-in link was presented again")
+    await changes.decisions.refuse_unverified(
+        binding.request_id, binding.chat_user, "a used sign-in link was presented again"
+    )
     text = (
         f":warning: Your sign-in link for `{binding.request_id}` was used again; it counts once and nothing was "
         "changed. If that was not you, tell your security team."
@@ -108,14 +110,14 @@ class SignInRecorded:
 
 
 async def record_sign_in(
-    client: AsyncWebClient, changes: ChangeService, binding: SignInFor, outcome: VerificationOutcome
+    client: AsyncWebClient, changes: ChangeEngine, binding: SignInFor, outcome: VerificationOutcome
 ) -> SignInRecorded:
     """Turn the outcome of the sign-in made for ``binding`` into the approval (or the refusal) and tell
     the approver, the card and the thread, as a click would."""
     set_user(binding.chat_user)
     user, channel = binding.chat_user, binding.channel
     if outcome.identity is not None:
-        result = await changes.approve(binding.request_id, user, binding.origin, identity=outcome.identity)
+        result = await changes.decisions.approve(binding.request_id, user, binding.origin, identity=outcome.identity)
         problem = "" if result.verdict in (Verdict.RECORDED, Verdict.APPROVED) else REFUSALS.get(result.verdict, "")
         await _tell_slack(after_decision(client, changes, result, user, channel), binding)
         return SignInRecorded(result.verdict, result.request, problem)
@@ -126,24 +128,24 @@ async def record_sign_in(
             "The request stays open; click Approve again to sign in anew."
         )
     else:
-        await changes.refuse_unverified(binding.request_id, user, problem)
+        await changes.decisions.refuse_unverified(binding.request_id, user, problem)
         changes.metrics.decisions.labels("unverified").inc()
         text = (
             f":no_entry_sign: Your approval of `{binding.request_id}` was refused: {escape(problem)}. "
             "Nothing was changed."
         )
     await _tell_slack(client.chat_postEphemeral(channel=channel, user=user, text=text), binding)
-    return SignInRecorded(None, await changes.get(binding.request_id), problem)
+    return SignInRecorded(None, await changes.queries.get(binding.request_id), problem)
 
 
-def register(app: AsyncApp, changes: ChangeService, verification: ApproverVerification | None = None) -> None:
+def register(app: AsyncApp, changes: ChangeEngine, verification: ApproverVerification | None = None) -> None:
     background: set[asyncio.Task[None]] = set()  # clicks waiting for their approver's Entra sign-in
 
     async def approve(ack: OnceAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         click = clicked(body)
         set_user(click.user)
-        result = await changes.approve(request_id_of(changes, click.value), click.user, click.origin)
+        result = await changes.decisions.approve(request_id_of(changes, click.value), click.user, click.origin)
         if result.verdict == Verdict.VERIFY_FIRST and verification is not None and result.request is not None:
             await _verify_then_approve(client, changes, verification, result.request, click, background)
             return

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.domain.errors import UsageError
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine
 from handlers.views.cards import TamperedButton, button_payload
 
 
@@ -30,8 +30,8 @@ def clicked(body: dict[str, Any]) -> Click:
     return Click(button_payload(action.get("value")), str(body["user"]["id"]), str(channel["id"]), origin)
 
 
-def request_id_of(changes: ChangeService, value: str) -> str:
-    request_id = changes.request_id_of(value)
+def request_id_of(changes: ChangeEngine, value: str) -> str:
+    request_id = changes.decisions.request_id_of(value)
     if request_id is None:
         raise TamperedButton()
     return request_id

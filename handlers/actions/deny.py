@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import UsageError
 from bot.observability.logs import set_user
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine
 from handlers.actions.clicks import Click, clicked, request_id_of
 from handlers.boundary import OnceAck, guard
 from handlers.notices import REFUSALS, after_decision
@@ -33,7 +33,7 @@ def _metadata(click: Click) -> str:
     return json.dumps({"value": click.value, "channel": click.channel, "origin": click.origin})
 
 
-def register(app: AsyncApp, changes: ChangeService) -> None:
+def register(app: AsyncApp, changes: ChangeEngine) -> None:
     async def deny(ack: OnceAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         click = clicked(body)
@@ -47,7 +47,7 @@ def register(app: AsyncApp, changes: ChangeService) -> None:
         click, reason = _deny_metadata(body["view"])
         user = str(body["user"]["id"])
         set_user(user)
-        result = await changes.deny(request_id_of(changes, click.value), user, reason, click.origin)
+        result = await changes.decisions.deny(request_id_of(changes, click.value), user, reason, click.origin)
         refusal = REFUSALS.get(result.verdict)
         if refusal:  # shown in the dialog itself; nothing was changed
             await ack(response_action="update", view=message_modal(refusal))

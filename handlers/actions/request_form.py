@@ -55,15 +55,15 @@ def register(app: AsyncApp, services: BotServices, ticket_pattern: str) -> None:
         if not isinstance(trigger, str):
             raise UsageError("Slack sent the shortcut without a trigger to open the form; try it again.")
         team = str((body.get("team") or {}).get("id", ""))
-        await client.views_open(trigger_id=trigger, view=request_form(changes.domains, team=team))
+        await client.views_open(trigger_id=trigger, view=request_form(changes.queries.domains, team=team))
 
     async def request_form_submitted(ack: OnceAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         user = str(body["user"]["id"])
         answers = form_answers(body.get("view") or {})
         errors = form_errors(
             answers,
-            changes.domains,
-            has_approvals_channel=changes.approvals_channel_of(answers.domain) is not None,
+            changes.queries.domains,
+            has_approvals_channel=changes.queries.approvals_channel_of(answers.domain) is not None,
             ticket_pattern=ticket_pattern,
         )
         if errors:
@@ -71,7 +71,10 @@ def register(app: AsyncApp, services: BotServices, ticket_pattern: str) -> None:
             return
         ctx = CommandContext(
             user_id=user,
-            channel_id=answers.channel or answers.opened_in or changes.approvals_channel_of(answers.domain) or "",
+            channel_id=answers.channel
+            or answers.opened_in
+            or changes.queries.approvals_channel_of(answers.domain)
+            or "",
             services=services,
             client=client,
             team_id=str((body.get("team") or {}).get("id", "")),

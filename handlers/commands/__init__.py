@@ -18,7 +18,7 @@ from types import ModuleType
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import KerberosBotError
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine
 from bot.services.container import BotServices
 from handlers.parsing import ParsedCommand
 from handlers.replies import Reply
@@ -79,7 +79,7 @@ def discover() -> tuple[Subcommand, ...]:
     return tuple(Subcommand.from_module(m) for m in sorted(found, key=lambda m: int(m.ORDER)))
 
 
-def require_changes(ctx: CommandContext) -> tuple[ChangeService, AsyncWebClient]:
+def require_changes(ctx: CommandContext) -> tuple[ChangeEngine, AsyncWebClient]:
     """The change service and the Web API, or a clear refusal when no approval store is configured."""
     if ctx.services.changes is None or ctx.client is None:
         raise KerberosBotError("Changes are switched off: the bot has no approval store (REDIS_URL) configured.")

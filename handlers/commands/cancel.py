@@ -29,7 +29,7 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     request_id = command.args[0]
 
     async def work() -> list[Reply]:
-        result = await changes.cancel(request_id, ctx.user_id)
+        result = await changes.decisions.cancel(request_id, ctx.user_id)
         if result.verdict == Verdict.CANCELLED and result.request is not None:
             await update_card(client, changes, result.request)
         return [text_reply(ANSWERS.get(result.verdict, "Nothing changed.").format(id=request_id))]

@@ -18,7 +18,7 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
         ctx,
         USAGE,
         frozenset(),
-        lambda changes, domain, reason, where: changes.request_emergency_rotation(
+        lambda changes, domain, reason, where: changes.intake.request_emergency_rotation(
             domain, requester=ctx.user_id, reason=reason, channel=where.channel_id, origin=where.origin
         ),
     )

@@ -39,7 +39,7 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     until = until_of(until_text, datetime.now(UTC))
 
     async def work() -> list[Reply]:
-        freeze = await changes.freeze(domain, by=ctx.user_id, until=until, reason=command.reason or "")
+        freeze = await changes.holds.freeze(domain, by=ctx.user_id, until=until, reason=command.reason or "")
         return [
             text_reply(
                 f"{freeze.domain} is frozen until {freeze.until:%Y-%m-%d %H:%M} UTC: no change runs there until "

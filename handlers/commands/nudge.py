@@ -21,7 +21,7 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     [request_id] = command.args
 
     async def work() -> list[Reply]:
-        request = await changes.nudge(request_id, ctx.user_id)
+        request = await changes.decisions.nudge(request_id, ctx.user_id)
         who = group_mentions(approval_terms(changes, request).groups)
         await post_in_thread(
             client,

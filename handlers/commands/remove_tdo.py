@@ -17,7 +17,7 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
         ctx,
         USAGE,
         frozenset(),
-        lambda changes, domain, reason, where: changes.request_remove_tdo(
+        lambda changes, domain, reason, where: changes.intake.request_remove_tdo(
             domain, requester=ctx.user_id, reason=reason, channel=where.channel_id, origin=where.origin
         ),
     )

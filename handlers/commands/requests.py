@@ -19,6 +19,6 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     changes, _ = require_changes(ctx)
 
     async def work() -> list[Reply]:
-        return requests_replies(await changes.pending_or_recent(20))
+        return requests_replies(await changes.queries.pending_or_recent(20))
 
     return Prepared(ack=None, work=work)

@@ -19,7 +19,7 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
         ctx,
         USAGE,
         frozenset({"force", "twice"}),
-        lambda changes, domain, reason, where: changes.request_rotation(
+        lambda changes, domain, reason, where: changes.intake.request_rotation(
             domain,
             requester=ctx.user_id,
             reason=reason,

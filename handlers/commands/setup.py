@@ -24,7 +24,7 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
         ctx,
         USAGE,
         frozenset({"top-level-names"}),
-        lambda changes, domain, reason, where: changes.request_setup(
+        lambda changes, domain, reason, where: changes.intake.request_setup(
             domain,
             requester=ctx.user_id,
             reason=reason,

@@ -6,7 +6,7 @@ import contextlib
 from functools import lru_cache
 
 from bot.domain.errors import KerberosBotError, UsageError
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine
 from bot.services.single_flight import SingleFlight
 from bot.services.status import StatusService
 from handlers.commands import CommandContext, Prepared
@@ -20,14 +20,14 @@ _renderings: SingleFlight[list[Reply]] = SingleFlight()
 
 
 async def _render(
-    service: StatusService, changes: ChangeService | None, domain: str | None, per_dc: bool
+    service: StatusService, changes: ChangeEngine | None, domain: str | None, per_dc: bool
 ) -> list[Reply]:
     statuses = await service.status(domain, per_dc=per_dc)
     freezes = {}
     if changes is not None:  # a frozen domain says so beside its status
         for status in statuses:
             with contextlib.suppress(KerberosBotError):  # the store down: the status still shows
-                freezes[status.domain] = await changes.freeze_of(status.domain)
+                freezes[status.domain] = await changes.holds.freeze_of(status.domain)
     replies = status_replies(statuses, {d: f for d, f in freezes.items() if f is not None})
     for reply in replies:
         reply.payload()  # validate and serialise once, for every caller sharing this rendering

@@ -19,7 +19,7 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     [domain] = command.args
 
     async def work() -> list[Reply]:
-        ended = await changes.thaw(domain, by=ctx.user_id)
+        ended = await changes.holds.thaw(domain, by=ctx.user_id)
         return [text_reply(f"The freeze of {domain} is over." if ended else f"{domain} was not frozen.")]
 
     return Prepared(ack=None, work=work)

@@ -21,7 +21,7 @@ from slack_sdk.models.blocks import (
 from bot.domain.approvals import ACTION_KINDS, Approval, ChangeRequest, RequestState
 from bot.domain.errors import UsageError
 from bot.domain.verification import DeviceCodePrompt
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine
 from handlers.replies import Reply, escape, person, plain
 from handlers.views.blocks import SECTION_TEXT, clip
 
@@ -60,7 +60,7 @@ _BUTTON = re.compile(r"[0-9a-f]{6,32}\.[0-9a-f]{10,40}")
 
 
 def button_payload(value: object) -> str:
-    """A button's value as the bot writes it (``<request id>.<MAC>``, see ``ChangeService.button_value``);
+    """A button's value as the bot writes it (``<request id>.<MAC>``, see ``ChangeEngine.button_value``);
     anything else is refused before it names a request."""
     if not isinstance(value, str) or not 8 <= len(value) <= 100 or not _BUTTON.fullmatch(value):
         raise TamperedButton()
@@ -153,8 +153,8 @@ class ApprovalTerms:
     groups: tuple[str, ...]  # Slack user group ids whose members may approve
 
 
-def approval_terms(changes: ChangeService, request: ChangeRequest) -> ApprovalTerms:
-    policy = changes.policy_of(request)
+def approval_terms(changes: ChangeEngine, request: ChangeRequest) -> ApprovalTerms:
+    policy = changes.authority.policy_of(request)
     # a request may need more than its policy (a setup that takes over another tenant's server)
     required = max(policy.approvals_required, request.approvals_required)
     return ApprovalTerms(required, policy.verified_approval, tuple(sorted(policy.approver_groups)))

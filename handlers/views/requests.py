@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
 from bot.domain.approvals import ACTION_KINDS, ChangeRequest
-from bot.services.changes import DomainHistory
+from bot.services.changes.queries import DomainHistory
 from handlers.replies import Reply, escape, person, plain, text_reply
 from handlers.views.blocks import MAX_BLOCKS, SECTION_TEXT, clip, plain_context
 from handlers.views.cards import ACTION_TITLES, state_line

@@ -126,14 +126,14 @@ class Console:
 
     async def _button(self, action_id: str, request_id: str) -> bool:
         changes = self.box.components.services.changes
-        request = await changes.get(request_id) if changes else None
+        request = await changes.queries.get(request_id) if changes else None
         if changes is None or request is None or request.message_ts is None:
             self.say(f"(no request card {request_id!r})")
             return False
         payload = block_actions_payload(
             user_id=PEOPLE[self.user],
             action_id=action_id,
-            value=changes.button_value(request),  # what the card's buttons carry
+            value=changes.decisions.button_value(request),  # what the card's buttons carry
             channel_id=CHANNEL,
             message_ts=request.message_ts,
         )
@@ -310,11 +310,11 @@ class Console:
             self.say("(no request to wait for)")
             return
         for _ in range(int(timeout * 10)):
-            request = await changes.get(request_id)
+            request = await changes.queries.get(request_id)
             if request is not None and request.state.is_final:
                 break
             await asyncio.sleep(0.1)
-        request = await changes.get(request_id)
+        request = await changes.queries.get(request_id)
         if request is not None and request.state == RequestState.SUCCEEDED and "KeyVersion" in (request.outcome or ""):
             await self._key_followed(request)
         self.show_new_messages()

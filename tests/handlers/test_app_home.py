@@ -66,7 +66,9 @@ async def test_an_approver_sees_what_waits_for_them_and_approves_it_from_home() 
     services = BotServices(status=world.status, changes=changes, preferences=preferences, home=home)
     async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
         for _ in range(20):  # more than a page shows
-            await changes.request_rotation("contoso.test", requester="U0ALICE", reason="<!channel> q", force=False)
+            await changes.intake.request_rotation(
+                "contoso.test", requester="U0ALICE", reason="<!channel> q", force=False
+            )
         await send_event(session, bot, {"type": "app_home_opened", "user": "U0BOB", "tab": "home", "channel": "D0BOB"})
         [published] = await slack.wait_for_api("views.publish")
         assert published.body["user_id"] == "U0BOB"
@@ -83,7 +85,7 @@ async def test_an_approver_sees_what_waits_for_them_and_approves_it_from_home() 
 
         await click_home(session, bot, "U0BOB", HOME_APPROVE, value)
         await slack.wait_for_api("views.publish", 2)
-        approved = await changes.get(request_id)
+        approved = await changes.queries.get(request_id)
         assert approved is not None and approved.state == RequestState.APPROVED
         assert "Waiting for your approval" in json.dumps(view_of(slack.api_calls("views.publish")[-1]))
 
@@ -104,10 +106,10 @@ async def test_the_requester_sees_their_requests_turns_direct_messages_off_and_t
         [empty] = await slack.wait_for_api("views.publish")
         assert "None yet" in json.dumps(view_of(empty)) and "Turn off" in json.dumps(view_of(empty))
         await send_event(session, bot, {"type": "app_home_opened", "user": "U0ALICE", "tab": "messages"})
-        request = await changes.request_rotation(
+        request = await changes.intake.request_rotation(
             "contoso.test", requester="U0ALICE", reason="q", force=False, channel=CHANNEL
         )
-        await changes.card_posted(request.id, CHANNEL, "1.000001")  # the card is up: her page is redrawn
+        await changes.decisions.card_posted(request.id, CHANNEL, "1.000001")  # the card is up: her page is redrawn
         [_, redrawn] = await slack.wait_for_api("views.publish", 2)
         assert request.id in json.dumps(view_of(redrawn))
         await click_home(session, bot, "U0ALICE", HOME_DMS, "off")
@@ -132,7 +134,7 @@ async def test_a_change_redraws_the_pages_of_those_it_concerns_only() -> None:
         for user in ("U0ALICE", "U0BOB", "U0MALLORY"):
             await send_event(session, bot, {"type": "app_home_opened", "user": user, "tab": "home"})
         await slack.wait_for_api("views.publish", 3)
-        request = await changes.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=False)
-        await changes.card_posted(request.id, CHANNEL, "1.000001")
+        request = await changes.intake.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=False)
+        await changes.decisions.card_posted(request.id, CHANNEL, "1.000001")
         redrawn = [c.body["user_id"] for c in slack.api_calls("views.publish")[3:]]
         assert sorted(redrawn) == ["U0ALICE", "U0BOB"]  # the requester and the approver; not a bystander

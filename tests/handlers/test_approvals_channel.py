@@ -19,7 +19,7 @@ from kerberos_sandbox.slack_standin import (
 
 from bot.domain.approvals import Action, ActionPolicy, RequestState
 from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import build_engine
 from bot.services.container import BotServices
 from bot.services.status import StatusService
 from handlers.views.cards import APPROVE_ACTION
@@ -36,7 +36,7 @@ def services() -> BotServices:
         "contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)))
     }
     module = FakeKerberosModule.in_step(directories)
-    changes = ChangeService(
+    changes = build_engine(
         store=FakeApprovalStore(),
         module=module,
         directories=directories,
@@ -64,16 +64,16 @@ async def test_the_card_goes_to_the_domains_approvals_channel_and_only_clicks_th
         [card] = await slack.wait_for_api("chat.postMessage", where=lambda c: not c.body["channel"].startswith("D"))
         assert card.body["channel"] == APPROVALS
         assert not [c for c in slack.api_calls("chat.postMessage") if c.body.get("channel") == PRIVATE]
-        [request] = await changes.pending_or_recent()
+        [request] = await changes.queries.pending_or_recent()
         assert request.channel == APPROVALS and request.origin == f"T0STANDIN/A0KERBOT/{APPROVALS}"
 
         async def click(user: str, channel: str) -> None:
             payload = block_actions_payload(
                 user_id=user,
                 action_id=APPROVE_ACTION,
-                value=changes.button_value(request),
+                value=changes.decisions.button_value(request),
                 channel_id=channel,
-                message_ts=str((await changes.get(request.id)).message_ts),  # type: ignore[union-attr]
+                message_ts=str((await changes.queries.get(request.id)).message_ts),  # type: ignore[union-attr]
             )
             body = interaction_form(payload)
             async with session.post(bot.endpoint, data=body, headers=signed_headers(bot.signing_secret, body)) as r:
@@ -81,9 +81,9 @@ async def test_the_card_goes_to_the_domains_approvals_channel_and_only_clicks_th
 
         await click("U0MALLORY", PRIVATE)  # a copy of the buttons in the private channel counts for nothing
         await slack.wait_for_api("chat.postEphemeral", where=lambda c: "another channel" in str(c.body.get("text")))
-        assert (await changes.get(request.id)).state == RequestState.PENDING  # type: ignore[union-attr]
+        assert (await changes.queries.get(request.id)).state == RequestState.PENDING  # type: ignore[union-attr]
         await click("U0BOB", APPROVALS)
-        assert (await changes.get(request.id)).state == RequestState.APPROVED  # type: ignore[union-attr]
+        assert (await changes.queries.get(request.id)).state == RequestState.APPROVED  # type: ignore[union-attr]
 
 
 async def test_asked_in_the_approvals_channel_itself_the_reply_is_the_usual_one() -> None:

@@ -44,7 +44,7 @@ async def test_approved_outside_the_window_the_card_and_thread_say_when_it_runs_
         shown = json.dumps(card.body)
         assert "When it runs:" in shown and "closed now" in shown
         assert "Wed 2026-11-25 22:00 Europe/Berlin (2026-11-25 21:00 UTC)" in shown
-        [request] = await changes.pending_or_recent()
+        [request] = await changes.queries.pending_or_recent()
 
         await people.click(request.id, "U0BOB")
         await slack.wait_for_api("chat.update", where=lambda c: "Approved" in json.dumps(c.body))
@@ -65,5 +65,5 @@ async def test_approved_outside_the_window_the_card_and_thread_say_when_it_runs_
         assert "waits for the change window" in await say("requests", "U0ALICE")
         assert "Only the person who asked" in await say(f"cancel {request.id}", "U0MALLORY")
         assert "is cancelled" in await say(f"cancel {request.id}", "U0CAROL")
-        cancelled = await changes.get(request.id)
+        cancelled = await changes.queries.get(request.id)
         assert cancelled is not None and cancelled.state == RequestState.CANCELLED

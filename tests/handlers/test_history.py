@@ -14,7 +14,7 @@ from kerberos_sandbox.slack_standin import SlackStandIn, send_slash_command, sla
 
 from bot.domain.approvals import Action, ActionPolicy
 from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine, build_engine
 from bot.services.container import BotServices
 from bot.services.status import StatusService
 from tests.support.botserver import running_bot
@@ -33,14 +33,14 @@ HOSTILE = "<!channel> *urgent* <https://evil.test|click>"
 
 
 @pytest.fixture
-async def history() -> AsyncIterator[tuple[ChangeService, FakeEntra, SlackStandIn, str, str]]:
+async def history() -> AsyncIterator[tuple[ChangeEngine, FakeEntra, SlackStandIn, str, str]]:
     directories = {
         "contoso.test": FakeDirectory(on_prem_state("contoso.test")),
         "fabrikam.test": FakeDirectory(on_prem_state("fabrikam.test", with_tdo=False)),
     }
     module = FakeKerberosModule.in_step(directories)
     entra = FakeEntra(events=[audit_event("contoso.test", NOW - timedelta(days=1))])
-    changes = ChangeService(
+    changes = build_engine(
         store=FakeApprovalStore(),
         module=module,
         directories=directories,
@@ -64,9 +64,9 @@ async def ask(slack: SlackStandIn, endpoint: str, secret: str, text: str):  # ty
 
 async def test_history_lists_the_domains_requests_with_their_audit_and_entras_events(history) -> None:  # type: ignore[no-untyped-def]
     changes, _entra, slack, endpoint, secret = history
-    mine = await changes.request_rotation("contoso.test", requester="U0ALICE", reason=HOSTILE, force=False)
-    await changes.approve(mine.id, "U0BOB")
-    other = await changes.request_rotation("fabrikam.test", requester="U0ALICE", reason="elsewhere", force=False)
+    mine = await changes.intake.request_rotation("contoso.test", requester="U0ALICE", reason=HOSTILE, force=False)
+    await changes.decisions.approve(mine.id, "U0BOB")
+    other = await changes.intake.request_rotation("fabrikam.test", requester="U0ALICE", reason="elsewhere", force=False)
     ack, url = await ask(slack, endpoint, secret, "history contoso.test")
     assert ack.status == 200 and "Reading the history of contoso.test" in ack.body
     [reply] = await slack.wait_for_responses(url)

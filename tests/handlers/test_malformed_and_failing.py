@@ -30,7 +30,7 @@ from bot.adapters.slack.groups import SlackUserGroups
 from bot.bootstrap import slack_client
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest
 from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine, build_engine
 from bot.services.container import BotServices
 from bot.services.status import StatusService
 from handlers.views.cards import APPROVE_ACTION, DENY_ACTION
@@ -47,7 +47,7 @@ class Bot:
     running: RunningBot
     slack: SlackStandIn
     session: aiohttp.ClientSession
-    changes: ChangeService
+    changes: ChangeEngine
     store: FakeApprovalStore
 
     async def post(self, body: str, headers: dict[str, str]) -> tuple[int, str]:
@@ -69,8 +69,10 @@ class Bot:
         return [str(c.body.get("text", "")) for c in calls]
 
     async def new_request(self) -> ChangeRequest:
-        request = await self.changes.request_rotation("contoso.test", requester="U0ALICE", reason="q4", force=False)
-        await self.changes.card_posted(request.id, "C0PLATFORM", "1700000000.000100")
+        request = await self.changes.intake.request_rotation(
+            "contoso.test", requester="U0ALICE", reason="q4", force=False
+        )
+        await self.changes.decisions.card_posted(request.id, "C0PLATFORM", "1700000000.000100")
         return request
 
 
@@ -85,7 +87,7 @@ async def bot() -> AsyncIterator[Bot]:
         slack.user_groups[ADMINS] = ["U0BOB", "U0CAROL"]
         client = slack_client(slack.bot_token, slack.api_url)
         policy = ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({ADMINS}))
-        changes = ChangeService(
+        changes = build_engine(
             store=store,
             module=module,
             directories=directories,
@@ -173,26 +175,26 @@ async def test_a_tampered_button_value_is_acknowledged_and_explained(bot: Bot, v
 
 async def test_a_click_outside_a_channel_is_explained(bot: Bot) -> None:
     request = await bot.new_request()
-    payload = approve_click(bot.changes.button_value(request))
+    payload = approve_click(bot.changes.decisions.button_value(request))
     del payload["channel"]
     payload["response_url"] = bot.slack.new_response_url()
     assert await bot.click(payload) == 200
     [reply] = await bot.slack.wait_for_responses(payload["response_url"], 1, 5)
     assert "only on a request's card" in reply["text"]
-    assert (await bot.changes.get(request.id)).approvals == ()  # type: ignore[union-attr]
+    assert (await bot.changes.queries.get(request.id)).approvals == ()  # type: ignore[union-attr]
 
 
 async def test_slacks_user_group_api_failing_on_a_cold_cache_is_explained(bot: Bot) -> None:
     request = await bot.new_request()
     bot.slack.fail("usergroups.users.list", status=500, error="internal_error")
-    assert await bot.click(approve_click(bot.changes.button_value(request))) == 200
+    assert await bot.click(approve_click(bot.changes.decisions.button_value(request))) == 200
     [text] = await bot.ephemeral_to("U0BOB")
     assert "cannot tell who may approve" in text and "nothing was changed" in text
     bot.slack.heal("usergroups.users.list")
-    assert await bot.click(approve_click(bot.changes.button_value(request))) == 200
+    assert await bot.click(approve_click(bot.changes.decisions.button_value(request))) == 200
     texts = await bot.ephemeral_to("U0BOB", 1)
     assert len(texts) == 1  # approved this time: no refusal
-    assert (await bot.changes.get(request.id)).approvals[0].approver == "U0BOB"  # type: ignore[union-attr]
+    assert (await bot.changes.queries.get(request.id)).approvals[0].approver == "U0BOB"  # type: ignore[union-attr]
 
 
 async def test_an_unexpected_error_in_a_click_gets_a_reference(bot: Bot) -> None:
@@ -202,7 +204,7 @@ async def test_an_unexpected_error_in_a_click_gets_a_reference(bot: Bot) -> None
         raise RuntimeError("secret detail: CN=krbtgt_AzureAD,DC=contoso,DC=test")
 
     bot.store.approve = broken  # type: ignore[method-assign,assignment]
-    assert await bot.click(approve_click(bot.changes.button_value(request))) == 200
+    assert await bot.click(approve_click(bot.changes.decisions.button_value(request))) == 200
     [text] = await bot.ephemeral_to("U0BOB")
     assert "reference" in text and "krbtgt" not in text
 

@@ -12,7 +12,7 @@ from kerberos_sandbox.slack_standin import SlackStandIn
 from bot.bootstrap import slack_client
 from bot.domain.approvals import Action, ActionPolicy, ReminderPolicy
 from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import build_engine
 from bot.services.container import BotServices
 from bot.services.status import StatusService
 from bot.workers.changes import ChangeWorker
@@ -39,7 +39,7 @@ async def test_reminders_escalation_and_nudges_reach_the_thread_and_the_fallback
         "contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)))
     }
     module = FakeKerberosModule.in_step(directories)
-    changes = ChangeService(
+    changes = build_engine(
         store=FakeApprovalStore(),
         module=module,
         directories=directories,
@@ -57,7 +57,7 @@ async def test_reminders_escalation_and_nudges_reach_the_thread_and_the_fallback
         say = Channel(slack, bot, session, changes).say
 
         await say("rotate contoso.test -- quarterly")
-        [request] = await changes.pending_or_recent()
+        [request] = await changes.queries.pending_or_recent()
         worker = ChangeWorker(changes, SlackChangeNotices(slack_client(slack.bot_token, slack.api_url), changes))
 
         def thread() -> list[str]:

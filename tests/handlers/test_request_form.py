@@ -110,7 +110,7 @@ async def test_a_submission_with_mistakes_gets_them_under_their_fields_and_asks_
         )
         answer = json.loads(await post(session, bot, payload))
         assert answer["response_action"] == "errors" and says in answer["errors"][where]
-        assert await world.changes.pending_or_recent() == []
+        assert await world.changes.queries.pending_or_recent() == []
 
 
 async def test_a_valid_submission_asks_as_the_typed_command_does_with_the_ticket() -> None:
@@ -119,7 +119,7 @@ async def test_a_valid_submission_asks_as_the_typed_command_does_with_the_ticket
     async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
         assert await submit(session, bot, ticket="CHG-1234", options=("twice",)) == {}  # the form closes
         [card] = await slack.wait_for_api("chat.postMessage", where=lambda c: c.body.get("channel") == CHANNEL)
-        [request] = await world.changes.pending_or_recent()
+        [request] = await world.changes.queries.pending_or_recent()
         assert request.reason == "[CHG-1234] quarterly rotation" and request.twice
         assert request.requester == "U0ALICE" and request.origin == f"T0STANDIN/A0KERBOT/{CHANNEL}"
         assert "Double rotation" in json.dumps(card.body)
@@ -131,7 +131,7 @@ async def test_a_pre_flight_refusal_shows_on_the_form() -> None:
     async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
         answer = await submit(session, bot, action="remove-tdo")
         assert answer["response_action"] == "errors" and "no trusted domain object" in answer["errors"]["action"]
-        assert await world.changes.pending_or_recent() == []
+        assert await world.changes.queries.pending_or_recent() == []
 
 
 class SlowDirectory(FakeDirectory):
@@ -150,7 +150,7 @@ async def test_a_refusal_after_slacks_3_seconds_reaches_the_requester_by_direct_
     monkeypatch.setattr(form_handlers, "ANSWER_ON_THE_FORM_WITHIN", 0.1)
     world = one_domain(on_prem_state("contoso.test", with_tdo=False))
     slow = SlowDirectory(world.directories["contoso.test"].state)
-    world.changes._directories["contoso.test"] = slow  # the same domain, slow DCs
+    world.changes.context.directories["contoso.test"] = slow  # the same domain, slow DCs
     services = BotServices(status=world.status, changes=world.changes)
     async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
         assert await submit(session, bot, action="remove-tdo") == {}  # closed before the pre-flight answered

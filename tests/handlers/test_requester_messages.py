@@ -55,7 +55,7 @@ async def test_the_requester_hears_every_step_by_direct_message_until_they_turn_
         text = json.dumps(posted.body)
         assert "is posted for approval" in text and "2 approvals needed" in text
         assert "https://standin.slack.test/archives/C0PLATFORM/p" in text and "notify off" in text
-        [request] = await changes.pending_or_recent()
+        [request] = await changes.queries.pending_or_recent()
         await click(request.id, "U0BOB")
         await click(request.id, "U0CAROL")
         await slack.wait_for_api("chat.postMessage", 3, where=lambda c: c.body.get("channel") == "D0ALICE")
@@ -69,8 +69,8 @@ async def test_the_requester_hears_every_step_by_direct_message_until_they_turn_
         clock[0] += timedelta(days=2)
         await say("rotate contoso.test -- again")
         await slack.wait_for_api("chat.postMessage", 5, where=lambda c: c.body.get("channel") == "D0ALICE")
-        newest = (await changes.pending_or_recent())[0]  # newest first
-        denied = await changes.deny(newest.id, "U0BOB", "<!channel> *not now*")
+        newest = (await changes.queries.pending_or_recent())[0]  # newest first
+        denied = await changes.decisions.deny(newest.id, "U0BOB", "<!channel> *not now*")
         assert denied.request is not None
         last = json.loads(dms(slack)[-1])
         assert "denied your request" in json.dumps(last)

@@ -59,14 +59,14 @@ async def test_a_scheduled_rotation_is_carded_in_its_channel_and_approved_there_
         [card] = [c.body for c in slack.api_calls("chat.postMessage") if c.body.get("channel") == CHANNEL]
         shown = json.dumps(card)
         assert "Requested by* `kerberos-bot`" in shown and "every 90 days" in shown
-        [request] = await changes.pending_or_recent()
+        [request] = await changes.queries.pending_or_recent()
         assert request.origin == f"T0STANDIN/A0KERBOT/{CHANNEL}" and request.message_ts
 
         async def click(channel: str) -> None:
             payload = block_actions_payload(
                 user_id="U0BOB",
                 action_id=APPROVE_ACTION,
-                value=changes.button_value(request),
+                value=changes.decisions.button_value(request),
                 channel_id=channel,
                 message_ts=str(request.message_ts),
             )
@@ -75,10 +75,10 @@ async def test_a_scheduled_rotation_is_carded_in_its_channel_and_approved_there_
                 assert r.status == 200
 
         await click("C0ELSEWHERE")  # the card's buttons count in its channel only
-        assert (await changes.get(request.id)).state == RequestState.PENDING  # type: ignore[union-attr]
+        assert (await changes.queries.get(request.id)).state == RequestState.PENDING  # type: ignore[union-attr]
         await click(CHANNEL)
         await slack.wait_for_api("chat.update", where=lambda c: "Approved" in json.dumps(c.body))
-        assert (await changes.get(request.id)).state == RequestState.APPROVED  # type: ignore[union-attr]
+        assert (await changes.queries.get(request.id)).state == RequestState.APPROVED  # type: ignore[union-attr]
 
 
 async def test_the_watch_posts_a_finding_once() -> None:
@@ -122,7 +122,7 @@ async def test_rotate_twice_asks_for_a_double_rotation_and_the_card_says_so() ->
         assert ack.status == 200
         [card] = await slack.wait_for_api("chat.postMessage", where=lambda c: c.body.get("channel") == CHANNEL)
         assert "double rotation: the second follows after 24 hours" in json.dumps(card.body)
-        [request] = await changes.pending_or_recent()
+        [request] = await changes.queries.pending_or_recent()
         assert request.twice and request.action == Action.ROTATE
 
 

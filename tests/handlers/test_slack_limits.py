@@ -42,8 +42,8 @@ async def test_rate_limited_and_failing_slack_calls_are_retried_and_nothing_is_l
         cards = await slack.wait_for_api("chat.postMessage", 3, where=lambda c: c.body.get("channel") == CHANNEL)
         assert len(cards) == 3  # two refused, the third posted
         assert [c for c in slack.calls if c.kind == "refused_response"]
-        [request] = await changes.pending_or_recent()
-        stored = await changes.get(request.id)
+        [request] = await changes.queries.pending_or_recent()
+        stored = await changes.queries.get(request.id)
         assert stored is not None and stored.message_ts  # the card's place was learned from the posted one
 
         slack.fail_next("chat.update", status=503, error="service_unavailable", retry_after=None)
@@ -51,7 +51,7 @@ async def test_rate_limited_and_failing_slack_calls_are_retried_and_nothing_is_l
         payload = block_actions_payload(
             user_id="U0BOB",
             action_id=APPROVE_ACTION,
-            value=changes.button_value(request),
+            value=changes.decisions.button_value(request),
             channel_id=CHANNEL,
             message_ts=str(stored.message_ts),
         )

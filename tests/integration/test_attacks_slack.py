@@ -24,7 +24,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"  # the sandbox's
 def store_prefix(box: Sandbox) -> str:
     changes = box.components.services.changes
     assert changes is not None
-    return str(changes._store._p)  # type: ignore[attr-defined]  # where the sandbox keeps its keys
+    return str(changes.store._p)  # type: ignore[attr-defined]  # where the sandbox keeps its keys
 
 
 async def click_from(box: Sandbox, user: str, value: str, ts: str, **where: str) -> None:
@@ -49,7 +49,7 @@ async def test_the_policy_cannot_come_from_the_button(box: Sandbox) -> None:
     await click_from(box, "U0BOB", f"{request.id}|rotate", ts)
     [*_, refusal] = await told(box, "U0BOB", before + 1)
     assert "not made by kerberos-bot" in refusal
-    kept = await box.components.services.changes.get(request.id)  # type: ignore[union-attr]
+    kept = await box.components.services.changes.queries.get(request.id)  # type: ignore[union-attr]
     assert kept is not None and kept.approvals == ()
 
 
@@ -64,9 +64,9 @@ async def test_a_click_from_another_channel_team_or_app_does_not_count(box: Sand
     assert "made in another channel" in refusal
     changes = box.components.services.changes
     assert changes is not None
-    kept = await changes.get(request.id)
+    kept = await changes.queries.get(request.id)
     assert kept is not None and kept.approvals == ()
-    audit = await changes._store.audit(request.id)
+    audit = await changes.store.audit(request.id)
     assert any(e.event == "refused" and e.detail.startswith("wrong_origin") for e in audit)
 
 
@@ -99,7 +99,7 @@ async def test_a_record_written_to_redis_by_someone_else_never_runs(box: Sandbox
         assert report.has_on_prem and report.has_cloud  # nothing was removed
         changes = box.components.services.changes
         assert changes is not None
-        events = [e.event for e in await changes._store.audit(forged)]
+        events = [e.event for e in await changes.store.audit(forged)]
         assert events[-1] == "attention"
     finally:
         for suffix in ("", ":journal", ":approvals"):
@@ -132,5 +132,5 @@ async def test_refused_clicks_stay_out_of_the_thread_and_are_audited_once(box: S
     assert thread == []
     changes = box.components.services.changes
     assert changes is not None
-    refused = [e for e in await changes._store.audit(request.id) if e.event == "refused"]
+    refused = [e for e in await changes.store.audit(request.id) if e.event == "refused"]
     assert len(refused) == 1 and refused[0].actor == "U0MALLORY"

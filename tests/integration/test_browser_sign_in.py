@@ -162,7 +162,7 @@ async def test_a_replayed_answer_counts_once(box: Sandbox) -> None:
     request = await wait_for_state(box, request_id, {RequestState.PENDING})
     assert len(request.approvals) == 1
     assert "was used again" in await next_ephemeral(box, "U0BOB", seen, "used again")  # its owner is told
-    audit = await box.components.services.changes._store.audit(request_id)  # type: ignore[union-attr]
+    audit = await box.components.services.changes.store.audit(request_id)  # type: ignore[union-attr]
     assert any(e.event == "refused" and "used sign-in link" in e.detail for e in audit)
 
 
@@ -180,7 +180,7 @@ async def test_an_answer_brought_to_another_requests_link_approves_neither(box: 
     assert "Approval not counted" in page and "made for another sign-in" in page
     for request_id in (first_id, second_id):
         assert (await wait_for_state(box, request_id, {RequestState.PENDING})).approvals == ()
-    audit = await box.components.services.changes._store.audit(first_id)  # type: ignore[union-attr]
+    audit = await box.components.services.changes.store.audit(first_id)  # type: ignore[union-attr]
     assert any(e.event == "refused" and "verification failed" in e.detail for e in audit)
 
 

@@ -69,8 +69,8 @@ async def test_a_change_request_is_posted_once(box: Sandbox) -> None:
     assert cards(box) == cards_before + 1
     changes = box.components.services.changes
     assert changes is not None
-    [request] = [r for r in await changes.pending_or_recent(20) if r.reason == "queued by a worker"]
-    await changes.cancel(request.id, "U0ALICE")
+    [request] = [r for r in await changes.queries.pending_or_recent(20) if r.reason == "queued by a worker"]
+    await changes.decisions.cancel(request.id, "U0ALICE")
 
 
 async def test_when_redis_refuses_the_command_the_work_runs_here(

@@ -29,7 +29,7 @@ from bot.bootstrap import action_policies, integrity_signer
 from bot.config import load_bot_config
 from bot.domain.approvals import Action, ChangeRequest, RequestState
 from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine, build_engine
 from tests.support.fakes import FakeGroups
 from tests.support.served import start_serve
 
@@ -74,7 +74,7 @@ def frozen(box: Sandbox, domain: str = DOMAIN) -> Iterator[None]:
 class World:
     box: Sandbox
     config: Path
-    changes: ChangeService  # the test's hand: requests and approvals, into the served bot's Redis
+    changes: ChangeEngine  # the test's hand: requests and approvals, into the served bot's Redis
     store: RedisApprovalStore
     procs: list[asyncio.subprocess.Process]
 
@@ -95,12 +95,12 @@ class World:
     async def requested(self, action: Action, reason: str = "fault test") -> ChangeRequest:
         ask: dict[str, Any] = {"requester": "U0ALICE", "reason": reason}
         if action == Action.ROTATE_FORCE:
-            return await self.changes.request_rotation(DOMAIN, force=True, **ask)
-        return await self.changes.request_remove_all(DOMAIN, **ask)
+            return await self.changes.intake.request_rotation(DOMAIN, force=True, **ask)
+        return await self.changes.intake.request_remove_all(DOMAIN, **ask)
 
     async def approve(self, request: ChangeRequest) -> ChangeRequest:
         for approver in APPROVERS[: request.approvals_required]:
-            await self.changes.approve(request.id, approver)
+            await self.changes.decisions.approve(request.id, approver)
         return request
 
     async def approved(self, action: Action, reason: str = "fault test") -> ChangeRequest:
@@ -141,7 +141,7 @@ async def world(box: Sandbox, tmp_path: Path) -> AsyncIterator[World]:
     # [changes] is the sandbox configuration's last table
     config.write_text(box.config_path.read_text() + "\nlease_seconds = 3\n", encoding="utf-8")
     store = RedisApprovalStore(connect(REDIS_URL), "kerberos-bot")
-    changes = ChangeService(
+    changes = build_engine(
         store=store,
         module=box.components.module,
         directories=box.components.directories,

@@ -53,7 +53,7 @@ async def test_the_child_waits_for_the_root_then_is_set_up_without_the_trust(box
 
     request, _, _ = await request_via_slack(box, f"setup {child} -- now the child")
     assert "-SetupCloudTrust" not in request.plan[0] and any("lives in the forest root" in s for s in request.plan)
-    await box.components.services.changes.cancel(request.id, "U0ALICE")  # type: ignore[union-attr]
+    await box.components.services.changes.decisions.cancel(request.id, "U0ALICE")  # type: ignore[union-attr]
     await approved(box, f"setup {child} -- now the child, for real")
     child_state = await box.components.directories[child].read_kerberos_objects()
     assert child_state.server is not None and child_state.trusted_domain is None

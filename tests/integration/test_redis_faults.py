@@ -21,7 +21,7 @@ from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import StoreUnavailable
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import build_engine
 from bot.services.container import BotServices
 from bot.services.status import StatusService
 from handlers.views.cards import APPROVE_ACTION
@@ -68,7 +68,7 @@ async def test_a_click_while_redis_is_down_is_answered_and_the_next_one_after_th
     }
     module = FakeKerberosModule.in_step(directories)
     store = RedisApprovalStore(connect(redis_server.url), f"kbot-{uuid.uuid4().hex[:6]}")
-    changes = ChangeService(
+    changes = build_engine(
         store=store,
         module=module,
         directories=directories,
@@ -79,12 +79,12 @@ async def test_a_click_while_redis_is_down_is_answered_and_the_next_one_after_th
     )
     services = BotServices(StatusService(directories, module, FakeEntra(), clock=lambda: NOW), changes=changes)
     async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
-        request = await changes.request_rotation("contoso.test", requester="U0ALICE", reason="q4", force=False)
-        await changes.card_posted(request.id, "C0PLATFORM", "1.000100")
+        request = await changes.intake.request_rotation("contoso.test", requester="U0ALICE", reason="q4", force=False)
+        await changes.decisions.card_posted(request.id, "C0PLATFORM", "1.000100")
         payload = block_actions_payload(
             user_id="U0BOB",
             action_id=APPROVE_ACTION,
-            value=changes.button_value(request),
+            value=changes.decisions.button_value(request),
             channel_id="C0PLATFORM",
             message_ts="1.000100",
         )
@@ -100,7 +100,7 @@ async def test_a_click_while_redis_is_down_is_answered_and_the_next_one_after_th
         await redis_server.start()
         assert await click() == 200
         await slack.wait_for_api("chat.update", 1, 10)  # the card shows the approval
-        kept = await changes.get(request.id)
+        kept = await changes.queries.get(request.id)
         assert kept is not None and kept.state == RequestState.APPROVED
     await store.close()
 

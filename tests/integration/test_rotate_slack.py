@@ -33,7 +33,7 @@ async def request_via_slack(box: Sandbox, text: str, user: str = "U0ALICE") -> t
     value = actions["elements"][0]["value"]
     changes = box.components.services.changes
     assert changes is not None
-    request = await changes.get(changes.request_id_of(value) or "")
+    request = await changes.queries.get(changes.decisions.request_id_of(value) or "")
     assert request is not None and request.message_ts
     return request, value, request.message_ts
 
@@ -49,7 +49,7 @@ async def wait_for_state(box: Sandbox, request_id: str, states: set[RequestState
     changes = box.components.services.changes
     assert changes is not None
     for _ in range(300):
-        request = await changes.get(request_id)
+        request = await changes.queries.get(request_id)
         if request is not None and request.state in states:
             return request
         await asyncio.sleep(0.1)

@@ -15,7 +15,8 @@ from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes import ChangeService, Execution
+from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.executor import Execution
 from tests.support.fakes import FakeGroups
 
 pytestmark = pytest.mark.samba
@@ -24,7 +25,7 @@ APPROVERS = frozenset(f"U0APPROVER{i}" for i in range(20))
 
 
 @pytest.fixture
-async def service(box: Sandbox) -> AsyncIterator[tuple[ChangeService, RedisApprovalStore]]:
+async def service(box: Sandbox) -> AsyncIterator[tuple[ChangeEngine, RedisApprovalStore]]:
     prefix = f"kbot-test-{uuid.uuid4().hex[:8]}"
     client = connect(REDIS_URL)
     store = RedisApprovalStore(client, prefix)
@@ -32,7 +33,7 @@ async def service(box: Sandbox) -> AsyncIterator[tuple[ChangeService, RedisAppro
         Action.ROTATE: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"})),
         Action.ROTATE_FORCE: ActionPolicy(2, timedelta(hours=1), frozenset(), frozenset({"S0ADMINS"})),
     }
-    svc = ChangeService(
+    svc = build_engine(
         store=store,
         module=box.components.module,
         directories=box.components.directories,
@@ -48,19 +49,21 @@ async def service(box: Sandbox) -> AsyncIterator[tuple[ChangeService, RedisAppro
 
 
 async def test_forced_rotation_executes_once_and_both_sides_agree(
-    box: Sandbox, service: tuple[ChangeService, RedisApprovalStore]
+    box: Sandbox, service: tuple[ChangeEngine, RedisApprovalStore]
 ) -> None:
     svc, store = service
     directory = box.components.directories["contoso.test"]
     before = (await directory.read_kerberos_objects()).server
     assert before is not None and before.key is not None
-    request = await svc.request_rotation("contoso.test", requester="U0ALICE", reason="right after setup", force=True)
+    request = await svc.intake.request_rotation(
+        "contoso.test", requester="U0ALICE", reason="right after setup", force=True
+    )
     assert request.approvals_required == 2
 
-    results = await asyncio.gather(*(svc.approve(request.id, a) for a in sorted(APPROVERS)))
+    results = await asyncio.gather(*(svc.decisions.approve(request.id, a) for a in sorted(APPROVERS)))
     assert Counter(r.verdict for r in results)[Verdict.APPROVED] == 1
 
-    executions = await asyncio.gather(*(svc.execute_next(f"worker-{i}") for i in range(3)))
+    executions = await asyncio.gather(*(svc.executor.execute_next(f"worker-{i}") for i in range(3)))
     done = [e for e in executions if isinstance(e, Execution)]
     assert len(done) == 1 and done[0].succeeded, done[0].outcome if done else None
     assert done[0].request.state == RequestState.SUCCEEDED
@@ -76,9 +79,9 @@ async def test_forced_rotation_executes_once_and_both_sides_agree(
 
 
 async def test_unforced_rotation_of_a_fresh_key_is_refused_before_approval(
-    service: tuple[ChangeService, RedisApprovalStore],
+    service: tuple[ChangeEngine, RedisApprovalStore],
 ) -> None:
     svc, store = service
     with pytest.raises(Exception, match="needs `--force`"):
-        await svc.request_rotation("contoso.test", requester="U0ALICE", reason="routine", force=False)
+        await svc.intake.request_rotation("contoso.test", requester="U0ALICE", reason="routine", force=False)
     assert await store.recent() == []

@@ -19,7 +19,11 @@ from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestSta
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.integrity import Signer
 from bot.domain.windows import ChangeWindows
-from bot.services.changes import SCHEDULER, ChangeService, Deferral, Execution, KeyPropagation, Reminder
+from bot.services.changes.decisions import Reminder
+from bot.services.changes.engine import build_engine
+from bot.services.changes.executor import Deferral, Execution
+from bot.services.changes.intake import SCHEDULER
+from bot.services.changes.queries import KeyPropagation
 from bot.services.lifecycle import Digest, DomainSchedule, LifecycleService, WatchReport
 from bot.services.status import StatusService
 from bot.workers.changes import ChangeWorker
@@ -67,7 +71,7 @@ def replica(name: str, prefix: str, clock: Clock, filed: Filed, clients: list[Re
     }
     module = FakeKerberosModule.in_step(directories)
     policy = ActionPolicy(2, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"}))
-    changes = ChangeService(
+    changes = build_engine(
         store=RedisApprovalStore(client, prefix),
         module=module,
         directories=directories,
@@ -160,7 +164,7 @@ async def test_two_replicas_honour_the_cadence_and_the_change_window_and_run_the
     for name in ("w1", "w2"):
         client = connect(REDIS_URL)
         clients.append(client)
-        changes = ChangeService(
+        changes = build_engine(
             store=RedisApprovalStore(client, prefix, reclaim_after=timedelta(0)),
             module=module,
             directories=directories,
@@ -193,12 +197,12 @@ async def test_two_replicas_honour_the_cadence_and_the_change_window_and_run_the
         services.append(changes)
 
     await asyncio.gather(*(s.run_once() for s in schedulers))
-    [request] = await services[0].recent_for("contoso.test")
+    [request] = await services[0].queries.recent_for("contoso.test")
     assert request.requester == SCHEDULER
     assert await asyncio.gather(*(s.run_once() for s in schedulers)) in ([True, False], [False, True])
-    assert len(await services[1].recent_for("contoso.test")) == 1  # filed once, by the leader
-    await services[0].approve(request.id, "U0BOB")
-    await services[1].approve(request.id, "U0CAROL")
+    assert len(await services[1].queries.recent_for("contoso.test")) == 1  # filed once, by the leader
+    await services[0].decisions.approve(request.id, "U0BOB")
+    await services[1].decisions.approve(request.id, "U0CAROL")
 
     await asyncio.gather(*(w.run_once(block_ms=0) for w in workers))
     assert sum(len(n.deferred) for n in notices.values()) == 1 and module.set_calls == 0
@@ -209,5 +213,5 @@ async def test_two_replicas_honour_the_cadence_and_the_change_window_and_run_the
     for _ in range(2):
         await asyncio.gather(*(w.run_once(block_ms=0) for w in workers))
     assert sum(len(n.ran) for n in notices.values()) == 1 and module.set_calls == 1
-    done = await services[1].get(request.id)
+    done = await services[1].queries.get(request.id)
     assert done is not None and done.state == RequestState.SUCCEEDED

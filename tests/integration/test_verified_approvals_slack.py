@@ -55,7 +55,7 @@ async def wait_for_approvals(box: Sandbox, request_id: str, count: int) -> Chang
     changes = box.components.services.changes
     assert changes is not None
     for _ in range(150):
-        request = await changes.get(request_id)
+        request = await changes.queries.get(request_id)
         if request is not None and len(request.approvals) >= count:
             return request
         await asyncio.sleep(0.1)
@@ -106,7 +106,7 @@ async def test_verified_approvals_gate_a_trust_removal(box: Sandbox) -> None:
 
     changes = box.components.services.changes
     assert changes is not None
-    audit = await changes._store.audit(request.id)
+    audit = await changes.store.audit(request.id)
     approved = [e for e in audit if e.event == "approved"]
     assert [e.extra["entra_upn"] for e in approved] == ["bob@contoso.test", "carol@contoso.test"]
     assert all(e.extra["entra_oid"] and e.extra["entra_signed_in_at"] for e in approved)

@@ -15,7 +15,8 @@ from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestState
 from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes import ChangeService, ExecutionLimits
+from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.limits import ExecutionLimits
 from tests.support.fakes import FakeGroups
 
 pytestmark = pytest.mark.samba
@@ -32,8 +33,8 @@ async def test_killed_mid_rotation_is_flagged_with_its_journal_and_status_shows_
     module = box.components.module
     assert isinstance(module, KerberosModuleEmulator)
 
-    def service() -> ChangeService:  # a fresh service per "process", sharing only Redis
-        return ChangeService(
+    def service() -> ChangeEngine:  # a fresh service per "process", sharing only Redis
+        return build_engine(
             store=RedisApprovalStore(client, prefix),
             module=module,
             directories=box.components.directories,
@@ -46,24 +47,24 @@ async def test_killed_mid_rotation_is_flagged_with_its_journal_and_status_shows_
 
     try:
         first = service()
-        request = await first.request_rotation("contoso.test", requester="U0ALICE", reason="repair", force=True)
-        await first.approve(request.id, "U0BOB")
+        request = await first.intake.request_rotation("contoso.test", requester="U0ALICE", reason="repair", force=True)
+        await first.decisions.approve(request.id, "U0BOB")
 
         async def kill(domain: str) -> None:
             raise WorkerKilled
 
         module.between_halves = kill
         with pytest.raises(WorkerKilled):
-            await first.execute_next("worker-1")
+            await first.executor.execute_next("worker-1")
         module.between_halves = None
 
         second = service()  # the restarted worker
-        assert await second.recover() == []  # the lease has not lapsed yet: a live worker may still hold it
+        assert await second.executor.recover() == []  # the lease has not lapsed yet: a live worker may still hold it
         flagged_now: list[ChangeRequest] = []
         async with asyncio.timeout(10):
             while not flagged_now:
                 await asyncio.sleep(0.25)  # the sweep's period, shortened
-                flagged_now = await second.recover()
+                flagged_now = await second.executor.recover()
         [flagged] = flagged_now
         assert flagged.id == request.id and flagged.state == RequestState.ATTENTION
         steps = [line.split(" ", 1)[1] for line in flagged.journal]
@@ -76,8 +77,8 @@ async def test_killed_mid_rotation_is_flagged_with_its_journal_and_status_shows_
         ]
         assert steps[1].startswith("claim durable: ")
         assert flagged.outcome and "stopped inside the module call" in flagged.outcome
-        assert await second.execute_next("worker-2") is None  # never run again
-        assert await second.recover() == []
+        assert await second.executor.execute_next("worker-2") is None  # never run again
+        assert await second.executor.recover() == []
 
         _, replies = await box.command("status contoso.test")
         assert "Key versions differ" in str(replies)

@@ -17,7 +17,7 @@ from kerberos_sandbox.slack_standin import (
     slash_command_form,
 )
 
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine
 from handlers.views.cards import APPROVE_ACTION
 from tests.support.botserver import RunningBot
 
@@ -29,7 +29,7 @@ class Channel:
     slack: SlackStandIn
     bot: RunningBot
     session: aiohttp.ClientSession
-    changes: ChangeService | None = None
+    changes: ChangeEngine | None = None
     channel: str = CHANNEL
 
     async def say(self, text: str, user: str = "U0ALICE", channel: str | None = None) -> str:
@@ -55,12 +55,12 @@ class Channel:
     ) -> str:
         """Click a button on the request's card, as it carries the bot's value."""
         assert self.changes is not None
-        request = await self.changes.get(request_id)
+        request = await self.changes.queries.get(request_id)
         assert request is not None
         payload = block_actions_payload(
             user_id=user,
             action_id=action_id,
-            value=self.changes.button_value(request),
+            value=self.changes.decisions.button_value(request),
             channel_id=channel or self.channel,
             message_ts=str(request.message_ts),
         )

@@ -11,7 +11,7 @@ from bot.domain.approvals import Action, ActionPolicy
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.model import OnPremState
 from bot.domain.windows import ChangeWindows
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import ChangeEngine, build_engine
 from bot.services.status import StatusService
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeFreezes, FakeGroups, FakeKerberosModule
@@ -21,7 +21,7 @@ ADMINS = "S0ADMINS"
 
 @dataclass
 class OneDomain:
-    changes: ChangeService
+    changes: ChangeEngine
     status: StatusService
     module: FakeKerberosModule
     directories: dict[str, FakeDirectory]
@@ -41,7 +41,7 @@ def one_domain(
     directories = {state.domain_dns_name: FakeDirectory(state)}
     module = FakeKerberosModule.in_step(directories)
     store = FakeApprovalStore()
-    changes = ChangeService(
+    changes = build_engine(
         store=store,
         module=module,
         directories=directories,

@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
+from bot.actions.registry import ACTION_SPECS
 from bot.config import ACTION_KEYS, ApprovalsConfig
 from bot.domain.approvals import ACTION_KINDS, Action, ActionPolicy, ChangeRequest, RequestState
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import UsageError
 from bot.domain.top_level_names import check_top_level_names
-from bot.services.changes import ACTION_SPECS, ChangeService, ExecutionLimits
+from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.limits import ExecutionLimits
 from handlers.views.cards import ACTION_TITLES
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, on_prem_state
@@ -61,7 +63,7 @@ def world(*, with_server: bool = True, with_tdo: bool = True, limits: ExecutionL
     store = FakeApprovalStore()
     clock = Clock()
     policy = ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({ADMINS}))
-    service = ChangeService(
+    service = build_engine(
         store=store,
         module=module,
         directories=directories,
@@ -74,24 +76,24 @@ def world(*, with_server: bool = True, with_tdo: bool = True, limits: ExecutionL
     return service, store, module, directories["contoso.test"], clock
 
 
-async def approved(service: ChangeService, action: Action, **kw: object) -> ChangeRequest:
+async def approved(service: ChangeEngine, action: Action, **kw: object) -> ChangeRequest:
     ask: dict[str, Any] = {"domain": "contoso.test", "requester": "U0ALICE", "reason": "change 42"}
     if action in (Action.ROTATE, Action.ROTATE_FORCE):
-        request = await service.request_rotation(**ask, force=action == Action.ROTATE_FORCE)
+        request = await service.intake.request_rotation(**ask, force=action == Action.ROTATE_FORCE)
     elif action == Action.REMOVE_TDO:
-        request = await service.request_remove_tdo(**ask)
+        request = await service.intake.request_remove_tdo(**ask)
     elif action == Action.SETUP:
-        request = await service.request_setup(**ask, **kw)  # type: ignore[arg-type]
+        request = await service.intake.request_setup(**ask, **kw)  # type: ignore[arg-type]
     else:
-        request = await service.request_remove_all(**ask)
-    await service.approve(request.id, "U0BOB")
+        request = await service.intake.request_remove_all(**ask)
+    await service.decisions.approve(request.id, "U0BOB")
     return request
 
 
 async def test_remove_tdo_removes_the_trust_in_ad_and_keeps_the_server() -> None:
     service, _, module, directory, _ = world()
     await approved(service, Action.REMOVE_TDO)
-    execution = await service.execute_next("w")
+    execution = await service.executor.execute_next("w")
     assert execution is not None and execution.succeeded, execution
     assert directory.state.trusted_domain is None and directory.state.server is not None
     assert not module.cloud["contoso.test"].trust_display
@@ -100,7 +102,7 @@ async def test_remove_tdo_removes_the_trust_in_ad_and_keeps_the_server() -> None
 async def test_setup_creates_the_server_and_the_trust_in_ad_and_entra() -> None:
     service, _, module, directory, _ = world(with_server=False, with_tdo=False)
     await approved(service, Action.SETUP, top_level_names=("usgovcloudapi.net", "windows.net"))
-    execution = await service.execute_next("w")
+    execution = await service.executor.execute_next("w")
     assert execution is not None and execution.succeeded, execution
     assert directory.state.server is not None and directory.state.trusted_domain is not None
     assert directory.state.trusted_domain.top_level_names == ("usgovcloudapi.net", "windows.net")
@@ -110,7 +112,7 @@ async def test_setup_creates_the_server_and_the_trust_in_ad_and_entra() -> None:
 async def test_remove_all_removes_both_halves() -> None:
     service, _, module, directory, _ = world()
     await approved(service, Action.REMOVE_ALL)
-    execution = await service.execute_next("w")
+    execution = await service.executor.execute_next("w")
     assert execution is not None and execution.succeeded, execution
     assert directory.state.server is None and directory.state.trusted_domain is None
     assert "contoso.test" not in module.cloud
@@ -120,7 +122,7 @@ async def test_remove_all_removes_both_halves() -> None:
 async def test_rotation_changes_the_key_in_ad_and_entra(action: Action) -> None:
     service, _, module, directory, _ = world()
     request = await approved(service, action)
-    execution = await service.execute_next("w")
+    execution = await service.executor.execute_next("w")
     assert execution is not None and execution.succeeded, execution
     assert directory.state.server is not None and directory.state.server.key is not None
     assert (
@@ -134,7 +136,7 @@ async def test_an_action_without_a_spec_fails_loudly_and_changes_nothing(monkeyp
     service, store, module, directory, _ = world()
     request = await approved(service, Action.REMOVE_TDO)
     monkeypatch.delitem(ACTION_SPECS, Action.REMOVE_TDO)
-    execution = await service.execute_next("w")
+    execution = await service.executor.execute_next("w")
     assert execution is not None and not execution.succeeded and "unexpected error" in execution.outcome
     assert module.set_calls == 0 and directory.state.trusted_domain is not None
     assert (await store.get(request.id)).state == RequestState.FAILED
@@ -145,7 +147,7 @@ async def test_a_setup_that_fails_in_the_lsa_call_says_what_was_left_in_ad_and_h
     service, store, module, _directory, _ = world(with_server=False, with_tdo=False)
     module.refuse_top_level_names = lambda names: "usgovcloudapi.net" in names
     request = await approved(service, Action.SETUP, top_level_names=("usgovcloudapi.net",))
-    execution = await service.execute_next("w")
+    execution = await service.executor.execute_next("w")
     assert execution is not None and not execution.succeeded
     assert "LsaSetForestTrustInformation" in execution.outcome
     assert "krbtgt_AzureAD account" in execution.outcome and "remove-all contoso.test" in execution.outcome
@@ -157,7 +159,7 @@ async def test_a_failure_before_the_module_call_reads_nothing_more() -> None:
     service, _, _module, directory, _ = world()
     await approved(service, Action.REMOVE_TDO)
     directory.state = replace(directory.state, trusted_domain=None)  # gone meanwhile
-    execution = await service.execute_next("w")
+    execution = await service.executor.execute_next("w")
     assert execution is not None and not execution.succeeded
     assert "already gone" in execution.outcome and "Now in" not in execution.outcome
 
@@ -180,7 +182,7 @@ def test_top_level_names_the_lsa_would_refuse_are_refused_up_front(names: tuple[
 async def test_overlapping_top_level_names_never_reach_approvers() -> None:
     service, store, _, _, _ = world(with_server=False, with_tdo=False)
     with pytest.raises(UsageError, match="must not overlap"):
-        await service.request_setup(
+        await service.intake.request_setup(
             "contoso.test", requester="U0ALICE", reason="x", top_level_names=("windows.net", "core.windows.net")
         )
     assert store.requests == {}
@@ -198,7 +200,7 @@ async def test_a_change_that_hangs_is_stopped_at_its_timeout_flagged_and_its_dom
     service, store, module, _, _ = world(limits=limits)
     module.hang = asyncio.Event()  # never set: the module call does not return
     request = await approved(service, Action.REMOVE_TDO)
-    execution = await service.execute_next("w")
+    execution = await service.executor.execute_next("w")
     assert execution is not None and not execution.succeeded
     flagged = await store.get(request.id)
     assert flagged is not None and flagged.state == RequestState.ATTENTION
@@ -210,16 +212,16 @@ async def test_a_worker_that_died_is_flagged_once_its_lease_lapses_and_the_domai
     service, _store, module, _, clock = world()
     module.hang = asyncio.Event()
     first = await approved(service, Action.REMOVE_TDO)
-    dying = asyncio.create_task(service.execute_next("w1"))
+    dying = asyncio.create_task(service.executor.execute_next("w1"))
     await module.entered.wait()
     dying.cancel()  # the process is gone: no finish, no more renewals
     with pytest.raises(asyncio.CancelledError):
         await dying
-    assert await service.recover() == []  # the lease is still alive
+    assert await service.executor.recover() == []  # the lease is still alive
     clock.now = NOW + ExecutionLimits().lease * 2
-    [flagged] = await service.recover()
+    [flagged] = await service.executor.recover()
     assert flagged.id == first.id and "stopped inside the module call" in (flagged.outcome or "")
     module.hang = None
     await approved(service, Action.ROTATE)
-    execution = await service.execute_next("w2")
+    execution = await service.executor.execute_next("w2")
     assert execution is not None and execution.succeeded, execution

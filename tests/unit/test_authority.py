@@ -13,7 +13,8 @@ from bot.domain.approvals import Action, ActionPolicy, Approval, RequestState, V
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.integrity import Signer
 from bot.domain.verification import VerifiedIdentity
-from bot.services.changes import ChangeService, Execution
+from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.executor import Execution
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, on_prem_state
 
@@ -31,7 +32,7 @@ def world(
     groups: FakeGroups | None = None,
     store: FakeApprovalStore | None = None,
     raise_rotation_to: int | None = None,
-) -> tuple[ChangeService, FakeApprovalStore, FakeKerberosModule, FakeDirectory]:
+) -> tuple[ChangeEngine, FakeApprovalStore, FakeKerberosModule, FakeDirectory]:
     """A service on fakes; ``store`` shares one with another service (the bot restarted on a changed
     configuration), ``raise_rotation_to`` makes that configuration ask more approvals for a rotation."""
     directories = {
@@ -49,7 +50,7 @@ def world(
     }
     if raise_rotation_to is not None:
         policies[Action.ROTATE] = replace(policies[Action.ROTATE], approvals_required=raise_rotation_to)
-    service = ChangeService(
+    service = build_engine(
         store=store,
         module=module,
         directories=directories,
@@ -62,15 +63,17 @@ def world(
     return service, store, module, directories["contoso.test"]
 
 
-async def forced(service: ChangeService) -> str:
-    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=True, origin=ORIGIN)
+async def forced(service: ChangeEngine) -> str:
+    request = await service.intake.request_rotation(
+        "contoso.test", requester="U0ALICE", reason="x", force=True, origin=ORIGIN
+    )
     return request.id
 
 
 async def test_the_approver_groups_come_from_the_stored_action_not_from_the_click() -> None:
     service, store, _, _ = world()
     request_id = await forced(service)  # rotate --force: only the break-glass group approves
-    result = await service.approve(request_id, "U0BOB", ORIGIN)  # in the rotate group, not in break-glass
+    result = await service.decisions.approve(request_id, "U0BOB", ORIGIN)  # in the rotate group, not in break-glass
     assert result.verdict == Verdict.NOT_ALLOWED
     assert store.requests[request_id].approvals == ()
     assert any(e.event == "refused" and "not_allowed" in e.detail for e in store.entries)
@@ -79,32 +82,32 @@ async def test_the_approver_groups_come_from_the_stored_action_not_from_the_clic
 async def test_a_click_from_another_channel_is_refused_and_audited() -> None:
     service, store, _, _ = world()
     request_id = await forced(service)
-    result = await service.approve(request_id, "U0DAVE", "T0STANDIN/A0KERBOT/C0OTHER")
+    result = await service.decisions.approve(request_id, "U0DAVE", "T0STANDIN/A0KERBOT/C0OTHER")
     assert result.verdict == Verdict.WRONG_ORIGIN and store.requests[request_id].approvals == ()
     [refusal] = [e for e in store.entries if e.event == "refused"]
     assert "wrong_origin" in refusal.detail and "C0OTHER" in refusal.detail
     for origin in ("T0OTHER/A0KERBOT/C0PLATFORM", "T0STANDIN/A0EVIL/C0PLATFORM"):
-        assert (await service.approve(request_id, "U0DAVE", origin)).verdict == Verdict.WRONG_ORIGIN
+        assert (await service.decisions.approve(request_id, "U0DAVE", origin)).verdict == Verdict.WRONG_ORIGIN
 
 
 async def test_a_button_names_only_a_request_the_bot_signed() -> None:
     service, _, _, _ = world()
     request_id = await forced(service)
-    request = await service.get(request_id)
+    request = await service.queries.get(request_id)
     assert request is not None
-    value = service.button_value(request)
-    assert service.request_id_of(value) == request_id
+    value = service.decisions.button_value(request)
+    assert service.decisions.request_id_of(value) == request_id
     other_key = world(Signer(b"o" * 32))[0]
-    assert other_key.request_id_of(value) is None
-    assert service.request_id_of(f"{request_id}.{'0' * 22}") is None
-    assert service.request_id_of(f"{request_id}|rotate") is None
+    assert other_key.decisions.request_id_of(value) is None
+    assert service.decisions.request_id_of(f"{request_id}.{'0' * 22}") is None
+    assert service.decisions.request_id_of(f"{request_id}|rotate") is None
 
 
 async def test_refusals_are_audited_once_per_user_request_and_verdict() -> None:
     service, store, _, _ = world()
     request_id = await forced(service)
     for _ in range(50):
-        await service.approve(request_id, "U0MALLORY", ORIGIN)
+        await service.decisions.approve(request_id, "U0MALLORY", ORIGIN)
     refusals = [e for e in store.entries if e.event == "refused"]
     assert len(refusals) == 1 and refusals[0].actor == "U0MALLORY"
 
@@ -137,11 +140,11 @@ async def test_the_requesters_own_entra_account_never_approves() -> None:
 
 
 # -- at execution: the stored record again --------------------------------------------------------
-async def approved_rotation(service: ChangeService) -> str:
-    request = await service.request_rotation(
+async def approved_rotation(service: ChangeEngine) -> str:
+    request = await service.intake.request_rotation(
         "contoso.test", requester="U0ALICE", reason="x", force=False, origin=ORIGIN
     )
-    assert (await service.approve(request.id, "U0BOB", ORIGIN)).verdict == Verdict.APPROVED
+    assert (await service.decisions.approve(request.id, "U0BOB", ORIGIN)).verdict == Verdict.APPROVED
     return request.id
 
 
@@ -150,7 +153,7 @@ async def test_a_record_forged_in_the_store_is_refused_flagged_and_nothing_runs(
     request_id = await approved_rotation(service)
     # someone with write access to Redis turns the approved rotation into a remove-all
     store.requests[request_id] = replace(store.requests[request_id], action=Action.REMOVE_ALL)
-    execution = await service.execute_next("w")
+    execution = await service.executor.execute_next("w")
     assert isinstance(execution, Execution) and not execution.succeeded
     assert execution.request.state == RequestState.ATTENTION
     assert "does not carry the bot's signature" in execution.outcome
@@ -159,13 +162,15 @@ async def test_a_record_forged_in_the_store_is_refused_flagged_and_nothing_runs(
 
 async def test_an_approval_added_in_the_store_is_refused() -> None:
     service, store, module, _ = world()
-    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=True, origin=ORIGIN)
-    await service.approve(request.id, "U0DAVE", ORIGIN)
+    request = await service.intake.request_rotation(
+        "contoso.test", requester="U0ALICE", reason="x", force=True, origin=ORIGIN
+    )
+    await service.decisions.approve(request.id, "U0DAVE", ORIGIN)
     forged = Approval("U0ERIN", NOW, None, mac="0" * 64)
     stored = store.requests[request.id]
     store.requests[request.id] = replace(stored, approvals=(*stored.approvals, forged), state=RequestState.APPROVED)
     store.work.append(request.id)
-    execution = await service.execute_next("w")
+    execution = await service.executor.execute_next("w")
     assert isinstance(execution, Execution) and execution.request.state == RequestState.ATTENTION
     assert "the approval by U0ERIN" in execution.outcome and module.set_calls == 0
 
@@ -175,7 +180,7 @@ async def test_an_approver_removed_from_the_group_before_execution_stops_it() ->
     service, store, module, _ = world(groups=groups)
     request_id = await approved_rotation(service)
     groups.groups[ADMINS] = frozenset({"U0CAROL"})  # Bob left the group
-    execution = await service.execute_next("w")
+    execution = await service.executor.execute_next("w")
     assert isinstance(execution, Execution) and execution.request.state == RequestState.FAILED
     assert "no longer in an approver group" in execution.outcome and module.set_calls == 0
     assert store.requests[request_id].state == RequestState.FAILED
@@ -186,22 +191,23 @@ async def test_a_policy_raised_after_the_approval_is_honoured_at_execution(requi
     first, store, _, _ = world()
     await approved_rotation(first)
     service, _, _, _ = world(store=store, raise_rotation_to=required)  # restarted on a stricter configuration
-    execution = await service.execute_next("w")
+    execution = await service.executor.execute_next("w")
     assert isinstance(execution, Execution)
     assert execution.succeeded == (required == 1), execution.outcome
 
 
 async def test_requests_and_clicks_are_rate_limited_per_user_with_a_clear_message() -> None:
-    from bot.services.changes import RateLimited, RateLimits
+    from bot.services.changes.errors import RateLimited
+    from bot.services.changes.limits import RateLimits
     from tests.support.fakes import FakeRateLimiter
 
-    service, store, _, _ = world()
-    limited = ChangeService(
+    service, store, module, directory = world()
+    limited = build_engine(
         store=store,
-        module=service._module,
-        directories=service._directories,
-        groups=service._groups,
-        policies=service._policies,
+        module=module,
+        directories={"contoso.test": directory},
+        groups=FakeGroups(dict(GROUPS)),
+        policies=service.authority.policies,
         rotation=RotationPolicy(),
         clock=lambda: NOW,
         signer=Signer(KEY),
@@ -209,11 +215,11 @@ async def test_requests_and_clicks_are_rate_limited_per_user_with_a_clear_messag
         rate_limits=RateLimits(requests_per_hour=2, clicks_per_minute=3),
     )
     for _ in range(2):
-        request = await limited.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=True)
+        request = await limited.intake.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=True)
     with pytest.raises(RateLimited, match=r"2 requests an hour.*Try again in 1800 s"):
-        await limited.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=True)
-    await limited.request_rotation("contoso.test", requester="U0ZOE", reason="x", force=True)  # per user
+        await limited.intake.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=True)
+    await limited.intake.request_rotation("contoso.test", requester="U0ZOE", reason="x", force=True)  # per user
     for _ in range(3):
-        await limited.approve(request.id, "U0MALLORY")
+        await limited.decisions.approve(request.id, "U0MALLORY")
     with pytest.raises(RateLimited, match="3 clicks a minute"):
-        await limited.approve(request.id, "U0MALLORY")
+        await limited.decisions.approve(request.id, "U0MALLORY")

@@ -8,11 +8,15 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from bot.actions.base import PreflightError
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.model import KerberosServerReport
 from bot.domain.ports import SetServerOptions
-from bot.services.changes import ChangeService, Execution, ExecutionLimits, NotAllowed, PreflightError
+from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.errors import NotAllowed
+from bot.services.changes.executor import Execution
+from bot.services.changes.limits import ExecutionLimits
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, cloud_of, on_prem_state
 
@@ -29,7 +33,7 @@ class Clock:
         return self.now
 
 
-World = tuple[ChangeService, FakeApprovalStore, FakeKerberosModule, dict[str, FakeDirectory], Clock]
+World = tuple[ChangeEngine, FakeApprovalStore, FakeKerberosModule, dict[str, FakeDirectory], Clock]
 
 
 def make(
@@ -48,7 +52,7 @@ def make(
         Action.ROTATE_FORCE: ActionPolicy(2, timedelta(hours=1), frozenset({PLATFORM}), frozenset({ADMINS})),
     }
     groups = FakeGroups({ADMINS: frozenset({"U0BOB", "U0CAROL", "U0ALICE"}), PLATFORM: frozenset({"U0ALICE"})})
-    service = ChangeService(
+    service = build_engine(
         store=store,
         module=module,
         directories=directories,
@@ -64,37 +68,39 @@ def make(
 
 async def test_rotation_runs_once_after_approval_and_says_what_follows() -> None:
     service, _store, module, _directories, _ = make()
-    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="quarterly", force=False)
+    request = await service.intake.request_rotation(
+        "contoso.test", requester="U0ALICE", reason="quarterly", force=False
+    )
     assert request.approvals_required == 1 and request.expected_key_version == 53325
     assert any("-RotateServerKey" in step for step in request.plan)
-    assert (await service.approve(request.id, "U0BOB")).verdict == Verdict.APPROVED
-    execution = await service.execute_next("worker")
+    assert (await service.decisions.approve(request.id, "U0BOB")).verdict == Verdict.APPROVED
+    execution = await service.executor.execute_next("worker")
     assert isinstance(execution, Execution) and execution.succeeded
     assert "53325 -> 54325" in execution.outcome and "several hours" in execution.outcome
     assert "rotate again" in execution.outcome
     assert execution.request.state == RequestState.SUCCEEDED
     assert module.set_calls == 1
-    assert await service.execute_next("worker") is None
+    assert await service.executor.execute_next("worker") is None
 
 
 async def test_requester_outside_the_groups_is_refused() -> None:
     service, *_ = make()
     with pytest.raises(NotAllowed):
-        await service.request_rotation("contoso.test", requester="U0MALLORY", reason="x", force=False)
+        await service.intake.request_rotation("contoso.test", requester="U0MALLORY", reason="x", force=False)
 
 
 async def test_a_reason_is_required() -> None:
     service, *_ = make()
     with pytest.raises(Exception, match="Say why"):
-        await service.request_rotation("contoso.test", requester="U0ALICE", reason="  ", force=False)
+        await service.intake.request_rotation("contoso.test", requester="U0ALICE", reason="  ", force=False)
 
 
 async def test_within_24_hours_only_forced_and_the_refusal_says_so() -> None:
     service, store, *_ = make(key_age=timedelta(hours=3))
     with pytest.raises(PreflightError, match="needs `--force` \\(2 approvals\\)"):
-        await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
+        await service.intake.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
     assert store.requests == {}  # refused before any approver saw it
-    forced = await service.request_rotation("contoso.test", requester="U0ALICE", reason="repair", force=True)
+    forced = await service.intake.request_rotation("contoso.test", requester="U0ALICE", reason="repair", force=True)
     assert forced.action == Action.ROTATE_FORCE and forced.approvals_required == 2
 
 
@@ -102,13 +108,13 @@ async def test_no_server_is_refused_up_front() -> None:
     service, _store, _, directories, _ = make()
     directories["contoso.test"].state = on_prem_state("contoso.test", with_server=False, with_tdo=False)
     with pytest.raises(PreflightError, match="nothing to rotate"):
-        await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
+        await service.intake.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
 
 
 async def test_approver_outside_the_group_is_refused_and_audited() -> None:
     service, store, *_ = make()
-    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
-    result = await service.approve(request.id, "U0MALLORY")
+    request = await service.intake.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
+    result = await service.decisions.approve(request.id, "U0MALLORY")
     assert result.verdict == Verdict.NOT_ALLOWED
     assert [e.event for e in await store.audit(request.id)] == ["requested", "refused"]
     stored = await store.get(request.id)
@@ -117,18 +123,18 @@ async def test_approver_outside_the_group_is_refused_and_audited() -> None:
 
 async def test_requester_in_the_approver_group_still_cannot_approve() -> None:
     service, *_ = make()
-    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
-    assert (await service.approve(request.id, "U0ALICE")).verdict == Verdict.SELF_APPROVAL
+    request = await service.intake.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
+    assert (await service.decisions.approve(request.id, "U0ALICE")).verdict == Verdict.SELF_APPROVAL
 
 
 async def test_stale_request_stops_without_changing_anything() -> None:
     service, _store, module, _directories, _ = make()
-    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
-    await service.approve(request.id, "U0BOB")
+    request = await service.intake.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
+    await service.decisions.approve(request.id, "U0BOB")
     # someone rotated in the meantime
     await module.set_server("contoso.test", SetServerOptions(rotate_server_key=True))
     calls = module.set_calls
-    execution = await service.execute_next("worker")
+    execution = await service.executor.execute_next("worker")
     assert isinstance(execution, Execution) and not execution.succeeded
     assert "the key changed since the request" in execution.outcome
     assert module.set_calls == calls
@@ -138,19 +144,19 @@ async def test_stale_request_stops_without_changing_anything() -> None:
 async def test_one_change_per_domain_at_a_time_the_second_waits_then_runs() -> None:
     service, store, module, _, _clock = make()
     module.hang = asyncio.Event()
-    first = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
-    await service.approve(first.id, "U0BOB")
-    running = asyncio.create_task(service.execute_next("worker-1"))
+    first = await service.intake.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
+    await service.decisions.approve(first.id, "U0BOB")
+    running = asyncio.create_task(service.executor.execute_next("worker-1"))
     await module.entered.wait()
-    second = await service.request_rotation("contoso.test", requester="U0ALICE", reason="y", force=True)
-    await service.approve(second.id, "U0BOB")
-    await service.approve(second.id, "U0CAROL")
-    assert await service.execute_next("worker-2") is None  # the domain is busy: it waits, it does not fail
+    second = await service.intake.request_rotation("contoso.test", requester="U0ALICE", reason="y", force=True)
+    await service.decisions.approve(second.id, "U0BOB")
+    await service.decisions.approve(second.id, "U0CAROL")
+    assert await service.executor.execute_next("worker-2") is None  # the domain is busy: it waits, it does not fail
     stored = await store.get(second.id)
     assert stored is not None and stored.state == RequestState.APPROVED
     module.hang.set()
     assert (await running) is not None
-    done = await service.execute_next("worker-2")  # it ran, re-validated against the key the first one made
+    done = await service.executor.execute_next("worker-2")  # it ran, re-validated against the key the first one made
     assert (
         isinstance(done, Execution)
         and done.request.id == second.id
@@ -158,14 +164,14 @@ async def test_one_change_per_domain_at_a_time_the_second_waits_then_runs() -> N
     )
 
 
-def make_forest() -> tuple[ChangeService, dict[str, FakeDirectory]]:
+def make_forest() -> tuple[ChangeEngine, dict[str, FakeDirectory]]:
     """contoso.test is the forest root, emea.contoso.test a child without a server yet."""
     directories = {
         "contoso.test": FakeDirectory(on_prem_state("contoso.test", with_tdo=False)),
         "emea.contoso.test": FakeDirectory(on_prem_state("emea.contoso.test", with_server=False, with_tdo=False)),
     }
     policies = {a: ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({ADMINS})) for a in Action}
-    service = ChangeService(
+    service = build_engine(
         store=FakeApprovalStore(),
         module=FakeKerberosModule.in_step(directories),
         directories=directories,
@@ -181,9 +187,9 @@ def make_forest() -> tuple[ChangeService, dict[str, FakeDirectory]]:
 async def test_child_domain_setup_waits_for_the_forest_root_and_explains_0x549() -> None:
     service, directories = make_forest()
     with pytest.raises(PreflightError, match="forest root first.*0x549"):
-        await service.request_setup("emea.contoso.test", requester="U0ALICE", reason="x")
+        await service.intake.request_setup("emea.contoso.test", requester="U0ALICE", reason="x")
     directories["contoso.test"].state = on_prem_state("contoso.test", with_tdo=True)
-    request = await service.request_setup("emea.contoso.test", requester="U0ALICE", reason="x")
+    request = await service.intake.request_setup("emea.contoso.test", requester="U0ALICE", reason="x")
     assert request.top_level_names == ()
     assert not any("-SetupCloudTrust" in step for step in request.plan)
     assert any("lives in the forest root contoso.test" in step for step in request.plan)
@@ -191,7 +197,7 @@ async def test_child_domain_setup_waits_for_the_forest_root_and_explains_0x549()
 
 async def test_root_setup_carries_sovereign_top_level_names() -> None:
     service, _ = make_forest()
-    request = await service.request_setup(
+    request = await service.intake.request_setup(
         "contoso.test", requester="U0ALICE", reason="x", top_level_names=("usgovcloudapi.net", "windows.net")
     )
     assert request.plan[0] == (
@@ -204,21 +210,21 @@ async def test_setup_of_a_complete_root_is_refused() -> None:
     service, directories = make_forest()
     directories["contoso.test"].state = on_prem_state("contoso.test", with_tdo=True)
     with pytest.raises(PreflightError, match="nothing to set up"):
-        await service.request_setup("contoso.test", requester="U0ALICE", reason="x")
+        await service.intake.request_setup("contoso.test", requester="U0ALICE", reason="x")
 
 
 async def test_removing_a_missing_tdo_is_refused() -> None:
     service, _ = make_forest()
     with pytest.raises(PreflightError, match="no trusted domain object"):
-        await service.request_remove_tdo("contoso.test", requester="U0ALICE", reason="x")
+        await service.intake.request_remove_tdo("contoso.test", requester="U0ALICE", reason="x")
 
 
 async def test_pending_requests_expire_on_the_sweep() -> None:
     service, _store, _module, _directories, clock = make()
-    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
-    assert await service.expire_due() == []
+    request = await service.intake.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=False)
+    assert await service.decisions.expire_due() == []
     clock.now = NOW + timedelta(hours=5)
-    [expired] = await service.expire_due()
+    [expired] = await service.decisions.expire_due()
     assert expired.id == request.id and expired.state == RequestState.EXPIRED
 
 
@@ -229,7 +235,7 @@ class LaggingDirectory(FakeDirectory):
 
 async def test_following_the_key_names_the_dcs_that_lag() -> None:
     service, *_ = make(directory=LaggingDirectory)
-    result = await service.follow_key("contoso.test", 60000, interval=timedelta(0), give_up_after=timedelta(0))
+    result = await service.queries.follow_key("contoso.test", 60000, interval=timedelta(0), give_up_after=timedelta(0))
     assert result.agreed == ("ldaps://dc1.contoso.test",)
     assert result.lagging == ("ldaps://dc2.contoso.test", "ldaps://dc3.contoso.test")
 
@@ -250,22 +256,26 @@ def _recording(module: FakeKerberosModule) -> list[SetServerOptions]:
     return seen
 
 
-async def _approved_rotation(service: ChangeService, force: bool = False) -> str:
-    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="quarterly", force=force)
+async def _approved_rotation(service: ChangeEngine, force: bool = False) -> str:
+    request = await service.intake.request_rotation(
+        "contoso.test", requester="U0ALICE", reason="quarterly", force=force
+    )
     for approver in ("U0BOB", "U0CAROL")[: request.approvals_required]:
-        await service.approve(request.id, approver)
+        await service.decisions.approve(request.id, approver)
     return request.id
 
 
 async def test_a_rotation_with_the_cloud_trust_rotates_the_trust_keys_too() -> None:
     service, _store, module, directories, _ = make()
     seen = _recording(module)
-    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="quarterly", force=False)
+    request = await service.intake.request_rotation(
+        "contoso.test", requester="U0ALICE", reason="quarterly", force=False
+    )
     assert request.plan[0] == "Set-AzureADKerberosServer -Domain contoso.test -SetupCloudTrust -RotateServerKey"
     assert any("trustAuthIncoming" in step and "windows.net" in step for step in request.plan)
-    await service.approve(request.id, "U0BOB")
+    await service.decisions.approve(request.id, "U0BOB")
     before = directories["contoso.test"].state.trusted_domain
-    execution = await service.execute_next("worker")
+    execution = await service.executor.execute_next("worker")
     assert isinstance(execution, Execution) and execution.succeeded, execution
     assert seen == [
         SetServerOptions(rotate_server_key=True, force=False, setup_cloud_trust=True, top_level_names=("windows.net",))
@@ -281,16 +291,18 @@ async def test_a_fido_only_domain_or_a_child_domain_rotates_the_service_account_
         "contoso.test", key_updated_on=NOW - timedelta(days=40), with_tdo=False
     )
     seen = _recording(module)
-    request = await service.request_rotation("contoso.test", requester="U0ALICE", reason="quarterly", force=False)
+    request = await service.intake.request_rotation(
+        "contoso.test", requester="U0ALICE", reason="quarterly", force=False
+    )
     assert request.plan[0] == "Set-AzureADKerberosServer -Domain contoso.test -RotateServerKey"
     assert any("FIDO only" in step for step in request.plan)
-    await service.approve(request.id, "U0BOB")
-    assert isinstance(execution := await service.execute_next("worker"), Execution) and execution.succeeded
+    await service.decisions.approve(request.id, "U0BOB")
+    assert isinstance(execution := await service.executor.execute_next("worker"), Execution) and execution.succeeded
     assert seen[0].setup_cloud_trust is False
 
     # a child: its trust lives in the root
     child, _store, _module, _directories, _ = make(forest_roots={"contoso.test": "root.test"})
-    request = await child.request_rotation("contoso.test", requester="U0ALICE", reason="quarterly", force=False)
+    request = await child.intake.request_rotation("contoso.test", requester="U0ALICE", reason="quarterly", force=False)
     assert "-SetupCloudTrust" not in request.plan[0] and any("forest root" in s for s in request.plan)
 
 
@@ -303,7 +315,7 @@ async def test_a_module_that_leaves_the_trust_keys_as_they_were_is_a_failure() -
 
     module.set_server = service_key_only  # type: ignore[method-assign,assignment]
     await _approved_rotation(service)
-    execution = await service.execute_next("worker")
+    execution = await service.executor.execute_next("worker")
     assert isinstance(execution, Execution) and not execution.succeeded
     assert "trusted domain object's keys did not change" in execution.outcome
 
@@ -318,7 +330,7 @@ async def test_setting_up_over_a_server_this_tenant_does_not_know_says_so_and_ne
         Action.REMOVE_ALL: ActionPolicy(3, timedelta(hours=1), frozenset(), frozenset({ADMINS})),
     }
     groups = FakeGroups({ADMINS: frozenset({"U0BOB", "U0CAROL", "U0DAVE"})})
-    service = ChangeService(
+    service = build_engine(
         store=FakeApprovalStore(),
         module=module,
         directories=directories,
@@ -327,14 +339,14 @@ async def test_setting_up_over_a_server_this_tenant_does_not_know_says_so_and_ne
         rotation=RotationPolicy(),
         clock=Clock(NOW),
     )
-    request = await service.request_setup("contoso.test", requester="U0ALICE", reason="new tenant")
+    request = await service.intake.request_setup("contoso.test", requester="U0ALICE", reason="new tenant")
     assert request.plan[0].startswith("WARNING: AD already holds an Entra Kerberos server (krbtgt_25614)")
     assert "overwrites that tenant's trust" in request.plan[0]
     assert request.approvals_required == 3
-    assert (await service.approve(request.id, "U0BOB")).verdict == Verdict.RECORDED
-    assert (await service.approve(request.id, "U0CAROL")).verdict == Verdict.RECORDED  # not yet: 2 of 3
-    assert (await service.approve(request.id, "U0DAVE")).verdict == Verdict.APPROVED
+    assert (await service.decisions.approve(request.id, "U0BOB")).verdict == Verdict.RECORDED
+    assert (await service.decisions.approve(request.id, "U0CAROL")).verdict == Verdict.RECORDED  # not yet: 2 of 3
+    assert (await service.decisions.approve(request.id, "U0DAVE")).verdict == Verdict.APPROVED
     # with this tenant's object in Entra, a setup (of the missing trust) is an ordinary one
     module.cloud["contoso.test"] = cloud_of(directories["contoso.test"].state)  # type: ignore[assignment]
-    ordinary = await service.request_setup("contoso.test", requester="U0ALICE", reason="add the trust")
+    ordinary = await service.intake.request_setup("contoso.test", requester="U0ALICE", reason="add the trust")
     assert ordinary.approvals_required == 2 and not ordinary.plan[0].startswith("WARNING")

@@ -13,7 +13,10 @@ import pytest
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import UsageError
-from bot.services.changes import SCHEDULER, ChangeService, Execution, NotAllowed
+from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.errors import NotAllowed
+from bot.services.changes.executor import Execution
+from bot.services.changes.intake import SCHEDULER
 from bot.services.lifecycle import Digest, DomainSchedule, LifecycleService, WatchReport
 from bot.services.status import StatusService
 from bot.workers.scheduler import LifecycleScheduler
@@ -45,7 +48,7 @@ class Clock:
 @dataclass
 class World:
     lifecycle: LifecycleService
-    changes: ChangeService
+    changes: ChangeEngine
     store: FakeApprovalStore
     module: FakeKerberosModule
     memory: FakeSchedulerMemory
@@ -73,7 +76,7 @@ def world(
     policy = ActionPolicy(
         1, timedelta(hours=4), frozenset({"S0PLATFORM"}), frozenset({ADMINS}), second_with_first=second_with_first
     )
-    changes = ChangeService(
+    changes = build_engine(
         store=store,
         module=module,
         directories=directories,
@@ -100,7 +103,7 @@ async def test_a_key_at_its_cadence_gets_one_rotate_request_filed_by_the_bot() -
     assert "every 90 days" in request.reason and request.state == RequestState.PENDING
     assert await w.lifecycle.file_due_rotations() == []  # open: not filed again
     assert w.module.set_calls == 0  # nothing runs without its approvals
-    assert await w.changes.execute_next("worker") is None
+    assert await w.changes.executor.execute_next("worker") is None
 
 
 async def test_a_younger_key_or_no_cadence_files_nothing() -> None:
@@ -111,7 +114,7 @@ async def test_a_younger_key_or_no_cadence_files_nothing() -> None:
 async def test_a_denied_scheduled_rotation_is_filed_again_a_day_later_not_at_every_tick() -> None:
     w = world()
     [first] = await w.lifecycle.file_due_rotations()
-    await w.changes.deny(first.id, "U0BOB", "not this week")
+    await w.changes.decisions.deny(first.id, "U0BOB", "not this week")
     w.clock.now += timedelta(hours=2)
     assert await w.lifecycle.file_due_rotations() == []
     w.clock.now += timedelta(days=1)
@@ -120,19 +123,19 @@ async def test_a_denied_scheduled_rotation_is_filed_again_a_day_later_not_at_eve
 
 
 async def _approved_and_done(w: World, request: ChangeRequest, approver: str = "U0BOB") -> None:
-    await w.changes.approve(request.id, approver)
-    execution = await w.changes.execute_next("worker")
+    await w.changes.decisions.approve(request.id, approver)
+    execution = await w.changes.executor.execute_next("worker")
     assert isinstance(execution, Execution) and execution.succeeded, execution
 
 
 async def test_a_double_rotation_files_its_second_half_after_the_24_hour_window() -> None:
     w = world(key_age=timedelta(days=40))
-    first = await w.changes.request_rotation(
+    first = await w.changes.intake.request_rotation(
         "contoso.test", requester="U0ALICE", reason="compromise drill", force=False, channel=CHANNEL, twice=True
     )
     assert first.twice and any("Double rotation" in step for step in first.plan)
     await _approved_and_done(w, first)
-    done = await w.changes.get(first.id)
+    done = await w.changes.queries.get(first.id)
     assert done is not None and "files the second rotation" in (done.outcome or "")
     assert await w.lifecycle.file_second_rotations() == []  # the key changed just now: within 24 hours
     w.clock.now = NOW + timedelta(hours=25)
@@ -202,7 +205,7 @@ async def test_a_digest_per_channel_once_a_period_with_ages_rotations_refusals_a
     week = timedelta(days=7)
     assert await w.lifecycle.digests(week) == []  # the first look starts the period
     [scheduled] = await w.lifecycle.file_due_rotations()
-    await w.changes.deny(scheduled.id, "U0BOB", "after the audit")
+    await w.changes.decisions.deny(scheduled.id, "U0BOB", "after the audit")
     good = w.module.cloud["contoso.test"]
     w.module.cloud["contoso.test"] = replace(good, key_version=good.key_version + 1)
     [drift] = await w.lifecycle.watch()
@@ -225,7 +228,7 @@ def breakglass_world(freezes: FakeFreezes | None = None) -> World:
     # verified approvals have their own tests (test_verified_approvals.py): here the break-glass group's click counts
     policies[Action.EMERGENCY_ROTATE] = ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({"S0BREAKGLASS"}))
     policies[Action.EMERGENCY_REVIEW] = ActionPolicy(2, timedelta(days=7), frozenset(), frozenset({ADMINS}))
-    changes = ChangeService(
+    changes = build_engine(
         store=w.store,
         module=w.module,
         directories=w.module.directories,
@@ -249,7 +252,7 @@ async def test_emergency_rotate_without_a_break_glass_group_is_refused_with_what
     example = action_policies(load_bot_config(Path(__file__).parents[2] / "examples" / "kerberos-bot.toml"))
     assert not example[Action.EMERGENCY_ROTATE].approver_groups  # the everyday approvers never apply to it
     w = world(every=None)
-    changes = ChangeService(
+    changes = build_engine(
         store=w.store,
         module=w.module,
         directories=w.module.directories,
@@ -259,14 +262,16 @@ async def test_emergency_rotate_without_a_break_glass_group_is_refused_with_what
         clock=w.clock,
     )
     with pytest.raises(NotAllowed, match=r"approvals.emergency_rotate\] approver_groups"):
-        await changes.request_emergency_rotation("contoso.test", requester="U0ALICE", reason="token leaked")
+        await changes.intake.request_emergency_rotation("contoso.test", requester="U0ALICE", reason="token leaked")
 
 
 async def test_break_glass_rotates_now_again_once_replicated_and_then_two_people_review_it() -> None:
     w = breakglass_world()
-    first = await w.changes.request_emergency_rotation("contoso.test", requester="U0ALICE", reason="token leaked")
+    first = await w.changes.intake.request_emergency_rotation(
+        "contoso.test", requester="U0ALICE", reason="token leaked"
+    )
     assert first.twice and any("-Force" in step for step in first.plan) and any("review" in s for s in first.plan)
-    assert (await w.changes.approve(first.id, "U0BOB")).verdict == Verdict.NOT_ALLOWED  # not break-glass
+    assert (await w.changes.decisions.approve(first.id, "U0BOB")).verdict == Verdict.NOT_ALLOWED  # not break-glass
     await _approved_and_done(w, first, "U0DAVE")
     [second] = await w.lifecycle.file_second_rotations()  # the new key is on every DC: at once, forced
     assert second.action == Action.EMERGENCY_ROTATE and second.follows == first.id and not second.twice
@@ -277,9 +282,9 @@ async def test_break_glass_rotates_now_again_once_replicated_and_then_two_people
     [review] = await w.lifecycle.file_second_rotations()
     assert review.action == Action.EMERGENCY_REVIEW and review.requester == SCHEDULER and review.follows == first.id
     assert review.approvals_required == 2
-    await w.changes.approve(review.id, "U0BOB")
+    await w.changes.decisions.approve(review.id, "U0BOB")
     await _approved_and_done(w, review, "U0CAROL")
-    reviewed = await w.changes.get(review.id)
+    reviewed = await w.changes.queries.get(review.id)
     assert reviewed is not None and "acknowledged by <@U0BOB>, <@U0CAROL>" in (reviewed.outcome or "")
     assert w.module.set_calls == 2  # two rotations; the review changes nothing
     assert await w.lifecycle.file_second_rotations() == []
@@ -287,35 +292,37 @@ async def test_break_glass_rotates_now_again_once_replicated_and_then_two_people
 
 async def test_a_frozen_domain_takes_no_request_and_runs_no_approved_change_but_break_glass() -> None:
     w = breakglass_world(FakeFreezes())
-    approved = await w.changes.request_rotation("contoso.test", requester="U0ALICE", reason="quarterly", force=False)
-    await w.changes.approve(approved.id, "U0BOB")
+    approved = await w.changes.intake.request_rotation(
+        "contoso.test", requester="U0ALICE", reason="quarterly", force=False
+    )
+    await w.changes.decisions.approve(approved.id, "U0BOB")
     with pytest.raises(NotAllowed, match="approver group"):  # a requester who cannot approve cannot freeze
-        await w.changes.freeze("contoso.test", by="U0ALICE", until=NOW + timedelta(days=2), reason="year end")
-    freeze = await w.changes.freeze("contoso.test", by="U0BOB", until=NOW + timedelta(days=2), reason="year end")
-    assert freeze.until == NOW + timedelta(days=2) and await w.changes.freeze_of("contoso.test") == freeze
+        await w.changes.holds.freeze("contoso.test", by="U0ALICE", until=NOW + timedelta(days=2), reason="year end")
+    freeze = await w.changes.holds.freeze("contoso.test", by="U0BOB", until=NOW + timedelta(days=2), reason="year end")
+    assert freeze.until == NOW + timedelta(days=2) and await w.changes.holds.freeze_of("contoso.test") == freeze
     with pytest.raises(UsageError, match="frozen until"):
-        await w.changes.request_rotation("contoso.test", requester="U0ALICE", reason="again", force=False)
-    execution = await w.changes.execute_next("worker")  # approved before the freeze: refused when it would run
+        await w.changes.intake.request_rotation("contoso.test", requester="U0ALICE", reason="again", force=False)
+    execution = await w.changes.executor.execute_next("worker")  # approved before the freeze: refused when it would run
     assert isinstance(execution, Execution) and not execution.succeeded and "frozen until" in execution.outcome
     assert w.module.set_calls == 0
-    emergency = await w.changes.request_emergency_rotation("contoso.test", requester="U0ALICE", reason="leak")
+    emergency = await w.changes.intake.request_emergency_rotation("contoso.test", requester="U0ALICE", reason="leak")
     await _approved_and_done(w, emergency, "U0DAVE")  # break-glass overrides the freeze
-    assert await w.changes.thaw("contoso.test", by="U0CAROL")
-    assert await w.changes.freeze_of("contoso.test") is None
+    assert await w.changes.holds.thaw("contoso.test", by="U0CAROL")
+    assert await w.changes.holds.freeze_of("contoso.test") is None
     w.clock.now += timedelta(days=1)  # past the 24-hour window of the emergency's key
-    await w.changes.request_rotation("contoso.test", requester="U0ALICE", reason="after the freeze", force=False)
+    await w.changes.intake.request_rotation("contoso.test", requester="U0ALICE", reason="after the freeze", force=False)
 
 
 async def test_a_freeze_ends_by_itself() -> None:
     w = breakglass_world(FakeFreezes())
-    await w.changes.freeze("contoso.test", by="U0BOB", until=NOW + timedelta(hours=1), reason="maintenance")
+    await w.changes.holds.freeze("contoso.test", by="U0BOB", until=NOW + timedelta(hours=1), reason="maintenance")
     w.clock.now += timedelta(hours=2)
-    assert await w.changes.freeze_of("contoso.test") is None
+    assert await w.changes.holds.freeze_of("contoso.test") is None
 
 
 async def test_a_double_rotation_whose_policy_says_so_approves_its_second_rotation_together() -> None:
     w = world(key_age=timedelta(days=40), second_with_first=True)
-    first = await w.changes.request_rotation(
+    first = await w.changes.intake.request_rotation(
         "contoso.test", requester="U0ALICE", reason="retire the old key", force=False, channel=CHANNEL, twice=True
     )
     assert first.second_with_first and any("approving this approves both" in step for step in first.plan)
@@ -324,7 +331,7 @@ async def test_a_double_rotation_whose_policy_says_so_approves_its_second_rotati
     [second] = await w.lifecycle.file_second_rotations()
     assert second.approved_with == first.id and second.state == RequestState.APPROVED and not second.approvals
     assert any(f"Approved together with {first.id}" in step for step in second.plan)
-    done = await w.changes.execute_next("worker")  # no click: the first's approvals hold for it
+    done = await w.changes.executor.execute_next("worker")  # no click: the first's approvals hold for it
     assert isinstance(done, Execution) and done.succeeded, done
     assert [c.force for c in w.module.calls] == [False, False]
     assert "together with" in next(e.detail for e in await w.store.audit(second.id) if e.event == "approved")
@@ -332,7 +339,7 @@ async def test_a_double_rotation_whose_policy_says_so_approves_its_second_rotati
 
 async def test_without_that_policy_the_second_rotation_waits_for_its_own_approvals() -> None:
     w = world(key_age=timedelta(days=40))
-    first = await w.changes.request_rotation(
+    first = await w.changes.intake.request_rotation(
         "contoso.test", requester="U0ALICE", reason="drill", force=False, channel=CHANNEL, twice=True
     )
     assert any("with its own approvals" in step for step in first.plan)
@@ -340,12 +347,12 @@ async def test_without_that_policy_the_second_rotation_waits_for_its_own_approva
     w.clock.now = NOW + timedelta(hours=25)
     [second] = await w.lifecycle.file_second_rotations()
     assert second.approved_with is None and second.state == RequestState.PENDING
-    assert await w.changes.execute_next("worker") is None
+    assert await w.changes.executor.execute_next("worker") is None
 
 
 async def test_a_second_rotation_approved_with_its_first_is_re_judged_by_the_first_approvals_now() -> None:
     w = world(key_age=timedelta(days=40), second_with_first=True)
-    first = await w.changes.request_rotation(
+    first = await w.changes.intake.request_rotation(
         "contoso.test", requester="U0ALICE", reason="drill", force=False, channel=CHANNEL, twice=True
     )
     await _approved_and_done(w, first)
@@ -354,24 +361,24 @@ async def test_a_second_rotation_approved_with_its_first_is_re_judged_by_the_fir
     assert second.approved_with == first.id
     # meanwhile Bob, who approved the first, left the approver group: the second does not run on his approval
     w.groups.groups[ADMINS] = frozenset({"U0ALICE"})
-    done = await w.changes.execute_next("worker")
+    done = await w.changes.executor.execute_next("worker")
     assert isinstance(done, Execution) and not done.succeeded and "no longer in an approver group" in done.outcome
     assert w.module.set_calls == 1
 
 
 async def test_a_pending_request_made_approved_with_a_first_in_the_store_is_refused_as_forged() -> None:
     w = world(key_age=timedelta(days=40), second_with_first=True)
-    first = await w.changes.request_rotation(
+    first = await w.changes.intake.request_rotation(
         "contoso.test", requester="U0ALICE", reason="drill", force=False, channel=CHANNEL, twice=True
     )
     await _approved_and_done(w, first)
-    other = await w.changes.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=True)
+    other = await w.changes.intake.request_rotation("contoso.test", requester="U0ALICE", reason="x", force=True)
     # someone with write access to the store turns another request into "approved with the first"
     w.store.requests[other.id] = replace(
         w.store.requests[other.id], approved_with=first.id, follows=first.id, state=RequestState.APPROVED
     )
     w.store.work.append(other.id)
-    done = await w.changes.execute_next("worker")
+    done = await w.changes.executor.execute_next("worker")
     assert isinstance(done, Execution) and done.request.state == RequestState.ATTENTION
     assert "signature" in done.outcome and w.module.set_calls == 1
 
@@ -380,7 +387,7 @@ async def test_a_frozen_domain_gets_its_scheduled_rotation_once_the_freeze_is_ov
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     w = world(freezes=FakeFreezes())
-    await w.changes.freeze("contoso.test", by="U0BOB", until=NOW + timedelta(hours=6), reason="year end")
+    await w.changes.holds.freeze("contoso.test", by="U0BOB", until=NOW + timedelta(hours=6), reason="year end")
     for _ in range(3):
         assert await w.lifecycle.file_due_rotations() == []
         w.clock.now += timedelta(hours=1)

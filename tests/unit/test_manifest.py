@@ -7,7 +7,7 @@ from pathlib import Path
 from bot.bootstrap import slack_client
 from bot.domain.diagnosis import RotationPolicy
 from bot.entrypoints.web import EVENTS_PATH
-from bot.services.changes import ChangeService
+from bot.services.changes.engine import build_engine
 from bot.services.container import BotServices
 from bot.services.home import HomeService
 from bot.services.status import StatusService
@@ -25,7 +25,7 @@ def registered_listeners(*, with_home: bool = False) -> list[str]:
     home page, ``with_home``)."""
     directories = {"contoso.test": FakeDirectory(on_prem_state())}
     module = FakeKerberosModule.in_step(directories)
-    changes = ChangeService(
+    changes = build_engine(
         store=FakeApprovalStore(),
         module=module,
         directories=directories,

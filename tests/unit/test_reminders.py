@@ -10,7 +10,9 @@ import pytest
 
 from bot.domain.approvals import Action, ActionPolicy, ReminderPolicy, RequestState, Verdict
 from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes import ChangeService, Execution, NotAllowed, RateLimited
+from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.errors import NotAllowed, RateLimited
+from bot.services.changes.executor import Execution
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, FakeRateLimiter, on_prem_state
 
@@ -25,14 +27,14 @@ class Clock:
         return self.now
 
 
-def service(clock: Clock, reminders: ReminderPolicy) -> tuple[ChangeService, FakeApprovalStore]:
+def service(clock: Clock, reminders: ReminderPolicy) -> tuple[ChangeEngine, FakeApprovalStore]:
     directories = {
         "contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)))
     }
     store = FakeApprovalStore()
     policies = {a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({ADMINS})) for a in Action}
     policies[Action.EMERGENCY_ROTATE] = ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({BREAKGLASS}))
-    changes = ChangeService(
+    changes = build_engine(
         store=store,
         module=FakeKerberosModule.in_step(directories, clock),
         directories=directories,
@@ -52,17 +54,17 @@ ESCALATING = ReminderPolicy((0.5, 0.9), fallback_group=FALLBACK, fallback_channe
 async def test_each_reminder_point_is_given_out_once_and_the_last_escalates() -> None:
     clock = Clock()
     changes, store = service(clock, ESCALATING)
-    request = await changes.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=False)
+    request = await changes.intake.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=False)
     clock.now = NOW + timedelta(hours=1)
-    assert await changes.due_reminders() == []
+    assert await changes.decisions.due_reminders() == []
     clock.now = NOW + timedelta(hours=2, minutes=1)  # half of its 4 hours
-    [first] = await changes.due_reminders()
+    [first] = await changes.decisions.due_reminders()
     assert first.number == 1 and not first.escalates
-    assert await changes.due_reminders() == []  # once, whichever worker asks
+    assert await changes.decisions.due_reminders() == []  # once, whichever worker asks
     clock.now = NOW + timedelta(hours=3, minutes=40)  # past 90 %
-    [last] = await changes.due_reminders()
+    [last] = await changes.decisions.due_reminders()
     assert last.number == 2 and last.escalates and last.request.id == request.id
-    assert await changes.due_reminders() == []
+    assert await changes.decisions.due_reminders() == []
     events = [e.event for e in await store.audit(request.id)]
     assert events.count("reminded") == 1 and events.count("escalated") == 1
 
@@ -70,55 +72,55 @@ async def test_each_reminder_point_is_given_out_once_and_the_last_escalates() ->
 async def test_a_request_that_slept_through_both_points_gets_one_reminder_not_two() -> None:
     clock = Clock()
     changes, _ = service(clock, ESCALATING)
-    await changes.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=False)
+    await changes.intake.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=False)
     clock.now = NOW + timedelta(hours=3, minutes=50)  # the workers were down through the first point
-    [only] = await changes.due_reminders()
+    [only] = await changes.decisions.due_reminders()
     assert only.number == 2 and only.escalates
-    assert await changes.due_reminders() == []
+    assert await changes.decisions.due_reminders() == []
 
 
 async def test_a_decided_request_is_not_reminded_and_no_fallback_means_no_escalation() -> None:
     clock = Clock()
     changes, _ = service(clock, ReminderPolicy((0.5, 0.9)))
-    decided = await changes.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=False)
-    await changes.approve(decided.id, "U0BOB")
-    waiting = await changes.request_remove_tdo("contoso.test", requester="U0ALICE", reason="q")
+    decided = await changes.intake.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=False)
+    await changes.decisions.approve(decided.id, "U0BOB")
+    waiting = await changes.intake.request_remove_tdo("contoso.test", requester="U0ALICE", reason="q")
     clock.now = NOW + timedelta(hours=3, minutes=50)
-    [reminder] = await changes.due_reminders()
+    [reminder] = await changes.decisions.due_reminders()
     assert reminder.request.id == waiting.id and not reminder.escalates
 
 
 async def test_after_the_escalation_the_fallback_group_may_approve_and_the_approval_holds_when_it_runs() -> None:
     clock = Clock()
     changes, _ = service(clock, ESCALATING)
-    request = await changes.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=False)
+    request = await changes.intake.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=False)
     clock.now = NOW + timedelta(hours=2)
-    assert (await changes.approve(request.id, "U0FRANK")).verdict == Verdict.NOT_ALLOWED  # not yet escalated
+    assert (await changes.decisions.approve(request.id, "U0FRANK")).verdict == Verdict.NOT_ALLOWED  # not yet escalated
     clock.now = NOW + timedelta(hours=3, minutes=37)
-    assert (await changes.approve(request.id, "U0FRANK")).verdict == Verdict.APPROVED
-    done = await changes.execute_next("worker")
+    assert (await changes.decisions.approve(request.id, "U0FRANK")).verdict == Verdict.APPROVED
+    done = await changes.executor.execute_next("worker")
     assert isinstance(done, Execution) and done.succeeded, done
 
 
 async def test_break_glass_never_escalates_to_the_fallback_group() -> None:
     clock = Clock()
     changes, _ = service(clock, ESCALATING)
-    request = await changes.request_emergency_rotation("contoso.test", requester="U0ALICE", reason="leak")
+    request = await changes.intake.request_emergency_rotation("contoso.test", requester="U0ALICE", reason="leak")
     clock.now = NOW + timedelta(hours=3, minutes=50)
-    assert (await changes.approve(request.id, "U0FRANK")).verdict == Verdict.NOT_ALLOWED
-    assert (await changes.get(request.id)).state == RequestState.PENDING  # type: ignore[union-attr]
+    assert (await changes.decisions.approve(request.id, "U0FRANK")).verdict == Verdict.NOT_ALLOWED
+    assert (await changes.queries.get(request.id)).state == RequestState.PENDING  # type: ignore[union-attr]
 
 
 async def test_the_requester_nudges_once_an_hour_and_nobody_else_can() -> None:
     clock = Clock()
     changes, store = service(clock, ESCALATING)
-    request = await changes.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=False)
+    request = await changes.intake.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=False)
     with pytest.raises(NotAllowed):
-        await changes.nudge(request.id, "U0MALLORY")
-    assert (await changes.nudge(request.id, "U0ALICE")).id == request.id
+        await changes.decisions.nudge(request.id, "U0MALLORY")
+    assert (await changes.decisions.nudge(request.id, "U0ALICE")).id == request.id
     clock.now += timedelta(minutes=20)
     with pytest.raises(RateLimited, match="try again in 40 min"):
-        await changes.nudge(request.id, "U0ALICE")
+        await changes.decisions.nudge(request.id, "U0ALICE")
     clock.now += timedelta(minutes=41)
-    await changes.nudge(request.id, "U0ALICE")
+    await changes.decisions.nudge(request.id, "U0ALICE")
     assert [e.actor for e in await store.audit(request.id) if e.event == "nudged"] == ["U0ALICE", "U0ALICE"]

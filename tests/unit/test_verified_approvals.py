@@ -24,7 +24,8 @@ from bot.domain.verification import (
     VerificationPolicy,
     check_claims,
 )
-from bot.services.changes import ChangeService, Execution
+from bot.services.changes.engine import build_engine
+from bot.services.changes.executor import Execution
 from bot.services.verification import ApproverVerification, IdentityUnknown, SignInFor
 from tests.support.fake_approvals import FakeApprovalStore, FakeSignInTickets
 from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, on_prem_state
@@ -173,7 +174,7 @@ class World:
                 2, timedelta(hours=1), frozenset(), frozenset({ADMINS}), verified_approval=True
             ),
         }
-        self.service = ChangeService(
+        self.service = build_engine(
             store=self.store,
             module=FakeKerberosModule.in_step(directories),
             directories=directories,
@@ -185,7 +186,7 @@ class World:
         )
 
     async def forced(self) -> str:
-        request = await self.service.request_rotation(
+        request = await self.service.intake.request_rotation(
             "contoso.test", requester="U0ALICE", reason="key leaked", force=True
         )
         return request.id
@@ -196,7 +197,7 @@ class World:
 
     async def link(self, request_id: str, user: str) -> str:
         """Click Approve: the state of the sign-in link the approver gets."""
-        assert (await self.service.approve(request_id, user, ORIGIN)).verdict == Verdict.VERIFY_FIRST
+        assert (await self.service.decisions.approve(request_id, user, ORIGIN)).verdict == Verdict.VERIFY_FIRST
         await self.verification.begin_browser(self.binding(request_id, user))
         return str(self.browser.started[-1]["state"])
 
@@ -206,7 +207,7 @@ class World:
         if result.outcome.identity is None:
             return None
         assert result.binding is not None
-        approved = await self.service.approve(
+        approved = await self.service.decisions.approve(
             result.binding.request_id, user, result.binding.origin, identity=result.outcome.identity
         )
         return approved.verdict
@@ -233,7 +234,7 @@ async def test_a_browser_sign_in_approves_its_request_with_the_entra_identity() 
         True,
     )
     assert identity.signed_in_at == signed_at  # the sign-in's own time, not the bot's clock
-    approved = await world.service.approve(request_id, "U0BOB", ORIGIN, identity=identity)
+    approved = await world.service.decisions.approve(request_id, "U0BOB", ORIGIN, identity=identity)
     assert approved.verdict == Verdict.RECORDED
     (entry,) = [e for e in world.store.entries if e.event == "approved"]
     assert entry.extra["entra_oid"] == "oid-bob" and entry.detail == "verified as bob@contoso.test, MFA"
@@ -244,7 +245,7 @@ async def test_a_sign_in_counts_for_one_request_only() -> None:
     first, second = await world.forced(), await world.forced()
     assert await world.sign_in_and_approve(first, "U0BOB", "bob@contoso.test") == Verdict.RECORDED
     # right after it, the same approver on another request: asked to sign in again, nothing counted
-    assert (await world.service.approve(second, "U0BOB", ORIGIN)).verdict == Verdict.VERIFY_FIRST
+    assert (await world.service.decisions.approve(second, "U0BOB", ORIGIN)).verdict == Verdict.VERIFY_FIRST
     assert world.store.requests[second].approvals == ()
 
 
@@ -253,7 +254,7 @@ async def test_two_verified_approvers_approve_and_it_runs() -> None:
     request_id = await world.forced()
     assert await world.sign_in_and_approve(request_id, "U0BOB", "bob@contoso.test") == Verdict.RECORDED
     assert await world.sign_in_and_approve(request_id, "U0CAROL", "carol@contoso.test") == Verdict.APPROVED
-    execution = await world.service.execute_next("worker")
+    execution = await world.service.executor.execute_next("worker")
     assert isinstance(execution, Execution) and execution.succeeded
 
 
@@ -302,7 +303,7 @@ async def test_a_sign_in_that_does_not_verify_the_approver_is_refused(
     result = await world.verification.complete_browser(state, world.browser.sign_in(state, upn, **claims))
     assert result.outcome.identity is None and not result.outcome.abandoned
     assert result.outcome.problem is not None and reason in result.outcome.problem
-    await world.service.refuse_unverified(request_id, user, result.outcome.problem)
+    await world.service.decisions.refuse_unverified(request_id, user, result.outcome.problem)
     assert world.store.requests[request_id].approvals == ()
     refusals = [e for e in world.store.entries if e.event == "refused" and e.actor == user]
     assert any(reason in r.detail for r in refusals)
@@ -373,17 +374,19 @@ def verification_open(world: World) -> int:
 async def test_refusals_that_need_no_sign_in_come_first() -> None:
     world = World()
     request_id = await world.forced()
-    assert (await world.service.approve(request_id, "U0ALICE")).verdict == Verdict.SELF_APPROVAL
-    assert (await world.service.approve(request_id, "U0MALLORY")).verdict == Verdict.NOT_ALLOWED
-    assert (await world.service.approve("nope", "U0BOB")).verdict == Verdict.NOT_FOUND
+    assert (await world.service.decisions.approve(request_id, "U0ALICE")).verdict == Verdict.SELF_APPROVAL
+    assert (await world.service.decisions.approve(request_id, "U0MALLORY")).verdict == Verdict.NOT_ALLOWED
+    assert (await world.service.decisions.approve("nope", "U0BOB")).verdict == Verdict.NOT_FOUND
     assert world.browser.started == []
 
 
 async def test_without_the_setting_approvals_behave_as_before() -> None:
     world = World()
     world.clock.now += timedelta(days=2)  # outside the 24-hour window: a plain rotation
-    request = await world.service.request_rotation("contoso.test", requester="U0ALICE", reason="routine", force=False)
-    result = await world.service.approve(request.id, "U0BOB")
+    request = await world.service.intake.request_rotation(
+        "contoso.test", requester="U0ALICE", reason="routine", force=False
+    )
+    result = await world.service.decisions.approve(request.id, "U0BOB")
     assert result.verdict == Verdict.APPROVED
     assert result.request is not None and result.request.approvals[0].identity is None
     assert world.browser.started == []

@@ -30,14 +30,14 @@ class Broken:
 async def test_every_change_is_heard_and_a_failing_watcher_changes_nothing() -> None:
     world = one_domain(on_prem_state("contoso.test"))
     recorder = Recorder()
-    world.changes.add_watcher(Broken())
-    world.changes.add_watcher(recorder)
-    request = await world.changes.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=True)
-    await world.changes.card_posted(request.id, "C0PLATFORM", "1.1")
-    assert (await world.changes.approve(request.id, "U0BOB")).verdict == Verdict.APPROVED
-    await world.changes.execute_next("worker")
+    world.changes.watchers.add(Broken())
+    world.changes.watchers.add(recorder)
+    request = await world.changes.intake.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=True)
+    await world.changes.decisions.card_posted(request.id, "C0PLATFORM", "1.1")
+    assert (await world.changes.decisions.approve(request.id, "U0BOB")).verdict == Verdict.APPROVED
+    await world.changes.executor.execute_next("worker")
     assert recorder.heard == [RequestChangeKind.POSTED, RequestChangeKind.APPROVED, RequestChangeKind.SUCCEEDED]
-    done = await world.changes.get(request.id)
+    done = await world.changes.queries.get(request.id)
     assert done is not None and done.state == RequestState.SUCCEEDED
 
 
@@ -45,12 +45,12 @@ async def test_drain_waits_for_what_is_being_told() -> None:
     world = one_domain(on_prem_state("contoso.test"))
     recorder = Recorder()
     recorder.gate = asyncio.Event()
-    world.changes.add_watcher(recorder)
-    request = await world.changes.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=True)
-    telling = asyncio.create_task(world.changes.card_posted(request.id, "C0PLATFORM", "1.1"))
+    world.changes.watchers.add(recorder)
+    request = await world.changes.intake.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=True)
+    telling = asyncio.create_task(world.changes.decisions.card_posted(request.id, "C0PLATFORM", "1.1"))
     await asyncio.sleep(0)
-    assert not await world.changes.drain(timeout=0.1)  # a direct message is still on its way
+    assert not await world.changes.watchers.drain(timeout=0.1)  # a direct message is still on its way
     recorder.gate.set()
-    assert await world.changes.drain(timeout=1.0)
+    assert await world.changes.watchers.drain(timeout=1.0)
     await telling
     assert recorder.heard == [RequestChangeKind.POSTED]

@@ -1,0 +1,82 @@
+"""Removals: remove-tdo (the trusted domain object only; FIDO keeps working) and remove-all."""
+
+from __future__ import annotations
+
+from bot.actions.base import ActionContext, ActionSpec, Ask, Draft, Outcome, PreflightError, Run
+from bot.domain.approvals import ACTION_KINDS, Action
+from bot.domain.ports import ActiveDirectory
+
+
+async def plan_tdo_removal(ctx: ActionContext, directory: ActiveDirectory, ask: Ask) -> Draft:
+    name = directory.domain_dns_name
+    state = await directory.read_kerberos_objects()
+    if state.trusted_domain is None:
+        raise PreflightError(f"There is no trusted domain object in {name}: nothing to remove.")
+    return Draft(
+        (
+            f"Remove-AzureADKerberosServerTrustedDomainObject -Domain {name}",
+            f"AD: delete {state.trusted_domain.dn} and its trust account KERBEROS$",
+            "Entra: the cloud trust is cleared (CloudTrustDisplay becomes empty)",
+            "Kept: the krbtgt_AzureAD account and the AzureADKerberos computer, so FIDO sign-in keeps working; "
+            "the incoming trust-based flow (Azure SQL Managed Instance) stops",
+        )
+    )
+
+
+async def carry_out_tdo_removal(ctx: ActionContext, run: Run) -> Outcome:
+    domain = run.request.domain
+    directory = ctx.directory(domain)
+    if (await directory.read_kerberos_objects()).trusted_domain is None:
+        return Outcome(False, "Stopped: the trusted domain object is already gone; nothing was changed.")
+    cmdlet = "Remove-AzureADKerberosServerTrustedDomainObject"
+    await run.call(cmdlet, ctx.module.remove_trusted_domain_object(domain))
+    after = await directory.read_kerberos_objects()
+    if after.trusted_domain is not None:
+        return Outcome(False, "The module reported success but the trusted domain object is still in AD.")
+    if after.server is None:
+        return Outcome(False, "The trusted domain object is gone, but so is the Kerberos server: FIDO sign-in stops.")
+    return Outcome(
+        True,
+        "Removed the trusted domain object. The Entra Kerberos server stays, so FIDO sign-in keeps working; "
+        "the incoming trust-based flow for Azure SQL Managed Instance no longer does.",
+    )
+
+
+async def plan_removal(ctx: ActionContext, directory: ActiveDirectory, ask: Ask) -> Draft:
+    name = directory.domain_dns_name
+    state = await directory.read_kerberos_objects()
+    if state.server is None and state.trusted_domain is None:
+        raise PreflightError(f"There is no Entra Kerberos server in {name}: nothing to remove.")
+    return Draft(
+        (
+            f"Remove-AzureAdKerberosServer -Domain {name}",
+            "AD: delete the trusted domain object (if any), the krbtgt_AzureAD account, the AzureADKerberos "
+            "computer and the service connection point",
+            "Entra: delete the Kerberos server object",
+            "Afterwards neither FIDO sign-in nor the incoming trust-based flow works in this domain",
+        )
+    )
+
+
+async def carry_out_removal(ctx: ActionContext, run: Run) -> Outcome:
+    domain = run.request.domain
+    directory = ctx.directory(domain)
+    before = await directory.read_kerberos_objects()
+    if before.server is None and before.trusted_domain is None:
+        return Outcome(False, "Stopped: there is nothing left to remove; nothing was changed.")
+    await run.call("Remove-AzureAdKerberosServer", ctx.module.remove_server(domain))
+    after = await directory.read_kerberos_objects()
+    report = await ctx.module.get_server(domain)
+    if after.server is not None or after.trusted_domain is not None or report.has_cloud:
+        return Outcome(False, "The module reported success but objects remain; check `/kerberos status`.")
+    return Outcome(
+        True,
+        "Removed all Kerberos settings: the trusted domain object, the service account, the computer "
+        "object and the Entra object. FIDO sign-in and the trust-based flow no longer work in this domain.",
+    )
+
+
+SPECS = (
+    ActionSpec(ACTION_KINDS[Action.REMOVE_TDO], plan_tdo_removal, carry_out_tdo_removal),
+    ActionSpec(ACTION_KINDS[Action.REMOVE_ALL], plan_removal, carry_out_removal),
+)

@@ -1,0 +1,353 @@
+"""Carrying out approved requests, at most once whatever happens: the claim (the request and its domain's
+lock in one atomic step, with a lease), the lease kept while the change runs, re-validation against the
+stored, signed request right before the one module call, the journal around that call, the outcome, and
+the recovery of a request whose worker died.
+
+    claim ─▶ journal "claimed", "claim durable" ─▶ re-validate ─▶ change window? ─▶ defer (back to wait)
+      └─▶ carry out (the action's own function) ─▶ re-validate ─▶ journal ─▶ module call ─▶ journal ─▶ finish
+    a lapsed lease ─▶ recover: flagged "needs attention", with what the journal says ran; never run again
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from bot.actions.base import ActionContext, Outcome, Run
+from bot.actions.registry import ACTION_SPECS
+from bot.domain.approvals import (
+    KEY_ROTATIONS,
+    ApprovalStore,
+    ChangeRequest,
+    Claim,
+    FinishResult,
+    RequestChange,
+    RequestChangeKind,
+    RequestState,
+)
+from bot.domain.errors import KerberosBotError
+from bot.domain.integrity import Signer
+from bot.domain.windows import ChangeWindows
+from bot.observability.logs import REQUEST_ID, SLACK_USER
+from bot.observability.metrics import Metrics
+from bot.services.changes.authority import Authority
+from bot.services.changes.errors import ForgedRecord, RefusedAtExecution
+from bot.services.changes.events import Watchers
+from bot.services.changes.holds import Holds
+from bot.services.changes.inventory import inventory
+from bot.services.changes.limits import ExecutionLimits
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Execution:
+    request: ChangeRequest
+    succeeded: bool
+    outcome: str
+    new_key_version: int | None = None  # after a rotation: what every DC should come to hold
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """A claimed request approved outside its domain's change window: back in the store, waiting until
+    ``runs_at`` (nothing was changed)."""
+
+    request: ChangeRequest
+    runs_at: datetime
+    windows: ChangeWindows
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        store: ApprovalStore,
+        context: ActionContext,
+        authority: Authority,
+        holds: Holds,
+        signer: Signer,
+        watchers: Watchers,
+        clock: Callable[[], datetime],
+        limits: ExecutionLimits,
+        metrics: Metrics,
+    ) -> None:
+        self._store = store
+        self._context = context
+        self._authority = authority
+        self._holds = holds
+        self._signer = signer
+        self._watchers = watchers
+        self._clock = clock
+        self.limits = limits
+        self._metrics = metrics
+        self._module_called: set[str] = set()  # requests whose module call started in this process
+
+    async def execute_next(self, consumer: str, block_ms: int = 0) -> Execution | Deferral | None:
+        """Claim one approved request and carry it out; at most once, whatever happens. One approved outside
+        its domain's change window goes back to wait for it (``Deferral``), where the policy says so."""
+        claim = await self._store.claim_next(consumer, self.limits.lease, self._clock(), block_ms)
+        if claim is None:
+            return None
+        request = claim.request
+        REQUEST_ID.set(f"change-{request.id}")  # the worker's log lines carry the change request
+        SLACK_USER.set(request.requester)
+        heartbeat = asyncio.create_task(self._keep_lease(claim), name=f"lease-{request.id}")
+        started = time.perf_counter()
+        try:
+            done_or_deferred = await self._execute(claim)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            self._module_called.discard(request.id)
+        if isinstance(done_or_deferred, Deferral):
+            log.info("request %s waits for the change window of %s", request.id, request.domain)
+            runs_at = done_or_deferred.windows.local(done_or_deferred.runs_at)
+            await self._watchers.tell(
+                done_or_deferred.request, RequestChange(RequestChangeKind.WAITING, detail=runs_at)
+            )
+            return done_or_deferred
+        state, outcome = done_or_deferred
+        word = state.value
+        self._metrics.action_seconds.labels(request.action.value, word).observe(time.perf_counter() - started)
+        self._metrics.requests_finished.labels(request.action.value, word).inc()
+        log.info("request %s (%s %s) %s", request.id, request.action.value, request.domain, word)
+        await self._step(request, f"finished: {word}")
+        finished = await self._store.finish(claim, state, outcome, self._clock())
+        if finished == FinishResult.LATE:
+            log.error("request %s finished (%s) after its lease lapsed and it was flagged", request.id, word)
+        done = await self._store.get(request.id)
+        new_version = None
+        if state == RequestState.SUCCEEDED and request.action in KEY_ROTATIONS:
+            server = (await self._context.directory(request.domain).read_kerberos_objects()).server
+            new_version = server.key.version if server and server.key else None
+        finished_as = {
+            RequestState.SUCCEEDED: RequestChangeKind.SUCCEEDED,
+            RequestState.FAILED: RequestChangeKind.FAILED,
+        }
+        kind = finished_as.get(state, RequestChangeKind.ATTENTION)
+        await self._watchers.tell(done or request, RequestChange(kind, detail=outcome))
+        return Execution(done or request, state == RequestState.SUCCEEDED, outcome, new_version)
+
+    async def _execute(self, claim: Claim) -> tuple[RequestState, str] | Deferral:
+        request = claim.request
+        claimed_at = self._clock()
+        try:
+            await self._step(request, f"claimed by {request.claimed_by or '?'}")
+            await self._step(request, f"claim durable: {await self._store.make_durable()}")
+            await self._revalidate(request)
+            await self._step(request, "re-validated against the stored policy")
+            if (deferral := await self._defer_to_window(claim)) is not None:
+                return deferral
+        except ForgedRecord as exc:
+            log.error("request %s: %s", request.id, exc.user_message)
+            return RequestState.ATTENTION, f"Refused: {exc.user_message}"
+        except KerberosBotError as exc:
+            return RequestState.FAILED, f"Not started: {exc.user_message}"
+        timeout = self.limits.change_timeout
+        try:
+            result = await asyncio.wait_for(self._carry_out(request), timeout.total_seconds())
+            state, outcome = (RequestState.SUCCEEDED if result.succeeded else RequestState.FAILED), result.text
+        except ForgedRecord as exc:
+            log.error("request %s: %s", request.id, exc.user_message)
+            state, outcome = RequestState.ATTENTION, f"Refused: {exc.user_message}"
+        except TimeoutError:
+            minutes = timeout.total_seconds() / 60
+            state, outcome = (
+                RequestState.ATTENTION,
+                (
+                    f"Needs attention: the change did not finish within {minutes:g} minutes and was stopped; "
+                    "what it changed is not known."
+                ),
+            )
+        except KerberosBotError as exc:
+            state, outcome = RequestState.FAILED, f"Failed: {exc}"
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            log.exception("executing request %s failed (ref %s)", request.id, ref)
+            state, outcome = (
+                RequestState.FAILED,
+                f"Failed with an unexpected error (reference {ref}); see the bot's log.",
+            )
+        if state != RequestState.SUCCEEDED and request.id in self._module_called:
+            found = await inventory(self._context, request, self.limits.inventory_timeout)
+            await self._step(request, f"found after the failure: {found}")
+            outcome = f"{outcome} {found}"
+        if state == RequestState.SUCCEEDED and (overridden := self._holds.overridden(request, claimed_at)):
+            outcome = f"{outcome} {overridden}"
+        return state, outcome
+
+    async def _carry_out(self, request: ChangeRequest) -> Outcome:
+        spec = ACTION_SPECS.get(request.action)
+        if spec is None:  # an action added to the enum without a spec must never fall through to another
+            raise LookupError(f"no carry-out for action {request.action!r}")
+
+        async def note(step: str) -> None:
+            await self._step(request, step)
+
+        return await spec.carry_out(self._context, Run(request, _Journalled(self, request), note))
+
+    async def _defer_to_window(self, claim: Claim) -> Deferral | None:
+        """Outside the domain's change window: back to the store until it opens (policy ``wait``), or
+        refused (``refuse``); break-glass is not held. None: it runs now."""
+        request = claim.request
+        now = self._clock()
+        opening = self._holds.opening_to_wait_for(request, now)
+        if opening is None:
+            return None
+        windows = self._holds.windows_of(request.domain)
+        note = (
+            f"Approved outside the change window ({windows.describe()}): it waits, and runs when the window opens, "
+            f"{windows.local(opening)}."
+        )
+        await self._step(request, f"waits for the change window: runs at {opening.isoformat()}")
+        if not await self._store.defer(claim, opening, self._signer.wait_mac(request.id, opening), note, now):
+            log.error("request %s could not be put back to wait for its window (its claim was lost)", request.id)
+        return Deferral(await self._store.get(request.id) or request, opening, windows)
+
+    async def _keep_lease(self, claim: Claim) -> None:
+        """Renew the lease while the change runs, never past its timeout (so a hung change loses the lock)."""
+        limits = self.limits
+        stop_at = time.monotonic() + (limits.change_timeout + limits.lease).total_seconds()
+        while time.monotonic() < stop_at:
+            await asyncio.sleep(limits.renew_every.total_seconds())
+            try:
+                renewed = await self._store.renew(claim, limits.lease, self._clock())
+            except KerberosBotError:
+                log.warning("could not renew the lease of request %s; trying again", claim.request.id)
+                continue
+            if renewed is None:
+                log.error("request %s lost its lease: it may be flagged while still running", claim.request.id)
+                return
+            claim = renewed
+
+    async def _module_call(self, request: ChangeRequest, cmdlet: str, call: Awaitable[T]) -> T:
+        """Journal around the one step that changes AD and Entra, so a crash inside it is visible later.
+        The request is re-validated right before: nothing that changed in the store since the claim counts."""
+        try:
+            await self._revalidate(request)
+        except BaseException:
+            if asyncio.iscoroutine(call):
+                call.close()  # never awaited: no "coroutine was never awaited" warning
+            raise
+        await self._step(request, f"module call started: {cmdlet}")
+        self._module_called.add(request.id)
+        result = await call
+        await self._step(request, f"module call returned: {cmdlet}")
+        return result
+
+    async def _revalidate(self, request: ChangeRequest) -> None:
+        """The request as stored now, against the policy of its action: signed by the bot, enough
+        distinct approvers, none of them the requester, each still in an approver group, verified
+        where the policy says so, and not waiting longer than its time to live. A second rotation
+        approved together with its first holds up by the first's approvals, checked the same way.
+        Raises when not."""
+        stored = await self._store.get(request.id)
+        if stored is None:
+            raise RefusedAtExecution("the request is no longer in the approval store")
+        forged = self._signer.problems(stored)
+        changed = [
+            n
+            for n in ("action", "domain", "requester", "approvals_required")
+            if getattr(stored, n) != getattr(request, n)
+        ]
+        if forged or changed:
+            what = ", ".join(forged + [f"its {n} changed since the claim" for n in changed])
+            raise ForgedRecord(
+                f"{what} does not carry the bot's signature: something other than the bot wrote to the approval "
+                "store. Nothing was changed; the record is kept for investigation."
+            )
+        if stored.approved_with is None:
+            await self._authority.check_approvals(stored, stored.action, stored.approvals_required)
+        else:  # the first's approvals, by the first's policy and by this one's alike
+            first = await self._first_of(stored)
+            await self._authority.check_approvals(first, first.action, first.approvals_required)
+            await self._authority.check_approvals(first, stored.action, stored.approvals_required)
+        # from the signed times only: the last approval's (or, approved with its first, its filing), or the
+        # change window's opening it was deferred to
+        approved = max((a.at for a in stored.approvals), default=stored.created_at)
+        since = max(approved, stored.waits_until or approved)
+        if self._clock() - since > stored.time_to_live:
+            raise RefusedAtExecution("it waited for a worker longer than its time to live")
+        await self._holds.not_frozen(stored.domain, stored.action, refused=RefusedAtExecution)
+
+    async def _first_of(self, second: ChangeRequest) -> ChangeRequest:
+        """The first rotation whose approvals approve ``second``: signed, done, and saying so itself."""
+        first = await self._store.get(second.approved_with or "")
+        if first is None:
+            raise RefusedAtExecution(
+                f"it was approved together with {second.approved_with}, which is no longer in the approval store"
+            )
+        if self._signer.problems(first):
+            raise ForgedRecord(
+                f"the first rotation {first.id} it was approved with does not carry the bot's signature: nothing "
+                "was changed; the records are kept for investigation."
+            )
+        if (
+            first.id != second.follows
+            or first.domain != second.domain
+            or not first.second_with_first
+            or first.state != RequestState.SUCCEEDED
+            or not self._authority.policies[first.action].second_with_first
+        ):
+            raise RefusedAtExecution(
+                f"it was approved together with {first.id}, but that is not a finished double rotation of "
+                f"{second.domain} whose approvals cover its second rotation under the policy now"
+            )
+        return first
+
+    async def _step(self, request: ChangeRequest, step: str) -> None:
+        await self._store.record_step(request.id, step, self._clock())
+
+    async def recover(self) -> list[ChangeRequest]:
+        """Flag requests whose worker died mid-action (their lease lapsed); never run them again.
+        Every change worker calls this on each sweep, so a crash is flagged within a lease."""
+        flagged = []
+        for request in await self._store.executing():
+            steps = [line.split(" ", 1)[1] for line in request.journal]
+            started = any(s.startswith("module call started") for s in steps)
+            returned = any(s.startswith("module call returned") for s in steps)
+            if started and not returned:
+                advice = (
+                    "The worker stopped inside the module call: AD may be changed and Entra not (or the other way "
+                    f"round). Run `/kerberos status {request.domain}` and, if the key versions differ, a forced "
+                    "rotation."
+                )
+            elif returned:
+                advice = (
+                    f"The change was made; it was not verified. Run `/kerberos status {request.domain}` to check it."
+                )
+            else:
+                advice = "The worker stopped before changing anything. Request it again if it is still needed."
+            note = f"Needs attention: {advice} Steps recorded: {'; '.join(steps) or 'none'}."
+            if await self._store.flag_if_abandoned(request.id, note, self._clock()):
+                log.warning("request %s: its worker stopped renewing its lease; flagged", request.id)
+                flagged.append(done := await self._store.get(request.id) or request)
+                await self._watchers.tell(done, RequestChange(RequestChangeKind.ATTENTION, detail=note))
+        return flagged
+
+    async def sweep(self) -> int:
+        """Forget finished requests and audit entries older than their retention."""
+        limits = self.limits
+        return await self._store.sweep(self._clock(), limits.request_retention, limits.audit_retention)
+
+
+class _Journalled:
+    """The request's one module call, as ``Run.call``: re-validated and journalled by the executor."""
+
+    def __init__(self, executor: Executor, request: ChangeRequest) -> None:
+        self._executor = executor
+        self._request = request
+
+    def __call__(self, cmdlet: str, call: Awaitable[T]) -> Awaitable[T]:
+        return self._executor._module_call(self._request, cmdlet, call)

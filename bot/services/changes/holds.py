@@ -1,0 +1,132 @@
+"""What holds a change back: a freeze of its domain (until a time, by an approver), and its domain's change
+windows (an approved change outside them waits for the next opening, or is refused, per policy).
+Break-glass, and its review, are held by neither."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from bot.actions.base import ActionContext
+from bot.domain.approvals import ACTION_KINDS, KEY_ROTATIONS, Action, ChangeRequest, Freeze, RequestState
+from bot.domain.errors import KerberosBotError, UsageError
+from bot.domain.model import dns_name
+from bot.domain.ports import Freezes
+from bot.domain.windows import ALWAYS_OPEN, ChangeWindows, OutsideWindow
+from bot.services.changes.authority import Authority
+from bot.services.changes.errors import NotAllowed, RefusedAtExecution
+
+
+class Holds:
+    def __init__(
+        self,
+        *,
+        context: ActionContext,
+        authority: Authority,
+        clock: Callable[[], datetime],
+        freezes: Freezes | None = None,
+        windows: Mapping[str, ChangeWindows] | None = None,
+    ) -> None:
+        self._context = context  # the configured domains
+        self._authority = authority
+        self._clock = clock
+        self._freezes = freezes  # None: freezes are off (no shared store to keep them in)
+        self._windows = {dns_name(d): w for d, w in (windows or {}).items()}  # absent: always open
+
+    # -- freezes ----------------------------------------------------------------------------------
+    async def not_frozen(self, domain: str, action: Action, *, refused: type[KerberosBotError] = UsageError) -> None:
+        """A frozen domain takes no change but break-glass (which says it overrides the freeze)."""
+        if self._freezes is None or ACTION_KINDS[action].overrides_holds:
+            return
+        freeze = await self._freezes.get(domain, self._clock())
+        if freeze is not None:
+            raise refused(
+                # the reason is a person's text: it stays out of a message that renders as markup
+                f"{domain} is frozen until {freeze.until:%Y-%m-%d %H:%M} UTC (by {freeze.by}); no change runs "
+                "there until then but an emergency rotation"
+            )
+
+    async def freeze(self, domain: str, *, by: str, until: datetime, reason: str) -> Freeze:
+        """Freeze a domain: anyone who may approve a change there may stop changes there."""
+        name = self._context.directory(domain).domain_dns_name
+        if self._freezes is None:
+            raise KerberosBotError("Freezes need the approval store (REDIS_URL).")
+        if not reason.strip():
+            raise UsageError(f"Say why, after `--`: `/kerberos freeze {name} <until> -- <reason>`.")
+        if not await self._authority.is_member(by, self._authority.every_approver_group):
+            raise NotAllowed("Only members of an approver group may freeze a domain.")
+        now = self._clock()
+        if until <= now:
+            raise UsageError("Give a time in the future for the freeze to end.")
+        freeze = Freeze(name, until, by, reason.strip(), now)
+        await self._freezes.put(freeze)
+        return freeze
+
+    async def thaw(self, domain: str, *, by: str) -> bool:
+        name = self._context.directory(domain).domain_dns_name
+        if self._freezes is None:
+            return False
+        if not await self._authority.is_member(by, self._authority.every_approver_group):
+            raise NotAllowed("Only members of an approver group may end a freeze.")
+        return await self._freezes.remove(name)
+
+    async def freeze_of(self, domain: str) -> Freeze | None:
+        if self._freezes is None:
+            return None
+        return await self._freezes.get(self._context.directory(domain).domain_dns_name, self._clock())
+
+    # -- change windows ---------------------------------------------------------------------------
+    def windows_of(self, domain: str) -> ChangeWindows:
+        """The domain's change windows (always open, when the configuration gives none)."""
+        return self._windows.get(dns_name(domain), ALWAYS_OPEN)
+
+    def opening_to_wait_for(self, request: ChangeRequest, now: datetime) -> datetime | None:
+        """Outside the domain's change window: the opening to wait for (policy ``wait``); refused (raises)
+        under ``refuse``; None: it runs now (inside a window, or break-glass)."""
+        windows = self.windows_of(request.domain)
+        if ACTION_KINDS[request.action].overrides_holds or windows.open_at(now):
+            return None
+        opening = windows.next_opening(now)
+        if windows.outside is OutsideWindow.REFUSE or opening is None:
+            raise RefusedAtExecution(
+                f"it was approved outside the change window of {request.domain} ({windows.describe()}), and the "
+                "domain's policy refuses such changes. Request it again so that it is approved within a window"
+            )
+        return opening
+
+    def overridden(self, request: ChangeRequest, at: datetime) -> str:
+        """What break-glass ran past, said on its outcome: a closed change window (a freeze says so itself)."""
+        windows = self.windows_of(request.domain)
+        if request.action not in KEY_ROTATIONS or not ACTION_KINDS[request.action].overrides_holds:
+            return ""
+        if windows.open_at(at):
+            return ""
+        return f"Break-glass: it ran outside the change window of {request.domain} ({windows.describe()})."
+
+    def timing_of(self, request: ChangeRequest) -> str | None:
+        """When an undecided request would run, as its card says it: the change window open or closed now,
+        and what happens to a change approved outside it. None: nothing to say (no windows, or decided)."""
+        windows = self.windows_of(request.domain)
+        if not windows.windows or request.state not in (RequestState.PENDING, RequestState.APPROVED):
+            return None
+        if request.waits_until is not None:
+            return None  # its outcome says when it runs
+        if ACTION_KINDS[request.action].overrides_holds:
+            if request.action not in KEY_ROTATIONS:
+                return None
+            return f"Break-glass: it runs once approved, whatever the change window ({windows.describe()})."
+        now = self._clock()
+        if windows.open_at(now):
+            closes = windows.closes_after(now)
+            until = f", until {windows.local(closes)}" if closes else ""
+            return f"Change window {windows.describe()}: open now{until}."
+        opening = windows.next_opening(now)
+        if windows.outside is OutsideWindow.REFUSE or opening is None:
+            return (
+                f"Change window {windows.describe()}: closed now. A change approved outside it is refused (the "
+                "domain's policy): approve it within a window."
+            )
+        return (
+            f"Change window {windows.describe()}: closed now. Approved before it opens, it waits and runs at "
+            f"{windows.local(opening)}."
+        )

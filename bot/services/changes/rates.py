@@ -1,0 +1,48 @@
+"""How fast a person may ask, click and nudge (a token bucket per person in the shared store)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from bot.domain.ports import RateLimiter
+from bot.services.changes.errors import RateLimited
+from bot.services.changes.limits import RateLimits
+
+
+class Rates:
+    def __init__(self, limiter: RateLimiter | None, limits: RateLimits, clock: Callable[[], datetime]) -> None:
+        self._limiter = limiter  # None: no shared store, no limits
+        self.limits = limits
+        self._clock = clock
+
+    async def _within(self, bucket: str, capacity: int, per_second: float, rate: str) -> None:
+        if self._limiter is None:
+            return
+        wait = await self._limiter.take(bucket, capacity=capacity, per_second=per_second, at=self._clock())
+        if wait > 0:
+            raise RateLimited(
+                f"You are going faster than kerberos-bot allows ({rate}); nothing was recorded. "
+                f"Try again in {max(1, round(wait))} s."
+            )
+
+    async def request(self, user: str) -> None:
+        per_hour = self.limits.requests_per_hour
+        await self._within(f"request:{user}", per_hour, per_hour / 3600, f"{per_hour} requests an hour")
+
+    async def click(self, user: str) -> None:
+        per_minute = self.limits.clicks_per_minute
+        await self._within(f"click:{user}", per_minute, per_minute / 60, f"{per_minute} clicks a minute")
+
+    async def nudge(self, request_id: str, every: timedelta) -> None:
+        """Once per ``every`` for a request, whoever asks."""
+        if self._limiter is None:
+            return
+        wait = await self._limiter.take(
+            f"nudge:{request_id}", capacity=1, per_second=1 / every.total_seconds(), at=self._clock()
+        )
+        if wait > 0:
+            raise RateLimited(
+                f"The approvers of `{request_id}` were nudged less than {every.total_seconds() / 60:g} minutes "
+                f"ago; try again in {max(1, round(wait / 60))} min."
+            )
