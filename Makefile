@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install install-system demo test lint typecheck check bench lock clean
+.PHONY: install install-system demo test test-fast lint typecheck check bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ typecheck: install
 
 test: install lint typecheck
 	$(BIN)/pytest -q
+
+# the quick loop while working: unit, the contract suites on their fakes, the handler suites (no Samba,
+# no real adapter); `make test` is what lands
+test-fast: install
+	$(BIN)/pytest -q --fast tests/unit tests/contracts tests/handlers
 
 bench: install
 	$(BIN)/python -m bench.ack_latency

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -94,11 +95,14 @@ from bot.workers.changes import ChangeWorker
 from bot.workers.commands import CommandWorker
 from bot.workers.scheduler import LifecycleScheduler
 from handlers.app import build_bolt_app
+from handlers.boundary import IN_FLIGHT
 from handlers.home import SlackHome
 from handlers.notices import SlackChangeNotices, SlackLifecycleNotices, SlackRequesterMessages
 from handlers.responder import ResponseUrlPoster
 from handlers.router import KerberosCommand
 from handlers.sign_in_page import sign_in_routes
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -275,7 +279,7 @@ def action_policies(config: BotConfig) -> dict[Action, ActionPolicy]:
     policies = {}
     for action, kind in ACTION_KINDS.items():
         key = kind.config_key
-        p = getattr(approvals, key)
+        p = approvals.policy(key)
         policies[action] = ActionPolicy(
             approvals_required=approvals.required(key),
             ttl=timedelta(minutes=p.ttl_minutes),
@@ -677,6 +681,8 @@ class Bot:
         if self.change_worker is not None:
             await self.change_worker.stop()
         await asyncio.gather(*(worker.stop() for worker in self.command_workers))
+        if not await IN_FLIGHT.drain():  # a click or command Bolt still carries on after its acknowledgement
+            log.warning("closing with Slack listeners still at work")
         if self.services.changes is not None:  # what a click or a change is still telling its watchers
             await self.services.changes.watchers.drain()
         await self.poster.close()

@@ -13,7 +13,9 @@ neither: the home page, a shortcut).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -91,11 +93,32 @@ async def answer(ack: OnceAck, body: dict[str, Any], client: AsyncWebClient | No
         log.exception("could not tell the user: %s", text)
 
 
+class InFlight:
+    """The listeners still at work after their acknowledgement (Bolt runs them on after it answered Slack):
+    the bot lets them finish before it closes its connections, so a click in flight at shutdown is still
+    carried through and answered."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def drain(self, timeout: float = 10.0) -> bool:
+        """Wait (at most ``timeout`` seconds) until no listener is at work; False if some still are."""
+        deadline = time.monotonic() + timeout
+        # polled, not an asyncio.Event: listeners of bots on other event loops share this count in the tests
+        while self.count and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        return not self.count
+
+
+IN_FLIGHT = InFlight()
+
+
 def guard(where: str, listener: GuardedListener) -> BoltListener:
     """Wrap ``listener`` (given ``ack``, ``body``, ``client``) in the boundary; returns Bolt's listener."""
 
     async def guarded(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         once = OnceAck(ack)
+        IN_FLIGHT.count += 1
         try:
             await listener(once, body, client)
         except KerberosBotError as exc:
@@ -104,6 +127,7 @@ def guard(where: str, listener: GuardedListener) -> BoltListener:
         except Exception:
             await answer(once, body, client, internal_error_text(where))
         finally:
+            IN_FLIGHT.count -= 1
             await once()
 
     # the listener's own name for Bolt's logs and the manifest test; not functools.wraps, whose

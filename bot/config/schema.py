@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
 from bot.config.common import SecretSource, Strict
 from bot.config.remoting import RemotingConfig
@@ -309,21 +309,12 @@ class VerificationConfig(Strict):
         return identities
 
 
-class ApprovalsConfig(Strict):
-    """Per action; the defaults follow the risk: a forced rotation or a removal needs two people, each
-    verified by an Entra sign-in with MFA."""
+class ApprovalSettings(Strict):
+    """[approvals]: what holds for every action; each action's own table, ``[approvals.<config_key>]``, is
+    added from the action kinds (``ApprovalsConfig`` below), so a new kind needs no line here. The
+    defaults follow the risk: a forced rotation or a removal needs two people, each verified by an Entra
+    sign-in with MFA."""
 
-    rotate: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
-    rotate_force: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
-    remove_tdo: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
-    setup: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
-    remove_all: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
-    emergency_rotate: ActionPolicyConfig = Field(
-        default_factory=ActionPolicyConfig,
-        description="break-glass: its approver_groups (a break-glass group) must be set; default_approver_groups "
-        "do not apply",
-    )
-    emergency_review: ActionPolicyConfig = Field(default_factory=ActionPolicyConfig)
     default_approver_groups: list[str] = Field(default_factory=list)
     verification: VerificationConfig | None = None
     remind_at_percent: list[int] = Field(
@@ -377,17 +368,21 @@ class ApprovalsConfig(Strict):
             raise ValueError(f"'{value}' is not a Slack user group id such as S0123ABCD")
         return value
 
+    def policy(self, action_key: str) -> ActionPolicyConfig:
+        """The table ``[approvals.<action_key>]``."""
+        return cast(ActionPolicyConfig, getattr(self, action_key))
+
     @model_validator(mode="after")
-    def _escalation_after_a_reminder(self) -> ApprovalsConfig:
+    def _escalation_after_a_reminder(self) -> ApprovalSettings:
         if (self.escalate_to_group or self.escalate_to_channel) and not self.remind_at_percent:
             raise ValueError("escalation follows the last reminder: give remind_at_percent too")
         return self
 
     @model_validator(mode="after")
-    def _second_with_first_on_rotations_only(self) -> ApprovalsConfig:
+    def _second_with_first_on_rotations_only(self) -> ApprovalSettings:
         rotations = {ACTION_KINDS[a].config_key for a in DOUBLE_ROTATIONS}
         for key in ACTION_KEYS:
-            if getattr(self, key).second_with_first and key not in rotations:
+            if self.policy(key).second_with_first and key not in rotations:
                 raise ValueError(
                     f"[approvals.{key}] second_with_first: only a rotation has a second rotation "
                     f"({', '.join(sorted(rotations))})"
@@ -395,12 +390,29 @@ class ApprovalsConfig(Strict):
         return self
 
     def required(self, action_key: str) -> int:
-        setting: int | None = getattr(self, action_key).approvals_required
+        setting: int | None = self.policy(action_key).approvals_required
         return setting if setting is not None else DEFAULT_APPROVALS[action_key]
 
     def verified(self, action_key: str) -> bool:
-        setting: bool | None = getattr(self, action_key).verified_approval
+        setting: bool | None = self.policy(action_key).verified_approval
         return setting if setting is not None else action_key in VERIFIED_BY_DEFAULT
+
+
+if TYPE_CHECKING:  # the tables are read through policy(); to mypy the class is its settings
+    ApprovalsConfig = ApprovalSettings
+else:
+    ApprovalsConfig = create_model(
+        "ApprovalsConfig",
+        __base__=ApprovalSettings,
+        __module__=__name__,
+        **{
+            kind.config_key: (
+                ActionPolicyConfig,
+                Field(default_factory=ActionPolicyConfig, description=kind.config_note or None),
+            )
+            for kind in ACTION_KINDS.values()
+        },
+    )
 
 
 class EmulatorDomain(Strict):
@@ -596,7 +608,7 @@ class BotConfig(Strict):
         opted_out = {
             kind.config_key
             for kind in ACTION_KINDS.values()
-            if kind.own_approvers and not getattr(approvals, kind.config_key).approver_groups
+            if kind.own_approvers and not approvals.policy(kind.config_key).approver_groups
         }
         needing = [key for key in ACTION_KEYS if approvals.verified(key) and key not in opted_out]
         if needing and approvals.verification is None:

@@ -65,6 +65,13 @@ class ActionKind:
     own_approvers: bool = False
     # break-glass, and its review (which changes nothing): neither a freeze nor a change window holds it
     overrides_holds: bool = False
+    on_form: bool = False  # the request form offers it (break-glass is typed; a review is filed by the bot)
+    config_note: str = ""  # what its [approvals.<config_key>] table says beyond the common keys
+
+    @property
+    def typed(self) -> str | None:
+        """The subcommand a person types for it (``rotate`` for ``rotate --force``); None: filed by the bot."""
+        return None if self.command.startswith("(") else self.command.split()[0]
 
     @property
     def config_key(self) -> str:
@@ -75,12 +82,13 @@ class ActionKind:
 ACTION_KINDS: dict[Action, ActionKind] = {
     kind.action: kind
     for kind in (
-        ActionKind(Action.ROTATE, "Rotate the Kerberos key", "rotate", 1, False),
+        ActionKind(Action.ROTATE, "Rotate the Kerberos key", "rotate", 1, False, on_form=True),
+        # on the form as rotate's --force option
         ActionKind(Action.ROTATE_FORCE, "Rotate the Kerberos key (forced, within 24 hours)", "rotate --force", 2, True),
-        ActionKind(Action.REMOVE_TDO, "Remove the trusted domain object", "remove-tdo", 2, True),
+        ActionKind(Action.REMOVE_TDO, "Remove the trusted domain object", "remove-tdo", 2, True, on_form=True),
         # setup creates an inbound trust in a forest root: as strong as the removals
-        ActionKind(Action.SETUP, "Set up the cloud trust", "setup", 2, True),
-        ActionKind(Action.REMOVE_ALL, "Remove all Kerberos settings", "remove-all", 2, True),
+        ActionKind(Action.SETUP, "Set up the cloud trust", "setup", 2, True, on_form=True),
+        ActionKind(Action.REMOVE_ALL, "Remove all Kerberos settings", "remove-all", 2, True, on_form=True),
         # break-glass: one verified approver from its own group (no default group: it must be configured)
         ActionKind(
             Action.EMERGENCY_ROTATE,
@@ -90,6 +98,8 @@ ACTION_KINDS: dict[Action, ActionKind] = {
             True,
             own_approvers=True,
             overrides_holds=True,
+            config_note="break-glass: its approver_groups (a break-glass group) must be set; "
+            "default_approver_groups do not apply",
         ),
         ActionKind(
             Action.EMERGENCY_REVIEW,

@@ -23,14 +23,12 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.domain.approvals import ACTION_KINDS
+
 REQUEST_FORM = "kerberos_request_form"
 REQUEST_SHORTCUT = "kerberos_request_change"
-FORM_ACTIONS = {  # subcommand -> what the form calls it
-    "rotate": "Rotate the Kerberos key",
-    "remove-tdo": "Remove the trusted domain object",
-    "setup": "Set up the cloud trust",
-    "remove-all": "Remove all Kerberos settings",
-}
+# subcommand -> what the form calls it: the kinds the form offers, in their order
+FORM_ACTIONS = {kind.command: kind.title for kind in ACTION_KINDS.values() if kind.on_form}
 OPTIONS = {
     "force": "--force: rotate within 24 hours of the last rotation (as many approvals as rotate_force: two, "
     "verified, by default). Only when the key must change now",

@@ -21,19 +21,28 @@ class Subject:
 
 
 @pytest.fixture(params=["fake", "ldap"])
-async def subject(request: pytest.FixtureRequest, contoso_dc: SambaDC) -> AsyncIterator[Subject]:
-    if request.param == "fake":
-        fake = FakeDirectory(on_prem_state("contoso.test"))
+def subject(request: pytest.FixtureRequest) -> Subject:
+    """The fake, or the real adapter; only the real one starts what it needs (so `--fast` starts nothing)."""
+    subject: Subject = request.getfixturevalue(f"{request.param}_subject")
+    return subject
 
-        async def seed_fake(state: SeedState) -> None:
-            fake.state = on_prem_state(
-                "contoso.test",
-                with_server=state != SeedState.NO_SERVER,
-                with_tdo=state == SeedState.SERVER_WITH_TDO,
-            )
 
-        yield Subject(fake, seed_fake)
-        return
+@pytest.fixture
+async def fake_subject() -> AsyncIterator[Subject]:
+    fake = FakeDirectory(on_prem_state("contoso.test"))
+
+    async def seed_fake(state: SeedState) -> None:
+        fake.state = on_prem_state(
+            "contoso.test",
+            with_server=state != SeedState.NO_SERVER,
+            with_tdo=state == SeedState.SERVER_WITH_TDO,
+        )
+
+    yield Subject(fake, seed_fake)
+
+
+@pytest.fixture
+async def ldap_subject(contoso_dc: SambaDC) -> AsyncIterator[Subject]:
     dc = contoso_dc
     directory = dc.ldap_directory()
 

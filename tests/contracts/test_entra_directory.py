@@ -26,16 +26,25 @@ class Subject:
 
 
 @pytest.fixture(params=["fake", "graph"])
-async def subject(request: pytest.FixtureRequest, entra_standin: EntraStandIn) -> AsyncIterator[Subject]:
-    if request.param == "fake":
-        fake = FakeEntra()
+def subject(request: pytest.FixtureRequest) -> Subject:
+    """The fake, or the real adapter; only the real one starts what it needs (so `--fast` starts nothing)."""
+    subject: Subject = request.getfixturevalue(f"{request.param}_subject")
+    return subject
 
-        def add_fake(domain: str, activity: str, at: datetime) -> None:
-            event = audit_event(domain, at, activity)
-            fake.events.append(event.__class__(**{**event.__dict__, "id": f"{event.id}-{len(fake.events)}"}))
 
-        yield Subject(fake, add_fake)
-        return
+@pytest.fixture
+async def fake_subject() -> AsyncIterator[Subject]:
+    fake = FakeEntra()
+
+    def add_fake(domain: str, activity: str, at: datetime) -> None:
+        event = audit_event(domain, at, activity)
+        fake.events.append(event.__class__(**{**event.__dict__, "id": f"{event.id}-{len(fake.events)}"}))
+
+    yield Subject(fake, add_fake)
+
+
+@pytest.fixture
+async def graph_subject(entra_standin: EntraStandIn) -> AsyncIterator[Subject]:
     standin = entra_standin
     graph = GraphEntraDirectory(entra_app(standin), graph_url=standin.url)
 

@@ -23,11 +23,20 @@ class Subject:
 
 
 @pytest.fixture(params=["fake", "emulator"])
-async def subject(request: pytest.FixtureRequest, box: Sandbox) -> AsyncIterator[Subject]:
-    if request.param == "fake":
-        directories = {DOMAIN: FakeDirectory(on_prem_state(DOMAIN))}
-        yield Subject(FakeKerberosModule.in_step(directories), directories[DOMAIN])
-        return
+def subject(request: pytest.FixtureRequest) -> Subject:
+    """The fake, or the real adapter; only the real one starts what it needs (so `--fast` starts nothing)."""
+    subject: Subject = request.getfixturevalue(f"{request.param}_subject")
+    return subject
+
+
+@pytest.fixture
+async def fake_subject() -> AsyncIterator[Subject]:
+    directories = {DOMAIN: FakeDirectory(on_prem_state(DOMAIN))}
+    yield Subject(FakeKerberosModule.in_step(directories), directories[DOMAIN])
+
+
+@pytest.fixture
+async def emulator_subject(box: Sandbox) -> AsyncIterator[Subject]:
     await seed(box.domains, box.components)  # contoso: server with the cloud trust
     yield Subject(box.components.module, box.components.directories[DOMAIN])
     await seed(box.domains, box.components)

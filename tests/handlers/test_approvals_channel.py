@@ -18,12 +18,11 @@ from kerberos_sandbox.slack_standin import (
 )
 
 from bot.domain.approvals import Action, ActionPolicy, RequestState
-from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes.engine import build_engine
 from bot.services.container import BotServices
 from bot.services.status import StatusService
 from handlers.views.cards import APPROVE_ACTION
 from tests.support.botserver import running_bot
+from tests.support.engine import engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeGroups, FakeKerberosModule, on_prem_state
 
@@ -36,13 +35,12 @@ def services() -> BotServices:
         "contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)))
     }
     module = FakeKerberosModule.in_step(directories)
-    changes = build_engine(
+    changes = engine_on_fakes(
         store=FakeApprovalStore(),
         module=module,
         directories=directories,
         groups=FakeGroups({"S0ADMINS": frozenset({"U0BOB", "U0MALLORY"})}),
         policies={a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"})) for a in Action},
-        rotation=RotationPolicy(),
         clock=lambda: NOW,
         approval_channels={"contoso.test": APPROVALS},
     )

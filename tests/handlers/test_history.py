@@ -13,11 +13,11 @@ import pytest
 from kerberos_sandbox.slack_standin import SlackStandIn, send_slash_command, slash_command_form
 
 from bot.domain.approvals import Action, ActionPolicy
-from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.engine import ChangeEngine
 from bot.services.container import BotServices
 from bot.services.status import StatusService
 from tests.support.botserver import running_bot
+from tests.support.engine import engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import (
     NOW,
@@ -40,13 +40,12 @@ async def history() -> AsyncIterator[tuple[ChangeEngine, FakeEntra, SlackStandIn
     }
     module = FakeKerberosModule.in_step(directories)
     entra = FakeEntra(events=[audit_event("contoso.test", NOW - timedelta(days=1))])
-    changes = build_engine(
+    changes = engine_on_fakes(
         store=FakeApprovalStore(),
         module=module,
         directories=directories,
         groups=FakeGroups({"S0ADMINS": frozenset({"U0BOB"})}),
         policies={Action.ROTATE: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"}))},
-        rotation=RotationPolicy(),
         clock=lambda: NOW,
         entra=entra,
     )

@@ -7,6 +7,7 @@ approver groups are read from the stand-in through the real Slack adapter.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -29,13 +30,13 @@ from kerberos_sandbox.slack_standin import (
 from bot.adapters.slack.groups import SlackUserGroups
 from bot.bootstrap import slack_client
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest
-from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.engine import ChangeEngine
 from bot.services.container import BotServices
 from bot.services.status import StatusService
 from handlers.views.cards import APPROVE_ACTION, DENY_ACTION
 from handlers.views.modals import DENY_DIALOG
 from tests.support.botserver import RunningBot, running_bot
+from tests.support.engine import engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeKerberosModule, on_prem_state
 
@@ -87,13 +88,12 @@ async def bot() -> AsyncIterator[Bot]:
         slack.user_groups[ADMINS] = ["U0BOB", "U0CAROL"]
         client = slack_client(slack.bot_token, slack.api_url)
         policy = ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({ADMINS}))
-        changes = build_engine(
+        changes = engine_on_fakes(
             store=store,
             module=module,
             directories=directories,
             groups=SlackUserGroups(client),
             policies={action: policy for action in Action},
-            rotation=RotationPolicy(),
             clock=lambda: NOW,
         )
         services = BotServices(
@@ -231,3 +231,39 @@ async def test_a_deny_click_with_a_tampered_value_opens_no_dialog(bot: Bot) -> N
     [text] = await bot.ephemeral_to("U0BOB")
     assert "not made by kerberos-bot" in text
     assert not bot.slack.api_calls("views.open")
+
+
+class _SlowGroups:
+    """Slack's user groups, answering after a while: the click is still at work when the bot closes."""
+
+    def __init__(self, members: dict[str, frozenset[str]]) -> None:
+        self._members = members
+
+    async def members(self, group_id: str) -> frozenset[str]:
+        await asyncio.sleep(0.2)
+        return self._members.get(group_id, frozenset())
+
+
+async def test_a_click_still_at_work_when_the_bot_closes_is_carried_through_before_it_closes() -> None:
+    directories = {
+        "contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)))
+    }
+    policy = ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({ADMINS}))
+    changes = engine_on_fakes(
+        directories=directories,
+        groups=_SlowGroups({ADMINS: frozenset({"U0BOB"})}),
+        policies={action: policy for action in Action},
+        clock=lambda: NOW,
+    )
+    services = BotServices(
+        status=StatusService(directories, FakeKerberosModule.in_step(directories), FakeEntra()), changes=changes
+    )
+    async with SlackStandIn() as slack, aiohttp.ClientSession() as session:
+        async with running_bot(services, slack) as running:
+            bot = Bot(running, slack, session, changes, FakeApprovalStore())
+            request = await bot.new_request()
+            assert await bot.click(approve_click(changes.decisions.button_value(request))) == 200  # acknowledged
+            assert not slack.api_calls("chat.update")  # still reading the groups when the bot starts to close
+        # closed: the approval was recorded and the card updated before its connections went
+        assert (await changes.queries.get(request.id)).approvals[0].approver == "U0BOB"  # type: ignore[union-attr]
+        assert slack.api_calls("chat.update")

@@ -11,13 +11,12 @@ from kerberos_sandbox.slack_standin import SlackStandIn
 
 from bot.bootstrap import slack_client
 from bot.domain.approvals import Action, ActionPolicy, ReminderPolicy
-from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes.engine import build_engine
 from bot.services.container import BotServices
 from bot.services.status import StatusService
 from bot.workers.changes import ChangeWorker
 from handlers.notices import SlackChangeNotices
 from tests.support.botserver import running_bot
+from tests.support.engine import engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import (
     NOW,
@@ -39,13 +38,12 @@ async def test_reminders_escalation_and_nudges_reach_the_thread_and_the_fallback
         "contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)))
     }
     module = FakeKerberosModule.in_step(directories)
-    changes = build_engine(
+    changes = engine_on_fakes(
         store=FakeApprovalStore(),
         module=module,
         directories=directories,
         groups=FakeGroups({"S0ADMINS": frozenset({"U0BOB"}), "S0ONCALL": frozenset({"U0FRANK"})}),
         policies={a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"})) for a in Action},
-        rotation=RotationPolicy(),
         clock=lambda: clock[0],
         limiter=FakeRateLimiter(),
         reminders=ReminderPolicy((0.5, 0.9), fallback_group="S0ONCALL", fallback_channel="C0ONCALL"),

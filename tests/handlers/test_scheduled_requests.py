@@ -150,7 +150,8 @@ async def test_emergency_rotate_tells_the_alert_channel_with_the_reason_as_plain
     async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
         form = slash_command_form(f"emergency-rotate contoso.test -- {hostile}", response_url=slack.new_response_url())
         assert (await send_slash_command(session, bot.endpoint, bot.signing_secret, form)).status == 200
-        posts = await slack.wait_for_api("chat.postMessage", 2)
+        # the card and the alarm (the requester's direct message may come in between)
+        posts = await slack.wait_for_api("chat.postMessage", 2, where=lambda p: p.body["channel"][0] == "C")
         card, alarm = (next(p.body for p in posts if p.body["channel"] == c) for c in ("C0PLATFORM", "C0ALERTS"))
         assert "Emergency rotation (suspected compromise)" in json.dumps(card)
         blocks = json.loads(alarm["blocks"]) if isinstance(alarm["blocks"], str) else alarm["blocks"]

@@ -28,8 +28,8 @@ from bot.adapters.redis.store import RedisApprovalStore
 from bot.bootstrap import action_policies, integrity_signer
 from bot.config import load_bot_config
 from bot.domain.approvals import Action, ChangeRequest, RequestState
-from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.engine import ChangeEngine
+from tests.support.engine import engine_on_fakes
 from tests.support.fakes import FakeGroups
 from tests.support.served import start_serve
 
@@ -141,14 +141,13 @@ async def world(box: Sandbox, tmp_path: Path) -> AsyncIterator[World]:
     # [changes] is the sandbox configuration's last table
     config.write_text(box.config_path.read_text() + "\nlease_seconds = 3\n", encoding="utf-8")
     store = RedisApprovalStore(connect(REDIS_URL), "kerberos-bot")
-    changes = build_engine(
+    changes = engine_on_fakes(
         store=store,
         module=box.components.module,
         directories=box.components.directories,
         groups=FakeGroups({g: frozenset(users) for g, users in SANDBOX_GROUPS.items()}),
         policies=action_policies(load_bot_config(config)),  # the served bot's own policies and key
         signer=integrity_signer(load_bot_config(config)),
-        rotation=RotationPolicy(),
         clock=lambda: datetime.now(UTC),
     )
     running = World(box, config, changes, store, [])

@@ -19,14 +19,13 @@ from kerberos_sandbox.slack_standin import SlackStandIn, block_actions_payload, 
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
-from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import StoreUnavailable
-from bot.services.changes.engine import build_engine
 from bot.services.container import BotServices
 from bot.services.status import StatusService
 from handlers.views.cards import APPROVE_ACTION
 from tests.contracts.test_approval_store import LEASE, new_request
 from tests.support.botserver import running_bot
+from tests.support.engine import engine_on_fakes
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeGroups, FakeKerberosModule, on_prem_state
 
 
@@ -68,13 +67,12 @@ async def test_a_click_while_redis_is_down_is_answered_and_the_next_one_after_th
     }
     module = FakeKerberosModule.in_step(directories)
     store = RedisApprovalStore(connect(redis_server.url), f"kbot-{uuid.uuid4().hex[:6]}")
-    changes = build_engine(
+    changes = engine_on_fakes(
         store=store,
         module=module,
         directories=directories,
         groups=FakeGroups({"S0ADMINS": frozenset({"U0BOB"})}),
         policies={a: ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({"S0ADMINS"})) for a in Action},
-        rotation=RotationPolicy(),
         clock=lambda: NOW,
     )
     services = BotServices(StatusService(directories, module, FakeEntra(), clock=lambda: NOW), changes=changes)

@@ -14,9 +14,9 @@ from kerberos_sandbox.sandbox import Sandbox
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
-from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.engine import ChangeEngine
 from bot.services.changes.executor import Execution
+from tests.support.engine import engine_on_fakes
 from tests.support.fakes import FakeGroups
 
 pytestmark = pytest.mark.samba
@@ -33,13 +33,12 @@ async def service(box: Sandbox) -> AsyncIterator[tuple[ChangeEngine, RedisApprov
         Action.ROTATE: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"})),
         Action.ROTATE_FORCE: ActionPolicy(2, timedelta(hours=1), frozenset(), frozenset({"S0ADMINS"})),
     }
-    svc = build_engine(
+    svc = engine_on_fakes(
         store=store,
         module=box.components.module,
         directories=box.components.directories,
         groups=FakeGroups({"S0ADMINS": APPROVERS}),
         policies=policies,
-        rotation=RotationPolicy(),
         clock=lambda: datetime.now(UTC),
     )
     yield svc, store

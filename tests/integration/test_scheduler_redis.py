@@ -16,11 +16,9 @@ from bot.adapters.redis.client import connect
 from bot.adapters.redis.lifecycle import RedisLeadership, RedisSchedulerMemory
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestState
-from bot.domain.diagnosis import RotationPolicy
 from bot.domain.integrity import Signer
 from bot.domain.windows import ChangeWindows
 from bot.services.changes.decisions import Reminder
-from bot.services.changes.engine import build_engine
 from bot.services.changes.executor import Deferral, Execution
 from bot.services.changes.intake import SCHEDULER
 from bot.services.changes.queries import KeyPropagation
@@ -28,9 +26,9 @@ from bot.services.lifecycle import Digest, DomainSchedule, LifecycleService, Wat
 from bot.services.status import StatusService
 from bot.workers.changes import ChangeWorker
 from bot.workers.scheduler import LifecycleScheduler
+from tests.support.engine import Clock, engine_on_fakes
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeGroups, FakeKerberosModule, on_prem_state
 from tests.support.redis_keys import REDIS_URL
-from tests.unit.test_lifecycle import Clock
 
 LEASE = timedelta(milliseconds=600)
 
@@ -71,13 +69,12 @@ def replica(name: str, prefix: str, clock: Clock, filed: Filed, clients: list[Re
     }
     module = FakeKerberosModule.in_step(directories)
     policy = ActionPolicy(2, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"}))
-    changes = build_engine(
+    changes = engine_on_fakes(
         store=RedisApprovalStore(client, prefix),
         module=module,
         directories=directories,
         groups=FakeGroups({"S0ADMINS": frozenset({"U0BOB", "U0CAROL"})}),
         policies={a: policy for a in Action},
-        rotation=RotationPolicy(),
         clock=clock,
     )
     lifecycle = LifecycleService(
@@ -164,13 +161,12 @@ async def test_two_replicas_honour_the_cadence_and_the_change_window_and_run_the
     for name in ("w1", "w2"):
         client = connect(REDIS_URL)
         clients.append(client)
-        changes = build_engine(
+        changes = engine_on_fakes(
             store=RedisApprovalStore(client, prefix, reclaim_after=timedelta(0)),
             module=module,
             directories=directories,
             groups=FakeGroups({"S0ADMINS": frozenset({"U0BOB", "U0CAROL"})}),
             policies={a: ActionPolicy(2, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"})) for a in Action},
-            rotation=RotationPolicy(),
             clock=clock,
             windows={"contoso.test": windows},
             signer=Signer(b"k" * 32),  # one key across the replicas, as the configuration gives it

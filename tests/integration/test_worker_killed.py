@@ -14,9 +14,9 @@ from bot.adapters.kerberos_module.emulator.module import KerberosModuleEmulator
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestState
-from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.engine import ChangeEngine
 from bot.services.changes.limits import ExecutionLimits
+from tests.support.engine import engine_on_fakes
 from tests.support.fakes import FakeGroups
 
 pytestmark = pytest.mark.samba
@@ -34,13 +34,12 @@ async def test_killed_mid_rotation_is_flagged_with_its_journal_and_status_shows_
     assert isinstance(module, KerberosModuleEmulator)
 
     def service() -> ChangeEngine:  # a fresh service per "process", sharing only Redis
-        return build_engine(
+        return engine_on_fakes(
             store=RedisApprovalStore(client, prefix),
             module=module,
             directories=box.components.directories,
             groups=FakeGroups({"S0ADMINS": frozenset({"U0BOB"})}),
             policies={Action.ROTATE_FORCE: ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({"S0ADMINS"}))},
-            rotation=RotationPolicy(),
             clock=lambda: datetime.now(UTC),
             limits=ExecutionLimits(lease=timedelta(seconds=1), renew_every=timedelta(seconds=0.3)),
         )

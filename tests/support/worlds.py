@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.domain.approvals import Action, ActionPolicy
-from bot.domain.diagnosis import RotationPolicy
 from bot.domain.model import OnPremState
 from bot.domain.windows import ChangeWindows
-from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.engine import ChangeEngine
 from bot.services.status import StatusService
+from tests.support.engine import engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeFreezes, FakeGroups, FakeKerberosModule
 
@@ -41,7 +41,7 @@ def one_domain(
     directories = {state.domain_dns_name: FakeDirectory(state)}
     module = FakeKerberosModule.in_step(directories)
     store = FakeApprovalStore()
-    changes = build_engine(
+    changes = engine_on_fakes(
         store=store,
         module=module,
         directories=directories,
@@ -49,7 +49,6 @@ def one_domain(
         policies=dict(
             policies or {a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({ADMINS})) for a in Action}
         ),
-        rotation=RotationPolicy(),
         clock=clock,
         freezes=freezes,
         windows={state.domain_dns_name: windows} if windows else None,

@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 
 from bot.domain.approvals import Action, ActionPolicy, Approval, RequestState, Verdict
-from bot.domain.diagnosis import RotationPolicy
 from bot.domain.integrity import Signer
 from bot.domain.verification import VerifiedIdentity
-from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.engine import ChangeEngine
 from bot.services.changes.executor import Execution
+from tests.support.engine import engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, on_prem_state
 
@@ -50,13 +50,12 @@ def world(
     }
     if raise_rotation_to is not None:
         policies[Action.ROTATE] = replace(policies[Action.ROTATE], approvals_required=raise_rotation_to)
-    service = build_engine(
+    service = engine_on_fakes(
         store=store,
         module=module,
         directories=directories,
         groups=groups,
         policies=policies,
-        rotation=RotationPolicy(),
         clock=lambda: NOW,
         signer=signer or Signer(KEY),
     )
@@ -202,13 +201,12 @@ async def test_requests_and_clicks_are_rate_limited_per_user_with_a_clear_messag
     from tests.support.fakes import FakeRateLimiter
 
     service, store, module, directory = world()
-    limited = build_engine(
+    limited = engine_on_fakes(
         store=store,
         module=module,
         directories={"contoso.test": directory},
         groups=FakeGroups(dict(GROUPS)),
         policies=service.authority.policies,
-        rotation=RotationPolicy(),
         clock=lambda: NOW,
         signer=Signer(KEY),
         limiter=FakeRateLimiter(),

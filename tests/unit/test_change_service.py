@@ -4,33 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from bot.actions.base import PreflightError
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
-from bot.domain.diagnosis import RotationPolicy
 from bot.domain.model import KerberosServerReport
 from bot.domain.ports import SetServerOptions
-from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.engine import ChangeEngine
 from bot.services.changes.errors import NotAllowed
 from bot.services.changes.executor import Execution
 from bot.services.changes.limits import ExecutionLimits
+from tests.support.engine import Clock, engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, cloud_of, on_prem_state
 
 ADMINS, PLATFORM = "S0ADMINS", "S0PLATFORM"
-
-
-class Clock:
-    """The services' clock, moved by the test."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 World = tuple[ChangeEngine, FakeApprovalStore, FakeKerberosModule, dict[str, FakeDirectory], Clock]
@@ -52,13 +42,12 @@ def make(
         Action.ROTATE_FORCE: ActionPolicy(2, timedelta(hours=1), frozenset({PLATFORM}), frozenset({ADMINS})),
     }
     groups = FakeGroups({ADMINS: frozenset({"U0BOB", "U0CAROL", "U0ALICE"}), PLATFORM: frozenset({"U0ALICE"})})
-    service = build_engine(
+    service = engine_on_fakes(
         store=store,
         module=module,
         directories=directories,
         groups=groups,
         policies=policies,
-        rotation=RotationPolicy(),
         clock=clock,
         limits=limits or ExecutionLimits(),
         forest_roots=forest_roots,
@@ -171,13 +160,12 @@ def make_forest() -> tuple[ChangeEngine, dict[str, FakeDirectory]]:
         "emea.contoso.test": FakeDirectory(on_prem_state("emea.contoso.test", with_server=False, with_tdo=False)),
     }
     policies = {a: ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({ADMINS})) for a in Action}
-    service = build_engine(
+    service = engine_on_fakes(
         store=FakeApprovalStore(),
         module=FakeKerberosModule.in_step(directories),
         directories=directories,
         groups=FakeGroups({ADMINS: frozenset({"U0BOB"})}),
         policies=policies,
-        rotation=RotationPolicy(),
         clock=lambda: NOW,
         forest_roots={"emea.contoso.test": "contoso.test"},
     )
@@ -330,13 +318,12 @@ async def test_setting_up_over_a_server_this_tenant_does_not_know_says_so_and_ne
         Action.REMOVE_ALL: ActionPolicy(3, timedelta(hours=1), frozenset(), frozenset({ADMINS})),
     }
     groups = FakeGroups({ADMINS: frozenset({"U0BOB", "U0CAROL", "U0DAVE"})})
-    service = build_engine(
+    service = engine_on_fakes(
         store=FakeApprovalStore(),
         module=module,
         directories=directories,
         groups=groups,
         policies=policies,
-        rotation=RotationPolicy(),
         clock=Clock(NOW),
     )
     request = await service.intake.request_setup("contoso.test", requester="U0ALICE", reason="new tenant")

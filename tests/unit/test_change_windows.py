@@ -11,20 +11,13 @@ from datetime import UTC, datetime, timedelta
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
 from bot.domain.windows import ChangeWindows
 from bot.services.changes.executor import Deferral, Execution
+from tests.support.engine import Clock
 from tests.support.fakes import NOW, on_prem_state
 from tests.support.worlds import ADMINS, OneDomain, one_domain
 
 # NOW is Wednesday 2026-11-25 12:00 UTC; the window opens at 22:00 for four hours on weeknights
 NIGHTS = ChangeWindows.parse([("0 22 * * mon-thu", 4)])
 OPENS = datetime(2026, 11, 25, 22, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def world(windows: ChangeWindows, clock: Clock, **policies: ActionPolicy) -> OneDomain:

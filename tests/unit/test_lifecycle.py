@@ -5,21 +5,21 @@ watch's findings reported once each, and one scheduler across replicas."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestState, Verdict
-from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import UsageError
-from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.engine import ChangeEngine
 from bot.services.changes.errors import NotAllowed
 from bot.services.changes.executor import Execution
 from bot.services.changes.intake import SCHEDULER
 from bot.services.lifecycle import Digest, DomainSchedule, LifecycleService, WatchReport
 from bot.services.status import StatusService
 from bot.workers.scheduler import LifecycleScheduler
+from tests.support.engine import Clock, engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import (
     NOW,
@@ -35,14 +35,6 @@ from tests.support.fakes import (
 
 ADMINS = "S0ADMINS"
 CHANNEL = "C0PLATFORM"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
@@ -76,13 +68,12 @@ def world(
     policy = ActionPolicy(
         1, timedelta(hours=4), frozenset({"S0PLATFORM"}), frozenset({ADMINS}), second_with_first=second_with_first
     )
-    changes = build_engine(
+    changes = engine_on_fakes(
         store=store,
         module=module,
         directories=directories,
         groups=groups,
         policies={action: policy for action in Action},
-        rotation=RotationPolicy(),
         clock=clock,
         freezes=freezes,
     )
@@ -228,13 +219,12 @@ def breakglass_world(freezes: FakeFreezes | None = None) -> World:
     # verified approvals have their own tests (test_verified_approvals.py): here the break-glass group's click counts
     policies[Action.EMERGENCY_ROTATE] = ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({"S0BREAKGLASS"}))
     policies[Action.EMERGENCY_REVIEW] = ActionPolicy(2, timedelta(days=7), frozenset(), frozenset({ADMINS}))
-    changes = build_engine(
+    changes = engine_on_fakes(
         store=w.store,
         module=w.module,
         directories=w.module.directories,
         groups=(groups := FakeGroups({ADMINS: frozenset({"U0BOB", "U0CAROL"}), "S0BREAKGLASS": frozenset({"U0DAVE"})})),
         policies=policies,
-        rotation=RotationPolicy(),
         clock=w.clock,
         freezes=freezes,
     )
@@ -252,13 +242,12 @@ async def test_emergency_rotate_without_a_break_glass_group_is_refused_with_what
     example = action_policies(load_bot_config(Path(__file__).parents[2] / "examples" / "kerberos-bot.toml"))
     assert not example[Action.EMERGENCY_ROTATE].approver_groups  # the everyday approvers never apply to it
     w = world(every=None)
-    changes = build_engine(
+    changes = engine_on_fakes(
         store=w.store,
         module=w.module,
         directories=w.module.directories,
         groups=FakeGroups({ADMINS: frozenset({"U0BOB"})}),
         policies=example,
-        rotation=RotationPolicy(),
         clock=w.clock,
     )
     with pytest.raises(NotAllowed, match=r"approvals.emergency_rotate\] approver_groups"):

@@ -5,15 +5,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.bootstrap import slack_client
-from bot.domain.diagnosis import RotationPolicy
 from bot.entrypoints.web import EVENTS_PATH
-from bot.services.changes.engine import build_engine
 from bot.services.container import BotServices
 from bot.services.home import HomeService
 from bot.services.status import StatusService
 from handlers.app import build_bolt_app
 from handlers.home import SlackHome
 from handlers.router import COMMAND
+from tests.support.engine import engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import FakeDirectory, FakeEntra, FakeGroups, FakeKerberosModule, on_prem_state
 
@@ -25,13 +24,12 @@ def registered_listeners(*, with_home: bool = False) -> list[str]:
     home page, ``with_home``)."""
     directories = {"contoso.test": FakeDirectory(on_prem_state())}
     module = FakeKerberosModule.in_step(directories)
-    changes = build_engine(
+    changes = engine_on_fakes(
         store=FakeApprovalStore(),
         module=module,
         directories=directories,
         groups=FakeGroups(),
         policies={},
-        rotation=RotationPolicy(),
         clock=lambda: datetime.now(UTC),
     )
     services = BotServices(status=StatusService(directories, module, FakeEntra()), changes=changes)

@@ -4,27 +4,19 @@ alone, and never break-glass); the requester may nudge once an hour; all of it a
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from bot.domain.approvals import Action, ActionPolicy, ReminderPolicy, RequestState, Verdict
-from bot.domain.diagnosis import RotationPolicy
-from bot.services.changes.engine import ChangeEngine, build_engine
+from bot.services.changes.engine import ChangeEngine
 from bot.services.changes.errors import NotAllowed, RateLimited
 from bot.services.changes.executor import Execution
+from tests.support.engine import Clock, engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, FakeRateLimiter, on_prem_state
 
 ADMINS, FALLBACK, BREAKGLASS = "S0ADMINS", "S0FALLBACK", "S0BREAKGLASS"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def service(clock: Clock, reminders: ReminderPolicy) -> tuple[ChangeEngine, FakeApprovalStore]:
@@ -34,13 +26,12 @@ def service(clock: Clock, reminders: ReminderPolicy) -> tuple[ChangeEngine, Fake
     store = FakeApprovalStore()
     policies = {a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({ADMINS})) for a in Action}
     policies[Action.EMERGENCY_ROTATE] = ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({BREAKGLASS}))
-    changes = build_engine(
+    changes = engine_on_fakes(
         store=store,
         module=FakeKerberosModule.in_step(directories, clock),
         directories=directories,
         groups=FakeGroups({ADMINS: frozenset({"U0BOB"}), FALLBACK: frozenset({"U0FRANK"}), BREAKGLASS: frozenset()}),
         policies=policies,
-        rotation=RotationPolicy(),
         clock=clock,
         limiter=FakeRateLimiter(),
         reminders=reminders,

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from bot.domain.approvals import Action, ActionPolicy, RequestState, Verdict
-from bot.domain.diagnosis import RotationPolicy
 from bot.domain.integrity import Signer
 from bot.domain.verification import (
     BrowserSignInStart,
@@ -24,9 +23,9 @@ from bot.domain.verification import (
     VerificationPolicy,
     check_claims,
 )
-from bot.services.changes.engine import build_engine
 from bot.services.changes.executor import Execution
 from bot.services.verification import ApproverVerification, IdentityUnknown, SignInFor
+from tests.support.engine import Clock, engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore, FakeSignInTickets
 from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, on_prem_state
 
@@ -35,14 +34,6 @@ APPROVER_GROUP = "group-approvers"
 ADMINS = "S0ADMINS"
 OIDS = {"bob@contoso.test": "oid-bob", "carol@contoso.test": "oid-carol", "dave@contoso.test": "oid-dave"}
 ORIGIN = "T0/A0/C0"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def claims_of(upn: str, *, mfa: bool = True, tenant: str = TENANT, auth_time: datetime | None = NOW) -> dict[str, Any]:
@@ -174,13 +165,12 @@ class World:
                 2, timedelta(hours=1), frozenset(), frozenset({ADMINS}), verified_approval=True
             ),
         }
-        self.service = build_engine(
+        self.service = engine_on_fakes(
             store=self.store,
             module=FakeKerberosModule.in_step(directories),
             directories=directories,
             groups=FakeGroups({ADMINS: frozenset({"U0ALICE", "U0BOB", "U0CAROL", "U0DAVE", "U0EVE"})}),
             policies=policies,
-            rotation=RotationPolicy(),
             clock=self.clock,
             verification=self.verification,
         )
