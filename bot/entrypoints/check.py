@@ -18,14 +18,14 @@ from bot.adapters.entra.auth_code import MsalBrowserSignIn
 from bot.adapters.entra.device_code import MsalDeviceCodeSignIn
 from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule, cloud_name
 from bot.adapters.kerberos_module.remoting.powershell import MODULE
-from bot.bootstrap import (
+from bot.bootstrap.adapters import (
     approver_browser_sign_in,
     approver_sign_in,
-    build_remoting,
     graph_directory,
     ldap_directory,
     redis_client,
 )
+from bot.bootstrap.module import build_remoting
 from bot.config import ACTION_KEYS, BotConfig, RemotingConfig, Settings, VerificationConfig
 from bot.domain.errors import (
     DirectoryAuthError,

@@ -25,7 +25,7 @@ from bot.observability.logs import configure as configure_logging
 from bot.services.audit import Format, export
 
 if TYPE_CHECKING:
-    from bot.bootstrap import Bot, WorkerPlan
+    from bot.bootstrap.slack import Bot, WorkerPlan
 
 log = logging.getLogger("kerberos_bot")
 
@@ -47,12 +47,12 @@ def _moment(text: str) -> datetime:
 
 
 async def _audit_lines(settings: Settings, prefix: str, since: datetime, until: datetime, fmt: Format) -> list[str]:
-    from bot.adapters.redis.audit import RedisAuditTrail
-    from bot.bootstrap import redis_client
+    from bot.bootstrap.adapters import redis_client
+    from bot.bootstrap.storage import redis_audit_trail
 
     client = redis_client(settings.redis_url)
     try:
-        return list(await export(RedisAuditTrail(client, prefix), since, until, fmt))
+        return list(await export(redis_audit_trail(client, prefix), since, until, fmt))
     finally:
         await client.aclose()
 
@@ -211,7 +211,7 @@ def _dc_addresses(given: str | None) -> tuple[str, ...] | None:
 
 
 def _bot(settings: Settings, signing_secret: str, bot_token: str, workers: WorkerPlan) -> Bot:
-    from bot.bootstrap import SlackAccess, build_bot
+    from bot.bootstrap.slack import SlackAccess, build_bot
 
     return build_bot(
         load_bot_config(_config_path(settings)),
@@ -247,7 +247,7 @@ def _share_metrics_with_workers() -> Path | None:
 async def _serve(
     settings: Settings, host: str, port: int, command_workers: int, health: tuple[str, int] = ("127.0.0.1", 3001)
 ) -> None:
-    from bot.bootstrap import WorkerPlan, running_bot
+    from bot.bootstrap.slack import WorkerPlan, running_bot
     from bot.entrypoints.web import EVENTS_PATH, build_health_app, start_site
     from bot.workers.processes import CommandWorkerProcesses, worker_name
 
@@ -283,7 +283,7 @@ async def _serve(
 
 
 async def _work(settings: Settings, name: str | None, exit_with_parent: bool) -> None:
-    from bot.bootstrap import WorkerPlan, running_bot
+    from bot.bootstrap.slack import WorkerPlan, running_bot
     from bot.workers.processes import worker_name
 
     secrets = _require(settings, "slack_bot_token")
@@ -316,7 +316,7 @@ async def _socket(settings: Settings) -> None:
             'method = "device_code" (phishable, and blocked where Conditional Access blocks the device code flow; '
             "see docs/verified-approvals.md)"
         )
-    from bot.bootstrap import WorkerPlan, running_bot
+    from bot.bootstrap.slack import WorkerPlan, running_bot
     from bot.workers.processes import worker_name
 
     plan = WorkerPlan(name=f"changes-{worker_name(0)}")

@@ -23,7 +23,8 @@ from typing import Any
 import aiohttp
 
 from bot.adapters.redis.client import connect
-from bot.bootstrap import Components, SlackAccess, WorkerPlan, build_bot
+from bot.bootstrap.components import Components
+from bot.bootstrap.slack import SlackAccess, WorkerPlan, build_bot
 from bot.config import load_bot_config
 from bot.domain.errors import ConfigurationError
 from bot.domain.ports import SetServerOptions

@@ -12,7 +12,7 @@ from kerberos_sandbox.slack_standin import (
     SlackStandIn,
 )
 
-from bot.bootstrap import slack_client
+from bot.bootstrap.adapters import slack_client
 from bot.domain.approvals import RequestState
 from bot.domain.windows import ChangeWindows
 from bot.services.container import BotServices

@@ -28,7 +28,7 @@ from kerberos_sandbox.slack_standin import (
 )
 
 from bot.adapters.slack.groups import SlackUserGroups
-from bot.bootstrap import slack_client
+from bot.bootstrap.adapters import slack_client
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest
 from bot.services.changes.engine import ChangeEngine
 from bot.services.container import BotServices

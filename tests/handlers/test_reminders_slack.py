@@ -9,7 +9,7 @@ from datetime import timedelta
 import aiohttp
 from kerberos_sandbox.slack_standin import SlackStandIn
 
-from bot.bootstrap import slack_client
+from bot.bootstrap.adapters import slack_client
 from bot.domain.approvals import Action, ActionPolicy, ReminderPolicy
 from bot.services.container import BotServices
 from bot.services.status import StatusService

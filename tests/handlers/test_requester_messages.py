@@ -15,7 +15,7 @@ from kerberos_sandbox.slack_standin import (
     slash_command_form,
 )
 
-from bot.bootstrap import slack_client
+from bot.bootstrap.adapters import slack_client
 from bot.domain.approvals import Action, ActionPolicy
 from bot.services.container import BotServices
 from bot.workers.changes import ChangeWorker

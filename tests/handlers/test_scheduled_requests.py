@@ -19,7 +19,7 @@ from kerberos_sandbox.slack_standin import (
 )
 
 from bot.adapters.slack.origin import SlackOrigins
-from bot.bootstrap import slack_client
+from bot.bootstrap.adapters import slack_client
 from bot.domain.approvals import Action, ActionPolicy, RequestState
 from bot.services.container import BotServices
 from bot.services.lifecycle import DomainSchedule, LifecycleService

@@ -9,7 +9,7 @@ import pytest
 from kerberos_sandbox.slack_standin import SlackStandIn, slash_command_form
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot.bootstrap import slack_client
+from bot.bootstrap.adapters import slack_client
 from bot.services.container import BotServices
 from bot.services.status import StatusService
 from handlers.app import build_bolt_app

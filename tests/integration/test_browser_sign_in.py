@@ -133,7 +133,7 @@ async def test_each_approver_signs_in_in_a_real_browser_and_the_card_follows(box
     ]
     thread = [c.body["text"] for c in box.slack.channel_posts() if c.body.get("thread_ts") == ts]
     assert any("approved (verified as carol@contoso.test, MFA) (2 of 2)" in t for t in thread)
-    keys = [k async for k in box.components.replay_guard._redis.scan_iter(match="*:signin:*")]  # type: ignore[union-attr]
+    keys = [k async for k in box.components.storage.replay_guard._redis.scan_iter(match="*:signin:*")]  # type: ignore[union-attr]
     assert keys == []  # every ticket was taken by its callback
 
 

@@ -29,7 +29,7 @@ async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox
 
 
 def queue_of(box: Sandbox) -> RedisCommandQueue:
-    queue = box.components.command_queue
+    queue = box.components.storage.command_queue
     assert isinstance(queue, RedisCommandQueue)
     return queue
 

@@ -25,7 +25,7 @@ from kerberos_sandbox.sandbox import SANDBOX_GROUPS, Sandbox, seed
 
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
-from bot.bootstrap import action_policies, integrity_signer
+from bot.bootstrap.policy import action_policies, integrity_signer
 from bot.config import load_bot_config
 from bot.domain.approvals import Action, ChangeRequest, RequestState
 from bot.services.changes.engine import ChangeEngine

@@ -24,7 +24,7 @@ import pytest
 import trustme
 
 from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule
-from bot.bootstrap import build_remoting
+from bot.bootstrap.module import build_remoting
 from bot.config import RemotingConfig
 from bot.domain.errors import KerberosModuleError
 from bot.entrypoints.check import check_remoting

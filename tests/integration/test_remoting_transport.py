@@ -22,7 +22,7 @@ from bot.adapters.kerberos_module.remoting.calls import (
     Timeouts,
 )
 from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule
-from bot.bootstrap import build_remoting
+from bot.bootstrap.module import build_remoting
 from bot.config import RemotingConfig
 from bot.domain.errors import KerberosModuleError
 from bot.domain.ports import SetServerOptions

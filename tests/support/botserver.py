@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from kerberos_sandbox.slack_standin import SlackStandIn
 
-from bot.bootstrap import SlackAccess, WorkerPlan, assemble_bot
+from bot.bootstrap.slack import SlackAccess, WorkerPlan, assemble_bot
 from bot.entrypoints.web import EVENTS_PATH, start_site
 from bot.services.container import BotServices
 

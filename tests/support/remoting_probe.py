@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 
-from bot.bootstrap import build_remoting
+from bot.bootstrap.module import build_remoting
 from bot.config import RemotingConfig
 from bot.domain.errors import KerberosModuleError
 

@@ -101,7 +101,7 @@ def _without_verification(text: str) -> str:
 
 
 def test_verified_approvals_are_on_by_default_for_the_dangerous_actions() -> None:
-    from bot.bootstrap import action_policies
+    from bot.bootstrap.policy import action_policies
     from bot.domain.approvals import Action
 
     policies = action_policies(load_bot_config(EXAMPLE))
@@ -125,7 +125,7 @@ def test_verified_approvals_without_the_verification_table_are_refused(tmp_path:
 
 
 def test_verified_approval_can_be_turned_off_and_on_per_action(tmp_path: Path) -> None:
-    from bot.bootstrap import action_policies
+    from bot.bootstrap.policy import action_policies
     from bot.domain.approvals import Action
 
     text = _without_verification(EXAMPLE.read_text())
@@ -156,7 +156,7 @@ def test_identity_mapping_needs_upns(tmp_path: Path) -> None:
 
 
 def test_a_table_that_sets_one_key_keeps_the_other_defaults(tmp_path: Path) -> None:
-    from bot.bootstrap import action_policies
+    from bot.bootstrap.policy import action_policies
     from bot.domain.approvals import Action
 
     text = EXAMPLE.read_text().replace(

@@ -236,7 +236,7 @@ def breakglass_world(freezes: FakeFreezes | None = None) -> World:
 
 
 async def test_emergency_rotate_without_a_break_glass_group_is_refused_with_what_to_configure() -> None:
-    from bot.bootstrap import action_policies
+    from bot.bootstrap.policy import action_policies
     from bot.config import load_bot_config
 
     example = action_policies(load_bot_config(Path(__file__).parents[2] / "examples" / "kerberos-bot.toml"))

@@ -4,7 +4,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.bootstrap import slack_client
+from bot.bootstrap.adapters import slack_client
 from bot.entrypoints.web import EVENTS_PATH
 from bot.services.container import BotServices
 from bot.services.home import HomeService

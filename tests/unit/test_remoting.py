@@ -30,7 +30,7 @@ from bot.adapters.kerberos_module.remoting.calls import (
 from bot.adapters.kerberos_module.remoting.failures import transport_failure
 from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule
 from bot.adapters.kerberos_module.remoting.winrm_kerberos import KerberosClient, kerberos_failure, use_krb5_config
-from bot.bootstrap import build_remoting
+from bot.bootstrap.module import build_remoting
 from bot.config import KerberosModuleConfig, RemotingConfig, load_bot_config
 from bot.domain.errors import ConfigurationError, KerberosModuleError
 from bot.domain.ports import SetServerOptions
@@ -458,7 +458,7 @@ async def test_check_names_a_krb5_config_conflict(tmp_path: Path, monkeypatch: p
 def test_the_gpo_value_follows_the_modules_cloud_not_the_authority_host(
     tmp_path: Path, endpoint: str, host: str
 ) -> None:
-    from bot.bootstrap import kdc_proxy_setting
+    from bot.bootstrap.policy import kdc_proxy_setting
 
     doc = (ROOT / "docs" / "management-host.md").read_text()
     snippet = re.search(r"```toml\n(.*?)```", doc, re.S)
