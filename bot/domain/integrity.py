@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 
 from bot.domain.approvals import Approval, ChangeRequest
 
-_SEPARATOR = "\x1f"  # a byte no field contains, so ("a", "bc") and ("ab", "c") differ
+_SEPARATOR = "\x1f"  # the first version's separator (records written before canonical encoding)
+VERSION = "v2:"  # MACs over a canonical encoding: one JSON array, so no field's text can move into another
 BUTTON_MAC_LENGTH = 22  # hex characters: 88 bits against forgery, short enough for a button
 
 
@@ -34,12 +35,31 @@ class Signer:
         self._key = key
 
     def _mac(self, purpose: str, *parts: str) -> str:
+        """The MAC of ``parts`` in a canonical encoding (a JSON array: each part's bounds are its own, so
+        ("a", "bc") and ("ab", "c") differ whatever the text holds)."""
+        message = json.dumps([purpose, *parts], ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return VERSION + hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def _legacy_mac(self, purpose: str, *parts: str) -> str | None:
+        """The first version's MAC (parts joined with a separator), still accepted for the records written
+        with it, but only where no part holds the separator: there the joining is unambiguous; where one
+        does, text could have moved between fields under the same MAC, so it never verifies."""
+        if any(_SEPARATOR in part for part in (purpose, *parts)):
+            return None
         message = _SEPARATOR.join((purpose, *parts)).encode("utf-8")
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
+    def _verifies(self, mac: str, purpose: str, *parts: str) -> bool:
+        if mac.startswith(VERSION):
+            return hmac.compare_digest(mac, self._mac(purpose, *parts))
+        legacy = self._legacy_mac(purpose, *parts)
+        return legacy is not None and hmac.compare_digest(mac, legacy)
+
     def request_mac(self, request: ChangeRequest) -> str:
-        return self._mac(
-            "request",
+        return self._mac("request", *self._request_parts(request))
+
+    def _request_parts(self, request: ChangeRequest) -> tuple[str, ...]:
+        return (
             request.id,
             request.action.value,
             request.domain,
@@ -61,9 +81,11 @@ class Signer:
         )
 
     def approval_mac(self, request_id: str, approval: Approval) -> str:
+        return self._mac("approval", *self._approval_parts(request_id, approval))
+
+    def _approval_parts(self, request_id: str, approval: Approval) -> tuple[str, ...]:
         identity = approval.identity
-        return self._mac(
-            "approval",
+        return (
             request_id,
             approval.approver,
             _iso(approval.at),
@@ -80,14 +102,14 @@ class Signer:
     def problems(self, request: ChangeRequest) -> list[str]:
         """What in a stored request does not carry a valid MAC (empty: all of it does)."""
         found = []
-        if not hmac.compare_digest(request.mac, self.request_mac(request)):
+        if not self._verifies(request.mac, "request", *self._request_parts(request)):
             found.append("the request record")
-        if request.waits_until is not None and not hmac.compare_digest(
-            request.waits_mac, self.wait_mac(request.id, request.waits_until)
+        if request.waits_until is not None and not self._verifies(
+            request.waits_mac, "waits", request.id, _iso(request.waits_until)
         ):
             found.append("the time it waits for")
         for approval in request.approvals:
-            if not hmac.compare_digest(approval.mac, self.approval_mac(request.id, approval)):
+            if not self._verifies(approval.mac, "approval", *self._approval_parts(request.id, approval)):
                 found.append(f"the approval by {approval.approver}")
         return found
 
@@ -96,15 +118,20 @@ class Signer:
         return self._mac(f"text:{purpose}", text)
 
     def text_is_ours(self, purpose: str, text: str, mac: str) -> bool:
-        return hmac.compare_digest(mac, self.text_mac(purpose, text))
+        return self._verifies(mac, f"text:{purpose}", text)
+
+    def _button_mac(self, request_id: str) -> str:
+        # one part, so the first encoding is unambiguous already; kept, so the buttons of cards posted
+        # before stay valid
+        message = _SEPARATOR.join(("button", request_id)).encode("utf-8")
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:BUTTON_MAC_LENGTH]
 
     def button_value(self, request_id: str) -> str:
-        return f"{request_id}.{self._mac('button', request_id)[:BUTTON_MAC_LENGTH]}"
+        return f"{request_id}.{self._button_mac(request_id)}"
 
     def request_id_of(self, value: str) -> str | None:
         """The request id a button value names, or None when the bot did not make the value."""
         request_id, dot, mac = value.partition(".")
         if not dot or len(mac) != BUTTON_MAC_LENGTH:
             return None
-        expected = self._mac("button", request_id)[:BUTTON_MAC_LENGTH]
-        return request_id if hmac.compare_digest(mac, expected) else None
+        return request_id if hmac.compare_digest(mac, self._button_mac(request_id)) else None

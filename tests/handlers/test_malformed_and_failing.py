@@ -267,3 +267,12 @@ async def test_a_click_still_at_work_when_the_bot_closes_is_carried_through_befo
         # closed: the approval was recorded and the card updated before its connections went
         assert (await changes.queries.get(request.id)).approvals[0].approver == "U0BOB"  # type: ignore[union-attr]
         assert slack.api_calls("chat.update")
+
+
+async def test_a_reason_with_a_control_character_is_refused_with_a_clear_message(bot: Bot) -> None:
+    url = bot.slack.new_response_url()
+    form = slash_command_form("rotate contoso.test -- quarterly\x1fcontoso.test", response_url=url)
+    assert (await bot.signed(form))[0] == 200
+    [reply] = await bot.slack.wait_for_responses(url)
+    assert "control characters (U+001F)" in json.dumps(reply)
+    assert bot.store.requests == {}  # nothing recorded

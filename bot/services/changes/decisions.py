@@ -21,6 +21,7 @@ from bot.domain.approvals import (
 )
 from bot.domain.errors import UsageError
 from bot.domain.integrity import Signer
+from bot.domain.user_text import checked_text
 from bot.domain.verification import VerifiedIdentity
 from bot.services.changes.authority import Authority
 from bot.services.changes.errors import NotAllowed
@@ -96,6 +97,7 @@ class Decisions:
         await self._store.refuse(request_id, approver, f"verification failed: {why}", self._clock())
 
     async def deny(self, request_id: str, approver: str, reason: str, origin: str = "") -> DecisionResult:
+        checked_text(reason, "reason")
         await self._rates.click(approver)
         allowed = await self._authority.approvable(approver)
         result = await self._store.deny(request_id, approver, reason, self._clock(), allowed=allowed, origin=origin)

@@ -12,6 +12,7 @@ from bot.domain.approvals import ACTION_KINDS, KEY_ROTATIONS, Action, ChangeRequ
 from bot.domain.errors import KerberosBotError, UsageError
 from bot.domain.model import dns_name
 from bot.domain.ports import Freezes
+from bot.domain.user_text import checked_text
 from bot.domain.windows import ALWAYS_OPEN, ChangeWindows, OutsideWindow
 from bot.services.changes.authority import Authority
 from bot.services.changes.errors import NotAllowed, RefusedAtExecution
@@ -53,6 +54,7 @@ class Holds:
             raise KerberosBotError("Freezes need the approval store (REDIS_URL).")
         if not reason.strip():
             raise UsageError(f"Say why, after `--`: `/kerberos freeze {name} <until> -- <reason>`.")
+        checked_text(reason, "reason")
         if not await self._authority.is_member(by, self._authority.every_approver_group):
             raise NotAllowed("Only members of an approver group may freeze a domain.")
         now = self._clock()

@@ -15,6 +15,7 @@ from bot.domain.approvals import ACTION_KINDS, Action, ActionPolicy, ApprovalSto
 from bot.domain.errors import KerberosBotError, UsageError
 from bot.domain.integrity import Signer
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES
+from bot.domain.user_text import checked_text
 from bot.services.changes.authority import Authority
 from bot.services.changes.errors import NotAllowed
 from bot.services.changes.holds import Holds
@@ -65,6 +66,7 @@ class Intake:
             raise NotAllowed(f"You are not in a group allowed to request `{command}`.")
         if not ask.reason.strip():
             raise UsageError(f"Say why, after `--`: `/kerberos {command} {ask.domain} -- <reason>`.")
+        checked_text(ask.reason, "reason")
         if not policy.approver_groups:
             raise NotAllowed(
                 f"`{command}` has no approver group: set [approvals.{action.value}] "
