@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -21,8 +23,31 @@ def _retry_after(value: str | None, *, default: float) -> float:
         return default
 
 
+SLACK_RESPONSE_ORIGIN = "https://hooks.slack.com"  # where Slack's response URLs point
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def response_origins(api_url: str) -> tuple[str, ...]:
+    """Where replies may go: Slack's response URLs, and the configured Slack base when it is not Slack's
+    own (the sandbox's stand-in answers both)."""
+    extra = _origin(api_url)
+    return (SLACK_RESPONSE_ORIGIN,) if extra.endswith("slack.com") else (SLACK_RESPONSE_ORIGIN, extra)
+
+
 class ResponseUrlPoster:
-    def __init__(self, timeout: float = 10.0, *, attempts: int = 4, max_wait: float = 30.0) -> None:
+    def __init__(
+        self,
+        timeout: float = 10.0,
+        *,
+        attempts: int = 4,
+        max_wait: float = 30.0,
+        origins: Iterable[str] = (SLACK_RESPONSE_ORIGIN,),
+    ) -> None:
+        self._origins = frozenset(o.lower().rstrip("/") for o in origins)
         self._attempts = attempts
         self._max_wait = max_wait
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -37,6 +62,10 @@ class ResponseUrlPoster:
     async def post(self, response_url: str, body: bytes) -> None:
         """POST an already serialised JSON payload; a 429 or a 5xx is tried again (after ``Retry-After``,
         at most ``max_wait`` seconds each time), so a burst of replies loses none."""
+        if _origin(response_url) not in self._origins:
+            # never a request from the bot to an address someone else chose
+            log.error("refused to post a reply to a response URL outside Slack's (%s)", _origin(response_url)[:80])
+            return
         headers = {"Content-Type": "application/json; charset=utf-8"}
         for attempt in range(1, self._attempts + 1):
             async with self._client().post(response_url, data=body, headers=headers) as response:

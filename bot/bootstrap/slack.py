@@ -34,7 +34,7 @@ from handlers.app import build_bolt_app
 from handlers.boundary import IN_FLIGHT
 from handlers.home import SlackHome
 from handlers.notices import SlackChangeNotices, SlackLifecycleNotices, SlackRequesterMessages
-from handlers.responder import ResponseUrlPoster
+from handlers.responder import ResponseUrlPoster, response_origins
 from handlers.router import KerberosCommand
 from handlers.sign_in_page import sign_in_routes
 
@@ -166,7 +166,7 @@ def assemble_bot(
 ) -> Bot:
     """The Slack side and the workers around services already built (``build_bot``'s, or a test's)."""
     client = client or slack_client(slack.bot_token, slack.api_url)
-    poster = ResponseUrlPoster()
+    poster = ResponseUrlPoster(origins=response_origins(slack.api_url))
     queue = components.storage.command_queue if components is not None else None
     home = SlackHome(client, services.home, services.changes) if services.home and services.changes else None
     bolt = build_bolt_app(

@@ -18,6 +18,7 @@ from bot.adapters.redis.replay import RedisReplayGuard
 from bot.adapters.redis.sign_in_tickets import RedisSignInTickets
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.bootstrap.adapters import audit_sinks
+from bot.bootstrap.policy import integrity_signer
 from bot.config import BotConfig
 from bot.domain.approvals import ApprovalStore
 from bot.domain.ports import (
@@ -32,6 +33,7 @@ from bot.domain.ports import (
 )
 from bot.domain.verification import SignInTickets
 from bot.services.audit import AuditForwarder
+from bot.services.command_queue import SignedCommandQueue
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ def redis_storage(config: BotConfig, client: aioredis.Redis, prefix: str) -> Sto
         store=RedisApprovalStore(client, prefix),
         tickets=RedisSignInTickets(client, prefix),
         limiter=RedisRateLimiter(client, prefix),
-        command_queue=RedisCommandQueue(client, prefix),
+        command_queue=SignedCommandQueue(RedisCommandQueue(client, prefix), integrity_signer(config)),
         replay_guard=RedisReplayGuard(client, prefix),
         leadership=RedisLeadership(client, prefix),
         memory=RedisSchedulerMemory(client, prefix),

@@ -16,6 +16,7 @@ import json
 from datetime import UTC, datetime
 
 from bot.domain.approvals import Approval, ChangeRequest
+from bot.domain.ports import DeferredCommand
 
 _SEPARATOR = "\x1f"  # the first version's separator (records written before canonical encoding)
 VERSION = "v2:"  # MACs over a canonical encoding: one JSON array, so no field's text can move into another
@@ -112,6 +113,26 @@ class Signer:
             if not self._verifies(approval.mac, "approval", *self._approval_parts(request.id, approval)):
                 found.append(f"the approval by {approval.approver}")
         return found
+
+    def command_mac(self, command: DeferredCommand) -> str:
+        """Every field of a queued command: a worker runs it as its user and answers at its reply address."""
+        return self._mac("command", *self._command_parts(command))
+
+    def command_is_ours(self, command: DeferredCommand) -> bool:
+        return command.mac.startswith(VERSION) and self._verifies(command.mac, "command", *self._command_parts(command))
+
+    @staticmethod
+    def _command_parts(command: DeferredCommand) -> tuple[str, ...]:
+        return (
+            command.text,
+            command.user_id,
+            command.channel_id,
+            command.reply_to,
+            command.request_id,
+            _iso(command.queued_at),
+            command.team_id,
+            command.app_id,
+        )
 
     def text_mac(self, purpose: str, text: str) -> str:
         """A MAC of any text the bot keeps for later (a sign-in ticket), apart from every other kind."""

@@ -90,6 +90,7 @@ class DeferredCommand:
     queued_at: datetime
     team_id: str = ""
     app_id: str = ""
+    mac: str = ""  # bot.domain.integrity: the bot queued it (a queue entry is run as its user)
 
 
 class CommandQueue(Protocol):

@@ -18,6 +18,7 @@ from kerberos_sandbox.slack_standin import (
 )
 
 from bot.services.container import BotServices
+from handlers.responder import ResponseUrlPoster, response_origins
 from handlers.views.cards import APPROVE_ACTION
 from tests.support.botserver import running_bot
 from tests.support.fakes import NOW, on_prem_state
@@ -60,3 +61,17 @@ async def test_rate_limited_and_failing_slack_calls_are_retried_and_nothing_is_l
             assert r.status == 200
         updates = await slack.wait_for_api("chat.update", 3)
         assert "Approved" in json.dumps(updates[-1].body)
+
+
+async def test_a_reply_goes_only_to_slacks_response_urls_or_the_configured_slack_base() -> None:
+    async with SlackStandIn() as slack:
+        url = slack.new_response_url()
+        outside = ResponseUrlPoster()  # Slack's own: hooks.slack.com only
+        await outside.post(url, b'{"text": "to an address someone chose"}')
+        await outside.close()
+        assert slack.responses() == []  # nothing was sent
+        configured = ResponseUrlPoster(origins=response_origins(slack.api_url))  # the stand-in is the Slack base
+        await configured.post(url, b'{"text": "hello"}')
+        await configured.close()
+        assert slack.responses(url) == [{"text": "hello"}]
+    assert response_origins("https://slack.com/api/") == ("https://hooks.slack.com",)

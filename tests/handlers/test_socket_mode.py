@@ -13,7 +13,7 @@ from bot.bootstrap.adapters import slack_client
 from bot.services.container import BotServices
 from bot.services.status import StatusService
 from handlers.app import build_bolt_app
-from handlers.responder import ResponseUrlPoster
+from handlers.responder import ResponseUrlPoster, response_origins
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeKerberosModule, on_prem_state
 
 
@@ -24,7 +24,7 @@ async def connected() -> AsyncIterator[SlackStandIn]:
         status=StatusService(directories, FakeKerberosModule.in_step(directories), FakeEntra(), clock=lambda: NOW)
     )
     async with SlackStandIn() as slack:
-        poster = ResponseUrlPoster()
+        poster = ResponseUrlPoster(origins=response_origins(slack.api_url))
         # Socket Mode has no request signature: Slack authenticates the WebSocket with the app token
         bolt = build_bolt_app(
             signing_secret="unused",

@@ -6,7 +6,9 @@ import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -97,3 +99,49 @@ async def test_every_caller_of_a_failed_write_hears_of_it() -> None:
     results = await asyncio.gather(*(queue.put(command(n)) for n in range(5)), return_exceptions=True)
     assert len(results) == 5 and all(isinstance(r, RedisConnectionError) for r in results)
     await dead.aclose()
+
+
+async def test_an_entry_written_to_the_stream_by_anyone_else_never_runs(client: aioredis.Redis) -> None:
+    from bot.domain.integrity import Signer
+    from bot.services.command_queue import SignedCommandQueue
+    from bot.workers.commands import CommandWorker
+
+    signer = Signer(b"q" * 32)
+    raw = queue_on(client)
+    queue = SignedCommandQueue(raw, signer)
+    fresh = replace(command(1, "status contoso.test"), queued_at=datetime.now(UTC))
+    await queue.put(fresh)  # the bot's own (makes the stream and its group)
+    # a Redis writer's entries: a freeze in an approver's name, with the reply to an address of its choosing;
+    # one unsigned, one with a MAC copied from the genuine entry
+    [genuine] = [f async for f in _entries(client, raw.key)]
+    forged: dict[Any, Any] = {
+        "text": "freeze contoso.test 2054-01-01 -- x",
+        "user": "U0BOB",
+        "channel": "C0PLATFORM",
+        "reply_to": "https://attacker.example/collect",
+        "request_id": "-",
+        "queued_at": datetime.now(UTC).isoformat(),
+        "team": "",
+        "app": "",
+    }
+    await client.xadd(raw.key, forged)
+    await client.xadd(raw.key, {**forged, "mac": genuine["mac"]})
+    ran: list[DeferredCommand] = []
+
+    async def work(deferred: DeferredCommand) -> None:
+        ran.append(deferred)
+
+    worker = CommandWorker(work, queue, "w1", block_ms=50)
+    for _ in range(3):
+        await worker.run_once()
+    await worker.drain()
+    assert [c.text for c in ran] == ["status contoso.test"]  # only the bot's own entry ran
+
+
+async def _entries(client: aioredis.Redis, key: str) -> AsyncIterator[dict[str, str]]:
+    for _id, fields in await client.xrange(key) or []:
+        yield {_text(k): _text(v) for k, v in (fields or {}).items()}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -58,6 +58,7 @@ class RedisCommandQueue:
             "queued_at": command.queued_at.isoformat(),
             "team": command.team_id,
             "app": command.app_id,
+            "mac": command.mac,
         }
         if self._batch is None or self._batch_written is None:
             self._batch, self._batch_written = [], asyncio.get_running_loop().create_future()
@@ -105,6 +106,7 @@ class RedisCommandQueue:
                         queued_at=_parse_time(fields.get("queued_at", "")),
                         team_id=fields.get("team", ""),
                         app_id=fields.get("app", ""),
+                        mac=fields.get("mac", ""),
                     )
                 )
         return commands
