@@ -433,6 +433,11 @@ class ApprovalStore(Protocol):
         """Extend the lease; ``None`` when it is no longer this claim's (lapsed and flagged, or finished)."""
         ...
 
+    async def holds(self, claim: Claim, margin: timedelta, at: datetime) -> bool:
+        """The claim still holds at ``at``: the request is executing under this claim's token, the domain's
+        lock is its own, and the lease runs for at least ``margin`` more (read right before the module call)."""
+        ...
+
     async def make_durable(self) -> str:
         """Wait until what was written is as durable as the store can make it; returns how (for the journal).
         Raises ``StoreUnavailable`` when the store cannot confirm it."""

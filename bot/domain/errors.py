@@ -31,7 +31,8 @@ boundary and re-raise ``from exc`` so the log keeps the cause.
     ├── SignInAbandoned             domain.verification: the sign-in did not finish (expired, declined)
     ├── IdentityUnknown             services.verification: no Entra user is known for the Slack account
     └── RefusedAtExecution          services.changes.errors: re-validation before the module call refused it
-        └── ForgedRecord            the stored request does not carry the bot's signature
+        ├── ForgedRecord            the stored request does not carry the bot's signature
+        └── LeaseLost               the worker's claim lapsed before the module call
 
 The errors defined beside the code that raises them are named with their module; a test
 (``tests/unit/test_errors.py``) checks that every subclass of ``KerberosBotError`` is in this tree.

@@ -276,6 +276,19 @@ async def test_a_live_lease_is_not_flagged_and_a_lapsed_one_is_flagged_once(stor
     assert [e.event for e in await store.audit(request_id)][-1] == "attention"
 
 
+async def test_a_claim_holds_while_its_lease_runs_and_not_once_it_lapsed_or_was_flagged(store: ApprovalStore) -> None:
+    request_id = await approved(store)
+    claimed = await claim(store)
+    assert claimed is not None
+    now = datetime.now(UTC)
+    assert await store.holds(claimed, LEASE / 4, now)
+    assert not await store.holds(claimed, LEASE / 4, claimed.lease_until)  # too little of the lease is left
+    forged = Claim(claimed.request, "forged-token", claimed.lease_until)
+    assert not await store.holds(forged, timedelta(0), now)
+    assert await store.flag_if_abandoned(request_id, "Needs attention", now + LEASE * 2)
+    assert not await store.holds(claimed, timedelta(0), now)  # flagged by another worker: never act
+
+
 async def test_a_worker_that_finishes_after_being_flagged_is_recorded_late(store: ApprovalStore) -> None:
     request_id = await approved(store)
     claimed = await claim(store)

@@ -235,3 +235,29 @@ async def test_a_dc_frozen_mid_change_ends_the_request_with_what_is_known(world:
     assert "What exists now could not be read" in done.outcome and "/kerberos status contoso.test" in done.outcome
     await assert_trail(world, request.id, done.state.value)
     assert await world.store.executing() == []
+
+
+async def test_a_worker_stopped_past_its_lease_never_calls_the_module_when_it_resumes(world: World) -> None:
+    bot = await world.serve()
+    before = await world.key_version()
+    request = await world.requested(Action.ROTATE_FORCE)
+    with frozen(world.box):  # the worker's read before the module call hangs: it is past the claim
+        await world.approve(request)
+        await world.until(request.id, journal_has("re-validated against the stored policy"))
+        await asyncio.sleep(0.3)  # inside that read
+        bot.send_signal(signal.SIGSTOP)  # the worker stops, longer than its 3-second lease
+    try:
+        flagged: list[ChangeRequest] = []
+        for _ in range(200):  # another worker's sweep flags the request and frees the domain
+            flagged = await world.changes.executor.recover()
+            if flagged:
+                break
+            await asyncio.sleep(0.1)
+        assert [r.id for r in flagged] == [request.id]
+    finally:
+        bot.send_signal(signal.SIGCONT)
+    late = await world.until(request.id, lambda r: journal_has("finished")(r), timeout=30)
+    assert not journal_has("module call started")(late), late.journal  # it stopped at the fence
+    assert await world.key_version() == before  # nothing was changed
+    finished_late = [e for e in await world.store.audit(request.id) if e.event == "finished_late"]
+    assert finished_late and "lost its claim" in finished_late[0].detail

@@ -284,6 +284,13 @@ class FakeApprovalStore:
         self.leases[request.id] = (claim.token, at + lease)
         return replace(claim, lease_until=at + lease)
 
+    async def holds(self, claim: Claim, margin: timedelta, at: datetime) -> bool:
+        request = self.requests.get(claim.request.id)
+        lease_of = self.leases.get(claim.request.id)
+        if request is None or request.state != RequestState.EXECUTING or lease_of is None or lease_of[0] != claim.token:
+            return False
+        return self.locks.get(request.domain) == (request.id, claim.token) and lease_of[1] - at >= margin
+
     async def make_durable(self) -> str:
         return "in memory"
 

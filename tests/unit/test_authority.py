@@ -11,10 +11,11 @@ import pytest
 
 from bot.domain.approvals import Action, ActionPolicy, Approval, RequestState, Verdict
 from bot.domain.integrity import Signer
+from bot.domain.model import OnPremState
 from bot.domain.verification import VerifiedIdentity
 from bot.services.changes.engine import ChangeEngine
 from bot.services.changes.executor import Execution
-from tests.support.engine import engine_on_fakes
+from tests.support.engine import Clock, engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, on_prem_state
 
@@ -221,3 +222,28 @@ async def test_requests_and_clicks_are_rate_limited_per_user_with_a_clear_messag
         await limited.decisions.approve(request.id, "U0MALLORY")
     with pytest.raises(RateLimited, match="3 clicks a minute"):
         await limited.decisions.approve(request.id, "U0MALLORY")
+
+
+async def test_a_worker_that_lost_its_claim_before_the_module_call_changes_nothing() -> None:
+    clock = Clock()
+    store = FakeApprovalStore()
+    directory = FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)))
+    module = FakeKerberosModule.in_step({"contoso.test": directory})
+    engine = engine_on_fakes(directories={"contoso.test": directory}, store=store, module=module, clock=clock)
+    request = await engine.intake.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=False)
+    await engine.decisions.approve(request.id, "U0BOB")
+    read = directory.read_kerberos_objects
+
+    async def stopped_past_its_lease() -> OnPremState:
+        # the worker is stopped right here longer than its lease; another worker flags its request
+        state = await read()
+        clock.now += timedelta(minutes=2)
+        [flagged] = await engine.executor.recover()
+        assert flagged.id == request.id
+        return state
+
+    directory.read_kerberos_objects = stopped_past_its_lease  # type: ignore[method-assign]
+    execution = await engine.executor.execute_next("w1")
+    assert isinstance(execution, Execution) and module.set_calls == 0
+    assert "lost its claim" in execution.outcome and "nothing was changed" in execution.outcome
+    assert (await store.get(request.id)).state == RequestState.ATTENTION  # type: ignore[union-attr]

@@ -72,6 +72,7 @@ CANCEL = lua_script("cancel", "audit", "decision_checks")
 EXPIRE = lua_script("expire", "audit")
 CLAIM = lua_script("claim", "audit")
 RENEW = lua_script("renew")
+FENCE = lua_script("fence")
 ATTENTION = lua_script("attention", "audit")
 FINISH = lua_script("finish", "audit")
 DEFER = lua_script("defer", "audit")
@@ -123,6 +124,7 @@ class RedisApprovalStore:
                 ("expire", EXPIRE),
                 ("claim", CLAIM),
                 ("renew", RENEW),
+                ("fence", FENCE),
                 ("attention", ATTENTION),
                 ("finish", FINISH),
                 ("defer", DEFER),
@@ -354,6 +356,11 @@ class RedisApprovalStore:
         if not until:
             return None
         return replace(claim, lease_until=datetime.fromtimestamp(int(until) / 1000, UTC))
+
+    async def holds(self, claim: Claim, margin: timedelta, at: datetime) -> bool:
+        margin_ms = str(int(margin.total_seconds() * 1000))
+        left = await self._run("fence", claim.request.id, at, claim.token, margin_ms, domain=claim.request.domain)
+        return bool(left)
 
     async def pending(self, count: int = 200) -> list[ChangeRequest]:
         with store_errors():

@@ -19,3 +19,7 @@ class RefusedAtExecution(KerberosBotError):
 
 class ForgedRecord(RefusedAtExecution):
     """The stored request or an approval does not carry the bot's MAC: something else wrote to Redis."""
+
+
+class LeaseLost(RefusedAtExecution):
+    """The worker's claim no longer holds right before the module call; it stops without acting."""

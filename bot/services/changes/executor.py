@@ -38,7 +38,7 @@ from bot.domain.windows import ChangeWindows
 from bot.observability.logs import REQUEST_ID, SLACK_USER
 from bot.observability.metrics import Metrics
 from bot.services.changes.authority import Authority
-from bot.services.changes.errors import ForgedRecord, RefusedAtExecution
+from bot.services.changes.errors import ForgedRecord, LeaseLost, RefusedAtExecution
 from bot.services.changes.events import Watchers
 from bot.services.changes.holds import Holds
 from bot.services.changes.inventory import inventory
@@ -156,11 +156,14 @@ class Executor:
             return RequestState.FAILED, f"Not started: {exc.user_message}"
         timeout = self.limits.change_timeout
         try:
-            result = await asyncio.wait_for(self._carry_out(request), timeout.total_seconds())
+            result = await asyncio.wait_for(self._carry_out(claim), timeout.total_seconds())
             state, outcome = (RequestState.SUCCEEDED if result.succeeded else RequestState.FAILED), result.text
         except ForgedRecord as exc:
             log.error("request %s: %s", request.id, exc.user_message)
             state, outcome = RequestState.ATTENTION, f"Refused: {exc.user_message}"
+        except LeaseLost as exc:
+            log.error("request %s: %s", request.id, exc.user_message)
+            state, outcome = RequestState.ATTENTION, f"Stopped: {exc.user_message}."
         except TimeoutError:
             minutes = timeout.total_seconds() / 60
             state, outcome = (
@@ -187,7 +190,8 @@ class Executor:
             outcome = f"{outcome} {overridden}"
         return state, outcome
 
-    async def _carry_out(self, request: ChangeRequest) -> Outcome:
+    async def _carry_out(self, claim: Claim) -> Outcome:
+        request = claim.request
         spec = ACTION_SPECS.get(request.action)
         if spec is None:  # an action added to the enum without a spec must never fall through to another
             raise LookupError(f"no carry-out for action {request.action!r}")
@@ -195,7 +199,7 @@ class Executor:
         async def note(step: str) -> None:
             await self._step(request, step)
 
-        return await spec.carry_out(self._context, Run(request, _Journalled(self, request), note))
+        return await spec.carry_out(self._context, Run(request, _Journalled(self, claim), note))
 
     async def _defer_to_window(self, claim: Claim) -> Deferral | None:
         """Outside the domain's change window: back to the store until it opens (policy ``wait``), or
@@ -231,11 +235,19 @@ class Executor:
                 return
             claim = renewed
 
-    async def _module_call(self, request: ChangeRequest, cmdlet: str, call: Awaitable[T]) -> T:
+    async def _module_call(self, claim: Claim, cmdlet: str, call: Awaitable[T]) -> T:
         """Journal around the one step that changes AD and Entra, so a crash inside it is visible later.
-        The request is re-validated right before: nothing that changed in the store since the claim counts."""
+        The request is re-validated right before (nothing that changed in the store since the claim counts),
+        and the claim must still hold: a worker that lost its lease (stopped or cut off longer than it, and
+        flagged by another worker, which freed the domain) must not act."""
+        request = claim.request
         try:
             await self._revalidate(request)
+            if not await self._store.holds(claim, self.limits.renew_every, self._clock()):
+                raise LeaseLost(
+                    "this worker lost its claim on the request before the module call (its lease lapsed, and "
+                    "another worker may have flagged it and freed the domain); nothing was changed"
+                )
         except BaseException:
             if asyncio.iscoroutine(call):
                 call.close()  # never awaited: no "coroutine was never awaited" warning
@@ -343,11 +355,11 @@ class Executor:
 
 
 class _Journalled:
-    """The request's one module call, as ``Run.call``: re-validated and journalled by the executor."""
+    """The request's one module call, as ``Run.call``: re-validated, fenced and journalled by the executor."""
 
-    def __init__(self, executor: Executor, request: ChangeRequest) -> None:
+    def __init__(self, executor: Executor, claim: Claim) -> None:
         self._executor = executor
-        self._request = request
+        self._claim = claim
 
     def __call__(self, cmdlet: str, call: Awaitable[T]) -> Awaitable[T]:
-        return self._executor._module_call(self._request, cmdlet, call)
+        return self._executor._module_call(self._claim, cmdlet, call)
