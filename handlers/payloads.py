@@ -98,18 +98,39 @@ def _interaction_problem(payload: object) -> str | None:
     return None
 
 
-def shape_problem(body: bytes, content_type: str) -> str | None:
-    """What is wrong with a signed body, or ``None`` when it has the shape Slack sends."""
+EVENT_TYPES = frozenset({"event_callback", "url_verification"})  # the Events API's JSON envelopes
+FORM = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A signed body with the shape Slack sends, parsed once: what Bolt dispatches on."""
+
+    body: dict[str, Any]
+
+
+def parse_slack_body(body: bytes, content_type: str) -> Parsed | str:
+    """The body parsed as Slack sends it, or what is wrong with it. Slash commands and interactions come as
+    forms, the Events API as JSON envelopes; nothing else is Slack's (a command sent as JSON or as text
+    is not one). Bolt is handed this parse: its own takes any form whose text holds the word "payload"
+    (in a reason, a channel's name) for an interaction and answers 404."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return "the body is not UTF-8"
-    if content_type.split(";")[0].strip().lower() == "application/json":
+    media = content_type.split(";")[0].strip().lower()
+    if media == "application/json":
         try:
             document = json.loads(text)
         except ValueError:
             return "the body is labelled JSON but is not JSON"
-        return None if isinstance(document, dict) else "the JSON body is not an object"
+        if not isinstance(document, dict):
+            return "the JSON body is not an object"
+        if document.get("type") not in EVENT_TYPES:
+            return "a JSON body must be an Events API envelope (slash commands and interactions are forms)"
+        return Parsed(document)
+    if media != FORM:
+        return f"Slack sends forms or JSON, not {media or 'a body without a content type'}"
     form = parse_qs(text, keep_blank_values=True)
     if "payload" in form:
         if len(form["payload"]) != 1:
@@ -118,21 +139,25 @@ def shape_problem(body: bytes, content_type: str) -> str | None:
             payload = json.loads(form["payload"][0])
         except ValueError:
             return "the interaction payload is not JSON"
-        return _interaction_problem(payload)
+        problem = _interaction_problem(payload)
+        return Parsed(payload) if problem is None else problem
+    if any(len(values) != 1 for values in form.values()):
+        return "a field appears more than once"
+    fields = {key: values[0] for key, values in form.items()}
     if "ssl_check" in form:
-        return None
+        return Parsed(fields)
     if "command" in form:
         for key in ("user_id", "channel_id"):
-            if not _is_id((form.get(key) or [""])[0]):
+            if not _is_id(fields.get(key, "")):
                 return f"a slash command needs {key}"
-        return None
+        return Parsed(fields)
     return "neither a slash command nor an interaction"
 
 
-def gate(signing_secret: str, body: bytes, headers: Mapping[str, str]) -> Refusal | None:
-    """The signature first, then the shape; ``None`` lets the request through to Bolt."""
+def gate(signing_secret: str, body: bytes, headers: Mapping[str, str]) -> Refusal | Parsed:
+    """The signature first, then the shape; a ``Parsed`` body goes on to Bolt."""
     refusal = verify_signature(signing_secret, body, headers)
     if refusal is not None:
         return refusal
-    problem = shape_problem(body, headers.get("Content-Type", ""))
-    return Refusal(400, problem) if problem is not None else None
+    parsed = parse_slack_body(body, headers.get("Content-Type", ""))
+    return Refusal(400, parsed) if isinstance(parsed, str) else parsed

@@ -21,12 +21,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
 
 from bot.domain.errors import KerberosBotError
 from bot.domain.ports import ReplayGuard
 from bot.observability.logs import new_request_id
 from bot.observability.metrics import Metrics
-from handlers.payloads import gate
+from handlers.payloads import Refusal, gate
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +53,17 @@ def build_web_app(
         started = time.perf_counter()
         new_request_id()
         # the raw bytes are verified, then their shape checked, before Bolt parses anything
-        refusal = gate(signing_secret, await request.read(), request.headers)
-        if refusal is not None:
-            log.warning("refused a request to %s: HTTP %d, %s", EVENTS_PATH, refusal.status, refusal.reason)
-            return web.json_response({"ok": False, "error": refusal.reason}, status=refusal.status)
+        passed = gate(signing_secret, await request.read(), request.headers)
+        if isinstance(passed, Refusal):
+            log.warning("refused a request to %s: HTTP %d, %s", EVENTS_PATH, passed.status, passed.reason)
+            return web.json_response({"ok": False, "error": passed.reason}, status=passed.status)
         if replay_guard is not None and not await _first_time(replay_guard, request):
             log.warning("refused a replayed request to %s (same timestamp and signature)", EVENTS_PATH)
             return web.json_response({"ok": False, "error": "replayed request"}, status=401)
         bolt_request = await to_bolt_request(request)
+        # Bolt dispatches on the gate's parse, not its own (see handlers.payloads.parse_slack_body)
+        bolt_request.body = passed.body
+        bolt_request.context = build_async_context(AsyncBoltContext({}), passed.body)
         kind = "interaction" if bolt_request.raw_body.startswith("payload=") else "command"
         bolt_response = await bolt.async_dispatch(bolt_request)
         ack_seconds.labels(kind).observe(time.perf_counter() - started)

@@ -363,6 +363,7 @@ def slash_command_form(
     user_id: str = "U0ALICE",
     user_name: str = "alice",
     channel_id: str = "C0PLATFORM",
+    channel_name: str = "platform",
     team_id: str = "T0STANDIN",
     command: str = "/kerberos",
 ) -> str:
@@ -373,7 +374,7 @@ def slash_command_form(
             "team_id": team_id,
             "team_domain": "standin",
             "channel_id": channel_id,
-            "channel_name": "platform",
+            "channel_name": channel_name,
             "user_id": user_id,
             "user_name": user_name,
             "command": command,

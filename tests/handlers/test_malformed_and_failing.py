@@ -147,6 +147,13 @@ async def test_a_stale_signed_request_is_401(bot: Bot) -> None:
             "`actions`",
         ),
         (urlencode({"text": "status"}), "", "neither"),
+        # a slash command is a form: the same fields as JSON, or as text, are not one of Slack's bodies
+        (
+            json.dumps({"command": "/kerberos", "text": "status", "user_id": "U0BOB", "channel_id": "C0PLATFORM"}),
+            "application/json",
+            "Events API envelope",
+        ),
+        (slash_command_form("status", response_url="http://127.0.0.1:9/r"), "text/plain", "not text/plain"),
     ],
 )
 async def test_a_signed_malformed_body_is_400_with_the_reason(bot: Bot, body: str, content_type: str, why: str) -> None:
@@ -276,3 +283,18 @@ async def test_a_reason_with_a_control_character_is_refused_with_a_clear_message
     [reply] = await bot.slack.wait_for_responses(url)
     assert "control characters (U+001F)" in json.dumps(reply)
     assert bot.store.requests == {}  # nothing recorded
+
+
+@pytest.mark.parametrize("where", ["text", "channel_name", "user_name"])
+async def test_a_command_with_the_word_payload_anywhere_is_answered_not_dropped(bot: Bot, where: str) -> None:
+    # Bolt's own parse took any form holding "payload" for an interaction and answered 404
+    url = bot.slack.new_response_url()
+    text = "rotate contoso.test -- the payload service needs it" if where == "text" else "help"
+    extra = {} if where == "text" else {where: "payload-team"}
+    status, body = await bot.signed(slash_command_form(text, response_url=url, **extra))
+    assert status == 200, body
+    if where == "text":
+        await bot.slack.wait_for_api("chat.postMessage")  # the card: the request went through
+        assert len(bot.store.requests) == 1
+    else:
+        assert "/kerberos" in body  # the help
