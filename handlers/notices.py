@@ -179,7 +179,8 @@ class SlackChangeNotices:
         request = execution.request
         await update_card(self._client, self._changes, request)
         icon = ":white_check_mark:" if execution.succeeded else ":x:"
-        await post_in_thread(self._client, request, f"{icon} {execution.outcome}")
+        # an outcome is text: a module's error line may hold anything, so it never renders as markup
+        await post_in_thread(self._client, request, f"{icon} {escape(execution.outcome)}")
         await alert(self._client, self._alert_channel, request, f"{icon} {escape(execution.outcome)}")
 
     async def waiting(self, deferral: Deferral) -> None:
@@ -223,7 +224,7 @@ class SlackChangeNotices:
 
     async def flagged(self, request: ChangeRequest) -> None:
         await update_card(self._client, self._changes, request)
-        await post_in_thread(self._client, request, f":rotating_light: {request.outcome}")
+        await post_in_thread(self._client, request, f":rotating_light: {escape(request.outcome or '')}")
 
     async def key_progress(self, request: ChangeRequest, key_version: int, step: KeyPropagation) -> None:
         minutes = step.waited.total_seconds() / 60

@@ -18,8 +18,9 @@ async def plan(ctx: ActionContext, directory: ActiveDirectory, ask: Ask) -> Draf
 
 
 async def carry_out(ctx: ActionContext, run: Run) -> Outcome:
-    who = ", ".join(f"<@{a.approver}>" for a in run.request.approvals)
-    return Outcome(True, f"Reviewed: the emergency rotation {run.request.follows} was acknowledged by {who}.")
+    # who acknowledged it is on the card (its approvals); the outcome is plain text, no chat markup
+    people = len({a.approver for a in run.request.approvals})
+    return Outcome(True, f"Reviewed: the emergency rotation {run.request.follows} was acknowledged by {people} people.")
 
 
 SPECS = (ActionSpec(ACTION_KINDS[Action.EMERGENCY_REVIEW], plan, carry_out),)

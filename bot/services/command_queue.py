@@ -18,6 +18,7 @@ class SignedCommandQueue:
     """``CommandQueue`` over another: signs what it puts, verifies what it takes."""
 
     def __init__(self, queue: CommandQueue, signer: Signer) -> None:
+        self.inner = queue  # the queue it signs for (an operator's tools read its backlog)
         self._queue = queue
         self._signer = signer
 

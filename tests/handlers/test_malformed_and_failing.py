@@ -298,3 +298,21 @@ async def test_a_command_with_the_word_payload_anywhere_is_answered_not_dropped(
         assert len(bot.store.requests) == 1
     else:
         assert "/kerberos" in body  # the help
+
+
+async def test_an_outcome_line_in_the_thread_never_renders_as_markup() -> None:
+    from bot.services.changes.executor import Execution
+    from handlers.notices import SlackChangeNotices
+
+    directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test"))}
+    engine = engine_on_fakes(directories=directories)
+    request = await engine.intake.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=True)
+    await engine.decisions.card_posted(request.id, "C0PLATFORM", "1700000000.000100")
+    posted = await engine.queries.get(request.id)
+    assert posted is not None
+    async with SlackStandIn() as slack:
+        notices = SlackChangeNotices(slack_client(slack.bot_token, slack.api_url), engine)
+        hostile = "Failed: the module said <!channel> see <https://evil.example|the fix>"
+        await notices.carried_out(Execution(posted, False, hostile))
+        [line] = [c.body["text"] for c in slack.api_calls("chat.postMessage") if c.body.get("thread_ts")]
+    assert "<!channel>" not in line and "<https://" not in line and "&lt;!channel&gt;" in line

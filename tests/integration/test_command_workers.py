@@ -15,6 +15,7 @@ from kerberos_sandbox.sandbox import Sandbox, sandbox
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.commands import RedisCommandQueue
 from bot.domain.ports import DeferredCommand
+from bot.services.command_queue import SignedCommandQueue
 from tests.integration.test_rotate_slack import cards
 from tests.support.samba import sandbox_domains
 
@@ -28,10 +29,16 @@ async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox
         yield running
 
 
+def signed_queue_of(box: Sandbox) -> SignedCommandQueue:
+    signed = box.components.storage.command_queue
+    assert isinstance(signed, SignedCommandQueue)  # every entry carries the bot's MAC
+    return signed
+
+
 def queue_of(box: Sandbox) -> RedisCommandQueue:
-    queue = box.components.storage.command_queue
-    assert isinstance(queue, RedisCommandQueue)
-    return queue
+    inner = signed_queue_of(box).inner
+    assert isinstance(inner, RedisCommandQueue)
+    return inner
 
 
 async def queued_so_far(box: Sandbox) -> int:
@@ -90,7 +97,7 @@ async def test_a_command_too_old_to_answer_is_dropped(box: Sandbox, caplog: pyte
     url = box.slack.new_response_url()
     old = DeferredCommand("status", "U0ALICE", "C0PLATFORM", url, "oldreq", datetime.now(UTC) - timedelta(minutes=26))
     with caplog.at_level(logging.WARNING):
-        await queue_of(box).put(old)
+        await signed_queue_of(box).put(old)  # as the acknowledging process puts it
         with pytest.raises(TimeoutError):
             await box.slack.wait_for_responses(url, 1, timeout=2.0)
     assert any("response URL has expired" in r.getMessage() for r in caplog.records)
@@ -100,6 +107,6 @@ async def test_a_command_the_configuration_no_longer_allows_gets_a_clear_reply(b
     # acknowledged by a process whose configuration still had the domain; the worker's has not
     url = box.slack.new_response_url()
     gone = DeferredCommand("status retired.test", "U0ALICE", "C0PLATFORM", url, "req-gone", datetime.now(UTC))
-    await queue_of(box).put(gone)
+    await signed_queue_of(box).put(gone)
     [reply] = await box.slack.wait_for_responses(url, 1, timeout=10.0)
     assert "retired.test" in json.dumps(reply) and "contoso.test" in json.dumps(reply)

@@ -274,7 +274,7 @@ async def test_break_glass_rotates_now_again_once_replicated_and_then_two_people
     await w.changes.decisions.approve(review.id, "U0BOB")
     await _approved_and_done(w, review, "U0CAROL")
     reviewed = await w.changes.queries.get(review.id)
-    assert reviewed is not None and "acknowledged by <@U0BOB>, <@U0CAROL>" in (reviewed.outcome or "")
+    assert reviewed is not None and "acknowledged by 2 people" in (reviewed.outcome or "")
     assert w.module.set_calls == 2  # two rotations; the review changes nothing
     assert await w.lifecycle.file_second_rotations() == []
 

@@ -97,8 +97,6 @@ class Authority:
             if not await self.is_member(
                 approval.approver, policy.approver_groups
             ) and not await self.fallback_may_approve(approval.approver, stored, action, approval.at):
-                raise RefusedAtExecution(f"<@{approval.approver}> is no longer in an approver group")
+                raise RefusedAtExecution(f"its approver {approval.approver} is no longer in an approver group")
             if policy.verified_approval and (approval.identity is None or not approval.identity.mfa):
-                raise RefusedAtExecution(
-                    f"the approval by <@{approval.approver}> has no verified Entra sign-in with MFA"
-                )
+                raise RefusedAtExecution(f"the approval by {approval.approver} has no verified Entra sign-in with MFA")
