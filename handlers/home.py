@@ -104,6 +104,12 @@ def register(app: AsyncApp, home: SlackHome, changes: ChangeEngine) -> None:
         user, value, team, app_id = _clicked(body)
         set_user(user)
         request = await _request_for(changes, value, team, app_id)
+        if changes.queries.approvals_channel_of(request.domain) is not None:
+            # the domain's approvals count only from its approvals channel: the home page sends them there
+            link = await card_link(client, request)
+            where = f": {link}" if link else " in the domain's approvals channel"
+            await direct_message(client, user, f"`{request.id}` is approved on its card{where}")
+            return
         result = await changes.decisions.approve(request.id, user, request.origin)
         if result.verdict == Verdict.VERIFY_FIRST:
             link = await card_link(client, request)

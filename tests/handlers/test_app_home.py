@@ -138,3 +138,25 @@ async def test_a_change_redraws_the_pages_of_those_it_concerns_only() -> None:
         await changes.decisions.card_posted(request.id, CHANNEL, "1.000001")
         redrawn = [c.body["user_id"] for c in slack.api_calls("views.publish")[3:]]
         assert sorted(redrawn) == ["U0ALICE", "U0BOB"]  # the requester and the approver; not a bystander
+
+
+async def test_a_domain_with_an_approvals_channel_is_approved_there_not_from_home() -> None:
+    world = one_domain(
+        on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)),
+        groups={ADMINS: frozenset({"U0BOB"})},
+        approvals_channel="C0APPROVALS",
+    )
+    changes = world.changes
+    preferences = FakeNoticePreferences()
+    home = HomeService(changes, preferences=preferences)
+    services = BotServices(status=world.status, changes=changes, preferences=preferences, home=home)
+    async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
+        request = await changes.intake.request_rotation(
+            "contoso.test", requester="U0ALICE", reason="q", force=False, origin="T0STANDIN/A0KERBOT/C0APPROVALS"
+        )
+        await changes.decisions.card_posted(request.id, "C0APPROVALS", "1700000000.000100")
+        await click_home(session, bot, "U0BOB", HOME_APPROVE, changes.decisions.button_value(request))
+        [dm] = await slack.wait_for_api("chat.postMessage", where=lambda c: c.body.get("channel") == "D0BOB")
+        assert "approved on its card" in json.dumps(dm.body)
+        still = await changes.queries.get(request.id)
+        assert still is not None and still.state == RequestState.PENDING and still.approvals == ()

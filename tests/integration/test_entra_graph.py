@@ -79,6 +79,21 @@ async def test_audit_events_filtered_by_category_domain_and_date_across_pages(
     assert entra_standin.request_counts()["graph"] == 2  # 50 a page: the nextLink (with the filter) followed once
 
 
+async def test_a_next_link_to_another_host_is_not_followed_with_the_token(
+    entra_graph: GraphEntraDirectory, entra_standin: EntraStandIn
+) -> None:
+    now = datetime.now(UTC)
+    for minute in range(80):
+        entra_standin.add_audit_event("contoso.test", "Update kerberos domain", now - timedelta(minutes=minute))
+    entra_standin.state.next_link_base = "https://collector.example"  # an answer naming a host of its own
+    try:
+        events = await entra_graph.kerberos_domain_events("contoso.test", limit=200)
+    finally:
+        entra_standin.state.next_link_base = None
+    assert len(events) == 50  # the first page only: the bot's token never went to the named host
+    assert entra_graph.graph_requests == 1
+
+
 async def test_limit_stops_paging(entra_graph: GraphEntraDirectory, entra_standin: EntraStandIn) -> None:
     now = datetime.now(UTC)
     for minute in range(80):

@@ -36,6 +36,7 @@ def one_domain(
     clock: Callable[[], datetime] = lambda: NOW,
     freezes: FakeFreezes | None = None,
     windows: ChangeWindows | None = None,
+    approvals_channel: str | None = None,
 ) -> OneDomain:
     """Every action approved by one member of S0ADMINS (Bob) unless ``policies`` says otherwise."""
     directories = {state.domain_dns_name: FakeDirectory(state)}
@@ -52,6 +53,7 @@ def one_domain(
         clock=clock,
         freezes=freezes,
         windows={state.domain_dns_name: windows} if windows else None,
+        approval_channels={state.domain_dns_name: approvals_channel} if approvals_channel else None,
     )
     status = StatusService(directories, module, FakeEntra(), clock=clock)
     return OneDomain(changes, status, module, directories, store)

@@ -222,6 +222,13 @@ async def test_requests_and_clicks_are_rate_limited_per_user_with_a_clear_messag
         await limited.decisions.approve(request.id, "U0MALLORY")
     with pytest.raises(RateLimited, match="3 clicks a minute"):
         await limited.decisions.approve(request.id, "U0MALLORY")
+    # withdrawing and nudging unknown ids (each try audited) go no faster than clicks
+    for _ in range(3):
+        await limited.decisions.cancel("unknown-id", "U0TRENT")
+    with pytest.raises(RateLimited, match="3 clicks a minute"):
+        await limited.decisions.cancel("unknown-id", "U0TRENT")
+    with pytest.raises(RateLimited, match="3 clicks a minute"):
+        await limited.decisions.nudge("unknown-id", "U0TRENT")
 
 
 async def test_a_worker_that_lost_its_claim_before_the_module_call_changes_nothing() -> None:

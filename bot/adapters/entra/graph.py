@@ -7,6 +7,7 @@ application permissions Organization.Read.All and AuditLog.Read.All, with admin 
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,9 @@ from bot.domain.model import AuditEvent, TenantInfo
 
 _TENANT_CACHE_SECONDS = 300.0  # the tenant's name and domains change rarely; status asks often
 _PAGE_SIZE = 50  # Graph's $top; the caller's limit is usually smaller
+
+
+log = logging.getLogger(__name__)
 
 
 def graph_scope_resource(graph_url: str) -> str:
@@ -113,8 +117,17 @@ class GraphEntraDirectory:
             for item in body.get("value") or []:
                 event = _event(item)
                 events.setdefault(event.id, event)
-            url, params = body.get("@odata.nextLink"), None  # the link carries the whole query
+            url, params = self._next_link(body.get("@odata.nextLink")), None  # the link carries the whole query
         return sorted(events.values(), key=lambda e: e.at, reverse=True)[:limit]
+
+    def _next_link(self, link: object) -> str | None:
+        """The next page, only on Graph itself: the bot's token never goes to a host an answer names."""
+        if not isinstance(link, str):
+            return None
+        if not link.startswith(self._graph + "/"):
+            log.warning("ignored an @odata.nextLink outside %s", self._graph)
+            return None
+        return link
 
     async def is_transitive_member(self, user_object_id: str, group_id: str) -> bool:
         """``EntraGroupMembership``: checkMemberGroups answers with the groups among those asked for

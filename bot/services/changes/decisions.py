@@ -109,6 +109,7 @@ class Decisions:
         """The requester withdraws a pending request; an approved one still waiting for its change window may
         be withdrawn by its requester or by anyone who may approve its action (a scheduled one has no person
         as requester)."""
+        await self._rates.click(requester)  # each try is audited: as fast as clicks, no faster
         result = await self._store.cancel(request_id, requester, self._clock())
         waiting = result.request
         if result.verdict not in (Verdict.NOT_PENDING, Verdict.NOT_REQUESTER) or waiting is None:
@@ -125,6 +126,7 @@ class Decisions:
 
     async def nudge(self, request_id: str, user: str) -> ChangeRequest:
         """The requester reminds the approvers of their pending request, once per ``nudge_every``."""
+        await self._rates.click(user)
         request = await self._store.get(request_id)
         if request is None:
             raise UsageError(f"There is no request `{request_id}`; `/kerberos requests` lists them.")

@@ -53,6 +53,7 @@ class StandInState:
     public_client_id: str = field(default_factory=lambda: str(uuid.uuid4()))  # approvers' sign-in app
     public_client_secret: str | None = None  # set: the approvers' app is a confidential (web) client
     people: EntraPeople = field(default_factory=EntraPeople)
+    next_link_base: str | None = None  # set: audit pages link elsewhere (a tampered answer); None: Graph's own
 
 
 def graph_error(status: int, code: str, message: str) -> web.Response:

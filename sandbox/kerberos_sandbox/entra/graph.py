@@ -118,5 +118,6 @@ class GraphApi(StandInBase):
         if skip + top < len(matching):
             query = {k: v for k, v in request.query.items() if k != "$skiptoken"}  # keeps $filter and $top
             query["$skiptoken"] = str(skip + top)
-            body["@odata.nextLink"] = f"{self.url}/v1.0/auditLogs/directoryAudits?{urlencode(query)}"
+            base = self.state.next_link_base or self.url
+            body["@odata.nextLink"] = f"{base}/v1.0/auditLogs/directoryAudits?{urlencode(query)}"
         return web.json_response(body)
