@@ -12,6 +12,7 @@ from bot.domain.gpo import KdcProxySetting
 from bot.domain.integrity import Signer
 from bot.domain.verification import VerificationPolicy
 from bot.domain.windows import ChangeWindows
+from bot.services.changes.holds import FreezeRules
 from bot.services.changes.limits import ExecutionLimits, RateLimits
 from bot.services.lifecycle import DomainSchedule
 from bot.services.status import StatusSettings
@@ -134,3 +135,8 @@ def integrity_signer(config: BotConfig) -> Signer:
     if len(key) < 32:
         raise ConfigurationError("changes.integrity_key: give at least 32 characters (`openssl rand -hex 32`)")
     return Signer(key.encode("utf-8"))
+
+
+def freeze_rules(config: BotConfig) -> FreezeRules:
+    changes = config.changes
+    return FreezeRules(groups=frozenset(changes.freeze_groups), longest=timedelta(days=changes.max_freeze_days))

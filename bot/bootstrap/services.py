@@ -108,6 +108,7 @@ def change_engine(
         approval_channels=policy.approval_channels(config),
         reminders=policy.reminder_policy(config),
         limits=policy.execution_limits(config),
+        freeze_rules=policy.freeze_rules(config),
     )
 
 

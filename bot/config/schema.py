@@ -471,6 +471,14 @@ class ChangesConfig(Strict):
     )
     requests_per_hour: int = Field(default=20, ge=1, description="new change requests a user may make per hour")
     clicks_per_minute: int = Field(default=30, ge=1, description="Approve/Deny clicks a user may make per minute")
+    max_freeze_days: int = Field(
+        default=14, ge=1, le=90, description="the longest a change freeze may last (/kerberos freeze <domain> <until>)"
+    )
+    freeze_groups: list[str] = Field(
+        default_factory=list,
+        description="Slack user groups whose members may freeze a domain and end its freeze; empty: every "
+        "approver group",
+    )
     request_retention_days: int = Field(default=400, ge=1, description="finished requests older than this go")
     audit_retention_days: int = Field(default=400, ge=1, description="audit entries older than this go")
 

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from bot.domain.errors import UsageError
 from handlers.commands import CommandContext, Prepared, require_changes
+from handlers.commands.announce import announce
 from handlers.parsing import ParsedCommand
-from handlers.replies import Reply, code, text_reply
+from handlers.replies import Reply, code, escape, person, plain, text_reply
 
 NAME = "freeze"
 ORDER = 65  # where it shows in help and in the manifest
@@ -40,12 +41,12 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
 
     async def work() -> list[Reply]:
         freeze = await changes.holds.freeze(domain, by=ctx.user_id, until=until, reason=command.reason or "")
-        return [
-            text_reply(
-                f"{freeze.domain} is frozen until {freeze.until:%Y-%m-%d %H:%M} UTC: no change runs there until "
-                "then but an emergency rotation. `/kerberos thaw " + freeze.domain + "` ends it sooner.",
-                icon=":snowflake:",
-            )
-        ]
+        said = (
+            f"{freeze.domain} is frozen until {freeze.until:%Y-%m-%d %H:%M} UTC by {person(freeze.by)}: no change "
+            "runs there until then but an emergency rotation. `/kerberos thaw " + freeze.domain + "` ends it sooner."
+        )
+        # everyone who follows the domain hears of it, the reason as text (a person's words, never markup)
+        await announce(ctx, freeze.domain, f":snowflake: {said} Why: {escape(plain(freeze.reason))}")
+        return [text_reply(said, icon=":snowflake:")]
 
     return Prepared(ack=None, work=work)

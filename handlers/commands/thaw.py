@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from bot.domain.errors import UsageError
 from handlers.commands import CommandContext, Prepared, require_changes
+from handlers.commands.announce import announce
 from handlers.parsing import ParsedCommand
-from handlers.replies import Reply, text_reply
+from handlers.replies import Reply, code, person, text_reply
 
 NAME = "thaw"
 ORDER = 66  # where it shows in help and in the manifest
@@ -20,6 +21,10 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
 
     async def work() -> list[Reply]:
         ended = await changes.holds.thaw(domain, by=ctx.user_id)
-        return [text_reply(f"The freeze of {domain} is over." if ended else f"{domain} was not frozen.")]
+        if not ended:
+            return [text_reply(f"{code(domain)} was not frozen.")]
+        said = f"The freeze of {code(domain)} was ended by {person(ctx.user_id)}: changes run there again."
+        await announce(ctx, domain, f":sunny: {said}")
+        return [text_reply(said)]
 
     return Prepared(ack=None, work=work)

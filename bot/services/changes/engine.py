@@ -21,7 +21,7 @@ from bot.services.changes.authority import Authority
 from bot.services.changes.decisions import Decisions
 from bot.services.changes.events import Watchers
 from bot.services.changes.executor import Executor
-from bot.services.changes.holds import Holds
+from bot.services.changes.holds import FreezeRules, Holds
 from bot.services.changes.intake import Intake
 from bot.services.changes.limits import ExecutionLimits, RateLimits
 from bot.services.changes.queries import Queries
@@ -65,6 +65,7 @@ def build_engine(
     windows: Mapping[str, ChangeWindows] | None = None,
     approval_channels: Mapping[str, str] | None = None,
     reminders: ReminderPolicy | None = None,
+    freeze_rules: FreezeRules | None = None,
 ) -> ChangeEngine:
     # without a configured key (unit tests), a key of this process's own: nothing it signs verifies in
     # another process, so a deployment always passes the configured one
@@ -72,7 +73,15 @@ def build_engine(
     metrics = metrics or Metrics.create()
     context = ActionContext(dict(directories), module, clock, rotation, dict(policies), dict(forest_roots or {}))
     authority = Authority(groups=groups, policies=policies, reminders=reminders or ReminderPolicy())
-    holds = Holds(context=context, authority=authority, clock=clock, freezes=freezes, windows=windows)
+    holds = Holds(
+        context=context,
+        authority=authority,
+        clock=clock,
+        store=store,
+        freezes=freezes,
+        windows=windows,
+        freeze_rules=freeze_rules,
+    )
     rates = Rates(limiter, rate_limits or RateLimits(), clock)
     watchers = Watchers()
     return ChangeEngine(

@@ -5,10 +5,11 @@ Break-glass, and its review, are held by neither."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from bot.actions.base import ActionContext
-from bot.domain.approvals import ACTION_KINDS, KEY_ROTATIONS, Action, ChangeRequest, Freeze, RequestState
+from bot.domain.approvals import ACTION_KINDS, KEY_ROTATIONS, Action, ApprovalStore, ChangeRequest, Freeze, RequestState
 from bot.domain.errors import KerberosBotError, UsageError
 from bot.domain.model import dns_name
 from bot.domain.ports import Freezes
@@ -18,6 +19,22 @@ from bot.services.changes.authority import Authority
 from bot.services.changes.errors import NotAllowed, RefusedAtExecution
 
 
+@dataclass(frozen=True)
+class FreezeRules:
+    """Who may freeze a domain (and end its freeze) and for how long."""
+
+    groups: frozenset[str] = frozenset()  # empty: every approver group
+    longest: timedelta = timedelta(days=14)
+
+
+WHO_FREEZES = "[changes] freeze_groups; by default every approver group"
+
+
+def freeze_record(domain: str) -> str:
+    """The audit trail's name for a domain's freezes (they are not requests)."""
+    return f"freeze-{domain}"
+
+
 class Holds:
     def __init__(
         self,
@@ -25,10 +42,14 @@ class Holds:
         context: ActionContext,
         authority: Authority,
         clock: Callable[[], datetime],
+        store: ApprovalStore,
         freezes: Freezes | None = None,
         windows: Mapping[str, ChangeWindows] | None = None,
+        freeze_rules: FreezeRules | None = None,
     ) -> None:
         self._context = context  # the configured domains
+        self._store = store  # freezes and thaws go into the audit trail
+        self._rules = freeze_rules or FreezeRules()
         self._authority = authority
         self._clock = clock
         self._freezes = freezes  # None: freezes are off (no shared store to keep them in)
@@ -47,30 +68,45 @@ class Holds:
                 "there until then but an emergency rotation"
             )
 
+    @property
+    def _freeze_groups(self) -> frozenset[str]:
+        return self._rules.groups or self._authority.every_approver_group
+
     async def freeze(self, domain: str, *, by: str, until: datetime, reason: str) -> Freeze:
-        """Freeze a domain: anyone who may approve a change there may stop changes there."""
+        """Freeze a domain, for at most the configured length: the freeze groups' members may (by default,
+        whoever may approve a change). Audited."""
         name = self._context.directory(domain).domain_dns_name
         if self._freezes is None:
             raise KerberosBotError("Freezes need the approval store (REDIS_URL).")
         if not reason.strip():
             raise UsageError(f"Say why, after `--`: `/kerberos freeze {name} <until> -- <reason>`.")
         checked_text(reason, "reason")
-        if not await self._authority.is_member(by, self._authority.every_approver_group):
-            raise NotAllowed("Only members of an approver group may freeze a domain.")
+        if not await self._authority.is_member(by, self._freeze_groups):
+            raise NotAllowed(f"Only members of the freeze groups ({WHO_FREEZES}) may freeze a domain.")
         now = self._clock()
         if until <= now:
             raise UsageError("Give a time in the future for the freeze to end.")
+        if until - now > self._rules.longest:
+            days = self._rules.longest.total_seconds() / 86400
+            raise UsageError(f"A freeze lasts at most {days:g} days ([changes] max_freeze_days); give an earlier end.")
         freeze = Freeze(name, until, by, reason.strip(), now)
         await self._freezes.put(freeze)
+        await self._store.note(freeze_record(name), "frozen", by, f"until {until.isoformat()}: {freeze.reason}", now)
         return freeze
 
     async def thaw(self, domain: str, *, by: str) -> bool:
+        """End a freeze before its time: only the freeze groups' members may, as only they may freeze. Audited."""
         name = self._context.directory(domain).domain_dns_name
         if self._freezes is None:
             return False
-        if not await self._authority.is_member(by, self._authority.every_approver_group):
-            raise NotAllowed("Only members of an approver group may end a freeze.")
-        return await self._freezes.remove(name)
+        if not await self._authority.is_member(by, self._freeze_groups):
+            raise NotAllowed(f"Only members of the freeze groups ({WHO_FREEZES}) may end a freeze.")
+        ended = await self._freezes.remove(name)
+        if ended:
+            await self._store.note(
+                freeze_record(name), "thawed", by, "the freeze was ended before its time", self._clock()
+            )
+        return ended
 
     async def freeze_of(self, domain: str) -> Freeze | None:
         if self._freezes is None:
