@@ -279,6 +279,23 @@ async def test_break_glass_rotates_now_again_once_replicated_and_then_two_people
     assert await w.lifecycle.file_second_rotations() == []
 
 
+async def test_whoever_took_part_in_the_emergency_may_not_acknowledge_its_review() -> None:
+    w = breakglass_world()
+    w.groups.groups[ADMINS] = frozenset({"U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"})  # all of them reviewers
+    first = await w.changes.intake.request_emergency_rotation("contoso.test", requester="U0ALICE", reason="leak")
+    await _approved_and_done(w, first, "U0DAVE")
+    [second] = await w.lifecycle.file_second_rotations()
+    await _approved_and_done(w, second, "U0DAVE")
+    [review] = await w.lifecycle.file_second_rotations()
+    for involved in ("U0ALICE", "U0DAVE"):  # its requester, its approver
+        assert (await w.changes.decisions.approve(review.id, involved)).verdict == Verdict.NOT_ALLOWED
+    refused = [e for e in await w.store.audit(review.id) if e.event == "refused"]
+    assert {e.actor for e in refused} == {"U0ALICE", "U0DAVE"} and "took part" in refused[0].detail
+    await w.changes.decisions.approve(review.id, "U0BOB")
+    await _approved_and_done(w, review, "U0CAROL")  # two who did not: acknowledged
+    assert (await w.changes.queries.get(review.id)).state == RequestState.SUCCEEDED  # type: ignore[union-attr]
+
+
 async def test_a_frozen_domain_takes_no_request_and_runs_no_approved_change_but_break_glass() -> None:
     w = breakglass_world(FakeFreezes())
     approved = await w.changes.intake.request_rotation(

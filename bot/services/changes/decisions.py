@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain.approvals import (
+    Action,
     Approval,
     ApprovalStore,
     ChangeRequest,
@@ -27,6 +28,7 @@ from bot.services.changes.authority import Authority
 from bot.services.changes.errors import NotAllowed
 from bot.services.changes.events import Watchers
 from bot.services.changes.rates import Rates
+from bot.services.changes.review import emergency_people
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,10 @@ class Decisions:
             await self._rates.click(approver)
         allowed = await self._authority.approvable(approver)
         at = self._clock()
+        if Action.EMERGENCY_REVIEW in allowed and await self._took_part(request_id, approver):
+            # a review is a second pair of eyes: whoever took part in the emergency may not acknowledge it
+            allowed -= {Action.EMERGENCY_REVIEW}
+            await self._store.refuse(request_id, approver, "took part in the emergency under review", at)
         if await self._authority.in_fallback_group(approver):
             # one more read, only for whoever may step in once the request escalated
             stored = await self._store.get(request_id)
@@ -91,6 +97,12 @@ class Decisions:
             kind = RequestChangeKind.APPROVED if result.verdict == Verdict.APPROVED else RequestChangeKind.APPROVAL
             await self._watchers.tell(result.request, RequestChange(kind, approver, count=result.approvals))
         return result
+
+    async def _took_part(self, request_id: str, user: str) -> bool:
+        stored = await self._store.get(request_id)
+        if stored is None or stored.action != Action.EMERGENCY_REVIEW:
+            return False
+        return user in await emergency_people(self._store, self._signer, stored)
 
     async def refuse_unverified(self, request_id: str, approver: str, why: str) -> None:
         """Audit an approval whose Entra sign-in did not verify the approver; nothing else changes."""

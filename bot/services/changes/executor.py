@@ -24,6 +24,7 @@ from bot.actions.base import ActionContext, Outcome, Run
 from bot.actions.registry import ACTION_SPECS
 from bot.domain.approvals import (
     KEY_ROTATIONS,
+    Action,
     ApprovalStore,
     ChangeRequest,
     Claim,
@@ -43,6 +44,7 @@ from bot.services.changes.events import Watchers
 from bot.services.changes.holds import Holds
 from bot.services.changes.inventory import inventory
 from bot.services.changes.limits import ExecutionLimits
+from bot.services.changes.review import emergency_people
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +287,10 @@ class Executor:
             first = await self._first_of(stored)
             await self._authority.check_approvals(first, first.action, first.approvals_required)
             await self._authority.check_approvals(first, stored.action, stored.approvals_required)
+        if stored.action == Action.EMERGENCY_REVIEW:
+            involved = await emergency_people(self._store, self._signer, stored)
+            if any(a.approver in involved for a in stored.approvals):
+                raise RefusedAtExecution("one who acknowledged it took part in the emergency under review")
         # from the signed times only: the last approval's (or, approved with its first, its filing), or the
         # change window's opening it was deferred to
         approved = max((a.at for a in stored.approvals), default=stored.created_at)
