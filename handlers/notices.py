@@ -201,8 +201,8 @@ class SlackChangeNotices:
             f"approval ({len(request.approvals)} of {request.approvals_required}); it expires at "
             f"{request.expires_at:%H:%M} UTC, in {minutes} min. {who}"
         )
-        if reminder.escalates and policy.fallback_group:
-            fallback = group_mentions([policy.fallback_group])
+        if reminder.escalates and (group := policy.fallback_for(request.action)) is not None:
+            fallback = group_mentions([group])
             line += f"\n:arrow_double_up: Escalated: members of {fallback} may approve it now."
         await post_in_thread(self._client, request, line)
         if reminder.escalates and policy.fallback_channel:

@@ -39,11 +39,18 @@ def action_policies(config: BotConfig) -> dict[Action, ActionPolicy]:
 
 def reminder_policy(config: BotConfig) -> ReminderPolicy:
     approvals = config.approvals
+    escalating = frozenset(
+        action
+        for action, kind in ACTION_KINDS.items()
+        if not kind.own_approvers
+        and (kind.escalates if (chosen := approvals.policy(kind.config_key).escalate) is None else chosen)
+    )
     return ReminderPolicy(
         at=tuple(p / 100 for p in approvals.remind_at_percent),
         fallback_group=approvals.escalate_to_group,
         fallback_channel=approvals.escalate_to_channel,
         nudge_every=timedelta(minutes=approvals.nudge_every_minutes),
+        escalating=escalating,
     )
 
 

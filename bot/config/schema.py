@@ -205,6 +205,11 @@ class ActionPolicyConfig(Strict):
         description="an approval counts only after a fresh Entra sign-in with MFA; "
         "unset: on for rotate_force, remove_tdo, setup and remove_all",
     )
+    escalate: bool | None = Field(
+        default=None,
+        description="after the last reminder, members of [approvals] escalate_to_group may approve it too; "
+        "unset: only rotate escalates (never emergency_rotate)",
+    )
     second_with_first: bool = Field(
         default=False,
         description="rotations only (rotate, rotate_force, emergency_rotate): the approvals of a double rotation "

@@ -66,6 +66,9 @@ class ActionKind:
     # break-glass, and its review (which changes nothing): neither a freeze nor a change window holds it
     overrides_holds: bool = False
     on_form: bool = False  # the request form offers it (break-glass is typed; a review is filed by the bot)
+    # after the last reminder the fallback group may approve it too, unless its table says otherwise: only the
+    # everyday rotation by default (a removal or a setup stays with the approvers its policy names)
+    escalates: bool = False
     config_note: str = ""  # what its [approvals.<config_key>] table says beyond the common keys
 
     @property
@@ -82,7 +85,7 @@ class ActionKind:
 ACTION_KINDS: dict[Action, ActionKind] = {
     kind.action: kind
     for kind in (
-        ActionKind(Action.ROTATE, "Rotate the Kerberos key", "rotate", 1, False, on_form=True),
+        ActionKind(Action.ROTATE, "Rotate the Kerberos key", "rotate", 1, False, on_form=True, escalates=True),
         # on the form as rotate's --force option
         ActionKind(Action.ROTATE_FORCE, "Rotate the Kerberos key (forced, within 24 hours)", "rotate --force", 2, True),
         ActionKind(Action.REMOVE_TDO, "Remove the trusted domain object", "remove-tdo", 2, True, on_form=True),
@@ -157,6 +160,10 @@ class ReminderPolicy:
     fallback_group: str | None = None  # after the last reminder, its members may approve too (not break-glass)
     fallback_channel: str | None = None  # after the last reminder, a note with the card's link goes there
     nudge_every: timedelta = timedelta(hours=1)  # the requester may nudge the approvers once per this
+    # the actions the fallback group may approve once a request escalated (never break-glass)
+    escalating: frozenset[Action] = field(
+        default_factory=lambda: frozenset(a for a, k in ACTION_KINDS.items() if k.escalates and not k.own_approvers)
+    )
 
     def points_passed(self, request: ChangeRequest, at: datetime) -> int:
         """How many reminder points of ``request`` have come by ``at``."""
@@ -169,9 +176,11 @@ class ReminderPolicy:
         return request.created_at + request.time_to_live * self.at[-1]
 
     def fallback_for(self, action: Action) -> str | None:
-        """The group that may approve ``action`` once a request escalates; None for break-glass, which keeps
-        its own approvers."""
-        return None if ACTION_KINDS[action].own_approvers else self.fallback_group
+        """The group that may approve ``action`` once a request escalates; None for an action that does not
+        escalate (break-glass keeps its own approvers whatever is configured)."""
+        if ACTION_KINDS[action].own_approvers or action not in self.escalating:
+            return None
+        return self.fallback_group
 
 
 @dataclass(frozen=True)

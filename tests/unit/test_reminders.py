@@ -4,7 +4,9 @@ alone, and never break-glass); the requester may nudge once an hour; all of it a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -100,6 +102,29 @@ async def test_break_glass_never_escalates_to_the_fallback_group() -> None:
     clock.now = NOW + timedelta(hours=3, minutes=50)
     assert (await changes.decisions.approve(request.id, "U0FRANK")).verdict == Verdict.NOT_ALLOWED
     assert (await changes.queries.get(request.id)).state == RequestState.PENDING  # type: ignore[union-attr]
+
+
+async def test_a_removal_stays_with_its_own_approvers_after_escalation_unless_its_table_says_otherwise() -> None:
+    clock = Clock()
+    changes, _ = service(clock, ESCALATING)
+    request = await changes.intake.request_remove_all("contoso.test", requester="U0ALICE", reason="decommission")
+    clock.now = NOW + timedelta(hours=3, minutes=50)  # escalated
+    assert (await changes.decisions.approve(request.id, "U0FRANK")).verdict == Verdict.NOT_ALLOWED
+    assert changes.authority.reminders.fallback_for(Action.REMOVE_ALL) is None
+    # [approvals.remove_all] escalate = true: then the fallback group may
+    opted_in = replace(ESCALATING, escalating=ESCALATING.escalating | {Action.REMOVE_ALL})
+    changes, _ = service(clock := Clock(), opted_in)
+    request = await changes.intake.request_remove_all("contoso.test", requester="U0ALICE", reason="decommission")
+    clock.now = NOW + timedelta(hours=3, minutes=50)
+    assert (await changes.decisions.approve(request.id, "U0FRANK")).verdict == Verdict.APPROVED
+
+
+def test_the_configuration_says_which_actions_escalate() -> None:
+    from bot.bootstrap.policy import reminder_policy
+    from bot.config import load_bot_config
+
+    example = Path(__file__).parents[2] / "examples" / "kerberos-bot.toml"
+    assert reminder_policy(load_bot_config(example)).escalating == {Action.ROTATE}  # by default
 
 
 async def test_the_requester_nudges_once_an_hour_and_nobody_else_can() -> None:
