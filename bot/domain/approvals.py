@@ -239,6 +239,9 @@ class ChangeRequest:
     waits_until: datetime | None = None
     waits_mac: str = ""
     reminders_sent: int = 0  # how many of its reminders went out (the store counts them, so each goes once)
+    # the domain's Kerberos objects when it was requested (bot.domain.model.world_of), signed: the change runs
+    # only on that world ("" in records written before it was kept)
+    world: str = ""
 
     @property
     def time_to_live(self) -> timedelta:

@@ -79,6 +79,7 @@ class Signer:
             *([f"follows:{request.follows}"] if request.follows else []),
             *(["second_with_first"] if request.second_with_first else []),
             *([f"approved_with:{request.approved_with}"] if request.approved_with else []),
+            *([f"world:{request.world}"] if request.world else []),
         )
 
     def approval_mac(self, request_id: str, approval: Approval) -> str:

@@ -88,6 +88,22 @@ class OnPremState:
     ldap_operations: int = 0  # how many LDAP operations the read took (bench, logs)
 
 
+def world_of(state: OnPremState) -> str:
+    """The state of a domain's Kerberos objects a change is approved on, as one canonical line: whether the
+    server and the trusted domain object exist, the key's version and time, the trust keys' last change.
+    Every change the module makes moves it; a request replayed or re-queued against a world that moved on
+    no longer matches it."""
+    server, tdo = state.server, state.trusted_domain
+    key = server.key if server else None
+    parts = [
+        f"server={'yes' if server else 'no'}",
+        f"key={key.version}@{key.updated_on.isoformat()}" if key else "key=none",
+        f"tdo={'yes' if tdo else 'no'}",
+        f"tdo_keys={tdo.keys_change[0]}.{tdo.keys_change[1]}" if tdo and tdo.keys_change else "tdo_keys=none",
+    ]
+    return ";".join(parts)
+
+
 @dataclass(frozen=True)
 class CloudKerberosDomain:
     """Entra's KerberosDomain object (no public API; reached through the Kerberos module)."""

@@ -254,3 +254,33 @@ async def test_a_worker_that_lost_its_claim_before_the_module_call_changes_nothi
     assert isinstance(execution, Execution) and module.set_calls == 0
     assert "lost its claim" in execution.outcome and "nothing was changed" in execution.outcome
     assert (await store.get(request.id)).state == RequestState.ATTENTION  # type: ignore[union-attr]
+
+
+async def test_an_approval_dated_outside_the_requests_life_does_not_count() -> None:
+    signer = Signer(KEY)
+    service, store, module, _ = world(signer)
+    request_id = await approved_rotation(service)
+    stored = store.requests[request_id]
+    # an approval the bot signed, for this request, but dated before the request existed
+    early = Approval("U0BOB", stored.created_at - timedelta(hours=1))
+    early = replace(early, mac=signer.approval_mac(request_id, early))
+    store.requests[request_id] = replace(stored, approvals=(early,))
+    execution = await service.executor.execute_next("w")
+    assert isinstance(execution, Execution) and module.set_calls == 0
+    assert "dated outside the request's life" in execution.outcome
+
+
+async def test_a_request_replayed_on_a_world_that_moved_on_changes_nothing() -> None:
+    service, store, module, directory = world()
+    request = await service.intake.request_remove_tdo("contoso.test", requester="U0ALICE", reason="x", origin=ORIGIN)
+    await service.decisions.approve(request.id, "U0BOB", ORIGIN)
+    done = await service.executor.execute_next("w")
+    assert isinstance(done, Execution) and done.succeeded and directory.state.trusted_domain is None
+    # the trust is set up again (new keys); a Redis writer sets the old removal back to approved and re-queues it
+    directory.state = on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=1))
+    store.requests[request.id] = replace(store.requests[request.id], state=RequestState.APPROVED, outcome=None)
+    store.work.append(request.id)
+    replayed = await service.executor.execute_next("w")
+    assert isinstance(replayed, Execution) and not replayed.succeeded
+    assert "changed since it was requested" in replayed.outcome
+    assert directory.state.trusted_domain is not None  # the new trust stands: removed once, never twice

@@ -193,6 +193,7 @@ class RedisApprovalStore:
             "follows": request.follows or "",
             "second_with_first": "1" if request.second_with_first else "",
             "approved_with": request.approved_with or "",
+            "world": request.world,
             "mac": request.mac,
         }
         # a second rotation approved together with its first is filed approved: straight to the workers

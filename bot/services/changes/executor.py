@@ -35,6 +35,7 @@ from bot.domain.approvals import (
 )
 from bot.domain.errors import KerberosBotError
 from bot.domain.integrity import Signer
+from bot.domain.model import world_of
 from bot.domain.windows import ChangeWindows
 from bot.observability.logs import REQUEST_ID, SLACK_USER
 from bot.observability.metrics import Metrics
@@ -250,6 +251,7 @@ class Executor:
                     "this worker lost its claim on the request before the module call (its lease lapsed, and "
                     "another worker may have flagged it and freed the domain); nothing was changed"
                 )
+            await self._same_world(request)
         except BaseException:
             if asyncio.iscoroutine(call):
                 call.close()  # never awaited: no "coroutine was never awaited" warning
@@ -259,6 +261,18 @@ class Executor:
         result = await call
         await self._step(request, f"module call returned: {cmdlet}")
         return result
+
+    async def _same_world(self, request: ChangeRequest) -> None:
+        """The domain is as it was when the request was made (and approved on that): a request replayed or
+        re-queued after the world moved on changes nothing."""
+        if not request.world:
+            return  # a record from before worlds were kept: its expected key version still guards rotations
+        now = world_of(await self._context.directory(request.domain).read_kerberos_objects())
+        if now != request.world:
+            raise RefusedAtExecution(
+                f"the domain's Kerberos objects changed since it was requested (then: {request.world}; now: "
+                f"{now}); nothing was changed. Request it again on the world as it is"
+            )
 
     async def _revalidate(self, request: ChangeRequest) -> None:
         """The request as stored now, against the policy of its action: signed by the bot, enough

@@ -14,7 +14,7 @@ from bot.actions.registry import ACTION_SPECS
 from bot.domain.approvals import ACTION_KINDS, Action, ActionPolicy, ApprovalStore, ChangeRequest, RequestState
 from bot.domain.errors import KerberosBotError, UsageError
 from bot.domain.integrity import Signer
-from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES
+from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, world_of
 from bot.domain.user_text import checked_text
 from bot.services.changes.authority import Authority
 from bot.services.changes.errors import NotAllowed
@@ -80,6 +80,7 @@ class Intake:
         if not scheduled:
             await self._rates.request(ask.requester)
         draft = await spec.preflight(self._context, directory, ask)
+        world = world_of(await directory.read_kerberos_objects())  # what approvers approve it on
         now = self._clock()
         request = ChangeRequest(
             id=self._new_id(),
@@ -100,6 +101,7 @@ class Intake:
             follows=ask.follows,
             second_with_first=ask.second_with_first,
             approved_with=ask.approved_with if scheduled else None,
+            world=world,
         )
         if request.approved_with is not None:  # the store records it approved, and the workers get it at once
             request = replace(request, state=RequestState.APPROVED, approved_at=now)
