@@ -242,6 +242,8 @@ class ChangeRequest:
     # the domain's Kerberos objects when it was requested (bot.domain.model.world_of), signed: the change runs
     # only on that world ("" in records written before it was kept)
     world: str = ""
+    after: str = ""  # the world a successful change left (a rotation's: what its second rotation must find)
+    after_mac: str = ""
 
     @property
     def time_to_live(self) -> timedelta:
@@ -455,8 +457,11 @@ class ApprovalStore(Protocol):
         Raises ``StoreUnavailable`` when the store cannot confirm it."""
         ...
 
-    async def finish(self, claim: Claim, state: RequestState, outcome: str, at: datetime) -> FinishResult:
-        """executing -> succeeded | failed | attention, and the domain's lock released, by the claim's holder."""
+    async def finish(
+        self, claim: Claim, state: RequestState, outcome: str, at: datetime, *, after: str = "", after_mac: str = ""
+    ) -> FinishResult:
+        """executing -> succeeded | failed | attention, and the domain's lock released, by the claim's holder;
+        ``after``: the world the change left (with the bot's MAC), which a second rotation is bound to."""
         ...
 
     async def record_step(self, request_id: str, step: str, at: datetime) -> None:

@@ -97,6 +97,10 @@ class Signer:
             str(bool(identity.mfa)) if identity else "",
         )
 
+    def after_mac(self, request_id: str, world: str) -> str:
+        """The world a change left, as the bot read it right after: what a second rotation is bound to."""
+        return self._mac("after", request_id, world)
+
     def wait_mac(self, request_id: str, until: datetime) -> str:
         """The bot deferred this request to its change window at ``until``: a time nobody else can move."""
         return self._mac("waits", request_id, _iso(until))
@@ -110,6 +114,11 @@ class Signer:
             request.waits_mac, "waits", request.id, _iso(request.waits_until)
         ):
             found.append("the time it waits for")
+        if request.after and not (
+            request.after_mac.startswith(VERSION)
+            and self._verifies(request.after_mac, "after", request.id, request.after)
+        ):
+            found.append("the world it left")
         for approval in request.approvals:
             if not self._verifies(approval.mac, "approval", *self._approval_parts(request.id, approval)):
                 found.append(f"the approval by {approval.approver}")

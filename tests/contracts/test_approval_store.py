@@ -289,6 +289,19 @@ async def test_a_claim_holds_while_its_lease_runs_and_not_once_it_lapsed_or_was_
     assert not await store.holds(claimed, timedelta(0), now)  # flagged by another worker: never act
 
 
+async def test_a_finished_change_keeps_the_world_it_left_with_its_mac(store: ApprovalStore) -> None:
+    request_id = await approved(store)
+    claimed = await claim(store)
+    assert claimed is not None
+    after = "server=yes;key=7@2026-12-01T05:00:00+00:00;tdo=yes;tdo_keys=3.99"
+    finished = await store.finish(
+        claimed, RequestState.SUCCEEDED, "rotated", datetime.now(UTC), after=after, after_mac="v2:m"
+    )
+    assert finished == FinishResult.FINISHED
+    done = await store.get(request_id)
+    assert done is not None and done.after == after and done.after_mac == "v2:m"
+
+
 async def test_a_worker_that_finishes_after_being_flagged_is_recorded_late(store: ApprovalStore) -> None:
     request_id = await approved(store)
     claimed = await claim(store)

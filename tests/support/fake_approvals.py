@@ -294,7 +294,9 @@ class FakeApprovalStore:
     async def make_durable(self) -> str:
         return "in memory"
 
-    async def finish(self, claim: Claim, state: RequestState, outcome: str, at: datetime) -> FinishResult:
+    async def finish(
+        self, claim: Claim, state: RequestState, outcome: str, at: datetime, *, after: str = "", after_mac: str = ""
+    ) -> FinishResult:
         request = self.requests.get(claim.request.id)
         lease_of = self.leases.get(claim.request.id)
         if request is None or lease_of is None or lease_of[0] != claim.token:
@@ -304,7 +306,7 @@ class FakeApprovalStore:
             return FinishResult.LATE
         if request.state != RequestState.EXECUTING:
             return FinishResult.NOT_OURS
-        self.requests[request.id] = replace(request, state=state, outcome=outcome)
+        self.requests[request.id] = replace(request, state=state, outcome=outcome, after=after, after_mac=after_mac)
         self._release(request.id, request.domain)
         self._audit(request.id, state.value, None, at, outcome)
         return FinishResult.FINISHED

@@ -271,7 +271,7 @@ async def test_an_approval_dated_outside_the_requests_life_does_not_count() -> N
 
 
 async def test_a_request_replayed_on_a_world_that_moved_on_changes_nothing() -> None:
-    service, store, module, directory = world()
+    service, store, _module, directory = world()
     request = await service.intake.request_remove_tdo("contoso.test", requester="U0ALICE", reason="x", origin=ORIGIN)
     await service.decisions.approve(request.id, "U0BOB", ORIGIN)
     done = await service.executor.execute_next("w")

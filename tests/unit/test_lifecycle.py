@@ -343,6 +343,26 @@ async def test_a_double_rotation_whose_policy_says_so_approves_its_second_rotati
     assert "together with" in next(e.detail for e in await w.store.audit(second.id) if e.event == "approved")
 
 
+async def test_a_deleted_pairing_files_no_second_rotation_that_runs_the_first_approvals_cover_one() -> None:
+    w = world(key_age=timedelta(days=40), second_with_first=True)
+    first = await w.changes.intake.request_rotation(
+        "contoso.test", requester="U0ALICE", reason="retire the old key", force=False, channel=CHANNEL, twice=True
+    )
+    await _approved_and_done(w, first)
+    w.clock.now = NOW + timedelta(hours=25)
+    [second] = await w.lifecycle.file_second_rotations()
+    assert isinstance(done := await w.changes.executor.execute_next("worker"), Execution) and done.succeeded
+    assert done.request.id == second.id
+    for _ in range(4):  # a Redis writer deletes the unsigned pairing, again and again
+        w.memory.values.pop(f"second:{first.id}")
+        w.clock.now += timedelta(hours=25)
+        [again] = await w.lifecycle.file_second_rotations()
+        replayed = await w.changes.executor.execute_next("worker")
+        assert isinstance(replayed, Execution) and replayed.request.id == again.id and not replayed.succeeded
+        assert "approvals cover one second rotation only" in replayed.outcome
+    assert w.module.set_calls == 2  # the first and its one second rotation: nothing more
+
+
 async def test_without_that_policy_the_second_rotation_waits_for_its_own_approvals() -> None:
     w = world(key_age=timedelta(days=40))
     first = await w.changes.intake.request_rotation(

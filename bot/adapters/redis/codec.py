@@ -109,6 +109,8 @@ def request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeReq
         second_with_first=fields.get("second_with_first") == "1",
         approved_with=fields.get("approved_with") or None,
         world=fields.get("world", ""),
+        after=fields.get("after", ""),
+        after_mac=fields.get("after_mac", ""),
         waits_until=time_of(fields.get("waits_until")),
         waits_mac=fields.get("waits_mac", ""),
         reminders_sent=int(fields.get("reminders_sent") or 0),

@@ -417,9 +417,19 @@ class RedisApprovalStore:
                 return f"WAIT: on {acked} of {replicas} replicas"
             return "no replicas and no WAITAOF (Redis < 7.2): as durable as Redis's appendfsync setting"
 
-    async def finish(self, claim: Claim, state: RequestState, outcome: str, at: datetime) -> FinishResult:
+    async def finish(
+        self, claim: Claim, state: RequestState, outcome: str, at: datetime, *, after: str = "", after_mac: str = ""
+    ) -> FinishResult:
         answer = await self._run(
-            "finish", claim.request.id, at, claim.token, state.value, outcome, domain=claim.request.domain
+            "finish",
+            claim.request.id,
+            at,
+            claim.token,
+            state.value,
+            outcome,
+            after,
+            after_mac,
+            domain=claim.request.domain,
         )
         return FinishResult(answer)
 

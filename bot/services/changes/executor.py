@@ -126,14 +126,16 @@ class Executor:
         self._metrics.requests_finished.labels(request.action.value, word).inc()
         log.info("request %s (%s %s) %s", request.id, request.action.value, request.domain, word)
         await self._step(request, f"finished: {word}")
-        finished = await self._store.finish(claim, state, outcome, self._clock())
+        new_version, after = None, ""
+        if state == RequestState.SUCCEEDED and request.action in KEY_ROTATIONS:
+            left = await self._context.directory(request.domain).read_kerberos_objects()
+            new_version = left.server.key.version if left.server and left.server.key else None
+            after = world_of(left)  # signed: its second rotation must find exactly this world
+        after_mac = self._signer.after_mac(request.id, after) if after else ""
+        finished = await self._store.finish(claim, state, outcome, self._clock(), after=after, after_mac=after_mac)
         if finished == FinishResult.LATE:
             log.error("request %s finished (%s) after its lease lapsed and it was flagged", request.id, word)
         done = await self._store.get(request.id)
-        new_version = None
-        if state == RequestState.SUCCEEDED and request.action in KEY_ROTATIONS:
-            server = (await self._context.directory(request.domain).read_kerberos_objects()).server
-            new_version = server.key.version if server and server.key else None
         finished_as = {
             RequestState.SUCCEEDED: RequestChangeKind.SUCCEEDED,
             RequestState.FAILED: RequestChangeKind.FAILED,
@@ -335,6 +337,13 @@ class Executor:
             raise RefusedAtExecution(
                 f"it was approved together with {first.id}, but that is not a finished double rotation of "
                 f"{second.domain} whose approvals cover its second rotation under the policy now"
+            )
+        if not first.after or second.world != first.after:
+            # one second rotation per first: the one filed on the world the first left; once it ran, the key
+            # moved on, and any other filing (a pairing deleted and re-made) finds another world
+            raise RefusedAtExecution(
+                f"it is not the second rotation of the world {first.id} left (then: {first.after or 'not kept'}; "
+                f"filed on: {second.world or 'not kept'}): the first's approvals cover one second rotation only"
             )
         return first
 
