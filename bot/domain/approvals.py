@@ -228,6 +228,9 @@ class ChangeRequest:
     claimed_by: str | None = None  # the worker that carries it out
     origin: str = ""  # "<team>/<app>/<channel>" it was requested in: clicks count only from there
     requester_upn: str | None = None  # the requester's Entra account, where it can be told: never an approver
+    # the requester's Entra object id, resolved when the request is made: whichever names an approver's sign-in
+    # carries, that person is never an approver of it
+    requester_oid: str | None = None
     twice: bool = False  # a double rotation: the second is filed once the 24-hour window has passed
     follows: str | None = None  # the second rotation of a double rotation: the first's id
     # a double rotation whose approvals approve its second rotation too (its policy said so when requested)

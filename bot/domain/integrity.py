@@ -80,6 +80,7 @@ class Signer:
             *(["second_with_first"] if request.second_with_first else []),
             *([f"approved_with:{request.approved_with}"] if request.approved_with else []),
             *([f"world:{request.world}"] if request.world else []),
+            *([f"requester_oid:{request.requester_oid}"] if request.requester_oid else []),
         )
 
     def approval_mac(self, request_id: str, approval: Approval) -> str:

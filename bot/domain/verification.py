@@ -116,6 +116,10 @@ class EntraGroupMembership(Protocol):
         """True when the user is in the group directly or through nested groups."""
         ...
 
+    async def object_id_of(self, user_principal_name: str) -> str | None:
+        """The Entra object id of the user with this user principal name; None when there is none."""
+        ...
+
 
 class ChatProfiles(Protocol):
     """The e-mail address of a chat user's profile, to match them to their Entra account."""

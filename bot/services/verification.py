@@ -132,6 +132,15 @@ class ApproverVerification:
     def uses_browser(self) -> bool:
         return self._browser is not None
 
+    async def object_id_of(self, user_principal_name: str) -> str | None:
+        """The Entra object id of the user, or None when Entra does not know that name (the requester is then
+        still refused by their Slack id and that name). A failing lookup is None too: the request is not held."""
+        try:
+            return await self._membership.object_id_of(user_principal_name)
+        except KerberosBotError as exc:
+            log.warning("could not resolve an Entra user's object id: %s", exc.user_message)
+            return None
+
     async def expected_user(self, chat_user: str) -> str:
         mapped = (self.policy.identities or {}).get(chat_user)
         if mapped:

@@ -212,6 +212,17 @@ async def test_redis_restart_between_request_and_approval_loses_nothing(tmp_path
         await server.stop()
 
 
+async def test_the_requester_is_refused_by_entra_object_id_whatever_name_they_sign_in_with(
+    store: ApprovalStore,
+) -> None:
+    request = replace(new_request(), requester_upn="alice@contoso.test", requester_oid="oid-alice")
+    await store.create(request)
+    second_account = VerifiedIdentity("OID-ALICE", "a.smith@contoso.test", datetime.now(UTC), mfa=True)
+    result = await store.approve(request.id, "U0ALICE2", datetime.now(UTC), second_account)
+    assert result.verdict == Verdict.SELF_APPROVAL
+    assert (await store.get(request.id)).requester_oid == "oid-alice"  # type: ignore[union-attr]
+
+
 async def test_a_verified_approval_keeps_the_entra_identity_in_the_record_and_the_audit(store: ApprovalStore) -> None:
     request = new_request(required=2)
     await store.create(request)

@@ -110,6 +110,11 @@ class FakeApprovalStore:
         request = self.requests[request_id]
         count = len(request.approvals)
         same_upn = identity is not None and identity.upn.lower() == (request.requester_upn or "").lower()
+        same_upn = same_upn or (
+            identity is not None
+            and request.requester_oid is not None
+            and identity.object_id.lower() == request.requester_oid.lower()
+        )
         if approver == request.requester or same_upn:
             self._refused(request_id, approver, "self_approval", at, "the requester cannot approve their own request")
             return DecisionResult(Verdict.SELF_APPROVAL, request, count)

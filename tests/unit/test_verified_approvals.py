@@ -115,11 +115,15 @@ class FakeDeviceCode:
 
 
 class FakeMembership:
-    def __init__(self, members: set[str]) -> None:
+    def __init__(self, members: set[str], object_ids: dict[str, str] | None = None) -> None:
         self.members = members
+        self.object_ids = object_ids or {}  # UPN (lower case) -> object id
 
     async def is_transitive_member(self, user_object_id: str, group_id: str) -> bool:
         return group_id == APPROVER_GROUP and user_object_id in self.members
+
+    async def object_id_of(self, user_principal_name: str) -> str | None:
+        return self.object_ids.get(user_principal_name.lower())
 
 
 class FakeProfiles:
@@ -140,11 +144,12 @@ class World:
         self.browser = FakeBrowser()
         self.device_code = FakeDeviceCode()
         self.tickets = FakeSignInTickets(self.clock)
-        profiles = FakeProfiles(
+        self.profiles = profiles = FakeProfiles(
             {"U0BOB": "bob@contoso.test", "U0CAROL": "carol@contoso.test", "U0DAVE": "dave@contoso.test", "U0EVE": None}
         )
+        self.membership = FakeMembership({"oid-bob", "oid-carol"})
         common: dict[str, Any] = {
-            "membership": FakeMembership({"oid-bob", "oid-carol"}),
+            "membership": self.membership,
             "profiles": profiles,
             "policy": VerificationPolicy(TENANT, APPROVER_GROUP, **policy),
             "clock": self.clock,
@@ -169,7 +174,7 @@ class World:
             store=self.store,
             module=FakeKerberosModule.in_step(directories),
             directories=directories,
-            groups=FakeGroups({ADMINS: frozenset({"U0ALICE", "U0BOB", "U0CAROL", "U0DAVE", "U0EVE"})}),
+            groups=FakeGroups({ADMINS: frozenset({"U0ALICE", "U0ALICE2", "U0BOB", "U0CAROL", "U0DAVE", "U0EVE"})}),
             policies=policies,
             clock=self.clock,
             verification=self.verification,
@@ -423,3 +428,20 @@ def test_claims_checks_name_what_is_wrong() -> None:
     assert check_claims(good, policy, "bob@contoso.test", now=NOW + timedelta(minutes=5))  # exactly the bound
     with pytest.raises(SignInRefused, match="more than 5 minutes ago"):
         check_claims(good, policy, "bob@contoso.test", now=NOW + timedelta(minutes=5, seconds=1))
+
+
+async def test_the_requester_cannot_approve_from_a_second_slack_account_under_another_of_their_names() -> None:
+    world = World()
+    # Alice asks; her second Slack account's profile shows another of her names; Entra knows one person
+    world.profiles.emails.update({"U0ALICE": "alice@contoso.test", "U0ALICE2": "a.smith@contoso.test"})
+    world.membership.object_ids["alice@contoso.test"] = "oid-alice"
+    world.membership.members.add("oid-alice")
+    OIDS["a.smith@contoso.test"] = "oid-alice"
+    try:
+        request_id = await world.forced()
+        assert world.store.requests[request_id].requester_oid == "oid-alice"  # resolved when it was made
+        verdict = await world.sign_in_and_approve(request_id, "U0ALICE2", "a.smith@contoso.test")
+        assert verdict == Verdict.SELF_APPROVAL
+        assert world.store.requests[request_id].approvals == ()
+    finally:
+        del OIDS["a.smith@contoso.test"]

@@ -144,6 +144,18 @@ class GraphEntraDirectory:
             raise EntraError("Microsoft Graph answered with something that is not JSON.") from exc
         return group_id.lower() in {str(g).lower() for g in found}
 
+    async def object_id_of(self, user_principal_name: str) -> str | None:
+        """``EntraGroupMembership``: the user's object id (``GET /users/{upn}``); None when there is none."""
+        url = f"{self._graph}/v1.0/users/{quote(user_principal_name, safe='@')}"
+        response = await self._http.request("GET", url, params={"$select": "id"}, permission="User.Read.All")
+        if response.status_code == 404:
+            return None
+        try:
+            found = response.json().get("id")
+        except (ValueError, AttributeError) as exc:
+            raise EntraError("Microsoft Graph answered with something that is not JSON.") from exc
+        return str(found).lower() if found else None
+
     async def group_display_name(self, group_id: str) -> str:
         """The group's name (``kerberos-bot check``: the approver group exists and the bot may read it)."""
         url = f"{self._graph}/v1.0/groups/{quote(group_id, safe='')}"

@@ -103,6 +103,7 @@ def request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeReq
         claimed_by=fields.get("claimed_by") or None,
         origin=fields.get("origin", ""),
         requester_upn=fields.get("requester_upn") or None,
+        requester_oid=fields.get("requester_oid") or None,
         twice=fields.get("twice") == "1",
         follows=fields.get("follows") or None,
         mac=fields.get("mac", ""),

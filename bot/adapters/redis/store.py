@@ -189,6 +189,7 @@ class RedisApprovalStore:
             "top_level_names": ",".join(request.top_level_names),
             "origin": request.origin,
             "requester_upn": request.requester_upn or "",
+            "requester_oid": request.requester_oid or "",
             "twice": "1" if request.twice else "",
             "follows": request.follows or "",
             "second_with_first": "1" if request.second_with_first else "",

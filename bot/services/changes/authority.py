@@ -95,8 +95,16 @@ class Authority:
                     f"the approval by {approval.approver} is dated outside the request's life "
                     f"({approval.at:%Y-%m-%d %H:%M} UTC)"
                 )
-            if approval.approver == stored.requester or (
-                approval.identity and stored.requester_upn and approval.identity.upn.lower() == stored.requester_upn
+            if (
+                approval.approver == stored.requester
+                or (
+                    approval.identity and stored.requester_upn and approval.identity.upn.lower() == stored.requester_upn
+                )
+                or (
+                    approval.identity
+                    and stored.requester_oid
+                    and approval.identity.object_id.lower() == stored.requester_oid.lower()
+                )
             ):
                 raise RefusedAtExecution("the requester is among its approvers")
             if not await self.is_member(

@@ -96,7 +96,8 @@ class Intake:
             expected_key_version=draft.expected_key_version,
             top_level_names=draft.top_level_names,
             origin=ask.origin,
-            requester_upn=await self._entra_account_of(ask.requester),
+            requester_upn=(upn := await self._entra_account_of(ask.requester)),
+            requester_oid=await self._entra_object_of(upn),
             twice=ask.twice,
             follows=ask.follows,
             second_with_first=ask.second_with_first,
@@ -114,6 +115,12 @@ class Intake:
         if draft.as_strong_as_removal and removal is not None:
             return max(policy.approvals_required, removal.approvals_required)
         return policy.approvals_required
+
+    async def _entra_object_of(self, upn: str | None) -> str | None:
+        """The requester's Entra object id: the person, whatever names their sign-ins carry."""
+        if self._verification is None or upn is None:
+            return None
+        return await self._verification.object_id_of(upn)
 
     async def _entra_account_of(self, chat_user: str) -> str | None:
         """The requester's Entra account, so that it can never approve, even from a second Slack account."""

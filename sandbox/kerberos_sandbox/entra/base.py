@@ -17,7 +17,7 @@ from aiohttp import web
 from kerberos_sandbox.entra_people import EntraPeople
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
-GRAPH_ROLES = ("AuditLog.Read.All", "Organization.Read.All", "GroupMember.Read.All")
+GRAPH_ROLES = ("AuditLog.Read.All", "Organization.Read.All", "GroupMember.Read.All", "User.Read.All")
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 TOKEN_LIFETIME = 3599  # what the identity platform grants an app-only token
 ROUTES = ("discovery", "token", "graph", "store")

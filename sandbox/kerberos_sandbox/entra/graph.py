@@ -19,8 +19,27 @@ class GraphApi(StandInBase):
     def _add_graph_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1.0/users/{user}/checkMemberGroups", self._check_member_groups)
         app.router.add_get("/v1.0/groups/{group}", self._group)
+        app.router.add_get("/v1.0/users/{user}", self._user)
         app.router.add_get("/v1.0/organization", self._organization)
         app.router.add_get("/v1.0/auditLogs/directoryAudits", self._audits)
+
+    async def _user(self, request: web.Request) -> web.Response:
+        claims = self._authorize(request, None)
+        if isinstance(claims, web.Response):
+            return claims
+        if not {"User.Read.All", "Directory.Read.All"} & set(claims.get("roles", [])):
+            return graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        user = self.people.user(request.match_info["user"])
+        if user is None:
+            return graph_error(
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{request.match_info['user']}' does not exist or one of its queried reference-property "
+                "objects are not present.",
+            )
+        return web.json_response(
+            {"@odata.context": f"{self.url}/v1.0/$metadata#users(id)/$entity", "id": user.object_id}
+        )
 
     async def _check_member_groups(self, request: web.Request) -> web.Response:
         claims = self._authorize(request, None)

@@ -3,7 +3,10 @@
 -- runs after audit.lua and decision_checks.lua (bot/adapters/redis/scripts.py)
 local requester_upn = string.lower(redis.call('HGET', KEYS[1], 'requester_upn') or '')
 local same_upn = ARGV[10] ~= '' and string.lower(ARGV[10]) == requester_upn
-if redis.call('HGET', KEYS[1], 'requester') == ARGV[4] or same_upn then
+-- the person, not a name: the requester's Entra object id, resolved when the request was made
+local requester_oid = string.lower(redis.call('HGET', KEYS[1], 'requester_oid') or '')
+local same_oid = ARGV[9] ~= '' and requester_oid ~= '' and string.lower(ARGV[9]) == requester_oid
+if redis.call('HGET', KEYS[1], 'requester') == ARGV[4] or same_upn or same_oid then
   refused('self_approval', 'the requester cannot approve their own request')
   return answer('self_approval')
 end
