@@ -1,33 +1,38 @@
 """The page the approver's browser lands on after the Entra sign-in (``POST /auth/callback``, form_post).
 
-It completes the sign-in made for one approval (``ApproverVerification.complete_browser``), records
-the approval or the refusal exactly as a click would (card, thread, the approver's ephemeral
-message, the audit), and says in plain words which request was approved and as whom, or why not,
-and that the tab can be closed. Every answer is a page: a fault becomes a page with a reference,
-never an HTTP 500. Nothing from the query string or from Entra reaches the page unescaped.
+It completes the sign-in made for one approval (``ApproverVerification.complete_browser``). A sign-in
+that verifies the approver is not yet an approval: the page names the change (action, domain, who asked
+and why) and asks the approver to confirm it (``POST /auth/confirm``, with a one-use token bound to the
+sign-in), so that a genuine Microsoft sign-in reached through a phished "please sign in again" link
+approves nothing. Confirmed, it records the approval exactly as a click would (card, thread, the
+approver's ephemeral message, the audit); "This is not mine" declines it, audited and told in the alert
+channel. Every answer is a page: a fault becomes a page with a reference, never an HTTP 500. Nothing
+from the query string, the request or Entra reaches the page unescaped.
 """
 
 from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.approvals import Verdict
-from bot.domain.verification import CALLBACK_PATH
+from bot.domain.verification import CALLBACK_PATH, VerifiedIdentity
 from bot.observability.logs import new_request_id
 from bot.services.changes.engine import ChangeEngine
-from bot.services.verification import ApproverVerification
+from bot.services.verification import ApproverVerification, SignInFor, VerificationOutcome
 from handlers.actions.approve import record_replay, record_sign_in
+from handlers.replies import escape
 from handlers.views.cards import ACTION_TITLES
 
 log = logging.getLogger(__name__)
 
 _HEADERS = {
     # the page holds no script, loads nothing, and must not leak the code in its URL to anyone
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -42,8 +47,27 @@ _STYLE = (
 _ACCEPTED = (Verdict.RECORDED, Verdict.APPROVED)
 
 
+CONFIRM_PATH = "/auth/confirm"
+_APPROVE, _DECLINE = "approve", "decline"
+
+
+def _confirm_form(token: str) -> str:
+    return (
+        f'<form method="post" action="{CONFIRM_PATH}"><input type="hidden" name="token" value="{html.escape(token)}">'
+        f'<button type="submit" name="decision" value="{_APPROVE}" id="approve">Approve this change</button> '
+        f'<button type="submit" name="decision" value="{_DECLINE}" id="decline">This is not mine</button></form>'
+    )
+
+
 def page(
-    title: str, lead: str, details: list[tuple[str, str]], closing: str, *, ok: bool, status: int = 200
+    title: str,
+    lead: str,
+    details: list[tuple[str, str]],
+    closing: str,
+    *,
+    ok: bool,
+    status: int = 200,
+    form: str = "",
 ) -> web.Response:
     """An accessible page: a heading, one status paragraph (announced), the facts, what to do now."""
     rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in details)
@@ -54,22 +78,31 @@ def page(
         f"<title>{html.escape(title)} - kerberos-bot</title><style>{_STYLE}</style></head><body><main>"
         f'<h1 class="{"ok" if ok else "no"}">{html.escape(title)}</h1>'
         f'<p id="outcome" role="{role}">{html.escape(lead)}</p>'
-        f'{"<dl>" + rows + "</dl>" if rows else ""}<p id="next">{html.escape(closing)}</p></main></body></html>'
+        f'{"<dl>" + rows + "</dl>" if rows else ""}{form}<p id="next">{html.escape(closing)}</p></main></body></html>'
     )
     return web.Response(text=body, status=status, content_type="text/html", charset="utf-8", headers=_HEADERS)
 
 
 def sign_in_routes(
-    verification: ApproverVerification | None, changes: ChangeEngine | None, client: AsyncWebClient
+    verification: ApproverVerification | None,
+    changes: ChangeEngine | None,
+    client: AsyncWebClient,
+    alert_channel: str | None = None,
 ) -> list[web.RouteDef]:
-    """``GET /auth/callback`` when approvers sign in through a browser; nothing otherwise."""
+    """``/auth/callback`` and ``/auth/confirm`` when approvers sign in through a browser; nothing otherwise."""
     if verification is None or changes is None or not verification.uses_browser:
         return []
 
     async def callback(request: web.Request) -> web.Response:
+        return await _answered(request, _complete)
+
+    async def confirm(request: web.Request) -> web.Response:
+        return await _answered(request, _confirmed)
+
+    async def _answered(request: web.Request, handle: Callable[[web.Request], Awaitable[web.Response]]) -> web.Response:
         reference = new_request_id()
         try:
-            return await _complete(request)
+            return await handle(request)
         except Exception:
             log.exception("the sign-in callback failed (reference %s)", reference)
             return page(
@@ -98,11 +131,79 @@ def sign_in_routes(
                 ok=False,
                 status=400,
             )
-        recorded = await record_sign_in(client, changes, binding, result.outcome)
+        identity = result.outcome.identity
+        if identity is not None:  # verified: not an approval until the approver confirms what it is for
+            return await _ask(binding, identity, await verification.hold_for_confirmation(binding, identity))
+        return await _recorded(binding, result.outcome, result.expected_user)
+
+    async def _ask(binding: SignInFor, identity: VerifiedIdentity, token: str) -> web.Response:
+        stored = await changes.queries.get(binding.request_id)
+        if stored is None:
+            return page(
+                "This request no longer exists", "Nothing was approved.", [], "You can close this tab.", ok=False
+            )
+        facts = [
+            ("Request", stored.id),
+            ("Change", f"{ACTION_TITLES[stored.action]}: {stored.domain}"),
+            ("Asked by", stored.requester),
+            ("Why", stored.reason),
+            ("Signed in as", f"{identity.upn} (multi-factor authentication)"),
+        ]
+        return page(
+            "Confirm your approval",
+            "You signed in. Approve this change only if you asked to approve it, in Slack, just now.",
+            facts,
+            "If you did not click Approve on this request, choose \u201cThis is not mine\u201d: nothing is "
+            "approved and the bot's operators are told.",
+            ok=True,
+            form=_confirm_form(token),
+        )
+
+    async def _confirmed(request: web.Request) -> web.Response:
+        fields = await request.post()
+        token, decision = str(fields.get("token", "")), str(fields.get("decision", ""))
+        held = await verification.take_confirmation(token) if decision in (_APPROVE, _DECLINE) else None
+        if held is None:
+            return page(
+                "This confirmation does not count",
+                "Nothing was approved: this page's form is not one the bot is waiting for (used, expired, or "
+                "not made by the bot).",
+                [],
+                "Click Approve again in Slack to get a new sign-in link.",
+                ok=False,
+                status=400,
+            )
+        binding, identity = held
+        if decision == _DECLINE:
+            return await _declined(binding, identity)
+        return await _recorded(binding, VerificationOutcome(identity=identity), None)
+
+    async def _declined(binding: SignInFor, identity: VerifiedIdentity) -> web.Response:
+        why = f"{identity.upn} said this sign-in was not theirs (a link they did not ask for?)"
+        await changes.decisions.refuse_unverified(binding.request_id, binding.chat_user, why)
+        if alert_channel:
+            text = (
+                f":rotating_light: A sign-in to approve `{binding.request_id}` was declined on the bot's page: "
+                f"{escape(identity.upn)} says it was not theirs. Someone may be sending approval links around."
+            )
+            try:
+                await client.chat_postMessage(channel=alert_channel, text=text)
+            except Exception:
+                log.warning("could not tell the alert channel of a declined sign-in", exc_info=True)
+        return page(
+            "Nothing was approved",
+            "Thank you: your sign-in approved nothing, and the bot's operators are told.",
+            [("Request", binding.request_id)],
+            "If you did not ask for this sign-in, tell your security team. You can close this tab.",
+            ok=True,
+        )
+
+    async def _recorded(binding: SignInFor, outcome: VerificationOutcome, expected_user: str | None) -> web.Response:
+        recorded = await record_sign_in(client, changes, binding, outcome)
         stored = recorded.request
         what = f"{ACTION_TITLES[stored.action]}: {stored.domain}" if stored else binding.action
         facts = [("Request", binding.request_id), ("Change", what)]
-        identity = result.outcome.identity
+        identity = outcome.identity
         if identity is not None and recorded.verdict in _ACCEPTED and stored is not None:
             facts.append(("Signed in as", f"{identity.upn} (multi-factor authentication)"))
             count = len(stored.approvals)
@@ -114,9 +215,9 @@ def sign_in_routes(
                 "the other approvers."
             )
             return page("Approval recorded", lead, facts, "You can close this tab.", ok=True)
-        if result.expected_user:
-            facts.append(("Sign in as", result.expected_user))
-        why = recorded.problem or result.outcome.problem or "the sign-in did not verify you"
+        if expected_user:
+            facts.append(("Sign in as", expected_user))
+        why = recorded.problem or outcome.problem or "the sign-in did not verify you"
         return page(
             "Approval not counted",
             f"Your approval was not counted: {why.rstrip('.')}.",
@@ -125,4 +226,4 @@ def sign_in_routes(
             ok=False,
         )
 
-    return [web.get(CALLBACK_PATH, callback), web.post(CALLBACK_PATH, callback)]
+    return [web.get(CALLBACK_PATH, callback), web.post(CALLBACK_PATH, callback), web.post(CONFIRM_PATH, confirm)]

@@ -177,7 +177,7 @@ def assemble_bot(
         command_queue=queue if workers.queue_commands else None,
         home=home,
     )
-    routes = sign_in_routes(services.verification, services.changes, client)
+    routes = sign_in_routes(services.verification, services.changes, client, services.alert_channel)
     if services.changes is not None:  # every requester hears what becomes of their requests
         services.changes.watchers.add(SlackRequesterMessages(client, services.preferences))
         if home is not None:  # and the home pages show it

@@ -20,9 +20,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.domain.errors import EntraError, KerberosBotError
@@ -47,6 +48,8 @@ from bot.observability.metrics import Metrics
 log = logging.getLogger(__name__)
 
 _TICKET = "sign-in ticket"
+_CONFIRMATION = "sign-in confirmation"
+CONFIRM_WITHIN = timedelta(minutes=5)  # how long a verified sign-in waits on the bot's page for the approver
 
 
 class IdentityUnknown(KerberosBotError):
@@ -237,6 +240,57 @@ class ApproverVerification:
         browser = self._browser
         outcome = await self._outcome(binding, lambda: browser.redeem(flow, response), expected)
         return CallbackResult(binding, outcome, expected)
+
+    # -- the approver confirms on the bot's page --------------------------------------------------
+    async def hold_for_confirmation(self, binding: SignInFor, identity: VerifiedIdentity) -> str:
+        """A verified sign-in waits for its approver to confirm, on the bot's page that names the change, that
+        they mean to approve it (a sign-in alone could be a phished "please sign in again" link). Returns the
+        page form's token: unguessable, bound to this sign-in, good once and for ``CONFIRM_WITHIN``."""
+        assert self._tickets is not None and self._signer is not None
+        token = secrets.token_urlsafe(32)
+        body = json.dumps(
+            {
+                "binding": asdict(binding),
+                "identity": {
+                    "object_id": identity.object_id,
+                    "upn": identity.upn,
+                    "signed_in_at": identity.signed_in_at.isoformat(),
+                    "mfa": identity.mfa,
+                },
+                "expires_at": (self._clock() + CONFIRM_WITHIN).isoformat(),
+            },
+            sort_keys=True,
+        )
+        ticket = json.dumps({"body": body, "mac": self._signer.text_mac(_CONFIRMATION, body)})
+        await self._tickets.put(f"confirm:{token}", ticket, CONFIRM_WITHIN)
+        return token
+
+    async def take_confirmation(self, token: str) -> tuple[SignInFor, VerifiedIdentity] | None:
+        """The sign-in a confirmation form's token stands for, once; None when it is not one the bot is
+        waiting for (expired, used, forged)."""
+        assert self._tickets is not None and self._signer is not None
+        raw = await self._tickets.take(f"confirm:{token}", CONFIRM_WITHIN) if token else None
+        if raw is None:
+            return None
+        try:
+            envelope = json.loads(raw)
+            body = str(envelope["body"])
+            if not self._signer.text_is_ours(_CONFIRMATION, body, str(envelope["mac"])):
+                raise ValueError("MAC")
+            held = json.loads(body)
+            if self._clock() > datetime.fromisoformat(str(held["expires_at"])):
+                return None
+            person = held["identity"]
+            identity = VerifiedIdentity(
+                str(person["object_id"]),
+                str(person["upn"]),
+                datetime.fromisoformat(str(person["signed_in_at"])),
+                bool(person["mfa"]),
+            )
+            return SignInFor(**held["binding"]), identity
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("a sign-in confirmation in the store does not carry the bot's signature (%s); refused", type(exc))
+            return None
 
     def _opened(self, raw: str) -> tuple[SignInFor, str, datetime, Mapping[str, Any]] | None:
         """A ticket's contents when the bot signed it: binding, expected user, expiry, msal's flow."""

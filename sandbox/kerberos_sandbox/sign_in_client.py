@@ -2,7 +2,8 @@
 
 Follows what a browser does with the stand-in's pages: open the link the bot gave, post the user
 name and password, then the MFA code (or Cancel), follow the redirect back to the bot's callback,
-and return the page the bot shows there. Cookies are kept per walker, like one browser profile.
+confirm the approval on the bot's page (or say "This is not mine"), and return the page the bot shows
+then. Cookies are kept per walker, like one browser profile.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import aiohttp
 from kerberos_sandbox.entra_people import SANDBOX_MFA_CODE, SANDBOX_PASSWORD
 
 _ANSWER = '<form method="post" id="answer"'  # the identity platform's form_post page
+_CONFIRM = re.compile(r'<form method="post" action="([^"]+)"><input type="hidden" name="token" value="([^"]+)">')
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class SignInWalker:
     def __init__(self, ca_file: Path) -> None:
         self._ssl = ssl.create_default_context(cafile=str(ca_file))
         self._jar = aiohttp.CookieJar(unsafe=True)  # the stand-in is an IP address
+        self._decision: str | None = "approve"
 
     async def _follow(
         self, session: aiohttp.ClientSession, response: aiohttp.ClientResponse, deliver: bool = True
@@ -66,6 +69,12 @@ class SignInWalker:
                 continue
             page = await response.text()
             posted = re.search(_ANSWER + r' action="([^"]+)">', page)
+            confirm = _CONFIRM.search(page)
+            if confirm is not None and self._decision is not None:  # the bot asks: approve, or not mine
+                target = urljoin(str(response.url), html.unescape(confirm.group(1)))
+                fields = {"token": html.unescape(confirm.group(2)), "decision": self._decision}
+                response = await session.post(target, data=fields, allow_redirects=False, ssl=self._ssl)
+                continue
             if posted is None:
                 return Landed(str(response.url), response.status, _title(page), _text(page))
             fields = {
@@ -86,7 +95,11 @@ class SignInWalker:
         mfa_code: str = SANDBOX_MFA_CODE,
         cancel: bool = False,
         deliver: bool = True,
+        decision: str | None = "approve",
     ) -> Landed:
+        """``decision``: what to answer on the bot's page ("approve", "decline" for "This is not mine", or
+        None to stop there and return that page)."""
+        self._decision = decision
         async with aiohttp.ClientSession(cookie_jar=self._jar) as session:
             response = await session.get(link, allow_redirects=False, ssl=self._ssl)
             page = await response.text()

@@ -7,7 +7,9 @@ keep the answer to replay or alter it."""
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from selenium.webdriver.support import expected_conditions as EC
 
 from bot.domain.approvals import RequestState
 from bot.domain.verification import CALLBACK_PATH
+from handlers.sign_in_page import CONFIRM_PATH
 from handlers.views.cards import APPROVE_ACTION, SIGN_IN_LINK_ACTION
 from tests.integration.test_rotate_slack import blocks_of, click, request_via_slack, wait_for_state
 from tests.support.browser import chromium, close, waiting
@@ -94,8 +97,9 @@ async def next_ephemeral(box: Sandbox, user: str, seen: int, needle: str) -> str
     raise AssertionError(f"no message to {user} with {needle!r}: {ephemeral_bodies(box, user)[seen:]}")
 
 
-def sign_in_in_browser(driver: webdriver.Chrome, link: str, upn: str) -> str:
-    """What the approver does: open the link, sign in with password and MFA code; the page they land on."""
+def sign_in_in_browser(driver: webdriver.Chrome, link: str, upn: str, answer: str = "approve") -> str:
+    """What the approver does: open the link, sign in with password and MFA code, then on the bot's page
+    confirm the approval (or say "This is not mine"); the page they land on."""
     driver.get(link)
     username = waiting(driver).until(EC.visibility_of_element_located((By.NAME, "username")))
     assert username.get_attribute("value") == upn  # login_hint: the account the bot expects
@@ -104,6 +108,8 @@ def sign_in_in_browser(driver: webdriver.Chrome, link: str, upn: str) -> str:
     waiting(driver).until(EC.visibility_of_element_located((By.NAME, "otc"))).send_keys(SANDBOX_MFA_CODE)
     driver.find_element(By.ID, "verify").click()
     waiting(driver).until(EC.url_contains(CALLBACK_PATH))
+    waiting(driver).until(EC.presence_of_element_located((By.ID, answer))).click()  # the page names the change
+    waiting(driver).until(EC.url_contains(CONFIRM_PATH))
     waiting(driver).until(EC.presence_of_element_located((By.ID, "outcome")))
     return str(driver.find_element(By.TAG_NAME, "body").text)
 
@@ -143,6 +149,16 @@ async def post_answer(box: Sandbox, answer: dict[str, str]) -> tuple[int, str, M
         return response.status, await response.text(), dict(response.headers)
 
 
+async def post_confirmation(box: Sandbox, page: str, decision: str = "approve") -> tuple[int, str]:
+    """What the approver's click on the bot's page posts: the page's own token and the decision."""
+    token = re.search(r'name="token" value="([^"]+)"', page)
+    assert token is not None, page
+    async with box.session.post(
+        box.base_url + CONFIRM_PATH, data={"token": html.unescape(token.group(1)), "decision": decision}
+    ) as response:
+        return response.status, await response.text()
+
+
 async def pending_request(box: Sandbox, reason: str) -> tuple[str, str, str]:
     request, value, ts = await request_via_slack(box, f"rotate contoso.test --force -- {reason}")
     return request.id, value, ts
@@ -154,8 +170,10 @@ async def test_a_replayed_answer_counts_once(box: Sandbox) -> None:
     kept = await SignInWalker(box.entra.ca_file).sign_in(link, "bob@contoso.test", deliver=False)
     assert kept.answer is not None
     status, page, headers = await post_answer(box, kept.answer)
-    assert status == 200 and "Approval recorded" in page
+    assert status == 200 and "Confirm your approval" in page and "Approval recorded" not in page
     assert "default-src 'none'" in headers["Content-Security-Policy"] and headers["Referrer-Policy"] == "no-referrer"
+    status, page = await post_confirmation(box, page)
+    assert status == 200 and "Approval recorded" in page
     seen = len(ephemeral_bodies(box, "U0BOB"))
     status, page, _ = await post_answer(box, kept.answer)
     assert status == 400 and "already used" in page
@@ -164,6 +182,40 @@ async def test_a_replayed_answer_counts_once(box: Sandbox) -> None:
     assert "was used again" in await next_ephemeral(box, "U0BOB", seen, "used again")  # its owner is told
     audit = await box.components.services.changes.store.audit(request_id)  # type: ignore[union-attr]
     assert any(e.event == "refused" and "used sign-in link" in e.detail for e in audit)
+
+
+async def test_a_sign_in_approves_nothing_until_its_approver_confirms_on_a_page_naming_the_change(
+    box: Sandbox, browsers: Any
+) -> None:
+    """A phished "please sign in again" link is a genuine Microsoft page: the sign-in alone records nothing,
+    the bot's page names the change and its reason, and "This is not mine" declines it, audited."""
+    request_id, value, ts = await pending_request(box, "phished <b>re-authenticate</b>")
+    link = await approve_for_link(box, "U0BOB", value, ts)
+    asked = await SignInWalker(box.entra.ca_file).sign_in(link, "bob@contoso.test", decision=None)
+    assert asked.title.startswith("Confirm your approval")
+    assert request_id in asked.text and "Rotate the Kerberos key (forced" in asked.text and "U0ALICE" in asked.text
+    assert "phished <b>re-authenticate</b>" in asked.text  # the reason, as text
+    assert (await wait_for_state(box, request_id, {RequestState.PENDING})).approvals == ()  # nothing yet
+    link = await approve_for_link(box, "U0BOB", value, ts)
+    page = await asyncio.to_thread(sign_in_in_browser, browsers(), link, "bob@contoso.test", "decline")
+    assert "Nothing was approved" in page
+    assert (await wait_for_state(box, request_id, {RequestState.PENDING})).approvals == ()
+    audit = await box.components.services.changes.store.audit(request_id)  # type: ignore[union-attr]
+    assert any(e.event == "refused" and "not theirs" in e.detail for e in audit)
+
+
+async def test_a_confirmation_counts_once_and_a_forged_one_never(box: Sandbox) -> None:
+    request_id, value, ts = await pending_request(box, "forged confirmation")
+    status, page = await post_confirmation(box, '<input name="token" value="made-up">')
+    assert status == 400 and "does not count" in page
+    link = await approve_for_link(box, "U0BOB", value, ts)
+    kept = await SignInWalker(box.entra.ca_file).sign_in(link, "bob@contoso.test", deliver=False)
+    assert kept.answer is not None
+    _status, asked, _ = await post_answer(box, kept.answer)
+    assert (await post_confirmation(box, asked))[0] == 200
+    status, page = await post_confirmation(box, asked)  # the same form again
+    assert status == 400 and "does not count" in page
+    assert len((await wait_for_state(box, request_id, {RequestState.PENDING})).approvals) == 1
 
 
 async def test_an_answer_brought_to_another_requests_link_approves_neither(box: Sandbox) -> None:
