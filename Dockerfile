@@ -49,10 +49,13 @@ RUN apt-get update -q \
 FROM base AS bot
 COPY --from=wheels /wheels /wheels
 # exactly the locked set: no index, no resolution, then a consistency check
+# the build proxy's CA (EXTRA_CA_CERT) was for pip only: the deployed image trusts Debian's store alone
 RUN pip install --no-cache-dir -q --no-index --no-deps /wheels/*.whl \
  && pip check \
  && rm -rf /wheels \
+ && rm -f /usr/local/share/ca-certificates/extra-ca.crt && update-ca-certificates --fresh > /dev/null \
  && useradd --create-home --uid 10001 kerberosbot
+ENV PIP_CERT=
 USER kerberosbot
 EXPOSE 3000
 ENTRYPOINT ["kerberos-bot"]

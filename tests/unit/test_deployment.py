@@ -128,3 +128,9 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_the_deployed_image_drops_the_build_proxys_ca() -> None:
+    """EXTRA_CA_CERT lets pip through a TLS-inspecting proxy at build time; the bot never trusts it at run time."""
+    bot = " ".join(dockerfile_stages()["bot"])
+    assert "rm -f /usr/local/share/ca-certificates/extra-ca.crt" in bot and "update-ca-certificates --fresh" in bot
