@@ -34,6 +34,7 @@ from bot.domain.ports import (
 from bot.domain.verification import SignInTickets
 from bot.services.audit import AuditForwarder
 from bot.services.command_queue import SignedCommandQueue
+from bot.services.scheduler_memory import SignedMemory
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def redis_storage(config: BotConfig, client: aioredis.Redis, prefix: str) -> Sto
         command_queue=SignedCommandQueue(RedisCommandQueue(client, prefix), integrity_signer(config)),
         replay_guard=RedisReplayGuard(client, prefix),
         leadership=RedisLeadership(client, prefix),
-        memory=RedisSchedulerMemory(client, prefix),
+        memory=SignedMemory(RedisSchedulerMemory(client, prefix), integrity_signer(config)),
         freezes=RedisFreezes(client, prefix),
         preferences=RedisNoticePreferences(client, prefix),
         audit_trail=trail,

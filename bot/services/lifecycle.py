@@ -163,9 +163,16 @@ class LifecycleService:
         (forced). After an emergency's second rotation: the review two people must acknowledge."""
         filed = []
         for domain in self._changes.queries.domains:
-            for done in await self._changes.queries.recent_for(domain, 20):
+            recent = await self._changes.queries.recent_for(domain, 20)
+            # what already follows a request, from the requests themselves (the memory below is a second guard)
+            followed = {(r.follows, r.action == Action.EMERGENCY_REVIEW) for r in recent if r.follows}
+            for done in recent:
                 if done.state != RequestState.SUCCEEDED:
                     continue
+                if done.twice and done.follows is None and (done.id, False) in followed:
+                    continue  # its second rotation is filed
+                if done.follows is not None and (done.follows, True) in followed:
+                    continue  # the emergency's review is filed
                 try:
                     if done.twice and done.follows is None:
                         request = await self._second_rotation(domain, done)

@@ -4,6 +4,7 @@ watch's findings reported once each, and one scheduler across replicas."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -353,10 +354,12 @@ async def test_a_deleted_pairing_files_no_second_rotation_that_runs_the_first_ap
     [second] = await w.lifecycle.file_second_rotations()
     assert isinstance(done := await w.changes.executor.execute_next("worker"), Execution) and done.succeeded
     assert done.request.id == second.id
-    for _ in range(4):  # a Redis writer deletes the unsigned pairing, again and again
-        w.memory.values.pop(f"second:{first.id}")
+    for _ in range(4):  # a Redis writer deletes the pairing from the scheduler's memory, again and again
+        w.memory.values.pop(f"second:{first.id}", None)
         w.clock.now += timedelta(hours=25)
-        [again] = await w.lifecycle.file_second_rotations()
+        assert await w.lifecycle.file_second_rotations() == []  # the requests themselves say it was filed
+        # and one filed all the same (its sibling out of sight) does not run on the first's approvals
+        again = await w.changes.intake.request_second_rotation(first)
         replayed = await w.changes.executor.execute_next("worker")
         assert isinstance(replayed, Execution) and replayed.request.id == again.id and not replayed.succeeded
         assert "approvals cover one second rotation only" in replayed.outcome
@@ -436,3 +439,19 @@ async def test_a_domain_with_an_approvals_channel_gets_its_scheduled_rotation_ca
     )
     [request] = await lifecycle.file_due_rotations()
     assert request.channel == "C0APPROVALS" and request.origin == "T0STANDIN/A0KERBOT/C0APPROVALS"
+
+
+async def test_a_scheduler_memory_written_by_anything_else_neither_silences_nor_stops_the_scheduler() -> None:
+    from bot.domain.integrity import Signer
+    from bot.services.scheduler_memory import SignedMemory
+
+    raw = FakeSchedulerMemory()
+    memory = SignedMemory(raw, Signer(b"m" * 32))
+    await memory.remember("watch:contoso.test", '{"a": 1}')
+    assert await memory.recall("watch:contoso.test") == '{"a": 1}'  # the bot's own comes back
+    raw.values["cadence:contoso.test"] = "not json at all"  # would have stopped every tick
+    assert await memory.recall("cadence:contoso.test") is None
+    # a writer "remembers" the cadence filed for the current key, to silence it: taken as nothing
+    raw.values["cadence:contoso.test"] = json.dumps({"value": json.dumps({"key_version": 53325}), "mac": "v2:00"})
+    assert await memory.recall("cadence:contoso.test") is None
+    assert await memory.recall("never:written") is None
