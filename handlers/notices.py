@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, PlainTextObject, SectionBlock
@@ -31,7 +32,7 @@ from bot.services.changes.engine import ChangeEngine
 from bot.services.changes.executor import Deferral, Execution
 from bot.services.changes.queries import KeyPropagation
 from bot.services.lifecycle import Digest, WatchReport
-from handlers.replies import escape, is_slack_user, person, plain
+from handlers.replies import Reply, escape, is_slack_user, person, plain
 from handlers.views.blocks import SECTION_TEXT, clip, plain_context
 from handlers.views.cards import approval_terms, group_mentions, request_card
 from handlers.views.digest import digest_message
@@ -56,12 +57,7 @@ REFUSALS = {
 
 async def post_card(client: AsyncWebClient, changes: ChangeEngine, request: ChangeRequest, channel: str) -> None:
     """The request's card, posted in ``channel``; the store learns where it is, to update it in place."""
-    card = request_card(
-        request,
-        changes.decisions.button_value(request),
-        approval_terms(changes, request),
-        timing=changes.holds.timing_of(request),
-    )
+    card = _card(changes, request)
     posted = await client.chat_postMessage(channel=channel, text=card.text, blocks=card.payload()["blocks"])
     await changes.decisions.card_posted(request.id, str(posted["channel"]), str(posted["ts"]))
 
@@ -79,18 +75,36 @@ async def card_link(client: AsyncWebClient, request: ChangeRequest) -> str | Non
     return link if isinstance(link, str) and link.startswith("https://") else None
 
 
-async def update_card(client: AsyncWebClient, changes: ChangeEngine, request: ChangeRequest) -> None:
-    if not (request.channel and request.message_ts):
-        return
-    card = request_card(
+def _card(changes: ChangeEngine, request: ChangeRequest, now: datetime | None = None) -> Reply:
+    return request_card(
         request,
         changes.decisions.button_value(request),
         approval_terms(changes, request),
+        now,
         timing=changes.holds.timing_of(request),
     )
-    await client.chat_update(
-        channel=request.channel, ts=request.message_ts, text=card.text, blocks=card.payload()["blocks"]
-    )
+
+
+async def update_card(client: AsyncWebClient, changes: ChangeEngine, request: ChangeRequest) -> None:
+    """The card redrawn from ``request``, then from the stored request for as long as that says more: updates
+    sent by several replicas and clicks at once can land at Slack in any order, and whoever lands last
+    looks again, so an older rendering never stays over a newer one (a card left "Waiting for approval"
+    on a request that is done)."""
+    channel, ts = request.channel, request.message_ts
+    if not (channel and ts):
+        return
+    shown, now = None, changes.queries.now()  # one moment for every rendering: they differ by the request only
+    for _ in range(3):
+        card = _card(changes, request, now)
+        blocks = card.payload()["blocks"]
+        if blocks == shown:
+            return
+        await client.chat_update(channel=channel, ts=ts, text=card.text, blocks=blocks)
+        shown = blocks
+        latest = await changes.queries.get(request.id)
+        if latest is None:
+            return
+        request = latest
 
 
 THREAD_LINES = {

@@ -31,6 +31,7 @@ from bot.adapters.slack.groups import SlackUserGroups
 from bot.bootstrap.adapters import slack_client
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest
 from bot.services.changes.engine import ChangeEngine
+from bot.services.changes.executor import Execution
 from bot.services.container import BotServices
 from bot.services.status import StatusService
 from handlers.views.cards import APPROVE_ACTION, DENY_ACTION
@@ -301,7 +302,6 @@ async def test_a_command_with_the_word_payload_anywhere_is_answered_not_dropped(
 
 
 async def test_an_outcome_line_in_the_thread_never_renders_as_markup() -> None:
-    from bot.services.changes.executor import Execution
     from handlers.notices import SlackChangeNotices
 
     directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test"))}
@@ -316,3 +316,25 @@ async def test_an_outcome_line_in_the_thread_never_renders_as_markup() -> None:
         await notices.carried_out(Execution(posted, False, hostile))
         [line] = [c.body["text"] for c in slack.api_calls("chat.postMessage") if c.body.get("thread_ts")]
     assert "<!channel>" not in line and "<https://" not in line and "&lt;!channel&gt;" in line
+
+
+async def test_an_older_rendering_landing_last_never_stays_on_the_card() -> None:
+    """Clicks and the worker on two replicas update the card at once; one that rendered the request before it
+    was done may reach Slack after the worker's "done": it looks again and draws what is stored."""
+    from handlers.notices import update_card
+
+    directories = {
+        "contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)))
+    }
+    engine = engine_on_fakes(directories=directories)
+    request = await engine.intake.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=False)
+    await engine.decisions.card_posted(request.id, "C0PLATFORM", "1700000000.000100")
+    stale = await engine.queries.get(request.id)  # what a click rendered: still waiting for approval
+    assert stale is not None
+    await engine.decisions.approve(request.id, "U0BOB")
+    assert isinstance(await engine.executor.execute_next("w"), Execution)
+    async with SlackStandIn() as slack:
+        await update_card(slack_client(slack.bot_token, slack.api_url), engine, stale)
+        last = slack.api_calls("chat.update")[-1].body
+    shown = json.dumps(last)
+    assert "Waiting for approval" not in shown and APPROVE_ACTION not in shown  # the done request, no buttons
