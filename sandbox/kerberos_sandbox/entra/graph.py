@@ -13,6 +13,7 @@ from kerberos_sandbox.entra.base import (
     graph_error,
 )
 from kerberos_sandbox.entra.odata import parse_filter
+from kerberos_sandbox.entra_people import StandInUser
 
 
 class GraphApi(StandInBase):
@@ -23,11 +24,13 @@ class GraphApi(StandInBase):
         app.router.add_get("/v1.0/organization", self._organization)
         app.router.add_get("/v1.0/auditLogs/directoryAudits", self._audits)
 
-    async def _user(self, request: web.Request) -> web.Response:
+    def _user_in_path(self, request: web.Request, permission: str) -> StandInUser | web.Response:
+        """The user the path names, as Graph finds it for an app holding ``permission`` (or Directory.Read.All);
+        Graph's 403 or 404 otherwise."""
         claims = self._authorize(request, None)
         if isinstance(claims, web.Response):
             return claims
-        if not {"User.Read.All", "Directory.Read.All"} & set(claims.get("roles", [])):
+        if not {permission, "Directory.Read.All"} & set(claims.get("roles", [])):
             return graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
         user = self.people.user(request.match_info["user"])
         if user is None:
@@ -37,24 +40,20 @@ class GraphApi(StandInBase):
                 f"Resource '{request.match_info['user']}' does not exist or one of its queried reference-property "
                 "objects are not present.",
             )
+        return user
+
+    async def _user(self, request: web.Request) -> web.Response:
+        user = self._user_in_path(request, "User.Read.All")
+        if isinstance(user, web.Response):
+            return user
         return web.json_response(
             {"@odata.context": f"{self.url}/v1.0/$metadata#users(id)/$entity", "id": user.object_id}
         )
 
     async def _check_member_groups(self, request: web.Request) -> web.Response:
-        claims = self._authorize(request, None)
-        if isinstance(claims, web.Response):
-            return claims
-        if not {"GroupMember.Read.All", "Directory.Read.All"} & set(claims.get("roles", [])):
-            return graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
-        user = self.people.user(request.match_info["user"])
-        if user is None:
-            return graph_error(
-                404,
-                "Request_ResourceNotFound",
-                f"Resource '{request.match_info['user']}' does not exist or one of its queried reference-property "
-                "objects are not present.",
-            )
+        user = self._user_in_path(request, "GroupMember.Read.All")
+        if isinstance(user, web.Response):
+            return user
         body = await self._json_body(request)
         wanted = body.get("groupIds") if isinstance(body, dict) else None
         if not isinstance(wanted, list) or not wanted or len(wanted) > 20:
