@@ -16,6 +16,7 @@ import logging
 import socket
 import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
@@ -48,6 +49,7 @@ def build_web_app(
 ) -> web.Application:
     """The Slack listener: ``POST /slack/events``, and ``routes`` (the approvers' sign-in callback)."""
     ack_seconds = (metrics or Metrics.create()).ack_seconds
+    deliveries = EventDeliveries(replay_guard)
 
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -60,6 +62,14 @@ def build_web_app(
         if replay_guard is not None and not await _first_time(replay_guard, request):
             log.warning("refused a replayed request to %s (same timestamp and signature)", EVENTS_PATH)
             return web.json_response({"ok": False, "error": "replayed request"}, status=401)
+        event_id = passed.body.get("event_id") if passed.body.get("type") == "event_callback" else None
+        if isinstance(event_id, str) and not await deliveries.first(event_id):
+            # Slack delivers an event again when it had no answer within 3 s (X-Slack-Retry-Num): it was handled
+            log.info(
+                "an event delivered again (retry %s) was acknowledged, not handled twice",
+                request.headers.get("X-Slack-Retry-Num", "?"),
+            )
+            return web.Response(status=200)
         bolt_request = await to_bolt_request(request)
         # Bolt dispatches on the gate's parse, not its own (see handlers.payloads.parse_slack_body)
         bolt_request.body = passed.body
@@ -73,6 +83,30 @@ def build_web_app(
     app.router.add_post(EVENTS_PATH, slack_events)
     app.router.add_routes(routes)
     return app
+
+
+class EventDeliveries:
+    """The Events API deliveries already handled, by event id: across replicas through the replay guard's
+    store, else in this process (the last ``keep`` ids)."""
+
+    def __init__(self, guard: ReplayGuard | None, keep: int = 10_000) -> None:
+        self._guard = guard
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._keep = keep
+
+    async def first(self, event_id: str) -> bool:
+        if self._guard is not None:
+            try:
+                return await self._guard.first_time("event", event_id)
+            except KerberosBotError as exc:
+                log.warning("could not check for a repeated event (%s); handling it", exc.user_message)
+                return True
+        if event_id in self._seen:
+            return False
+        self._seen[event_id] = None
+        if len(self._seen) > self._keep:
+            self._seen.popitem(last=False)
+        return True
 
 
 async def _first_time(guard: ReplayGuard, request: web.Request) -> bool:

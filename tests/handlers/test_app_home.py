@@ -160,3 +160,23 @@ async def test_a_domain_with_an_approvals_channel_is_approved_there_not_from_hom
         assert "approved on its card" in json.dumps(dm.body)
         still = await changes.queries.get(request.id)
         assert still is not None and still.state == RequestState.PENDING and still.approvals == ()
+
+
+async def test_an_event_slack_delivers_again_is_handled_once() -> None:
+    world = one_domain(on_prem_state("contoso.test"), groups={ADMINS: frozenset({"U0BOB"})})
+    preferences = FakeNoticePreferences()
+    home = HomeService(world.changes, preferences=preferences)
+    services = BotServices(status=world.status, changes=world.changes, preferences=preferences, home=home)
+    async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
+        body = event_body({"type": "app_home_opened", "user": "U0BOB", "tab": "home", "channel": "D0BOB"})
+        for retry in (None, "1", "2"):  # the first delivery, then Slack's retries of it (new signatures)
+            headers = {**signed_headers(bot.signing_secret, body), "Content-Type": "application/json"}
+            if retry:
+                headers |= {"X-Slack-Retry-Num": retry, "X-Slack-Retry-Reason": "http_timeout"}
+            async with session.post(bot.endpoint, data=body, headers=headers) as response:
+                assert response.status == 200
+        await slack.wait_for_api("views.publish")
+        other = event_body({"type": "app_home_opened", "user": "U0BOB", "tab": "home", "channel": "D0BOB"})
+        await send_event(session, bot, json.loads(other)["event"])  # a new event (a new id) is handled
+        await slack.wait_for_api("views.publish", 2)
+        assert len(slack.api_calls("views.publish")) == 2  # the retries published nothing
