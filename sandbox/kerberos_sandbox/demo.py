@@ -38,7 +38,15 @@ async def run_demo(
             _say(f"\nThe bot listens on {box.endpoint} (signing secret {box.signing_secret}); Ctrl-C stops.")
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.Event().wait()
+    _say(GOODBYE)
     return 0
+
+
+# the DCs take a minute to provision: the demo leaves them running for the next start, and says so
+GOODBYE = (
+    "\nThe bot and the stand-ins have stopped. The Samba DCs keep running, so the next `make demo` starts in "
+    "seconds; `kerberos-bot sandbox down` stops them."
+)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ async def test_demo_console_runs_status_and_a_rotation_with_approvals() -> None:
     out = out_bytes.decode()
     assert proc.returncode == 0, out
     assert "Kerberos status: contoso.test" in out and "Kerberos status: fabrikam.test" in out
+    assert "The Samba DCs keep running" in out and "`kerberos-bot sandbox down` stops them" in out  # the end
     assert "--- kerberos-bot posts in #platform ---" in out and "[ Approve ]  [ Deny ]" in out
     walked, refusals = out.split("a second one", 1)
     # the README's walkthrough: each approver gets a link, signs in at the stand-in, lands on the bot's page
