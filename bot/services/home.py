@@ -18,7 +18,7 @@ from bot.services.lifecycle import LifecycleService
 
 LINES_FRESH_FOR = 30.0  # seconds: a burst of redraws (a request's every step, for every viewer) reads AD once
 READ_TIMEOUT = timedelta(seconds=4)  # per domain: a DC that does not answer shows as such, the page still comes
-MAX_DOMAINS = 20
+READS_AT_ONCE = 10  # a page of a hundred domains reads them ten at a time, not a hundred connections at once
 MAX_LISTED = 10
 
 
@@ -72,7 +72,13 @@ class HomeService:
     async def _domain_lines(self) -> tuple[DomainLine, ...]:
         if self._lines is not None and time.monotonic() - self._lines[0] < LINES_FRESH_FOR:
             return self._lines[1]
-        lines = tuple(await asyncio.gather(*(self._line(d) for d in self._changes.queries.domains[:MAX_DOMAINS])))
+        gate = asyncio.Semaphore(READS_AT_ONCE)
+
+        async def read(domain: str) -> DomainLine:
+            async with gate:
+                return await self._line(domain)
+
+        lines = tuple(await asyncio.gather(*(read(d) for d in self._changes.queries.domains)))
         self._lines = (time.monotonic(), lines)
         return lines
 

@@ -50,10 +50,31 @@ def _health(line: DomainLine) -> str:
     return f"{icon} {escape(worst.summary)}{more}"
 
 
-def _domain_block(line: DomainLine) -> SectionBlock:
+def _domain_text(line: DomainLine) -> str:
     due = f"; next rotation due {line.next_due:%Y-%m-%d}" if line.next_due else ""
-    text = f"*{escape(line.domain)}*: {_days(line)}{due}\n{_health(line)}"
-    return SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_TEXT)))
+    return clip(f"*{escape(line.domain)}*: {_days(line)}{due}\n{_health(line)}", SECTION_TEXT)
+
+
+def _needs_someone(line: DomainLine) -> bool:
+    return bool(line.problem) or bool(line.findings)
+
+
+def _domain_blocks(lines: tuple[DomainLine, ...], budget: int) -> list[Block]:
+    """Every domain, the ones that need someone first, several to a block (within a section's 3,000
+    characters), in at most ``budget`` blocks; what does not fit is counted, with where to see it."""
+    ordered = sorted(lines, key=lambda line: (not _needs_someone(line), line.domain))
+    chunks: list[list[str]] = [[]]
+    for text in (_domain_text(line) for line in ordered):
+        if chunks[-1] and len("\n\n".join([*chunks[-1], text])) > SECTION_TEXT:
+            chunks.append([])
+        chunks[-1].append(text)
+    chunks = [chunk for chunk in chunks if chunk]
+    if len(chunks) <= budget:
+        return [SectionBlock(text=MarkdownTextObject(text="\n\n".join(chunk))) for chunk in chunks]
+    kept = chunks[: max(budget - 1, 0)]  # one block stays for the count of what is left out
+    shown = sum(len(chunk) for chunk in kept)
+    left = f"{len(ordered) - shown} more domains ({shown} of {len(ordered)} shown): /kerberos status lists every one."
+    return [*(SectionBlock(text=MarkdownTextObject(text="\n\n".join(chunk))) for chunk in kept), plain_context(left)]
 
 
 def _request_line(request: ChangeRequest) -> str:
@@ -69,7 +90,9 @@ def home_view(
 ) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     blocks: list[Block] = [HeaderBlock(text="Entra Kerberos"), SectionBlock(text=MarkdownTextObject(text="*Domains*"))]
-    blocks += [_domain_block(line) for line in page.domains] or [
+    # what the rest of the page takes; the domains get what is left of Slack's 100 blocks
+    rest = 2 + max(1, 3 * len(page.to_approve)) + 2 + max(1, len(page.mine)) + 3
+    blocks += _domain_blocks(page.domains, HOME_MAX_BLOCKS - len(blocks) - rest) or [
         SectionBlock(text=MarkdownTextObject(text="No domains are configured."))
     ]
     blocks += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text="*Waiting for your approval*"))]
