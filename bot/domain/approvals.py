@@ -447,7 +447,9 @@ class ApprovalStore(Protocol):
         ...
 
     async def renew(self, claim: Claim, lease: timedelta, at: datetime) -> Claim | None:
-        """Extend the lease; ``None`` when it is no longer this claim's (lapsed and flagged, or finished)."""
+        """Extend the lease; ``None`` when it is no longer this claim's (lapsed and flagged, or finished).
+        A lease is measured by the store's own clock (Redis's ``TIME``), never by ``at``: workers whose
+        clocks differ agree on when it lapses (so in ``claim_next``, ``flag_if_abandoned`` and ``holds``)."""
         ...
 
     async def holds(self, claim: Claim, margin: timedelta, at: datetime) -> bool:

@@ -268,18 +268,28 @@ async def test_a_claim_holds_its_domain_until_it_finishes(store: ApprovalStore) 
     assert three is not None and three.request.id == second
 
 
+# a lease is measured by the store's own clock (Redis's TIME), never by a caller's: these cases wait for real
+SHORT = timedelta(milliseconds=400)
+
+
+async def lapse() -> None:
+    await asyncio.sleep(SHORT.total_seconds() * 1.5)
+
+
 async def test_a_live_lease_is_not_flagged_and_a_lapsed_one_is_flagged_once(store: ApprovalStore) -> None:
     request_id = await approved(store)
-    claimed = await claim(store)
+    claimed = await store.claim_next("worker", SHORT, datetime.now(UTC))
     assert claimed is not None
-    now = datetime.now(UTC)
-    assert not await store.flag_if_abandoned(request_id, "dead?", now + LEASE / 2)
-    renewed = await store.renew(claimed, LEASE, now + LEASE / 2)
+    far_future = datetime.now(UTC) + timedelta(days=1)  # a caller's clock says nothing about the lease
+    assert not await store.flag_if_abandoned(request_id, "dead?", far_future)
+    await asyncio.sleep(SHORT.total_seconds() * 0.6)
+    renewed = await store.renew(claimed, SHORT, datetime.now(UTC))
     assert renewed is not None and renewed.lease_until > claimed.lease_until
-    assert not await store.flag_if_abandoned(request_id, "dead?", now + LEASE)  # renewed: still alive
-    later = now + LEASE * 2
-    assert await store.flag_if_abandoned(request_id, "Needs attention: the worker died.", later)
-    assert not await store.flag_if_abandoned(request_id, "again", later)
+    await asyncio.sleep(SHORT.total_seconds() * 0.6)
+    assert not await store.flag_if_abandoned(request_id, "dead?", datetime.now(UTC))  # renewed: still alive
+    await lapse()
+    assert await store.flag_if_abandoned(request_id, "Needs attention: the worker died.", datetime.now(UTC))
+    assert not await store.flag_if_abandoned(request_id, "again", datetime.now(UTC))
     flagged = await store.get(request_id)
     assert flagged is not None and flagged.state == RequestState.ATTENTION and "worker died" in (flagged.outcome or "")
     assert await store.lock_holder("contoso.test") is None  # the next change may run
@@ -289,14 +299,16 @@ async def test_a_live_lease_is_not_flagged_and_a_lapsed_one_is_flagged_once(stor
 
 async def test_a_claim_holds_while_its_lease_runs_and_not_once_it_lapsed_or_was_flagged(store: ApprovalStore) -> None:
     request_id = await approved(store)
-    claimed = await claim(store)
+    claimed = await store.claim_next("worker", SHORT, datetime.now(UTC))
     assert claimed is not None
     now = datetime.now(UTC)
-    assert await store.holds(claimed, LEASE / 4, now)
-    assert not await store.holds(claimed, LEASE / 4, claimed.lease_until)  # too little of the lease is left
+    assert await store.holds(claimed, SHORT / 4, now)
+    assert not await store.holds(claimed, SHORT * 2, now)  # less of the lease is left than the margin
     forged = Claim(claimed.request, "forged-token", claimed.lease_until)
     assert not await store.holds(forged, timedelta(0), now)
-    assert await store.flag_if_abandoned(request_id, "Needs attention", now + LEASE * 2)
+    await lapse()
+    assert not await store.holds(claimed, timedelta(0), now)  # lapsed by the store's clock, whatever ``at`` says
+    assert await store.flag_if_abandoned(request_id, "Needs attention", now)
     assert not await store.holds(claimed, timedelta(0), now)  # flagged by another worker: never act
 
 
@@ -315,9 +327,10 @@ async def test_a_finished_change_keeps_the_world_it_left_with_its_mac(store: App
 
 async def test_a_worker_that_finishes_after_being_flagged_is_recorded_late(store: ApprovalStore) -> None:
     request_id = await approved(store)
-    claimed = await claim(store)
+    claimed = await store.claim_next("worker", SHORT, datetime.now(UTC))
     assert claimed is not None
-    later = datetime.now(UTC) + LEASE * 2
+    await lapse()
+    later = datetime.now(UTC)
     assert await store.flag_if_abandoned(request_id, "Needs attention", later)
     assert await store.renew(claimed, LEASE, later) is None
     assert await store.finish(claimed, RequestState.SUCCEEDED, "rotated", later) == FinishResult.LATE
@@ -329,12 +342,13 @@ async def test_a_worker_that_finishes_after_being_flagged_is_recorded_late(store
 
 async def test_the_next_change_on_a_domain_runs_once_a_dead_claim_is_flagged(store: ApprovalStore) -> None:
     first = await approved(store)
-    dead = await claim(store, "w1")
+    dead = await store.claim_next("w1", SHORT, datetime.now(UTC))
     assert dead is not None
     second = await approved(store)
     assert await claim(store, "w2") is None  # busy
-    assert await store.flag_if_abandoned(first, "Needs attention", datetime.now(UTC) + LEASE * 2)
-    nxt = await claim(store, "w2", datetime.now(UTC) + LEASE * 2)
+    await lapse()
+    assert await store.flag_if_abandoned(first, "Needs attention", datetime.now(UTC))
+    nxt = await claim(store, "w2")
     assert nxt is not None and nxt.request.id == second
 
 

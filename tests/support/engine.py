@@ -50,13 +50,14 @@ def engine_on_fakes(
     if module is None:
         fakes = {name: d for name, d in directories.items() if isinstance(d, FakeDirectory)}
         module = FakeKerberosModule.in_step(fakes)
+    clock = clock or Clock()
     return build_engine(
-        store=store if store is not None else FakeApprovalStore(),
+        store=store if store is not None else FakeApprovalStore(clock),
         module=module,
         directories=directories,
         groups=groups if groups is not None else FakeGroups({ADMINS: frozenset({"U0BOB"})}),
         policies=policies if policies is not None else one_admin_policies(),
         rotation=rotation or RotationPolicy(),
-        clock=clock or Clock(),
+        clock=clock,
         **engine,
     )

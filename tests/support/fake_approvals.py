@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from bot.domain.approvals import (
     Action,
@@ -22,7 +22,8 @@ from bot.domain.verification import VerifiedIdentity
 
 
 class FakeApprovalStore:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._clock = clock  # the store's own clock: it alone decides when a lease lapses (Redis: TIME)
         self.requests: dict[str, ChangeRequest] = {}
         self.work: list[str] = []  # approved request ids, in order
         self.waiting: dict[str, datetime] = {}  # approved, deferred to their change window: id -> from when
@@ -238,9 +239,9 @@ class FakeApprovalStore:
             token = f"token-{next(self._ids)}"
             self.locks[request.domain] = (request_id, token)
             request = self.requests[request_id] = replace(request, state=RequestState.EXECUTING, claimed_by=consumer)
-            self.leases[request_id] = (token, at + lease)
+            self.leases[request_id] = (token, self._clock() + lease)
             self._audit(request_id, "claimed", consumer, at)
-            claim = Claim(request, token, at + lease)
+            claim = Claim(request, token, self._clock() + lease)
         return claim
 
     async def pending(self, count: int = 200) -> list[ChangeRequest]:
@@ -286,15 +287,15 @@ class FakeApprovalStore:
         lease_of = self.leases.get(claim.request.id)
         if request is None or request.state != RequestState.EXECUTING or lease_of is None or lease_of[0] != claim.token:
             return None
-        self.leases[request.id] = (claim.token, at + lease)
-        return replace(claim, lease_until=at + lease)
+        self.leases[request.id] = (claim.token, self._clock() + lease)
+        return replace(claim, lease_until=self._clock() + lease)
 
     async def holds(self, claim: Claim, margin: timedelta, at: datetime) -> bool:
         request = self.requests.get(claim.request.id)
         lease_of = self.leases.get(claim.request.id)
         if request is None or request.state != RequestState.EXECUTING or lease_of is None or lease_of[0] != claim.token:
             return False
-        return self.locks.get(request.domain) == (request.id, claim.token) and lease_of[1] - at >= margin
+        return self.locks.get(request.domain) == (request.id, claim.token) and lease_of[1] - self._clock() >= margin
 
     async def make_durable(self) -> str:
         return "in memory"
@@ -330,7 +331,7 @@ class FakeApprovalStore:
     async def flag_if_abandoned(self, request_id: str, note: str, at: datetime) -> bool:
         request = self.requests.get(request_id)
         lease_of = self.leases.get(request_id)
-        if request is None or request.state != RequestState.EXECUTING or (lease_of and lease_of[1] >= at):
+        if request is None or request.state != RequestState.EXECUTING or (lease_of and lease_of[1] >= self._clock()):
             return False
         self.requests[request_id] = replace(request, state=RequestState.ATTENTION, outcome=note)
         self._release(request_id, request.domain)

@@ -95,8 +95,8 @@ def world(*, with_server: bool = True, with_tdo: bool = True, limits: ExecutionL
         )
     }
     module = FakeKerberosModule.in_step(directories)
-    store = FakeApprovalStore()
     clock = Clock()
+    store = FakeApprovalStore(clock)  # the store's own clock decides leases: the test moves it
     policy = ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({ADMINS}))
     service = engine_on_fakes(
         store=store,

@@ -233,7 +233,7 @@ async def test_requests_and_clicks_are_rate_limited_per_user_with_a_clear_messag
 
 async def test_a_worker_that_lost_its_claim_before_the_module_call_changes_nothing() -> None:
     clock = Clock()
-    store = FakeApprovalStore()
+    store = FakeApprovalStore(clock)
     directory = FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)))
     module = FakeKerberosModule.in_step({"contoso.test": directory})
     engine = engine_on_fakes(directories={"contoso.test": directory}, store=store, module=module, clock=clock)

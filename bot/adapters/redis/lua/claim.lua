@@ -24,7 +24,9 @@ if holder then
   end
 end
 redis.call('SET', KEYS[7], ARGV[1] .. ':' .. ARGV[5], 'PX', ARGV[7])
-local lease_until = tonumber(ARGV[2]) + tonumber(ARGV[6])
+-- the lease by Redis's own clock: replicas whose clocks differ agree on when it lapses
+local t = redis.call('TIME')
+local lease_until = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[6])
 redis.call('HSET', KEYS[1], 'state', 'executing', 'claimed_by', ARGV[4], 'claimed_at', ARGV[3],
            'lease_token', ARGV[5], 'lease_until_ms', tostring(lease_until))
 redis.call('SADD', KEYS[6], ARGV[1])

@@ -6,6 +6,8 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'executing' or redis.call('HGET', KEY
   return 0
 end
 if redis.call('GET', KEYS[7]) ~= ARGV[1] .. ':' .. ARGV[4] then return 0 end
-local left = tonumber(redis.call('HGET', KEYS[1], 'lease_until_ms') or '0') - tonumber(ARGV[2])
+local t = redis.call('TIME')  -- by Redis's own clock, as the lease was set
+local left = tonumber(redis.call('HGET', KEYS[1], 'lease_until_ms') or '0')
+             - (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 if left < tonumber(ARGV[5]) then return 0 end
 return left
