@@ -26,7 +26,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import KerberosBotError
-from handlers.notices import direct_message
+from handlers.notices.direct import direct_message
 from handlers.replies import escape
 from handlers.views.modals import message_modal
 

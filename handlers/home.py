@@ -18,7 +18,9 @@ from bot.services.changes.engine import ChangeEngine
 from bot.services.home import HomeService
 from handlers.actions.clicks import request_id_of
 from handlers.boundary import OnceAck, guard
-from handlers.notices import REFUSALS, after_decision, card_link, direct_message
+from handlers.notices.cards import card_link
+from handlers.notices.decisions import REFUSALS, after_decision
+from handlers.notices.direct import direct_message
 from handlers.views.cards import button_payload
 from handlers.views.home import HOME_APPROVE, HOME_DENY, HOME_DMS, home_view
 from handlers.views.modals import deny_dialog

@@ -33,7 +33,9 @@ from bot.workers.scheduler import LifecycleScheduler
 from handlers.app import build_bolt_app
 from handlers.boundary import IN_FLIGHT
 from handlers.home import SlackHome
-from handlers.notices import SlackChangeNotices, SlackLifecycleNotices, SlackRequesterMessages
+from handlers.notices.direct import SlackRequesterMessages
+from handlers.notices.scheduler import SlackLifecycleNotices
+from handlers.notices.worker import SlackChangeNotices
 from handlers.responder import ResponseUrlPoster, response_origins
 from handlers.router import KerberosCommand
 from handlers.sign_in_page import sign_in_routes

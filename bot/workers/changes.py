@@ -2,7 +2,7 @@
 worker; every few seconds it also expires, flags and forgets requests (the sweep).
 
 It knows nothing of Slack: what people are told goes through ``ChangeNotices``, which the Slack
-transport implements (``handlers.notices.SlackChangeNotices``) and the composition root passes in.
+transport implements (``handlers.notices.worker.SlackChangeNotices``) and the composition root passes in.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from bot.services.changes.engine import ChangeEngine
 from bot.services.verification import ApproverVerification, PendingVerification, SignInFor, VerificationOutcome
 from handlers.actions.clicks import Click, clicked, request_id_of
 from handlers.boundary import OnceAck, guard
-from handlers.notices import REFUSALS, after_decision
+from handlers.notices.decisions import REFUSALS, after_decision
 from handlers.replies import escape
 from handlers.views.cards import APPROVE_ACTION, SIGN_IN_LINK_ACTION, sign_in_link_prompt, verification_prompt
 

@@ -13,7 +13,7 @@ from bot.observability.logs import set_user
 from bot.services.changes.engine import ChangeEngine
 from handlers.actions.clicks import Click, clicked, request_id_of
 from handlers.boundary import OnceAck, guard
-from handlers.notices import REFUSALS, after_decision
+from handlers.notices.decisions import REFUSALS, after_decision
 from handlers.views.cards import DENY_ACTION, button_payload
 from handlers.views.modals import DENY_DIALOG, deny_dialog, message_modal
 

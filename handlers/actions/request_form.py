@@ -15,7 +15,7 @@ from bot.domain.errors import KerberosBotError, UsageError
 from bot.services.container import BotServices
 from handlers.boundary import OnceAck, guard, internal_error_text
 from handlers.commands import CommandContext, Subcommand, discover
-from handlers.notices import direct_message
+from handlers.notices.direct import direct_message
 from handlers.parsing import ParsedCommand
 from handlers.replies import Reply, error_reply
 from handlers.views.request_form import (

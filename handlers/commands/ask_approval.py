@@ -10,7 +10,8 @@ from bot.domain.approvals import ACTION_KINDS, ChangeRequest
 from bot.domain.errors import UsageError
 from bot.services.changes.engine import ChangeEngine
 from handlers.commands import CommandContext, Prepared, require_changes
-from handlers.notices import alert, card_link, post_card
+from handlers.notices.alerts import alert
+from handlers.notices.cards import card_link, post_card
 from handlers.parsing import ParsedCommand
 from handlers.replies import Reply, code, person, text_reply
 from handlers.views.request_form import FORM_ACTIONS, request_form

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.domain.approvals import Verdict
 from bot.domain.errors import UsageError
 from handlers.commands import CommandContext, Prepared, require_changes
-from handlers.notices import update_card
+from handlers.notices.cards import update_card
 from handlers.parsing import ParsedCommand
 from handlers.replies import Reply, text_reply
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.domain.errors import UsageError
 from handlers.commands import CommandContext, Prepared, require_changes
-from handlers.notices import post_in_thread
+from handlers.notices.cards import post_in_thread
 from handlers.parsing import ParsedCommand
 from handlers.replies import Reply, person, text_reply
 from handlers.views.cards import approval_terms, group_mentions

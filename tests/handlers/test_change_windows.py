@@ -17,7 +17,7 @@ from bot.domain.approvals import RequestState
 from bot.domain.windows import ChangeWindows
 from bot.services.container import BotServices
 from bot.workers.changes import ChangeWorker
-from handlers.notices import SlackChangeNotices
+from handlers.notices.worker import SlackChangeNotices
 from tests.support.botserver import running_bot
 from tests.support.fakes import NOW, on_prem_state
 from tests.support.slack_session import Channel

@@ -302,7 +302,7 @@ async def test_a_command_with_the_word_payload_anywhere_is_answered_not_dropped(
 
 
 async def test_an_outcome_line_in_the_thread_never_renders_as_markup() -> None:
-    from handlers.notices import SlackChangeNotices
+    from handlers.notices.worker import SlackChangeNotices
 
     directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test"))}
     engine = engine_on_fakes(directories=directories)
@@ -321,7 +321,7 @@ async def test_an_outcome_line_in_the_thread_never_renders_as_markup() -> None:
 async def test_an_older_rendering_landing_last_never_stays_on_the_card() -> None:
     """Clicks and the worker on two replicas update the card at once; one that rendered the request before it
     was done may reach Slack after the worker's "done": it looks again and draws what is stored."""
-    from handlers.notices import update_card
+    from handlers.notices.cards import update_card
 
     directories = {
         "contoso.test": FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)))

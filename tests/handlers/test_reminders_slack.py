@@ -14,7 +14,7 @@ from bot.domain.approvals import Action, ActionPolicy, ReminderPolicy
 from bot.services.container import BotServices
 from bot.services.status import StatusService
 from bot.workers.changes import ChangeWorker
-from handlers.notices import SlackChangeNotices
+from handlers.notices.worker import SlackChangeNotices
 from tests.support.botserver import running_bot
 from tests.support.engine import engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore

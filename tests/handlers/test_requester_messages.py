@@ -19,7 +19,7 @@ from bot.bootstrap.adapters import slack_client
 from bot.domain.approvals import Action, ActionPolicy
 from bot.services.container import BotServices
 from bot.workers.changes import ChangeWorker
-from handlers.notices import SlackChangeNotices
+from handlers.notices.worker import SlackChangeNotices
 from tests.support.botserver import running_bot
 from tests.support.fakes import NOW, FakeNoticePreferences, on_prem_state
 from tests.support.slack_session import Channel

@@ -24,7 +24,7 @@ from bot.domain.approvals import Action, ActionPolicy, RequestState
 from bot.services.container import BotServices
 from bot.services.lifecycle import DomainSchedule, LifecycleService
 from bot.workers.scheduler import LifecycleScheduler
-from handlers.notices import SlackLifecycleNotices
+from handlers.notices.scheduler import SlackLifecycleNotices
 from handlers.views.cards import APPROVE_ACTION
 from tests.support.botserver import running_bot
 from tests.support.fakes import (
