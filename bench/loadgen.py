@@ -52,7 +52,9 @@ async def main(endpoint: str, secret: str, text: str, total: int, concurrency: i
                 except asyncio.QueueEmpty:
                     return
                 url = f"http://127.0.0.1:{port}/response/{uuid.uuid4().hex}"
-                ack = await send_slash_command(session, endpoint, secret, slash_command_form(text, response_url=url))
+                # many people, as in a company: one person's status requests are rate-limited
+                form = slash_command_form(text, response_url=url, user_id=f"U0LOAD{uuid.uuid4().int % 1000:03d}")
+                ack = await send_slash_command(session, endpoint, secret, form)
                 statuses[ack.status] = statuses.get(ack.status, 0) + 1
                 latencies.append(ack.seconds)
 

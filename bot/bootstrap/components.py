@@ -108,7 +108,9 @@ def build_components(
         closers.append(client.aclose)
         checks["redis"] = client.ping
         storage = storage.over(redis_storage(config, client, store_prefix))
-    status = StatusService(directories, module, entra, policy.status_settings(config), metrics=metrics)
+    status = StatusService(
+        directories, module, entra, policy.status_settings(config), metrics=metrics, limiter=storage.limiter
+    )
     changes = verification = None
     if storage.store is not None and people.groups is not None:
         membership = surroundings.membership

@@ -62,6 +62,7 @@ def status_settings(config: BotConfig) -> StatusSettings:
             rotation_min_interval=timedelta(hours=policy.rotation_min_interval_hours),
         ),
         audit_lookback=timedelta(days=policy.audit_lookback_days),
+        per_user_per_minute=policy.status_per_minute,
     )
 
 

@@ -189,6 +189,11 @@ class PolicyConfig(Strict):
         "would let approvers approve rotations that then fail",
     )
     audit_lookback_days: int = Field(default=30, gt=0)
+    status_per_minute: int = Field(
+        default=20,
+        ge=1,
+        description="status reads a user may ask for per minute (each one calls the module on the management host)",
+    )
 
 
 class ActionPolicyConfig(Strict):

@@ -14,8 +14,9 @@ from typing import TypeVar
 from bot.domain.diagnosis import Diagnosis, Observations, RotationPolicy, SourceFailure, diagnose
 from bot.domain.errors import KerberosBotError, UnknownDomainError
 from bot.domain.model import AuditEvent, KerberosServerReport, OnPremState, dns_name
-from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule
+from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule, RateLimiter
 from bot.observability.metrics import Metrics
+from bot.services.changes.errors import RateLimited
 from bot.services.single_flight import SingleFlight
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class StatusSettings:
     policy: RotationPolicy = field(default_factory=RotationPolicy)
     audit_lookback: timedelta = timedelta(days=30)
     per_source_timeout: timedelta = timedelta(seconds=20)
+    per_user_per_minute: int = 20  # each status calls the module on the tier-0 management host
 
 
 class StatusService:
@@ -58,7 +60,9 @@ class StatusService:
         settings: StatusSettings | None = None,
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
+        self._limiter = limiter  # None: no shared store, no limit
         self._metrics = metrics or Metrics.create()
         self._directories = dict(directories)
         self._module = module
@@ -71,6 +75,20 @@ class StatusService:
     @property
     def domains(self) -> list[str]:
         return list(self._directories)
+
+    async def allow(self, user: str) -> None:
+        """``user`` may ask for another status now (a token bucket per person); refused with when otherwise."""
+        if self._limiter is None:
+            return
+        per_minute = self._settings.per_user_per_minute
+        wait = await self._limiter.take(
+            f"status:{user}", capacity=per_minute, per_second=per_minute / 60, at=self._clock()
+        )
+        if wait > 0:
+            raise RateLimited(
+                f"You asked for status faster than kerberos-bot allows ({per_minute} a minute: each one calls the "
+                f"Kerberos module on the management host); nothing was read. Try again in {max(1, round(wait))} s."
+            )
 
     def resolve(self, domain: str | None) -> list[str]:
         """The configured domains a request is about; an unknown name names the valid ones."""

@@ -205,3 +205,29 @@ async def test_gpo_prints_the_exact_kdc_proxy_value(harness: Harness) -> None:
 async def test_changes_are_off_without_an_approval_store(harness: Harness) -> None:
     ack, _ = await harness.command("rotate contoso.test -- x")
     assert "Changes are switched off" in ack.json()["text"]
+
+
+async def test_status_is_rate_limited_per_person_with_a_clear_message() -> None:
+    from bot.services.status import StatusSettings
+    from tests.support.fakes import FakeRateLimiter
+
+    directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test"))}
+    module = FakeKerberosModule.in_step(directories)
+    settings = StatusSettings(per_user_per_minute=2)
+    status = StatusService(directories, module, FakeEntra(), settings, clock=lambda: NOW, limiter=FakeRateLimiter())
+    async with (
+        SlackStandIn() as slack,
+        running_bot(BotServices(status=status), slack) as bot,
+        aiohttp.ClientSession() as session,
+    ):
+        harness = Harness(bot, slack, session, directories, module, FakeEntra())
+        for _ in range(2):
+            _, url = await harness.command("status contoso.test")
+            assert "Kerberos status" in all_text((await slack.wait_for_responses(url))[0])
+        reads = directories["contoso.test"].reads
+        _, url = await harness.command("status contoso.test")
+        [refused] = await slack.wait_for_responses(url)
+        assert "faster than kerberos-bot allows (2 a minute" in all_text(refused)
+        assert directories["contoso.test"].reads == reads  # nothing was read for it
+        _, url = await harness.command("status contoso.test", user_id="U0BOB")  # another person
+        assert "Kerberos status" in all_text((await slack.wait_for_responses(url))[0])
