@@ -216,6 +216,7 @@ def sandbox_config(
         "[policy]",
         "key_max_age_days = 180",
         "rotation_min_interval_hours = 24",
+        "status_per_minute = 600  # the suites read status in bursts; production keeps 20",
         "",
         "[entra]",
         f'tenant_id = "{entra.tenant_id}"',
