@@ -202,8 +202,7 @@ class ApproverVerification:
             },
             sort_keys=True,
         )
-        ticket = json.dumps({"body": body, "mac": self._signer.text_mac(_TICKET, body)})
-        await self._tickets.put(started.state, ticket, self.policy.link_lifetime)
+        await self._tickets.put(started.state, self._sealed(_TICKET, body), self.policy.link_lifetime)
         self._metrics.verifications.labels("link").inc()
         return SignInLink(started.auth_uri, expected, expires_at)
 
@@ -241,6 +240,21 @@ class ApproverVerification:
         outcome = await self._outcome(binding, lambda: browser.redeem(flow, response), expected)
         return CallbackResult(binding, outcome, expected)
 
+    def _sealed(self, purpose: str, body: str) -> str:
+        """``body`` with the bot's MAC, for the ticket store (which anything that writes to Redis can write)."""
+        assert self._signer is not None
+        return json.dumps({"body": body, "mac": self._signer.text_mac(purpose, body)})
+
+    def _unsealed(self, purpose: str, raw: str) -> Any:
+        """The JSON inside a ticket ``_sealed`` made; raises ``ValueError`` (or ``KeyError``, ``TypeError``) when
+        it is not one the bot sealed for ``purpose``."""
+        assert self._signer is not None
+        envelope = json.loads(raw)
+        body = str(envelope["body"])
+        if not self._signer.text_is_ours(purpose, body, str(envelope["mac"])):
+            raise ValueError("MAC")
+        return json.loads(body)
+
     # -- the approver confirms on the bot's page --------------------------------------------------
     async def hold_for_confirmation(self, binding: SignInFor, identity: VerifiedIdentity) -> str:
         """A verified sign-in waits for its approver to confirm, on the bot's page that names the change, that
@@ -261,8 +275,7 @@ class ApproverVerification:
             },
             sort_keys=True,
         )
-        ticket = json.dumps({"body": body, "mac": self._signer.text_mac(_CONFIRMATION, body)})
-        await self._tickets.put(f"confirm:{token}", ticket, CONFIRM_WITHIN)
+        await self._tickets.put(f"confirm:{token}", self._sealed(_CONFIRMATION, body), CONFIRM_WITHIN)
         return token
 
     async def take_confirmation(self, token: str) -> tuple[SignInFor, VerifiedIdentity] | None:
@@ -273,11 +286,7 @@ class ApproverVerification:
         if raw is None:
             return None
         try:
-            envelope = json.loads(raw)
-            body = str(envelope["body"])
-            if not self._signer.text_is_ours(_CONFIRMATION, body, str(envelope["mac"])):
-                raise ValueError("MAC")
-            held = json.loads(body)
+            held = self._unsealed(_CONFIRMATION, raw)
             if self._clock() > datetime.fromisoformat(str(held["expires_at"])):
                 return None
             person = held["identity"]
@@ -296,11 +305,7 @@ class ApproverVerification:
         """A ticket's contents when the bot signed it: binding, expected user, expiry, msal's flow."""
         assert self._signer is not None
         try:
-            envelope = json.loads(raw)
-            body = str(envelope["body"])
-            if not self._signer.text_is_ours(_TICKET, body, str(envelope["mac"])):
-                raise ValueError("MAC")
-            ticket = json.loads(body)
+            ticket = self._unsealed(_TICKET, raw)
             return (
                 SignInFor(**ticket["binding"]),
                 str(ticket["expected"]),

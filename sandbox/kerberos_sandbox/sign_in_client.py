@@ -55,10 +55,13 @@ class SignInWalker:
     def __init__(self, ca_file: Path) -> None:
         self._ssl = ssl.create_default_context(cafile=str(ca_file))
         self._jar = aiohttp.CookieJar(unsafe=True)  # the stand-in is an IP address
-        self._decision: str | None = "approve"
 
     async def _follow(
-        self, session: aiohttp.ClientSession, response: aiohttp.ClientResponse, deliver: bool = True
+        self,
+        session: aiohttp.ClientSession,
+        response: aiohttp.ClientResponse,
+        deliver: bool = True,
+        decision: str | None = "approve",
     ) -> Landed:
         """Redirects, and the form_post page's form (a browser submits it on load; ``deliver=False``
         keeps it, for a test to post, alter or replay)."""
@@ -70,9 +73,9 @@ class SignInWalker:
             page = await response.text()
             posted = re.search(_ANSWER + r' action="([^"]+)">', page)
             confirm = _CONFIRM.search(page)
-            if confirm is not None and self._decision is not None:  # the bot asks: approve, or not mine
+            if confirm is not None and decision is not None:  # the bot asks: approve, or not mine
                 target = urljoin(str(response.url), html.unescape(confirm.group(1)))
-                fields = {"token": html.unescape(confirm.group(2)), "decision": self._decision}
+                fields = {"token": html.unescape(confirm.group(2)), "decision": decision}
                 response = await session.post(target, data=fields, allow_redirects=False, ssl=self._ssl)
                 continue
             if posted is None:
@@ -99,12 +102,11 @@ class SignInWalker:
     ) -> Landed:
         """``decision``: what to answer on the bot's page ("approve", "decline" for "This is not mine", or
         None to stop there and return that page)."""
-        self._decision = decision
         async with aiohttp.ClientSession(cookie_jar=self._jar) as session:
             response = await session.get(link, allow_redirects=False, ssl=self._ssl)
             page = await response.text()
             if response.status != 200 or _ANSWER in page:  # single sign-on (an answer at once), or an error
-                return await self._follow(session, response, deliver)
+                return await self._follow(session, response, deliver, decision)
             form = _form(page)
             if form is None:
                 return Landed(str(response.url), response.status, _title(page), _text(page))
@@ -114,7 +116,7 @@ class SignInWalker:
             response = await session.post(urljoin(link, action), data=fields, allow_redirects=False, ssl=self._ssl)
             page = await response.text()
             if response.status != 200 or _ANSWER in page:
-                return await self._follow(session, response, deliver)
+                return await self._follow(session, response, deliver, decision)
             form = _form(page)
             if form is None or "otc" not in page:  # the password was refused: the form again, with the error
                 return Landed(str(response.url), response.status, _title(page), _text(page))
@@ -125,4 +127,4 @@ class SignInWalker:
                 allow_redirects=False,
                 ssl=self._ssl,
             )
-            return await self._follow(session, response, deliver)
+            return await self._follow(session, response, deliver, decision)

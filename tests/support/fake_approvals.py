@@ -110,13 +110,12 @@ class FakeApprovalStore:
             return early
         request = self.requests[request_id]
         count = len(request.approvals)
-        same_upn = identity is not None and identity.upn.lower() == (request.requester_upn or "").lower()
-        same_upn = same_upn or (
-            identity is not None
-            and request.requester_oid is not None
-            and identity.object_id.lower() == request.requester_oid.lower()
+        # the requester, by the Entra name or (resolved when the request was made) the Entra object id
+        requesters_sign_in = identity is not None and (
+            identity.upn.lower() == (request.requester_upn or "").lower()
+            or (request.requester_oid is not None and identity.object_id.lower() == request.requester_oid.lower())
         )
-        if approver == request.requester or same_upn:
+        if approver == request.requester or requesters_sign_in:
             self._refused(request_id, approver, "self_approval", at, "the requester cannot approve their own request")
             return DecisionResult(Verdict.SELF_APPROVAL, request, count)
         if any(a.approver == approver for a in request.approvals):

@@ -79,15 +79,23 @@ class Decisions:
             await self._rates.click(approver)
         allowed = await self._authority.approvable(approver)
         at = self._clock()
-        if Action.EMERGENCY_REVIEW in allowed and await self._took_part(request_id, approver):
-            # a review is a second pair of eyes: whoever took part in the emergency may not acknowledge it
+        fallback = await self._authority.in_fallback_group(approver)
+        # the stored request, read once, and only for those its action can change something for: a reviewer
+        # (who took part in the emergency may not acknowledge it) or whoever may step in once it escalated
+        stored = await self._store.get(request_id) if fallback or Action.EMERGENCY_REVIEW in allowed else None
+        if (
+            stored is not None
+            and stored.action == Action.EMERGENCY_REVIEW
+            and approver in await emergency_people(self._store, self._signer, stored)
+        ):
             allowed -= {Action.EMERGENCY_REVIEW}
             await self._store.refuse(request_id, approver, "took part in the emergency under review", at)
-        if await self._authority.in_fallback_group(approver):
-            # one more read, only for whoever may step in once the request escalated
-            stored = await self._store.get(request_id)
-            if stored is not None and await self._authority.fallback_may_approve(approver, stored, stored.action, at):
-                allowed |= {stored.action}
+        if (
+            fallback
+            and stored is not None
+            and await self._authority.fallback_may_approve(approver, stored, stored.action, at)
+        ):
+            allowed |= {stored.action}
         mac = self._signer.approval_mac(request_id, Approval(approver, at, identity))
         verified = self._authority.verified_actions
         result = await self._store.approve(
@@ -97,12 +105,6 @@ class Decisions:
             kind = RequestChangeKind.APPROVED if result.verdict == Verdict.APPROVED else RequestChangeKind.APPROVAL
             await self._watchers.tell(result.request, RequestChange(kind, approver, count=result.approvals))
         return result
-
-    async def _took_part(self, request_id: str, user: str) -> bool:
-        stored = await self._store.get(request_id)
-        if stored is None or stored.action != Action.EMERGENCY_REVIEW:
-            return False
-        return user in await emergency_people(self._store, self._signer, stored)
 
     async def refuse_unverified(self, request_id: str, approver: str, why: str) -> None:
         """Audit an approval whose Entra sign-in did not verify the approver; nothing else changes."""
