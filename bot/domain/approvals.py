@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from bot.domain.history import HistoryEntry
 from bot.domain.verification import VerifiedIdentity
 
 
@@ -222,7 +223,7 @@ class ChangeRequest:
     message_ts: str | None = None  # the Slack card, updated in place
     outcome: str | None = None  # what execution reported
     expected_key_version: int | None = None  # KeyVersion when requested; the worker re-checks it
-    journal: tuple[str, ...] = ()  # the execution's steps, in order, each "<time> <step>"
+    journal: tuple[str, ...] = ()  # the execution's steps, in order, each "<time> <step>" (its history's steps)
     top_level_names: tuple[str, ...] = ()  # setup: -TopLevelNames
     approved_at: datetime | None = None
     claimed_by: str | None = None  # the worker that carries it out
@@ -247,6 +248,8 @@ class ChangeRequest:
     world: str = ""
     after: str = ""  # the world a successful change left (a rotation's: what its second rotation must find)
     after_mac: str = ""
+    # every transition, signed (bot.domain.history); the record's state must be the one it leads to
+    history: tuple[HistoryEntry, ...] = ()
 
     @property
     def time_to_live(self) -> timedelta:
@@ -359,9 +362,14 @@ class FinishResult(enum.Enum):
 
 
 class ApprovalStore(Protocol):
-    """Keeps change requests; every method is one atomic transition."""
+    """Keeps change requests; every method is one atomic transition.
 
-    async def create(self, request: ChangeRequest) -> None:
+    ``entry``: the transition as the bot signed it (``bot.domain.history``), appended to the request's
+    history in the same atomic step, and only when the transition is made (a refused click appends
+    nothing). Without one nothing is appended, and the record no longer agrees with its history: the
+    engine always gives one; the contract suites, testing the store alone, need not."""
+
+    async def create(self, request: ChangeRequest, *, entry: HistoryEntry | None = None) -> None:
         """Record a new request, pending. One with ``approved_with`` (a second rotation approved together
         with its first) is recorded approved and offered to the workers at once; the store does not judge
         that, the worker's re-validation does, from the first's signed approvals."""
@@ -384,6 +392,7 @@ class ApprovalStore(Protocol):
         allowed: frozenset[Action] | None = None,
         verified_actions: frozenset[Action] = frozenset(),
         origin: str = "",
+        entry: HistoryEntry | None = None,
     ) -> DecisionResult:
         """Count an approval, deciding from the stored request alone: ``allowed`` are the actions the
         approver may approve (None: any), ``verified_actions`` those whose approvals need ``identity``
@@ -402,9 +411,12 @@ class ApprovalStore(Protocol):
         *,
         allowed: frozenset[Action] | None = None,
         origin: str = "",
+        entry: HistoryEntry | None = None,
     ) -> DecisionResult: ...
 
-    async def cancel(self, request_id: str, requester: str, at: datetime) -> DecisionResult: ...
+    async def cancel(
+        self, request_id: str, requester: str, at: datetime, *, entry: HistoryEntry | None = None
+    ) -> DecisionResult: ...
 
     async def note(self, request_id: str, event: str, actor: str | None, detail: str, at: datetime) -> None:
         """An entry in the audit trail that changes nothing else (a reminder, a nudge, an escalation)."""
@@ -436,12 +448,16 @@ class ApprovalStore(Protocol):
         already, or the request is no longer pending: so each reminder goes out once across every worker."""
         ...
 
-    async def defer(self, claim: Claim, until: datetime, mac: str, note: str, at: datetime) -> bool:
+    async def defer(
+        self, claim: Claim, until: datetime, mac: str, note: str, at: datetime, *, entry: HistoryEntry | None = None
+    ) -> bool:
         """executing -> approved again, waiting until ``until`` (its change window), the domain's lock
         released; ``note`` (what the card says) kept as its outcome so far. False when not this claim's."""
         ...
 
-    async def withdraw(self, request_id: str, actor: str, at: datetime) -> DecisionResult:
+    async def withdraw(
+        self, request_id: str, actor: str, at: datetime, *, entry: HistoryEntry | None = None
+    ) -> DecisionResult:
         """An approved request still waiting for its change window -> cancelled (NOT_PENDING when it is not
         waiting any more). Who may do it is the service's to decide; the store checks the state."""
         ...
@@ -463,21 +479,32 @@ class ApprovalStore(Protocol):
         ...
 
     async def finish(
-        self, claim: Claim, state: RequestState, outcome: str, at: datetime, *, after: str = "", after_mac: str = ""
+        self,
+        claim: Claim,
+        state: RequestState,
+        outcome: str,
+        at: datetime,
+        *,
+        after: str = "",
+        after_mac: str = "",
+        entry: HistoryEntry | None = None,
     ) -> FinishResult:
         """executing -> succeeded | failed | attention, and the domain's lock released, by the claim's holder;
         ``after``: the world the change left (with the bot's MAC), which a second rotation is bound to."""
         ...
 
-    async def record_step(self, request_id: str, step: str, at: datetime) -> None:
-        """Append to the execution journal (written before and after each step that changes anything)."""
+    async def record_step(self, request_id: str, step: str, at: datetime, *, entry: HistoryEntry | None = None) -> None:
+        """Append to the execution journal (written before and after each step that changes anything): the
+        request's history (``entry``, or an unsigned step when none is given)."""
         ...
 
     async def executing(self) -> list[ChangeRequest]:
         """Requests a worker claimed and has not finished."""
         ...
 
-    async def flag_if_abandoned(self, request_id: str, note: str, at: datetime) -> bool:
+    async def flag_if_abandoned(
+        self, request_id: str, note: str, at: datetime, *, entry: HistoryEntry | None = None
+    ) -> bool:
         """executing -> attention when the claim's lease has lapsed (its worker died), and its lock freed;
         False if the request is not executing or its lease is alive."""
         ...

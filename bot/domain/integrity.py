@@ -16,7 +16,9 @@ import json
 from datetime import UTC, datetime
 
 from bot.domain.approvals import Approval, ChangeRequest
+from bot.domain.history import Event, HistoryEntry
 from bot.domain.ports import DeferredCommand
+from bot.domain.replay import disagreements
 
 _SEPARATOR = "\x1f"  # the first version's separator (records written before canonical encoding)
 VERSION = "v2:"  # MACs over a canonical encoding: one JSON array, so no field's text can move into another
@@ -106,8 +108,35 @@ class Signer:
         """The bot deferred this request to its change window at ``until``: a time nobody else can move."""
         return self._mac("waits", request_id, _iso(until))
 
+    def entry(self, request_id: str, event: Event, actor: str, at: datetime, detail: str = "") -> HistoryEntry:
+        """A transition of ``request_id``, signed: the store appends it in the step that makes the transition."""
+        unsigned = HistoryEntry(event, actor, at, detail)
+        return HistoryEntry(event, actor, at, detail, self._mac("history", *self._entry_parts(request_id, unsigned)))
+
+    @staticmethod
+    def _entry_parts(request_id: str, entry: HistoryEntry) -> tuple[str, ...]:
+        return (request_id, entry.event.value, entry.actor, _iso(entry.at), entry.detail)
+
+    def history_problems(self, request: ChangeRequest) -> list[str]:
+        """Entries of the request's history the bot did not sign, or else where the record says what its
+        history does not (a state, an approver, a decision or an outcome no signed entry led to)."""
+        forged = [
+            f"history entry {number}"
+            for number, entry in enumerate(request.history, start=1)
+            if not (
+                entry.mac.startswith(VERSION)
+                and self._verifies(entry.mac, "history", *self._entry_parts(request.id, entry))
+            )
+        ]
+        return forged or disagreements(request, request.history)
+
     def problems(self, request: ChangeRequest) -> list[str]:
-        """What in a stored request does not carry a valid MAC (empty: all of it does)."""
+        """What in a stored request does not carry a valid MAC, or disagrees with its signed history (empty:
+        all of it is the bot's). A record written before histories were kept has none: it is refused."""
+        return self.record_problems(request) + self.history_problems(request)
+
+    def record_problems(self, request: ChangeRequest) -> list[str]:
+        """What in the request's own fields and approvals does not carry a valid MAC."""
         found = []
         if not self._verifies(request.mac, "request", *self._request_parts(request)):
             found.append("the request record")

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Action, ApprovalStore, ChangeRequest, Claim, FinishResult, RequestState, Verdict
+from bot.domain.history import Event, HistoryEntry
 from bot.domain.verification import VerifiedIdentity
 from tests.support.fake_approvals import FakeApprovalStore
 
@@ -154,6 +155,43 @@ async def test_finish_records_the_outcome_once(store: ApprovalStore) -> None:
     done = await store.get(request.id)
     assert done is not None and done.state == RequestState.SUCCEEDED and done.outcome and "3948" in done.outcome
     assert await store.lock_holder("contoso.test") is None
+
+
+def entry(event: Event, actor: str = "", detail: str = "") -> HistoryEntry:
+    """A history entry as the engine gives it (signed there; the store keeps it as given)."""
+    return HistoryEntry(event, actor, datetime.now(UTC), detail, mac=f"v2:{event.value}-{actor}")
+
+
+async def test_each_transition_appends_its_entry_and_a_refused_one_appends_nothing(store: ApprovalStore) -> None:
+    request = new_request(required=2)
+    await store.create(request, entry=entry(Event.FILED, "U0ALICE"))
+    now = datetime.now(UTC)
+    await store.approve(request.id, "U0BOB", now, entry=entry(Event.APPROVED, "U0BOB"))
+    await store.approve(request.id, "U0BOB", now, entry=entry(Event.APPROVED, "U0BOB"))  # a duplicate: refused
+    await store.approve(request.id, "U0ALICE", now, entry=entry(Event.APPROVED, "U0ALICE"))  # the requester
+    await store.approve(request.id, "U0CAROL", now, entry=entry(Event.APPROVED, "U0CAROL"))
+    claimed = await claim(store, "w1")
+    assert claimed is not None
+    await store.record_step(request.id, "claimed by w1", now, entry=entry(Event.STEP, detail="claimed by w1"))
+    await store.finish(claimed, RequestState.SUCCEEDED, "done", now, entry=entry(Event.SUCCEEDED, detail="done"))
+    assert await store.finish(claimed, RequestState.FAILED, "again", now, entry=entry(Event.FAILED)) == (
+        FinishResult.NOT_OURS
+    )
+    stored = await store.get(request.id)
+    assert stored is not None
+    assert [(e.event, e.actor, e.mac) for e in stored.history] == [
+        (Event.FILED, "U0ALICE", "v2:filed-U0ALICE"),
+        (Event.APPROVED, "U0BOB", "v2:approved-U0BOB"),
+        (Event.APPROVED, "U0CAROL", "v2:approved-U0CAROL"),
+        (Event.STEP, "", "v2:step-"),
+        (Event.SUCCEEDED, "", "v2:succeeded-"),
+    ]
+    assert [line.split(" ", 1)[1] for line in stored.journal] == ["claimed by w1"]  # the history's steps
+    denied = new_request()
+    await store.create(denied, entry=entry(Event.FILED, "U0ALICE"))
+    await store.deny(denied.id, "U0BOB", "no", now, entry=entry(Event.DENIED, "U0BOB", "no"))
+    await store.cancel(denied.id, "U0ALICE", now, entry=entry(Event.CANCELLED, "U0ALICE"))  # not pending: refused
+    assert [e.event for e in (await store.get(denied.id)).history] == [Event.FILED, Event.DENIED]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("required", [1, 2])

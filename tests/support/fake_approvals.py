@@ -18,6 +18,7 @@ from bot.domain.approvals import (
     RequestState,
     Verdict,
 )
+from bot.domain.history import Event, HistoryEntry
 from bot.domain.verification import VerifiedIdentity
 
 
@@ -47,12 +48,25 @@ class FakeApprovalStore:
     ) -> None:
         self.entries.append(AuditEntry(str(next(self._ids)), request_id, event, actor, at, detail, extra or {}))
 
-    async def create(self, request: ChangeRequest) -> None:
+    def _remember(self, request_id: str, entry: HistoryEntry | None) -> None:
+        """Append the transition's signed entry to the request's history, with the journal its steps make."""
+        if entry is None:
+            return
+        request = self.requests[request_id]
+        journal = (
+            (*request.journal, f"{entry.at.isoformat()} {entry.detail}")
+            if entry.event == Event.STEP
+            else request.journal
+        )
+        self.requests[request_id] = replace(request, history=(*request.history, entry), journal=journal)
+
+    async def create(self, request: ChangeRequest, *, entry: HistoryEntry | None = None) -> None:
         if request.approved_with is not None:  # filed approved, together with its first rotation
             request = replace(request, state=RequestState.APPROVED, approved_at=request.created_at)
         else:
             request = replace(request, state=RequestState.PENDING)
-        self.requests[request.id] = request
+        self.requests[request.id] = replace(request, history=(), journal=())
+        self._remember(request.id, entry)
         self._audit(request.id, "requested", request.requester, request.created_at, request.reason)
         if request.approved_with is not None:
             self._audit(request.id, "approved", None, request.created_at, f"together with {request.approved_with}")
@@ -105,6 +119,7 @@ class FakeApprovalStore:
         allowed: frozenset[Action] | None = None,
         verified_actions: frozenset[Action] = frozenset(),
         origin: str = "",
+        entry: HistoryEntry | None = None,
     ) -> DecisionResult:
         if (early := self._checks(request_id, approver, at, origin, allowed)) is not None:
             return early
@@ -144,6 +159,8 @@ class FakeApprovalStore:
             else {}
         )
         self._audit(request_id, "approved", approver, at, identity.describe() if identity else "", extra)
+        self._remember(request_id, entry)
+        request = self.requests[request_id]
         if len(approvals) >= request.approvals_required:
             request = self.requests[request_id] = replace(
                 request, approvals=approvals, state=RequestState.APPROVED, approved_at=at
@@ -162,9 +179,11 @@ class FakeApprovalStore:
         *,
         allowed: frozenset[Action] | None = None,
         origin: str = "",
+        entry: HistoryEntry | None = None,
     ) -> DecisionResult:
         if (early := self._checks(request_id, approver, at, origin, allowed)) is not None:
             return early
+        self._remember(request_id, entry)
         request = self.requests[request_id] = replace(
             self.requests[request_id],
             state=RequestState.DENIED,
@@ -175,15 +194,18 @@ class FakeApprovalStore:
         self._audit(request_id, "denied", approver, at, reason)
         return DecisionResult(Verdict.DENIED, request, len(request.approvals))
 
-    async def cancel(self, request_id: str, requester: str, at: datetime) -> DecisionResult:
+    async def cancel(
+        self, request_id: str, requester: str, at: datetime, *, entry: HistoryEntry | None = None
+    ) -> DecisionResult:
         if (early := self._checks(request_id, requester, at, "", None)) is not None:
             return early
         request = self.requests[request_id]
         if request.requester != requester:
             self._refused(request_id, requester, "not_requester", at, "only the requester can cancel")
             return DecisionResult(Verdict.NOT_REQUESTER, request, len(request.approvals))
+        self._remember(request_id, entry)
         request = self.requests[request_id] = replace(
-            request, state=RequestState.CANCELLED, decided_by=requester, decided_at=at
+            self.requests[request_id], state=RequestState.CANCELLED, decided_by=requester, decided_at=at
         )
         self._audit(request_id, "cancelled", requester, at)
         return DecisionResult(Verdict.CANCELLED, request, len(request.approvals))
@@ -254,13 +276,21 @@ class FakeApprovalStore:
         self.requests[request_id] = replace(request, reminders_sent=number)
         return True
 
-    async def defer(self, claim: Claim, until: datetime, mac: str, note: str, at: datetime) -> bool:
+    async def defer(
+        self, claim: Claim, until: datetime, mac: str, note: str, at: datetime, *, entry: HistoryEntry | None = None
+    ) -> bool:
         request = self.requests.get(claim.request.id)
         lease_of = self.leases.get(claim.request.id)
         if request is None or request.state != RequestState.EXECUTING or lease_of is None or lease_of[0] != claim.token:
             return False
+        self._remember(request.id, entry)
         self.requests[request.id] = replace(
-            request, state=RequestState.APPROVED, waits_until=until, waits_mac=mac, outcome=note, claimed_by=None
+            self.requests[request.id],
+            state=RequestState.APPROVED,
+            waits_until=until,
+            waits_mac=mac,
+            outcome=note,
+            claimed_by=None,
         )
         del self.leases[request.id]
         self._release(request.id, request.domain)
@@ -268,14 +298,17 @@ class FakeApprovalStore:
         self._audit(request.id, "waiting", None, at, note)
         return True
 
-    async def withdraw(self, request_id: str, actor: str, at: datetime) -> DecisionResult:
+    async def withdraw(
+        self, request_id: str, actor: str, at: datetime, *, entry: HistoryEntry | None = None
+    ) -> DecisionResult:
         request = self.requests.get(request_id)
         if request is None:
             return DecisionResult(Verdict.NOT_FOUND, None)
         if request.state != RequestState.APPROVED or request.waits_until is None:
             return DecisionResult(Verdict.NOT_PENDING, request, len(request.approvals))
+        self._remember(request_id, entry)
         request = self.requests[request_id] = replace(
-            request, state=RequestState.CANCELLED, decided_by=actor, decided_at=at
+            self.requests[request_id], state=RequestState.CANCELLED, decided_by=actor, decided_at=at
         )
         self.waiting.pop(request_id, None)
         self._audit(request_id, "cancelled", actor, at, "withdrawn while it waited for its change window")
@@ -300,7 +333,15 @@ class FakeApprovalStore:
         return "in memory"
 
     async def finish(
-        self, claim: Claim, state: RequestState, outcome: str, at: datetime, *, after: str = "", after_mac: str = ""
+        self,
+        claim: Claim,
+        state: RequestState,
+        outcome: str,
+        at: datetime,
+        *,
+        after: str = "",
+        after_mac: str = "",
+        entry: HistoryEntry | None = None,
     ) -> FinishResult:
         request = self.requests.get(claim.request.id)
         lease_of = self.leases.get(claim.request.id)
@@ -308,10 +349,14 @@ class FakeApprovalStore:
             return FinishResult.NOT_OURS
         if request.state == RequestState.ATTENTION:
             self._audit(request.id, "finished_late", None, at, f"{state.value}: {outcome}")
+            self._remember(request.id, entry)
             return FinishResult.LATE
         if request.state != RequestState.EXECUTING:
             return FinishResult.NOT_OURS
-        self.requests[request.id] = replace(request, state=state, outcome=outcome, after=after, after_mac=after_mac)
+        self._remember(request.id, entry)
+        self.requests[request.id] = replace(
+            self.requests[request.id], state=state, outcome=outcome, after=after, after_mac=after_mac
+        )
         self._release(request.id, request.domain)
         self._audit(request.id, state.value, None, at, outcome)
         return FinishResult.FINISHED
@@ -320,19 +365,21 @@ class FakeApprovalStore:
         if self.locks.get(domain, ("", ""))[0] == request_id:
             del self.locks[domain]
 
-    async def record_step(self, request_id: str, step: str, at: datetime) -> None:
-        request = self.requests[request_id]
-        self.requests[request_id] = replace(request, journal=(*request.journal, f"{at.isoformat()} {step}"))
+    async def record_step(self, request_id: str, step: str, at: datetime, *, entry: HistoryEntry | None = None) -> None:
+        self._remember(request_id, entry or HistoryEntry(Event.STEP, "", at, step))
 
     async def executing(self) -> list[ChangeRequest]:
         return [r for r in self.requests.values() if r.state == RequestState.EXECUTING]
 
-    async def flag_if_abandoned(self, request_id: str, note: str, at: datetime) -> bool:
+    async def flag_if_abandoned(
+        self, request_id: str, note: str, at: datetime, *, entry: HistoryEntry | None = None
+    ) -> bool:
         request = self.requests.get(request_id)
         lease_of = self.leases.get(request_id)
         if request is None or request.state != RequestState.EXECUTING or (lease_of and lease_of[1] >= self._clock()):
             return False
-        self.requests[request_id] = replace(request, state=RequestState.ATTENTION, outcome=note)
+        self._remember(request_id, entry)
+        self.requests[request_id] = replace(self.requests[request_id], state=RequestState.ATTENTION, outcome=note)
         self._release(request_id, request.domain)
         self._audit(request_id, "attention", None, at, note)
         return True

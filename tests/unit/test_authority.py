@@ -276,9 +276,14 @@ async def test_a_request_replayed_on_a_world_that_moved_on_changes_nothing() -> 
     await service.decisions.approve(request.id, "U0BOB", ORIGIN)
     done = await service.executor.execute_next("w")
     assert isinstance(done, Execution) and done.succeeded and directory.state.trusted_domain is None
-    # the trust is set up again (new keys); a Redis writer sets the old removal back to approved and re-queues it
+    # the trust is set up again (new keys); a Redis writer rolls the old removal back to approved (its state and
+    # its history cut back to the approval: a point it really passed, which signing alone cannot tell) and
+    # re-queues it
     directory.state = on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=1))
-    store.requests[request.id] = replace(store.requests[request.id], state=RequestState.APPROVED, outcome=None)
+    stored = store.requests[request.id]
+    store.requests[request.id] = replace(
+        stored, state=RequestState.APPROVED, outcome=None, history=stored.history[:2], journal=()
+    )
     store.work.append(request.id)
     replayed = await service.executor.execute_next("w")
     assert isinstance(replayed, Execution) and not replayed.succeeded

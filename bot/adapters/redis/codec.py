@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from bot.domain.approvals import (
     ChangeRequest,
     RequestState,
 )
+from bot.domain.history import Event, HistoryEntry
 from bot.domain.verification import VerifiedIdentity
 
 
@@ -76,6 +78,20 @@ def audit_entry(entry_id: str, fields: dict[str, str]) -> AuditEntry:
         fields.get("detail", ""),
         {k: v for k, v in fields.items() if k not in _AUDIT_FIELDS},
     )
+
+
+_UNREADABLE = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def with_history(request: ChangeRequest, stored: list[str]) -> ChangeRequest:
+    """``request`` with its history (an entry that cannot be read stays, unsigned, so it never verifies) and
+    its journal, the history's steps."""
+    history = tuple(
+        HistoryEntry.decoded(text) or HistoryEntry(Event.STEP, "", _UNREADABLE, f"unreadable: {text[:80]}")
+        for text in stored
+    )
+    journal = tuple(f"{iso(e.at)} {e.detail}" for e in history if e.event == Event.STEP)
+    return replace(request, history=history, journal=journal)
 
 
 def request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeRequest:

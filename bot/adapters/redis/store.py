@@ -7,7 +7,8 @@ holder's request, a key they are not given):
     P:req:<id>             hash: the request (with its claim: lease_token, lease_until_ms, claimed_by)
     P:req:<id>:approvals   hash: approver -> time, or JSON with the verified Entra identity; its size is
                            the approval count
-    P:req:<id>:journal     list: the execution's steps
+    P:req:<id>:history     list: every transition, each entry signed by the bot (bot.domain.history), appended
+                           by the script that makes the transition; the execution's steps are its journal
     P:req:<id>:people      hash: Entra object id -> the Slack user who approved as that person
     P:req:<id>:clicks      set: "<user>|<verdict>" of the refused clicks already audited (audited once)
     P:signin:<state>       string: a browser sign-in's signed ticket, until its callback takes it
@@ -48,6 +49,7 @@ from bot.adapters.redis.codec import (
     ms,
     pairs,
     request_from,
+    with_history,
 )
 from bot.adapters.redis.scripts import lua_script
 from bot.domain.approvals import (
@@ -61,6 +63,7 @@ from bot.domain.approvals import (
     Verdict,
 )
 from bot.domain.errors import StoreUnavailable
+from bot.domain.history import Event, HistoryEntry
 from bot.domain.verification import VerifiedIdentity
 
 WORKERS = "workers"
@@ -91,6 +94,10 @@ def _durability_plan(info: dict[str, Any], appendonly: str | None) -> tuple[str,
     if replicas:
         return "wait", replicas
     return "none", 0
+
+
+def _encoded(entry: HistoryEntry | None) -> str:
+    return entry.encoded() if entry is not None else ""
 
 
 def _audit(request_id: str, event: str, actor: str | None, at: datetime, detail: str) -> dict[str, str]:
@@ -159,6 +166,7 @@ class RedisApprovalStore:
             f"{self._req(request_id)}:people",
             f"{self._req(request_id)}:clicks",
             f"{self._p}:waiting",
+            f"{self._req(request_id)}:history",
         ]
 
     async def _run(self, script: str, request_id: str, at: datetime, *extra: str, domain: str = "") -> Any:
@@ -169,7 +177,7 @@ class RedisApprovalStore:
             )
 
     # -- transitions ----------------------------------------------------------------------------
-    async def create(self, request: ChangeRequest) -> None:
+    async def create(self, request: ChangeRequest, *, entry: HistoryEntry | None = None) -> None:
         fields = {
             "id": request.id,
             "action": request.action.value,
@@ -209,6 +217,8 @@ class RedisApprovalStore:
                 if not filed_approved:
                     pipe.zadd(f"{self._p}:pending", {request.id: ms(request.expires_at)})
                 pipe.zadd(f"{self._p}:recent", {request.id: ms(request.created_at)})
+                if entry is not None:
+                    pipe.rpush(f"{self._req(request.id)}:history", entry.encoded())
                 audit = f"{self._p}:audit"
                 pipe.xadd(audit, _audit(request.id, "requested", request.requester, request.created_at, request.reason))
                 if filed_approved:
@@ -240,6 +250,7 @@ class RedisApprovalStore:
         allowed: frozenset[Action] | None = None,
         verified_actions: frozenset[Action] = frozenset(),
         origin: str = "",
+        entry: HistoryEntry | None = None,
     ) -> DecisionResult:
         verified = (
             (identity.describe(), identity.object_id, identity.upn, iso(identity.signed_in_at))
@@ -257,6 +268,7 @@ class RedisApprovalStore:
                 approval_value(at, identity, mac),
                 *verified,
                 "\n".join(a.value for a in verified_actions),
+                _encoded(entry),
             )
         )
 
@@ -269,11 +281,16 @@ class RedisApprovalStore:
         *,
         allowed: frozenset[Action] | None = None,
         origin: str = "",
+        entry: HistoryEntry | None = None,
     ) -> DecisionResult:
-        return self._result(await self._run("deny", request_id, at, approver, origin, allowed_list(allowed), reason))
+        return self._result(
+            await self._run("deny", request_id, at, approver, origin, allowed_list(allowed), reason, _encoded(entry))
+        )
 
-    async def cancel(self, request_id: str, requester: str, at: datetime) -> DecisionResult:
-        return self._result(await self._run("cancel", request_id, at, requester, "", "*"))
+    async def cancel(
+        self, request_id: str, requester: str, at: datetime, *, entry: HistoryEntry | None = None
+    ) -> DecisionResult:
+        return self._result(await self._run("cancel", request_id, at, requester, "", "*", _encoded(entry)))
 
     async def note(self, request_id: str, event: str, actor: str | None, detail: str, at: datetime) -> None:
         self.round_trips += 1
@@ -375,7 +392,9 @@ class RedisApprovalStore:
         with store_errors():
             return bool(await self._remind(keys=[self._req(request_id)], args=[str(number)]))
 
-    async def defer(self, claim: Claim, until: datetime, mac: str, note: str, at: datetime) -> bool:
+    async def defer(
+        self, claim: Claim, until: datetime, mac: str, note: str, at: datetime, *, entry: HistoryEntry | None = None
+    ) -> bool:
         answer = await self._run(
             "defer",
             claim.request.id,
@@ -385,12 +404,15 @@ class RedisApprovalStore:
             iso(until),
             mac,
             note,
+            _encoded(entry),
             domain=claim.request.domain,
         )
         return bool(answer == 1)
 
-    async def withdraw(self, request_id: str, actor: str, at: datetime) -> DecisionResult:
-        verdict = Verdict(await self._run("withdraw", request_id, at, actor))
+    async def withdraw(
+        self, request_id: str, actor: str, at: datetime, *, entry: HistoryEntry | None = None
+    ) -> DecisionResult:
+        verdict = Verdict(await self._run("withdraw", request_id, at, actor, _encoded(entry)))
         request = await self.get(request_id)
         return DecisionResult(verdict, request, len(request.approvals) if request else 0)
 
@@ -419,7 +441,15 @@ class RedisApprovalStore:
             return "no replicas and no WAITAOF (Redis < 7.2): as durable as Redis's appendfsync setting"
 
     async def finish(
-        self, claim: Claim, state: RequestState, outcome: str, at: datetime, *, after: str = "", after_mac: str = ""
+        self,
+        claim: Claim,
+        state: RequestState,
+        outcome: str,
+        at: datetime,
+        *,
+        after: str = "",
+        after_mac: str = "",
+        entry: HistoryEntry | None = None,
     ) -> FinishResult:
         answer = await self._run(
             "finish",
@@ -430,14 +460,17 @@ class RedisApprovalStore:
             outcome,
             after,
             after_mac,
+            _encoded(entry),
             domain=claim.request.domain,
         )
         return FinishResult(answer)
 
-    async def record_step(self, request_id: str, step: str, at: datetime) -> None:
+    async def record_step(self, request_id: str, step: str, at: datetime, *, entry: HistoryEntry | None = None) -> None:
         self.round_trips += 1
         with store_errors():
-            await self._redis.rpush(f"{self._req(request_id)}:journal", f"{iso(at)} {step}")
+            await self._redis.rpush(
+                f"{self._req(request_id)}:history", (entry or HistoryEntry(Event.STEP, "", at, step)).encoded()
+            )
 
     async def executing(self) -> list[ChangeRequest]:
         with store_errors():
@@ -450,11 +483,13 @@ class RedisApprovalStore:
             domain = await self._redis.hget(self._req(request_id), "domain")
         return str(domain) if domain is not None else None
 
-    async def flag_if_abandoned(self, request_id: str, note: str, at: datetime) -> bool:
+    async def flag_if_abandoned(
+        self, request_id: str, note: str, at: datetime, *, entry: HistoryEntry | None = None
+    ) -> bool:
         domain = await self._domain_of(request_id)
         if domain is None:
             return False
-        return bool(await self._run("attention", request_id, at, note, domain=domain) == 1)
+        return bool(await self._run("attention", request_id, at, note, _encoded(entry), domain=domain) == 1)
 
     async def lock_holder(self, domain: str) -> str | None:
         with store_errors():
@@ -471,7 +506,7 @@ class RedisApprovalStore:
                 if state is not None and not RequestState(state).is_final:
                     continue
                 req = self._req(request_id)
-                await self._redis.delete(req, f"{req}:approvals", f"{req}:journal", f"{req}:people", f"{req}:clicks")
+                await self._redis.delete(req, f"{req}:approvals", f"{req}:history", f"{req}:people", f"{req}:clicks")
                 await self._redis.zrem(f"{self._p}:recent", request_id)
                 forgotten += 1
             audit_cutoff = ms(at - (audit_retention or retention))
@@ -484,9 +519,9 @@ class RedisApprovalStore:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hgetall(self._req(request_id))
                 pipe.hgetall(f"{self._req(request_id)}:approvals")
-                pipe.lrange(f"{self._req(request_id)}:journal", 0, -1)
-                fields, approvals, journal = await pipe.execute()
-        return replace(request_from(fields, approvals), journal=tuple(journal)) if fields else None
+                pipe.lrange(f"{self._req(request_id)}:history", 0, -1)
+                fields, approvals, history = await pipe.execute()
+        return with_history(request_from(fields, approvals), history) if fields else None
 
     async def audit(self, request_id: str | None = None, count: int = 100) -> list[AuditEntry]:
         with store_errors():

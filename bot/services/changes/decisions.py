@@ -21,6 +21,7 @@ from bot.domain.approvals import (
     Verdict,
 )
 from bot.domain.errors import UsageError
+from bot.domain.history import Event
 from bot.domain.integrity import Signer
 from bot.domain.user_text import checked_text
 from bot.domain.verification import VerifiedIdentity
@@ -98,8 +99,17 @@ class Decisions:
             allowed |= {stored.action}
         mac = self._signer.approval_mac(request_id, Approval(approver, at, identity))
         verified = self._authority.verified_actions
+        entry = self._signer.entry(request_id, Event.APPROVED, approver, at, identity.object_id if identity else "")
         result = await self._store.approve(
-            request_id, approver, at, identity, mac=mac, allowed=allowed, verified_actions=verified, origin=origin
+            request_id,
+            approver,
+            at,
+            identity,
+            mac=mac,
+            allowed=allowed,
+            verified_actions=verified,
+            origin=origin,
+            entry=entry,
         )
         if result.request is not None and result.verdict in (Verdict.RECORDED, Verdict.APPROVED):
             kind = RequestChangeKind.APPROVED if result.verdict == Verdict.APPROVED else RequestChangeKind.APPROVAL
@@ -114,7 +124,9 @@ class Decisions:
         checked_text(reason, "reason")
         await self._rates.click(approver)
         allowed = await self._authority.approvable(approver)
-        result = await self._store.deny(request_id, approver, reason, self._clock(), allowed=allowed, origin=origin)
+        at = self._clock()
+        entry = self._signer.entry(request_id, Event.DENIED, approver, at, reason)
+        result = await self._store.deny(request_id, approver, reason, at, allowed=allowed, origin=origin, entry=entry)
         if result.verdict == Verdict.DENIED and result.request is not None:
             await self._watchers.tell(result.request, RequestChange(RequestChangeKind.DENIED, approver, reason))
         return result
@@ -124,7 +136,9 @@ class Decisions:
         be withdrawn by its requester or by anyone who may approve its action (a scheduled one has no person
         as requester)."""
         await self._rates.click(requester)  # each try is audited: as fast as clicks, no faster
-        result = await self._store.cancel(request_id, requester, self._clock())
+        at = self._clock()
+        entry = self._signer.entry(request_id, Event.CANCELLED, requester, at)
+        result = await self._store.cancel(request_id, requester, at, entry=entry)
         waiting = result.request
         if result.verdict not in (Verdict.NOT_PENDING, Verdict.NOT_REQUESTER) or waiting is None:
             return result
@@ -133,7 +147,9 @@ class Decisions:
         policy = self._authority.policy_of(waiting)
         if waiting.requester != requester and not await self._authority.is_member(requester, policy.approver_groups):
             return DecisionResult(Verdict.NOT_REQUESTER, waiting, len(waiting.approvals))
-        withdrawn = await self._store.withdraw(request_id, requester, self._clock())
+        at = self._clock()
+        entry = self._signer.entry(request_id, Event.CANCELLED, requester, at, "withdrawn while it waited")
+        withdrawn = await self._store.withdraw(request_id, requester, at, entry=entry)
         if withdrawn.verdict == Verdict.CANCELLED and withdrawn.request is not None and requester != waiting.requester:
             await self._watchers.tell(withdrawn.request, RequestChange(RequestChangeKind.CANCELLED, requester))
         return withdrawn

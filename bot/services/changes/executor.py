@@ -34,6 +34,7 @@ from bot.domain.approvals import (
     RequestState,
 )
 from bot.domain.errors import KerberosBotError
+from bot.domain.history import Event
 from bot.domain.integrity import Signer
 from bot.domain.model import world_of
 from bot.domain.windows import ChangeWindows
@@ -132,7 +133,9 @@ class Executor:
             new_version = left.server.key.version if left.server and left.server.key else None
             after = world_of(left)  # signed: its second rotation must find exactly this world
         after_mac = self._signer.after_mac(request.id, after) if after else ""
-        finished = await self._store.finish(claim, state, outcome, self._clock(), after=after, after_mac=after_mac)
+        at = self._clock()
+        entry = self._signer.entry(request.id, _FINISHED[state], "", at, outcome)
+        finished = await self._store.finish(claim, state, outcome, at, after=after, after_mac=after_mac, entry=entry)
         if finished == FinishResult.LATE:
             log.error("request %s finished (%s) after its lease lapsed and it was flagged", request.id, word)
         done = await self._store.get(request.id)
@@ -220,7 +223,9 @@ class Executor:
             f"{windows.local(opening)}."
         )
         await self._step(request, f"waits for the change window: runs at {opening.isoformat()}")
-        if not await self._store.defer(claim, opening, self._signer.wait_mac(request.id, opening), note, now):
+        waits = self._signer.entry(request.id, Event.WAITS, "", now, opening.isoformat())
+        mac = self._signer.wait_mac(request.id, opening)
+        if not await self._store.defer(claim, opening, mac, note, now, entry=waits):
             log.error("request %s could not be put back to wait for its window (its claim was lost)", request.id)
         return Deferral(await self._store.get(request.id) or request, opening, windows)
 
@@ -294,8 +299,8 @@ class Executor:
         if forged or changed:
             what = ", ".join(forged + [f"its {n} changed since the claim" for n in changed])
             raise ForgedRecord(
-                f"{what} does not carry the bot's signature: something other than the bot wrote to the approval "
-                "store. Nothing was changed; the record is kept for investigation."
+                f"the stored record does not carry the bot's signature ({what}): something other than the bot "
+                "wrote to the approval store. Nothing was changed; the record is kept for investigation."
             )
         if stored.approved_with is None:
             await self._authority.check_approvals(stored, stored.action, stored.approvals_required)
@@ -348,7 +353,9 @@ class Executor:
         return first
 
     async def _step(self, request: ChangeRequest, step: str) -> None:
-        await self._store.record_step(request.id, step, self._clock())
+        at = self._clock()
+        entry = self._signer.entry(request.id, Event.STEP, "", at, step)
+        await self._store.record_step(request.id, step, at, entry=entry)
 
     async def recover(self) -> list[ChangeRequest]:
         """Flag requests whose worker died mid-action (their lease lapsed); never run them again.
@@ -371,7 +378,9 @@ class Executor:
             else:
                 advice = "The worker stopped before changing anything. Request it again if it is still needed."
             note = f"Needs attention: {advice} Steps recorded: {'; '.join(steps) or 'none'}."
-            if await self._store.flag_if_abandoned(request.id, note, self._clock()):
+            at = self._clock()
+            flag = self._signer.entry(request.id, Event.ATTENTION, "", at, note)
+            if await self._store.flag_if_abandoned(request.id, note, at, entry=flag):
                 log.warning("request %s: its worker stopped renewing its lease; flagged", request.id)
                 flagged.append(done := await self._store.get(request.id) or request)
                 await self._watchers.tell(done, RequestChange(RequestChangeKind.ATTENTION, detail=note))
@@ -381,6 +390,13 @@ class Executor:
         """Forget finished requests and audit entries older than their retention."""
         limits = self.limits
         return await self._store.sweep(self._clock(), limits.request_retention, limits.audit_retention)
+
+
+_FINISHED = {
+    RequestState.SUCCEEDED: Event.SUCCEEDED,
+    RequestState.FAILED: Event.FAILED,
+    RequestState.ATTENTION: Event.ATTENTION,
+}
 
 
 class _Journalled:

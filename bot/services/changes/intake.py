@@ -13,6 +13,7 @@ from bot.actions.base import ActionContext, Ask, Draft
 from bot.actions.registry import ACTION_SPECS
 from bot.domain.approvals import ACTION_KINDS, Action, ActionPolicy, ApprovalStore, ChangeRequest, RequestState
 from bot.domain.errors import KerberosBotError, UsageError
+from bot.domain.history import Event
 from bot.domain.integrity import Signer
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, world_of
 from bot.domain.user_text import checked_text
@@ -107,8 +108,10 @@ class Intake:
         if request.approved_with is not None:  # the store records it approved, and the workers get it at once
             request = replace(request, state=RequestState.APPROVED, approved_at=now)
         request = replace(request, mac=self._signer.request_mac(request))
-        await self._store.create(request)
-        return request
+        together = f"approved with {request.approved_with}" if request.approved_with else ""
+        filed = self._signer.entry(request.id, Event.FILED, request.requester, now, together)
+        await self._store.create(request, entry=filed)
+        return replace(request, history=(filed,))
 
     def _approvals_for(self, policy: ActionPolicy, draft: Draft) -> int:
         removal = self._authority.policies.get(Action.REMOVE_ALL)

@@ -1,5 +1,5 @@
 -- ARGV 7..12: approval value (JSON with its MAC), identity described, Entra oid, UPN, signed-in time,
--- the actions whose approvals need a verified identity (one per line)
+-- the actions whose approvals need a verified identity (one per line); ARGV 13: its history entry
 -- runs after audit.lua and decision_checks.lua (bot/adapters/redis/scripts.py)
 local requester_upn = string.lower(redis.call('HGET', KEYS[1], 'requester_upn') or '')
 local same_upn = ARGV[10] ~= '' and string.lower(ARGV[10]) == requester_upn
@@ -23,6 +23,7 @@ if ARGV[9] ~= '' and redis.call('HSETNX', KEYS[8], ARGV[9], ARGV[4]) == 0 then
   return answer('same_person')
 end
 redis.call('HSET', KEYS[2], ARGV[4], ARGV[7])
+remember(ARGV[13])
 if ARGV[9] ~= '' then
   redis.call('XADD', KEYS[5], '*', 'request', ARGV[1], 'event', 'approved', 'actor', ARGV[4], 'at', ARGV[3],
              'detail', ARGV[8], 'entra_oid', ARGV[9], 'entra_upn', ARGV[10], 'entra_signed_in_at', ARGV[11])

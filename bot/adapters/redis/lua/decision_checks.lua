@@ -1,6 +1,6 @@
 -- The checks every decision makes first, with every refused click audited once per user, request and
 -- verdict (a bounded trail: clicking a decided request a thousand times writes one entry).
--- KEYS: req, approvals, pending, work, audit, executing, lock, people, clicks
+-- KEYS: req, approvals, pending, work, audit, executing, lock, people, clicks, waiting, history
 -- ARGV: id, now_ms, now_iso, actor, origin ('' = not checked), allowed actions ('*' or one per line), ...
 local function refused(verdict, detail)
   if redis.call('SADD', KEYS[9], ARGV[4] .. '|' .. verdict) == 1 then
