@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.adapters.entra.graph import GraphEntraDirectory
+from bot.adapters.redis.clock import RedisClock
 from bot.bootstrap import policy
 from bot.bootstrap.adapters import graph_directory, ldap_directory, redis_client
 from bot.bootstrap.module import build_emulator, build_remoting
@@ -61,6 +62,7 @@ class Components:
     lifecycle: LifecycleService | None = None  # a domain has a channel: the scheduler's work
     scheduling: LifecycleConfig = field(default_factory=LifecycleConfig)
     audit_every: timedelta = timedelta(seconds=10)
+    clock: Callable[[], datetime] = utc_now  # the services' (Redis's, where the bot runs on Redis)
 
     async def readiness(self, timeout: float = 5.0) -> dict[str, str]:
         """Every dependency the bot needs to answer, checked at once: name -> why it failed."""
@@ -97,7 +99,6 @@ def build_components(
     ``redis_url``, or ``storage``'s) and a group directory (``people.groups``; ``build_bot`` passes
     Slack's user groups); ``people.profiles`` match approvers to Entra users for verified approvals."""
     surroundings, storage, people = surroundings or Surroundings(), storage or Storage(), people or ChatPeople()
-    clock = clock or utc_now
     metrics = Metrics.create()  # this process's registry, served at /metrics
     closers: Closers = []
     checks: dict[str, Check] = {}
@@ -108,6 +109,9 @@ def build_components(
         closers.append(client.aclose)
         checks["redis"] = client.ping
         storage = storage.over(redis_storage(config, client, store_prefix))
+        # the signed times by Redis's clock: every replica reads one clock, whatever its host's says
+        clock = clock or RedisClock(client)
+    clock = clock or utc_now
     status = StatusService(
         directories, module, entra, policy.status_settings(config), metrics=metrics, limiter=storage.limiter
     )
@@ -154,6 +158,7 @@ def build_components(
         lifecycle,
         config.lifecycle,
         timedelta(seconds=config.audit.forward_every_seconds),
+        clock,
     )
 
 

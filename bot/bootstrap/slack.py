@@ -25,7 +25,6 @@ from bot.config import SLACK_API_DEFAULT, BotConfig
 from bot.domain.errors import ConfigurationError
 from bot.entrypoints.web import READY_CACHE_SECONDS, build_health_app, build_web_app
 from bot.services.container import BotServices
-from bot.services.status import utc_now
 from bot.workers.audit import AuditForwarding
 from bot.workers.changes import ChangeWorker
 from bot.workers.commands import CommandWorker
@@ -63,7 +62,7 @@ class WorkerPlan:
     follow_key_every: timedelta = timedelta(minutes=5)
     follow_key_for: timedelta = timedelta(hours=8)
     command_block_ms: int = 1000
-    clock: Callable[[], datetime] | None = None  # the scheduler's (tests move it); default: the system's
+    clock: Callable[[], datetime] | None = None  # the scheduler's (tests move it); default: the services'
 
 
 @dataclass
@@ -205,7 +204,7 @@ def assemble_bot(
                 client, services.changes, services.alert_channel, on_finding=home.redraw if home else None
             ),
             workers.name,
-            clock=workers.clock or utc_now,
+            clock=workers.clock or components.clock,
             tick=timedelta(seconds=timing.tick_seconds),
             lease=timedelta(seconds=timing.lease_seconds),
             watch_every=timedelta(minutes=timing.watch_every_minutes),
