@@ -31,8 +31,9 @@ FROM base AS sandbox
 # never holds it.
 COPY scripts ./scripts
 COPY sandbox ./sandbox
+COPY requirements-sandbox.lock ./
 RUN ./scripts/install-system-packages.sh && rm -rf /var/lib/apt/lists/* \
- && pip install --no-cache-dir -q --require-hashes -r requirements.lock \
+ && pip install --no-cache-dir -q --require-hashes -r requirements.lock -r requirements-sandbox.lock \
  && pip install --no-cache-dir -q --no-deps . ./sandbox
 ENV KERBEROS_BOT_SAMBA_ROOT=/var/lib/kerberos-bot-samba
 ENTRYPOINT ["kerberos-bot"]

@@ -14,7 +14,7 @@ install-system:
 
 # the locked runtime set first (checked by hash), so the tests run on what the image ships
 install: install-system $(BIN)/python
-	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --require-hashes -r requirements.lock -r requirements-sandbox.lock
 	$(BIN)/pip install -q -e ".[dev]"
 	$(BIN)/pip install -q --no-deps -e ./sandbox  # the sandbox: its own distribution, never in the image
 
@@ -41,11 +41,14 @@ bench: install
 	$(BIN)/python -m bench.ack_latency
 	$(BIN)/python -m bench.approvals
 
-# re-resolve requirements.lock from pyproject.toml (after changing a dependency), hashes included
+# re-resolve requirements.lock from pyproject.toml and requirements-sandbox.lock (what the sandbox adds) from
+# sandbox/requirements.in, after changing a dependency; hashes included
 lock:
 	$(PYTHON) -m venv /tmp/kerberos-bot-lock && /tmp/kerberos-bot-lock/bin/pip install -q pip-tools
 	/tmp/kerberos-bot-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
 	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
+	/tmp/kerberos-bot-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements-sandbox.lock sandbox/requirements.in
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .sandbox

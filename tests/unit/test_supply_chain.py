@@ -14,10 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements.lock"
 
 
-def locked() -> dict[str, tuple[str, list[str]]]:
+def locked(lock: Path = LOCK) -> dict[str, tuple[str, list[str]]]:
     """name -> (version, hashes) of every entry of the lock."""
     entries: dict[str, tuple[str, list[str]]] = {}
-    text = LOCK.read_text()
+    text = lock.read_text()
     for block in re.split(r"\n(?=[A-Za-z0-9])", text):
         head = re.match(r"([A-Za-z0-9_.-]+)==([^\s\\;]+)", block)
         if head:
@@ -59,6 +59,17 @@ def test_the_lock_satisfies_every_dependency_of_pyproject() -> None:
         assert requirement.specifier.contains(version, prereleases=True), (
             f"requirements.lock has {name}=={version}, outside {requirement.specifier}: run `make lock`"
         )
+
+
+def test_the_bot_ships_only_what_it_runs_and_the_sandbox_adds_its_own() -> None:
+    """The bot image installs requirements.lock alone: the sandbox's certificate maker (trustme) is not in it;
+    the sandbox's own lock holds it, by hash, pinned as the bot's lock pins what both share."""
+    bot, sandbox = locked(), locked(ROOT / "requirements-sandbox.lock")
+    assert "trustme" not in bot and "trustme" in sandbox and sandbox["trustme"][1]
+    assert all(bot[name][0] == version for name, (version, _) in sandbox.items() if name in bot)
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    bot_stages = dockerfile[dockerfile.index("FROM base AS wheels") :]
+    assert "requirements-sandbox.lock" not in bot_stages
 
 
 def test_the_images_install_only_hash_checked_packages() -> None:
