@@ -146,6 +146,7 @@ def build_components(
         lifecycle=lifecycle,
         storage=storage,
         metrics=metrics,
+        groups=people.groups,
     )
     return Components(
         services,

@@ -21,6 +21,7 @@ from bot.services.changes.engine import ChangeEngine, build_engine
 from bot.services.container import BotServices
 from bot.services.home import HomeService
 from bot.services.lifecycle import LifecycleService
+from bot.services.readers import Readers
 from bot.services.status import StatusService, utc_now
 from bot.services.verification import ApproverVerification
 
@@ -145,11 +146,20 @@ def bot_services(
     lifecycle: LifecycleService | None,
     storage: Storage,
     metrics: Metrics,
+    groups: GroupDirectory | None = None,
 ) -> BotServices:
+    approvers = changes.authority.every_approver_group if changes is not None else frozenset()
+    readers = Readers(frozenset(config.policy.reader_groups), directory=groups, approver_groups=approvers)
     home = None
     if changes is not None:
         key_max_age = timedelta(days=config.policy.key_max_age_days)
-        home = HomeService(changes, lifecycle=lifecycle, preferences=storage.preferences, key_max_age=key_max_age)
+        home = HomeService(
+            changes,
+            lifecycle=lifecycle,
+            preferences=storage.preferences,
+            key_max_age=key_max_age,
+            readers=readers,
+        )
     return BotServices(
         status=status,
         changes=changes,
@@ -160,4 +170,5 @@ def bot_services(
         preferences=storage.preferences,
         ticket_pattern=config.approvals.ticket_pattern,
         home=home,
+        readers=readers,
     )

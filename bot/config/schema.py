@@ -194,6 +194,11 @@ class PolicyConfig(Strict):
         ge=1,
         description="status reads a user may ask for per minute (each one calls the module on the management host)",
     )
+    reader_groups: list[str] = Field(
+        default_factory=list,
+        description="Slack user groups whose members (and every approver) may read status, history and requests; "
+        "empty: anyone in a channel the bot is in",
+    )
 
 
 class ActionPolicyConfig(Strict):

@@ -9,6 +9,7 @@ from bot.domain.ports import NoticePreferences
 from bot.observability.metrics import Metrics
 from bot.services.changes.engine import ChangeEngine
 from bot.services.home import HomeService
+from bot.services.readers import Readers
 from bot.services.status import StatusService
 from bot.services.verification import ApproverVerification
 
@@ -24,3 +25,4 @@ class BotServices:
     preferences: NoticePreferences | None = None  # who turned their direct messages off (None: nobody can)
     ticket_pattern: str | None = None  # what the request form accepts as a ticket number (None: the built-in)
     home: HomeService | None = None  # each person's home page (None: no changes, so nothing to show)
+    readers: Readers = field(default_factory=Readers)  # who may read status, history and requests (default: anyone)

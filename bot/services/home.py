@@ -15,6 +15,7 @@ from bot.domain.errors import KerberosBotError
 from bot.domain.ports import NoticePreferences
 from bot.services.changes.engine import ChangeEngine
 from bot.services.lifecycle import LifecycleService
+from bot.services.readers import Readers
 
 LINES_FRESH_FOR = 30.0  # seconds: a burst of redraws (a request's every step, for every viewer) reads AD once
 READ_TIMEOUT = timedelta(seconds=4)  # per domain: a DC that does not answer shows as such, the page still comes
@@ -39,6 +40,11 @@ class HomePage:
     to_approve: tuple[ChangeRequest, ...]
     mine: tuple[ChangeRequest, ...]
     muted: bool
+    reads_domains: bool = True  # False: not a reader ([policy] reader_groups): the domains are not shown
+
+
+async def _nothing() -> tuple[DomainLine, ...]:
+    return ()
 
 
 class HomeService:
@@ -49,8 +55,10 @@ class HomeService:
         lifecycle: LifecycleService | None = None,
         preferences: NoticePreferences | None = None,
         key_max_age: timedelta = timedelta(days=180),
+        readers: Readers | None = None,
     ) -> None:
         self._changes = changes
+        self._readers = readers or Readers()
         self._lifecycle = lifecycle
         self._preferences = preferences
         self._max_age = key_max_age
@@ -83,11 +91,15 @@ class HomeService:
         return lines
 
     async def page(self, user: str) -> HomePage:
+        reads = await self._readers.may_read(user)
         lines, to_approve, mine = await asyncio.gather(
-            self._domain_lines(), self._changes.queries.awaiting(user), self._changes.queries.requested_by(user)
+            self._domain_lines() if reads else _nothing(),
+            self._changes.queries.awaiting(user),
+            self._changes.queries.requested_by(user),
         )
         muted = await self._preferences.muted(user) if self._preferences else False
-        return HomePage(user, tuple(lines), tuple(to_approve[:MAX_LISTED]), tuple(mine[:MAX_LISTED]), muted)
+        listed = tuple(to_approve[:MAX_LISTED]), tuple(mine[:MAX_LISTED])
+        return HomePage(user, tuple(lines), *listed, muted, reads_domains=reads)
 
     async def viewers(self) -> frozenset[str]:
         """Who opened their home page (so it is redrawn for them when something changes)."""

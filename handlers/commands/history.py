@@ -20,6 +20,7 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     [domain] = ctx.services.status.resolve(command.args[0])  # an unknown domain is refused before the ack
 
     async def work() -> list[Reply]:
+        await ctx.services.readers.check(ctx.user_id)  # [policy] reader_groups, where set
         return history_replies(await changes.queries.history(domain))
 
     return Prepared(ack=text_reply(f"Reading the history of {domain}…", icon=":scroll:"), work=work)

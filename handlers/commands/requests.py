@@ -19,6 +19,7 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     changes, _ = require_changes(ctx)
 
     async def work() -> list[Reply]:
+        await ctx.services.readers.check(ctx.user_id)  # [policy] reader_groups, where set
         return requests_replies(await changes.queries.pending_or_recent(20))
 
     return Prepared(ack=None, work=work)

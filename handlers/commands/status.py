@@ -51,6 +51,7 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     domains = service.resolve(domain)  # an unknown domain is refused before acknowledging
 
     async def work() -> list[Reply]:
+        await ctx.services.readers.check(ctx.user_id)  # [policy] reader_groups, where set
         await service.allow(ctx.user_id)  # each status calls the module on the management host
         # identical requests in flight share one read and one rendering
         key = (id(service), tuple(domains), per_dc)

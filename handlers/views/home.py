@@ -85,6 +85,12 @@ def _request_line(request: ChangeRequest) -> str:
     )
 
 
+_NOT_A_READER = (
+    "The domains' state is shown to the members of this bot's reader groups and its approvers; ask your "
+    "Kerberos admins to add you to a reader group."
+)
+
+
 def home_view(
     page: HomePage, button_value: Callable[[ChangeRequest], str], now: datetime | None = None
 ) -> dict[str, Any]:
@@ -92,8 +98,9 @@ def home_view(
     blocks: list[Block] = [HeaderBlock(text="Entra Kerberos"), SectionBlock(text=MarkdownTextObject(text="*Domains*"))]
     # what the rest of the page takes; the domains get what is left of Slack's 100 blocks
     rest = 2 + max(1, 3 * len(page.to_approve)) + 2 + max(1, len(page.mine)) + 3
+    no_domains = "No domains are configured." if page.reads_domains else _NOT_A_READER
     blocks += _domain_blocks(page.domains, HOME_MAX_BLOCKS - len(blocks) - rest) or [
-        SectionBlock(text=MarkdownTextObject(text="No domains are configured."))
+        SectionBlock(text=MarkdownTextObject(text=no_domains))
     ]
     blocks += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text="*Waiting for your approval*"))]
     if not page.to_approve:
