@@ -7,7 +7,7 @@ from handlers.commands import CommandContext, Prepared, require_changes
 from handlers.notices.cards import post_in_thread
 from handlers.parsing import ParsedCommand
 from handlers.replies import Reply, person, text_reply
-from handlers.views.cards import approval_terms, group_mentions
+from handlers.views.cards import group_mentions
 
 NAME = "nudge"
 ORDER = 82  # where it shows in help and in the manifest: after cancel
@@ -22,7 +22,7 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
 
     async def work() -> list[Reply]:
         request = await changes.decisions.nudge(request_id, ctx.user_id)
-        who = group_mentions(approval_terms(changes, request).groups)
+        who = group_mentions(changes.queries.card(request).terms.groups)
         await post_in_thread(
             client,
             request,

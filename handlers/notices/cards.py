@@ -13,7 +13,7 @@ from bot.domain.approvals import (
 )
 from bot.services.changes.engine import ChangeEngine
 from handlers.replies import Reply
-from handlers.views.cards import approval_terms, request_card
+from handlers.views.cards import request_card
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +39,7 @@ async def card_link(client: AsyncWebClient, request: ChangeRequest) -> str | Non
 
 
 def _card(changes: ChangeEngine, request: ChangeRequest, now: datetime | None = None) -> Reply:
-    return request_card(
-        request,
-        changes.decisions.button_value(request),
-        approval_terms(changes, request),
-        now,
-        timing=changes.holds.timing_of(request),
-    )
+    return request_card(changes.queries.card(request, now), changes.decisions.button_value(request))
 
 
 async def update_card(client: AsyncWebClient, changes: ChangeEngine, request: ChangeRequest) -> None:
@@ -57,7 +51,9 @@ async def update_card(client: AsyncWebClient, changes: ChangeEngine, request: Ch
     if not (channel and ts):
         return
     shown, now = None, changes.queries.now()  # one moment for every rendering: they differ by the request only
-    for _ in range(3):
+    # each round follows a change of the request, and a request changes a handful of times: the bound is a
+    # backstop, never the reason a card stops short of the last state
+    for _ in range(12):
         card = _card(changes, request, now)
         blocks = card.payload()["blocks"]
         if blocks == shown:

@@ -19,7 +19,7 @@ from handlers.notices.alerts import alert
 from handlers.notices.cards import card_link, post_in_thread, update_card
 from handlers.notices.decisions import THREAD_LINES
 from handlers.replies import escape
-from handlers.views.cards import approval_terms, group_mentions
+from handlers.views.cards import group_mentions
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class SlackChangeNotices:
 
     async def reminded(self, reminder: Reminder) -> None:
         request, policy = reminder.request, reminder.policy
-        terms = approval_terms(self._changes, request)
+        terms = self._changes.queries.card(request).terms
         who = group_mentions(terms.groups)
         minutes = max(0, int((request.expires_at - self._changes.queries.now()).total_seconds() // 60))
         line = (

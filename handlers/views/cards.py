@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -21,7 +20,7 @@ from slack_sdk.models.blocks import (
 from bot.domain.approvals import ACTION_KINDS, Approval, ChangeRequest, RequestState
 from bot.domain.errors import UsageError
 from bot.domain.verification import DeviceCodePrompt
-from bot.services.changes.engine import ChangeEngine
+from bot.services.changes.card import RequestCard
 from handlers.replies import Reply, escape, person, plain
 from handlers.views.blocks import SECTION_TEXT, clip
 
@@ -144,28 +143,12 @@ def sign_in_link_prompt(request: ChangeRequest, url: str, expected_user: str, ex
     )
 
 
-@dataclass(frozen=True)
-class ApprovalTerms:
-    """What approving a request takes, from the policy of its stored action."""
-
-    required: int
-    verified: bool  # each approval needs an Entra sign-in with MFA
-    groups: tuple[str, ...]  # Slack user group ids whose members may approve
-
-
-def approval_terms(changes: ChangeEngine, request: ChangeRequest) -> ApprovalTerms:
-    policy = changes.authority.policy_of(request)
-    # a request may need more than its policy (a setup that takes over another tenant's server)
-    required = max(policy.approvals_required, request.approvals_required)
-    return ApprovalTerms(required, policy.verified_approval, tuple(sorted(policy.approver_groups)))
-
-
 def _second(request: ChangeRequest) -> str:
     return "approved together with this one" if request.second_with_first else "with its own approvals"
 
 
-def _time_left(request: ChangeRequest, now: datetime) -> str:
-    minutes = int((request.expires_at - now).total_seconds() // 60)
+def _time_left(left: timedelta) -> str:
+    minutes = int(left.total_seconds() // 60)
     if minutes <= 0:
         return "expired"
     return f"{minutes // 60} h {minutes % 60} min left" if minutes >= 60 else f"{minutes} min left"
@@ -176,19 +159,11 @@ def plain_context(text: str) -> ContextBlock:
     return ContextBlock(elements=[PlainTextObject(text=text, emoji=False)])
 
 
-def request_card(
-    request: ChangeRequest,
-    button_value: str,
-    terms: ApprovalTerms,
-    now: datetime | None = None,
-    *,
-    timing: str | None = None,
-) -> Reply:
-    """The request as approvers see it: everything the bot vouches for first (who, what, the approvals,
-    what approving takes, when it runs, the state), the requester's own words last and as plain text;
-    the buttons go once it is decided. ``timing``: the change window's word on when it would run."""
-    now = now or datetime.now(UTC)
-    title = f"{ACTION_TITLES[request.action]}: {request.domain}"
+def request_card(card: RequestCard, button_value: str) -> Reply:
+    """The request as approvers see it, in Block Kit: everything the bot vouches for first (who, what, the
+    approvals, what approving takes, when it runs, the state), the requester's own words last and as plain
+    text; the buttons go once it is decided."""
+    request, terms, title, timing = card.request, card.terms, card.title, card.timing
     approvals = ", ".join(approval_line(a) for a in request.approvals) or "none yet"
     who = group_mentions(terms.groups, ", ") or "nobody (no approver group is configured)"
     needs = "each one after an Entra sign-in with MFA" if terms.verified else "a click by each approver"
@@ -204,7 +179,7 @@ def request_card(
         ),
         f"*Approving takes:* {request.approvals_required} different people from {who}, {needs}; never the requester",
         f"*Expires:* {request.expires_at:%Y-%m-%d %H:%M} UTC"
-        + (f" ({_time_left(request, now)})" if request.state == RequestState.PENDING else ""),
+        + (f" ({_time_left(card.time_left)})" if card.time_left is not None else ""),
     ]
     if timing:
         lines.append(f"*When it runs:* {escape(timing)}")
@@ -231,6 +206,6 @@ def request_card(
                 elements=[PlainTextObject(text=f"Reason for the denial: {plain(request.decision_reason)}", emoji=False)]
             )
         )
-    if request.state == RequestState.PENDING:
+    if card.decidable:
         blocks.append(decision_buttons(f"request-{request.id}", button_value))
     return Reply(text=f"{title} ({request.state.value})", blocks=blocks, in_channel=True)

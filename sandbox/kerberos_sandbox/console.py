@@ -34,7 +34,7 @@ from typing import Any, TextIO
 from bot.domain.approvals import ChangeRequest, RequestState
 from handlers.views.request_form import REQUEST_FORM
 from kerberos_sandbox.entra_people import SANDBOX_PASSWORD
-from kerberos_sandbox.render import render_message
+from kerberos_sandbox.render import render_card, render_message
 from kerberos_sandbox.sandbox import Sandbox
 from kerberos_sandbox.sign_in_client import SignInWalker
 from kerberos_sandbox.slack_standin import RecordedCall, block_actions_payload, view_submission_payload
@@ -42,6 +42,7 @@ from kerberos_sandbox.slack_standin import RecordedCall, block_actions_payload, 
 PEOPLE = {"alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL", "dave": "U0DAVE", "mallory": "U0MALLORY"}
 NAMES = {user: name for name, user in PEOPLE.items()}
 CHANNEL = "C0PLATFORM"
+_CARD_ID = re.compile(r"Request\*\s*`([0-9a-f]{6,32})`")  # the request a Slack card is of
 
 
 def _view(body: dict[str, Any]) -> dict[str, Any]:
@@ -67,11 +68,12 @@ class Console:
         self._browsers: dict[str, SignInWalker] = {}  # one browser (cookies) per person
         self._forms: dict[str, dict[str, Any]] = {}  # Slack user -> the request form the bot opened for them
         self._opened_by: str = "alice"  # who the last views.open was for (the console's current user)
+        self._cards_shown: dict[str, tuple[str, str]] = {}  # request id -> its card as last shown (once each)
 
     def say(self, text: str) -> None:
         print(re.sub(r"<@(U\w+)>", lambda m: "@" + NAMES.get(m.group(1), m.group(1)), text), file=self.out, flush=True)
 
-    def show_new_messages(self) -> None:
+    async def show_new_messages(self) -> None:
         """Everything the bot posted since last time, as the channel would show it."""
         calls = self.box.slack.calls[self._seen :]
         self._seen = len(self.box.slack.calls)
@@ -95,11 +97,16 @@ class Console:
             elif call.name in ("chat.postMessage", "chat.update"):
                 verb = "posts" if call.name == "chat.postMessage" else "updates its card"
                 blocks = _blocks(body)
-                message = {"text": body.get("text"), "blocks": blocks}
-                self.say(f"\n--- kerberos-bot {verb} in #platform ---\n{render_message(message)}")
                 for block in blocks:
                     if block.get("type") == "actions":
                         self._latest_request = str(block["elements"][0]["value"]).split(".")[0]  # "<id>.<MAC>"
+                card = await self._card(blocks)
+                if card is not None and card == self._cards_shown.get(card[0]):
+                    continue  # several updates at once: the card as it is now, once
+                if card is not None:
+                    self._cards_shown[card[0]] = card
+                shown = card[1] if card else render_message({"text": body.get("text"), "blocks": blocks})
+                self.say(f"\n--- kerberos-bot {verb} in #platform ---\n{shown}")
             elif call.name == "chat.postEphemeral":
                 name = NAMES.get(str(body.get("user")), body.get("user"))
                 message = {"text": body.get("text"), "blocks": _blocks(body)}
@@ -118,6 +125,16 @@ class Console:
                     self.say(f"\n--- a form opens for @{self.user}: Kerberos change ---\n{render_message(view)}")
                 else:
                     self.say("\n--- a dialog opens: 'Deny the request' asks why ---")
+
+    async def _card(self, blocks: list[dict[str, Any]]) -> tuple[str, str] | None:
+        """(request id, its card) drawn from the engine's card model, not from Slack's blocks; None when the
+        message is not a request's card."""
+        changes = self.box.components.services.changes
+        named = _CARD_ID.search(json.dumps(blocks))
+        request = await changes.queries.get(named.group(1)) if changes and named else None
+        if changes is None or request is None:
+            return None
+        return request.id, render_card(changes.queries.card(request), NAMES)
 
     def _request_id(self, word: str | None) -> str | None:
         if word in (None, "latest"):
@@ -142,7 +159,7 @@ class Console:
 
     async def _settle(self, seconds: float = 0.5) -> None:
         await asyncio.sleep(seconds)  # the bot acknowledges first, then posts
-        self.show_new_messages()
+        await self.show_new_messages()
 
     async def handle(self, line: str) -> bool:
         """One line of input; False to stop."""
@@ -317,7 +334,7 @@ class Console:
         request = await changes.queries.get(request_id)
         if request is not None and request.state == RequestState.SUCCEEDED and "KeyVersion" in (request.outcome or ""):
             await self._key_followed(request)
-        self.show_new_messages()
+        await self.show_new_messages()
         state = request.state.value if request else "unknown"
         self.say(f"(request {request_id} is {state})")
         if request is not None and request.state == RequestState.PENDING:
@@ -336,7 +353,7 @@ class Console:
             await self.box.slack.wait_for_api("chat.postMessage", where=followed, timeout=timeout)
 
     async def run(self, read_line: Callable[[], str]) -> None:
-        self.show_new_messages()
+        await self.show_new_messages()
         self.say("\nType /kerberos commands, 'as <name>' to switch user, 'approve latest', 'help'; end with 'quit'.")
         loop = asyncio.get_running_loop()
         while True:

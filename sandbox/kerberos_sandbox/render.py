@@ -1,10 +1,15 @@
-"""Block Kit as text, the way a person would read the message in Slack (for the demo console)."""
+"""What the demo console prints: a request's card from the core's card model (no Slack types: the proof
+that a second surface needs nothing of the first), and any other message's Block Kit as a person would
+read it in Slack."""
 
 from __future__ import annotations
 
 import re
 import textwrap
 from typing import Any
+
+from bot.domain.approvals import RequestState
+from bot.services.changes.card import RequestCard
 
 _EMOJI = {
     "large_green_circle": "[OK]",
@@ -79,3 +84,55 @@ def render_message(message: dict[str, Any], width: int = 100) -> str:
         else:
             out.append(f"<{kind} block>")
     return "\n".join(out)
+
+
+_STATES = {
+    RequestState.PENDING: "Waiting for approval",
+    RequestState.APPROVED: "Approved; starting",
+    RequestState.EXECUTING: "Running",
+    RequestState.SUCCEEDED: "Done",
+    RequestState.FAILED: "Failed",
+    RequestState.DENIED: "Denied",
+    RequestState.EXPIRED: "Expired without enough approvals",
+    RequestState.CANCELLED: "Cancelled",
+    RequestState.ATTENTION: "Needs attention: the worker stopped while carrying it out",
+}
+
+
+def render_card(card: RequestCard, people: dict[str, str] | None = None, width: int = 100) -> str:
+    """A request's card as the console shows it, from the card model alone."""
+    request, terms = card.request, card.terms
+    names = people or {}
+
+    def who(user: str) -> str:
+        return "@" + names.get(user, user)
+
+    approvals = ", ".join(
+        f"{who(a.approver)} at {a.at:%H:%M} UTC" + (f" ({a.identity.describe()})" if a.identity else "")
+        for a in request.approvals
+    )
+    state = _STATES[request.state]
+    if request.state == RequestState.APPROVED and request.waits_until is not None:
+        state = f"Approved; waits for the change window, runs at {request.waits_until:%Y-%m-%d %H:%M} UTC"
+    if request.decided_by and request.state in (RequestState.DENIED, RequestState.CANCELLED):
+        state += f" by {who(request.decided_by)}"
+    needs = "each one after an Entra sign-in with MFA" if terms.verified else "a click by each approver"
+    groups = ", ".join(f"@{g}" for g in terms.groups) or "nobody (no approver group is configured)"
+    lines = [
+        card.title,
+        "=" * min(len(card.title), width),
+        f"Requested by {who(request.requester)}   Request {request.id}",
+        f"Approvals: {len(request.approvals)} of {request.approvals_required} ({approvals or 'none yet'})",
+        f"Approving takes: {request.approvals_required} different people from {groups}, {needs}; never the requester",
+        f"Expires: {request.expires_at:%Y-%m-%d %H:%M} UTC"
+        + (f" ({int(card.time_left.total_seconds() // 60)} min left)" if card.time_left is not None else ""),
+        *([f"When it runs: {card.timing}"] if card.timing else []),
+        "What will change",
+        *(f"  - {step}" for step in request.plan),
+        state,
+        *([request.outcome] if request.outcome else []),
+        f"  (Reason given by the requester: {request.reason})",
+        *([f"  (Reason for the denial: {request.decision_reason})"] if request.decision_reason else []),
+        *(["  [ Approve ]  [ Deny ]"] if card.decidable else []),
+    ]
+    return "\n".join(lines)

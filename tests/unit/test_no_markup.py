@@ -8,8 +8,9 @@ from dataclasses import replace
 from datetime import timedelta
 
 from bot.domain.approvals import Action, ChangeRequest, RequestState
+from bot.services.changes.card import ApprovalTerms, RequestCard
 from handlers.replies import code, plain
-from handlers.views.cards import ApprovalTerms, request_card
+from handlers.views.cards import request_card
 from tests.support.fakes import NOW
 
 HOSTILE = (
@@ -35,6 +36,10 @@ def request(**changes: object) -> ChangeRequest:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
+def card_of(request: ChangeRequest) -> RequestCard:
+    return RequestCard(request, "Forced rotation: contoso.test", TERMS, NOW)
+
+
 def texts(blocks: list[dict[str, object]]) -> list[tuple[str, str]]:
     """(type, text) of every text object in the blocks."""
     found: list[tuple[str, str]] = []
@@ -54,7 +59,7 @@ def texts(blocks: list[dict[str, object]]) -> list[tuple[str, str]]:
 
 
 def test_a_hostile_reason_is_plain_text_one_line_capped_and_after_the_state() -> None:
-    card = request_card(request(), "0123456789.abcdefabcdefabcdefabcd", TERMS, now=NOW)
+    card = request_card(card_of(request()), "0123456789.abcdefabcdefabcdefabcd")
     blocks = card.payload()["blocks"]
     objects = texts(blocks)
     mrkdwn = " ".join(t for kind, t in objects if kind == "mrkdwn")
@@ -71,13 +76,13 @@ def test_a_hostile_reason_is_plain_text_one_line_capped_and_after_the_state() ->
 
 def test_a_hostile_deny_reason_is_plain_text_too() -> None:
     denied = request(state=RequestState.DENIED, decided_by="U0BOB", decision_reason="<!channel> *no*\nreally")
-    objects = texts(request_card(denied, "x", TERMS, now=NOW).payload()["blocks"])
+    objects = texts(request_card(card_of(denied), "x").payload()["blocks"])
     assert all("<!channel>" not in t for kind, t in objects if kind == "mrkdwn")
     assert ("plain_text", "Reason for the denial: <!channel> *no* really") in objects
 
 
 def test_the_card_says_what_approving_takes() -> None:
-    text = json.dumps(request_card(request(), "x", TERMS, now=NOW).payload()["blocks"])
+    text = json.dumps(request_card(card_of(request()), "x").payload()["blocks"])
     assert "2 different people from <!subteam^S0BREAKGLASS>" in text
     assert "each one after an Entra sign-in with MFA" in text and "never the requester" in text
     assert "(1 h 0 min left)" in text

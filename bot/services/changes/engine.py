@@ -118,6 +118,7 @@ def build_engine(
             clock=clock,
             entra=entra,
             approval_channels=approval_channels,
+            holds=holds,
         ),
         authority=authority,
         watchers=watchers,

@@ -15,6 +15,8 @@ from bot.domain.errors import KerberosBotError
 from bot.domain.model import AuditEvent, dns_name
 from bot.domain.ports import EntraDirectory
 from bot.services.changes.authority import Authority
+from bot.services.changes.card import ApprovalTerms, RequestCard, title_of
+from bot.services.changes.holds import Holds
 
 
 @dataclass(frozen=True)
@@ -47,14 +49,25 @@ class Queries:
         clock: Callable[[], datetime],
         entra: EntraDirectory | None = None,
         approval_channels: Mapping[str, str] | None = None,
+        holds: Holds | None = None,
     ) -> None:
         self._store = store
+        self._holds = holds  # the change windows: when an undecided request would run
         self._context = context
         self._authority = authority
         self._clock = clock
         self._entra = entra  # Entra's KerberosDomain audit events, for a domain's history
         # domain -> the channel its cards go to and its approvals come from (absent: where it is asked)
         self._approval_channels = {dns_name(d): c for d, c in (approval_channels or {}).items()}
+
+    def card(self, request: ChangeRequest, now: datetime | None = None) -> RequestCard:
+        """The request as every surface shows it (``now``: the moment it describes; the clock's by default)."""
+        policy = self._authority.policy_of(request)
+        # a request may need more than its policy (a setup that takes over another tenant's server)
+        required = max(policy.approvals_required, request.approvals_required)
+        terms = ApprovalTerms(required, policy.verified_approval, tuple(sorted(policy.approver_groups)))
+        timing = self._holds.timing_of(request) if self._holds is not None else None
+        return RequestCard(request, title_of(request), terms, now or self._clock(), timing)
 
     @property
     def domains(self) -> list[str]:
