@@ -10,6 +10,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 
+from bot.domain.hints import spelled
 from handlers.views.blocks import SECTION_TEXT, clip
 
 
@@ -38,8 +39,15 @@ class Reply:
 
 
 def escape(text: str) -> str:
-    """Slack mrkdwn control characters; directory values are data, never markup."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack mrkdwn control characters; directory values are data, never markup. The commands the core's
+    text points to (``bot.domain.hints``) as people type them here, in code marks."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return spelled(escaped, lambda command: f"`/kerberos {command}`")
+
+
+def typed(text: str) -> str:
+    """The core's text for a plain_text field: its commands as people type them, without code marks."""
+    return spelled(text, lambda command: f"/kerberos {command}")
 
 
 def plain(text: str, limit: int = 300) -> str:

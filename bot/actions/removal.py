@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.actions.base import ActionContext, ActionSpec, Ask, Draft, Outcome, PreflightError, Run
 from bot.domain.approvals import ACTION_KINDS, Action
+from bot.domain.hints import hint
 from bot.domain.ports import ActiveDirectory
 
 
@@ -68,7 +69,7 @@ async def carry_out_removal(ctx: ActionContext, run: Run) -> Outcome:
     after = await directory.read_kerberos_objects()
     report = await ctx.module.get_server(domain)
     if after.server is not None or after.trusted_domain is not None or report.has_cloud:
-        return Outcome(False, "The module reported success but objects remain; check `/kerberos status`.")
+        return Outcome(False, f"The module reported success but objects remain; check {hint('status')}.")
     return Outcome(
         True,
         "Removed all Kerberos settings: the trusted domain object, the service account, the computer "

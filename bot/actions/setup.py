@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from bot.actions.base import ActionContext, ActionSpec, Ask, Draft, Outcome, PreflightError, Run
 from bot.domain.approvals import ACTION_KINDS, Action
+from bot.domain.hints import hint
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES
 from bot.domain.ports import ActiveDirectory, SetServerOptions
 from bot.domain.top_level_names import check_top_level_names
@@ -26,7 +27,7 @@ async def plan(ctx: ActionContext, directory: ActiveDirectory, ask: Ask) -> Draf
         if root_state.trusted_domain is None:
             raise PreflightError(
                 f"{name} is a child domain of the forest {root}: the cloud trust is set up in the forest root "
-                f"first (`/kerberos setup {root}`), then in {name} without it. (Microsoft's module fails "
+                f"first ({hint(f'setup {root}')}), then in {name} without it. (Microsoft's module fails "
                 "otherwise with LsaCreateTrustedDomainEx 0x549.)"
             )
     switches = " -SetupCloudTrust" if is_root else ""

@@ -17,7 +17,7 @@ from handlers.boundary import OnceAck, guard, internal_error_text
 from handlers.commands import CommandContext, Subcommand, discover
 from handlers.notices.direct import direct_message
 from handlers.parsing import ParsedCommand
-from handlers.replies import Reply, error_reply
+from handlers.replies import Reply, error_reply, typed
 from handlers.views.request_form import (
     FORM_ACTIONS,
     REQUEST_FORM,
@@ -83,7 +83,7 @@ def register(app: AsyncApp, services: BotServices, ticket_pattern: str) -> None:
         try:
             prepared = subcommands[answers.action].prepare(_parsed(answers), ctx)
         except KerberosBotError as exc:
-            await ack(response_action="errors", errors={"action": exc.user_message[:1000]})
+            await ack(response_action="errors", errors={"action": typed(exc.user_message)[:1000]})
             return
         if prepared.work is None:
             await ack()
@@ -92,7 +92,7 @@ def register(app: AsyncApp, services: BotServices, ticket_pattern: str) -> None:
         done, _ = await asyncio.wait({work}, timeout=ANSWER_ON_THE_FORM_WITHIN)
         refusal = work.exception() if done else None
         if isinstance(refusal, KerberosBotError):
-            await ack(response_action="errors", errors={"action": refusal.user_message[:1000]})
+            await ack(response_action="errors", errors={"action": typed(refusal.user_message)[:1000]})
             return
         await ack()  # the form closes; the card, the thread and the direct messages say the rest
         try:

@@ -6,6 +6,8 @@ from typing import Any
 
 from slack_sdk.models.blocks import PlainTextObject, SectionBlock
 
+from handlers.replies import typed
+
 DENY_DIALOG = "kerberos_deny_reason"
 
 
@@ -40,5 +42,5 @@ def message_modal(text: str) -> dict[str, Any]:
         "type": "modal",
         "title": {"type": "plain_text", "text": "kerberos-bot"},
         "close": {"type": "plain_text", "text": "Close"},
-        "blocks": [SectionBlock(text=PlainTextObject(text=text[:2900])).to_dict()],
+        "blocks": [SectionBlock(text=PlainTextObject(text=typed(text)[:2900])).to_dict()],
     }

@@ -9,6 +9,7 @@ import textwrap
 from typing import Any
 
 from bot.domain.approvals import RequestState
+from bot.domain.hints import spelled
 from bot.services.changes.card import RequestCard
 
 _EMOJI = {
@@ -130,7 +131,7 @@ def render_card(card: RequestCard, people: dict[str, str] | None = None, width: 
         "What will change",
         *(f"  - {step}" for step in request.plan),
         state,
-        *([request.outcome] if request.outcome else []),
+        *([spelled(request.outcome, lambda command: f"/kerberos {command}")] if request.outcome else []),
         f"  (Reason given by the requester: {request.reason})",
         *([f"  (Reason for the denial: {request.decision_reason})"] if request.decision_reason else []),
         *(["  [ Approve ]  [ Deny ]"] if card.decidable else []),

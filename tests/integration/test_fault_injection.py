@@ -28,6 +28,7 @@ from bot.adapters.redis.store import RedisApprovalStore
 from bot.bootstrap.policy import action_policies, integrity_signer
 from bot.config import load_bot_config
 from bot.domain.approvals import Action, ChangeRequest, RequestState
+from bot.domain.hints import hint
 from bot.services.changes.engine import ChangeEngine
 from tests.support.engine import engine_on_fakes
 from tests.support.fakes import FakeGroups
@@ -232,7 +233,7 @@ async def test_a_dc_frozen_mid_change_ends_the_request_with_what_is_known(world:
         done = await world.until(request.id, in_state(RequestState.FAILED, RequestState.ATTENTION), timeout=90)
     assert done.state == RequestState.FAILED and done.outcome is not None
     assert "did not answer within 10 s" in done.outcome  # the change's own read, named
-    assert "What exists now could not be read" in done.outcome and "/kerberos status contoso.test" in done.outcome
+    assert "What exists now could not be read" in done.outcome and hint("status contoso.test") in done.outcome
     await assert_trail(world, request.id, done.state.value)
     assert await world.store.executing() == []
 

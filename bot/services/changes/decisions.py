@@ -21,6 +21,7 @@ from bot.domain.approvals import (
     Verdict,
 )
 from bot.domain.errors import UsageError
+from bot.domain.hints import hint
 from bot.domain.history import Event
 from bot.domain.integrity import Signer
 from bot.domain.user_text import checked_text
@@ -159,7 +160,7 @@ class Decisions:
         await self._rates.click(user)
         request = await self._store.get(request_id)
         if request is None:
-            raise UsageError(f"There is no request `{request_id}`; `/kerberos requests` lists them.")
+            raise UsageError(f"There is no request `{request_id}`; {hint('requests')} lists them.")
         if request.requester != user:
             raise NotAllowed(f"Only the person who asked can nudge the approvers of request `{request_id}`.")
         if request.state != RequestState.PENDING or self._clock() >= request.expires_at:

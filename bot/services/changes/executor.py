@@ -34,6 +34,7 @@ from bot.domain.approvals import (
     RequestState,
 )
 from bot.domain.errors import KerberosBotError
+from bot.domain.hints import hint
 from bot.domain.history import Event
 from bot.domain.integrity import Signer
 from bot.domain.model import world_of
@@ -368,12 +369,12 @@ class Executor:
             if started and not returned:
                 advice = (
                     "The worker stopped inside the module call: AD may be changed and Entra not (or the other way "
-                    f"round). Run `/kerberos status {request.domain}` and, if the key versions differ, a forced "
+                    f"round). Run {hint(f'status {request.domain}')} and, if the key versions differ, a forced "
                     "rotation."
                 )
             elif returned:
                 advice = (
-                    f"The change was made; it was not verified. Run `/kerberos status {request.domain}` to check it."
+                    f"The change was made; it was not verified. Run {hint(f'status {request.domain}')} to check it."
                 )
             else:
                 advice = "The worker stopped before changing anything. Request it again if it is still needed."

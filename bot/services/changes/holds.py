@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from bot.actions.base import ActionContext
 from bot.domain.approvals import ACTION_KINDS, KEY_ROTATIONS, Action, ApprovalStore, ChangeRequest, Freeze, RequestState
 from bot.domain.errors import KerberosBotError, UsageError
+from bot.domain.hints import hint
 from bot.domain.model import dns_name
 from bot.domain.ports import Freezes
 from bot.domain.user_text import checked_text
@@ -79,7 +80,7 @@ class Holds:
         if self._freezes is None:
             raise KerberosBotError("Freezes need the approval store (REDIS_URL).")
         if not reason.strip():
-            raise UsageError(f"Say why, after `--`: `/kerberos freeze {name} <until> -- <reason>`.")
+            raise UsageError(f"Say why, after `--`: {hint(f'freeze {name} <until> -- <reason>')}.")
         checked_text(reason, "reason")
         if not await self._authority.is_member(by, self._freeze_groups):
             raise NotAllowed(f"Only members of the freeze groups ({WHO_FREEZES}) may freeze a domain.")

@@ -13,6 +13,7 @@ from bot.actions.base import ActionContext, Ask, Draft
 from bot.actions.registry import ACTION_SPECS
 from bot.domain.approvals import ACTION_KINDS, Action, ActionPolicy, ApprovalStore, ChangeRequest, RequestState
 from bot.domain.errors import KerberosBotError, UsageError
+from bot.domain.hints import hint
 from bot.domain.history import Event
 from bot.domain.integrity import Signer
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, world_of
@@ -66,7 +67,7 @@ class Intake:
         ):
             raise NotAllowed(f"You are not in a group allowed to request `{command}`.")
         if not ask.reason.strip():
-            raise UsageError(f"Say why, after `--`: `/kerberos {command} {ask.domain} -- <reason>`.")
+            raise UsageError(f"Say why, after `--`: {hint(f'{command} {ask.domain} -- <reason>')}.")
         checked_text(ask.reason, "reason")
         if not policy.approver_groups:
             raise NotAllowed(

@@ -8,6 +8,7 @@ from datetime import timedelta
 from bot.actions.base import ActionContext
 from bot.domain.approvals import Action, ChangeRequest
 from bot.domain.errors import KerberosBotError
+from bot.domain.hints import hint
 
 
 async def inventory(ctx: ActionContext, request: ChangeRequest, timeout: timedelta) -> str:
@@ -17,7 +18,7 @@ async def inventory(ctx: ActionContext, request: ChangeRequest, timeout: timedel
             cloud = await ctx.module.get_server(request.domain)
     except (KerberosBotError, TimeoutError) as exc:
         why = exc.user_message if isinstance(exc, KerberosBotError) else "no answer in time"
-        return f"What exists now could not be read ({why.rstrip('.')}); run `/kerberos status {request.domain}`."
+        return f"What exists now could not be read ({why.rstrip('.')}); run {hint(f'status {request.domain}')}."
     server = on_prem.server
     have = {
         "the krbtgt_AzureAD account": server is not None and server.krbtgt_dn is not None,
@@ -34,11 +35,11 @@ async def inventory(ctx: ActionContext, request: ChangeRequest, timeout: timedel
     )
     if have["the trusted domain object"] and not have["Entra's cloud trust"]:
         text += (
-            f" The trust exists in AD only: remove it with `/kerberos remove-tdo {request.domain}` "
+            f" The trust exists in AD only: remove it with {hint(f'remove-tdo {request.domain}')} "
             "before setting up again."
         )
     elif present and not all(have.values()) and request.action in (Action.SETUP, Action.REMOVE_ALL):
-        text += f" To start clean: `/kerberos remove-all {request.domain}`, then set up again."
+        text += f" To start clean: {hint(f'remove-all {request.domain}')}, then set up again."
     elif server is not None and server.key is not None and cloud.cloud_key_version not in (None, server.key.version):
         text += " KeyVersion and CloudKeyVersion differ: a forced rotation brings them in step."
     return text

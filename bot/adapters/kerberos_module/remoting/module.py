@@ -47,6 +47,7 @@ from bot.adapters.kerberos_module.remoting.calls import (
 from bot.adapters.kerberos_module.remoting.failures import transport_failure
 from bot.adapters.threads import run_in
 from bot.domain.errors import KerberosModuleError
+from bot.domain.hints import hint
 from bot.domain.model import KerberosServerReport
 from bot.domain.ports import SetServerOptions
 
@@ -132,7 +133,7 @@ class RemotingKerberosModule:
         except KerberosModuleError as exc:
             raise KerberosModuleError(
                 f"{invocation.cmdlet} ran on {self.target.host}, but reading the result back failed "
-                f"({exc.user_message}); run `/kerberos status` before anything else."
+                f"({exc.user_message}); run {hint('status')} before anything else."
             ) from exc
 
     async def remove_trusted_domain_object(self, domain_dns_name: str) -> None:
