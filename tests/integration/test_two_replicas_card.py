@@ -78,7 +78,7 @@ class Replicas:
             await asyncio.sleep(0.05)
         raise AssertionError(f"request {request_id} did not finish: {await self.store.get(request_id)}")
 
-    async def last_card_when_quiet(self, ts: str, quiet: float = 1.5, timeout: float = 30.0) -> dict[str, Any]:
+    async def last_card_when_quiet(self, ts: str, quiet: float = 1.0, timeout: float = 30.0) -> dict[str, Any]:
         """The card's last update once no update of it has come for ``quiet`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -110,7 +110,7 @@ async def replicas(box: Sandbox, tmp_path: Path) -> AsyncIterator[Replicas]:
     await seed(box.domains, box.components)
     text = box.config_path.read_text(encoding="utf-8")
     # Slack-only approvals: a forced rotation approved by two clicks, no sign-in
-    text = re.sub(r"\[approvals\.verification\][^\[]*", "", text)
+    text = re.sub(r"\[approvals\.(verification|rotate_force|remove_tdo|setup|remove_all)\][^\[]*", "", text)
     slack_only = "".join(
         f"[approvals.{key}]\nverified_approval = false\n\n" for key in ("remove_tdo", "setup", "remove_all")
     )
