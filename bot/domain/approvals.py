@@ -220,7 +220,7 @@ class ChangeRequest:
     decision_reason: str | None = None
     decided_at: datetime | None = None
     channel: str | None = None
-    message_ts: str | None = None  # the Slack card, updated in place
+    card: str | None = None  # where its card is, as the chat that posted it names it (opaque to the core)
     outcome: str | None = None  # what execution reported
     expected_key_version: int | None = None  # KeyVersion when requested; the worker re-checks it
     journal: tuple[str, ...] = ()  # the execution's steps, in order, each "<time> <step>" (its history's steps)
@@ -377,7 +377,7 @@ class ApprovalStore(Protocol):
 
     async def get(self, request_id: str) -> ChangeRequest | None: ...
 
-    async def set_message(self, request_id: str, channel: str, message_ts: str) -> None:
+    async def set_card(self, request_id: str, channel: str, card: str) -> None:
         """Where the request's card is, so it can be updated in place."""
         ...
 

@@ -55,7 +55,9 @@ async def _verify_then_approve(
                 task.add_done_callback(background.discard)
     except KerberosBotError as exc:
         await client.chat_postEphemeral(
-            channel=click.channel, user=click.user, text=f":warning: Your approval was not counted: {escape(exc.user_message)}"
+            channel=click.channel,
+            user=click.user,
+            text=f":warning: Your approval was not counted: {escape(exc.user_message)}",
         )
         return
     await client.chat_postEphemeral(

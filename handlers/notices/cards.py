@@ -27,10 +27,10 @@ async def post_card(client: AsyncWebClient, changes: ChangeEngine, request: Chan
 
 async def card_link(client: AsyncWebClient, request: ChangeRequest) -> str | None:
     """A link to the request's card (chat.getPermalink), or None when it cannot be had."""
-    if not (request.channel and request.message_ts):
+    if not (request.channel and request.card):
         return None
     try:
-        answer = await client.chat_getPermalink(channel=request.channel, message_ts=request.message_ts)
+        answer = await client.chat_getPermalink(channel=request.channel, message_ts=request.card)
     except SlackApiError as exc:
         log.warning("no link to the card of %s: %s", request.id, exc.response.get("error"))
         return None
@@ -47,7 +47,7 @@ async def update_card(client: AsyncWebClient, changes: ChangeEngine, request: Ch
     sent by several replicas and clicks at once can land at Slack in any order, and whoever lands last
     looks again, so an older rendering never stays over a newer one (a card left "Waiting for approval"
     on a request that is done)."""
-    channel, ts = request.channel, request.message_ts
+    channel, ts = request.channel, request.card
     if not (channel and ts):
         return
     shown, now = None, changes.queries.now()  # one moment for every rendering: they differ by the request only
@@ -67,5 +67,5 @@ async def update_card(client: AsyncWebClient, changes: ChangeEngine, request: Ch
 
 
 async def post_in_thread(client: AsyncWebClient, request: ChangeRequest, text: str) -> None:
-    if request.channel and request.message_ts:
-        await client.chat_postMessage(channel=request.channel, thread_ts=request.message_ts, text=text)
+    if request.channel and request.card:
+        await client.chat_postMessage(channel=request.channel, thread_ts=request.card, text=text)

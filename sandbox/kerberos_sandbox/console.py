@@ -144,7 +144,7 @@ class Console:
     async def _button(self, action_id: str, request_id: str) -> bool:
         changes = self.box.components.services.changes
         request = await changes.queries.get(request_id) if changes else None
-        if changes is None or request is None or request.message_ts is None:
+        if changes is None or request is None or request.card is None:
             self.say(f"(no request card {request_id!r})")
             return False
         payload = block_actions_payload(
@@ -152,7 +152,7 @@ class Console:
             action_id=action_id,
             value=changes.decisions.button_value(request),  # what the card's buttons carry
             channel_id=CHANNEL,
-            message_ts=request.message_ts,
+            message_ts=request.card,
         )
         await self.box.interact(payload)
         return True
@@ -345,7 +345,7 @@ class Console:
 
         def followed(call: RecordedCall) -> bool:
             text = str(call.body.get("text", ""))
-            return call.body.get("thread_ts") == request.message_ts and (
+            return call.body.get("thread_ts") == request.card and (
                 "holds the new key" in text or "still show an older key" in text
             )
 

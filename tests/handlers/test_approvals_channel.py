@@ -71,7 +71,7 @@ async def test_the_card_goes_to_the_domains_approvals_channel_and_only_clicks_th
                 action_id=APPROVE_ACTION,
                 value=changes.decisions.button_value(request),
                 channel_id=channel,
-                message_ts=str((await changes.queries.get(request.id)).message_ts),  # type: ignore[union-attr]
+                message_ts=str((await changes.queries.get(request.id)).card),  # type: ignore[union-attr]
             )
             body = interaction_form(payload)
             async with session.post(bot.endpoint, data=body, headers=signed_headers(bot.signing_secret, body)) as r:

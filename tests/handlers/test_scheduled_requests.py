@@ -60,7 +60,7 @@ async def test_a_scheduled_rotation_is_carded_in_its_channel_and_approved_there_
         shown = json.dumps(card)
         assert "Requested by* `kerberos-bot`" in shown and "every 90 days" in shown
         [request] = await changes.queries.pending_or_recent()
-        assert request.origin == f"T0STANDIN/A0KERBOT/{CHANNEL}" and request.message_ts
+        assert request.origin == f"T0STANDIN/A0KERBOT/{CHANNEL}" and request.card
 
         async def click(channel: str) -> None:
             payload = block_actions_payload(
@@ -68,7 +68,7 @@ async def test_a_scheduled_rotation_is_carded_in_its_channel_and_approved_there_
                 action_id=APPROVE_ACTION,
                 value=changes.decisions.button_value(request),
                 channel_id=channel,
-                message_ts=str(request.message_ts),
+                message_ts=str(request.card),
             )
             form = interaction_form(payload)
             async with session.post(bot.endpoint, data=form, headers=signed_headers(bot.signing_secret, form)) as r:

@@ -45,7 +45,7 @@ async def test_rate_limited_and_failing_slack_calls_are_retried_and_nothing_is_l
         assert [c for c in slack.calls if c.kind == "refused_response"]
         [request] = await changes.queries.pending_or_recent()
         stored = await changes.queries.get(request.id)
-        assert stored is not None and stored.message_ts  # the card's place was learned from the posted one
+        assert stored is not None and stored.card  # the card's place was learned from the posted one
 
         slack.fail_next("chat.update", status=503, error="service_unavailable", retry_after=None)
         slack.fail_next("chat.update", retry_after=0.1)
@@ -54,7 +54,7 @@ async def test_rate_limited_and_failing_slack_calls_are_retried_and_nothing_is_l
             action_id=APPROVE_ACTION,
             value=changes.decisions.button_value(request),
             channel_id=CHANNEL,
-            message_ts=str(stored.message_ts),
+            message_ts=str(stored.card),
         )
         click = interaction_form(payload)
         async with session.post(bot.endpoint, data=click, headers=signed_headers(bot.signing_secret, click)) as r:

@@ -34,8 +34,8 @@ async def request_via_slack(box: Sandbox, text: str, user: str = "U0ALICE") -> t
     changes = box.components.services.changes
     assert changes is not None
     request = await changes.queries.get(changes.decisions.request_id_of(value) or "")
-    assert request is not None and request.message_ts
-    return request, value, request.message_ts
+    assert request is not None and request.card
+    return request, value, request.card
 
 
 async def click(box: Sandbox, user: str, action_id: str, value: str, ts: str) -> int:

@@ -177,7 +177,7 @@ async def _card_ts(replicas: Replicas, value: str) -> str:
     """Where the card of the request ``value`` names is (the store learnt it when the card was posted)."""
     for _ in range(100):
         request = await replicas.store.get(value.split(".", 1)[0])
-        if request is not None and request.message_ts:
-            return request.message_ts
+        if request is not None and request.card:
+            return request.card
         await asyncio.sleep(0.05)
     raise AssertionError("the card's place was never recorded")

@@ -75,8 +75,8 @@ class FakeApprovalStore:
     async def get(self, request_id: str) -> ChangeRequest | None:
         return self.requests.get(request_id)
 
-    async def set_message(self, request_id: str, channel: str, message_ts: str) -> None:
-        self.requests[request_id] = replace(self.requests[request_id], channel=channel, message_ts=message_ts)
+    async def set_card(self, request_id: str, channel: str, card: str) -> None:
+        self.requests[request_id] = replace(self.requests[request_id], channel=channel, card=card)
 
     def _refused(self, request_id: str, actor: str, verdict: str, at: datetime, detail: str = "") -> None:
         """One audit entry per user, request and verdict, as the Redis store writes them."""

@@ -62,6 +62,6 @@ class Channel:
             action_id=action_id,
             value=self.changes.decisions.button_value(request),
             channel_id=channel or self.channel,
-            message_ts=str(request.message_ts),
+            message_ts=str(request.card),
         )
         return await self.interact(payload)

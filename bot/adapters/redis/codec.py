@@ -111,7 +111,7 @@ def request_from(fields: dict[str, str], approvals: dict[str, str]) -> ChangeReq
         decision_reason=fields.get("decision_reason") or None,
         decided_at=time_of(fields.get("decided_at")),
         channel=fields.get("channel") or None,
-        message_ts=fields.get("message_ts") or None,
+        card=fields.get("card") or fields.get("message_ts") or None,  # message_ts: records written before
         outcome=fields.get("outcome") or None,
         expected_key_version=int(fields["expected_key_version"]) if fields.get("expected_key_version") else None,
         top_level_names=tuple(n for n in fields.get("top_level_names", "").split(",") if n),

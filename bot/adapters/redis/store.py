@@ -192,7 +192,7 @@ class RedisApprovalStore:
             "approvals_required": str(request.approvals_required),
             "state": RequestState.PENDING.value,
             "channel": request.channel or "",
-            "message_ts": request.message_ts or "",
+            "card": request.card or "",
             "expected_key_version": "" if request.expected_key_version is None else str(request.expected_key_version),
             "top_level_names": ",".join(request.top_level_names),
             "origin": request.origin,
@@ -227,9 +227,9 @@ class RedisApprovalStore:
                     pipe.xadd(f"{self._p}:work", {"request": request.id})
                 await pipe.execute()
 
-    async def set_message(self, request_id: str, channel: str, message_ts: str) -> None:
+    async def set_card(self, request_id: str, channel: str, card: str) -> None:
         with store_errors("the card was posted but the bot could not note where"):
-            await self._redis.hset(self._req(request_id), mapping={"channel": channel, "message_ts": message_ts})
+            await self._redis.hset(self._req(request_id), mapping={"channel": channel, "card": card})
 
     @staticmethod
     def _result(answer: list[Any]) -> DecisionResult:

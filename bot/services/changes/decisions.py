@@ -169,8 +169,9 @@ class Decisions:
         await self._store.note(request_id, "nudged", user, "the requester reminded the approvers", self._clock())
         return request
 
-    async def card_posted(self, request_id: str, channel: str, message_ts: str) -> None:
-        await self._store.set_message(request_id, channel, message_ts)
+    async def card_posted(self, request_id: str, channel: str, card: str) -> None:
+        """The request's card is up in ``channel``; ``card``: where, as the chat names it (opaque here)."""
+        await self._store.set_card(request_id, channel, card)
         if (request := await self._store.get(request_id)) is not None:
             await self._watchers.tell(request, RequestChange(RequestChangeKind.POSTED))
 
