@@ -8,14 +8,17 @@ what is wrong with it.
 
 from __future__ import annotations
 
-from bot.config.common import SecretSource, Strict
-from bot.config.remoting import ModuleCredential, RemotingConfig
-from bot.config.schema import (
+from bot.config.approvals import (
     ACTION_KEYS,
     DEFAULT_APPROVALS,
     VERIFIED_BY_DEFAULT,
     ActionPolicyConfig,
     ApprovalsConfig,
+    VerificationConfig,
+)
+from bot.config.common import SecretSource, Strict
+from bot.config.remoting import ModuleCredential, RemotingConfig
+from bot.config.schema import (
     BotConfig,
     ChangesConfig,
     ClientCertificate,
@@ -26,7 +29,6 @@ from bot.config.schema import (
     KerberosModuleConfig,
     LifecycleConfig,
     PolicyConfig,
-    VerificationConfig,
     base_dn_of,
     load_bot_config,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
@@ -42,3 +43,9 @@ class SecretSource(Strict):
                 raise ConfigurationError(f"{where}: cannot read secret file {self.file}: {exc.strerror}") from exc
         assert self.value is not None
         return self.value.get_secret_value()
+
+
+def slack_channel_id(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{6,}", value):
+        raise ValueError(f"'{value}' is not a Slack channel id such as C0123ABCD (the id, not the #name)")
+    return value
