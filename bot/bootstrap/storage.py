@@ -20,8 +20,8 @@ from bot.adapters.redis.store import RedisApprovalStore
 from bot.bootstrap.adapters import audit_sinks
 from bot.bootstrap.policy import integrity_signer
 from bot.config import BotConfig
-from bot.domain.approvals import ApprovalStore
 from bot.domain.ports import (
+    ApprovalStore,
     AuditTrail,
     CommandQueue,
     Freezes,

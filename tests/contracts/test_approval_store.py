@@ -15,8 +15,9 @@ import redis.asyncio as aioredis
 
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
-from bot.domain.approvals import Action, ApprovalStore, ChangeRequest, Claim, FinishResult, RequestState, Verdict
+from bot.domain.approvals import Action, ChangeRequest, Claim, FinishResult, RequestState, Verdict
 from bot.domain.history import Event, HistoryEntry
+from bot.domain.ports import ApprovalStore
 from bot.domain.verification import VerifiedIdentity
 from tests.support.fake_approvals import FakeApprovalStore
 

@@ -12,8 +12,7 @@ import pytest
 from bot.adapters.redis.audit import RedisAuditTrail
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
-from bot.domain.approvals import ApprovalStore
-from bot.domain.ports import AuditTrail
+from bot.domain.ports import ApprovalStore, AuditTrail
 from tests.support.fake_approvals import FakeApprovalStore, FakeAuditTrail
 from tests.support.redis_keys import REDIS_URL
 

@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.approvals import Action, ActionPolicy, ApprovalStore, GroupDirectory
+from bot.domain.approvals import Action, ActionPolicy, GroupDirectory
 from bot.domain.diagnosis import RotationPolicy
-from bot.domain.ports import ActiveDirectory, KerberosModule
+from bot.domain.ports import ActiveDirectory, ApprovalStore, KerberosModule
 from bot.services.changes.engine import ChangeEngine, build_engine
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule

@@ -106,7 +106,7 @@ def _audit(request_id: str, event: str, actor: str | None, at: datetime, detail:
 
 
 class RedisApprovalStore:
-    """Implements ``bot.domain.approvals.ApprovalStore``."""
+    """Implements ``bot.domain.ports.ApprovalStore``."""
 
     def __init__(
         self,

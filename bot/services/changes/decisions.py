@@ -11,7 +11,6 @@ from datetime import datetime
 from bot.domain.approvals import (
     Action,
     Approval,
-    ApprovalStore,
     ChangeRequest,
     DecisionResult,
     ReminderPolicy,
@@ -24,6 +23,7 @@ from bot.domain.errors import UsageError
 from bot.domain.hints import hint
 from bot.domain.history import Event
 from bot.domain.integrity import Signer
+from bot.domain.ports import ApprovalStore
 from bot.domain.user_text import checked_text
 from bot.domain.verification import VerifiedIdentity
 from bot.services.changes.authority import Authority

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.actions.base import ActionContext
-from bot.domain.approvals import Action, ActionPolicy, ApprovalStore, GroupDirectory, ReminderPolicy
+from bot.domain.approvals import Action, ActionPolicy, GroupDirectory, ReminderPolicy
 from bot.domain.diagnosis import RotationPolicy
 from bot.domain.integrity import Signer
-from bot.domain.ports import ActiveDirectory, EntraDirectory, Freezes, KerberosModule, RateLimiter
+from bot.domain.ports import ActiveDirectory, ApprovalStore, EntraDirectory, Freezes, KerberosModule, RateLimiter
 from bot.domain.windows import ChangeWindows
 from bot.observability.metrics import Metrics
 from bot.services.changes.authority import Authority

@@ -25,7 +25,6 @@ from bot.actions.registry import ACTION_SPECS
 from bot.domain.approvals import (
     KEY_ROTATIONS,
     Action,
-    ApprovalStore,
     ChangeRequest,
     Claim,
     FinishResult,
@@ -38,6 +37,7 @@ from bot.domain.hints import hint
 from bot.domain.history import Event
 from bot.domain.integrity import Signer
 from bot.domain.model import world_of
+from bot.domain.ports import ApprovalStore
 from bot.domain.windows import ChangeWindows
 from bot.observability.logs import REQUEST_ID, SLACK_USER
 from bot.observability.metrics import Metrics

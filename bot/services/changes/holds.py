@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.actions.base import ActionContext
-from bot.domain.approvals import ACTION_KINDS, KEY_ROTATIONS, Action, ApprovalStore, ChangeRequest, Freeze, RequestState
+from bot.domain.approvals import ACTION_KINDS, KEY_ROTATIONS, Action, ChangeRequest, Freeze, RequestState
 from bot.domain.errors import KerberosBotError, UsageError
 from bot.domain.hints import hint
 from bot.domain.model import dns_name
-from bot.domain.ports import Freezes
+from bot.domain.ports import ApprovalStore, Freezes
 from bot.domain.user_text import checked_text
 from bot.domain.windows import ALWAYS_OPEN, ChangeWindows, OutsideWindow
 from bot.services.changes.authority import Authority

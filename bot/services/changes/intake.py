@@ -11,12 +11,13 @@ from datetime import datetime
 
 from bot.actions.base import ActionContext, Ask, Draft
 from bot.actions.registry import ACTION_SPECS
-from bot.domain.approvals import ACTION_KINDS, Action, ActionPolicy, ApprovalStore, ChangeRequest, RequestState
+from bot.domain.approvals import ACTION_KINDS, Action, ActionPolicy, ChangeRequest, RequestState
 from bot.domain.errors import KerberosBotError, UsageError
 from bot.domain.hints import hint
 from bot.domain.history import Event
 from bot.domain.integrity import Signer
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, world_of
+from bot.domain.ports import ApprovalStore
 from bot.domain.user_text import checked_text
 from bot.services.changes.authority import Authority
 from bot.services.changes.errors import NotAllowed

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.actions.base import ActionContext
-from bot.domain.approvals import ApprovalStore, AuditEntry, ChangeRequest
+from bot.domain.approvals import AuditEntry, ChangeRequest
 from bot.domain.diagnosis import RotationWindow, rotation_window
 from bot.domain.errors import KerberosBotError
 from bot.domain.model import AuditEvent, dns_name
-from bot.domain.ports import EntraDirectory
+from bot.domain.ports import ApprovalStore, EntraDirectory
 from bot.services.changes.authority import Authority
 from bot.services.changes.card import ApprovalTerms, RequestCard, title_of
 from bot.services.changes.holds import Holds

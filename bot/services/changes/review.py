@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from bot.domain.approvals import Action, ApprovalStore, ChangeRequest
+from bot.domain.approvals import Action, ChangeRequest
 from bot.domain.integrity import Signer
+from bot.domain.ports import ApprovalStore
 from bot.services.changes.errors import ForgedRecord
 
 
