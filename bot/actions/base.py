@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from bot.domain.approvals import Action, ActionKind, ActionPolicy, ChangeRequest
-from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import UnknownDomainError, UsageError
+from bot.domain.findings import RotationPolicy
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, dns_name
 from bot.domain.ports import ActiveDirectory, KerberosModule
 

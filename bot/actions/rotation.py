@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from bot.actions.base import ActionContext, ActionSpec, Ask, Draft, Outcome, PreflightError, Run, when
 from bot.domain.approvals import ACTION_KINDS, Action
-from bot.domain.diagnosis import rotation_window
+from bot.domain.findings import rotation_window
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, KERBEROS_REALM, OnPremState
 from bot.domain.ports import ActiveDirectory, SetServerOptions
 

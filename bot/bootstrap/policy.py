@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from bot.config import BotConfig
 from bot.domain.approvals import ACTION_KINDS, Action, ActionPolicy, ReminderPolicy
-from bot.domain.diagnosis import RotationPolicy
 from bot.domain.errors import ConfigurationError
+from bot.domain.findings import RotationPolicy
 from bot.domain.gpo import KdcProxySetting
 from bot.domain.integrity import Signer
 from bot.domain.verification import VerificationPolicy

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.domain.approvals import ChangeRequest
-from bot.domain.diagnosis import Finding
 from bot.domain.errors import KerberosBotError
+from bot.domain.findings import Finding
 from bot.domain.ports import NoticePreferences
 from bot.services.changes.engine import ChangeEngine
 from bot.services.lifecycle import LifecycleService

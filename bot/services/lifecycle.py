@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.domain.approvals import KEY_ROTATIONS, Action, ChangeRequest, RequestState
-from bot.domain.diagnosis import Finding, Severity
 from bot.domain.errors import KerberosBotError
+from bot.domain.findings import Finding, Severity
 from bot.domain.ports import SchedulerMemory
 from bot.services.changes.engine import ChangeEngine
 from bot.services.status import StatusService

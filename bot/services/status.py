@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TypeVar
 
-from bot.domain.diagnosis import Diagnosis, Observations, RotationPolicy, SourceFailure, diagnose
+from bot.domain.diagnosis import diagnose
 from bot.domain.errors import KerberosBotError, UnknownDomainError
+from bot.domain.findings import Diagnosis, Observations, RotationPolicy, SourceFailure
 from bot.domain.model import AuditEvent, KerberosServerReport, OnPremState, dns_name
 from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule, RateLimiter
 from bot.observability.metrics import Metrics

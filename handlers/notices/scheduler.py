@@ -11,7 +11,7 @@ from bot.domain.approvals import (
     Action,
     ChangeRequest,
 )
-from bot.domain.diagnosis import Severity
+from bot.domain.findings import Severity
 from bot.services.changes.engine import ChangeEngine
 from bot.services.lifecycle import Digest, WatchReport
 from handlers.notices.alerts import alert

@@ -19,7 +19,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.domain.approvals import ACTION_KINDS, ChangeRequest
-from bot.domain.diagnosis import Severity
+from bot.domain.findings import Severity
 from bot.services.home import DomainLine, HomePage
 from handlers.replies import escape, person, plain
 from handlers.views.blocks import SECTION_TEXT, clip, plain_context

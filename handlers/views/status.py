@@ -16,7 +16,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.domain.approvals import Freeze
-from bot.domain.diagnosis import Health, Severity
+from bot.domain.findings import Health, Severity
 from bot.services.status import DomainStatus
 from handlers.replies import Reply, escape, person, plain
 from handlers.views.blocks import FIELD_TEXT, MAX_BLOCKS, SECTION_TEXT, clip

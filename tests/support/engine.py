@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.domain.approvals import Action, ActionPolicy, GroupDirectory
-from bot.domain.diagnosis import RotationPolicy
+from bot.domain.findings import RotationPolicy
 from bot.domain.ports import ActiveDirectory, ApprovalStore, KerberosModule
 from bot.services.changes.engine import ChangeEngine, build_engine
 from tests.support.fake_approvals import FakeApprovalStore

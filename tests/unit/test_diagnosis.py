@@ -3,19 +3,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from bot.domain.diagnosis import (
-    CHECKS,
-    Diagnosis,
-    Facts,
-    Finding,
-    Health,
-    Observations,
-    RotationPolicy,
-    Severity,
-    SourceFailure,
-    diagnose,
-    key_age,
-)
+from bot.domain.checks import CHECKS, Facts, key_age
+from bot.domain.diagnosis import diagnose
+from bot.domain.findings import Diagnosis, Finding, Health, Observations, RotationPolicy, Severity, SourceFailure
 from bot.domain.model import AuditEvent, CloudKerberosDomain, KerberosServerReport, KeyMetadata, OnPremState
 from tests.support.fakes import NOW, audit_event, cloud_of, on_prem_state
 

@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 from bot.domain.approvals import Action, ChangeRequest
-from bot.domain.diagnosis import Finding, Severity
+from bot.domain.findings import Finding, Severity
 from bot.services.home import DomainLine, HomePage
 from handlers.views.home import HOME_MAX_BLOCKS, home_view
 from tests.support.fakes import NOW

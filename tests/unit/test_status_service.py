@@ -2,8 +2,8 @@ import asyncio
 
 import pytest
 
-from bot.domain.diagnosis import Health
 from bot.domain.errors import UnknownDomainError
+from bot.domain.findings import Health
 from bot.services.status import StatusService
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeKerberosModule, on_prem_state
 

@@ -5,7 +5,8 @@ from datetime import timedelta
 from kerberos_sandbox.render import render_message
 from slack_sdk.models.blocks import Block
 
-from bot.domain.diagnosis import Observations, RotationPolicy, diagnose
+from bot.domain.diagnosis import diagnose
+from bot.domain.findings import Observations, RotationPolicy
 from bot.domain.model import KerberosServerReport
 from bot.services.status import DomainStatus
 from handlers.replies import error_reply

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from bot.actions.base import ActionContext
 from bot.domain.approvals import Action, ActionPolicy, GroupDirectory, ReminderPolicy
-from bot.domain.diagnosis import RotationPolicy
+from bot.domain.findings import RotationPolicy
 from bot.domain.integrity import Signer
 from bot.domain.ports import ActiveDirectory, ApprovalStore, EntraDirectory, Freezes, KerberosModule, RateLimiter
 from bot.domain.windows import ChangeWindows

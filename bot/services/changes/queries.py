@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 
 from bot.actions.base import ActionContext
 from bot.domain.approvals import AuditEntry, ChangeRequest
-from bot.domain.diagnosis import RotationWindow, rotation_window
 from bot.domain.errors import KerberosBotError
+from bot.domain.findings import RotationWindow, rotation_window
 from bot.domain.model import AuditEvent, dns_name
 from bot.domain.ports import ApprovalStore, EntraDirectory
 from bot.services.changes.authority import Authority
