@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the sandbox and the tests need: a Samba AD DC (the test directory), python3-samba
-# (LSA calls that create trusted domain objects), redis-server (embedded Redis when none runs),
+# (LSA calls that create trusted domain objects), redis-server (embedded Redis when none runs) and
+# redis-sentinel (the failover tests start their own primary, replica and sentinels),
 # libkrb5-dev and a C compiler (pip builds python-gssapi and krb5, which pypsrp's Kerberos needs) and
 # krb5-user (kinit/klist: the Kerberos remoting tests and operators' own checks), faketime (a test
 # runs the bot with its clock off, to see the KDC's clock-skew error), chromium + chromium-driver +
@@ -9,7 +10,7 @@
 # Idempotent: installs only what is missing. Needs root (CI and these machines run as root).
 set -euo pipefail
 packages=(samba samba-dsdb-modules samba-vfs-modules samba-ad-provision winbind python3-samba
-          ldb-tools openssl iproute2 redis-server libkrb5-dev krb5-user gcc libc6-dev python3-dev
+          ldb-tools openssl iproute2 redis-server redis-sentinel libkrb5-dev krb5-user gcc libc6-dev python3-dev
           faketime chromium chromium-driver libnss3-tools)
 missing=()
 for p in "${packages[@]}"; do

@@ -67,41 +67,11 @@ async def test_the_offset_is_measured_again_in_the_background_once_it_is_old() -
         await client.aclose()
 
 
-MINIMAL = """
-sandbox = true
-[entra]
-tenant_id = "00000000-0000-0000-0000-000000000000"
-client_id = "11111111-1111-1111-1111-111111111111"
-client_secret = { value = "not-used-here" }
-
-[[domains]]
-name = "contoso.test"
-ldap_urls = ["ldap://127.0.0.1:1"]
-bind_user = "reader@contoso.test"
-bind_password = { value = "not-used-here" }
-
-[kerberos_module]
-kind = "emulator"
-
-[kerberos_module.emulator]
-cloud_url = "https://127.0.0.1:8443"
-
-[approvals.rotate_force]
-verified_approval = false
-[approvals.remove_tdo]
-verified_approval = false
-[approvals.setup]
-verified_approval = false
-[approvals.remove_all]
-verified_approval = false
-
-[changes]
-integrity_key = { value = "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk" }
-"""
+MINIMAL = Path(__file__).resolve().parents[1] / "fixtures" / "minimal.toml"
 
 
 async def test_a_bot_on_redis_dates_what_it_signs_by_redis(tmp_path: Path) -> None:
-    (path := tmp_path / "kerberos-bot.toml").write_text(MINIMAL)
+    (path := tmp_path / "kerberos-bot.toml").write_text(MINIMAL.read_text(encoding="utf-8"))
     config = load_bot_config(path)
     components = build_components(config, redis_url=REDIS_URL, store_prefix="kbot-test-clock")
     try:

@@ -2,6 +2,13 @@
 mapping of Redis's failures to the domain's ``StoreUnavailable`` (the shape of httpx's
 ``map_httpcore_exceptions``).
 
+A single server is ``redis://`` (``rediss://`` with TLS); a primary that fails over under Redis
+Sentinel is ``redis+sentinel://[user:password@]sentinel1:26379,sentinel2:26379,.../<primary name>[/<db>]``
+(``rediss+sentinel://`` with TLS to the primary and the sentinels; ``?sentinel_password=`` when the
+sentinels ask for one). With Sentinel, each new connection asks the sentinels where the primary is; a
+connection to a primary that was demoted answers READONLY, which redis-py turns into a connection
+error, so the retry below reconnects to the new primary: a failover is followed without a restart.
+
 After a Redis restart every pooled connection is dead. redis-py retries only the errors named in
 ``retry_on_error`` (none by default), so without them the first command on each dead connection
 failed, for as long as the pool held dead ones. Here a connection or timeout error is retried on a
@@ -13,33 +20,131 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.domain.errors import StoreUnavailable
+from bot.domain.errors import ConfigurationError, StoreUnavailable
 
 CONNECT_TIMEOUT = 5.0  # seconds: a Redis host that does not answer must not hold replies or clicks for minutes
 READ_TIMEOUT = 10.0  # longer than the longest blocking read (a worker's XREADGROUP waits 1 s)
 HEALTH_CHECK_SECONDS = 15
 
 
-def connect(url: str, *, decode_responses: bool = True) -> aioredis.Redis:
-    """A client for ``url`` (``redis://`` or ``rediss://``) with the bot's timeouts and reconnects."""
-    return aioredis.Redis.from_url(
-        url,
-        decode_responses=decode_responses,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        socket_timeout=READ_TIMEOUT,
-        socket_keepalive=True,
-        health_check_interval=HEALTH_CHECK_SECONDS,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError],
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+URL_FORMS = "redis://host:6379/0, rediss://host:6380/0, or redis+sentinel://sentinel1:26379,sentinel2:26379/<primary>/0"
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """Where a ``redis+sentinel://`` URL points: the sentinels, the primary's name, and how to reach it."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str  # the primary's name in the sentinels' configuration
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    sentinel_password: str | None = None
+    tls: bool = False
+    tls_ca: str | None = None
+
+
+def sentinel_target(url: str) -> SentinelTarget:
+    """The target of a ``redis+sentinel://`` URL; ``ConfigurationError`` naming what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme not in SENTINEL_SCHEMES:
+        raise ConfigurationError(f"REDIS_URL: {parts.scheme}:// is not a Sentinel URL; use {URL_FORMS}")
+    where = parts.netloc.rpartition("@")[2]
+    sentinels = []
+    for host_port in where.split(","):
+        host, colon, port = host_port.strip().rpartition(":")
+        if not colon or not host or not port.isdigit():
+            raise ConfigurationError(
+                f"REDIS_URL: the sentinel {host_port.strip() or '(empty)'!r} is not host:port; use {URL_FORMS}"
+            )
+        sentinels.append((host.strip("[]"), int(port)))
+    path = [p for p in parts.path.split("/") if p]
+    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise ConfigurationError(
+            f"REDIS_URL: name the primary after the sentinels (/<primary>[/<db>]); use {URL_FORMS}"
+        )
+    query = parse_qs(parts.query)
+    return SentinelTarget(
+        tuple(sentinels),
+        unquote(path[0]),
+        int(path[1]) if len(path) == 2 else 0,
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password else None,
+        query.get("sentinel_password", [None])[0],
+        parts.scheme == "rediss+sentinel",
+        query.get("ssl_ca_certs", [None])[0],
     )
+
+
+def _client_options(decode_responses: bool) -> dict[str, Any]:
+    return {
+        "decode_responses": decode_responses,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_timeout": READ_TIMEOUT,
+        "socket_keepalive": True,
+        "health_check_interval": HEALTH_CHECK_SECONDS,
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError],
+    }
+
+
+def connect(url: str, *, decode_responses: bool = True) -> aioredis.Redis:
+    """A client for ``url`` (``redis://``, ``rediss://``, ``redis+sentinel://``, ``rediss+sentinel://``) with
+    the bot's timeouts and reconnects. A URL of another form is a ``ConfigurationError`` naming REDIS_URL."""
+    scheme = urlsplit(url).scheme
+    if scheme in SENTINEL_SCHEMES:
+        return _sentinel_primary(sentinel_target(url), decode_responses)
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(
+            f"REDIS_URL: {scheme or 'a URL without a scheme'}:// is not supported; use {URL_FORMS}"
+        )
+    try:
+        return aioredis.Redis.from_url(url, **_client_options(decode_responses))
+    except ValueError as exc:
+        raise ConfigurationError(f"REDIS_URL: {exc}; use {URL_FORMS}") from exc
+
+
+class _SentinelPrimary(aioredis.Redis):
+    """The primary's client; closing it closes the connections to the sentinels too."""
+
+    sentinel_clients: list[aioredis.Redis]
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        for client in getattr(self, "sentinel_clients", []):
+            await client.aclose()
+
+
+def _sentinel_primary(target: SentinelTarget, decode_responses: bool) -> aioredis.Redis:
+    tls: dict[str, Any] = {"ssl": True, "ssl_ca_certs": target.tls_ca} if target.tls else {}
+    to_sentinels: dict[str, Any] = {"socket_connect_timeout": CONNECT_TIMEOUT, "socket_timeout": READ_TIMEOUT, **tls}
+    if target.sentinel_password:
+        to_sentinels["password"] = target.sentinel_password
+    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=to_sentinels)  # type: ignore[no-untyped-call]
+    primary: _SentinelPrimary = sentinel.master_for(
+        target.service,
+        redis_class=_SentinelPrimary,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        **_client_options(decode_responses),
+        **tls,
+    )
+    primary.sentinel_clients = list(sentinel.sentinels)
+    return primary
 
 
 # Redis answers these when it is up but cannot serve: the same to the user as down
