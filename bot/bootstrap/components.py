@@ -109,6 +109,7 @@ def build_components(
         closers.append(client.aclose)
         checks["redis"] = client.ping
         storage = storage.over(redis_storage(config, client, store_prefix))
+        checks.update(storage.readiness or {})
         # the signed times by Redis's clock: every replica reads one clock, whatever its host's says
         clock = clock or RedisClock(client)
     clock = clock or utc_now

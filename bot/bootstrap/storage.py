@@ -4,7 +4,9 @@ test or a run without Redis gives its own ports, or none (then the changing acti
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from datetime import timedelta
 
 import redis.asyncio as aioredis
 
@@ -52,6 +54,8 @@ class Storage:
     preferences: NoticePreferences | None = None  # who turned their direct messages off
     audit_trail: AuditTrail | None = None  # every request's audit entries, in order (export, forwarding)
     audit: AuditForwarder | None = None  # [audit] names a SIEM sink: the trail forwarded to it
+    # readiness checks of these ports beyond reaching them (name -> a check that raises when not ready)
+    readiness: Mapping[str, Callable[[], Awaitable[None]]] | None = None
 
     def over(self, base: Storage) -> Storage:
         """These ports, and ``base``'s where these have none."""
@@ -68,8 +72,16 @@ def redis_storage(config: BotConfig, client: aioredis.Redis, prefix: str) -> Sto
     if sinks := audit_sinks(config):
         leadership = RedisLeadership(client, prefix, job="audit")
         audit = AuditForwarder(trail, sinks, leadership, f"audit-{uuid.uuid4().hex[:8]}")
+    changes = config.changes
+    store = RedisApprovalStore(
+        client,
+        prefix,
+        confirm_replicas=changes.confirm_replicas,
+        confirm_timeout=timedelta(milliseconds=changes.confirm_timeout_ms),
+    )
+    readiness = {"redis replicas": store.confirmation} if changes.confirm_replicas else None
     return Storage(
-        store=RedisApprovalStore(client, prefix),
+        store=store,
         tickets=RedisSignInTickets(client, prefix),
         limiter=RedisRateLimiter(client, prefix),
         command_queue=SignedCommandQueue(RedisCommandQueue(client, prefix), integrity_signer(config)),
@@ -80,4 +92,5 @@ def redis_storage(config: BotConfig, client: aioredis.Redis, prefix: str) -> Sto
         preferences=RedisNoticePreferences(client, prefix),
         audit_trail=trail,
         audit=audit,
+        readiness=readiness,
     )

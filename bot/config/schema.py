@@ -258,6 +258,20 @@ class ChangesConfig(Strict):
         description="Slack user groups whose members may freeze a domain and end its freeze; empty: every "
         "approver group",
     )
+    confirm_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="Redis replicas that must hold a request or a decision before anyone is told of it (WAIT); 0: "
+        "none asked (a single Redis). With a primary that fails over, 1",
+    )
+    confirm_timeout_ms: int = Field(
+        default=500,
+        ge=10,
+        le=2500,
+        description="how long a click's answer waits for those replicas; past it the answer says the decision is "
+        "recorded but not yet safe, and /readyz reports durability degraded",
+    )
     request_retention_days: int = Field(default=400, ge=1, description="finished requests older than this go")
     audit_retention_days: int = Field(default=400, ge=1, description="audit entries older than this go")
 

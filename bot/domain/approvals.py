@@ -311,6 +311,9 @@ class DecisionResult:
     verdict: Verdict
     request: ChangeRequest | None
     approvals: int = 0
+    # the decision is on the replicas it must be on before anyone is told (None: no replica is asked; False:
+    # none confirmed in time, so a failover now could lose it)
+    kept: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -232,10 +232,12 @@ class ApprovalStore(Protocol):
     nothing). Without one nothing is appended, and the record no longer agrees with its history: the
     engine always gives one; the contract suites, testing the store alone, need not."""
 
-    async def create(self, request: ChangeRequest, *, entry: HistoryEntry | None = None) -> None:
-        """Record a new request, pending. One with ``approved_with`` (a second rotation approved together
-        with its first) is recorded approved and offered to the workers at once; the store does not judge
-        that, the worker's re-validation does, from the first's signed approvals."""
+    async def create(self, request: ChangeRequest, *, entry: HistoryEntry | None = None) -> bool | None:
+        """Record a new request, pending; returns whether the replicas that must hold it before anyone is told
+        confirmed it (None: none is asked; ``DecisionResult.kept`` says the same of a click). One with
+        ``approved_with`` (a second rotation approved together with its first) is recorded approved and offered
+        to the workers at once; the store does not judge that, the worker's re-validation does, from the first's
+        signed approvals."""
         ...
 
     async def get(self, request_id: str) -> ChangeRequest | None: ...

@@ -34,6 +34,12 @@ REFUSALS = {
 }
 
 
+NOT_YET_SAFE = (
+    ":warning: Your decision is recorded, but no Redis replica confirmed it in time: should Redis fail over "
+    "now, it could be lost. The card shows what is kept; if it does not show your decision in a minute, click again."
+)
+
+
 THREAD_LINES = {
     Verdict.RECORDED: ":ballot_box_with_check: <@{user}> approved{verified} ({count} of {required}).",
     Verdict.APPROVED: ":white_check_mark: <@{user}> approved{verified} ({count} of {required}): the change starts.",
@@ -66,6 +72,8 @@ async def after_decision(
     refusal = REFUSALS.get(result.verdict)
     if refusal and tell:
         await client.chat_postEphemeral(channel=channel, user=user, text=refusal)
+    if result.kept is False and result.verdict in _CARD_CHANGES:
+        await client.chat_postEphemeral(channel=channel, user=user, text=NOT_YET_SAFE)
     line = THREAD_LINES.get(result.verdict)
     if request is not None and line:
         identity = next((a.identity for a in request.approvals if a.approver == user and a.identity), None)

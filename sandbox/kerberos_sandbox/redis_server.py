@@ -29,6 +29,11 @@ class PrivateRedis:
         self._proc: asyncio.subprocess.Process | None = None
 
     @property
+    def pid(self) -> int:
+        assert self._proc is not None, "not started"
+        return self._proc.pid
+
+    @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 

@@ -60,7 +60,7 @@ class FakeApprovalStore:
         )
         self.requests[request_id] = replace(request, history=(*request.history, entry), journal=journal)
 
-    async def create(self, request: ChangeRequest, *, entry: HistoryEntry | None = None) -> None:
+    async def create(self, request: ChangeRequest, *, entry: HistoryEntry | None = None) -> bool | None:
         if request.approved_with is not None:  # filed approved, together with its first rotation
             request = replace(request, state=RequestState.APPROVED, approved_at=request.created_at)
         else:
@@ -71,6 +71,7 @@ class FakeApprovalStore:
         if request.approved_with is not None:
             self._audit(request.id, "approved", None, request.created_at, f"together with {request.approved_with}")
             self.work.append(request.id)
+        return None  # in memory: no replica to confirm it
 
     async def get(self, request_id: str) -> ChangeRequest | None:
         return self.requests.get(request_id)

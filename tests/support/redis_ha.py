@@ -18,7 +18,9 @@ PRIMARY_NAME = "kbot"
 class Sentinels:
     """``start()``: the primary, its replica, three sentinels (quorum 2, the primary down after 500 ms)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, replica_lag: float = 0.0) -> None:
+        self.replica_lag = replica_lag  # seconds the replica's copy runs behind (a relay between them)
+        self.relay: DelayingRelay | None = None
         (directory / "primary").mkdir()
         (directory / "replica").mkdir()
         self.primary = PrivateRedis(directory / "primary")
@@ -33,7 +35,12 @@ class Sentinels:
 
     async def start(self) -> None:
         await self.primary.start()
-        self.replica._extra_args = ("--replicaof", "127.0.0.1", str(self.primary.port))
+        follows = self.primary.port
+        if self.replica_lag:
+            self.relay = DelayingRelay(self.primary.port, self.replica_lag)
+            await self.relay.start()
+            follows = self.relay.port
+        self.replica._extra_args = ("--replicaof", "127.0.0.1", str(follows))
         await self.replica.start()
         await self._until_the_replica_is_in_step()
         binary = shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
@@ -98,3 +105,66 @@ class Sentinels:
                 await proc.wait()
         await self.replica.stop()
         await self.primary.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+
+
+class DelayingRelay:
+    """A TCP relay on loopback that hands the primary's bytes to the replica ``delay`` late (a replica that
+    lags); what it still holds when the primary's side closes is dropped, as a lagging replica loses what
+    had not reached it when its primary died."""
+
+    def __init__(self, target_port: int, delay: float) -> None:
+        self.target_port = target_port
+        self.delay = delay
+        self.port = _free_port()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def _relay(self, replica_reader: asyncio.StreamReader, replica_writer: asyncio.StreamWriter) -> None:
+        try:
+            primary_reader, primary_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            replica_writer.close()
+            return
+        late: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        async def to_primary() -> None:
+            while data := await replica_reader.read(65536):
+                primary_writer.write(data)
+                await primary_writer.drain()
+
+        async def from_primary() -> None:
+            while data := await primary_reader.read(65536):
+                await late.put((loop.time() + self.delay, data))
+
+        async def to_replica() -> None:
+            while True:
+                due, data = await late.get()
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                replica_writer.write(data)
+                await replica_writer.drain()
+
+        pumps = [asyncio.create_task(p()) for p in (to_primary, from_primary, to_replica)]
+        self._tasks.update(pumps)
+        try:
+            await asyncio.wait(pumps[:2], return_when=asyncio.FIRST_COMPLETED)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            for pump in pumps:  # whatever is still held is dropped
+                pump.cancel()
+                self._tasks.discard(pump)
+            for writer in (replica_writer, primary_writer):
+                writer.close()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()

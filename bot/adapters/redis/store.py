@@ -31,6 +31,7 @@ Beside it, in their own modules: ``P:commands`` (commands.py), ``P:rate:<bucket>
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
@@ -69,6 +70,7 @@ from bot.domain.verification import VerifiedIdentity
 WORKERS = "workers"
 
 # the scripts, from lua/ (one step each: a decision, a claim, a lease, a finish)
+CREATE = lua_script("create", "audit")
 APPROVE = lua_script("approve", "audit", "decision_checks")
 DENY = lua_script("deny", "audit", "decision_checks")
 CANCEL = lua_script("cancel", "audit", "decision_checks")
@@ -115,6 +117,8 @@ class RedisApprovalStore:
         *,
         reclaim_after: timedelta = timedelta(seconds=15),
         durability_timeout: timedelta = timedelta(seconds=2),
+        confirm_replicas: int = 0,
+        confirm_timeout: timedelta = timedelta(milliseconds=500),
     ) -> None:
         # redis-py's annotations ignore decode_responses=True; every reply here is str by construction
         self._redis: Any = client
@@ -122,9 +126,14 @@ class RedisApprovalStore:
         self._reclaim_after_ms = int(reclaim_after.total_seconds() * 1000)
         self._durability_timeout_ms = int(durability_timeout.total_seconds() * 1000)
         self._durability: tuple[str, int] | None = None
+        # how many replicas must hold a decision before the person who made it is told (0: none asked)
+        self._confirm_replicas = confirm_replicas
+        self._confirm_timeout_ms = int(confirm_timeout.total_seconds() * 1000)
+        self.unconfirmed_since: float | None = None  # monotonic: since when the last told write is unconfirmed
         self._scripts = {
             name: client.register_script(source)
             for name, source in (
+                ("create", CREATE),
                 ("approve", APPROVE),
                 ("deny", DENY),
                 ("cancel", CANCEL),
@@ -167,6 +176,7 @@ class RedisApprovalStore:
             f"{self._req(request_id)}:clicks",
             f"{self._p}:waiting",
             f"{self._req(request_id)}:history",
+            f"{self._p}:recent",
         ]
 
     async def _run(self, script: str, request_id: str, at: datetime, *extra: str, domain: str = "") -> Any:
@@ -176,8 +186,39 @@ class RedisApprovalStore:
                 keys=self._keys(request_id, domain), args=[request_id, ms(at), iso(at), *extra]
             )
 
+    async def _told(
+        self, script: str, request_id: str, at: datetime, *extra: str, consequence: str = "nothing was changed"
+    ) -> tuple[Any, bool | None]:
+        """A transition someone is told of (a request filed, a click): with replicas to confirm, the script and
+        a WAIT for them go on one connection (WAIT counts what that connection wrote), so the answer waits until
+        the configured number of replicas hold it, at most the configured time. Returns the script's answer and
+        whether it was confirmed (None: no replica is asked)."""
+        if self._confirm_replicas == 0:
+            with store_errors(consequence):
+                return await self._run(script, request_id, at, *extra), None
+        self.round_trips += 1
+        with store_errors(consequence):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                await self._scripts[script](
+                    keys=self._keys(request_id), args=[request_id, ms(at), iso(at), *extra], client=pipe
+                )
+                pipe.wait(self._confirm_replicas, self._confirm_timeout_ms)
+                answer, acknowledged = await pipe.execute()
+        kept = int(acknowledged) >= self._confirm_replicas
+        self.unconfirmed_since = None if kept else (self.unconfirmed_since or time.monotonic())
+        return answer, kept
+
+    async def confirmation(self) -> None:
+        """Raises ``StoreUnavailable`` while the last write someone was told of is not on the replicas it must
+        be on (a readiness check: durability is degraded)."""
+        if self.unconfirmed_since is not None:
+            raise StoreUnavailable(
+                f"durability degraded: no {self._confirm_replicas} Redis replica(s) confirmed the last decision "
+                f"within {self._confirm_timeout_ms} ms"
+            )
+
     # -- transitions ----------------------------------------------------------------------------
-    async def create(self, request: ChangeRequest, *, entry: HistoryEntry | None = None) -> None:
+    async def create(self, request: ChangeRequest, *, entry: HistoryEntry | None = None) -> bool | None:
         fields = {
             "id": request.id,
             "action": request.action.value,
@@ -210,34 +251,35 @@ class RedisApprovalStore:
         if filed_approved:
             at = iso(request.created_at)
             fields.update(state=RequestState.APPROVED.value, approved_at=at, approved_at_ms=str(ms(request.created_at)))
-        self.round_trips += 1
-        with store_errors("the request was not recorded"):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(self._req(request.id), mapping=fields)
-                if not filed_approved:
-                    pipe.zadd(f"{self._p}:pending", {request.id: ms(request.expires_at)})
-                pipe.zadd(f"{self._p}:recent", {request.id: ms(request.created_at)})
-                if entry is not None:
-                    pipe.rpush(f"{self._req(request.id)}:history", entry.encoded())
-                audit = f"{self._p}:audit"
-                pipe.xadd(audit, _audit(request.id, "requested", request.requester, request.created_at, request.reason))
-                if filed_approved:
-                    together = f"together with {request.approved_with}"
-                    pipe.xadd(audit, _audit(request.id, "approved", None, request.created_at, together))
-                    pipe.xadd(f"{self._p}:work", {"request": request.id})
-                await pipe.execute()
+        pairs_of_fields = [part for item in fields.items() for part in item]
+        _answer, kept = await self._told(
+            "create",
+            request.id,
+            request.created_at,
+            request.requester,
+            request.reason,
+            "1" if filed_approved else "",
+            request.approved_with or "",
+            str(ms(request.expires_at)),
+            _encoded(entry),
+            *pairs_of_fields,
+            consequence="the request was not recorded",
+        )
+        return kept
 
     async def set_card(self, request_id: str, channel: str, card: str) -> None:
         with store_errors("the card was posted but the bot could not note where"):
             await self._redis.hset(self._req(request_id), mapping={"channel": channel, "card": card})
 
     @staticmethod
-    def _result(answer: list[Any]) -> DecisionResult:
-        """The script's answer carries the request itself: the click is one round trip."""
+    def _result(told: tuple[list[Any], bool | None]) -> DecisionResult:
+        """The script's answer carries the request itself: the click is one round trip (with the replicas'
+        confirmation, where they are asked, on the same one)."""
+        answer, kept = told
         verdict, count = Verdict(answer[0]), int(answer[1])
         if verdict == Verdict.NOT_FOUND:
             return DecisionResult(verdict, None, 0)
-        return DecisionResult(verdict, request_from(pairs(answer[2]), pairs(answer[3])), count)
+        return DecisionResult(verdict, request_from(pairs(answer[2]), pairs(answer[3])), count, kept)
 
     async def approve(
         self,
@@ -258,7 +300,7 @@ class RedisApprovalStore:
             else ("", "", "", "")
         )
         return self._result(
-            await self._run(
+            await self._told(
                 "approve",
                 request_id,
                 at,
@@ -284,13 +326,13 @@ class RedisApprovalStore:
         entry: HistoryEntry | None = None,
     ) -> DecisionResult:
         return self._result(
-            await self._run("deny", request_id, at, approver, origin, allowed_list(allowed), reason, _encoded(entry))
+            await self._told("deny", request_id, at, approver, origin, allowed_list(allowed), reason, _encoded(entry))
         )
 
     async def cancel(
         self, request_id: str, requester: str, at: datetime, *, entry: HistoryEntry | None = None
     ) -> DecisionResult:
-        return self._result(await self._run("cancel", request_id, at, requester, "", "*", _encoded(entry)))
+        return self._result(await self._told("cancel", request_id, at, requester, "", "*", _encoded(entry)))
 
     async def note(self, request_id: str, event: str, actor: str | None, detail: str, at: datetime) -> None:
         self.round_trips += 1
@@ -412,9 +454,9 @@ class RedisApprovalStore:
     async def withdraw(
         self, request_id: str, actor: str, at: datetime, *, entry: HistoryEntry | None = None
     ) -> DecisionResult:
-        verdict = Verdict(await self._run("withdraw", request_id, at, actor, _encoded(entry)))
+        answer, kept = await self._told("withdraw", request_id, at, actor, _encoded(entry))
         request = await self.get(request_id)
-        return DecisionResult(verdict, request, len(request.approvals) if request else 0)
+        return DecisionResult(Verdict(answer), request, len(request.approvals) if request else 0, kept)
 
     async def make_durable(self) -> str:
         with store_errors("no change was started"):
