@@ -40,6 +40,7 @@ test-fast: install
 bench: install
 	$(BIN)/python -m bench.ack_latency
 	$(BIN)/python -m bench.approvals
+	$(BIN)/python -m bench.failover
 
 # re-resolve requirements.lock from pyproject.toml and requirements-sandbox.lock (what the sandbox adds) from
 # sandbox/requirements.in, after changing a dependency; hashes included

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from bot.adapters.redis.client import connect
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -25,7 +25,7 @@ class PrivateRedis:
     def __init__(self, directory: Path, *extra_args: str) -> None:
         self.directory = directory
         self._extra_args = extra_args  # further redis-server options, e.g. "--maxmemory-policy", "allkeys-lru"
-        self.port = _free_port()
+        self.port = free_port()
         self._proc: asyncio.subprocess.Process | None = None
 
     @property

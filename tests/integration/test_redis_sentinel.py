@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from kerberos_sandbox.redis_ha import Sentinels
 
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import RequestState, Verdict
 from bot.domain.errors import StoreUnavailable
 from tests.contracts.test_approval_store import new_request
-from tests.support.redis_ha import Sentinels
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from kerberos_sandbox.redis_ha import Sentinels
 from kerberos_sandbox.slack_standin import SlackStandIn, block_actions_payload, interaction_form, send_slash_command
 
 from bot.adapters.redis.client import connect
@@ -36,7 +37,6 @@ from tests.contracts.test_approval_store import new_request
 from tests.support.botserver import running_bot
 from tests.support.engine import engine_on_fakes
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeKerberosModule, on_prem_state
-from tests.support.redis_ha import Sentinels
 
 MINIMAL = Path(__file__).resolve().parents[1] / "fixtures" / "minimal.toml"
 

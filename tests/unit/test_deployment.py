@@ -99,7 +99,7 @@ def test_the_redis_password_never_reaches_a_command_line(tmp_path: Path) -> None
     the healthcheck answers PONG, and no process's command line holds the password."""
     redis = compose()["services"]["redis"]
     acl = tmp_path / "users.acl"
-    port = _free_port()
+    port = free_port()
     script = redis["command"][-1].replace("$$", "$").replace("/tmp/users.acl", str(acl))
     version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout
     if re.search(r"v=7\.[01]\.", version):  # this machine's Redis predates the image's: no WAITAOF, CLIENT SETINFO
@@ -124,7 +124,7 @@ def test_the_redis_password_never_reaches_a_command_line(tmp_path: Path) -> None
         server.wait(10)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

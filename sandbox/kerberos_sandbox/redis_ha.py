@@ -1,5 +1,6 @@
-"""A Redis that fails over, on loopback, started and stopped by the tests: a primary, a replica and three
-sentinels (Debian's redis-sentinel) watching them, each with its own port and directory."""
+"""A Redis that fails over, on loopback, started and stopped by whoever needs one (the failover tests and
+bench/failover.py): a primary, a replica and three sentinels (Debian's redis-sentinel) watching them,
+each with its own port and directory; optionally a relay that makes the replica lag."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ import shutil
 from pathlib import Path
 from typing import cast
 
-from kerberos_sandbox.redis_server import PrivateRedis, _free_port
-
 from bot.adapters.redis.client import connect
+from kerberos_sandbox.redis_server import PrivateRedis, free_port
 
 PRIMARY_NAME = "kbot"
 
@@ -26,7 +26,7 @@ class Sentinels:
         self.primary = PrivateRedis(directory / "primary")
         self.replica = PrivateRedis(directory / "replica", "--replicaof", "127.0.0.1", "0")  # the port, at start
         self._directory = directory
-        self.ports = [_free_port() for _ in range(3)]
+        self.ports = [free_port() for _ in range(3)]
         self._procs: list[asyncio.subprocess.Process] = []
 
     @property
@@ -117,7 +117,7 @@ class DelayingRelay:
     def __init__(self, target_port: int, delay: float) -> None:
         self.target_port = target_port
         self.delay = delay
-        self.port = _free_port()
+        self.port = free_port()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
