@@ -87,7 +87,7 @@ async def bot_process(box: Sandbox, redis_url: str, command_workers: int) -> Asy
     finally:
         await stop(proc)
         client = connect(redis_url)
-        keys = [key async for key in client.scan_iter(match="kerberos-bot:*")]
+        keys = [key async for key in client.scan_iter(match="{kerberos-bot}:*")]
         if keys:
             await client.delete(*keys)
         await client.aclose()

@@ -53,7 +53,7 @@ async def main(trials: int, clicks: int, url: str) -> None:
             for claim in claims:
                 if claim is not None:
                     started = time.perf_counter()
-                    durable_how = await store.make_durable()
+                    durable_how = await store.make_durable(claim)
                     durable_seconds += time.perf_counter() - started
                     durable_count += 1
                     await store.finish(claim, RequestState.SUCCEEDED, "bench", now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.redis_keys import prefix  # noqa: F401  (a Redis key prefix of the test's own)
+from tests.support.redis_keys import prefix, redis_cluster  # noqa: F401  (a key prefix of the test's own; a cluster)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.adapters.entra.graph import GraphEntraDirectory
+from bot.adapters.redis.client import is_cluster
 from bot.adapters.redis.clock import RedisClock
+from bot.adapters.redis.keys import KEYSPACE, one_slot
 from bot.bootstrap import policy
 from bot.bootstrap.adapters import graph_directory, ldap_directory, redis_client
 from bot.bootstrap.module import build_emulator, build_remoting
@@ -17,7 +19,7 @@ from bot.bootstrap.services import Closers, bot_services, build_verification, ch
 from bot.bootstrap.storage import Storage, redis_storage
 from bot.config import BotConfig, LifecycleConfig
 from bot.domain.approvals import GroupDirectory
-from bot.domain.errors import KerberosBotError
+from bot.domain.errors import ConfigurationError, KerberosBotError
 from bot.domain.ports import ActiveDirectory, ChatOrigins, EntraDirectory, KerberosModule
 from bot.domain.verification import ChatProfiles, EntraGroupMembership
 from bot.observability.metrics import Metrics
@@ -93,7 +95,7 @@ def build_components(
     people: ChatPeople | None = None,
     clock: Callable[[], datetime] | None = None,
     redis_url: str | None = None,
-    store_prefix: str = "kerberos-bot",
+    store_prefix: str = KEYSPACE,
 ) -> Components:
     """The adapters and services. The changing actions are on when there is an approval store (Redis at
     ``redis_url``, or ``storage``'s) and a group directory (``people.groups``; ``build_bot`` passes
@@ -104,6 +106,7 @@ def build_components(
     checks: dict[str, Check] = {}
     directories, entra, module = _surroundings(config, surroundings, closers, checks)
     if redis_url is not None:
+        cluster_rules(config, redis_url, store_prefix)
         # bounded waits: a Redis host that does not answer must not hold replies or clicks for minutes
         client = redis_client(redis_url)
         closers.append(client.aclose)
@@ -162,6 +165,24 @@ def build_components(
         timedelta(seconds=config.audit.forward_every_seconds),
         clock,
     )
+
+
+def cluster_rules(config: BotConfig, redis_url: str, store_prefix: str) -> None:
+    """On a Redis Cluster every script must touch one hash slot: the bot's keys share one hash tag. And a
+    decision's confirmation by replicas (WAIT) counts what one connection wrote, which a cluster client
+    does not keep to one connection: refused there rather than confirming nothing."""
+    if not is_cluster(redis_url):
+        return
+    if not one_slot(store_prefix):
+        raise ConfigurationError(
+            f"REDIS_URL names a Redis Cluster, but the key prefix {store_prefix!r} is not one hash tag ({{name}}): "
+            "the bot's scripts would cross slots. Use the default prefix."
+        )
+    if config.changes.confirm_replicas:
+        raise ConfigurationError(
+            "[changes] confirm_replicas: a decision's confirmation by replicas is not available on a Redis "
+            "Cluster URL (redis+cluster://) yet; set it to 0 there, or use Redis with Sentinel"
+        )
 
 
 def _graph(config: BotConfig, closers: Closers) -> GraphEntraDirectory:

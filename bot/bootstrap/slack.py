@@ -16,6 +16,7 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.adapters.redis.keys import KEYSPACE
 from bot.adapters.slack.groups import SlackProfiles, SlackUserGroups
 from bot.adapters.slack.origin import SlackOrigins
 from bot.bootstrap.adapters import slack_client
@@ -135,7 +136,7 @@ def build_bot(
     storage: Storage | None = None,
     people: ChatPeople | None = None,
     redis_url: str | None = None,
-    store_prefix: str = "kerberos-bot",
+    store_prefix: str = KEYSPACE,
     workers: WorkerPlan = WorkerPlan(),
 ) -> Bot:
     """Everything one process runs, from the configuration (and any port a test or the sandbox gives)."""

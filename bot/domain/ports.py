@@ -338,9 +338,10 @@ class ApprovalStore(Protocol):
         lock is its own, and the lease runs for at least ``margin`` more (read right before the module call)."""
         ...
 
-    async def make_durable(self) -> str:
-        """Wait until what was written is as durable as the store can make it; returns how (for the journal).
-        Raises ``StoreUnavailable`` when the store cannot confirm it."""
+    async def make_durable(self, claim: Claim) -> str:
+        """How durable ``claim`` is: as the store could make it, waiting with the claim itself (Redis: WAITAOF or
+        WAIT sent on the connection that wrote it, which is what they count); returns how, for the journal.
+        Raises ``StoreUnavailable`` when the store could not confirm it."""
         ...
 
     async def finish(

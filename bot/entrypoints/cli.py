@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot import __version__
+from bot.adapters.redis.keys import KEYSPACE
 from bot.config import Settings, load_bot_config, load_settings
 from bot.domain.errors import ConfigurationError, KerberosBotError
 from bot.observability.logs import configure as configure_logging
@@ -143,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--until", type=_moment, help="UTC, exclusive (default: now)")
     audit.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="default jsonl")
     audit.add_argument("--output", type=Path, help="a file to write (default: standard output)")
-    audit.add_argument("--prefix", default="kerberos-bot", help="the bot's key prefix in Redis (default kerberos-bot)")
+    audit.add_argument("--prefix", default=KEYSPACE, help=f"the bot's key prefix in Redis (default {KEYSPACE})")
     box = sub.add_parser(
         "sandbox",
         help="the local sandbox on its own (no console): `up` starts the DCs, the stand-ins and the bot and prints "

@@ -5,7 +5,13 @@ each with its own port and directory; optionally a relay that makes the replica 
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import cast
 
@@ -168,3 +174,80 @@ class DelayingRelay:
             await self._server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
+
+
+class LocalCluster:
+    """A Redis Cluster on loopback: three primaries and three replicas (redis-server processes, each with
+    its own port and directory), put together with ``redis-cli --cluster create``. Started and stopped
+    without an event loop, so a session-wide test fixture can hold it."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self.ports = _cluster_ports(6)
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports[:3])
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+        for port in self.ports:
+            node = self._directory / f"node-{port}"
+            node.mkdir()
+            options = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(node), "--save", ""]
+            options += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            options += ["--cluster-node-timeout", "2000"]
+            self._procs.append(
+                subprocess.Popen([binary, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+        for port in self.ports:
+            self._until(partial(_answers, cli, port, ("PING",), "PONG"), f"redis-server on {port} did not start")
+        nodes = [f"127.0.0.1:{p}" for p in self.ports]
+        subprocess.run(
+            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "1", "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for port in self.ports:
+            self._until(partial(_answers, cli, port, ("CLUSTER", "INFO"), "cluster_state:ok"), "no cluster")
+        # every node agrees on who serves which slot (a node that does not yet would answer MOVED)
+        check = ("--cluster", "check", f"127.0.0.1:{self.ports[0]}")
+        self._until(partial(_answers, cli, self.ports[0], check, "All nodes agree"), "the nodes never agreed")
+
+    @staticmethod
+    def _until(ready: Callable[[], bool], problem: str) -> None:
+        for _ in range(200):
+            if ready():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(problem)
+
+    def stop(self) -> None:
+        for proc in self._procs:
+            proc.terminate()
+        for proc in self._procs:
+            proc.wait()
+
+
+def _cluster_ports(count: int) -> list[int]:
+    """Ports whose cluster bus port (the port plus 10000) is free and valid too."""
+    found: list[int] = []
+    while len(found) < count:
+        port = random.randint(20000, 45000)
+        if port in found or port + 10000 in found:
+            continue
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        found.append(port)
+    return found
+
+
+def _answers(cli: str, port: int, command: tuple[str, ...], expected: str) -> bool:
+    arguments = list(command) if command[0].startswith("--") else ["-p", str(port), *command]
+    done = subprocess.run([cli, *arguments], capture_output=True, text=True, check=False)
+    return expected in done.stdout

@@ -372,7 +372,7 @@ async def sandbox(
         slack.user_groups = {g: list(users) for g, users in SANDBOX_GROUPS.items()}
         seed_people(entra, slack)
         entra.people.device_code_interval = 1  # msal polls every second: the demo answers at once
-        store_prefix = f"kerberos-bot-sandbox-{secrets.token_hex(4)}"
+        store_prefix = f"{{kerberos-bot-sandbox-{secrets.token_hex(4)}}}"  # one hash tag: one slot
         signing_secret = secrets.token_hex(16)
         bot = build_bot(
             load_bot_config(config_path),

@@ -20,6 +20,7 @@ from bot.domain.history import Event, HistoryEntry
 from bot.domain.ports import ApprovalStore
 from bot.domain.verification import VerifiedIdentity
 from tests.support.fake_approvals import FakeApprovalStore
+from tests.support.redis_keys import cluster_prefix
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -29,10 +30,16 @@ async def _drop_prefix(client: aioredis.Redis, prefix: str) -> None:
         await client.delete(key)
 
 
-@pytest.fixture(params=["redis", "fake"])
+@pytest.fixture(params=["redis", "fake", "cluster"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[ApprovalStore]:
     if request.param == "fake":
         yield FakeApprovalStore()
+        return
+    if request.param == "cluster":  # three primaries, three replicas: every script within one slot
+        cluster = request.getfixturevalue("redis_cluster")
+        on_cluster = RedisApprovalStore(connect(cluster.url), cluster_prefix(), reclaim_after=timedelta(0))
+        yield on_cluster
+        await on_cluster.close()
         return
     prefix = f"kbot-test-{uuid.uuid4().hex[:8]}"  # own key prefix, dropped afterwards
     # reclaim_after=0: an entry left pending (its domain was busy) is offered again at once

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis.asyncio as aioredis
 
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.commands import RedisCommandQueue
@@ -19,16 +20,24 @@ from bot.domain.ports import CommandQueue, DeferredCommand, NoticePreferences, R
 from bot.domain.verification import SignInTickets
 from tests.support.fake_approvals import FakeSignInTickets
 from tests.support.fakes import FakeCommandQueue, FakeNoticePreferences, FakeRateLimiter
-from tests.support.redis_keys import REDIS_URL
+from tests.support.redis_keys import REDIS_URL, cluster_prefix
 
 
-@pytest.fixture(params=["fake", "redis"])
+def redis_of(request: pytest.FixtureRequest, prefix: str) -> tuple[aioredis.Redis, str]:
+    """The Redis of the case's parameter: the shared server with the test's prefix, or the cluster with a
+    keyspace of the test's own (one hash tag)."""
+    if request.param == "cluster":
+        return connect(request.getfixturevalue("redis_cluster").url), cluster_prefix()
+    return connect(REDIS_URL), prefix
+
+
+@pytest.fixture(params=["fake", "redis", "cluster"])
 async def queue(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[CommandQueue]:
     if request.param == "fake":
         yield FakeCommandQueue()
         return
-    client = connect(REDIS_URL)
-    yield RedisCommandQueue(client, prefix)
+    client, keyspace = redis_of(request, prefix)
+    yield RedisCommandQueue(client, keyspace)
     await client.aclose()
 
 
@@ -60,7 +69,7 @@ class Tickets:
     wait: Callable[[timedelta], Awaitable[None]]  # let time pass, the store's way
 
 
-@pytest.fixture(params=["fake", "redis"])
+@pytest.fixture(params=["fake", "redis", "cluster"])
 async def tickets(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Tickets]:
     if request.param == "fake":
         now = [datetime.now(UTC)]
@@ -70,12 +79,12 @@ async def tickets(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[
 
         yield Tickets(FakeSignInTickets(lambda: now[0]), move)
         return
-    client = connect(REDIS_URL)
+    client, keyspace = redis_of(request, prefix)
 
     async def sleep(by: timedelta) -> None:
         await asyncio.sleep(by.total_seconds())
 
-    yield Tickets(RedisSignInTickets(client, prefix), sleep)
+    yield Tickets(RedisSignInTickets(client, keyspace), sleep)
     await client.aclose()
 
 
@@ -104,13 +113,13 @@ async def test_tickets_and_their_use_marks_lapse(tickets: Tickets) -> None:
     assert await tickets.store.taken("used") is None
 
 
-@pytest.fixture(params=["fake", "redis"])
+@pytest.fixture(params=["fake", "redis", "cluster"])
 async def limiter(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[RateLimiter]:
     if request.param == "fake":
         yield FakeRateLimiter()
         return
-    client = connect(REDIS_URL)
-    yield RedisRateLimiter(client, prefix)
+    client, keyspace = redis_of(request, prefix)
+    yield RedisRateLimiter(client, keyspace)
     await client.aclose()
 
 
@@ -133,13 +142,13 @@ async def test_a_burst_of_replays_lets_exactly_one_through(prefix: str) -> None:
     assert answers.count(True) == 1 and all(others)
 
 
-@pytest.fixture(params=["fake", "redis"])
+@pytest.fixture(params=["fake", "redis", "cluster"])
 async def preferences(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[NoticePreferences]:
     if request.param == "fake":
         yield FakeNoticePreferences()
         return
-    client = connect(REDIS_URL)
-    yield RedisNoticePreferences(client, prefix)
+    client, keyspace = redis_of(request, prefix)
+    yield RedisNoticePreferences(client, keyspace)
     await client.aclose()
 
 

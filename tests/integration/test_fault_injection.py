@@ -141,7 +141,7 @@ async def world(box: Sandbox, tmp_path: Path) -> AsyncIterator[World]:
     config = tmp_path / "kerberos-bot.toml"
     # [changes] is the sandbox configuration's last table
     config.write_text(box.config_path.read_text() + "\nlease_seconds = 3\n", encoding="utf-8")
-    store = RedisApprovalStore(connect(REDIS_URL), "kerberos-bot")
+    store = RedisApprovalStore(connect(REDIS_URL))  # the served bot's default keyspace
     changes = engine_on_fakes(
         store=store,
         module=box.components.module,
@@ -160,7 +160,7 @@ async def world(box: Sandbox, tmp_path: Path) -> AsyncIterator[World]:
             if proc.returncode is None:
                 await kill(proc)
         client = connect(REDIS_URL)
-        async for key in client.scan_iter(match="kerberos-bot:*"):
+        async for key in client.scan_iter(match="{kerberos-bot}:*"):
             await client.delete(key)
         await client.aclose()
         await store.close()

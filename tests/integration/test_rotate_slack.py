@@ -193,7 +193,7 @@ async def test_a_rotated_key_never_reaches_the_logs_or_redis(box: Sandbox, monke
 
     client = connect("redis://127.0.0.1:6379/0")
     stored = []
-    async for key in client.scan_iter(match="kerberos-bot-sandbox-*", count=1000):
+    async for key in client.scan_iter(match="{kerberos-bot-sandbox-*", count=1000):
         kind = str(await client.type(key))
         if kind == "hash":
             stored.append(repr(await client.hgetall(key)))

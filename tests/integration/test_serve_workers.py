@@ -95,7 +95,7 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
                 proc.kill()
                 await proc.wait()
             client = connect(REDIS_URL)
-            async for key in client.scan_iter(match="kerberos-bot:*"):
+            async for key in client.scan_iter(match="{kerberos-bot}:*"):
                 await client.delete(key)
             await client.aclose()
 

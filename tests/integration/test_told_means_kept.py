@@ -173,3 +173,30 @@ async def test_the_approver_is_told_when_the_replicas_have_not_confirmed_and_rea
     finally:
         await store.close()
         await ha.stop()
+
+
+async def test_a_claim_is_confirmed_by_a_replica_on_its_own_connection_before_a_change_starts(tmp_path: Path) -> None:
+    ha = Sentinels(tmp_path)
+    await ha.start()
+    short = timedelta(seconds=0.3)
+    store = RedisApprovalStore(
+        connect(ha.primary.url), f"kbot-{uuid.uuid4().hex[:6]}", durability_timeout=short, reclaim_after=timedelta(0)
+    )
+    try:
+        for _ in range(2):
+            request = new_request(domain=f"{uuid.uuid4().hex[:6]}.test")
+            await store.create(request)
+            await store.approve(request.id, "U0BOB", datetime.now(UTC))
+        first = await store.claim_next("w", timedelta(seconds=30), datetime.now(UTC))
+        assert first is not None and await store.make_durable(first) == "WAIT: on 1 of 1 replicas"
+        os.kill(ha.replica.pid, signal.SIGSTOP)  # the replica stops answering: the next claim is not confirmed
+        try:
+            second = await store.claim_next("w", timedelta(seconds=30), datetime.now(UTC))
+            assert second is not None
+            with pytest.raises(StoreUnavailable, match="did not confirm the claim on a replica"):
+                await store.make_durable(second)
+        finally:
+            os.kill(ha.replica.pid, signal.SIGCONT)
+    finally:
+        await store.close()
+        await ha.stop()

@@ -125,7 +125,7 @@ async def replicas(box: Sandbox, tmp_path: Path) -> AsyncIterator[Replicas]:
     served = [
         await start_serve(box, secret=SECRET, redis_url=REDIS_URL, config=config, command_workers=0) for _ in range(2)
     ]
-    store = RedisApprovalStore(connect(REDIS_URL), "kerberos-bot")
+    store = RedisApprovalStore(connect(REDIS_URL))  # the served bot's default keyspace
     try:
         for replica in served:
             await _healthy(replica)
@@ -140,7 +140,7 @@ async def replicas(box: Sandbox, tmp_path: Path) -> AsyncIterator[Replicas]:
         else:
             box.slack.user_groups[GROUP] = members
         client = connect(REDIS_URL)
-        async for key in client.scan_iter(match="kerberos-bot:*"):
+        async for key in client.scan_iter(match="{kerberos-bot}:*"):
             await client.delete(key)
         await client.aclose()
         await store.close()

@@ -330,7 +330,7 @@ class FakeApprovalStore:
             return False
         return self.locks.get(request.domain) == (request.id, claim.token) and lease_of[1] - self._clock() >= margin
 
-    async def make_durable(self) -> str:
+    async def make_durable(self, claim: Claim) -> str:
         return "in memory"
 
     async def finish(

@@ -65,7 +65,7 @@ def test_redis_has_an_acl_user_protected_mode_and_no_published_port() -> None:
     redis, bot = services["redis"], services["bot"]
     command = " ".join(redis["command"])
     assert "--protected-mode yes" in command and "user default off" in command and "--aclfile" in command
-    assert "user kerberos-bot on" in command and "-@admin" in command and "~kerberos-bot:*" in command
+    assert "user kerberos-bot on" in command and "-@admin" in command and "~{kerberos-bot}:*" in command
     assert "--maxmemory-policy noeviction" in command
     assert "ports" not in redis
     assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")

@@ -9,13 +9,14 @@ import redis.asyncio as aioredis
 
 from bot.adapters.redis.client import store_errors
 from bot.adapters.redis.codec import audit_entry
+from bot.adapters.redis.keys import KEYSPACE
 from bot.domain.approvals import AuditEntry
 
 PAGE = 1000
 
 
 class RedisAuditTrail:
-    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str = KEYSPACE) -> None:
         self._redis: Any = client
         self._stream = f"{prefix}:audit"
         self._cursors = f"{prefix}:audit-cursor"

@@ -21,10 +21,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
@@ -40,7 +41,11 @@ HEALTH_CHECK_SECONDS = 15
 
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
-URL_FORMS = "redis://host:6379/0, rediss://host:6380/0, or redis+sentinel://sentinel1:26379,sentinel2:26379/<primary>/0"
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+URL_FORMS = (
+    "redis://host:6379/0, rediss://host:6380/0, redis+sentinel://sentinel1:26379,sentinel2:26379/<primary>/0, "
+    "or redis+cluster://node1:6379,node2:6379 (rediss+cluster:// with TLS)"
+)
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,8 @@ def connect(url: str, *, decode_responses: bool = True) -> aioredis.Redis:
     scheme = urlsplit(url).scheme
     if scheme in SENTINEL_SCHEMES:
         return _sentinel_primary(sentinel_target(url), decode_responses)
+    if scheme in CLUSTER_SCHEMES:
+        return _cluster(url, decode_responses)
     if scheme not in ("redis", "rediss", "unix"):
         raise ConfigurationError(
             f"REDIS_URL: {scheme or 'a URL without a scheme'}:// is not supported; use {URL_FORMS}"
@@ -145,6 +152,47 @@ def _sentinel_primary(target: SentinelTarget, decode_responses: bool) -> aioredi
     )
     primary.sentinel_clients = list(sentinel.sentinels)
     return primary
+
+
+def cluster_nodes(url: str) -> tuple[tuple[str, int], ...]:
+    """The nodes a ``redis+cluster://`` URL names (any of them leads to the rest)."""
+    parts = urlsplit(url)
+    nodes = []
+    for host_port in parts.netloc.rpartition("@")[2].split(","):
+        host, colon, port = host_port.strip().rpartition(":")
+        if not colon or not host or not port.isdigit():
+            raise ConfigurationError(
+                f"REDIS_URL: the cluster node {host_port.strip() or '(empty)'!r} is not host:port; use {URL_FORMS}"
+            )
+        nodes.append((host.strip("[]"), int(port)))
+    if parts.path.strip("/") not in ("", "0"):
+        raise ConfigurationError("REDIS_URL: a Redis Cluster has database 0 only; drop the /<db> after the nodes")
+    return tuple(nodes)
+
+
+def is_cluster(url: str) -> bool:
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+def _cluster(url: str, decode_responses: bool) -> aioredis.Redis:
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    options = _client_options(decode_responses)
+    client = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in cluster_nodes(url)],
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        ssl=parts.scheme == "rediss+cluster",
+        ssl_ca_certs=query.get("ssl_ca_certs", [None])[0],
+        decode_responses=decode_responses,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=READ_TIMEOUT,
+        socket_keepalive=True,
+        health_check_interval=HEALTH_CHECK_SECONDS,
+        retry=options["retry"],
+    )
+    # the cluster client has the same commands; the ports' adapters use those only
+    return cast(aioredis.Redis, client)
 
 
 # Redis answers these when it is up but cannot serve: the same to the user as down

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from bot.adapters.redis.client import store_errors
+from bot.adapters.redis.keys import KEYSPACE
 from bot.domain.ports import DeferredCommand
 
 GROUP = "command-workers"
@@ -26,11 +27,12 @@ MAX_BACKLOG = 10_000
 
 
 class RedisCommandQueue:
-    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str = KEYSPACE) -> None:
         # redis-py's annotations ignore decode_responses=True; every reply here is str by construction
         self._redis: Any = client
         self._key = f"{prefix}:commands"
         self._group_ready = False
+        self._group_lock = asyncio.Lock()
         self._batch: list[dict[str, str]] | None = None  # commands waiting for the next write
         self._batch_written: asyncio.Future[None] | None = None
         self._writers: set[asyncio.Task[None]] = set()
@@ -38,12 +40,17 @@ class RedisCommandQueue:
     async def _ensure_group(self) -> None:
         if self._group_ready:
             return
-        try:
-            await self._redis.xgroup_create(self._key, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._group_ready = True
+        # one creation for a burst of first commands, not one each (with a cluster client, a storm of first
+        # commands on fresh connections trips redis-py; one is all the group needs)
+        async with self._group_lock:
+            if self._group_ready:
+                return
+            try:
+                await self._redis.xgroup_create(self._key, GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            self._group_ready = True
 
     async def put(self, command: DeferredCommand) -> None:
         """Returns once the command is in Redis. Commands put in the same turn of the event loop

@@ -10,12 +10,13 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bot.adapters.redis.client import store_errors
+from bot.adapters.redis.keys import KEYSPACE
 from bot.domain.approvals import Freeze
 from bot.domain.model import dns_name
 
 
 class RedisFreezes:
-    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str = KEYSPACE) -> None:
         self._redis: Any = client
         self._p = prefix
 

@@ -10,6 +10,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bot.adapters.redis.client import store_errors
+from bot.adapters.redis.keys import KEYSPACE
 from bot.adapters.redis.scripts import lua_script
 
 LEAD = lua_script("lead")
@@ -17,7 +18,7 @@ RESIGN = lua_script("resign")
 
 
 class RedisLeadership:
-    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot", job: str = "scheduler") -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str = KEYSPACE, job: str = "scheduler") -> None:
         self._redis: Any = client
         self._key = f"{prefix}:lead:{job}"
         self._lead = self._redis.register_script(LEAD)
@@ -38,7 +39,7 @@ class RedisLeadership:
 
 
 class RedisSchedulerMemory:
-    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str = KEYSPACE) -> None:
         self._redis: Any = client
         self._key = f"{prefix}:lifecycle"
 

@@ -8,10 +8,11 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bot.adapters.redis.client import store_errors
+from bot.adapters.redis.keys import KEYSPACE
 
 
 class RedisNoticePreferences:
-    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str = KEYSPACE) -> None:
         self._redis: Any = client
         self._key = f"{prefix}:dm-muted"
         self._home = f"{prefix}:home-users"

@@ -8,6 +8,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bot.adapters.redis.client import store_errors
+from bot.adapters.redis.keys import KEYSPACE
 from bot.adapters.redis.scripts import lua_script
 
 # KEYS: bucket   ARGV: capacity, tokens per ms, now_ms
@@ -15,7 +16,7 @@ TAKE = lua_script("rate_take")
 
 
 class RedisRateLimiter:
-    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str = KEYSPACE) -> None:
         self._redis: Any = client
         self._p = prefix
         self._take = client.register_script(TAKE)

@@ -14,12 +14,13 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bot.adapters.redis.client import store_errors
+from bot.adapters.redis.keys import KEYSPACE
 
 REMEMBER_SECONDS = 600
 
 
 class RedisReplayGuard:
-    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str = KEYSPACE) -> None:
         self._redis: Any = client
         self._p = prefix
         self._batch: list[str] | None = None

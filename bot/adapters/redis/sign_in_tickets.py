@@ -8,6 +8,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bot.adapters.redis.client import store_errors
+from bot.adapters.redis.keys import KEYSPACE
 from bot.adapters.redis.scripts import lua_script
 
 
@@ -16,7 +17,7 @@ class RedisSignInTickets:
     callback, each taken at most once (GET, DEL and the used-marker in one script). The ticket is
     signed by the service; this store only keeps it until it expires."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "kerberos-bot") -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str = KEYSPACE) -> None:
         self._redis: Any = client
         self._p = prefix
         self._take = self._redis.register_script(lua_script("take_ticket"))

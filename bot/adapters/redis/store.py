@@ -2,8 +2,8 @@
 no interleaving between the check and the change, whatever the number of clicks, approvers, bot
 replicas or Slack retries.
 
-Keys (``P`` is the configured prefix; a single Redis, not a cluster: the scripts read the lock
-holder's request, a key they are not given):
+Keys (``P`` is the configured prefix, by default one hash tag, ``{kerberos-bot}``: every key in one slot,
+so the scripts, which touch only the keys they are given, run on a cluster too; ``keys.py``):
     P:req:<id>             hash: the request (with its claim: lease_token, lease_until_ms, claimed_by)
     P:req:<id>:approvals   hash: approver -> time, or JSON with the verified Entra identity; its size is
                            the approval count
@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from bot.adapters.redis.client import connect, store_errors
@@ -52,6 +53,7 @@ from bot.adapters.redis.codec import (
     request_from,
     with_history,
 )
+from bot.adapters.redis.keys import KEYSPACE
 from bot.adapters.redis.scripts import lua_script
 from bot.domain.approvals import (
     Action,
@@ -113,7 +115,7 @@ class RedisApprovalStore:
     def __init__(
         self,
         client: aioredis.Redis,
-        prefix: str = "kerberos-bot",
+        prefix: str = KEYSPACE,
         *,
         reclaim_after: timedelta = timedelta(seconds=15),
         durability_timeout: timedelta = timedelta(seconds=2),
@@ -126,6 +128,8 @@ class RedisApprovalStore:
         self._reclaim_after_ms = int(reclaim_after.total_seconds() * 1000)
         self._durability_timeout_ms = int(durability_timeout.total_seconds() * 1000)
         self._durability: tuple[str, int] | None = None
+        self._claims_durable: dict[str, str] = {}  # claim token -> how durable its claim became ("": not)
+        self._cluster = isinstance(client, RedisCluster)  # one connection per command: no WAIT of ours there
         # how many replicas must hold a decision before the person who made it is told (0: none asked)
         self._confirm_replicas = confirm_replicas
         self._confirm_timeout_ms = int(confirm_timeout.total_seconds() * 1000)
@@ -153,7 +157,7 @@ class RedisApprovalStore:
         self.round_trips = 0  # commands sent to Redis, for the benchmark
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "kerberos-bot") -> RedisApprovalStore:
+    def from_url(cls, url: str, prefix: str = KEYSPACE) -> RedisApprovalStore:
         return cls(connect(url), prefix)
 
     # -- keys -----------------------------------------------------------------------------------
@@ -365,7 +369,7 @@ class RedisApprovalStore:
             await self._ensure_group()
             # the requests whose change window has opened join the stream first
             self.round_trips += 1
-            await self._release(keys=[f"{self._p}:waiting", stream], args=[ms(at), self._p])
+            await self._release(keys=[f"{self._p}:waiting", stream], args=[ms(at)])
             # entries another worker read but never settled (it died, or their domain was busy), after a
             # minimum idle time; then a new one, waiting for it only when nothing else was offered
             _next, reclaimed, *_ = await self._redis.xautoclaim(
@@ -396,9 +400,7 @@ class RedisApprovalStore:
         answer = ["gone"]
         if domain is not None:
             backstop = str(lease_ms * 4)  # the lock key's own expiry, should every worker die; the lease decides
-            answer = await self._run(
-                "claim", request_id, at, consumer, token, str(lease_ms), backstop, self._p, domain=domain
-            )
+            answer = await self._claim_durably(request_id, at, consumer, token, str(lease_ms), backstop, domain)
         if answer[0] == "busy":
             return None  # stays pending: offered again after the minimum idle time
         await self._redis.xack(f"{self._p}:work", WORKERS, entry_id)
@@ -458,29 +460,61 @@ class RedisApprovalStore:
         request = await self.get(request_id)
         return DecisionResult(Verdict(answer), request, len(request.approvals) if request else 0, kept)
 
-    async def make_durable(self) -> str:
-        with store_errors("no change was started"):
-            if self._durability is None:
+    async def _plan(self) -> tuple[str, int]:
+        if self._durability is None:
+            if self._cluster:
+                self._durability = ("cluster", 0)
+            else:
                 info = {**await self._redis.info("server"), **await self._redis.info("replication")}
                 try:
                     appendonly = (await self._redis.config_get("appendonly")).get("appendonly")
                 except ResponseError:  # CONFIG refused by an ACL: assume no AOF
                     appendonly = None
                 self._durability = _durability_plan(info, appendonly)
-            how, replicas = self._durability
-            if how == "waitaof":
-                local, remote = await self._redis.execute_command(
-                    "WAITAOF", 1 if replicas == 0 else 0, replicas, self._durability_timeout_ms
+        return self._durability
+
+    async def _claim_durably(self, request_id: str, at: datetime, *extra: str) -> Any:
+        """The claim script, and where the plan says so WAITAOF or WAIT with it on one connection: they count
+        what that connection wrote. How durable it became is kept for ``make_durable``."""
+        *args, domain = extra
+        with store_errors("no change was started"):
+            how, replicas = await self._plan()
+            if how not in ("wait", "waitaof"):
+                return await self._run("claim", request_id, at, *args, domain=domain)
+            self.round_trips += 1
+            async with self._redis.pipeline(transaction=False) as pipe:
+                await self._scripts["claim"](
+                    keys=self._keys(request_id, domain), args=[request_id, ms(at), iso(at), *args], client=pipe
                 )
-                if int(local) + int(remote) < 1:
-                    raise StoreUnavailable("Redis did not confirm the claim on disk in time; no change was started.")
-                return f"WAITAOF: fsynced locally {local}, on {remote} of {replicas} replicas"
-            if how == "wait":
-                acked = int(await self._redis.execute_command("WAIT", replicas, self._durability_timeout_ms))
-                if acked < 1:
-                    raise StoreUnavailable("No Redis replica confirmed the claim in time; no change was started.")
-                return f"WAIT: on {acked} of {replicas} replicas"
+                if how == "waitaof":
+                    pipe.execute_command("WAITAOF", 1 if replicas == 0 else 0, replicas, self._durability_timeout_ms)
+                else:
+                    pipe.execute_command("WAIT", replicas, self._durability_timeout_ms)
+                answer, confirmed = await pipe.execute()
+        if answer[0] == "claimed":
+            token = args[1]
+            if how == "waitaof":
+                local, remote = (int(n) for n in confirmed)
+                kept = local + remote >= 1
+                said = f"WAITAOF: fsynced locally {local}, on {remote} of {replicas} replicas"
+            else:
+                kept = int(confirmed) >= 1
+                said = f"WAIT: on {confirmed} of {replicas} replicas"
+            self._claims_durable[token] = said if kept else ""
+        return answer
+
+    async def make_durable(self, claim: Claim) -> str:
+        with store_errors("no change was started"):
+            how, replicas = await self._plan()
+        if how == "cluster":
+            return "a Redis Cluster: as durable as its replication (WAIT counts one connection's writes)"
+        if how == "none":
             return "no replicas and no WAITAOF (Redis < 7.2): as durable as Redis's appendfsync setting"
+        said = self._claims_durable.pop(claim.token, None)
+        if not said:
+            what = "on disk" if how == "waitaof" and replicas == 0 else "on a replica"
+            raise StoreUnavailable(f"Redis did not confirm the claim {what} in time; no change was started.")
+        return said
 
     async def finish(
         self,

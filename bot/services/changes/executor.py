@@ -153,7 +153,7 @@ class Executor:
         claimed_at = self._clock()
         try:
             await self._step(request, f"claimed by {request.claimed_by or '?'}")
-            await self._step(request, f"claim durable: {await self._store.make_durable()}")
+            await self._step(request, f"claim durable: {await self._store.make_durable(claim)}")
             await self._revalidate(request)
             await self._step(request, "re-validated against the stored policy")
             if (deferral := await self._defer_to_window(claim)) is not None:

@@ -1,6 +1,6 @@
 -- approved -> executing with the domain's lock, once.
 -- KEYS: req, approvals, pending, work, audit, executing, lock
--- ARGV: id, now_ms, now_iso, consumer, token, lease_ms, backstop_ms, prefix
+-- ARGV: id, now_ms, now_iso, consumer, token, lease_ms, backstop_ms
 -- runs after audit.lua (bot/adapters/redis/scripts.py)
 if redis.call('HGET', KEYS[1], 'state') ~= 'approved' then return {'gone'} end
 local approved_at = tonumber(redis.call('HGET', KEYS[1], 'approved_at_ms') or '0')
@@ -16,12 +16,13 @@ if approved_at > 0 and tonumber(ARGV[2]) - since > ttl then
   audit('expired', '', note)
   return {'stale'}
 end
+-- the domain's lock names the claim that holds it; every step out of executing (finish, the flag of a lapsed
+-- lease, the wait for a change window) deletes it in the same script, and it expires by itself should every
+-- worker die, so a lock naming another request means that request holds the domain
 local holder = redis.call('GET', KEYS[7])
 if holder then
   local other = string.match(holder, '^([^:]+):')
-  if other ~= ARGV[1] and redis.call('HGET', ARGV[8] .. ':req:' .. other, 'state') == 'executing' then
-    return {'busy', other}
-  end
+  if other ~= ARGV[1] then return {'busy', other} end
 end
 redis.call('SET', KEYS[7], ARGV[1] .. ':' .. ARGV[5], 'PX', ARGV[7])
 -- the lease by Redis's own clock: replicas whose clocks differ agree on when it lapses
