@@ -12,6 +12,7 @@ from bot.adapters.entra.app import EntraApp
 from bot.adapters.entra.auth_code import MsalBrowserSignIn
 from bot.adapters.entra.device_code import MsalDeviceCodeSignIn
 from bot.adapters.entra.graph import GraphEntraDirectory
+from bot.adapters.entra.redis_tokens import EntraRedisCredentials, managed_identity, service_principal
 from bot.adapters.ldap.connection import LdapEndpoint
 from bot.adapters.ldap.directory import LdapDirectory
 from bot.adapters.redis.client import connect as redis_connect
@@ -89,9 +90,29 @@ def approver_browser_sign_in(entra: EntraConfig, settings: VerificationConfig) -
     )
 
 
-def redis_client(url: str) -> aioredis.Redis:
-    """The bot's Redis client: its timeouts, its TLS rules (``rediss://`` validates the CA)."""
-    return redis_connect(url)
+def redis_client(url: str, credentials: EntraRedisCredentials | None = None) -> aioredis.Redis:
+    """The bot's Redis client: its timeouts, its TLS rules (``rediss://`` validates the CA), and where
+    ``[redis.entra]`` says so (``redis_credentials``), Entra ID tokens instead of a password."""
+    return redis_connect(url, credential_provider=credentials)
+
+
+def redis_credentials(config: BotConfig) -> EntraRedisCredentials | None:
+    """Entra ID tokens for Azure Managed Redis, where ``[redis.entra]`` asks for them (the caller closes them)."""
+    entra = config.redis.entra
+    if entra is None:
+        return None
+    if entra.identity == "managed_identity":
+        return managed_identity(client_id=entra.client_id, scope=entra.scope, ca_file=config.entra.ca_file)
+    assert entra.client_id is not None and entra.client_secret is not None  # the schema checks it
+    app = EntraApp(
+        tenant_id=entra.tenant_id or config.entra.tenant_id,
+        client_id=entra.client_id,
+        authority_host=config.entra.authority_host,
+        client_secret=entra.client_secret.resolve("redis.entra.client_secret"),
+        ca_file=config.entra.ca_file,
+        timeout=config.entra.timeout_seconds,
+    )
+    return service_principal(app, entra.scope)
 
 
 def slack_client(bot_token: str, api_url: str) -> AsyncWebClient:

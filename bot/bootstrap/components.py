@@ -13,7 +13,7 @@ from bot.adapters.redis.client import is_cluster
 from bot.adapters.redis.clock import RedisClock
 from bot.adapters.redis.keys import KEYSPACE, one_slot
 from bot.bootstrap import policy
-from bot.bootstrap.adapters import graph_directory, ldap_directory, redis_client
+from bot.bootstrap.adapters import graph_directory, ldap_directory, redis_client, redis_credentials
 from bot.bootstrap.module import build_emulator, build_remoting
 from bot.bootstrap.services import Closers, bot_services, build_verification, change_engine, lifecycle_service
 from bot.bootstrap.storage import Storage, redis_storage
@@ -108,8 +108,11 @@ def build_components(
     if redis_url is not None:
         cluster_rules(config, redis_url, store_prefix)
         # bounded waits: a Redis host that does not answer must not hold replies or clicks for minutes
-        client = redis_client(redis_url)
+        credentials = redis_credentials(config)
+        client = redis_client(redis_url, credentials)
         closers.append(client.aclose)
+        if credentials is not None:
+            closers.append(credentials.aclose)
         checks["redis"] = client.ping
         storage = storage.over(redis_storage(config, client, store_prefix))
         checks.update(storage.readiness or {})

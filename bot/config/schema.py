@@ -352,6 +352,33 @@ class AuditConfig(Strict):
     hec: HecSinkConfig | None = None
 
 
+class RedisEntraConfig(Strict):
+    """Entra ID authentication to Azure Managed Redis (instead of an access key in REDIS_URL)."""
+
+    identity: Literal["managed_identity", "service_principal"] = Field(
+        description="managed_identity: the host's (system-assigned, or the user-assigned one client_id names); "
+        "service_principal: an app registration with a client secret"
+    )
+    client_id: str | None = Field(
+        default=None, description="a user-assigned managed identity's client id, or the service principal's app id"
+    )
+    client_secret: SecretSource | None = Field(default=None, description="service_principal only")
+    tenant_id: str | None = Field(default=None, description="service_principal: default [entra] tenant_id")
+    scope: str = Field(default="https://redis.azure.com/.default", description="the token's scope")
+
+    @model_validator(mode="after")
+    def _service_principal_complete(self) -> RedisEntraConfig:
+        if self.identity == "service_principal" and (self.client_id is None or self.client_secret is None):
+            raise ValueError('[redis.entra] identity = "service_principal" needs client_id and client_secret')
+        return self
+
+
+class RedisConfig(Strict):
+    entra: RedisEntraConfig | None = Field(
+        default=None, description="sign in to Redis with an Entra ID token (Azure Managed Redis); absent: REDIS_URL's"
+    )
+
+
 class BotConfig(Strict):
     """The file named by KERBEROS_BOT_CONFIG (TOML)."""
 
@@ -363,6 +390,7 @@ class BotConfig(Strict):
     changes: ChangesConfig = Field(default_factory=ChangesConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
     sandbox: bool = Field(
         default=False, description="this configuration drives the sandbox: only then are inline secrets accepted"
     )

@@ -24,6 +24,7 @@ from bot.bootstrap.adapters import (
     graph_directory,
     ldap_directory,
     redis_client,
+    redis_credentials,
 )
 from bot.bootstrap.module import build_remoting
 from bot.config import ACTION_KEYS, BotConfig, RemotingConfig, Settings, VerificationConfig
@@ -60,8 +61,9 @@ def redact(url: str) -> str:
     return url
 
 
-async def _redis(url: str) -> CheckResult:
-    client = redis_client(url)
+async def _redis(url: str, config: BotConfig | None = None) -> CheckResult:
+    credentials = redis_credentials(config) if config is not None else None
+    client = redis_client(url, credentials)
     try:
         await client.ping()
         try:
@@ -85,6 +87,8 @@ async def _redis(url: str) -> CheckResult:
         )
     finally:
         await client.aclose()
+        if credentials is not None:
+            await credentials.aclose()
 
 
 async def _domain(config: BotConfig, name: str) -> CheckResult:
@@ -332,7 +336,7 @@ async def run_checks(settings: Settings, config: BotConfig) -> list[CheckResult]
             return CheckResult(name, False, f"no answer within {TIMEOUT:g} s")
 
     checks: list[tuple[str, Callable[[], Awaitable[CheckResult]]]] = [
-        ("redis", lambda: _redis(settings.redis_url)),
+        ("redis", lambda: _redis(settings.redis_url, config)),
         *[(f"ldap {d.name}", lambda n=d.name: _domain(config, n)) for d in config.domains],
         ("entra", lambda: _entra(config)),
         ("slack", lambda: _slack(settings)),

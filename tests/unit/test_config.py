@@ -260,3 +260,20 @@ def test_the_audit_sinks_are_read_and_a_plain_http_collector_is_refused(tmp_path
     assert config.audit.hec is not None and config.audit.hec.token.env == "SPLUNK_HEC_TOKEN"
     assert config.audit.syslog is None and config.audit.forward_every_seconds == 10
     _example_edit_is_refused(tmp_path, 'url = "https://splunk', 'url = "http://splunk', "must start with https://")
+
+
+MINIMAL = Path(__file__).parents[1] / "fixtures" / "minimal.toml"
+
+
+def test_redis_signs_in_with_entra_id_where_the_redis_entra_table_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "kerberos-bot.toml"
+    base = MINIMAL.read_text(encoding="utf-8")
+    path.write_text(base + '\n[redis.entra]\nidentity = "managed_identity"\nclient_id = "5b6c"\n', encoding="utf-8")
+    entra = load_bot_config(path).redis.entra
+    assert (
+        entra is not None and entra.identity == "managed_identity" and entra.scope == "https://redis.azure.com/.default"
+    )
+    path.write_text(base + '\n[redis.entra]\nidentity = "service_principal"\nclient_id = "5b6c"\n', encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="service_principal.*needs client_id and client_secret"):
+        load_bot_config(path)
+    assert load_bot_config(MINIMAL).redis.entra is None  # absent: REDIS_URL's own password, if any

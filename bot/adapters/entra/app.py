@@ -77,7 +77,7 @@ def _describe_token_error(result: dict[str, Any]) -> EntraError:
     )
 
 
-class _PinnedSession(requests.Session):
+class PinnedSession(requests.Session):
     """The HTTP client msal uses.
 
     ``verify`` is pinned per request because requests lets REQUESTS_CA_BUNDLE override a
@@ -156,7 +156,7 @@ class TokenProvider:
     def __init__(self, app: EntraApp, scope: str) -> None:
         self._scopes = [scope]
         self._authority = app.authority
-        self._session = _PinnedSession(str(app.ca_file) if app.ca_file else True, app.timeout)
+        self._session = PinnedSession(str(app.ca_file) if app.ca_file else True, app.timeout)
         self._app_args: dict[str, Any] = {
             "client_id": app.client_id,
             "client_credential": app.credential(),

@@ -20,7 +20,7 @@ import jwt
 import msal
 import requests
 
-from bot.adapters.entra.app import _PinnedSession
+from bot.adapters.entra.app import PinnedSession
 from bot.domain.errors import EntraAuthError, EntraError, EntraUnavailable
 
 CLOCK_SKEW_SECONDS = 120
@@ -105,7 +105,7 @@ class ApproverApp:
         self._secret = client_secret
         self._authority = f"{authority_host.rstrip('/')}/{tenant_id}"
         self._scopes = list(scopes)
-        self._session = _PinnedSession(str(ca_file) if ca_file else True, timeout)
+        self._session = PinnedSession(str(ca_file) if ca_file else True, timeout)
         self._app: msal.ClientApplication | None = None
         self._lock = threading.Lock()
 

@@ -28,7 +28,9 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.auth.err import RequestTokenErr
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.credentials import CredentialProvider
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -94,8 +96,9 @@ def sentinel_target(url: str) -> SentinelTarget:
     )
 
 
-def _client_options(decode_responses: bool) -> dict[str, Any]:
+def _client_options(decode_responses: bool, credential_provider: CredentialProvider | None = None) -> dict[str, Any]:
     return {
+        **({"credential_provider": credential_provider} if credential_provider is not None else {}),
         "decode_responses": decode_responses,
         "socket_connect_timeout": CONNECT_TIMEOUT,
         "socket_timeout": READ_TIMEOUT,
@@ -106,20 +109,23 @@ def _client_options(decode_responses: bool) -> dict[str, Any]:
     }
 
 
-def connect(url: str, *, decode_responses: bool = True) -> aioredis.Redis:
-    """A client for ``url`` (``redis://``, ``rediss://``, ``redis+sentinel://``, ``rediss+sentinel://``) with
-    the bot's timeouts and reconnects. A URL of another form is a ``ConfigurationError`` naming REDIS_URL."""
+def connect(
+    url: str, *, decode_responses: bool = True, credential_provider: CredentialProvider | None = None
+) -> aioredis.Redis:
+    """A client for ``url`` (``redis://``, ``rediss://``, ``redis+sentinel://``, ``redis+cluster://`` and their
+    TLS forms) with the bot's timeouts and reconnects; ``credential_provider`` signs it in instead of a password
+    in the URL (Entra ID, ``entra_auth.py``). A URL of another form is a ``ConfigurationError`` naming REDIS_URL."""
     scheme = urlsplit(url).scheme
     if scheme in SENTINEL_SCHEMES:
-        return _sentinel_primary(sentinel_target(url), decode_responses)
+        return _sentinel_primary(sentinel_target(url), decode_responses, credential_provider)
     if scheme in CLUSTER_SCHEMES:
-        return _cluster(url, decode_responses)
+        return _cluster(url, decode_responses, credential_provider)
     if scheme not in ("redis", "rediss", "unix"):
         raise ConfigurationError(
             f"REDIS_URL: {scheme or 'a URL without a scheme'}:// is not supported; use {URL_FORMS}"
         )
     try:
-        return aioredis.Redis.from_url(url, **_client_options(decode_responses))
+        return aioredis.Redis.from_url(url, **_client_options(decode_responses, credential_provider))
     except ValueError as exc:
         raise ConfigurationError(f"REDIS_URL: {exc}; use {URL_FORMS}") from exc
 
@@ -135,7 +141,9 @@ class _SentinelPrimary(aioredis.Redis):
             await client.aclose()
 
 
-def _sentinel_primary(target: SentinelTarget, decode_responses: bool) -> aioredis.Redis:
+def _sentinel_primary(
+    target: SentinelTarget, decode_responses: bool, credential_provider: CredentialProvider | None = None
+) -> aioredis.Redis:
     tls: dict[str, Any] = {"ssl": True, "ssl_ca_certs": target.tls_ca} if target.tls else {}
     to_sentinels: dict[str, Any] = {"socket_connect_timeout": CONNECT_TIMEOUT, "socket_timeout": READ_TIMEOUT, **tls}
     if target.sentinel_password:
@@ -147,7 +155,7 @@ def _sentinel_primary(target: SentinelTarget, decode_responses: bool) -> aioredi
         db=target.db,
         username=target.username,
         password=target.password,
-        **_client_options(decode_responses),
+        **_client_options(decode_responses, credential_provider),
         **tls,
     )
     primary.sentinel_clients = list(sentinel.sentinels)
@@ -174,7 +182,7 @@ def is_cluster(url: str) -> bool:
     return urlsplit(url).scheme in CLUSTER_SCHEMES
 
 
-def _cluster(url: str, decode_responses: bool) -> aioredis.Redis:
+def _cluster(url: str, decode_responses: bool, credential_provider: CredentialProvider | None = None) -> aioredis.Redis:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     options = _client_options(decode_responses)
@@ -190,6 +198,7 @@ def _cluster(url: str, decode_responses: bool) -> aioredis.Redis:
         socket_keepalive=True,
         health_check_interval=HEALTH_CHECK_SECONDS,
         retry=options["retry"],
+        credential_provider=credential_provider,
     )
     # the cluster client has the same commands; the ports' adapters use those only
     return cast(aioredis.Redis, client)
@@ -206,6 +215,10 @@ def store_errors(consequence: str = "nothing was changed") -> Iterator[None]:
     is logged with its traceback and the user gets a reference."""
     try:
         yield
+    except RequestTokenErr as exc:  # [redis.entra]: no token from Entra ID to sign in with
+        raise StoreUnavailable(
+            f"The approval store (Redis) could not be signed in to with Entra ID ({exc}); {consequence}."
+        ) from exc
     except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
         raise StoreUnavailable(f"The approval store (Redis) is unavailable; {consequence}.") from exc
     except RedisError as exc:

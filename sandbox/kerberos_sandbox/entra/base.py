@@ -54,6 +54,14 @@ class StandInState:
     public_client_secret: str | None = None  # set: the approvers' app is a confidential (web) client
     people: EntraPeople = field(default_factory=EntraPeople)
     next_link_base: str | None = None  # set: audit pages link elsewhere (a tampered answer); None: Graph's own
+    app_object_id: str = field(default_factory=lambda: str(uuid.uuid4()))  # the bot's service principal
+    app_token_lifetime: int = TOKEN_LIFETIME  # seconds an app-only (or managed identity) token lasts
+    # the managed identity of the host (App Service's endpoint: /msi/token with X-IDENTITY-HEADER)
+    managed_identity_object_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    managed_identity_header: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # told of each app or managed-identity token as it is issued: (audience, object id, token); a resource
+    # that validates Entra tokens (Azure Managed Redis) is played by the tests through it
+    on_app_token: Callable[[str, str, str], None] | None = None
 
 
 def graph_error(status: int, code: str, message: str) -> web.Response:

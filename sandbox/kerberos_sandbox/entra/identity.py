@@ -35,6 +35,7 @@ class IdentityPlatform(StandInBase):
         app.router.add_get(t + "/v2.0/.well-known/openid-configuration", self._discovery)
         app.router.add_post(t + "/oauth2/v2.0/token", self._token)
         app.router.add_post(t + "/oauth2/v2.0/devicecode", self._devicecode)
+        app.router.add_get("/msi/token", self._managed_identity_token)
         app.router.add_routes(self._sign_in_pages.routes(t))
 
     def register_certificate(self, public_pem: bytes) -> str:
@@ -111,6 +112,46 @@ class IdentityPlatform(StandInBase):
             return 700021, "Client assertion application identifier doesn't match 'client_id' parameter."
         return None
 
+    def _app_token(self, audience: str, app_id: str, object_id: str) -> str:
+        """An app-only token (a service principal's, or a managed identity's) for ``audience``."""
+        now = int(time.time())
+        self.state.tokens_issued += 1
+        token = jwt.encode(
+            {
+                "aud": audience,
+                "iss": f"https://sts.windows.net/{self.tenant_id}/",
+                "iat": now,
+                "nbf": now,
+                "exp": now + self.state.app_token_lifetime,
+                "appid": app_id,
+                "oid": object_id,
+                "sub": object_id,
+                "tid": self.tenant_id,
+                "epoch": self.state.token_epoch,
+                "roles": list(self.state.roles),
+                "idtyp": "app",
+                "uti": uuid.uuid4().hex,
+            },
+            self._signing_key,
+            algorithm="HS256",
+        )
+        if self.state.on_app_token is not None:
+            self.state.on_app_token(audience, object_id, token)
+        return token
+
+    async def _managed_identity_token(self, request: web.Request) -> web.Response:
+        """App Service's managed identity endpoint (IDENTITY_ENDPOINT, with IDENTITY_HEADER), as msal calls it."""
+        if not secrets.compare_digest(request.headers.get("X-IDENTITY-HEADER", ""), self.state.managed_identity_header):
+            return web.json_response({"statusCode": 401, "message": "Unauthorized request"}, status=401)
+        resource = request.query.get("resource", "").rstrip("/")
+        if not resource:
+            return web.json_response({"statusCode": 400, "message": "resource is required"}, status=400)
+        token = self._app_token(resource, "managed-identity", self.state.managed_identity_object_id)
+        expires_on = int(time.time()) + self.state.app_token_lifetime
+        return web.json_response(
+            {"access_token": token, "expires_on": str(expires_on), "resource": resource, "token_type": "Bearer"}
+        )
+
     async def _token(self, request: web.Request) -> web.Response:
         tenant = request.match_info["tenant"]
         if not self._known_tenant(tenant):
@@ -147,31 +188,14 @@ class IdentityPlatform(StandInBase):
                 "Invalid client secret provided. Ensure the secret being sent in the request is the client "
                 f"secret value, not the client secret ID, for a secret added to app '{self.client_id}'.",
             )
-        now = int(time.time())
         audience = scope.removesuffix("/.default").rstrip("/")
-        self.state.tokens_issued += 1
-        access_token = jwt.encode(
-            {
-                "aud": audience,
-                "iss": f"https://sts.windows.net/{self.tenant_id}/",
-                "iat": now,
-                "nbf": now,
-                "exp": now + TOKEN_LIFETIME,
-                "appid": self.client_id,
-                "tid": self.tenant_id,
-                "epoch": self.state.token_epoch,
-                "roles": list(self.state.roles),
-                "idtyp": "app",
-                "uti": uuid.uuid4().hex,
-            },
-            self._signing_key,
-            algorithm="HS256",
-        )
+        access_token = self._app_token(audience, self.client_id, self.state.app_object_id)
+        lifetime = self.state.app_token_lifetime
         return web.json_response(
             {
                 "token_type": "Bearer",
-                "expires_in": TOKEN_LIFETIME,
-                "ext_expires_in": TOKEN_LIFETIME,
+                "expires_in": lifetime,
+                "ext_expires_in": lifetime,
                 "access_token": access_token,
             }
         )
