@@ -5,6 +5,8 @@ recorded and the replica held survives the primary's SIGKILL."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -57,5 +59,42 @@ async def test_the_bot_finds_the_primary_through_the_sentinels_and_follows_a_fai
             and kept.state == RequestState.APPROVED
             and [a.approver for a in kept.approvals] == ["U0BOB"]
         )
+    finally:
+        await store.close()
+
+
+async def test_a_primary_that_comes_back_demoted_is_left_for_the_new_one(sentinels: Sentinels) -> None:
+    """What bites with redis-py's Sentinel client: its pooled connections to a primary that was stopped (not
+    killed) stay open, and when it comes back the sentinels demote it to a replica; a write on those
+    connections is answered READONLY, which the client takes as a lost connection, so the bot reconnects to
+    the primary the sentinels name now instead of failing its writes."""
+    client = connect(sentinels.url)
+    store = RedisApprovalStore(client, f"kbot-{uuid.uuid4().hex[:6]}")
+    try:
+        await asyncio.gather(*(store.create(new_request()) for _ in range(5)))  # several pooled connections
+        old = sentinels.primary.pid
+        os.kill(old, signal.SIGSTOP)  # the sentinels see it down and promote the replica
+        try:
+            for _ in range(200):
+                if await sentinels.primary_port() == sentinels.replica.port:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the sentinels never promoted the replica")
+        finally:
+            os.kill(old, signal.SIGCONT)  # back, and demoted by the sentinels
+        old_primary = connect(sentinels.primary.url)
+        try:
+            for _ in range(100):
+                if (await old_primary.info("replication"))["role"] == "slave":
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the sentinels never demoted the old primary")
+        finally:
+            await old_primary.aclose()
+        written = await asyncio.gather(*(store.create(new_request()) for _ in range(5)), return_exceptions=True)
+        assert not [w for w in written if isinstance(w, BaseException)], written
+        assert await client.info("replication") and (await client.info("replication"))["role"] == "master"
     finally:
         await store.close()
