@@ -4,6 +4,7 @@ replaces any port by kind (``Surroundings``, ``Storage``, ``ChatPeople``) instea
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,8 +17,9 @@ from bot.bootstrap import policy
 from bot.bootstrap.adapters import graph_directory, ldap_directory, redis_client, redis_credentials
 from bot.bootstrap.module import build_emulator, build_remoting
 from bot.bootstrap.services import Closers, bot_services, build_verification, change_engine, lifecycle_service
-from bot.bootstrap.storage import Storage, redis_storage
+from bot.bootstrap.storage import Storage, memory_storage, redis_storage
 from bot.config import BotConfig, LifecycleConfig
+from bot.config.settings import MEMORY_URL
 from bot.domain.approvals import GroupDirectory
 from bot.domain.errors import ConfigurationError, KerberosBotError
 from bot.domain.ports import ActiveDirectory, ChatOrigins, EntraDirectory, KerberosModule
@@ -28,6 +30,8 @@ from bot.services.lifecycle import LifecycleService
 from bot.services.status import StatusService, utc_now
 
 Check = Callable[[], Awaitable[object]]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,11 @@ def build_components(
     closers: Closers = []
     checks: dict[str, Check] = {}
     directories, entra, module = _surroundings(config, surroundings, closers, checks)
-    if redis_url is not None:
+    if redis_url == MEMORY_URL:
+        clock = clock or utc_now
+        log.warning("REDIS_URL=%s: approvals are kept in this process only and lost when it stops", MEMORY_URL)
+        storage = storage.over(memory_storage(config, clock))
+    elif redis_url is not None:
         cluster_rules(config, redis_url, store_prefix)
         # bounded waits: a Redis host that does not answer must not hold replies or clicks for minutes
         credentials = redis_credentials(config)

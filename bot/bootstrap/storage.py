@@ -6,10 +6,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
 
+from bot.adapters.memory.approvals import MemoryApprovalStore
+from bot.adapters.memory.ports import (
+    MemoryAuditTrail,
+    MemoryCommandQueue,
+    MemoryFreezes,
+    MemoryLeadership,
+    MemoryNoticePreferences,
+    MemoryRateLimiter,
+    MemoryReplayGuard,
+    MemorySchedulerMemory,
+    MemorySignInTickets,
+)
 from bot.adapters.redis.audit import RedisAuditTrail
 from bot.adapters.redis.commands import RedisCommandQueue
 from bot.adapters.redis.freezes import RedisFreezes
@@ -60,6 +72,24 @@ class Storage:
     def over(self, base: Storage) -> Storage:
         """These ports, and ``base``'s where these have none."""
         return replace(base, **{f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None})
+
+
+def memory_storage(config: BotConfig, clock: Callable[[], datetime]) -> Storage:
+    """Every storage port in this process's memory (the contract-tested in-memory adapters): one process,
+    nothing survives a restart; for a trial or a demo, never for two replicas."""
+    store = MemoryApprovalStore(clock)
+    return Storage(
+        store=store,
+        tickets=MemorySignInTickets(clock),
+        limiter=MemoryRateLimiter(),
+        command_queue=SignedCommandQueue(MemoryCommandQueue(), integrity_signer(config)),
+        replay_guard=MemoryReplayGuard(clock),
+        leadership=MemoryLeadership(clock),
+        memory=SignedMemory(MemorySchedulerMemory(), integrity_signer(config)),
+        freezes=MemoryFreezes(),
+        preferences=MemoryNoticePreferences(),
+        audit_trail=MemoryAuditTrail(store),
+    )
 
 
 def redis_audit_trail(client: aioredis.Redis, prefix: str) -> AuditTrail:

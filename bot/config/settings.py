@@ -13,6 +13,9 @@ from bot.domain.errors import ConfigurationError
 SLACK_API_DEFAULT = "https://slack.com/api/"
 
 
+MEMORY_URL = "memory://"  # REDIS_URL for one process that keeps every approval in its memory (a trial)
+
+
 class Settings(BaseSettings):
     """Environment variables (and ``.env``)."""
 

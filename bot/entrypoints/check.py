@@ -28,6 +28,7 @@ from bot.bootstrap.adapters import (
 )
 from bot.bootstrap.module import build_remoting
 from bot.config import ACTION_KEYS, BotConfig, RemotingConfig, Settings, VerificationConfig
+from bot.config.settings import MEMORY_URL
 from bot.domain.errors import (
     DirectoryAuthError,
     DirectoryUnavailable,
@@ -62,6 +63,13 @@ def redact(url: str) -> str:
 
 
 async def _redis(url: str, config: BotConfig | None = None) -> CheckResult:
+    if url == MEMORY_URL:
+        return CheckResult(
+            "redis",
+            False,
+            "memory://: approvals are kept in one process and lost when it stops",
+            "for a trial only; give a Redis (REDIS_URL=redis://…) before anyone relies on an approval",
+        )
     credentials = redis_credentials(config) if config is not None else None
     client = redis_client(url, credentials)
     try:

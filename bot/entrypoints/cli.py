@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from bot import __version__
 from bot.adapters.redis.keys import KEYSPACE
 from bot.config import Settings, load_bot_config, load_settings
+from bot.config.settings import MEMORY_URL
 from bot.domain.errors import ConfigurationError, KerberosBotError
 from bot.observability.logs import configure as configure_logging
 from bot.services.audit import Format, export
@@ -255,6 +256,9 @@ async def _serve(
     secrets = _require(settings, "slack_signing_secret", "slack_bot_token")
     if command_workers < 0:
         raise ConfigurationError("--command-workers: give 0 or more")
+    if settings.redis_url == MEMORY_URL and command_workers:
+        log.warning("REDIS_URL=%s: no command worker process shares this one's memory; it does their work", MEMORY_URL)
+        command_workers = 0
     terminated = _until_terminated()
     # the journal says which process claimed a change: host and pid tell replicas apart
     plan = WorkerPlan(queue_commands=command_workers > 0, name=f"changes-{worker_name(0)}")
@@ -288,6 +292,10 @@ async def _work(settings: Settings, name: str | None, exit_with_parent: bool) ->
     from bot.workers.processes import worker_name
 
     secrets = _require(settings, "slack_bot_token")
+    if settings.redis_url == MEMORY_URL:
+        raise ConfigurationError(
+            f"REDIS_URL={MEMORY_URL} keeps everything inside one serve process: a separate worker needs a Redis"
+        )
     parent = os.getppid()
     terminated = _until_terminated()
     name = name or worker_name(0)

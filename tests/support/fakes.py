@@ -7,7 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from bot.domain.approvals import Freeze
+from bot.adapters.memory.ports import (
+    MemoryCommandQueue,
+    MemoryFreezes,
+    MemoryLeadership,
+    MemoryNoticePreferences,
+    MemoryRateLimiter,
+    MemorySchedulerMemory,
+)
 from bot.domain.errors import KerberosBotError, KerberosModuleError
 from bot.domain.model import (
     TRUST_DISPLAY_TYPE,
@@ -223,109 +230,23 @@ class FakeGroups:
         return self.groups.get(group_id, frozenset())
 
 
-class FakeNoticePreferences:
-    """``NoticePreferences`` in memory."""
+class FakeCommandQueue(MemoryCommandQueue):
+    """The memory queue, and ``failures``: the next takes raise (a queue that went away)."""
 
     def __init__(self) -> None:
-        self.muted_users: set[str] = set()
-        self.home: set[str] = set()
-
-    async def remember_home(self, user: str) -> None:
-        self.home.add(user)
-
-    async def home_users(self) -> frozenset[str]:
-        return frozenset(self.home)
-
-    async def muted(self, user: str) -> bool:
-        return user in self.muted_users
-
-    async def set_muted(self, user: str, muted: bool) -> None:
-        if muted:
-            self.muted_users.add(user)
-        else:
-            self.muted_users.discard(user)
-
-
-class FakeCommandQueue:
-    """The command queue in memory (``CommandQueue``); ``failures`` makes the next takes raise."""
-
-    def __init__(self) -> None:
-        self.queued: list[DeferredCommand] = []
+        super().__init__()
         self.failures = 0
-
-    async def put(self, command: DeferredCommand) -> None:
-        self.queued.append(command)
 
     async def take(self, consumer: str, *, count: int, block_ms: int) -> list[DeferredCommand]:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("Connection refused")
-        taken, self.queued = self.queued[:count], self.queued[count:]
-        if not taken:
-            await asyncio.sleep(block_ms / 1000)
-        return taken
+        return await super().take(consumer, count=count, block_ms=block_ms)
 
 
-class FakeRateLimiter:
-    """Token buckets in memory, refilled by the ``at`` the caller gives (as the Redis one is)."""
-
-    def __init__(self) -> None:
-        self.buckets: dict[str, tuple[float, datetime]] = {}
-
-    async def take(self, bucket: str, *, capacity: int, per_second: float, at: datetime) -> float:
-        tokens, then = self.buckets.get(bucket, (float(capacity), at))
-        tokens = min(float(capacity), tokens + max(0.0, (at - then).total_seconds()) * per_second)
-        if tokens >= 1:
-            self.buckets[bucket] = (tokens - 1, at)
-            return 0.0
-        self.buckets[bucket] = (tokens, at)
-        return (1 - tokens) / per_second
-
-
-class FakeLeadership:
-    """The lead in memory (``Leadership``), lapsing by the clock it is given, as the Redis one lapses by Redis's."""
-
-    def __init__(self, clock: Callable[[], datetime]) -> None:
-        self._clock = clock
-        self.lead: tuple[str, datetime] | None = None  # holder, until
-
-    async def hold(self, holder: str, lease: timedelta) -> bool:
-        now = self._clock()
-        if self.lead is None or self.lead[0] == holder or self.lead[1] <= now:
-            self.lead = (holder, now + lease)
-            return True
-        return False
-
-    async def release(self, holder: str) -> None:
-        if self.lead is not None and self.lead[0] == holder:
-            self.lead = None
-
-
-class FakeSchedulerMemory:
-    """``SchedulerMemory`` in a dict."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    async def recall(self, name: str) -> str | None:
-        return self.values.get(name)
-
-    async def remember(self, name: str, value: str) -> None:
-        self.values[name] = value
-
-
-class FakeFreezes:
-    """``Freezes`` in a dict; a freeze past its ``until`` is over, as the Redis key's expiry makes it."""
-
-    def __init__(self) -> None:
-        self.freezes: dict[str, Freeze] = {}
-
-    async def put(self, freeze: Freeze) -> None:
-        self.freezes[freeze.domain] = freeze
-
-    async def get(self, domain: str, at: datetime) -> Freeze | None:
-        found = self.freezes.get(domain)
-        return found if found is not None and found.until > at else None
-
-    async def remove(self, domain: str) -> bool:
-        return self.freezes.pop(domain, None) is not None
+# the suites' names for the product's in-memory ports
+FakeNoticePreferences = MemoryNoticePreferences
+FakeRateLimiter = MemoryRateLimiter
+FakeLeadership = MemoryLeadership
+FakeSchedulerMemory = MemorySchedulerMemory
+FakeFreezes = MemoryFreezes
