@@ -20,4 +20,4 @@ Copy-Item (Join-Path $Source 'KerberosBot.psrc') (Join-Path $module 'RoleCapabil
 New-Item -ItemType Directory -Force -Path (Join-Path $env:ProgramData 'KerberosBot\Transcripts') | Out-Null
 Test-PSSessionConfigurationFile -Path (Join-Path $Source 'KerberosBot.pssc') | Out-Null
 Register-PSSessionConfiguration -Name 'KerberosBot' -Path (Join-Path $Source 'KerberosBot.pssc') -Force
-Get-PSSessionConfiguration -Name 'KerberosBot' | Select-Object Name, RunAsVirtualAccount, GroupManagedServiceAccount
+Get-PSSessionConfiguration -Name 'KerberosBot' | Select-Object -Property 'Name', 'RunAsVirtualAccount', 'GroupManagedServiceAccount'
