@@ -12,19 +12,23 @@ from the query string, the request or Entra reaches the page unescaped.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.approvals import Verdict
+from bot.domain.errors import KerberosBotError
 from bot.domain.verification import CALLBACK_PATH, VerifiedIdentity
 from bot.observability.logs import new_request_id
 from bot.services.changes.engine import ChangeEngine
-from bot.services.verification import ApproverVerification, SignInFor, VerificationOutcome
+from bot.services.verification import HOLD_ACTIONS, ApproverVerification, SignInFor, VerificationOutcome
 from handlers.actions.approve import record_replay, record_sign_in
+from handlers.notices.freezes import frozen_text, tell_frozen, tell_thawed, thawed_text
 from handlers.replies import escape
 from handlers.views.cards import ACTION_TITLES
 
@@ -51,10 +55,10 @@ CONFIRM_PATH = "/auth/confirm"
 _APPROVE, _DECLINE = "approve", "decline"
 
 
-def _confirm_form(token: str) -> str:
+def _confirm_form(token: str, confirm: str = "Approve this change") -> str:
     return (
         f'<form method="post" action="{CONFIRM_PATH}"><input type="hidden" name="token" value="{html.escape(token)}">'
-        f'<button type="submit" name="decision" value="{_APPROVE}" id="approve">Approve this change</button> '
+        f'<button type="submit" name="decision" value="{_APPROVE}" id="approve">{html.escape(confirm)}</button> '
         f'<button type="submit" name="decision" value="{_DECLINE}" id="decline">This is not mine</button></form>'
     )
 
@@ -120,7 +124,11 @@ def sign_in_routes(
         query = {k: v for k, v in fields.items() if isinstance(v, str)}
         result = await verification.complete_browser(query.get("state", ""), query)
         binding = result.binding
-        if result.replayed is not None:
+        if result.replayed is not None and result.replayed.action in HOLD_ACTIONS:
+            await changes.decisions.refuse_unverified(
+                result.replayed.request_id, result.replayed.chat_user, "a used sign-in link was presented again"
+            )
+        elif result.replayed is not None:
             await record_replay(client, changes, result.replayed)
         if binding is None:
             return page(
@@ -133,8 +141,69 @@ def sign_in_routes(
             )
         identity = result.outcome.identity
         if identity is not None:  # verified: not an approval until the approver confirms what it is for
-            return await _ask(binding, identity, await verification.hold_for_confirmation(binding, identity))
+            token = await verification.hold_for_confirmation(binding, identity)
+            if binding.action in HOLD_ACTIONS:
+                return _ask_hold(binding, identity, token)
+            return await _ask(binding, identity, token)
+        if binding.action in HOLD_ACTIONS:
+            return await _hold_refused(binding, result.outcome.problem or "the sign-in did not verify you")
         return await _recorded(binding, result.outcome, result.expected_user)
+
+    def _ask_hold(binding: SignInFor, identity: VerifiedIdentity, token: str) -> web.Response:
+        freezing = binding.action == "freeze"
+        facts = [("Domain", binding.domain)]
+        if freezing:
+            facts += [("Frozen until", f"{binding.until[:16].replace('T', ' ')} UTC"), ("Why", binding.reason)]
+        facts.append(("Signed in as", f"{identity.upn} (multi-factor authentication)"))
+        what = "freeze this domain" if freezing else "end this domain's freeze"
+        return page(
+            "Confirm the freeze" if freezing else "Confirm the end of the freeze",
+            f"You signed in. Confirm only if you asked to {what}, in Slack, just now.",
+            facts,
+            "If you did not ask for this, choose \u201cThis is not mine\u201d: nothing changes and the bot's "
+            "operators are told.",
+            ok=True,
+            form=_confirm_form(token, "Freeze the domain" if freezing else "End the freeze"),
+        )
+
+    async def _held(binding: SignInFor, identity: VerifiedIdentity) -> web.Response:
+        """A confirmed freeze, or end of one: made now, announced as the command would have."""
+        try:
+            if binding.action == "freeze":
+                until = datetime.fromisoformat(binding.until)
+                frozen = await changes.holds.freeze(
+                    binding.domain, by=binding.chat_user, until=until, reason=binding.reason, identity=identity
+                )
+                said = frozen_text(frozen)
+                await tell_frozen(client, changes, alert_channel, frozen, binding.channel)
+            else:
+                ended = await changes.holds.thaw(binding.domain, by=binding.chat_user, identity=identity)
+                said = thawed_text(binding.domain, binding.chat_user) if ended else f"{binding.domain} was not frozen."
+                if ended:
+                    await tell_thawed(
+                        client, changes, alert_channel, binding.domain, binding.chat_user, binding.channel
+                    )
+        except KerberosBotError as exc:
+            return await _hold_refused(binding, exc.user_message)
+        with contextlib.suppress(Exception):  # the freeze stands; the note in its channel is what failed
+            await client.chat_postMessage(channel=binding.channel, text=said)
+        title = "Domain frozen" if binding.action == "freeze" else "Freeze ended"
+        facts = [("Domain", binding.domain), ("Signed in as", f"{identity.upn} (multi-factor authentication)")]
+        return page(title, "Done; the domain's channels are told.", facts, "You can close this tab.", ok=True)
+
+    async def _hold_refused(binding: SignInFor, why: str) -> web.Response:
+        await changes.decisions.refuse_unverified(binding.request_id, binding.chat_user, why)
+        what = "freeze" if binding.action == "freeze" else "end of the freeze"
+        text = f":no_entry_sign: The {what} of {escape(binding.domain)} was not made: {escape(why)}. Nothing changed."
+        with contextlib.suppress(Exception):
+            await client.chat_postEphemeral(channel=binding.channel, user=binding.chat_user, text=text)
+        return page(
+            "Nothing changed",
+            f"The {what} was not made: {why.rstrip('.')}.",
+            [("Domain", binding.domain)],
+            "You can close this tab; ask again in Slack to try again.",
+            ok=False,
+        )
 
     async def _ask(binding: SignInFor, identity: VerifiedIdentity, token: str) -> web.Response:
         stored = await changes.queries.get(binding.request_id)
@@ -176,6 +245,8 @@ def sign_in_routes(
         binding, identity = held
         if decision == _DECLINE:
             return await _declined(binding, identity)
+        if binding.action in HOLD_ACTIONS:
+            return await _held(binding, identity)
         return await _recorded(binding, VerificationOutcome(identity=identity), None)
 
     async def _declined(binding: SignInFor, identity: VerifiedIdentity) -> web.Response:

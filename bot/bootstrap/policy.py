@@ -147,4 +147,8 @@ def integrity_signer(config: BotConfig) -> Signer:
 
 def freeze_rules(config: BotConfig) -> FreezeRules:
     changes = config.changes
-    return FreezeRules(groups=frozenset(changes.freeze_groups), longest=timedelta(days=changes.max_freeze_days))
+    return FreezeRules(
+        groups=frozenset(changes.freeze_groups),
+        longest=timedelta(days=changes.max_freeze_days),
+        verified=changes.freeze_verified,
+    )

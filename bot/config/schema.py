@@ -258,6 +258,11 @@ class ChangesConfig(Strict):
         description="Slack user groups whose members may freeze a domain and end its freeze; empty: every "
         "approver group",
     )
+    freeze_verified: bool = Field(
+        default=False,
+        description="a freeze and its early end need a fresh Entra sign-in with MFA, confirmed on the bot's page, "
+        'as verified approvals do (needs [approvals.verification] with method = "auth_code")',
+    )
     confirm_replicas: int = Field(
         default=0,
         ge=0,
@@ -427,6 +432,16 @@ class BotConfig(Strict):
         for d in self.domains:
             if d.forest_root and d.forest_root.lower() not in known:
                 raise ValueError(f"domain {d.name}: forest_root '{d.forest_root}' is not a configured domain")
+        return self
+
+    @model_validator(mode="after")
+    def _freeze_sign_in_configured(self) -> BotConfig:
+        verification = self.approvals.verification
+        if self.changes.freeze_verified and (verification is None or verification.method != "auth_code"):
+            raise ValueError(
+                "[changes] freeze_verified needs the approvers' browser sign-in: an [approvals.verification] table "
+                'with method = "auth_code"'
+            )
         return self
 
     @model_validator(mode="after")

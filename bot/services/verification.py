@@ -58,13 +58,20 @@ class IdentityUnknown(KerberosBotError):
 
 @dataclass(frozen=True)
 class SignInFor:
-    """What one sign-in may approve: this request, as this chat user, clicked from this place."""
+    """What one sign-in may approve: this request, as this chat user, clicked from this place; or (``action``
+    "freeze" or "thaw") this freeze of this domain until this time, for this reason, or its early end."""
 
-    request_id: str
+    request_id: str  # a freeze's: its audit record (freeze-<domain>)
     action: str
     chat_user: str
     origin: str  # "<team>/<app>/<channel>" of the click; the store checks it again
     channel: str
+    domain: str = ""  # a freeze's or a thaw's
+    until: str = ""  # a freeze's end (ISO 8601)
+    reason: str = ""  # a freeze's reason, as its requester typed it
+
+
+HOLD_ACTIONS = ("freeze", "thaw")  # sign-ins that stand for a freeze or its early end, not for an approval
 
 
 @dataclass(frozen=True)

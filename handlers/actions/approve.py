@@ -23,6 +23,7 @@ from bot.services.verification import ApproverVerification, PendingVerification,
 from handlers.actions.clicks import Click, clicked, request_id_of
 from handlers.boundary import OnceAck, guard
 from handlers.notices.decisions import REFUSALS, after_decision
+from handlers.notices.freezes import SIGN_IN_TO_HOLD
 from handlers.replies import escape
 from handlers.views.cards import APPROVE_ACTION, SIGN_IN_LINK_ACTION, sign_in_link_prompt, verification_prompt
 
@@ -158,3 +159,4 @@ def register(app: AsyncApp, changes: ChangeEngine, verification: ApproverVerific
 
     app.action(APPROVE_ACTION)(guard("approve click", approve))
     app.action(SIGN_IN_LINK_ACTION)(guard("sign-in link", sign_in_link))
+    app.action(SIGN_IN_TO_HOLD)(guard("sign-in link", sign_in_link))  # a freeze's or a thaw's

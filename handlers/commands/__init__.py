@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.errors import KerberosBotError
 from bot.services.changes.engine import ChangeEngine
 from bot.services.container import BotServices
+from bot.services.verification import SignInFor, SignInLink
 from handlers.parsing import ParsedCommand
 from handlers.replies import Reply
 
@@ -77,6 +78,14 @@ def discover() -> tuple[Subcommand, ...]:
         if all(hasattr(module, attribute) for attribute in ("NAME", "USAGE", "ORDER", "prepare")):
             found.append(module)
     return tuple(Subcommand.from_module(m) for m in sorted(found, key=lambda m: int(m.ORDER)))
+
+
+async def sign_in_for(ctx: CommandContext, binding: SignInFor) -> SignInLink:
+    """The browser sign-in made for ``binding`` (a freeze or its end, where the policy asks one)."""
+    verification = ctx.services.verification
+    if verification is None or not verification.uses_browser:
+        raise KerberosBotError("The policy asks a verified sign-in for this, but the approvers' sign-in is not set up.")
+    return await verification.begin_browser(binding)
 
 
 def require_changes(ctx: CommandContext) -> tuple[ChangeEngine, AsyncWebClient]:

@@ -6,10 +6,12 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from bot.domain.errors import UsageError
-from handlers.commands import CommandContext, Prepared, require_changes
-from handlers.commands.announce import announce
+from bot.services.changes.holds import freeze_record
+from bot.services.verification import SignInFor
+from handlers.commands import CommandContext, Prepared, require_changes, sign_in_for
+from handlers.notices.freezes import frozen_text, hold_sign_in_prompt, tell_frozen
 from handlers.parsing import ParsedCommand
-from handlers.replies import Reply, code, escape, person, plain, text_reply
+from handlers.replies import Reply, code, text_reply
 
 NAME = "freeze"
 ORDER = 65  # where it shows in help and in the manifest
@@ -40,13 +42,16 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     until = until_of(until_text, datetime.now(UTC))
 
     async def work() -> list[Reply]:
-        freeze = await changes.holds.freeze(domain, by=ctx.user_id, until=until, reason=command.reason or "")
-        said = (
-            f"{freeze.domain} is frozen until {freeze.until:%Y-%m-%d %H:%M} UTC by {person(freeze.by)}: no change "
-            "runs there until then but an emergency rotation. `/kerberos thaw " + freeze.domain + "` ends it sooner."
-        )
-        # everyone who follows the domain hears of it, the reason as text (a person's words, never markup)
-        await announce(ctx, freeze.domain, f":snowflake: {said} Why: {escape(plain(freeze.reason))}")
-        return [text_reply(said, icon=":snowflake:")]
+        reason = command.reason or ""
+        if changes.holds.needs_sign_in:  # [changes] freeze_verified: the freeze waits for the sign-in
+            name = await changes.holds.may_freeze(domain, by=ctx.user_id, until=until, reason=reason)
+            binding = SignInFor(
+                freeze_record(name), "freeze", ctx.user_id, ctx.origin, ctx.channel_id, name, until.isoformat(), reason
+            )
+            return [hold_sign_in_prompt(f"Freezing {name}", await sign_in_for(ctx, binding))]
+        freeze = await changes.holds.freeze(domain, by=ctx.user_id, until=until, reason=reason)
+        if ctx.client is not None:
+            await tell_frozen(ctx.client, changes, ctx.services.alert_channel, freeze, ctx.channel_id)
+        return [text_reply(frozen_text(freeze), icon=":snowflake:")]
 
     return Prepared(ack=None, work=work)

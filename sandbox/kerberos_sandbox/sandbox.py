@@ -204,6 +204,7 @@ def sandbox_config(
     entra: EntraStandIn,
     *,
     verified_approvals: bool = True,
+    freeze_verified: bool = False,
     public_url: str = "http://127.0.0.1:3000",
     verification_method: str = "auth_code",
 ) -> str:
@@ -262,7 +263,8 @@ def sandbox_config(
     for d in domains:
         lines += [f'[kerberos_module.emulator.domains."{d.name}"]', f'samba_conf = "{d.samba.smb_conf}"', ""]
     # the last table, so a test may append keys to it
-    lines += ["[changes]", f'integrity_key = {{ value = "{secrets.token_hex(32)}" }}', ""]
+    lines += ["[changes]", f'integrity_key = {{ value = "{secrets.token_hex(32)}" }}']
+    lines += ["freeze_verified = true", ""] if freeze_verified else [""]
     return "\n".join(lines)
 
 
@@ -330,6 +332,7 @@ async def sandbox(
     fresh: bool = True,
     redis_url: str = "redis://127.0.0.1:6379/0",
     verified_approvals: bool = True,
+    freeze_verified: bool = False,
     verification_method: str = "auth_code",
     command_workers: int = 0,
     # replication between the sandbox's DCs takes a second or two, not the hours of a real forest
@@ -356,6 +359,7 @@ async def sandbox(
                 domains,
                 entra,
                 verified_approvals=verified_approvals,
+                freeze_verified=freeze_verified,
                 public_url=public_url,
                 verification_method=verification_method,
             ),

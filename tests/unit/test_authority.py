@@ -14,10 +14,12 @@ from bot.domain.integrity import Signer
 from bot.domain.model import OnPremState
 from bot.domain.verification import VerifiedIdentity
 from bot.services.changes.engine import ChangeEngine
+from bot.services.changes.errors import NotAllowed
 from bot.services.changes.executor import Execution
+from bot.services.changes.holds import FreezeRules, freeze_record
 from tests.support.engine import Clock, engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore
-from tests.support.fakes import NOW, FakeDirectory, FakeGroups, FakeKerberosModule, on_prem_state
+from tests.support.fakes import NOW, FakeDirectory, FakeFreezes, FakeGroups, FakeKerberosModule, on_prem_state
 
 ADMINS, BREAKGLASS = "S0ADMINS", "S0BREAKGLASS"
 ORIGIN = "T0STANDIN/A0KERBOT/C0PLATFORM"
@@ -289,3 +291,28 @@ async def test_a_request_replayed_on_a_world_that_moved_on_changes_nothing() -> 
     assert isinstance(replayed, Execution) and not replayed.succeeded
     assert "changed since it was requested" in replayed.outcome
     assert directory.state.trusted_domain is not None  # the new trust stands: removed once, never twice
+
+
+async def test_where_the_policy_asks_a_freeze_and_its_end_need_a_verified_sign_in_named_in_the_audit() -> None:
+    store = FakeApprovalStore()
+    service = engine_on_fakes(
+        directories={"contoso.test": FakeDirectory(on_prem_state("contoso.test"))},
+        store=store,
+        groups=FakeGroups(dict(GROUPS)),
+        policies={Action.ROTATE: ActionPolicy(1, timedelta(hours=1), frozenset(), frozenset({ADMINS}))},
+        clock=lambda: NOW,
+        freezes=FakeFreezes(),
+        freeze_rules=FreezeRules(verified=True),
+    )
+    holds, until = service.holds, NOW + timedelta(days=1)
+    assert holds.needs_sign_in
+    with pytest.raises(NotAllowed, match="needs a verified Entra sign-in"):
+        await holds.freeze("contoso.test", by="U0BOB", until=until, reason="incident")
+    assert await holds.freeze_of("contoso.test") is None
+    bob = identity("oid-bob", "bob@contoso.test")
+    await holds.freeze("contoso.test", by="U0BOB", until=until, reason="incident", identity=bob)
+    with pytest.raises(NotAllowed, match="needs a verified Entra sign-in"):
+        await holds.thaw("contoso.test", by="U0BOB")
+    assert await holds.thaw("contoso.test", by="U0BOB", identity=bob)
+    details = [e.detail for e in await store.audit(freeze_record("contoso.test"))]
+    assert all("bob@contoso.test" in d for d in details) and len(details) == 2

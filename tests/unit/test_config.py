@@ -277,3 +277,10 @@ def test_redis_signs_in_with_entra_id_where_the_redis_entra_table_says_so(tmp_pa
     with pytest.raises(ConfigurationError, match="service_principal.*needs client_id and client_secret"):
         load_bot_config(path)
     assert load_bot_config(MINIMAL).redis.entra is None  # absent: REDIS_URL's own password, if any
+
+
+def test_a_freeze_sign_in_needs_the_approvers_browser_sign_in(tmp_path: Path) -> None:
+    path = tmp_path / "kerberos-bot.toml"
+    path.write_text(MINIMAL.read_text(encoding="utf-8") + "freeze_verified = true\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"freeze_verified needs the approvers' browser sign-in"):
+        load_bot_config(path)

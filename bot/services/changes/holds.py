@@ -15,6 +15,7 @@ from bot.domain.hints import hint
 from bot.domain.model import dns_name
 from bot.domain.ports import ApprovalStore, Freezes
 from bot.domain.user_text import checked_text
+from bot.domain.verification import VerifiedIdentity
 from bot.domain.windows import ALWAYS_OPEN, ChangeWindows, OutsideWindow
 from bot.services.changes.authority import Authority
 from bot.services.changes.errors import NotAllowed, RefusedAtExecution
@@ -26,6 +27,7 @@ class FreezeRules:
 
     groups: frozenset[str] = frozenset()  # empty: every approver group
     longest: timedelta = timedelta(days=14)
+    verified: bool = False  # a freeze and a thaw need a fresh Entra sign-in, confirmed on the bot's page
 
 
 WHO_FREEZES = "[changes] freeze_groups; by default every approver group"
@@ -73,9 +75,13 @@ class Holds:
     def _freeze_groups(self) -> frozenset[str]:
         return self._rules.groups or self._authority.every_approver_group
 
-    async def freeze(self, domain: str, *, by: str, until: datetime, reason: str) -> Freeze:
-        """Freeze a domain, for at most the configured length: the freeze groups' members may (by default,
-        whoever may approve a change). Audited."""
+    @property
+    def needs_sign_in(self) -> bool:
+        """A freeze and its early end wait for a verified sign-in ([changes] freeze_verified)."""
+        return self._rules.verified
+
+    async def may_freeze(self, domain: str, *, by: str, until: datetime, reason: str) -> str:
+        """Everything a freeze checks but the sign-in, before one is asked for; returns the domain's name."""
         name = self._context.directory(domain).domain_dns_name
         if self._freezes is None:
             raise KerberosBotError("Freezes need the approval store (REDIS_URL).")
@@ -90,23 +96,48 @@ class Holds:
         if until - now > self._rules.longest:
             days = self._rules.longest.total_seconds() / 86400
             raise UsageError(f"A freeze lasts at most {days:g} days ([changes] max_freeze_days); give an earlier end.")
-        freeze = Freeze(name, until, by, reason.strip(), now)
-        await self._freezes.put(freeze)
-        await self._store.note(freeze_record(name), "frozen", by, f"until {until.isoformat()}: {freeze.reason}", now)
-        return freeze
+        return name
 
-    async def thaw(self, domain: str, *, by: str) -> bool:
-        """End a freeze before its time: only the freeze groups' members may, as only they may freeze. Audited."""
+    async def may_thaw(self, domain: str, *, by: str) -> str:
         name = self._context.directory(domain).domain_dns_name
-        if self._freezes is None:
-            return False
         if not await self._authority.is_member(by, self._freeze_groups):
             raise NotAllowed(f"Only members of the freeze groups ({WHO_FREEZES}) may end a freeze.")
+        return name
+
+    def _signed_in(self, identity: VerifiedIdentity | None, what: str) -> str:
+        """The audit's word on who signed in; refused when the policy asks a sign-in and none was made."""
+        if identity is None:
+            if self._rules.verified:
+                raise NotAllowed(f"{what} needs a verified Entra sign-in ([changes] freeze_verified): nothing changed.")
+            return ""
+        return f" (signed in as {identity.describe()})"
+
+    async def freeze(
+        self, domain: str, *, by: str, until: datetime, reason: str, identity: VerifiedIdentity | None = None
+    ) -> Freeze:
+        """Freeze a domain, for at most the configured length: the freeze groups' members may (by default,
+        whoever may approve a change), after a verified sign-in where the policy asks. Audited."""
+        name = await self.may_freeze(domain, by=by, until=until, reason=reason)
+        signed_in = self._signed_in(identity, f"Freezing {name}")
+        assert self._freezes is not None  # may_freeze refuses without them
+        now = self._clock()
+        freeze = Freeze(name, until, by, reason.strip(), now)
+        await self._freezes.put(freeze)
+        detail = f"until {until.isoformat()}: {freeze.reason}{signed_in}"
+        await self._store.note(freeze_record(name), "frozen", by, detail, now)
+        return freeze
+
+    async def thaw(self, domain: str, *, by: str, identity: VerifiedIdentity | None = None) -> bool:
+        """End a freeze before its time: only the freeze groups' members may, as only they may freeze, after a
+        verified sign-in where the policy asks. Audited."""
+        name = await self.may_thaw(domain, by=by)
+        if self._freezes is None:
+            return False
+        signed_in = self._signed_in(identity, f"Ending the freeze of {name}")
         ended = await self._freezes.remove(name)
         if ended:
-            await self._store.note(
-                freeze_record(name), "thawed", by, "the freeze was ended before its time", self._clock()
-            )
+            detail = f"the freeze was ended before its time{signed_in}"
+            await self._store.note(freeze_record(name), "thawed", by, detail, self._clock())
         return ended
 
     async def freeze_of(self, domain: str) -> Freeze | None:
