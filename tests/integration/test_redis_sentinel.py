@@ -85,7 +85,7 @@ async def test_a_primary_that_comes_back_demoted_is_left_for_the_new_one(sentine
             os.kill(old, signal.SIGCONT)  # back, and demoted by the sentinels
         old_primary = connect(sentinels.primary.url)
         try:
-            for _ in range(100):
+            for _ in range(300):  # the sentinels reconfigure it once they see it again (seconds, under load more)
                 if (await old_primary.info("replication"))["role"] == "slave":
                     break
                 await asyncio.sleep(0.1)
