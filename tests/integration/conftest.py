@@ -6,13 +6,16 @@
 - ``seed_domain``: ``await seed_domain(dc, SeedState.FIDO_ONLY)`` -> the ``OnPremState`` read back.
 - ``onprem``: the emulator's AD half on contoso, seeded "server without TDO"; closed after the test.
 - ``directory``: an ``LdapDirectory`` on contoso over LDAPS with CA validation; closed after the test.
+- ``redis_server``: a private redis-server of the test's own (``PrivateRedis``), stopped after it.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
+from kerberos_sandbox.redis_server import PrivateRedis
 
 from bot.adapters.kerberos_module.emulator.on_prem import EmulatedOnPremModule
 from bot.adapters.ldap.directory import LdapDirectory
@@ -21,6 +24,15 @@ from tests.support.samba import SambaDC, SeedState, contoso, ensure_up, fabrikam
 from tests.support.sandboxes import box  # noqa: F401  (the shared module-scoped sandbox fixture)
 
 SeedDomain = Callable[[SambaDC, SeedState], Awaitable[OnPremState]]
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
+    """A private redis-server (append-only, fsync always) of the test's own, stopped after it."""
+    server = PrivateRedis(tmp_path)
+    await server.start()
+    yield server
+    await server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,14 +55,6 @@ def app_of(entra: EntraStandIn, secret: str | None = None) -> EntraApp:
         client_secret=secret or entra.client_secret,
         ca_file=entra.ca_file,
     )
-
-
-@pytest.fixture
-async def redis_server(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

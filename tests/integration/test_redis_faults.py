@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,14 +26,6 @@ from tests.contracts.test_approval_store import LEASE, new_request
 from tests.support.botserver import running_bot
 from tests.support.engine import engine_on_fakes
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeGroups, FakeKerberosModule, on_prem_state
-
-
-@pytest.fixture
-async def redis_server(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def test_the_first_operation_after_a_redis_restart_succeeds_on_every_pooled_connection(

@@ -4,16 +4,16 @@ surface writes them as its people type them. No message of the core carries Slac
 from __future__ import annotations
 
 import ast
-from datetime import timedelta
 from pathlib import Path
 
 from kerberos_sandbox.render import render_card
 
-from bot.domain.approvals import Action, ChangeRequest, RequestState
+from bot.domain.approvals import Action, RequestState
 from bot.domain.hints import hint, spelled
 from bot.services.changes.card import ApprovalTerms, RequestCard
 from handlers.replies import escape, typed
 from tests.support.fakes import NOW
+from tests.support.requests import a_request
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ("bot/domain", "bot/services", "bot/actions", "bot/adapters", "bot/workers")
@@ -24,19 +24,7 @@ def test_each_surface_spells_the_cores_hints_its_own_way() -> None:
     assert escape(text) == "Run `/kerberos status contoso.test` &amp; check &lt;here&gt;."  # Slack's mrkdwn
     assert typed(text) == "Run /kerberos status contoso.test & check <here>."  # Slack's plain text
     assert spelled(text, lambda c: f"kerberos-bot {c}") == "Run kerberos-bot status contoso.test & check <here>."
-    request = ChangeRequest(
-        id="r1",
-        action=Action.REMOVE_TDO,
-        domain="contoso.test",
-        requester="U0ALICE",
-        reason="q",
-        plan=(),
-        created_at=NOW,
-        expires_at=NOW + timedelta(hours=1),
-        approvals_required=1,
-        state=RequestState.FAILED,
-        outcome=text,
-    )
+    request = a_request(action=Action.REMOVE_TDO, state=RequestState.FAILED, outcome=text)
     card = RequestCard(request, "Remove the trusted domain object: contoso.test", ApprovalTerms(1, False, ()), NOW)
     assert "Run /kerberos status contoso.test & check <here>." in render_card(card)  # the console
 

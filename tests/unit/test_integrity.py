@@ -12,31 +12,17 @@ from datetime import timedelta
 
 import pytest
 
-from bot.domain.approvals import Action, ChangeRequest, RequestState
+from bot.domain.approvals import ChangeRequest, RequestState
 from bot.domain.errors import UsageError
 from bot.domain.integrity import VERSION, Signer
 from bot.services.changes.executor import Execution
 from tests.support.engine import engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeKerberosModule, on_prem_state
+from tests.support.requests import a_request
 
 KEY = b"k" * 32
 FORTY_DAYS_AGO = NOW - timedelta(days=40)
-
-
-def a_request(**fields: object) -> ChangeRequest:
-    base = ChangeRequest(
-        id="r1",
-        action=Action.ROTATE,
-        domain="contoso.test",
-        requester="U0ALICE",
-        reason="quarterly",
-        plan=("Set-AzureADKerberosServer -Domain contoso.test -RotateServerKey",),
-        created_at=NOW,
-        expires_at=NOW + timedelta(hours=1),
-        approvals_required=1,
-    )
-    return replace(base, **fields)  # type: ignore[arg-type]
 
 
 def legacy_mac(*parts: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from bot.domain.approvals import Action, ChangeRequest, RequestState, Verdict
+from bot.domain.approvals import ChangeRequest, RequestState, Verdict
 from bot.domain.errors import KerberosModuleError
 from bot.domain.history import Event, HistoryEntry
 from bot.domain.integrity import Signer
@@ -18,6 +18,7 @@ from bot.services.changes.executor import Execution
 from tests.support.engine import Clock, engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeKerberosModule, on_prem_state
+from tests.support.requests import a_request
 
 KEY = b"h" * 32
 
@@ -111,17 +112,7 @@ async def test_an_entry_signed_for_another_request_or_edited_does_not_verify() -
 
 def test_the_record_must_show_the_state_its_history_leads_to() -> None:
     signer = Signer(KEY)
-    request = ChangeRequest(
-        id="r1",
-        action=Action.ROTATE,
-        domain="contoso.test",
-        requester="U0ALICE",
-        reason="q",
-        plan=(),
-        created_at=NOW,
-        expires_at=NOW + timedelta(hours=1),
-        approvals_required=1,
-    )
+    request = a_request()
 
     def entry(event: Event, actor: str = "", detail: str = "", at: timedelta = timedelta(minutes=1)) -> HistoryEntry:
         return signer.entry("r1", event, actor, NOW + at, detail)
