@@ -50,6 +50,9 @@ class StatusSettings:
     per_user_per_minute: int = 20  # each status calls the module on the tier-0 management host
 
 
+READS_AT_ONCE = 10  # domains read at the same time by one status
+
+
 class StatusService:
     """Reads AD, the Kerberos module and Entra for a domain concurrently and diagnoses the result."""
 
@@ -101,11 +104,17 @@ class StatusService:
         return [wanted]
 
     async def status(self, domain: str | None = None, *, per_dc: bool = False) -> list[DomainStatus]:
-        """``per_dc``: also the KeyVersion each configured DC holds (one read per DC, no failover)."""
+        """``per_dc``: also the KeyVersion each configured DC holds (one read per DC, no failover). Every
+        domain's reads run at once, ``READS_AT_ONCE`` domains at a time (a hundred domains must not open a
+        hundred connections and module calls on the management host at once)."""
         names = self.resolve(domain)
-        return list(
-            await asyncio.gather(*(self._reads.run((name, per_dc), partial(self._one, name, per_dc)) for name in names))
-        )
+        gate = asyncio.Semaphore(READS_AT_ONCE)
+
+        async def one(name: str) -> DomainStatus:
+            async with gate:
+                return await self._reads.run((name, per_dc), partial(self._one, name, per_dc))
+
+        return list(await asyncio.gather(*(one(name) for name in names)))
 
     async def _one(self, domain: str, per_dc: bool = False) -> DomainStatus:
         now = self._clock()

@@ -141,8 +141,43 @@ def freeze_block(freeze: Freeze) -> ContextBlock:
     )
 
 
+# from this many domains on, a status opens with one line per domain and details only those that need someone
+SUMMARY_FROM = 6
+# the order a status shows its domains in: the ones that need someone first
+_NEEDS_SOMEONE = {Health.BROKEN: 0, Health.UNKNOWN: 1, Health.DEGRADED: 2, Health.ABSENT: 3, Health.HEALTHY: 4}
+
+
 def status_replies(statuses: Sequence[DomainStatus], freezes: Mapping[str, Freeze] | None = None) -> list[Reply]:
-    """One or more in-channel messages: Slack takes at most 50 blocks in one."""
+    """One or more in-channel messages (Slack takes at most 50 blocks in one), the unhealthy domains first; with
+    many domains, a summary line each, and the full status of only those not healthy."""
+    ordered = sorted(statuses, key=lambda s: (_NEEDS_SOMEONE[s.diagnosis.health], s.domain))
+    if len(ordered) < SUMMARY_FROM:
+        return _detailed(ordered, freezes)
+    unhealthy = [s for s in ordered if s.diagnosis.health != Health.HEALTHY]
+    return [_summary(ordered, freezes or {}), *_detailed(unhealthy, freezes)]
+
+
+def _summary(statuses: Sequence[DomainStatus], freezes: Mapping[str, Freeze]) -> Reply:
+    healthy = sum(s.diagnosis.health == Health.HEALTHY for s in statuses)
+    head = f"Kerberos status of {len(statuses)} domains: {healthy} healthy"
+    lines = [
+        f"{HEALTH_ICON[s.diagnosis.health]} `{escape(s.domain)}` {escape(s.diagnosis.headline)}"
+        + (" :snowflake: frozen" if s.domain in freezes else "")
+        for s in statuses
+    ]
+    sections: list[list[str]] = [[]]
+    for line in lines:
+        if sections[-1] and len("\n".join([*sections[-1], line])) > SECTION_TEXT:
+            sections.append([])
+        sections[-1].append(line)
+    blocks: list[Block] = [HeaderBlock(text=clip(head, 150))]
+    blocks += [SectionBlock(text=MarkdownTextObject(text="\n".join(chunk))) for chunk in sections[: MAX_BLOCKS - 2]]
+    if len(statuses) > healthy:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text="The domains that need someone follow in full.")]))
+    return Reply(text=head, blocks=blocks[:MAX_BLOCKS], in_channel=True)
+
+
+def _detailed(statuses: Sequence[DomainStatus], freezes: Mapping[str, Freeze] | None) -> list[Reply]:
     replies: list[Reply] = []
     blocks: list[Block] = []
     texts: list[str] = []

@@ -4,7 +4,7 @@ import pytest
 
 from bot.domain.errors import UnknownDomainError
 from bot.domain.findings import Health
-from bot.services.status import StatusService
+from bot.services.status import READS_AT_ONCE, StatusService
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeKerberosModule, on_prem_state
 
 
@@ -57,3 +57,23 @@ async def test_concurrent_requests_share_one_read_per_domain() -> None:
     assert all(r[0].diagnosis.health == Health.HEALTHY for r in results)
     await svc.status("contoso.test")
     assert directories["contoso.test"].reads == 2  # a later request reads again
+
+
+async def test_a_hundred_domains_are_read_at_once_but_ten_at_a_time() -> None:
+    """A status of every domain reads them in parallel, bounded: a hundred domains never open a hundred
+    connections, or a hundred module calls on the management host, at once."""
+    in_flight, most = 0, 0
+
+    class CountingDirectory(FakeDirectory):
+        async def read_kerberos_objects(self):  # type: ignore[no-untyped-def]
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            await asyncio.sleep(0.01)
+            in_flight -= 1
+            return await super().read_kerberos_objects()
+
+    directories = {f"d{i:03}.test": CountingDirectory(on_prem_state(f"d{i:03}.test")) for i in range(100)}
+    module = FakeKerberosModule.in_step(dict(directories))
+    statuses = await StatusService(directories, module, FakeEntra(), clock=lambda: NOW).status()
+    assert len(statuses) == 100 and most == READS_AT_ONCE

@@ -35,13 +35,28 @@ def test_status_blocks_validate_and_hold_all_module_fields() -> None:
     assert payload["response_type"] == "in_channel"
 
 
-def test_many_domains_are_split_to_respect_the_block_limit() -> None:
-    statuses = [status_of(f"d{i}.contoso.test") for i in range(20)]
+def test_a_hundred_domains_read_in_slack_every_one_named_the_unhealthy_first_and_in_full() -> None:
+    old_key = NOW - timedelta(days=400)  # older than the policy's maximum age: not healthy
+    statuses = [status_of(f"d{i:03}.contoso.test", key_updated_on=old_key if i % 10 == 7 else None) for i in range(100)]
     replies = status_replies(statuses)
-    assert len(replies) > 1
+    payloads = [r.payload() for r in replies]
+    assert all(len(p["blocks"]) <= MAX_BLOCKS for p in payloads)
+    sections = [b["text"]["text"] for p in payloads for b in p["blocks"] if b["type"] == "section" and "text" in b]
+    assert all(len(text) <= 3000 for text in sections)
+    summary = str(payloads[0]["blocks"])
+    assert "Kerberos status of 100 domains: 90 healthy" in summary
+    assert all(f"d{i:03}.contoso.test" in summary for i in range(100))  # every domain named
+    assert summary.index("d007.contoso.test") < summary.index("d000.contoso.test")  # the unhealthy first
+    detailed = [str(p["blocks"]) for p in payloads[1:]]
+    assert sum(f"Kerberos status: d{i:03}.contoso.test" in "".join(detailed) for i in range(100)) == 10  # in full
+
+
+def test_a_few_domains_are_split_to_respect_the_block_limit() -> None:
+    statuses = [status_of(f"d{i}.contoso.test") for i in range(5)]
+    replies = status_replies(statuses)
     assert all(len(r.blocks) <= MAX_BLOCKS for r in replies)
     shown = "".join(str(r.payload()["blocks"]) for r in replies)
-    assert all(f"d{i}.contoso.test" in shown for i in range(20))
+    assert all(f"Kerberos status: d{i}.contoso.test" in shown for i in range(5))
 
 
 def test_directory_values_are_escaped_not_markup() -> None:
