@@ -35,7 +35,8 @@ DESCRIPTION = """\
 Slack chat-ops for Microsoft Entra Kerberos (Azure SQL Managed Instance, incoming trust-based flow).
 
 Settings come from the environment (and .env): SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN,
-SLACK_APP_TOKEN (socket mode), SLACK_API_URL, REDIS_URL, KERBEROS_BOT_CONFIG (the TOML file
+SLACK_APP_TOKEN (socket mode), SLACK_API_URL, REDIS_URL (redis://, rediss://, redis+sentinel://,
+redis+cluster://, or memory:// for a one-process trial), KERBEROS_BOT_CONFIG (the TOML file
 declaring the domains, the Entra app and the policy), LOG_LEVEL.
 """
 
