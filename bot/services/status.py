@@ -17,7 +17,7 @@ from bot.domain.findings import Diagnosis, Observations, RotationPolicy, SourceF
 from bot.domain.model import AuditEvent, KerberosServerReport, OnPremState, dns_name
 from bot.domain.ports import ActiveDirectory, EntraDirectory, KerberosModule, RateLimiter
 from bot.observability.metrics import Metrics
-from bot.services.changes.errors import RateLimited
+from bot.services.buckets import within
 from bot.services.single_flight import SingleFlight
 
 log = logging.getLogger(__name__)
@@ -82,17 +82,18 @@ class StatusService:
 
     async def allow(self, user: str) -> None:
         """``user`` may ask for another status now (a token bucket per person); refused with when otherwise."""
-        if self._limiter is None:
-            return
         per_minute = self._settings.per_user_per_minute
-        wait = await self._limiter.take(
-            f"status:{user}", capacity=per_minute, per_second=per_minute / 60, at=self._clock()
-        )
-        if wait > 0:
-            raise RateLimited(
+
+        def refusal(wait: float) -> str:
+            return (
                 f"You asked for status faster than kerberos-bot allows ({per_minute} a minute: each one calls the "
                 f"Kerberos module on the management host); nothing was read. Try again in {max(1, round(wait))} s."
             )
+
+        bucket = f"status:{user}"
+        await within(
+            self._limiter, bucket, capacity=per_minute, per_second=per_minute / 60, at=self._clock(), refusal=refusal
+        )
 
     def resolve(self, domain: str | None) -> list[str]:
         """The configured domains a request is about; an unknown name names the valid ones."""

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot.domain.ports import RateLimiter
-from bot.services.changes.errors import RateLimited
+from bot.services.buckets import within
 from bot.services.changes.limits import RateLimits
 
 
@@ -17,14 +17,13 @@ class Rates:
         self._clock = clock
 
     async def _within(self, bucket: str, capacity: int, per_second: float, rate: str) -> None:
-        if self._limiter is None:
-            return
-        wait = await self._limiter.take(bucket, capacity=capacity, per_second=per_second, at=self._clock())
-        if wait > 0:
-            raise RateLimited(
+        def refusal(wait: float) -> str:
+            return (
                 f"You are going faster than kerberos-bot allows ({rate}); nothing was recorded. "
                 f"Try again in {max(1, round(wait))} s."
             )
+
+        await within(self._limiter, bucket, capacity=capacity, per_second=per_second, at=self._clock(), refusal=refusal)
 
     async def request(self, user: str) -> None:
         per_hour = self.limits.requests_per_hour
@@ -36,13 +35,14 @@ class Rates:
 
     async def nudge(self, request_id: str, every: timedelta) -> None:
         """Once per ``every`` for a request, whoever asks."""
-        if self._limiter is None:
-            return
-        wait = await self._limiter.take(
-            f"nudge:{request_id}", capacity=1, per_second=1 / every.total_seconds(), at=self._clock()
-        )
-        if wait > 0:
-            raise RateLimited(
+
+        def refusal(wait: float) -> str:
+            return (
                 f"The approvers of `{request_id}` were nudged less than {every.total_seconds() / 60:g} minutes "
                 f"ago; try again in {max(1, round(wait / 60))} min."
             )
+
+        rate = 1 / every.total_seconds()
+        await within(
+            self._limiter, f"nudge:{request_id}", capacity=1, per_second=rate, at=self._clock(), refusal=refusal
+        )
