@@ -3,11 +3,13 @@ approvers' sign-in), Redis's client, Slack's Web API client, the SIEM sinks. Sec
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import redis.asyncio as aioredis
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.adapters.azure.key_vault import KeyVaultSecrets
 from bot.adapters.entra.app import EntraApp
 from bot.adapters.entra.auth_code import MsalBrowserSignIn
 from bot.adapters.entra.device_code import MsalDeviceCodeSignIn
@@ -19,7 +21,7 @@ from bot.adapters.redis.client import connect as redis_connect
 from bot.adapters.siem.hec import HecSink
 from bot.adapters.siem.syslog import SyslogTlsSink
 from bot.adapters.slack.web import slack_web_client
-from bot.config import BotConfig, DomainConfig, EntraConfig, VerificationConfig
+from bot.config import BotConfig, DomainConfig, EntraConfig, SecretSource, VerificationConfig
 from bot.domain.ports import AuditSink
 
 
@@ -33,7 +35,7 @@ def entra_app(entra: EntraConfig) -> EntraApp:
         tenant_id=entra.tenant_id,
         client_id=entra.client_id,
         authority_host=entra.authority_host,
-        client_secret=entra.client_secret.resolve("entra.client_secret") if entra.client_secret else None,
+        client_secret=secret_of(entra.client_secret, "entra.client_secret") if entra.client_secret else None,
         private_key_pem=_read_text(cert.private_key_file) if cert else None,
         thumbprint=cert.thumbprint if cert else None,
         public_certificate_pem=_read_text(cert.public_certificate_file) if cert else None,
@@ -48,12 +50,23 @@ def ldap_endpoint(domain: DomainConfig, *, user: str | None = None, password: st
         base_dn=domain.effective_base_dn,
         ldap_urls=list(domain.ldap_urls),
         bind_user=user or domain.bind_user,
-        bind_password=password or domain.bind_password.resolve(f"domains[{domain.name}].bind_password"),
+        bind_password=password or secret_of(domain.bind_password, f"domains[{domain.name}].bind_password"),
         ca_file=domain.ca_file,
         tls_validate=domain.tls_validate,
         connect_timeout=domain.connect_timeout_seconds,
         operation_timeout=domain.operation_timeout_seconds,
     )
+
+
+@cache
+def _key_vault() -> KeyVaultSecrets:
+    """One Key Vault reader per process (one credential, a client per vault), made when a reference is read."""
+    return KeyVaultSecrets()
+
+
+def secret_of(source: SecretSource, where: str) -> str:
+    """A secret the configuration names: from the environment, a file, or Azure Key Vault."""
+    return source.resolve(where, key_vault=_key_vault().read)
 
 
 def ldap_directory(domain: DomainConfig) -> LdapDirectory:
@@ -82,7 +95,7 @@ def approver_browser_sign_in(entra: EntraConfig, settings: VerificationConfig) -
     return MsalBrowserSignIn(
         tenant_id=entra.tenant_id,
         client_id=settings.client_id,
-        client_secret=secret.resolve("approvals.verification.client_secret") if secret else None,
+        client_secret=secret_of(secret, "approvals.verification.client_secret") if secret else None,
         authority_host=entra.authority_host,
         scopes=tuple(settings.scopes),
         ca_file=entra.ca_file,
@@ -108,7 +121,7 @@ def redis_credentials(config: BotConfig) -> EntraRedisCredentials | None:
         tenant_id=entra.tenant_id or config.entra.tenant_id,
         client_id=entra.client_id,
         authority_host=config.entra.authority_host,
-        client_secret=entra.client_secret.resolve("redis.entra.client_secret"),
+        client_secret=secret_of(entra.client_secret, "redis.entra.client_secret"),
         ca_file=config.entra.ca_file,
         timeout=config.entra.timeout_seconds,
     )
@@ -127,6 +140,6 @@ def audit_sinks(config: BotConfig) -> list[AuditSink]:
     if (syslog := config.audit.syslog) is not None:
         sinks.append(SyslogTlsSink(syslog.host, syslog.port, ca_file=syslog.ca_file, hostname=syslog.hostname))
     if (hec := config.audit.hec) is not None:
-        token = hec.token.resolve("audit.hec.token")
+        token = secret_of(hec.token, "audit.hec.token")
         sinks.append(HecSink(hec.url, token, ca_file=hec.ca_file, index=hec.index))
     return sinks

@@ -11,7 +11,7 @@ from bot.adapters.kerberos_module.emulator.on_prem import EmulatedOnPremModule
 from bot.adapters.kerberos_module.remoting.calls import ModuleCredentials, RemotingTarget, Timeouts
 from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule
 from bot.adapters.kerberos_module.remoting.winrm_kerberos import use_krb5_config
-from bot.bootstrap.adapters import entra_app, ldap_endpoint
+from bot.bootstrap.adapters import entra_app, ldap_endpoint, secret_of
 from bot.config import BotConfig, RemotingConfig
 from bot.domain.ports import ActiveDirectory
 
@@ -28,7 +28,7 @@ def build_emulator(config: BotConfig, directories: Mapping[str, ActiveDirectory]
             ldap_endpoint(
                 domain,
                 user=extra.admin_user if extra else None,
-                password=extra.admin_password.resolve(where) if extra and extra.admin_password else None,
+                password=secret_of(extra.admin_password, where) if extra and extra.admin_password else None,
             ),
             samba_conf=extra.samba_conf if extra else None,
         )
@@ -54,7 +54,7 @@ def build_remoting(remoting: RemotingConfig) -> RemotingKerberosModule:
         else remoting.cert_validation,
         auth=remoting.auth,
         username=remoting.username,
-        password=remoting.password.resolve(f"{where}.password") if remoting.password else None,
+        password=secret_of(remoting.password, f"{where}.password") if remoting.password else None,
         configuration_name=remoting.session_configuration,
         connect_timeout_seconds=remoting.connect_timeout_seconds,
         keytab=str(remoting.keytab) if remoting.keytab is not None else None,
@@ -65,9 +65,9 @@ def build_remoting(remoting: RemotingConfig) -> RemotingKerberosModule:
     if remoting.domain_credential is not None and remoting.cloud_credential is not None:
         credentials = ModuleCredentials(
             domain_user=remoting.domain_credential.user,
-            domain_password=remoting.domain_credential.password.resolve(f"{where}.domain_credential.password"),
+            domain_password=secret_of(remoting.domain_credential.password, f"{where}.domain_credential.password"),
             cloud_user=remoting.cloud_credential.user,
-            cloud_password=remoting.cloud_credential.password.resolve(f"{where}.cloud_credential.password"),
+            cloud_password=secret_of(remoting.cloud_credential.password, f"{where}.cloud_credential.password"),
         )
     return RemotingKerberosModule(
         target,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.bootstrap.adapters import secret_of
 from bot.config import BotConfig
 from bot.domain.approvals import ACTION_KINDS, Action, ActionPolicy, ReminderPolicy
 from bot.domain.errors import ConfigurationError
@@ -139,7 +140,7 @@ def integrity_signer(config: BotConfig) -> Signer:
             "written to Redis by anyone else is carried out); e.g. "
             'integrity_key = { env = "KERBEROS_BOT_INTEGRITY_KEY" } with a value from `openssl rand -hex 32`'
         )
-    key = source.resolve("changes.integrity_key")
+    key = secret_of(source, "changes.integrity_key")
     if len(key) < 32:
         raise ConfigurationError("changes.integrity_key: give at least 32 characters (`openssl rand -hex 32`)")
     return Signer(key.encode("utf-8"))
