@@ -45,12 +45,19 @@ def entra_app(entra: EntraConfig) -> EntraApp:
 
 
 def ldap_endpoint(domain: DomainConfig, *, user: str | None = None, password: str | None = None) -> LdapEndpoint:
+    where = f"domains[{domain.name}].bind_password"
     return LdapEndpoint(
         domain_dns_name=domain.name,
         base_dn=domain.effective_base_dn,
         ldap_urls=list(domain.ldap_urls),
         bind_user=user or domain.bind_user,
-        bind_password=password or secret_of(domain.bind_password, f"domains[{domain.name}].bind_password"),
+        bind_password=password or secret_of(domain.bind_password, where),
+        # a file or a Key Vault secret may be rotated while the bot runs: read again when the DCs refuse it
+        bind_password_again=(
+            (lambda: secret_of(domain.bind_password, where))
+            if password is None and (domain.bind_password.file or domain.bind_password.key_vault)
+            else None
+        ),
         ca_file=domain.ca_file,
         tls_validate=domain.tls_validate,
         connect_timeout=domain.connect_timeout_seconds,

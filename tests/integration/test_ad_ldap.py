@@ -238,6 +238,28 @@ async def test_wrong_password_is_an_auth_error_without_the_password(contoso_dc: 
     await d.close()
 
 
+async def test_a_password_rotated_at_its_source_is_read_again_when_the_dcs_refuse_the_old_one(
+    contoso_dc: SambaDC, tmp_path: Path
+) -> None:
+    """A bind password kept in a file (or Azure Key Vault) that was changed there: the refused bind reads it
+    again and binds with the new one, without a restart; a source that still holds the refused one fails as
+    any wrong password does."""
+    secret = tmp_path / "bind-password"
+    secret.write_text(contoso_dc.admin_password)  # the source already holds the new password
+    rotated = contoso_dc.ldap_directory(bind_password="Wr0ng!Old-value", bind_password_again=secret.read_text)
+    try:
+        assert (await rotated.read_kerberos_objects()) is not None
+    finally:
+        await rotated.close()
+    secret.write_text("Wr0ng!Old-value")  # the source was not rotated: the old password is refused again
+    stale = contoso_dc.ldap_directory(bind_password="Wr0ng!Old-value", bind_password_again=secret.read_text)
+    try:
+        with pytest.raises(DirectoryAuthError, match="52e"):
+            await stale.read_kerberos_objects()
+    finally:
+        await stale.close()
+
+
 async def test_tls_is_validated_against_the_instance_ca(contoso_dc: SambaDC, onprem: EmulatedOnPremModule) -> None:
     d = contoso_dc.ldap_directory(ca_file=contoso_dc.ca_file, tls_validate=True)
     try:

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.bootstrap.adapters import ldap_endpoint
 from bot.config import BotConfig, SecretSource, load_bot_config, load_settings
 from bot.domain.errors import ConfigurationError
 
@@ -284,3 +285,21 @@ def test_a_freeze_sign_in_needs_the_approvers_browser_sign_in(tmp_path: Path) ->
     path.write_text(MINIMAL.read_text(encoding="utf-8") + "freeze_verified = true\n", encoding="utf-8")
     with pytest.raises(ConfigurationError, match=r"freeze_verified needs the approvers' browser sign-in"):
         load_bot_config(path)
+
+
+def test_a_bind_password_from_a_file_or_key_vault_is_read_again_when_refused_one_from_the_environment_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "bind"
+    secret.write_text("first\n")
+    base = MINIMAL.read_text(encoding="utf-8")
+    path = tmp_path / "kerberos-bot.toml"
+    inline = 'bind_password = { value = "not-used-here" }'
+    path.write_text(base.replace(inline, f'bind_password = {{ file = "{secret}" }}'))
+    endpoint = ldap_endpoint(load_bot_config(path).domains[0])
+    assert endpoint.bind_password == "first" and endpoint.bind_password_again is not None
+    secret.write_text("rotated\n")
+    assert endpoint.bind_password_again() == "rotated"
+    monkeypatch.setenv("BIND", "from-env")
+    path.write_text(base.replace(inline, 'bind_password = { env = "BIND" }'))
+    assert ldap_endpoint(load_bot_config(path).domains[0]).bind_password_again is None

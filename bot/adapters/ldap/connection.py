@@ -7,6 +7,7 @@ not safe for concurrent use). Library exceptions become ``DirectoryError``s here
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import re
 import socket
@@ -31,6 +32,8 @@ from bot.domain.errors import (
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class LdapEndpoint:
@@ -45,6 +48,9 @@ class LdapEndpoint:
     tls_validate: bool = True
     connect_timeout: float = 5.0
     operation_timeout: float = 10.0
+    # the password read anew from its source (a file, Azure Key Vault) when the DCs refuse it: a password
+    # rotated there is taken without a restart
+    bind_password_again: Callable[[], str] | None = None
 
     def __repr__(self) -> str:  # never print the password
         return f"LdapEndpoint({self.domain_dns_name!r}, urls={list(self.ldap_urls)!r}, user={self.bind_user!r})"
@@ -109,6 +115,7 @@ class LdapSession:
         self._urls = list(urls if urls is not None else endpoint.ldap_urls)
         self._lock = threading.Lock()
         self._conn: Connection | None = None
+        self._password = endpoint.bind_password  # the current one: read anew when the DCs refuse it
         self.operations = 0  # cumulative LDAP operations (binds + searches + writes), for benchmarks
 
     @property
@@ -116,10 +123,25 @@ class LdapSession:
         return list(self._urls)
 
     def _connect(self) -> Connection:
-        """Bind to the first DC that answers, in the configured order (a down DC is skipped).
+        """Bind to the first DC that answers, in the configured order (a down DC is skipped); a refused
+        password is read anew from its source once, and used when it changed (rotated there).
 
         Done here rather than with ldap3's ServerPool, which sleeps 10 s before giving up.
         """
+        try:
+            return self._connect_any()
+        except (ldap_exc.LDAPInvalidCredentialsResult, ldap_exc.LDAPBindError):
+            again = self.endpoint.bind_password_again
+            if again is None:
+                raise
+            newer = again()
+            if newer == self._password:
+                raise
+            log.info("the bind password of %s changed at its source; binding with the new one", self.endpoint.bind_user)
+            self._password = newer
+            return self._connect_any()
+
+    def _connect_any(self) -> Connection:
         last: Exception | None = None
         for url in self._urls:
             try:
@@ -140,7 +162,7 @@ class LdapSession:
         conn = Connection(
             ep.server(url),
             user=ep.bind_user,
-            password=ep.bind_password,
+            password=self._password,
             auto_bind=AUTO_BIND_NONE,
             receive_timeout=max(1, math.ceil(ep.operation_timeout)),  # ldap3 packs it as an integer
             raise_exceptions=True,
