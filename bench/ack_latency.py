@@ -20,11 +20,13 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import socket
 import statistics
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -63,8 +65,37 @@ async def wait_healthy(url: str, proc: asyncio.subprocess.Process, timeout: floa
     raise RuntimeError(f"{url} did not answer within {timeout:g} s")
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (VmRSS), in MiB; 0 when it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+    return int(found.group(1)) / 1024 if found else 0.0
+
+
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (serve's command workers)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def memory_line(pid: int) -> str:
+    workers = [rss_mib(child) for child in children(pid)]
+    worker = f"; command worker(s) {', '.join(f'{w:.0f}' for w in workers)} MiB" if workers else ""
+    return f"serve {rss_mib(pid):.0f} MiB{worker}"
+
+
 @asynccontextmanager
-async def bot_process(box: Sandbox, redis_url: str, command_workers: int) -> AsyncIterator[str]:
+async def bot_process(box: Sandbox, redis_url: str, command_workers: int) -> AsyncIterator[tuple[str, int]]:
     """``kerberos-bot serve`` on the sandbox's configuration, alone in its process (logs as in production,
     JSON at INFO, to /dev/null)."""
     port, health_port = free_port(), free_port()
@@ -83,7 +114,7 @@ async def bot_process(box: Sandbox, redis_url: str, command_workers: int) -> Asy
     )  # fmt: skip
     try:
         await wait_healthy(f"http://127.0.0.1:{health_port}/healthz", proc)
-        yield f"http://127.0.0.1:{port}{EVENTS_PATH}"
+        yield f"http://127.0.0.1:{port}{EVENTS_PATH}", proc.pid
     finally:
         await stop(proc)
         client = connect(redis_url)
@@ -117,7 +148,12 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
             await proc.wait()
 
 
-async def load(endpoint: str, secret: str, requests: int, concurrency: int, reply_wait: float) -> dict[str, Any]:
+async def load(
+    endpoint: str, secret: str, requests: int, concurrency: int, reply_wait: float, box: Sandbox | None = None
+) -> dict[str, Any]:
+    """``box``: the replies go to its Slack stand-in (an origin the bot posts replies to) and are counted there."""
+    before = len(box.slack.responses()) if box is not None else 0
+    reply_base = [box.slack.url] if box is not None else []
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -128,10 +164,13 @@ async def load(endpoint: str, secret: str, requests: int, concurrency: int, repl
         str(requests),
         str(concurrency),
         str(reply_wait),
+        *reply_base,
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await proc.communicate()
     result: dict[str, Any] = json.loads(out)
+    if box is not None:
+        result["replies"] = await box.slack.wait_for_response_count(before + requests, reply_wait) - before
     return result
 
 
@@ -141,23 +180,26 @@ async def main(requests: int, concurrency: int, rounds: int, redis_url: str, com
         codes: dict[str, dict[str, int]] = {"bare bolt": {}, "kerberos-bot": {}}
         replies = 0
         bot = bot_process(box, redis_url, command_workers)
-        async with bot as bot_endpoint, bare_bolt_process(box) as bare_endpoint:
+        async with bot as (bot_endpoint, bot_pid), bare_bolt_process(box) as bare_endpoint:
+            idle = memory_line(bot_pid)
             # warm-up: connections, msal token, LDAP binds, in both servers
-            for endpoint, secret in ((bot_endpoint, BOT_SECRET), (bare_endpoint, BARE_SECRET)):
-                await load(endpoint, secret, 50, 10, 30.0 if endpoint == bot_endpoint else 0.0)
+            await load(bot_endpoint, BOT_SECRET, 50, 10, 30.0, box)
+            await load(bare_endpoint, BARE_SECRET, 50, 10, 0.0)
             for _ in range(rounds):
                 for name, endpoint, secret in (
                     ("bare bolt", bare_endpoint, BARE_SECRET),
                     ("kerberos-bot", bot_endpoint, BOT_SECRET),
                 ):
                     # the bot replies to every command; the bare app never does
-                    wait = 30.0 if name == "kerberos-bot" else 0.0
-                    result = await load(endpoint, secret, requests // rounds, concurrency, wait)
+                    replied_to = box if name == "kerberos-bot" else None
+                    wait = 30.0 if replied_to is not None else 0.0
+                    result = await load(endpoint, secret, requests // rounds, concurrency, wait, replied_to)
                     samples[name] += result["latencies"]
                     if name == "kerberos-bot":
                         replies += result["replies"]
                     for code, count in result["statuses"].items():
                         codes[name][code] = codes[name].get(code, 0) + count
+            loaded = memory_line(bot_pid)
 
         print(
             f"ack latency, {requests} signed /kerberos status requests each, {concurrency} concurrent clients; "
@@ -173,6 +215,7 @@ async def main(requests: int, concurrency: int, rounds: int, redis_url: str, com
         p99 = percentile(samples["kerberos-bot"], 99) / percentile(samples["bare bolt"], 99)
         print(f"ratio kerberos-bot / bare bolt: p50 {p50:.2f}, p99 {p99:.2f} (goal <= 1.25)")
         print(f"status replies delivered to response URLs: {replies} of {len(samples['kerberos-bot'])}")
+        print(f"resident memory at idle: {idle}; after the load: {loaded}")
 
         print("\ncost of one status, per domain (warm caches)")
         await box.command("status")  # warms the sandbox's own bot: token, binds, DC map

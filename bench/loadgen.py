@@ -4,7 +4,10 @@ Runs as its own process so the load generator never shares the measured server's
 It also serves the response URLs the commands carry (as Slack would, elsewhere) and reports how
 many replies arrived, so the bench checks that every command was answered.
 
-usage: loadgen.py ENDPOINT SIGNING_SECRET TEXT REQUESTS CONCURRENCY REPLY_WAIT_SECONDS
+usage: loadgen.py ENDPOINT SIGNING_SECRET TEXT REQUESTS CONCURRENCY REPLY_WAIT_SECONDS [REPLY_BASE]
+
+With REPLY_BASE (the Slack stand-in's URL, an origin the bot posts replies to) the response URLs point
+there instead, and the caller counts the replies the stand-in received.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from kerberos_sandbox.slack_standin import send_slash_command, slash_command_for
 from bot.entrypoints.web import start_site
 
 
-async def main(endpoint: str, secret: str, text: str, total: int, concurrency: int, reply_wait: float) -> None:
+async def main(
+    endpoint: str, secret: str, text: str, total: int, concurrency: int, reply_wait: float, reply_base: str = ""
+) -> None:
     replies = 0
     all_replied = asyncio.Event()
 
@@ -51,7 +56,7 @@ async def main(endpoint: str, secret: str, text: str, total: int, concurrency: i
                     queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                url = f"http://127.0.0.1:{port}/response/{uuid.uuid4().hex}"
+                url = f"{reply_base or f'http://127.0.0.1:{port}'}/response/{uuid.uuid4().hex}"
                 # many people, as in a company: one person's status requests are rate-limited
                 form = slash_command_form(text, response_url=url, user_id=f"U0LOAD{uuid.uuid4().int % 1000:03d}")
                 ack = await send_slash_command(session, endpoint, secret, form)
@@ -59,7 +64,7 @@ async def main(endpoint: str, secret: str, text: str, total: int, concurrency: i
                 latencies.append(ack.seconds)
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
-    if reply_wait > 0:
+    if reply_wait > 0 and not reply_base:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(all_replied.wait(), reply_wait)
     await runner.cleanup()
@@ -68,4 +73,4 @@ async def main(endpoint: str, secret: str, text: str, total: int, concurrency: i
 
 if __name__ == "__main__":
     ep, sec, txt, n, c, wait = sys.argv[1:7]
-    asyncio.run(main(ep, sec, txt, int(n), int(c), float(wait)))
+    asyncio.run(main(ep, sec, txt, int(n), int(c), float(wait), sys.argv[7] if len(sys.argv) > 7 else ""))

@@ -7,6 +7,7 @@ Used by the tests, the demo and the benchmarks; nothing here reaches Slack.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import secrets
@@ -344,6 +345,17 @@ class SlackStandIn:
 
         await asyncio.wait_for(enough(), timeout)
         return found()
+
+    async def wait_for_response_count(self, count: int, timeout: float = 30.0) -> int:
+        """How many response-URL posts arrived, once there are ``count`` (or when ``timeout`` passes)."""
+
+        async def enough() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: len(self.responses()) >= count)
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(enough(), timeout)
+        return len(self.responses())
 
     async def wait_for_responses(
         self, response_url: str, count: int = 1, timeout: float = 30.0
