@@ -171,12 +171,17 @@ async def load(
     result: dict[str, Any] = json.loads(out)
     if box is not None:
         result["replies"] = await box.slack.wait_for_response_count(before + requests, reply_wait) - before
+        # command sent to its answer at the response URL: CLOCK_MONOTONIC is one clock for every process here
+        arrived = {c.name: c.at for c in box.slack.calls if c.kind == "response_url"}
+        sent: dict[str, float] = result["sent"]
+        result["reply_latencies"] = [arrived[rid] - at for rid, at in sent.items() if rid in arrived]
     return result
 
 
 async def main(requests: int, concurrency: int, rounds: int, redis_url: str, command_workers: int) -> None:
     async with sandbox() as box:
         samples: dict[str, list[float]] = {"bare bolt": [], "kerberos-bot": []}
+        reply_latencies: list[float] = []
         codes: dict[str, dict[str, int]] = {"bare bolt": {}, "kerberos-bot": {}}
         replies = 0
         bot = bot_process(box, redis_url, command_workers)
@@ -197,6 +202,7 @@ async def main(requests: int, concurrency: int, rounds: int, redis_url: str, com
                     samples[name] += result["latencies"]
                     if name == "kerberos-bot":
                         replies += result["replies"]
+                        reply_latencies += result["reply_latencies"]
                     for code, count in result["statuses"].items():
                         codes[name][code] = codes[name].get(code, 0) + count
             loaded = memory_line(bot_pid)
@@ -215,6 +221,11 @@ async def main(requests: int, concurrency: int, rounds: int, redis_url: str, com
         p99 = percentile(samples["kerberos-bot"], 99) / percentile(samples["bare bolt"], 99)
         print(f"ratio kerberos-bot / bare bolt: p50 {p50:.2f}, p99 {p99:.2f} (goal <= 1.25)")
         print(f"status replies delivered to response URLs: {replies} of {len(samples['kerberos-bot'])}")
+        if reply_latencies:
+            print(
+                f"reply latency (command sent to its answer at the response URL): p50 "
+                f"{percentile(reply_latencies, 50) * 1000:.0f} ms, p99 {percentile(reply_latencies, 99) * 1000:.0f} ms"
+            )
         print(f"resident memory at idle: {idle}; after the load: {loaded}")
 
         print("\ncost of one status, per domain (warm caches)")

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import sys
+import time
 import uuid
 
 import aiohttp
@@ -43,6 +44,7 @@ async def main(
     app.router.add_post("/response/{rid}", sink)
     runner, port = await start_site(app)
     latencies: list[float] = []
+    sent: dict[str, float] = {}  # response URL id -> when its command went out (the system's monotonic clock)
     statuses: dict[int, int] = {}
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(total):
@@ -56,7 +58,9 @@ async def main(
                     queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                url = f"{reply_base or f'http://127.0.0.1:{port}'}/response/{uuid.uuid4().hex}"
+                rid = uuid.uuid4().hex
+                url = f"{reply_base or f'http://127.0.0.1:{port}'}/response/{rid}"
+                sent[rid] = time.monotonic()
                 # many people, as in a company: one person's status requests are rate-limited
                 form = slash_command_form(text, response_url=url, user_id=f"U0LOAD{uuid.uuid4().int % 1000:03d}")
                 ack = await send_slash_command(session, endpoint, secret, form)
@@ -68,7 +72,7 @@ async def main(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(all_replied.wait(), reply_wait)
     await runner.cleanup()
-    print(json.dumps({"latencies": latencies, "statuses": statuses, "replies": replies}))
+    print(json.dumps({"latencies": latencies, "statuses": statuses, "replies": replies, "sent": sent}))
 
 
 if __name__ == "__main__":
