@@ -11,6 +11,7 @@ from bot.domain.approvals import Action, ActionKind, ActionPolicy, ChangeRequest
 from bot.domain.errors import UnknownDomainError, UsageError
 from bot.domain.findings import RotationPolicy
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, dns_name
+from bot.domain.operators import Effect
 from bot.domain.ports import ActiveDirectory, KerberosModule
 
 T = TypeVar("T")
@@ -98,13 +99,27 @@ CarryOut = Callable[[ActionContext, Run], Awaitable[Outcome]]
 
 
 @dataclass(frozen=True)
+class Handing:
+    """An approved change as an operator runs it: the exact command, and the effect the bot looks for."""
+
+    command: str
+    effect: Effect
+
+
+# the change for an operator: the request, and the operator's Entra account (their -UserPrincipalName)
+HandOver = Callable[[ActionContext, ChangeRequest, str], Awaitable[Handing]]
+
+
+@dataclass(frozen=True)
 class ActionSpec:
     """One action kind, whole: its kind (title, configuration key, default policy), its pre-flight and plan,
-    and its carry-out."""
+    its carry-out, and what an operator runs in its place."""
 
     kind: ActionKind
     preflight: Preflight = field(repr=False)
     carry_out: CarryOut = field(repr=False)
+    # what an operator runs instead (operator-executes mode); None: it changes nothing, so nobody runs it
+    hand_over: HandOver | None = field(default=None, repr=False)
 
     @property
     def action(self) -> Action:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from bot.actions.base import ActionContext, ActionSpec, Ask, Draft, Outcome, PreflightError, Run
-from bot.domain.approvals import ACTION_KINDS, Action
+from bot.actions.base import ActionContext, ActionSpec, Ask, Draft, Handing, Outcome, PreflightError, Run
+from bot.domain.approvals import ACTION_KINDS, Action, ChangeRequest
 from bot.domain.hints import hint
+from bot.domain.operators import Effect, command_line
 from bot.domain.ports import ActiveDirectory
 
 
@@ -77,7 +78,18 @@ async def carry_out_removal(ctx: ActionContext, run: Run) -> Outcome:
     )
 
 
+async def hand_over_tdo_removal(ctx: ActionContext, request: ChangeRequest, upn: str) -> Handing:
+    # the trust goes, the server and its key stay (FIDO keeps working); Entra's object is updated
+    effect = Effect(server=True, trust=False, key="same", trust_keys="any", activities=("Update kerberos domain",))
+    return Handing(command_line("Remove-AzureADKerberosServerTrustedDomainObject", request.domain, upn), effect)
+
+
+async def hand_over_removal(ctx: ActionContext, request: ChangeRequest, upn: str) -> Handing:
+    effect = Effect(server=False, trust=False, key="any", trust_keys="any", activities=("Delete kerberos domain",))
+    return Handing(command_line("Remove-AzureAdKerberosServer", request.domain, upn), effect)
+
+
 SPECS = (
-    ActionSpec(ACTION_KINDS[Action.REMOVE_TDO], plan_tdo_removal, carry_out_tdo_removal),
-    ActionSpec(ACTION_KINDS[Action.REMOVE_ALL], plan_removal, carry_out_removal),
+    ActionSpec(ACTION_KINDS[Action.REMOVE_TDO], plan_tdo_removal, carry_out_tdo_removal, hand_over_tdo_removal),
+    ActionSpec(ACTION_KINDS[Action.REMOVE_ALL], plan_removal, carry_out_removal, hand_over_removal),
 )

@@ -4,11 +4,13 @@ one. A rotation in a domain with the cloud trust passes -SetupCloudTrust, as the
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
-from bot.actions.base import ActionContext, ActionSpec, Ask, Draft, Outcome, PreflightError, Run, when
-from bot.domain.approvals import ACTION_KINDS, Action
+from bot.actions.base import ActionContext, ActionSpec, Ask, Draft, Handing, Outcome, PreflightError, Run, when
+from bot.domain.approvals import ACTION_KINDS, Action, ChangeRequest
 from bot.domain.findings import rotation_window
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, KERBEROS_REALM, OnPremState
+from bot.domain.operators import Effect, command_line
 from bot.domain.ports import ActiveDirectory, SetServerOptions
 
 
@@ -100,6 +102,34 @@ async def plan_emergency(ctx: ActionContext, directory: ActiveDirectory, ask: As
     return replace(draft, plan=(*draft.plan, *steps))
 
 
+def _options(ctx: ActionContext, request: ChangeRequest, key_changed: datetime, with_trust: bool) -> SetServerOptions:
+    # break-glass forces only where the 24-hour rule needs it; a forced rotation always
+    needs_force = not rotation_window(key_changed, ctx.now(), ctx.rotation).allowed_now
+    return SetServerOptions(
+        rotate_server_key=True,
+        force=request.action == Action.ROTATE_FORCE or (request.action == Action.EMERGENCY_ROTATE and needs_force),
+        setup_cloud_trust=with_trust,
+        top_level_names=(request.top_level_names or None) if with_trust else None,
+    )
+
+
+async def hand_over(ctx: ActionContext, request: ChangeRequest, upn: str) -> Handing:
+    before = await ctx.directory(request.domain).read_kerberos_objects()
+    key = before.server.key if before.server else None
+    if key is None:
+        raise PreflightError("Stopped: the Kerberos server is gone since the request; nothing was handed over.")
+    with_trust = rotates_trust(ctx, request.domain, before)
+    options = _options(ctx, request, key.updated_on, with_trust)
+    effect = Effect(
+        server=True,
+        trust=None,
+        key="new",
+        trust_keys="new" if with_trust else "same",
+        activities=("Update kerberos domain",),
+    )
+    return Handing(command_line("Set-AzureADKerberosServer", request.domain, upn, options), effect)
+
+
 async def carry_out(ctx: ActionContext, run: Run) -> Outcome:
     request = run.request
     directory = ctx.directory(request.domain)
@@ -114,14 +144,7 @@ async def carry_out(ctx: ActionContext, run: Run) -> Outcome:
             f"{key.version}); nothing was changed.",
         )
     with_trust = rotates_trust(ctx, request.domain, before)
-    # break-glass forces only where the 24-hour rule needs it; a forced rotation always
-    needs_force = not rotation_window(key.updated_on, ctx.now(), ctx.rotation).allowed_now
-    options = SetServerOptions(
-        rotate_server_key=True,
-        force=request.action == Action.ROTATE_FORCE or (request.action == Action.EMERGENCY_ROTATE and needs_force),
-        setup_cloud_trust=with_trust,
-        top_level_names=(request.top_level_names or None) if with_trust else None,
-    )
+    options = _options(ctx, request, key.updated_on, with_trust)
     await run.note(f"re-validated: KeyVersion {key.version}")
     report = await run.call(
         "Set-AzureADKerberosServer -RotateServerKey", ctx.module.set_server(request.domain, options)
@@ -171,7 +194,7 @@ async def carry_out(ctx: ActionContext, run: Run) -> Outcome:
 
 
 SPECS = (
-    ActionSpec(ACTION_KINDS[Action.ROTATE], plan_normal, carry_out),
-    ActionSpec(ACTION_KINDS[Action.ROTATE_FORCE], plan_forced, carry_out),
-    ActionSpec(ACTION_KINDS[Action.EMERGENCY_ROTATE], plan_emergency, carry_out),
+    ActionSpec(ACTION_KINDS[Action.ROTATE], plan_normal, carry_out, hand_over),
+    ActionSpec(ACTION_KINDS[Action.ROTATE_FORCE], plan_forced, carry_out, hand_over),
+    ActionSpec(ACTION_KINDS[Action.EMERGENCY_ROTATE], plan_emergency, carry_out, hand_over),
 )

@@ -4,10 +4,11 @@ otherwise with LsaCreateTrustedDomainEx 0x549."""
 
 from __future__ import annotations
 
-from bot.actions.base import ActionContext, ActionSpec, Ask, Draft, Outcome, PreflightError, Run
-from bot.domain.approvals import ACTION_KINDS, Action
+from bot.actions.base import ActionContext, ActionSpec, Ask, Draft, Handing, Outcome, PreflightError, Run
+from bot.domain.approvals import ACTION_KINDS, Action, ChangeRequest
 from bot.domain.hints import hint
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES
+from bot.domain.operators import Effect, command_line
 from bot.domain.ports import ActiveDirectory, SetServerOptions
 from bot.domain.top_level_names import check_top_level_names
 
@@ -86,4 +87,17 @@ async def carry_out(ctx: ActionContext, run: Run) -> Outcome:
     )
 
 
-SPECS = (ActionSpec(ACTION_KINDS[Action.SETUP], plan, carry_out),)
+async def hand_over(ctx: ActionContext, request: ChangeRequest, upn: str) -> Handing:
+    is_root = ctx.forest_root(request.domain) == request.domain
+    options = SetServerOptions(setup_cloud_trust=is_root, top_level_names=request.top_level_names or None)
+    effect = Effect(
+        server=True,
+        trust=True if is_root else None,
+        key="any",
+        trust_keys="any",
+        activities=("Add kerberos domain", "Update kerberos domain"),
+    )
+    return Handing(command_line("Set-AzureADKerberosServer", request.domain, upn, options), effect)
+
+
+SPECS = (ActionSpec(ACTION_KINDS[Action.SETUP], plan, carry_out, hand_over),)

@@ -11,6 +11,7 @@ from bot.domain.errors import ConfigurationError
 from bot.domain.findings import RotationPolicy
 from bot.domain.gpo import KdcProxySetting
 from bot.domain.integrity import Signer
+from bot.domain.operators import OperatorPolicy
 from bot.domain.verification import VerificationPolicy
 from bot.domain.windows import ChangeWindows
 from bot.services.changes.holds import FreezeRules
@@ -36,6 +37,19 @@ def action_policies(config: BotConfig) -> dict[Action, ActionPolicy]:
             second_with_first=p.second_with_first,
         )
     return policies
+
+
+def operator_policy(config: BotConfig) -> OperatorPolicy:
+    operators = config.operators
+    return OperatorPolicy(
+        groups=frozenset(operators.groups),
+        time_limit=timedelta(minutes=operators.time_limit_minutes),
+        look_every=timedelta(seconds=operators.look_every_seconds),
+        domains=frozenset(d.name for d in config.domains if d.execution == "operator"),
+        actions=frozenset(
+            a for a, kind in ACTION_KINDS.items() if config.approvals.policy(kind.config_key).execution == "operator"
+        ),
+    )
 
 
 def reminder_policy(config: BotConfig) -> ReminderPolicy:

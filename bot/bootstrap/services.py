@@ -110,6 +110,7 @@ def change_engine(
         reminders=policy.reminder_policy(config),
         limits=policy.execution_limits(config),
         freeze_rules=policy.freeze_rules(config),
+        operator_policy=policy.operator_policy(config),
     )
 
 

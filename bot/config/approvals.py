@@ -33,6 +33,12 @@ class ActionPolicyConfig(Strict):
         description="after the last reminder, members of [approvals] escalate_to_group may approve it too; "
         "unset: only rotate escalates (never emergency_rotate)",
     )
+    execution: Literal["bot", "operator"] = Field(
+        default="bot",
+        description="bot: the bot runs it through the Kerberos module; operator: once approved, an operator from "
+        "[operators] groups runs the exact command with their own MFA sign-in and the bot verifies it from AD and "
+        "Entra's audit log (a domain's execution = \"operator\" does so for all its changes)",
+    )
     second_with_first: bool = Field(
         default=False,
         description="rotations only (rotate, rotate_force, emergency_rotate): the approvals of a double rotation "

@@ -4,6 +4,7 @@ Errors name the file and the key (``ConfigurationError``)."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -71,6 +72,11 @@ class DomainConfig(Strict):
         default_factory=list,
         description="when approved changes run here ([[domains.change_windows]] cron, hours); none: at any time. "
         "Break-glass (emergency-rotate) is not held",
+    )
+    execution: Literal["bot", "operator"] = Field(
+        default="bot",
+        description="operator: every approved change here is run by an operator from [operators] groups with their "
+        "own MFA sign-in, and verified by the bot; bot: as each action's [approvals.<action>] execution says",
     )
     timezone: str = Field(default="UTC", description="the time zone the change windows' cron expressions are read in")
     outside_window: Literal["wait", "refuse"] = Field(
@@ -281,6 +287,31 @@ class ChangesConfig(Strict):
     audit_retention_days: int = Field(default=400, ge=1, description="audit entries older than this go")
 
 
+class OperatorsConfig(Strict):
+    """[operators]: who runs approved changes where execution = "operator" (their own MFA sign-in on the
+    management host), and how long they have before the bot reports that nothing happened."""
+
+    groups: list[str] = Field(
+        default_factory=list,
+        description="Slack user group ids whose members may be named to run an approved change; never its "
+        "requester, nor one of its approvers where it needs two or more",
+    )
+    time_limit_minutes: int = Field(
+        default=120, ge=10, le=1440, description="how long the named operator has to run the change"
+    )
+    look_every_seconds: float = Field(
+        default=60.0, ge=5, le=600, description="how often the bot reads AD and Entra's audit log for the effect"
+    )
+
+    @field_validator("groups")
+    @classmethod
+    def _group_ids(cls, groups: list[str]) -> list[str]:
+        for group in groups:
+            if not re.fullmatch(r"S[A-Z0-9]{6,}", group):
+                raise ValueError(f"'{group}' is not a Slack user group id such as S0123ABCD")
+        return groups
+
+
 class LifecycleConfig(Strict):
     """[lifecycle]: the scheduler in the change workers (one leader across replicas, over Redis)."""
 
@@ -393,6 +424,7 @@ class BotConfig(Strict):
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     kerberos_module: KerberosModuleConfig
     changes: ChangesConfig = Field(default_factory=ChangesConfig)
+    operators: OperatorsConfig = Field(default_factory=OperatorsConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
@@ -432,6 +464,26 @@ class BotConfig(Strict):
         for d in self.domains:
             if d.forest_root and d.forest_root.lower() not in known:
                 raise ValueError(f"domain {d.name}: forest_root '{d.forest_root}' is not a configured domain")
+        return self
+
+    @model_validator(mode="after")
+    def _operators_configured(self) -> BotConfig:
+        by_operator = [f"[[domains]] {d.name}" for d in self.domains if d.execution == "operator"] + [
+            f"[approvals.{kind.config_key}]"
+            for kind in ACTION_KINDS.values()
+            if self.approvals.policy(kind.config_key).execution == "operator"
+        ]
+        if not by_operator:
+            return self
+        if not self.operators.groups:
+            raise ValueError(
+                f'{", ".join(by_operator)} execution = "operator": name who may run the changes in [operators] groups'
+            )
+        if self.approvals.verification is None:
+            raise ValueError(
+                f'{", ".join(by_operator)} execution = "operator": the bot verifies an operator\'s change by their '
+                "Entra account, mapped from Slack as approvers' are: add an [approvals.verification] table"
+            )
         return self
 
     @model_validator(mode="after")

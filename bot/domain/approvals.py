@@ -6,7 +6,9 @@
        └──cancel (requester)──▶ cancelled                                                         │
     executing ──▶ succeeded | failed | attention (the change timed out: its outcome is unknown)
         ├── lease lapsed (the worker died) ──recovery──▶ attention (never run again)
-        └── outside its domain's change window ──defer──▶ approved, waiting until it opens (withdraw ──▶ cancelled)
+        ├── outside its domain's change window ──defer──▶ approved, waiting until it opens (withdraw ──▶ cancelled)
+        └── operator-executes mode ──hand over──▶ with_operator ──verified──▶ succeeded
+                                                     └─ another effect, someone else's, none ─▶ attention | failed
 
 A second rotation approved together with its first (its policy's ``second_with_first``) is created
 approved; the worker judges it by the first's signed approvals.
@@ -126,6 +128,7 @@ class RequestState(enum.Enum):
     EXPIRED = "expired"
     CANCELLED = "cancelled"
     ATTENTION = "attention"  # a worker died mid-action: a human must look (the journal says what ran)
+    WITH_OPERATOR = "with_operator"  # handed to an operator to run; the bot verifies what they did
 
     @property
     def is_final(self) -> bool:
@@ -274,6 +277,7 @@ class RequestChangeKind(enum.Enum):
     CANCELLED = "cancelled"  # withdrawn by someone other than the requester
     EXPIRED = "expired"
     WAITING = "waiting"  # approved outside its change window: runs at its opening
+    HANDED_OVER = "handed_over"  # approved, and handed to an operator to run (actor: the operator)
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     ATTENTION = "attention"

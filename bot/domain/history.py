@@ -18,6 +18,8 @@ class Event(enum.Enum):
     CANCELLED = "cancelled"  # by the requester while pending, or withdrawn while it waited for its window
     STEP = "step"  # a step of the execution (the first one: claimed); detail: the step
     WAITS = "waits"  # put back to wait for its change window; detail: when it opens (ISO)
+    # handed to an operator (operator-executes mode); actor: the operator; detail: bot.domain.operators.Handover
+    HANDED_OVER = "handed_over"
     SUCCEEDED = "succeeded"  # detail: the outcome
     FAILED = "failed"
     ATTENTION = "attention"

@@ -355,8 +355,28 @@ class ApprovalStore(Protocol):
         after_mac: str = "",
         entry: HistoryEntry | None = None,
     ) -> FinishResult:
-        """executing -> succeeded | failed | attention, and the domain's lock released, by the claim's holder;
-        ``after``: the world the change left (with the bot's MAC), which a second rotation is bound to."""
+        """executing -> succeeded | failed | attention | with_operator, and the domain's lock released, by the
+        claim's holder; ``after``: the world the change left (with the bot's MAC), which a second rotation is
+        bound to. with_operator: handed to an operator (``entry`` records the handover)."""
+        ...
+
+    async def with_operator(self) -> list[ChangeRequest]:
+        """Requests handed to an operator, not yet concluded."""
+        ...
+
+    async def conclude(
+        self,
+        request_id: str,
+        state: RequestState,
+        outcome: str,
+        at: datetime,
+        *,
+        after: str = "",
+        after_mac: str = "",
+        entry: HistoryEntry | None = None,
+    ) -> bool:
+        """with_operator -> succeeded | failed | attention: the verdict on what the operator did, once (any
+        replica may look; False when it is no longer with its operator)."""
         ...
 
     async def record_step(self, request_id: str, step: str, at: datetime, *, entry: HistoryEntry | None = None) -> None:

@@ -28,6 +28,11 @@ _NEXT: dict[tuple[RequestState, Event], RequestState] = {
     (S.EXECUTING, Event.SUCCEEDED): S.SUCCEEDED,
     (S.EXECUTING, Event.FAILED): S.FAILED,
     (S.EXECUTING, Event.ATTENTION): S.ATTENTION,
+    (S.EXECUTING, Event.HANDED_OVER): S.WITH_OPERATOR,  # operator-executes mode
+    (S.WITH_OPERATOR, Event.STEP): S.WITH_OPERATOR,  # "the operator says it ran"
+    (S.WITH_OPERATOR, Event.SUCCEEDED): S.SUCCEEDED,  # verified
+    (S.WITH_OPERATOR, Event.FAILED): S.FAILED,  # nothing before the limit
+    (S.WITH_OPERATOR, Event.ATTENTION): S.ATTENTION,  # another effect, someone else's change, unconfirmed
     (S.APPROVED, Event.ATTENTION): S.ATTENTION,  # its worker died between the claim and its first step
     (S.ATTENTION, Event.STEP): S.ATTENTION,  # a worker flagged while it ran, still journalling
     (S.ATTENTION, Event.SUCCEEDED): S.ATTENTION,  # ... and finishing late: the flag stands

@@ -14,11 +14,11 @@ import time
 from datetime import timedelta
 from typing import Protocol
 
-from bot.domain.approvals import ChangeRequest
+from bot.domain.approvals import ChangeRequest, RequestState
 from bot.domain.errors import KerberosBotError
 from bot.services.changes.decisions import Reminder
 from bot.services.changes.engine import ChangeEngine
-from bot.services.changes.executor import Deferral, Execution
+from bot.services.changes.executor import Deferral, Execution, HandedOver
 from bot.services.changes.queries import KeyPropagation
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,13 @@ log = logging.getLogger(__name__)
 class ChangeNotices(Protocol):
     """Where the people following a request hear what became of it (its card and thread, in Slack)."""
 
-    async def carried_out(self, execution: Execution) -> None: ...
+    async def carried_out(self, execution: Execution) -> None:
+        """Finished: by the bot, or concluded from what an operator did."""
+        ...
+
+    async def handed_over(self, handed: HandedOver) -> None:
+        """Handed to an operator: who runs it, the command, the time limit."""
+        ...
 
     async def waiting(self, deferral: Deferral) -> None:
         """Approved outside its change window: it runs at ``deferral.runs_at``."""
@@ -58,6 +64,7 @@ class ChangeWorker:
         sweep_every: timedelta = timedelta(seconds=5),
     ) -> None:
         self._sweep_every = sweep_every.total_seconds()
+        self._next_look = 0.0
         self._changes = changes
         self._notices = notices
         self._name = name
@@ -72,6 +79,9 @@ class ChangeWorker:
             return False
         if isinstance(execution, Deferral):
             await self._notices.waiting(execution)
+            return True
+        if isinstance(execution, HandedOver):
+            await self._notices.handed_over(execution)
             return True
         await self._notices.carried_out(execution)
         if execution.new_key_version is not None:
@@ -113,13 +123,26 @@ class ChangeWorker:
         for reminder in await self._changes.decisions.due_reminders():
             await self._notices.reminded(reminder)
 
+    async def look_at_operators(self) -> None:
+        """Changes handed to operators: each concluded one (verified, or not) told like a finished change."""
+        operators = self._changes.operators
+        if operators is None:
+            return
+        for look in await operators.look():
+            succeeded = look.request.state == RequestState.SUCCEEDED
+            await self._notices.carried_out(Execution(look.request, succeeded, look.request.outcome or ""))
+
     async def sweep(self) -> None:
         """What every worker does every few seconds: expire, remind, flag the requests of dead workers, forget
-        old ones."""
+        old ones; and, less often, look at the changes operators run."""
         await self.expire()
         await self.remind()
         await self.recover()
         await self._changes.executor.sweep()
+        operators = self._changes.operators
+        if operators is not None and time.monotonic() >= self._next_look:
+            self._next_look = time.monotonic() + operators.policy.look_every.total_seconds()
+            await self.look_at_operators()
 
     async def _loop(self) -> None:
         next_sweep = 0.0

@@ -41,6 +41,8 @@ _REQUESTER_LINES = {
     RequestChangeKind.EXPIRED: ":clock3: Your request {ref} expired: {detail}",
     RequestChangeKind.WAITING: ":calendar: Your request {ref} is approved, outside the change window: it runs at "
     "{detail}.",
+    RequestChangeKind.HANDED_OVER: ":technologist: Your request {ref} is approved and handed to {actor}, who runs it "
+    "with their own MFA sign-in; the bot verifies it.",
     RequestChangeKind.SUCCEEDED: ":white_check_mark: Your request {ref} is done: {detail}",
     RequestChangeKind.FAILED: ":x: Your request {ref} failed: {detail}",
     RequestChangeKind.ATTENTION: ":rotating_light: Your request {ref} needs attention: {detail}",

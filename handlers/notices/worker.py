@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.approvals import (
@@ -13,12 +14,14 @@ from bot.domain.approvals import (
 )
 from bot.services.changes.decisions import Reminder
 from bot.services.changes.engine import ChangeEngine
-from bot.services.changes.executor import Deferral, Execution
+from bot.services.changes.executor import Deferral, Execution, HandedOver
 from bot.services.changes.queries import KeyPropagation
 from handlers.notices.alerts import alert
 from handlers.notices.cards import card_link, post_in_thread, update_card
 from handlers.notices.decisions import THREAD_LINES
-from handlers.replies import escape
+from handlers.notices.direct import direct_message
+from handlers.replies import escape, person
+from handlers.views.blocks import SECTION_TEXT, clip
 from handlers.views.cards import group_mentions
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,27 @@ class SlackChangeNotices:
         # an outcome is text: a module's error line may hold anything, so it never renders as markup
         await post_in_thread(self._client, request, f"{icon} {escape(execution.outcome)}")
         await alert(self._client, self._alert_channel, request, f"{icon} {escape(execution.outcome)}")
+
+    async def handed_over(self, handed: HandedOver) -> None:
+        request, handover = handed.request, handed.handover
+        await update_card(self._client, self._changes, request)
+        link = await card_link(self._client, request)
+        line = (
+            f":technologist: Approved, and handed to {person(handover.operator)} to run with their own MFA sign-in, "
+            f"until {handover.until:%H:%M} UTC: the command is on the card"
+            + (f" (<{link}|open it>)" if link else "")
+            + f". Then `/kerberos done {request.id}`; the bot verifies from AD and Entra's audit log."
+        )
+        await post_in_thread(self._client, request, line)
+        try:
+            await direct_message(
+                self._client,
+                handover.operator,
+                f"You are named to run request {request.id}",
+                [SectionBlock(text=MarkdownTextObject(text=clip(line, SECTION_TEXT)))],
+            )
+        except Exception:  # the thread names them too; a DM that cannot be sent loses nothing
+            log.warning("could not tell operator %s of request %s in a direct message", handover.operator, request.id)
 
     async def waiting(self, deferral: Deferral) -> None:
         request = deferral.request

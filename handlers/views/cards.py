@@ -37,6 +37,7 @@ STATE_LINES = {
     RequestState.EXPIRED: ":clock3: Expired without enough approvals",
     RequestState.CANCELLED: ":leftwards_arrow_with_hook: Cancelled",
     RequestState.ATTENTION: ":rotating_light: Needs attention: the worker stopped while carrying it out",
+    RequestState.WITH_OPERATOR: ":technologist: Approved; with its operator, who runs it (the bot verifies)",
 }
 
 
@@ -159,6 +160,21 @@ def plain_context(text: str) -> ContextBlock:
     return ContextBlock(elements=[PlainTextObject(text=text, emoji=False)])
 
 
+def operator_lines(card: RequestCard) -> str:
+    """Who runs a handed-over change, until when, and the exact command (the bot verifies what they do)."""
+    handover, request = card.handover, card.request
+    assert handover is not None
+    if not card.with_operator:
+        return f"*Run by* {person(handover.operator)} ({escape(handover.upn)}) with their own MFA sign-in."
+    return (
+        f"*Operator:* {person(handover.operator)}, signed in as {escape(handover.upn)} with MFA, until "
+        f"{handover.until:%Y-%m-%d %H:%M} UTC. On the management host:\n"
+        f"```$domainCred = Get-Credential\n{escape(handover.command)}```\n"
+        f"Then `/kerberos done {request.id}`; the bot also looks by itself, and concludes only from AD and Entra's "
+        "audit log."
+    )
+
+
 def request_card(card: RequestCard, button_value: str) -> Reply:
     """The request as approvers see it, in Block Kit: everything the bot vouches for first (who, what, the
     approvals, what approving takes, when it runs, the state), the requester's own words last and as plain
@@ -191,6 +207,8 @@ def request_card(card: RequestCard, button_value: str) -> Reply:
             status += f" at {request.decided_at:%Y-%m-%d %H:%M} UTC"
     if request.outcome:
         status += f"\n{escape(request.outcome)}"
+    if card.handover is not None:
+        status += "\n" + operator_lines(card)
     blocks: list[Block] = [
         HeaderBlock(text=clip(title, 150)),
         SectionBlock(text=MarkdownTextObject(text=clip("\n".join(lines), SECTION_TEXT))),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Callable
 from typing import Any
 
 from bot.domain.approvals import RequestState
@@ -97,7 +98,22 @@ _STATES = {
     RequestState.EXPIRED: "Expired without enough approvals",
     RequestState.CANCELLED: "Cancelled",
     RequestState.ATTENTION: "Needs attention: the worker stopped while carrying it out",
+    RequestState.WITH_OPERATOR: "Approved; with its operator, who runs it (the bot verifies)",
 }
+
+
+def _operator_lines(card: RequestCard, who: Callable[[str], str]) -> list[str]:
+    handover = card.handover
+    assert handover is not None
+    if not card.with_operator:
+        return [f"Run by {who(handover.operator)} ({handover.upn}) with their own MFA sign-in"]
+    return [
+        f"Operator: {who(handover.operator)} ({handover.upn}), until {handover.until:%Y-%m-%d %H:%M} UTC; on the "
+        "management host:",
+        "  $domainCred = Get-Credential",
+        f"  {handover.command}",
+        f"Then /kerberos done {card.request.id} (the bot also looks by itself)",
+    ]
 
 
 def render_card(card: RequestCard, people: dict[str, str] | None = None, width: int = 100) -> str:
@@ -132,6 +148,7 @@ def render_card(card: RequestCard, people: dict[str, str] | None = None, width: 
         *(f"  - {step}" for step in request.plan),
         state,
         *([spelled(request.outcome, lambda command: f"/kerberos {command}")] if request.outcome else []),
+        *(_operator_lines(card, who) if card.handover is not None else []),
         f"  (Reason given by the requester: {request.reason})",
         *([f"  (Reason for the denial: {request.decision_reason})"] if request.decision_reason else []),
         *(["  [ Approve ]  [ Deny ]"] if card.decidable else []),

@@ -165,6 +165,29 @@ async def test_finish_records_the_outcome_once(store: ApprovalStore) -> None:
     assert await store.lock_holder("contoso.test") is None
 
 
+async def test_a_change_handed_to_an_operator_is_concluded_once_with_its_entries(store: ApprovalStore) -> None:
+    request = new_request()
+    await store.create(request, entry=entry(Event.FILED, "U0ALICE"))
+    await store.approve(request.id, "U0BOB", datetime.now(UTC), entry=entry(Event.APPROVED, "U0BOB"))
+    claimed = await claim(store)
+    assert claimed is not None
+    handed = entry(Event.HANDED_OVER, "U0OPS", '{"upn":"ops@contoso.test"}')
+    now = datetime.now(UTC)
+    assert await store.finish(claimed, RequestState.WITH_OPERATOR, "", now, entry=handed) == FinishResult.FINISHED
+    assert [r.id for r in await store.with_operator()] == [request.id]
+    assert await store.executing() == []
+    assert await store.lock_holder("contoso.test") is None  # the engine keeps the domain's other changes back
+    verified = entry(Event.SUCCEEDED, "", "verified")
+    assert await store.conclude(request.id, RequestState.SUCCEEDED, "verified", now, entry=verified)
+    assert not await store.conclude(request.id, RequestState.ATTENTION, "a second look", now, entry=verified)
+    done = await store.get(request.id)
+    assert done is not None and done.state == RequestState.SUCCEEDED and done.outcome == "verified"
+    assert [e.event for e in done.history][-2:] == [Event.HANDED_OVER, Event.SUCCEEDED]
+    assert await store.with_operator() == []
+    assert [e.event for e in await store.audit(request.id)][-1:] == ["succeeded"]
+    assert not await store.conclude("no-such-request", RequestState.FAILED, "x", now)
+
+
 def entry(event: Event, actor: str = "", detail: str = "") -> HistoryEntry:
     """A history entry as the engine gives it (signed there; the store keeps it as given)."""
     return HistoryEntry(event, actor, datetime.now(UTC), detail, mac=f"v2:{event.value}-{actor}")

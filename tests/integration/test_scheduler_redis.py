@@ -19,7 +19,7 @@ from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestSta
 from bot.domain.integrity import Signer
 from bot.domain.windows import ChangeWindows
 from bot.services.changes.decisions import Reminder
-from bot.services.changes.executor import Deferral, Execution
+from bot.services.changes.executor import Deferral, Execution, HandedOver
 from bot.services.changes.intake import SCHEDULER
 from bot.services.changes.queries import KeyPropagation
 from bot.services.lifecycle import Digest, DomainSchedule, LifecycleService, WatchReport
@@ -127,6 +127,9 @@ class WorkerNotices:
 
     async def waiting(self, deferral: Deferral) -> None:
         self.deferred.append(deferral.request.id)
+
+    async def handed_over(self, handed: HandedOver) -> None:
+        raise AssertionError("no change here is run by an operator")
 
     async def expired(self, request: ChangeRequest) -> None:
         pass

@@ -162,7 +162,10 @@ class FakeKerberosModule:
             tdo = state.trusted_domain
             if options.setup_cloud_trust and tdo is not None:  # -SetupCloudTrust: the trust's keys too
                 moved = max(self.clock(), (tdo.keys_updated_on or self.clock()) + timedelta(seconds=1))
-                state = replace(state, trusted_domain=replace(tdo, keys_updated_on=moved))
+                version, usn = tdo.keys_change or (1, 1000)
+                state = replace(
+                    state, trusted_domain=replace(tdo, keys_updated_on=moved, keys_change=(version + 1, usn + 1000))
+                )
         directory.state = state
         if (cloud := cloud_of(directory.state)) is not None:
             self.cloud[domain_dns_name] = cloud

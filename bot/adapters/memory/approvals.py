@@ -374,6 +374,30 @@ class MemoryApprovalStore:
     async def executing(self) -> list[ChangeRequest]:
         return [r for r in self.requests.values() if r.state == RequestState.EXECUTING]
 
+    async def with_operator(self) -> list[ChangeRequest]:
+        return sorted((r for r in self.requests.values() if r.state == RequestState.WITH_OPERATOR), key=lambda r: r.id)
+
+    async def conclude(
+        self,
+        request_id: str,
+        state: RequestState,
+        outcome: str,
+        at: datetime,
+        *,
+        after: str = "",
+        after_mac: str = "",
+        entry: HistoryEntry | None = None,
+    ) -> bool:
+        request = self.requests.get(request_id)
+        if request is None or request.state != RequestState.WITH_OPERATOR:
+            return False
+        self._remember(request_id, entry)
+        self.requests[request_id] = replace(
+            self.requests[request_id], state=state, outcome=outcome, after=after, after_mac=after_mac
+        )
+        self._audit(request_id, state.value, None, at, outcome)
+        return True
+
     async def flag_if_abandoned(
         self, request_id: str, note: str, at: datetime, *, entry: HistoryEntry | None = None
     ) -> bool:

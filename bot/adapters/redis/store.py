@@ -16,6 +16,7 @@ so the scripts, which touch only the keys they are given, run on a cluster too; 
     P:pending              sorted set: pending request ids by expiry (ms)
     P:recent               sorted set: every request id by creation (ms); the sweep forgets old finished ones
     P:executing            set: claimed, not finished
+    P:with_operator        set: handed to an operator (operator-executes mode), not yet concluded
     P:lock:<domain>        string "<request id>:<token>": the claim that holds the domain (a backstop
                            expiry; the lease in the request decides)
     P:work                 stream: approved requests for the workers (consumer group "workers"); an entry
@@ -82,6 +83,7 @@ RENEW = lua_script("renew")
 FENCE = lua_script("fence")
 ATTENTION = lua_script("attention", "audit")
 FINISH = lua_script("finish", "audit")
+CONCLUDE = lua_script("conclude", "audit")
 DEFER = lua_script("defer", "audit")
 WITHDRAW = lua_script("withdraw", "audit")
 RELEASE = lua_script("release")
@@ -147,6 +149,7 @@ class RedisApprovalStore:
                 ("fence", FENCE),
                 ("attention", ATTENTION),
                 ("finish", FINISH),
+                ("conclude", CONCLUDE),
                 ("defer", DEFER),
                 ("withdraw", WITHDRAW),
             )
@@ -181,6 +184,7 @@ class RedisApprovalStore:
             f"{self._p}:waiting",
             f"{self._req(request_id)}:history",
             f"{self._p}:recent",
+            f"{self._p}:with_operator",
         ]
 
     async def _run(self, script: str, request_id: str, at: datetime, *extra: str, domain: str = "") -> Any:
@@ -553,6 +557,26 @@ class RedisApprovalStore:
             ids = await self._redis.smembers(f"{self._p}:executing")
         found = [await self.get(i) for i in sorted(ids)]
         return [r for r in found if r is not None]
+
+    async def with_operator(self) -> list[ChangeRequest]:
+        with store_errors():
+            ids = await self._redis.smembers(f"{self._p}:with_operator")
+        found = [await self.get(i) for i in sorted(ids)]
+        return [r for r in found if r is not None]
+
+    async def conclude(
+        self,
+        request_id: str,
+        state: RequestState,
+        outcome: str,
+        at: datetime,
+        *,
+        after: str = "",
+        after_mac: str = "",
+        entry: HistoryEntry | None = None,
+    ) -> bool:
+        answer = await self._run("conclude", request_id, at, state.value, outcome, after, after_mac, _encoded(entry))
+        return bool(answer == 1)
 
     async def _domain_of(self, request_id: str) -> str | None:
         with store_errors():

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.domain.approvals import ACTION_KINDS, ChangeRequest, RequestState
+from bot.domain.operators import Handover
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class RequestCard:
     terms: ApprovalTerms
     now: datetime  # the moment it describes (time left is counted from it)
     timing: str | None = None  # the change window's word on when it would run (None: nothing to say)
+    handover: Handover | None = None  # handed to an operator: who runs it, until when, the exact command
+
+    @property
+    def with_operator(self) -> bool:
+        """Waiting for its operator to run it (and the bot to see it)."""
+        return self.handover is not None and self.request.state == RequestState.WITH_OPERATOR
 
     @property
     def decidable(self) -> bool:

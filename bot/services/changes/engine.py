@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.actions.base import ActionContext
 from bot.domain.approvals import Action, ActionPolicy, GroupDirectory, ReminderPolicy
+from bot.domain.errors import KerberosBotError
 from bot.domain.findings import RotationPolicy
 from bot.domain.integrity import Signer
+from bot.domain.operators import OperatorPolicy
 from bot.domain.ports import ActiveDirectory, ApprovalStore, EntraDirectory, Freezes, KerberosModule, RateLimiter
 from bot.domain.windows import ChangeWindows
 from bot.observability.metrics import Metrics
@@ -24,6 +26,7 @@ from bot.services.changes.executor import Executor
 from bot.services.changes.holds import FreezeRules, Holds
 from bot.services.changes.intake import Intake
 from bot.services.changes.limits import ExecutionLimits, RateLimits
+from bot.services.changes.operators import Operators
 from bot.services.changes.queries import Queries
 from bot.services.changes.rates import Rates
 from bot.services.verification import ApproverVerification
@@ -41,6 +44,7 @@ class ChangeEngine:
     context: ActionContext  # the world the actions see: the domains' directories, the module, the clock
     store: ApprovalStore
     metrics: Metrics  # the handlers count clicks on the same set
+    operators: Operators | None = None  # operator-executes mode, where any change is configured for it
 
 
 def build_engine(
@@ -66,6 +70,8 @@ def build_engine(
     approval_channels: Mapping[str, str] | None = None,
     reminders: ReminderPolicy | None = None,
     freeze_rules: FreezeRules | None = None,
+    operator_policy: OperatorPolicy | None = None,
+    operator_accounts: Callable[[str], Awaitable[str | None]] | None = None,
 ) -> ChangeEngine:
     # without a configured key (unit tests), a key of this process's own: nothing it signs verifies in
     # another process, so a deployment always passes the configured one
@@ -84,6 +90,28 @@ def build_engine(
     )
     rates = Rates(limiter, rate_limits or RateLimits(), clock)
     watchers = Watchers()
+    operators = None
+    if operator_policy is not None and (operator_policy.domains or operator_policy.actions):
+
+        async def account_of(user: str) -> str | None:
+            if verification is None:
+                return None
+            try:
+                return await verification.expected_user(user)
+            except KerberosBotError:
+                return None  # not matched: not a candidate
+
+        operators = Operators(
+            store=store,
+            context=context,
+            signer=signer,
+            watchers=watchers,
+            clock=clock,
+            policy=operator_policy,
+            groups=groups,
+            entra=entra,
+            account_of=operator_accounts or account_of,
+        )
     return ChangeEngine(
         intake=Intake(
             store=store,
@@ -109,6 +137,7 @@ def build_engine(
             clock=clock,
             limits=limits or ExecutionLimits(),
             metrics=metrics,
+            operators=operators,
         ),
         holds=holds,
         queries=Queries(
@@ -125,4 +154,5 @@ def build_engine(
         context=context,
         store=store,
         metrics=metrics,
+        operators=operators,
     )

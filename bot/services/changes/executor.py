@@ -37,6 +37,7 @@ from bot.domain.hints import hint
 from bot.domain.history import Event
 from bot.domain.integrity import Signer
 from bot.domain.model import world_of
+from bot.domain.operators import ExecutionMode, Handover
 from bot.domain.ports import ApprovalStore
 from bot.domain.windows import ChangeWindows
 from bot.observability.logs import REQUEST_ID, SLACK_USER
@@ -47,6 +48,7 @@ from bot.services.changes.events import Watchers
 from bot.services.changes.holds import Holds
 from bot.services.changes.inventory import inventory
 from bot.services.changes.limits import ExecutionLimits
+from bot.services.changes.operators import Operators
 from bot.services.changes.review import emergency_people
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,15 @@ class Execution:
     succeeded: bool
     outcome: str
     new_key_version: int | None = None  # after a rotation: what every DC should come to hold
+
+
+@dataclass(frozen=True)
+class HandedOver:
+    """A claimed request handed to an operator (operator-executes mode): the bot calls no module; it looks at AD
+    and Entra until the operator's change shows, or the time limit passes (``Operators``)."""
+
+    request: ChangeRequest
+    handover: Handover
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,7 @@ class Executor:
         clock: Callable[[], datetime],
         limits: ExecutionLimits,
         metrics: Metrics,
+        operators: Operators | None = None,
     ) -> None:
         self._store = store
         self._context = context
@@ -95,9 +107,10 @@ class Executor:
         self._clock = clock
         self.limits = limits
         self._metrics = metrics
+        self._operators = operators
         self._module_called: set[str] = set()  # requests whose module call started in this process
 
-    async def execute_next(self, consumer: str, block_ms: int = 0) -> Execution | Deferral | None:
+    async def execute_next(self, consumer: str, block_ms: int = 0) -> Execution | Deferral | HandedOver | None:
         """Claim one approved request and carry it out; at most once, whatever happens. One approved outside
         its domain's change window goes back to wait for it (``Deferral``), where the policy says so."""
         claim = await self._store.claim_next(consumer, self.limits.lease, self._clock(), block_ms)
@@ -122,6 +135,8 @@ class Executor:
                 done_or_deferred.request, RequestChange(RequestChangeKind.WAITING, detail=runs_at)
             )
             return done_or_deferred
+        if isinstance(done_or_deferred, Handover):
+            return await self._handed_over(claim, done_or_deferred)
         state, outcome = done_or_deferred
         word = state.value
         self._metrics.action_seconds.labels(request.action.value, word).observe(time.perf_counter() - started)
@@ -148,7 +163,7 @@ class Executor:
         await self._watchers.tell(done or request, RequestChange(kind, detail=outcome))
         return Execution(done or request, state == RequestState.SUCCEEDED, outcome, new_version)
 
-    async def _execute(self, claim: Claim) -> tuple[RequestState, str] | Deferral:
+    async def _execute(self, claim: Claim) -> tuple[RequestState, str] | Deferral | Handover:
         request = claim.request
         claimed_at = self._clock()
         try:
@@ -163,6 +178,16 @@ class Executor:
             return RequestState.ATTENTION, f"Refused: {exc.user_message}"
         except KerberosBotError as exc:
             return RequestState.FAILED, f"Not started: {exc.user_message}"
+        if self._operators is not None and self._operators.policy.execution(request.domain, request.action) == (
+            ExecutionMode.OPERATOR
+        ):
+            try:
+                return await self._hand_over(claim)
+            except ForgedRecord as exc:
+                log.error("request %s: %s", request.id, exc.user_message)
+                return RequestState.ATTENTION, f"Refused: {exc.user_message}"
+            except KerberosBotError as exc:
+                return RequestState.FAILED, f"Not handed over: {exc.user_message}"
         timeout = self.limits.change_timeout
         try:
             result = await asyncio.wait_for(self._carry_out(claim), timeout.total_seconds())
@@ -210,6 +235,54 @@ class Executor:
 
         return await spec.carry_out(self._context, Run(request, _Journalled(self, claim), note))
 
+    async def _hand_over(self, claim: Claim) -> Handover:
+        """Operator-executes mode: instead of the module call, the change is handed to an operator, fenced as that
+        call is (re-validated, the claim still held, the world as approved, no other change in the domain with
+        its operator). The handover (who, until when, the exact command, the effect to look for) is signed."""
+        request = claim.request
+        spec = ACTION_SPECS[request.action]
+        assert self._operators is not None
+        if spec.hand_over is None:
+            raise RefusedAtExecution("this action changes nothing: there is nothing for an operator to run")
+        await self._fence(claim)
+        operator, upn = await self._operators.pick(request)
+        handing = await spec.hand_over(self._context, request, upn)
+        now = self._clock()
+        return Handover(operator, upn, now, now + self._operators.policy.time_limit, handing.command, handing.effect)
+
+    async def _handed_over(self, claim: Claim, handover: Handover) -> HandedOver | Execution:
+        request = claim.request
+        await self._step(request, f"handed over to an operator, until {handover.until.isoformat()}")
+        entry = self._signer.entry(request.id, Event.HANDED_OVER, handover.operator, handover.at, handover.encoded())
+        finished = await self._store.finish(claim, RequestState.WITH_OPERATOR, "", handover.at, entry=entry)
+        if finished != FinishResult.FINISHED:  # the claim was lost (and flagged) before the handover was recorded
+            log.error("request %s lost its claim before its handover was recorded", request.id)
+            done = await self._store.get(request.id) or request
+            return Execution(done, False, done.outcome or "Its claim was lost before the handover; nothing was run.")
+        log.info("request %s (%s %s) handed to an operator", request.id, request.action.value, request.domain)
+        handed = await self._store.get(request.id) or request
+        await self._watchers.tell(handed, RequestChange(RequestChangeKind.HANDED_OVER, actor=handover.operator))
+        return HandedOver(handed, handover)
+
+    async def _fence(self, claim: Claim) -> None:
+        """Right before anything changes: the stored request re-validated, the claim still held (a worker that
+        lost its lease, stopped or cut off longer than it and flagged by another, must not act), the world as
+        approved, and no other change of the domain in an operator's hands."""
+        request = claim.request
+        await self._revalidate(request)
+        if not await self._store.holds(claim, self.limits.renew_every, self._clock()):
+            raise LeaseLost(
+                "this worker lost its claim on the request before the change (its lease lapsed, and another worker "
+                "may have flagged it and freed the domain); nothing was changed"
+            )
+        await self._same_world(request)
+        for other in await self._store.with_operator():
+            if other.domain == request.domain and other.id != request.id:
+                raise RefusedAtExecution(
+                    f"the change {other.id} of this domain is with its operator; nothing was changed. Request it "
+                    "again once that one is concluded"
+                )
+
     async def _defer_to_window(self, claim: Claim) -> Deferral | None:
         """Outside the domain's change window: back to the store until it opens (policy ``wait``), or
         refused (``refuse``); break-glass is not held. None: it runs now."""
@@ -253,13 +326,7 @@ class Executor:
         flagged by another worker, which freed the domain) must not act."""
         request = claim.request
         try:
-            await self._revalidate(request)
-            if not await self._store.holds(claim, self.limits.renew_every, self._clock()):
-                raise LeaseLost(
-                    "this worker lost its claim on the request before the module call (its lease lapsed, and "
-                    "another worker may have flagged it and freed the domain); nothing was changed"
-                )
-            await self._same_world(request)
+            await self._fence(claim)
         except BaseException:
             if asyncio.iscoroutine(call):
                 call.close()  # never awaited: no "coroutine was never awaited" warning

@@ -12,7 +12,9 @@ from bot.actions.base import ActionContext
 from bot.domain.approvals import AuditEntry, ChangeRequest
 from bot.domain.errors import KerberosBotError
 from bot.domain.findings import RotationWindow, rotation_window
+from bot.domain.history import Event
 from bot.domain.model import AuditEvent, dns_name
+from bot.domain.operators import handover_of
 from bot.domain.ports import ApprovalStore, EntraDirectory
 from bot.services.changes.authority import Authority
 from bot.services.changes.card import ApprovalTerms, RequestCard, title_of
@@ -67,7 +69,8 @@ class Queries:
         required = max(policy.approvals_required, request.approvals_required)
         terms = ApprovalTerms(required, policy.verified_approval, tuple(sorted(policy.approver_groups)))
         timing = self._holds.timing_of(request) if self._holds is not None else None
-        return RequestCard(request, title_of(request), terms, now or self._clock(), timing)
+        handover = handover_of(request) if any(e.event == Event.HANDED_OVER for e in request.history) else None
+        return RequestCard(request, title_of(request), terms, now or self._clock(), timing, handover)
 
     @property
     def domains(self) -> list[str]:

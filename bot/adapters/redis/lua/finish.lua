@@ -1,4 +1,4 @@
--- executing -> succeeded | failed | attention, by the claim's holder.
+-- executing -> succeeded | failed | attention | with_operator (handed to an operator), by the claim's holder.
 -- ARGV: id, now_ms, now_iso, token, state, outcome, after, after_mac (the world the change left, signed; may be ''),
 --       history entry
 -- runs after audit.lua (bot/adapters/redis/scripts.py)
@@ -14,6 +14,7 @@ if state ~= 'executing' then return 'not_ours' end
 redis.call('HSET', KEYS[1], 'state', ARGV[5], 'outcome', ARGV[6], 'finished_at', ARGV[3],
            'after', ARGV[7] or '', 'after_mac', ARGV[8] or '')
 redis.call('SREM', KEYS[6], ARGV[1])
+if ARGV[5] == 'with_operator' then redis.call('SADD', KEYS[13], ARGV[1]) end
 remember(ARGV[9])
 if redis.call('GET', KEYS[7]) == ARGV[1] .. ':' .. ARGV[4] then redis.call('DEL', KEYS[7]) end
 audit(ARGV[5], '', ARGV[6])

@@ -1,0 +1,172 @@
+"""Operator-executes mode, after the handover: who is named to run an approved change, and the bot's look at
+AD and Entra's audit log that concludes it (verified, another effect, someone else's change, nothing in time).
+
+The executor hands a change over (``Executor``, under its claim, re-validated and fenced like a module
+call); from then on any replica may look, and the store concludes a request once (``ApprovalStore.conclude``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.actions.base import ActionContext
+from bot.domain.approvals import KEY_ROTATIONS, ChangeRequest, GroupDirectory, RequestChange, RequestChangeKind
+from bot.domain.approvals import RequestState as S
+from bot.domain.errors import KerberosBotError, UsageError
+from bot.domain.history import Event
+from bot.domain.integrity import Signer
+from bot.domain.model import world_of
+from bot.domain.operators import Handover, Judgement, OperatorPolicy, Verdict, handover_of, judge
+from bot.domain.ports import ApprovalStore, EntraDirectory
+from bot.services.changes.errors import NotAllowed, RefusedAtExecution
+from bot.services.changes.events import Watchers
+
+log = logging.getLogger(__name__)
+
+# the state each final verdict leaves the request in, and how its outcome begins
+_CONCLUDED = {
+    Verdict.VERIFIED: (S.SUCCEEDED, Event.SUCCEEDED, "Verified"),
+    Verdict.NOTHING: (S.FAILED, Event.FAILED, "Not run"),
+    Verdict.DIFFERENT: (S.ATTENTION, Event.ATTENTION, "Needs attention"),
+    Verdict.SOMEONE_ELSE: (S.ATTENTION, Event.ATTENTION, "Needs attention"),
+    Verdict.UNCONFIRMED: (S.ATTENTION, Event.ATTENTION, "Needs attention"),
+}
+
+
+@dataclass(frozen=True)
+class Look:
+    """One look at a handed-over change: what was seen, and whether it concluded the request."""
+
+    request: ChangeRequest  # as stored after the look
+    handover: Handover | None
+    judgement: Judgement
+    concluded: bool
+
+
+class Operators:
+    def __init__(
+        self,
+        *,
+        store: ApprovalStore,
+        context: ActionContext,
+        signer: Signer,
+        watchers: Watchers,
+        clock: Callable[[], datetime],
+        policy: OperatorPolicy,
+        groups: GroupDirectory,
+        entra: EntraDirectory | None,
+        account_of: Callable[[str], Awaitable[str | None]],
+    ) -> None:
+        self._store = store
+        self._context = context
+        self._signer = signer
+        self._watchers = watchers
+        self._clock = clock
+        self.policy = policy
+        self._groups = groups
+        self._entra = entra
+        self._account_of = account_of  # a chat user's Entra account (UPN), as approvers' are matched
+
+    async def pick(self, request: ChangeRequest) -> tuple[str, str]:
+        """Who runs ``request`` (chat id, Entra account): a member of an operator group, never its requester (nor
+        their Entra account), nor one of its approvers where it needs two or more. Spread over the eligible by the
+        request's id, so that one person is not named for every change. Raises when nobody is eligible."""
+        members: set[str] = set()
+        for group in sorted(self.policy.groups):
+            members |= await self._groups.members(group)
+        excluded = {request.requester}
+        excluded_accounts = {(request.requester_upn or "").lower()}
+        if request.approvals_required >= 2:
+            excluded |= {a.approver for a in request.approvals}
+            excluded_accounts |= {a.identity.upn.lower() for a in request.approvals if a.identity}
+        eligible = sorted(members - excluded)
+        if eligible:
+            start = int(hashlib.sha256(request.id.encode()).hexdigest(), 16) % len(eligible)
+            for user in eligible[start:] + eligible[:start]:
+                upn = await self._account_of(user)
+                if upn and upn.lower() not in excluded_accounts:
+                    return user, upn
+        raise RefusedAtExecution(
+            "no operator can run it: nobody in the operator groups is eligible (never its requester, nor one of its "
+            "approvers where it needs two) with an Entra account the bot can match"
+        )
+
+    async def look(self) -> list[Look]:
+        """Every handed-over change, looked at once; the ones this look concluded."""
+        concluded = []
+        for request in await self._store.with_operator():
+            try:
+                seen = await self._look_at(request)
+            except KerberosBotError as exc:
+                log.warning("could not look at request %s with its operator: %s", request.id, exc.user_message)
+                continue
+            if seen.concluded:
+                concluded.append(seen)
+        return concluded
+
+    async def done(self, request_id: str, user: str) -> Look:
+        """The named operator says they ran it: the bot looks at once (it concludes nothing on their word)."""
+        request = await self._store.get(request_id)
+        if request is None:
+            raise UsageError(f"There is no request {request_id}.")
+        handover = handover_of(request) if not self._signer.problems(request) else None
+        if request.state != S.WITH_OPERATOR or handover is None:
+            raise UsageError(f"Request {request_id} is not waiting for an operator (it is {request.state.value}).")
+        if handover.operator != user:
+            raise NotAllowed(f"Request {request_id} was handed to another operator; only they can say it ran.")
+        now = self._clock()
+        said = self._signer.entry(request.id, Event.STEP, user, now, "the operator says it ran")
+        await self._store.record_step(request.id, "the operator says it ran", now, entry=said)
+        return await self._look_at(await self._store.get(request_id) or request)
+
+    async def _look_at(self, request: ChangeRequest) -> Look:
+        now = self._clock()
+        forged = self._signer.problems(request)
+        handover = handover_of(request) if not forged else None
+        if handover is None:
+            what = ", ".join(forged) or "its handover is not readable"
+            judgement = Judgement(
+                Verdict.DIFFERENT,
+                f"the stored record does not carry the bot's signature ({what}): nothing is concluded from it; it is "
+                "kept for investigation.",
+            )
+            return await self._conclude(request, None, judgement, "")
+        state = await self._context.directory(request.domain).read_kerberos_objects()
+        events = (
+            await self._entra.kerberos_domain_events(request.domain, since=handover.at, limit=50)
+            if self._entra is not None
+            else []
+        )
+        judgement = judge(handover, request.world, state, events, now)
+        if not judgement.final:
+            return Look(request, handover, judgement, concluded=False)
+        after = world_of(state) if judgement.verdict == Verdict.VERIFIED and request.action in KEY_ROTATIONS else ""
+        return await self._conclude(request, handover, judgement, after)
+
+    async def _conclude(
+        self, request: ChangeRequest, handover: Handover | None, judgement: Judgement, after: str
+    ) -> Look:
+        state, event, opening = _CONCLUDED[judgement.verdict]
+        by = f" by {handover.upn}" if handover is not None else ""
+        outcome = f"{opening}{by}: {judgement.saw}"
+        if judgement.verdict == Verdict.NOTHING:
+            outcome += " The request is closed; request it again if it is still needed."
+        now = self._clock()
+        entry = self._signer.entry(request.id, event, "", now, outcome)
+        after_mac = self._signer.after_mac(request.id, after) if after else ""
+        if not await self._store.conclude(
+            request.id, state, outcome, now, after=after, after_mac=after_mac, entry=entry
+        ):
+            return Look(request, handover, judgement, concluded=False)  # another replica concluded it first
+        done = await self._store.get(request.id) or request
+        log.info("request %s with its operator: %s", request.id, judgement.verdict.value)
+        kind = {
+            S.SUCCEEDED: RequestChangeKind.SUCCEEDED,
+            S.FAILED: RequestChangeKind.FAILED,
+        }.get(state, RequestChangeKind.ATTENTION)
+        await self._watchers.tell(done, RequestChange(kind, detail=outcome))
+        return Look(done, handover, judgement, concluded=True)

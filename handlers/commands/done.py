@@ -1,0 +1,42 @@
+"""Say you ran a change handed to you (operator-executes mode): the bot looks at AD and Entra at once."""
+
+from __future__ import annotations
+
+from bot.domain.errors import UsageError
+from bot.domain.operators import Verdict
+from handlers.commands import CommandContext, Prepared, require_changes
+from handlers.notices.cards import post_in_thread, update_card
+from handlers.parsing import ParsedCommand
+from handlers.replies import Reply, escape, text_reply
+
+NAME = "done"
+ORDER = 85  # where it shows in help and in the manifest
+USAGE = "done <request id>"
+
+
+def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
+    if len(command.args) != 1:
+        raise UsageError(f"Name the request you ran: `/kerberos {USAGE}`.")
+    changes, client = require_changes(ctx)
+    request_id = command.args[0]
+    operators = changes.operators
+    if operators is None:
+        raise UsageError("No change here is run by an operator: the bot runs every approved change itself.")
+
+    async def work() -> list[Reply]:
+        look = await operators.done(request_id, ctx.user_id)
+        request = look.request
+        if look.concluded:
+            icon = ":white_check_mark:" if look.judgement.verdict == Verdict.VERIFIED else ":rotating_light:"
+            await update_card(client, changes, request)
+            await post_in_thread(client, request, f"{icon} {escape(request.outcome or '')}")
+            return [text_reply(f"{icon} Request `{request_id}`: {escape(request.outcome or '')}")]
+        until = f"{look.handover.until:%H:%M} UTC" if look.handover else "its time limit"
+        return [
+            text_reply(
+                f":mag: Request `{request_id}`: not seen yet. {escape(look.judgement.saw)} The bot keeps looking "
+                f"until {until} (Entra's audit log can take a few minutes)."
+            )
+        ]
+
+    return Prepared(ack=None, work=work)
