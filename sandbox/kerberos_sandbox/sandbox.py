@@ -207,6 +207,7 @@ def sandbox_config(
     freeze_verified: bool = False,
     public_url: str = "http://127.0.0.1:3000",
     verification_method: str = "auth_code",
+    extra: str = "",
 ) -> str:
     """The TOML a real deployment would write, pointed at the sandbox. ``verified_approvals=False``
     switches the Entra sign-in of approvers off (its default is on for the dangerous actions);
@@ -265,6 +266,8 @@ def sandbox_config(
     # the last table, so a test may append keys to it
     lines += ["[changes]", f'integrity_key = {{ value = "{secrets.token_hex(32)}" }}']
     lines += ["freeze_verified = true", ""] if freeze_verified else [""]
+    if extra:  # more tables, after every table above (a test's [operators], say)
+        lines += [extra, ""]
     return "\n".join(lines)
 
 
@@ -334,12 +337,14 @@ async def sandbox(
     verified_approvals: bool = True,
     freeze_verified: bool = False,
     verification_method: str = "auth_code",
+    extra_config: str = "",
     command_workers: int = 0,
     # replication between the sandbox's DCs takes a second or two, not the hours of a real forest
     follow_key_every: timedelta = timedelta(seconds=2),
     follow_key_for: timedelta = timedelta(minutes=10),
 ) -> AsyncIterator[Sandbox]:
     """``fresh``: restore each DC from its pristine copy (about 2 s) instead of reusing its state.
+    ``extra_config``: TOML tables appended to the configuration.
     ``command_workers``: queue the commands' follow-up work in Redis for that many command workers
     (in this process), as ``kerberos-bot serve`` does with its worker processes; 0: work inline."""
     workdir = workdir or default_workdir()
@@ -362,6 +367,7 @@ async def sandbox(
                 freeze_verified=freeze_verified,
                 public_url=public_url,
                 verification_method=verification_method,
+                extra=extra_config,
             ),
             encoding="utf-8",
         )

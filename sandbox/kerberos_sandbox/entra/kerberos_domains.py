@@ -33,6 +33,12 @@ def kerberos_domain_json(domain: CloudKerberosDomain) -> dict[str, Any]:
     }
 
 
+def _signed_in_as(request: web.Request) -> str | None:
+    """The person the emulated module ran as (``-UserPrincipalName``), whom the audit log names; absent: the
+    bot's app (its unattended cloud credential)."""
+    return request.query.get("signedInAs") or None
+
+
 def valid_domain_json(body: object) -> str | None:
     """None when ``body`` is a complete KerberosDomain, else what is wrong."""
     if not isinstance(body, dict):
@@ -90,7 +96,15 @@ class KerberosDomainStore(StandInBase):
             return graph_error(404, "Request_ResourceNotFound", "Tenant not found.")
         return request.match_info["domain"].lower()
 
-    def _write_domain(self, key: str, body: dict[str, Any], *, initiated_by: str | None, audit: bool = True) -> bool:
+    def _write_domain(
+        self,
+        key: str,
+        body: dict[str, Any],
+        *,
+        initiated_by: str | None,
+        audit: bool = True,
+        signed_in_as: str | None = None,
+    ) -> bool:
         """Store ``body``; records the audit events the real service would. True when it existed."""
         before = self.state.kerberos_domains.get(key)
         body = {f: body.get(f) for f in STORE_FIELDS}
@@ -99,12 +113,16 @@ class KerberosDomainStore(StandInBase):
             return before is not None
         now = datetime.now(UTC)
         if before is None:
-            self.add_audit_event(key, "Add kerberos domain", now, initiated_by_app=initiated_by)
+            self.add_audit_event(
+                key, "Add kerberos domain", now, initiated_by_user=signed_in_as, initiated_by_app=initiated_by
+            )
         elif before != body:
             # A key rotation was observed to log two updates (new primary key, old key kept as secondary).
             rotated = before.get("keyVersion") != body.get("keyVersion")
             for _ in range(2 if rotated else 1):
-                self.add_audit_event(key, "Update kerberos domain", now, initiated_by_app=initiated_by)
+                self.add_audit_event(
+                    key, "Update kerberos domain", now, initiated_by_user=signed_in_as, initiated_by_app=initiated_by
+                )
         return before is not None
 
     async def _store_get(self, request: web.Request) -> web.Response:
@@ -127,7 +145,7 @@ class KerberosDomainStore(StandInBase):
             problem = "domainDnsName does not match the URL"
         if problem or not isinstance(body, dict):
             return graph_error(400, "BadRequest", f"Invalid KerberosDomain: {problem}.")
-        existed = self._write_domain(key, body, initiated_by=None)
+        existed = self._write_domain(key, body, initiated_by=None, signed_in_as=_signed_in_as(request))
         return web.json_response(self.state.kerberos_domains[key], status=200 if existed else 201)
 
     async def _store_patch(self, request: web.Request) -> web.Response:
@@ -145,7 +163,7 @@ class KerberosDomainStore(StandInBase):
         problem = valid_domain_json(merged)
         if problem:
             return graph_error(400, "BadRequest", f"Invalid KerberosDomain: {problem}.")
-        self._write_domain(key, merged, initiated_by=None)
+        self._write_domain(key, merged, initiated_by=None, signed_in_as=_signed_in_as(request))
         return web.json_response(self.state.kerberos_domains[key])
 
     async def _store_delete(self, request: web.Request) -> web.Response:
@@ -155,7 +173,7 @@ class KerberosDomainStore(StandInBase):
         key = checked
         if self.state.kerberos_domains.pop(key, None) is None:
             return graph_error(404, "Request_ResourceNotFound", "KerberosDomain not found.")
-        self.add_audit_event(key, "Delete kerberos domain", datetime.now(UTC), initiated_by_app=None)
+        self.add_audit_event(key, "Delete kerberos domain", datetime.now(UTC), initiated_by_user=_signed_in_as(request))
         return web.Response(status=204)
 
     async def _admin_seed_domain(self, request: web.Request) -> web.Response:

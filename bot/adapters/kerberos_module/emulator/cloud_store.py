@@ -46,8 +46,11 @@ def _from_json(body: dict[str, Any]) -> CloudKerberosDomain:
 class CloudKerberosDomainStore:
     """get/put/delete of one tenant's KerberosDomain objects at ``base_url`` (the stand-in's URL)."""
 
-    def __init__(self, app: EntraApp, *, base_url: str) -> None:
+    def __init__(self, app: EntraApp, *, base_url: str, signed_in_as: str | None = None) -> None:
+        self._app, self._base_url = app, base_url
         self._base = f"{base_url.rstrip('/')}/_emulator/tenants/{quote(app.tenant_id)}/kerberosDomains"
+        # the module run by a person with -UserPrincipalName: Entra's audit log names them, not the app
+        self._params = {"signedInAs": signed_in_as} if signed_in_as else None
         # The emulator signs in as the bot's app; a token for Graph is what the stand-in accepts.
         self._http = EntraHttp(
             app,
@@ -58,6 +61,10 @@ class CloudKerberosDomainStore:
             "in the tenant, as Microsoft's module does for the Kerberos server object",
         )
         self.tokens = self._http.tokens
+
+    def signed_in_as(self, upn: str) -> CloudKerberosDomainStore:
+        """The same store as a person signed in as ``upn`` uses it (an operator at the management host)."""
+        return CloudKerberosDomainStore(self._app, base_url=self._base_url, signed_in_as=upn)
 
     @property
     def requests(self) -> int:
@@ -83,13 +90,15 @@ class CloudKerberosDomainStore:
 
     async def put(self, domain: CloudKerberosDomain) -> None:
         """Create or replace (Entra records "Add kerberos domain" or "Update kerberos domain")."""
-        response = await self._http.request("PUT", self._url(domain.domain_dns_name), json=domain_to_json(domain))
+        response = await self._http.request(
+            "PUT", self._url(domain.domain_dns_name), json=domain_to_json(domain), params=self._params
+        )
         if response.status_code == 404:
             raise EntraError(f"{_SERVICE} has no store for this tenant; check cloud_url and tenant_id.")
 
     async def delete(self, domain_dns_name: str) -> None:
         """Remove the object; a domain Entra does not have is already removed."""
-        await self._http.request("DELETE", self._url(domain_dns_name))
+        await self._http.request("DELETE", self._url(domain_dns_name), params=self._params)
 
     async def close(self) -> None:
         await self._http.close()

@@ -42,6 +42,7 @@ class CloudHalf(Protocol):
     async def put(self, domain: CloudKerberosDomain) -> None: ...
     async def delete(self, domain_dns_name: str) -> None: ...
     async def close(self) -> None: ...
+    def signed_in_as(self, upn: str) -> CloudHalf: ...
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,11 @@ class KerberosModuleEmulator:
         domains: Mapping[str, EmulatedDomain],
         cloud: CloudHalf,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        owns_domains: bool = True,
     ) -> None:
         self._domains = dict(domains)
+        self._owns_domains = owns_domains  # False: another emulator's AD halves, closed by that one
         self._cloud = cloud
         self._clock = clock
         # Called after the AD half of a change and before the cloud half; tests use it to kill a worker there.
@@ -69,7 +73,13 @@ class KerberosModuleEmulator:
         self._locks = {name: asyncio.Lock() for name in self._domains}
 
     async def close(self) -> None:
-        await asyncio.gather(self._cloud.close(), *(d.on_prem.close() for d in self._domains.values()))
+        owned = self._domains.values() if self._owns_domains else ()
+        await asyncio.gather(self._cloud.close(), *(d.on_prem.close() for d in owned))
+
+    def signed_in_as(self, upn: str) -> KerberosModuleEmulator:
+        """The module as a person runs it at the management host, signed in to Entra as ``upn``
+        (``-UserPrincipalName``): the sandbox's operator, whose changes Entra's audit log names. Close it."""
+        return KerberosModuleEmulator(self._domains, self._cloud.signed_in_as(upn), self._clock, owns_domains=False)
 
     def domain(self, name: str) -> EmulatedDomain:
         """One domain's halves; tests use it to change AD alone, as a manual reset would."""

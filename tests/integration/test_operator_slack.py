@@ -1,0 +1,122 @@
+"""Operator-executes mode end to end, driven as Slack would: a forced rotation approved by two in Slack is
+handed to a third person of the operator group, whose card shows the exact command with their own
+-UserPrincipalName; the emulator plays that operator at the management host (Entra's audit log names them);
+the bot concludes from the Samba DC and the Entra stand-in's audit log alone. A change run by someone else
+is reported as such. On the sandbox's real parts: signed requests, Redis, the Samba DC, the stand-ins."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from kerberos_sandbox.sandbox import Sandbox, sandbox
+
+from bot.adapters.kerberos_module.emulator.module import KerberosModuleEmulator
+from bot.domain.approvals import ChangeRequest, RequestState
+from bot.domain.ports import SetServerOptions
+from handlers.views.cards import APPROVE_ACTION
+from tests.integration.test_rotate_slack import blocks_of, click, request_via_slack, wait_for_state
+from tests.support.samba import sandbox_domains
+
+pytestmark = pytest.mark.samba
+DOMAIN = "contoso.test"
+
+OPERATOR_MODE = """
+[operators]
+groups = ["S0KERBADMINS"]
+time_limit_minutes = 30
+
+[approvals.rotate_force]
+verified_approval = false
+execution = "operator"
+"""
+
+
+@pytest.fixture(scope="module")
+async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
+    workdir = Path(tmp_path_factory.mktemp("sandbox"))
+    async with sandbox(sandbox_domains()[:1], workdir=workdir, extra_config=OPERATOR_MODE) as up:
+        yield up
+
+
+async def approved_by_two(box: Sandbox) -> tuple[ChangeRequest, str]:
+    request, value, ts = await request_via_slack(box, f"rotate {DOMAIN} --force -- after the trust's setup")
+    for approver in ("U0BOB", "U0CAROL"):
+        assert await click(box, approver, APPROVE_ACTION, value, ts) == 200
+    handed = await wait_for_state(box, request.id, {RequestState.WITH_OPERATOR, RequestState.FAILED})
+    assert handed.state == RequestState.WITH_OPERATOR, handed.outcome
+    return handed, ts
+
+
+async def operator_runs(box: Sandbox, upn: str) -> None:
+    """The operator at the management host: Microsoft's module, signed in as ``upn`` with MFA."""
+    module = box.components.module
+    assert isinstance(module, KerberosModuleEmulator)
+    at_the_host = module.signed_in_as(upn)
+    try:
+        await at_the_host.set_server(
+            DOMAIN, SetServerOptions(rotate_server_key=True, force=True, setup_cloud_trust=True)
+        )
+    finally:
+        await at_the_host.close()
+
+
+async def card_text(box: Sandbox, ts: str, wanted: str) -> str:
+    for _ in range(100):
+        updates = [c.body for c in box.slack.api_calls("chat.update") if c.body.get("ts") == ts]
+        if updates and wanted in (text := json.dumps(blocks_of(updates[-1]))):
+            return text
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the card never said {wanted!r}")
+
+
+async def test_the_named_operator_runs_it_and_the_bot_verifies_it_from_ad_and_entra(box: Sandbox) -> None:
+    directory = box.components.directories[DOMAIN]
+    before = await directory.read_kerberos_objects()
+    assert before.server is not None and before.server.key is not None
+    await asyncio.sleep(1.1)  # replication metadata has one-second resolution
+    request, ts = await approved_by_two(box)
+    # requester Alice, approvers Bob and Carol (two required): of the group, Dave runs it
+    card = await card_text(box, ts, "Operator")
+    assert "U0DAVE" in card and "dave@contoso.test" in card
+    assert (
+        "Set-AzureADKerberosServer -Domain 'contoso.test' -UserPrincipalName 'dave@contoso.test' "
+        "-DomainCredential $domainCred -SetupCloudTrust -TopLevelNames 'windows.net' -RotateServerKey -Force"
+    ) in card
+    thread = [c.body["text"] for c in box.slack.channel_posts() if c.body.get("thread_ts") == ts]
+    assert any("handed to <@U0DAVE>" in t for t in thread), thread
+    unchanged = await directory.read_kerberos_objects()
+    assert unchanged.server is not None and unchanged.server.key == before.server.key  # the bot ran nothing
+
+    # only the named operator may say it ran; their word alone concludes nothing
+    _, replies = await box.command(f"done {request.id}", user_id="U0MALLORY")
+    assert "handed to another operator" in json.dumps(replies)
+    _, replies = await box.command(f"done {request.id}", user_id="U0DAVE")
+    assert "not seen yet" in json.dumps(replies) and "nothing was changed yet" in json.dumps(replies)
+
+    await operator_runs(box, "dave@contoso.test")
+    _, replies = await box.command(f"done {request.id}", user_id="U0DAVE")
+    said = json.dumps(replies)
+    assert "Verified by dave@contoso.test" in said, said
+    done = await wait_for_state(box, request.id, {RequestState.SUCCEEDED})
+    assert "Entra's audit log records 'Update kerberos domain' by dave@contoso.test" in (done.outcome or "")
+    after = await directory.read_kerberos_objects()
+    assert after.server is not None and after.server.key is not None
+    assert after.server.key.version > before.server.key.version
+    card = await card_text(box, ts, "Done")
+    assert "Run by" in card and "Verified by dave@contoso.test" in card
+
+
+async def test_a_change_run_by_someone_else_is_reported_not_verified(box: Sandbox) -> None:
+    await asyncio.sleep(1.1)
+    request, ts = await approved_by_two(box)
+    await operator_runs(box, "mallory@contoso.test")
+    _, replies = await box.command(f"done {request.id}", user_id="U0DAVE")
+    said = json.dumps(replies)
+    assert "Needs attention" in said and "mallory@contoso.test" in said, said
+    flagged = await wait_for_state(box, request.id, {RequestState.ATTENTION})
+    assert "not only by dave@contoso.test" in (flagged.outcome or "")
+    await card_text(box, ts, "Needs attention")
