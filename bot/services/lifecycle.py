@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from bot.domain.approvals import KEY_ROTATIONS, Action, ChangeRequest, RequestState
 from bot.domain.errors import KerberosBotError
 from bot.domain.findings import Finding, Severity
+from bot.domain.operators import handover_of
 from bot.domain.ports import SchedulerMemory
 from bot.services.changes.engine import ChangeEngine
 from bot.services.status import StatusService
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # a scheduled rotation that was denied or expired is filed again after this long, not at every tick
 REFILE_AFTER = timedelta(days=1)
+# how long after its time limit an operator's change is named beside what the watch sees
+OPERATOR_LOOKBACK = timedelta(days=1)
 
 
 async def _no_origin(channel: str) -> str:
@@ -52,6 +55,8 @@ class WatchReport:
     channel: str
     finding: Finding
     resolved: bool
+    # a change of the domain in an operator's hands (or concluded from one lately): what the finding may be
+    operator_request: str | None = None
 
 
 @dataclass(frozen=True)
@@ -225,8 +230,9 @@ class LifecycleService:
             current = {f.code: f for f in status.diagnosis.findings if f.severity >= Severity.WARNING}
             before = await self._seen(schedule.domain)
             new = [f for code, f in current.items() if code not in before]
+            operator_request = await self._operator_request(schedule.domain) if new else None
             for finding in new:
-                reports.append(WatchReport(schedule.domain, schedule.channel, finding, resolved=False))
+                reports.append(WatchReport(schedule.domain, schedule.channel, finding, False, operator_request))
             if new:  # what the next digest says was seen
                 drift = json.loads(await self._memory.recall(f"drift:{schedule.domain}") or "[]")
                 drift += [{"at": self._clock().isoformat(), "code": f.code, "summary": f.summary} for f in new]
@@ -237,6 +243,17 @@ class LifecycleService:
             kept = {c: {"severity": str(int(f.severity)), "summary": f.summary} for c, f in current.items()}
             await self._memory.remember(f"watch:{schedule.domain}", json.dumps(kept, sort_keys=True))
         return reports
+
+    async def _operator_request(self, domain: str) -> str | None:
+        """The domain's change handed to an operator that is still with them or was concluded in the last day:
+        a change the watch sees outside the bot may be theirs (or what went wrong with it)."""
+        for request in await self._changes.queries.recent_for(domain, 20):
+            handover = handover_of(request)
+            if handover is not None and (
+                request.state == RequestState.WITH_OPERATOR or self._clock() - handover.until < OPERATOR_LOOKBACK
+            ):
+                return request.id
+        return None
 
     async def _seen(self, domain: str) -> dict[str, Finding]:
         """The findings the watch saw at its last look at ``domain`` (what it remembered), by code."""

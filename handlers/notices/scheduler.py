@@ -58,6 +58,11 @@ class SlackLifecycleNotices:
             text = f"{icon} {report.domain}: {escape(finding.summary)}"
             if finding.advice:
                 text += f"\n{escape(finding.advice)}"
+            if report.operator_request:
+                text += (
+                    f"\nRequest `{report.operator_request}` of this domain was handed to an operator to run by hand: "
+                    f"what is seen may be their change (`/kerberos history {report.domain}`)."
+                )
         await self._client.chat_postMessage(channel=report.channel, text=text)
         if self._on_finding is not None:
             await self._on_finding()

@@ -21,8 +21,9 @@ from kerberos_sandbox.slack_standin import (
 from bot.adapters.slack.origin import SlackOrigins
 from bot.bootstrap.adapters import slack_client
 from bot.domain.approvals import Action, ActionPolicy, RequestState
+from bot.domain.findings import Finding, Severity
 from bot.services.container import BotServices
-from bot.services.lifecycle import DomainSchedule, LifecycleService
+from bot.services.lifecycle import DomainSchedule, LifecycleService, WatchReport
 from bot.workers.scheduler import LifecycleScheduler
 from handlers.notices.scheduler import SlackLifecycleNotices
 from handlers.views.cards import APPROVE_ACTION
@@ -109,6 +110,18 @@ async def test_the_watch_posts_a_finding_once() -> None:
         assert posted.body["channel"] == CHANNEL and "Key versions differ" in posted.body["text"]
         await scheduler.run_once()  # the same finding, a tick later: not again
         assert len(slack.api_calls("chat.postMessage")) == 1
+
+
+async def test_a_finding_while_a_change_is_with_an_operator_names_the_request_in_the_channel() -> None:
+    async with SlackStandIn() as slack:
+        client = slack_client(slack.bot_token, slack.api_url)
+        finding = Finding("key_version_drift", Severity.CRITICAL, "Key versions differ <b>", "Rotate with --force.")
+        notices = SlackLifecycleNotices(client, one_domain(on_prem_state("contoso.test")).changes)
+        await notices.watched(WatchReport("contoso.test", CHANNEL, finding, False, operator_request="0a1b2c3d4e"))
+        [posted] = slack.api_calls("chat.postMessage")
+        text = posted.body["text"]
+        assert "Request `0a1b2c3d4e` of this domain was handed to an operator" in text
+        assert "&lt;b&gt;" in text  # the summary stays text
 
 
 async def test_rotate_twice_asks_for_a_double_rotation_and_the_card_says_so() -> None:

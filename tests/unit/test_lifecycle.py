@@ -13,6 +13,8 @@ import pytest
 
 from bot.domain.approvals import Action, ActionPolicy, ChangeRequest, RequestState, Verdict
 from bot.domain.errors import UsageError
+from bot.domain.history import Event, HistoryEntry
+from bot.domain.operators import Effect, Handover
 from bot.services.changes.engine import ChangeEngine
 from bot.services.changes.errors import NotAllowed
 from bot.services.changes.executor import Execution
@@ -150,6 +152,28 @@ async def test_the_watch_reports_a_new_finding_once_and_its_resolution_once() ->
     [resolved] = await w.lifecycle.watch()
     assert resolved.resolved and resolved.finding.code == "key_version_drift"
     assert await w.lifecycle.watch() == []
+
+
+async def test_what_the_watch_sees_while_a_change_is_with_an_operator_names_that_request() -> None:
+    w = world(key_age=timedelta(days=40), every=None)
+    request = await w.changes.intake.request_rotation("contoso.test", requester="U0ALICE", reason="q", force=False)
+    await w.changes.decisions.approve(request.id, "U0BOB")
+    claim = await w.store.claim_next("worker", timedelta(seconds=30), w.clock())
+    assert claim is not None
+    handover = Handover(
+        "U0OLGA",
+        "olga@contoso.test",
+        w.clock(),
+        w.clock() + timedelta(hours=2),
+        "Set-AzureADKerberosServer ...",
+        Effect(True, None, "new", "same", ("Update kerberos domain",)),
+    )
+    entry = HistoryEntry(Event.HANDED_OVER, "U0OLGA", handover.at, handover.encoded())
+    await w.store.finish(claim, RequestState.WITH_OPERATOR, "", w.clock(), entry=entry)
+    good = w.module.cloud["contoso.test"]
+    w.module.cloud["contoso.test"] = replace(good, key_version=good.key_version + 7)  # a half-done change
+    [report] = await w.lifecycle.watch()
+    assert report.finding.code == "key_version_drift" and report.operator_request == request.id
 
 
 class Recorder:
