@@ -417,20 +417,39 @@ def test_bootstrap_resolves_the_secrets(tmp_path: Path, monkeypatch: pytest.Monk
         build_remoting(config)
 
 
+def remoting_snippet() -> str:
+    """The [kerberos_module] TOML of docs/management-host.md."""
+    doc = (ROOT / "docs" / "management-host.md").read_text()
+    [snippet] = [block for block in re.findall(r"```toml\n(.*?)```", doc, re.S) if "[kerberos_module" in block]
+    return str(snippet)
+
+
 def test_documented_configuration_loads(tmp_path: Path) -> None:
     """The TOML in docs/management-host.md, put in place of the example's [kerberos_module] tables."""
-    doc = (ROOT / "docs" / "management-host.md").read_text()
-    snippet = re.search(r"```toml\n(.*?)```", doc, re.S)
-    assert snippet is not None
+    snippet = remoting_snippet()
     example = EXAMPLE.read_text()
     start = example.index("[kerberos_module]")
     end = example.index("[approvals]")
     path = tmp_path / "remoting.toml"
-    path.write_text(example[:start] + snippet.group(1) + "\n" + example[end:])
+    path.write_text(example[:start] + snippet + "\n" + example[end:])
     config = load_bot_config(path)
     assert config.kerberos_module.kind == "remoting"
     assert config.kerberos_module.remoting is not None
     assert config.kerberos_module.remoting.host
+
+
+def test_the_documented_operator_mode_configuration_loads(tmp_path: Path) -> None:
+    """docs/management-host.md's operator-executes TOML, added to the example, gives the policy it says."""
+    from bot.bootstrap.policy import operator_policy
+    from bot.domain.approvals import Action
+
+    doc = (ROOT / "docs" / "management-host.md").read_text()
+    [snippet] = [block for block in re.findall(r"```toml\n(.*?)```", doc, re.S) if "[operators]" in block]
+    path = tmp_path / "operators.toml"
+    path.write_text(EXAMPLE.read_text() + "\n" + snippet)
+    policy = operator_policy(load_bot_config(path))
+    assert policy.actions == {Action.SETUP} and policy.groups == {"S0KERBOPS"}
+    assert policy.time_limit.total_seconds() == 7200
 
 
 async def test_check_names_a_krb5_config_conflict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -460,10 +479,7 @@ def test_the_gpo_value_follows_the_modules_cloud_not_the_authority_host(
 ) -> None:
     from bot.bootstrap.policy import kdc_proxy_setting
 
-    doc = (ROOT / "docs" / "management-host.md").read_text()
-    snippet = re.search(r"```toml\n(.*?)```", doc, re.S)
-    assert snippet is not None
-    remoting = re.sub(r"^endpoint = .*\n", "", snippet.group(1), flags=re.M)
+    remoting = re.sub(r"^endpoint = .*\n", "", remoting_snippet(), flags=re.M)
     remoting = remoting.replace("[kerberos_module.remoting]\n", "[kerberos_module.remoting]\n" + endpoint, 1)
     example = EXAMPLE.read_text()
     start, end = example.index("[kerberos_module]"), example.index("[approvals]")
