@@ -303,3 +303,25 @@ def test_a_bind_password_from_a_file_or_key_vault_is_read_again_when_refused_one
     monkeypatch.setenv("BIND", "from-env")
     path.write_text(base.replace(inline, 'bind_password = { env = "BIND" }'))
     assert ldap_endpoint(load_bot_config(path).domains[0]).bind_password_again is None
+
+
+def test_operator_mode_needs_its_operators_and_the_verification_table(tmp_path: Path) -> None:
+    path = tmp_path / "kerberos-bot.toml"
+    domain_says = MINIMAL.read_text(encoding="utf-8").replace(
+        'bind_user = "reader@contoso.test"', 'bind_user = "reader@contoso.test"\nexecution = "operator"'
+    )
+    path.write_text(domain_says, encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r'\[\[domains\]\] contoso.test execution = "operator": name who'):
+        load_bot_config(path)
+    path.write_text(domain_says + '\n[operators]\ngroups = ["S0KERBOPS"]\n', encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"add an \[approvals.verification\] table"):
+        load_bot_config(path)
+    action_says = MINIMAL.read_text(encoding="utf-8").replace(
+        "[approvals.setup]\n", '[approvals.setup]\nexecution = "operator"\n'
+    )
+    path.write_text(action_says + '\n[operators]\ngroups = ["not-a-group"]\n', encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"'not-a-group' is not a Slack user group id"):
+        load_bot_config(path)
+    path.write_text(action_says, encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r'\[approvals.setup\] execution = "operator"'):
+        load_bot_config(path)

@@ -90,6 +90,7 @@ async def test_an_approved_change_is_handed_to_an_operator_and_the_module_is_not
         "Set-AzureADKerberosServer -Domain 'contoso.test' -UserPrincipalName 'olga@contoso.test' "
         "-DomainCredential $domainCred -SetupCloudTrust -TopLevelNames 'windows.net' -RotateServerKey"
     )
+    assert "Run by a person" in request.plan[-1]  # approvers knew
     # the handover is signed in the history: the record is the bot's, and its history leads to with_operator
     assert request.history[-1].event == Event.HANDED_OVER
     assert world.engine.queries.card(request).with_operator

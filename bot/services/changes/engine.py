@@ -123,6 +123,7 @@ def build_engine(
             clock=clock,
             new_id=new_id,
             verification=verification,
+            operators=operator_policy,
         ),
         decisions=Decisions(
             store=store, authority=authority, rates=rates, signer=signer, watchers=watchers, clock=clock

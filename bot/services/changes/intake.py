@@ -17,6 +17,7 @@ from bot.domain.hints import hint
 from bot.domain.history import Event
 from bot.domain.integrity import Signer
 from bot.domain.model import DEFAULT_TOP_LEVEL_NAMES, world_of
+from bot.domain.operators import ExecutionMode, OperatorPolicy
 from bot.domain.ports import ApprovalStore
 from bot.domain.user_text import checked_text
 from bot.services.changes.authority import Authority
@@ -42,7 +43,9 @@ class Intake:
         clock: Callable[[], datetime],
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:10],
         verification: ApproverVerification | None = None,
+        operators: OperatorPolicy | None = None,
     ) -> None:
+        self._operators = operators
         self._store = store
         self._context = context
         self._authority = authority
@@ -91,7 +94,7 @@ class Intake:
             domain=directory.domain_dns_name,
             requester=ask.requester,
             reason=ask.reason.strip(),
-            plan=draft.plan,
+            plan=draft.plan + self._who_runs_it(directory.domain_dns_name, action),
             created_at=now,
             expires_at=now + policy.ttl,
             approvals_required=self._approvals_for(policy, draft),
@@ -114,6 +117,17 @@ class Intake:
         filed = self._signer.entry(request.id, Event.FILED, request.requester, now, together)
         await self._store.create(request, entry=filed)
         return replace(request, history=(filed,))
+
+    def _who_runs_it(self, domain: str, action: Action) -> tuple[str, ...]:
+        """The plan says when a person, not the bot, will run it (operator-executes mode)."""
+        if self._operators is None or self._operators.execution(domain, action) != ExecutionMode.OPERATOR:
+            return ()
+        hours = self._operators.time_limit.total_seconds() / 3600
+        return (
+            f"Run by a person: once approved, an operator from the operator groups runs it on the management host "
+            f"with their own MFA sign-in, within {hours:g} hours; the bot verifies the effect in AD and Entra's audit "
+            "log",
+        )
 
     def _approvals_for(self, policy: ActionPolicy, draft: Draft) -> int:
         removal = self._authority.policies.get(Action.REMOVE_ALL)
