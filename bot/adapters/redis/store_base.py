@@ -1,0 +1,187 @@
+"""The approval store's groundwork in Redis: the scripts, the key names, one script run (and one told of,
+with the replicas' confirmation), reading a request back. ``store.py`` describes the keys; the steps of
+carrying a change out are in ``execution.py``, the decisions and reads in ``store.py``."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Any, Self
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+from bot.adapters.redis.client import connect, store_errors
+from bot.adapters.redis.codec import (
+    iso,
+    ms,
+    request_from,
+    with_history,
+)
+from bot.adapters.redis.keys import KEYSPACE
+from bot.adapters.redis.scripts import lua_script
+from bot.domain.approvals import (
+    ChangeRequest,
+)
+from bot.domain.errors import StoreUnavailable
+from bot.domain.history import HistoryEntry
+
+WORKERS = "workers"
+
+# the scripts, from lua/ (one step each: a decision, a claim, a lease, a finish)
+CREATE = lua_script("create", "audit")
+APPROVE = lua_script("approve", "audit", "decision_checks")
+DENY = lua_script("deny", "audit", "decision_checks")
+CANCEL = lua_script("cancel", "audit", "decision_checks")
+EXPIRE = lua_script("expire", "audit")
+CLAIM = lua_script("claim", "audit")
+RENEW = lua_script("renew")
+FENCE = lua_script("fence")
+ATTENTION = lua_script("attention", "audit")
+FINISH = lua_script("finish", "audit")
+CONCLUDE = lua_script("conclude", "audit")
+DEFER = lua_script("defer", "audit")
+WITHDRAW = lua_script("withdraw", "audit")
+RELEASE = lua_script("release")
+REMIND = lua_script("remind")
+
+
+def encoded_entry(entry: HistoryEntry | None) -> str:
+    return entry.encoded() if entry is not None else ""
+
+
+def audit_fields(request_id: str, event: str, actor: str | None, at: datetime, detail: str) -> dict[str, str]:
+    """An entry of the audit stream as the Python side writes it (the Lua scripts write the same fields)."""
+    return {"request": request_id, "event": event, "actor": actor or "", "at": iso(at), "detail": detail}
+
+
+class StoreBase:
+    """What every part of ``RedisApprovalStore`` stands on."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str = KEYSPACE,
+        *,
+        reclaim_after: timedelta = timedelta(seconds=15),
+        durability_timeout: timedelta = timedelta(seconds=2),
+        confirm_replicas: int = 0,
+        confirm_timeout: timedelta = timedelta(milliseconds=500),
+    ) -> None:
+        # redis-py's annotations ignore decode_responses=True; every reply here is str by construction
+        self._redis: Any = client
+        self._p = prefix
+        self._reclaim_after_ms = int(reclaim_after.total_seconds() * 1000)
+        self._durability_timeout_ms = int(durability_timeout.total_seconds() * 1000)
+        self._durability: tuple[str, int] | None = None
+        self._claims_durable: dict[str, str] = {}  # claim token -> how durable its claim became ("": not)
+        self._cluster = isinstance(client, RedisCluster)  # one connection per command: no WAIT of ours there
+        # how many replicas must hold a decision before the person who made it is told (0: none asked)
+        self._confirm_replicas = confirm_replicas
+        self._confirm_timeout_ms = int(confirm_timeout.total_seconds() * 1000)
+        self.unconfirmed_since: float | None = None  # monotonic: since when the last told write is unconfirmed
+        self._scripts = {
+            name: client.register_script(source)
+            for name, source in (
+                ("create", CREATE),
+                ("approve", APPROVE),
+                ("deny", DENY),
+                ("cancel", CANCEL),
+                ("expire", EXPIRE),
+                ("claim", CLAIM),
+                ("renew", RENEW),
+                ("fence", FENCE),
+                ("attention", ATTENTION),
+                ("finish", FINISH),
+                ("conclude", CONCLUDE),
+                ("defer", DEFER),
+                ("withdraw", WITHDRAW),
+            )
+        }
+        self._release = client.register_script(RELEASE)
+        self._remind = client.register_script(REMIND)
+        self._group_ready = False
+        self.round_trips = 0  # commands sent to Redis, for the benchmark
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = KEYSPACE) -> Self:
+        return cls(connect(url), prefix)
+
+    # -- keys -----------------------------------------------------------------------------------
+    def _req(self, request_id: str) -> str:
+        return f"{self._p}:req:{request_id}"
+
+    def _lock(self, domain: str) -> str:
+        return f"{self._p}:lock:{domain}"
+
+    def _keys(self, request_id: str, domain: str = "") -> list[str]:
+        return [
+            self._req(request_id),
+            f"{self._req(request_id)}:approvals",
+            f"{self._p}:pending",
+            f"{self._p}:work",
+            f"{self._p}:audit",
+            f"{self._p}:executing",
+            self._lock(domain),
+            f"{self._req(request_id)}:people",
+            f"{self._req(request_id)}:clicks",
+            f"{self._p}:waiting",
+            f"{self._req(request_id)}:history",
+            f"{self._p}:recent",
+            f"{self._p}:with_operator",
+        ]
+
+    async def _run(self, script: str, request_id: str, at: datetime, *extra: str, domain: str = "") -> Any:
+        self.round_trips += 1
+        with store_errors():
+            return await self._scripts[script](
+                keys=self._keys(request_id, domain), args=[request_id, ms(at), iso(at), *extra]
+            )
+
+    async def _told(
+        self, script: str, request_id: str, at: datetime, *extra: str, consequence: str = "nothing was changed"
+    ) -> tuple[Any, bool | None]:
+        """A transition someone is told of (a request filed, a click): with replicas to confirm, the script and
+        a WAIT for them go on one connection (WAIT counts what that connection wrote), so the answer waits until
+        the configured number of replicas hold it, at most the configured time. Returns the script's answer and
+        whether it was confirmed (None: no replica is asked)."""
+        if self._confirm_replicas == 0:
+            with store_errors(consequence):
+                return await self._run(script, request_id, at, *extra), None
+        self.round_trips += 1
+        with store_errors(consequence):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                await self._scripts[script](
+                    keys=self._keys(request_id), args=[request_id, ms(at), iso(at), *extra], client=pipe
+                )
+                pipe.wait(self._confirm_replicas, self._confirm_timeout_ms)
+                answer, acknowledged = await pipe.execute()
+        kept = int(acknowledged) >= self._confirm_replicas
+        self.unconfirmed_since = None if kept else (self.unconfirmed_since or time.monotonic())
+        return answer, kept
+
+    async def confirmation(self) -> None:
+        """Raises ``StoreUnavailable`` while the last write someone was told of is not on the replicas it must
+        be on (a readiness check: durability is degraded)."""
+        if self.unconfirmed_since is not None:
+            raise StoreUnavailable(
+                f"durability degraded: no {self._confirm_replicas} Redis replica(s) confirmed the last decision "
+                f"within {self._confirm_timeout_ms} ms"
+            )
+
+    async def get(self, request_id: str) -> ChangeRequest | None:
+        with store_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(self._req(request_id))
+                pipe.hgetall(f"{self._req(request_id)}:approvals")
+                pipe.lrange(f"{self._req(request_id)}:history", 0, -1)
+                fields, approvals, history = await pipe.execute()
+        return with_history(request_from(fields, approvals), history) if fields else None
+
+    async def _domain_of(self, request_id: str) -> str | None:
+        with store_errors():
+            domain = await self._redis.hget(self._req(request_id), "domain")
+        return str(domain) if domain is not None else None
+
+    async def close(self) -> None:
+        await self._redis.aclose()
