@@ -12,6 +12,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.approvals import ChangeRequest, RequestChange, Verdict
+from bot.domain.card import RequestCard
 from bot.domain.errors import UsageError
 from bot.observability.logs import set_user
 from bot.services.changes.engine import ChangeEngine
@@ -61,8 +62,9 @@ class SlackHome:
             except Exception:
                 log.warning("could not redraw the home page of %s", user, exc_info=True)
 
-    async def request_changed(self, request: ChangeRequest, change: RequestChange) -> None:
+    async def request_changed(self, card: RequestCard, change: RequestChange) -> None:
         """The pages of those it concerns: its requester and its possible approvers."""
+        request = card.request
         await self.redraw(request.requester, only=await self._changes.authority.concerned_with(request))
 
 

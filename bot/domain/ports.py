@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.domain.approvals import (
     Action,
@@ -26,6 +26,9 @@ from bot.domain.approvals import (
 from bot.domain.history import HistoryEntry
 from bot.domain.model import AuditEvent, KerberosServerReport, OnPremState, TenantInfo
 from bot.domain.verification import VerifiedIdentity
+
+if TYPE_CHECKING:  # the card model names the handover, whose effect names SetServerOptions below
+    from bot.domain.card import RequestCard
 
 
 class ActiveDirectory(Protocol):
@@ -192,7 +195,9 @@ class RequestWatcher(Protocol):
     """Hears every change of a request's state (its requester's direct messages, in Slack); a watcher that
     fails changes nothing about the request."""
 
-    async def request_changed(self, request: ChangeRequest, change: RequestChange) -> None: ...
+    async def request_changed(self, card: RequestCard, change: RequestChange) -> None:
+        """``card``: the request as every surface shows it, after the change."""
+        ...
 
 
 class AuditTrail(Protocol):

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.domain.approvals import ChangeRequest
+from bot.domain.card import RequestCard
 from bot.domain.errors import KerberosBotError
 from bot.domain.findings import Finding
 from bot.domain.ports import NoticePreferences
@@ -37,8 +37,8 @@ class DomainLine:
 class HomePage:
     user: str
     domains: tuple[DomainLine, ...]
-    to_approve: tuple[ChangeRequest, ...]
-    mine: tuple[ChangeRequest, ...]
+    to_approve: tuple[RequestCard, ...]
+    mine: tuple[RequestCard, ...]
     muted: bool
     reads_domains: bool = True  # False: not a reader ([policy] reader_groups): the domains are not shown
 
@@ -98,7 +98,8 @@ class HomeService:
             self._changes.queries.requested_by(user),
         )
         muted = await self._preferences.muted(user) if self._preferences else False
-        listed = tuple(to_approve[:MAX_LISTED]), tuple(mine[:MAX_LISTED])
+        card = self._changes.queries.card
+        listed = tuple(card(r) for r in to_approve[:MAX_LISTED]), tuple(card(r) for r in mine[:MAX_LISTED])
         return HomePage(user, tuple(lines), *listed, muted, reads_domains=reads)
 
     async def viewers(self) -> frozenset[str]:

@@ -76,6 +76,7 @@ async def after_decision(
         await client.chat_postEphemeral(channel=channel, user=user, text=NOT_YET_SAFE)
     line = THREAD_LINES.get(result.verdict)
     if request is not None and line:
+        card = changes.queries.card(request)  # the thread says what the card says
         identity = next((a.identity for a in request.approvals if a.approver == user and a.identity), None)
         await post_in_thread(
             client,
@@ -84,6 +85,6 @@ async def after_decision(
                 user=user,
                 verified=f" ({escape(identity.describe())})" if identity else "",
                 count=result.approvals,
-                required=request.approvals_required,
+                required=card.terms.required,
             ),
         )

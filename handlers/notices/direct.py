@@ -8,12 +8,8 @@ from collections.abc import Sequence
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.domain.approvals import (
-    ACTION_KINDS,
-    ChangeRequest,
-    RequestChange,
-    RequestChangeKind,
-)
+from bot.domain.approvals import RequestChange, RequestChangeKind
+from bot.domain.card import RequestCard
 from bot.domain.errors import KerberosBotError
 from bot.domain.ports import NoticePreferences
 from handlers.notices.cards import card_link
@@ -59,13 +55,14 @@ class SlackRequesterMessages:
         self._client = client
         self._preferences = preferences
 
-    async def request_changed(self, request: ChangeRequest, change: RequestChange) -> None:
+    async def request_changed(self, card: RequestCard, change: RequestChange) -> None:
+        request = card.request
         requester = request.requester
         if not is_slack_user(requester):
             return
         if self._preferences is not None and await self._preferences.muted(requester):
             return
-        line = self._line(request, change)
+        line = self._line(card, change)
         blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=clip(line, SECTION_TEXT)))]
         if change.kind == RequestChangeKind.DENIED and change.detail:
             # the approver's words: plain text, never markup
@@ -76,11 +73,12 @@ class SlackRequesterMessages:
         await direct_message(self._client, requester, f"Request {request.id}: {change.kind.value}", blocks)
 
     @staticmethod
-    def _line(request: ChangeRequest, change: RequestChange) -> str:
-        ref = f"`{request.id}` ({ACTION_KINDS[request.action].title}: {escape(request.domain)})"
+    def _line(card: RequestCard, change: RequestChange) -> str:
+        request = card.request
+        ref = f"`{request.id}` ({escape(card.title)})"
         if change.kind == RequestChangeKind.POSTED and request.approved_with:
             return f":white_check_mark: Your request {ref} is filed approved, together with `{request.approved_with}`."
-        needs = f"{request.approvals_required} approvals needed, until {request.expires_at:%Y-%m-%d %H:%M} UTC"
+        needs = f"{card.terms.required} approvals needed, until {request.expires_at:%Y-%m-%d %H:%M} UTC"
         if change.kind == RequestChangeKind.POSTED and request.channel:
             needs += f", in <#{request.channel}>"
         detail = escape(change.detail) if change.detail else "not enough approvals in time."
@@ -88,7 +86,7 @@ class SlackRequesterMessages:
             ref=ref,
             actor=person(change.actor) if change.actor else "Someone",
             count=change.count,
-            required=request.approvals_required,
+            required=card.terms.required,
             needs=needs,
             detail=detail,
         )

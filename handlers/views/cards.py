@@ -18,9 +18,9 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.domain.approvals import ACTION_KINDS, Approval, ChangeRequest, RequestState
+from bot.domain.card import RequestCard
 from bot.domain.errors import UsageError
 from bot.domain.verification import DeviceCodePrompt
-from bot.services.changes.card import RequestCard
 from handlers.replies import Reply, escape, person, plain
 from handlers.views.blocks import SECTION_TEXT, clip
 
@@ -191,9 +191,9 @@ def request_card(card: RequestCard, button_value: str) -> Reply:
             f"*Approvals:* approved together with `{request.approved_with}` (its approvals approved both, as the "
             "policy allows); no click needed"
             if request.approved_with
-            else f"*Approvals:* {len(request.approvals)} of {request.approvals_required} ({approvals})"
+            else f"*Approvals:* {len(request.approvals)} of {terms.required} ({approvals})"
         ),
-        f"*Approving takes:* {request.approvals_required} different people from {who}, {needs}; never the requester",
+        f"*Approving takes:* {terms.required} different people from {who}, {needs}; never the requester",
         f"*Expires:* {request.expires_at:%Y-%m-%d %H:%M} UTC"
         + (f" ({_time_left(card.time_left)})" if card.time_left is not None else ""),
     ]

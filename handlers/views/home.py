@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.domain.approvals import ACTION_KINDS, ChangeRequest
+from bot.domain.card import RequestCard
 from bot.domain.findings import Severity
 from bot.services.home import DomainLine, HomePage
 from handlers.replies import escape, person, plain
@@ -77,11 +78,12 @@ def _domain_blocks(lines: tuple[DomainLine, ...], budget: int) -> list[Block]:
     return [*(SectionBlock(text=MarkdownTextObject(text="\n\n".join(chunk))) for chunk in kept), plain_context(left)]
 
 
-def _request_line(request: ChangeRequest) -> str:
+def _request_line(card: RequestCard) -> str:
+    request = card.request
     command = ACTION_KINDS[request.action].command
     return (
         f"`{request.id}` {command} {escape(request.domain)} by {person(request.requester)}: {state_line(request)} "
-        f"({len(request.approvals)}/{request.approvals_required}; expires {request.expires_at:%m-%d %H:%M} UTC)"
+        f"({len(request.approvals)}/{card.terms.required}; expires {request.expires_at:%m-%d %H:%M} UTC)"
     )
 
 
@@ -105,8 +107,9 @@ def home_view(
     blocks += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text="*Waiting for your approval*"))]
     if not page.to_approve:
         blocks.append(SectionBlock(text=MarkdownTextObject(text="Nothing waits for you.")))
-    for request in page.to_approve:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(_request_line(request), SECTION_TEXT))))
+    for card in page.to_approve:
+        request = card.request
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(_request_line(card), SECTION_TEXT))))
         blocks.append(plain_context(f"Reason: {plain(request.reason, 200)}"))
         blocks.append(decision_buttons(f"home-{request.id}", button_value(request), HOME_APPROVE, HOME_DENY))
     blocks += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text="*Your requests*"))]

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.domain.approvals import RequestState
+from bot.domain.card import RequestCard
 from bot.domain.hints import spelled
-from bot.services.changes.card import RequestCard
 
 _EMOJI = {
     "large_green_circle": "[OK]",
@@ -139,8 +139,8 @@ def render_card(card: RequestCard, people: dict[str, str] | None = None, width: 
         card.title,
         "=" * min(len(card.title), width),
         f"Requested by {who(request.requester)}   Request {request.id}",
-        f"Approvals: {len(request.approvals)} of {request.approvals_required} ({approvals or 'none yet'})",
-        f"Approving takes: {request.approvals_required} different people from {groups}, {needs}; never the requester",
+        f"Approvals: {len(request.approvals)} of {terms.required} ({approvals or 'none yet'})",
+        f"Approving takes: {terms.required} different people from {groups}, {needs}; never the requester",
         f"Expires: {request.expires_at:%Y-%m-%d %H:%M} UTC"
         + (f" ({int(card.time_left.total_seconds() // 60)} min left)" if card.time_left is not None else ""),
         *([f"When it runs: {card.timing}"] if card.timing else []),

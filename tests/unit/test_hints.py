@@ -9,8 +9,8 @@ from pathlib import Path
 from kerberos_sandbox.render import render_card
 
 from bot.domain.approvals import Action, RequestState
+from bot.domain.card import ApprovalTerms, RequestCard
 from bot.domain.hints import hint, spelled
-from bot.services.changes.card import ApprovalTerms, RequestCard
 from handlers.replies import escape, typed
 from tests.support.fakes import NOW
 from tests.support.requests import a_request

@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 
 from bot.domain.approvals import Action, ChangeRequest
+from bot.domain.card import ApprovalTerms, RequestCard
 from bot.domain.findings import Finding, Severity
 from bot.services.home import DomainLine, HomePage
 from handlers.views.home import HOME_MAX_BLOCKS, home_view
@@ -34,7 +35,7 @@ def request(n: int) -> ChangeRequest:
 
 def page(domains: int, unhealthy: set[int] | None = None) -> HomePage:
     lines = tuple(line(n, unhealthy=n in (unhealthy or set())) for n in range(domains))
-    ten = tuple(request(n) for n in range(10))
+    ten = tuple(RequestCard(request(n), "Rotate: d.contoso.test", ApprovalTerms(1, False, ()), NOW) for n in range(10))
     return HomePage("U0BOB", lines, ten, ten, muted=False)
 
 

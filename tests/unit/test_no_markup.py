@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from bot.domain.approvals import Action, ChangeRequest, RequestState
-from bot.services.changes.card import ApprovalTerms, RequestCard
+from bot.domain.card import ApprovalTerms, RequestCard
 from handlers.replies import code, plain
 from handlers.views.cards import request_card
 from tests.support.fakes import NOW

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.domain.approvals import ChangeRequest, RequestChange, RequestChangeKind, RequestState, Verdict
+from bot.domain.approvals import RequestChange, RequestChangeKind, RequestState, Verdict
+from bot.domain.card import RequestCard
 from tests.support.fakes import on_prem_state
 from tests.support.worlds import one_domain
 
@@ -16,14 +17,14 @@ class Recorder:
         self.heard: list[RequestChangeKind] = []
         self.gate: asyncio.Event | None = None
 
-    async def request_changed(self, request: ChangeRequest, change: RequestChange) -> None:
+    async def request_changed(self, card: RequestCard, change: RequestChange) -> None:
         if self.gate is not None:
             await self.gate.wait()
         self.heard.append(change.kind)
 
 
 class Broken:
-    async def request_changed(self, request: ChangeRequest, change: RequestChange) -> None:
+    async def request_changed(self, card: RequestCard, change: RequestChange) -> None:
         raise RuntimeError("Slack is down")
 
 

@@ -89,7 +89,16 @@ def build_engine(
         freeze_rules=freeze_rules,
     )
     rates = Rates(limiter, rate_limits or RateLimits(), clock)
-    watchers = Watchers()
+    queries = Queries(
+        store=store,
+        context=context,
+        authority=authority,
+        clock=clock,
+        entra=entra,
+        approval_channels=approval_channels,
+        holds=holds,
+    )
+    watchers = Watchers(queries.card)
     operators = None
     if operator_policy is not None and (operator_policy.domains or operator_policy.actions):
 
@@ -141,15 +150,7 @@ def build_engine(
             operators=operators,
         ),
         holds=holds,
-        queries=Queries(
-            store=store,
-            context=context,
-            authority=authority,
-            clock=clock,
-            entra=entra,
-            approval_channels=approval_channels,
-            holds=holds,
-        ),
+        queries=queries,
         authority=authority,
         watchers=watchers,
         context=context,

@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from bot.domain.approvals import ChangeRequest, RequestChange
+from bot.domain.card import RequestCard
 from bot.domain.ports import RequestWatcher
 
 log = logging.getLogger(__name__)
 
 
 class Watchers:
-    def __init__(self) -> None:
+    """Told of a request's change, each watcher gets its card model (``card_of``: ``Queries.card``)."""
+
+    def __init__(self, card_of: Callable[[ChangeRequest], RequestCard]) -> None:
+        self._card_of = card_of
         self._watchers: list[RequestWatcher] = []
         self._telling = 0  # watchers being told something now (see drain)
 
@@ -23,9 +28,11 @@ class Watchers:
     async def tell(self, request: ChangeRequest, change: RequestChange) -> None:
         self._telling += 1
         try:
+            card = self._card_of(request) if self._watchers else None
             for watcher in self._watchers:
+                assert card is not None
                 try:
-                    await watcher.request_changed(request, change)
+                    await watcher.request_changed(card, change)
                 except Exception:  # a watcher's failure is its own: the request goes on as it was
                     log.warning("telling a watcher that %s is %s failed", request.id, change.kind.value, exc_info=True)
         finally:

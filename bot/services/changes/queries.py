@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from bot.actions.base import ActionContext
 from bot.domain.approvals import AuditEntry, ChangeRequest
+from bot.domain.card import ApprovalTerms, RequestCard, title_of
 from bot.domain.errors import KerberosBotError
 from bot.domain.findings import RotationWindow, rotation_window
 from bot.domain.history import Event
@@ -17,7 +18,6 @@ from bot.domain.model import AuditEvent, dns_name
 from bot.domain.operators import handover_of
 from bot.domain.ports import ApprovalStore, EntraDirectory
 from bot.services.changes.authority import Authority
-from bot.services.changes.card import ApprovalTerms, RequestCard, title_of
 from bot.services.changes.holds import Holds
 
 
