@@ -30,6 +30,8 @@ from bot.domain.ports import SetServerOptions
 # Entra writes its audit log within minutes: an event up to this long after the limit still counts, and the
 # verdict waits this long for one
 AUDIT_SLACK = timedelta(minutes=5)
+# a change whose effect cannot be read (a DC or Graph down) this long after its limit is flagged, not left open
+UNREADABLE_FOR = timedelta(hours=1)
 
 Change = Literal["new", "same", "any"]
 
@@ -171,6 +173,7 @@ class Verdict(enum.Enum):
     SOMEONE_ELSE = "someone_else"  # Entra records a change in the window by someone else
     UNCONFIRMED = "unconfirmed"  # the effect is in AD, but Entra records no change by the operator
     NOTHING = "nothing"  # nothing changed before the limit
+    UNREADABLE = "unreadable"  # AD or Entra's audit log could not be read for long after the limit
 
 
 @dataclass(frozen=True)

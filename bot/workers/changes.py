@@ -125,10 +125,7 @@ class ChangeWorker:
 
     async def look_at_operators(self) -> None:
         """Changes handed to operators: each concluded one (verified, or not) told like a finished change."""
-        operators = self._changes.operators
-        if operators is None:
-            return
-        for look in await operators.look():
+        for look in await self._changes.operators.look():
             succeeded = look.request.state == RequestState.SUCCEEDED
             await self._notices.carried_out(Execution(look.request, succeeded, look.request.outcome or ""))
 
@@ -139,9 +136,8 @@ class ChangeWorker:
         await self.remind()
         await self.recover()
         await self._changes.executor.sweep()
-        operators = self._changes.operators
-        if operators is not None and time.monotonic() >= self._next_look:
-            self._next_look = time.monotonic() + operators.policy.look_every.total_seconds()
+        if time.monotonic() >= self._next_look:
+            self._next_look = time.monotonic() + self._changes.operators.policy.look_every.total_seconds()
             await self.look_at_operators()
 
     async def _loop(self) -> None:

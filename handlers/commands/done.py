@@ -20,8 +20,6 @@ def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
     changes, client = require_changes(ctx)
     request_id = command.args[0]
     operators = changes.operators
-    if operators is None:
-        raise UsageError("No change here is run by an operator: the bot runs every approved change itself.")
 
     async def work() -> list[Reply]:
         look = await operators.done(request_id, ctx.user_id)

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from bot.domain.approvals import Action, ActionPolicy, RequestState
+from bot.domain.errors import EntraUnavailable
 from bot.domain.history import Event
 from bot.domain.model import AuditEvent
 from bot.domain.operators import OperatorPolicy, Verdict, handover_of
@@ -197,3 +198,27 @@ async def test_a_forged_handover_concludes_nothing_but_attention() -> None:
     assert world.engine.operators is not None
     [look] = await world.engine.operators.look()
     assert look.request.state == RequestState.ATTENTION and "signature" in (look.request.outcome or "")
+
+
+async def test_a_change_whose_effect_cannot_be_read_is_flagged_an_hour_after_its_limit_not_left_open() -> None:
+    world = World()
+    request_id = await world.approved_rotation()
+    await world.engine.executor.execute_next("worker")
+    world.entra.error = EntraUnavailable("Microsoft Graph did not answer")
+    world.clock.now += timedelta(hours=2, minutes=30)
+    assert await world.engine.operators.look() == []  # within the hour: tried again at the next look
+    stored = await world.store.get(request_id)
+    assert stored is not None and stored.state == RequestState.WITH_OPERATOR
+    world.clock.now += timedelta(hours=1)
+    [look] = await world.engine.operators.look()
+    assert look.request.state == RequestState.ATTENTION and "could not be read" in (look.request.outcome or "")
+
+
+async def test_a_handed_over_change_is_concluded_after_the_configuration_stops_handing_over() -> None:
+    world = World()
+    await world.approved_rotation()
+    await world.engine.executor.execute_next("worker")
+    world.engine.operators.policy = OperatorPolicy()  # operator mode switched off (a restart with a new config)
+    await world.operator_runs()
+    [look] = await world.engine.operators.look()
+    assert look.judgement.verdict == Verdict.VERIFIED

@@ -44,7 +44,9 @@ class ChangeEngine:
     context: ActionContext  # the world the actions see: the domains' directories, the module, the clock
     store: ApprovalStore
     metrics: Metrics  # the handlers count clicks on the same set
-    operators: Operators | None = None  # operator-executes mode, where any change is configured for it
+    # operator-executes mode: who runs a handed-over change, and the look that concludes it (always there, so
+    # that a change handed over is concluded even after the configuration stopped handing any over)
+    operators: Operators
 
 
 def build_engine(
@@ -99,28 +101,26 @@ def build_engine(
         holds=holds,
     )
     watchers = Watchers(queries.card)
-    operators = None
-    if operator_policy is not None and (operator_policy.domains or operator_policy.actions):
 
-        async def account_of(user: str) -> str | None:
-            if verification is None:
-                return None
-            try:
-                return await verification.expected_user(user)
-            except KerberosBotError:
-                return None  # not matched: not a candidate
+    async def account_of(user: str) -> str | None:
+        if verification is None:
+            return None
+        try:
+            return await verification.expected_user(user)
+        except KerberosBotError:
+            return None  # not matched: not a candidate
 
-        operators = Operators(
-            store=store,
-            context=context,
-            signer=signer,
-            watchers=watchers,
-            clock=clock,
-            policy=operator_policy,
-            groups=groups,
-            entra=entra,
-            account_of=operator_accounts or account_of,
-        )
+    operators = Operators(
+        store=store,
+        context=context,
+        signer=signer,
+        watchers=watchers,
+        clock=clock,
+        policy=operator_policy or OperatorPolicy(),
+        groups=groups,
+        entra=entra,
+        account_of=operator_accounts or account_of,
+    )
     return ChangeEngine(
         intake=Intake(
             store=store,

@@ -180,7 +180,7 @@ class Executor:
             return RequestState.FAILED, f"Not started: {exc.user_message}"
         if self._operators is not None and self._operators.policy.execution(request.domain, request.action) == (
             ExecutionMode.OPERATOR
-        ):
+        ):  # operator-executes mode: handed over instead of the module call
             try:
                 return await self._hand_over(claim)
             except ForgedRecord as exc:

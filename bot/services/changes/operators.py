@@ -20,7 +20,15 @@ from bot.domain.errors import KerberosBotError, UsageError
 from bot.domain.history import Event
 from bot.domain.integrity import Signer
 from bot.domain.model import world_of
-from bot.domain.operators import Handover, Judgement, OperatorPolicy, Verdict, handover_of, judge
+from bot.domain.operators import (
+    UNREADABLE_FOR,
+    Handover,
+    Judgement,
+    OperatorPolicy,
+    Verdict,
+    handover_of,
+    judge,
+)
 from bot.domain.ports import ApprovalStore, EntraDirectory
 from bot.services.changes.errors import NotAllowed, RefusedAtExecution
 from bot.services.changes.events import Watchers
@@ -34,6 +42,7 @@ _CONCLUDED = {
     Verdict.DIFFERENT: (S.ATTENTION, Event.ATTENTION, "Needs attention"),
     Verdict.SOMEONE_ELSE: (S.ATTENTION, Event.ATTENTION, "Needs attention"),
     Verdict.UNCONFIRMED: (S.ATTENTION, Event.ATTENTION, "Needs attention"),
+    Verdict.UNREADABLE: (S.ATTENTION, Event.ATTENTION, "Needs attention"),
 }
 
 
@@ -99,12 +108,13 @@ class Operators:
         """Every handed-over change, looked at once; the ones this look concluded."""
         concluded = []
         for request in await self._store.with_operator():
+            seen: Look | None
             try:
                 seen = await self._look_at(request)
             except KerberosBotError as exc:
                 log.warning("could not look at request %s with its operator: %s", request.id, exc.user_message)
-                continue
-            if seen.concluded:
+                seen = await self._unreadable(request, exc.user_message)
+            if seen is not None and seen.concluded:
                 concluded.append(seen)
         return concluded
 
@@ -122,6 +132,18 @@ class Operators:
         said = self._signer.entry(request.id, Event.STEP, user, now, "the operator says it ran")
         await self._store.record_step(request.id, "the operator says it ran", now, entry=said)
         return await self._look_at(await self._store.get(request_id) or request)
+
+    async def _unreadable(self, request: ChangeRequest, why: str) -> Look | None:
+        """Flagged when what the operator did still cannot be read an hour after the limit; None: not yet."""
+        handover = handover_of(request) if not self._signer.problems(request) else None
+        if handover is None or self._clock() <= handover.until + UNREADABLE_FOR:
+            return None
+        judgement = Judgement(
+            Verdict.UNREADABLE,
+            f"AD or Entra's audit log could not be read since the limit ({why}): what was done is not known. "
+            f"Check with {handover.upn} and read the domain's status.",
+        )
+        return await self._conclude(request, handover, judgement, "")
 
     async def _look_at(self, request: ChangeRequest) -> Look:
         now = self._clock()
