@@ -26,8 +26,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.auth.err import RequestTokenErr
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.credentials import CredentialProvider
@@ -40,6 +41,12 @@ from bot.domain.errors import ConfigurationError, StoreUnavailable
 CONNECT_TIMEOUT = 5.0  # seconds: a Redis host that does not answer must not hold replies or clicks for minutes
 READ_TIMEOUT = 10.0  # longer than the longest blocking read (a worker's XREADGROUP waits 1 s)
 HEALTH_CHECK_SECONDS = 15
+# redis-py's pool refuses a command outright ("Too many connections") once 100 are in use: a burst of fifty
+# clicks, each with a few commands, was refused as "Redis is unavailable". The bot's pools wait for a free
+# connection instead, at most this long, with this many per process (per node, on a cluster).
+MAX_CONNECTIONS = 100
+POOL_WAIT_SECONDS = 5.0
+CLUSTER_MAX_CONNECTIONS = 1000  # per node
 
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -125,9 +132,20 @@ def connect(
             f"REDIS_URL: {scheme or 'a URL without a scheme'}:// is not supported; use {URL_FORMS}"
         )
     try:
-        return aioredis.Redis.from_url(url, **_client_options(decode_responses, credential_provider))
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_WAIT_SECONDS,
+            **_client_options(decode_responses, credential_provider),
+        )
     except ValueError as exc:
         raise ConfigurationError(f"REDIS_URL: {exc}; use {URL_FORMS}") from exc
+    return aioredis.Redis.from_pool(pool)  # the client owns its pool: closing it closes the connections
+
+
+class _WaitingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """The primary's connections as Sentinel finds them, and, once all are in use, a wait for a free one
+    (``BlockingConnectionPool``) instead of a refusal."""
 
 
 class _SentinelPrimary(aioredis.Redis):
@@ -152,6 +170,9 @@ def _sentinel_primary(
     primary: _SentinelPrimary = sentinel.master_for(
         target.service,
         redis_class=_SentinelPrimary,
+        connection_pool_class=_WaitingSentinelPool,
+        max_connections=MAX_CONNECTIONS,
+        timeout=POOL_WAIT_SECONDS,
         db=target.db,
         username=target.username,
         password=target.password,
@@ -199,6 +220,8 @@ def _cluster(url: str, decode_responses: bool, credential_provider: CredentialPr
         health_check_interval=HEALTH_CHECK_SECONDS,
         retry=options["retry"],
         credential_provider=credential_provider,
+        # redis-py's cluster client cannot wait for a free connection: a ceiling no burst of the bot reaches
+        max_connections=CLUSTER_MAX_CONNECTIONS,
     )
     # the cluster client has the same commands; the ports' adapters use those only
     return cast(aioredis.Redis, client)
