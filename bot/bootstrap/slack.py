@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters.redis.keys import KEYSPACE
 from bot.adapters.slack.groups import SlackProfiles, SlackUserGroups
 from bot.adapters.slack.origin import SlackOrigins
+from bot.adapters.slack.web import PacedWebClient
 from bot.bootstrap.adapters import slack_client
 from bot.bootstrap.components import ChatPeople, Components, Surroundings, build_components
 from bot.bootstrap.storage import Storage
@@ -101,6 +102,8 @@ class Bot:
         return await self.components.readiness() if self.components else {}
 
     def start(self) -> None:
+        if isinstance(self.client, PacedWebClient):  # one kept-alive session for every Web API call
+            self.client.keep_connections()
         if self.change_worker is not None:
             self.change_worker.start()
         if self.scheduler is not None:
@@ -124,6 +127,8 @@ class Bot:
         if self.services.changes is not None:  # what a click or a change is still telling its watchers
             await self.services.changes.watchers.drain()
         await self.poster.close()
+        if isinstance(self.client, PacedWebClient):
+            await self.client.close_connections()
         if self.components is not None:
             await self.components.aclose()
 

@@ -35,6 +35,7 @@ class RecordedCall:
     body: dict[str, Any]
     headers: Mapping[str, str]
     at: float = field(default_factory=time.monotonic)
+    ts: str = ""  # chat.postMessage, chat.update: the message's timestamp the stand-in answered with
 
 
 class SlackStandIn:
@@ -58,6 +59,7 @@ class SlackStandIn:
         self.admin_key = secrets.token_urlsafe(16)  # X-Stand-In-Key of the /_standin/* endpoints
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
+        self.api_peers: set[tuple[str, int]] = set()  # (host, port) of every connection Web API calls came on
         self._ts = itertools.count(1)
         self.url = ""
 
@@ -138,7 +140,10 @@ class SlackStandIn:
         else:
             body = dict(parse_qsl(raw))
         body.update(request.query)
-        await self._record(RecordedCall("api", method, body, dict(request.headers)))
+        call = RecordedCall("api", method, body, dict(request.headers))
+        if (peer := request.transport.get_extra_info("peername") if request.transport else None) is not None:
+            self.api_peers.add(tuple(peer)[:2])  # one per TCP connection the bot opened
+        await self._record(call)
         if method in self.failing:
             status, answer = self.failing[method]
             return web.json_response(answer, status=status)
@@ -198,6 +203,7 @@ class SlackStandIn:
             return web.json_response({"ok": True, "channel": channel, "permalink": link})
         if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
             ts = f"{int(time.time())}.{next(self._ts):06d}"
+            call.ts = ts
             return web.json_response({"ok": True, "channel": body.get("channel"), "ts": ts, "message_ts": ts})
         return web.json_response({"ok": True})
 

@@ -17,6 +17,9 @@ from kerberos_sandbox.slack_standin import (
     slash_command_form,
 )
 
+from bot.adapters.slack.web import slack_web_client
+from bot.bootstrap.slack import SlackAccess, WorkerPlan, assemble_bot
+from bot.bootstrap.slack import running_bot as running
 from bot.services.container import BotServices
 from handlers.responder import ResponseUrlPoster, response_origins
 from handlers.views.cards import APPROVE_ACTION
@@ -75,3 +78,28 @@ async def test_a_reply_goes_only_to_slacks_response_urls_or_the_configured_slack
         await configured.close()
         assert slack.responses(url) == [{"text": "hello"}]
     assert response_origins("https://slack.com/api/") == ("https://hooks.slack.com",)
+
+
+async def test_the_running_bot_keeps_one_connection_to_slack_instead_of_one_per_call() -> None:
+    """slack_sdk opens a session (a TCP connection, at Slack a TLS handshake too) per call unless given one:
+    while the bot runs, its calls share one, kept alive, and it is closed with the bot."""
+    async with SlackStandIn() as slack:
+        one_per_call = slack_web_client(slack.bot_token, slack.api_url)
+        for n in range(5):
+            await one_per_call.chat_postMessage(channel=f"C0{n}", text="hello")
+        assert len(slack.api_peers) == 5
+
+        slack.api_peers.clear()
+        world = one_domain(on_prem_state("contoso.test"))
+        bot = assemble_bot(
+            BotServices(status=world.status, changes=world.changes),
+            SlackAccess(slack.bot_token, "secret", slack.api_url),
+            workers=WorkerPlan(changes=False),
+        )
+        async with running(bot):
+            for n in range(5):
+                await bot.client.chat_postMessage(channel=f"C0{n}", text="hello")
+            assert len(slack.api_peers) == 1
+            session = bot.client.session
+            assert session is not None and not session.closed
+        assert session.closed and bot.client.session is None

@@ -4,6 +4,8 @@
 - A 500 or 503 and a broken connection are retried too, with slack_sdk's back-off.
 - Posts to one channel are paced: Slack allows about one message a second per channel (short bursts
   pass), so a burst of thread lines waits its turn instead of being refused.
+- While the bot runs, its calls share one HTTP session (``keep_connections``): slack_sdk otherwise opens
+  a session, and so a TCP connection and a TLS handshake, for every call, and closes it after.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -112,6 +115,20 @@ class PacedWebClient(AsyncWebClient):
     def __init__(self, *args: Any, pacing: ChannelPacing | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pacing = pacing or ChannelPacing()
+        self._kept: aiohttp.ClientSession | None = None
+
+    def keep_connections(self) -> None:
+        """From now on (on the running event loop) every call goes over one session's kept-alive connections,
+        until ``close_connections``."""
+        if self._kept is None or self._kept.closed:
+            self._kept = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            self.session = self._kept
+
+    async def close_connections(self) -> None:
+        if self._kept is not None:
+            self.session = None  # a call after this opens a session of its own again, as slack_sdk does
+            await self._kept.close()
+            self._kept = None
 
     async def api_call(
         self,
