@@ -222,13 +222,13 @@ class ExecutionSteps(StoreBase):
     async def executing(self) -> list[ChangeRequest]:
         with store_errors():
             ids = await self._redis.smembers(f"{self._p}:executing")
-        found = [await self.get(i) for i in sorted(ids)]
+        found = await self.get_many(sorted(ids))
         return [r for r in found if r is not None]
 
     async def with_operator(self) -> list[ChangeRequest]:
         with store_errors():
             ids = await self._redis.smembers(f"{self._p}:with_operator")
-        found = [await self.get(i) for i in sorted(ids)]
+        found = await self.get_many(sorted(ids))
         return [r for r in found if r is not None]
 
     async def conclude(

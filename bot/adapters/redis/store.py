@@ -200,7 +200,7 @@ class RedisApprovalStore(ExecutionSteps):
     async def pending(self, count: int = 200) -> list[ChangeRequest]:
         with store_errors():
             ids = await self._redis.zrange(f"{self._p}:pending", 0, count - 1)
-        found = [await self.get(i) for i in ids]
+        found = await self.get_many(ids)
         return [r for r in found if r is not None and r.state == RequestState.PENDING]
 
     async def mark_reminded(self, request_id: str, number: int) -> bool:
@@ -241,24 +241,19 @@ class RedisApprovalStore(ExecutionSteps):
     async def recent(self, count: int = 20) -> Sequence[ChangeRequest]:
         with store_errors():
             ids = await self._redis.zrevrange(f"{self._p}:recent", 0, count - 1)
-        found = [await self.get(i) for i in ids]
+        found = await self.get_many(ids)
         return [r for r in found if r is not None]
 
     async def for_domain(self, domain: str, count: int = 10) -> Sequence[ChangeRequest]:
         # the recent index in pages: retention bounds it, and no second index has to be kept in step
         wanted = domain.lower()
         found: list[ChangeRequest] = []
-        start, page = 0, 200
+        start, page = 0, 100
         while len(found) < count:
             with store_errors():
                 ids = await self._redis.zrevrange(f"{self._p}:recent", start, start + page - 1)
             if not ids:
                 break
-            for request_id in ids:
-                request = await self.get(request_id)
-                if request is not None and request.domain == wanted:
-                    found.append(request)
-                    if len(found) == count:
-                        break
+            found += [r for r in await self.get_many(ids) if r is not None and r.domain == wanted]
             start += page
-        return found
+        return found[:count]

@@ -5,6 +5,7 @@ carrying a change out are in ``execution.py``, the decisions and reads in ``stor
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Self
 
@@ -170,13 +171,24 @@ class StoreBase:
             )
 
     async def get(self, request_id: str) -> ChangeRequest | None:
+        [request] = await self.get_many([request_id])
+        return request
+
+    async def get_many(self, request_ids: Sequence[str]) -> list[ChangeRequest | None]:
+        """The requests, in the order asked, in one round trip (None where one is gone)."""
+        if not request_ids:
+            return []
         with store_errors():
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hgetall(self._req(request_id))
-                pipe.hgetall(f"{self._req(request_id)}:approvals")
-                pipe.lrange(f"{self._req(request_id)}:history", 0, -1)
-                fields, approvals, history = await pipe.execute()
-        return with_history(request_from(fields, approvals), history) if fields else None
+                for request_id in request_ids:
+                    pipe.hgetall(self._req(request_id))
+                    pipe.hgetall(f"{self._req(request_id)}:approvals")
+                    pipe.lrange(f"{self._req(request_id)}:history", 0, -1)
+                answers = await pipe.execute()
+        return [
+            with_history(request_from(fields, approvals), history) if fields else None
+            for fields, approvals, history in zip(answers[0::3], answers[1::3], answers[2::3], strict=True)
+        ]
 
     async def _domain_of(self, request_id: str) -> str | None:
         with store_errors():
