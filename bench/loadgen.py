@@ -4,10 +4,11 @@ Runs as its own process so the load generator never shares the measured server's
 It also serves the response URLs the commands carry (as Slack would, elsewhere) and reports how
 many replies arrived, so the bench checks that every command was answered.
 
-usage: loadgen.py ENDPOINT SIGNING_SECRET TEXT REQUESTS CONCURRENCY REPLY_WAIT_SECONDS [REPLY_BASE]
+usage: loadgen.py ENDPOINT SIGNING_SECRET TEXT REQUESTS CONCURRENCY REPLY_WAIT_SECONDS [REPLY_BASE [CHANNELS]]
 
 With REPLY_BASE (the Slack stand-in's URL, an origin the bot posts replies to) the response URLs point
-there instead, and the caller counts the replies the stand-in received.
+there instead, and the caller counts the replies the stand-in received. CHANNELS: the commands are typed
+in that many channels in turn (C0BENCH000…; default one, C0PLATFORM), as a company's teams would.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ from bot.entrypoints.web import start_site
 
 
 async def main(
-    endpoint: str, secret: str, text: str, total: int, concurrency: int, reply_wait: float, reply_base: str = ""
+    endpoint: str,
+    secret: str,
+    text: str,
+    total: int,
+    concurrency: int,
+    reply_wait: float,
+    reply_base: str = "",
+    channels: int = 1,
 ) -> None:
     replies = 0
     all_replied = asyncio.Event()
@@ -55,14 +63,17 @@ async def main(
         async def client() -> None:
             while True:
                 try:
-                    queue.get_nowait()
+                    number = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
+                channel = f"C0BENCH{number % channels:03d}" if channels > 1 else "C0PLATFORM"
                 rid = uuid.uuid4().hex
                 url = f"{reply_base or f'http://127.0.0.1:{port}'}/response/{rid}"
                 sent[rid] = time.monotonic()
                 # many people, as in a company: one person's status requests are rate-limited
-                form = slash_command_form(text, response_url=url, user_id=f"U0LOAD{uuid.uuid4().int % 1000:03d}")
+                form = slash_command_form(
+                    text, response_url=url, user_id=f"U0LOAD{uuid.uuid4().int % 1000:03d}", channel_id=channel
+                )
                 ack = await send_slash_command(session, endpoint, secret, form)
                 statuses[ack.status] = statuses.get(ack.status, 0) + 1
                 latencies.append(ack.seconds)
@@ -77,4 +88,5 @@ async def main(
 
 if __name__ == "__main__":
     ep, sec, txt, n, c, wait = sys.argv[1:7]
-    asyncio.run(main(ep, sec, txt, int(n), int(c), float(wait), sys.argv[7] if len(sys.argv) > 7 else ""))
+    base = sys.argv[7] if len(sys.argv) > 7 else ""
+    asyncio.run(main(ep, sec, txt, int(n), int(c), float(wait), base, int(sys.argv[8]) if len(sys.argv) > 8 else 1))
