@@ -167,6 +167,33 @@ async def _slack(settings: Settings) -> CheckResult:
         )
 
 
+async def _operators(settings: Settings, config: BotConfig) -> CheckResult:
+    """Operator-executes mode: every operator group exists in Slack and someone is in them."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
+    sizes = []
+    for group in config.operators.groups:
+        try:
+            answer = await client.usergroups_users_list(usergroup=group)
+        except SlackApiError as exc:
+            return CheckResult(
+                "operators",
+                False,
+                f"Slack did not list the operator group {group} ({exc.response.get('error')})",
+                "name an existing user group in [operators] groups; the app needs the usergroups:read scope",
+            )
+        except Exception as exc:
+            return CheckResult(
+                "operators", False, f"{settings.slack_api_url} could not be reached ({type(exc).__name__})"
+            )
+        sizes.append(f"{group}: {len(answer.get('users') or [])}")
+    if all(size.endswith(": 0") for size in sizes):
+        return CheckResult(
+            "operators", False, f"nobody is in the operator groups ({', '.join(sizes)})", "add the operators in Slack"
+        )
+    return CheckResult("operators", True, f"members per operator group: {', '.join(sizes)}")
+
+
 def verified_actions(config: BotConfig) -> list[str]:
     return [key for key in ACTION_KEYS if config.approvals.verified(key)]
 
@@ -351,6 +378,8 @@ async def run_checks(settings: Settings, config: BotConfig) -> list[CheckResult]
     ]
     if (verification := config.approvals.verification) is not None:
         checks.append(("approver sign-in", lambda: _approver_verification(config, verification)))
+    if config.operators.groups:
+        checks.append(("operators", lambda: _operators(settings, config)))
 
     async def remoting() -> list[CheckResult]:
         remoting = config.kerberos_module.remoting

@@ -153,3 +153,14 @@ async def test_approver_sign_in_failures_are_told_apart(box: Sandbox, tmp_path: 
         box.entra.state.roles = GRAPH_ROLES
     assert not forbidden.ok and "GroupMember.Read.All" in forbidden.fix
     assert len({client.detail, redirect.detail, missing.detail, forbidden.detail}) == 4
+
+
+async def test_operator_groups_are_checked_where_operators_run_changes(box: Sandbox, tmp_path: Path) -> None:
+    path = tmp_path / "operators.toml"
+    base = box.config_path.read_text()
+    path.write_text(base + '\n[operators]\ngroups = ["S0KERBADMINS"]\n\n[approvals.setup]\nexecution = "operator"\n')
+    found = by_name(await run_checks(settings_for(box), load_bot_config(path)))["operators"]
+    assert found.ok and "S0KERBADMINS: 4" in found.detail
+    path.write_text(base + '\n[operators]\ngroups = ["S0NOSUCHGROUP"]\n\n[approvals.setup]\nexecution = "operator"\n')
+    missing = by_name(await run_checks(settings_for(box), load_bot_config(path)))["operators"]
+    assert not missing.ok and "S0NOSUCHGROUP" in missing.detail and "no_such_subteam" in missing.detail
