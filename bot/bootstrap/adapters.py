@@ -31,11 +31,16 @@ def _read_text(path: Path | None) -> str | None:
 
 def entra_app(entra: EntraConfig) -> EntraApp:
     cert = entra.client_certificate
+    source = entra.client_secret
     return EntraApp(
         tenant_id=entra.tenant_id,
         client_id=entra.client_id,
         authority_host=entra.authority_host,
-        client_secret=secret_of(entra.client_secret, "entra.client_secret") if entra.client_secret else None,
+        client_secret=secret_of(source, "entra.client_secret") if source else None,
+        # a file or a Key Vault secret may be rotated while the bot runs: read again when Entra refuses it
+        client_secret_again=(
+            (lambda: secret_of(source, "entra.client_secret")) if source and (source.file or source.key_vault) else None
+        ),
         private_key_pem=_read_text(cert.private_key_file) if cert else None,
         thumbprint=cert.thumbprint if cert else None,
         public_certificate_pem=_read_text(cert.public_certificate_file) if cert else None,

@@ -22,6 +22,7 @@ import re
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,6 +127,9 @@ class EntraApp:
     public_certificate_pem: str | None = None
     ca_file: Path | None = None
     timeout: float = 10.0
+    # the client secret read anew from its source (a file, Azure Key Vault) when Entra refuses it as wrong or
+    # expired: a secret rotated there is taken without a restart
+    client_secret_again: Callable[[], str] | None = field(default=None, repr=False, compare=False)
 
     def credential(self) -> str | dict[str, str]:
         if self.client_secret is not None:
@@ -168,6 +172,7 @@ class TokenProvider:
             "instance_discovery": False,
         }
         self._app: msal.ConfidentialClientApplication | None = None
+        self._secret_again = app.client_secret_again if app.client_secret is not None else None
         self._lock = threading.Lock()
         self.token_requests = 0  # tokens that came from the identity platform, not the cache
 
@@ -179,26 +184,14 @@ class TokenProvider:
 
     def token_sync(self) -> str:
         with self._lock:
-            try:
-                result = self._application().acquire_token_for_client(scopes=self._scopes)
-            except requests.exceptions.SSLError as exc:
-                raise EntraUnavailable(
-                    "TLS to the Microsoft identity platform failed (certificate not trusted); check ca_file."
-                ) from exc
-            except requests.exceptions.Timeout as exc:
-                raise EntraUnavailable("The Microsoft identity platform did not answer in time.") from exc
-            except requests.exceptions.RequestException as exc:
-                raise EntraUnavailable("The Microsoft identity platform could not be reached.") from exc
-            except msal.exceptions.MsalServiceError as exc:  # 5xx from discovery or the token endpoint
-                raise EntraUnavailable(
-                    "The Microsoft identity platform is unavailable (server error); retry later."
-                ) from exc
-            except json.JSONDecodeError as exc:  # an error page instead of OAuth's JSON (e.g. a bare 429)
-                raise self._throttled() or EntraUnavailable(
-                    "The Microsoft identity platform answered with something that is not JSON; retry later."
-                ) from exc
-            except ValueError as exc:  # a throttled OpenID discovery surfaces as this too
-                raise self._throttled() or self._setup_error(exc) from exc
+            result = self._acquire()
+            if self._secret_refused(result) and self._secret_again is not None:
+                newer = self._secret_again()
+                if newer != self._app_args["client_credential"]:
+                    log.info("the client secret changed at its source; signing in with the new one")
+                    self._app_args["client_credential"] = newer
+                    self._app = None  # a new msal client with the new secret (its token cache starts empty)
+                    result = self._acquire()
         if "access_token" not in result:
             error = self._throttled() or _describe_token_error(result)
             log.warning("entra token request refused: %s", error.user_message)
@@ -206,6 +199,36 @@ class TokenProvider:
         if result.get("token_source") != "cache":
             self.token_requests += 1
         return str(result["access_token"])
+
+    @staticmethod
+    def _secret_refused(result: dict[str, Any]) -> bool:
+        """Entra said the client secret is wrong (7000215) or has expired (7000222)."""
+        codes = {str(c) for c in result.get("error_codes") or []} | {_aadsts_code(result.get("error_description"))}
+        return "access_token" not in result and bool(codes & {"7000215", "7000222"})
+
+    def _acquire(self) -> dict[str, Any]:
+        """msal's answer (a token, or the refusal as a dict); the transport's failures as ``EntraError``s."""
+        try:
+            result: dict[str, Any] = self._application().acquire_token_for_client(scopes=self._scopes)
+        except requests.exceptions.SSLError as exc:
+            raise EntraUnavailable(
+                "TLS to the Microsoft identity platform failed (certificate not trusted); check ca_file."
+            ) from exc
+        except requests.exceptions.Timeout as exc:
+            raise EntraUnavailable("The Microsoft identity platform did not answer in time.") from exc
+        except requests.exceptions.RequestException as exc:
+            raise EntraUnavailable("The Microsoft identity platform could not be reached.") from exc
+        except msal.exceptions.MsalServiceError as exc:  # 5xx from discovery or the token endpoint
+            raise EntraUnavailable(
+                "The Microsoft identity platform is unavailable (server error); retry later."
+            ) from exc
+        except json.JSONDecodeError as exc:  # an error page instead of OAuth's JSON (e.g. a bare 429)
+            raise self._throttled() or EntraUnavailable(
+                "The Microsoft identity platform answered with something that is not JSON; retry later."
+            ) from exc
+        except ValueError as exc:  # a throttled OpenID discovery surfaces as this too
+            raise self._throttled() or self._setup_error(exc) from exc
+        return result
 
     def _throttled(self) -> EntraThrottled | None:
         remaining = self._session.throttle_remaining()
