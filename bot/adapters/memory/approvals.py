@@ -4,63 +4,27 @@ rules as the Redis adapters (the contract suites run both): the tests' store, an
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from bot.adapters.memory.execution import MemoryExecutionSteps
 from bot.domain.approvals import (
     Action,
     Approval,
     AuditEntry,
     ChangeRequest,
-    Claim,
     DecisionResult,
-    FinishResult,
     RequestState,
     Verdict,
 )
-from bot.domain.history import Event, HistoryEntry
+from bot.domain.history import HistoryEntry
 from bot.domain.verification import VerifiedIdentity
 
 
-class MemoryApprovalStore:
-    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self._clock = clock  # the store's own clock: it alone decides when a lease lapses (Redis: TIME)
-        self.requests: dict[str, ChangeRequest] = {}
-        self.work: list[str] = []  # approved request ids, in order
-        self.waiting: dict[str, datetime] = {}  # approved, deferred to their change window: id -> from when
-        self.locks: dict[str, tuple[str, str]] = {}  # domain -> (request id, claim token)
-        self.leases: dict[str, tuple[str, datetime]] = {}  # request id -> (claim token, lease until)
-        self.clicks: set[tuple[str, str, str]] = set()
-        self.unannounced: list[
-            str
-        ] = []  # approved requests that expired waiting for a worker  # (request, user, verdict) already audited
-        self.entries: list[AuditEntry] = []
-        self._ids = itertools.count(1)
-
-    def _audit(
-        self,
-        request_id: str,
-        event: str,
-        actor: str | None,
-        at: datetime,
-        detail: str = "",
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        self.entries.append(AuditEntry(str(next(self._ids)), request_id, event, actor, at, detail, extra or {}))
-
-    def _remember(self, request_id: str, entry: HistoryEntry | None) -> None:
-        """Append the transition's signed entry to the request's history, with the journal its steps make."""
-        if entry is None:
-            return
-        request = self.requests[request_id]
-        journal = (
-            (*request.journal, f"{entry.at.isoformat()} {entry.detail}")
-            if entry.event == Event.STEP
-            else request.journal
-        )
-        self.requests[request_id] = replace(request, history=(*request.history, entry), journal=journal)
+class MemoryApprovalStore(MemoryExecutionSteps):
+    """Implements ``bot.domain.ports.ApprovalStore``: requests, decisions and reads here, the steps of carrying
+    a change out in ``MemoryExecutionSteps`` (``execution.py``), the state in ``MemoryStoreBase``."""
 
     async def create(self, request: ChangeRequest, *, entry: HistoryEntry | None = None) -> bool | None:
         if request.approved_with is not None:  # filed approved, together with its first rotation
@@ -74,9 +38,6 @@ class MemoryApprovalStore:
             self._audit(request.id, "approved", None, request.created_at, f"together with {request.approved_with}")
             self.work.append(request.id)
         return None  # in memory: no replica to confirm it
-
-    async def get(self, request_id: str) -> ChangeRequest | None:
-        return self.requests.get(request_id)
 
     async def set_card(self, request_id: str, channel: str, card: str) -> None:
         self.requests[request_id] = replace(self.requests[request_id], channel=channel, card=card)
@@ -228,46 +189,6 @@ class MemoryApprovalStore:
         self.unannounced = []
         return due
 
-    async def claim_next(self, consumer: str, lease: timedelta, at: datetime, block_ms: int = 0) -> Claim | None:
-        for request_id, until in list(self.waiting.items()):
-            if until <= at:
-                del self.waiting[request_id]
-                self.work.append(request_id)
-        waiting, self.work = self.work, []
-        claim: Claim | None = None
-        for request_id in waiting:
-            request = self.requests.get(request_id)
-            if claim is not None or request is None:
-                if request is not None:
-                    self.work.append(request_id)
-                continue
-            if request.state != RequestState.APPROVED:
-                continue
-            if request.waited_too_long(at):
-                note = (
-                    "Approved, but no worker could start it within its time to live; it expired without running. "
-                    "Request it again if it is still needed."
-                )
-                self.requests[request_id] = replace(request, state=RequestState.EXPIRED, outcome=note)
-                self._audit(request_id, "expired", None, at, note)
-                self.unannounced.append(request_id)  # the next expiry sweep updates its card
-                continue
-            holder = self.locks.get(request.domain)
-            if (
-                holder is not None
-                and holder[0] != request_id
-                and self.requests[holder[0]].state == RequestState.EXECUTING
-            ):
-                self.work.append(request_id)  # offered again later
-                continue
-            token = f"token-{next(self._ids)}"
-            self.locks[request.domain] = (request_id, token)
-            request = self.requests[request_id] = replace(request, state=RequestState.EXECUTING, claimed_by=consumer)
-            self.leases[request_id] = (token, self._clock() + lease)
-            self._audit(request_id, "claimed", consumer, at)
-            claim = Claim(request, token, self._clock() + lease)
-        return claim
-
     async def pending(self, count: int = 200) -> list[ChangeRequest]:
         waiting = [r for r in self.requests.values() if r.state == RequestState.PENDING]
         return sorted(waiting, key=lambda r: r.expires_at)[:count]
@@ -277,28 +198,6 @@ class MemoryApprovalStore:
         if request is None or request.state != RequestState.PENDING or request.reminders_sent >= number:
             return False
         self.requests[request_id] = replace(request, reminders_sent=number)
-        return True
-
-    async def defer(
-        self, claim: Claim, until: datetime, mac: str, note: str, at: datetime, *, entry: HistoryEntry | None = None
-    ) -> bool:
-        request = self.requests.get(claim.request.id)
-        lease_of = self.leases.get(claim.request.id)
-        if request is None or request.state != RequestState.EXECUTING or lease_of is None or lease_of[0] != claim.token:
-            return False
-        self._remember(request.id, entry)
-        self.requests[request.id] = replace(
-            self.requests[request.id],
-            state=RequestState.APPROVED,
-            waits_until=until,
-            waits_mac=mac,
-            outcome=note,
-            claimed_by=None,
-        )
-        del self.leases[request.id]
-        self._release(request.id, request.domain)
-        self.waiting[request.id] = until
-        self._audit(request.id, "waiting", None, at, note)
         return True
 
     async def withdraw(
@@ -316,104 +215,6 @@ class MemoryApprovalStore:
         self.waiting.pop(request_id, None)
         self._audit(request_id, "cancelled", actor, at, "withdrawn while it waited for its change window")
         return DecisionResult(Verdict.CANCELLED, request, len(request.approvals))
-
-    async def renew(self, claim: Claim, lease: timedelta, at: datetime) -> Claim | None:
-        request = self.requests.get(claim.request.id)
-        lease_of = self.leases.get(claim.request.id)
-        if request is None or request.state != RequestState.EXECUTING or lease_of is None or lease_of[0] != claim.token:
-            return None
-        self.leases[request.id] = (claim.token, self._clock() + lease)
-        return replace(claim, lease_until=self._clock() + lease)
-
-    async def holds(self, claim: Claim, margin: timedelta, at: datetime) -> bool:
-        request = self.requests.get(claim.request.id)
-        lease_of = self.leases.get(claim.request.id)
-        if request is None or request.state != RequestState.EXECUTING or lease_of is None or lease_of[0] != claim.token:
-            return False
-        return self.locks.get(request.domain) == (request.id, claim.token) and lease_of[1] - self._clock() >= margin
-
-    async def make_durable(self, claim: Claim) -> str:
-        return "in memory"
-
-    async def finish(
-        self,
-        claim: Claim,
-        state: RequestState,
-        outcome: str,
-        at: datetime,
-        *,
-        after: str = "",
-        after_mac: str = "",
-        entry: HistoryEntry | None = None,
-    ) -> FinishResult:
-        request = self.requests.get(claim.request.id)
-        lease_of = self.leases.get(claim.request.id)
-        if request is None or lease_of is None or lease_of[0] != claim.token:
-            return FinishResult.NOT_OURS
-        if request.state == RequestState.ATTENTION:
-            self._audit(request.id, "finished_late", None, at, f"{state.value}: {outcome}")
-            self._remember(request.id, entry)
-            return FinishResult.LATE
-        if request.state != RequestState.EXECUTING:
-            return FinishResult.NOT_OURS
-        self._remember(request.id, entry)
-        self.requests[request.id] = replace(
-            self.requests[request.id], state=state, outcome=outcome, after=after, after_mac=after_mac
-        )
-        self._release(request.id, request.domain)
-        self._audit(request.id, state.value, None, at, outcome)
-        return FinishResult.FINISHED
-
-    def _release(self, request_id: str, domain: str) -> None:
-        if self.locks.get(domain, ("", ""))[0] == request_id:
-            del self.locks[domain]
-
-    async def record_step(self, request_id: str, step: str, at: datetime, *, entry: HistoryEntry | None = None) -> None:
-        self._remember(request_id, entry or HistoryEntry(Event.STEP, "", at, step))
-
-    async def executing(self) -> list[ChangeRequest]:
-        return [r for r in self.requests.values() if r.state == RequestState.EXECUTING]
-
-    async def with_operator(self) -> list[ChangeRequest]:
-        return sorted((r for r in self.requests.values() if r.state == RequestState.WITH_OPERATOR), key=lambda r: r.id)
-
-    async def conclude(
-        self,
-        request_id: str,
-        state: RequestState,
-        outcome: str,
-        at: datetime,
-        *,
-        after: str = "",
-        after_mac: str = "",
-        entry: HistoryEntry | None = None,
-    ) -> bool:
-        request = self.requests.get(request_id)
-        if request is None or request.state != RequestState.WITH_OPERATOR:
-            return False
-        self._remember(request_id, entry)
-        self.requests[request_id] = replace(
-            self.requests[request_id], state=state, outcome=outcome, after=after, after_mac=after_mac
-        )
-        self._audit(request_id, state.value, None, at, outcome)
-        return True
-
-    async def flag_if_abandoned(
-        self, request_id: str, note: str, at: datetime, *, entry: HistoryEntry | None = None
-    ) -> bool:
-        request = self.requests.get(request_id)
-        lease_of = self.leases.get(request_id)
-        if request is None or request.state != RequestState.EXECUTING or (lease_of and lease_of[1] >= self._clock()):
-            return False
-        self._remember(request_id, entry)
-        self.requests[request_id] = replace(self.requests[request_id], state=RequestState.ATTENTION, outcome=note)
-        self._release(request_id, request.domain)
-        self._audit(request_id, "attention", None, at, note)
-        return True
-
-    async def lock_holder(self, domain: str) -> str | None:
-        holder = self.locks.get(domain)
-        return holder[0] if holder else None
 
     async def sweep(self, at: datetime, retention: timedelta, audit_retention: timedelta | None = None) -> int:
         cutoff = at - retention
