@@ -83,12 +83,16 @@ class ChangeWorker:
         if isinstance(execution, HandedOver):
             await self._notices.handed_over(execution)
             return True
+        await self._reported(execution)
+        return True
+
+    async def _reported(self, execution: Execution) -> None:
+        """Told on the card and in its thread; a new key is followed until every DC holds it."""
         await self._notices.carried_out(execution)
         if execution.new_key_version is not None:
             follower = asyncio.create_task(self._follow(execution.request, execution.new_key_version))
             self._followers.add(follower)
             follower.add_done_callback(self._followers.discard)
-        return True
 
     async def _follow(self, request: ChangeRequest, key_version: int) -> None:
         """Tell the thread when every DC of the domain holds the new key, or which still lag."""
@@ -127,7 +131,7 @@ class ChangeWorker:
         """Changes handed to operators: each concluded one (verified, or not) told like a finished change."""
         for look in await self._changes.operators.look():
             succeeded = look.request.state == RequestState.SUCCEEDED
-            await self._notices.carried_out(Execution(look.request, succeeded, look.request.outcome or ""))
+            await self._reported(Execution(look.request, succeeded, look.request.outcome or "", look.new_key_version))
 
     async def sweep(self) -> None:
         """What every worker does every few seconds: expire, remind, flag the requests of dead workers, forget

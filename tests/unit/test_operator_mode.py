@@ -114,6 +114,7 @@ async def test_the_operators_change_is_verified_from_ad_and_entras_audit_log() -
     assert done.outcome is not None and done.outcome.startswith("Verified by olga@contoso.test")
     assert "'Update kerberos domain' by olga@contoso.test" in done.outcome
     assert done.after  # a rotation leaves the world its second rotation is bound to
+    assert look.new_key_version == 54325  # followed until every DC holds it, as the bot's own rotations are
     assert await operators.look() == []  # concluded once
 
 

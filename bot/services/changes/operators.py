@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.actions.base import ActionContext
@@ -54,6 +54,7 @@ class Look:
     handover: Handover | None
     judgement: Judgement
     concluded: bool
+    new_key_version: int | None = None  # a verified rotation: what every DC should come to hold
 
 
 class Operators:
@@ -166,8 +167,12 @@ class Operators:
         judgement = judge(handover, request.world, state, events, now)
         if not judgement.final:
             return Look(request, handover, judgement, concluded=False)
-        after = world_of(state) if judgement.verdict == Verdict.VERIFIED and request.action in KEY_ROTATIONS else ""
-        return await self._conclude(request, handover, judgement, after)
+        rotated = judgement.verdict == Verdict.VERIFIED and request.action in KEY_ROTATIONS
+        look = await self._conclude(request, handover, judgement, world_of(state) if rotated else "")
+        key = state.server.key if state.server else None
+        if rotated and look.concluded and key is not None:
+            return replace(look, new_key_version=key.version)
+        return look
 
     async def _conclude(
         self, request: ChangeRequest, handover: Handover | None, judgement: Judgement, after: str
