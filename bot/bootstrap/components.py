@@ -189,11 +189,6 @@ def cluster_rules(config: BotConfig, redis_url: str, store_prefix: str) -> None:
             f"REDIS_URL names a Redis Cluster, but the key prefix {store_prefix!r} is not one hash tag ({{name}}): "
             "the bot's scripts would cross slots. Use the default prefix."
         )
-    if config.changes.confirm_replicas:
-        raise ConfigurationError(
-            "[changes] confirm_replicas: a decision's confirmation by replicas is not available on a Redis "
-            "Cluster URL (redis+cluster://) yet; set it to 0 there, or use Redis with Sentinel"
-        )
 
 
 def _graph(config: BotConfig, closers: Closers) -> GraphEntraDirectory:

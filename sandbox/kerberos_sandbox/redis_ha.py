@@ -214,14 +214,29 @@ class LocalCluster:
         # every node agrees on who serves which slot (a node that does not yet would answer MOVED)
         check = ("--cluster", "check", f"127.0.0.1:{self.ports[0]}")
         self._until(partial(_answers, cli, self.ports[0], check, "All nodes agree"), "the nodes never agreed")
+        # and every replica has synced with its primary (a WAIT before that counts no replica)
+        for port in self.ports:
+            if _answers(cli, port, ("ROLE",), "slave"):
+                synced = partial(_answers, cli, port, ("INFO", "replication"), "master_link_status:up")
+                self._until(synced, f"the replica on {port} never synced with its primary", seconds=60.0)
 
     @staticmethod
-    def _until(ready: Callable[[], bool], problem: str) -> None:
-        for _ in range(200):
+    def _until(ready: Callable[[], bool], problem: str, seconds: float = 10.0) -> None:
+        for _ in range(int(seconds / 0.05)):
             if ready():
                 return
             time.sleep(0.05)
         raise RuntimeError(problem)
+
+    def replica_of(self, primary_port: int) -> subprocess.Popen[bytes]:
+        """The redis-server process that replicates the primary on ``primary_port`` (to pause it, say)."""
+        cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+        for port, proc in zip(self.ports, self._procs, strict=True):
+            role = subprocess.run([cli, "-p", str(port), "ROLE"], capture_output=True, text=True, check=False).stdout
+            lines = role.split()
+            if lines[:1] == ["slave"] and len(lines) > 2 and lines[2] == str(primary_port):
+                return proc
+        raise LookupError(f"no replica of the primary on port {primary_port}")
 
     def stop(self) -> None:
         for proc in self._procs:

@@ -11,8 +11,11 @@ from typing import Any, Self
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import BlockingConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
-from bot.adapters.redis.client import connect, store_errors
+from bot.adapters.redis.client import MAX_CONNECTIONS, POOL_WAIT_SECONDS, connect, store_errors
 from bot.adapters.redis.codec import (
     iso,
     ms,
@@ -76,7 +79,10 @@ class StoreBase:
         self._durability_timeout_ms = int(durability_timeout.total_seconds() * 1000)
         self._durability: tuple[str, int] | None = None
         self._claims_durable: dict[str, str] = {}  # claim token -> how durable its claim became ("": not)
-        self._cluster = isinstance(client, RedisCluster)  # one connection per command: no WAIT of ours there
+        self._cluster = isinstance(client, RedisCluster)
+        # on a cluster, WAIT counts what one connection wrote: a told write and its WAIT go to the primary that
+        # serves the keyspace's one slot, on a connection of this client (found anew when that primary moves)
+        self._slot_primary: tuple[str, aioredis.Redis] | None = None
         # how many replicas must hold a decision before the person who made it is told (0: none asked)
         self._confirm_replicas = confirm_replicas
         self._confirm_timeout_ms = int(confirm_timeout.total_seconds() * 1000)
@@ -151,15 +157,54 @@ class StoreBase:
                 return await self._run(script, request_id, at, *extra), None
         self.round_trips += 1
         with store_errors(consequence):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                await self._scripts[script](
-                    keys=self._keys(request_id), args=[request_id, ms(at), iso(at), *extra], client=pipe
-                )
-                pipe.wait(self._confirm_replicas, self._confirm_timeout_ms)
-                answer, acknowledged = await pipe.execute()
+            if not self._cluster:
+                answer, acknowledged = await self._script_and_wait(self._redis, script, request_id, at, extra)
+            else:
+                try:
+                    answer, acknowledged = await self._script_and_wait(
+                        await self._primary_of_slot(), script, request_id, at, extra
+                    )
+                except (RedisConnectionError, ResponseError) as exc:
+                    if isinstance(exc, ResponseError) and not str(exc).startswith(("MOVED", "ASK", "CLUSTERDOWN")):
+                        raise
+                    # the slot's primary moved (a failover, a resharding): ask the cluster again, once
+                    await self._redis.nodes_manager.initialize()
+                    answer, acknowledged = await self._script_and_wait(
+                        await self._primary_of_slot(fresh=True), script, request_id, at, extra
+                    )
         kept = int(acknowledged) >= self._confirm_replicas
         self.unconfirmed_since = None if kept else (self.unconfirmed_since or time.monotonic())
         return answer, kept
+
+    async def _script_and_wait(
+        self, client: aioredis.Redis, script: str, request_id: str, at: datetime, extra: tuple[str, ...]
+    ) -> tuple[Any, Any]:
+        """The script, then WAIT, on one connection of ``client``."""
+        async with client.pipeline(transaction=False) as pipe:
+            await self._scripts[script](
+                keys=self._keys(request_id), args=[request_id, ms(at), iso(at), *extra], client=pipe
+            )
+            pipe.wait(self._confirm_replicas, self._confirm_timeout_ms)
+            answer, acknowledged = await pipe.execute()
+        return answer, acknowledged
+
+    async def _primary_of_slot(self, *, fresh: bool = False) -> aioredis.Redis:
+        """A client of the cluster node that serves the keyspace's slot as primary, with the cluster's own
+        connection settings (credentials, TLS, timeouts)."""
+        await self._redis.initialize()  # the cluster's nodes known (a no-op once they are)
+        node = self._redis.get_node_from_key(self._req("-"))
+        if self._slot_primary is not None and (fresh or self._slot_primary[0] != node.name):
+            await self._slot_primary[1].aclose()
+            self._slot_primary = None
+        if self._slot_primary is None:
+            pool = BlockingConnectionPool(
+                connection_class=node.connection_class,
+                max_connections=MAX_CONNECTIONS,
+                timeout=POOL_WAIT_SECONDS,
+                **node.connection_kwargs,
+            )
+            self._slot_primary = (node.name, aioredis.Redis.from_pool(pool))
+        return self._slot_primary[1]
 
     async def confirmation(self) -> None:
         """Raises ``StoreUnavailable`` while the last write someone was told of is not on the replicas it must
@@ -196,4 +241,6 @@ class StoreBase:
         return str(domain) if domain is not None else None
 
     async def close(self) -> None:
+        if self._slot_primary is not None:
+            await self._slot_primary[1].aclose()
         await self._redis.aclose()
