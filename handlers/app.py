@@ -34,8 +34,10 @@ def build_bolt_app(
     app = AsyncApp(
         signing_secret=signing_secret,
         client=client,  # carries the token; Bolt authorizes with it
-        # Acknowledge first, then do the slow work: Slack gives a command 3 seconds.
-        process_before_response=False,
+        # Acknowledge first, then do the slow work: Slack gives a command 3 seconds. Every listener runs
+        # inside handlers.boundary.guard, which returns at the acknowledgement and carries the work on in
+        # a task; Bolt then answers at once instead of polling for the acknowledgement every 10 ms.
+        process_before_response=True,
         logger=logger or logging.getLogger("kerberos_bot.slack"),
         # HTTP requests reach Bolt only through bot.entrypoints.web's gate, which has verified the signature on
         # the raw bytes (and refused replays); Socket Mode carries no signature

@@ -200,6 +200,7 @@ async def test_slacks_user_group_api_failing_on_a_cold_cache_is_explained(bot: B
     assert "cannot tell who may approve" in text and "nothing was changed" in text
     bot.slack.heal("usergroups.users.list")
     assert await bot.click(approve_click(bot.changes.decisions.button_value(request))) == 200
+    await bot.slack.wait_for_api("chat.update", 1, 10)  # the card says so once the approval is recorded
     texts = await bot.ephemeral_to("U0BOB", 1)
     assert len(texts) == 1  # approved this time: no refusal
     assert (await bot.changes.queries.get(request.id)).approvals[0].approver == "U0BOB"  # type: ignore[union-attr]
