@@ -1,5 +1,6 @@
-"""Configuration: the environment (``settings``) and the file it points at (``schema``, with the
-management host's rules in ``remoting``).
+"""Configuration: the environment (``settings``) and the file it points at (``schema``: the whole file and
+its cross-table rules; its tables in ``domains``, ``connections``, ``runtime``, ``approvals`` and, for the
+management host, ``remoting``).
 
 Only the composition root (``bot.bootstrap``) and the entry points read it (an import-linter
 contract in pyproject.toml). A mistake is a ``ConfigurationError`` that names the variable or key and
@@ -17,21 +18,17 @@ from bot.config.approvals import (
     VerificationConfig,
 )
 from bot.config.common import SecretSource, Strict
-from bot.config.remoting import ModuleCredential, RemotingConfig
-from bot.config.schema import (
-    BotConfig,
-    ChangesConfig,
+from bot.config.connections import (
     ClientCertificate,
-    DomainConfig,
     EmulatorConfig,
     EmulatorDomain,
     EntraConfig,
     KerberosModuleConfig,
-    LifecycleConfig,
-    PolicyConfig,
-    base_dn_of,
-    load_bot_config,
 )
+from bot.config.domains import DomainConfig, base_dn_of
+from bot.config.remoting import ModuleCredential, RemotingConfig
+from bot.config.runtime import ChangesConfig, LifecycleConfig, PolicyConfig
+from bot.config.schema import BotConfig, load_bot_config
 from bot.config.settings import SLACK_API_DEFAULT, Settings, load_settings
 
 __all__ = [

@@ -12,7 +12,7 @@ from kerberos_sandbox.entra_standin import EntraStandIn
 
 from bot.adapters.entra.graph import GraphEntraDirectory
 from bot.bootstrap.adapters import entra_app
-from bot.config.schema import EntraConfig
+from bot.config import EntraConfig
 from bot.domain.errors import EntraAuthError
 
 pytest_plugins = ["tests.support.entra"]
