@@ -13,10 +13,9 @@ from ldap3.core.exceptions import (
 )
 
 from bot.adapters.ldap.connection import LdapEndpoint, LdapSession
-from bot.adapters.ldap.directory import (
+from bot.adapters.ldap.directory import LdapDirectory, kerberos_objects_filter
+from bot.adapters.ldap.wire_formats import (
     UNICODE_PWD_ATTID,
-    LdapDirectory,
-    kerberos_objects_filter,
     parse_forest_trust_top_level_names,
     parse_repl_attribute_metadata_xml,
     parse_repl_property_metadata,
