@@ -12,7 +12,7 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from bot.entrypoints.cli import _parser
+from bot.entrypoints.arguments import parser as cli_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES = [doc for doc in yaml.safe_load_all((ROOT / "deploy/kubernetes/kerberos-bot.yaml").read_text()) if doc]
@@ -50,7 +50,7 @@ def test_two_replicas_one_kept_up_non_root_and_read_only() -> None:
 
 def test_the_container_runs_what_the_image_serves_and_probes_its_health_listener() -> None:
     bot = container()
-    arguments = _parser().parse_args(bot["args"])  # the CLI takes them as they are
+    arguments = cli_parser().parse_args(bot["args"])  # the CLI takes them as they are
     assert arguments.command == "serve" and 'CMD ["serve"' in DOCKERFILE
     exposed = re.search(r"^EXPOSE (\d+)$", DOCKERFILE, re.M)
     assert exposed and arguments.port == int(exposed.group(1))
@@ -80,7 +80,7 @@ def test_the_container_app_matches_the_kubernetes_shape_and_reads_every_secret_f
     assert template["scale"]["minReplicas"] == 2
     [app] = template["containers"]
     assert app["args"] == container()["args"]
-    arguments = _parser().parse_args(app["args"])
+    arguments = cli_parser().parse_args(app["args"])
     assert CONTAINER_APP["properties"]["configuration"]["ingress"]["targetPort"] == arguments.port
     assert {p["httpGet"]["port"] for p in app["probes"]} == {arguments.health_port}
     secrets = {s["name"]: s for s in CONTAINER_APP["properties"]["configuration"]["secrets"]}
