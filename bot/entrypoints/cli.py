@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import shutil
@@ -115,6 +116,13 @@ def _share_metrics_with_workers() -> Path | None:
     return None if given else directory
 
 
+def _freeze_startup_heap() -> None:
+    """Put what start-up built (modules, configuration, clients, caches) out of the collector's reach: a full
+    collection would otherwise walk all of it, a pause of tens of milliseconds at a random request."""
+    gc.collect()
+    gc.freeze()
+
+
 async def _serve(
     settings: Settings, host: str, port: int, command_workers: int, health: tuple[str, int] = ("127.0.0.1", 3001)
 ) -> None:
@@ -146,6 +154,7 @@ async def _serve(
             )
             log.info("listening on http://%s:%d%s, %d command worker(s)", host, port, EVENTS_PATH, command_workers)
             log.info("health, readiness and metrics on http://%s:%d", health[0], health_port)
+            _freeze_startup_heap()
             try:
                 await terminated.wait()
                 log.info("shutting down")
@@ -172,6 +181,7 @@ async def _work(settings: Settings, name: str | None, exit_with_parent: bool) ->
     plan = WorkerPlan(changes=False, command_workers=1, name=name)
     async with running_bot(_bot(settings, "unused", secrets["slack_bot_token"], plan)):
         log.info("command worker %s taking commands", name)
+        _freeze_startup_heap()
         while not terminated.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(terminated.wait(), 1.0)

@@ -18,12 +18,12 @@ import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.context.async_context import AsyncBoltContext
-from slack_bolt.request.async_internals import build_async_context
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.domain.errors import KerberosBotError
 from bot.domain.ports import ReplayGuard
@@ -55,7 +55,8 @@ def build_web_app(
         started = time.perf_counter()
         new_request_id()
         # the raw bytes are verified, then their shape checked, before Bolt parses anything
-        passed = gate(signing_secret, await request.read(), request.headers)
+        raw_body = await request.read()
+        passed = gate(signing_secret, raw_body, request.headers)
         if isinstance(passed, Refusal):
             log.warning("refused a request to %s: HTTP %d, %s", EVENTS_PATH, passed.status, passed.reason)
             return web.json_response({"ok": False, "error": passed.reason}, status=passed.status)
@@ -70,10 +71,7 @@ def build_web_app(
                 request.headers.get("X-Slack-Retry-Num", "?"),
             )
             return web.Response(status=200)
-        bolt_request = await to_bolt_request(request)
-        # Bolt dispatches on the gate's parse, not its own (see handlers.payloads.parse_slack_body)
-        bolt_request.body = passed.body
-        bolt_request.context = build_async_context(AsyncBoltContext({}), passed.body)
+        bolt_request = bolt_request_of(passed.body, raw_body, request)
         kind = "interaction" if bolt_request.raw_body.startswith("payload=") else "command"
         bolt_response = await bolt.async_dispatch(bolt_request)
         ack_seconds.labels(kind).observe(time.perf_counter() - started)
@@ -83,6 +81,22 @@ def build_web_app(
     app.router.add_post(EVENTS_PATH, slack_events)
     app.router.add_routes(routes)
     return app
+
+
+def bolt_request_of(body: dict[str, Any], raw_body: bytes, request: web.Request) -> AsyncBoltRequest:
+    """Bolt's request over the gate's parse of the body (``handlers.payloads.parse_slack_body``), not its own:
+    Bolt dispatches on what the gate checked, and the body is not parsed twice. Bolt parses a ``str`` body
+    in HTTP mode and takes a ``dict`` only in Socket Mode, so the request is built as Socket Mode's and
+    then given the raw body and HTTP mode it has."""
+    bolt_request = AsyncBoltRequest(
+        body=body,
+        query=request.query_string,
+        headers=request.headers,  # type: ignore[arg-type]  # Bolt copies a mapping of header names to values
+        mode="socket_mode",
+    )
+    bolt_request.raw_body = raw_body.decode("utf-8")  # the gate has decoded it already
+    bolt_request.mode = "http"
+    return bolt_request
 
 
 class EventDeliveries:

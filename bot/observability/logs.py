@@ -42,6 +42,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str = "INFO", *, json_lines: bool = True) -> None:
+    # neither format shows where a line was logged from, nor the thread or process: the logging docs'
+    # "Optimization" settings spare every line the frame walk and lookups (each command logs one)
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler()
     handler.setFormatter(
         JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
