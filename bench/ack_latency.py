@@ -28,14 +28,17 @@ import re
 import socket
 import statistics
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from kerberos_sandbox.redis_server import PrivateRedis
 from kerberos_sandbox.sandbox import Sandbox, sandbox
 
+from bench.cores import Cores, cpu_seconds, pin, pin_samba, pinned_at_start, split
 from bot.adapters.redis.client import connect
 from bot.entrypoints.web import EVENTS_PATH
 
@@ -99,7 +102,9 @@ def memory_line(pid: int) -> str:
 
 
 @asynccontextmanager
-async def bot_process(box: Sandbox, redis_url: str, command_workers: int) -> AsyncIterator[tuple[str, int]]:
+async def bot_process(
+    box: Sandbox, redis_url: str, command_workers: int, cores: Cores | None
+) -> AsyncIterator[tuple[str, int]]:
     """``kerberos-bot serve`` on the sandbox's configuration, alone in its process (logs as in production,
     JSON at INFO, to /dev/null)."""
     port, health_port = free_port(), free_port()
@@ -115,9 +120,13 @@ async def bot_process(box: Sandbox, redis_url: str, command_workers: int) -> Asy
         sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
         "--health-port", str(health_port), "--command-workers", str(command_workers),
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        preexec_fn=pinned_at_start(cores.measured) if cores else None,
     )  # fmt: skip
     try:
         await wait_healthy(f"http://127.0.0.1:{health_port}/healthz", proc)
+        if cores is not None:  # serve's command workers inherited its core: they belong with the rest
+            for worker in children(proc.pid):
+                pin(worker, cores.rest)
         yield f"http://127.0.0.1:{port}{EVENTS_PATH}", proc.pid
     finally:
         await stop(proc)
@@ -129,15 +138,15 @@ async def bot_process(box: Sandbox, redis_url: str, command_workers: int) -> Asy
 
 
 @asynccontextmanager
-async def bare_bolt_process(box: Sandbox, mode: str = "") -> AsyncIterator[str]:
+async def bare_bolt_process(box: Sandbox, cores: Cores | None, mode: str = "") -> AsyncIterator[tuple[str, int]]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.bare_bolt", BARE_SECRET, box.slack.api_url, box.slack.bot_token, mode,
-        stdout=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, preexec_fn=pinned_at_start(cores.measured) if cores else None,
     )  # fmt: skip
     try:
         assert proc.stdout is not None
         endpoint = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip()
-        yield endpoint
+        yield endpoint, proc.pid
     finally:
         await stop(proc)
 
@@ -258,17 +267,41 @@ def _blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
     return list(json.loads(blocks) if isinstance(blocks, str) else blocks)
 
 
-async def main(requests: int, concurrency: int, rounds: int, redis_url: str, command_workers: int, cards: int) -> None:
-    async with sandbox(extra_config=BENCH_CONFIG) as box:
+@asynccontextmanager
+async def bench_redis(given: str | None) -> AsyncIterator[str]:
+    """``given``, or a private redis-server started from this process (so on its cores), without persistence
+    as a cache-only Redis runs; the bot's keys are removed after either."""
+    if given is not None:
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-redis-") as directory:
+        server = PrivateRedis(Path(directory), "--appendonly", "no")
+        await server.start()
+        try:
+            yield server.url
+        finally:
+            await server.stop()
+
+
+async def main(
+    requests: int, concurrency: int, rounds: int, redis_url: str | None, command_workers: int, cards: int
+) -> None:
+    cores = split()
+    if cores is not None:
+        pin(os.getpid(), cores.rest)  # this process, and all it starts unless told otherwise
+    async with bench_redis(redis_url) as bot_redis, sandbox(extra_config=BENCH_CONFIG) as box:
+        if cores is not None:
+            pin_samba(cores.rest)  # DCs kept running from an earlier start
         samples: dict[str, list[float]] = {BARE: [], BARE_BEFORE: [], "kerberos-bot": []}
+        cpu: dict[str, float] = dict.fromkeys(samples, 0.0)  # the server process's CPU seconds in its rounds
         reply_latencies: list[float] = []
         codes: dict[str, dict[str, int]] = {name: {} for name in samples}
         replies = 0
-        bot = bot_process(box, redis_url, command_workers)
+        bot = bot_process(box, bot_redis, command_workers, cores)
         async with (
             bot as (bot_endpoint, bot_pid),
-            bare_bolt_process(box) as bare_endpoint,
-            bare_bolt_process(box, "before-response") as bare_before_endpoint,
+            bare_bolt_process(box, cores) as (bare_endpoint, bare_pid),
+            bare_bolt_process(box, cores, "before-response") as (bare_before_endpoint, bare_before_pid),
         ):
             idle = memory_line(bot_pid)
             # warm-up: connections, msal token, LDAP binds, in every server
@@ -278,15 +311,17 @@ async def main(requests: int, concurrency: int, rounds: int, redis_url: str, com
             round_ratios: list[tuple[float, float]] = []
             for _ in range(rounds):
                 this_round: dict[str, list[float]] = {}
-                for name, endpoint, secret in (
-                    (BARE, bare_endpoint, BARE_SECRET),
-                    ("kerberos-bot", bot_endpoint, BOT_SECRET),
-                    (BARE_BEFORE, bare_before_endpoint, BARE_SECRET),
+                for name, endpoint, secret, pid in (
+                    (BARE, bare_endpoint, BARE_SECRET, bare_pid),
+                    ("kerberos-bot", bot_endpoint, BOT_SECRET, bot_pid),
+                    (BARE_BEFORE, bare_before_endpoint, BARE_SECRET, bare_before_pid),
                 ):
                     # the bot replies to every command; the bare app never does
                     replied_to = box if name == "kerberos-bot" else None
                     wait = 30.0 if replied_to is not None else 0.0
+                    used = cpu_seconds(pid)
                     result = await load(endpoint, secret, requests // rounds, concurrency, wait, replied_to)
+                    cpu[name] += cpu_seconds(pid) - used
                     samples[name] += result["latencies"]
                     this_round[name] = result["latencies"]
                     if name == "kerberos-bot":
@@ -307,11 +342,12 @@ async def main(requests: int, concurrency: int, rounds: int, redis_url: str, com
             f"ack latency, {requests} signed /kerberos status requests each, {concurrency} concurrent clients; "
             f"kerberos-bot serve --command-workers {command_workers}"
         )
-        print(f"{'target':<34}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}  HTTP statuses")
+        print(f"cores: {cores.describe()}" if cores else "cores: one, shared by everything (no fair split)")
+        print(f"{'target':<34}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}{'CPU/req ms':>12}  HTTP statuses")
         for name, values in samples.items():
             print(
                 f"{name:<34}{percentile(values, 50) * 1000:>10.1f}{percentile(values, 99) * 1000:>10.1f}"
-                f"{statistics.mean(values) * 1000:>10.1f}  {codes[name]}"
+                f"{statistics.mean(values) * 1000:>10.1f}{cpu[name] / len(values) * 1000:>12.2f}  {codes[name]}"
             )
         for baseline in (BARE, BARE_BEFORE):
             p50 = percentile(samples["kerberos-bot"], 50) / percentile(samples[baseline], 50)
@@ -363,7 +399,9 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per server (evens out drift)")
     parser.add_argument(
-        "--redis-url", default="redis://127.0.0.1:6379/13", help="the bot process's Redis (its keys are removed)"
+        "--redis-url",
+        default=None,
+        help="the bot process's Redis (its keys are removed); default: a private redis-server on the bench's cores",
     )
     parser.add_argument(
         "--command-workers", type=int, default=1, help="passed to kerberos-bot serve (0: the work runs in its process)"
