@@ -36,10 +36,10 @@ log = logging.getLogger(__name__)
 class OnceAck:
     """``ack`` that acknowledges once: the listener's own call wins, the boundary's is a no-op after it."""
 
-    def __init__(self, ack: AsyncAck) -> None:
+    def __init__(self, ack: AsyncAck, sent: asyncio.Future[None] | None = None) -> None:
         self._ack = ack
         self.done = False
-        self.sent = asyncio.Event()  # set once Bolt holds the acknowledgement to answer Slack with
+        self._sent = sent  # resolved once Bolt holds the acknowledgement to answer Slack with
 
     async def __call__(self, **kwargs: Any) -> None:
         if self.done:
@@ -48,7 +48,12 @@ class OnceAck:
         try:
             await self._ack(**kwargs)
         finally:
-            self.sent.set()
+            _resolve(self._sent)
+
+
+def _resolve(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
 
 
 Ack = Callable[..., Awaitable[None]]  # Bolt's AsyncAck or the boundary's OnceAck
@@ -141,16 +146,14 @@ def guard(where: str, listener: GuardedListener) -> BoltListener:
             await once()
 
     async def guarded(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        once = OnceAck(ack)
+        returned = asyncio.get_running_loop().create_future()  # the acknowledgement, or the listener's end
+        once = OnceAck(ack, returned)
         IN_FLIGHT.count += 1
         task = asyncio.create_task(carried_through(once, body, client))
         _CARRIED_ON.add(task)
         task.add_done_callback(_CARRIED_ON.discard)
-        acknowledged = asyncio.ensure_future(once.sent.wait())
-        try:
-            await asyncio.wait((task, acknowledged), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            acknowledged.cancel()
+        task.add_done_callback(lambda _: _resolve(returned))
+        await returned
 
     # the listener's own name for Bolt's logs and the manifest test; not functools.wraps, whose
     # __wrapped__ would make Bolt inject arguments by the inner signature

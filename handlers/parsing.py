@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -20,6 +21,19 @@ class ParsedCommand:
 
 
 VALUE_OPTIONS = frozenset({"top-level-names"})
+SHELL_QUOTING = re.compile(r"[\"'\\]")  # what makes shlex do more than split on its whitespace
+SHELL_WHITESPACE = re.compile(r"[ \t\r\n]+")  # shlex's whitespace (not str.split's, which is all of Unicode's)
+
+
+def split_words(text: str) -> list[str]:
+    """The words of a command, quoted as in a shell; without quotes or backslashes (nearly every command)
+    the same split as shlex's, without its character-by-character reader."""
+    if not SHELL_QUOTING.search(text):
+        return [word for word in SHELL_WHITESPACE.split(text) if word]
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f"Could not read that command ({exc}); check the quotes.") from exc
 
 
 def parse_command(text: str) -> ParsedCommand:
@@ -33,10 +47,7 @@ def parse_command(text: str) -> ParsedCommand:
         text, reason = head, tail.strip() or None
     elif text.endswith(" --"):
         text = text[:-3]
-    try:
-        tokens = shlex.split(text)
-    except ValueError as exc:
-        raise UsageError(f"Could not read that command ({exc}); check the quotes.") from exc
+    tokens = split_words(text)
     if not tokens:
         return ParsedCommand("help", reason=reason)
     name, rest = tokens[0].lower(), tokens[1:]

@@ -1,7 +1,10 @@
+import random
+import shlex
+
 import pytest
 
 from bot.domain.errors import UsageError
-from handlers.parsing import MAX_COMMAND_LENGTH, parse_command
+from handlers.parsing import MAX_COMMAND_LENGTH, parse_command, split_words
 
 
 def test_empty_text_means_help() -> None:
@@ -28,3 +31,14 @@ def test_unbalanced_quote_is_a_usage_error() -> None:
 def test_overlong_command_is_refused() -> None:
     with pytest.raises(UsageError, match="limit"):
         parse_command("status " + "a" * MAX_COMMAND_LENGTH)
+
+
+def test_the_quick_split_is_shlex_split_wherever_it_is_taken() -> None:
+    # split_words skips shlex for text without quotes or backslashes; it must split exactly as shlex would,
+    # Unicode's other spaces (a no-break space pasted from a chat) staying inside words as shlex keeps them
+    alphabet = ["a", "Z", "7", ".", "-", "--", "=", ",", "#", "*", "é", " ", "  ", "\t", "\n", "\r", "\xa0", "\u3000"]
+    rng = random.Random(20261207)
+    texts = ["", " ", "status", "  status   contoso.com ", "rotate\tcontoso.com\n--force", "a\xa0b c"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 24))) for _ in range(3000)]
+    for text in texts:
+        assert split_words(text) == shlex.split(text), repr(text)

@@ -12,12 +12,14 @@ last 30 minutes). The stream is capped, so a backlog with no worker cannot grow 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from bot.adapters.redis.batching import GroupWriter
 from bot.adapters.redis.client import store_errors
 from bot.adapters.redis.keys import KEYSPACE
 from bot.domain.ports import DeferredCommand
@@ -33,9 +35,7 @@ class RedisCommandQueue:
         self._key = f"{prefix}:commands"
         self._group_ready = False
         self._group_lock = asyncio.Lock()
-        self._batch: list[dict[str, str]] | None = None  # commands waiting for the next write
-        self._batch_written: asyncio.Future[None] | None = None
-        self._writers: set[asyncio.Task[None]] = set()
+        self._entries = GroupWriter(self._write)
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -53,41 +53,29 @@ class RedisCommandQueue:
             self._group_ready = True
 
     async def put(self, command: DeferredCommand) -> None:
-        """Returns once the command is in Redis. Commands put in the same turn of the event loop
-        (a burst) go out in one pipeline: one round trip for all of them instead of one each."""
+        """Returns once the command is in Redis. Commands put while another write is on the wire go out
+        together in the next pipeline (``batching.GroupWriter``)."""
         await self._ensure_group()  # before the first command, so no worker can miss it
-        fields = {
-            "text": command.text,
-            "user": command.user_id,
-            "channel": command.channel_id,
-            "reply_to": command.reply_to,
-            "request_id": command.request_id,
-            "queued_at": command.queued_at.isoformat(),
-            "team": command.team_id,
-            "app": command.app_id,
-            "mac": command.mac,
-        }
-        if self._batch is None or self._batch_written is None:
-            self._batch, self._batch_written = [], asyncio.get_running_loop().create_future()
-            writer = asyncio.create_task(self._write(self._batch, self._batch_written))
-            self._writers.add(writer)
-            writer.add_done_callback(self._writers.discard)
-        self._batch.append(fields)
-        await asyncio.shield(self._batch_written)  # one caller cancelled must not fail the others
+        await self._entries.submit(
+            {
+                "text": command.text,
+                "user": command.user_id,
+                "channel": command.channel_id,
+                "reply_to": command.reply_to,
+                "request_id": command.request_id,
+                "queued_at": command.queued_at.isoformat(),
+                "team": command.team_id,
+                "app": command.app_id,
+                "mac": command.mac,
+            }
+        )
 
-    async def _write(self, batch: list[dict[str, str]], written: asyncio.Future[None]) -> None:
-        await asyncio.sleep(0)  # the commands of this turn of the loop join the batch
-        self._batch = self._batch_written = None  # later commands start the next batch
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for fields in batch:
-                    pipe.xadd(self._key, fields, maxlen=MAX_BACKLOG, approximate=True)
-                await pipe.execute()
-        except Exception as exc:
-            written.set_exception(exc)
-            written.exception()  # every caller gets it through put(); nothing is left unretrieved
-        else:
-            written.set_result(None)
+    async def _write(self, entries: Sequence[dict[str, str]]) -> list[None]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for fields in entries:
+                pipe.xadd(self._key, fields, maxlen=MAX_BACKLOG, approximate=True)
+            await pipe.execute()
+        return [None] * len(entries)
 
     async def take(self, consumer: str, *, count: int, block_ms: int) -> list[DeferredCommand]:
         with store_errors("the command was not taken"):
