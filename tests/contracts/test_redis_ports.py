@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -61,6 +61,16 @@ async def test_a_burst_put_at_once_is_taken_whole(queue: CommandQueue) -> None:
     while batch := await queue.take("w", count=20, block_ms=10):
         taken += batch
     assert sorted(c.text for c in taken) == sorted(f"status {i}" for i in range(50))
+
+
+async def test_a_command_written_twice_is_taken_once(queue: CommandQueue) -> None:
+    # a write retried after its reply was lost (a timeout, a failover) leaves the same entry twice in the stream
+    once = command("rotate contoso.test --force")
+    other = replace(once, request_id="req-2")  # the same words typed again: another request
+    for entry in (once, once, other):
+        await queue.put(entry)
+    taken = await queue.take("w1", count=2, block_ms=10) + await queue.take("w2", count=5, block_ms=10)
+    assert taken == [once, other]  # the same words typed twice are two commands; one written twice is one
 
 
 @dataclass

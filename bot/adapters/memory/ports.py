@@ -5,6 +5,7 @@ survives a restart)."""
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -39,8 +40,10 @@ class MemoryNoticePreferences:
 class MemoryCommandQueue:
     """The command queue in memory (``CommandQueue``): taken by the process that put it."""
 
-    def __init__(self) -> None:
+    def __init__(self, remember: int = 10_000) -> None:
         self.queued: list[DeferredCommand] = []
+        self._taken: OrderedDict[DeferredCommand, None] = OrderedDict()  # the last ``remember`` taken
+        self._remember = remember
 
     async def put(self, command: DeferredCommand) -> None:
         self.queued.append(command)
@@ -49,7 +52,14 @@ class MemoryCommandQueue:
         taken, self.queued = self.queued[:count], self.queued[count:]
         if not taken:
             await asyncio.sleep(block_ms / 1000)
-        return taken
+        firsts = []
+        for command in taken:  # a command put twice is taken once, as in Redis
+            if command not in self._taken:
+                firsts.append(command)
+                self._taken[command] = None
+        while len(self._taken) > self._remember:
+            self._taken.popitem(last=False)
+        return firsts
 
 
 class MemoryRateLimiter:

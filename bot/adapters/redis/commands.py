@@ -2,16 +2,20 @@
 
 Keys (``P`` is the configured prefix):
     P:commands   stream: acknowledged slash commands waiting for their follow-up work (group "command-workers")
+    P:commands:taken:<digest>   an entry taken (an hour): its copy from a retried write is dropped
 
 A command is acknowledged to Redis as soon as a worker takes it (at most once): redoing a command a
 crashed worker had half done could post a second approval request, which is worse than asking the
-user to type it again. Workers drop commands too old to answer (Slack's response URLs
+user to type it again. A write retried after a timeout can leave an entry twice; the copy is dropped when
+taken, so exactly once. Workers drop commands too old to answer (Slack's response URLs
 last 30 minutes). The stream is capped, so a backlog with no worker cannot grow without bound.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +30,7 @@ from bot.domain.ports import DeferredCommand
 
 GROUP = "command-workers"
 MAX_BACKLOG = 10_000
+TAKEN_MARK_SECONDS = 3600  # longer than a queued command stays worth answering (response URLs last 30 minutes)
 
 
 class RedisCommandQueue:
@@ -33,6 +38,7 @@ class RedisCommandQueue:
         # redis-py's annotations ignore decode_responses=True; every reply here is str by construction
         self._redis: Any = client
         self._key = f"{prefix}:commands"
+        self._taken = f"{prefix}:commands:taken"
         self._group_ready = False
         self._group_lock = asyncio.Lock()
         self._entries = GroupWriter(self._write)
@@ -83,13 +89,12 @@ class RedisCommandQueue:
             answer = await self._redis.xreadgroup(
                 GROUP, consumer, {self._key: ">"}, count=count, block=block_ms or None
             )
-            for _stream, messages in answer or []:
-                if messages:  # at most once: settled as soon as taken, and deleted (no acknowledged backlog)
-                    ids = [message_id for message_id, _ in messages]
-                    await self._redis.xack(self._key, GROUP, *ids)
-                    await self._redis.xdel(self._key, *ids)
+            messages = [message for _stream, batch in answer or [] for message in batch]
+            if messages:  # at most once: settled as soon as taken, and deleted (no acknowledged backlog)
+                firsts = await self._settle(messages)
+                messages = [message for message, first in zip(messages, firsts, strict=True) if first]
         commands: list[DeferredCommand] = []
-        for _stream, messages in answer or []:
+        if messages:
             for _id, fields in messages:
                 commands.append(
                     DeferredCommand(
@@ -106,6 +111,19 @@ class RedisCommandQueue:
                 )
         return commands
 
+    async def _settle(self, messages: list[tuple[str, dict[str, str]]]) -> list[bool]:
+        """Acknowledge and delete ``messages``, and mark each as taken: True for an entry taken the first time.
+        A write retried after its reply was lost (a timeout, a failover) may have left the same entry twice;
+        its copy finds the mark and is dropped, so a command is never run twice."""
+        ids = [message_id for message_id, _ in messages]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xack(self._key, GROUP, *ids)
+            pipe.xdel(self._key, *ids)
+            for _id, fields in messages:
+                pipe.set(f"{self._taken}:{entry_digest(fields)}", "1", nx=True, ex=TAKEN_MARK_SECONDS)
+            replies = await pipe.execute()
+        return [bool(reply) for reply in replies[2:]]
+
     @property
     def key(self) -> str:
         return self._key
@@ -117,6 +135,11 @@ class RedisCommandQueue:
             if group.get("name") == GROUP:
                 return int(group.get("lag") or 0)
         return 0
+
+
+def entry_digest(fields: dict[str, str]) -> str:
+    """What an entry says, as one value: two commands differ at least in their request id and queue time."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:40]
 
 
 def _parse_time(value: str) -> datetime:
