@@ -42,6 +42,7 @@ from bench.cores import Cores, cpu_seconds, pin, pin_samba, pinned_at_start, spl
 from bot.adapters.redis.client import connect
 from bot.entrypoints.web import EVENTS_PATH
 
+SERVE_LOG = Path(tempfile.gettempdir()) / "kerberos-bot-bench-serve.log"  # serve's and its workers' log lines
 BARE_SECRET = "bare-bolt-signing-secret"
 BOT_SECRET = "bench-bot-signing-secret"
 
@@ -70,6 +71,16 @@ async def wait_healthy(url: str, proc: asyncio.subprocess.Process, timeout: floa
                         return
             await asyncio.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout:g} s")
+
+
+def warnings_in(log: Path) -> list[str]:
+    """The warning and error lines of a JSON-lines log."""
+    found = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if log.exists() else []:
+        with contextlib.suppress(ValueError):
+            if json.loads(line).get("level") in ("warning", "error", "critical"):
+                found.append(line[:300])
+    return found
 
 
 def rss_mib(pid: int) -> float:
@@ -106,7 +117,7 @@ async def bot_process(
     box: Sandbox, redis_url: str, command_workers: int, cores: Cores | None
 ) -> AsyncIterator[tuple[str, int]]:
     """``kerberos-bot serve`` on the sandbox's configuration, alone in its process (logs as in production,
-    JSON at INFO, to /dev/null)."""
+    JSON at INFO, to ``SERVE_LOG``)."""
     port, health_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -119,7 +130,7 @@ async def bot_process(
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
         "--health-port", str(health_port), "--command-workers", str(command_workers),
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=SERVE_LOG.open("wb"),
         preexec_fn=pinned_at_start(cores.measured) if cores else None,
     )  # fmt: skip
     try:
@@ -359,6 +370,10 @@ async def main(
             f"p99 ratio {spread([r[1] for r in round_ratios])}"
         )
         print(f"status replies delivered to response URLs: {replies} of {len(samples['kerberos-bot'])}")
+        if replies < len(samples["kerberos-bot"]):
+            print(f"  some never came: serve's log (its workers' too) is {SERVE_LOG}; its last warnings and errors:")
+            for line in warnings_in(SERVE_LOG)[-5:]:
+                print(f"  {line}")
         if reply_latencies:
             print(
                 f"reply latency (command sent to its answer at the response URL): p50 "
