@@ -15,8 +15,9 @@ from bot.adapters.redis.client import connect
 from bot.adapters.redis.commands import RedisCommandQueue
 from bot.adapters.redis.preferences import RedisNoticePreferences
 from bot.adapters.redis.rate import RedisRateLimiter
+from bot.adapters.redis.replay import RedisReplayGuard
 from bot.adapters.redis.sign_in_tickets import RedisSignInTickets
-from bot.domain.ports import CommandQueue, DeferredCommand, NoticePreferences, RateLimiter
+from bot.domain.ports import CommandQueue, DeferredCommand, NoticePreferences, RateLimiter, ReplayGuard
 from bot.domain.verification import SignInTickets
 from tests.support.fake_approvals import FakeSignInTickets
 from tests.support.fakes import FakeCommandQueue, FakeNoticePreferences, FakeRateLimiter
@@ -141,15 +142,18 @@ async def test_a_bucket_gives_its_capacity_then_says_how_long_to_wait_and_refill
     assert await limiter.take("click:U0BOB", capacity=3, per_second=0.5, at=now + timedelta(seconds=2)) == 0.0
 
 
-async def test_a_burst_of_replays_lets_exactly_one_through(prefix: str) -> None:
-    from bot.adapters.redis.replay import RedisReplayGuard
-
-    client = connect(REDIS_URL)
-    guard = RedisReplayGuard(client, prefix)
-    answers = await asyncio.gather(*(guard.first_time("1700000000", "v0=abc") for _ in range(20)))
-    others = await asyncio.gather(*(guard.first_time("1700000000", f"v0={i}") for i in range(5)))
+@pytest.fixture(params=["redis", "cluster"])
+async def replay_guard(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[ReplayGuard]:
+    client, keyspace = redis_of(request, prefix)
+    yield RedisReplayGuard(client, keyspace)
     await client.aclose()
+
+
+async def test_a_burst_of_replays_lets_exactly_one_through(replay_guard: ReplayGuard) -> None:
+    answers = await asyncio.gather(*(replay_guard.first_time("1700000000", "v0=abc") for _ in range(20)))
+    others = await asyncio.gather(*(replay_guard.first_time("1700000000", f"v0={i}") for i in range(5)))
     assert answers.count(True) == 1 and all(others)
+    assert not await replay_guard.first_time("1700000000", "v0=3")  # remembered after its burst, too
 
 
 @pytest.fixture(params=["fake", "redis", "cluster"])

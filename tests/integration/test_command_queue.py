@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bot.adapters.redis.client import connect
-from bot.adapters.redis.commands import GROUP, RedisCommandQueue
+from bot.adapters.redis.commands import GROUP, RedisCommandQueue, entry_fields
 from bot.domain.ports import DeferredCommand
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -113,7 +114,7 @@ async def test_an_entry_written_to_the_stream_by_anyone_else_never_runs(client: 
     await queue.put(fresh)  # the bot's own (makes the stream and its group)
     # a Redis writer's entries: a freeze in an approver's name, with the reply to an address of its choosing;
     # one unsigned, one with a MAC copied from the genuine entry
-    [genuine] = [f async for f in _entries(client, raw.key)]
+    [genuine] = [entry_fields(f) async for f in _entries(client, raw.key)]
     forged: dict[Any, Any] = {
         "text": "freeze contoso.test 2054-01-01 -- x",
         "user": "U0BOB",
@@ -124,15 +125,17 @@ async def test_an_entry_written_to_the_stream_by_anyone_else_never_runs(client: 
         "team": "",
         "app": "",
     }
-    await client.xadd(raw.key, forged)
+    await client.xadd(raw.key, forged)  # as entries were written before they were one JSON document
     await client.xadd(raw.key, {**forged, "mac": genuine["mac"]})
+    await client.xadd(raw.key, {"entry": json.dumps({**forged, "mac": genuine["mac"]})})  # as they are now
+    await client.xadd(raw.key, {"entry": "{not json"})
     ran: list[DeferredCommand] = []
 
     async def work(deferred: DeferredCommand) -> None:
         ran.append(deferred)
 
     worker = CommandWorker(work, queue, "w1", block_ms=50)
-    for _ in range(3):
+    for _ in range(5):
         await worker.run_once()
     await worker.drain()
     assert [c.text for c in ran] == ["status contoso.test"]  # only the bot's own entry ran
