@@ -13,7 +13,7 @@ request when the msal cache is warm).
 Then it files requests through the bot and clicks Approve on each (``bench/clickgen.py``, 50 clients):
 the time from a click to the card's update at the Slack stand-in.
 
-usage: python -m bench.ack_latency [--requests 2000] [--concurrency 50] [--rounds 4] [--command-workers 1]
+usage: python -m bench.ack_latency [--requests 2000] [--concurrency 50] [--rounds 10] [--command-workers 1]
                                    [--cards 200]
 """
 
@@ -38,7 +38,7 @@ import aiohttp
 from kerberos_sandbox.redis_server import PrivateRedis
 from kerberos_sandbox.sandbox import Sandbox, sandbox
 
-from bench.cores import Cores, cpu_seconds, pin, pin_samba, pinned_at_start, split
+from bench.cores import STAND_IN_NICE, Cores, cpu_seconds, pin, pin_samba, pinned_at_start, set_nice, split
 from bot.adapters.redis.client import connect
 from bot.entrypoints.web import EVENTS_PATH
 
@@ -131,7 +131,7 @@ async def bot_process(
         sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
         "--health-port", str(health_port), "--command-workers", str(command_workers),
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=SERVE_LOG.open("wb"),
-        preexec_fn=pinned_at_start(cores.measured) if cores else None,
+        preexec_fn=pinned_at_start(cores.measured if cores else None),
     )  # fmt: skip
     try:
         await wait_healthy(f"http://127.0.0.1:{health_port}/healthz", proc)
@@ -152,7 +152,7 @@ async def bot_process(
 async def bare_bolt_process(box: Sandbox, cores: Cores | None, mode: str = "") -> AsyncIterator[tuple[str, int]]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.bare_bolt", BARE_SECRET, box.slack.api_url, box.slack.bot_token, mode,
-        stdout=asyncio.subprocess.PIPE, preexec_fn=pinned_at_start(cores.measured) if cores else None,
+        stdout=asyncio.subprocess.PIPE, preexec_fn=pinned_at_start(cores.measured if cores else None),
     )  # fmt: skip
     try:
         assert proc.stdout is not None
@@ -198,6 +198,7 @@ async def load(
         str(reply_wait),
         *reply_base,
         stdout=asyncio.subprocess.PIPE,
+        preexec_fn=pinned_at_start(None),  # at normal priority, beside this process's stand-ins
     )
     out, _ = await proc.communicate()
     result: dict[str, Any] = json.loads(out)
@@ -259,7 +260,7 @@ async def click_to_card(
     updates_before = len(box.slack.api_calls("chat.update"))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.clickgen", endpoint, BOT_SECRET, str(concurrency),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, preexec_fn=pinned_at_start(None),
     )  # fmt: skip
     out, _ = await proc.communicate(json.dumps(clicks).encode())
     clicked = json.loads(out)
@@ -288,6 +289,7 @@ async def bench_redis(given: str | None) -> AsyncIterator[str]:
     with tempfile.TemporaryDirectory(prefix="bench-redis-") as directory:
         server = PrivateRedis(Path(directory), "--appendonly", "no")
         await server.start()
+        set_nice(server.pid, 0)  # started by this process, whose stand-ins run lower
         try:
             yield server.url
         finally:
@@ -300,6 +302,9 @@ async def main(
     cores = split()
     if cores is not None:
         pin(os.getpid(), cores.rest)  # this process, and all it starts unless told otherwise
+    set_nice(
+        os.getpid(), STAND_IN_NICE
+    )  # its Entra and Slack stand-ins (and the DCs it starts) stand for remote services
     async with bench_redis(redis_url) as bot_redis, sandbox(extra_config=BENCH_CONFIG) as box:
         if cores is not None:
             pin_samba(cores.rest)  # DCs kept running from an earlier start
@@ -354,6 +359,7 @@ async def main(
             f"kerberos-bot serve --command-workers {command_workers}"
         )
         print(f"cores: {cores.describe()}" if cores else "cores: one, shared by everything (no fair split)")
+        print(f"priority: the DCs and the Entra and Slack stand-ins at nice {STAND_IN_NICE}, the rest at 0")
         print(f"{'target':<34}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}{'CPU/req ms':>12}  HTTP statuses")
         for name, values in samples.items():
             print(
@@ -412,7 +418,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per server (evens out drift)")
+    parser.add_argument(
+        "--rounds", type=int, default=10, help="alternating rounds per server: the machine's drift falls on both alike"
+    )
     parser.add_argument(
         "--redis-url",
         default=None,
