@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 import aiohttp
-from kerberos_sandbox.slack_standin import block_actions_payload, interaction_form, send_slash_command
+from kerberos_sandbox.slack_requests import block_actions_payload, interaction_form, send_slash_command
 
 from handlers.views.cards import APPROVE_ACTION
 

@@ -22,7 +22,7 @@ import uuid
 
 import aiohttp
 from aiohttp import web
-from kerberos_sandbox.slack_standin import send_slash_command, slash_command_form
+from kerberos_sandbox.slack_requests import send_slash_command, slash_command_form
 
 from bot.entrypoints.web import start_site
 

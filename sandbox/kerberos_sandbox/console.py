@@ -37,7 +37,8 @@ from kerberos_sandbox.entra_people import SANDBOX_PASSWORD
 from kerberos_sandbox.render import render_card, render_message
 from kerberos_sandbox.sandbox import Sandbox
 from kerberos_sandbox.sign_in_client import SignInWalker
-from kerberos_sandbox.slack_standin import RecordedCall, block_actions_payload, view_submission_payload
+from kerberos_sandbox.slack_requests import block_actions_payload, view_submission_payload
+from kerberos_sandbox.slack_standin import RecordedCall
 
 PEOPLE = {"alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL", "dave": "U0DAVE", "mallory": "U0MALLORY"}
 NAMES = {user: name for name, user in PEOPLE.items()}

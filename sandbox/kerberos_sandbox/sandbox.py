@@ -33,15 +33,15 @@ from bot.entrypoints.web import EVENTS_PATH, bind_socket, start_site
 from kerberos_sandbox.entra_standin import EntraStandIn
 from kerberos_sandbox.redis_server import PrivateRedis
 from kerberos_sandbox.redis_server import answers as redis_answers
-from kerberos_sandbox.slack_standin import (
+from kerberos_sandbox.slack_requests import (
     AckResult,
-    SlackStandIn,
     event_body,
     interaction_form,
     send_slash_command,
     signed_headers,
     slash_command_form,
 )
+from kerberos_sandbox.slack_standin import SlackStandIn
 
 SCRIPTS = Path(str(files("kerberos_sandbox") / "scripts"))  # installed as files, never zipped
 SAMBA_SCRIPT = SCRIPTS / "samba-dc.sh"

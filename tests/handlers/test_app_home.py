@@ -11,7 +11,8 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
-from kerberos_sandbox.slack_standin import SlackStandIn, event_body, interaction_form, signed_headers
+from kerberos_sandbox.slack_requests import event_body, interaction_form, signed_headers
+from kerberos_sandbox.slack_standin import SlackStandIn
 
 from bot.domain.approvals import Action, ActionPolicy, RequestState
 from bot.services.container import BotServices

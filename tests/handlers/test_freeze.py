@@ -7,7 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-from kerberos_sandbox.slack_standin import SlackStandIn, send_slash_command, slash_command_form
+from kerberos_sandbox.slack_requests import send_slash_command, slash_command_form
+from kerberos_sandbox.slack_standin import SlackStandIn
 
 from bot.services.changes.holds import freeze_record
 from bot.services.container import BotServices

@@ -18,14 +18,14 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-from kerberos_sandbox.slack_standin import (
-    SlackStandIn,
+from kerberos_sandbox.slack_requests import (
     block_actions_payload,
     interaction_form,
     signed_headers,
     slash_command_form,
     view_submission_payload,
 )
+from kerberos_sandbox.slack_standin import SlackStandIn
 
 from bot.adapters.slack.groups import SlackUserGroups
 from bot.bootstrap.adapters import slack_client

@@ -11,7 +11,8 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
-from kerberos_sandbox.slack_standin import SlackStandIn, send_slash_command, slash_command_form
+from kerberos_sandbox.slack_requests import send_slash_command, slash_command_form
+from kerberos_sandbox.slack_standin import SlackStandIn
 
 from bot.domain.approvals import Action, ActionPolicy
 from bot.services.container import BotServices

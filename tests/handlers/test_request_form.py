@@ -13,8 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from kerberos_sandbox.slack_standin import (
-    SlackStandIn,
+from kerberos_sandbox.slack_requests import (
     interaction_form,
     send_slash_command,
     shortcut_payload,
@@ -22,6 +21,7 @@ from kerberos_sandbox.slack_standin import (
     slash_command_form,
     view_submission_payload,
 )
+from kerberos_sandbox.slack_standin import SlackStandIn
 
 from bot.domain.model import OnPremState
 from bot.services.container import BotServices

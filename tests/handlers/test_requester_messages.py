@@ -9,11 +9,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-from kerberos_sandbox.slack_standin import (
-    SlackStandIn,
-    send_slash_command,
-    slash_command_form,
-)
+from kerberos_sandbox.slack_requests import send_slash_command, slash_command_form
+from kerberos_sandbox.slack_standin import SlackStandIn
 
 from bot.bootstrap.adapters import slack_client
 from bot.domain.approvals import Action, ActionPolicy

@@ -9,14 +9,14 @@ from dataclasses import replace
 from datetime import timedelta
 
 import aiohttp
-from kerberos_sandbox.slack_standin import (
-    SlackStandIn,
+from kerberos_sandbox.slack_requests import (
     block_actions_payload,
     interaction_form,
     send_slash_command,
     signed_headers,
     slash_command_form,
 )
+from kerberos_sandbox.slack_standin import SlackStandIn
 
 from bot.adapters.slack.origin import SlackOrigins
 from bot.bootstrap.adapters import slack_client

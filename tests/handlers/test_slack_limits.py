@@ -8,14 +8,14 @@ import json
 from datetime import timedelta
 
 import aiohttp
-from kerberos_sandbox.slack_standin import (
-    SlackStandIn,
+from kerberos_sandbox.slack_requests import (
     block_actions_payload,
     interaction_form,
     send_slash_command,
     signed_headers,
     slash_command_form,
 )
+from kerberos_sandbox.slack_standin import SlackStandIn
 
 from bot.adapters.slack.web import slack_web_client
 from bot.bootstrap.slack import SlackAccess, WorkerPlan, assemble_bot

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
-from kerberos_sandbox.slack_standin import SlackStandIn, send_slash_command, signed_headers, slash_command_form
+from kerberos_sandbox.slack_requests import send_slash_command, signed_headers, slash_command_form
+from kerberos_sandbox.slack_standin import SlackStandIn
 
 from bot.domain.errors import DirectoryUnavailable, EntraThrottled
 from bot.domain.gpo import KdcProxySetting

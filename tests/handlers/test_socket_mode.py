@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
 
 import pytest
-from kerberos_sandbox.slack_standin import SlackStandIn, slash_command_form
+from kerberos_sandbox.slack_requests import slash_command_form
+from kerberos_sandbox.slack_standin import SlackStandIn
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.bootstrap.adapters import slack_client

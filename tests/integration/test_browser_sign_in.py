@@ -18,7 +18,7 @@ import pytest
 from kerberos_sandbox.entra_people import SANDBOX_MFA_CODE, SANDBOX_PASSWORD
 from kerberos_sandbox.sandbox import Sandbox, sandbox
 from kerberos_sandbox.sign_in_client import SignInWalker
-from kerberos_sandbox.slack_standin import block_actions_payload
+from kerberos_sandbox.slack_requests import block_actions_payload
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from kerberos_sandbox.sandbox import Sandbox
-from kerberos_sandbox.slack_standin import block_actions_payload, view_submission_payload
+from kerberos_sandbox.slack_requests import block_actions_payload, view_submission_payload
 
 from bot.adapters.redis.client import connect
 from bot.domain.approvals import ChangeRequest, RequestState

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from kerberos_sandbox.slack_standin import send_slash_command, slash_command_form
+from kerberos_sandbox.slack_requests import send_slash_command, slash_command_form
 
 from tests.support.samba import sandbox_domains
 

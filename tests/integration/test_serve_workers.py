@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from kerberos_sandbox.sandbox import Sandbox, sandbox
-from kerberos_sandbox.slack_standin import send_slash_command, slash_command_form
+from kerberos_sandbox.slack_requests import send_slash_command, slash_command_form
 
 from bot.adapters.redis.client import connect
 from tests.support.samba import sandbox_domains

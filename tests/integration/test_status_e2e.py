@@ -147,7 +147,7 @@ async def test_the_slack_listener_serves_nothing_but_slacks_endpoint(seeded: San
 
 
 async def test_a_replayed_slack_request_is_refused(seeded: Sandbox) -> None:
-    from kerberos_sandbox.slack_standin import send_slash_command, signed_headers, slash_command_form
+    from kerberos_sandbox.slack_requests import send_slash_command, signed_headers, slash_command_form
 
     form = slash_command_form("gpo", response_url=seeded.slack.new_response_url())
     headers = signed_headers(seeded.signing_secret, form)

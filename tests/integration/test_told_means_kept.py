@@ -20,7 +20,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 from kerberos_sandbox.redis_ha import Sentinels
-from kerberos_sandbox.slack_standin import SlackStandIn, block_actions_payload, interaction_form, send_slash_command
+from kerberos_sandbox.slack_requests import block_actions_payload, interaction_form, send_slash_command
+from kerberos_sandbox.slack_standin import SlackStandIn
 
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 from kerberos_sandbox.sandbox import SANDBOX_GROUPS, Sandbox, seed
-from kerberos_sandbox.slack_standin import (
+from kerberos_sandbox.slack_requests import (
     block_actions_payload,
     interaction_form,
     send_slash_command,

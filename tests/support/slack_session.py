@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from kerberos_sandbox.slack_standin import (
-    SlackStandIn,
+from kerberos_sandbox.slack_requests import (
     block_actions_payload,
     interaction_form,
     send_slash_command,
     signed_headers,
     slash_command_form,
 )
+from kerberos_sandbox.slack_standin import SlackStandIn
 
 from bot.services.changes.engine import ChangeEngine
 from handlers.views.cards import APPROVE_ACTION
