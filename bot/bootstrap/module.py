@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from bot.adapters.kerberos_module.emulator.cloud_store import CloudKerberosDomainStore
 from bot.adapters.kerberos_module.emulator.module import EmulatedDomain, KerberosModuleEmulator
 from bot.adapters.kerberos_module.emulator.on_prem import EmulatedOnPremModule
-from bot.adapters.kerberos_module.remoting.calls import ModuleCredentials, RemotingTarget, Timeouts
+from bot.adapters.kerberos_module.remoting.calls import ModuleCredentials, RemotingSecrets, RemotingTarget, Timeouts
 from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule
 from bot.adapters.kerberos_module.remoting.winrm_kerberos import use_krb5_config
 from bot.bootstrap.adapters import entra_app, ldap_endpoint, secret_of
@@ -41,10 +41,11 @@ def build_emulator(config: BotConfig, directories: Mapping[str, ActiveDirectory]
 
 
 def build_remoting(remoting: RemotingConfig) -> RemotingKerberosModule:
-    """The real module on the Windows management host; secrets are resolved here, once."""
-    where = "kerberos_module.remoting"
+    """The real module on the Windows management host; secrets are resolved here, and again every
+    ``reread_secrets_minutes`` where their source can change under a running bot (a file, Key Vault)."""
     if remoting.krb5_conf is not None:
         use_krb5_config(remoting.krb5_conf)  # process-global: before the first Kerberos call
+    secrets = remoting_secrets(remoting)
     target = RemotingTarget(
         host=remoting.host,
         port=remoting.port,
@@ -54,24 +55,20 @@ def build_remoting(remoting: RemotingConfig) -> RemotingKerberosModule:
         else remoting.cert_validation,
         auth=remoting.auth,
         username=remoting.username,
-        password=secret_of(remoting.password, f"{where}.password") if remoting.password else None,
+        password=secrets.password,
         configuration_name=remoting.session_configuration,
         connect_timeout_seconds=remoting.connect_timeout_seconds,
         keytab=str(remoting.keytab) if remoting.keytab is not None else None,
         spn_hostname=remoting.spn_hostname,
         spn_service=remoting.spn_service,
     )
-    credentials = None  # mode = "jea": the endpoint's functions hold the rights; nothing is sent
-    if remoting.domain_credential is not None and remoting.cloud_credential is not None:
-        credentials = ModuleCredentials(
-            domain_user=remoting.domain_credential.user,
-            domain_password=secret_of(remoting.domain_credential.password, f"{where}.domain_credential.password"),
-            cloud_user=remoting.cloud_credential.user,
-            cloud_password=secret_of(remoting.cloud_credential.password, f"{where}.cloud_credential.password"),
-        )
+    sources = [remoting.password] + [c.password for c in (remoting.domain_credential, remoting.cloud_credential) if c]
+    rotatable = any(s is not None and (s.file is not None or s.key_vault is not None) for s in sources)
     return RemotingKerberosModule(
         target,
-        credentials,
+        secrets.credentials,
+        secrets_again=(lambda: remoting_secrets(remoting)) if rotatable else None,
+        secrets_every=remoting.reread_secrets_minutes * 60,
         min_module_version=remoting.min_module_version,
         endpoint=remoting.endpoint,
         concurrency=remoting.concurrency,
@@ -81,3 +78,18 @@ def build_remoting(remoting: RemotingConfig) -> RemotingKerberosModule:
             check=remoting.check_timeout_seconds,
         ),
     )
+
+
+def remoting_secrets(remoting: RemotingConfig) -> RemotingSecrets:
+    """The WinRM password and the module's credentials, read from their sources now."""
+    where = "kerberos_module.remoting"
+    credentials = None  # mode = "jea": the endpoint's functions hold the rights; nothing is sent
+    if remoting.domain_credential is not None and remoting.cloud_credential is not None:
+        credentials = ModuleCredentials(
+            domain_user=remoting.domain_credential.user,
+            domain_password=secret_of(remoting.domain_credential.password, f"{where}.domain_credential.password"),
+            cloud_user=remoting.cloud_credential.user,
+            cloud_password=secret_of(remoting.cloud_credential.password, f"{where}.cloud_credential.password"),
+        )
+    password = secret_of(remoting.password, f"{where}.password") if remoting.password else None
+    return RemotingSecrets(password, credentials)

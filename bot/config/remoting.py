@@ -55,6 +55,13 @@ class RemotingConfig(Strict):
     domain_credential: ModuleCredential | None = None
     cloud_credential: ModuleCredential | None = None
     concurrency: int = Field(default=1, ge=1, le=8, description="module calls at once on this host")
+    reread_secrets_minutes: float = Field(
+        default=5.0,
+        ge=0,
+        le=1440,
+        description="how often password, domain_credential and cloud_credential are read again where they are files "
+        "or Key Vault secrets, so that one rotated at its source is used without a restart; 0: before every call",
+    )
     connect_timeout_seconds: float = Field(default=10.0, gt=0)
     read_timeout_seconds: float = Field(default=60.0, gt=0, description="Get-AzureAdKerberosServer")
     change_timeout_seconds: float = Field(default=180.0, gt=0, description="Set-/Remove-: a rotation can take a minute")

@@ -10,6 +10,7 @@ import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -18,13 +19,14 @@ from bot.adapters.kerberos_module.remoting.calls import (
     MODULE_SCRIPT,
     RUN_SCRIPT,
     ModuleCredentials,
+    RemotingSecrets,
     RemotingTarget,
     Timeouts,
 )
 from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule
 from bot.bootstrap.module import build_remoting
 from bot.config import RemotingConfig
-from bot.domain.errors import KerberosModuleError
+from bot.domain.errors import ConfigurationError, KerberosModuleError
 from bot.domain.hints import hint
 from bot.domain.ports import SetServerOptions
 from bot.entrypoints.check import check_remoting
@@ -155,6 +157,45 @@ async def test_wrong_remoting_password(host: tuple[FakeWinRM, int]) -> None:
 async def test_nothing_listening() -> None:
     with pytest.raises(KerberosModuleError, match=r"Cannot connect to the management host 127\.0\.0\.1:\d+"):
         await runner(free_port()).get_server("contoso.com")
+
+
+async def test_secrets_rotated_at_their_source_are_used_from_the_next_call(
+    host: tuple[FakeWinRM, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    state, port = host
+    state.answer = lambda _: Answer(output=(SAMPLE,))
+    source: dict[str, Any] = {"password": REMOTING_PASSWORD, "credentials": CREDENTIALS, "readable": True}
+
+    def read_again() -> RemotingSecrets:
+        if not source["readable"]:
+            raise ConfigurationError("kerberos_module.remoting.password: cannot read secret file /run/secrets/winrm")
+        return RemotingSecrets(source["password"], source["credentials"])
+
+    module = runner(port, secrets_again=read_again, secrets_every=0)
+    await module.get_server("contoso.com")
+    # rotated at the source and on the host: the old password is refused from now on
+    rotated = ModuleCredentials(
+        CREDENTIALS.domain_user, "Domain-R0tated-pw", CREDENTIALS.cloud_user, "Cloud-R0tated-pw"
+    )
+    source.update(password="Rotated-Passw0rd!", credentials=rotated)
+    state.password = "Rotated-Passw0rd!"
+    with caplog.at_level(logging.DEBUG):
+        await module.get_server("contoso.com")
+        assert state.pipelines[-1].parameters["DomainCredential"] == (rotated.domain_user, rotated.domain_password)
+        assert state.pipelines[-1].parameters["CloudCredential"] == (rotated.cloud_user, rotated.cloud_password)
+        # a source that cannot be read keeps the secrets in use, and says so
+        source["readable"] = False
+        await module.get_server("contoso.com")
+    assert "changed at their source" in caplog.text and "could not read the secrets" in caplog.text
+    assert not any(s in caplog.text for s in ("Rotated-Passw0rd!", "Domain-R0tated-pw", "Cloud-R0tated-pw"))
+
+
+def test_secrets_are_read_again_only_where_their_source_can_change(tmp_path: Path) -> None:
+    password_file = tmp_path / "winrm-password"
+    password_file.write_text(REMOTING_PASSWORD)
+    from_file = remoting_config(5986, password={"file": str(password_file)}, reread_secrets_minutes=0)
+    assert build_remoting(from_file).rereads_secrets
+    assert not build_remoting(remoting_config(5986)).rereads_secrets  # inline (the sandbox's) values only
 
 
 async def test_a_call_past_its_deadline_is_stopped(host: tuple[FakeWinRM, int]) -> None:

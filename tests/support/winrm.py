@@ -367,7 +367,8 @@ def _fault(relates_to: str) -> bytes:
 
 
 def _handler(state: FakeWinRM, bindings: GssChannelBindings | None) -> type[BaseHTTPRequestHandler]:
-    expected_basic = "Basic " + base64.b64encode(f"{state.username}:{state.password}".encode()).decode()
+    def expected_basic() -> str:  # the account's password as the host holds it now (a test may rotate it)
+        return "Basic " + base64.b64encode(f"{state.username}:{state.password}".encode()).decode()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # NTLM and Kerberos authenticate the connection, so keep it open
@@ -415,7 +416,7 @@ def _handler(state: FakeWinRM, bindings: GssChannelBindings | None) -> type[Base
             if state.kerberos:
                 return self._negotiate(header, "negotiate", ("Negotiate", "Kerberos"))
             if not state.ntlm:
-                if header == expected_basic:
+                if header == expected_basic():
                     return True
                 self._send(401, b"", {"WWW-Authenticate": 'Basic realm="WSMAN"'})
                 return False

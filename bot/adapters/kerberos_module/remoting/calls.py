@@ -94,6 +94,15 @@ class ModuleCredentials:
 
 
 @dataclass(frozen=True)
+class RemotingSecrets:
+    """What the bot sends that can be rotated at its source: the WinRM password and the module's credentials
+    (None with a keytab, or with a JEA endpoint)."""
+
+    password: str | None = field(repr=False)
+    credentials: ModuleCredentials | None
+
+
+@dataclass(frozen=True)
 class Timeouts:
     """Seconds per kind of call; a rotation writes AD and Entra and can take a minute."""
 

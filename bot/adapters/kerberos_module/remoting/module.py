@@ -22,7 +22,8 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import requests
@@ -35,6 +36,7 @@ from bot.adapters.kerberos_module.remoting.calls import (
     MODULE_SCRIPT,
     ModuleCredentials,
     ModuleInfo,
+    RemotingSecrets,
     RemotingTarget,
     ScriptCall,
     ScriptResult,
@@ -46,7 +48,7 @@ from bot.adapters.kerberos_module.remoting.calls import (
 )
 from bot.adapters.kerberos_module.remoting.failures import transport_failure
 from bot.adapters.threads import run_in
-from bot.domain.errors import KerberosModuleError
+from bot.domain.errors import KerberosBotError, KerberosModuleError
 from bot.domain.hints import hint
 from bot.domain.model import KerberosServerReport
 from bot.domain.ports import SetServerOptions
@@ -100,12 +102,19 @@ class RemotingKerberosModule:
         endpoint: int | None = None,
         concurrency: int = 1,
         timeouts: Timeouts | None = None,
+        secrets_again: Callable[[], RemotingSecrets] | None = None,
+        secrets_every: float = 300.0,
     ) -> None:
-        """``credentials`` None: a JEA endpoint (deploy/jea), whose functions hold the rights themselves."""
+        """``credentials`` None: a JEA endpoint (deploy/jea), whose functions hold the rights themselves.
+        ``secrets_again`` reads the password and the credentials from their sources again, at most every
+        ``secrets_every`` seconds, before a call (0: before every call)."""
         quiet_transport_loggers()
         self.target = target
         self._credentials = credentials
         self.jea = credentials is None
+        self._secrets_again = secrets_again
+        self._secrets_every = secrets_every
+        self._secrets_due = time.monotonic() + secrets_every
         self.min_module_version = min_module_version
         self.endpoint = endpoint
         self.timeouts = timeouts or Timeouts()
@@ -113,6 +122,11 @@ class RemotingKerberosModule:
 
     async def close(self) -> None:
         """Nothing stays open between calls."""
+
+    @property
+    def rereads_secrets(self) -> bool:
+        """The secrets are read again from their sources while the bot runs (files, Key Vault)."""
+        return self._secrets_again is not None
 
     # -- the port ------------------------------------------------------------------------------------
 
@@ -146,6 +160,7 @@ class RemotingKerberosModule:
 
     async def module_info(self) -> ModuleInfo:
         """Reaches the host, authenticates and reads which version of the module is installed."""
+        await self._fresh_secrets()
         call = ScriptCall(MODULE_SCRIPT, {}, "Get-Module -ListAvailable " + ps.MODULE)
         if self.jea:
             call = ScriptCall(ps.JEA_MODULE_INFO, {}, f"{ps.JEA_MODULE_INFO} (JEA)", command=True)
@@ -159,6 +174,25 @@ class RemotingKerberosModule:
         return ModuleInfo(data.get("Version"), data.get("PowerShell"), data.get("Computer"))
 
     # -- running -----------------------------------------------------------------------------------------
+
+    async def _fresh_secrets(self) -> None:
+        """The secrets read again when due, so one rotated at its source (a file, Key Vault) is used from the next
+        call on; a read that fails keeps the ones in use and says so (never what they are)."""
+        if self._secrets_again is None or time.monotonic() < self._secrets_due:
+            return
+        self._secrets_due = time.monotonic() + self._secrets_every
+        try:
+            fresh = await run_in("remoting", self._secrets_again)
+        except Exception as exc:
+            reason = exc.user_message if isinstance(exc, KerberosBotError) else type(exc).__name__
+            log.warning(
+                "could not read the secrets for %s again (%s); the ones in use are kept", self.target.host, reason
+            )
+            return
+        if fresh.password != self.target.password or fresh.credentials != self._credentials:
+            log.info("the secrets for %s changed at their source; the next calls use the new ones", self.target.host)
+            self.target = replace(self.target, password=fresh.password)
+            self._credentials = fresh.credentials
 
     def _report(self, result: ScriptResult) -> KerberosServerReport:
         text = "\n".join(str(item) for item in result.output if item is not None)
@@ -174,6 +208,7 @@ class RemotingKerberosModule:
         *,
         report: bool = False,
     ) -> ScriptResult:
+        await self._fresh_secrets()
         if self.jea:
             # the endpoint's functions set the cloud endpoint and read the result back themselves
             call = jea_call(invocation, endpoint=self.endpoint)
