@@ -11,6 +11,10 @@
                                bot's page (a device code, with method = "device_code"); --no-mfa
                                signs in without MFA, --as as another account
     decline                    cancel that sign-in instead
+    run [<id>|latest]          be the operator the card names for an approved change (remove-tdo in the
+                               demo): run its command at the management host, signed in to Entra as
+                               yourself, say `/kerberos done`, and see what the bot verified (run it as
+                               someone else to see that reported too)
     home                       open your kerberos-bot home tab (App Home)
     submit <domain> [--force] [--twice] [--ticket <T>] [--action <a>] -- <reason>
                                fill in and submit the request form the bot opened for you
@@ -32,10 +36,12 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from bot.domain.approvals import ChangeRequest, RequestState
+from bot.domain.operators import handover_of
 from handlers.views.request_form import REQUEST_FORM
 from kerberos_sandbox.entra_people import SANDBOX_PASSWORD
+from kerberos_sandbox.operator_host import run_at_the_host
 from kerberos_sandbox.render import render_card, render_message
-from kerberos_sandbox.sandbox import Sandbox
+from kerberos_sandbox.sandbox import SANDBOX_PEOPLE, Sandbox
 from kerberos_sandbox.sign_in_client import SignInWalker
 from kerberos_sandbox.slack_requests import block_actions_payload, view_submission_payload
 from kerberos_sandbox.slack_standin import RecordedCall
@@ -201,6 +207,8 @@ class Console:
             await self._sign_in(word, rest.split())
         elif word == "wait":
             await self._wait(self._request_id(rest.strip() or None))
+        elif word == "run":
+            await self._run_as_operator(self._request_id(rest.strip() or None))
         elif word == "home":
             self.say(f"\n@{self.user} opens the kerberos-bot home tab")
             await self.box.event({"type": "app_home_opened", "user": PEOPLE[self.user], "tab": "home"})
@@ -340,6 +348,22 @@ class Console:
         self.say(f"(request {request_id} is {state})")
         if request is not None and request.state == RequestState.PENDING:
             self.say("(still waiting for approvals)")
+
+    async def _run_as_operator(self, request_id: str | None) -> None:
+        changes = self.box.components.services.changes
+        request = await changes.queries.get(request_id) if changes and request_id else None
+        handover = handover_of(request) if request is not None else None
+        if request is None or handover is None or request.state != RequestState.WITH_OPERATOR:
+            self.say("(no approved change is waiting for an operator)")
+            return
+        upn = SANDBOX_PEOPLE[PEOPLE[self.user]]
+        self.say(f"\n@{self.user} at the management host, signed in to Entra as {upn} (MFA):\n  PS> {handover.command}")
+        try:
+            await run_at_the_host(self.box, handover.command, request.domain, upn)
+        except Exception as exc:  # the module's own refusal, as PowerShell would print it
+            self.say(f"  {type(exc).__name__}: {exc}")
+        await self.handle(f"/kerberos done {request.id}")
+        await self._wait(request.id)
 
     async def _key_followed(self, request: ChangeRequest, timeout: float = 30.0) -> None:
         """A new key: wait for the thread to say that every DC holds it (or which lag), as people would."""

@@ -28,7 +28,7 @@ async def run_demo(
     domains = domains_on(dc_addresses)
     where = ", ".join(f"{d.name} on {' and '.join(d.addresses)}" for d in domains)
     _say(f"kerberos-bot demo: starting Samba AD DCs ({where}), the Entra and Slack stand-ins…")
-    async with sandbox(domains, redis_url=redis_url) as box:
+    async with sandbox(domains, redis_url=redis_url, extra_config=DEMO_OPERATORS) as box:
         _say(f"ready in {time.monotonic() - started:.0f} s; config: {box.config_path}")
         screen = Console(box)
         await screen.handle(f"/kerberos {text}")
@@ -40,6 +40,17 @@ async def run_demo(
                 await asyncio.Event().wait()
     _say(GOODBYE)
     return 0
+
+
+# operator-executes mode for one action, so the demo shows it: an approved remove-tdo is handed to someone of
+# the group (never its requester or approvers), who runs it at the management host with their own sign-in
+DEMO_OPERATORS = """[operators]
+groups = ["S0KERBADMINS"]
+time_limit_minutes = 30
+
+[approvals.remove_tdo]
+execution = "operator"
+"""
 
 
 # the DCs take a minute to provision: the demo leaves them running for the next start, and says so

@@ -1,7 +1,8 @@
 """The README's first command, scripted through standard input: status, then the README's walkthrough
 exactly as written (a forced rotation with two verified approvals, each approver signing in at the
 Entra stand-in's pages from the console), then the refusals on a second request, the home tab, the
-request form and the requester's direct messages."""
+request form and the requester's direct messages, and a removal in operator-executes mode run by the operator
+the card names."""
 
 from __future__ import annotations
 
@@ -44,6 +45,14 @@ home
 /kerberos remove-tdo
 submit fabrikam.test -- through the form
 submit contoso.test --ticket CHG-42 -- through the form
+as bob
+approve latest
+signin
+as carol
+approve latest
+signin
+as dave
+run latest
 quit
 """
 
@@ -100,3 +109,9 @@ async def test_demo_console_runs_status_and_a_rotation_with_approvals() -> None:
     assert "--- the form shows under action: There is no trusted domain object in fabrikam.test" in refusals
     assert "--- the form closes ---" in refusals
     assert "--- kerberos-bot messages @alice directly ---" in refusals and "is posted for approval" in refusals
+    # the demo's remove-tdo runs in operator-executes mode: approved by two, handed to dave, run by him, verified
+    handed = refusals.split("through the form", 2)[-1]
+    assert "@dave at the management host, signed in to Entra as dave@contoso.test" in handed
+    assert "PS> Remove-AzureADKerberosServerTrustedDomainObject -Domain 'contoso.test'" in handed
+    assert "-UserPrincipalName 'dave@contoso.test'" in handed
+    assert re.search(r"\(request [0-9a-f]+ is succeeded\)", handed), handed[-3000:]

@@ -122,11 +122,11 @@ class Intake:
         """The plan says when a person, not the bot, will run it (operator-executes mode)."""
         if self._operators is None or self._operators.execution(domain, action) != ExecutionMode.OPERATOR:
             return ()
-        hours = self._operators.time_limit.total_seconds() / 3600
+        minutes = round(self._operators.time_limit.total_seconds() / 60)
+        limit = f"{minutes} minutes" if minutes < 120 or minutes % 60 else f"{minutes // 60} hours"
         return (
             f"Run by a person: once approved, an operator from the operator groups runs it on the management host "
-            f"with their own MFA sign-in, within {hours:g} hours; the bot verifies the effect in AD and Entra's audit "
-            "log",
+            f"with their own MFA sign-in, within {limit}; the bot verifies the effect in AD and Entra's audit log",
         )
 
     def _approvals_for(self, policy: ActionPolicy, draft: Draft) -> int:
