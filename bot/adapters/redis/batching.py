@@ -33,13 +33,13 @@ class GroupWriter(Generic[Item, Result]):
         answer: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, answer))
         if self._writer is None:
-            # it starts on the loop's next turn: the callers of this turn join its first batch
             self._writer = asyncio.create_task(self._write_all())
         # a caller that is cancelled leaves its item in the batch (written or not, no one else waits on it)
         return await answer
 
     async def _write_all(self) -> None:
         try:
+            await asyncio.sleep(0)  # the callers of this turn of the event loop join the first batch
             while self._waiting:
                 batch, self._waiting = self._waiting[: self._most], self._waiting[self._most :]
                 try:
