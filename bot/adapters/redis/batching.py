@@ -39,7 +39,8 @@ class GroupWriter(Generic[Item, Result]):
 
     async def _write_all(self) -> None:
         try:
-            await asyncio.sleep(0)  # the callers of this turn of the event loop join the first batch
+            # one more turn of the loop before writing: the callers of this turn and the next share the first batch
+            await asyncio.sleep(0)
             while self._waiting:
                 batch, self._waiting = self._waiting[: self._most], self._waiting[self._most :]
                 try:
