@@ -27,6 +27,12 @@ from typing import Any, Protocol
 from bot.domain.history import HistoryEntry
 from bot.domain.verification import VerifiedIdentity
 
+# Each replica reads Redis's clock through an offset it measured (to within half a round trip), so two
+# replicas' readings of one moment may differ by that much: an approval taken by one replica may be dated a
+# little before the filing the other recorded. Far more than the measurement's error, far less than a forgery
+# would need to matter (an approval is signed for its request and counts only within its life).
+REPLICA_CLOCK_SKEW = timedelta(seconds=2)
+
 
 class Action(enum.Enum):
     """A changing action; its value is its key in the configuration (``[approvals.<value>]``) and the store."""
@@ -256,6 +262,11 @@ class ChangeRequest:
     @property
     def time_to_live(self) -> timedelta:
         return self.expires_at - self.created_at
+
+    def approvable_at(self, at: datetime) -> bool:
+        """``at`` is within the request's life, as an approval is dated: by the clock of the replica that took the
+        click, which may read Redis's a little behind the replica that filed the request."""
+        return self.created_at - REPLICA_CLOCK_SKEW <= at < self.expires_at
 
     def waited_too_long(self, at: datetime) -> bool:
         """Approved, and still waiting for a worker longer than its own time to live since it was approved, or

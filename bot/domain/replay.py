@@ -68,7 +68,7 @@ def replay(request: ChangeRequest, history: tuple[HistoryEntry, ...]) -> Replaye
             continue
         assert out.state is not None
         if entry.event == Event.APPROVED and out.state == S.PENDING:
-            if not request.created_at <= entry.at < request.expires_at:
+            if not request.approvable_at(entry.at):
                 out.wrong.append(f"history entry {number} approves outside the request's life")
             if entry.actor in out.approvers:
                 out.wrong.append(f"history entry {number} approves a second time")

@@ -272,6 +272,19 @@ async def test_an_approval_dated_outside_the_requests_life_does_not_count() -> N
     assert "dated outside the request's life" in execution.outcome
 
 
+async def test_an_approval_dated_a_moment_before_the_filing_by_another_replicas_clock_counts() -> None:
+    signer = Signer(KEY)
+    service, store, module, _ = world(signer)
+    request_id = await approved_rotation(service)
+    stored = store.requests[request_id]
+    # the replica that took the click reads Redis's clock 40 ms behind the one that filed the request
+    behind = Approval("U0BOB", stored.created_at - timedelta(milliseconds=40))
+    behind = replace(behind, mac=signer.approval_mac(request_id, behind))
+    store.requests[request_id] = replace(stored, approvals=(behind,))
+    execution = await service.executor.execute_next("w")
+    assert isinstance(execution, Execution) and module.set_calls == 1, execution.outcome
+
+
 async def test_a_request_replayed_on_a_world_that_moved_on_changes_nothing() -> None:
     service, store, _module, directory = world()
     request = await service.intake.request_remove_tdo("contoso.test", requester="U0ALICE", reason="x", origin=ORIGIN)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from bot.domain.approvals import ChangeRequest, RequestState, Verdict
+from bot.domain.approvals import REPLICA_CLOCK_SKEW, ChangeRequest, RequestState, Verdict
 from bot.domain.errors import KerberosModuleError
 from bot.domain.history import Event, HistoryEntry
 from bot.domain.integrity import Signer
@@ -127,6 +127,13 @@ def test_the_record_must_show_the_state_its_history_leads_to() -> None:
     late = entry(Event.APPROVED, "U0BOB", at=timedelta(hours=2))
     assert "history entry 2 approves outside the request's life" in disagreements(
         replace(request, state=RequestState.APPROVED), (filed, late)
+    )
+    # another replica took the click, reading Redis's clock a moment behind the one that filed it: not a forgery
+    behind = entry(Event.APPROVED, "U0BOB", at=-timedelta(milliseconds=40))
+    assert not [d for d in disagreements(replace(request, state=RequestState.APPROVED), (filed, behind)) if "life" in d]
+    early = entry(Event.APPROVED, "U0BOB", at=-(REPLICA_CLOCK_SKEW + timedelta(seconds=1)))
+    assert "history entry 2 approves outside the request's life" in disagreements(
+        replace(request, state=RequestState.APPROVED), (filed, early)
     )
     denied = (filed, entry(Event.DENIED, "U0BOB", "no"))
     shown = replace(request, state=RequestState.DENIED, decided_by="U0CAROL")

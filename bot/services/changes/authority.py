@@ -90,7 +90,7 @@ class Authority:
         if len(people) < required:
             raise RefusedAtExecution(f"it has {len(people)} distinct approvers; it needs {required}")
         for approval in stored.approvals:
-            if not stored.created_at <= approval.at <= stored.expires_at:
+            if not stored.approvable_at(approval.at):
                 raise RefusedAtExecution(
                     f"the approval by {approval.approver} is dated outside the request's life "
                     f"({approval.at:%Y-%m-%d %H:%M} UTC)"
