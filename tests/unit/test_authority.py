@@ -282,7 +282,8 @@ async def test_an_approval_dated_a_moment_before_the_filing_by_another_replicas_
     behind = replace(behind, mac=signer.approval_mac(request_id, behind))
     store.requests[request_id] = replace(stored, approvals=(behind,))
     execution = await service.executor.execute_next("w")
-    assert isinstance(execution, Execution) and module.set_calls == 1, execution.outcome
+    assert isinstance(execution, Execution)
+    assert module.set_calls == 1, execution.outcome
 
 
 async def test_a_request_replayed_on_a_world_that_moved_on_changes_nothing() -> None:
