@@ -59,11 +59,11 @@ class GroupWriter(Generic[Item, Result]):
                 batch, batching.waiting = batching.waiting[: self._most], batching.waiting[self._most :]
                 try:
                     results = await self._write([item for item, _ in batch])
-                except (Exception, asyncio.CancelledError) as exc:  # a cancellation at shutdown too: none left waiting
+                except BaseException as exc:  # also a cancellation at shutdown: no caller is left waiting
                     for _, answer in batch:
                         if not answer.done():
                             answer.set_exception(exc)
-                    if isinstance(exc, asyncio.CancelledError):
+                    if not isinstance(exc, Exception):
                         raise
                 else:
                     for (_, answer), result in zip(batch, results, strict=True):
@@ -71,9 +71,7 @@ class GroupWriter(Generic[Item, Result]):
                             answer.set_result(result)
         finally:
             batching.writer = None
-            # left only when the writer itself was cancelled (shutdown): their callers stop too; on a loop already
-            # closed (a pending writer collected with its loop) there is no one to tell, and nothing may be scheduled
+            # left only when the writer itself was cancelled (shutdown): their callers stop too
             for _, answer in batching.waiting:
-                if not answer.get_loop().is_closed():
-                    answer.cancel()
+                answer.cancel()
             batching.waiting = []
