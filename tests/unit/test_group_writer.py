@@ -82,24 +82,3 @@ async def test_a_batch_holds_at_most_so_many() -> None:
     writer = GroupWriter(wire.write, most=4)
     assert await asyncio.gather(*(writer.submit(n) for n in range(10))) == [n * 10 for n in range(10)]
     assert [len(batch) for batch in wire.batches] == [4, 4, 2]
-
-
-def test_a_writer_left_pending_on_a_closed_loop_does_not_hold_up_the_next_loop() -> None:
-    # a module's fixtures outlive a test's event loop: a write caught mid-flight when that loop closed must not
-    # leave every later caller, on the next loop, waiting for a writer that will never run again
-    wire = Wire()  # never released: the first loop's write hangs
-    writer = GroupWriter(wire.write)
-    first = asyncio.new_event_loop()
-    pending = first.create_task(writer.submit(1))
-    first.run_until_complete(asyncio.sleep(0.01))
-    assert wire.batches == [[1]] and not pending.done()
-    first.close()  # closed with the write still pending, as a test's loop may be
-
-    async def next_loop() -> int:
-        fine = Wire()
-        fine.release.set()
-        writer._write = fine.write  # the same writer, a wire that answers
-        async with asyncio.timeout(5):
-            return await writer.submit(2)
-
-    assert asyncio.run(next_loop()) == 20

@@ -8,9 +8,7 @@ on the wire: a lone request pays one round trip, and a burst of fifty pays a few
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -19,44 +17,32 @@ Result = TypeVar("Result")
 MOST_PER_PIPELINE = 256
 
 
-@dataclass
-class _Batching(Generic[Item, Result]):
-    """One event loop's waiting items and writer: a writer left pending on a loop that stopped (a test's loop,
-    closed mid-write) must never hold up the callers of another loop."""
-
-    waiting: list[tuple[Item, asyncio.Future[Result]]] = field(default_factory=list)
-    writer: asyncio.Task[None] | None = None
-
-
 class GroupWriter(Generic[Item, Result]):
     """``await submit(item)`` returns ``write``'s result for that item, or raises what ``write`` raised for
-    its batch. One batch is written at a time per event loop, at most ``most`` items each."""
+    its batch. One batch is written at a time, at most ``most`` items each."""
 
     def __init__(
         self, write: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]], *, most: int = MOST_PER_PIPELINE
     ) -> None:
         self._write = write
         self._most = most
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batching[Item, Result]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def submit(self, item: Item) -> Result:
-        loop = asyncio.get_running_loop()
-        batching = self._loops.setdefault(loop, _Batching())
-        answer: asyncio.Future[Result] = loop.create_future()
-        batching.waiting.append((item, answer))
-        if batching.writer is None:
-            batching.writer = asyncio.create_task(self._write_all(batching))
+        answer: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, answer))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all())
         # a caller that is cancelled leaves its item in the batch (written or not, no one else waits on it)
         return await answer
 
-    async def _write_all(self, batching: _Batching[Item, Result]) -> None:
+    async def _write_all(self) -> None:
         try:
             # one more turn of the loop before writing: the callers of this turn and the next share the first batch
             await asyncio.sleep(0)
-            while batching.waiting:
-                batch, batching.waiting = batching.waiting[: self._most], batching.waiting[self._most :]
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self._most], self._waiting[self._most :]
                 try:
                     results = await self._write([item for item, _ in batch])
                 except BaseException as exc:  # also a cancellation at shutdown: no caller is left waiting
@@ -70,8 +56,8 @@ class GroupWriter(Generic[Item, Result]):
                         if not answer.done():
                             answer.set_result(result)
         finally:
-            batching.writer = None
+            self._writer = None
             # left only when the writer itself was cancelled (shutdown): their callers stop too
-            for _, answer in batching.waiting:
+            for _, answer in self._waiting:
                 answer.cancel()
-            batching.waiting = []
+            self._waiting = []
