@@ -39,7 +39,7 @@ def entra_app(entra: EntraConfig) -> EntraApp:
         client_secret=secret_of(source, "entra.client_secret") if source else None,
         # a file or a Key Vault secret may be rotated while the bot runs: read again when Entra refuses it
         client_secret_again=(
-            (lambda: secret_of(source, "entra.client_secret")) if source and (source.file or source.key_vault) else None
+            (lambda: secret_of(source, "entra.client_secret")) if source and source.may_change else None
         ),
         private_key_pem=_read_text(cert.private_key_file) if cert else None,
         thumbprint=cert.thumbprint if cert else None,
@@ -60,7 +60,7 @@ def ldap_endpoint(domain: DomainConfig, *, user: str | None = None, password: st
         # a file or a Key Vault secret may be rotated while the bot runs: read again when the DCs refuse it
         bind_password_again=(
             (lambda: secret_of(domain.bind_password, where))
-            if password is None and (domain.bind_password.file or domain.bind_password.key_vault)
+            if password is None and domain.bind_password.may_change
             else None
         ),
         ca_file=domain.ca_file,

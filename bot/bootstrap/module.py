@@ -63,7 +63,7 @@ def build_remoting(remoting: RemotingConfig) -> RemotingKerberosModule:
         spn_service=remoting.spn_service,
     )
     sources = [remoting.password] + [c.password for c in (remoting.domain_credential, remoting.cloud_credential) if c]
-    rotatable = any(s is not None and (s.file is not None or s.key_vault is not None) for s in sources)
+    rotatable = any(source is not None and source.may_change for source in sources)
     return RemotingKerberosModule(
         target,
         secrets.credentials,

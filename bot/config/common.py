@@ -43,6 +43,12 @@ class SecretSource(Strict):
             raise ValueError("'version' names a version of a Key Vault secret: give 'key_vault' and 'secret' too")
         return self
 
+    @property
+    def may_change(self) -> bool:
+        """The secret may be rotated at its source while the bot runs (a file, a Key Vault secret), so it is worth
+        reading again; an environment variable or an inline value cannot change under a running process."""
+        return self.file is not None or self.key_vault is not None
+
     def resolve(self, where: str, key_vault: KeyVaultReader | None = None) -> str:
         """The secret itself; ``where`` names the key for the error message; ``key_vault`` reads a Key Vault
         reference (the composition root gives its reader)."""
