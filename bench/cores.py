@@ -47,10 +47,15 @@ def split() -> Cores | None:
     return Cores(frozenset(available[-1:]), frozenset(available[:-1]))
 
 
-def pin(pid: int, cpus: frozenset[int]) -> None:
-    """Every thread of ``pid`` onto ``cpus`` (a thread started later inherits its creator's)."""
+def threads_of(pid: int) -> list[int]:
+    """The thread ids of ``pid`` (Linux keeps affinity and niceness per thread; new threads inherit them)."""
     tasks = Path(f"/proc/{pid}/task")
-    for tid in [int(t.name) for t in tasks.iterdir()] if tasks.exists() else [pid]:
+    return [int(t.name) for t in tasks.iterdir()] if tasks.exists() else [pid]
+
+
+def pin(pid: int, cpus: frozenset[int]) -> None:
+    """Every thread of ``pid`` onto ``cpus``."""
+    for tid in threads_of(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.sched_setaffinity(tid, cpus)
 
@@ -68,9 +73,8 @@ def pinned_at_start(cpus: frozenset[int] | None) -> Callable[[], None]:
 
 
 def set_nice(pid: int, niceness: int) -> None:
-    """Every thread of ``pid`` at ``niceness`` (Linux keeps it per thread; new threads inherit it)."""
-    tasks = Path(f"/proc/{pid}/task")
-    for tid in [int(t.name) for t in tasks.iterdir()] if tasks.exists() else [pid]:
+    """Every thread of ``pid`` at ``niceness``."""
+    for tid in threads_of(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.setpriority(os.PRIO_PROCESS, tid, niceness)
 
