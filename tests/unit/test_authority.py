@@ -258,31 +258,30 @@ async def test_a_worker_that_lost_its_claim_before_the_module_call_changes_nothi
     assert (await store.get(request.id)).state == RequestState.ATTENTION  # type: ignore[union-attr]
 
 
-async def test_an_approval_dated_outside_the_requests_life_does_not_count() -> None:
+async def executed_with_one_approval_dated(before_filing: timedelta) -> tuple[Execution, FakeKerberosModule]:
+    """An approved rotation whose one approval the bot signed, for this request, dated ``before_filing`` before the
+    request was filed; carried out."""
     signer = Signer(KEY)
     service, store, module, _ = world(signer)
     request_id = await approved_rotation(service)
     stored = store.requests[request_id]
-    # an approval the bot signed, for this request, but dated before the request existed
-    early = Approval("U0BOB", stored.created_at - timedelta(hours=1))
-    early = replace(early, mac=signer.approval_mac(request_id, early))
-    store.requests[request_id] = replace(stored, approvals=(early,))
+    approval = Approval("U0BOB", stored.created_at - before_filing)
+    approval = replace(approval, mac=signer.approval_mac(request_id, approval))
+    store.requests[request_id] = replace(stored, approvals=(approval,))
     execution = await service.executor.execute_next("w")
-    assert isinstance(execution, Execution) and module.set_calls == 0
+    assert isinstance(execution, Execution)
+    return execution, module
+
+
+async def test_an_approval_dated_outside_the_requests_life_does_not_count() -> None:
+    execution, module = await executed_with_one_approval_dated(timedelta(hours=1))
+    assert module.set_calls == 0
     assert "dated outside the request's life" in execution.outcome
 
 
 async def test_an_approval_dated_a_moment_before_the_filing_by_another_replicas_clock_counts() -> None:
-    signer = Signer(KEY)
-    service, store, module, _ = world(signer)
-    request_id = await approved_rotation(service)
-    stored = store.requests[request_id]
     # the replica that took the click reads Redis's clock 40 ms behind the one that filed the request
-    behind = Approval("U0BOB", stored.created_at - timedelta(milliseconds=40))
-    behind = replace(behind, mac=signer.approval_mac(request_id, behind))
-    store.requests[request_id] = replace(stored, approvals=(behind,))
-    execution = await service.executor.execute_next("w")
-    assert isinstance(execution, Execution)
+    execution, module = await executed_with_one_approval_dated(timedelta(milliseconds=40))
     assert module.set_calls == 1, execution.outcome
 
 

@@ -95,22 +95,21 @@ class RedisCommandQueue:
                 firsts = await self._settle(messages)
                 messages = [message for message, first in zip(messages, firsts, strict=True) if first]
         commands: list[DeferredCommand] = []
-        if messages:
-            for _id, entry in messages:
-                fields = entry_fields(entry)
-                commands.append(
-                    DeferredCommand(
-                        text=fields.get("text", ""),
-                        user_id=fields.get("user", ""),
-                        channel_id=fields.get("channel", ""),
-                        reply_to=fields.get("reply_to", ""),
-                        request_id=fields.get("request_id", "-"),
-                        queued_at=_parse_time(fields.get("queued_at", "")),
-                        team_id=fields.get("team", ""),
-                        app_id=fields.get("app", ""),
-                        mac=fields.get("mac", ""),
-                    )
+        for _id, entry in messages:
+            fields = entry_fields(entry)
+            commands.append(
+                DeferredCommand(
+                    text=fields.get("text", ""),
+                    user_id=fields.get("user", ""),
+                    channel_id=fields.get("channel", ""),
+                    reply_to=fields.get("reply_to", ""),
+                    request_id=fields.get("request_id", "-"),
+                    queued_at=_parse_time(fields.get("queued_at", "")),
+                    team_id=fields.get("team", ""),
+                    app_id=fields.get("app", ""),
+                    mac=fields.get("mac", ""),
                 )
+            )
         return commands
 
     async def _settle(self, messages: list[tuple[str, dict[str, str]]]) -> list[bool]:
