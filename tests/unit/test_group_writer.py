@@ -82,3 +82,23 @@ async def test_a_batch_holds_at_most_so_many() -> None:
     writer = GroupWriter(wire.write, most=4)
     assert await asyncio.gather(*(writer.submit(n) for n in range(10))) == [n * 10 for n in range(10)]
     assert [len(batch) for batch in wire.batches] == [4, 4, 2]
+
+
+def test_a_writer_whose_loop_stopped_mid_write_does_not_hold_up_the_next_loop() -> None:
+    # one adapter serves several event loops in tests (and a process that restarts its loop): the first loop
+    # is closed while its write is on the wire, so that writer never ends
+    stuck = Wire()
+    writer = GroupWriter(stuck.write)
+    first_loop = asyncio.new_event_loop()
+    abandoned = first_loop.create_task(writer.submit(1))
+    first_loop.run_until_complete(asyncio.sleep(0.01))
+    first_loop.close()
+    assert stuck.batches == [[1]] and not abandoned.done()
+
+    async def next_loop() -> int:
+        stuck.release = asyncio.Event()
+        stuck.release.set()
+        return await asyncio.wait_for(writer.submit(2), timeout=5)
+
+    assert asyncio.run(next_loop()) == 20
+    assert stuck.batches == [[1], [2]]  # the first loop's item went with its loop

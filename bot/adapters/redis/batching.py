@@ -16,6 +16,10 @@ Result = TypeVar("Result")
 
 MOST_PER_PIPELINE = 256
 
+# writers whose event loop stopped before they finished: kept referenced so that collecting them never logs
+# "Task was destroyed but it is pending" (one per stopped loop: a test's, or a restarted process's)
+_ABANDONED: list[asyncio.Task[None]] = []
+
 
 class GroupWriter(Generic[Item, Result]):
     """``await submit(item)`` returns ``write``'s result for that item, or raises what ``write`` raised for
@@ -30,7 +34,14 @@ class GroupWriter(Generic[Item, Result]):
         self._writer: asyncio.Task[None] | None = None
 
     async def submit(self, item: Item) -> Result:
-        answer: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self._writer is not None and self._writer.get_loop() is not loop:
+            # the writer's loop stopped mid-write and never ran it to its end: its callers went with that loop,
+            # and waiting on it here would wait forever
+            _ABANDONED.append(self._writer)
+            self._writer = None
+            self._waiting = [(waiting, answer) for waiting, answer in self._waiting if answer.get_loop() is loop]
+        answer: asyncio.Future[Result] = loop.create_future()
         self._waiting.append((item, answer))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all())
@@ -56,7 +67,8 @@ class GroupWriter(Generic[Item, Result]):
                         if not answer.done():
                             answer.set_result(result)
         finally:
-            self._writer = None
+            if self._writer is asyncio.current_task():
+                self._writer = None
             # left only when the writer itself was cancelled (shutdown): their callers stop too
             for _, answer in self._waiting:
                 answer.cancel()
