@@ -72,6 +72,7 @@ def build_remoting(remoting: RemotingConfig) -> RemotingKerberosModule:
         min_module_version=remoting.min_module_version,
         endpoint=remoting.endpoint,
         concurrency=remoting.concurrency,
+        host_parallelism=remoting.host_parallelism,
         timeouts=Timeouts(
             read=remoting.read_timeout_seconds,
             change=remoting.change_timeout_seconds,

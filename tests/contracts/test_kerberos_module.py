@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 from kerberos_sandbox.sandbox import Sandbox, seed
 
-from bot.domain.errors import KerberosModuleError
+from bot.domain.errors import KerberosBotError, KerberosModuleError
 from bot.domain.ports import ActiveDirectory, KerberosModule, SetServerOptions
 from tests.support.fakes import FakeDirectory, FakeKerberosModule, on_prem_state
 
@@ -47,6 +47,12 @@ async def test_a_set_up_domain_reports_both_halves_in_step(subject: Subject) -> 
     assert report.has_on_prem and report.has_cloud
     assert report.key_version == report.cloud_key_version and report.id == report.cloud_id
     assert report.cloud_trust_display
+
+
+async def test_many_domains_are_answered_each_with_its_report_or_why_not(subject: Subject) -> None:
+    answers = await subject.module.get_servers([DOMAIN, "nowhere.test"])
+    assert answers[DOMAIN] == await subject.module.get_server(DOMAIN)
+    assert isinstance(answers["nowhere.test"], KerberosBotError)  # one domain's failure is its own answer
 
 
 async def test_a_forced_rotation_changes_the_key_in_ad_and_entra(subject: Subject) -> None:

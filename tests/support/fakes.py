@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +15,7 @@ from bot.adapters.memory.ports import (
     MemoryRateLimiter,
     MemorySchedulerMemory,
 )
-from bot.domain.errors import KerberosBotError, KerberosModuleError
+from bot.domain.errors import KerberosBotError, KerberosModuleError, UnknownDomainError
 from bot.domain.model import (
     TRUST_DISPLAY_TYPE,
     AuditEvent,
@@ -27,7 +27,7 @@ from bot.domain.model import (
     TenantInfo,
     TrustedDomainObject,
 )
-from bot.domain.ports import DeferredCommand, SetServerOptions
+from bot.domain.ports import DeferredCommand, SetServerOptions, each_server
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -120,6 +120,7 @@ class FakeKerberosModule:
     refuse_top_level_names: Callable[[tuple[str, ...]], bool] | None = None  # the LSA's refusal, in the fake
     clock: Callable[[], datetime] = lambda: NOW  # when its changes happen (the 24-hour rule reads it too)
     calls: list[SetServerOptions] = field(default_factory=list)  # every Set-AzureADKerberosServer, in order
+    batch_reads: int = 0  # get_servers calls (a status of several domains asks the module once)
 
     @classmethod
     def in_step(
@@ -131,8 +132,14 @@ class FakeKerberosModule:
     async def get_server(self, domain_dns_name: str) -> KerberosServerReport:
         if self.error:
             raise self.error
+        if domain_dns_name not in self.directories:
+            raise UnknownDomainError(domain_dns_name, list(self.directories))
         state = self.directories[domain_dns_name].state
         return KerberosServerReport.combine(state.server, domain_dns_name, self.cloud.get(domain_dns_name))
+
+    async def get_servers(self, domain_dns_names: Sequence[str]) -> dict[str, KerberosServerReport | KerberosBotError]:
+        self.batch_reads += 1
+        return await each_server(self.get_server, domain_dns_names)
 
     async def set_server(self, domain_dns_name: str, options: SetServerOptions) -> KerberosServerReport:
         """As the module does it, on both halves: creates the server (and with ``setup_cloud_trust`` the

@@ -20,7 +20,7 @@ def _visible() -> set[str]:
 
 
 def test_the_role_capability_exposes_exactly_what_the_bot_calls() -> None:
-    assert _visible() == {*ps.JEA_FUNCTIONS.values(), ps.JEA_MODULE_INFO}
+    assert _visible() == {*ps.JEA_FUNCTIONS.values(), ps.JEA_MODULE_INFO, ps.JEA_READ_MANY}
     defined = set(re.findall(r"Name = '([A-Za-z-]+)'", PSRC))
     assert _visible() <= defined
     for forbidden in ("VisibleCmdlets", "VisibleExternalCommands", "VisibleProviders", "VisibleAliases"):
@@ -34,6 +34,9 @@ def test_each_function_wraps_its_cmdlet_and_never_prompts() -> None:
         if cmdlet.startswith(("Set-", "Remove-")):
             assert "Confirm" in body and "$false" in body, function  # a remoting session cannot answer a prompt
     assert "Domain = $Domain; CloudCredential = $cloud; Confirm = $false" in PSRC
+    many = PSRC.split(f"Name = '{ps.JEA_READ_MANY}'", 1)[1].split("\n        @{", 1)[0]
+    assert "Get-AzureADKerberosServer -Domain $Domain -CloudCredential" in many  # each domain, the stored credential
+    assert "[string[]]$Domain" in many and "ValidatePattern" in many and "ValidateRange(1, 64)" in many
 
 
 def test_the_session_is_no_language_and_runs_as_a_managed_service_account() -> None:

@@ -21,7 +21,7 @@ from bot.domain.ports.shared import (
     SchedulerMemory,
 )
 from bot.domain.ports.store import ApprovalStore, RequestWatcher
-from bot.domain.ports.world import ActiveDirectory, EntraDirectory, KerberosModule, SetServerOptions
+from bot.domain.ports.world import ActiveDirectory, EntraDirectory, KerberosModule, SetServerOptions, each_server
 
 __all__ = [
     "ActiveDirectory",
@@ -41,4 +41,5 @@ __all__ = [
     "RequestWatcher",
     "SchedulerMemory",
     "SetServerOptions",
+    "each_server",
 ]

@@ -3,15 +3,14 @@ changes both (Microsoft's, over PowerShell Remoting, or the emulator)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from bot.domain.errors import KerberosBotError
 from bot.domain.model import AuditEvent, KerberosServerReport, OnPremState, TenantInfo
-
-if TYPE_CHECKING:  # the card model names the handover, whose effect names SetServerOptions below
-    pass
 
 
 class ActiveDirectory(Protocol):
@@ -63,6 +62,11 @@ class KerberosModule(Protocol):
         """``Get-AzureAdKerberosServer -Domain <domain>``."""
         ...
 
+    async def get_servers(self, domain_dns_names: Sequence[str]) -> dict[str, KerberosServerReport | KerberosBotError]:
+        """``Get-AzureAdKerberosServer`` for every domain at once (one session to the management host, which reads
+        them in parallel): each domain's report, or why that domain's could not be read."""
+        ...
+
     async def set_server(self, domain_dns_name: str, options: SetServerOptions) -> KerberosServerReport:
         """``Set-AzureADKerberosServer`` (create, -SetupCloudTrust, -RotateServerKey, -Force)."""
         ...
@@ -74,3 +78,21 @@ class KerberosModule(Protocol):
     async def remove_server(self, domain_dns_name: str) -> None:
         """``Remove-AzureAdKerberosServer``: TDO, krbtgt account, computer and cloud object."""
         ...
+
+
+async def each_server(
+    get_server: Callable[[str], Awaitable[KerberosServerReport]], domain_dns_names: Sequence[str], *, at_once: int = 8
+) -> dict[str, KerberosServerReport | KerberosBotError]:
+    """``get_servers`` for a module whose reads cost no session (the emulator, the fakes): ``at_once`` domains at a
+    time, as the management host reads them, a domain's failure kept as its answer."""
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(name: str) -> KerberosServerReport | KerberosBotError:
+        try:
+            async with gate:
+                return await get_server(name)
+        except KerberosBotError as exc:
+            return exc
+
+    answers = await asyncio.gather(*(one(name) for name in domain_dns_names))
+    return dict(zip(domain_dns_names, answers, strict=True))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from bot.domain.errors import KerberosModuleError, UnknownDomainError
+from bot.domain.errors import KerberosBotError, KerberosModuleError, UnknownDomainError
 from bot.domain.model import (
     DEFAULT_TOP_LEVEL_NAMES,
     TRUST_DISPLAY_TYPE,
@@ -22,7 +22,7 @@ from bot.domain.model import (
     KerberosServerReport,
     OnPremState,
 )
-from bot.domain.ports import ActiveDirectory, SetServerOptions
+from bot.domain.ports import ActiveDirectory, SetServerOptions, each_server
 
 ROTATION_INTERVAL = timedelta(hours=24)
 
@@ -97,6 +97,9 @@ class KerberosModuleEmulator:
             domain.directory.read_kerberos_objects(), self._cloud.get(domain_dns_name)
         )
         return KerberosServerReport.combine(on_prem.server, domain_dns_name, cloud)
+
+    async def get_servers(self, domain_dns_names: Sequence[str]) -> dict[str, KerberosServerReport | KerberosBotError]:
+        return await each_server(self.get_server, domain_dns_names)
 
     async def set_server(self, domain_dns_name: str, options: SetServerOptions) -> KerberosServerReport:
         domain = self._domain(domain_dns_name)

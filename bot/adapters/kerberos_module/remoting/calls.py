@@ -5,7 +5,7 @@ one of the endpoint's functions."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any, Literal
@@ -31,6 +31,8 @@ TRANSPORT_LOGGERS = ("pypsrp", "requests_credssp", "spnego", "urllib3", "request
 RUN_SCRIPT = powershell_script("run.ps1")
 
 MODULE_SCRIPT = powershell_script("module.ps1")
+
+READ_MANY_SCRIPT = powershell_script("read_many.ps1")
 
 
 def quiet_transport_loggers() -> None:
@@ -174,6 +176,30 @@ def script_call(
     if endpoint is not None:
         parameters["Endpoint"] = endpoint
     return ScriptCall(RUN_SCRIPT, parameters, invocation.describe())
+
+
+def read_many_call(
+    domains: Sequence[str],
+    credentials: ModuleCredentials | None,
+    *,
+    parallelism: int,
+    min_module_version: str,
+    endpoint: int | None,
+    jea: bool,
+) -> ScriptCall:
+    """``Get-AzureAdKerberosServer`` for every domain in one pipeline: READ_MANY_SCRIPT, or on a JEA endpoint its
+    ``Get-KerberosBotServers`` (no credential); the domains are bound parameters, as every value is."""
+    parameters: dict[str, Any] = {"Parallelism": parallelism}
+    if endpoint is not None:
+        parameters["Endpoint"] = endpoint
+    if jea:
+        parameters["Domain"] = list(domains)
+        return ScriptCall(ps.JEA_READ_MANY, parameters, f"{ps.JEA_READ_MANY} (JEA) for {len(domains)} domains", True)
+    parameters.update(Domains=list(domains), MinimumVersion=min_module_version)
+    if credentials is not None:
+        parameters["DomainCredential"] = _credential(credentials.domain_user, credentials.domain_password)
+        parameters["CloudCredential"] = _credential(credentials.cloud_user, credentials.cloud_password)
+    return ScriptCall(READ_MANY_SCRIPT, parameters, f"Get-AzureAdKerberosServer for {len(domains)} domains")
 
 
 def jea_call(invocation: ps.Invocation, *, endpoint: int | None) -> ScriptCall:

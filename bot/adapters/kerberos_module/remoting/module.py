@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -44,6 +45,7 @@ from bot.adapters.kerberos_module.remoting.calls import (
     add_call,
     jea_call,
     quiet_transport_loggers,
+    read_many_call,
     script_call,
 )
 from bot.adapters.kerberos_module.remoting.failures import transport_failure
@@ -101,6 +103,7 @@ class RemotingKerberosModule:
         min_module_version: str = "2.0.0",
         endpoint: int | None = None,
         concurrency: int = 1,
+        host_parallelism: int = 8,
         timeouts: Timeouts | None = None,
         secrets_again: Callable[[], RemotingSecrets] | None = None,
         secrets_every: float = 300.0,
@@ -119,6 +122,7 @@ class RemotingKerberosModule:
         self.endpoint = endpoint
         self.timeouts = timeouts or Timeouts()
         self._slots = asyncio.Semaphore(concurrency)
+        self.host_parallelism = host_parallelism  # domains one session reads at once on the host (status of many)
 
     async def close(self) -> None:
         """Nothing stays open between calls."""
@@ -133,6 +137,24 @@ class RemotingKerberosModule:
     async def get_server(self, domain_dns_name: str) -> KerberosServerReport:
         result = await self._invoke(ps.get_server(domain_dns_name), self.timeouts.read)
         return self._report(result)
+
+    async def get_servers(self, domain_dns_names: Sequence[str]) -> dict[str, KerberosServerReport | KerberosBotError]:
+        """One session for every domain; the host reads ``host_parallelism`` at a time, so the call's time limit is
+        the read limit per round of that many. A failure of the session itself (the host unreachable, the module
+        missing) raises; a domain's own failure is that domain's answer."""
+        await self._fresh_secrets()
+        call = read_many_call(
+            domain_dns_names,
+            self._credentials,
+            parallelism=self.host_parallelism,
+            min_module_version=self.min_module_version,
+            endpoint=self.endpoint,
+            jea=self.jea,
+        )
+        rounds = math.ceil(len(domain_dns_names) / self.host_parallelism)
+        result = await self._checked(call, "Get-AzureAdKerberosServer", self.timeouts.read * max(1, rounds))
+        lines = [str(item) for item in result.output if item is not None and str(item).strip()]
+        return dict(ps.parse_servers(lines, domain_dns_names))
 
     async def set_server(self, domain_dns_name: str, options: SetServerOptions) -> KerberosServerReport:
         invocation = ps.set_server(domain_dns_name, options)
@@ -220,13 +242,17 @@ class RemotingKerberosModule:
                 endpoint=self.endpoint,
                 report=report,
             )
+        return await self._checked(call, invocation.cmdlet, timeout)
+
+    async def _checked(self, call: ScriptCall, cmdlet: str, timeout: float) -> ScriptResult:
+        """Run the call; its error records fail it, in words an operator can act on."""
         result = await self._run(call, timeout)
         for warning in result.warnings:  # e.g. the module's own advice; kept for the operator
             log.warning("kerberos module warning on %s: %s: %s", self.target.host, call.label, warning[:500])
         if result.errors or result.failed:
             text = "\n".join(result.errors) or "the pipeline failed without an error record"
             log.warning("kerberos module call failed on %s: %s: %s", self.target.host, call.label, text[:500])
-            raise ps.translate_failure(invocation.cmdlet, text)
+            raise ps.translate_failure(cmdlet, text)
         return result
 
     async def _run(self, call: ScriptCall, timeout: float) -> ScriptResult:

@@ -48,6 +48,7 @@ JEA_FUNCTIONS = {
     "Set-AzureADKerberosServerEndpoint": "Set-KerberosBotServerEndpoint",
 }
 JEA_MODULE_INFO = "Get-KerberosBotModuleInfo"
+JEA_READ_MANY = "Get-KerberosBotServers"  # Get-AzureAdKerberosServer for many domains, read in parallel on the host
 JEA_CONFIGURATION = "KerberosBot"  # the session configuration deploy/jea/Install-KerberosBotJea.ps1 registers
 
 
@@ -167,6 +168,31 @@ def parse_server(output: str) -> KerberosServerReport:
         if sep and name.strip() in _FIELDS:
             values[name.strip()] = value.strip()
     return _report(values)
+
+
+def parse_servers(
+    lines: Sequence[str], domains: Sequence[str]
+) -> dict[str, KerberosServerReport | KerberosModuleError]:
+    """``read_many.ps1``'s (or ``Get-KerberosBotServers``') output: one JSON line per domain, its report or its
+    error. A domain the output does not name is answered with an error too: every domain asked gets an answer."""
+    answers: dict[str, KerberosServerReport | KerberosModuleError] = {}
+    asked = {name.lower(): name for name in domains}
+    for line in lines:
+        try:
+            data = json.loads(line.strip().lstrip("\ufeff"))
+            name = asked[str(data["Domain"]).lower()]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise KerberosModuleError("The module's output for many domains could not be read.") from exc
+        if "Error" in data:
+            answers[name] = translate_failure("Get-AzureAdKerberosServer", str(data["Error"] or "no error text"))
+        else:
+            try:
+                answers[name] = parse_server(json.dumps(data.get("Report")) if data.get("Report") else "")
+            except (ValueError, TypeError) as exc:
+                answers[name] = KerberosModuleError(f"The module's report for {name} could not be read ({exc}).")
+    for name in domains:
+        answers.setdefault(name, KerberosModuleError(f"The module's output named no report for {name}."))
+    return answers
 
 
 # -- errors ------------------------------------------------------------------------------------------
