@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain.errors import ConfigurationError
-from kerberos_sandbox.sandbox import DEFAULT_DOMAINS, Sandbox, SandboxDomain, default_workdir, samba, sandbox
+from kerberos_sandbox.samba_dc import DEFAULT_DOMAINS, SandboxDomain, samba
+from kerberos_sandbox.sandbox import Sandbox, default_workdir, sandbox
 
 ENDPOINTS = "endpoints.json"
 PID_FILE = "sandbox.pid"

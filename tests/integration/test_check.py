@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from kerberos_sandbox.entra_standin import GRAPH_ROLES
-from kerberos_sandbox.sandbox import ADMIN_PASSWORD, Sandbox, sandbox
+from kerberos_sandbox.samba_dc import ADMIN_PASSWORD
+from kerberos_sandbox.sandbox import Sandbox, sandbox
 from pydantic import SecretStr
 
 from bot.config import BotConfig, Settings, load_bot_config

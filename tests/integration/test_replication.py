@@ -12,7 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from kerberos_sandbox.sandbox import Sandbox, SandboxDomain, samba, sandbox
+from kerberos_sandbox.samba_dc import SandboxDomain, samba
+from kerberos_sandbox.sandbox import Sandbox, sandbox
 
 from bot.domain.approvals import RequestState
 from handlers.views.cards import APPROVE_ACTION

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from kerberos_sandbox.sandbox import DEFAULT_DOMAINS, Sandbox, samba, sandbox, seed
+from kerberos_sandbox.samba_dc import DEFAULT_DOMAINS, samba
+from kerberos_sandbox.sandbox import Sandbox, sandbox, seed
 
 from bot.adapters.kerberos_module.emulator.module import KerberosModuleEmulator
 from bot.domain.ports import SetServerOptions

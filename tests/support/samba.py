@@ -20,13 +20,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from kerberos_sandbox.sandbox import (
-    DEFAULT_DOMAINS,
-    SAMBA_SCRIPT,
-    SambaInstance,
-    SandboxDomain,
-    samba_root,
-)
+from kerberos_sandbox.samba_dc import DEFAULT_DOMAINS, SAMBA_SCRIPT, SambaInstance, SandboxDomain, samba_root
 from ldap3 import Connection
 from ldap3.core.exceptions import LDAPNoSuchObjectResult
 
