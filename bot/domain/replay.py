@@ -30,6 +30,7 @@ _NEXT: dict[tuple[RequestState, Event], RequestState] = {
     (S.EXECUTING, Event.ATTENTION): S.ATTENTION,
     (S.EXECUTING, Event.HANDED_OVER): S.WITH_OPERATOR,  # operator-executes mode
     (S.WITH_OPERATOR, Event.STEP): S.WITH_OPERATOR,  # "the operator says it ran"
+    (S.WITH_OPERATOR, Event.HANDED_OVER): S.WITH_OPERATOR,  # taken over by another operator
     (S.WITH_OPERATOR, Event.SUCCEEDED): S.SUCCEEDED,  # verified
     (S.WITH_OPERATOR, Event.FAILED): S.FAILED,  # nothing before the limit
     (S.WITH_OPERATOR, Event.ATTENTION): S.ATTENTION,  # another effect, someone else's change, unconfirmed

@@ -165,15 +165,24 @@ async def test_finish_records_the_outcome_once(store: ApprovalStore) -> None:
     assert await store.lock_holder("contoso.test") is None
 
 
-async def test_a_change_handed_to_an_operator_is_concluded_once_with_its_entries(store: ApprovalStore) -> None:
+async def with_its_operator(store: ApprovalStore) -> ChangeRequest:
+    """A request filed, approved, claimed and handed to an operator (U0OPS), as stored then."""
     request = new_request()
     await store.create(request, entry=entry(Event.FILED, "U0ALICE"))
     await store.approve(request.id, "U0BOB", datetime.now(UTC), entry=entry(Event.APPROVED, "U0BOB"))
     claimed = await claim(store)
     assert claimed is not None
     handed = entry(Event.HANDED_OVER, "U0OPS", '{"upn":"ops@contoso.test"}')
+    finished = await store.finish(claimed, RequestState.WITH_OPERATOR, "", datetime.now(UTC), entry=handed)
+    assert finished == FinishResult.FINISHED
+    stored = await store.get(request.id)
+    assert stored is not None
+    return stored
+
+
+async def test_a_change_handed_to_an_operator_is_concluded_once_with_its_entries(store: ApprovalStore) -> None:
+    request = await with_its_operator(store)
     now = datetime.now(UTC)
-    assert await store.finish(claimed, RequestState.WITH_OPERATOR, "", now, entry=handed) == FinishResult.FINISHED
     assert [r.id for r in await store.with_operator()] == [request.id]
     assert await store.executing() == []
     assert await store.lock_holder("contoso.test") is None  # the engine keeps the domain's other changes back
@@ -186,6 +195,29 @@ async def test_a_change_handed_to_an_operator_is_concluded_once_with_its_entries
     assert await store.with_operator() == []
     assert [e.event for e in await store.audit(request.id)][-1:] == ["succeeded"]
     assert not await store.conclude("no-such-request", RequestState.FAILED, "x", now)
+
+
+async def test_a_change_with_its_operator_is_handed_again_only_as_its_taker_saw_it(store: ApprovalStore) -> None:
+    seen = await with_its_operator(store)
+    request, now = seen, datetime.now(UTC)
+    again = entry(Event.HANDED_OVER, "U0DAVE", '{"upn":"dave@contoso.test"}')
+    assert await store.hand_over_again(request.id, len(seen.history), now, again)
+    # a second taker who saw the request before the first took it: refused, nothing appended
+    assert not await store.hand_over_again(request.id, len(seen.history), now, entry(Event.HANDED_OVER, "U0CAROL"))
+    taken = await store.get(request.id)
+    assert taken is not None and taken.state == RequestState.WITH_OPERATOR
+    assert [(e.event, e.actor) for e in taken.history][-2:] == [
+        (Event.HANDED_OVER, "U0OPS"),
+        (Event.HANDED_OVER, "U0DAVE"),
+    ]
+    assert [(e.event, e.actor) for e in await store.audit(request.id)][-1:] == [("taken_over", "U0DAVE")]
+    assert [r.id for r in await store.with_operator()] == [request.id]
+    # once concluded, nobody takes it over
+    assert await store.conclude(request.id, RequestState.FAILED, "nothing", now, entry=entry(Event.FAILED))
+    done = await store.get(request.id)
+    assert done is not None
+    assert not await store.hand_over_again(request.id, len(done.history), now, entry(Event.HANDED_OVER, "U0CAROL"))
+    assert not await store.hand_over_again("no-such-request", 0, now, again)
 
 
 def entry(event: Event, actor: str = "", detail: str = "") -> HistoryEntry:

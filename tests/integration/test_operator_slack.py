@@ -2,7 +2,9 @@
 handed to a third person of the operator group, whose card shows the exact command with their own
 -UserPrincipalName; the emulator plays that operator at the management host (Entra's audit log names them);
 the bot concludes from the Samba DC and the Entra stand-in's audit log alone. A change run by someone else
-is reported as such. On the sandbox's real parts: signed requests, Redis, the Samba DC, the stand-ins."""
+is reported as such. A change handed to someone who is away is taken over by another who may run it: the card
+then shows the taker's own command, the one first named hears it, and the taker's change is verified. On the
+sandbox's real parts: signed requests, Redis, the Samba DC, the stand-ins."""
 
 from __future__ import annotations
 
@@ -12,10 +14,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from kerberos_sandbox.sandbox import Sandbox, sandbox
+from kerberos_sandbox.sandbox import SANDBOX_PEOPLE, Sandbox, sandbox
 
 from bot.adapters.kerberos_module.emulator.module import KerberosModuleEmulator
 from bot.domain.approvals import ChangeRequest, RequestState
+from bot.domain.operators import handover_of
 from bot.domain.ports import SetServerOptions
 from handlers.views.cards import APPROVE_ACTION
 from tests.integration.test_rotate_slack import blocks_of, click, request_via_slack, wait_for_state
@@ -31,6 +34,12 @@ time_limit_minutes = 30
 
 [approvals.rotate_force]
 verified_approval = false
+execution = "operator"
+
+# one approval: of the group, Bob (its approver), Carol and Dave may each be named, and take it over
+[approvals.remove_tdo]
+verified_approval = false
+approvals_required = 1
 execution = "operator"
 """
 
@@ -120,3 +129,56 @@ async def test_a_change_run_by_someone_else_is_reported_not_verified(box: Sandbo
     flagged = await wait_for_state(box, request.id, {RequestState.ATTENTION})
     assert "not only by dave@contoso.test" in (flagged.outcome or "")
     await card_text(box, ts, "Needs attention")
+
+
+async def test_only_an_operator_who_may_run_it_takes_it_over(box: Sandbox) -> None:
+    await asyncio.sleep(1.1)
+    request, _ = await approved_by_two(box)
+    # Bob approved it, and it needs two: he may not run it, nor take it over; Mallory is no operator
+    for outsider in ("U0BOB", "U0MALLORY"):
+        _, replies = await box.command(f"take {request.id}", user_id=outsider)
+        assert f"You cannot run request {request.id}" in json.dumps(replies)
+    _, replies = await box.command(f"take {request.id}", user_id="U0DAVE")
+    assert "already yours" in json.dumps(replies)
+    await operator_runs(box, "dave@contoso.test")
+    _, replies = await box.command(f"done {request.id}", user_id="U0DAVE")
+    assert "Verified by dave@contoso.test" in json.dumps(replies)
+    # once AD changed, nobody takes it over
+    _, replies = await box.command(f"take {request.id}", user_id="U0DAVE")
+    assert "not waiting for an operator" in json.dumps(replies)
+
+
+async def test_another_operator_takes_it_over_and_their_change_is_verified(box: Sandbox) -> None:
+    request, value, ts = await request_via_slack(box, f"remove-tdo {DOMAIN} -- the trust moves to a new forest")
+    assert await click(box, "U0BOB", APPROVE_ACTION, value, ts) == 200
+    handed = await wait_for_state(box, request.id, {RequestState.WITH_OPERATOR, RequestState.FAILED})
+    first = handover_of(handed)
+    assert handed.state == RequestState.WITH_OPERATOR and first is not None, handed.outcome
+    taker = next(u for u in ("U0CAROL", "U0DAVE", "U0BOB") if u != first.operator)
+    upn = SANDBOX_PEOPLE[taker]
+
+    _, replies = await box.command(f"take {request.id}", user_id=taker)
+    assert f"Request `{request.id}` is yours to run" in json.dumps(replies), replies
+    card = await card_text(box, ts, upn)
+    assert f"Remove-AzureADKerberosServerTrustedDomainObject -Domain 'contoso.test' -UserPrincipalName '{upn}'" in card
+    thread = [c.body["text"] for c in box.slack.channel_posts() if c.body.get("thread_ts") == ts]
+    assert any(f"<@{taker}> took request {request.id} over from <@{first.operator}>" in t for t in thread), thread
+    told = await box.slack.wait_for_api(
+        "chat.postMessage", where=lambda c: c.body.get("channel") == "D" + first.operator.removeprefix("U")
+    )
+    assert any("Do not run it yourself" in json.dumps(c.body) for c in told)
+
+    # the one first named can no longer say it ran; the taker runs it at the management host and says so
+    _, replies = await box.command(f"done {request.id}", user_id=first.operator)
+    assert "handed to another operator" in json.dumps(replies)
+    module = box.components.module
+    assert isinstance(module, KerberosModuleEmulator)
+    at_the_host = module.signed_in_as(upn)
+    try:
+        await at_the_host.remove_trusted_domain_object(DOMAIN)
+    finally:
+        await at_the_host.close()
+    _, replies = await box.command(f"done {request.id}", user_id=taker)
+    assert f"Verified by {upn}" in json.dumps(replies), replies
+    done = await wait_for_state(box, request.id, {RequestState.SUCCEEDED})
+    assert done.outcome is not None and upn in done.outcome

@@ -22,7 +22,12 @@ from tests.support.fake_approvals import FakeApprovalStore
 from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeGroups, FakeKerberosModule, on_prem_state
 
 ADMINS, OPS = "S0ADMINS", "S0OPS"
-ACCOUNTS = {"U0ALICE": "alice@contoso.test", "U0BOB": "bob@contoso.test", "U0OLGA": "olga@contoso.test"}
+ACCOUNTS = {
+    "U0ALICE": "alice@contoso.test",
+    "U0BOB": "bob@contoso.test",
+    "U0OLGA": "olga@contoso.test",
+    "U0OMAR": "omar@contoso.test",
+}
 
 
 async def account_of(user: str) -> str | None:

@@ -159,6 +159,14 @@ class MemoryExecutionSteps(MemoryStoreBase):
         self._audit(request_id, state.value, None, at, outcome)
         return True
 
+    async def hand_over_again(self, request_id: str, history_seen: int, at: datetime, entry: HistoryEntry) -> bool:
+        request = self.requests.get(request_id)
+        if request is None or request.state != RequestState.WITH_OPERATOR or len(request.history) != history_seen:
+            return False
+        self._remember(request_id, entry)
+        self._audit(request_id, "taken_over", entry.actor, at, entry.detail)
+        return True
+
     async def flag_if_abandoned(
         self, request_id: str, note: str, at: datetime, *, entry: HistoryEntry | None = None
     ) -> bool:

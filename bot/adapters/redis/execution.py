@@ -247,6 +247,13 @@ class ExecutionSteps(StoreBase):
         )
         return bool(answer == 1)
 
+    async def hand_over_again(self, request_id: str, history_seen: int, at: datetime, entry: HistoryEntry) -> bool:
+        # the audit entry carries the new handover whole (who, their account, until when, the command)
+        answer = await self._run(
+            "take_over", request_id, at, str(history_seen), entry.encoded(), entry.actor, entry.detail
+        )
+        return bool(answer == 1)
+
     async def flag_if_abandoned(
         self, request_id: str, note: str, at: datetime, *, entry: HistoryEntry | None = None
     ) -> bool:

@@ -44,6 +44,7 @@ FENCE = lua_script("fence")
 ATTENTION = lua_script("attention", "audit")
 FINISH = lua_script("finish", "audit")
 CONCLUDE = lua_script("conclude", "audit")
+TAKE_OVER = lua_script("take_over", "audit")
 DEFER = lua_script("defer", "audit")
 WITHDRAW = lua_script("withdraw", "audit")
 RELEASE = lua_script("release")
@@ -101,6 +102,7 @@ class StoreBase:
                 ("attention", ATTENTION),
                 ("finish", FINISH),
                 ("conclude", CONCLUDE),
+                ("take_over", TAKE_OVER),
                 ("defer", DEFER),
                 ("withdraw", WITHDRAW),
             )

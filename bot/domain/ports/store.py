@@ -187,6 +187,12 @@ class ApprovalStore(Protocol):
         replica may look; False when it is no longer with its operator)."""
         ...
 
+    async def hand_over_again(self, request_id: str, history_seen: int, at: datetime, entry: HistoryEntry) -> bool:
+        """with_operator -> with_operator, handed to another operator (``entry``: the new, signed handover), only
+        while its history is as long as the caller saw it (no look concluded it, nobody took it over, its operator
+        said nothing since); False otherwise."""
+        ...
+
     async def record_step(self, request_id: str, step: str, at: datetime, *, entry: HistoryEntry | None = None) -> None:
         """Append to the execution journal (written before and after each step that changes anything): the
         request's history (``entry``, or an unsigned step when none is given)."""

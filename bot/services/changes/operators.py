@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.actions.base import ActionContext
+from bot.actions.registry import ACTION_SPECS
 from bot.domain.approvals import KEY_ROTATIONS, ChangeRequest, GroupDirectory, RequestChange, RequestChangeKind
 from bot.domain.approvals import RequestState as S
 from bot.domain.errors import KerberosBotError, UsageError
@@ -85,25 +86,82 @@ class Operators:
         """Who runs ``request`` (chat id, Entra account): a member of an operator group, never its requester (nor
         their Entra account), nor one of its approvers where it needs two or more. Spread over the eligible by the
         request's id, so that one person is not named for every change. Raises when nobody is eligible."""
-        members: set[str] = set()
-        for group in sorted(self.policy.groups):
-            members |= await self._groups.members(group)
-        excluded = {request.requester}
-        excluded_accounts = {(request.requester_upn or "").lower()}
-        if request.approvals_required >= 2:
-            excluded |= {a.approver for a in request.approvals}
-            excluded_accounts |= {a.identity.upn.lower() for a in request.approvals if a.identity}
-        eligible = sorted(members - excluded)
+        eligible = sorted(await self._members())
         if eligible:
             start = int(hashlib.sha256(request.id.encode()).hexdigest(), 16) % len(eligible)
             for user in eligible[start:] + eligible[:start]:
-                upn = await self._account_of(user)
-                if upn and upn.lower() not in excluded_accounts:
+                if (upn := await self._eligible_account(request, user)) is not None:
                     return user, upn
         raise RefusedAtExecution(
             "no operator can run it: nobody in the operator groups is eligible (never its requester, nor one of its "
             "approvers where it needs two) with an Entra account the bot can match"
         )
+
+    async def take_over(self, request_id: str, user: str) -> tuple[ChangeRequest, Handover, Handover]:
+        """``user`` runs a change handed to another operator (who is away, say): allowed to anyone ``pick`` could
+        have named, while AD is still as approved and the time limit has not passed. The new handover (their
+        command, their account, a full time limit from now) is signed into the history, only if nothing happened
+        to the request meanwhile. Returns the request as stored, the previous handover and the new one."""
+        request = await self._store.get(request_id)
+        if request is None:
+            raise UsageError(f"There is no request {request_id}.")
+        if self._signer.problems(request):
+            raise UsageError(
+                f"Request {request_id}'s stored record does not carry the bot's signature: it is kept for "
+                "investigation, and nobody takes it over."
+            )
+        previous = handover_of(request)
+        if request.state != S.WITH_OPERATOR or previous is None:
+            raise UsageError(f"Request {request_id} is not waiting for an operator (it is {request.state.value}).")
+        if previous.operator == user:
+            raise UsageError(f"Request {request_id} is already yours to run.")
+        upn = await self._eligible_account(request, user) if user in await self._members() else None
+        if upn is None:
+            raise NotAllowed(
+                f"You cannot run request {request_id}: an operator who takes it over must be in the operator groups, "
+                "not its requester, nor one of its approvers where it needs two, with an Entra account the bot can "
+                "match."
+            )
+        now = self._clock()
+        if now > previous.until:
+            raise UsageError(f"Request {request_id}'s time limit has passed; the bot closes it at its next look.")
+        state = await self._context.directory(request.domain).read_kerberos_objects()
+        if world_of(state) != request.world:
+            raise UsageError(
+                f"AD no longer is as request {request_id} was approved on: {previous.upn} may be running it; it "
+                "cannot be taken over now (the bot's next look says what it sees)."
+            )
+        hand_over = ACTION_SPECS[request.action].hand_over
+        if hand_over is None:  # only a change an operator can run is ever with one
+            raise UsageError(f"Request {request_id} has nothing for an operator to run.")
+        handing = await hand_over(self._context, request, upn)
+        handover = Handover(user, upn, now, now + self.policy.time_limit, handing.command, handing.effect)
+        entry = self._signer.entry(request.id, Event.HANDED_OVER, user, now, handover.encoded())
+        if not await self._store.hand_over_again(request.id, len(request.history), now, entry):
+            raise UsageError(f"Request {request_id} changed while you took it over; look at its card and try again.")
+        taken = await self._store.get(request_id) or request
+        log.info("request %s taken over by another operator", request.id)
+        await self._watchers.tell(taken, RequestChange(RequestChangeKind.HANDED_OVER, actor=user))
+        return taken, previous, handover
+
+    async def _members(self) -> set[str]:
+        members: set[str] = set()
+        for group in sorted(self.policy.groups):
+            members |= await self._groups.members(group)
+        return members
+
+    async def _eligible_account(self, request: ChangeRequest, user: str) -> str | None:
+        """``user``'s Entra account if they may run ``request`` (they are in an operator group): never its
+        requester, nor one of its approvers where it needs two or more, by chat id or by Entra account."""
+        excluded = {request.requester}
+        excluded_accounts = {(request.requester_upn or "").lower()}
+        if request.approvals_required >= 2:
+            excluded |= {a.approver for a in request.approvals}
+            excluded_accounts |= {a.identity.upn.lower() for a in request.approvals if a.identity}
+        if user in excluded:
+            return None
+        upn = await self._account_of(user)
+        return upn if upn and upn.lower() not in excluded_accounts else None
 
     async def look(self) -> list[Look]:
         """Every handed-over change, looked at once; the ones this look concluded."""
