@@ -171,7 +171,7 @@ def operator_lines(card: RequestCard) -> str:
         f"{handover.until:%Y-%m-%d %H:%M} UTC. On the management host:\n"
         f"```$domainCred = Get-Credential\n{escape(handover.command)}```\n"
         f"Then `/kerberos done {request.id}`; the bot also looks by itself, and concludes only from AD and Entra's "
-        "audit log."
+        f"audit log. If they are away, another operator who may run it types `/kerberos take {request.id}`."
     )
 
 

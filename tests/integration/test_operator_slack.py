@@ -95,6 +95,7 @@ async def test_the_named_operator_runs_it_and_the_bot_verifies_it_from_ad_and_en
         "Set-AzureADKerberosServer -Domain 'contoso.test' -UserPrincipalName 'dave@contoso.test' "
         "-DomainCredential $domainCred -SetupCloudTrust -TopLevelNames 'windows.net' -RotateServerKey -Force"
     ) in card
+    assert f"/kerberos take {request.id}" in card  # if Dave is away, who else may run it knows how
     thread = [c.body["text"] for c in box.slack.channel_posts() if c.body.get("thread_ts") == ts]
     assert any("handed to <@U0DAVE>" in t for t in thread), thread
     unchanged = await directory.read_kerberos_objects()
