@@ -17,7 +17,7 @@ from types import ModuleType
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.domain.errors import KerberosBotError
+from bot.domain.errors import KerberosBotError, UsageError
 from bot.services.changes.engine import ChangeEngine
 from bot.services.container import BotServices
 from bot.services.verification import SignInFor, SignInLink
@@ -93,3 +93,13 @@ def require_changes(ctx: CommandContext) -> tuple[ChangeEngine, AsyncWebClient]:
     if ctx.services.changes is None or ctx.client is None:
         raise KerberosBotError("Changes are switched off: the bot has no approval store (REDIS_URL) configured.")
     return ctx.services.changes, ctx.client
+
+
+def one_request(
+    command: ParsedCommand, ctx: CommandContext, usage: str, ask: str = "Name the request"
+) -> tuple[str, ChangeEngine, AsyncWebClient]:
+    """The one request id a command names, and nothing else, with the change service and the Web API."""
+    if len(command.args) != 1 or command.flags or command.options:
+        raise UsageError(f"{ask}: `/kerberos {usage}`.")
+    changes, client = require_changes(ctx)
+    return command.args[0], changes, client

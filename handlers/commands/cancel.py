@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from bot.domain.approvals import Verdict
-from bot.domain.errors import UsageError
-from handlers.commands import CommandContext, Prepared, require_changes
+from handlers.commands import CommandContext, Prepared, one_request
 from handlers.notices.cards import update_card
 from handlers.parsing import ParsedCommand
 from handlers.replies import Reply, text_reply
@@ -23,10 +22,7 @@ ANSWERS = {
 
 
 def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
-    if len(command.args) != 1:
-        raise UsageError(f"Name the request: `/kerberos {USAGE}`.")
-    changes, client = require_changes(ctx)
-    request_id = command.args[0]
+    request_id, changes, client = one_request(command, ctx, USAGE)
 
     async def work() -> list[Reply]:
         result = await changes.decisions.cancel(request_id, ctx.user_id)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from bot.domain.errors import UsageError
 from bot.domain.operators import Verdict
-from handlers.commands import CommandContext, Prepared, require_changes
+from handlers.commands import CommandContext, Prepared, one_request
 from handlers.notices.cards import post_in_thread, update_card
 from handlers.parsing import ParsedCommand
 from handlers.replies import Reply, escape, text_reply
@@ -15,10 +14,7 @@ USAGE = "done <request id>"
 
 
 def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
-    if len(command.args) != 1:
-        raise UsageError(f"Name the request you ran: `/kerberos {USAGE}`.")
-    changes, client = require_changes(ctx)
-    request_id = command.args[0]
+    request_id, changes, client = one_request(command, ctx, USAGE, "Name the request you ran")
     operators = changes.operators
 
     async def work() -> list[Reply]:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from bot.domain.errors import UsageError
-from handlers.commands import CommandContext, Prepared, require_changes
+from handlers.commands import CommandContext, Prepared, one_request
 from handlers.notices.cards import post_in_thread
 from handlers.parsing import ParsedCommand
 from handlers.replies import Reply, person, text_reply
@@ -15,10 +14,7 @@ USAGE = "nudge <request id>"
 
 
 def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
-    if len(command.args) != 1 or command.flags or command.options:
-        raise UsageError(f"Name the request: `/kerberos {USAGE}`.")
-    changes, client = require_changes(ctx)
-    [request_id] = command.args
+    request_id, changes, client = one_request(command, ctx, USAGE)
 
     async def work() -> list[Reply]:
         request = await changes.decisions.nudge(request_id, ctx.user_id)

@@ -6,8 +6,7 @@ import logging
 
 from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 
-from bot.domain.errors import UsageError
-from handlers.commands import CommandContext, Prepared, require_changes
+from handlers.commands import CommandContext, Prepared, one_request
 from handlers.notices.cards import post_in_thread, update_card
 from handlers.notices.direct import direct_message
 from handlers.parsing import ParsedCommand
@@ -22,10 +21,7 @@ USAGE = "take <request id>"
 
 
 def prepare(command: ParsedCommand, ctx: CommandContext) -> Prepared:
-    if len(command.args) != 1:
-        raise UsageError(f"Name the request to take over: `/kerberos {USAGE}`.")
-    changes, client = require_changes(ctx)
-    request_id = command.args[0]
+    request_id, changes, client = one_request(command, ctx, USAGE, "Name the request to take over")
     operators = changes.operators
 
     async def work() -> list[Reply]:
