@@ -26,6 +26,7 @@ from handlers.views.blocks import SECTION_TEXT, clip
 
 APPROVE_ACTION = "kerberos_approve"
 DENY_ACTION = "kerberos_deny"
+TAKE_OVER_ACTION = "kerberos_take_over"  # operator-executes mode: another operator runs it
 ACTION_TITLES = {action: kind.title for action, kind in ACTION_KINDS.items()}
 STATE_LINES = {
     RequestState.PENDING: ":hourglass_flowing_sand: Waiting for approval",
@@ -171,7 +172,8 @@ def operator_lines(card: RequestCard) -> str:
         f"{handover.until:%Y-%m-%d %H:%M} UTC. On the management host:\n"
         f"```$domainCred = Get-Credential\n{escape(handover.command)}```\n"
         f"Then `/kerberos done {request.id}`; the bot also looks by itself, and concludes only from AD and Entra's "
-        f"audit log. If they are away, another operator who may run it types `/kerberos take {request.id}`."
+        f"audit log. If they are away, another operator who may run it takes it over (the button, or "
+        f"`/kerberos take {request.id}`)."
     )
 
 
@@ -226,4 +228,7 @@ def request_card(card: RequestCard, button_value: str) -> Reply:
         )
     if card.decidable:
         blocks.append(decision_buttons(f"request-{request.id}", button_value))
+    elif card.with_operator:
+        take = ButtonElement(text="Take it over", action_id=TAKE_OVER_ACTION, value=button_value)
+        blocks.append(ActionsBlock(block_id=f"operator-{request.id}", elements=[take]))
     return Reply(text=f"{title} ({request.state.value})", blocks=blocks, in_channel=True)

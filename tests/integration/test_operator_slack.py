@@ -20,7 +20,7 @@ from bot.adapters.kerberos_module.emulator.module import KerberosModuleEmulator
 from bot.domain.approvals import ChangeRequest, RequestState
 from bot.domain.operators import handover_of
 from bot.domain.ports import SetServerOptions
-from handlers.views.cards import APPROVE_ACTION
+from handlers.views.cards import APPROVE_ACTION, TAKE_OVER_ACTION
 from tests.integration.test_rotate_slack import blocks_of, click, request_via_slack, wait_for_state
 from tests.support.samba import sandbox_domains
 
@@ -158,8 +158,21 @@ async def test_another_operator_takes_it_over_and_their_change_is_verified(box: 
     taker = next(u for u in ("U0CAROL", "U0DAVE", "U0BOB") if u != first.operator)
     upn = SANDBOX_PEOPLE[taker]
 
-    _, replies = await box.command(f"take {request.id}", user_id=taker)
-    assert f"Request `{request.id}` is yours to run" in json.dumps(replies), replies
+    # the card offers the button; Mallory (no operator) is refused, the taker gets it
+    operator_card = await card_text(box, ts, "Take it over")
+    value = next(
+        e["value"]
+        for b in json.loads(operator_card)
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == TAKE_OVER_ACTION
+    )
+    assert await click(box, "U0MALLORY", TAKE_OVER_ACTION, value, ts) == 200
+    refused = await box.slack.wait_for_api("chat.postEphemeral", where=lambda c: c.body.get("user") == "U0MALLORY")
+    assert f"You cannot run request {request.id}" in json.dumps([c.body for c in refused])
+    assert await click(box, taker, TAKE_OVER_ACTION, value, ts) == 200
+    told = await box.slack.wait_for_api("chat.postEphemeral", where=lambda c: c.body.get("user") == taker)
+    assert f"Request `{request.id}` is yours to run" in json.dumps([c.body for c in told])
     card = await card_text(box, ts, upn)
     assert f"Remove-AzureADKerberosServerTrustedDomainObject -Domain 'contoso.test' -UserPrincipalName '{upn}'" in card
     thread = [c.body["text"] for c in box.slack.channel_posts() if c.body.get("thread_ts") == ts]
@@ -183,3 +196,4 @@ async def test_another_operator_takes_it_over_and_their_change_is_verified(box: 
     assert f"Verified by {upn}" in json.dumps(replies), replies
     done = await wait_for_state(box, request.id, {RequestState.SUCCEEDED})
     assert done.outcome is not None and upn in done.outcome
+    assert "Take it over" not in await card_text(box, ts, f"Verified by {upn}")  # concluded: no button left
