@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.approvals import ChangeRequest, RequestChange, Verdict
 from bot.domain.card import RequestCard
 from bot.domain.errors import UsageError
+from bot.domain.history import Event
 from bot.observability.logs import set_user
 from bot.services.changes.engine import ChangeEngine
 from bot.services.home import HomeService
@@ -63,9 +64,12 @@ class SlackHome:
                 log.warning("could not redraw the home page of %s", user, exc_info=True)
 
     async def request_changed(self, card: RequestCard, change: RequestChange) -> None:
-        """The pages of those it concerns: its requester and its possible approvers."""
+        """The pages of those it concerns: its requester, its possible approvers, and everyone it was handed to
+        to run (a change taken over leaves the page of the one first named)."""
         request = card.request
-        await self.redraw(request.requester, only=await self._changes.authority.concerned_with(request))
+        operators = {entry.actor for entry in request.history if entry.event == Event.HANDED_OVER}
+        concerned = await self._changes.authority.concerned_with(request)
+        await self.redraw(request.requester, only=concerned | operators)
 
 
 def _clicked(body: dict[str, Any]) -> tuple[str, str, str, str]:

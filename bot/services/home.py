@@ -41,6 +41,7 @@ class HomePage:
     mine: tuple[RequestCard, ...]
     muted: bool
     reads_domains: bool = True  # False: not a reader ([policy] reader_groups): the domains are not shown
+    to_run: tuple[RequestCard, ...] = ()  # operator-executes mode: changes handed to them to run
 
 
 async def _nothing() -> tuple[DomainLine, ...]:
@@ -92,15 +93,17 @@ class HomeService:
 
     async def page(self, user: str) -> HomePage:
         reads = await self._readers.may_read(user)
-        lines, to_approve, mine = await asyncio.gather(
+        lines, to_approve, mine, to_run = await asyncio.gather(
             self._domain_lines() if reads else _nothing(),
             self._changes.queries.awaiting(user),
             self._changes.queries.requested_by(user),
+            self._changes.queries.handed_to(user),
         )
         muted = await self._preferences.muted(user) if self._preferences else False
         card = self._changes.queries.card
         listed = tuple(card(r) for r in to_approve[:MAX_LISTED]), tuple(card(r) for r in mine[:MAX_LISTED])
-        return HomePage(user, tuple(lines), *listed, muted, reads_domains=reads)
+        running = tuple(card(r) for r in to_run[:MAX_LISTED])
+        return HomePage(user, tuple(lines), *listed, muted, reads_domains=reads, to_run=running)
 
     async def viewers(self) -> frozenset[str]:
         """Who opened their home page (so it is redrawn for them when something changes)."""

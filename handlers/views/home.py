@@ -87,6 +87,15 @@ def _request_line(card: RequestCard) -> str:
     )
 
 
+def _run_line(card: RequestCard) -> str:
+    request, handover = card.request, card.handover
+    until = f" until {handover.until:%m-%d %H:%M} UTC" if handover is not None else ""
+    return (
+        f"`{request.id}` {ACTION_KINDS[request.action].command} {escape(request.domain)}{until}: the command with "
+        f"your account is on its card; then `/kerberos done {request.id}`."
+    )
+
+
 _NOT_A_READER = (
     "The domains' state is shown to the members of this bot's reader groups and its approvers; ask your "
     "Kerberos admins to add you to a reader group."
@@ -100,10 +109,15 @@ def home_view(
     blocks: list[Block] = [HeaderBlock(text="Entra Kerberos"), SectionBlock(text=MarkdownTextObject(text="*Domains*"))]
     # what the rest of the page takes; the domains get what is left of Slack's 100 blocks
     rest = 2 + max(1, 3 * len(page.to_approve)) + 2 + max(1, len(page.mine)) + 3
+    rest += 2 + len(page.to_run) if page.to_run else 0
     no_domains = "No domains are configured." if page.reads_domains else _NOT_A_READER
     blocks += _domain_blocks(page.domains, HOME_MAX_BLOCKS - len(blocks) - rest) or [
         SectionBlock(text=MarkdownTextObject(text=no_domains))
     ]
+    if page.to_run:  # operator-executes mode: only for whom something waits
+        blocks += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text="*Handed to you to run*"))]
+        lines = [_run_line(card) for card in page.to_run]
+        blocks += [SectionBlock(text=MarkdownTextObject(text=clip(line, SECTION_TEXT))) for line in lines]
     blocks += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text="*Waiting for your approval*"))]
     if not page.to_approve:
         blocks.append(SectionBlock(text=MarkdownTextObject(text="Nothing waits for you.")))

@@ -149,7 +149,19 @@ async def test_only_an_operator_who_may_run_it_takes_it_over(box: Sandbox) -> No
     assert "not waiting for an operator" in json.dumps(replies)
 
 
+async def home_says(box: Sandbox, user: str, wanted: str, *, says: bool = True) -> None:
+    """Until the last home page published for ``user`` says ``wanted`` (or, ``says`` False, no longer does)."""
+    for _ in range(100):
+        pages = [c.body for c in box.slack.api_calls("views.publish") if c.body.get("user_id") == user]
+        if pages and (wanted in json.dumps(pages[-1].get("view"))) == says:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{user}'s home page never {'said' if says else 'stopped saying'} {wanted!r}")
+
+
 async def test_another_operator_takes_it_over_and_their_change_is_verified(box: Sandbox) -> None:
+    for user in ("U0BOB", "U0CAROL", "U0DAVE"):
+        assert (await box.event({"type": "app_home_opened", "user": user, "tab": "home"})).status == 200
     request, value, ts = await request_via_slack(box, f"remove-tdo {DOMAIN} -- the trust moves to a new forest")
     assert await click(box, "U0BOB", APPROVE_ACTION, value, ts) == 200
     handed = await wait_for_state(box, request.id, {RequestState.WITH_OPERATOR, RequestState.FAILED})
@@ -157,6 +169,7 @@ async def test_another_operator_takes_it_over_and_their_change_is_verified(box: 
     assert handed.state == RequestState.WITH_OPERATOR and first is not None, handed.outcome
     taker = next(u for u in ("U0CAROL", "U0DAVE", "U0BOB") if u != first.operator)
     upn = SANDBOX_PEOPLE[taker]
+    await home_says(box, first.operator, "Handed to you to run")  # their App Home lists it too
 
     # the card offers the button; Mallory (no operator) is refused, the taker gets it
     operator_card = await card_text(box, ts, "Take it over")
@@ -173,6 +186,8 @@ async def test_another_operator_takes_it_over_and_their_change_is_verified(box: 
     assert await click(box, taker, TAKE_OVER_ACTION, value, ts) == 200
     told = await box.slack.wait_for_api("chat.postEphemeral", where=lambda c: c.body.get("user") == taker)
     assert f"Request `{request.id}` is yours to run" in json.dumps([c.body for c in told])
+    await home_says(box, taker, "Handed to you to run")
+    await home_says(box, first.operator, "Handed to you to run", says=False)
     card = await card_text(box, ts, upn)
     assert f"Remove-AzureADKerberosServerTrustedDomainObject -Domain 'contoso.test' -UserPrincipalName '{upn}'" in card
     thread = [c.body["text"] for c in box.slack.channel_posts() if c.body.get("thread_ts") == ts]

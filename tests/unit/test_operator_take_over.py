@@ -4,6 +4,7 @@ handover is signed, names the taker's own command and account, and is what the b
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
 
@@ -16,6 +17,8 @@ from bot.domain.operators import Verdict, handover_of
 from bot.services.changes.errors import NotAllowed
 from bot.services.changes.executor import HandedOver
 from bot.services.changes.operators import Operators
+from bot.services.home import HomeService
+from handlers.views.home import home_view
 from tests.unit.test_operator_mode import World
 
 
@@ -100,3 +103,21 @@ async def test_a_forged_handover_is_taken_over_by_nobody() -> None:
     world.store.requests[request_id] = replace(stored, history=(*stored.history[:-1], forged))
     with pytest.raises(UsageError, match="does not carry the bot's signature"):
         await operators.take_over(request_id, "U0OMAR" if named == "U0OLGA" else "U0OLGA")
+
+
+async def test_the_named_operators_home_page_lists_the_change_handed_to_them() -> None:
+    world = World(operators=frozenset({"U0OLGA", "U0OMAR"}))
+    request_id, operators, named = await handed_over(world)
+    other = "U0OMAR" if named == "U0OLGA" else "U0OLGA"
+    home = HomeService(world.engine)
+    page = await home.page(named)
+    assert [c.request.id for c in page.to_run] == [request_id]
+    assert (await home.page(other)).to_run == ()
+    view = json.dumps(home_view(page, world.engine.decisions.button_value))
+    assert "Handed to you to run" in view and f"/kerberos done {request_id}" in view
+    assert "Handed to you to run" not in json.dumps(
+        home_view(await home.page(other), world.engine.decisions.button_value)
+    )
+    await operators.take_over(request_id, other)  # taken over: it moves to the taker's page
+    assert (await home.page(named)).to_run == ()
+    assert [c.request.id for c in (await home.page(other)).to_run] == [request_id]

@@ -98,6 +98,10 @@ class Queries:
         """The user's own requests among the newest ``count``, newest first."""
         return [r for r in await self._store.recent(count) if r.requester == user]
 
+    async def handed_to(self, user: str) -> list[ChangeRequest]:
+        """Changes with their operator that ``user`` is named to run (as the signed handover says)."""
+        return [r for r in await self._store.with_operator() if (h := self.card(r).handover) and h.operator == user]
+
     async def awaiting(self, user: str) -> list[ChangeRequest]:
         """Pending requests ``user`` may approve and has not: in an approver group of the action (or the
         fallback group, once it escalated), never their own."""
