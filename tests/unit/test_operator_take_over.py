@@ -121,3 +121,16 @@ async def test_the_named_operators_home_page_lists_the_change_handed_to_them() -
     await operators.take_over(request_id, other)  # taken over: it moves to the taker's page
     assert (await home.page(named)).to_run == ()
     assert [c.request.id for c in (await home.page(other)).to_run] == [request_id]
+
+
+async def test_taking_over_again_and_again_never_runs_past_twice_the_limit_from_the_first_handover() -> None:
+    world = World(operators=frozenset({"U0OLGA", "U0OMAR"}))
+    request_id, operators, named = await handed_over(world)
+    first_at = world.clock()
+    taker, other = ("U0OMAR", "U0OLGA") if named == "U0OLGA" else ("U0OLGA", "U0OMAR")
+    world.clock.now += timedelta(minutes=90)
+    _, _, handover = await operators.take_over(request_id, taker)
+    assert handover.until == world.clock() + timedelta(hours=2)  # 90 minutes in: a full limit
+    world.clock.now += timedelta(minutes=100)
+    _, _, handover = await operators.take_over(request_id, other)
+    assert handover.until == first_at + timedelta(hours=4)  # capped: twice the limit from the first handover

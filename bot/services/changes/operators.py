@@ -100,8 +100,9 @@ class Operators:
     async def take_over(self, request_id: str, user: str) -> tuple[ChangeRequest, Handover, Handover]:
         """``user`` runs a change handed to another operator (who is away, say): allowed to anyone ``pick`` could
         have named, while AD is still as approved and the time limit has not passed. The new handover (their
-        command, their account, a full time limit from now) is signed into the history, only if nothing happened
-        to the request meanwhile. Returns the request as stored, the previous handover and the new one."""
+        command, their account, a full time limit from now but never past twice the limit from the first
+        handover) is signed into the history, only if nothing happened to the request meanwhile. Returns the
+        request as stored, the previous handover and the new one."""
         request = await self._store.get(request_id)
         if request is None:
             raise UsageError(f"There is no request {request_id}.")
@@ -135,7 +136,11 @@ class Operators:
         if hand_over is None:  # only a change an operator can run is ever with one
             raise UsageError(f"Request {request_id} has nothing for an operator to run.")
         handing = await hand_over(self._context, request, upn)
-        handover = Handover(user, upn, now, now + self.policy.time_limit, handing.command, handing.effect)
+        # a full time limit for the taker, but never past twice the limit from the first handover: an approved
+        # change is run soon after its approval, however often it is taken over
+        first = next(e.at for e in request.history if e.event == Event.HANDED_OVER)
+        until = min(now + self.policy.time_limit, first + 2 * self.policy.time_limit)
+        handover = Handover(user, upn, now, until, handing.command, handing.effect)
         entry = self._signer.entry(request.id, Event.HANDED_OVER, user, now, handover.encoded())
         if not await self._store.hand_over_again(request.id, len(request.history), now, entry):
             raise UsageError(f"Request {request_id} changed while you took it over; look at its card and try again.")
