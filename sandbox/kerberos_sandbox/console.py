@@ -14,7 +14,8 @@
     run [<id>|latest]          be the operator the card names for an approved change (remove-tdo in the
                                demo): run its command at the management host, signed in to Entra as
                                yourself, say `/kerberos done`, and see what the bot verified (run it as
-                               someone else to see that reported too)
+                               someone else to see that reported too; or, as another operator,
+                               `/kerberos take <id>` first, then `run` as yourself)
     home                       open your kerberos-bot home tab (App Home)
     submit <domain> [--force] [--twice] [--ticket <T>] [--action <a>] -- <reason>
                                fill in and submit the request form the bot opened for you
