@@ -23,7 +23,8 @@ _ABANDONED: list[asyncio.Task[None]] = []
 
 class GroupWriter(Generic[Item, Result]):
     """``await submit(item)`` returns ``write``'s result for that item, or raises what ``write`` raised for
-    its batch. One batch is written at a time, at most ``most`` items each."""
+    its batch. One batch is written at a time, at most ``most`` items each. One event loop at a time uses it
+    (a process's loop; a test's, then the next test's), never two loops at once from two threads."""
 
     def __init__(
         self, write: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]], *, most: int = MOST_PER_PIPELINE
