@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
-import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -17,22 +15,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
-from kerberos_sandbox.redis_server import PrivateRedis
+from kerberos_sandbox.redis_server import PrivateRedis, free_port
 from kerberos_sandbox.sandbox import Sandbox
 
 from bench.cores import Cores, pin, pinned_at_start, set_nice
 from bot.adapters.redis.client import connect
 from bot.entrypoints.web import EVENTS_PATH
+from tests.support.processes import children
+from tests.support.served import serve_environment
 
 SERVE_LOG = Path(tempfile.gettempdir()) / "kerberos-bot-bench-serve.log"  # serve's and its workers' log lines
 BARE_SECRET = "bare-bolt-signing-secret"
 BOT_SECRET = "bench-bot-signing-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def wait_healthy(url: str, proc: asyncio.subprocess.Process, timeout: float = 60.0) -> None:
@@ -69,19 +63,6 @@ def rss_mib(pid: int) -> float:
     return int(found.group(1)) / 1024 if found else 0.0
 
 
-def children(pid: int) -> list[int]:
-    """The processes ``pid`` started (serve's command workers)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def memory_line(pid: int) -> str:
     workers = [rss_mib(child) for child in children(pid)]
     worker = f"; command worker(s) {', '.join(f'{w:.0f}' for w in workers)} MiB" if workers else ""
@@ -95,14 +76,7 @@ async def bot_process(
     """``kerberos-bot serve`` on the sandbox's configuration, alone in its process (logs as in production,
     JSON at INFO, to ``SERVE_LOG``)."""
     port, health_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "SLACK_SIGNING_SECRET": BOT_SECRET,
-        "SLACK_BOT_TOKEN": box.slack.bot_token,
-        "SLACK_API_URL": box.slack.api_url,
-        "REDIS_URL": redis_url,
-        "KERBEROS_BOT_CONFIG": str(box.config_path),
-    }
+    env = serve_environment(box, secret=BOT_SECRET, redis_url=redis_url, config=box.config_path)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
         "--health-port", str(health_port), "--command-workers", str(command_workers),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+from kerberos_sandbox.redis_server import free_port
 from ldap3 import MODIFY_REPLACE, SUBTREE, Connection
 
 from bot.adapters.kerberos_module.emulator.on_prem import EmulatedOnPremModule
@@ -21,13 +22,6 @@ from tests.integration.conftest import SeedDomain
 from tests.support.samba import SambaDC, SeedState
 
 pytestmark = pytest.mark.samba
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound and released: a connect is refused at once)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

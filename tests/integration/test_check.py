@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from kerberos_sandbox.entra_standin import GRAPH_ROLES
+from kerberos_sandbox.redis_server import free_port
 from kerberos_sandbox.samba_dc import ADMIN_PASSWORD
 from kerberos_sandbox.sandbox import Sandbox, sandbox
 from pydantic import SecretStr
@@ -45,12 +45,6 @@ def config_with(box: Sandbox, tmp_path: Path, old: str, new: str) -> BotConfig:
 
 def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
     return {r.name: r for r in results}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_everything_reachable(box: Sandbox) -> None:

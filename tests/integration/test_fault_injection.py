@@ -32,6 +32,7 @@ from bot.domain.hints import hint
 from bot.services.changes.engine import ChangeEngine
 from tests.support.engine import engine_on_fakes
 from tests.support.fakes import FakeGroups
+from tests.support.processes import descendants
 from tests.support.served import start_serve
 
 pytestmark = pytest.mark.samba
@@ -40,19 +41,6 @@ REDIS_URL = "redis://127.0.0.1:6379/11"  # the served bot uses the default key p
 SECRET = "fault-injection-secret"
 DOMAIN = "contoso.test"
 APPROVERS = ("U0BOB", "U0CAROL")
-
-
-def descendants(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            child = int(stat.parent.name)
-            found += [child, *descendants(child)]
-    return found
 
 
 @contextlib.contextmanager

@@ -7,13 +7,13 @@ import base64
 import json
 import logging
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
+from kerberos_sandbox.redis_server import free_port
 
 from bot.adapters.kerberos_module.remoting.calls import (
     MODULE_SCRIPT,
@@ -53,12 +53,6 @@ def runner(port: int, *, password: str = REMOTING_PASSWORD, **options: object) -
         "127.0.0.1", "svc-kerberos-bot", password, port=port, ssl=False, auth="basic", encryption="never"
     )
     return RemotingKerberosModule(target, CREDENTIALS, **options)  # type: ignore[arg-type]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_get_server_runs_the_constant_script_with_bound_values(host: tuple[FakeWinRM, int]) -> None:

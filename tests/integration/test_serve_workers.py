@@ -22,6 +22,7 @@ from kerberos_sandbox.sandbox import Sandbox, sandbox
 from kerberos_sandbox.slack_requests import send_slash_command, slash_command_form
 
 from bot.adapters.redis.client import connect
+from tests.support.processes import children
 from tests.support.samba import sandbox_domains
 from tests.support.served import start_serve
 
@@ -29,18 +30,6 @@ pytestmark = pytest.mark.samba
 
 REDIS_URL = "redis://127.0.0.1:6379/12"  # the served bot uses the default key prefix: its own database
 SECRET = "serve-workers-test-secret"
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return found
 
 
 def running(pid: int) -> bool:

@@ -6,13 +6,13 @@ when one is (opt-in).
 
 import os
 import re
-import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+from kerberos_sandbox.redis_server import free_port
 
 ROOT = Path(__file__).parents[2]
 
@@ -122,12 +122,6 @@ def test_the_redis_password_never_reaches_a_command_line(tmp_path: Path) -> None
     finally:
         server.terminate()
         server.wait(10)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_the_deployed_image_drops_the_build_proxys_ca() -> None:
