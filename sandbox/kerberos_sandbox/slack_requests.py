@@ -41,9 +41,23 @@ def slash_command_form(
             "api_app_id": "A0KERBOT",
             "is_enterprise_install": "false",
             "response_url": response_url,
-            "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}",
+            "trigger_id": _trigger_id(),
         }
     )
+
+
+def _sent_by(user_id: str, team_id: str) -> dict[str, Any]:
+    """Who an interaction comes from, in every payload Slack sends: the workspace, the person, the app."""
+    return {
+        "team": {"id": team_id, "domain": "standin"},
+        "user": {"id": user_id, "username": user_id.lower(), "team_id": team_id},
+        "api_app_id": "A0KERBOT",
+    }
+
+
+def _trigger_id() -> str:
+    """A trigger (for opening a dialog), unique per interaction."""
+    return f"{int(time.time())}.{uuid.uuid4().int % 10**12}"
 
 
 def interaction_form(payload: dict[str, Any]) -> str:
@@ -56,10 +70,8 @@ def block_actions_payload(
 ) -> dict[str, Any]:
     return {
         "type": "block_actions",
-        "team": {"id": team_id, "domain": "standin"},
-        "user": {"id": user_id, "username": user_id.lower(), "team_id": team_id},
-        "api_app_id": "A0KERBOT",
-        "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}",
+        **_sent_by(user_id, team_id),
+        "trigger_id": _trigger_id(),
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id, "is_ephemeral": False},
         "channel": {"id": channel_id, "name": "platform"},
         "message": {"type": "message", "ts": message_ts, "text": "request"},
@@ -97,11 +109,9 @@ def shortcut_payload(*, user_id: str, callback_id: str, team_id: str = "T0STANDI
         "type": "shortcut",
         "token": "deprecated-verification-token",
         "action_ts": f"{time.time():.6f}",
-        "team": {"id": team_id, "domain": "standin"},
-        "user": {"id": user_id, "username": user_id.lower(), "team_id": team_id},
-        "api_app_id": "A0KERBOT",
+        **_sent_by(user_id, team_id),
         "callback_id": callback_id,
-        "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}",
+        "trigger_id": _trigger_id(),
     }
 
 
@@ -110,9 +120,7 @@ def view_submission_payload(
 ) -> dict[str, Any]:
     return {
         "type": "view_submission",
-        "team": {"id": team_id, "domain": "standin"},
-        "user": {"id": user_id, "username": user_id.lower(), "team_id": team_id},
-        "api_app_id": "A0KERBOT",
+        **_sent_by(user_id, team_id),
         "view": {
             "id": "V0DENY",
             "type": "modal",
