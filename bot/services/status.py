@@ -134,7 +134,7 @@ class StatusService:
         return await self._many.run((tuple(names), per_dc), partial(self._all, names, per_dc))
 
     async def _all(self, names: list[str], per_dc: bool) -> list[DomainStatus]:
-        # the module's one session for every domain may take a round per READS_AT_ONCE domains on the host
+        # one module read for every domain: its limit is the per-source one for each READS_AT_ONCE domains
         timeout = self._settings.per_source_timeout.total_seconds() * math.ceil(len(names) / READS_AT_ONCE)
         module_reads = asyncio.ensure_future(asyncio.wait_for(self._module.get_servers(names), timeout))
 

@@ -99,8 +99,9 @@ class Queries:
         return [r for r in await self._store.recent(count) if r.requester == user]
 
     async def handed_to(self, user: str) -> list[ChangeRequest]:
-        """Changes with their operator that ``user`` is named to run (as the signed handover says)."""
-        return [r for r in await self._store.with_operator() if (h := self.card(r).handover) and h.operator == user]
+        """Changes with their operator that ``user`` is named to run (as its last handover says; whether the record
+        is the bot's is the look's to judge, which concludes a forged one)."""
+        return [r for r in await self._store.with_operator() if (h := handover_of(r)) and h.operator == user]
 
     async def awaiting(self, user: str) -> list[ChangeRequest]:
         """Pending requests ``user`` may approve and has not: in an approver group of the action (or the
