@@ -17,9 +17,18 @@ from bot.domain.ports import SetServerOptions
 from bot.services.changes.engine import ChangeEngine
 from bot.services.changes.errors import NotAllowed
 from bot.services.changes.executor import Execution, HandedOver
+from bot.services.changes.limits import RateLimits
 from tests.support.engine import Clock, engine_on_fakes
 from tests.support.fake_approvals import FakeApprovalStore
-from tests.support.fakes import NOW, FakeDirectory, FakeEntra, FakeGroups, FakeKerberosModule, on_prem_state
+from tests.support.fakes import (
+    NOW,
+    FakeDirectory,
+    FakeEntra,
+    FakeGroups,
+    FakeKerberosModule,
+    FakeRateLimiter,
+    on_prem_state,
+)
 
 ADMINS, OPS = "S0ADMINS", "S0OPS"
 ACCOUNTS = {
@@ -35,7 +44,13 @@ async def account_of(user: str) -> str | None:
 
 
 class World:
-    def __init__(self, *, required: int = 1, operators: frozenset[str] = frozenset({"U0OLGA"})) -> None:
+    def __init__(
+        self,
+        *,
+        required: int = 1,
+        operators: frozenset[str] = frozenset({"U0OLGA"}),
+        rate_limits: RateLimits | None = None,
+    ) -> None:
         self.clock = Clock(NOW)
         self.directory = FakeDirectory(on_prem_state("contoso.test", key_updated_on=NOW - timedelta(days=40)))
         self.directories = {"contoso.test": self.directory}
@@ -52,6 +67,8 @@ class World:
             entra=self.entra,
             operator_policy=OperatorPolicy(groups=frozenset({OPS}), domains=frozenset({"contoso.test"})),
             operator_accounts=account_of,
+            limiter=FakeRateLimiter() if rate_limits else None,
+            rate_limits=rate_limits,
         )
 
     async def approved_rotation(self) -> str:

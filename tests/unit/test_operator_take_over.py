@@ -14,8 +14,9 @@ from bot.domain.approvals import RequestState
 from bot.domain.errors import UsageError
 from bot.domain.history import Event
 from bot.domain.operators import Verdict, handover_of
-from bot.services.changes.errors import NotAllowed
+from bot.services.changes.errors import NotAllowed, RateLimited
 from bot.services.changes.executor import HandedOver
+from bot.services.changes.limits import RateLimits
 from bot.services.changes.operators import Operators
 from bot.services.home import HomeService
 from handlers.views.home import home_view
@@ -134,3 +135,22 @@ async def test_taking_over_again_and_again_never_runs_past_twice_the_limit_from_
     world.clock.now += timedelta(minutes=100)
     _, _, handover = await operators.take_over(request_id, other)
     assert handover.until == first_at + timedelta(hours=4)  # capped: twice the limit from the first handover
+
+
+async def test_take_over_and_done_go_no_faster_than_clicks() -> None:
+    # each try reads the operator groups, Entra and AD (a look at the tier-0 host): a refused user may not
+    # hammer it, and the named operator's "done" (a look at AD and Entra's audit log) is limited alike
+    world = World(operators=frozenset({"U0OLGA"}), rate_limits=RateLimits(clicks_per_minute=2))
+    request_id, operators = await handed_to_olga(world)
+    for _ in range(2):
+        with pytest.raises(NotAllowed):
+            await operators.take_over(request_id, "U0MALLORY")
+    with pytest.raises(RateLimited, match="2 clicks a minute"):
+        await operators.take_over(request_id, "U0MALLORY")
+    for _ in range(2):
+        await operators.done(request_id, "U0OLGA")
+    with pytest.raises(RateLimited, match="2 clicks a minute"):
+        await operators.done(request_id, "U0OLGA")
+    world.clock.now += timedelta(minutes=1)
+    with pytest.raises(NotAllowed):  # refilled: refused on its merits again
+        await operators.take_over(request_id, "U0MALLORY")

@@ -120,6 +120,7 @@ def build_engine(
         groups=groups,
         entra=entra,
         account_of=operator_accounts or account_of,
+        rates=rates,
     )
     return ChangeEngine(
         intake=Intake(

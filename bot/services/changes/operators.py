@@ -33,6 +33,7 @@ from bot.domain.operators import (
 from bot.domain.ports import ApprovalStore, EntraDirectory
 from bot.services.changes.errors import NotAllowed, RefusedAtExecution
 from bot.services.changes.events import Watchers
+from bot.services.changes.rates import Rates
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class Operators:
         groups: GroupDirectory,
         entra: EntraDirectory | None,
         account_of: Callable[[str], Awaitable[str | None]],
+        rates: Rates,
     ) -> None:
         self._store = store
         self._context = context
@@ -81,6 +83,7 @@ class Operators:
         self._groups = groups
         self._entra = entra
         self._account_of = account_of  # a chat user's Entra account (UPN), as approvers' are matched
+        self._rates = rates
 
     async def pick(self, request: ChangeRequest) -> tuple[str, str]:
         """Who runs ``request`` (chat id, Entra account): a member of an operator group, never its requester (nor
@@ -103,6 +106,7 @@ class Operators:
         command, their account, a full time limit from now but never past twice the limit from the first
         handover) is signed into the history, only if nothing happened to the request meanwhile. Returns the
         request as stored, the previous handover and the new one."""
+        await self._rates.click(user)  # each try reads the groups, Entra and AD: as fast as clicks, no faster
         request = await self._store.get(request_id)
         if request is None:
             raise UsageError(f"There is no request {request_id}.")
@@ -184,6 +188,7 @@ class Operators:
 
     async def done(self, request_id: str, user: str) -> Look:
         """The named operator says they ran it: the bot looks at once (it concludes nothing on their word)."""
+        await self._rates.click(user)  # each look reads AD and Entra's audit log
         request = await self._store.get(request_id)
         if request is None:
             raise UsageError(f"There is no request {request_id}.")
