@@ -25,6 +25,10 @@ VERSION = "v2:"  # MACs over a canonical encoding: one JSON array, so no field's
 BUTTON_MAC_LENGTH = 22  # hex characters: 88 bits against forgery, short enough for a button
 
 
+# one encoder for every MAC: json.dumps with options other than its defaults builds a new one each call
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _iso(moment: datetime | None) -> str:
     return moment.astimezone(UTC).isoformat() if moment is not None else ""
 
@@ -36,12 +40,14 @@ class Signer:
         if len(key) < 32:
             raise ValueError("the integrity key must have at least 32 bytes")
         self._key = key
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)  # copied for each MAC: the key is hashed once
 
     def _mac(self, purpose: str, *parts: str) -> str:
         """The MAC of ``parts`` in a canonical encoding (a JSON array: each part's bounds are its own, so
         ("a", "bc") and ("ab", "c") differ whatever the text holds)."""
-        message = json.dumps([purpose, *parts], ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        return VERSION + hmac.new(self._key, message, hashlib.sha256).hexdigest()
+        keyed = self._keyed.copy()
+        keyed.update(_CANONICAL.encode([purpose, *parts]).encode("utf-8"))
+        return VERSION + keyed.hexdigest()
 
     def _legacy_mac(self, purpose: str, *parts: str) -> str | None:
         """The first version's MAC (parts joined with a separator), still accepted for the records written

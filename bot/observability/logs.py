@@ -26,6 +26,10 @@ def set_user(user_id: str) -> None:
     SLACK_USER.set(user_id or "-")
 
 
+# json.dumps with options other than its defaults builds a new encoder for every call: one for every line
+_LINE = json.JSONEncoder(ensure_ascii=False)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         event = {
@@ -38,7 +42,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             event["exc"] = self.formatException(record.exc_info)
-        return json.dumps(event, ensure_ascii=False)
+        return _LINE.encode(event)
 
 
 def configure(level: str = "INFO", *, json_lines: bool = True) -> None:

@@ -31,6 +31,7 @@ from bot.adapters.redis.scripts import lua_script
 from bot.domain.ports import DeferredCommand
 
 GROUP = "command-workers"
+_ENTRY = json.JSONEncoder(separators=(",", ":"))  # one encoder for every entry, not one per json.dumps
 MAX_BACKLOG = 10_000
 TAKEN_MARK_SECONDS = 3600  # longer than a queued command stays worth answering (response URLs last 30 minutes)
 
@@ -76,7 +77,7 @@ class RedisCommandQueue:
             "app": command.app_id,
             "mac": command.mac,
         }
-        await self._entries.submit(json.dumps(fields, separators=(",", ":")))
+        await self._entries.submit(_ENTRY.encode(fields))
 
     async def _write(self, entries: Sequence[str]) -> list[None]:
         # one script for the batch, one field per entry: the event loop packs a few arguments per command,

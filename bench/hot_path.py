@@ -1,0 +1,132 @@
+"""What each piece of an acknowledged command costs `serve` alone, in CPU microseconds per command.
+
+The ack bench (``bench.ack_latency``) prints the whole: the bot's CPU per request beside bare Bolt's. This one
+prints the parts the bot adds, each in a loop of its own on this process's CPU clock, so a lever worth a few
+microseconds shows here though it is lost in the whole's noise: the queue entry's MAC, the command's JSON log
+line, the queue entry written to Redis (the MAC included, 50 callers at once, as the group commit batches
+them under load), the replay check (the same), and the metrics each command counts.
+
+usage: python -m bench.hot_path [--rounds 7] [--redis-url redis://…] (default: a private redis-server)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import logging
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from functools import partial
+
+CALLERS = 50  # the ack bench's clients
+LOOPS = 20_000  # for the pieces that do not wait on Redis
+PER_CALLER = 200  # for the pieces that do
+
+
+def per_call(loops: int, piece: Callable[[], object]) -> float:
+    started = time.process_time()
+    for _ in range(loops):
+        piece()
+    return (time.process_time() - started) / loops * 1e6
+
+
+async def per_await(piece: Callable[[int, int], Awaitable[object]]) -> float:
+    async def caller(who: int) -> None:
+        for turn in range(PER_CALLER):
+            await piece(who, turn)
+
+    started = time.process_time()
+    await asyncio.gather(*(caller(who) for who in range(CALLERS)))
+    return (time.process_time() - started) / (CALLERS * PER_CALLER) * 1e6
+
+
+async def main(rounds: int, redis_url: str | None) -> None:
+    # the metrics as serve keeps them: shared by its processes through files
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bench-metrics-"))
+    from bench.servers import bench_redis
+    from bot.adapters.redis.client import connect
+    from bot.adapters.redis.commands import RedisCommandQueue
+    from bot.adapters.redis.replay import RedisReplayGuard
+    from bot.domain.integrity import Signer
+    from bot.domain.ports import DeferredCommand
+    from bot.observability.logs import JsonFormatter
+    from bot.observability.metrics import Metrics
+    from bot.services.command_queue import SignedCommandQueue
+
+    signer = Signer(os.urandom(32))
+    command = DeferredCommand(
+        text="status",
+        user_id="U0ALICE",
+        channel_id="C0PLATFORM",
+        reply_to="https://hooks.slack.com/commands/T0/1/abc",
+        request_id=uuid.uuid4().hex[:12],
+        queued_at=datetime.now(UTC),
+        team_id="T0CONTOSO",
+        app_id="A0KERBEROS",
+    )
+    handler = logging.StreamHandler(io.StringIO())  # the line's making and writing, not a disk's speed
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("bench.hot_path")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    metrics = Metrics.create()
+
+    def first_time(round_: int, who: int, turn: int) -> Awaitable[bool]:  # a new nonce each time
+        return guard.first_time(f"{round_}.{who}", str(turn))
+
+    def count() -> None:
+        metrics.commands.labels("status", "ok").inc()
+        metrics.ack_seconds.labels("command").observe(0.02)
+
+    async with bench_redis(redis_url) as url:
+        client = connect(url)
+        prefix = f"kbot-bench-{uuid.uuid4().hex[:8]}"
+        queue = SignedCommandQueue(RedisCommandQueue(client, prefix), signer)
+        guard = RedisReplayGuard(client, prefix)
+        print(
+            f"CPU microseconds per command, the least and the median of {rounds} rounds (a shared machine only ever "
+            f"adds); Redis pieces with {CALLERS} callers at once"
+        )
+        figures: dict[str, list[float]] = {}
+        try:
+            for round_ in range(rounds):
+                for name, figure in (
+                    ("queue entry's MAC", per_call(LOOPS, lambda: signer.command_mac(command))),
+                    ("JSON log line", per_call(LOOPS, lambda: logger.info("/kerberos %s", "status"))),
+                    ("metrics (a counter, a histogram)", per_call(LOOPS, count)),
+                    ("queue entry, signed and written", await per_await(lambda _who, _turn: queue.put(command))),
+                    ("replay check", await per_await(partial(first_time, round_))),
+                ):
+                    figures.setdefault(name, []).append(figure)
+                await client.delete(f"{prefix}:commands")
+        finally:
+            keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+            if keys:
+                await client.delete(*keys)
+            await client.aclose()
+        for name, values in figures.items():
+            print(f"  {name:<36} {min(values):6.1f}  ({statistics.median(values):.1f})")
+
+
+def run() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--redis-url", default=None, help="default: a private redis-server, removed after")
+    args = parser.parse_args()
+    try:
+        import uvloop  # serve's loop
+
+        uvloop.run(main(args.rounds, args.redis_url))
+    except ImportError:
+        asyncio.run(main(args.rounds, args.redis_url))
+
+
+if __name__ == "__main__":
+    run()
