@@ -49,5 +49,5 @@ def build_bolt_app(
         actions.register(app, services.changes, services.verification)
         request_form.register(app, services, services.ticket_pattern or DEFAULT_TICKET_PATTERN)
         if home is not None:
-            home_handlers.register(app, home, services.changes)
+            home_handlers.register(app, home, services.changes, services.verification)
     return app

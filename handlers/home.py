@@ -18,11 +18,13 @@ from bot.domain.history import Event
 from bot.observability.logs import set_user
 from bot.services.changes.engine import ChangeEngine
 from bot.services.home import HomeService
-from handlers.actions.clicks import request_id_of
+from bot.services.verification import ApproverVerification
+from handlers.actions.approve import verify_then_approve
+from handlers.actions.clicks import Click, request_id_of
 from handlers.boundary import OnceAck, guard
 from handlers.notices.cards import card_link
 from handlers.notices.decisions import REFUSALS, after_decision
-from handlers.notices.direct import direct_message
+from handlers.notices.direct import direct_channel, direct_message
 from handlers.views.cards import button_payload
 from handlers.views.home import HOME_APPROVE, HOME_DENY, HOME_DMS, home_view
 from handlers.views.modals import deny_dialog
@@ -90,7 +92,9 @@ async def _request_for(changes: ChangeEngine, value: str, team: str, app: str) -
     return request
 
 
-def register(app: AsyncApp, home: SlackHome, changes: ChangeEngine) -> None:
+def register(
+    app: AsyncApp, home: SlackHome, changes: ChangeEngine, verification: ApproverVerification | None = None
+) -> None:
     async def home_opened(ack: OnceAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         event = body.get("event") or {}
@@ -119,6 +123,12 @@ def register(app: AsyncApp, home: SlackHome, changes: ChangeEngine) -> None:
             await direct_message(client, user, f"`{request.id}` is approved on its card{where}")
             return
         result = await changes.decisions.approve(request.id, user, request.origin)
+        if result.verdict == Verdict.VERIFY_FIRST and verification is not None and result.request is not None:
+            # the sign-in starts here as on the card: its link, and what became of it, in the approver's direct
+            # conversation with the bot (the card's channel may be one they are not in)
+            click = Click(value, user, await direct_channel(client, user), request.origin)
+            await verify_then_approve(client, changes, verification, result.request, click)
+            return
         if result.verdict == Verdict.VERIFY_FIRST:
             link = await card_link(client, request)
             where = f" on its card: {link}" if link else " on its card"

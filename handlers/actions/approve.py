@@ -29,17 +29,20 @@ from handlers.views.cards import APPROVE_ACTION, SIGN_IN_LINK_ACTION, sign_in_li
 
 log = logging.getLogger(__name__)
 
+_WAITING_FOR_DEVICE_CODES: set[asyncio.Task[None]] = set()  # approvals waiting for their sign-in (kept from the GC)
 
-async def _verify_then_approve(
+
+async def verify_then_approve(
     client: AsyncWebClient,
     changes: ChangeEngine,
     verification: ApproverVerification,
     request: ChangeRequest,
     click: Click,
-    background: set[asyncio.Task[None]],
 ) -> None:
-    """Give the approver the sign-in made for this approval of this request; the approval is recorded
-    when that sign-in completes (at the callback, or when the device code is used)."""
+    """Give the approver the sign-in made for this approval of this request, in ``click.channel`` (the card's
+    channel, or their direct conversation with the bot from the home page), where they also hear what became
+    of it; the approval is recorded when that sign-in completes (at the callback, or when the device code is
+    used)."""
     set_user(click.user)
     changes.metrics.decisions.labels(Verdict.VERIFY_FIRST.value).inc()
     binding = SignInFor(request.id, request.action.value, click.user, click.origin, click.channel)
@@ -52,8 +55,8 @@ async def _verify_then_approve(
             prompt = verification_prompt(request, pending.prompt, pending.expected_user, again=not pending.new)
             if pending.new:
                 task = asyncio.create_task(_after_device_code(client, changes, pending, request, binding))
-                background.add(task)
-                task.add_done_callback(background.discard)
+                _WAITING_FOR_DEVICE_CODES.add(task)
+                task.add_done_callback(_WAITING_FOR_DEVICE_CODES.discard)
     except KerberosBotError as exc:
         await client.chat_postEphemeral(
             channel=click.channel,
@@ -142,15 +145,13 @@ async def record_sign_in(
 
 
 def register(app: AsyncApp, changes: ChangeEngine, verification: ApproverVerification | None = None) -> None:
-    background: set[asyncio.Task[None]] = set()  # clicks waiting for their approver's Entra sign-in
-
     async def approve(ack: OnceAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         click = clicked(body)
         set_user(click.user)
         result = await changes.decisions.approve(request_id_of(changes, click.value), click.user, click.origin)
         if result.verdict == Verdict.VERIFY_FIRST and verification is not None and result.request is not None:
-            await _verify_then_approve(client, changes, verification, result.request, click, background)
+            await verify_then_approve(client, changes, verification, result.request, click)
             return
         await after_decision(client, changes, result, click.user, click.channel)
 

@@ -19,12 +19,18 @@ from handlers.views.blocks import SECTION_TEXT, clip, plain_context
 log = logging.getLogger(__name__)
 
 
-async def direct_message(client: AsyncWebClient, user: str, text: str, blocks: Sequence[Block] = ()) -> None:
-    """A message in the bot's direct conversation with ``user`` (im:write)."""
+async def direct_channel(client: AsyncWebClient, user: str) -> str:
+    """The bot's direct conversation with ``user`` (im:write)."""
     opened = (await client.conversations_open(users=user)).get("channel")
     channel = opened.get("id") if isinstance(opened, dict) else None
     if not isinstance(channel, str):
         raise KerberosBotError(f"conversations.open gave no channel for {user}")
+    return channel
+
+
+async def direct_message(client: AsyncWebClient, user: str, text: str, blocks: Sequence[Block] = ()) -> None:
+    """A message in the bot's direct conversation with ``user``."""
+    channel = await direct_channel(client, user)
     await client.chat_postMessage(channel=channel, text=text, blocks=[b.to_dict() for b in blocks] or None)
 
 

@@ -6,6 +6,7 @@ their direct messages off there; a request's change redraws the pages of those w
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from handlers.views.home import HOME_APPROVE, HOME_DMS, HOME_MAX_BLOCKS
 from tests.support.botserver import RunningBot, running_bot
 from tests.support.fakes import NOW, FakeNoticePreferences, on_prem_state
 from tests.support.worlds import ADMINS, one_domain
+from tests.unit.test_verified_approvals import World as VerifiedWorld
 
 CHANNEL = "C0PLATFORM"
 
@@ -181,3 +183,47 @@ async def test_an_event_slack_delivers_again_is_handled_once() -> None:
         await send_event(session, bot, json.loads(other)["event"])  # a new event (a new id) is handled
         await slack.wait_for_api("views.publish", 2)
         assert len(slack.api_calls("views.publish")) == 2  # the retries published nothing
+
+
+async def test_an_approval_that_needs_a_sign_in_starts_it_from_home_and_tells_the_approver_by_direct_message() -> None:
+    # the forced rotation needs two approvals, each with its approver's own Entra sign-in (fakes of Entra)
+    world = VerifiedWorld()
+    request_id = await world.forced()
+    preferences = FakeNoticePreferences()
+    home = HomeService(world.service, preferences=preferences)
+    status = one_domain(on_prem_state("contoso.test")).status
+    services = BotServices(
+        status=status, changes=world.service, preferences=preferences, home=home, verification=world.verification
+    )
+    async with SlackStandIn() as slack, running_bot(services, slack) as bot, aiohttp.ClientSession() as session:
+        await send_event(session, bot, {"type": "app_home_opened", "user": "U0BOB", "tab": "home", "channel": "D0BOB"})
+        [published] = await slack.wait_for_api("views.publish")
+        [value] = [
+            b["elements"][0]["value"] for b in view_of(published)["blocks"] if b.get("block_id") == f"home-{request_id}"
+        ]
+
+        await click_home(session, bot, "U0BOB", HOME_APPROVE, value)
+        # the sign-in link, made for this approval, only for Bob, in his conversation with the bot
+        [prompt] = await slack.wait_for_api("chat.postEphemeral", where=lambda c: c.body.get("channel") == "D0BOB")
+        assert prompt.body["user"] == "U0BOB"
+        state = world.browser.started[-1]["state"]
+        assert f"https://login.test/authorize?state={state}" in json.dumps(prompt.body)
+        pending = await world.service.queries.get(request_id)
+        assert pending is not None and pending.approvals == ()  # nothing counts before the sign-in
+
+        # Bob signs in; the bot's page names the change and he confirms it: only that approves
+        answer = world.browser.sign_in(state, "bob@contoso.test")
+        async with session.post(f"{bot.url}/auth/callback", data=answer) as page:
+            assert page.status == 200
+            token = re.search(r'name="token" value="([^"]+)"', await page.text())
+        assert token is not None
+        confirm = {"token": token.group(1), "decision": "approve"}
+        async with session.post(f"{bot.url}/auth/confirm", data=confirm) as page:
+            assert page.status == 200 and "Your approval is recorded (1 of 2)" in await page.text()
+        approved = await world.service.queries.get(request_id)
+        assert approved is not None and [(a.approver, a.identity and a.identity.upn) for a in approved.approvals] == [
+            ("U0BOB", "bob@contoso.test")
+        ]
+        # his page follows: the request no longer waits for him
+        redrawn = await slack.wait_for_api("views.publish", 2, where=lambda c: c.body.get("user_id") == "U0BOB")
+        assert f"home-{request_id}" not in json.dumps(view_of(redrawn[-1]))
