@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -26,6 +27,9 @@ def set_user(user_id: str) -> None:
     SLACK_USER.set(user_id or "-")
 
 
+# what could end a line or paint a terminal: C0 and C1 controls, DEL, and Unicode's line and paragraph separators
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_UNESCAPED_BY_JSON = re.compile(r"[\x7f-\x9f\u2028\u2029]")
 # json.dumps with options other than its defaults builds a new encoder for every call: one for every line
 _LINE = json.JSONEncoder(ensure_ascii=False)
 
@@ -42,7 +46,32 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             event["exc"] = self.formatException(record.exc_info)
-        return _LINE.encode(event)
+        line = _LINE.encode(event)
+        if line.isascii() and "\x7f" not in line:  # nearly every line, and a quick look
+            return line
+        # JSON escapes C0 controls itself; DEL, C1 and Unicode's line separators it leaves as they are
+        return _UNESCAPED_BY_JSON.sub(lambda found: f"\\u{ord(found.group()):04x}", line)
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as its Python escape (a newline as ``\\n``)."""
+    return _CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class TextFormatter(logging.Formatter):
+    """``LOG_FORMAT=text``: a line a person reads, one per event. What a message carries (a request id, a reason,
+    an error's words: text people typed, some of it) cannot start a line of its own or forge one: its control
+    characters are escaped, and a traceback's lines are marked as the event's."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = (
+            f"{self.formatTime(record)} {record.levelname} {record.name} "
+            f"[{REQUEST_ID.get()} {SLACK_USER.get()}] {escape_controls(record.getMessage())}"
+        )
+        if record.exc_info:
+            trace = self.formatException(record.exc_info)
+            line += "".join(f"\n    | {escape_controls(part)}" for part in trace.splitlines())
+        return line
 
 
 def configure(level: str = "INFO", *, json_lines: bool = True) -> None:
@@ -53,9 +82,7 @@ def configure(level: str = "INFO", *, json_lines: bool = True) -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
