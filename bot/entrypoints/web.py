@@ -17,7 +17,7 @@ import socket
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -71,7 +71,7 @@ def build_web_app(
                 request.headers.get("X-Slack-Retry-Num", "?"),
             )
             return web.Response(status=200)
-        bolt_request = bolt_request_of(passed.body, raw_body, request)
+        bolt_request = bolt_request_of(passed.body, raw_body, request.headers, request.query_string)
         kind = "interaction" if bolt_request.raw_body.startswith("payload=") else "command"
         bolt_response = await bolt.async_dispatch(bolt_request)
         ack_seconds.labels(kind).observe(time.perf_counter() - started)
@@ -83,15 +83,17 @@ def build_web_app(
     return app
 
 
-def bolt_request_of(body: dict[str, Any], raw_body: bytes, request: web.Request) -> AsyncBoltRequest:
+def bolt_request_of(
+    body: dict[str, Any], raw_body: bytes, headers: Mapping[str, str], query_string: str = ""
+) -> AsyncBoltRequest:
     """Bolt's request over the gate's parse of the body (``handlers.payloads.parse_slack_body``), not its own:
     Bolt dispatches on what the gate checked, and the body is not parsed twice. Bolt parses a ``str`` body
     in HTTP mode and takes a ``dict`` only in Socket Mode, so the request is built as Socket Mode's and
     then given the raw body and HTTP mode it has."""
     bolt_request = AsyncBoltRequest(
         body=body,
-        query=request.query_string,
-        headers=request.headers,  # type: ignore[arg-type]  # Bolt copies a mapping of header names to values
+        query=query_string,
+        headers=headers,  # type: ignore[arg-type]  # Bolt copies a mapping of header names to values
         mode="socket_mode",
     )
     bolt_request.raw_body = raw_body.decode("utf-8")  # the gate has decoded it already
