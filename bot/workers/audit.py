@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from bot.domain.errors import KerberosBotError
 from bot.services.audit import AuditForwarder
+from bot.workers.stopping import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,7 @@ class AuditForwarding:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task, "audit forwarding")
             self._task = None
         with contextlib.suppress(Exception):
             await self._forwarder.close()

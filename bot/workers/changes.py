@@ -8,7 +8,6 @@ transport implements (``handlers.notices.worker.SlackChangeNotices``) and the co
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from datetime import timedelta
@@ -20,6 +19,7 @@ from bot.services.changes.decisions import Reminder
 from bot.services.changes.engine import ChangeEngine
 from bot.services.changes.executor import Deferral, Execution, HandedOver
 from bot.services.changes.queries import KeyPropagation
+from bot.workers.stopping import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,5 @@ class ChangeWorker:
         for follower in list(self._followers):
             follower.cancel()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task, f"the change worker {self._name}")
             self._task = None

@@ -9,13 +9,13 @@ burst of identical commands still shares one read (``SingleFlight``) inside the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from bot.domain.ports import CommandQueue, DeferredCommand
 from bot.observability.logs import REQUEST_ID, set_user
+from bot.workers.stopping import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,6 @@ class CommandWorker:
 
     async def stop(self) -> None:
         if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+            await stop_task(self._loop, "the command worker")
             self._loop = None
         await self.drain()

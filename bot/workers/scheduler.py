@@ -19,6 +19,7 @@ from bot.domain.approvals import ChangeRequest
 from bot.domain.errors import KerberosBotError
 from bot.domain.ports import Leadership
 from bot.services.lifecycle import Digest, LifecycleService, WatchReport
+from bot.workers.stopping import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +114,7 @@ class LifecycleScheduler:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task, "the scheduler")
             self._task = None
         if self.leading:
             with contextlib.suppress(Exception):

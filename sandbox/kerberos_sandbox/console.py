@@ -4,7 +4,8 @@
     as <name>                  become alice, bob, carol, dave or mallory (bob, carol, dave approve)
     approve [<id>|latest]      click Approve on a request card
     deny [<id>|latest] <why>   click Deny and give the reason in the dialog
-    wait [<id>|latest]         wait until the request is carried out, then show what Slack shows
+    wait [<id>|latest]         wait until the request is carried out, then show what Slack shows (at
+                               once when it still needs approvals: only people move it then)
     signin [--no-mfa] [--as <upn>] [--password <p>]
                                complete the Entra sign-in the bot asked you for: open its link, type
                                your password and the MFA code at the stand-in's page, land on the
@@ -50,6 +51,7 @@ from kerberos_sandbox.slack_standin import RecordedCall
 PEOPLE = {"alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL", "dave": "U0DAVE", "mallory": "U0MALLORY"}
 NAMES = {user: name for name, user in PEOPLE.items()}
 CHANNEL = "C0PLATFORM"
+PENDING_GRACE_TICKS = 20  # `wait` on a request that needs approvals: 2 s for one still being recorded, then back
 _CARD_ID = re.compile(r"Request\*\s*`([0-9a-f]{6,32})`")  # the request a Slack card is of
 
 
@@ -332,14 +334,17 @@ class Console:
         )
 
     async def _wait(self, request_id: str | None, timeout: float = 60.0) -> None:
+        """Until the request is finished (at most ``timeout``), or at once when it still needs approvals."""
         changes = self.box.components.services.changes
         if request_id is None or changes is None:
             self.say("(no request to wait for)")
             return
-        for _ in range(int(timeout * 10)):
+        for tick in range(int(timeout * 10)):
             request = await changes.queries.get(request_id)
             if request is not None and request.state.is_final:
                 break
+            if request is not None and request.state == RequestState.PENDING and tick >= PENDING_GRACE_TICKS:
+                break  # it waits for people to approve: waiting here would not move it
             await asyncio.sleep(0.1)
         request = await changes.queries.get(request_id)
         if request is not None and request.state == RequestState.SUCCEEDED and "KeyVersion" in (request.outcome or ""):
