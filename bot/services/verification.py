@@ -17,7 +17,6 @@ group is read from Graph. Only the outcome is kept, as the approval it makes; ne
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
@@ -357,7 +356,10 @@ class ApproverVerification:
         for session, pending in list(self._open.values()):
             session.cancel()
             pending.outcome.cancel()
-        for _session, pending in list(self._open.values()):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pending.outcome
+        outcomes = [pending.outcome for _session, pending in self._open.values()]
+        if outcomes:  # their ends; a cancellation of the closer itself still goes through
+            await asyncio.wait(outcomes)
+            for outcome in outcomes:  # looked at, so none is reported as never retrieved
+                if not outcome.cancelled():
+                    outcome.exception()
         self._open.clear()  # a task cancelled before it ran never reached its own clean-up

@@ -74,8 +74,7 @@ class EntraRedisCredentials(StreamingCredentialProvider):
         """Stop renewing (the process is closing its Redis client)."""
         if self._renewal is not None:
             self._renewal.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewal
+            await asyncio.wait({self._renewal})  # its end; a cancellation of the closer itself still goes through
             self._renewal = None
         self._close()
 

@@ -11,7 +11,6 @@ the recovery of a request whose worker died.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -127,8 +126,9 @@ class Executor:
             done_or_deferred = await self._execute(claim)
         finally:
             heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            # its end, not its result: `await heartbeat` under suppress(CancelledError) also swallowed a
+            # cancellation of this worker that came while it waited, and the worker went on after its stop
+            await asyncio.wait({heartbeat})
             self._module_called.discard(request.id)
         if isinstance(done_or_deferred, Deferral):
             log.info("request %s waits for the change window of %s", request.id, request.domain)
