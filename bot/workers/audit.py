@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from bot.domain.errors import KerberosBotError
 from bot.services.audit import AuditForwarder
-from bot.workers.stopping import stop_task
+from bot.tasks import stop_task
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from bot.services.changes.decisions import Reminder
 from bot.services.changes.engine import ChangeEngine
 from bot.services.changes.executor import Deferral, Execution, HandedOver
 from bot.services.changes.queries import KeyPropagation
-from bot.workers.stopping import stop_task
+from bot.tasks import stop_task
 
 log = logging.getLogger(__name__)
 

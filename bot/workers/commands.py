@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.domain.ports import CommandQueue, DeferredCommand
 from bot.observability.logs import REQUEST_ID, set_user
-from bot.workers.stopping import stop_task
+from bot.tasks import stop_task
 
 log = logging.getLogger(__name__)
 

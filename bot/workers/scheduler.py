@@ -19,7 +19,7 @@ from bot.domain.approvals import ChangeRequest
 from bot.domain.errors import KerberosBotError
 from bot.domain.ports import Leadership
 from bot.services.lifecycle import Digest, LifecycleService, WatchReport
-from bot.workers.stopping import stop_task
+from bot.tasks import stop_task
 
 log = logging.getLogger(__name__)
 

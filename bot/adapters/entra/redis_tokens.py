@@ -30,6 +30,7 @@ from redis.credentials import StreamingCredentialProvider
 
 from bot.adapters.entra.app import EntraApp, PinnedSession, TokenProvider
 from bot.domain.errors import KerberosBotError
+from bot.tasks import stop_task
 
 REDIS_SCOPE = "https://redis.azure.com/.default"
 RENEW_AT = 0.7  # of a token's life
@@ -73,8 +74,7 @@ class EntraRedisCredentials(StreamingCredentialProvider):
     async def aclose(self) -> None:
         """Stop renewing (the process is closing its Redis client)."""
         if self._renewal is not None:
-            self._renewal.cancel()
-            await asyncio.wait({self._renewal})  # its end; a cancellation of the closer itself still goes through
+            await stop_task(self._renewal, "the Entra token renewal for Redis")
             self._renewal = None
         self._close()
 

@@ -48,6 +48,7 @@ from bot.services.changes.inventory import inventory
 from bot.services.changes.limits import ExecutionLimits
 from bot.services.changes.operators import Operators
 from bot.services.changes.revalidation import Revalidation
+from bot.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +126,9 @@ class Executor:
         try:
             done_or_deferred = await self._execute(claim)
         finally:
-            heartbeat.cancel()
-            # its end, not its result: `await heartbeat` under suppress(CancelledError) also swallowed a
-            # cancellation of this worker that came while it waited, and the worker went on after its stop
-            await asyncio.wait({heartbeat})
+            # `await heartbeat` under suppress(CancelledError) also swallowed a cancellation of this worker that
+            # came while it waited; and the heartbeat's own may be lost in a renewal (stop_task says how)
+            await stop_task(heartbeat, f"the lease heartbeat of request {request.id}")
             self._module_called.discard(request.id)
         if isinstance(done_or_deferred, Deferral):
             log.info("request %s waits for the change window of %s", request.id, request.domain)

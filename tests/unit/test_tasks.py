@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from bot.workers.stopping import TRIES, stop_task
+from bot.tasks import TRIES, stop_task
 
 
 async def swallows_cancellations(times: int, ended: asyncio.Event) -> None:
@@ -40,7 +40,7 @@ async def test_a_task_that_never_ends_is_left_with_a_log_line_not_waited_for(cap
     ended = asyncio.Event()
     task = asyncio.create_task(swallows_cancellations(TRIES, ended))
     await asyncio.sleep(0)
-    with caplog.at_level(logging.WARNING, logger="bot.workers.stopping"):
+    with caplog.at_level(logging.WARNING, logger="bot.tasks"):
         assert not await stop_task(task, "a stubborn worker", each=0.01)
     assert f"a stubborn worker still runs after {TRIES} cancellations" in caplog.text
     task.cancel()  # the last one it swallows no more
@@ -57,6 +57,6 @@ async def test_an_error_while_stopping_is_logged_and_the_task_counts_as_ended(ca
 
     task = asyncio.create_task(fails_when_cancelled())
     await asyncio.sleep(0)
-    with caplog.at_level(logging.WARNING, logger="bot.workers.stopping"):
+    with caplog.at_level(logging.WARNING, logger="bot.tasks"):
         assert await stop_task(task, "a worker", each=0.05)
     assert "a worker ended with an error while it stopped" in caplog.text

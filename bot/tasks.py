@@ -1,4 +1,5 @@
-"""Stopping a worker's task so that stopping itself never hangs."""
+"""Stopping a task of the bot's own (a worker, a lease's heartbeat, a token's renewal) so that stopping it never
+hangs, and never swallows a cancellation of the one who stops it."""
 
 from __future__ import annotations
 
