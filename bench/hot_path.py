@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 
+from bot.entrypoints.cli import run_on_uvloop
+
 CALLERS = 50  # the ack bench's clients
 LOOPS = 20_000  # for the pieces that do not wait on Redis
 PER_CALLER = 200  # for the pieces that do
@@ -188,12 +190,7 @@ def run() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--redis-url", default=None, help="default: a private redis-server, removed after")
     args = parser.parse_args()
-    try:
-        import uvloop  # serve's loop
-
-        uvloop.run(main(args.rounds, args.redis_url))
-    except ImportError:
-        asyncio.run(main(args.rounds, args.redis_url))
+    run_on_uvloop(main(args.rounds, args.redis_url))  # serve's loop
 
 
 if __name__ == "__main__":
