@@ -18,6 +18,18 @@ from handlers.responder import ResponseUrlPoster
 from handlers.views.request_form import DEFAULT_TICKET_PATTERN
 
 
+class _TokenFromTheClient(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN itself when it is given no token, and then warns, at every start, that the
+    client's token wins over it: the bot gives its token through the client alone, so that line tells an
+    operator nothing and only teaches them to ignore warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("As you gave `client` as well, `token` will be unused")
+
+
+_QUIET_ABOUT_THE_TOKEN = _TokenFromTheClient()
+
+
 def build_bolt_app(
     *,
     signing_secret: str,
@@ -31,6 +43,8 @@ def build_bolt_app(
     """Everything is passed explicitly: ``AsyncApp()`` would otherwise read SLACK_* itself.
 
     With a ``command_queue`` the commands' follow-up work is queued for the command workers."""
+    logger = logger or logging.getLogger("kerberos_bot.slack")
+    logger.addFilter(_QUIET_ABOUT_THE_TOKEN)  # once: the same filter is not added twice
     app = AsyncApp(
         signing_secret=signing_secret,
         client=client,  # carries the token; Bolt authorizes with it
@@ -38,7 +52,7 @@ def build_bolt_app(
         # inside handlers.boundary.guard, which returns at the acknowledgement and carries the work on in
         # a task; Bolt then answers at once instead of polling for the acknowledgement every 10 ms.
         process_before_response=True,
-        logger=logger or logging.getLogger("kerberos_bot.slack"),
+        logger=logger,
         # HTTP requests reach Bolt only through bot.entrypoints.web's gate, which has verified the signature on
         # the raw bytes (and refused replays); Socket Mode carries no signature
         request_verification_enabled=False,

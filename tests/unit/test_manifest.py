@@ -1,8 +1,11 @@
 """The Slack app manifest declares what the code registers, and only the scopes it uses."""
 
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from bot.bootstrap.adapters import slack_client
 from bot.entrypoints.web import EVENTS_PATH
@@ -112,3 +115,13 @@ def test_the_slash_commands_description_and_usage_hint_come_from_the_discovered_
     assert len(generated["usage_hint"]) <= 1000  # Slack's limit
     names = [s.name for s in SUBCOMMANDS]
     assert names[0] == "status" and names[-1] == "help" and len(names) == len(set(names))
+
+
+def test_the_app_starts_without_a_warning_where_slack_bot_token_is_set(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # how the bot is deployed: Bolt reads SLACK_BOT_TOKEN itself and warns that the client's token wins
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-the-environment")
+    with caplog.at_level(logging.WARNING):
+        registered_listeners()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
