@@ -4,6 +4,12 @@ Runs as its own process so the load generator never shares the measured server's
 It also serves the response URLs the commands carry (as Slack would, elsewhere) and reports how
 many replies arrived, so the bench checks that every command was answered.
 
+Each client's connection is opened before the clock starts, by a signed ``ssl_check`` (the check Slack
+itself sends, which both servers answer at once): the timed commands all go over open connections, and the
+openings are reported apart. Fifty connections opened at once queue behind one another on the server's core,
+as much on one server as on the other (the same aiohttp); timed with the commands, they were a quarter of
+each round's figures and the whole of its p99.
+
 usage: loadgen.py ENDPOINT SIGNING_SECRET TEXT REQUESTS CONCURRENCY REPLY_WAIT_SECONDS [REPLY_BASE [CHANNELS]]
 
 With REPLY_BASE (the Slack stand-in's URL, an origin the bot posts replies to) the response URLs point
@@ -60,6 +66,16 @@ async def main(
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
+        async def open_connection() -> float:
+            check = f"ssl_check=1&token={uuid.uuid4().hex}"  # each its own signature: none is a replay
+            answered = await send_slash_command(session, endpoint, secret, check)
+            if answered.status != 200:
+                raise RuntimeError(f"the ssl_check that opens a connection was answered {answered.status}")
+            return answered.seconds
+
+        # all at once, so that each client has a connection of its own in the pool
+        openings = await asyncio.gather(*(open_connection() for _ in range(concurrency)))
+
         async def client() -> None:
             while True:
                 try:
@@ -83,7 +99,11 @@ async def main(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(all_replied.wait(), reply_wait)
     await runner.cleanup()
-    print(json.dumps({"latencies": latencies, "statuses": statuses, "replies": replies, "sent": sent}))
+    print(
+        json.dumps(
+            {"latencies": latencies, "statuses": statuses, "replies": replies, "sent": sent, "openings": openings}
+        )
+    )
 
 
 if __name__ == "__main__":
