@@ -9,17 +9,22 @@ the scheduler favoured. With it, both servers meet the same load on the same lon
 differs between them is the work each does per request (printed as CPU time per request).
 
 What stands in for other machines (the Samba DCs, the Entra and Slack stand-ins in the bench's own
-process) runs at a lower priority (``STAND_IN_NICE``): only the bot's rounds make them work (its
-command worker reads the DCs and posts replies), and at normal priority they would slow the load
-generator and Redis in those rounds alone, a cost the bot does not have where those services are remote.
-The load generators, Redis and the servers under test run at normal priority.
+process) and the bot's command worker are kept off the load generator's and Redis's way while the
+acknowledgements are timed (``while_timing``): in Linux's idle class, they run only when nothing else on
+the core wants to. Only the bot's rounds make them work (its worker takes each queued command, reads the
+DCs and posts the reply), and at a mere lower priority they still slowed the load generator and Redis in
+those rounds alone: a load generator that stopped sending for 15 ms, a Redis that answered serve's replay
+checks 10 ms late, in one round of the bot's out of two (measured inside serve), a cost the bot does not
+have where Slack, Redis and the DCs are other machines. The replies are timed in rounds of their own, with
+the worker and the stand-ins at a lower priority only (``STAND_IN_NICE``, the worker at nice 19 as
+``serve`` starts it). The load generators, Redis and the servers under test always run at normal priority.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,12 +66,13 @@ def pin(pid: int, cpus: frozenset[int]) -> None:
 
 
 def pinned_at_start(cpus: frozenset[int] | None) -> Callable[[], None]:
-    """A ``preexec_fn``: the child is on ``cpus`` (None: where its parent is) and at normal priority before it
-    runs a line of its own."""
+    """A ``preexec_fn``: the child is on ``cpus`` (None: where its parent is) and at normal priority, in the
+    normal class, before it runs a line of its own."""
 
     def preexec() -> None:
         if cpus is not None:
             os.sched_setaffinity(0, cpus)
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
         os.setpriority(os.PRIO_PROCESS, 0, 0)
 
     return preexec
@@ -79,10 +85,18 @@ def set_nice(pid: int, niceness: int) -> None:
             os.setpriority(os.PRIO_PROCESS, tid, niceness)
 
 
-def pin_samba(cpus: frozenset[int]) -> int:
-    """The sandbox's Samba processes (kept running between runs, so not children of this one) onto ``cpus``,
-    at ``STAND_IN_NICE``; returns how many were moved."""
-    moved = 0
+def set_idle_class(pid: int, idle: bool) -> None:
+    """Every thread of ``pid`` into Linux's idle class (it runs only when no other task wants the core), or
+    back into the normal class at the niceness it had."""
+    policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
+    for tid in threads_of(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.sched_setscheduler(tid, policy, os.sched_param(0))
+
+
+def samba_processes() -> list[int]:
+    """The sandbox's Samba processes (kept running between runs, so not children of this one)."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -91,10 +105,30 @@ def pin_samba(cpus: frozenset[int]) -> int:
         except OSError:
             continue
         if program in SAMBA_PROGRAMS:
-            pin(int(entry.name), cpus)
-            set_nice(int(entry.name), STAND_IN_NICE)
-            moved += 1
-    return moved
+            found.append(int(entry.name))
+    return found
+
+
+def pin_samba(cpus: frozenset[int]) -> int:
+    """The sandbox's Samba processes onto ``cpus``, at ``STAND_IN_NICE``; returns how many were moved."""
+    moved = samba_processes()
+    for pid in moved:
+        pin(pid, cpus)
+        set_nice(pid, STAND_IN_NICE)
+    return len(moved)
+
+
+@contextlib.contextmanager
+def while_timing(pids: Iterable[int]) -> Iterator[None]:
+    """``pids`` (and the Samba processes, which fork as they go) in the idle class for the ``with`` block."""
+    held = [*pids, *samba_processes()]
+    for pid in held:
+        set_idle_class(pid, idle=True)
+    try:
+        yield
+    finally:
+        for pid in [*held, *samba_processes()]:
+            set_idle_class(pid, idle=False)
 
 
 def cpu_seconds(pid: int) -> float:
