@@ -12,12 +12,12 @@ What stands in for other machines (the Samba DCs, the Entra and Slack stand-ins 
 process) and the bot's command worker are kept off the load generator's and Redis's way while the
 acknowledgements are timed (``while_timing``): in Linux's idle class, they run only when nothing else on
 the core wants to. Only the bot's rounds make them work (its worker takes each queued command, reads the
-DCs and posts the reply), and at a mere lower priority they still slowed the load generator and Redis in
-those rounds alone: a load generator that stopped sending for 15 ms, a Redis that answered serve's replay
-checks 10 ms late, in one round of the bot's out of two (measured inside serve), a cost the bot does not
-have where Slack, Redis and the DCs are other machines. The replies are timed in rounds of their own, with
-the worker and the stand-ins at a lower priority only (``STAND_IN_NICE``, the worker at nice 19 as
-``serve`` starts it). The load generators, Redis and the servers under test always run at normal priority.
+DCs and posts the reply), and at a mere lower priority (nice 10, the worker at 19) a task woken by a reply
+still takes the core from the load generator and Redis for a while, in those rounds alone: a cost the bot
+does not have where Slack, Redis and the DCs are other machines. The replies are timed in rounds of their
+own, with the worker and the stand-ins at that lower priority (``STAND_IN_NICE``). The load generators,
+Redis and the servers under test always run at normal priority. What the bench cannot hold off is the rest
+of the machine (its other services are not pinned): docs/benchmarks.md says how much that moves.
 """
 
 from __future__ import annotations
