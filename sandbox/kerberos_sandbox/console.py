@@ -39,6 +39,7 @@ from typing import Any, TextIO
 
 from bot.domain.approvals import ChangeRequest, RequestState
 from bot.domain.operators import handover_of
+from handlers.boundary import IN_FLIGHT
 from handlers.views.request_form import REQUEST_FORM
 from kerberos_sandbox.entra_people import SANDBOX_PASSWORD
 from kerberos_sandbox.operator_host import run_at_the_host
@@ -51,6 +52,7 @@ from kerberos_sandbox.slack_standin import RecordedCall
 PEOPLE = {"alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL", "dave": "U0DAVE", "mallory": "U0MALLORY"}
 NAMES = {user: name for name, user in PEOPLE.items()}
 CHANNEL = "C0PLATFORM"
+SETTLE_TICK = 0.05  # seconds between looks at the bot's listeners
 PENDING_GRACE_TICKS = 20  # `wait` on a request that needs approvals: 2 s for one still being recorded, then back
 _CARD_ID = re.compile(r"Request\*\s*`([0-9a-f]{6,32})`")  # the request a Slack card is of
 
@@ -167,8 +169,15 @@ class Console:
         await self.box.interact(payload)
         return True
 
-    async def _settle(self, seconds: float = 0.5) -> None:
-        await asyncio.sleep(seconds)  # the bot acknowledges first, then posts
+    async def _settle(self, seconds: float = 0.5, *, listeners_only: bool = True) -> None:
+        """Until the bot's listeners have done what they carry on with after acknowledging (the bot acknowledges
+        first, then posts), at most ``seconds``; then what it posted. ``listeners_only=False``: the whole
+        ``seconds``, for what the bot does outside a listener (a sign-in it polls for, the sign-in page's)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        await asyncio.sleep(SETTLE_TICK)
+        while (IN_FLIGHT.count or not listeners_only) and loop.time() < deadline:  # noqa: ASYNC110  # a count the listeners keep
+            await asyncio.sleep(SETTLE_TICK)
         await self.show_new_messages()
 
     async def handle(self, line: str) -> bool:
@@ -246,7 +255,7 @@ class Console:
         except KeyError as exc:
             self.say(f"({exc.args[0]})")
             return
-        await self._settle(2.5)  # msal polls every second, then the bot records the approval
+        await self._settle(2.5, listeners_only=False)  # msal polls every second, then the bot records the approval
 
     async def _browser_sign_in(self, link: str, word: str, args: list[str]) -> None:
         upn = args[args.index("--as") + 1] if "--as" in args[:-1] else f"{self.user}@contoso.test"
@@ -269,7 +278,7 @@ class Console:
             if user is not None:
                 user.mfa_registered = registered
         self.say(f"--- the browser shows: {landed.title} ---\n{landed.text}")
-        await self._settle(1.0)
+        await self._settle(1.0, listeners_only=False)
 
     async def _submit(self, rest: str) -> None:
         form = self._forms.get(PEOPLE[self.user])
