@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters.redis.keys import KEYSPACE
 from bot.adapters.slack.groups import SlackProfiles, SlackUserGroups
 from bot.adapters.slack.origin import SlackOrigins
-from bot.adapters.slack.web import PacedWebClient
+from bot.adapters.slack.web import PacedWebClient, SharedChannelPacing
 from bot.bootstrap.adapters import slack_client
 from bot.bootstrap.components import ChatPeople, Components, Surroundings, build_components
 from bot.bootstrap.storage import Storage
@@ -173,6 +173,9 @@ def assemble_bot(
 ) -> Bot:
     """The Slack side and the workers around services already built (``build_bot``'s, or a test's)."""
     client = client or slack_client(slack.bot_token, slack.api_url)
+    if isinstance(client, PacedWebClient) and components is not None and components.storage.limiter is not None:
+        # a channel's pace kept by every replica together, through the store they share
+        client.pacing = SharedChannelPacing(components.storage.limiter)
     poster = ResponseUrlPoster(origins=response_origins(slack.api_url))
     queue = components.storage.command_queue if components is not None else None
     home = SlackHome(client, services.home, services.changes) if services.home and services.changes else None

@@ -3,7 +3,9 @@
 - A 429 is retried after its ``Retry-After`` (fractions honoured, each wait capped), a few times.
 - A 500 or 503 and a broken connection are retried too, with slack_sdk's back-off.
 - Posts to one channel are paced: Slack allows about one message a second per channel (short bursts
-  pass), so a burst of thread lines waits its turn instead of being refused.
+  pass), so a burst of thread lines waits its turn instead of being refused. With a shared store the pace
+  is kept across every replica of the bot (``SharedChannelPacing``): two replicas would otherwise post
+  twice as fast between them and lean on Slack's refusals.
 - While the bot runs, its calls share one HTTP session (``keep_connections``): slack_sdk otherwise opens
   a session, and so a TCP connection and a TLS handshake, for every call, and closes it after.
 """
@@ -11,9 +13,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -28,6 +32,11 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bot.domain.errors import KerberosBotError
+from bot.domain.ports import RateLimiter
+
+log = logging.getLogger(__name__)
 
 # the method Slack limits per channel ("special" tier: about 1 a second per channel, short bursts pass)
 PACED_METHODS = frozenset({"chat.postMessage"})
@@ -92,21 +101,70 @@ class ChannelPacing:
         """Wait until ``channel`` may take one more post; returns how long it waited."""
         lock = self._locks.setdefault(channel, asyncio.Lock())
         async with lock:  # one waiter at a time per channel keeps the order of its posts
-            now = self._clock()
-            tokens, then = self._buckets.get(channel, (self._burst, now))
-            tokens = min(self._burst, tokens + (now - then) * self._rate)
-            waited = 0.0
-            if tokens < 1.0:
-                waited = (1.0 - tokens) / self._rate
-                await self._sleep(waited)
-                tokens = 1.0
-                now += waited
-            self._buckets[channel] = (tokens - 1.0, now)
-            if len(self._buckets) > 10_000:  # forget the quietest channels rather than grow without end
-                for quiet in sorted(self._buckets, key=lambda c: self._buckets[c][1])[:5_000]:
-                    self._buckets.pop(quiet, None)
-                    self._locks.pop(quiet, None)
-            return waited
+            return await self._take(channel)
+
+    async def _take(self, channel: str) -> float:
+        """One post's turn from this process's own bucket for ``channel``."""
+        now = self._clock()
+        tokens, then = self._buckets.get(channel, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - then) * self._rate)
+        waited = 0.0
+        if tokens < 1.0:
+            waited = (1.0 - tokens) / self._rate
+            await self._sleep(waited)
+            tokens = 1.0
+            now += waited
+        self._buckets[channel] = (tokens - 1.0, now)
+        if len(self._buckets) > 10_000:  # forget the quietest channels rather than grow without end
+            for quiet in sorted(self._buckets, key=lambda c: self._buckets[c][1])[:5_000]:
+                self._buckets.pop(quiet, None)
+                self._locks.pop(quiet, None)
+        return waited
+
+
+class SharedChannelPacing(ChannelPacing):
+    """The same pace kept by every replica together: one bucket per channel in the store they share (the
+    ``RateLimiter`` port). Where the store cannot answer, this process's own bucket paces its posts, as
+    ``ChannelPacing`` does, and Slack's refusals (retried after their ``Retry-After``) pace the rest. The
+    buckets refill by each replica's clock, as the rate limits' do: clocks apart only make the pace uneven."""
+
+    TRIES = 60  # a turn not had after this many waits is taken anyway: Slack's refusal is retried
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        per_second: float = 1.0,
+        burst: int = 4,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        super().__init__(per_second, burst, clock=clock, sleep=sleep)
+        self._limiter = limiter
+        self._now = now
+        self._store_answers = True  # said in the log when it stops and when it answers again
+
+    async def _take(self, channel: str) -> float:
+        waited = 0.0
+        for _ in range(self.TRIES):
+            try:
+                wait = await self._limiter.take(
+                    f"slack-post:{channel}", capacity=int(self._burst), per_second=self._rate, at=self._now()
+                )
+            except KerberosBotError as exc:
+                if self._store_answers:
+                    log.warning("posts paced by this process alone: %s", exc.user_message)
+                    self._store_answers = False
+                return waited + await super()._take(channel)
+            if not self._store_answers:
+                log.info("posts paced across the replicas again")
+                self._store_answers = True
+            if wait <= 0:
+                return waited
+            await self._sleep(wait)
+            waited += wait
+        return waited
 
 
 class PacedWebClient(AsyncWebClient):
