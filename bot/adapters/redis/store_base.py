@@ -5,6 +5,7 @@ carrying a change out are in ``execution.py``, the decisions and reads in ``stor
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -124,6 +125,10 @@ class StoreBase:
         return f"{self._p}:lock:{domain}"
 
     def _keys(self, request_id: str, domain: str = "") -> list[str]:
+        """The keys every script is given; the last is this call's own (a decision's answer is kept under it,
+        so a call the client sends again after losing its reply gets the first answer instead of running
+        twice: redis-py retries a command whose connection broke, and the second run of a click that approved
+        would say "already decided" and audit a refusal)."""
         return [
             self._req(request_id),
             f"{self._req(request_id)}:approvals",
@@ -138,6 +143,7 @@ class StoreBase:
             f"{self._req(request_id)}:history",
             f"{self._p}:recent",
             f"{self._p}:with_operator",
+            f"{self._req(request_id)}:call:{uuid.uuid4().hex}",
         ]
 
     async def _run(self, script: str, request_id: str, at: datetime, *extra: str, domain: str = "") -> Any:
@@ -158,13 +164,14 @@ class StoreBase:
             with store_errors(consequence):
                 return await self._run(script, request_id, at, *extra), None
         self.round_trips += 1
+        keys = self._keys(request_id)  # one call, whichever connection carries it
         with store_errors(consequence):
             if not self._cluster:
-                answer, acknowledged = await self._script_and_wait(self._redis, script, request_id, at, extra)
+                answer, acknowledged = await self._script_and_wait(self._redis, script, request_id, keys, at, extra)
             else:
                 try:
                     answer, acknowledged = await self._script_and_wait(
-                        await self._primary_of_slot(), script, request_id, at, extra
+                        await self._primary_of_slot(), script, request_id, keys, at, extra
                     )
                 except (RedisConnectionError, ResponseError) as exc:
                     if isinstance(exc, ResponseError) and not str(exc).startswith(("MOVED", "ASK", "CLUSTERDOWN")):
@@ -172,20 +179,24 @@ class StoreBase:
                     # the slot's primary moved (a failover, a resharding): ask the cluster again, once
                     await self._redis.nodes_manager.initialize()
                     answer, acknowledged = await self._script_and_wait(
-                        await self._primary_of_slot(fresh=True), script, request_id, at, extra
+                        await self._primary_of_slot(fresh=True), script, request_id, keys, at, extra
                     )
         kept = int(acknowledged) >= self._confirm_replicas
         self.unconfirmed_since = None if kept else (self.unconfirmed_since or time.monotonic())
         return answer, kept
 
     async def _script_and_wait(
-        self, client: aioredis.Redis, script: str, request_id: str, at: datetime, extra: tuple[str, ...]
+        self,
+        client: aioredis.Redis,
+        script: str,
+        request_id: str,
+        keys: list[str],
+        at: datetime,
+        extra: tuple[str, ...],
     ) -> tuple[Any, Any]:
         """The script, then WAIT, on one connection of ``client``."""
         async with client.pipeline(transaction=False) as pipe:
-            await self._scripts[script](
-                keys=self._keys(request_id), args=[request_id, ms(at), iso(at), *extra], client=pipe
-            )
+            await self._scripts[script](keys=keys, args=[request_id, ms(at), iso(at), *extra], client=pipe)
             pipe.wait(self._confirm_replicas, self._confirm_timeout_ms)
             answer, acknowledged = await pipe.execute()
         return answer, acknowledged

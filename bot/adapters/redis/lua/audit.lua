@@ -1,4 +1,7 @@
+-- KEYS[14]: this call's own key: the verdict is kept there a while, so the call sent again after its reply was
+-- lost answers the same (decision_checks.lua) instead of running twice
 local function answer(verdict)
+  if KEYS[14] then redis.call('SET', KEYS[14], verdict, 'PX', 600000) end
   return {verdict, redis.call('HLEN', KEYS[2]), redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 end
 -- the transition's entry of the request's history, signed by the bot ('' appends nothing)

@@ -1,6 +1,7 @@
 -- The checks every decision makes first, with every refused click audited once per user, request and
 -- verdict (a bounded trail: clicking a decided request a thousand times writes one entry).
--- KEYS: req, approvals, pending, work, audit, executing, lock, people, clicks, waiting, history
+-- KEYS: req, approvals, pending, work, audit, executing, lock, people, clicks, waiting, history, recent,
+-- with_operator, this call's own (store_base._keys)
 -- ARGV: id, now_ms, now_iso, actor, origin ('' = not checked), allowed actions ('*' or one per line), ...
 local function refused(verdict, detail)
   if redis.call('SADD', KEYS[9], ARGV[4] .. '|' .. verdict) == 1 then
@@ -13,6 +14,11 @@ local function listed(list, wanted)
     if item == wanted then return true end
   end
   return false
+end
+-- this very call ran already (the client sent it again after losing the reply): the same answer, nothing again
+local answered = KEYS[14] and redis.call('GET', KEYS[14])
+if answered then
+  return answer(answered)
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   refused('not_found', '')
