@@ -27,6 +27,7 @@ class ReplyCutter:
         self.armed = False
         self.cut = 0
         self._server: asyncio.Server | None = None
+        self._relays: set[asyncio.Task[None]] = set()
 
     @property
     def port(self) -> int:
@@ -40,8 +41,15 @@ class ReplyCutter:
     async def __aexit__(self, *_: object) -> None:
         assert self._server is not None
         self._server.close()
+        for relay in self._relays:  # every connection closed with the relay, none left for the collector
+            relay.cancel()
+        await asyncio.gather(*self._relays, return_exceptions=True)
+        await self._server.wait_closed()
 
     async def _relay(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
+        relay = asyncio.current_task()
+        assert relay is not None
+        self._relays.add(relay)
         server_in, server_out = await asyncio.open_connection(*self._to)
         script_sent = asyncio.Event()
 
@@ -68,8 +76,9 @@ class ReplyCutter:
             pass
         finally:
             for writer in (client_out, server_out):
+                writer.close()
                 with contextlib.suppress(Exception):
-                    writer.close()
+                    await writer.wait_closed()
 
 
 @pytest.fixture
