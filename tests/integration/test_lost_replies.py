@@ -87,48 +87,47 @@ async def cutter() -> AsyncIterator[ReplyCutter]:
         yield relay
 
 
-async def test_an_approval_whose_reply_was_lost_is_answered_approved_and_counted_once(cutter: ReplyCutter) -> None:
+@pytest.fixture
+async def store(cutter: ReplyCutter) -> AsyncIterator[RedisApprovalStore]:
+    """The approval store on the real Redis, through the relay, with a prefix of its own (removed after)."""
     db = REDIS_URL.rsplit("/", 1)[1]
     prefix = f"kbot-lost-{uuid.uuid4().hex[:8]}"
-    store = RedisApprovalStore(connect(f"redis://127.0.0.1:{cutter.port}/{db}"), prefix)
+    through = RedisApprovalStore(connect(f"redis://127.0.0.1:{cutter.port}/{db}"), prefix)
     try:
-        request = new_request()
-        await store.create(request)
-        cutter.armed = True
-        result = await store.approve(request.id, "U0BOB", request.created_at)
-        assert cutter.cut == 1  # the reply was lost, and the client sent the script again
-        assert result.verdict == Verdict.APPROVED
-        stored = await store.get(request.id)
-        assert stored is not None and stored.state == RequestState.APPROVED
-        assert [a.approver for a in stored.approvals] == ["U0BOB"]
-        events = [e.event for e in await store.audit(request.id)]
-        assert events.count("approved") == 1 and "refused" not in events
+        yield through
     finally:
         client = connect(REDIS_URL)
         keys = [key async for key in client.scan_iter(f"{prefix}:*")]
         if keys:
             await client.delete(*keys)
         await client.aclose()
-        await store.close()
+        await through.close()
 
 
-async def test_a_request_whose_filing_reply_was_lost_is_filed_once(cutter: ReplyCutter) -> None:
-    db = REDIS_URL.rsplit("/", 1)[1]
-    prefix = f"kbot-lost-{uuid.uuid4().hex[:8]}"
-    store = RedisApprovalStore(connect(f"redis://127.0.0.1:{cutter.port}/{db}"), prefix)
-    try:
-        request = new_request()
-        cutter.armed = True
-        await store.create(request)
-        assert cutter.cut == 1
-        stored = await store.get(request.id)
-        assert stored is not None and stored.state == RequestState.PENDING
-        events = [e.event for e in await store.audit(request.id)]
-        assert events == ["requested"]  # filed once: one entry in the trail
-    finally:
-        client = connect(REDIS_URL)
-        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-        await store.close()
+async def test_an_approval_whose_reply_was_lost_is_answered_approved_and_counted_once(
+    cutter: ReplyCutter, store: RedisApprovalStore
+) -> None:
+    request = new_request()
+    await store.create(request)
+    cutter.armed = True
+    result = await store.approve(request.id, "U0BOB", request.created_at)
+    assert cutter.cut == 1  # the reply was lost, and the client sent the script again
+    assert result.verdict == Verdict.APPROVED
+    stored = await store.get(request.id)
+    assert stored is not None and stored.state == RequestState.APPROVED
+    assert [a.approver for a in stored.approvals] == ["U0BOB"]
+    events = [e.event for e in await store.audit(request.id)]
+    assert events.count("approved") == 1 and "refused" not in events
+
+
+async def test_a_request_whose_filing_reply_was_lost_is_filed_once(
+    cutter: ReplyCutter, store: RedisApprovalStore
+) -> None:
+    request = new_request()
+    cutter.armed = True
+    await store.create(request)
+    assert cutter.cut == 1
+    stored = await store.get(request.id)
+    assert stored is not None and stored.state == RequestState.PENDING
+    events = [e.event for e in await store.audit(request.id)]
+    assert events == ["requested"]  # filed once: one entry in the trail
