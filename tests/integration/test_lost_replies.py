@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
+from bot.adapters.redis.store_base import CLAIM
 from bot.domain.approvals import RequestState, Verdict
 from tests.contracts.test_approval_store import new_request
 from tests.support.redis_keys import REDIS_URL
@@ -20,11 +23,13 @@ from tests.support.redis_keys import REDIS_URL
 
 class ReplyCutter:
     """A relay to Redis that, once armed, closes the client's connection instead of passing on the reply to the
-    next script (EVALSHA) it carries: the script has run, its caller never hears of it."""
+    next script (EVALSHA) it carries, or the next that names ``only`` (a script's SHA): the script has run, its
+    caller never hears of it."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 6379) -> None:
         self._to = (host, port)
         self.armed = False
+        self.only = b""
         self.cut = 0
         self._server: asyncio.Server | None = None
         self._relays: set[asyncio.Task[None]] = set()
@@ -55,7 +60,7 @@ class ReplyCutter:
 
         async def upstream() -> None:
             while chunk := await client_in.read(65536):
-                if self.armed and b"EVALSHA" in chunk.upper():
+                if self.armed and b"EVALSHA" in chunk.upper() and self.only in chunk:
                     script_sent.set()
                 server_out.write(chunk)
                 await server_out.drain()
@@ -131,3 +136,18 @@ async def test_a_request_whose_filing_reply_was_lost_is_filed_once(
     assert stored is not None and stored.state == RequestState.PENDING
     events = [e.event for e in await store.audit(request.id)]
     assert events == ["requested"]  # filed once: one entry in the trail
+
+
+async def test_a_claim_whose_reply_was_lost_is_the_workers_and_runs_once(
+    cutter: ReplyCutter, store: RedisApprovalStore
+) -> None:
+    request = new_request()
+    await store.create(request)
+    await store.approve(request.id, "U0BOB", request.created_at)
+    cutter.only, cutter.armed = hashlib.sha1(CLAIM.encode()).hexdigest().encode(), True
+    claim = await store.claim_next("worker-1", timedelta(seconds=30), datetime.now(UTC))
+    assert cutter.cut == 1  # the claim ran, its reply was lost, and the client sent it again
+    assert claim is not None and claim.request.id == request.id  # the worker has it: not "gone", left to lapse
+    stored = await store.get(request.id)
+    assert stored is not None and stored.state == RequestState.EXECUTING
+    assert [e.event for e in await store.audit(request.id)].count("claimed") == 1

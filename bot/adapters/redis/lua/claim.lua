@@ -2,7 +2,12 @@
 -- KEYS: req, approvals, pending, work, audit, executing, lock
 -- ARGV: id, now_ms, now_iso, consumer, token, lease_ms, backstop_ms
 -- runs after audit.lua (bot/adapters/redis/scripts.py)
-if redis.call('HGET', KEYS[1], 'state') ~= 'approved' then return {'gone'} end
+local state = redis.call('HGET', KEYS[1], 'state')
+-- this very claim ran already (its token is unique: the client sent it again after losing the reply)
+if state == 'executing' and redis.call('HGET', KEYS[1], 'lease_token') == ARGV[5] then
+  return {'claimed', redis.call('HGET', KEYS[1], 'lease_until_ms')}
+end
+if state ~= 'approved' then return {'gone'} end
 local approved_at = tonumber(redis.call('HGET', KEYS[1], 'approved_at_ms') or '0')
 local ttl = tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms'))
           - tonumber(redis.call('HGET', KEYS[1], 'created_at_ms') or '0')
