@@ -173,11 +173,14 @@ class Console:
         """Until the bot's listeners have done what they carry on with after acknowledging (the bot acknowledges
         first, then posts), at most ``seconds``; then what it posted. ``listeners_only=False``: the whole
         ``seconds``, for what the bot does outside a listener (a sign-in it polls for, the sign-in page's)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        await asyncio.sleep(SETTLE_TICK)
-        while (IN_FLIGHT.count or not listeners_only) and loop.time() < deadline:  # noqa: ASYNC110  # a count the listeners keep
+        if listeners_only:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + seconds
             await asyncio.sleep(SETTLE_TICK)
+            while IN_FLIGHT.count and loop.time() < deadline:  # noqa: ASYNC110  # a count the listeners keep
+                await asyncio.sleep(SETTLE_TICK)
+        else:
+            await asyncio.sleep(seconds)
         await self.show_new_messages()
 
     async def handle(self, line: str) -> bool:
