@@ -58,11 +58,16 @@ def threads_of(pid: int) -> list[int]:
     return [int(t.name) for t in tasks.iterdir()] if tasks.exists() else [pid]
 
 
-def pin(pid: int, cpus: frozenset[int]) -> None:
-    """Every thread of ``pid`` onto ``cpus``."""
+def each_thread(pid: int, change: Callable[[int], object]) -> None:
+    """``change`` applied to every thread of ``pid`` (a thread that ended meanwhile is skipped)."""
     for tid in threads_of(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.sched_setaffinity(tid, cpus)
+            change(tid)
+
+
+def pin(pid: int, cpus: frozenset[int]) -> None:
+    """Every thread of ``pid`` onto ``cpus``."""
+    each_thread(pid, lambda tid: os.sched_setaffinity(tid, cpus))
 
 
 def pinned_at_start(cpus: frozenset[int] | None) -> Callable[[], None]:
@@ -80,18 +85,14 @@ def pinned_at_start(cpus: frozenset[int] | None) -> Callable[[], None]:
 
 def set_nice(pid: int, niceness: int) -> None:
     """Every thread of ``pid`` at ``niceness``."""
-    for tid in threads_of(pid):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.setpriority(os.PRIO_PROCESS, tid, niceness)
+    each_thread(pid, lambda tid: os.setpriority(os.PRIO_PROCESS, tid, niceness))
 
 
 def set_idle_class(pid: int, idle: bool) -> None:
     """Every thread of ``pid`` into Linux's idle class (it runs only when no other task wants the core), or
     back into the normal class at the niceness it had."""
     policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
-    for tid in threads_of(pid):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.sched_setscheduler(tid, policy, os.sched_param(0))
+    each_thread(pid, lambda tid: os.sched_setscheduler(tid, policy, os.sched_param(0)))
 
 
 def samba_processes() -> list[int]:
