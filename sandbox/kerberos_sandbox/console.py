@@ -41,11 +41,10 @@ from bot.domain.approvals import ChangeRequest, RequestState
 from bot.domain.operators import handover_of
 from handlers.boundary import IN_FLIGHT
 from handlers.views.request_form import REQUEST_FORM
-from kerberos_sandbox.entra_people import SANDBOX_PASSWORD
+from kerberos_sandbox.console_sign_in import SignInPlayer
 from kerberos_sandbox.operator_host import run_at_the_host
 from kerberos_sandbox.render import render_card, render_message
 from kerberos_sandbox.sandbox import SANDBOX_PEOPLE, Sandbox
-from kerberos_sandbox.sign_in_client import SignInWalker
 from kerberos_sandbox.slack_requests import block_actions_payload, view_submission_payload
 from kerberos_sandbox.slack_standin import RecordedCall
 
@@ -75,9 +74,7 @@ class Console:
         self.user = "alice"
         self._seen = len(box.slack.calls)
         self._latest_request: str | None = None
-        self._codes: dict[str, str] = {}  # Slack user -> the device code the bot showed them
-        self._links: dict[str, str] = {}  # Slack user -> the sign-in link the bot gave them
-        self._browsers: dict[str, SignInWalker] = {}  # one browser (cookies) per person
+        self._sign_ins = SignInPlayer(box, self.say)
         self._forms: dict[str, dict[str, Any]] = {}  # Slack user -> the request form the bot opened for them
         self._opened_by: str = "alice"  # who the last views.open was for (the console's current user)
         self._cards_shown: dict[str, tuple[str, str]] = {}  # request id -> its card as last shown (once each)
@@ -121,15 +118,10 @@ class Console:
                 self.say(f"\n--- kerberos-bot {verb} in #platform ---\n{shown}")
             elif call.name == "chat.postEphemeral":
                 name = NAMES.get(str(body.get("user")), body.get("user"))
-                message = {"text": body.get("text"), "blocks": _blocks(body)}
+                blocks = _blocks(body)
+                message = {"text": body.get("text"), "blocks": blocks}
                 self.say(f"\n--- kerberos-bot (only @{name} sees this) ---\n{render_message(message)}")
-                code = re.search(r"with the code (\w+)", str(body.get("text")))
-                if code:
-                    self._codes[str(body.get("user"))] = code.group(1)
-                for block in _blocks(body):
-                    url = (block.get("accessory") or {}).get("url")
-                    if url:
-                        self._links[str(body.get("user"))] = str(url)
+                self._sign_ins.note_asked(str(body.get("user")), str(body.get("text")), blocks)
             elif call.name == "views.open":
                 view = _view(body)
                 if view.get("callback_id") == REQUEST_FORM:
@@ -219,7 +211,9 @@ class Console:
                 await self._deny(request_id, args[1] if len(args) > 1 else "no reason given")
             await self._settle()
         elif word in ("signin", "decline"):
-            await self._sign_in(word, rest.split())
+            settle = await self._sign_ins.play(self.user, PEOPLE[self.user], word, rest.split())
+            if settle is not None:
+                await self._settle(settle, listeners_only=False)
         elif word == "wait":
             await self._wait(self._request_id(rest.strip() or None))
         elif word == "run":
@@ -234,54 +228,6 @@ class Console:
         else:
             self.say("(unknown; type help)")
         return True
-
-    async def _sign_in(self, word: str, args: list[str]) -> None:
-        """Play the approver at the Entra sign-in page: the link (or the code) the bot showed them."""
-        link = self._links.pop(PEOPLE[self.user], None)
-        if link is not None:
-            await self._browser_sign_in(link, word, args)
-            return
-        code = self._codes.pop(PEOPLE[self.user], None)
-        if code is None:
-            self.say("(the bot has not asked you to sign in; click Approve on a request that needs it)")
-            return
-        people = self.box.entra.people
-        try:
-            if word == "decline":
-                self.say(f"\n@{self.user} declines the sign-in for code {code}")
-                people.decline(code)
-            else:
-                upn = args[args.index("--as") + 1] if "--as" in args[:-1] else f"{self.user}@contoso.test"
-                mfa = "--no-mfa" not in args
-                self.say(f"\n@{self.user} signs in at the Entra page as {upn} ({'with' if mfa else 'without'} MFA)")
-                people.sign_in(code, upn, mfa=mfa)
-        except KeyError as exc:
-            self.say(f"({exc.args[0]})")
-            return
-        await self._settle(2.5, listeners_only=False)  # msal polls every second, then the bot records the approval
-
-    async def _browser_sign_in(self, link: str, word: str, args: list[str]) -> None:
-        upn = args[args.index("--as") + 1] if "--as" in args[:-1] else f"{self.user}@contoso.test"
-        password = args[args.index("--password") + 1] if "--password" in args[:-1] else SANDBOX_PASSWORD
-        mfa = "--no-mfa" not in args
-        walker = self._browsers.setdefault(self.user, SignInWalker(self.box.entra.ca_file))
-        user = self.box.entra.people.user(upn)
-        registered = user.mfa_registered if user else True
-        if user is not None:
-            user.mfa_registered = mfa  # --no-mfa: an account with no MFA method, so the page asks for none
-        try:
-            if word == "decline":
-                self.say(f"\n@{self.user} opens the sign-in link and clicks Cancel")
-                landed = await walker.sign_in(link, upn, cancel=True)
-            else:
-                how = "password and MFA code" if mfa else "password only"
-                self.say(f"\n@{self.user} opens the sign-in link and signs in as {upn} ({how})")
-                landed = await walker.sign_in(link, upn, password=password)
-        finally:
-            if user is not None:
-                user.mfa_registered = registered
-        self.say(f"--- the browser shows: {landed.title} ---\n{landed.text}")
-        await self._settle(1.0, listeners_only=False)
 
     async def _submit(self, rest: str) -> None:
         form = self._forms.get(PEOPLE[self.user])
