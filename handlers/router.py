@@ -99,23 +99,28 @@ class KerberosCommand:
     async def __call__(self, ack: Ack, command: dict[str, Any], client: AsyncWebClient | None = None) -> None:
         set_user(str(command.get("user_id", "")))
         label = self._label(str(command.get("text", "")))
-        log.info("/kerberos %s", label)
+        # one line per command, written after the acknowledgement by whoever does its work: here, or the
+        # worker that takes it from the queue (work_on)
         try:
             prepared = self._prepare(command, client)
         except KerberosBotError as exc:
             self._services.metrics.commands.labels(label, "refused").inc()
             await ack(**error_reply(str(exc)).payload())
+            log.info("/kerberos %s", label)
             return
         except Exception:
             self._services.metrics.commands.labels(label, "error").inc()
             await ack(**_internal_error("parsing /kerberos").payload())
+            log.info("/kerberos %s", label)
             return
         await ack(**prepared.ack.payload()) if prepared.ack else await ack()
         if prepared.now is not None:
             await self._now(prepared.now, str(command.get("response_url", "")), label)
         if prepared.work is None:
+            log.info("/kerberos %s", label)
             self._services.metrics.commands.labels(label, "ok").inc()
         elif not await self._defer(command):
+            log.info("/kerberos %s", label)
             await self._run(prepared.work, str(command.get("response_url", "")), label)
 
     async def _defer(self, command: dict[str, Any]) -> bool:
@@ -142,6 +147,8 @@ class KerberosCommand:
         """Do the follow-up work of a command another process acknowledged (a command worker, which has
         set the log context of the acknowledging request)."""
         label = self._label(deferred.text)
+        queued = (datetime.now(UTC) - deferred.queued_at).total_seconds()
+        log.info("/kerberos %s (acknowledged %.0f ms before, queued for a worker)", label, queued * 1000)
         body = {
             "text": deferred.text,
             "user_id": deferred.user_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from kerberos_sandbox.sandbox import Sandbox, sandbox
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.commands import RedisCommandQueue
 from bot.domain.ports import DeferredCommand
+from bot.observability.logs import JsonFormatter
 from bot.services.command_queue import SignedCommandQueue
 from tests.integration.test_rotate_slack import cards
 from tests.support.samba import sandbox_domains
@@ -111,3 +112,51 @@ async def test_a_command_the_configuration_no_longer_allows_gets_a_clear_reply(b
     await signed_queue_of(box).put(gone)
     [reply] = await box.slack.wait_for_responses(url, 1, timeout=10.0)
     assert "retired.test" in json.dumps(reply) and "contoso.test" in json.dumps(reply)
+
+
+class _Lines(logging.Handler):
+    """The log's lines as the bot writes them (JSON, with the request id and Slack user of each)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+    def of_commands(self) -> list[dict[str, str]]:
+        return [line for line in self.lines if line["msg"].startswith("/kerberos ")]
+
+
+@pytest.fixture
+def log_lines() -> Iterator[_Lines]:
+    handler = _Lines()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+async def test_a_queued_command_is_logged_once_by_the_worker_that_does_its_work(
+    box: Sandbox, log_lines: _Lines
+) -> None:
+    # the acknowledging process does only what the acknowledgement and the hand-off need; the line is the work's
+    ack, replies = await box.command("status contoso.test", user_id="U0LOGGED")
+    assert ack.status == 200 and replies
+    [line] = log_lines.of_commands()
+    assert line["msg"].startswith("/kerberos status (acknowledged ") and "queued for a worker" in line["msg"]
+    assert line["slack_user"] == "U0LOGGED" and line["request_id"] not in ("", "-")
+
+
+async def test_a_command_answered_at_once_is_logged_once_by_the_acknowledging_process(
+    box: Sandbox, log_lines: _Lines
+) -> None:
+    ack, _ = await box.command("status nowhere.test", user_id="U0LOGGED")  # refused: not a configured domain
+    assert ack.status == 200 and "nowhere.test" in ack.body
+    assert [line["msg"] for line in log_lines.of_commands()] == ["/kerberos status"]
