@@ -15,8 +15,9 @@ import pytest
 
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
-from bot.adapters.redis.store_base import CLAIM
-from bot.domain.approvals import RequestState, Verdict
+from bot.adapters.redis.store_base import ATTENTION, CLAIM, CONCLUDE, DEFER, FINISH, STEP, TAKE_OVER, WITHDRAW
+from bot.domain.approvals import Claim, FinishResult, RequestState, Verdict
+from bot.domain.history import Event, HistoryEntry
 from tests.contracts.test_approval_store import new_request
 from tests.support.redis_keys import REDIS_URL
 
@@ -151,3 +152,109 @@ async def test_a_claim_whose_reply_was_lost_is_the_workers_and_runs_once(
     stored = await store.get(request.id)
     assert stored is not None and stored.state == RequestState.EXECUTING
     assert [e.event for e in await store.audit(request.id)].count("claimed") == 1
+
+
+def arm(cutter: ReplyCutter, script: str) -> None:
+    """The next run of ``script`` has its reply lost (the client then sends it again)."""
+    cutter.only, cutter.armed = hashlib.sha1(script.encode()).hexdigest().encode(), True
+
+
+async def claimed(store: RedisApprovalStore, lease: timedelta = timedelta(seconds=30)) -> Claim:
+    request = new_request()
+    await store.create(request)
+    await store.approve(request.id, "U0BOB", request.created_at)
+    claim = await store.claim_next("worker-1", lease, datetime.now(UTC))
+    assert claim is not None and claim.request.id == request.id
+    return claim
+
+
+async def trail(store: RedisApprovalStore, request_id: str) -> tuple[list[str], int]:
+    """The request's audit events, and how long its history is."""
+    stored = await store.get(request_id)
+    assert stored is not None
+    return [e.event for e in await store.audit(request_id)], len(stored.history)
+
+
+def entry(event: Event, detail: str = "") -> HistoryEntry:
+    return HistoryEntry(event, "", datetime.now(UTC), detail)
+
+
+async def test_a_deferral_whose_reply_was_lost_is_the_workers_and_waits_once(
+    cutter: ReplyCutter, store: RedisApprovalStore
+) -> None:
+    claim = await claimed(store)
+    _, history = await trail(store, claim.request.id)
+    until = datetime.now(UTC) + timedelta(hours=1)
+    arm(cutter, DEFER)
+    deferred = await store.defer(
+        claim, until, "mac", "waits for its window", datetime.now(UTC), entry=entry(Event.WAITS)
+    )
+    assert cutter.cut == 1
+    assert deferred  # not "someone else's" for a deferral that happened
+    events, history_after = await trail(store, claim.request.id)
+    assert events.count("waiting") == 1 and history_after == history + 1
+    # withdrawn while it waits, the reply lost too: told "cancelled", not "not pending"
+    arm(cutter, WITHDRAW)
+    result = await store.withdraw(claim.request.id, "U0ALICE", datetime.now(UTC), entry=entry(Event.CANCELLED))
+    assert cutter.cut == 2
+    assert result.verdict == Verdict.CANCELLED
+    events, history_withdrawn = await trail(store, claim.request.id)
+    assert events.count("cancelled") == 1 and history_withdrawn == history_after + 1
+
+
+async def test_a_finish_whose_reply_was_lost_is_finished_once(cutter: ReplyCutter, store: RedisApprovalStore) -> None:
+    claim = await claimed(store)
+    _, history = await trail(store, claim.request.id)
+    arm(cutter, FINISH)
+    said = await store.finish(claim, RequestState.SUCCEEDED, "rotated", datetime.now(UTC), entry=entry(Event.SUCCEEDED))
+    assert cutter.cut == 1
+    assert said == FinishResult.FINISHED  # not "not ours"
+    events, history_after = await trail(store, claim.request.id)
+    assert events.count("succeeded") == 1 and history_after == history + 1
+
+
+async def test_an_operators_change_concluded_or_taken_over_with_the_reply_lost_happens_once(
+    cutter: ReplyCutter, store: RedisApprovalStore
+) -> None:
+    claim = await claimed(store)
+    await store.finish(claim, RequestState.WITH_OPERATOR, "handed over", datetime.now(UTC))
+    _, history = await trail(store, claim.request.id)
+    arm(cutter, TAKE_OVER)
+    taken = await store.hand_over_again(claim.request.id, history, datetime.now(UTC), entry(Event.HANDED_OVER, "dave"))
+    assert cutter.cut == 1
+    assert taken  # not "someone took it first"
+    events, history_after = await trail(store, claim.request.id)
+    assert events.count("taken_over") == 1 and history_after == history + 1
+    arm(cutter, CONCLUDE)
+    concluded = await store.conclude(
+        claim.request.id, RequestState.SUCCEEDED, "verified", datetime.now(UTC), entry=entry(Event.SUCCEEDED)
+    )
+    assert cutter.cut == 2
+    assert concluded
+    events, history_concluded = await trail(store, claim.request.id)
+    assert events.count("succeeded") == 1 and history_concluded == history_after + 1
+
+
+async def test_a_lapsed_claim_flagged_with_the_reply_lost_is_flagged_once(
+    cutter: ReplyCutter, store: RedisApprovalStore
+) -> None:
+    claim = await claimed(store, lease=timedelta(milliseconds=200))
+    await asyncio.sleep(0.4)  # the lease lapses by Redis's clock
+    arm(cutter, ATTENTION)
+    flagged = await store.flag_if_abandoned(claim.request.id, "its worker stopped", datetime.now(UTC))
+    assert cutter.cut == 1
+    assert flagged
+    events, _ = await trail(store, claim.request.id)
+    assert events.count("attention") == 1
+
+
+async def test_a_step_whose_reply_was_lost_is_in_the_history_once(
+    cutter: ReplyCutter, store: RedisApprovalStore
+) -> None:
+    claim = await claimed(store)
+    _, history = await trail(store, claim.request.id)
+    arm(cutter, STEP)
+    await store.record_step(claim.request.id, "module called", datetime.now(UTC), entry=entry(Event.STEP, "module"))
+    assert cutter.cut == 1
+    _, history_after = await trail(store, claim.request.id)
+    assert history_after == history + 1

@@ -213,11 +213,8 @@ class ExecutionSteps(StoreBase):
         return FinishResult(answer)
 
     async def record_step(self, request_id: str, step: str, at: datetime, *, entry: HistoryEntry | None = None) -> None:
-        self.round_trips += 1
-        with store_errors():
-            await self._redis.rpush(
-                f"{self._req(request_id)}:history", (entry or HistoryEntry(Event.STEP, "", at, step)).encoded()
-            )
+        # a script with this call's own key, not an RPUSH: sent again after a lost reply, it appends nothing twice
+        await self._run("step", request_id, at, (entry or HistoryEntry(Event.STEP, "", at, step)).encoded())
 
     async def executing(self) -> list[ChangeRequest]:
         with store_errors():

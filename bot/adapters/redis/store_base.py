@@ -48,6 +48,7 @@ CONCLUDE = lua_script("conclude", "audit")
 TAKE_OVER = lua_script("take_over", "audit")
 DEFER = lua_script("defer", "audit")
 WITHDRAW = lua_script("withdraw", "audit")
+STEP = lua_script("step", "audit")
 RELEASE = lua_script("release")
 REMIND = lua_script("remind")
 
@@ -106,6 +107,7 @@ class StoreBase:
                 ("take_over", TAKE_OVER),
                 ("defer", DEFER),
                 ("withdraw", WITHDRAW),
+                ("step", STEP),
             )
         }
         self._release = client.register_script(RELEASE)
