@@ -4,7 +4,6 @@ place for the status reads, the requests, the clicks and the nudges."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 
 from bot.domain.ports import RateLimiter
 from bot.services.changes.errors import RateLimited
@@ -16,13 +15,12 @@ async def within(
     *,
     capacity: int,
     per_second: float,
-    at: datetime,
     refusal: Callable[[float], str],
 ) -> None:
     """Take one token from ``bucket``; ``RateLimited`` saying ``refusal(seconds to wait)`` when there is none.
     Without a limiter (no shared store) there are no limits."""
     if limiter is None:
         return
-    wait = await limiter.take(bucket, capacity=capacity, per_second=per_second, at=at)
+    wait = await limiter.take(bucket, capacity=capacity, per_second=per_second)
     if wait > 0:
         raise RateLimited(refusal(wait))

@@ -110,9 +110,7 @@ class StatusService:
             )
 
         bucket = f"status:{user}"
-        await within(
-            self._limiter, bucket, capacity=per_minute, per_second=per_minute / 60, at=self._clock(), refusal=refusal
-        )
+        await within(self._limiter, bucket, capacity=per_minute, per_second=per_minute / 60, refusal=refusal)
 
     def resolve(self, domain: str | None) -> list[str]:
         """The configured domains a request is about; an unknown name names the valid ones."""

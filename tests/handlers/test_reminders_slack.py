@@ -45,7 +45,7 @@ async def test_reminders_escalation_and_nudges_reach_the_thread_and_the_fallback
         groups=FakeGroups({"S0ADMINS": frozenset({"U0BOB"}), "S0ONCALL": frozenset({"U0FRANK"})}),
         policies={a: ActionPolicy(1, timedelta(hours=4), frozenset(), frozenset({"S0ADMINS"})) for a in Action},
         clock=lambda: clock[0],
-        limiter=FakeRateLimiter(),
+        limiter=FakeRateLimiter(lambda: clock[0]),
         reminders=ReminderPolicy((0.5, 0.9), fallback_group="S0ONCALL", fallback_channel="C0ONCALL"),
     )
     services = BotServices(

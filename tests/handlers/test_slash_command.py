@@ -215,7 +215,9 @@ async def test_status_is_rate_limited_per_person_with_a_clear_message() -> None:
     directories = {"contoso.test": FakeDirectory(on_prem_state("contoso.test"))}
     module = FakeKerberosModule.in_step(directories)
     settings = StatusSettings(per_user_per_minute=2)
-    status = StatusService(directories, module, FakeEntra(), settings, clock=lambda: NOW, limiter=FakeRateLimiter())
+    status = StatusService(
+        directories, module, FakeEntra(), settings, clock=lambda: NOW, limiter=FakeRateLimiter(lambda: NOW)
+    )
     async with (
         SlackStandIn() as slack,
         running_bot(BotServices(status=status), slack) as bot,

@@ -212,7 +212,7 @@ async def test_requests_and_clicks_are_rate_limited_per_user_with_a_clear_messag
         policies=service.authority.policies,
         clock=lambda: NOW,
         signer=Signer(KEY),
-        limiter=FakeRateLimiter(),
+        limiter=FakeRateLimiter(lambda: NOW),
         rate_limits=RateLimits(requests_per_hour=2, clicks_per_minute=3),
     )
     for _ in range(2):

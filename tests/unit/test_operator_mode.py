@@ -67,7 +67,7 @@ class World:
             entra=self.entra,
             operator_policy=OperatorPolicy(groups=frozenset({OPS}), domains=frozenset({"contoso.test"})),
             operator_accounts=account_of,
-            limiter=FakeRateLimiter() if rate_limits else None,
+            limiter=FakeRateLimiter(self.clock) if rate_limits else None,
             rate_limits=rate_limits,
         )
 

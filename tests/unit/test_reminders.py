@@ -35,7 +35,7 @@ def service(clock: Clock, reminders: ReminderPolicy) -> tuple[ChangeEngine, Fake
         groups=FakeGroups({ADMINS: frozenset({"U0BOB"}), FALLBACK: frozenset({"U0FRANK"}), BREAKGLASS: frozenset()}),
         policies=policies,
         clock=clock,
-        limiter=FakeRateLimiter(),
+        limiter=FakeRateLimiter(clock),
         reminders=reminders,
     )
     return changes, store

@@ -54,10 +54,10 @@ class FakeWallTime(FakeTime):
 
 async def test_two_replicas_keep_one_pace_between_them_through_the_shared_store() -> None:
     time = FakeWallTime()
-    shared = MemoryRateLimiter()  # the contract-tested stand-in for the Redis buckets every replica shares
+    # the contract-tested stand-in for the Redis buckets every replica shares, refilled by the store's clock
+    shared = MemoryRateLimiter(clock=time.wall)
     replicas = [
-        SharedChannelPacing(shared, per_second=1.0, burst=3, clock=time.clock, sleep=time.sleep, now=time.wall)
-        for _ in range(2)
+        SharedChannelPacing(shared, per_second=1.0, burst=3, clock=time.clock, sleep=time.sleep) for _ in range(2)
     ]
     waits = [await replicas[turn % 2].wait("C0PLATFORM") for turn in range(6)]
     # three at once, then one a second between them (each alone would have let its first three through)
@@ -67,7 +67,7 @@ async def test_two_replicas_keep_one_pace_between_them_through_the_shared_store(
 
 
 class DownStore:
-    async def take(self, bucket: str, *, capacity: int, per_second: float, at: datetime) -> float:
+    async def take(self, bucket: str, *, capacity: int, per_second: float) -> float:
         raise StoreUnavailable("Redis did not answer")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from bot.adapters.memory.approvals import MemoryApprovalStore
 from bot.domain.approvals import AuditEntry, Freeze
@@ -63,12 +63,15 @@ class MemoryCommandQueue:
 
 
 class MemoryRateLimiter:
-    """Token buckets in memory, refilled by the ``at`` the caller gives (as the Redis one is)."""
+    """Token buckets in memory, refilled by the clock it is given (the store's own, as Redis's is for the Redis
+    one), not by a caller's."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._clock = clock
         self.buckets: dict[str, tuple[float, datetime]] = {}
 
-    async def take(self, bucket: str, *, capacity: int, per_second: float, at: datetime) -> float:
+    async def take(self, bucket: str, *, capacity: int, per_second: float) -> float:
+        at = self._clock()
         tokens, then = self.buckets.get(bucket, (float(capacity), at))
         tokens = min(float(capacity), tokens + max(0.0, (at - then).total_seconds()) * per_second)
         if tokens >= 1:

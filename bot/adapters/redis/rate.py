@@ -1,8 +1,8 @@
-"""The RateLimiter port in Redis: one token bucket per key, refilled continuously, in one Lua step."""
+"""The RateLimiter port in Redis: one token bucket per key, refilled continuously by Redis's clock, in one Lua
+step."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -11,7 +11,7 @@ from bot.adapters.redis.client import store_errors
 from bot.adapters.redis.keys import KEYSPACE
 from bot.adapters.redis.scripts import lua_script
 
-# KEYS: bucket   ARGV: capacity, tokens per ms, now_ms
+# KEYS: bucket   ARGV: capacity, tokens per ms
 TAKE = lua_script("rate_take")
 
 
@@ -21,10 +21,7 @@ class RedisRateLimiter:
         self._p = prefix
         self._take = client.register_script(TAKE)
 
-    async def take(self, bucket: str, *, capacity: int, per_second: float, at: datetime) -> float:
+    async def take(self, bucket: str, *, capacity: int, per_second: float) -> float:
         with store_errors():
-            wait_ms = await self._take(
-                keys=[f"{self._p}:rate:{bucket}"],
-                args=[capacity, per_second / 1000, int(at.timestamp() * 1000)],
-            )
+            wait_ms = await self._take(keys=[f"{self._p}:rate:{bucket}"], args=[capacity, per_second / 1000])
         return float(wait_ms) / 1000

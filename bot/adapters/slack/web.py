@@ -17,7 +17,6 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -126,7 +125,7 @@ class SharedChannelPacing(ChannelPacing):
     """The same pace kept by every replica together: one bucket per channel in the store they share (the
     ``RateLimiter`` port). Where the store cannot answer, this process's own bucket paces its posts, as
     ``ChannelPacing`` does, and Slack's refusals (retried after their ``Retry-After``) pace the rest. The
-    buckets refill by each replica's clock, as the rate limits' do: clocks apart only make the pace uneven."""
+    buckets refill by the store's clock, so replicas whose clocks drift apart still keep one pace."""
 
     TRIES = 60  # a turn not had after this many waits is taken anyway: Slack's refusal is retried
 
@@ -138,11 +137,9 @@ class SharedChannelPacing(ChannelPacing):
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__(per_second, burst, clock=clock, sleep=sleep)
         self._limiter = limiter
-        self._now = now
         self._store_answers = True  # said in the log when it stops and when it answers again
 
     async def _take(self, channel: str) -> float:
@@ -150,7 +147,7 @@ class SharedChannelPacing(ChannelPacing):
         for _ in range(self.TRIES):
             try:
                 wait = await self._limiter.take(
-                    f"slack-post:{channel}", capacity=int(self._burst), per_second=self._rate, at=self._now()
+                    f"slack-post:{channel}", capacity=int(self._burst), per_second=self._rate
                 )
             except KerberosBotError as exc:
                 if self._store_answers:

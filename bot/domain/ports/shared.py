@@ -90,9 +90,10 @@ class SchedulerMemory(Protocol):
 
 
 class RateLimiter(Protocol):
-    """Token buckets per key (a user's new requests, a user's clicks), shared by every replica."""
+    """Token buckets per key (a user's new requests, a user's clicks), shared by every replica and refilled by
+    the store's own clock: no caller's clock has a say (replicas' clocks drift apart)."""
 
-    async def take(self, bucket: str, *, capacity: int, per_second: float, at: datetime) -> float:
+    async def take(self, bucket: str, *, capacity: int, per_second: float) -> float:
         """Take one token: 0.0 when there was one, else the seconds until there is (nothing taken)."""
         ...
 

@@ -23,7 +23,7 @@ class Rates:
                 f"Try again in {max(1, round(wait))} s."
             )
 
-        await within(self._limiter, bucket, capacity=capacity, per_second=per_second, at=self._clock(), refusal=refusal)
+        await within(self._limiter, bucket, capacity=capacity, per_second=per_second, refusal=refusal)
 
     async def request(self, user: str) -> None:
         per_hour = self.limits.requests_per_hour
@@ -43,6 +43,4 @@ class Rates:
             )
 
         rate = 1 / every.total_seconds()
-        await within(
-            self._limiter, f"nudge:{request_id}", capacity=1, per_second=rate, at=self._clock(), refusal=refusal
-        )
+        await within(self._limiter, f"nudge:{request_id}", capacity=1, per_second=rate, refusal=refusal)

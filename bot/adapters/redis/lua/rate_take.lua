@@ -1,5 +1,8 @@
--- one token bucket: refilled continuously, taken from in one step
-local capacity, rate, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+-- one token bucket: refilled continuously by Redis's own clock (every replica's bucket by the same time, whatever
+-- its caller's clock says), taken from in one step.   ARGV: capacity, tokens per ms
+local capacity, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens, at = tonumber(state[1]) or capacity, tonumber(state[2]) or now
 tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
