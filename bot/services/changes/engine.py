@@ -90,7 +90,7 @@ def build_engine(
         windows=windows,
         freeze_rules=freeze_rules,
     )
-    rates = Rates(limiter, rate_limits or RateLimits(), clock)
+    rates = Rates(limiter, rate_limits or RateLimits())
     queries = Queries(
         store=store,
         context=context,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from bot.domain.ports import RateLimiter
 from bot.services.buckets import within
@@ -11,10 +10,9 @@ from bot.services.changes.limits import RateLimits
 
 
 class Rates:
-    def __init__(self, limiter: RateLimiter | None, limits: RateLimits, clock: Callable[[], datetime]) -> None:
-        self._limiter = limiter  # None: no shared store, no limits
+    def __init__(self, limiter: RateLimiter | None, limits: RateLimits) -> None:
+        self._limiter = limiter  # None: no shared store, no limits (the buckets refill by the store's clock)
         self.limits = limits
-        self._clock = clock
 
     async def _within(self, bucket: str, capacity: int, per_second: float, rate: str) -> None:
         def refusal(wait: float) -> str:
