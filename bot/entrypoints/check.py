@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from urllib.parse import urlparse, urlunparse
 
 from redis.exceptions import RedisError, ResponseError
@@ -16,8 +15,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.entra.auth_code import MsalBrowserSignIn
 from bot.adapters.entra.device_code import MsalDeviceCodeSignIn
-from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule, cloud_name
-from bot.adapters.kerberos_module.remoting.powershell import MODULE
 from bot.bootstrap.adapters import (
     approver_browser_sign_in,
     approver_sign_in,
@@ -26,8 +23,7 @@ from bot.bootstrap.adapters import (
     redis_client,
     redis_credentials,
 )
-from bot.bootstrap.module import build_remoting
-from bot.config import ACTION_KEYS, BotConfig, RemotingConfig, Settings, VerificationConfig
+from bot.config import ACTION_KEYS, BotConfig, Settings, VerificationConfig
 from bot.config.settings import MEMORY_URL
 from bot.domain.errors import (
     DirectoryAuthError,
@@ -37,21 +33,12 @@ from bot.domain.errors import (
     EntraNotFound,
     KerberosBotError,
 )
+from bot.entrypoints.check_remoting import check_remoting, status_rounds
+from bot.entrypoints.check_result import CheckResult
+
+__all__ = ["CheckResult", "check_remoting", "run_checks"]
 
 TIMEOUT = 15.0
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-
-    def line(self) -> str:
-        mark = "ok  " if self.ok else "FAIL"
-        text = f"[{mark}] {self.name:<28} {self.detail}"
-        return text + (f"\n       fix: {self.fix}" if self.fix else "")
 
 
 def redact(url: str) -> str:
@@ -273,96 +260,6 @@ async def _approver_verification(config: BotConfig, settings: VerificationConfig
     )
 
 
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(".") if part.isdigit())
-
-
-async def check_remoting(
-    remoting: RemotingConfig,
-    build: Callable[[RemotingConfig], RemotingKerberosModule] = build_remoting,
-    *,
-    read_domain: str | None = None,
-) -> list[CheckResult]:
-    """The connection to the management host (reach, TLS, auth), then the module on it; with
-    ``read_domain`` a third line: Get-AzureAdKerberosServer run as a change runs (both credentials), so an
-    MFA prompt or a Conditional Access block of the cloud credential shows before anyone approves."""
-    host_label, module_label = f"winrm {remoting.host}", f"module on {remoting.host}"
-    try:
-        runner = build(remoting)
-    except KerberosBotError as exc:  # a secret's environment variable or file is missing, or KRB5_CONFIG disagrees
-        fix = "" if "KRB5_CONFIG" in exc.user_message else "set the secret the configuration names"
-        return [CheckResult(host_label, False, exc.user_message, fix)]
-    try:
-        info = await runner.module_info()
-    except KerberosBotError as exc:
-        return [
-            CheckResult(host_label, False, exc.user_message),
-            CheckResult(module_label, False, "not checked: the host could not be used"),
-        ]
-    if remoting.mode == "jea":
-        mode = f"JEA endpoint {remoting.session_configuration}: fixed functions, no credential sent"
-    else:
-        mode = f"full-language endpoint {remoting.session_configuration}: sends the domain and cloud credentials"
-    how = f"{remoting.auth}, HTTPS {'on' if remoting.ssl else 'OFF'}"
-    who = remoting.username or "the Kerberos ticket's user"
-    if runner.target.uses_kerberos:
-        kerberos = runner.target.kerberos
-        who = kerberos.who
-        how = f"{remoting.auth} via {kerberos.source}, SPN {kerberos.spn}, HTTPS {'on' if remoting.ssl else 'OFF'}"
-    reached = CheckResult(
-        host_label,
-        True,
-        f"{remoting.host}:{remoting.port} as {who} ({how}): "
-        f"{info.computer or '?'}, PowerShell {info.powershell or '?'}; {mode}",
-    )
-    if info.version is None:
-        module = CheckResult(
-            module_label,
-            False,
-            f"{MODULE} is not installed",
-            f"on the host, as an administrator: Install-Module {MODULE} -Scope AllUsers",
-        )
-    elif _version(info.version) < _version(remoting.min_module_version):
-        module = CheckResult(
-            module_label,
-            False,
-            f"{MODULE} {info.version} is older than min_module_version {remoting.min_module_version}",
-            f"on the host: Update-Module {MODULE}",
-        )
-    else:
-        cloud = f", cloud endpoint {cloud_name(remoting.endpoint)} set before each call" if remoting.endpoint else ""
-        module = CheckResult(
-            module_label, True, f"{MODULE} {info.version} (at least {remoting.min_module_version}){cloud}"
-        )
-    if read_domain is None:
-        return [reached, module]
-    return [reached, module, await _cloud_credential(runner, remoting, read_domain, module.ok)]
-
-
-async def _cloud_credential(
-    runner: RemotingKerberosModule, remoting: RemotingConfig, domain: str, module_ok: bool
-) -> CheckResult:
-    label = f"cloud credential on {remoting.host}"
-    if not module_ok:
-        return CheckResult(label, False, "not checked: the module is not usable")
-    credential = remoting.cloud_credential
-    who = credential.user if credential is not None else "the cloud credential the JEA endpoint keeps"
-    try:
-        await runner.get_server(domain)
-    except KerberosBotError as exc:
-        if "multi-factor" in exc.user_message:
-            return CheckResult(
-                label,
-                False,
-                f"{who}: {exc.user_message}",
-                "docs/management-host.md, 'The cloud credential and MFA'",
-            )
-        return CheckResult(label, False, f"{who}: {exc.user_message}", "check cloud_credential and its role")
-    return CheckResult(
-        label, True, f"Get-AzureAdKerberosServer -Domain {domain} signed in to Entra ID as {who}, as a change will"
-    )
-
-
 async def run_checks(settings: Settings, config: BotConfig) -> list[CheckResult]:
     async def bounded(name: str, check: Awaitable[CheckResult]) -> CheckResult:
         try:
@@ -388,7 +285,8 @@ async def run_checks(settings: Settings, config: BotConfig) -> list[CheckResult]
         try:
             # the host loads its modules list; the read signs in to Entra as a change will
             read = config.domains[0].name if config.domains else None
-            return await asyncio.wait_for(check_remoting(remoting, read_domain=read), 2 * TIMEOUT + 30)
+            lines = await asyncio.wait_for(check_remoting(remoting, read_domain=read), 2 * TIMEOUT + 30)
+            return [*lines, status_rounds(remoting, len(config.domains))] if config.domains else lines
         except TimeoutError:
             return [CheckResult("winrm", False, f"no answer within {TIMEOUT + 30:g} s")]
 

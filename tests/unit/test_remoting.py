@@ -35,6 +35,7 @@ from bot.config import KerberosModuleConfig, RemotingConfig, load_bot_config
 from bot.domain.errors import ConfigurationError, KerberosModuleError
 from bot.domain.ports import SetServerOptions
 from bot.entrypoints.check import check_remoting
+from bot.entrypoints.check_remoting import status_rounds
 
 ROOT = Path(__file__).parents[2]
 
@@ -529,3 +530,13 @@ def test_the_remoting_mode_decides_which_credentials_the_bot_holds(changes: dict
     jea = RemotingConfig.model_validate(_remoting(mode="jea", domain_credential=None, cloud_credential=None))
     assert jea.session_configuration == "KerberosBot" and jea.domain_credential is None
     assert RemotingConfig.model_validate(_remoting()).session_configuration == "Microsoft.PowerShell"
+
+
+def test_check_says_what_a_status_of_every_domain_asks_of_the_host() -> None:
+    eight = RemotingConfig.model_validate(remoting(host_parallelism=8))
+    few = status_rounds(eight, 10)
+    assert few.ok and "2 rounds" in few.detail and "within about twice one domain's time" in few.detail
+    many = status_rounds(eight, 100)
+    # said, never failed: the memory the host has for more runspaces is its administrators' to weigh
+    assert many.ok and "13 rounds" in many.detail and "host_parallelism = 50 makes it two rounds" in many.detail
+    assert "1 round of" in status_rounds(RemotingConfig.model_validate(remoting(host_parallelism=50)), 1).detail
