@@ -15,7 +15,7 @@ import pytest
 
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.store import RedisApprovalStore
-from bot.adapters.redis.store_base import ATTENTION, CLAIM, CONCLUDE, DEFER, FINISH, STEP, TAKE_OVER, WITHDRAW
+from bot.adapters.redis.store_base import ATTENTION, CLAIM, CONCLUDE, DEFER, FINISH, NOTE, STEP, TAKE_OVER, WITHDRAW
 from bot.domain.approvals import Claim, FinishResult, RequestState, Verdict
 from bot.domain.history import Event, HistoryEntry
 from tests.contracts.test_approval_store import new_request
@@ -258,3 +258,18 @@ async def test_a_step_whose_reply_was_lost_is_in_the_history_once(
     assert cutter.cut == 1
     _, history_after = await trail(store, claim.request.id)
     assert history_after == history + 1
+
+
+async def test_a_refusal_or_a_note_whose_reply_was_lost_is_audited_once(
+    cutter: ReplyCutter, store: RedisApprovalStore
+) -> None:
+    request = new_request()
+    await store.create(request)
+    arm(cutter, NOTE)
+    await store.refuse(request.id, "U0MALLORY", "not an approver", datetime.now(UTC))
+    assert cutter.cut == 1
+    arm(cutter, NOTE)
+    await store.note(request.id, "nudged", "U0ALICE", "the approvers were reminded", datetime.now(UTC))
+    assert cutter.cut == 2
+    events, _ = await trail(store, request.id)
+    assert events.count("refused") == 1 and events.count("nudged") == 1

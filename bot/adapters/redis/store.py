@@ -47,7 +47,7 @@ from bot.adapters.redis.codec import (
     request_from,
 )
 from bot.adapters.redis.execution import ExecutionSteps
-from bot.adapters.redis.store_base import audit_fields, encoded_entry
+from bot.adapters.redis.store_base import encoded_entry
 from bot.domain.approvals import (
     Action,
     AuditEntry,
@@ -183,14 +183,11 @@ class RedisApprovalStore(ExecutionSteps):
         return self._result(await self._told("cancel", request_id, at, requester, "", "*", encoded_entry(entry)))
 
     async def note(self, request_id: str, event: str, actor: str | None, detail: str, at: datetime) -> None:
-        self.round_trips += 1
-        with store_errors():
-            await self._redis.xadd(f"{self._p}:audit", audit_fields(request_id, event, actor, at, detail))
+        # a script with this call's own key, not an XADD: sent again after a lost reply, it audits nothing twice
+        await self._run("note", request_id, at, event, actor or "", detail)
 
     async def refuse(self, request_id: str, actor: str, why: str, at: datetime) -> None:
-        self.round_trips += 1
-        with store_errors():
-            await self._redis.xadd(f"{self._p}:audit", audit_fields(request_id, "refused", actor, at, why))
+        await self._run("note", request_id, at, "refused", actor, why)
 
     async def expire_due(self, at: datetime) -> list[str]:
         with store_errors():

@@ -49,17 +49,13 @@ TAKE_OVER = lua_script("take_over", "audit")
 DEFER = lua_script("defer", "audit")
 WITHDRAW = lua_script("withdraw", "audit")
 STEP = lua_script("step", "audit")
+NOTE = lua_script("note", "audit")
 RELEASE = lua_script("release")
 REMIND = lua_script("remind")
 
 
 def encoded_entry(entry: HistoryEntry | None) -> str:
     return entry.encoded() if entry is not None else ""
-
-
-def audit_fields(request_id: str, event: str, actor: str | None, at: datetime, detail: str) -> dict[str, str]:
-    """An entry of the audit stream as the Python side writes it (the Lua scripts write the same fields)."""
-    return {"request": request_id, "event": event, "actor": actor or "", "at": iso(at), "detail": detail}
 
 
 class StoreBase:
@@ -108,6 +104,7 @@ class StoreBase:
                 ("defer", DEFER),
                 ("withdraw", WITHDRAW),
                 ("step", STEP),
+                ("note", NOTE),
             )
         }
         self._release = client.register_script(RELEASE)
