@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.adapters.redis.client import connect
+from bot.adapters.redis.sign_in_tickets import RedisSignInTickets
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.adapters.redis.store_base import ATTENTION, CLAIM, CONCLUDE, DEFER, FINISH, NOTE, STEP, TAKE_OVER, WITHDRAW
 from bot.domain.approvals import Claim, FinishResult, RequestState, Verdict
@@ -273,3 +274,23 @@ async def test_a_refusal_or_a_note_whose_reply_was_lost_is_audited_once(
     assert cutter.cut == 2
     events, _ = await trail(store, request.id)
     assert events.count("refused") == 1 and events.count("nudged") == 1
+
+
+async def test_a_sign_in_ticket_whose_reply_was_lost_is_the_approvers_not_a_replay(cutter: ReplyCutter) -> None:
+    db = REDIS_URL.rsplit("/", 1)[1]
+    prefix = f"kbot-lost-{uuid.uuid4().hex[:8]}"
+    through = connect(f"redis://127.0.0.1:{cutter.port}/{db}")
+    tickets = RedisSignInTickets(through, prefix)
+    try:
+        await tickets.put("state-1", "the approver's ticket", timedelta(minutes=5))
+        cutter.armed = True
+        assert await tickets.take("state-1", timedelta(minutes=5)) == "the approver's ticket"
+        assert cutter.cut == 1  # taken, the reply lost, the take sent again
+        assert await tickets.take("state-1", timedelta(minutes=5)) is None  # the link still counts once
+    finally:
+        client = connect(REDIS_URL)
+        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+        await through.aclose()

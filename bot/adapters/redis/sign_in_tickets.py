@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -34,8 +35,9 @@ class RedisSignInTickets:
 
     async def take(self, state: str, remember: timedelta) -> str | None:
         with store_errors("the sign-in was not recorded"):
+            call = f"{self._p}:signin-call:{uuid.uuid4().hex}"  # this call's own (lua/take_ticket.lua)
             ticket = await self._take(
-                keys=[self._key(state), self._used(state)], args=[max(1, int(remember.total_seconds() * 1000))]
+                keys=[self._key(state), self._used(state), call], args=[max(1, int(remember.total_seconds() * 1000))]
             )
         return ticket.decode() if isinstance(ticket, bytes) else ticket
 
