@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.adapters.redis.client import connect
+from bot.adapters.redis.replay import RedisReplayGuard
 from bot.adapters.redis.sign_in_tickets import RedisSignInTickets
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.adapters.redis.store_base import ATTENTION, CLAIM, CONCLUDE, DEFER, FINISH, NOTE, STEP, TAKE_OVER, WITHDRAW
@@ -287,6 +288,26 @@ async def test_a_sign_in_ticket_whose_reply_was_lost_is_the_approvers_not_a_repl
         assert await tickets.take("state-1", timedelta(minutes=5)) == "the approver's ticket"
         assert cutter.cut == 1  # taken, the reply lost, the take sent again
         assert await tickets.take("state-1", timedelta(minutes=5)) is None  # the link still counts once
+    finally:
+        client = connect(REDIS_URL)
+        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+        await through.aclose()
+
+
+async def test_a_replay_check_whose_reply_was_lost_lets_its_requests_through(cutter: ReplyCutter) -> None:
+    db = REDIS_URL.rsplit("/", 1)[1]
+    prefix = f"kbot-lost-{uuid.uuid4().hex[:8]}"
+    through = connect(f"redis://127.0.0.1:{cutter.port}/{db}")
+    guard = RedisReplayGuard(through, prefix)
+    try:
+        cutter.armed = True
+        firsts = await asyncio.gather(*(guard.first_time("1700000000", f"v0={n:064x}") for n in range(3)))
+        assert cutter.cut == 1  # checked, the reply lost, the batch sent again
+        assert firsts == [True, True, True]  # not all three refused as replays of themselves
+        assert not await guard.first_time("1700000000", f"v0={0:064x}")  # a real replay still is one
     finally:
         client = connect(REDIS_URL)
         keys = [key async for key in client.scan_iter(f"{prefix}:*")]

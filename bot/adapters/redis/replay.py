@@ -8,6 +8,7 @@ one script (``lua/first_seen.lua``) instead of one round trip each.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,5 +36,6 @@ class RedisReplayGuard:
     async def _write(self, keys: Sequence[str]) -> list[bool]:
         # one script for the batch: a pipeline of SETs costs the event loop a parse and an await per reply
         with store_errors("the request was not checked for a replay"):
-            replies = await self._first_seen(keys=list(keys), args=[REMEMBER_SECONDS])
+            call = f"{self._p}:seen-call:{os.urandom(8).hex()}"  # this call's own (lua/first_seen.lua)
+            replies = await self._first_seen(keys=[call, *keys], args=[REMEMBER_SECONDS])
         return [bool(reply) for reply in replies]
