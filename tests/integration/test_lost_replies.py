@@ -17,7 +17,19 @@ from bot.adapters.redis.client import connect
 from bot.adapters.redis.replay import RedisReplayGuard
 from bot.adapters.redis.sign_in_tickets import RedisSignInTickets
 from bot.adapters.redis.store import RedisApprovalStore
-from bot.adapters.redis.store_base import ATTENTION, CLAIM, CONCLUDE, DEFER, FINISH, NOTE, STEP, TAKE_OVER, WITHDRAW
+from bot.adapters.redis.store_base import (
+    ATTENTION,
+    CLAIM,
+    CONCLUDE,
+    DEFER,
+    EXPIRE,
+    FINISH,
+    NOTE,
+    REMIND,
+    STEP,
+    TAKE_OVER,
+    WITHDRAW,
+)
 from bot.domain.approvals import Claim, FinishResult, RequestState, Verdict
 from bot.domain.history import Event, HistoryEntry
 from tests.contracts.test_approval_store import new_request
@@ -315,3 +327,22 @@ async def test_a_replay_check_whose_reply_was_lost_lets_its_requests_through(cut
             await client.delete(*keys)
         await client.aclose()
         await through.aclose()
+
+
+async def test_an_expiry_or_a_reminder_whose_reply_was_lost_is_still_announced(
+    cutter: ReplyCutter, store: RedisApprovalStore
+) -> None:
+    reminded = new_request()
+    await store.create(reminded)
+    arm(cutter, REMIND)
+    assert await store.mark_reminded(reminded.id, 1)  # the reminder goes out: not "already sent"
+    assert cutter.cut == 1
+    assert not await store.mark_reminded(reminded.id, 1)  # and once
+    lapsing = new_request(ttl=timedelta(milliseconds=1))
+    await store.create(lapsing)
+    arm(cutter, EXPIRE)
+    expired = await store.expire_due(datetime.now(UTC) + timedelta(seconds=1))
+    assert cutter.cut == 2
+    assert lapsing.id in expired  # its card is updated: the expiry is not lost with the reply
+    events, _ = await trail(store, lapsing.id)
+    assert events.count("expired") == 1

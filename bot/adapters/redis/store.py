@@ -32,6 +32,7 @@ Beside it, in their own modules: ``P:commands`` (commands.py), ``P:rate:<bucket>
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -203,7 +204,8 @@ class RedisApprovalStore(ExecutionSteps):
     async def mark_reminded(self, request_id: str, number: int) -> bool:
         self.round_trips += 1
         with store_errors():
-            return bool(await self._remind(keys=[self._req(request_id)], args=[str(number)]))
+            call = f"{self._req(request_id)}:call:{uuid.uuid4().hex}"  # this call's own (lua/remind.lua)
+            return bool(await self._remind(keys=[self._req(request_id), call], args=[str(number)]))
 
     async def withdraw(
         self, request_id: str, actor: str, at: datetime, *, entry: HistoryEntry | None = None
