@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.adapters.redis.client import connect
+from bot.adapters.redis.commands import RedisCommandQueue
 from bot.adapters.redis.replay import RedisReplayGuard
+from bot.adapters.redis.scripts import lua_script
 from bot.adapters.redis.sign_in_tickets import RedisSignInTickets
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.adapters.redis.store_base import (
@@ -32,6 +34,7 @@ from bot.adapters.redis.store_base import (
 )
 from bot.domain.approvals import Claim, FinishResult, RequestState, Verdict
 from bot.domain.history import Event, HistoryEntry
+from bot.domain.ports import DeferredCommand
 from tests.contracts.test_approval_store import new_request
 from tests.support.redis_keys import REDIS_URL
 
@@ -346,3 +349,27 @@ async def test_an_expiry_or_a_reminder_whose_reply_was_lost_is_still_announced(
     assert lapsing.id in expired  # its card is updated: the expiry is not lost with the reply
     events, _ = await trail(store, lapsing.id)
     assert events.count("expired") == 1
+
+
+async def test_commands_taken_with_the_reply_lost_are_run_not_dropped(cutter: ReplyCutter) -> None:
+    db = REDIS_URL.rsplit("/", 1)[1]
+    prefix = f"kbot-lost-{uuid.uuid4().hex[:8]}"
+    through = connect(f"redis://127.0.0.1:{cutter.port}/{db}")
+    queue = RedisCommandQueue(through, prefix)
+    try:
+        for n in range(2):
+            await queue.put(
+                DeferredCommand("status", f"U0ALICE{n}", "C0PLATFORM", "https://r", f"r{n}", datetime.now(UTC))
+            )
+        arm(cutter, lua_script("settle_commands"))
+        taken = await queue.take("worker-1", count=10, block_ms=100)
+        assert cutter.cut == 1  # taken, the settle's reply lost, the settle sent again
+        assert [c.request_id for c in taken] == ["r0", "r1"]  # answered, not dropped as copies of themselves
+        assert await queue.take("worker-1", count=10, block_ms=100) == []  # and taken once
+    finally:
+        client = connect(REDIS_URL)
+        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+        await through.aclose()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +47,7 @@ class RedisCommandQueue:
         self._group_lock = asyncio.Lock()
         self._entries = GroupWriter(self._write)
         self._queue_commands = self._redis.register_script(lua_script("queue_commands"))
+        self._settle_commands = self._redis.register_script(lua_script("settle_commands"))
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -118,13 +120,10 @@ class RedisCommandQueue:
         A write retried after its reply was lost (a timeout, a failover) may have left the same entry twice;
         its copy finds the mark and is dropped, so a command is never run twice."""
         ids = [message_id for message_id, _ in messages]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xack(self._key, GROUP, *ids)
-            pipe.xdel(self._key, *ids)
-            for _id, fields in messages:
-                pipe.set(f"{self._taken}:{entry_digest(fields)}", "1", nx=True, ex=TAKEN_MARK_SECONDS)
-            replies = await pipe.execute()
-        return [bool(reply) for reply in replies[2:]]
+        marks = [f"{self._taken}:{entry_digest(fields)}" for _id, fields in messages]
+        call = f"{self._key}:settle-call:{os.urandom(8).hex()}"  # this call's own (lua/settle_commands.lua)
+        replies = await self._settle_commands(keys=[self._key, call, *marks], args=[GROUP, TAKEN_MARK_SECONDS, *ids])
+        return [bool(reply) for reply in replies]
 
     @property
     def key(self) -> str:
