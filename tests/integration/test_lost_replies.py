@@ -9,9 +9,11 @@ import contextlib
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis.asyncio as aioredis
 
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.commands import RedisCommandQueue
@@ -110,21 +112,33 @@ async def cutter() -> AsyncIterator[ReplyCutter]:
         yield relay
 
 
+@dataclass(frozen=True)
+class Through:
+    """A Redis client through the relay, and a prefix of its own (its keys removed after the test)."""
+
+    client: aioredis.Redis
+    prefix: str
+
+
 @pytest.fixture
-async def store(cutter: ReplyCutter) -> AsyncIterator[RedisApprovalStore]:
-    """The approval store on the real Redis, through the relay, with a prefix of its own (removed after)."""
+async def through(cutter: ReplyCutter) -> AsyncIterator[Through]:
     db = REDIS_URL.rsplit("/", 1)[1]
-    prefix = f"kbot-lost-{uuid.uuid4().hex[:8]}"
-    through = RedisApprovalStore(connect(f"redis://127.0.0.1:{cutter.port}/{db}"), prefix)
+    relayed = Through(connect(f"redis://127.0.0.1:{cutter.port}/{db}"), f"kbot-lost-{uuid.uuid4().hex[:8]}")
     try:
-        yield through
+        yield relayed
     finally:
         client = connect(REDIS_URL)
-        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+        keys = [key async for key in client.scan_iter(f"{relayed.prefix}:*")]
         if keys:
             await client.delete(*keys)
         await client.aclose()
-        await through.close()
+        await relayed.client.aclose()
+
+
+@pytest.fixture
+def store(through: Through) -> RedisApprovalStore:
+    """The approval store on the real Redis, through the relay."""
+    return RedisApprovalStore(through.client, through.prefix)
 
 
 async def test_an_approval_whose_reply_was_lost_is_answered_approved_and_counted_once(
@@ -292,44 +306,26 @@ async def test_a_refusal_or_a_note_whose_reply_was_lost_is_audited_once(
     assert events.count("refused") == 1 and events.count("nudged") == 1
 
 
-async def test_a_sign_in_ticket_whose_reply_was_lost_is_the_approvers_not_a_replay(cutter: ReplyCutter) -> None:
-    db = REDIS_URL.rsplit("/", 1)[1]
-    prefix = f"kbot-lost-{uuid.uuid4().hex[:8]}"
-    through = connect(f"redis://127.0.0.1:{cutter.port}/{db}")
-    tickets = RedisSignInTickets(through, prefix)
-    try:
-        await tickets.put("state-1", "the approver's ticket", timedelta(minutes=5))
-        cutter.armed = True
-        assert await tickets.take("state-1", timedelta(minutes=5)) == "the approver's ticket"
-        assert cutter.cut == 1  # taken, the reply lost, the take sent again
-        assert await tickets.take("state-1", timedelta(minutes=5)) is None  # the link still counts once
-    finally:
-        client = connect(REDIS_URL)
-        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-        await through.aclose()
+async def test_a_sign_in_ticket_whose_reply_was_lost_is_the_approvers_not_a_replay(
+    cutter: ReplyCutter, through: Through
+) -> None:
+    tickets = RedisSignInTickets(through.client, through.prefix)
+    await tickets.put("state-1", "the approver's ticket", timedelta(minutes=5))
+    cutter.armed = True
+    assert await tickets.take("state-1", timedelta(minutes=5)) == "the approver's ticket"
+    assert cutter.cut == 1  # taken, the reply lost, the take sent again
+    assert await tickets.take("state-1", timedelta(minutes=5)) is None  # the link still counts once
 
 
-async def test_a_replay_check_whose_reply_was_lost_lets_its_requests_through(cutter: ReplyCutter) -> None:
-    db = REDIS_URL.rsplit("/", 1)[1]
-    prefix = f"kbot-lost-{uuid.uuid4().hex[:8]}"
-    through = connect(f"redis://127.0.0.1:{cutter.port}/{db}")
-    guard = RedisReplayGuard(through, prefix)
-    try:
-        cutter.armed = True
-        firsts = await asyncio.gather(*(guard.first_time("1700000000", f"v0={n:064x}") for n in range(3)))
-        assert cutter.cut == 1  # checked, the reply lost, the batch sent again
-        assert firsts == [True, True, True]  # not all three refused as replays of themselves
-        assert not await guard.first_time("1700000000", f"v0={0:064x}")  # a real replay still is one
-    finally:
-        client = connect(REDIS_URL)
-        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-        await through.aclose()
+async def test_a_replay_check_whose_reply_was_lost_lets_its_requests_through(
+    cutter: ReplyCutter, through: Through
+) -> None:
+    guard = RedisReplayGuard(through.client, through.prefix)
+    cutter.armed = True
+    firsts = await asyncio.gather(*(guard.first_time("1700000000", f"v0={n:064x}") for n in range(3)))
+    assert cutter.cut == 1  # checked, the reply lost, the batch sent again
+    assert firsts == [True, True, True]  # not all three refused as replays of themselves
+    assert not await guard.first_time("1700000000", f"v0={0:064x}")  # a real replay still is one
 
 
 async def test_an_expiry_or_a_reminder_whose_reply_was_lost_is_still_announced(
@@ -351,25 +347,12 @@ async def test_an_expiry_or_a_reminder_whose_reply_was_lost_is_still_announced(
     assert events.count("expired") == 1
 
 
-async def test_commands_taken_with_the_reply_lost_are_run_not_dropped(cutter: ReplyCutter) -> None:
-    db = REDIS_URL.rsplit("/", 1)[1]
-    prefix = f"kbot-lost-{uuid.uuid4().hex[:8]}"
-    through = connect(f"redis://127.0.0.1:{cutter.port}/{db}")
-    queue = RedisCommandQueue(through, prefix)
-    try:
-        for n in range(2):
-            await queue.put(
-                DeferredCommand("status", f"U0ALICE{n}", "C0PLATFORM", "https://r", f"r{n}", datetime.now(UTC))
-            )
-        arm(cutter, lua_script("settle_commands"))
-        taken = await queue.take("worker-1", count=10, block_ms=100)
-        assert cutter.cut == 1  # taken, the settle's reply lost, the settle sent again
-        assert [c.request_id for c in taken] == ["r0", "r1"]  # answered, not dropped as copies of themselves
-        assert await queue.take("worker-1", count=10, block_ms=100) == []  # and taken once
-    finally:
-        client = connect(REDIS_URL)
-        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-        await through.aclose()
+async def test_commands_taken_with_the_reply_lost_are_run_not_dropped(cutter: ReplyCutter, through: Through) -> None:
+    queue = RedisCommandQueue(through.client, through.prefix)
+    for n in range(2):
+        await queue.put(DeferredCommand("status", f"U0ALICE{n}", "C0PLATFORM", "https://r", f"r{n}", datetime.now(UTC)))
+    arm(cutter, lua_script("settle_commands"))
+    taken = await queue.take("worker-1", count=10, block_ms=100)
+    assert cutter.cut == 1  # taken, the settle's reply lost, the settle sent again
+    assert [c.request_id for c in taken] == ["r0", "r1"]  # answered, not dropped as copies of themselves
+    assert await queue.take("worker-1", count=10, block_ms=100) == []  # and taken once
