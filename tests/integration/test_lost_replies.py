@@ -351,7 +351,7 @@ async def test_commands_taken_with_the_reply_lost_are_run_not_dropped(cutter: Re
     queue = RedisCommandQueue(through.client, through.prefix)
     for n in range(2):
         await queue.put(DeferredCommand("status", f"U0ALICE{n}", "C0PLATFORM", "https://r", f"r{n}", datetime.now(UTC)))
-    arm(cutter, lua_script("settle_commands"))
+    arm(cutter, lua_script("settle_commands", "once"))
     taken = await queue.take("worker-1", count=10, block_ms=100)
     assert cutter.cut == 1  # taken, the settle's reply lost, the settle sent again
     assert [c.request_id for c in taken] == ["r0", "r1"]  # answered, not dropped as copies of themselves

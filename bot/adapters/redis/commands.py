@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +26,7 @@ from redis.exceptions import ResponseError
 
 from bot.adapters.redis.batching import GroupWriter
 from bot.adapters.redis.client import store_errors
-from bot.adapters.redis.keys import KEYSPACE
+from bot.adapters.redis.keys import KEYSPACE, call_key
 from bot.adapters.redis.scripts import lua_script
 from bot.domain.ports import DeferredCommand
 
@@ -47,7 +46,7 @@ class RedisCommandQueue:
         self._group_lock = asyncio.Lock()
         self._entries = GroupWriter(self._write)
         self._queue_commands = self._redis.register_script(lua_script("queue_commands"))
-        self._settle_commands = self._redis.register_script(lua_script("settle_commands"))
+        self._settle_commands = self._redis.register_script(lua_script("settle_commands", "once"))
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -121,8 +120,9 @@ class RedisCommandQueue:
         its copy finds the mark and is dropped, so a command is never run twice."""
         ids = [message_id for message_id, _ in messages]
         marks = [f"{self._taken}:{entry_digest(fields)}" for _id, fields in messages]
-        call = f"{self._key}:settle-call:{os.urandom(8).hex()}"  # this call's own (lua/settle_commands.lua)
-        replies = await self._settle_commands(keys=[self._key, call, *marks], args=[GROUP, TAKEN_MARK_SECONDS, *ids])
+        replies = await self._settle_commands(
+            keys=[self._key, call_key(self._key), *marks], args=[GROUP, TAKEN_MARK_SECONDS, *ids]
+        )
         return [bool(reply) for reply in replies]
 
     @property

@@ -8,7 +8,6 @@ one script (``lua/first_seen.lua``) instead of one round trip each.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +15,7 @@ import redis.asyncio as aioredis
 
 from bot.adapters.redis.batching import GroupWriter
 from bot.adapters.redis.client import store_errors
-from bot.adapters.redis.keys import KEYSPACE
+from bot.adapters.redis.keys import KEYSPACE, call_key
 from bot.adapters.redis.scripts import lua_script
 
 REMEMBER_SECONDS = 600
@@ -27,7 +26,7 @@ class RedisReplayGuard:
         self._redis: Any = client
         self._p = prefix
         self._checks = GroupWriter(self._write)
-        self._first_seen = self._redis.register_script(lua_script("first_seen"))
+        self._first_seen = self._redis.register_script(lua_script("first_seen", "once"))
 
     async def first_time(self, timestamp: str, signature: str) -> bool:
         key = f"{self._p}:seen:{hashlib.sha256(f'{timestamp}:{signature}'.encode()).hexdigest()[:40]}"
@@ -36,6 +35,5 @@ class RedisReplayGuard:
     async def _write(self, keys: Sequence[str]) -> list[bool]:
         # one script for the batch: a pipeline of SETs costs the event loop a parse and an await per reply
         with store_errors("the request was not checked for a replay"):
-            call = f"{self._p}:seen-call:{os.urandom(8).hex()}"  # this call's own (lua/first_seen.lua)
-            replies = await self._first_seen(keys=[call, *keys], args=[REMEMBER_SECONDS])
+            replies = await self._first_seen(keys=[call_key(f"{self._p}:seen"), *keys], args=[REMEMBER_SECONDS])
         return [bool(reply) for reply in replies]

@@ -1,7 +1,7 @@
 """The adapter's Lua scripts, kept as .lua files in ``lua/`` (package data) and read once.
 
-A script may start with preludes (``audit``, ``decision_checks``): shared local functions and checks
-that several scripts run first; they are concatenated in the order given.
+A script may start with preludes (``once``, ``audit``, ``decision_checks``): shared local functions and checks
+that several scripts run first; they are concatenated in the order given (``audit`` stands on ``once``).
 """
 
 from __future__ import annotations

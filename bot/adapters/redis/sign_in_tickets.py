@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from bot.adapters.redis.client import store_errors
-from bot.adapters.redis.keys import KEYSPACE
+from bot.adapters.redis.keys import KEYSPACE, call_key
 from bot.adapters.redis.scripts import lua_script
 
 
@@ -21,7 +20,7 @@ class RedisSignInTickets:
     def __init__(self, client: aioredis.Redis, prefix: str = KEYSPACE) -> None:
         self._redis: Any = client
         self._p = prefix
-        self._take = self._redis.register_script(lua_script("take_ticket"))
+        self._take = self._redis.register_script(lua_script("take_ticket", "once"))
 
     def _key(self, state: str) -> str:
         return f"{self._p}:signin:{state}"
@@ -35,10 +34,8 @@ class RedisSignInTickets:
 
     async def take(self, state: str, remember: timedelta) -> str | None:
         with store_errors("the sign-in was not recorded"):
-            call = f"{self._p}:signin-call:{uuid.uuid4().hex}"  # this call's own (lua/take_ticket.lua)
-            ticket = await self._take(
-                keys=[self._key(state), self._used(state), call], args=[max(1, int(remember.total_seconds() * 1000))]
-            )
+            keys = [self._key(state), self._used(state), call_key(f"{self._p}:signin")]
+            ticket = await self._take(keys=keys, args=[max(1, int(remember.total_seconds() * 1000))])
         return ticket.decode() if isinstance(ticket, bytes) else ticket
 
     async def taken(self, state: str) -> str | None:

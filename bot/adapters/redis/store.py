@@ -32,7 +32,6 @@ Beside it, in their own modules: ``P:commands`` (commands.py), ``P:rate:<bucket>
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,6 +47,7 @@ from bot.adapters.redis.codec import (
     request_from,
 )
 from bot.adapters.redis.execution import ExecutionSteps
+from bot.adapters.redis.keys import call_key
 from bot.adapters.redis.store_base import encoded_entry
 from bot.domain.approvals import (
     Action,
@@ -204,7 +204,7 @@ class RedisApprovalStore(ExecutionSteps):
     async def mark_reminded(self, request_id: str, number: int) -> bool:
         self.round_trips += 1
         with store_errors():
-            call = f"{self._req(request_id)}:call:{uuid.uuid4().hex}"  # this call's own (lua/remind.lua)
+            call = call_key(self._req(request_id))
             return bool(await self._remind(keys=[self._req(request_id), call], args=[str(number)]))
 
     async def withdraw(

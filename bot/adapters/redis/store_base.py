@@ -5,7 +5,6 @@ carrying a change out are in ``execution.py``, the decisions and reads in ``stor
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -23,7 +22,7 @@ from bot.adapters.redis.codec import (
     request_from,
     with_history,
 )
-from bot.adapters.redis.keys import KEYSPACE
+from bot.adapters.redis.keys import KEYSPACE, call_key
 from bot.adapters.redis.scripts import lua_script
 from bot.domain.approvals import (
     ChangeRequest,
@@ -34,24 +33,24 @@ from bot.domain.history import HistoryEntry
 WORKERS = "workers"
 
 # the scripts, from lua/ (one step each: a decision, a claim, a lease, a finish)
-CREATE = lua_script("create", "audit")
-APPROVE = lua_script("approve", "audit", "decision_checks")
-DENY = lua_script("deny", "audit", "decision_checks")
-CANCEL = lua_script("cancel", "audit", "decision_checks")
-EXPIRE = lua_script("expire", "audit")
-CLAIM = lua_script("claim", "audit")
+CREATE = lua_script("create", "once", "audit")
+APPROVE = lua_script("approve", "once", "audit", "decision_checks")
+DENY = lua_script("deny", "once", "audit", "decision_checks")
+CANCEL = lua_script("cancel", "once", "audit", "decision_checks")
+EXPIRE = lua_script("expire", "once", "audit")
+CLAIM = lua_script("claim", "once", "audit")
 RENEW = lua_script("renew")
 FENCE = lua_script("fence")
-ATTENTION = lua_script("attention", "audit")
-FINISH = lua_script("finish", "audit")
-CONCLUDE = lua_script("conclude", "audit")
-TAKE_OVER = lua_script("take_over", "audit")
-DEFER = lua_script("defer", "audit")
-WITHDRAW = lua_script("withdraw", "audit")
-STEP = lua_script("step", "audit")
-NOTE = lua_script("note", "audit")
+ATTENTION = lua_script("attention", "once", "audit")
+FINISH = lua_script("finish", "once", "audit")
+CONCLUDE = lua_script("conclude", "once", "audit")
+TAKE_OVER = lua_script("take_over", "once", "audit")
+DEFER = lua_script("defer", "once", "audit")
+WITHDRAW = lua_script("withdraw", "once", "audit")
+STEP = lua_script("step", "once", "audit")
+NOTE = lua_script("note", "once", "audit")
 RELEASE = lua_script("release")
-REMIND = lua_script("remind")
+REMIND = lua_script("remind", "once")
 
 
 def encoded_entry(entry: HistoryEntry | None) -> str:
@@ -142,7 +141,7 @@ class StoreBase:
             f"{self._req(request_id)}:history",
             f"{self._p}:recent",
             f"{self._p}:with_operator",
-            f"{self._req(request_id)}:call:{uuid.uuid4().hex}",
+            call_key(self._req(request_id)),
         ]
 
     async def _run(self, script: str, request_id: str, at: datetime, *extra: str, domain: str = "") -> Any:

@@ -1,17 +1,15 @@
--- KEYS[14]: this call's own key: the verdict is kept there a while, so the call sent again after its reply was
--- lost answers the same (decision_checks.lua) instead of running twice
+-- runs after once.lua; KEYS[14]: this call's own key (store_base._keys), where its answer is kept
 local function answer(verdict)
-  if KEYS[14] then redis.call('SET', KEYS[14], verdict, 'PX', 600000) end
+  keep(KEYS[14], verdict, ONCE_MS)
   return {verdict, redis.call('HLEN', KEYS[2]), redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 end
 -- what this very call answered when it ran before (the client sent it again after losing the reply), or false
 local function answered_before()
-  return KEYS[14] and redis.call('GET', KEYS[14])
+  return told_before(KEYS[14])
 end
 -- a step's outcome (a number or a word) kept under this call's key, and returned: see answered_before
 local function kept(outcome)
-  if KEYS[14] then redis.call('SET', KEYS[14], tostring(outcome), 'PX', 600000) end
-  return outcome
+  return keep(KEYS[14], outcome, ONCE_MS)
 end
 -- the transition's entry of the request's history, signed by the bot ('' appends nothing)
 local function remember(entry)

@@ -2,9 +2,9 @@
 -- KEYS: req, approvals, pending, work, audit, executing, lock, people, clicks, waiting, history, recent
 -- ARGV: id, created_ms, created_iso, requester, reason, filed ('1': a second rotation filed approved, with the
 --       first's id in ARGV[7]), approved_with, expires_ms, history entry, then the record's fields as pairs
--- runs after audit.lua (bot/adapters/redis/scripts.py); KEYS[14]: this call's own key
+-- runs after audit.lua (bot/adapters/redis/scripts.py)
 -- this very call ran already (the client sent it again after losing the reply): filed once, not twice
-if KEYS[14] and redis.call('GET', KEYS[14]) then return 1 end
+if answered_before() then return 1 end
 local fields = {}
 for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
@@ -18,5 +18,4 @@ if ARGV[6] == '1' then
              'detail', 'together with ' .. ARGV[7])
   redis.call('XADD', KEYS[4], '*', 'request', ARGV[1])
 end
-if KEYS[14] then redis.call('SET', KEYS[14], '1', 'PX', 600000) end
-return 1
+return kept(1)

@@ -16,7 +16,7 @@ local function listed(list, wanted)
   return false
 end
 -- this very call ran already (the client sent it again after losing the reply): the same answer, nothing again
-local answered = KEYS[14] and redis.call('GET', KEYS[14])
+local answered = answered_before()
 if answered then
   return answer(answered)
 end

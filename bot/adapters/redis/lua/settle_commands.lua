@@ -4,15 +4,13 @@
 -- ARGV[1]: the consumer group; ARGV[2]: how long a mark is kept (seconds); ARGV[3..]: the entries' ids
 -- Returns, per entry, 1 when taken the first time. The answer is kept a minute under the call's key: the call
 -- sent again after its reply was lost answers the same, where it would find every mark set and drop them all.
-local again = redis.call('GET', KEYS[2])
+-- runs after once.lua
+local again = told_before(KEYS[2])
 if again then return cjson.decode(again) end
 local ids = {}
 for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
 redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
 redis.call('XDEL', KEYS[1], unpack(ids))
-local first = {}
-for i = 3, #KEYS do
-  first[i - 2] = redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[2]) and 1 or 0
-end
-redis.call('SET', KEYS[2], cjson.encode(first), 'EX', 60)
+local first = first_times(3, ARGV[2])
+keep(KEYS[2], cjson.encode(first), 60000)
 return first
