@@ -34,7 +34,8 @@ class RedisSignInTickets:
 
     async def take(self, state: str, remember: timedelta) -> str | None:
         with store_errors("the sign-in was not recorded"):
-            keys = [self._key(state), self._used(state), call_key(f"{self._p}:signin")]
+            call = call_key(f"{self._p}:signin-take")  # beside the tickets, not among them
+            keys = [self._key(state), self._used(state), call]
             ticket = await self._take(keys=keys, args=[max(1, int(remember.total_seconds() * 1000))])
         return ticket.decode() if isinstance(ticket, bytes) else ticket
 
