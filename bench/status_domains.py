@@ -9,10 +9,11 @@ Two settings. ``here``: as this machine is, every DC and the module's emulator o
 CPU work on the same cores. ``far``: where the time goes in production, added to the same real reads: each
 LDAP operation a read made waits ``--ldap-rtt-ms`` more, each Entra audit read ``--graph-ms``, and the
 management host is a session of ``--session-seconds`` whose each ``Get-AzureAdKerberosServer`` takes
-``--read-seconds``, ``--host-parallelism`` of them at once, one session at a time (``concurrency = 1``).
+``--read-seconds``, ``--host-parallelism`` of them at once (auto: as the bot sizes it when the setting is unset,
+two rounds' worth of the domains asked), one session at a time (``concurrency = 1``).
 
 usage: python -m bench.status_domains [--rounds 5] [--far-only] [--ldap-rtt-ms 20] [--graph-ms 200]
-       [--session-seconds 1] [--read-seconds 1] [--host-parallelism 8 50]
+       [--session-seconds 1] [--read-seconds 1] [--host-parallelism auto 8]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from kerberos_sandbox.sandbox import sandbox
 
+from bot.adapters.kerberos_module.remoting.calls import runspaces_for
 from bot.adapters.ldap.directory import LdapDirectory
 from bot.bootstrap.adapters import ldap_directory
 from bot.config import load_bot_config
@@ -51,12 +53,13 @@ class Far:
     graph: float
     session: float
     read: float
-    host_parallelism: int
+    host_parallelism: int | None  # None: as the adapter sizes it, two rounds of the domains asked
 
     def describe(self) -> str:
+        at_once = "two rounds' worth" if self.host_parallelism is None else self.host_parallelism
         return (
             f"LDAP round trip {self.ldap_rtt * 1000:g} ms, Entra audit read {self.graph * 1000:g} ms, module session "
-            f"{self.session:g} s + {self.read:g} s per Get, {self.host_parallelism} at once on the host"
+            f"{self.session:g} s + {self.read:g} s per Get, {at_once} at once on the host"
         )
 
 
@@ -83,7 +86,7 @@ class SameServer:
     async def _session(self, domains: int) -> None:
         if self._far is not None:
             async with self._sessions:
-                rounds = math.ceil(domains / self._far.host_parallelism)
+                rounds = math.ceil(domains / runspaces_for(domains, self._far.host_parallelism))
                 await asyncio.sleep(self._far.session + rounds * self._far.read)
 
 
@@ -179,7 +182,11 @@ if __name__ == "__main__":
     parser.add_argument("--session-seconds", type=float, default=1.0, help="far: opening a remoting session")
     parser.add_argument("--read-seconds", type=float, default=1.0, help="far: one Get-AzureAdKerberosServer")
     parser.add_argument(
-        "--host-parallelism", type=int, nargs="+", default=[8, 50], help="far: domains read at once on the host"
+        "--host-parallelism",
+        type=lambda value: None if value == "auto" else int(value),
+        nargs="+",
+        default=[None, 8],
+        help="far: domains read at once on the host; auto (the default): as the bot sizes it, two rounds' worth",
     )
     options = parser.parse_args()
     fars = [

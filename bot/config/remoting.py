@@ -55,8 +55,12 @@ class RemotingConfig(Strict):
     domain_credential: ModuleCredential | None = None
     cloud_credential: ModuleCredential | None = None
     concurrency: int = Field(default=1, ge=1, le=8, description="module calls at once on this host")
-    host_parallelism: int = Field(
-        default=8, ge=1, le=64, description="domains one session reads at once on the host (a status of every domain)"
+    host_parallelism: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="domains one session reads at once on the host (a status of every domain); unset: enough for two "
+        "rounds of the domains asked, at least 8 and at most 64 (kerberos-bot check measures the session's memory)",
     )
     reread_secrets_minutes: float = Field(
         default=5.0,

@@ -33,12 +33,12 @@ from bot.domain.errors import (
     EntraNotFound,
     KerberosBotError,
 )
-from bot.entrypoints.check_remoting import check_remoting, status_rounds
+from bot.entrypoints.check_remoting import CALL_SECONDS, check_management_host, check_remoting
 from bot.entrypoints.check_result import CheckResult
 
 __all__ = ["CheckResult", "check_remoting", "run_checks"]
 
-TIMEOUT = 15.0
+TIMEOUT = CALL_SECONDS  # each check but the management host's reads
 
 
 def redact(url: str) -> str:
@@ -282,13 +282,7 @@ async def run_checks(settings: Settings, config: BotConfig) -> list[CheckResult]
         remoting = config.kerberos_module.remoting
         if config.kerberos_module.kind != "remoting" or remoting is None:
             return []
-        try:
-            # the host loads its modules list; the read signs in to Entra as a change will
-            read = config.domains[0].name if config.domains else None
-            lines = await asyncio.wait_for(check_remoting(remoting, read_domain=read), 2 * TIMEOUT + 30)
-            return [*lines, status_rounds(remoting, len(config.domains))] if config.domains else lines
-        except TimeoutError:
-            return [CheckResult("winrm", False, f"no answer within {TIMEOUT + 30:g} s")]
+        return await check_management_host(remoting, [d.name for d in config.domains])
 
     singles, remote = await asyncio.gather(
         asyncio.gather(*(bounded(name, make()) for name, make in checks)), remoting()

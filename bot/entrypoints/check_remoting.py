@@ -1,21 +1,42 @@
 """``kerberos-bot check``'s lines for the management host: the connection (reach, TLS, auth), the module on it,
-the cloud credential as a change uses it, and what a status of every domain asks of the host."""
+the cloud credential as a change uses it, and what a status of every domain takes on the host (its time and
+the session's memory, measured by doing one)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from bot.adapters.kerberos_module.remoting.calls import WINRM_SHELL_MEMORY_MB, runspaces_for
 from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule, cloud_name
-from bot.adapters.kerberos_module.remoting.powershell import MODULE
+from bot.adapters.kerberos_module.remoting.powershell import MODULE, SHELL_MEMORY_MESSAGE
 from bot.bootstrap.module import build_remoting
 from bot.config import RemotingConfig
 from bot.domain.errors import KerberosBotError
 from bot.entrypoints.check_result import CheckResult
 
+CALL_SECONDS = 15.0  # what check allows each of its short calls
+
 
 def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+async def check_management_host(
+    remoting: RemotingConfig,
+    domains: Sequence[str],
+    build: Callable[[RemotingConfig], RemotingKerberosModule] = build_remoting,
+) -> list[CheckResult]:
+    """``check``'s lines for the host: the connection, the module, the first domain read as a change reads it,
+    and every domain read once as a status reads them; bounded as a whole by the calls' own deadlines."""
+    rounds = math.ceil(len(domains) / runspaces_for(len(domains), remoting.host_parallelism))
+    limit = 2 * CALL_SECONDS + 30 + remoting.read_timeout_seconds * (1 + rounds)
+    first = domains[0] if domains else None
+    try:
+        return await asyncio.wait_for(check_remoting(remoting, build, read_domain=first, every_domain=domains), limit)
+    except TimeoutError:
+        return [CheckResult(f"winrm {remoting.host}", False, f"no answer within {limit:g} s")]
 
 
 async def check_remoting(
@@ -23,10 +44,12 @@ async def check_remoting(
     build: Callable[[RemotingConfig], RemotingKerberosModule] = build_remoting,
     *,
     read_domain: str | None = None,
+    every_domain: Sequence[str] = (),
 ) -> list[CheckResult]:
     """The connection to the management host (reach, TLS, auth), then the module on it; with
     ``read_domain`` a third line: Get-AzureAdKerberosServer run as a change runs (both credentials), so an
-    MFA prompt or a Conditional Access block of the cloud credential shows before anyone approves."""
+    MFA prompt or a Conditional Access block of the cloud credential shows before anyone approves; with
+    ``every_domain`` a fourth: those domains read as a status of every domain reads them (``_every_domain``)."""
     host_label, module_label = f"winrm {remoting.host}", f"module on {remoting.host}"
     try:
         runner = build(remoting)
@@ -75,9 +98,12 @@ async def check_remoting(
         module = CheckResult(
             module_label, True, f"{MODULE} {info.version} (at least {remoting.min_module_version}){cloud}"
         )
-    if read_domain is None:
-        return [reached, module]
-    return [reached, module, await _cloud_credential(runner, remoting, read_domain, module.ok)]
+    lines = [reached, module]
+    if read_domain is not None:
+        lines.append(await _cloud_credential(runner, remoting, read_domain, module.ok))
+    if every_domain and all(line.ok for line in lines):
+        lines.append(await _every_domain(runner, remoting, every_domain))
+    return lines
 
 
 async def _cloud_credential(
@@ -104,23 +130,59 @@ async def _cloud_credential(
     )
 
 
-def status_rounds(remoting: RemotingConfig, domains: int) -> CheckResult:
-    """What a status of every domain asks of the host: one session, then ``Get-AzureAdKerberosServer`` in rounds
-    of ``host_parallelism`` (each round about one domain's read). Said, never failed: more at once costs the host
-    memory (each runspace loads the module) that only its administrators can weigh."""
-    at_once = remoting.host_parallelism
-    rounds = max(1, math.ceil(domains / at_once))
-    label = f"status of {domains} domain{'s' if domains != 1 else ''}"
-    said = (
-        f"one session to {remoting.host}, {rounds} round{'s' if rounds != 1 else ''} of Get-AzureAdKerberosServer "
-        f"({at_once} at once: host_parallelism)"
+async def _every_domain(
+    runner: RemotingKerberosModule, remoting: RemotingConfig, domains: Sequence[str]
+) -> CheckResult:
+    """A status of every domain's read on the host, done once as a status does it: its rounds, its time and the
+    session's peak memory against what WinRM allows a shell by default. Near that quota it advises; a read that
+    fails, or a domain not read, fails."""
+    label = f"status of {len(domains)} domain{'s' if len(domains) != 1 else ''}"
+    try:
+        answers = await runner.get_servers(domains)
+    except KerberosBotError as exc:
+        fix = "set host_parallelism lower" if SHELL_MEMORY_MESSAGE in exc.user_message else ""
+        return CheckResult(label, False, exc.user_message, fix)
+    use = runner.last_read_of_many
+    failed = {name: answer for name, answer in answers.items() if isinstance(answer, KerberosBotError)}
+    if failed or use is None:
+        name, error = next(iter(failed.items())) if failed else (domains[0], None)
+        said = error.user_message if error is not None else "no answer"
+        return CheckResult(label, False, f"{len(failed)} of {len(domains)} not read; {name}: {said}")
+    sized = "host_parallelism" if remoting.host_parallelism is not None else "sized for two rounds"
+    detail = (
+        f"one session to {remoting.host}, {use.rounds} round{'s' if use.rounds != 1 else ''} of "
+        f"Get-AzureAdKerberosServer ({use.runspaces} at once: {sized}) in {use.seconds:.1f} s"
     )
-    if rounds <= 2:
-        return CheckResult(label, True, said + ": within about twice one domain's time")
-    enough = math.ceil(domains / 2)
-    return CheckResult(
-        label,
-        True,
-        f"{said}: the host's reads take about {rounds} times one domain's; host_parallelism = {enough} makes it two "
-        "rounds, if the host has the memory for that many runspaces (docs/management-host.md)",
+    if use.peak_memory_mb is None:
+        return CheckResult(
+            label, True, f"{detail}; the host did not say the session's memory", _OLD_ENDPOINT if runner.jea else ""
+        )
+    per_runspace = use.peak_memory_mb / use.runspaces  # the process's own memory counted in: an overestimate
+    detail += (
+        f"; the session's peak memory {use.peak_memory_mb} MB of the {WINRM_SHELL_MEMORY_MB} MB WinRM allows a shell "
+        "by default (MaxMemoryPerShellMB)"
     )
+    if use.peak_memory_mb > _NEAR:
+        fitting = max(1, min(use.runspaces - 1, math.floor(_NEAR / per_runspace)))
+        return CheckResult(
+            label,
+            True,
+            detail + ": near the quota",
+            f"host_parallelism = {fitting}, or raise MaxMemoryPerShellMB of the endpoint (docs/management-host.md)",
+        )
+    if use.rounds > 2:
+        two = math.ceil(len(domains) / 2)
+        needs = math.ceil(per_runspace * two)
+        beyond = "; more than WinRM allows by default: raise MaxMemoryPerShellMB too" if needs > _NEAR else ""
+        return CheckResult(
+            label,
+            True,
+            f"{detail}: about {use.rounds} times one domain's read",
+            f"host_parallelism = {two} makes it two rounds, about {needs} MB by this session's peak per runspace"
+            + beyond,
+        )
+    return CheckResult(label, True, detail)
+
+
+_NEAR = 0.75 * WINRM_SHELL_MEMORY_MB  # a session's peak past this is near the default quota
+_OLD_ENDPOINT = "the JEA endpoint predates the memory line: run deploy/jea/Install-KerberosBotJea.ps1 again"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -25,6 +26,7 @@ from bot.adapters.kerberos_module.remoting.calls import (
     RemotingTarget,
     ScriptCall,
     add_call,
+    runspaces_for,
     script_call,
 )
 from bot.adapters.kerberos_module.remoting.failures import transport_failure
@@ -35,7 +37,6 @@ from bot.config import KerberosModuleConfig, RemotingConfig, load_bot_config
 from bot.domain.errors import ConfigurationError, KerberosModuleError
 from bot.domain.ports import SetServerOptions
 from bot.entrypoints.check import check_remoting
-from bot.entrypoints.check_remoting import status_rounds
 
 ROOT = Path(__file__).parents[2]
 
@@ -164,6 +165,12 @@ CALL = ScriptCall(RUN_SCRIPT, {}, "Set-AzureADKerberosServer -Domain <Domain> -R
         (AuthenticationError("Failed to authenticate the user svc-kb with ntlm"), "refused the credentials of svc-kb"),
         (WSManFaultError(5, "mgmt01", "Access is denied.", None, None, None), "Remote Management Users"),
         (WSManFaultError(2150858843, "m", "The request is invalid", None, None, None), "fault (2150858843)"),
+        (
+            WSManFaultError(
+                2150859193, "m", "The WSMan provider host process did not return a proper response.", None, None, None
+            ),
+            "ran out of memory: WinRM ends a shell that passes its memory quota (MaxMemoryPerShellMB",
+        ),
         (WinRMTransportError("http", 404, ""), "answered HTTP 404"),
         (ValueError("spnego said no"), "during authentication or transport (ValueError)"),
     ],
@@ -532,11 +539,33 @@ def test_the_remoting_mode_decides_which_credentials_the_bot_holds(changes: dict
     assert RemotingConfig.model_validate(_remoting()).session_configuration == "Microsoft.PowerShell"
 
 
-def test_check_says_what_a_status_of_every_domain_asks_of_the_host() -> None:
-    eight = RemotingConfig.model_validate(remoting(host_parallelism=8))
-    few = status_rounds(eight, 10)
-    assert few.ok and "2 rounds" in few.detail and "within about twice one domain's time" in few.detail
-    many = status_rounds(eight, 100)
-    # said, never failed: the memory the host has for more runspaces is its administrators' to weigh
-    assert many.ok and "13 rounds" in many.detail and "host_parallelism = 50 makes it two rounds" in many.detail
-    assert "1 round of" in status_rounds(RemotingConfig.model_validate(remoting(host_parallelism=50)), 1).detail
+@pytest.mark.parametrize(
+    ("domains", "configured", "at_once"),
+    [(1, None, 8), (16, None, 8), (17, None, 9), (100, None, 50), (128, None, 64), (500, None, 64), (100, 6, 6)],
+)
+def test_a_status_of_many_is_read_in_two_rounds_unless_the_host_is_told_otherwise(
+    domains: int, configured: int | None, at_once: int
+) -> None:
+    # each round costs about one domain's read: two rounds keep a status of every domain within twice one's time
+    assert runspaces_for(domains, configured) == at_once
+    assert RemotingConfig.model_validate(remoting()).host_parallelism is None
+
+
+def test_the_sessions_own_line_gives_its_peak_memory_and_is_no_domains_answer() -> None:
+    report = json.dumps({"Domain": "contoso.com", "Report": {"Id": 1, "UserAccount": "CN=x", "ComputerAccount": ""}})
+    answers, peak = ps.parse_servers([report, '{"Session":{"PeakMemoryMB":612}}'], ["contoso.com"])
+    assert set(answers) == {"contoso.com"} and peak == 612
+    for unsaid in ('{"Session":{}}', '{"Session":{"PeakMemoryMB":"612"}}', '{"Session":{"PeakMemoryMB":true}}'):
+        assert ps.parse_servers([unsaid], ["contoso.com"])[1] is None  # a value not a count says nothing
+    _, silent = ps.parse_servers([report], ["contoso.com"])
+    assert silent is None  # an endpoint installed before the line
+
+
+def test_a_session_past_its_memory_quota_is_named_with_what_to_change() -> None:
+    for text in (
+        "Exception of type 'System.OutOfMemoryException' was thrown.",
+        "The WSMan provider host process did not return a proper response.  A provider in the host process may "
+        "have behaved improperly.",
+    ):
+        message = ps.translate_failure("Get-AzureAdKerberosServer", text).user_message
+        assert "MaxMemoryPerShellMB" in message and "host_parallelism lower" in message

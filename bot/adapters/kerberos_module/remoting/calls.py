@@ -5,6 +5,7 @@ one of the endpoint's functions."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -176,6 +177,36 @@ def script_call(
     if endpoint is not None:
         parameters["Endpoint"] = endpoint
     return ScriptCall(RUN_SCRIPT, parameters, invocation.describe())
+
+
+MOST_RUNSPACES = 64  # read_many.ps1's and Get-KerberosBotServers' ValidateRange
+FEWEST_RUNSPACES = 8  # a handful of domains read in one round
+WINRM_SHELL_MEMORY_MB = 1024  # MaxMemoryPerShellMB of the Microsoft.PowerShell endpoint by default (MS-WSMV)
+
+
+def runspaces_for(domains: int, host_parallelism: int | None) -> int:
+    """How many domains the host reads at once for a status of ``domains``: ``host_parallelism`` when set, else
+    enough for two rounds (each round about one domain's read), at least FEWEST_RUNSPACES and at most
+    MOST_RUNSPACES. The session's memory is bounded on the host itself (WinRM's MaxMemoryPerShellMB), and each
+    read reports its peak (``SessionUse``), which ``kerberos-bot check`` compares with that bound."""
+    if host_parallelism is not None:
+        return host_parallelism
+    return min(MOST_RUNSPACES, max(FEWEST_RUNSPACES, math.ceil(domains / 2)))
+
+
+@dataclass(frozen=True)
+class SessionUse:
+    """What one read of many domains took on the host: runspaces at once, seconds, and the session process's
+    peak private memory (what WinRM's per-shell memory quota counts); None where the host did not say."""
+
+    domains: int
+    runspaces: int
+    seconds: float
+    peak_memory_mb: int | None
+
+    @property
+    def rounds(self) -> int:
+        return max(1, math.ceil(self.domains / self.runspaces))
 
 
 def read_many_call(

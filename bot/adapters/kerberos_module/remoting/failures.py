@@ -12,6 +12,7 @@ from pypsrp.exceptions import (
     WSManFaultError,
 )
 
+from bot.adapters.kerberos_module.remoting import powershell as ps
 from bot.adapters.kerberos_module.remoting.calls import RemotingTarget, ScriptCall
 from bot.adapters.kerberos_module.remoting.winrm_kerberos import kerberos_failure
 from bot.domain.errors import KerberosModuleError
@@ -56,6 +57,8 @@ def transport_failure(exc: Exception, target: RemotingTarget, call: ScriptCall, 
             f"The management host {where} refused the credentials of {t.username or 'the current user'} "
             f"({t.auth}): check the user name and password, and that the account may use remoting there."
         )
+    if isinstance(exc, WSManFaultError) and ps.SHELL_MEMORY.search(f"{exc.reason} {exc}"):
+        return KerberosModuleError(f"{call.label} on {where} failed: {ps.SHELL_MEMORY_MESSAGE}")
     if isinstance(exc, WSManFaultError):
         if exc.code == 5 or "access is denied" in str(exc.reason or "").lower():
             return KerberosModuleError(

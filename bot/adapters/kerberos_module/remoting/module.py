@@ -41,11 +41,13 @@ from bot.adapters.kerberos_module.remoting.calls import (
     RemotingTarget,
     ScriptCall,
     ScriptResult,
+    SessionUse,
     Timeouts,
     add_call,
     jea_call,
     quiet_transport_loggers,
     read_many_call,
+    runspaces_for,
     script_call,
 )
 from bot.adapters.kerberos_module.remoting.failures import transport_failure
@@ -103,7 +105,7 @@ class RemotingKerberosModule:
         min_module_version: str = "2.0.0",
         endpoint: int | None = None,
         concurrency: int = 1,
-        host_parallelism: int = 8,
+        host_parallelism: int | None = None,
         timeouts: Timeouts | None = None,
         secrets_again: Callable[[], RemotingSecrets] | None = None,
         secrets_every: float = 300.0,
@@ -122,7 +124,8 @@ class RemotingKerberosModule:
         self.endpoint = endpoint
         self.timeouts = timeouts or Timeouts()
         self._slots = asyncio.Semaphore(concurrency)
-        self.host_parallelism = host_parallelism  # domains one session reads at once on the host (status of many)
+        self.host_parallelism = host_parallelism  # domains one session reads at once on the host; None: sized
+        self.last_read_of_many: SessionUse | None = None  # what the last status of many took on the host
 
     async def close(self) -> None:
         """Nothing stays open between calls."""
@@ -139,22 +142,35 @@ class RemotingKerberosModule:
         return self._report(result)
 
     async def get_servers(self, domain_dns_names: Sequence[str]) -> dict[str, KerberosServerReport | KerberosBotError]:
-        """One session for every domain; the host reads ``host_parallelism`` at a time, so the call's time limit is
-        the read limit per round of that many. A failure of the session itself (the host unreachable, the module
-        missing) raises; a domain's own failure is that domain's answer."""
+        """One session for every domain; the host reads ``runspaces_for`` of them at a time, so the call's time limit
+        is the read limit per round of that many. A failure of the session itself (the host unreachable, the module
+        missing, its memory quota passed) raises; a domain's own failure is that domain's answer."""
         await self._fresh_secrets()
+        runspaces = runspaces_for(len(domain_dns_names), self.host_parallelism)
         call = read_many_call(
             domain_dns_names,
             self._credentials,
-            parallelism=self.host_parallelism,
+            parallelism=runspaces,
             min_module_version=self.min_module_version,
             endpoint=self.endpoint,
             jea=self.jea,
         )
-        rounds = math.ceil(len(domain_dns_names) / self.host_parallelism)
+        rounds = math.ceil(len(domain_dns_names) / runspaces)
+        started = time.monotonic()
         result = await self._checked(call, "Get-AzureAdKerberosServer", self.timeouts.read * max(1, rounds))
         lines = [str(item) for item in result.output if item is not None and str(item).strip()]
-        return dict(ps.parse_servers(lines, domain_dns_names))
+        answers, peak_memory_mb = ps.parse_servers(lines, domain_dns_names)
+        use = SessionUse(len(domain_dns_names), runspaces, time.monotonic() - started, peak_memory_mb)
+        self.last_read_of_many = use
+        log.info(
+            "status of %d domains on %s: %d at once, %.1f s, session peak memory %s MB",
+            use.domains,
+            self.target.host,
+            use.runspaces,
+            use.seconds,
+            "?" if peak_memory_mb is None else peak_memory_mb,
+        )
+        return dict(answers)
 
     async def set_server(self, domain_dns_name: str, options: SetServerOptions) -> KerberosServerReport:
         invocation = ps.set_server(domain_dns_name, options)

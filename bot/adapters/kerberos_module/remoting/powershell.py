@@ -172,14 +172,20 @@ def parse_server(output: str) -> KerberosServerReport:
 
 def parse_servers(
     lines: Sequence[str], domains: Sequence[str]
-) -> dict[str, KerberosServerReport | KerberosModuleError]:
+) -> tuple[dict[str, KerberosServerReport | KerberosModuleError], int | None]:
     """``read_many.ps1``'s (or ``Get-KerberosBotServers``') output: one JSON line per domain, its report or its
-    error. A domain the output does not name is answered with an error too: every domain asked gets an answer."""
+    error, and a last line on the session itself (``{"Session": {"PeakMemoryMB": n}}``), whose peak memory is
+    returned beside the answers (None: not said). A domain the output does not name is answered with an error
+    too: every domain asked gets an answer."""
     answers: dict[str, KerberosServerReport | KerberosModuleError] = {}
     asked = {name.lower(): name for name in domains}
+    peak_memory_mb = None
     for line in lines:
         try:
             data = json.loads(line.strip().lstrip("\ufeff"))
+            if isinstance(data, dict) and "Session" in data:
+                peak_memory_mb = _peak_memory(data["Session"])
+                continue
             name = asked[str(data["Domain"]).lower()]
         except (ValueError, TypeError, KeyError) as exc:
             raise KerberosModuleError("The module's output for many domains could not be read.") from exc
@@ -192,7 +198,12 @@ def parse_servers(
                 answers[name] = KerberosModuleError(f"The module's report for {name} could not be read ({exc}).")
     for name in domains:
         answers.setdefault(name, KerberosModuleError(f"The module's output named no report for {name}."))
-    return answers
+    return answers, peak_memory_mb
+
+
+def _peak_memory(session: object) -> int | None:
+    value = session.get("PeakMemoryMB") if isinstance(session, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -206,7 +217,15 @@ CLOUD_CREDENTIAL_MFA = (
     "location, or running the module interactively for this change)."
 )
 
+SHELL_MEMORY = re.compile(r"OutOfMemoryException|provider host process did not return a proper response", re.I)
+SHELL_MEMORY_MESSAGE = (
+    "The session on the management host ran out of memory: WinRM ends a shell that passes its memory quota "
+    "(MaxMemoryPerShellMB, 1024 MB by default). If this was a status of every domain, set host_parallelism lower "
+    "(kerberos-bot check measures the peak of a status of every domain) or raise the quota of the bot's endpoint."
+)
+
 _KNOWN_FAILURES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (SHELL_MEMORY, SHELL_MEMORY_MESSAGE),
     (
         re.compile(r"0x549|ERROR_INVALID_DOMAIN_STATE", re.I),
         "The cloud trust can only be created in the forest root domain (LsaCreateTrustedDomainEx 0x549): set up the "

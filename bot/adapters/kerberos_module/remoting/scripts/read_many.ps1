@@ -2,7 +2,7 @@
 # the host reads them in parallel, at most $Parallelism at a time, each in a runspace of its own (a read waits
 # on a DC and on Entra, not on this host's processors). Every value arrives as a bound parameter. One JSON
 # line per domain: {"Domain": ..., "Report": ...} or {"Domain": ..., "Error": ...}; a domain that fails
-# never hides the others.
+# never hides the others. A last line on the session: {"Session": {"PeakMemoryMB": n}}.
 param(
     [Parameter(Mandatory = $true)]
     [ValidatePattern('^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$')]
@@ -59,6 +59,10 @@ try {
     foreach ($one in $running) {
         try { $one.Shell.EndInvoke($one.Handle) } finally { $one.Shell.Dispose() }
     }
+    # the session's own peak commit (what WinRM's MaxMemoryPerShellMB quota counts), for kerberos-bot check
+    $session = [System.Diagnostics.Process]::GetCurrentProcess()
+    $peak = [int]($session.PeakPagedMemorySize64 / 1048576)
+    ConvertTo-Json -Compress -InputObject @{ Session = @{ PeakMemoryMB = $peak } }
 } finally {
     $pool.Close()
     $pool.Dispose()
