@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import KerberosBotError
 from handlers.notices.direct import direct_message
-from handlers.replies import escape
+from handlers.replies import Reply, escape
 from handlers.views.modals import message_modal
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,27 @@ class OnceAck:
             await self._ack(**kwargs)
         finally:
             _resolve(self._sent)
+
+    async def send(self, reply: Reply) -> None:
+        """The acknowledgement with ``reply`` as its body, as JSON serialised once per reply (``Reply.json_text``):
+        Bolt's ``ack(**payload)`` would copy, convert and serialise the same body again for every request."""
+        if self.done:
+            return
+        self.done = True
+        try:
+            self._ack.response = BoltResponse(status=200, body=reply.json_text)
+        finally:
+            _resolve(self._sent)
+
+
+async def acknowledge(ack: Ack, reply: Reply | None) -> None:
+    """Acknowledge with ``reply`` as the body (None: an empty acknowledgement)."""
+    if reply is None:
+        await ack()
+    elif isinstance(ack, OnceAck):
+        await ack.send(reply)
+    else:
+        await ack(**reply.payload())
 
 
 def _resolve(future: asyncio.Future[None] | None) -> None:

@@ -25,9 +25,13 @@ class Reply:
         return dict(self._payload)
 
     @cached_property
+    def json_text(self) -> str:
+        """The payload as JSON, serialised once however many requests or response URLs it answers."""
+        return json.dumps(self._payload, separators=(",", ":"))
+
+    @cached_property
     def json_body(self) -> bytes:
-        """The payload as JSON, serialised once however many response URLs it goes to."""
-        return json.dumps(self._payload, separators=(",", ":")).encode()
+        return self.json_text.encode()
 
     @cached_property
     def _payload(self) -> dict[str, Any]:

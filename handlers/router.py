@@ -19,7 +19,7 @@ from bot.domain.errors import KerberosBotError, UsageError
 from bot.domain.ports import CommandQueue, DeferredCommand
 from bot.observability.logs import REQUEST_ID, set_user
 from bot.services.container import BotServices
-from handlers.boundary import Ack, OnceAck, guard
+from handlers.boundary import Ack, OnceAck, acknowledge, guard
 from handlers.commands import CommandContext, Prepared, Subcommand, discover
 from handlers.parsing import parse_command
 from handlers.replies import Reply, error_reply
@@ -113,7 +113,7 @@ class KerberosCommand:
             await ack(**_internal_error("parsing /kerberos").payload())
             log.info("/kerberos %s", label)
             return
-        await ack(**prepared.ack.payload()) if prepared.ack else await ack()
+        await acknowledge(ack, prepared.ack)
         if prepared.now is not None:
             await self._now(prepared.now, str(command.get("response_url", "")), label)
         if prepared.work is None:

@@ -57,6 +57,8 @@ async def test_status_is_acknowledged_here_and_answered_by_a_worker(box: Sandbox
     before = await queued_so_far(box)
     ack, replies = await box.command("status contoso.test")
     assert ack.status == 200 and "Checking the Kerberos server of contoso.test" in ack.body
+    acknowledged = json.loads(ack.body)  # the reply's own JSON, serialised once: what Bolt's ack() would send
+    assert acknowledged["response_type"] == "ephemeral" and acknowledged["blocks"][0]["type"] == "section"
     assert "Kerberos status: contoso.test" in json.dumps(replies)
     assert await queued_so_far(box) == before + 1  # the work went through Redis
     assert await queue_of(box).backlog() == 0
