@@ -8,10 +8,15 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
+import pytest
+import redis.asyncio as aioredis
 from kerberos_sandbox.redis_ha import LocalCluster, Sentinels
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from bot.adapters.redis.client import connect
+from bot.adapters.redis.client import ClusterConnection, connect
 from bot.adapters.redis.store import RedisApprovalStore
 from bot.domain.approvals import Verdict
 from tests.contracts.test_approval_store import new_request
@@ -55,3 +60,27 @@ async def test_a_burst_of_clicks_through_sentinel_is_answered_every_one(tmp_path
 async def test_a_burst_of_clicks_on_a_cluster_is_answered_every_one(redis_cluster: LocalCluster) -> None:
     verdicts = await burst_of_clicks(redis_cluster.url, cluster_prefix())
     assert verdicts == [Verdict.APPROVED] * BURST, sorted({str(v) for v in verdicts if v != Verdict.APPROVED})
+
+
+async def test_a_write_on_a_connection_another_task_closed_is_a_lost_connection() -> None:
+    # redis-py's cluster client closes a node's connections while other tasks are about to write on them; its own
+    # connection then raises AttributeError (redis/redis-py#4287), which neither its retry nor store_errors knows
+    for kind, raised in ((aioredis.Connection, AttributeError), (ClusterConnection, RedisConnectionError)):
+        connection = kind(host="127.0.0.1", port=6379, socket_timeout=5.0)
+        await connection.connect()  # type: ignore[no-untyped-call]  # untyped in redis-py
+        await connection.disconnect()  # what the other task did
+        with pytest.raises(raised) as caught:
+            await connection._send_packed_command([b"PING\r\n"])  # the write that came after
+        # exactly ConnectionError: the cluster client retries only the error types it names, by identity
+        assert kind is aioredis.Connection or type(caught.value) is RedisConnectionError
+
+
+async def test_the_cluster_client_connects_with_the_bots_connection(redis_cluster: LocalCluster) -> None:
+    client = connect(redis_cluster.url)
+    try:
+        await client.set(f"{cluster_prefix()}:probe", "1", ex=5)
+        cluster = cast(RedisCluster, client)
+        nodes = cluster.get_nodes()
+        assert nodes and all(node.connection_class is ClusterConnection for node in nodes)
+    finally:
+        await client.aclose()

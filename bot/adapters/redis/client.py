@@ -19,7 +19,7 @@ than ``health_check_interval`` is pinged before it is used.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -203,6 +203,28 @@ def is_cluster(url: str) -> bool:
     return urlsplit(url).scheme in CLUSTER_SCHEMES
 
 
+def _still_open(connection: aioredis.Connection) -> None:
+    """redis-py 8.1's cluster client closes a node's connections when one of them fails (and when it reloads the
+    slots) while other tasks are between connecting and writing on them: the writer is then None, and an
+    AttributeError escaped where a ConnectionError belongs (redis/redis-py#4287), past redis-py's retry and the
+    bot's ``store_errors``, so a click in a burst on a healthy cluster was answered with an internal error. The
+    write never happened, so it is said as the lost connection it is, and retried like one."""
+    if connection._writer is None:
+        raise RedisConnectionError("the connection was closed by another task before this write")
+
+
+class ClusterConnection(aioredis.Connection):
+    async def _send_packed_command(self, command: Iterable[bytes]) -> None:
+        _still_open(self)
+        await super()._send_packed_command(command)
+
+
+class ClusterSSLConnection(aioredis.SSLConnection):
+    async def _send_packed_command(self, command: Iterable[bytes]) -> None:
+        _still_open(self)
+        await super()._send_packed_command(command)
+
+
 def _cluster(url: str, decode_responses: bool, credential_provider: CredentialProvider | None = None) -> aioredis.Redis:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
@@ -223,6 +245,11 @@ def _cluster(url: str, decode_responses: bool, credential_provider: CredentialPr
         # redis-py's cluster client cannot wait for a free connection: a ceiling no burst of the bot reaches
         max_connections=CLUSTER_MAX_CONNECTIONS,
     )
+    # redis-py takes no connection class for a cluster: the nodes it has made and those it will make get this one
+    connection_class = ClusterSSLConnection if parts.scheme == "rediss+cluster" else ClusterConnection
+    client.nodes_manager.connection_kwargs["connection_class"] = connection_class
+    for node in client.nodes_manager.startup_nodes.values():
+        node.connection_class = connection_class
     # the cluster client has the same commands; the ports' adapters use those only
     return cast(aioredis.Redis, client)
 
