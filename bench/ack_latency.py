@@ -16,7 +16,7 @@ Then it files requests through the bot and clicks Approve on each (``bench/click
 the time from a click to the card's update at the Slack stand-in.
 
 usage: python -m bench.ack_latency [--requests 2000] [--concurrency 50] [--rounds 10] [--command-workers 1]
-                                   [--cards 200] [--replies 1000]
+                                   [--cards 200] [--replies 1000] [--worker-during-acks]
 """
 
 from __future__ import annotations
@@ -27,11 +27,22 @@ import json
 import os
 import statistics
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from kerberos_sandbox.sandbox import Sandbox, sandbox
 
-from bench.cores import STAND_IN_NICE, cpu_seconds, pin, pin_samba, pinned_at_start, set_nice, split, while_timing
+from bench.cores import (
+    STAND_IN_NICE,
+    cpu_seconds,
+    hold,
+    pin,
+    pin_samba,
+    pinned_at_start,
+    set_nice,
+    split,
+    while_timing,
+)
 from bench.servers import (
     BARE_SECRET,
     BOT_SECRET,
@@ -61,8 +72,10 @@ async def load(
     *,
     text: str = "status",
     channels: int = 1,
+    resume: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """``box``: the replies go to its Slack stand-in (an origin the bot posts replies to) and are counted there."""
+    """``box``: the replies go to its Slack stand-in (an origin the bot posts replies to) and are counted there.
+    ``resume``: called once every acknowledgement is in, before the replies are waited for."""
     before = len(box.slack.responses()) if box is not None else 0
     reply_base = [box.slack.url, str(channels)] if box is not None else []
     proc = await asyncio.create_subprocess_exec(
@@ -79,7 +92,11 @@ async def load(
         stdout=asyncio.subprocess.PIPE,
         preexec_fn=pinned_at_start(None),  # at normal priority, beside this process's stand-ins
     )
-    out, _ = await proc.communicate()
+    try:
+        out, _ = await proc.communicate()
+    finally:
+        if resume is not None:
+            resume()
     result: dict[str, Any] = json.loads(out)
     if box is not None:
         result["replies"] = await box.slack.wait_for_response_count(before + requests, reply_wait) - before
@@ -166,6 +183,7 @@ async def main(
     command_workers: int,
     cards: int,
     reply_requests: int,
+    worker_during_acks: bool = False,
 ) -> None:
     cores = split()
     if cores is not None:
@@ -208,7 +226,11 @@ async def main(
                         replied_to = box if name == "kerberos-bot" else None
                         wait = 60.0 if replied_to is not None else 0.0
                         used = cpu_seconds(pid)
-                        result = await load(endpoint, secret, requests // rounds, concurrency, wait, replied_to)
+                        # the bot's worker takes the round's commands once its acknowledgements are all in
+                        held = children(bot_pid) if name == "kerberos-bot" and not worker_during_acks else []
+                        result = await load(
+                            endpoint, secret, requests // rounds, concurrency, wait, replied_to, resume=hold(held)
+                        )
                         cpu[name] += cpu_seconds(pid) - used
                         samples[name] += result["latencies"]
                         openings[name] += result["openings"]
@@ -243,6 +265,11 @@ async def main(
             "priority: while the acknowledgements are timed, the DCs, the Entra and Slack stand-ins and the bot's "
             "command worker in the idle class; while the replies are, at nice "
             f"{STAND_IN_NICE} (the worker at 19); the load generators, Redis and the servers always at 0"
+        )
+        print(
+            "the command worker: takes a round's commands while its acknowledgements are timed (--worker-during-acks)"
+            if worker_during_acks
+            else "the command worker: stopped in each of the bot's timed rounds until its acknowledgements are all in"
         )
         print(f"{'target':<34}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}{'CPU/req ms':>12}  HTTP statuses")
         for name, values in samples.items():
@@ -331,9 +358,22 @@ if __name__ == "__main__":
     parser.add_argument(
         "--replies", type=int, default=1000, help="commands timed to their reply, in rounds of their own (0: none)"
     )
+    parser.add_argument(
+        "--worker-during-acks",
+        action="store_true",
+        help="let the command worker take the commands while the acknowledgements are timed (in the idle class) "
+        "instead of once a round's acknowledgements are in",
+    )
     args = parser.parse_args()
     asyncio.run(
         main(
-            args.requests, args.concurrency, args.rounds, args.redis_url, args.command_workers, args.cards, args.replies
+            args.requests,
+            args.concurrency,
+            args.rounds,
+            args.redis_url,
+            args.command_workers,
+            args.cards,
+            args.replies,
+            args.worker_during_acks,
         )
     )

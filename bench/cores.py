@@ -15,7 +15,11 @@ the core wants to. Only the bot's rounds make them work (its worker takes each q
 DCs and posts the reply), and at a mere lower priority (nice 10, the worker at 19) a task woken by a reply
 still takes the core from the load generator and Redis for a while, in those rounds alone: a cost the bot
 does not have where Slack, Redis and the DCs are other machines. The replies are timed in rounds of their
-own, with the worker and the stand-ins at that lower priority (``STAND_IN_NICE``). The load generators,
+own, with the worker and the stand-ins at that lower priority (``STAND_IN_NICE``). And in each of the bot's
+timed rounds its command worker is stopped until the round's acknowledgements are all in (``hold``): even in
+the idle class, its work on the other core (and the DCs' and stand-ins' it sets off) raised the acknowledging
+process's own CPU per request by a tenth to a third on this machine, through what the cores share; the queue
+holds the round's commands, and the worker answers them all before the next round. The load generators,
 Redis and the servers under test always run at normal priority. What the bench cannot hold off is the rest
 of the machine (its other services are not pinned): docs/benchmarks.md says how much that moves.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +135,19 @@ def while_timing(pids: Iterable[int]) -> Iterator[None]:
     finally:
         for pid in [*held, *samba_processes()]:
             set_idle_class(pid, idle=False)
+
+
+def hold(pids: Iterable[int]) -> Callable[[], None]:
+    """Stop ``pids`` now (SIGSTOP); the function returned lets them go on (SIGCONT)."""
+    held = list(pids)
+    for pid in held:
+        os.kill(pid, signal.SIGSTOP)
+
+    def release() -> None:
+        for pid in held:
+            os.kill(pid, signal.SIGCONT)
+
+    return release
 
 
 def cpu_seconds(pid: int) -> float:
