@@ -75,7 +75,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "check",
         help="check the configuration and reach Redis, every DC, Entra, Slack, the management host and its "
-        "module (kind = remoting) and the approvers' sign-in (verified approvals) once; exit 1 if any fails",
+        "module (kind = remoting: every domain read there once, as a status reads them) and the approvers' "
+        "sign-in (verified approvals) once; exit 1 if any fails",
     )
     demo = sub.add_parser(
         "demo",
