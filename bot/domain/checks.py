@@ -4,17 +4,16 @@ one function and one line in ``CHECKS``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.domain.audit_trail import audit_findings, moment_text
 from bot.domain.findings import Finding, Observations, RotationPolicy, RotationWindow, Severity, rotation_window
-from bot.domain.model import AuditEvent, KerberosServerReport, TrustedDomainObject
+from bot.domain.model import KerberosServerReport, TrustedDomainObject
 
 # The module stamps both sides from one operation; allow for clock skew between AD and Entra.
 _SAME_MOMENT = timedelta(seconds=5)
-# A cloud change recorded long after (or before) the AD key change hints at a change made outside the module.
-_AUDIT_TOLERANCE = timedelta(minutes=15)
 
 
 def _days(age: timedelta) -> str:
@@ -35,13 +34,13 @@ def _trust_keys_finding(
     """The trusted domain object's keys (trustAuthIncoming/Outgoing), against the service account's key
     and the key-age policy: a rotation without -SetupCloudTrust leaves them behind."""
     age = now - trust_keys_on
-    when = f"{_fmt(trust_keys_on)} ({_days(age)} ago)"
+    when = f"{moment_text(trust_keys_on)} ({_days(age)} ago)"
     if service_key_on is not None and trust_keys_on < service_key_on - _SAME_ROTATION:
         return Finding(
             "trust_keys_behind",
             Severity.WARNING,
             f"The trusted domain object's keys were last changed {when}, before the service account's key "
-            f"({_fmt(service_key_on)}): a rotation without -SetupCloudTrust changed the service account only.",
+            f"({moment_text(service_key_on)}): a rotation without -SetupCloudTrust changed the service account only.",
             "Rotate again (kerberos-bot: rotate; in a domain with the cloud trust it passes -SetupCloudTrust with "
             "-RotateServerKey, as Microsoft's procedure does), so both get new keys.",
         )
@@ -231,7 +230,7 @@ def halves_agree(f: Facts) -> list[Finding]:
                 "key_time_drift",
                 Severity.WARNING,
                 "Key versions match but KeyUpdatedOn and CloudKeyUpdatedOn differ "
-                f"({_fmt(report.key_updated_on)} vs {_fmt(report.cloud_key_updated_on)}).",
+                f"({moment_text(report.key_updated_on)} vs {moment_text(report.cloud_key_updated_on)}).",
                 "Usually harmless; a rotation through the module realigns them.",
             )
         )
@@ -332,7 +331,7 @@ def rotation_allowed(f: Facts) -> list[Finding]:
             "rotation_forced_only",
             Severity.INFO,
             f"The key was changed less than {_hours(f.policy.rotation_min_interval)} ago: until "
-            f"{_fmt(f.window.allowed_from)} a rotation needs --force (propagation between KDCs takes hours).",
+            f"{moment_text(f.window.allowed_from)} a rotation needs --force (propagation between KDCs takes hours).",
         )
     ]
 
@@ -340,7 +339,7 @@ def rotation_allowed(f: Facts) -> list[Finding]:
 def audit_log(f: Facts) -> list[Finding]:
     if f.obs.audit_events is None or not f.has_cloud:
         return []
-    return _audit_findings(f.obs.audit_events, f.key_updated_on, f.obs.audit_since)
+    return audit_findings(f.obs.audit_events, f.key_updated_on, f.obs.audit_since)
 
 
 # In the order they are shown. With no server at all only the first two apply.
@@ -357,47 +356,6 @@ CHECKS: tuple[Check, ...] = (
     audit_log,
 )
 _WHEN_ABSENT: tuple[Check, ...] = (sources_read, server_absent)
-
-
-def _audit_findings(
-    events: Sequence[AuditEvent], key_updated_on: datetime | None, since: datetime | None
-) -> list[Finding]:
-    if not events:
-        if key_updated_on is not None and since is not None and key_updated_on > since + _AUDIT_TOLERANCE:
-            return [
-                Finding(
-                    "key_changed_outside_module",
-                    Severity.WARNING,
-                    f"The AD key changed at {_fmt(key_updated_on)}, but Entra's audit log holds no "
-                    "KerberosDomain event since: the key may have been reset outside the module.",
-                    "Rotate through the module so that Entra gets the new key too.",
-                )
-            ]
-        return [
-            Finding(
-                "no_audit_events",
-                Severity.INFO,
-                "Entra's audit log holds no KerberosDomain event for this domain in the look-back period.",
-            )
-        ]
-    latest = max(events, key=lambda e: e.at)
-    who = f" by {latest.initiated_by}" if latest.initiated_by else ""
-    out = [Finding("audit_latest", Severity.OK, f"Last cloud change: {latest.activity} at {_fmt(latest.at)}{who}.")]
-    if key_updated_on is not None and key_updated_on - latest.at > _AUDIT_TOLERANCE:
-        out.append(
-            Finding(
-                "key_changed_outside_module",
-                Severity.WARNING,
-                f"The AD key changed at {_fmt(key_updated_on)}, but Entra recorded no KerberosDomain change "
-                "since then: the key may have been reset outside the module.",
-                "Rotate through the module so that Entra gets the new key too.",
-            )
-        )
-    return out
-
-
-def _fmt(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
 
 
 def _hours(delta: timedelta) -> str:
