@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from bot.adapters.redis.client import connect
 from bot.adapters.redis.commands import RedisCommandQueue
+from bot.adapters.redis.rate import RedisRateLimiter
 from bot.adapters.redis.replay import RedisReplayGuard
 from bot.adapters.redis.scripts import lua_script
 from bot.adapters.redis.sign_in_tickets import RedisSignInTickets
@@ -356,3 +357,12 @@ async def test_commands_taken_with_the_reply_lost_are_run_not_dropped(cutter: Re
     assert cutter.cut == 1  # taken, the settle's reply lost, the settle sent again
     assert [c.request_id for c in taken] == ["r0", "r1"]  # answered, not dropped as copies of themselves
     assert await queue.take("worker-1", count=10, block_ms=100) == []  # and taken once
+
+
+async def test_a_rate_limit_take_whose_reply_was_lost_takes_one_token(cutter: ReplyCutter, through: Through) -> None:
+    limiter = RedisRateLimiter(through.client, through.prefix)
+    cutter.armed = True
+    assert await limiter.take("status:U0ALICE", capacity=2, per_second=0.001) == 0
+    assert cutter.cut == 1  # taken, the reply lost, the take sent again
+    assert await limiter.take("status:U0ALICE", capacity=2, per_second=0.001) == 0  # the second token still there
+    assert await limiter.take("status:U0ALICE", capacity=2, per_second=0.001) > 0  # and then none
