@@ -8,7 +8,7 @@ import asyncio
 import math
 from collections.abc import Callable, Sequence
 
-from bot.adapters.kerberos_module.remoting.calls import WINRM_SHELL_MEMORY_MB, runspaces_for
+from bot.adapters.kerberos_module.remoting.calls import WINRM_SHELL_MEMORY_MB, rounds_of, runspaces_for
 from bot.adapters.kerberos_module.remoting.module import RemotingKerberosModule, cloud_name
 from bot.adapters.kerberos_module.remoting.powershell import MODULE, SHELL_MEMORY_MESSAGE
 from bot.bootstrap.module import build_remoting
@@ -30,7 +30,7 @@ async def check_management_host(
 ) -> list[CheckResult]:
     """``check``'s lines for the host: the connection, the module, the first domain read as a change reads it,
     and every domain read once as a status reads them; bounded as a whole by the calls' own deadlines."""
-    rounds = math.ceil(len(domains) / runspaces_for(len(domains), remoting.host_parallelism))
+    rounds = rounds_of(len(domains), runspaces_for(len(domains), remoting.host_parallelism))
     limit = 2 * CALL_SECONDS + 30 + remoting.read_timeout_seconds * (1 + rounds)
     first = domains[0] if domains else None
     try:

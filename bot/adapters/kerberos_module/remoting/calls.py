@@ -194,6 +194,11 @@ def runspaces_for(domains: int, host_parallelism: int | None) -> int:
     return min(MOST_RUNSPACES, max(FEWEST_RUNSPACES, math.ceil(domains / 2)))
 
 
+def rounds_of(domains: int, runspaces: int) -> int:
+    """How many rounds of ``runspaces`` reads the host needs for ``domains`` (at least one: the session itself)."""
+    return max(1, math.ceil(domains / runspaces))
+
+
 @dataclass(frozen=True)
 class SessionUse:
     """What one read of many domains took on the host: runspaces at once, seconds, and the session process's
@@ -206,7 +211,7 @@ class SessionUse:
 
     @property
     def rounds(self) -> int:
-        return max(1, math.ceil(self.domains / self.runspaces))
+        return rounds_of(self.domains, self.runspaces)
 
 
 def read_many_call(

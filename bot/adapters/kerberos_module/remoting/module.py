@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -47,6 +46,7 @@ from bot.adapters.kerberos_module.remoting.calls import (
     jea_call,
     quiet_transport_loggers,
     read_many_call,
+    rounds_of,
     runspaces_for,
     script_call,
 )
@@ -155,9 +155,9 @@ class RemotingKerberosModule:
             endpoint=self.endpoint,
             jea=self.jea,
         )
-        rounds = math.ceil(len(domain_dns_names) / runspaces)
+        rounds = rounds_of(len(domain_dns_names), runspaces)
         started = time.monotonic()
-        result = await self._checked(call, "Get-AzureAdKerberosServer", self.timeouts.read * max(1, rounds))
+        result = await self._checked(call, "Get-AzureAdKerberosServer", self.timeouts.read * rounds)
         lines = [str(item) for item in result.output if item is not None and str(item).strip()]
         answers, peak_memory_mb = ps.parse_servers(lines, domain_dns_names)
         use = SessionUse(len(domain_dns_names), runspaces, time.monotonic() - started, peak_memory_mb)
