@@ -203,26 +203,21 @@ def is_cluster(url: str) -> bool:
     return urlsplit(url).scheme in CLUSTER_SCHEMES
 
 
-def _still_open(connection: aioredis.Connection) -> None:
+class ClusterConnection(aioredis.Connection):
     """redis-py 8.1's cluster client closes a node's connections when one of them fails (and when it reloads the
     slots) while other tasks are between connecting and writing on them: the writer is then None, and an
     AttributeError escaped where a ConnectionError belongs (redis/redis-py#4287), past redis-py's retry and the
     bot's ``store_errors``, so a click in a burst on a healthy cluster was answered with an internal error. The
     write never happened, so it is said as the lost connection it is, and retried like one."""
-    if connection._writer is None:
-        raise RedisConnectionError("the connection was closed by another task before this write")
 
-
-class ClusterConnection(aioredis.Connection):
     async def _send_packed_command(self, command: Iterable[bytes]) -> None:
-        _still_open(self)
+        if self._writer is None:
+            raise RedisConnectionError("the connection was closed by another task before this write")
         await super()._send_packed_command(command)
 
 
-class ClusterSSLConnection(aioredis.SSLConnection):
-    async def _send_packed_command(self, command: Iterable[bytes]) -> None:
-        _still_open(self)
-        await super()._send_packed_command(command)
+class ClusterSSLConnection(ClusterConnection, aioredis.SSLConnection):
+    """``ClusterConnection``'s write over TLS (the write itself is SSLConnection's, by the method order)."""
 
 
 def _cluster(url: str, decode_responses: bool, credential_provider: CredentialProvider | None = None) -> aioredis.Redis:
