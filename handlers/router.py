@@ -105,12 +105,12 @@ class KerberosCommand:
             prepared = self._prepare(command, client)
         except KerberosBotError as exc:
             self._services.metrics.commands.labels(label, "refused").inc()
-            await ack(**error_reply(str(exc)).payload())
+            await acknowledge(ack, error_reply(str(exc)))
             log.info("/kerberos %s", label)
             return
         except Exception:
             self._services.metrics.commands.labels(label, "error").inc()
-            await ack(**_internal_error("parsing /kerberos").payload())
+            await acknowledge(ack, _internal_error("parsing /kerberos"))
             log.info("/kerberos %s", label)
             return
         await acknowledge(ack, prepared.ack)
